@@ -1,0 +1,101 @@
+// The service's database: a pinned image, a protected volume that outlives the
+// stack, generated passwords kept as Pulumi secrets and handed to the container
+// as files (never as environment values).
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import type { StackConfig } from "../../stacks/config/schema.js";
+import { ServerFile, type HomeServer } from "../server/index.js";
+import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseSpec } from "./render.js";
+
+export interface ServiceDatabaseArgs {
+  /** The stack's server footprint (Docker provider, networks, SSH). */
+  server: HomeServer;
+  /** The stack's validated `database` config. */
+  database: StackConfig["database"];
+}
+
+/** Log rotation for every container: a full disk takes the whole server down. */
+export const LOG_OPTS = { "max-size": "10m", "max-file": "5" };
+
+export class ServiceDatabase extends pulumi.ComponentResource {
+  /** Container name, e.g. `bbaegok-prod-db` (for `docker exec` by backups). */
+  readonly containerName: pulumi.Output<string>;
+  /** Host name of the database on the stack's data network. */
+  readonly host: string = DATABASE_ALIAS;
+  readonly port: number;
+  readonly databaseName: string;
+  readonly user: string;
+  /** The application user's password (secret). */
+  readonly password: pulumi.Output<string>;
+  /** The administrator's (root / postgres) password (secret). */
+  readonly rootPassword: pulumi.Output<string>;
+  /** The named Docker volume that holds the data. */
+  readonly volumeName: pulumi.Output<string>;
+
+  constructor(name: string, args: ServiceDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("bbaegok:database:ServiceDatabase", name, { engine: args.database.engine, version: args.database.version }, opts);
+    const { server, database } = args;
+    const spec = databaseSpec(database);
+    const names = server.names;
+    const dockerOpts = { parent: this, provider: server.docker };
+    this.port = spec.port;
+    this.databaseName = database.name;
+    this.user = database.user;
+
+    const password = (suffix: string) =>
+      pulumi.secret(new random.RandomPassword(`${name}-${suffix}`, { length: 32, special: false }, { parent: this }).result);
+    this.rootPassword = password("root-password");
+    this.password = password("app-password");
+
+    const secretFile = (suffix: string, file: string, content: pulumi.Output<string>) =>
+      new ServerFile(
+        `${name}-${suffix}`,
+        { connection: server.connection, path: `${names.secretsDir}/db/${file}`, mode: "0400", owner: DATABASE_UID, content },
+        { parent: this },
+      );
+    const files = [secretFile("root-password-file", ROOT_PASSWORD_FILE, this.rootPassword), secretFile("app-password-file", APP_PASSWORD_FILE, this.password)];
+    const initDir = `${names.stackDir}/db-init`;
+    for (const init of spec.initFiles) {
+      files.push(
+        new ServerFile(`${name}-init-${init.name.replace(/\W+/g, "-")}`, { connection: server.connection, path: `${initDir}/${init.name}`, mode: "0755", owner: "root:root", content: init.content }, { parent: this }),
+      );
+    }
+
+    const image = new docker.RemoteImage(`${name}-image`, { name: spec.image, keepLocally: true }, dockerOpts);
+
+    // The data outlives everything else: protected, and kept on the server even
+    // if the stack is destroyed or the resource is removed from the program.
+    const volume = new docker.Volume(`${name}-volume`, { name: `${names.prefix}-db-data` }, { ...dockerOpts, protect: true, retainOnDelete: true });
+    this.volumeName = volume.name;
+
+    const container = new docker.Container(
+      `${name}-container`,
+      {
+        name: `${names.prefix}-db`,
+        image: image.imageId,
+        restart: "unless-stopped",
+        memory: database.memoryMb,
+        logDriver: "json-file",
+        logOpts: LOG_OPTS,
+        envs: spec.envs,
+        command: spec.command,
+        networksAdvanced: [{ name: server.dataNetworkName, aliases: [DATABASE_ALIAS] }],
+        volumes: [{ volumeName: volume.name, containerPath: spec.dataPath }],
+        mounts: [
+          { type: "bind", source: `${names.secretsDir}/db`, target: SECRETS_MOUNT, readOnly: true },
+          ...(spec.initFiles.length > 0 ? [{ type: "bind", source: initDir, target: "/docker-entrypoint-initdb.d", readOnly: true }] : []),
+        ],
+        healthcheck: { tests: spec.healthcheck, interval: "10s", timeout: "5s", retries: 5, startPeriod: "60s" },
+        // A database flushes on shutdown: give it time before SIGKILL.
+        stopTimeout: 60,
+        wait: true,
+        waitTimeout: 300,
+      },
+      { ...dockerOpts, dependsOn: files },
+    );
+    this.containerName = container.name;
+
+    this.registerOutputs({ containerName: this.containerName, volumeName: this.volumeName });
+  }
+}

@@ -1,0 +1,92 @@
+// Pure description of the service database container for each engine:
+// image, environment, server flags, health check and where its data lives.
+// Secrets never appear here: the images read them from files (`*_FILE`).
+import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
+
+/** Where the password files are mounted inside the container. */
+export const SECRETS_MOUNT = "/run/secrets";
+export const ROOT_PASSWORD_FILE = "db_root_password";
+export const APP_PASSWORD_FILE = "db_password";
+/** The official images run the server as uid/gid 999; the secret files belong to it. */
+export const DATABASE_UID = "999:999";
+/** The name the app and Metabase use to reach the database on the data network. */
+export const DATABASE_ALIAS = "db";
+
+export interface DatabaseSpec {
+  image: string;
+  port: number;
+  /** The container path of the data volume. */
+  dataPath: string;
+  envs: string[];
+  command: string[];
+  healthcheck: string[];
+  /** Files the container needs from the server, besides the password files. */
+  initFiles: { name: string; content: string }[];
+}
+
+const DATA_PATHS: Record<DatabaseEngine, string> = {
+  mysql: "/var/lib/mysql",
+  mariadb: "/var/lib/mysql",
+  postgres: "/var/lib/postgresql/data",
+};
+
+export function databaseSpec(db: StackConfig["database"]): DatabaseSpec {
+  const image = `${db.engine}:${db.version}`;
+  const secret = (file: string) => `${SECRETS_MOUNT}/${file}`;
+  switch (db.engine) {
+    case "mariadb":
+    case "mysql": {
+      const prefix = db.engine === "mariadb" ? "MARIADB" : "MYSQL";
+      return {
+        image,
+        port: 3306,
+        dataPath: DATA_PATHS[db.engine],
+        envs: [
+          `${prefix}_ROOT_PASSWORD_FILE=${secret(ROOT_PASSWORD_FILE)}`,
+          `${prefix}_DATABASE=${db.name}`,
+          `${prefix}_USER=${db.user}`,
+          `${prefix}_PASSWORD_FILE=${secret(APP_PASSWORD_FILE)}`,
+          "TZ=UTC",
+        ],
+        command: [
+          // Korean text and emoji need 4-byte UTF-8.
+          "--character-set-server=utf8mb4",
+          "--collation-server=utf8mb4_unicode_ci",
+          "--skip-name-resolve",
+          // Half the container's memory for InnoDB's cache leaves room for connections.
+          `--innodb-buffer-pool-size=${Math.floor(db.memoryMb / 2)}M`,
+        ],
+        healthcheck:
+          db.engine === "mariadb"
+            ? ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]
+            : ["CMD-SHELL", `MYSQL_PWD="$(cat ${secret(ROOT_PASSWORD_FILE)})" mysqladmin ping -h 127.0.0.1 -uroot --silent`],
+        initFiles: [],
+      };
+    }
+    case "postgres":
+      return {
+        image,
+        port: 5432,
+        dataPath: DATA_PATHS.postgres,
+        envs: [`POSTGRES_PASSWORD_FILE=${secret(ROOT_PASSWORD_FILE)}`, "POSTGRES_USER=postgres", `POSTGRES_DB=${db.name}`, "TZ=UTC"],
+        command: ["postgres", "-c", `shared_buffers=${Math.floor(db.memoryMb / 4)}MB`, "-c", "password_encryption=scram-sha-256"],
+        healthcheck: ["CMD", "pg_isready", "-U", "postgres", "-d", db.name],
+        // The image creates only the superuser; the app gets its own owner role.
+        initFiles: [{ name: "10-app-user.sh", content: postgresAppUserScript(db) }],
+      };
+  }
+}
+
+/** Run once by the postgres image on an empty data directory. */
+export function postgresAppUserScript(db: StackConfig["database"]): string {
+  return `#!/bin/bash
+# Creates the application's role and makes it owner of the service database.
+set -euo pipefail
+password="$(cat ${SECRETS_MOUNT}/${APP_PASSWORD_FILE})"
+psql -v ON_ERROR_STOP=1 --username postgres --dbname ${db.name} --set=app_password="$password" <<'SQL'
+CREATE ROLE ${db.user} LOGIN PASSWORD :'app_password';
+ALTER DATABASE ${db.name} OWNER TO ${db.user};
+ALTER SCHEMA public OWNER TO ${db.user};
+SQL
+`;
+}

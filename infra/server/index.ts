@@ -1,0 +1,94 @@
+// The home server as Pulumi sees it: a Docker provider that reaches it, the
+// stack's private networks, and files placed on it over SSH.
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { StackConfig } from "../../stacks/config/schema.js";
+import { dockerHost, dockerSshOptions, installFileCommand, removeFileCommand, stackNames, type FileSpec, type StackNames } from "./render.js";
+
+export * from "./render.js";
+
+export type SshConnection = command.types.input.remote.ConnectionArgs;
+
+export interface HomeServerArgs {
+  /** The stack's validated `server` config. */
+  server: StackConfig["server"];
+  /** The service's short name, e.g. "bbaegok". */
+  service: string;
+  /** The stack (environment) name, e.g. "prod". */
+  stack: string;
+}
+
+/**
+ * One stack's footprint on the home server: the Docker provider every
+ * container of the stack uses, an edge network (proxy ↔ app) and an internal
+ * data network (app ↔ database, no route out).
+ */
+export class HomeServer extends pulumi.ComponentResource {
+  /** Pass as `provider` to every Docker resource of the stack. */
+  readonly docker: docker.Provider;
+  /** SSH connection for files and commands on the server (keys from the SSH agent). */
+  readonly connection: SshConnection;
+  readonly names: StackNames;
+  /** Network the proxy joins to reach the app slots. */
+  readonly edgeNetworkName: pulumi.Output<string>;
+  /** Internal network of the app slots, the database and Metabase. */
+  readonly dataNetworkName: pulumi.Output<string>;
+
+  constructor(name: string, args: HomeServerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("bbaegok:server:HomeServer", name, { host: args.server.host }, opts);
+    this.names = stackNames(args.service, args.stack, args.server.dataDir);
+    this.connection = {
+      host: args.server.host,
+      port: args.server.ssh.port,
+      user: args.server.ssh.user,
+      ...(args.server.ssh.hostKey ? { hostKey: args.server.ssh.hostKey } : {}),
+    };
+
+    this.docker = new docker.Provider(`${name}-docker`, { host: dockerHost(args.server), sshOpts: dockerSshOptions() }, { parent: this });
+
+    const networkOpts = { parent: this, provider: this.docker };
+    const edge = new docker.Network(`${name}-edge`, { name: this.names.edgeNetwork, driver: "bridge" }, networkOpts);
+    const data = new docker.Network(`${name}-data`, { name: this.names.dataNetwork, driver: "bridge", internal: true }, networkOpts);
+    this.edgeNetworkName = edge.name;
+    this.dataNetworkName = data.name;
+
+    this.registerOutputs({ edgeNetworkName: this.edgeNetworkName, dataNetworkName: this.dataNetworkName });
+  }
+}
+
+export interface ServerFileArgs extends FileSpec {
+  connection: SshConnection;
+  /** The file's text; pass a secret Output for secrets, it stays secret in state and logs. */
+  content: pulumi.Input<string>;
+}
+
+/**
+ * A file placed on the server over SSH, installed atomically with its mode and
+ * owner, updated in place when its content changes, removed on delete.
+ * Because it is not part of any container's definition, changing it never
+ * replaces a container.
+ */
+export class ServerFile extends pulumi.ComponentResource {
+  readonly path: string;
+
+  constructor(name: string, args: ServerFileArgs, opts?: pulumi.ComponentResourceOptions) {
+    const { connection, ...shown } = args;
+    super("bbaegok:server:File", name, shown, opts);
+    this.path = args.path;
+    new command.remote.Command(
+      `${name}-install`,
+      {
+        connection,
+        create: installFileCommand(args),
+        delete: removeFileCommand(args),
+        stdin: args.content,
+        // A new path is a new file: replace, so the old path is removed.
+        triggers: [args.path],
+        logging: "stderr",
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ path: this.path });
+  }
+}

@@ -1,0 +1,87 @@
+// Pure renderers for the server: how Docker and SSH are reached, how a file is
+// installed atomically, and the names every stack's resources get.
+// No Pulumi import: tested on its own and by real shells.
+import type { StackConfig } from "../../stacks/config/schema.js";
+
+/** Quotes a string for POSIX sh, safe for any content. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The Docker provider's host: the local socket when Pulumi runs on the server, else SSH. */
+export function dockerHost(server: StackConfig["server"]): string {
+  if (server.dockerSocket) return `unix://${server.dockerSocket}`;
+  return `ssh://${server.ssh.user}@${server.host}:${server.ssh.port}`;
+}
+
+/**
+ * ssh options for the Docker provider's connection: never prompt (CI has no
+ * terminal), keep one connection alive across the many calls of a run.
+ */
+export function dockerSshOptions(): string[] {
+  return ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30"];
+}
+
+/** Names of one stack's resources on the server; two stacks never share one. */
+export function stackNames(service: string, stack: string, dataDir: string) {
+  const prefix = `${service}-${stack}`;
+  return {
+    prefix,
+    /** The network the proxy shares with the app slots. */
+    edgeNetwork: `${prefix}-edge`,
+    /** Internal network: app slots, database and Metabase; no route outside. */
+    dataNetwork: `${prefix}-data`,
+    /** This stack's directory on the server. */
+    stackDir: `${dataDir}/${stack}`,
+    secretsDir: `${dataDir}/${stack}/secrets`,
+  };
+}
+export type StackNames = ReturnType<typeof stackNames>;
+
+export interface FileSpec {
+  /** Absolute path on the server. */
+  path: string;
+  /** Octal permission bits, e.g. "0600". */
+  mode: string;
+  /** `user:group`, names or numeric ids. */
+  owner: string;
+}
+
+export function validateFileSpec(spec: FileSpec): void {
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(spec.path) || spec.path.includes("/../") || spec.path.endsWith("/")) {
+    throw new Error(`server file path "${spec.path}" must be an absolute file path of letters, digits and ._-/`);
+  }
+  if (!/^0[0-7]{3}$/.test(spec.mode)) throw new Error(`server file ${spec.path}: mode "${spec.mode}" must be octal like "0640"`);
+  if (!/^[a-z0-9_-]+:[a-z0-9_-]+$/.test(spec.owner)) throw new Error(`server file ${spec.path}: owner "${spec.owner}" must be "user:group"`);
+}
+
+/**
+ * A shell command that installs the file read from stdin: written to a temp file
+ * beside the target with its final mode and owner, then renamed over it, so a
+ * reader never sees a half-written file or, for secrets, a moment of wider mode.
+ * Idempotent: running it twice leaves the same file.
+ */
+export function installFileCommand(spec: FileSpec): string {
+  validateFileSpec(spec);
+  const dir = spec.path.slice(0, spec.path.lastIndexOf("/")) || "/";
+  const base = spec.path.slice(spec.path.lastIndexOf("/") + 1);
+  const script = [
+    "set -eu",
+    "umask 077",
+    `mkdir -p ${shellQuote(dir)}`,
+    `tmp=$(mktemp ${shellQuote(`${dir}/.${base}.XXXXXX`)})`,
+    `trap 'rm -f "$tmp"' EXIT`,
+    `cat > "$tmp"`,
+    `chown ${shellQuote(spec.owner)} "$tmp"`,
+    `chmod ${spec.mode} "$tmp"`,
+    `mv -f "$tmp" ${shellQuote(spec.path)}`,
+    "trap - EXIT",
+  ].join("\n");
+  return `sudo -n sh -c ${shellQuote(script)}`;
+}
+
+/** Removes the file; succeeds when it is already gone. */
+export function removeFileCommand(spec: FileSpec): string {
+  validateFileSpec(spec);
+  return `sudo -n rm -f -- ${shellQuote(spec.path)}`;
+}

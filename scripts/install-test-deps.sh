@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what the test suite runs for real on a fresh Debian machine: nginx,
+# MariaDB, PostgreSQL, the AWS CLI, zstd, shellcheck, wrk; then the npm packages.
+# Packages already present are left alone. Services are NOT started by the
+# install (the tests start their own on loopback, with their own data dirs).
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have nginx || need+=(nginx)
+have mariadbd || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+have mariadb || need+=(mariadb-client)
+have mariadb-dump || need+=(mariadb-client)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+have pg_dump || need+=(postgresql-client)
+have aws || need+=(awscli)
+have zstd || need+=(zstd)
+have shellcheck || need+=(shellcheck)
+have wrk || need+=(wrk)
+have flock || need+=(util-linux)
+have runuser || need+=(util-linux)
+have curl || need+=(curl)
+
+if [ "${#need[@]}" -gt 0 ]; then
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+  echo "install-test-deps: installing ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # Keep package scripts from starting system services: tests run their own.
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+else
+  echo "install-test-deps: system packages already present"
+fi
+
+cd "$(dirname "$0")/.."
+npm ci --no-audit --no-fund --loglevel=error

@@ -1,0 +1,270 @@
+// The one schema of a stack's configuration (Pulumi.<stack>.yaml, namespace
+// `bbaegok-infra:`). Types come from here (`z.infer`), never written twice.
+// Messages are phrased as what is expected, so an error reads
+// `<file>: <key> = <value>: expected …`.
+import { z } from "zod";
+import { cronProblem } from "./cron.js";
+import { isHostname, isInZone, isIpv4, isPinnedImage, isTimeZone, isDockerDuration } from "./rules.js";
+
+/** The Pulumi project name; every key of ours is `bbaegok-infra:<key>`. */
+export const PROJECT = "bbaegok-infra";
+
+/**
+ * Keys that hold secrets. They are never part of the validated plain config:
+ * the program reads them with `config.requireSecret` so they stay Outputs
+ * marked secret, and the operator sets them with `pulumi config set --secret`.
+ */
+export const SECRET_KEYS = {
+  metabaseEncryptionKey: "encrypts the database credentials Metabase stores (MB_ENCRYPTION_SECRET_KEY); 32+ random characters",
+  metabaseAdminPassword: "the first Metabase administrator's password",
+  backupPingUrl: "optional: a health-check URL (e.g. healthchecks.io) pinged on backup success and failure",
+} as const;
+export type SecretKey = keyof typeof SECRET_KEYS;
+
+const slug = (what: string) =>
+  z.string({ error: `expected ${what}: lower-case letters, digits and hyphens` }).regex(/^[a-z][a-z0-9-]{1,30}[a-z0-9]$/, {
+    error: `expected ${what}: 3-32 lower-case letters, digits and hyphens, starting with a letter`,
+  });
+
+const hostname = z.string({ error: "expected a DNS name such as api.bbaegok.kr" }).refine(isHostname, {
+  error: "expected a lower-case, fully qualified DNS name such as api.bbaegok.kr",
+});
+
+const port = z
+  .number({ error: "expected a TCP port number (1-65535)" })
+  .int({ error: "expected a whole port number" })
+  .min(1, { error: "expected a TCP port number in 1-65535" })
+  .max(65535, { error: "expected a TCP port number in 1-65535" });
+
+const pinnedImage = z.string({ error: "expected a container image reference" }).refine(isPinnedImage, {
+  error: 'expected an image with a pinned version tag or digest, e.g. "ghcr.io/bbaegok/api:1.8.2" (never "latest" or no tag)',
+});
+
+const duration = z.string({ error: 'expected a duration such as "10s"' }).refine(isDockerDuration, {
+  error: 'expected a duration such as "500ms", "10s", "2m" or "1h"',
+});
+
+const memoryMb = z
+  .number({ error: "expected a memory limit in MiB" })
+  .int({ error: "expected a whole number of MiB" })
+  .min(64, { error: "expected at least 64 MiB" })
+  .max(65536, { error: "expected at most 65536 MiB" });
+
+const days = z
+  .number({ error: "expected a number of days" })
+  .int({ error: "expected a whole number of days" })
+  .min(1, { error: "expected at least 1 day" })
+  .max(36500, { error: "expected at most 36500 days" });
+
+const absolutePath = z.string({ error: "expected an absolute path" }).regex(/^\/[A-Za-z0-9._/-]*$/, {
+  error: "expected an absolute path of letters, digits and ._-/ (no spaces)",
+});
+
+const sqlIdentifier = z.string({ error: "expected a database identifier" }).regex(/^[a-z_][a-z0-9_]{0,62}$/, {
+  error: "expected a database identifier: lower-case letters, digits and _ (up to 63), starting with a letter or _",
+});
+
+const cron = z.string({ error: 'expected a cron expression such as "0 4 * * *"' }).superRefine((value, ctx) => {
+  const problem = cronProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: `expected a 5-field cron expression such as "0 4 * * *" (${problem})` });
+});
+
+const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$|^[0-9a-f:]+\/\d{1,3}$/, {
+  error: "expected a CIDR block such as 203.0.113.0/24",
+});
+
+export const serverSchema = z.strictObject({
+  /** SSH address of the home server, as the operator's machine and CI reach it. */
+  host: z
+    .string({ error: "expected the server's DNS name or IPv4 address" })
+    .refine((v) => isHostname(v) || isIpv4(v), { error: "expected the server's DNS name or IPv4 address" }),
+  /** Public IPv4 address of the home connection; the DNS records point here. */
+  publicIp: z.string({ error: "expected the public IPv4 address" }).refine(isIpv4, { error: "expected a public IPv4 address such as 203.0.113.10" }),
+  ssh: z
+    .strictObject({
+      user: z.string({ error: "expected the SSH user name" }).regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: "expected a Unix user name" }),
+      port: port.default(22),
+      /** The server's public host key (`ssh-ed25519 AAAA…`); when set, SSH refuses any other. */
+      hostKey: z
+        .string()
+        .regex(/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$/, {
+          error: 'expected a public host key line such as "ssh-ed25519 AAAAC3Nz…"',
+        })
+        .optional(),
+    }),
+  /** Set when Pulumi runs on the server itself: the local Docker socket instead of SSH. */
+  dockerSocket: absolutePath.optional(),
+  /** Where this project keeps files on the server (config, secrets, scripts). */
+  dataDir: absolutePath.default("/srv/bbaegok"),
+});
+
+export const domainsSchema = z.strictObject({
+  /** The Cloudflare zone that holds every host name below. */
+  zone: hostname,
+  /** The API's public host name for this environment. */
+  api: hostname,
+  /** Metabase's host name; required when Metabase is enabled. */
+  metabase: hostname.optional(),
+});
+
+export const appSchema = z.strictObject({
+  image: pinnedImage,
+  port: port.default(8080),
+  /** Which slot serves traffic. Changed by `npm run deploy`/`rollback`, kept in the stack file. */
+  liveSlot: z.enum(["blue", "green"], { error: 'expected "blue" or "green"' }).default("blue"),
+  memoryMb: memoryMb.default(1024),
+  healthCheck: z
+    .strictObject({
+      path: z.string().regex(/^\/[^\s]*$/, { error: 'expected a URL path starting with "/"' }).default("/actuator/health"),
+      interval: duration.default("10s"),
+      timeout: duration.default("3s"),
+      retries: z.number().int().min(1, { error: "expected 1-20 retries" }).max(20, { error: "expected 1-20 retries" }).default(3),
+      /** Spring Boot can take a minute to boot; failures inside this window do not count. */
+      startPeriod: duration.default("90s"),
+      /** Host header sent by health and smoke checks, for apps that validate Host. */
+      hostHeader: hostname.optional(),
+    })
+    .prefault({}),
+  /** How long a deploy waits for the idle slot to become healthy. */
+  deployTimeout: duration.default("5m"),
+  /** Plain (non-secret) environment variables for the app. */
+  env: z
+    .record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: "expected an environment variable name in UPPER_SNAKE_CASE" }), z.string())
+    .default({}),
+});
+
+export const databaseSchema = z.strictObject({
+  engine: z.enum(["mysql", "mariadb", "postgres"], { error: 'expected one of "mysql", "mariadb", "postgres"' }),
+  /** The image tag, pinned to at least major.minor (e.g. "11.4.4", "16.6"). */
+  version: z.string({ error: "expected the engine version" }).regex(/^\d+\.\d+(\.\d+)?$/, {
+    error: 'expected a pinned version with at least major.minor, e.g. "11.4.4" or "16.6"',
+  }),
+  name: sqlIdentifier,
+  user: sqlIdentifier,
+  memoryMb: memoryMb.default(1024),
+});
+
+export const backupSchema = z.strictObject({
+  schedule: cron.default("0 4 * * *"),
+  timezone: z.string().refine(isTimeZone, { error: 'expected an IANA time zone such as "Asia/Seoul"' }).default("Asia/Seoul"),
+  /** Weekly by default: restore the newest backup into a throwaway database and compare. */
+  drillSchedule: cron.default("30 5 * * 0"),
+  bucket: z
+    .string({ error: "expected an S3 bucket name" })
+    .regex(/^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "expected an S3 bucket name: 3-63 lower-case letters, digits, dots and hyphens" }),
+  region: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, { error: 'expected an AWS region such as "ap-northeast-2"' }).default("ap-northeast-2"),
+  /** Days after which objects move to colder storage classes, and when they expire. */
+  retention: z
+    .strictObject({
+      infrequentAfterDays: days.default(30),
+      archiveAfterDays: days.default(90),
+      expireAfterDays: days.default(365),
+      noncurrentExpireDays: days.default(30),
+      abortMultipartAfterDays: days.default(3),
+    })
+    .prefault({}),
+  /** S3 Object Lock: no credential can delete or overwrite a backup inside the window. */
+  objectLock: z
+    .strictObject({
+      mode: z.enum(["off", "governance", "compliance"], { error: 'expected "off", "governance" or "compliance"' }).default("governance"),
+      days: days.default(30),
+    })
+    .prefault({}),
+  encryption: z.enum(["sse-s3", "kms"], { error: 'expected "sse-s3" or "kms"' }).default("sse-s3"),
+});
+
+export const metabaseSchema = z.strictObject({
+  enabled: z.boolean({ error: "expected true or false" }).default(false),
+  image: pinnedImage.default("metabase/metabase:v0.56.9"),
+  /** The PostgreSQL image of Metabase's own application database. */
+  databaseImage: pinnedImage.default("postgres:16.10"),
+  memoryMb: memoryMb.default(2048),
+  /** When non-empty, only these client addresses reach the dashboard. */
+  allowFrom: z.array(cidr).default([]),
+  /** Tables/views the read-only user may read; empty means every table of the service schema. */
+  tables: z.array(sqlIdentifier).default([]),
+  adminEmail: z.email({ error: "expected the admin's e-mail address" }).default("admin@example.com"),
+});
+
+const proxyCommon = {
+  /** Largest request body the proxy accepts for this environment (nginx syntax). */
+  clientMaxBodySize: z.string().regex(/^\d+[kmg]?$/, { error: 'expected an nginx size such as "20m"' }).default("20m"),
+  /** Route DNS through Cloudflare's proxy (orange cloud) and accept only Cloudflare's ranges. */
+  cloudflareProxied: z.boolean().default(true),
+};
+
+export const proxySchema = z.discriminatedUnion(
+  "mode",
+  [
+    z.strictObject({
+      /** This stack runs the server's one nginx proxy; other stacks attach to it. */
+      mode: z.literal("owner"),
+      image: pinnedImage.default("nginx:1.28.0"),
+      ...proxyCommon,
+    }),
+    z.strictObject({
+      /** This stack attaches to the proxy another stack owns, through its outputs. */
+      mode: z.literal("guest"),
+      /** The owner stack, fully qualified: `<organization>/bbaegok-infra/<stack>`. */
+      ownerStack: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, {
+        error: 'expected a stack reference "<organization>/bbaegok-infra/<stack>"',
+      }),
+      ...proxyCommon,
+    }),
+  ],
+  { error: 'expected mode "owner" or "guest"' },
+);
+
+export const stackConfigSchema = z
+  .strictObject({
+    /** The service's short name; prefixes container, network and volume names. */
+    service: slug("the service name").default("bbaegok"),
+    server: serverSchema,
+    domains: domainsSchema,
+    app: appSchema,
+    database: databaseSchema,
+    backup: backupSchema,
+    metabase: metabaseSchema.prefault({}),
+    proxy: proxySchema,
+  })
+  .superRefine((config, ctx) => {
+    const { domains, metabase, backup } = config;
+    for (const key of ["api", "metabase"] as const) {
+      const name = domains[key];
+      if (name && !isInZone(name, domains.zone)) {
+        ctx.addIssue({ code: "custom", path: ["domains", key], input: name, message: `expected a name inside the zone ${domains.zone}` });
+      }
+    }
+    if (domains.metabase && domains.metabase === domains.api) {
+      ctx.addIssue({ code: "custom", path: ["domains", "metabase"], input: domains.metabase, message: "expected a host name other than domains.api" });
+    }
+    if (metabase.enabled && !domains.metabase) {
+      ctx.addIssue({ code: "custom", path: ["domains", "metabase"], input: undefined, message: "expected a host name: metabase.enabled is true" });
+    }
+    const r = backup.retention;
+    if (!(r.infrequentAfterDays < r.archiveAfterDays && r.archiveAfterDays < r.expireAfterDays)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["backup", "retention"],
+        input: r,
+        message: "expected infrequentAfterDays < archiveAfterDays < expireAfterDays",
+      });
+    }
+    // S3 charges a 30-day minimum in STANDARD_IA: moving earlier is refused by S3.
+    if (r.infrequentAfterDays < 30) {
+      ctx.addIssue({ code: "custom", path: ["backup", "retention", "infrequentAfterDays"], input: r.infrequentAfterDays, message: "expected at least 30 days (S3's minimum before STANDARD_IA)" });
+    }
+    if (backup.objectLock.mode !== "off" && backup.objectLock.days > r.expireAfterDays) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["backup", "objectLock", "days"],
+        input: backup.objectLock.days,
+        message: `expected at most retention.expireAfterDays (${r.expireAfterDays}): a locked backup cannot expire`,
+      });
+    }
+  });
+
+/** A stack's validated configuration, defaults applied. */
+export type StackConfig = z.infer<typeof stackConfigSchema>;
+export type DatabaseEngine = StackConfig["database"]["engine"];
+export type Slot = StackConfig["app"]["liveSlot"];
