@@ -4,6 +4,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { ROLE_LABEL } from "../../policy/rules.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { ServerFile, type HomeServer } from "../server/index.js";
 import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseSpec } from "./render.js";
@@ -88,6 +89,10 @@ export class ServiceDatabase extends pulumi.ComponentResource {
         ],
         healthcheck: { tests: spec.healthcheck, interval: "10s", timeout: "5s", retries: 5, startPeriod: "60s" },
         // A database flushes on shutdown: give it time before SIGKILL.
+        labels: [
+          { label: ROLE_LABEL, value: "database" },
+          { label: "bbaegok.stack", value: server.stack },
+        ],
         stopTimeout: 60,
         wait: true,
         waitTimeout: 300,

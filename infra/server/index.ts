@@ -30,6 +30,8 @@ export class HomeServer extends pulumi.ComponentResource {
   /** SSH connection for files and commands on the server (keys from the SSH agent). */
   readonly connection: SshConnection;
   readonly names: StackNames;
+  /** The stack (environment) this footprint belongs to. */
+  readonly stack: string;
   /** Network the proxy joins to reach the app slots. */
   readonly edgeNetworkName: pulumi.Output<string>;
   /** Internal network of the app slots, the database and Metabase. */
@@ -37,6 +39,7 @@ export class HomeServer extends pulumi.ComponentResource {
 
   constructor(name: string, args: HomeServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bbaegok:server:HomeServer", name, { host: args.server.host }, opts);
+    this.stack = args.stack;
     this.names = stackNames(args.service, args.stack, args.server.dataDir);
     this.connection = {
       host: args.server.host,

@@ -231,7 +231,7 @@ export const stackConfigSchema = z
     const { domains, metabase, backup } = config;
     for (const key of ["api", "metabase"] as const) {
       const name = domains[key];
-      if (name && !isInZone(name, domains.zone)) {
+      if (name && isHostname(name) && !isInZone(name, domains.zone)) {
         ctx.addIssue({ code: "custom", path: ["domains", key], input: name, message: `expected a name inside the zone ${domains.zone}` });
       }
     }

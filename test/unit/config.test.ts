@@ -1,0 +1,131 @@
+// Stack config validation: every kind of bad input is named with the stack
+// file, the key path, the value and what is expected — all problems at once.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { readStackFile } from "../../stacks/config/files.js";
+import { StackConfigError, rawFromPulumiConfig, validateStackConfig, type SiblingStack } from "../../stacks/config/validate.js";
+import { REPO } from "../support/project.js";
+
+type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- test fixtures are mutated freely
+
+function committed(stack: string): Raw {
+  return rawFromPulumiConfig(readStackFile(REPO, stack).config) as Raw;
+}
+
+function problemsOf(stack: string, raw: Raw, siblings: SiblingStack[] = []): string[] {
+  try {
+    validateStackConfig(stack, raw, siblings);
+  } catch (err) {
+    assert.ok(err instanceof StackConfigError, `expected a StackConfigError, got ${String(err)}`);
+    return err.message.split("\n").slice(1).map((l) => l.replace(/^\s+- /, ""));
+  }
+  assert.fail("expected the config to be rejected");
+}
+
+/** Mutates a copy of prod's committed config and expects exactly one problem matching all `parts`. */
+function expectOne(mutate: (raw: Raw) => void, ...parts: string[]): void {
+  const raw = structuredClone(committed("prod"));
+  mutate(raw);
+  const problems = problemsOf("prod", raw);
+  assert.equal(problems.length, 1, `expected one problem, got:\n${problems.join("\n")}`);
+  for (const part of parts) assert.ok(problems[0]!.includes(part), `"${problems[0]}" should include "${part}"`);
+  assert.ok(problems[0]!.startsWith("Pulumi.prod.yaml: bbaegok-infra:"), `"${problems[0]}" should name the file and key`);
+}
+
+describe("committed stack files", () => {
+  for (const stack of ["prod", "staging"]) {
+    it(`${stack} is valid, with its siblings`, () => {
+      const other = stack === "prod" ? "staging" : "prod";
+      const config = validateStackConfig(stack, committed(stack), [{ stack: other, raw: committed(other) }]);
+      assert.equal(config.server.host, "home.bbaegok.kr");
+    });
+  }
+});
+
+describe("bad input is named precisely", () => {
+  it("missing server host", () => expectOne((r) => delete r.server.host, "bbaegok-infra:server.host is missing", "DNS name or IPv4"));
+  it("bad domain", () => expectOne((r) => (r.domains.api = "API_bbaegok.kr"), "domains.api", '"API_bbaegok.kr"', "DNS name"));
+  it("domain outside the zone", () => expectOne((r) => (r.domains.api = "api.example.com"), "domains.api", "inside the zone bbaegok.kr"));
+  it("unknown engine", () => expectOne((r) => (r.database.engine = "oracle"), "database.engine", '"oracle"', '"mysql", "mariadb", "postgres"'));
+  it("bad cron expression: hour out of range", () => expectOne((r) => (r.backup.schedule = "0 25 * * *"), "backup.schedule", "hour 25 is out of range"));
+  it("bad cron expression: four fields", () => expectOne((r) => (r.backup.schedule = "0 4 * *"), "backup.schedule", "has 4 fields"));
+  it("image without a tag", () => expectOne((r) => (r.app.image = "ghcr.io/bbaegok/bbaegok-api"), "app.image", "pinned version"));
+  it("image on latest", () => expectOne((r) => (r.metabase.image = "metabase/metabase:latest"), "metabase.image", '"metabase/metabase:latest"'));
+  it("database version not pinned", () => expectOne((r) => (r.database.version = "11"), "database.version", "major.minor"));
+  it("port out of range", () => expectOne((r) => (r.app.port = 70000), "app.port", "70000", "1-65535"));
+  it("ssh port not a number", () => expectOne((r) => (r.server.ssh.port = "twenty-two"), "server.ssh.port", "TCP port"));
+  it("misspelled key", () => expectOne((r) => (r.server.dataDri = "/srv"), "server.dataDri", "no such key under bbaegok-infra:server"));
+  it("unknown top-level key", () => expectOne((r) => (r.databse = {}), "bbaegok-infra:databse", "no such key"));
+  it("unknown time zone", () => expectOne((r) => (r.backup.timezone = "Mars/Olympus"), "backup.timezone", "IANA time zone"));
+  it("bad health-check duration", () => expectOne((r) => (r.app.healthCheck.interval = "10 seconds"), "app.healthCheck.interval", "duration"));
+  it("bad proxy mode", () => expectOne((r) => (r.proxy.mode = "ownr"), "proxy.mode", '"ownr"', '"owner" or "guest"'));
+  it("bad public IP", () => expectOne((r) => (r.server.publicIp = "203.0.113"), "server.publicIp", "IPv4"));
+  it("relative data dir", () => expectOne((r) => (r.server.dataDir = "srv/bbaegok"), "server.dataDir", "absolute path"));
+  it("metabase enabled without a host name", () => expectOne((r) => delete r.domains.metabase, "domains.metabase is missing", "metabase.enabled is true"));
+  it("lifecycle days out of order", () => expectOne((r) => (r.backup.retention.archiveAfterDays = 10), "backup.retention", "infrequentAfterDays < archiveAfterDays"));
+  it("object lock longer than retention", () => expectOne((r) => (r.backup.objectLock.days = 1000), "backup.objectLock.days", "a locked backup cannot expire"));
+  it("bad bucket name", () => expectOne((r) => (r.backup.bucket = "Bbaegok_Backups"), "backup.bucket", "S3 bucket name"));
+});
+
+describe("stacks that share a server", () => {
+  const prod = () => ({ stack: "prod", raw: committed("prod") });
+
+  it("duplicate host names across stacks on one server are refused", () => {
+    const staging = structuredClone(committed("staging"));
+    staging.domains.api = "api.bbaegok.kr";
+    const problems = problemsOf("staging", staging, [prod()]);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^Pulumi\.staging\.yaml: bbaegok-infra:domains\.api = "api\.bbaegok\.kr": .*Pulumi\.prod\.yaml uses it too/);
+  });
+
+  it("the same host name on another server is fine", () => {
+    const staging = structuredClone(committed("staging"));
+    staging.domains.api = "api.bbaegok.kr";
+    staging.server.host = "other.bbaegok.kr";
+    staging.proxy = { mode: "owner" };
+    assert.doesNotThrow(() => validateStackConfig("staging", staging, [prod()]));
+  });
+
+  it("a second proxy owner on one server is refused", () => {
+    const staging = structuredClone(committed("staging"));
+    staging.proxy = { mode: "owner" };
+    const problems = problemsOf("staging", staging, [prod()]);
+    assert.match(problems[0]!, /proxy\.mode = "owner": "guest": Pulumi\.prod\.yaml already owns the proxy/);
+  });
+
+  it("a guest on a server where nobody owns the proxy is refused", () => {
+    const p = prod();
+    p.raw.proxy = { mode: "guest", ownerStack: "organization/bbaegok-infra/staging" };
+    const problems = problemsOf("staging", committed("staging"), [p]);
+    assert.match(problems[0]!, /proxy\.mode = "guest": .*none of Pulumi\.prod\.yaml owns it/);
+  });
+});
+
+describe("all problems at once", () => {
+  it("lists every problem of a broken file in one error", () => {
+    const raw = structuredClone(committed("prod"));
+    delete raw.server.host;
+    raw.database.engine = "oracle";
+    raw.app.port = 0;
+    raw.backup.schedule = "every day";
+    raw.app.image = "bbaegok-api:latest";
+    raw.typo = true;
+    const problems = problemsOf("prod", raw);
+    assert.equal(problems.length, 6, problems.join("\n"));
+    for (const key of ["server.host", "database.engine", "app.port", "backup.schedule", "app.image", "bbaegok-infra:typo"]) {
+      assert.ok(problems.some((p) => p.includes(key)), `no problem names ${key}:\n${problems.join("\n")}`);
+    }
+  });
+});
+
+describe("config as the engine hands it over", () => {
+  it("parses structured values from JSON text and leaves secrets out", () => {
+    const raw = rawFromPulumiConfig({
+      "bbaegok-infra:service": "bbaegok",
+      "bbaegok-infra:server": '{"host":"h.bbaegok.kr","ssh":{"user":"deploy"}}',
+      "bbaegok-infra:backupPingUrl": "https://hc-ping.com/secret",
+      "aws:region": "ap-northeast-2",
+    });
+    assert.deepEqual(raw, { service: "bbaegok", server: { host: "h.bbaegok.kr", ssh: { user: "deploy" } } });
+  });
+});
