@@ -56,12 +56,18 @@ export function validateFileSpec(spec: FileSpec): void {
 }
 
 /**
+ * The SSH user is an unprivileged deploy user with passwordless sudo (see the
+ * README's host preparation); "none" is for running as root, as tests do.
+ */
+export type Privilege = "sudo" | "none";
+
+/**
  * A shell command that installs the file read from stdin: written to a temp file
  * beside the target with its final mode and owner, then renamed over it, so a
  * reader never sees a half-written file or, for secrets, a moment of wider mode.
  * Idempotent: running it twice leaves the same file.
  */
-export function installFileCommand(spec: FileSpec): string {
+export function installFileCommand(spec: FileSpec, privilege: Privilege = "sudo"): string {
   validateFileSpec(spec);
   const dir = spec.path.slice(0, spec.path.lastIndexOf("/")) || "/";
   const base = spec.path.slice(spec.path.lastIndexOf("/") + 1);
@@ -77,11 +83,11 @@ export function installFileCommand(spec: FileSpec): string {
     `mv -f "$tmp" ${shellQuote(spec.path)}`,
     "trap - EXIT",
   ].join("\n");
-  return `sudo -n sh -c ${shellQuote(script)}`;
+  return `${privilege === "sudo" ? "sudo -n " : ""}sh -c ${shellQuote(script)}`;
 }
 
 /** Removes the file; succeeds when it is already gone. */
-export function removeFileCommand(spec: FileSpec): string {
+export function removeFileCommand(spec: FileSpec, privilege: Privilege = "sudo"): string {
   validateFileSpec(spec);
-  return `sudo -n rm -f -- ${shellQuote(spec.path)}`;
+  return `${privilege === "sudo" ? "sudo -n " : ""}rm -f -- ${shellQuote(spec.path)}`;
 }

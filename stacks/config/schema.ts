@@ -81,7 +81,8 @@ export const serverSchema = z.strictObject({
   /** Public IPv4 address of the home connection; the DNS records point here. */
   publicIp: z.string({ error: "expected the public IPv4 address" }).refine(isIpv4, { error: "expected a public IPv4 address such as 203.0.113.10" }),
   ssh: z
-    .strictObject({
+    .strictObject(
+      {
       user: z.string({ error: "expected the SSH user name" }).regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: "expected a Unix user name" }),
       port: port.default(22),
       /** The server's public host key (`ssh-ed25519 AAAA…`); when set, SSH refuses any other. */
@@ -91,12 +92,14 @@ export const serverSchema = z.strictObject({
           error: 'expected a public host key line such as "ssh-ed25519 AAAAC3Nz…"',
         })
         .optional(),
-    }),
+      },
+      { error: "expected a map with user and port" },
+    ),
   /** Set when Pulumi runs on the server itself: the local Docker socket instead of SSH. */
   dockerSocket: absolutePath.optional(),
   /** Where this project keeps files on the server (config, secrets, scripts). */
   dataDir: absolutePath.default("/srv/bbaegok"),
-});
+}, { error: "expected a map with host, publicIp, ssh (user, port), dataDir" });
 
 export const domainsSchema = z.strictObject({
   /** The Cloudflare zone that holds every host name below. */
@@ -105,7 +108,7 @@ export const domainsSchema = z.strictObject({
   api: hostname,
   /** Metabase's host name; required when Metabase is enabled. */
   metabase: hostname.optional(),
-});
+}, { error: "expected a map with zone, api, metabase" });
 
 export const appSchema = z.strictObject({
   image: pinnedImage,
@@ -131,7 +134,7 @@ export const appSchema = z.strictObject({
   env: z
     .record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: "expected an environment variable name in UPPER_SNAKE_CASE" }), z.string())
     .default({}),
-});
+}, { error: "expected a map with image, port, liveSlot, healthCheck, …" });
 
 export const databaseSchema = z.strictObject({
   engine: z.enum(["mysql", "mariadb", "postgres"], { error: 'expected one of "mysql", "mariadb", "postgres"' }),
@@ -142,7 +145,7 @@ export const databaseSchema = z.strictObject({
   name: sqlIdentifier,
   user: sqlIdentifier,
   memoryMb: memoryMb.default(1024),
-});
+}, { error: "expected a map with engine, version, name, user" });
 
 export const backupSchema = z.strictObject({
   schedule: cron.default("0 4 * * *"),
@@ -171,7 +174,7 @@ export const backupSchema = z.strictObject({
     })
     .prefault({}),
   encryption: z.enum(["sse-s3", "kms"], { error: 'expected "sse-s3" or "kms"' }).default("sse-s3"),
-});
+}, { error: "expected a map with bucket, schedule, timezone, retention, objectLock" });
 
 export const metabaseSchema = z.strictObject({
   enabled: z.boolean({ error: "expected true or false" }).default(false),

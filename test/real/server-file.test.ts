@@ -1,0 +1,62 @@
+// The command that places files on the server, run for real by a local shell:
+// atomic, with its mode and owner, idempotent, and removable.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { installFileCommand, removeFileCommand, shellQuote, validateFileSpec } from "../../infra/server/render.js";
+import { tempDir } from "../support/system.js";
+
+function sh(command: string, stdin = ""): string {
+  return execFileSync("sh", ["-c", command], { input: stdin, encoding: "utf8" });
+}
+
+describe("server files", () => {
+  const dir = tempDir("server-file");
+  after(() => dir.remove());
+  const owner = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
+
+  it("installs content from stdin with its mode, creating the directory", () => {
+    const spec = { path: join(dir.path, "secrets/db/db_password"), mode: "0400", owner };
+    sh(installFileCommand(spec, "none"), "s3cr3t with 'quotes' and $dollars\n");
+    assert.equal(readFileSync(spec.path, "utf8"), "s3cr3t with 'quotes' and $dollars\n");
+    assert.equal(statSync(spec.path).mode & 0o777, 0o400);
+    assert.deepEqual(readdirSync(join(dir.path, "secrets/db")), ["db_password"], "a temp file was left behind");
+  });
+
+  it("replaces the content when run again, and leaves nothing else", () => {
+    const spec = { path: join(dir.path, "conf/app.conf"), mode: "0644", owner };
+    sh(installFileCommand(spec, "none"), "one\n");
+    sh(installFileCommand(spec, "none"), "two\n");
+    assert.equal(readFileSync(spec.path, "utf8"), "two\n");
+    assert.deepEqual(readdirSync(join(dir.path, "conf")), ["app.conf"]);
+  });
+
+  it("keeps the old file when writing fails midway", () => {
+    const spec = { path: join(dir.path, "conf/keep.conf"), mode: "0644", owner };
+    sh(installFileCommand(spec, "none"), "good\n");
+    // An owner that does not exist makes chown fail after the content was written to the temp file.
+    assert.throws(() => sh(installFileCommand({ ...spec, owner: "no-such-user:no-such-group" }, "none"), "bad\n"));
+    assert.equal(readFileSync(spec.path, "utf8"), "good\n");
+    assert.deepEqual(readdirSync(join(dir.path, "conf")).sort(), ["app.conf", "keep.conf"]);
+  });
+
+  it("removes the file, and succeeds when it is already gone", () => {
+    const spec = { path: join(dir.path, "conf/app.conf"), mode: "0644", owner };
+    sh(removeFileCommand(spec, "none"));
+    assert.ok(!existsSync(spec.path));
+    sh(removeFileCommand(spec, "none"));
+  });
+
+  it("goes through sudo by default", () => {
+    assert.match(installFileCommand({ path: "/srv/x", mode: "0600", owner: "root:root" }), /^sudo -n sh -c '/);
+  });
+
+  it("refuses paths and modes that could escape", () => {
+    assert.throws(() => validateFileSpec({ path: "/srv/../etc/passwd", mode: "0600", owner: "root:root" }), /absolute file path/);
+    assert.throws(() => validateFileSpec({ path: "/srv/x; rm -rf /", mode: "0600", owner: "root:root" }), /absolute file path/);
+    assert.throws(() => validateFileSpec({ path: "/srv/x", mode: "777", owner: "root:root" }), /octal/);
+    assert.equal(sh(`printf %s ${shellQuote("it's $HOME")}`), "it's $HOME");
+  });
+});
