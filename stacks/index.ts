@@ -1,6 +1,7 @@
 // The bbaegok-infra program: one environment on one home server.
 // Reads and validates this stack's config, composes the building blocks in
 // infra/, and exports what operators, ops commands and other stacks read.
+import { AppSlots } from "../infra/app/index.js";
 import { ServiceDatabase } from "../infra/database/index.js";
 import { HomeServer } from "../infra/server/index.js";
 import { loadStackConfig } from "./config/index.js";
@@ -9,6 +10,7 @@ const { stack, config } = loadStackConfig();
 
 const server = new HomeServer("server", { server: config.server, service: config.service, stack });
 const database = new ServiceDatabase("database", { server, database: config.database });
+const app = new AppSlots("app", { server, config, database });
 
 /** This stack's environment name. */
 export const environment = stack;
@@ -22,3 +24,9 @@ export const databaseEngine = config.database.engine;
 export const databaseName = database.databaseName;
 export const databaseUser = database.user;
 export const databasePassword = database.password;
+/** The app's blue/green slots: what deploy, rollback and status read. */
+export const liveSlot = app.liveSlot;
+export const idleSlot = app.idleSlot;
+export const slotContainers = app.containerNames;
+export const slotImages = app.images;
+export const appPort = app.port;

@@ -113,9 +113,22 @@ export const domainsSchema = z.strictObject({
 export const appSchema = z.strictObject({
   image: pinnedImage,
   port: port.default(8080),
+  /**
+   * The image each slot runs, written by `npm run deploy`. A slot with no entry
+   * runs `image`. Edit by hand only the idle slot: changing the live slot's
+   * image replaces the container that is serving traffic.
+   */
+  slots: z
+    .strictObject({
+      blue: z.strictObject({ image: pinnedImage }).optional(),
+      green: z.strictObject({ image: pinnedImage }).optional(),
+    })
+    .default({}),
   /** Which slot serves traffic. Changed by `npm run deploy`/`rollback`, kept in the stack file. */
   liveSlot: z.enum(["blue", "green"], { error: 'expected "blue" or "green"' }).default("blue"),
   memoryMb: memoryMb.default(1024),
+  /** The `uid:gid` the app image runs as; its secret files on the server belong to it. */
+  runAs: z.string().regex(/^\d+:\d+$/, { error: 'expected a numeric "uid:gid" such as "1000:1000"' }).default("1000:1000"),
   healthCheck: z
     .strictObject({
       path: z.string().regex(/^\/[^\s]*$/, { error: 'expected a URL path starting with "/"' }).default("/actuator/health"),

@@ -1,0 +1,77 @@
+// Pure description of the app's blue/green slots: names, images, environment,
+// health check. Secrets never appear here: the database password reaches
+// Spring Boot as a file through `configtree`.
+import { durationSeconds } from "../../stacks/config/rules.js";
+import type { Slot, StackConfig } from "../../stacks/config/schema.js";
+import { DATABASE_ALIAS } from "../database/render.js";
+
+export const SLOTS: readonly Slot[] = ["blue", "green"];
+
+export function otherSlot(slot: Slot): Slot {
+  return slot === "blue" ? "green" : "blue";
+}
+
+/** The image a slot runs: its own entry in `app.slots`, else `app.image`. */
+export function slotImage(app: StackConfig["app"], slot: Slot): string {
+  return app.slots[slot]?.image ?? app.image;
+}
+
+/** `bbaegok-prod-app-blue`: the container, and its name on the stack's networks. */
+export function slotContainerName(prefix: string, slot: Slot): string {
+  return `${prefix}-app-${slot}`;
+}
+
+/** Where the app's secret files are mounted; each file name is a Spring property. */
+export const APP_SECRETS_MOUNT = "/run/secrets/app";
+export const DATASOURCE_PASSWORD_FILE = "spring.datasource.password";
+
+export function jdbcUrl(db: StackConfig["database"]): string {
+  switch (db.engine) {
+    case "mariadb":
+      return `jdbc:mariadb://${DATABASE_ALIAS}:3306/${db.name}`;
+    case "mysql":
+      return `jdbc:mysql://${DATABASE_ALIAS}:3306/${db.name}?characterEncoding=UTF-8&connectionTimeZone=UTC`;
+    case "postgres":
+      return `jdbc:postgresql://${DATABASE_ALIAS}:5432/${db.name}`;
+  }
+}
+
+/** The slot's environment: the stack's plain `app.env` over what the platform sets. */
+export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Slot): string[] {
+  const managed: Record<string, string> = {
+    SERVER_PORT: String(config.app.port),
+    // Spring Boot finishes in-flight requests on SIGTERM instead of cutting them.
+    SERVER_SHUTDOWN: "graceful",
+    SPRING_DATASOURCE_URL: jdbcUrl(config.database),
+    SPRING_DATASOURCE_USERNAME: config.database.user,
+    SPRING_CONFIG_IMPORT: `optional:configtree:${APP_SECRETS_MOUNT}/`,
+    // The JVM sizes its heap from the container's limit, not the host's memory.
+    JAVA_TOOL_OPTIONS: "-XX:MaxRAMPercentage=75",
+    BBAEGOK_SLOT: slot,
+  };
+  return Object.entries({ ...managed, ...config.app.env })
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${v}`);
+}
+
+/**
+ * The health check Docker runs inside the slot. Sends the Host header the app
+ * expects (apps that validate Host fail checks otherwise); curl, else wget,
+ * whichever the image has.
+ */
+export function slotHealthCheck(app: StackConfig["app"], hostHeader: string) {
+  const url = `http://127.0.0.1:${app.port}${app.healthCheck.path}`;
+  const check = `curl -fsS -o /dev/null -H 'Host: ${hostHeader}' '${url}' || wget -q -O /dev/null --header 'Host: ${hostHeader}' '${url}'`;
+  return {
+    tests: ["CMD-SHELL", check],
+    interval: app.healthCheck.interval,
+    timeout: app.healthCheck.timeout,
+    retries: app.healthCheck.retries,
+    startPeriod: app.healthCheck.startPeriod,
+  };
+}
+
+/** Seconds Pulumi waits for a new slot to turn healthy before failing the run. */
+export function slotWaitSeconds(app: StackConfig["app"]): number {
+  return Math.ceil(durationSeconds(app.deployTimeout));
+}
