@@ -141,6 +141,18 @@ export const appSchema = z.strictObject({
       hostHeader: hostname.optional(),
     })
     .prefault({}),
+  /**
+   * Requests a deploy sends to the new slot through the proxy before making it
+   * live; each must answer `status`. Empty: the health-check path, expecting 200.
+   */
+  smokeChecks: z
+    .array(
+      z.strictObject({
+        path: z.string().regex(/^\/[^\s]*$/, { error: 'expected a URL path starting with "/"' }),
+        status: z.number().int().min(100).max(599).default(200),
+      }),
+    )
+    .default([]),
   /** How long a deploy waits for the idle slot to become healthy. */
   deployTimeout: duration.default("5m"),
   /** Plain (non-secret) environment variables for the app. */
