@@ -3,6 +3,7 @@
 // infra/, and exports what operators, ops commands and other stacks read.
 import { AppSlots } from "../infra/app/index.js";
 import { ServiceDatabase } from "../infra/database/index.js";
+import { Metabase } from "../infra/metabase/index.js";
 import { HomeServer } from "../infra/server/index.js";
 import { loadStackConfig } from "./config/index.js";
 
@@ -11,6 +12,7 @@ const { stack, config } = loadStackConfig();
 const server = new HomeServer("server", { server: config.server, service: config.service, stack });
 const database = new ServiceDatabase("database", { server, database: config.database });
 const app = new AppSlots("app", { server, config, database });
+const metabase = config.metabase.enabled ? new Metabase("metabase", { server, config, database }) : undefined;
 
 /** This stack's environment name. */
 export const environment = stack;
@@ -30,3 +32,6 @@ export const idleSlot = app.idleSlot;
 export const slotContainers = app.containerNames;
 export const slotImages = app.images;
 export const appPort = app.port;
+/** Metabase, when this stack runs it. */
+export const metabaseUrl = metabase?.url;
+export const metabaseAdminPassword = metabase?.adminPassword;
