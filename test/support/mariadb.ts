@@ -1,0 +1,69 @@
+// A real MariaDB server for one test file: its own data dir, socket and port on
+// 127.0.0.1, started fresh and stopped at the end.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { freePort, requireCommand, tempDir, waitFor } from "./system.js";
+
+export interface MariaDb {
+  port: number;
+  socket: string;
+  /** Runs SQL as root (over the socket); returns stdout, throws with stderr on failure. */
+  sql(statements: string, database?: string): string;
+  /** Runs SQL as `user` over TCP; returns the exit status and output, never throws. */
+  sqlAs(user: string, password: string, statements: string, database?: string): { status: number; stdout: string; stderr: string };
+  stop(): Promise<void>;
+}
+
+export async function startMariaDb(): Promise<MariaDb> {
+  const server = requireCommand("mariadbd", "mariadb-server", ["/usr/sbin"]);
+  const installDb = requireCommand("mariadb-install-db", "mariadb-server");
+  const client = requireCommand("mariadb", "mariadb-client");
+  const dir = tempDir("mariadb");
+  const data = join(dir.path, "data");
+  const socket = join(dir.path, "mysqld.sock");
+  const port = await freePort();
+  const install = spawnSync(installDb, ["--no-defaults", `--datadir=${data}`, "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"], { encoding: "utf8" });
+  if (install.status !== 0) throw new Error(`mariadb-install-db failed: ${install.stderr}`);
+  const child: ChildProcess = spawn(
+    server,
+    ["--no-defaults", `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", `--pid-file=${join(dir.path, "pid")}`, "--innodb-buffer-pool-size=64M"],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let log = "";
+  child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+
+  const run = (args: string[], input: string) => spawnSync(client, args, { input, encoding: "utf8" });
+  const db: MariaDb = {
+    port,
+    socket,
+    sql(statements, database) {
+      const result = run(["--no-defaults", "--default-character-set=utf8mb4", `--socket=${socket}`, "-uroot", "--batch", "--skip-column-names", ...(database ? [database] : [])], statements);
+      if (result.status !== 0) throw new Error(`SQL failed: ${result.stderr}`);
+      return result.stdout;
+    },
+    sqlAs(user, password, statements, database) {
+      const result = spawnSync(client, ["--no-defaults", "--default-character-set=utf8mb4", "-h127.0.0.1", `-P${port}`, `-u${user}`, "--batch", "--skip-column-names", ...(database ? [database] : [])], {
+        input: statements,
+        encoding: "utf8",
+        env: { ...process.env, MYSQL_PWD: password },
+      });
+      return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill("SIGTERM");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+      dir.remove();
+    },
+  };
+  try {
+    await waitFor("MariaDB to accept connections", () => run(["--no-defaults", `--socket=${socket}`, "-uroot", "-e", "SELECT 1"], "").status === 0, 60_000, 200);
+  } catch (err) {
+    await db.stop();
+    throw new Error(`${(err as Error).message}\n${log.slice(-2000)}`);
+  }
+  return db;
+}
