@@ -126,6 +126,17 @@ async function verifyServing(ctx: Context, slot: Slot, hostHeader: string): Prom
   throw new Error(`requests still reach ${last ?? "no slot"} 10 s after the switch to ${slot}`);
 }
 
+/** Flips to `target` and checks traffic moved; if it did not, puts `previous` back rather than leave it half-switched. */
+async function switchAndVerify(ctx: Context, target: Slot, previous: Slot, hostHeader: string): Promise<void> {
+  await ctx.server.switchTo(target);
+  try {
+    await verifyServing(ctx, target, hostHeader);
+  } catch (err) {
+    await ctx.server.switchTo(previous);
+    throw err;
+  }
+}
+
 export interface DeployOptions {
   stack: string;
   image: string;
@@ -200,16 +211,7 @@ export async function deploy(opts: DeployOptions, engine: StackControl, server: 
           if (result.status !== check.status) throw new Error(`GET ${check.path} on ${target} answered ${result.status}, expected ${check.status}`);
         }
       });
-      await step(ctx, 5, 6, `switch live traffic to ${target}`, async () => {
-        await server.switchTo(target);
-        try {
-          await verifyServing(ctx, target, hostHeader);
-        } catch (err) {
-          // Traffic did not move: put the old slot back rather than leave it half-switched.
-          await server.switchTo(live);
-          throw err;
-        }
-      });
+      await step(ctx, 5, 6, `switch live traffic to ${target}`, () => switchAndVerify(ctx, target, live, hostHeader));
       await step(ctx, 6, 6, "record the live slot in the stack config", () => engine.recordLiveSlot(target));
       return `${opts.stack}: ${target} is live with ${opts.image}; ${live} stays warm for rollback (npm run rollback -- --stack ${opts.stack}).`;
     },
@@ -237,15 +239,7 @@ export async function rollback(stack: string, who: string, engine: StackControl,
         const health = await server.health(container);
         if (health !== "healthy") throw new Error(`${container} is ${health}: nothing warm to roll back to; deploy a known-good image instead`);
       });
-      await step(ctx, 3, 4, `switch live traffic back to ${target}`, async () => {
-        await server.switchTo(target);
-        try {
-          await verifyServing(ctx, target, hostHeader);
-        } catch (err) {
-          await server.switchTo(live);
-          throw err;
-        }
-      });
+      await step(ctx, 3, 4, `switch live traffic back to ${target}`, () => switchAndVerify(ctx, target, live, hostHeader));
       await step(ctx, 4, 4, "record the live slot in the stack config", () => engine.recordLiveSlot(target));
       return `${stack}: rolled back; ${target} is live with ${image}; ${live} stays warm.`;
     },
