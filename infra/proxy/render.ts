@@ -194,3 +194,40 @@ export function stackProxyFiles(
     upstreams: renderUpstreams(stack, sites.map((s) => ({ variable: s.host.upstreamVariable, address: s.address }))),
   };
 }
+
+export interface ActivationCommands {
+  /** Checks the whole configuration, e.g. `docker exec bbaegok-proxy nginx -t`. */
+  test: string;
+  /** Graceful reload, e.g. `docker exec bbaegok-proxy nginx -s reload`. */
+  reload: string;
+}
+
+/**
+ * A shell script that activates one proxy file read from stdin: the new file
+ * replaces the old, `nginx -t` judges the whole configuration, and only then
+ * nginx reloads gracefully. If nginx refuses it, the previous file is put back
+ * (nothing is reloaded, the running configuration keeps serving) and the
+ * script fails with nginx's message. One activation at a time per proxy.
+ */
+export function activationScript(targetPath: string, lockPath: string, commands: ActivationCommands): string {
+  const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  return `set -eu
+target=${q(targetPath)}
+exec 9>${q(lockPath)}
+flock -w 60 9
+tmp=$(mktemp "$target.new.XXXXXX")
+trap 'rm -f "$tmp"' EXIT
+cat > "$tmp"
+chmod 0644 "$tmp"
+had_previous=0
+if [ -f "$target" ]; then cp -p "$target" "$target.previous"; had_previous=1; fi
+mv -f "$tmp" "$target"
+if ! output=$(${commands.test} 2>&1); then
+  if [ "$had_previous" = 1 ]; then mv -f "$target.previous" "$target"; else rm -f "$target"; fi
+  printf 'nginx refused the new %s; the previous configuration stays live.\\n%s\\n' "$target" "$output" >&2
+  exit 1
+fi
+${commands.reload}
+rm -f "$target.previous"
+`;
+}
