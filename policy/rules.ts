@@ -8,8 +8,21 @@ export interface ResourceView {
   type: string;
   name: string;
   inputs: Record<string, unknown>;
-  options?: { protect?: boolean; retainOnDelete?: boolean };
+  options?: {
+    protect?: boolean;
+    retainOnDelete?: boolean;
+    /** Logical names of the resources this one depends on (explicitly or through its inputs). */
+    dependsOn?: readonly string[];
+  };
 }
+
+/**
+ * Stands in for a value the engine cannot know before the update runs (an ID
+ * or digest of a resource not created yet). The policy pack sees such values
+ * during a preview; a rule never accepts one as compliant, except where the
+ * value is another resource's output that is checked on that resource.
+ */
+export const UNKNOWN_PLACEHOLDER = "[unknown]";
 
 /** The Docker label every container of ours carries to say what it is. */
 export const ROLE_LABEL = "bbaegok.role";
@@ -46,18 +59,31 @@ export function imagesArePinned(r: ResourceView): string[] {
   }
   if (r.type === CONTAINER) {
     const image = String(r.inputs["image"] ?? "");
-    return image.startsWith("sha256:") || isPinnedImage(image) ? [] : [`container ${r.name} runs image "${image}", which is not pinned`];
+    // A container runs its RemoteImage's ID (a digest, unknown until pulled); the RemoteImage's name is what is checked.
+    return image.startsWith("sha256:") || image === UNKNOWN_PLACEHOLDER || isPinnedImage(image) ? [] : [`container ${r.name} runs image "${image}", which is not pinned`];
   }
   return [];
 }
 
+/** Volumes hold data: `protect`ed, so no `pulumi destroy` or removal from the program deletes them. */
+export function volumesAreProtected(r: ResourceView): string[] {
+  if (r.type !== VOLUME || r.options?.protect === true) return [];
+  return [`volume ${r.name} is not protected`];
+}
+
+/**
+ * Volumes are `retainOnDelete`: kept on the server even when Pulumi deletes
+ * them. Pulumi's policy protocol does not carry this option, so only the
+ * offline plan (the test suite) can check it.
+ */
+export function volumesAreRetained(r: ResourceView): string[] {
+  if (r.type !== VOLUME || r.options?.retainOnDelete === true) return [];
+  return [`volume ${r.name} is not retained on delete`];
+}
+
 /** Volumes hold data: protected against deletion and kept if removed from the program. */
 export function dataVolumesProtected(r: ResourceView): string[] {
-  if (r.type !== VOLUME) return [];
-  const problems: string[] = [];
-  if (r.options?.protect !== true) problems.push(`volume ${r.name} is not protected`);
-  if (r.options?.retainOnDelete !== true) problems.push(`volume ${r.name} is not retained on delete`);
-  return problems;
+  return [...volumesAreProtected(r), ...volumesAreRetained(r)];
 }
 
 /** Containers restart by themselves, rotate their logs and have a memory limit. */
@@ -89,15 +115,117 @@ export function noSecretsInContainerEnv(r: ResourceView): string[] {
     .map((e) => `container ${r.name} sets ${e.split("=")[0]} in its environment; pass secrets as files (*_FILE)`);
 }
 
+// S3 buckets hold the backups. A bucket's safety settings are separate
+// resources (aws provider v7), each naming its bucket in `bucket`; so these
+// checks look at the whole stack and tie each setting to its bucket.
+const BUCKET_TYPES = new Set(["aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"]);
+const PUBLIC_ACCESS_BLOCK = new Set(["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]);
+const VERSIONING = new Set(["aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2"]);
+const ENCRYPTION = new Set([
+  "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+  "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+]);
+const LIFECYCLE = new Set(["aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2"]);
+const PUBLIC_ACCESS_FLAGS = ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"] as const;
+const SSE_ALGORITHMS = new Set(["AES256", "aws:kms", "aws:kms:dsse"]);
+
+export function isBucket(r: ResourceView): boolean {
+  return BUCKET_TYPES.has(r.type);
+}
+
+function describeBucket(bucket: ResourceView): string {
+  const name = bucket.inputs["bucket"];
+  return typeof name === "string" ? `bucket ${bucket.name} (${name})` : `bucket ${bucket.name}`;
+}
+
+/**
+ * The settings resources of `types` that belong to `bucket`: those that depend
+ * on it (the usual `bucket: bucket.id`, which stays unknown during a preview)
+ * or that name it literally.
+ */
+function settingsOf(bucket: ResourceView, types: ReadonlySet<string>, resources: readonly ResourceView[]): ResourceView[] {
+  const bucketName = bucket.inputs["bucket"];
+  return resources.filter(
+    (r) => types.has(r.type) && ((r.options?.dependsOn ?? []).includes(bucket.name) || (typeof bucketName === "string" && r.inputs["bucket"] === bucketName)),
+  );
+}
+
+function records(value: unknown): Record<string, unknown>[] {
+  return Array.isArray(value) ? value.filter((v): v is Record<string, unknown> => v !== null && typeof v === "object") : [];
+}
+
+/** Buckets are private: a public access block with all four flags on. */
+export function bucketsArePrivate(resources: readonly ResourceView[]): string[] {
+  return resources.filter(isBucket).flatMap((bucket) => {
+    const blocks = settingsOf(bucket, PUBLIC_ACCESS_BLOCK, resources);
+    if (blocks.length === 0) return [`${describeBucket(bucket)} has no public access block (aws.s3.BucketPublicAccessBlock with ${PUBLIC_ACCESS_FLAGS.join(", ")} all true)`];
+    const off = PUBLIC_ACCESS_FLAGS.filter((flag) => !blocks.some((b) => b.inputs[flag] === true));
+    return off.length === 0 ? [] : [`${describeBucket(bucket)} has a public access block without ${off.join(", ")} set to true`];
+  });
+}
+
+/** Buckets are versioned: an overwritten or deleted backup can be recovered. */
+export function bucketsAreVersioned(resources: readonly ResourceView[]): string[] {
+  return resources.filter(isBucket).flatMap((bucket) => {
+    const enabled = settingsOf(bucket, VERSIONING, resources).some((v) => (v.inputs["versioningConfiguration"] as { status?: unknown } | undefined)?.status === "Enabled");
+    return enabled ? [] : [`${describeBucket(bucket)} is not versioned (aws.s3.BucketVersioning with versioningConfiguration.status "Enabled")`];
+  });
+}
+
+/** Buckets encrypt at rest with S3-managed or KMS keys. */
+export function bucketsAreEncrypted(resources: readonly ResourceView[]): string[] {
+  return resources.filter(isBucket).flatMap((bucket) => {
+    const algorithms = settingsOf(bucket, ENCRYPTION, resources)
+      .flatMap((c) => records(c.inputs["rules"]))
+      .map((rule) => (rule["applyServerSideEncryptionByDefault"] as { sseAlgorithm?: unknown } | undefined)?.sseAlgorithm);
+    return algorithms.some((a) => typeof a === "string" && SSE_ALGORITHMS.has(a))
+      ? []
+      : [`${describeBucket(bucket)} has no default encryption (aws.s3.BucketServerSideEncryptionConfiguration with sseAlgorithm AES256 or aws:kms)`];
+  });
+}
+
+/** Buckets have lifecycle rules that expire old objects, so backups do not pile up forever. */
+export function bucketsHaveLifecycleRules(resources: readonly ResourceView[]): string[] {
+  return resources.filter(isBucket).flatMap((bucket) => {
+    const rules = settingsOf(bucket, LIFECYCLE, resources).flatMap((c) => records(c.inputs["rules"]));
+    const expiring = rules.some((rule) => rule["status"] === "Enabled" && (rule["expiration"] !== undefined || rule["noncurrentVersionExpiration"] !== undefined));
+    return expiring ? [] : [`${describeBucket(bucket)} has no enabled lifecycle rule that expires objects (aws.s3.BucketLifecycleConfiguration)`];
+  });
+}
+
+/** Buckets are `protect`ed: no `pulumi destroy` or removal from the program deletes the backups. */
+export function bucketsAreProtected(r: ResourceView): string[] {
+  return isBucket(r) && r.options?.protect !== true ? [`${describeBucket(r)} is not protected`] : [];
+}
+
+/** Buckets are `retainOnDelete` (only the offline plan can see it, as for volumes). */
+export function bucketsAreRetained(r: ResourceView): string[] {
+  return isBucket(r) && r.options?.retainOnDelete !== true ? [`${describeBucket(r)} is not retained on delete`] : [];
+}
+
+/** Checks of one resource at a time, over what the offline plan records. */
 export const RULES = {
   onlyProxyPublishesPorts,
   imagesArePinned,
   dataVolumesProtected,
   containersAreBounded,
   noSecretsInContainerEnv,
+  bucketsAreProtected,
+  bucketsAreRetained,
+} as const;
+
+/** Checks that need the whole stack (a bucket and its settings resources). */
+export const STACK_RULES = {
+  bucketsArePrivate,
+  bucketsAreVersioned,
+  bucketsAreEncrypted,
+  bucketsHaveLifecycleRules,
 } as const;
 
 /** Every violation of every rule over a whole plan. */
 export function violations(resources: readonly ResourceView[]): string[] {
-  return resources.flatMap((r) => Object.values(RULES).flatMap((rule) => rule(r)));
+  return [
+    ...resources.flatMap((r) => Object.values(RULES).flatMap((rule) => rule(r))),
+    ...Object.values(STACK_RULES).flatMap((rule) => rule(resources)),
+  ];
 }

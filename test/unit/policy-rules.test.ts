@@ -2,7 +2,7 @@
 // them over every plan can fail), and passes what is compliant.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RULES, violations, type ResourceView } from "../../policy/rules.js";
+import { RULES, UNKNOWN_PLACEHOLDER, violations, volumesAreProtected, volumesAreRetained, type ResourceView } from "../../policy/rules.js";
 
 const container = (inputs: Record<string, unknown>): ResourceView => ({
   type: "docker:index/container:Container",
@@ -54,5 +54,43 @@ describe("guardrails", () => {
     assert.equal(RULES.noSecretsInContainerEnv(container({ envs: "[secret]" })).length, 1);
     assert.equal(RULES.noSecretsInContainerEnv(container({ envs: ["SPRING_DATASOURCE_PASSWORD=[secret]"] })).length, 1);
     assert.deepEqual(RULES.noSecretsInContainerEnv(container({ envs: ["MARIADB_ROOT_PASSWORD_FILE=/run/secrets/x", "TZ=UTC"] })), []);
+  });
+});
+
+describe("guardrails over buckets", () => {
+  const bucket: ResourceView = { type: "aws:s3/bucket:Bucket", name: "backup-bucket", inputs: { bucket: "bbaegok-prod-db-backups" }, options: { protect: true, retainOnDelete: true } };
+  const setting = (type: string, inputs: Record<string, unknown>): ResourceView => ({ type, name: `s-${type}`, inputs: { bucket: "[unknown]", ...inputs }, options: { dependsOn: ["backup-bucket"] } });
+  const settings = [
+    setting("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", { blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true }),
+    setting("aws:s3/bucketVersioning:BucketVersioning", { versioningConfiguration: { status: "Enabled" } }),
+    setting("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", { rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms" } }] }),
+    setting("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", { rules: [{ status: "Enabled", noncurrentVersionExpiration: { noncurrentDays: 30 } }] }),
+  ];
+
+  it("a protected, retained bucket with its four settings passes", () => assert.deepEqual(violations([bucket, ...settings]), []));
+
+  it("a bare bucket breaks every bucket rule, each message naming the bucket and what to add", () => {
+    const problems = violations([{ ...bucket, options: {} }]);
+    assert.equal(problems.length, 6, problems.join("\n"));
+    for (const p of problems) assert.match(p, /^bucket backup-bucket \(bbaegok-prod-db-backups\) /);
+    assert.ok(problems.some((p) => p.includes("aws.s3.BucketPublicAccessBlock")));
+    assert.ok(problems.some((p) => p.includes("not retained on delete")));
+  });
+
+  it("only the settings that depend on a bucket (or name it) count for it", () => {
+    const unrelated = settings.map((s) => ({ ...s, options: { dependsOn: ["other-bucket"] } }));
+    assert.equal(violations([bucket, ...unrelated]).length, 4);
+  });
+});
+
+describe("volume guardrails, split for the policy pack", () => {
+  const volume = (options: ResourceView["options"]): ResourceView => ({ type: "docker:index/volume:Volume", name: "v", inputs: {}, options });
+  it("protection is checked on its own (the pack sees it) and retention on its own (only the plan sees it)", () => {
+    assert.equal(RULES.dataVolumesProtected(volume({ protect: true })).length, 1);
+    assert.deepEqual(volumesAreProtected(volume({ protect: true })), []);
+    assert.equal(volumesAreRetained(volume({ protect: true })).length, 1);
+  });
+  it("a container whose image is another resource's unknown output is judged on that resource", () => {
+    assert.deepEqual(RULES.imagesArePinned(container({ image: UNKNOWN_PLACEHOLDER })), []);
   });
 });
