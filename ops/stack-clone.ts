@@ -276,6 +276,8 @@ export function planClone(projectDir: string, request: CloneRequest): Omit<Clone
   }
 
   setValue(config, [key("backup"), "bucket"], request.bucket!);
+  const env = Object.entries(source.config.app.env);
+  if (env.length > 0) decisions.push(`app.env is copied as it is (${env.map(([k, v]) => `${k}=${v}`).join(", ")}): change what differs for ${to}.`);
 
   const proxy = key("proxy");
   setValue(config, [proxy, "mode"], proxyMode);
