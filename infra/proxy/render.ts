@@ -1,46 +1,141 @@
-// Pure renderers of the server's nginx configuration: text in, text out, no
-// Pulumi import. The same functions render production (inside the proxy
-// container) and the tests' configuration (on loopback, with other ports and
-// paths), so what the tests run is what the server runs.
+// Pure renderers of the server's nginx proxy: text in, text out, no Pulumi
+// import. The same functions render production (inside the proxy container)
+// and the tests' configuration (on loopback, with other ports, paths and a
+// stand-in DNS server), so what the tests run is what the server runs.
 //
-import { slotContainerName } from "../app/render.js";
-import type { StackConfig } from "../../stacks/config/schema.js";
+// Layout under the proxy's directory on the server (mounted read-only into the
+// container at the same path, so a path means the same on both sides):
+//   live/nginx.conf               the owner stack's main file
+//   live/conf.d/<stack>.conf      one stack's server blocks
+//   live/upstreams/<stack>.conf   one stack's live slot: the one file a deploy rewrites
+//   live/certs/<stack>.{crt,key}  one stack's certificate (key 0600)
+//   proposed/<stack>/…            what the stack's last `pulumi up` wants live (same layout)
+//   .activate.lock                one activation at a time, whichever stack runs it
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { SLOTS, slotContainerName } from "../app/render.js";
+import { shellQuote } from "../server/render.js";
+import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 
-// Layout under `confDir`: nginx.conf (the owner's), conf.d/<stack>.conf (one
-// stack's server blocks), upstreams/<stack>.conf (one stack's live slot: the
-// one file a deploy rewrites), certs/<stack>.{crt,key}.
-
-export interface ProxyPaths {
+/** Where nginx finds its files and which addresses it listens on. */
+export interface ProxyLayout {
   /** Directory holding nginx.conf, conf.d/, upstreams/ and certs/. */
   confDir: string;
-  /** Where nginx writes its pid, logs and temp files. */
+  /** Directory for nginx's temporary files (request bodies, buffered responses). */
   runtimeDir: string;
-}
-
-export interface ListenOptions {
-  /** `0.0.0.0` on the server; `127.0.0.1` in tests. */
-  address: string;
-  httpPort: number;
-  httpsPort: number;
-}
-
-export interface MainConfOptions extends ProxyPaths, ListenOptions {
-  /** DNS server that resolves upstream names at request time (Docker's: 127.0.0.11). */
+  pidFile: string;
+  accessLog: string;
+  errorLog: string;
+  /** User of the worker processes; undefined keeps nginx's built-in default (tests run as whoever they are). */
+  user?: string;
+  listen: {
+    /** `0.0.0.0` in the container; `127.0.0.1` in tests. */
+    address: string;
+    http: number;
+    https: number;
+    /** Loopback port inside the proxy (never published): slot-addressed routes for smoke checks. */
+    internal: number;
+  };
+  /** DNS server that resolves upstream container names per request: Docker's embedded one on the server. */
   resolver: string;
-  /** Proxies whose X-Forwarded-For / CF-Connecting-IP is trusted (Cloudflare's ranges). */
-  realIpFrom: readonly string[];
+}
+
+/** Docker's embedded DNS server, reachable from every container on a user-defined network. */
+export const DOCKER_DNS = "127.0.0.11";
+/** The loopback port inside the proxy container that serves slot-addressed routes. */
+export const INTERNAL_PORT = 8081;
+/** Header on the internal port that picks a slot (`blue`/`green`); without it the live slot answers. */
+export const SLOT_HEADER = "X-Bbaegok-Slot";
+/** Set by nginx.conf: 1 when the TCP peer (before real-IP restoration) is one of Cloudflare's ranges. */
+export const VIA_CLOUDFLARE_VARIABLE = "$bbaegok_via_cloudflare";
+
+/** What the owner stack exports and guest stacks read (through a StackReference) to attach to the proxy. */
+export const proxyEndpointSchema = z.strictObject({
+  /** Container name of the proxy, for `docker exec … nginx -t` and `nginx -s reload`. */
+  container: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/),
+  /** Docker's id of the proxy container: a new id means a new container that guests must join again. */
+  containerId: z.string().min(1),
+  /** The pinned nginx image, to check a configuration while the container is not running. */
+  image: z.string().min(1),
+  /** The proxy's directory on the server (host path; the container sees the same path). */
+  dir: z.string().regex(/^\/[A-Za-z0-9._/-]+$/),
+  internalPort: z.number().int().min(1).max(65535),
+  /** The owner's edge network, which the proxy container is created on. */
+  network: z.string().min(1),
+});
+export type ProxyEndpoint = z.infer<typeof proxyEndpointSchema>;
+
+/** Name of the server's one proxy container: shared by the stacks on the server, so not named after one. */
+export function proxyContainerName(service: string): string {
+  return `${service}-proxy`;
+}
+
+/** The owner stack's proxy as guests see it; `containerId` and `network` come from resources. */
+export function ownerEndpoint(
+  config: Pick<StackConfig, "service" | "server" | "proxy">,
+  resources: { containerId: string; network: string },
+): ProxyEndpoint {
+  if (config.proxy.mode !== "owner") throw new Error(`the proxy endpoint comes from the owner stack; this stack is a guest of ${config.proxy.ownerStack}`);
+  return {
+    container: proxyContainerName(config.service),
+    containerId: resources.containerId,
+    image: config.proxy.image,
+    dir: `${config.server.dataDir}/proxy`,
+    internalPort: INTERNAL_PORT,
+    network: resources.network,
+  };
+}
+
+/** The live directory nginx reads, the per-stack proposals and the lock, under the proxy's directory. */
+export function proxyDirs(dir: string) {
+  return { live: `${dir}/live`, proposed: (stack: string) => `${dir}/proposed/${stack}`, lock: `${dir}/.activate.lock` };
+}
+
+/** The layout inside the production container (official nginx image). */
+export function containerLayout(dir: string): ProxyLayout {
+  return {
+    confDir: proxyDirs(dir).live,
+    runtimeDir: "/var/cache/nginx",
+    pidFile: "/var/run/nginx.pid",
+    // The image links these two to the container's stdout and stderr (docker logs).
+    accessLog: "/var/log/nginx/access.log",
+    errorLog: "/var/log/nginx/error.log",
+    user: "nginx",
+    listen: { address: "0.0.0.0", http: 80, https: 443, internal: INTERNAL_PORT },
+    resolver: DOCKER_DNS,
+  };
+}
+
+/** The files one stack owns under the live directory, relative to it. */
+export function stackFilePaths(stack: string) {
+  if (!/^[A-Za-z0-9_.-]+$/.test(stack)) throw new Error(`stack name "${stack}" cannot name proxy files: letters, digits, _ . - only`);
+  return { conf: `conf.d/${stack}.conf`, upstreams: `upstreams/${stack}.conf`, certificate: `certs/${stack}.crt`, key: `certs/${stack}.key` };
+}
+export const MAIN_CONF = "nginx.conf";
+
+export interface MainConfOptions {
+  /** Cloudflare's address ranges (cloudflare.getIpRanges): trusted for CF-Connecting-IP and the Cloudflare-only gate. */
+  cloudflareRanges: readonly string[];
   /** How long old workers may finish in-flight requests after a reload. */
   workerShutdownTimeout: string;
 }
 
-export function renderMainConf(o: MainConfOptions): string {
-  const realIp = o.realIpFrom.map((cidr) => `    set_real_ip_from ${cidr};`).join("\n");
-  return `# Rendered by infra/proxy/render.ts. Edits here are overwritten.
-worker_processes auto;
-pid ${o.runtimeDir}/nginx.pid;
-error_log ${o.runtimeDir}/error.log warn;
+const CIDR = /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$|^[0-9a-f:]+\/\d{1,3}$/i;
+
+/** The owner's nginx.conf: shared settings, closed default servers, and every stack's conf.d file. */
+export function renderMainConf(layout: ProxyLayout, options: MainConfOptions): string {
+  for (const cidr of options.cloudflareRanges) {
+    if (!CIDR.test(cidr)) throw new Error(`Cloudflare range "${cidr}" is not a CIDR block; refusing to render nginx.conf`);
+  }
+  const { address, http, https, internal } = layout.listen;
+  const trusted = options.cloudflareRanges.map((cidr) => `    set_real_ip_from ${cidr};`).join("\n");
+  const gate = options.cloudflareRanges.map((cidr) => `        ${cidr} 1;`).join("\n");
+  return `# Rendered by infra/proxy/render.ts from the owner stack's config; edits here are overwritten.
+${layout.user ? `user ${layout.user};\n` : ""}worker_processes auto;
+pid ${layout.pidFile};
+error_log ${layout.errorLog} warn;
 # After a reload, old workers finish in-flight requests for at most this long.
-worker_shutdown_timeout ${o.workerShutdownTimeout};
+worker_shutdown_timeout ${options.workerShutdownTimeout};
 
 events {
     worker_connections 4096;
@@ -49,51 +144,75 @@ events {
 http {
     default_type application/octet-stream;
     server_tokens off;
-    client_body_temp_path ${o.runtimeDir}/client_body;
-    proxy_temp_path ${o.runtimeDir}/proxy;
-    fastcgi_temp_path ${o.runtimeDir}/fastcgi;
-    uwsgi_temp_path ${o.runtimeDir}/uwsgi;
-    scgi_temp_path ${o.runtimeDir}/scgi;
+    client_body_temp_path ${layout.runtimeDir}/client_body;
+    proxy_temp_path ${layout.runtimeDir}/proxy;
+    fastcgi_temp_path ${layout.runtimeDir}/fastcgi;
+    uwsgi_temp_path ${layout.runtimeDir}/uwsgi;
+    scgi_temp_path ${layout.runtimeDir}/scgi;
+    keepalive_timeout 65s;
+    keepalive_requests 1000;
 
-    # Upstream names are resolved per request, so a missing container of one
-    # stack never stops nginx from starting or reloading for the others.
-    resolver ${o.resolver} valid=10s ipv6=off;
+    # Upstream container names are resolved per request (proxy_pass with a
+    # variable), so a stopped or missing container of one stack never stops
+    # nginx from starting or reloading for the others; it answers 502 quickly.
+    resolver ${layout.resolver} valid=5s ipv6=off;
     resolver_timeout 2s;
 
-${realIp}
+    # The client's address as Cloudflare saw it, trusted only from Cloudflare.
+${trusted}
     real_ip_header CF-Connecting-IP;
+    # Whether the TCP peer itself (not the restored address) is Cloudflare:
+    # proxied stacks close the connection on anything else.
+    geo $realip_remote_addr ${VIA_CLOUDFLARE_VARIABLE} {
+        default 0;
+${gate}
+    }
 
-    log_format bbaegok '$remote_addr $host "$request" $status $body_bytes_sent '
-                       'upstream=$upstream_addr upstream_time=$upstream_response_time '
-                       'request_id=$request_id';
-    access_log ${o.runtimeDir}/access.log bbaegok;
+    log_format bbaegok '$remote_addr $host [$time_iso8601] "$request" $status $body_bytes_sent '
+                       'rt=$request_time upstream=$upstream_addr upstream_status=$upstream_status '
+                       'upstream_time=$upstream_response_time request_id=$request_id';
+    access_log ${layout.accessLog} bbaegok;
 
     gzip on;
-    gzip_types text/plain text/css application/json application/javascript text/xml application/xml;
+    # Cloudflare's requests carry Via; compress for them too.
+    gzip_proxied any;
+    gzip_vary on;
+    gzip_comp_level 5;
     gzip_min_length 1024;
+    gzip_types text/plain text/css text/xml text/javascript application/json application/javascript application/xml application/problem+json image/svg+xml;
 
     ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
     ssl_prefer_server_ciphers off;
-    ssl_session_cache shared:SSL:10m;
+    ssl_session_cache shared:bbaegok_tls:10m;
+    ssl_session_timeout 1d;
+    ssl_session_tickets off;
 
-    map $http_upgrade $connection_upgrade {
+    # Upstream connections are per request (names resolve per request), so
+    # non-WebSocket requests ask the app to close.
+    map $http_upgrade $bbaegok_connection {
         default upgrade;
-        ''      '';
+        ''      close;
     }
 
     # Closed by default: an unknown Host, an IP literal or no Host gets nothing.
     server {
-        listen ${o.address}:${o.httpPort} default_server;
+        listen ${address}:${http} default_server;
         server_name _;
         return 444;
     }
     server {
-        listen ${o.address}:${o.httpsPort} ssl default_server;
+        listen ${address}:${https} ssl default_server;
         server_name _;
         ssl_reject_handshake on;
     }
+    server {
+        listen 127.0.0.1:${internal} default_server;
+        server_name _;
+        return 444;
+    }
 
-    include ${o.confDir}/conf.d/*.conf;
+    include ${layout.confDir}/conf.d/*.conf;
 }
 `;
 }
@@ -103,14 +222,27 @@ export interface SiteHost {
   name: string;
   /** The variable the upstream file sets, e.g. `$bbaegok_prod_api`. */
   upstreamVariable: string;
-  /** Client addresses allowed in; empty allows everyone. */
+  /** Client addresses (after real-IP restoration) allowed in; empty allows everyone. */
   allowFrom: readonly string[];
 }
 
-export interface StackConfOptions extends ProxyPaths, ListenOptions {
+export interface SlotRoutes {
+  /** Host names the internal port answers for (the API's, and the health-check Host when different). */
+  names: readonly string[];
+  /** The variable holding the live slot's address (from the upstream file). */
+  liveVariable: string;
+  /** Each slot's address, for requests that name a slot in the slot header. */
+  slots: Record<Slot, string>;
+}
+
+export interface StackSite {
   stack: string;
   hosts: readonly SiteHost[];
   clientMaxBodySize: string;
+  /** Records proxied by Cloudflare: only Cloudflare's addresses may connect. */
+  cloudflareOnly: boolean;
+  /** Slot-addressed routes on the internal port (the API only). */
+  slotRoutes?: SlotRoutes;
 }
 
 /** The nginx variable that holds one stack host's live upstream address. */
@@ -118,88 +250,184 @@ export function upstreamVariable(stack: string, role: string): string {
   return `$bbaegok_${stack.replace(/\W/g, "_")}_${role.replace(/\W/g, "_")}`;
 }
 
-function serverBlocks(o: StackConfOptions, host: SiteHost): string {
-  const allow = host.allowFrom.length > 0 ? [...host.allowFrom.map((c) => `        allow ${c};`), "        deny all;"].join("\n") + "\n" : "";
-  return `server {
-    listen ${o.address}:${o.httpPort};
-    server_name ${host.name};
-    return 301 https://$host$request_uri;
+const ADDRESS = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+
+function proxyDirectives(target: string, indent: string): string {
+  return [
+    `proxy_pass http://${target};`,
+    "proxy_http_version 1.1;",
+    "proxy_set_header Host $host;",
+    "proxy_set_header X-Real-IP $remote_addr;",
+    // One trustworthy value: the restored client address, never what the client claimed.
+    "proxy_set_header X-Forwarded-For $remote_addr;",
+    "proxy_set_header X-Forwarded-Proto https;",
+    "proxy_set_header X-Forwarded-Host $host;",
+    "proxy_set_header X-Forwarded-Port 443;",
+    "proxy_set_header X-Request-ID $request_id;",
+    "proxy_set_header Upgrade $http_upgrade;",
+    "proxy_set_header Connection $bbaegok_connection;",
+    "proxy_connect_timeout 3s;",
+    "proxy_send_timeout 60s;",
+    // Cloudflare gives up on the origin after 100 s; waiting longer helps nobody.
+    "proxy_read_timeout 100s;",
+    // Uploads stream to the app instead of waiting on the proxy's disk.
+    "proxy_request_buffering off;",
+  ]
+    .map((line) => `${indent}${line}`)
+    .join("\n");
 }
 
-server {
-    listen ${o.address}:${o.httpsPort} ssl http2;
+function httpsServer(layout: ProxyLayout, site: StackSite, host: SiteHost): string {
+  const paths = stackFilePaths(site.stack);
+  const allow = host.allowFrom.length > 0 ? [...host.allowFrom.map((c) => `        allow ${c};`), "        deny all;", ""].join("\n") : "";
+  const gate = site.cloudflareOnly ? `    if (${VIA_CLOUDFLARE_VARIABLE} = 0) {\n        return 444;\n    }\n` : "";
+  return `server {
+    listen ${layout.listen.address}:${layout.listen.https} ssl;
     server_name ${host.name};
-    ssl_certificate ${o.confDir}/certs/${o.stack}.crt;
-    ssl_certificate_key ${o.confDir}/certs/${o.stack}.key;
+    ssl_certificate ${layout.confDir}/${paths.certificate};
+    ssl_certificate_key ${layout.confDir}/${paths.key};
+${gate}    # The TLS name chose this server's certificate; a different Host would reach another site under it.
+    if ($ssl_server_name != "${host.name}") {
+        return 421;
+    }
     add_header Strict-Transport-Security "max-age=31536000" always;
-    client_max_body_size ${o.clientMaxBodySize};
+    add_header X-Request-ID $request_id always;
+    client_max_body_size ${site.clientMaxBodySize};
 
-    include ${o.confDir}/upstreams/${o.stack}.conf;
+    include ${layout.confDir}/${paths.upstreams};
 
     location / {
-${allow}        proxy_pass http://${host.upstreamVariable};
-        proxy_http_version 1.1;
-        proxy_set_header Host $host;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto https;
-        proxy_set_header X-Forwarded-Host $host;
-        proxy_set_header X-Request-ID $request_id;
-        proxy_set_header Upgrade $http_upgrade;
-        proxy_set_header Connection $connection_upgrade;
-        proxy_connect_timeout 3s;
-        proxy_send_timeout 60s;
-        proxy_read_timeout 60s;
-        # Uploads stream to the app instead of waiting on disk.
-        proxy_request_buffering off;
+${allow}${proxyDirectives(host.upstreamVariable, "        ")}
     }
 }
 `;
 }
 
-/** One stack's server blocks: redirect on HTTP, its hosts on HTTPS. */
-export function renderStackConf(o: StackConfOptions): string {
-  return `# Stack ${o.stack}. Rendered by infra/proxy/render.ts; this stack adds and removes only its own files.\n\n${o.hosts.map((h) => serverBlocks(o, h)).join("\n")}`;
+function redirectServer(layout: ProxyLayout, site: StackSite): string {
+  const gate = site.cloudflareOnly ? `    if (${VIA_CLOUDFLARE_VARIABLE} = 0) {\n        return 444;\n    }\n` : "";
+  return `server {
+    listen ${layout.listen.address}:${layout.listen.http};
+    server_name ${site.hosts.map((h) => h.name).join(" ")};
+${gate}    return 301 https://$host$request_uri;
+}
+`;
+}
+
+function slotServer(layout: ProxyLayout, site: StackSite, routes: SlotRoutes): string {
+  const paths = stackFilePaths(site.stack);
+  const route = upstreamVariable(site.stack, "route");
+  const header = `$http_${SLOT_HEADER.toLowerCase().replace(/-/g, "_")}`;
+  const picks = SLOTS.map((slot) => `    if (${header} = ${slot}) {\n        set ${route} "${routes.slots[slot]}";\n    }`).join("\n");
+  return `# Reached only from inside the proxy (docker exec … curl 127.0.0.1:${layout.listen.internal}): a deploy's
+# smoke checks of a slot before it goes live. ${SLOT_HEADER}: blue|green picks the slot; without it, the live one.
+server {
+    listen 127.0.0.1:${layout.listen.internal};
+    server_name ${[...new Set(routes.names)].join(" ")};
+    client_max_body_size ${site.clientMaxBodySize};
+
+    include ${layout.confDir}/${paths.upstreams};
+    set ${route} ${routes.liveVariable};
+${picks}
+
+    location / {
+${proxyDirectives(route, "        ")}
+    }
+}
+`;
+}
+
+/** One stack's server blocks: redirect on HTTP, its hosts on HTTPS, its slot routes on the internal port. */
+export function renderStackConf(layout: ProxyLayout, site: StackSite): string {
+  if (site.hosts.length === 0) throw new Error(`stack ${site.stack} has no host name to serve`);
+  if (!/^\d+[kmg]?$/.test(site.clientMaxBodySize)) throw new Error(`stack ${site.stack}: client_max_body_size "${site.clientMaxBodySize}" is not an nginx size`);
+  for (const address of Object.values(site.slotRoutes?.slots ?? {})) {
+    if (!ADDRESS.test(address)) throw new Error(`slot address "${address}" of stack ${site.stack} must be host:port`);
+  }
+  const blocks = [redirectServer(layout, site), ...site.hosts.map((h) => httpsServer(layout, site, h))];
+  if (site.slotRoutes) blocks.push(slotServer(layout, site, site.slotRoutes));
+  return `# Stack ${site.stack}. Rendered by infra/proxy/render.ts; this stack adds and removes only its own files.\n\n${blocks.join("\n")}`;
 }
 
 /** The stack's live upstreams: the one file a blue/green switch rewrites. */
 export function renderUpstreams(stack: string, upstreams: readonly { variable: string; address: string }[]): string {
   const lines = upstreams.map((u) => {
-    if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(u.address)) throw new Error(`upstream address "${u.address}" of stack ${stack} must be host:port`);
+    if (!ADDRESS.test(u.address)) throw new Error(`upstream address "${u.address}" of stack ${stack} must be host:port`);
     return `set ${u.variable} "${u.address}";`;
   });
-  return `# Live upstreams of stack ${stack}, rewritten by deploy and rollback.\n${lines.join("\n")}\n`;
+  return `# Live upstreams of stack ${stack}, rewritten by deploy and rollback (new file, nginx -t, graceful reload).\n${lines.join("\n")}\n`;
+}
+
+type SiteConfig = Pick<StackConfig, "service" | "domains" | "app" | "metabase" | "proxy">;
+
+/** Maps a container's `name:port` to where nginx reaches it: identity on the server, stand-ins in tests. */
+export type AddressMap = (containerAndPort: string) => string;
+const onServer: AddressMap = (a) => a;
+
+/** The stack's public host names: the API, and Metabase when it runs. */
+export function publicHosts(config: Pick<StackConfig, "domains" | "metabase">): string[] {
+  return config.metabase.enabled && config.domains.metabase ? [config.domains.api, config.domains.metabase] : [config.domains.api];
+}
+
+function sites(config: SiteConfig, stack: string, address: AddressMap) {
+  const prefix = `${config.service}-${stack}`;
+  const slotAddress = (slot: Slot) => address(`${slotContainerName(prefix, slot)}:${config.app.port}`);
+  const list: { host: SiteHost; address: (live: Slot) => string }[] = [
+    { host: { name: config.domains.api, upstreamVariable: upstreamVariable(stack, "api"), allowFrom: [] }, address: slotAddress },
+  ];
+  if (config.metabase.enabled && config.domains.metabase) {
+    const metabase = address(`${prefix}-metabase:3000`);
+    list.push({ host: { name: config.domains.metabase, upstreamVariable: upstreamVariable(stack, "metabase"), allowFrom: config.metabase.allowFrom }, address: () => metabase });
+  }
+  return { list, slotAddress };
+}
+
+/** The upstream file of a stack with `live` as its live slot (what a switch writes). */
+export function stackUpstreams(config: SiteConfig, stack: string, live: Slot = config.app.liveSlot, address: AddressMap = onServer): string {
+  return renderUpstreams(stack, sites(config, stack, address).list.map((s) => ({ variable: s.host.upstreamVariable, address: s.address(live) })));
 }
 
 /**
  * A stack's two proxy files from its config: the API (and Metabase, when on)
  * in conf.d/<stack>.conf, and their live addresses in upstreams/<stack>.conf.
- * `address` maps a container:port to where it is reached (identity on the server).
  */
-export function stackProxyFiles(
-  config: Pick<StackConfig, "service" | "domains" | "app" | "metabase" | "proxy">,
-  stack: string,
-  where: ProxyPaths & ListenOptions,
-  address: (containerAndPort: string) => string = (a) => a,
-): { conf: string; upstreams: string } {
-  const prefix = `${config.service}-${stack}`;
-  const sites: { host: SiteHost; address: string }[] = [
-    { host: { name: config.domains.api, upstreamVariable: upstreamVariable(stack, "api"), allowFrom: [] }, address: address(`${slotContainerName(prefix, config.app.liveSlot)}:${config.app.port}`) },
-  ];
-  if (config.metabase.enabled && config.domains.metabase) {
-    sites.push({ host: { name: config.domains.metabase, upstreamVariable: upstreamVariable(stack, "metabase"), allowFrom: config.metabase.allowFrom }, address: address(`${prefix}-metabase:3000`) });
-  }
+export function stackProxyFiles(config: SiteConfig, stack: string, layout: ProxyLayout, address: AddressMap = onServer): { conf: string; upstreams: string } {
+  const { list, slotAddress } = sites(config, stack, address);
+  const api = list[0]!.host;
+  const slotNames = [config.domains.api, ...(config.app.healthCheck.hostHeader ? [config.app.healthCheck.hostHeader] : [])];
   return {
-    conf: renderStackConf({ ...where, stack, hosts: sites.map((s) => s.host), clientMaxBodySize: config.proxy.clientMaxBodySize }),
-    upstreams: renderUpstreams(stack, sites.map((s) => ({ variable: s.host.upstreamVariable, address: s.address }))),
+    conf: renderStackConf(layout, {
+      stack,
+      hosts: list.map((s) => s.host),
+      clientMaxBodySize: config.proxy.clientMaxBodySize,
+      cloudflareOnly: config.proxy.cloudflareProxied,
+      slotRoutes: { names: slotNames, liveVariable: api.upstreamVariable, slots: { blue: slotAddress("blue"), green: slotAddress("green") } },
+    }),
+    upstreams: stackUpstreams(config, stack, config.app.liveSlot, address),
   };
 }
 
 export interface ActivationCommands {
-  /** Checks the whole configuration, e.g. `docker exec bbaegok-proxy nginx -t`. */
+  /** Checks the whole configuration, e.g. `docker exec bbaegok-proxy nginx -t -c …`. */
   test: string;
-  /** Graceful reload, e.g. `docker exec bbaegok-proxy nginx -s reload`. */
+  /** Graceful reload, e.g. `docker exec bbaegok-proxy nginx -s reload -c …`. */
   reload: string;
+}
+
+/**
+ * nginx -t and reload in the proxy container. While the container does not
+ * run (the owner's first `pulumi up` writes the files before it creates the
+ * container), the configuration is checked by a throwaway container of the
+ * same image and there is nothing to reload.
+ */
+export function dockerNginxCommands(endpoint: Pick<ProxyEndpoint, "container" | "image" | "dir">): ActivationCommands {
+  const conf = shellQuote(`${proxyDirs(endpoint.dir).live}/${MAIN_CONF}`);
+  const container = shellQuote(endpoint.container);
+  const mount = shellQuote(`${endpoint.dir}:${endpoint.dir}:ro`);
+  const running = `[ "$(docker inspect -f '{{.State.Running}}' ${container} 2>/dev/null)" = true ]`;
+  return {
+    test: `if ${running}; then docker exec ${container} nginx -t -c ${conf}; else docker run --rm --network none -v ${mount} ${shellQuote(endpoint.image)} nginx -t -c ${conf}; fi`,
+    reload: `if ${running}; then docker exec ${container} nginx -s reload -c ${conf}; fi`,
+  };
 }
 
 /**
@@ -210,7 +438,7 @@ export interface ActivationCommands {
  * script fails with nginx's message. One activation at a time per proxy.
  */
 export function activationScript(targetPath: string, lockPath: string, commands: ActivationCommands): string {
-  const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  const q = shellQuote;
   return `set -eu
 target=${q(targetPath)}
 exec 9>${q(lockPath)}
@@ -230,4 +458,149 @@ fi
 ${commands.reload}
 rm -f "$target.previous"
 `;
+}
+
+const RELATIVE_FILE = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*(\/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$/;
+
+export interface FileSetActivation {
+  /** What the activation is for, in messages: e.g. "stack prod". */
+  label: string;
+  /** Where the stack's `pulumi up` installed the files it wants live. */
+  proposedDir: string;
+  /** The directory nginx reads. */
+  liveDir: string;
+  /** The files (relative paths, the same under both directories) this activation owns. */
+  files: readonly string[];
+  lockPath: string;
+  commands: ActivationCommands;
+}
+
+function checkFiles(files: readonly string[]): void {
+  if (files.length === 0) throw new Error("an activation needs at least one file");
+  for (const f of files) if (!RELATIVE_FILE.test(f) || f.split("/").includes("..")) throw new Error(`proxy file "${f}" must be a relative path of letters, digits and _.-`);
+}
+
+/** `sha256sum` lines for the files a run proposes: the activation checks the proposals are exactly these. */
+export function proposalManifest(files: readonly { path: string; content: string }[]): string {
+  checkFiles(files.map((f) => f.path));
+  return files.map((f) => `${createHash("sha256").update(f.content).digest("hex")}  ${f.path}\n`).join("");
+}
+
+/**
+ * Activates a set of proposed files as one change, in one remote command:
+ * stdin carries the manifest (sha256 of each proposed file) so a proposal
+ * changed by a concurrent run is refused; the live files are backed up, the
+ * proposals copied over them (each by an atomic rename), `nginx -t` judges the
+ * whole configuration, and nginx reloads gracefully. If nginx refuses, every
+ * previous file is put back, nothing reloads, and the script fails with
+ * nginx's own message. Serialised with every other activation on the proxy.
+ */
+export function activateFilesScript(a: FileSetActivation): string {
+  checkFiles(a.files);
+  const list = a.files.map(shellQuote).join(" ");
+  const label = shellQuote(a.label);
+  return `set -u
+label=${label}
+live=${shellQuote(a.liveDir)}
+proposed=${shellQuote(a.proposedDir)}
+fail() { printf '%s\\n' "proxy activation of $label: $*" >&2; exit 1; }
+exec 9>${shellQuote(a.lockPath)} || fail "cannot open the lock file"
+flock -w 60 9 || fail "another activation still holds the lock after 60 s; nothing was changed"
+manifest=$(cat)
+if ! (cd "$proposed" && printf '%s\\n' "$manifest" | sha256sum --check --quiet --strict -) >/dev/null 2>&1; then
+  fail "the files under $proposed are not the ones this run installed (sha256 differs); nothing was changed"
+fi
+backup=$(mktemp -d "$live/.previous.XXXXXX") || fail "cannot create a backup directory under $live"
+trap 'rm -rf "$backup"' EXIT
+for f in ${list}; do
+  if [ -e "$live/$f" ]; then
+    mkdir -p "$backup/$(dirname "$f")" && cp -p "$live/$f" "$backup/$f" || fail "cannot back up $live/$f; nothing was changed"
+  fi
+done
+restore() {
+  for f in ${list}; do
+    if [ -e "$backup/$f" ]; then mv -f "$backup/$f" "$live/$f"; else rm -f "$live/$f"; fi
+  done
+}
+install_one() {
+  dir=$(dirname "$live/$1")
+  mkdir -p "$dir" || return 1
+  tmp=$(mktemp "$dir/.$(basename "$1").XXXXXX") || return 1
+  cp -p "$proposed/$1" "$tmp" && mv -f "$tmp" "$live/$1" || { rm -f "$tmp"; return 1; }
+}
+for f in ${list}; do
+  install_one "$f" || { restore; fail "cannot install $live/$f; the previous files are back"; }
+done
+if ! output=$(${a.commands.test} 2>&1); then
+  restore
+  fail "nginx -t refused the new configuration; the previous files are back and keep serving.
+$output"
+fi
+if ! output=$(${a.commands.reload} 2>&1); then
+  restore
+  fail "nginx did not reload; the previous files are back.
+$output"
+fi
+echo "proxy activation of $label: nginx -t passed, reloaded gracefully"
+`;
+}
+
+/**
+ * Removes a set of live files (a stack leaving the proxy). With `verify`, the
+ * remaining configuration must pass `nginx -t` before nginx reloads; if it
+ * does not, the files are put back and the script fails with nginx's message.
+ */
+export function deactivateFilesScript(a: Omit<FileSetActivation, "proposedDir">, verify: boolean): string {
+  checkFiles(a.files);
+  const list = a.files.map(shellQuote).join(" ");
+  const finish = verify
+    ? `if ! output=$(${a.commands.test} 2>&1); then
+  restore
+  fail "nginx -t refused the configuration without these files; they are back.
+$output"
+fi
+if ! output=$(${a.commands.reload} 2>&1); then
+  restore
+  fail "nginx did not reload; the files are back.
+$output"
+fi`
+    : "# The proxy container is gone by now (it is deleted before its configuration): nothing to check or reload.";
+  return `set -u
+label=${shellQuote(a.label)}
+live=${shellQuote(a.liveDir)}
+fail() { printf '%s\\n' "proxy deactivation of $label: $*" >&2; exit 1; }
+exec 9>${shellQuote(a.lockPath)} || fail "cannot open the lock file"
+flock -w 60 9 || fail "another activation still holds the lock after 60 s; nothing was changed"
+backup=$(mktemp -d "$live/.previous.XXXXXX") || fail "cannot create a backup directory under $live"
+trap 'rm -rf "$backup"' EXIT
+for f in ${list}; do
+  if [ -e "$live/$f" ]; then
+    mkdir -p "$backup/$(dirname "$f")" && mv -f "$live/$f" "$backup/$f" || fail "cannot move $live/$f aside"
+  fi
+done
+restore() {
+  for f in ${list}; do
+    if [ -e "$backup/$f" ]; then mv -f "$backup/$f" "$live/$f"; fi
+  done
+}
+${finish}
+echo "proxy deactivation of $label: files removed"
+`;
+}
+
+/**
+ * Connects the proxy container to a guest stack's edge network, so the
+ * guest's container names resolve and route from the proxy. Idempotent.
+ */
+export function attachNetworkCommand(containerId: string, network: string): string {
+  const id = shellQuote(containerId);
+  const net = shellQuote(network);
+  return `if docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{println $name}}{{end}}' ${id} | grep -qxF ${net}; then echo "proxy already on network ${network}"; else docker network connect ${net} ${id}; fi`;
+}
+
+/** Disconnects the proxy from the network; succeeds when it is already off it or gone. */
+export function detachNetworkCommand(containerId: string, network: string): string {
+  const id = shellQuote(containerId);
+  const net = shellQuote(network);
+  return `if docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{println $name}}{{end}}' ${id} 2>/dev/null | grep -qxF ${net}; then docker network disconnect ${net} ${id}; fi`;
 }

@@ -1,40 +1,68 @@
 // The rendered proxy configuration of the committed stacks, run by real nginx
-// on loopback with stand-in HTTP servers as upstreams: routing by host name,
-// closed by default, redirects, forwarded headers, body limits, and one
-// stack's missing upstream leaving the other serving.
+// on loopback. Stand-ins: node HTTP servers for the containers, and a small
+// DNS server for Docker's (container names resolve per request through it,
+// exactly as the production files say). Covered: routing by host name, closed
+// by default, Cloudflare-only origins and the real client address, redirects,
+// forwarded headers, body limits, WebSocket, gzip, TLS versions, the slot
+// routes of the internal port, and one stack's missing container leaving the
+// other serving.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer, request as httpRequest, type Server } from "node:http";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { renderMainConf, stackProxyFiles } from "../../infra/proxy/render.js";
-import { readStackFile } from "../../stacks/config/files.js";
+import { connect as tlsConnect } from "node:tls";
+import { MAIN_CONF, renderMainConf, SLOT_HEADER, stackFilePaths, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
+import type { StackConfig } from "../../stacks/config/schema.js";
+import { listStacks, readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
-import { startNginx, type Nginx } from "../support/nginx.js";
+import { startDns, type StandInDns } from "../support/dns.js";
+import { loopbackLayout, selfSignedCertificate, startNginx, type Nginx } from "../support/nginx.js";
 import { REPO } from "../support/project.js";
-import { freePort, requireCommand, tempDir } from "../support/system.js";
+import { requireCommand, tempDir } from "../support/system.js";
 
-const config = (stack: string) => validateStackConfig(stack, rawFromPulumiConfig(readStackFile(REPO, stack).config));
-const prod = config("prod");
-const staging = config("staging");
+const configOf = (stack: string) => validateStackConfig(stack, rawFromPulumiConfig(readStackFile(REPO, stack).config));
+const stacks = listStacks(REPO);
+const prod = configOf("prod");
+const staging = configOf("staging");
+/** Stands in for Cloudflare's ranges: requests from 127.0.0.1 arrive "through Cloudflare", from 127.0.0.2 straight. */
+const CLOUDFLARE = "127.0.0.1";
+const STRAIGHT = "127.0.0.2";
 
 interface Reply {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
+  headers: IncomingHttpHeaders;
   body: string;
 }
 
-function echoServer(name: string): Promise<{ server: Server; port: number }> {
+interface Seen {
+  name: string;
+  size: number;
+  headers: Record<string, string>;
+}
+
+/** A stand-in container: answers with its name, the body size and the headers it received. */
+function standIn(name: string): Promise<{ server: Server; port: number }> {
   return new Promise((resolve) => {
     const server = createServer((req, res) => {
       let size = 0;
       req.on("data", (chunk: Buffer) => (size += chunk.length));
       req.on("end", () => {
+        if (req.url === "/big-json") {
+          res.setHeader("content-type", "application/json");
+          res.end(JSON.stringify({ name, rows: Array.from({ length: 200 }, (_, i) => ({ id: i, text: "the same words again" })) }));
+          return;
+        }
         res.setHeader("content-type", "application/json");
         res.end(JSON.stringify({ name, size, headers: req.headers }));
       });
+    });
+    // A WebSocket handshake answered by hand: 101, then every byte echoed back.
+    server.on("upgrade", (req, socket) => {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Stand-In: ${name}\r\n\r\n`);
+      socket.on("data", (d: Buffer) => socket.write(d));
     });
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
@@ -43,60 +71,88 @@ function echoServer(name: string): Promise<{ server: Server; port: number }> {
   });
 }
 
+interface Ask {
+  host: string;
+  servername?: string;
+  path?: string;
+  body?: Buffer | Buffer[];
+  headers?: Record<string, string>;
+  from?: string;
+  port?: number;
+  minVersion?: "TLSv1" | "TLSv1.2" | "TLSv1.3";
+  maxVersion?: "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+  /** Milliseconds between body chunks. */
+  pause?: number;
+}
+
 describe("the proxy, with real nginx", () => {
   const dir = tempDir("proxy");
-  const confDir = join(dir.path, "conf");
-  const runtimeDir = join(dir.path, "run");
+  let layout: ProxyLayout;
+  let dns: StandInDns;
   let nginx: Nginx;
-  let httpPort = 0;
-  let httpsPort = 0;
   const servers: Server[] = [];
-  const upstreamPorts = new Map<string, number>();
-
-  const where = () => ({ confDir, runtimeDir, address: "127.0.0.1", httpPort, httpsPort });
-  const writeStack = (stack: string, cfg: ReturnType<typeof config>) => {
-    // On the server the container names resolve through Docker's DNS; here they map to the stand-ins.
-    const files = stackProxyFiles(cfg, stack, where(), (container) => `127.0.0.1:${upstreamPorts.get(container) ?? 1}`);
-    writeFileSync(join(confDir, "conf.d", `${stack}.conf`), files.conf);
-    writeFileSync(join(confDir, "upstreams", `${stack}.conf`), files.upstreams);
+  /** Container name → the stand-in's port (the DNS stand-in resolves every name to 127.0.0.1). */
+  const ports = new Map<string, number>();
+  const addressOf = (containerAndPort: string) => {
+    const name = containerAndPort.split(":")[0]!;
+    return `${name}:${ports.get(name) ?? 9}`;
+  };
+  const writeStack = (stack: string, config: StackConfig) => {
+    const files = stackProxyFiles(config, stack, layout, addressOf);
+    const paths = stackFilePaths(stack);
+    writeFileSync(join(layout.confDir, paths.conf), files.conf);
+    writeFileSync(join(layout.confDir, paths.upstreams), files.upstreams);
   };
 
   before(async () => {
-    const openssl = requireCommand("openssl", "openssl");
-    for (const sub of ["conf.d", "upstreams", "certs"]) mkdirSync(join(confDir, sub), { recursive: true });
-    httpPort = await freePort();
-    httpsPort = await freePort();
-    for (const [container, name] of [
-      ["bbaegok-prod-app-blue:8080", "prod-blue"],
-      ["bbaegok-staging-app-blue:8080", "staging-blue"],
-      ["bbaegok-prod-metabase:3000", "metabase"],
-    ] as const) {
-      const { server, port } = await echoServer(name);
+    requireCommand("openssl", "openssl");
+    dns = await startDns();
+    layout = await loopbackLayout(dir.path, `127.0.0.1:${dns.port}`);
+    for (const name of ["bbaegok-prod-app-blue", "bbaegok-prod-app-green", "bbaegok-staging-app-blue", "bbaegok-staging-app-green", "bbaegok-prod-metabase"]) {
+      const { server, port } = await standIn(name);
       servers.push(server);
-      upstreamPorts.set(container, port);
+      ports.set(name, port);
+      dns.set(name, "127.0.0.1");
     }
-    for (const [stack, names] of [
-      ["prod", [prod.domains.api, prod.domains.metabase!]],
-      ["staging", [staging.domains.api]],
-    ] as const) {
-      execFileSync(openssl, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", `/CN=${names[0]}`, "-addext", `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`, "-keyout", join(confDir, "certs", `${stack}.key`), "-out", join(confDir, "certs", `${stack}.crt`)], { stdio: "ignore" });
+    writeFileSync(join(layout.confDir, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: [`${CLOUDFLARE}/32`, "2400:cb00::/32"], workerShutdownTimeout: "30s" }));
+    for (const stack of stacks) {
+      const config = configOf(stack);
+      writeStack(stack, config);
+      const names = [config.domains.api, ...(config.metabase.enabled && config.domains.metabase ? [config.domains.metabase] : [])];
+      selfSignedCertificate(layout, stack, names);
     }
-    writeFileSync(join(confDir, "nginx.conf"), renderMainConf({ ...where(), resolver: "127.0.0.1", realIpFrom: ["173.245.48.0/20"], workerShutdownTimeout: "30s" }));
-    writeStack("prod", prod);
-    writeStack("staging", staging);
-    nginx = await startNginx(join(confDir, "nginx.conf"), runtimeDir, httpPort);
+    nginx = await startNginx(join(layout.confDir, MAIN_CONF), layout.runtimeDir, layout.listen.http);
   });
 
   after(async () => {
     await nginx?.stop();
-    for (const s of servers) s.close();
+    for (const s of servers) {
+      s.closeAllConnections();
+      s.close();
+    }
+    await dns?.close();
     dir.remove();
   });
 
-  const https = (servername: string, path = "/", body?: Buffer): Promise<Reply> =>
+  const https = (ask: Ask): Promise<Reply> =>
     new Promise((resolve, reject) => {
+      const chunks = ask.body === undefined ? [] : Array.isArray(ask.body) ? ask.body : [ask.body];
+      const size = chunks.reduce((n, c) => n + c.length, 0);
       const req = httpsRequest(
-        { host: "127.0.0.1", port: httpsPort, servername, path, method: body ? "POST" : "GET", headers: { host: servername }, rejectUnauthorized: false },
+        {
+          host: "127.0.0.1",
+          port: ask.port ?? layout.listen.https,
+          servername: ask.servername ?? ask.host,
+          path: ask.path ?? "/",
+          method: chunks.length > 0 ? "POST" : "GET",
+          headers: { host: ask.host, ...(chunks.length > 0 ? { "content-length": String(size) } : {}), ...ask.headers },
+          localAddress: ask.from ?? CLOUDFLARE,
+          rejectUnauthorized: false,
+          agent: false,
+          minVersion: ask.minVersion,
+          maxVersion: ask.maxVersion,
+          ...(ask.maxVersion === "TLSv1.1" ? { ciphers: "DEFAULT@SECLEVEL=0" } : {}),
+        },
         (res) => {
           let text = "";
           res.on("data", (d: Buffer) => (text += d.toString()));
@@ -104,65 +160,208 @@ describe("the proxy, with real nginx", () => {
         },
       );
       req.on("error", reject);
-      req.end(body);
+      (async () => {
+        for (const chunk of chunks) {
+          req.write(chunk);
+          if (ask.pause) await new Promise((r) => setTimeout(r, ask.pause));
+        }
+        req.end();
+      })().catch(reject);
     });
-  const http = (host: string, path = "/"): Promise<Reply> =>
+  const http = (ask: Ask): Promise<Reply> =>
     new Promise((resolve, reject) => {
-      const req = httpRequest({ host: "127.0.0.1", port: httpPort, path, headers: { host } }, (res) => {
-        res.resume();
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: "" }));
-      });
+      const req = httpRequest(
+        { host: "127.0.0.1", port: ask.port ?? layout.listen.http, path: ask.path ?? "/", headers: { host: ask.host, ...ask.headers }, localAddress: ask.from ?? CLOUDFLARE, agent: false },
+        (res) => {
+          let text = "";
+          res.on("data", (d: Buffer) => (text += d.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+        },
+      );
       req.on("error", reject);
       req.end();
     });
+  const seen = (reply: Reply): Seen => {
+    assert.equal(reply.status, 200, `expected 200, got ${reply.status}: ${reply.body.slice(0, 200)}`);
+    return JSON.parse(reply.body) as Seen;
+  };
+  /** Sends raw bytes to a port and collects whatever comes back until the connection closes. */
+  const raw = (port: number, text: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const socket = netConnect({ host: "127.0.0.1", port }, () => socket.write(text));
+      let got = "";
+      socket.on("data", (d: Buffer) => (got += d.toString()));
+      socket.on("close", () => resolve(got));
+      socket.on("error", reject);
+      socket.setTimeout(5000, () => socket.destroy(new Error("no close within 5 s")));
+    });
+  const handshake = (servername: string | undefined): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const socket = tlsConnect({ host: "127.0.0.1", port: layout.listen.https, servername, rejectUnauthorized: false }, () => {
+        socket.end();
+        resolve("completed");
+      });
+      socket.on("error", reject);
+    });
 
-  it("the committed stacks' rendered configuration passes nginx -t", () => {
+  it("every committed stack's rendered configuration passes nginx -t", () => {
+    assert.deepEqual(stacks, ["prod", "staging"]);
     const result = nginx.test();
     assert.ok(result.ok, result.output);
+    assert.doesNotMatch(result.output, /\[warn\]/, "nginx warns about the rendered configuration");
   });
 
-  it("routes by host name: prod, staging and Metabase each reach their own upstream", async () => {
-    assert.equal(JSON.parse((await https(prod.domains.api)).body).name, "prod-blue");
-    assert.equal(JSON.parse((await https(staging.domains.api)).body).name, "staging-blue");
-    assert.equal(JSON.parse((await https(prod.domains.metabase!)).body).name, "metabase");
+  it("routes by host name: prod, staging and Metabase each reach their own live container", async () => {
+    assert.equal(seen(await https({ host: prod.domains.api })).name, "bbaegok-prod-app-blue");
+    assert.equal(seen(await https({ host: staging.domains.api })).name, "bbaegok-staging-app-blue");
+    assert.equal(seen(await https({ host: prod.domains.metabase! })).name, "bbaegok-prod-metabase");
+    // The names were resolved through the DNS stand-in, per request.
+    assert.ok(dns.asked.includes("bbaegok-prod-app-blue") && dns.asked.includes("bbaegok-staging-app-blue"));
   });
 
-  it("closes the door on an unknown host, an IP literal and an unknown TLS name", async () => {
-    await assert.rejects(http("evil.example.com"), /socket hang up|ECONNRESET/);
-    await assert.rejects(http("127.0.0.1"), /socket hang up|ECONNRESET/);
-    await assert.rejects(https("evil.example.com"), /alert|handshake|unrecognized/i);
+  it("closes the door on an unknown host, an IP literal and a request without Host", async () => {
+    await assert.rejects(http({ host: "evil.example.com" }), /socket hang up|ECONNRESET/);
+    await assert.rejects(http({ host: "127.0.0.1" }), /socket hang up|ECONNRESET/);
+    assert.equal(await raw(layout.listen.http, "GET / HTTP/1.0\r\n\r\n"), "", "a request without Host got an answer");
+    // Metabase is prod's: staging's redirect server does not know it, and staging has none.
+    await assert.rejects(http({ host: "metabase.staging.example.com" }), /socket hang up|ECONNRESET/);
+  });
+
+  it("refuses the TLS handshake for an unknown name, an IP literal or no name at all", async () => {
+    await assert.rejects(handshake("evil.example.com"), /alert|handshake|unrecognized/i);
+    await assert.rejects(handshake(undefined), /alert|handshake|unrecognized/i);
+    await assert.rejects(https({ host: "127.0.0.1", servername: "" }), /alert|handshake|unrecognized/i);
+    assert.equal(await handshake(prod.domains.api), "completed");
+  });
+
+  it("keeps environments apart: staging's Host under prod's TLS name is refused with 421, and the reverse", async () => {
+    assert.equal((await https({ host: staging.domains.api, servername: prod.domains.api })).status, 421);
+    assert.equal((await https({ host: prod.domains.api, servername: staging.domains.api })).status, 421);
   });
 
   it("redirects HTTP to HTTPS and sends HSTS", async () => {
-    const reply = await http(prod.domains.api, "/members?page=2");
+    const reply = await http({ host: prod.domains.api, path: "/members?page=2" });
     assert.equal(reply.status, 301);
     assert.equal(reply.headers["location"], `https://${prod.domains.api}/members?page=2`);
-    assert.match(String((await https(prod.domains.api)).headers["strict-transport-security"]), /max-age=31536000/);
+    assert.match(String((await https({ host: prod.domains.api })).headers["strict-transport-security"]), /^max-age=31536000$/);
   });
 
-  it("passes the forwarded headers and a request id to the app", async () => {
-    const headers = JSON.parse((await https(prod.domains.api)).body).headers as Record<string, string>;
+  it("negotiates TLS 1.2 and 1.3 only", async () => {
+    assert.equal((await https({ host: prod.domains.api, minVersion: "TLSv1.3" })).status, 200);
+    assert.equal((await https({ host: prod.domains.api, maxVersion: "TLSv1.2" })).status, 200);
+    await assert.rejects(https({ host: prod.domains.api, minVersion: "TLSv1", maxVersion: "TLSv1.1" }), /protocol|alert|handshake/i);
+  });
+
+  it("restores the client's address from Cloudflare and passes forwarded headers and a request id to the app", async () => {
+    const reply = await https({ host: prod.domains.api, path: "/who", headers: { "cf-connecting-ip": "198.51.100.7", "x-forwarded-for": "10.6.6.6" } });
+    const headers = seen(reply).headers;
     assert.equal(headers["host"], prod.domains.api);
+    assert.equal(headers["x-real-ip"], "198.51.100.7");
+    assert.equal(headers["x-forwarded-for"], "198.51.100.7", "the client's own X-Forwarded-For must not reach the app");
     assert.equal(headers["x-forwarded-proto"], "https");
-    assert.equal(headers["x-forwarded-for"], "127.0.0.1");
+    assert.equal(headers["x-forwarded-host"], prod.domains.api);
+    assert.equal(headers["x-forwarded-port"], "443");
     assert.match(headers["x-request-id"] ?? "", /^[0-9a-f]{32}$/);
+    assert.equal(reply.headers["x-request-id"], headers["x-request-id"], "the client does not get the request id the app saw");
+    // The access log line: client, host, status, upstream address and time, request id.
+    const log = readFileSync(layout.accessLog, "utf8").split("\n").find((l) => l.includes(`request_id=${headers["x-request-id"]}`));
+    assert.ok(log, "no access log line with the request id");
+    assert.match(log, new RegExp(`^198\\.51\\.100\\.7 ${prod.domains.api.replace(/\./g, "\\.")} .*"GET /who HTTP/1\\.1" 200 .*upstream=127\\.0\\.0\\.1:\\d+ upstream_status=200 upstream_time=\\d+\\.\\d{3} `));
   });
 
-  it("accepts a body within client_max_body_size and refuses one over it with 413", async () => {
-    const within = await https(prod.domains.api, "/upload", Buffer.alloc(5 * 1024 * 1024, 1));
-    assert.equal(within.status, 200);
-    assert.equal(JSON.parse(within.body).size, 5 * 1024 * 1024);
-    const over = await https(prod.domains.api, "/upload", Buffer.alloc(21 * 1024 * 1024, 1));
+  it("closes connections that do not come from Cloudflare on a proxied stack, and ignores their claimed address", async () => {
+    await assert.rejects(https({ host: prod.domains.api, from: STRAIGHT }), /socket hang up|ECONNRESET/);
+    await assert.rejects(http({ host: prod.domains.api, from: STRAIGHT }), /socket hang up|ECONNRESET/);
+    // An unproxied stack serves straight clients, and a claimed CF-Connecting-IP changes nothing.
+    writeStack("staging", { ...staging, proxy: { ...staging.proxy, cloudflareProxied: false } });
+    nginx.reload();
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const headers = seen(await https({ host: staging.domains.api, from: STRAIGHT, headers: { "cf-connecting-ip": "198.51.100.7" } })).headers;
+      assert.equal(headers["x-real-ip"], STRAIGHT);
+      assert.equal(headers["x-forwarded-for"], STRAIGHT);
+    } finally {
+      writeStack("staging", staging);
+      nginx.reload();
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await assert.rejects(https({ host: staging.domains.api, from: STRAIGHT }), /socket hang up|ECONNRESET/);
+  });
+
+  it("accepts a slow upload within client_max_body_size and refuses one over it with 413", async () => {
+    const chunks = Array.from({ length: 6 }, () => Buffer.alloc(512 * 1024, 1));
+    const slow = await https({ host: prod.domains.api, path: "/upload", body: chunks, pause: 250 });
+    assert.equal(seen(slow).size, 6 * 512 * 1024);
+    const over = await https({ host: prod.domains.api, path: "/upload", body: Buffer.alloc(21 * 1024 * 1024, 1) });
     assert.equal(over.status, 413);
   });
 
-  it("a missing staging upstream leaves prod serving, and staging answers 502", async () => {
-    upstreamPorts.set("bbaegok-staging-app-blue:8080", await freePort());
-    writeStack("staging", staging);
-    assert.ok(nginx.test().ok);
-    nginx.reload();
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal((await https(staging.domains.api)).status, 502);
-    assert.equal(JSON.parse((await https(prod.domains.api)).body).name, "prod-blue");
+  it("passes a WebSocket upgrade through to the app", async () => {
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const req = httpsRequest({
+        host: "127.0.0.1",
+        port: layout.listen.https,
+        servername: prod.domains.api,
+        path: "/ws",
+        headers: { host: prod.domains.api, connection: "Upgrade", upgrade: "websocket" },
+        localAddress: CLOUDFLARE,
+        rejectUnauthorized: false,
+        agent: false,
+      });
+      req.on("upgrade", (res, socket) => {
+        assert.equal(res.headers["x-stand-in"], "bbaegok-prod-app-blue");
+        socket.once("data", (d: Buffer) => {
+          socket.destroy();
+          resolve(d.toString());
+        });
+        socket.write("ping through the proxy");
+      });
+      req.on("response", (res) => reject(new Error(`no upgrade: HTTP ${res.statusCode}`)));
+      req.on("error", reject);
+      req.end();
+    });
+    assert.equal(echoed, "ping through the proxy");
+  });
+
+  it("compresses text responses with gzip", async () => {
+    const reply = await https({ host: prod.domains.api, path: "/big-json", headers: { "accept-encoding": "gzip" } });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.headers["content-encoding"], "gzip");
+  });
+
+  it("serves either slot by name on the internal port, the live one without the header, and nothing else", async () => {
+    const internal = (headers: Record<string, string>, host = prod.domains.api) => http({ host, port: layout.listen.internal, headers });
+    assert.equal(seen(await internal({})).name, "bbaegok-prod-app-blue");
+    assert.equal(seen(await internal({ [SLOT_HEADER]: "green" })).name, "bbaegok-prod-app-green");
+    assert.equal(seen(await internal({ [SLOT_HEADER]: "green" }, staging.domains.api)).name, "bbaegok-staging-app-green");
+    await assert.rejects(internal({}, "evil.example.com"), /socket hang up|ECONNRESET/);
+  });
+
+  it("a stopped staging container (its name unknown to DNS) leaves nginx reloading and prod serving; staging answers 502 at once", async () => {
+    for (const slot of ["blue", "green"]) dns.remove(`bbaegok-staging-app-${slot}`);
+    try {
+      const check = nginx.test();
+      assert.ok(check.ok, check.output);
+      nginx.reload();
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      assert.equal((await https({ host: staging.domains.api })).status, 502);
+      assert.ok(Date.now() - started < 1000, `the 502 took ${Date.now() - started} ms`);
+      assert.equal(seen(await https({ host: prod.domains.api })).name, "bbaegok-prod-app-blue");
+      // A DNS server that does not answer at all: bounded by resolver_timeout, prod unaffected meanwhile.
+      dns.hang("bbaegok-staging-app-blue");
+      nginx.reload();
+      await new Promise((r) => setTimeout(r, 300));
+      const hanging = https({ host: staging.domains.api });
+      assert.equal(seen(await https({ host: prod.domains.api })).name, "bbaegok-prod-app-blue");
+      const hangStarted = Date.now();
+      assert.equal((await hanging).status, 502);
+      assert.ok(Date.now() - hangStarted < 4000, `the unanswered lookup held the request ${Date.now() - hangStarted} ms`);
+    } finally {
+      for (const slot of ["blue", "green"]) dns.set(`bbaegok-staging-app-${slot}`, "127.0.0.1");
+      nginx.reload();
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.equal(seen(await https({ host: staging.domains.api })).name, "bbaegok-staging-app-blue");
   });
 });

@@ -1,20 +1,57 @@
 // A real nginx for one test file: its own prefix, config and runtime dirs,
-// ports on 127.0.0.1; stopped at the end.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
+// ports on 127.0.0.1; stopped at the end. Plus the loopback twin of the
+// production layout and self-signed certificates made with openssl.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdirSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
-import { requireCommand, waitFor } from "./system.js";
+import type { ProxyLayout } from "../../infra/proxy/render.js";
+import { freePort, requireCommand, waitFor } from "./system.js";
 
 export interface Nginx {
   /** `nginx -t` on the current files: status and nginx's own message. */
   test(): { ok: boolean; output: string };
   /** Graceful reload (new workers; old ones finish their requests). */
   reload(): void;
+  /** The command line that runs this nginx with extra arguments, for scripts under test. */
+  commandLine(extra: string): string;
   stop(): Promise<void>;
 }
 
 export function nginxBinary(): string {
   return requireCommand("nginx", "nginx", ["/usr/sbin"]);
+}
+
+/**
+ * The production layout on loopback: the same directory structure under
+ * `root`, free ports on 127.0.0.1, logs and temp files of its own, and
+ * `resolver` standing in for Docker's DNS.
+ */
+export async function loopbackLayout(root: string, resolver: string): Promise<ProxyLayout> {
+  const confDir = join(root, "live");
+  const runtimeDir = join(root, "run");
+  for (const dir of [confDir, runtimeDir, ...["conf.d", "upstreams", "certs"].map((d) => join(confDir, d))]) mkdirSync(dir, { recursive: true });
+  // Workers (nginx's default user when started as root) write temp files here.
+  chmodSync(runtimeDir, 0o777);
+  return {
+    confDir,
+    runtimeDir,
+    pidFile: join(runtimeDir, "nginx.pid"),
+    accessLog: join(runtimeDir, "access.log"),
+    errorLog: join(runtimeDir, "error.log"),
+    listen: { address: "127.0.0.1", http: await freePort(), https: await freePort(), internal: await freePort() },
+    resolver,
+  };
+}
+
+/** A self-signed certificate for `names`, written where the layout expects `stack`'s certificate. */
+export function selfSignedCertificate(layout: ProxyLayout, stack: string, names: readonly string[]): void {
+  const openssl = requireCommand("openssl", "openssl");
+  execFileSync(
+    openssl,
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", `/CN=${names[0]}`, "-addext", `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`, "-keyout", join(layout.confDir, "certs", `${stack}.key`), "-out", join(layout.confDir, "certs", `${stack}.crt`)],
+    { stdio: "ignore" },
+  );
 }
 
 export async function startNginx(confFile: string, runtimeDir: string, httpPort: number): Promise<Nginx> {
@@ -28,7 +65,6 @@ export async function startNginx(confFile: string, runtimeDir: string, httpPort:
   let log = "";
   child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const { connect } = await import("node:net");
   await waitFor(
     `nginx to listen on ${httpPort}`,
     () =>
@@ -53,6 +89,7 @@ export async function startNginx(confFile: string, runtimeDir: string, httpPort:
       const result = run(["-s", "reload"]);
       if (result.status !== 0) throw new Error(`nginx reload failed: ${result.stderr}`);
     },
+    commandLine: (extra) => [bin, ...base, extra].join(" "),
     async stop() {
       if (child.exitCode === null) {
         child.kill("SIGQUIT");
