@@ -1,0 +1,327 @@
+// Pure renderers for database backups: the backup and restore-drill scripts,
+// the cron entry, the IAM policies of the server's two S3 identities, the
+// bucket's TLS-only policy and lifecycle rules, and the credentials file.
+// No Pulumi import: tested on its own and by real tools (bash, shellcheck,
+// MariaDB, PostgreSQL, an S3 API server, the AWS CLI, zstd).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
+import { shellQuote } from "../server/render.js";
+import { normalizeSchedule } from "./schedule.js";
+
+export type BackupConfig = StackConfig["backup"];
+
+/** One database the stack backs up. */
+export interface BackupTarget {
+  /** The database's name on its server; also its folder in the bucket: `<stack>/<name>/`. */
+  name: string;
+  engine: DatabaseEngine;
+  /** The container `docker exec` reaches the database in, e.g. `bbaegok-prod-db`. */
+  container: string;
+  /**
+   * The login the dump runs as inside the container: `root` for MySQL/MariaDB
+   * (password from the container's own secret file), the superuser role for PostgreSQL.
+   */
+  adminUser: string;
+  /** The image a restore drill starts its throwaway server from: the same engine and version. */
+  image: string;
+}
+
+/** Where one stack's backup pieces live on the server. */
+export function backupPaths(service: string, stack: string, dataDir: string) {
+  const secretsDir = `${dataDir}/${stack}/secrets/backup`;
+  return {
+    dir: `${dataDir}/${stack}/backup`,
+    backupScript: `${dataDir}/${stack}/backup/backup.sh`,
+    drillScript: `${dataDir}/${stack}/backup/restore-drill.sh`,
+    secretsDir,
+    /** The writer identity's key: may only put objects under `<stack>/`. */
+    credentialsFile: `${secretsDir}/aws-credentials`,
+    /** The restore drill's key: may only list and read objects under `<stack>/`. */
+    drillCredentialsFile: `${secretsDir}/drill-aws-credentials`,
+    pingUrlFile: `${secretsDir}/ping-url`,
+    /** One file per stack: a stack's entry never touches another's. No dots: cron skips such names. */
+    cronFile: `/etc/cron.d/${service}-${stack}-backup`,
+    lockFile: `/run/lock/${service}-${stack}-backup.lock`,
+    drillLockFile: `/run/lock/${service}-${stack}-restore-drill.lock`,
+    /** The syslog tag: `journalctl -t bbaegok-prod-backup`. */
+    logTag: `${service}-${stack}-backup`,
+    drillContainer: `${service}-${stack}-restore-drill`,
+  };
+}
+export type BackupPaths = ReturnType<typeof backupPaths>;
+
+/**
+ * Every database a stack backs up: the service database and, when Metabase
+ * is enabled, Metabase's application database. Container names are the ones
+ * infra/database and infra/metabase give their containers.
+ */
+export function stackBackupTargets(config: Pick<StackConfig, "service" | "database" | "metabase">, stack: string): BackupTarget[] {
+  const prefix = `${config.service}-${stack}`;
+  const db = config.database;
+  const targets: BackupTarget[] = [
+    { name: db.name, engine: db.engine, container: `${prefix}-db`, adminUser: db.engine === "postgres" ? "postgres" : "root", image: `${db.engine}:${db.version}` },
+  ];
+  if (config.metabase.enabled) {
+    targets.push({ name: "metabase", engine: "postgres", container: `${prefix}-metabase-db`, adminUser: "metabase", image: config.metabase.databaseImage });
+  }
+  return targets;
+}
+
+export interface BackupScriptSpec {
+  service: string;
+  stack: string;
+  backup: BackupConfig;
+  targets: readonly BackupTarget[];
+  paths: BackupPaths;
+}
+
+/** zstd level 3: most of the size win at a speed that keeps up with the dump. */
+export const ZSTD_LEVEL = 3;
+
+/** The file extension of a backup object, per engine. */
+export function backupExtension(engine: DatabaseEngine): string {
+  return engine === "postgres" ? "pgdump.zst" : "sql.zst";
+}
+
+/** Matches a manifest's key, `<stack>/<database>/<UTC timestamp>.manifest.json`, and captures the timestamp. */
+export const MANIFEST_KEY = /^([^/]+)\/([^/]+)\/(\d{8}T\d{6}Z)\.manifest\.json$/;
+
+/** What the backup script writes beside each good backup, and what restores and drills trust. */
+export interface BackupManifest {
+  format: 1;
+  stack: string;
+  database: string;
+  engine: DatabaseEngine;
+  serverVersion: string;
+  /** The data object's key in the bucket. */
+  key: string;
+  createdAt: string;
+  compression: "zstd";
+  /** Bytes of the compressed object. */
+  size: number;
+  /** sha256 of the compressed object. */
+  sha256: string;
+  /** Bytes of the dump before compression. */
+  dumpBytes: number;
+  durationSeconds: number;
+  /** Every base table with its row count in the dump's snapshot (PostgreSQL names are schema-qualified). */
+  tables: { name: string; rows: number }[];
+  /** Views, routines, triggers, events (MySQL/MariaDB); views, functions, procedures, triggers, sequences (PostgreSQL). */
+  objects: { type: string; name: string }[];
+}
+
+function validateTargets(targets: readonly BackupTarget[]): void {
+  if (targets.length === 0) throw new Error("backup script: no database to back up");
+  const seen = new Set<string>();
+  for (const t of targets) {
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(t.name)) throw new Error(`backup target "${t.name}": expected a database identifier (lower-case letters, digits, _)`);
+    if (seen.has(t.name)) throw new Error(`backup target "${t.name}" is listed twice: each database needs its own folder in the bucket`);
+    seen.add(t.name);
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(t.container)) throw new Error(`backup target "${t.name}": container name "${t.container}" is not a Docker container name`);
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(t.adminUser)) throw new Error(`backup target "${t.name}": admin user "${t.adminUser}" is not an identifier`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9_./:@-]*$/.test(t.image)) throw new Error(`backup target "${t.name}": image "${t.image}" is not an image reference`);
+  }
+}
+
+// The catalog queries shared by the scripts (rendered into them) and the
+// restore command, so a manifest and a restored database are listed alike.
+/** MySQL/MariaDB: the base tables of the current database. */
+export const MYSQL_TABLES_SQL = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1";
+/** MySQL/MariaDB: `type<TAB>name` of every view, routine, trigger and event. */
+export const MYSQL_OBJECTS_SQL = [
+  "SELECT 'view', TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()",
+  "UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()",
+  "UNION ALL SELECT 'trigger', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()",
+  "UNION ALL SELECT 'event', EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE()",
+  "ORDER BY 1, 2",
+].join("\n");
+/** PostgreSQL: `schema.table<TAB>rows` of every table, counted in the session's snapshot. */
+export const PG_COUNTS_SQL = [
+  "SELECT format('%s.%s', n.nspname, c.relname) || E'\\t' ||",
+  "  (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text",
+  "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
+  "WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'",
+  "ORDER BY 1;",
+].join("\n");
+/** PostgreSQL: `type<TAB>name` of every view, sequence, function, procedure and trigger (not an extension's). */
+export const PG_OBJECTS_SQL = [
+  "SELECT kind || E'\\t' || name FROM (",
+  "  SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'sequence' END AS kind, format('%s.%s', n.nspname, c.relname) AS name",
+  "    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
+  "    WHERE c.relkind IN ('v', 'm', 'S') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'",
+  "  UNION ALL SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, format('%s.%s', n.nspname, p.proname)",
+  "    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace",
+  "    WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'",
+  "      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')",
+  "  UNION ALL SELECT 'trigger', format('%s.%s.%s', n.nspname, c.relname, t.tgname)",
+  "    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace",
+  "    WHERE NOT t.tgisinternal",
+  ") o ORDER BY 1;",
+].join("\n");
+
+const bashPart = (file: string) => readFileSync(join(__dirname, file), "utf8");
+
+function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): string {
+  const { backup, stack, paths } = spec;
+  validateTargets(spec.targets);
+  const schedule = normalizeSchedule(what === "backup" ? backup.schedule : backup.drillSchedule);
+  const script = what === "backup" ? paths.backupScript : paths.drillScript;
+  const shown = what === "backup" ? backup.schedule : backup.drillSchedule;
+  const targets = spec.targets.map((t) => `  ${shellQuote([t.name, t.engine, t.container, t.adminUser, t.image].join(" "))}`);
+  return [
+    "#!/usr/bin/env bash",
+    `# The ${what} of stack "${stack}" (${spec.targets.map((t) => t.name).join(", ")}), bucket s3://${backup.bucket} in ${backup.region}.`,
+    `# Rendered by infra/backup/render.ts from Pulumi.${stack}.yaml and installed by Pulumi: edit the stack, not this file.`,
+    `#   ${script}              run now`,
+    `#   ${script} --scheduled  run if "${shown}" is due this minute in ${backup.timezone} (the cron entry)`,
+    `# Logs go to syslog: journalctl -t ${paths.logTag}`,
+    "set -Eeuo pipefail",
+    "umask 077",
+    "",
+    `readonly STACK=${shellQuote(stack)}`,
+    `readonly BUCKET=${shellQuote(backup.bucket)}`,
+    `readonly REGION=${shellQuote(backup.region)}`,
+    `readonly TIMEZONE=${shellQuote(backup.timezone)}`,
+    `readonly SCHEDULE=${shellQuote(schedule)}`,
+    `readonly LOG_TAG=${shellQuote(what === "backup" ? paths.logTag : `${paths.logTag}-drill`)}`,
+    ...(what === "backup" ? [`readonly ZSTD_LEVEL=${ZSTD_LEVEL}`] : [`readonly DRILL_CONTAINER=${shellQuote(paths.drillContainer)}`]),
+    "# name engine container admin-user image",
+    "readonly TARGETS=(",
+    ...targets,
+    ")",
+    "",
+    "# Overridable for tests and for a run by hand; cron sets none of these.",
+    `credentials_file=\${BACKUP_AWS_CREDENTIALS_FILE:-${what === "backup" ? paths.credentialsFile : paths.drillCredentialsFile}}`,
+    `ping_url_file=\${BACKUP_PING_URL_FILE:-${paths.pingUrlFile}}`,
+    `lock_file=\${BACKUP_LOCK_FILE:-${what === "backup" ? paths.lockFile : paths.drillLockFile}}`,
+    "endpoint_url=${BACKUP_S3_ENDPOINT_URL:-}",
+    `readonly MYSQL_TABLES_SQL=${shellQuote(MYSQL_TABLES_SQL)}`,
+    `readonly MYSQL_OBJECTS_SQL=${shellQuote(MYSQL_OBJECTS_SQL)}`,
+    `readonly PG_COUNTS_SQL=${shellQuote(PG_COUNTS_SQL)}`,
+    `readonly PG_OBJECTS_SQL=${shellQuote(PG_OBJECTS_SQL)}`,
+    what === "backup" ? "CLIENT=mariadb work=''" : "CLIENT=mariadb PROBE=() work=''",
+    "",
+  ].join("\n");
+}
+
+/** The backup script (bash): every target dumped, compressed and streamed to S3, manifest last. */
+export function backupScript(spec: BackupScriptSpec): string {
+  return [header(spec, "backup"), bashPart("common.bash"), bashPart("backup.bash")].join("\n");
+}
+
+/** The restore drill (bash): the newest good backup of every target restored into a throwaway server and compared. */
+export function restoreDrillScript(spec: BackupScriptSpec): string {
+  return [header(spec, "restore drill"), bashPart("common.bash"), bashPart("restore-drill.bash")].join("\n");
+}
+
+/**
+ * The stack's file in /etc/cron.d. Debian's cron reads schedules in the
+ * server's own time zone and has no CRON_TZ, so both entries run every minute
+ * and the scripts decide (`--scheduled`) whether their schedule is due in the
+ * stack's time zone: correct in any server time zone, across DST changes and
+ * for zones with half-hour offsets. A minute that does not exist in the
+ * stack's zone (a DST gap) never fires.
+ */
+export function cronFile(spec: BackupScriptSpec): string {
+  const { backup, paths } = spec;
+  return [
+    `# Backups of stack "${spec.stack}" (rendered by infra/backup/render.ts; installed by Pulumi).`,
+    `# backup:        "${backup.schedule}" in ${backup.timezone}`,
+    `# restore drill: "${backup.drillSchedule}" in ${backup.timezone}`,
+    "# Both run every minute and exit at once unless their schedule is due in that zone.",
+    `# Output goes to syslog (journalctl -t ${paths.logTag}), not to mail.`,
+    "SHELL=/bin/bash",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    `* * * * * root ${paths.backupScript} --scheduled >/dev/null 2>&1`,
+    `* * * * * root ${paths.drillScript} --scheduled >/dev/null 2>&1`,
+    "",
+  ].join("\n");
+}
+
+interface PolicyStatement {
+  Sid: string;
+  Effect: "Allow" | "Deny";
+  Action: string | string[];
+  Resource: string | string[];
+  Principal?: string;
+  Condition?: Record<string, Record<string, string | string[]>>;
+}
+
+function policy(statements: PolicyStatement[]): string {
+  return JSON.stringify({ Version: "2012-10-17", Statement: statements }, null, 2);
+}
+
+/** The stack's folder in the bucket. */
+export function stackPrefix(stack: string): string {
+  return `${stack}/`;
+}
+
+/**
+ * The server's backup identity: PutObject under `<stack>/` and nothing else.
+ * No delete, no read, no listing, no bucket configuration; multipart uploads
+ * are covered by PutObject, and abandoned ones are aborted by the lifecycle rules.
+ */
+export function backupWriterPolicy(bucket: string, stack: string): string {
+  return policy([{ Sid: "PutBackupsUnderStackPrefix", Effect: "Allow", Action: "s3:PutObject", Resource: `arn:aws:s3:::${bucket}/${stackPrefix(stack)}*` }]);
+}
+
+/** The restore drill's identity: list and read under `<stack>/`, nothing that writes or deletes. */
+export function restoreDrillReaderPolicy(bucket: string, stack: string): string {
+  return policy([
+    { Sid: "ListStackPrefix", Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:aws:s3:::${bucket}`, Condition: { StringLike: { "s3:prefix": [`${stackPrefix(stack)}*`] } } },
+    { Sid: "ReadBackupsUnderStackPrefix", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${bucket}/${stackPrefix(stack)}*` },
+  ]);
+}
+
+/** Refuses every request that does not use TLS, whoever makes it. */
+export function tlsOnlyBucketPolicy(bucket: string): string {
+  return policy([
+    {
+      Sid: "DenyInsecureTransport",
+      Effect: "Deny",
+      Principal: "*",
+      Action: "s3:*",
+      Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
+      Condition: { Bool: { "aws:SecureTransport": "false" } },
+    },
+  ]);
+}
+
+/** The bucket's lifecycle: colder classes, then expiry, from `backup.retention`. */
+export function lifecycleRules(retention: BackupConfig["retention"]) {
+  return [
+    {
+      id: "backups-age-out",
+      status: "Enabled",
+      // An empty prefix: every object of the bucket (the bucket holds one stack's backups).
+      filter: { prefix: "" },
+      transitions: [
+        { days: retention.infrequentAfterDays, storageClass: "STANDARD_IA" },
+        { days: retention.archiveAfterDays, storageClass: "GLACIER" },
+      ],
+      expiration: { days: retention.expireAfterDays },
+      noncurrentVersionExpiration: { noncurrentDays: retention.noncurrentExpireDays },
+      // Uploads cut off by a failed run; the server's identity cannot abort them itself.
+      abortIncompleteMultipartUpload: { daysAfterInitiation: retention.abortMultipartAfterDays },
+    },
+  ];
+}
+
+/** Object Lock's default retention, or undefined when `objectLock.mode` is "off". */
+export function objectLockRule(lock: BackupConfig["objectLock"]) {
+  if (lock.mode === "off") return undefined;
+  return { defaultRetention: { mode: lock.mode === "compliance" ? "COMPLIANCE" : "GOVERNANCE", days: lock.days } };
+}
+
+/** Default encryption: S3-managed keys, or the account's AWS-managed KMS key for S3 with a bucket key. */
+export function encryptionRules(encryption: BackupConfig["encryption"]) {
+  return encryption === "kms"
+    ? [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms" }, bucketKeyEnabled: true }]
+    : [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }];
+}
+
+/** An AWS shared-credentials file holding one access key. */
+export function awsCredentialsFile(accessKeyId: string, secretAccessKey: string): string {
+  return `[default]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n`;
+}

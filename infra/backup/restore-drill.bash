@@ -1,0 +1,166 @@
+# --- the restore drill (infra/backup/restore-drill.bash) ---
+# For each target: the newest backup that has a manifest is streamed from S3
+# (sha256 checked on the way) into a throwaway database server of the same
+# image, then its tables, row counts and objects are compared with the
+# manifest. The throwaway server is removed whatever happens. It reads with
+# the drill's own read-only identity; nothing here writes to the bucket.
+
+readonly DRILL_DATABASE=restore_drill
+
+# Runs the throwaway database server: `start <engine> <image>`,
+# `exec <engine> <command...>`, `stop <engine>`. On the server that is a
+# container without a network; BACKUP_DRILL_DB names another program taking
+# the same arguments (the tests point it at local servers).
+drill_db() {
+  if [[ -n ${BACKUP_DRILL_DB:-} ]]; then
+    "$BACKUP_DRILL_DB" "$@"
+    return
+  fi
+  local action=$1 engine=$2
+  shift 2
+  case $action in
+    start)
+      local env=(-e POSTGRES_HOST_AUTH_METHOD=trust -e "POSTGRES_DB=$DRILL_DATABASE")
+      [[ $engine == mariadb ]] && env=(-e MARIADB_ALLOW_EMPTY_ROOT_PASSWORD=1 -e "MARIADB_DATABASE=$DRILL_DATABASE")
+      [[ $engine == mysql ]] && env=(-e MYSQL_ALLOW_EMPTY_PASSWORD=yes -e "MYSQL_DATABASE=$DRILL_DATABASE")
+      docker rm -f "$DRILL_CONTAINER" >/dev/null 2>&1 || true
+      docker run --detach --rm --name "$DRILL_CONTAINER" --network none --label bbaegok.role=restore-drill "${env[@]}" "$1" >/dev/null || return 1
+      # The images initialise with a temporary server, then restart: ready is three answers in a row.
+      local ok=0 tries=0
+      while ((ok < 3 && tries < 180)); do
+        sleep 1
+        tries=$((tries + 1))
+        if drill_db exec "$engine" "${PROBE[@]}" >/dev/null 2>&1; then ok=$((ok + 1)); else ok=0; fi
+      done
+      ((ok == 3))
+      ;;
+    exec) docker exec -i "$DRILL_CONTAINER" "$@" ;;
+    stop) docker rm -f "$DRILL_CONTAINER" >/dev/null 2>&1 || true ;;
+  esac
+}
+
+drill_sql() {
+  local engine=$1 sql=$2
+  if [[ $engine == postgres ]]; then
+    drill_db exec "$engine" psql -X -q -A -t -v ON_ERROR_STOP=1 -U postgres -d "$DRILL_DATABASE" -c "$sql"
+  else
+    drill_db exec "$engine" "$CLIENT" --batch --skip-column-names -uroot "$DRILL_DATABASE" -e "$sql"
+  fi
+}
+
+# Prints "table<TAB>rows" for every table of the restored database.
+restored_row_counts() {
+  local engine=$1 table
+  if [[ $engine == postgres ]]; then
+    drill_sql "$engine" "$PG_COUNTS_SQL"
+    return
+  fi
+  drill_sql "$engine" "$MYSQL_TABLES_SQL" >"$work/restored-tables.txt" || return 1
+  local rows
+  while IFS= read -r table; do
+    rows=$(drill_sql "$engine" "SELECT COUNT(*) FROM \`${table//\`/\`\`}\`") || return 1
+    printf '%s\t%s\n' "$table" "$rows"
+  done <"$work/restored-tables.txt"
+}
+
+drill_target() {
+  local name=$1 engine=$2 image=$3
+  local where="$STACK/$name ($engine)" manifest_key key sha
+  log info "restore drill of $where started"
+  if ! s3 s3api list-objects-v2 --bucket "$BUCKET" --prefix "$STACK/$name/" \
+    --query "Contents[?ends_with(Key, '.manifest.json')].Key" --output text >"$work/keys" 2>"$work/s3.err"; then
+    log err "restore drill of $where failed: cannot list s3://$BUCKET/$STACK/$name/: $(tail -n 3 "$work/s3.err" | tr '\n' ' ')"
+    return 1
+  fi
+  manifest_key=$(tr '\t' '\n' <"$work/keys" | grep '\.manifest\.json$' | LC_ALL=C sort | tail -n 1 || true)
+  if [[ -z $manifest_key ]]; then
+    log err "restore drill of $where failed: no backup with a manifest under s3://$BUCKET/$STACK/$name/"
+    return 1
+  fi
+  if ! s3 s3 cp "s3://$BUCKET/$manifest_key" "$work/manifest.json" --only-show-errors 2>"$work/s3.err" ||
+    ! key=$(jq -er .key "$work/manifest.json") || ! sha=$(jq -er .sha256 "$work/manifest.json"); then
+    log err "restore drill of $where failed: cannot read the manifest s3://$BUCKET/$manifest_key: $(tail -n 3 "$work/s3.err" | tr '\n' ' ')"
+    return 1
+  fi
+
+  PROBE=("$CLIENT" -uroot "$DRILL_DATABASE" -e 'SELECT 1')
+  [[ $engine == postgres ]] && PROBE=(psql -X -U postgres -d "$DRILL_DATABASE" -c 'SELECT 1')
+  if ! drill_db start "$engine" "$image" 2>"$work/drill.err"; then
+    log err "restore drill of $where failed: the throwaway $image server did not start: $(tail -n 3 "$work/drill.err" | tr '\n' ' ')"
+    drill_db stop "$engine"
+    return 1
+  fi
+
+  local restore=("$CLIENT" --default-character-set=utf8mb4 --max-allowed-packet=1G -uroot "$DRILL_DATABASE")
+  [[ $engine == postgres ]] && restore=(pg_restore --no-owner --no-privileges --exit-on-error -U postgres -d "$DRILL_DATABASE")
+  rm -f "$work/sha.fifo"
+  mkfifo "$work/sha.fifo"
+  sha256sum <"$work/sha.fifo" >"$work/sha256" &
+  local sha_pid=$! statuses
+  set +e
+  s3 s3 cp "s3://$BUCKET/$key" - 2>"$work/s3.err" | tee "$work/sha.fifo" | zstd --decompress --stdout --quiet |
+    drill_db exec "$engine" "${restore[@]}" 2>"$work/restore.err"
+  statuses=("${PIPESTATUS[@]}")
+  set -e
+  wait "$sha_pid" || true
+
+  local problem=''
+  if ((statuses[0] != 0)); then
+    problem="download of s3://$BUCKET/$key failed: $(tail -n 3 "$work/s3.err" | tr '\n' ' ')"
+  elif [[ $(cut -d' ' -f1 <"$work/sha256") != "$sha" ]]; then
+    problem="s3://$BUCKET/$key does not match its manifest's sha256"
+  elif ((statuses[2] != 0 || statuses[3] != 0)); then
+    problem="the restore into the throwaway server failed: $(tail -n 3 "$work/restore.err" | tr '\n' ' ')"
+  elif ! restored_row_counts "$engine" 2>"$work/restore.err" | LC_ALL=C sort >"$work/actual-tables.tsv"; then
+    problem="could not count the restored rows: $(tail -n 3 "$work/restore.err" | tr '\n' ' ')"
+  else
+    jq -r '.tables[] | "\(.name)\t\(.rows)"' "$work/manifest.json" | LC_ALL=C sort >"$work/expected-tables.tsv"
+    jq -r '.objects[] | "\(.type)\t\(.name)"' "$work/manifest.json" | LC_ALL=C sort >"$work/expected-objects.tsv"
+    if [[ $engine == postgres ]]; then
+      drill_sql "$engine" "$PG_OBJECTS_SQL" 2>>"$work/restore.err" | LC_ALL=C sort >"$work/actual-objects.tsv"
+    else
+      drill_sql "$engine" "$MYSQL_OBJECTS_SQL" 2>>"$work/restore.err" | LC_ALL=C sort >"$work/actual-objects.tsv"
+    fi
+    if ! diff "$work/expected-tables.tsv" "$work/actual-tables.tsv" >"$work/diff"; then
+      problem="restored tables or row counts differ from the manifest (< manifest, > restored): $(head -n 10 "$work/diff" | grep '^[<>]' | tr '\n' ' ')"
+    elif ! diff "$work/expected-objects.tsv" "$work/actual-objects.tsv" >"$work/diff"; then
+      problem="restored views, routines, triggers or events differ from the manifest (< manifest, > restored): $(head -n 10 "$work/diff" | grep '^[<>]' | tr '\n' ' ')"
+    fi
+  fi
+  drill_db stop "$engine"
+  if [[ -n $problem ]]; then
+    log err "restore drill of $where FAILED for s3://$BUCKET/$key: $problem"
+    return 1
+  fi
+  log info "restore drill of $where passed: s3://$BUCKET/$key restored, $(wc -l <"$work/actual-tables.tsv") tables and $(wc -l <"$work/actual-objects.tsv") objects match the manifest"
+}
+
+main() {
+  if [[ ${1:-} == --scheduled ]] && ! schedule_is_due "$SCHEDULE"; then
+    exit 0
+  fi
+  require_tools aws zstd jq flock curl sha256sum
+  use_server_credentials
+  take_lock "restore drill"
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$LOG_TAG-drill.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+
+  local target name engine image failures=0
+  for target in "${TARGETS[@]}"; do
+    read -r name engine _ _ image <<<"$target"
+    use_engine_tools "$engine"
+    if ! drill_target "$name" "$engine" "$image"; then
+      failures=$((failures + 1))
+    fi
+  done
+  if ((failures > 0)); then
+    log err "restore drill of stack $STACK: $failures of ${#TARGETS[@]} databases FAILED"
+    ping_health_check /fail
+    exit 1
+  fi
+  log info "restore drill of stack $STACK: every database restored and matched its manifest"
+  # /log records the drill without resetting the backup check's timer.
+  ping_health_check /log
+}
+
+main "$@"

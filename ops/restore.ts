@@ -1,0 +1,79 @@
+// npm run restore -- --stack <s> [--database <name>] [--at <time> | --key <key>] --target <connection> [--force] [--endpoint-url <url>]
+//
+// Restores a backup of a stack's database into the database the operator
+// names, with the operator's own AWS credentials (environment or profile),
+// never the server's. Only backups with a manifest are restored; the sha256
+// is checked before anything is written, and the result is compared with the
+// manifest's tables, row counts and objects.
+import { parseArgs } from "node:util";
+import { StackFileError } from "../stacks/config/files.js";
+import { StackConfigError } from "../stacks/config/validate.js";
+import { BackupError, backupStore, parseTime, stackConfig } from "./restore/backups.js";
+import { restoreBackup } from "./restore/restore.js";
+import { TARGET_HELP, parseTarget } from "./restore/target.js";
+
+const USAGE = `usage: npm run restore -- --stack <name> [--database <name>] [--at <time> | --key <key>] --target <connection> [--force] [--endpoint-url <url>]
+  --target    ${TARGET_HELP}
+  --database  which database of the stack (default: the service database; "metabase" for Metabase's)
+  --at        the newest backup at or before this time (default: the newest), e.g. 2026-01-05T04:30:00Z or "2026-01-05 13:30" in the stack's time zone
+  --key       a backup's key instead, e.g. prod/bbaegok/20260105T040001Z.sql.zst
+  --force     restore into a database that is not empty`;
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        stack: { type: "string" },
+        database: { type: "string" },
+        at: { type: "string" },
+        key: { type: "string" },
+        target: { type: "string" },
+        force: { type: "boolean", default: false },
+        "endpoint-url": { type: "string" },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`restore: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (!values.stack || !values.target) {
+    process.stderr.write(`restore: --stack and --target are required\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.at && values.key) {
+    process.stderr.write(`restore: give --at or --key, not both\n${USAGE}\n`);
+    return 2;
+  }
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const started = Date.now();
+  try {
+    const config = stackConfig(values.stack);
+    const store = backupStore(values.stack, values["endpoint-url"] ? { endpointUrl: values["endpoint-url"] } : {});
+    const target = parseTarget(values.target);
+    const result = await restoreBackup({
+      store,
+      database: values.database ?? config.database.name,
+      ...(values.at ? { at: parseTime(values.at, config.backup.timezone) } : {}),
+      ...(values.key ? { key: values.key } : {}),
+      target,
+      force: values.force,
+      say,
+    });
+    const s = result.seconds;
+    process.stdout.write(
+      `Restored ${result.manifest.key} (taken ${result.manifest.createdAt}) into ${target.shown}: ${result.tables} tables and ${result.manifest.objects.length} objects match the manifest ` +
+        `(download ${s.download.toFixed(1)} s, verify ${s.verify.toFixed(1)} s, restore ${s.restore.toFixed(1)} s, total ${((Date.now() - started) / 1000).toFixed(1)} s).\n`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof BackupError || err instanceof StackConfigError || err instanceof StackFileError) {
+      process.stderr.write(`restore: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+main().then((code) => process.exit(code));

@@ -1,0 +1,267 @@
+// The prod stack's backup script, restore command and restore drill, run for
+// real against a local MariaDB, an S3 API server on loopback, the AWS CLI and
+// zstd. The only stand-in is `docker exec` (test/support/backup-harness.ts).
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { BackupManifest } from "../../infra/backup/render.js";
+import { mariadbLogicalDump, renderStackScripts, runRestore, runScript, startPingServer, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
+import { startMariaDb, type MariaDb } from "../support/mariadb.js";
+import { startS3Server, type S3Server } from "../support/s3.js";
+import { freePort, tempDir } from "../support/system.js";
+
+const STACK = "prod";
+const DB = "bbaegok";
+
+// Several tables; Korean text and emoji; binary columns; NULLs; strings that
+// look like the dump's own row separators; large rows; a view, triggers,
+// routines and an event.
+function seedSql(blobs: Buffer[]): string {
+  return `
+CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+USE ${DB};
+CREATE TABLE users (
+  id INT AUTO_INCREMENT PRIMARY KEY,
+  name VARCHAR(100) NOT NULL,
+  bio TEXT NULL,
+  avatar VARBINARY(64) NULL,
+  balance DECIMAL(12,2) NULL,
+  joined DATETIME(6) NOT NULL
+) ENGINE=InnoDB;
+INSERT INTO users (name, bio, avatar, balance, joined) VALUES
+  ('김철수', '안녕하세요 👋 빼곡 🥟', 0x00FF10A0FFFE, 1234.50, '2025-01-02 03:04:05.123456'),
+  ('이영희', NULL, NULL, NULL, '2025-02-03 04:05:06'),
+  ('O''Brien), (evil', 'line one\nline two\ttab \\\\ backslash '', quote ),( more', 0x27292C2827, -5.00, '2025-03-04 05:06:07'),
+  ('🎉🎊', '', X'', 0.00, '2025-04-05 06:07:08');
+CREATE TABLE orders (
+  id BIGINT PRIMARY KEY,
+  user_id INT NOT NULL,
+  total DECIMAL(10,2) NOT NULL,
+  memo VARCHAR(255) CHARACTER SET utf8mb4 NULL,
+  CONSTRAINT fk_orders_user FOREIGN KEY (user_id) REFERENCES users (id)
+) ENGINE=InnoDB;
+CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, order_id BIGINT NOT NULL, note VARCHAR(100) NOT NULL);
+CREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit (order_id, note) VALUES (NEW.id, CONCAT('주문 ', NEW.id));
+SET SESSION max_recursive_iterations = 100000;
+INSERT INTO orders (id, user_id, total, memo)
+  WITH RECURSIVE seq (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 3000)
+  SELECT n, 1 + (n MOD 4), n * 1.25, IF(n MOD 7 = 0, NULL, CONCAT('메모 ', n, ' 😀')) FROM seq;
+CREATE TABLE attachments (id INT PRIMARY KEY, name VARCHAR(50) NOT NULL, body LONGBLOB NOT NULL);
+${blobs.map((b, i) => `INSERT INTO attachments VALUES (${i + 1}, '첨부${i + 1}.bin', X'${b.toString("hex")}');`).join("\n")}
+CREATE TABLE empty_table (id INT PRIMARY KEY, v VARCHAR(10));
+CREATE VIEW user_totals AS SELECT u.name, SUM(o.total) AS total FROM users u JOIN orders o ON o.user_id = u.id GROUP BY u.name;
+DELIMITER //
+CREATE PROCEDURE add_order(IN p_id BIGINT, IN p_user INT) BEGIN INSERT INTO orders (id, user_id, total) VALUES (p_id, p_user, 0); END//
+CREATE FUNCTION greeting(p_name VARCHAR(100)) RETURNS VARCHAR(120) DETERMINISTIC RETURN CONCAT('안녕, ', p_name)//
+DELIMITER ;
+CREATE EVENT nightly_cleanup ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM audit WHERE id < 0;
+`;
+}
+
+describe("backups of a MariaDB database (the prod stack's script, for real)", () => {
+  let db: MariaDb;
+  let s3: S3Server;
+  let scripts: RenderedScripts;
+  let ping: Awaited<ReturnType<typeof startPingServer>>;
+  const dir = tempDir("backup-mariadb");
+  let env: Record<string, string>;
+  const blobs = [randomBytes(3 * 1024 * 1024), randomBytes(1024 * 1024), Buffer.alloc(0)];
+  const target = () => `mariadb://root@localhost/${DB}?socket=${encodeURIComponent(db.socket)}`;
+  const manifests = () => s3.keys(scripts.bucket, `${STACK}/`).filter((k) => k.endsWith(".manifest.json"));
+
+  before(async () => {
+    [db, s3, ping] = await Promise.all([startMariaDb(), startS3Server(["bbaegok-prod-db-backups"]), startPingServer()]);
+    scripts = renderStackScripts(STACK, dir.path, (t) => t.engine === "mariadb");
+    db.sql(seedSql(blobs));
+    const pingFile = join(dir.path, "ping-url");
+    writeFileSync(pingFile, `${ping.url}\n`, { mode: 0o600 });
+    env = {
+      BACKUP_DB_EXEC: writeDbExecHook(dir.path, { MYSQL_UNIX_PORT: db.socket }),
+      BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("S3RVER", "S3RVER"),
+      BACKUP_S3_ENDPOINT_URL: s3.endpoint,
+      BACKUP_LOCK_FILE: join(dir.path, "backup.lock"),
+      BACKUP_PING_URL_FILE: pingFile,
+    };
+  });
+  after(async () => {
+    await Promise.all([db?.stop(), s3?.stop(), ping?.stop()]);
+    dir.remove();
+  });
+
+  let firstManifest: BackupManifest;
+  let before_: string;
+
+  it("backs up: a compressed dump and, last, its manifest with size, sha256, version, tables and row counts", async () => {
+    const run = await runScript(scripts.backup, env);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /backup of prod\/bbaegok \(mariadb in container bbaegok-prod-db\) done/);
+    const keys = s3.keys(scripts.bucket, `${STACK}/${DB}/`);
+    assert.equal(keys.length, 2, String(keys));
+    const manifestKey = keys.find((k) => k.endsWith(".manifest.json"))!;
+    assert.match(manifestKey, /^prod\/bbaegok\/\d{8}T\d{6}Z\.manifest\.json$/);
+    firstManifest = JSON.parse(s3.get(scripts.bucket, manifestKey).toString("utf8")) as BackupManifest;
+    const data = s3.get(scripts.bucket, firstManifest.key);
+    assert.equal(firstManifest.key, manifestKey.replace(".manifest.json", ".sql.zst"));
+    assert.equal(firstManifest.size, data.length);
+    assert.equal(firstManifest.sha256, createHash("sha256").update(data).digest("hex"));
+    assert.equal(firstManifest.engine, "mariadb");
+    assert.match(firstManifest.serverVersion, /MariaDB/);
+    assert.ok(firstManifest.dumpBytes > blobs[0]!.length * 2, "the dump is smaller than its hex-encoded blobs");
+    assert.ok(firstManifest.size < firstManifest.dumpBytes, "not compressed");
+    assert.deepEqual(firstManifest.tables, [
+      { name: "attachments", rows: 3 },
+      { name: "audit", rows: 3000 },
+      { name: "empty_table", rows: 0 },
+      { name: "orders", rows: 3000 },
+      { name: "users", rows: 4 },
+    ]);
+    assert.deepEqual(
+      firstManifest.objects.map((o) => `${o.type} ${o.name}`),
+      ["event nightly_cleanup", "function greeting", "procedure add_order", "trigger orders_audit", "view user_totals"],
+    );
+    const dump = spawnSync("zstd", ["-dc"], { input: data, maxBuffer: 256 * 1024 * 1024 }).stdout.toString("utf8");
+    assert.ok(dump.includes("안녕하세요 👋 빼곡 🥟"), "Korean text and emoji are not in the dump as UTF-8");
+    assert.ok(ping.hits.includes("/ping/test-check"), `success was not pinged: ${ping.hits.join(", ")}`);
+  });
+
+  it("restores with npm run restore into an emptied database: every table byte for byte, every object back", async () => {
+    before_ = mariadbLogicalDump(db.socket, DB);
+    db.sql(`DROP DATABASE ${DB}; CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`);
+    assert.equal(db.sql("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'bbaegok'").trim(), "0");
+    const run = await runRestore(["--stack", STACK, "--target", target(), "--endpoint-url", s3.endpoint], s3.operatorEnv());
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /sha256 matches the manifest/);
+    assert.match(run.stderr, /restore \d+%/);
+    assert.match(run.stdout, /^Restored prod\/bbaegok\/\d{8}T\d{6}Z\.sql\.zst .* 5 tables and 5 objects match the manifest/);
+    assert.equal(mariadbLogicalDump(db.socket, DB), before_, "the restored database dumps differently from the original");
+    assert.equal(db.sql(`SELECT bio FROM ${DB}.users WHERE id = 1`).trim(), "안녕하세요 👋 빼곡 🥟");
+    assert.equal(db.sql(`SELECT HEX(avatar) FROM ${DB}.users WHERE id = 1`).trim(), "00FF10A0FFFE");
+    assert.equal(db.sql(`SELECT bio IS NULL, avatar IS NULL, balance IS NULL FROM ${DB}.users WHERE id = 2`).trim(), "1\t1\t1");
+    const sha = db.sql(`SELECT SHA2(body, 256) FROM ${DB}.attachments WHERE id = 1`).trim();
+    assert.equal(sha, createHash("sha256").update(blobs[0]!).digest("hex"), "the 3 MiB binary row changed");
+    assert.equal(db.sql(`SELECT ${DB}.greeting('빼곡')`).trim(), "안녕, 빼곡");
+  });
+
+  it("refuses a target that is not empty, and restores over it with --force", async () => {
+    const refused = await runRestore(["--stack", STACK, "--target", target(), "--endpoint-url", s3.endpoint], s3.operatorEnv());
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /restore: the target mariadb:\/\/root@localhost\/bbaegok\?socket=.* is not empty \(table attachments, .*\); restore into an empty database, or pass --force/);
+    db.sql(`UPDATE ${DB}.users SET name = 'changed' WHERE id = 1`);
+    const forced = await runRestore(["--stack", STACK, "--target", target(), "--force", "--endpoint-url", s3.endpoint], s3.operatorEnv());
+    assert.equal(forced.status, 0, forced.stderr);
+    assert.equal(mariadbLogicalDump(db.socket, DB), before_);
+  });
+
+  it("picks the newest backup at or before --at, and a backup by --key", async () => {
+    db.sql(`INSERT INTO ${DB}.users (name, joined) VALUES ('새 사용자', NOW())`);
+    const second = await runScript(scripts.backup, env);
+    assert.equal(second.status, 0, second.stderr);
+    assert.equal(manifests().length, 2);
+    const firstTaken = /(\d{8}T\d{6}Z)/.exec(firstManifest.key)![1]!;
+    const at = `${firstTaken.slice(0, 4)}-${firstTaken.slice(4, 6)}-${firstTaken.slice(6, 8)}T${firstTaken.slice(9, 11)}:${firstTaken.slice(11, 13)}:${firstTaken.slice(13, 15)}Z`;
+    db.sql(`DROP DATABASE ${DB}; CREATE DATABASE ${DB};`);
+    const older = await runRestore(["--stack", STACK, "--at", at, "--target", target(), "--endpoint-url", s3.endpoint], s3.operatorEnv());
+    assert.equal(older.status, 0, older.stderr);
+    assert.equal(db.sql(`SELECT COUNT(*) FROM ${DB}.users`).trim(), "4");
+    db.sql(`DROP DATABASE ${DB}; CREATE DATABASE ${DB};`);
+    const newest = await runRestore(["--stack", STACK, "--target", target(), "--endpoint-url", s3.endpoint], s3.operatorEnv());
+    assert.equal(newest.status, 0, newest.stderr);
+    assert.equal(db.sql(`SELECT COUNT(*) FROM ${DB}.users`).trim(), "5");
+    db.sql(`DROP DATABASE ${DB}; CREATE DATABASE ${DB};`);
+    const byKey = await runRestore(["--stack", STACK, "--key", firstManifest.key, "--target", target(), "--endpoint-url", s3.endpoint], s3.operatorEnv());
+    assert.equal(byKey.status, 0, byKey.stderr);
+    assert.equal(db.sql(`SELECT COUNT(*) FROM ${DB}.users`).trim(), "4");
+    const tooEarly = await runRestore(["--stack", STACK, "--at", "2001-01-01", "--target", target(), "--force", "--endpoint-url", s3.endpoint], s3.operatorEnv());
+    assert.equal(tooEarly.status, 1);
+    assert.match(tooEarly.stderr, /no backup of prod\/bbaegok at or before 2001-01-01T14:59:59\.000Z has a manifest/);
+  });
+
+  describe("a failed run exits non-zero, says what failed, pings /fail and leaves no manifest", () => {
+    const failedRun = async (overrides: Record<string, string>, expected: RegExp) => {
+      const manifestsBefore = manifests();
+      const hitsBefore = ping.hits.length;
+      const run = await runScript(scripts.backup, { ...env, ...overrides });
+      assert.notEqual(run.status, 0, "the run succeeded");
+      assert.match(run.stderr, expected);
+      assert.match(run.stderr, /backup of stack prod: 1 of 1 databases FAILED/);
+      assert.deepEqual(manifests(), manifestsBefore, "a failed run wrote a manifest");
+      assert.deepEqual(ping.hits.slice(hitsBefore), ["/ping/test-check/fail"]);
+      return run;
+    };
+
+    it("when the database is down", async () => {
+      await failedRun({ BACKUP_DB_EXEC: writeDbExecHook(join(dir.path), { MYSQL_UNIX_PORT: join(dir.path, "no-such.sock") }) }, /backup of prod\/bbaegok \(mariadb in container bbaegok-prod-db\) failed: the database did not answer: .*Can't connect/);
+      // Restore the working hook for the next tests.
+      env.BACKUP_DB_EXEC = writeDbExecHook(dir.path, { MYSQL_UNIX_PORT: db.socket });
+    });
+
+    it("when S3 is unreachable", async () => {
+      const closed = await freePort();
+      await failedRun({ BACKUP_S3_ENDPOINT_URL: `http://127.0.0.1:${closed}` }, /failed at: .*upload \(exit \d+\); no manifest written, s3:\/\/bbaegok-prod-db-backups\/prod\/bbaegok\/\d{8}T\d{6}Z\.sql\.zst is not a backup\. .*Could not connect to the endpoint URL/);
+    });
+
+    it("with wrong credentials", async () => {
+      await failedRun({ BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("S3RVER", "not-the-secret") }, /failed at: .*upload \(exit \d+\).*SignatureDoesNotMatch/);
+      await failedRun({ BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("AKIAUNKNOWN", "whatever") }, /failed at: .*upload \(exit \d+\).*InvalidAccessKeyId/);
+    });
+
+    it("when the dump is killed midway: the partial object stays, unmarked, and restores skip it", async () => {
+      const keysBefore = s3.keys(scripts.bucket, `${STACK}/${DB}/`);
+      await failedRun({ TEST_KILL_DUMP_AFTER: "200000" }, /failed at: dump \(exit 137\); no manifest written/);
+      const partial = s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => !keysBefore.includes(k));
+      assert.equal(partial.length, 1, `expected one unmarked data object, found ${partial.join(", ")}`);
+      assert.match(partial[0]!, /\.sql\.zst$/);
+      db.sql(`DROP DATABASE ${DB}; CREATE DATABASE ${DB};`);
+      const restore = await runRestore(["--stack", STACK, "--target", target(), "--endpoint-url", s3.endpoint], s3.operatorEnv());
+      assert.equal(restore.status, 0, restore.stderr);
+      assert.doesNotMatch(restore.stdout, new RegExp(partial[0]!.replace(/\./g, "\\.")), "the restore picked the partial object");
+      assert.equal(db.sql(`SELECT COUNT(*) FROM ${DB}.users`).trim(), "5");
+    });
+  });
+
+  it("refuses a second run while one holds the lock", async () => {
+    const holder: ChildProcess = spawn("flock", [env.BACKUP_LOCK_FILE!, "sleep", "30"], { stdio: "ignore" });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const run = await runScript(scripts.backup, env);
+      assert.equal(run.status, 75);
+      assert.match(run.stderr, /backup of stack prod refused: another run holds .*backup\.lock/);
+    } finally {
+      holder.kill("SIGKILL");
+    }
+  });
+
+  describe("the restore drill", () => {
+    let drillEnv: Record<string, string>;
+    before(() => {
+      drillEnv = { ...env, BACKUP_DRILL_DB: writeDrillHook(dir.path, { MYSQL_UNIX_PORT: db.socket }), BACKUP_LOCK_FILE: join(dir.path, "drill.lock") };
+    });
+
+    it("restores the newest backup into a throwaway database and matches the manifest", async () => {
+      const hitsBefore = ping.hits.length;
+      const run = await runScript(scripts.drill, drillEnv);
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stderr, /restore drill of prod\/bbaegok \(mariadb\) passed: .* 5 tables and 5 objects match the manifest/);
+      assert.deepEqual(ping.hits.slice(hitsBefore), ["/ping/test-check/log"]);
+      assert.equal(db.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'restore_drill'").trim(), "0", "the throwaway database was left behind");
+    });
+
+    it("fails, and pings /fail, when the backup does not match its manifest", async () => {
+      const newest = manifests().sort().pop()!;
+      const manifest = JSON.parse(s3.get(scripts.bucket, newest).toString("utf8")) as BackupManifest;
+      manifest.tables = manifest.tables.map((t) => (t.name === "users" ? { ...t, rows: t.rows + 1 } : t));
+      const forged = join(dir.path, "forged.json");
+      writeFileSync(forged, JSON.stringify(manifest));
+      // A later timestamp, so the drill picks it.
+      assert.equal(s3.aws(["s3", "cp", forged, `s3://${scripts.bucket}/${STACK}/${DB}/29991231T000000Z.manifest.json`]).status, 0);
+      const hitsBefore = ping.hits.length;
+      const run = await runScript(scripts.drill, drillEnv);
+      assert.equal(run.status, 1);
+      assert.match(run.stderr, /restore drill of prod\/bbaegok \(mariadb\) FAILED .*row counts differ from the manifest .*< users\t6 > users\t5/);
+      assert.deepEqual(ping.hits.slice(hitsBefore), ["/ping/test-check/fail"]);
+    });
+  });
+});

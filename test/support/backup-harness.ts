@@ -1,0 +1,192 @@
+// What the backup tests share: the real scripts rendered for a committed
+// stack, and stand-ins for the two things only the server has (`docker exec`
+// into the database container, and the drill's throwaway container) that
+// point the SAME scripts at the test's own local servers.
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { backupPaths, backupScript, restoreDrillScript, stackBackupTargets, type BackupTarget } from "../../infra/backup/render.js";
+import { stackConfig } from "../../ops/restore/backups.js";
+import { shellQuote } from "../../infra/server/render.js";
+import { REPO } from "./project.js";
+import { requireCommand } from "./system.js";
+
+export interface RenderedScripts {
+  backup: string;
+  drill: string;
+  targets: BackupTarget[];
+  bucket: string;
+}
+
+/** Renders the committed stack's backup and drill scripts, keeping only the targets `keep` accepts. */
+export function renderStackScripts(stack: string, dir: string, keep: (t: BackupTarget) => boolean): RenderedScripts {
+  const config = stackConfig(stack);
+  const targets = stackBackupTargets(config, stack).filter(keep);
+  const spec = { service: config.service, stack, backup: config.backup, targets, paths: backupPaths(config.service, stack, config.server.dataDir) };
+  const backup = join(dir, "backup.sh");
+  const drill = join(dir, "restore-drill.sh");
+  writeFileSync(backup, backupScript(spec), { mode: 0o755 });
+  writeFileSync(drill, restoreDrillScript(spec), { mode: 0o755 });
+  return { backup, drill, targets, bucket: config.backup.bucket };
+}
+
+/** How a client reaches a local test server: MYSQL_UNIX_PORT, or PGHOST and PGPORT. */
+export type ClientEnv = Record<string, string>;
+
+function exportLines(env: ClientEnv): string {
+  return Object.entries(env)
+    .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
+    .join("\n");
+}
+
+// Debian's client configuration names the system socket, which beats
+// MYSQL_UNIX_PORT: the socket goes on the command line, right after the program.
+const SOCKET_ARG = `if [[ -n \${MYSQL_UNIX_PORT:-} && $# -gt 0 && ( \${1:-} == mariadb* || \${1:-} == mysql* ) ]]; then set -- "$1" --socket="$MYSQL_UNIX_PORT" "\${@:2}"; fi`;
+
+/**
+ * Stands in for `docker exec <container>`: runs the command with the local
+ * server's client environment. With TEST_KILL_DUMP_AFTER=<bytes> set, the
+ * dump program is killed with SIGKILL after that many bytes went through.
+ */
+export function writeDbExecHook(dir: string, env: ClientEnv): string {
+  const path = join(dir, "db-exec");
+  writeFileSync(
+    path,
+    `#!/usr/bin/env bash
+# Test stand-in for docker exec: $1 is the container, the rest the command.
+shift
+${exportLines(env)}
+${SOCKET_ARG}
+if [[ -n \${TEST_KILL_DUMP_AFTER:-} && ( $1 == mariadb-dump || $1 == pg_dump ) ]]; then
+  fifo=$(mktemp -u)
+  mkfifo "$fifo"
+  "$@" >"$fifo" &
+  pid=$!
+  # Holding the FIFO open keeps the dump from dying of SIGPIPE before the SIGKILL.
+  exec 3<"$fifo"
+  head -c "$TEST_KILL_DUMP_AFTER" <&3
+  kill -KILL "$pid"
+  wait "$pid"
+  status=$?
+  rm -f "$fifo"
+  exit "$status"
+fi
+exec "$@"
+`,
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/** Stands in for the drill's throwaway container: a fresh `restore_drill` database on the local server. */
+export function writeDrillHook(dir: string, env: ClientEnv): string {
+  const path = join(dir, "drill-db");
+  writeFileSync(
+    path,
+    `#!/usr/bin/env bash
+# Test stand-in for the restore drill's throwaway server: $1 start|exec|stop, $2 engine.
+set -euo pipefail
+action=$1 engine=$2
+shift 2
+${exportLines(env)}
+${SOCKET_ARG}
+case $action in
+  start)
+    if [[ $engine == postgres ]]; then
+      psql -X -q -U postgres -d postgres -c 'DROP DATABASE IF EXISTS restore_drill' -c 'CREATE DATABASE restore_drill'
+    else
+      mariadb --socket="$MYSQL_UNIX_PORT" -uroot -e 'DROP DATABASE IF EXISTS restore_drill; CREATE DATABASE restore_drill'
+    fi ;;
+  exec) exec "$@" ;;
+  stop)
+    if [[ $engine == postgres ]]; then
+      psql -X -q -U postgres -d postgres -c 'DROP DATABASE IF EXISTS restore_drill'
+    else
+      mariadb --socket="$MYSQL_UNIX_PORT" -uroot -e 'DROP DATABASE IF EXISTS restore_drill'
+    fi ;;
+esac
+`,
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+export interface ScriptRun {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a rendered script with the given environment (added to a clean one), bounded in time. */
+export function runScript(script: string, env: Record<string, string>, args: string[] = [], timeoutMs = 120_000): Promise<ScriptRun> {
+  requireCommand("zstd", "zstd");
+  requireCommand("jq", "jq");
+  requireCommand("aws", "awscli");
+  requireCommand("flock", "util-linux");
+  return new Promise((resolve) => {
+    const child = spawn("bash", [script, ...args], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", TMPDIR: process.env.TMPDIR ?? "/tmp", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ status: code ?? (signal ? 128 : -1), stdout, stderr });
+    });
+  });
+}
+
+/** Runs `npm run restore` as the operator would (same entry file), with the operator's S3 environment. */
+export function runRestore(args: string[], env: NodeJS.ProcessEnv): Promise<ScriptRun> {
+  return runNodeCommand(join(REPO, "ops", "restore.ts"), args, env);
+}
+
+export function runNodeCommand(entry: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<ScriptRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", entry, ...args], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ status: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** The whole database as its own dump tool prints it, for byte-for-byte comparison before and after. */
+export function mariadbLogicalDump(socket: string, database: string): string {
+  const r = spawnSync(
+    "mariadb-dump",
+    ["--no-defaults", `--socket=${socket}`, "-uroot", "--skip-dump-date", "--routines", "--triggers", "--events", "--hex-blob", "--default-character-set=utf8mb4", "--max-allowed-packet=1G", database],
+    { encoding: "utf8", maxBuffer: 512 * 1024 * 1024 },
+  );
+  if (r.status !== 0) throw new Error(`mariadb-dump of ${database} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+export function postgresLogicalDump(socketDir: string, port: number, database: string): string {
+  const r = spawnSync("pg_dump", ["-h", socketDir, "-p", String(port), "-U", "postgres", "-d", database, "--format=plain"], { encoding: "utf8", maxBuffer: 512 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`pg_dump of ${database} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A health-check endpoint on 127.0.0.1 that records the paths it is called on. */
+export async function startPingServer(): Promise<{ url: string; hits: string[]; stop(): Promise<void> }> {
+  const { createServer } = await import("node:http");
+  const hits: string[] = [];
+  const server = createServer((req, res) => {
+    hits.push(req.url ?? "");
+    res.end("OK");
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return { url: `http://127.0.0.1:${port}/ping/test-check`, hits, stop: () => new Promise((resolve) => server.close(() => resolve())) };
+}
