@@ -514,7 +514,7 @@ backup=$(mktemp -d "$live/.previous.XXXXXX") || fail "cannot create a backup dir
 trap 'rm -rf "$backup"' EXIT
 for f in ${list}; do
   if [ -e "$live/$f" ]; then
-    mkdir -p "$backup/$(dirname "$f")" && cp -p "$live/$f" "$backup/$f" || fail "cannot back up $live/$f; nothing was changed"
+    if ! { mkdir -p "$backup/$(dirname "$f")" && cp -p "$live/$f" "$backup/$f"; }; then fail "cannot back up $live/$f; nothing was changed"; fi
   fi
 done
 restore() {
@@ -526,7 +526,7 @@ install_one() {
   dir=$(dirname "$live/$1")
   mkdir -p "$dir" || return 1
   tmp=$(mktemp "$dir/.$(basename "$1").XXXXXX") || return 1
-  cp -p "$proposed/$1" "$tmp" && mv -f "$tmp" "$live/$1" || { rm -f "$tmp"; return 1; }
+  if ! { cp -p "$proposed/$1" "$tmp" && mv -f "$tmp" "$live/$1"; }; then rm -f "$tmp"; return 1; fi
 }
 for f in ${list}; do
   install_one "$f" || { restore; fail "cannot install $live/$f; the previous files are back"; }
@@ -573,16 +573,16 @@ exec 9>${shellQuote(a.lockPath)} || fail "cannot open the lock file"
 flock -w 60 9 || fail "another activation still holds the lock after 60 s; nothing was changed"
 backup=$(mktemp -d "$live/.previous.XXXXXX") || fail "cannot create a backup directory under $live"
 trap 'rm -rf "$backup"' EXIT
-for f in ${list}; do
-  if [ -e "$live/$f" ]; then
-    mkdir -p "$backup/$(dirname "$f")" && mv -f "$live/$f" "$backup/$f" || fail "cannot move $live/$f aside"
-  fi
-done
 restore() {
   for f in ${list}; do
     if [ -e "$backup/$f" ]; then mv -f "$backup/$f" "$live/$f"; fi
   done
 }
+for f in ${list}; do
+  if [ -e "$live/$f" ]; then
+    if ! { mkdir -p "$backup/$(dirname "$f")" && mv -f "$live/$f" "$backup/$f"; }; then restore; fail "cannot move $live/$f aside; the files are back"; fi
+  fi
+done
 ${finish}
 echo "proxy deactivation of $label: files removed"
 `;

@@ -1,0 +1,107 @@
+// The proxy's pure renderers on their own: what the production files say,
+// what they refuse to render, and the scripts that run on the server checked
+// by shellcheck with the production values in them. (Real nginx runs the same
+// output in test/real/proxy-*.test.ts.)
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { describe, it } from "node:test";
+import {
+  activateFilesScript,
+  attachNetworkCommand,
+  containerLayout,
+  deactivateFilesScript,
+  detachNetworkCommand,
+  dockerNginxCommands,
+  ownerEndpoint,
+  proposalManifest,
+  proxyDirs,
+  renderMainConf,
+  renderUpstreams,
+  stackFilePaths,
+  stackProxyFiles,
+  stackUpstreams,
+} from "../../infra/proxy/render.js";
+import { readStackFile } from "../../stacks/config/files.js";
+import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { REPO } from "../support/project.js";
+import { requireCommand } from "../support/system.js";
+
+const configOf = (stack: string) => validateStackConfig(stack, rawFromPulumiConfig(readStackFile(REPO, stack).config));
+const prod = configOf("prod");
+const staging = configOf("staging");
+const endpoint = ownerEndpoint(prod, { containerId: "0123abcd", network: "bbaegok-prod-edge" });
+const layout = containerLayout(endpoint.dir);
+
+function shellcheck(script: string): void {
+  const bin = requireCommand("shellcheck", "shellcheck");
+  execFileSync(bin, ["-s", "sh", "-"], { input: script, encoding: "utf8" });
+}
+
+describe("the proxy's production files", () => {
+  it("listen on 80/443 in the container, resolve names through Docker's DNS, log to the container's output", () => {
+    const main = renderMainConf(layout, { cloudflareRanges: ["173.245.48.0/20", "2400:cb00::/32"], workerShutdownTimeout: "30s" });
+    assert.match(main, /listen 0\.0\.0\.0:80 default_server;\s+server_name _;\s+return 444;/);
+    assert.match(main, /listen 0\.0\.0\.0:443 ssl default_server;\s+server_name _;\s+ssl_reject_handshake on;/);
+    assert.match(main, /resolver 127\.0\.0\.11 valid=5s ipv6=off;/);
+    assert.match(main, /set_real_ip_from 173\.245\.48\.0\/20;\n {4}set_real_ip_from 2400:cb00::\/32;/);
+    assert.match(main, /include \/srv\/bbaegok\/proxy\/live\/conf\.d\/\*\.conf;/);
+    assert.match(main, /access_log \/var\/log\/nginx\/access\.log bbaegok;/);
+    assert.match(main, /^user nginx;$/m);
+  });
+
+  it("route each stack's hosts to its live slot by container name, Metabase only where it runs", () => {
+    const p = stackProxyFiles(prod, "prod", layout);
+    assert.equal(p.upstreams.split("\n").filter((l) => l.startsWith("set ")).join("\n"), 'set $bbaegok_prod_api "bbaegok-prod-app-blue:8080";\nset $bbaegok_prod_metabase "bbaegok-prod-metabase:3000";');
+    assert.match(p.conf, /server_name metabase\.bbaegok\.kr;/);
+    const s = stackProxyFiles(staging, "staging", layout);
+    assert.doesNotMatch(s.conf, /metabase/);
+    assert.match(s.conf, /ssl_certificate \/srv\/bbaegok\/proxy\/live\/certs\/staging\.crt;/);
+    assert.match(stackUpstreams(staging, "staging", "green"), /set \$bbaegok_staging_api "bbaegok-staging-app-green:8080";/);
+  });
+
+  it("close a proxied stack to everything but Cloudflare, and only a proxied one", () => {
+    assert.match(stackProxyFiles(prod, "prod", layout).conf, /if \(\$bbaegok_via_cloudflare = 0\)/);
+    const direct = stackProxyFiles({ ...staging, proxy: { ...staging.proxy, cloudflareProxied: false } }, "staging", layout).conf;
+    assert.doesNotMatch(direct, /bbaegok_via_cloudflare/);
+  });
+
+  it("apply Metabase's allow-list to the client's own address", () => {
+    const conf = stackProxyFiles({ ...prod, metabase: { ...prod.metabase, allowFrom: ["198.51.100.0/24"] } }, "prod", layout).conf;
+    const metabaseServer = conf.slice(conf.indexOf("server_name metabase.bbaegok.kr;"));
+    assert.match(metabaseServer, /allow 198\.51\.100\.0\/24;\s+deny all;/);
+    assert.doesNotMatch(conf.slice(0, conf.indexOf("server_name metabase.bbaegok.kr;")), /deny all/);
+  });
+
+  it("refuse to render what nginx would misread", () => {
+    assert.throws(() => renderMainConf(layout, { cloudflareRanges: ["173.245.48.0/20; include /etc/passwd"], workerShutdownTimeout: "30s" }), /is not a CIDR block/);
+    assert.throws(() => renderUpstreams("prod", [{ variable: "$x", address: "app; return 200" }]), /must be host:port/);
+    assert.throws(() => stackFilePaths("../etc"), /cannot name proxy files/);
+    assert.throws(() => ownerEndpoint(staging, { containerId: "x", network: "y" }), /guest of organization\/bbaegok-infra\/prod/);
+  });
+});
+
+describe("the scripts that change the proxy on the server", () => {
+  const commands = dockerNginxCommands(endpoint);
+  const dirs = proxyDirs(endpoint.dir);
+  const files = Object.values(stackFilePaths("staging"));
+
+  it("check with the proxy container, or a throwaway one of the same image while it is not running", () => {
+    assert.equal(
+      commands.test,
+      "if [ \"$(docker inspect -f '{{.State.Running}}' 'bbaegok-proxy' 2>/dev/null)\" = true ]; then docker exec 'bbaegok-proxy' nginx -t -c '/srv/bbaegok/proxy/live/nginx.conf'; else docker run --rm --network none -v '/srv/bbaegok/proxy:/srv/bbaegok/proxy:ro' 'nginx:1.28.0' nginx -t -c '/srv/bbaegok/proxy/live/nginx.conf'; fi",
+    );
+    assert.match(commands.reload, /then docker exec 'bbaegok-proxy' nginx -s reload -c '\/srv\/bbaegok\/proxy\/live\/nginx\.conf'; fi$/);
+  });
+
+  it("are shellcheck-clean", () => {
+    shellcheck(activateFilesScript({ label: "stack staging", proposedDir: dirs.proposed("staging"), liveDir: dirs.live, files, lockPath: dirs.lock, commands }));
+    shellcheck(deactivateFilesScript({ label: "stack staging", liveDir: dirs.live, files, lockPath: dirs.lock, commands }, true));
+    shellcheck(deactivateFilesScript({ label: "stack prod", liveDir: dirs.live, files, lockPath: dirs.lock, commands }, false));
+    shellcheck(`${attachNetworkCommand("0123abcd", "bbaegok-staging-edge")}\n${detachNetworkCommand("0123abcd", "bbaegok-staging-edge")}\n`);
+  });
+
+  it("name the files they activate by checksum, one line each, as sha256sum reads them", () => {
+    assert.equal(proposalManifest([{ path: "upstreams/prod.conf", content: "abc" }]), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  upstreams/prod.conf\n");
+    assert.throws(() => proposalManifest([{ path: "../nginx.conf", content: "" }]), /must be a relative path/);
+  });
+});
