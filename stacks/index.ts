@@ -2,12 +2,16 @@
 // Reads and validates this stack's config, composes the building blocks in
 // infra/, and exports what operators, ops commands and other stacks read.
 import { AppSlots } from "../infra/app/index.js";
+import { DatabaseBackups } from "../infra/backup/index.js";
 import { ServiceDatabase } from "../infra/database/index.js";
+import { StackDns } from "../infra/dns/index.js";
 import { Metabase } from "../infra/metabase/index.js";
+import { EdgeProxy, GuestProxy, publicHosts } from "../infra/proxy/index.js";
 import { HomeServer } from "../infra/server/index.js";
+import { SiteCertificate } from "../infra/tls/index.js";
 import { loadStackConfig } from "./config/index.js";
 
-const { stack, config } = loadStackConfig();
+const { stack, config, backupPingUrl } = loadStackConfig();
 
 const server = new HomeServer("server", { server: config.server, service: config.service, stack });
 const database = new ServiceDatabase("database", { server, database: config.database });
@@ -35,3 +39,24 @@ export const appPort = app.port;
 /** Metabase, when this stack runs it. */
 export const metabaseUrl = metabase?.url;
 export const metabaseAdminPassword = metabase?.adminPassword;
+
+// The edge (infra/tls, infra/proxy, infra/dns): this stack's certificate, its
+// routes on the server's one proxy (run by the owner stack, joined by guests
+// through the owner's `proxy` output), and its Cloudflare records.
+const certificate = new SiteCertificate("tls", { tls: config.proxy.tls, hostnames: publicHosts(config) });
+const edge =
+  config.proxy.mode === "owner"
+    ? new EdgeProxy("proxy", { server, config, certificate })
+    : new GuestProxy("proxy", { server, config, certificate, ownerStack: config.proxy.ownerStack });
+const dns = new StackDns("dns", { server, config });
+/** The proxy this stack's routes are on: what guests attach to and deploys switch through. */
+export const proxy = edge.endpoint;
+/** This stack's public host names, by what they serve. */
+export const publicHostnames = dns.hostnames;
+
+// Backups (infra/backup): the stack's bucket and IAM identities, the scripts and cron entry on the server.
+const backups = new DatabaseBackups("backup", { server, config, pingUrl: backupPingUrl, databases: [database, ...(metabase ? [metabase] : [])] });
+/** Where this stack's backups are: what restore, drill and backup:status read. */
+export const backupBucket = backups.bucketName;
+export const backupRegion = backups.region;
+export const backupDatabases = backups.databases;

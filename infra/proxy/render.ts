@@ -420,9 +420,10 @@ export interface ActivationCommands {
  * same image and there is nothing to reload.
  */
 export function dockerNginxCommands(endpoint: Pick<ProxyEndpoint, "container" | "image" | "dir">): ActivationCommands {
-  const conf = shellQuote(`${proxyDirs(endpoint.dir).live}/${MAIN_CONF}`);
+  const live = proxyDirs(endpoint.dir).live;
+  const conf = shellQuote(`${live}/${MAIN_CONF}`);
   const container = shellQuote(endpoint.container);
-  const mount = shellQuote(`${endpoint.dir}:${endpoint.dir}:ro`);
+  const mount = shellQuote(`${live}:${live}:ro`);
   const running = `[ "$(docker inspect -f '{{.State.Running}}' ${container} 2>/dev/null)" = true ]`;
   return {
     test: `if ${running}; then docker exec ${container} nginx -t -c ${conf}; else docker run --rm --network none -v ${mount} ${shellQuote(endpoint.image)} nginx -t -c ${conf}; fi`,

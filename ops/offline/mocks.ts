@@ -3,6 +3,7 @@
 // (`mock-secret-…`) so tests can prove they never reach output in clear.
 import { createHash } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
+import { edgeInvoke, edgeResourceState, outputsFromStackFile } from "./edge-mocks.js";
 
 export const MOCK_SECRET_PREFIX = "mock-secret-";
 
@@ -17,6 +18,7 @@ export function offlineMocks(resolveStackOutputs: StackOutputsResolver): pulumi.
   return {
     newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
       const state: Record<string, unknown> = { ...args.inputs };
+      let id = `${args.name}-id`;
       switch (args.type) {
         case "docker:index/remoteImage:RemoteImage": {
           const hash = digest(String(args.inputs["name"]));
@@ -27,15 +29,33 @@ export function offlineMocks(resolveStackOutputs: StackOutputsResolver): pulumi.
         case "random:index/randomPassword:RandomPassword":
           state["result"] = `${MOCK_SECRET_PREFIX}${args.name}`;
           break;
-        case "pulumi:pulumi:StackReference":
-          state["outputs"] = resolveStackOutputs(String(args.inputs["name"] ?? args.name));
+        case "aws:s3/bucket:Bucket":
+          state["arn"] = `arn:aws:s3:::${String(args.inputs["bucket"])}`;
+          // As on AWS, a bucket's ID is its name.
+          id = String(args.inputs["bucket"]);
+          break;
+        case "aws:iam/user:User":
+          state["arn"] = `arn:aws:iam::123456789012:user${String(args.inputs["path"] ?? "/")}${String(args.inputs["name"])}`;
+          break;
+        case "aws:iam/accessKey:AccessKey":
+          // The secret half of a backup identity's key: must never reach output in clear.
+          state["secret"] = `${MOCK_SECRET_PREFIX}${args.name}`;
+          break;
+        case "pulumi:pulumi:StackReference": {
+          const name = String(args.inputs["name"] ?? args.name);
+          const given = resolveStackOutputs(name);
+          // Unless a test says otherwise, a referenced stack exports what its stack file implies.
+          state["outputs"] = Object.keys(given).length > 0 ? given : outputsFromStackFile(name);
           state["secretOutputNames"] = [];
           break;
+        }
+        default:
+          Object.assign(state, edgeResourceState(args));
       }
-      return { id: `${args.name}-id`, state };
+      return { id, state };
     },
     call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
-      return { ...args.inputs };
+      return edgeInvoke(args) ?? { ...args.inputs };
     },
   };
 }

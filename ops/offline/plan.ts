@@ -44,6 +44,8 @@ export interface PlannedResource {
   name: string;
   /** The logical name of the parent resource; undefined for the stack itself. */
   parent: string | undefined;
+  /** The parent's URN: names are unique per type only, so the tree links by URN. */
+  parentUrn: string | undefined;
   urn: string;
   custom: boolean;
   /** Inputs as sent to the engine, every secret replaced by "[secret]". */
@@ -117,6 +119,7 @@ export async function planStack(stack: string, options: PlanOptions = {}): Promi
           type: req.getType(),
           name: req.getName(),
           parent: nameOfUrn(req.getParent()),
+          parentUrn: req.getParent() || undefined,
           urn: resp.getUrn(),
           custom: req.getCustom(),
           inputs,

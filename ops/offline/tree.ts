@@ -35,9 +35,9 @@ function flags(r: PlannedResource): string {
 export function renderTree(plan: StackPlan): string {
   const children = new Map<string | undefined, PlannedResource[]>();
   for (const r of plan.resources) {
-    const list = children.get(r.parent) ?? [];
+    const list = children.get(r.parentUrn) ?? [];
     list.push(r);
-    children.set(r.parent, list);
+    children.set(r.parentUrn, list);
   }
   const lines: string[] = [];
   const walk = (parent: string | undefined, indent: string) => {
@@ -47,8 +47,8 @@ export function renderTree(plan: StackPlan): string {
       const branch = parent === undefined ? "" : last ? "└─ " : "├─ ";
       lines.push(`${indent}${branch}${r.type}  ${r.name}${flags(r)}`);
       const childIndent = parent === undefined ? "" : indent + (last ? "   " : "│  ");
-      for (const input of keyInputs(r)) lines.push(`${childIndent}${children.has(r.name) ? "│  " : "   "}  ${input}`);
-      walk(r.name, childIndent);
+      for (const input of keyInputs(r)) lines.push(`${childIndent}${children.has(r.urn) ? "│  " : "   "}  ${input}`);
+      walk(r.urn, childIndent);
     });
   };
   walk(undefined, "");

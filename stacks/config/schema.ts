@@ -18,6 +18,8 @@ export const SECRET_KEYS = {
   metabaseEncryptionKey: "encrypts the database credentials Metabase stores (MB_ENCRYPTION_SECRET_KEY); 32+ random characters",
   metabaseAdminPassword: "the first Metabase administrator's password",
   backupPingUrl: "optional: a health-check URL (e.g. healthchecks.io) pinged on backup success and failure",
+  tlsPrivateKey: "only with proxy.tls.source \"provided\": the private key (PEM) of the certificate in proxy.tls.certificate",
+  ddnsApiToken: "only with domains.ddns: a Cloudflare API token limited to Zone.DNS Edit on this stack's zone, for the DDNS job",
 } as const;
 export type SecretKey = keyof typeof SECRET_KEYS;
 
@@ -108,7 +110,13 @@ export const domainsSchema = z.strictObject({
   api: hostname,
   /** Metabase's host name; required when Metabase is enabled. */
   metabase: hostname.optional(),
-}, { error: "expected a map with zone, api, metabase" });
+  /**
+   * For a dynamic home IP: a job on the server that points this stack's
+   * records at the connection's current address (secret ddnsApiToken).
+   * `server.publicIp` is then only the first address.
+   */
+  ddns: z.strictObject({ schedule: cron.default("*/5 * * * *") }, { error: "expected a map with schedule" }).optional(),
+}, { error: "expected a map with zone, api, metabase, ddns" });
 
 export const appSchema = z.strictObject({
   image: pinnedImage,
@@ -214,11 +222,42 @@ export const metabaseSchema = z.strictObject({
   adminEmail: z.email({ error: "expected the admin's e-mail address" }).default("admin@example.com"),
 });
 
+/** The validity periods Cloudflare's Origin CA offers, in days. */
+export const ORIGIN_CA_VALIDITY_DAYS = [7, 30, 90, 365, 730, 1095, 5475] as const;
+
+const pemCertificate = z
+  .string({ error: "expected a PEM certificate chain" })
+  .regex(/^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----(\s*-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----)*\s*$/, {
+    error: "expected a PEM certificate chain (-----BEGIN CERTIFICATE----- …), leaf first",
+  });
+
+const tlsSchema = z.discriminatedUnion(
+  "source",
+  [
+    z.strictObject({
+      /** Issued by the program from Cloudflare's Origin CA: trusted by Cloudflare only, so the records must be proxied. */
+      source: z.literal("origin-ca"),
+      validityDays: z
+        .number()
+        .refine((v) => (ORIGIN_CA_VALIDITY_DAYS as readonly number[]).includes(v), { error: `expected one of ${ORIGIN_CA_VALIDITY_DAYS.join(", ")} days` })
+        .default(5475),
+    }),
+    z.strictObject({
+      /** A certificate you bring, e.g. for records not proxied by Cloudflare; its key is the secret tlsPrivateKey. */
+      source: z.literal("provided"),
+      certificate: pemCertificate,
+    }),
+  ],
+  { error: 'expected tls.source "origin-ca" or "provided"' },
+);
+
 const proxyCommon = {
   /** Largest request body the proxy accepts for this environment (nginx syntax). */
   clientMaxBodySize: z.string().regex(/^\d+[kmg]?$/, { error: 'expected an nginx size such as "20m"' }).default("20m"),
   /** Route DNS through Cloudflare's proxy (orange cloud) and accept only Cloudflare's ranges. */
   cloudflareProxied: z.boolean().default(true),
+  /** The certificate of this stack's host names: Cloudflare Origin CA by default. */
+  tls: tlsSchema.prefault({ source: "origin-ca" }),
 };
 
 export const proxySchema = z.discriminatedUnion(
@@ -256,7 +295,15 @@ export const stackConfigSchema = z
     proxy: proxySchema,
   })
   .superRefine((config, ctx) => {
-    const { domains, metabase, backup } = config;
+    const { domains, metabase, backup, proxy } = config;
+    if (proxy.tls.source === "origin-ca" && !proxy.cloudflareProxied) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["proxy", "tls", "source"],
+        input: proxy.tls.source,
+        message: 'expected "provided" with a certificate browsers trust: an Origin CA certificate is trusted by Cloudflare only, and cloudflareProxied is false',
+      });
+    }
     for (const key of ["api", "metabase"] as const) {
       const name = domains[key];
       if (name && isHostname(name) && !isInZone(name, domains.zone)) {

@@ -174,7 +174,8 @@ export function mariadbLogicalDump(socket: string, database: string): string {
 export function postgresLogicalDump(socketDir: string, port: number, database: string): string {
   const r = spawnSync("pg_dump", ["-h", socketDir, "-p", String(port), "-U", "postgres", "-d", database, "--format=plain"], { encoding: "utf8", maxBuffer: 512 * 1024 * 1024 });
   if (r.status !== 0) throw new Error(`pg_dump of ${database} failed: ${r.stderr}`);
-  return r.stdout;
+  // pg_dump (since 15.14/17.6) fences its output with \restrict <random key>: different on every run.
+  return r.stdout.replace(/^\\(un)?restrict \S+$/gm, "\\$1restrict <key>");
 }
 
 /** A health-check endpoint on 127.0.0.1 that records the paths it is called on. */
