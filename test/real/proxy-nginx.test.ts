@@ -288,6 +288,23 @@ describe("the proxy, with real nginx", () => {
     await assert.rejects(https({ host: staging.domains.api, from: STRAIGHT }), /socket hang up|ECONNRESET/);
   });
 
+  it("keeps Metabase behind its allow-list, judged on the client's real address, without touching the API", async () => {
+    writeStack("prod", { ...prod, metabase: { ...prod.metabase, allowFrom: ["198.51.100.0/24"] } });
+    nginx.reload();
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const from = (ip: string) => ({ "cf-connecting-ip": ip });
+      assert.equal(seen(await https({ host: prod.domains.metabase!, headers: from("198.51.100.7") })).name, "bbaegok-prod-metabase");
+      assert.equal((await https({ host: prod.domains.metabase!, headers: from("203.0.113.9") })).status, 403);
+      assert.equal(seen(await https({ host: prod.domains.api, headers: from("203.0.113.9") })).name, "bbaegok-prod-app-blue");
+    } finally {
+      writeStack("prod", prod);
+      nginx.reload();
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.equal((await https({ host: prod.domains.metabase!, headers: { "cf-connecting-ip": "203.0.113.9" } })).status, 200);
+  });
+
   it("accepts a slow upload within client_max_body_size and refuses one over it with 413", async () => {
     const chunks = Array.from({ length: 6 }, () => Buffer.alloc(512 * 1024, 1));
     const slow = await https({ host: prod.domains.api, path: "/upload", body: chunks, pause: 250 });

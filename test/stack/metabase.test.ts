@@ -29,6 +29,25 @@ describe("Metabase on prod", () => {
     assert.deepEqual(violations(plan.resources), []);
   });
 
+  it("is served only through the proxy, at its own host name with its own record and certificate", () => {
+    const host = "metabase.bbaegok.kr";
+    const file = (suffix: string) => plan.resources.find((r) => r.type === "bbaegok:server:File" && String(r.inputs["path"]).endsWith(suffix));
+    const conf = String(file("/proposed/prod/conf.d/prod.conf")?.inputs["content"]);
+    assert.match(conf, new RegExp(`server_name ${host.replace(/\./g, "\\.")};`));
+    const upstreams = String(file("/proposed/prod/upstreams/prod.conf")?.inputs["content"]);
+    assert.match(upstreams, /"bbaegok-prod-metabase:3000"/);
+    const record = plan.resources.find((r) => r.type === "cloudflare:index/dnsRecord:DnsRecord" && r.inputs["name"] === host);
+    assert.ok(record, "no DNS record for Metabase");
+    assert.equal(record.inputs["proxied"], true);
+    const certificate = plan.resources.find((r) => r.type === "cloudflare:index/originCaCertificate:OriginCaCertificate");
+    assert.ok((certificate?.inputs["hostnames"] as string[]).includes(host), "the certificate does not cover Metabase");
+  });
+
+  it("is in the stack's backups, as its own database", () => {
+    const script = plan.resources.find((r) => r.type === "bbaegok:server:File" && String(r.inputs["path"]).endsWith("/prod/backup/backup.sh"));
+    assert.match(String(script?.inputs["content"]), /'metabase postgres bbaegok-prod-metabase-db metabase /);
+  });
+
   it("keeps its application data on a protected, retained volume", () => {
     const volume = plan.resources.find((r) => r.type === "docker:index/volume:Volume" && r.inputs["name"] === "bbaegok-prod-metabase-db-data");
     assert.ok(volume);
