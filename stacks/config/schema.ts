@@ -15,8 +15,6 @@ export const PROJECT = "bbaegok-infra";
  * marked secret, and the operator sets them with `pulumi config set --secret`.
  */
 export const SECRET_KEYS = {
-  metabaseEncryptionKey: "encrypts the database credentials Metabase stores (MB_ENCRYPTION_SECRET_KEY); 32+ random characters",
-  metabaseAdminPassword: "the first Metabase administrator's password",
   backupPingUrl: "optional: a health-check URL (e.g. healthchecks.io) pinged on backup success and failure",
   tlsPrivateKey: "only with proxy.tls.source \"provided\": the private key (PEM) of the certificate in proxy.tls.certificate",
   ddnsApiToken: "only with domains.ddns: a Cloudflare API token limited to Zone.DNS Edit on this stack's zone, for the DDNS job",
