@@ -53,6 +53,11 @@ export function edgeInvoke(args: pulumi.runtime.MockCallArgs): Record<string, un
   }
 }
 
+/** The proxy container id a referenced owner stack exports in the plan: named after the stack, so tests can tell which stack a guest read. */
+export function mockOwnerContainerId(qualifiedName: string): string {
+  return `mock-proxy-container-of-${qualifiedName.replace(/[^A-Za-z0-9_.-]+/g, ".")}`;
+}
+
 /**
  * What `<org>/bbaegok-infra/<stack>` exports, from its stack file: the proxy
  * endpoint when that stack owns the proxy, else nothing.
@@ -61,5 +66,5 @@ export function outputsFromStackFile(qualifiedName: string): Record<string, unkn
   const stack = qualifiedName.split("/").pop() ?? qualifiedName;
   const config = validateStackConfig(stack, rawFromPulumiConfig(readStackFile(PROJECT_DIR, stack).config), readSiblings(PROJECT_DIR, stack));
   if (config.proxy.mode !== "owner") return {};
-  return { proxy: ownerEndpoint(config, { containerId: `mock-container-${config.service}-proxy`, network: `${config.service}-${stack}-edge` }) };
+  return { proxy: ownerEndpoint(config, { containerId: mockOwnerContainerId(qualifiedName), network: `${config.service}-${stack}-edge` }) };
 }

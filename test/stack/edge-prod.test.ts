@@ -1,0 +1,4 @@
+// The edge of the prod stack under mocks: records, certificate, ports, the proxy's files and how it is shared.
+import { checkStackEdge } from "../support/edge-stack.js";
+
+checkStackEdge("prod");
