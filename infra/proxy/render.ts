@@ -46,6 +46,8 @@ export const DOCKER_DNS = "127.0.0.11";
 export const INTERNAL_PORT = 8081;
 /** Header on the internal port that picks a slot (`blue`/`green`); without it the live slot answers. */
 export const SLOT_HEADER = "X-Bbaegok-Slot";
+/** Response header of the internal port: the slot address nginx sent the request to, so a deploy can verify which slot is live. */
+export const UPSTREAM_HEADER = "X-Bbaegok-Upstream";
 /** Set by nginx.conf: 1 when the TCP peer (before real-IP restoration) is one of Cloudflare's ranges. */
 export const VIA_CLOUDFLARE_VARIABLE = "$bbaegok_via_cloudflare";
 
@@ -320,6 +322,7 @@ function slotServer(layout: ProxyLayout, site: StackSite, routes: SlotRoutes): s
   const picks = SLOTS.map((slot) => `    if (${header} = ${slot}) {\n        set ${route} "${routes.slots[slot]}";\n    }`).join("\n");
   return `# Reached only from inside the proxy (docker exec … curl 127.0.0.1:${layout.listen.internal}): a deploy's
 # smoke checks of a slot before it goes live. ${SLOT_HEADER}: blue|green picks the slot; without it, the live one.
+# ${UPSTREAM_HEADER} names the slot address that answered, so a deploy can check which one is live.
 server {
     listen 127.0.0.1:${layout.listen.internal};
     server_name ${[...new Set(routes.names)].join(" ")};
@@ -328,6 +331,7 @@ server {
     include ${layout.confDir}/${paths.upstreams};
     set ${route} ${routes.liveVariable};
 ${picks}
+    add_header ${UPSTREAM_HEADER} ${route} always;
 
     location / {
 ${proxyDirectives(route, "        ")}

@@ -20,6 +20,7 @@ import {
   stackFilePaths,
   stackProxyFiles,
   stackUpstreams,
+  UPSTREAM_HEADER,
 } from "../../infra/proxy/render.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
@@ -57,6 +58,13 @@ describe("the proxy's production files", () => {
     assert.doesNotMatch(s.conf, /metabase/);
     assert.match(s.conf, /ssl_certificate \/srv\/bbaegok\/proxy\/live\/certs\/staging\.crt;/);
     assert.match(stackUpstreams(staging, "staging", "green"), /set \$bbaegok_staging_api "bbaegok-staging-app-green:8080";/);
+  });
+
+  it("name the slot address that answered on the internal port only, so a deploy can tell which slot is live", () => {
+    const conf = stackProxyFiles(prod, "prod", layout).conf;
+    const internal = conf.slice(conf.indexOf("listen 127.0.0.1:8081;"));
+    assert.match(internal, new RegExp(`add_header ${UPSTREAM_HEADER} \\$bbaegok_prod_route always;`));
+    assert.equal(conf.split(UPSTREAM_HEADER).length - 1, 2, "the header is added in the internal server only (plus its comment)");
   });
 
   it("close a proxied stack to everything but Cloudflare, and only a proxied one", () => {

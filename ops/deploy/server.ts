@@ -1,0 +1,303 @@
+// ServerControl on the home server: every step is a shell script run by a
+// Shell, which is `ssh` (BatchMode, the stack's user, host and port) in
+// production and a local shell in tests, so the same scripts run in both.
+// Docker is reached only through `docker inspect` and `docker exec <proxy>`;
+// files the proxy reads and the deploy history belong to root and are written
+// through `sudo -n sh -c`. Nothing secret ever goes on a command line: the
+// scripts carry names and paths, and file contents travel on stdin.
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SLOTS, slotContainerName } from "../../infra/app/render.js";
+import {
+  activationScript,
+  dockerNginxCommands,
+  INTERNAL_PORT,
+  proxyContainerName,
+  proxyDirs,
+  SLOT_HEADER,
+  stackFilePaths,
+  stackUpstreams,
+  UPSTREAM_HEADER,
+  type ActivationCommands,
+  type AddressMap,
+  type ProxyEndpoint,
+} from "../../infra/proxy/render.js";
+import { dockerSshOptions, shellQuote, stackNames, type Privilege } from "../../infra/server/render.js";
+import type { Slot, StackConfig } from "../../stacks/config/schema.js";
+import { DeployLockedError, type DeployRecord, type ServerControl, type SlotHealth, type SmokeResult } from "./orchestrator.js";
+
+export interface ShellResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Where the scripts run: the server over SSH, or this machine in tests. */
+export interface Shell {
+  /** For messages: `deploy@home.bbaegok.kr:22022`. */
+  readonly where: string;
+  /** Starts `script` under `sh`; the caller owns stdin/stdout/stderr. */
+  start(script: string): ChildProcessWithoutNullStreams;
+}
+
+/** Runs `script` to its end with `stdin` as its input. */
+export function runScript(shell: Shell, script: string, stdin = ""): Promise<ShellResult> {
+  return new Promise((resolve, reject) => {
+    const child = shell.start(script);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ status: code ?? (signal ? 128 : 1), stdout, stderr }));
+    // A script that does not read its input closes the pipe early; that is not a failure.
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(stdin);
+  });
+}
+
+/** A shell on this machine (tests and benchmarks), with extra environment such as a PATH holding stand-ins. */
+export function localShell(env: NodeJS.ProcessEnv = {}): Shell {
+  return {
+    where: "this machine",
+    start: (script) => spawn("sh", ["-c", script], { env: { ...process.env, ...env }, stdio: "pipe" }),
+  };
+}
+
+/**
+ * The server over SSH with the operator's agent or the CI key: BatchMode (never
+ * a prompt), strict host keys; a pinned `server.ssh.hostKey` is the only key accepted.
+ */
+export function sshShell(server: StackConfig["server"]): Shell {
+  const options = [...dockerSshOptions(), "-p", String(server.ssh.port)];
+  let knownHosts: string | undefined;
+  if (server.ssh.hostKey) {
+    const dir = mkdtempSync(join(tmpdir(), "bbaegok-known-hosts-"));
+    knownHosts = join(dir, "known_hosts");
+    const name = server.ssh.port === 22 ? server.host : `[${server.host}]:${server.ssh.port}`;
+    writeFileSync(knownHosts, `${name} ${server.ssh.hostKey}\n`, { mode: 0o600 });
+    options.push("-o", `UserKnownHostsFile=${knownHosts}`);
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  }
+  const destination = `${server.ssh.user}@${server.host}`;
+  return {
+    where: `${destination}:${server.ssh.port}`,
+    // ssh hands the remote command to the login shell as one string: quoted once, run by sh.
+    start: (script) => spawn("ssh", [...options, destination, "--", `sh -c ${shellQuote(script)}`], { stdio: "pipe" }),
+  };
+}
+
+export interface ServerControlOptions {
+  stack: string;
+  config: Pick<StackConfig, "service" | "server" | "domains" | "app" | "metabase" | "proxy">;
+  /** The server's proxy: the owner stack's (a guest reads it from the owner's stack file or output). */
+  proxy: Pick<ProxyEndpoint, "container" | "image" | "dir" | "internalPort">;
+  shell: Shell;
+  /** "sudo" on the server (an unprivileged deploy user); "none" where the shell already may write the files. */
+  privilege: Privilege;
+  /** Where nginx reaches a slot container (`name:port`): itself on the server, stand-ins in tests. */
+  address?: AddressMap;
+}
+
+/** The file the deploy history is appended to, in the stack's directory: one JSON object per line, mode 0644. */
+export function historyPath(stackDir: string): string {
+  return `${stackDir}/deploy-history.jsonl`;
+}
+
+type ProxyOwnerConfig = Pick<StackConfig, "service" | "server" | "proxy">;
+
+/**
+ * The server's proxy as a stack's deploy reaches it: the stack's own when it
+ * owns the proxy, else its owner's, read from the owner's stack file (the
+ * same names the owner exports as its `proxy` output).
+ */
+export function deployProxy(config: ProxyOwnerConfig, readOwner: (stack: string) => ProxyOwnerConfig): ServerControlOptions["proxy"] {
+  const owner = config.proxy.mode === "owner" ? config : readOwner(config.proxy.ownerStack.split("/").pop()!);
+  if (owner.proxy.mode !== "owner") throw new Error(`the proxy's owner stack does not own the proxy (its proxy.mode is ${owner.proxy.mode})`);
+  return { container: proxyContainerName(owner.service), image: owner.proxy.image, dir: `${owner.server.dataDir}/proxy`, internalPort: INTERNAL_PORT };
+}
+
+/** The health format `docker inspect` prints: `<status>/<health>`, health empty without a health check. */
+const HEALTH_FORMAT = "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}";
+
+/** Reads `docker inspect`'s answer for one container. */
+export function parseHealth(result: ShellResult): SlotHealth {
+  if (result.status !== 0) {
+    if (/no such (object|container)/i.test(result.stderr)) return "missing";
+    throw new Error(`docker inspect failed (${result.status}): ${result.stderr.trim()}`);
+  }
+  const [status, health] = result.stdout.trim().split("/");
+  if (status !== "running") return "stopped";
+  if (health === "healthy" || health === "unhealthy" || health === "starting") return health;
+  // The slots always have a health check; a container without one is judged by the smoke checks alone.
+  return "healthy";
+}
+
+/** Reads a `curl -D -` header dump: the last response's status and headers (lower-case names). */
+export function parseResponseHead(head: string): { status: number; headers: Map<string, string> } {
+  const blocks = head.replace(/\r/g, "").trim().split(/\n\n+/);
+  const lines = (blocks[blocks.length - 1] ?? "").split("\n");
+  const status = Number(/^HTTP\/\S+ (\d{3})/.exec(lines[0] ?? "")?.[1] ?? 0);
+  const headers = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    const at = line.indexOf(":");
+    if (at > 0) headers.set(line.slice(0, at).trim().toLowerCase(), line.slice(at + 1).trim());
+  }
+  return { status, headers };
+}
+
+/** Parses the history file's lines, skipping any that are not a record (a torn write, a hand edit). */
+export function parseHistory(text: string): DeployRecord[] {
+  const records: DeployRecord[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      const value = JSON.parse(line) as DeployRecord;
+      if (typeof value.at === "string" && typeof value.action === "string") records.push(value);
+    } catch {
+      // not a record
+    }
+  }
+  return records;
+}
+
+export class SshServerControl implements ServerControl {
+  private readonly upstreamFile: string;
+  private readonly activateLock: string;
+  private readonly commands: ActivationCommands;
+  private readonly stackDir: string;
+  private readonly history: string;
+
+  constructor(private readonly opts: ServerControlOptions) {
+    const { stack, config, proxy } = opts;
+    const dirs = proxyDirs(proxy.dir);
+    this.upstreamFile = `${dirs.live}/${stackFilePaths(stack).upstreams}`;
+    this.activateLock = dirs.lock;
+    this.commands = dockerNginxCommands(proxy);
+    this.stackDir = stackNames(config.service, stack, config.server.dataDir).stackDir;
+    this.history = historyPath(this.stackDir);
+  }
+
+  private asRoot(script: string): string {
+    return this.opts.privilege === "sudo" ? `sudo -n sh -c ${shellQuote(script)}` : script;
+  }
+
+  private run(script: string, stdin = ""): Promise<ShellResult> {
+    return runScript(this.opts.shell, script, stdin);
+  }
+
+  /** The address nginx proxies `slot` to, as the upstream file and the internal route name it. */
+  slotAddress(slot: Slot): string {
+    const name = `${slotContainerName(`${this.opts.config.service}-${this.opts.stack}`, slot)}:${this.opts.config.app.port}`;
+    return (this.opts.address ?? ((a) => a))(name);
+  }
+
+  /**
+   * The deploy lock is `flock` on a file in the stack's directory, held by a
+   * script that lives as long as this deploy: it ends when the deploy releases
+   * the lock or its connection drops, so a crashed deploy never leaves it held.
+   */
+  async lock(holder: string): Promise<{ release(): Promise<void> }> {
+    const lockFile = `${this.stackDir}/.deploy.lock`;
+    const script = this.asRoot(`set -eu
+mkdir -p ${shellQuote(this.stackDir)}
+exec 9>>${shellQuote(lockFile)}
+if ! flock -n 9; then
+  printf 'another deploy holds the lock: %s\\n' "$(cat ${shellQuote(lockFile)})" >&2
+  exit 75
+fi
+printf '%s since %s\\n' ${shellQuote(holder)} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${shellQuote(lockFile)}
+echo locked
+# Held until the deploy closes this script's input (or its connection drops).
+cat > /dev/null
+`);
+    const child = this.opts.shell.start(script);
+    child.stdin.on("error", () => undefined);
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 1)));
+    const locked = await new Promise<boolean>((resolve) => {
+      let stdout = "";
+      child.stdout.on("data", (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes("locked\n")) resolve(true);
+      });
+      child.on("error", (err) => {
+        stderr += err.message;
+        resolve(false);
+      });
+      void exited.then(() => resolve(false));
+    });
+    if (!locked) {
+      const code = await exited;
+      const reason = stderr.trim() || `the lock script on ${this.opts.shell.where} ended with status ${code}`;
+      if (code === 75) throw new DeployLockedError(`${reason}; wait for it to finish (a lock whose deploy died is freed with its connection)`);
+      throw new Error(`cannot take the deploy lock on ${this.opts.shell.where}: ${reason}`);
+    }
+    return {
+      release: async () => {
+        child.stdin.end();
+        await exited;
+      },
+    };
+  }
+
+  async health(container: string): Promise<SlotHealth> {
+    return parseHealth(await this.run(`docker inspect -f ${shellQuote(HEALTH_FORMAT)} ${shellQuote(container)}`));
+  }
+
+  /** GET through the proxy's internal port, from inside the proxy container (the port is never published). */
+  private async throughProxy(path: string, headers: Record<string, string>) {
+    const flags = Object.entries(headers).map(([name, value]) => `-H ${shellQuote(`${name}: ${value}`)}`);
+    const url = `http://127.0.0.1:${this.opts.proxy.internalPort}${path}`;
+    const script = `docker exec ${shellQuote(this.opts.proxy.container)} curl -sS --max-time 15 -o /dev/null -D - ${flags.join(" ")} ${shellQuote(url)}`;
+    const result = await this.run(script);
+    if (result.status !== 0) throw new Error(`GET ${path} through the proxy ${this.opts.proxy.container} did not complete: ${(result.stderr || result.stdout).trim()}`);
+    return parseResponseHead(result.stdout);
+  }
+
+  async smoke(slot: Slot, path: string, hostHeader: string): Promise<SmokeResult> {
+    const response = await this.throughProxy(path, { Host: hostHeader, [SLOT_HEADER]: slot });
+    return { status: response.status };
+  }
+
+  async switchTo(slot: Slot): Promise<void> {
+    const upstreams = stackUpstreams(this.opts.config, this.opts.stack, slot, this.opts.address);
+    const script = this.asRoot(activationScript(this.upstreamFile, this.activateLock, this.commands));
+    const result = await this.run(script, upstreams);
+    if (result.status !== 0) throw new Error((result.stderr || result.stdout).trim() || `the activation script ended with status ${result.status}`);
+  }
+
+  /**
+   * Asks the internal route without a slot header, which follows the same
+   * upstream file as the public route (the public route itself takes only
+   * Cloudflare's addresses). nginx names the address it proxied to; a 502 or
+   * 504 is nginx's own answer, not the slot's.
+   */
+  async servedBy(hostHeader: string): Promise<Slot | undefined> {
+    const response = await this.throughProxy(this.opts.config.app.healthCheck.path, { Host: hostHeader });
+    if (response.status === 0 || response.status === 502 || response.status === 504) return undefined;
+    const upstream = response.headers.get(UPSTREAM_HEADER.toLowerCase());
+    return SLOTS.find((slot) => this.slotAddress(slot) === upstream);
+  }
+
+  async appendHistory(record: DeployRecord): Promise<void> {
+    const file = shellQuote(this.history);
+    const script = this.asRoot(`set -eu
+mkdir -p ${shellQuote(this.stackDir)}
+cat >> ${file}
+chmod 0644 ${file}`);
+    const result = await this.run(script, `${JSON.stringify(record)}\n`);
+    if (result.status !== 0) throw new Error(`cannot append to ${this.history} on ${this.opts.shell.where}: ${result.stderr.trim()}`);
+  }
+
+  async readHistory(limit: number): Promise<DeployRecord[]> {
+    const file = shellQuote(this.history);
+    // Through sudo too: the stack's directory may be closed to the deploy user (it holds the secrets directory).
+    const result = await this.run(this.asRoot(`if [ -e ${file} ]; then tail -n ${Math.max(1, Math.floor(limit))} ${file}; fi`));
+    if (result.status !== 0) throw new Error(`cannot read ${this.history} on ${this.opts.shell.where}: ${result.stderr.trim()}`);
+    return parseHistory(result.stdout);
+  }
+}
