@@ -73,9 +73,24 @@ token_file=${shellQuote(spec.tokenFile)}
 state_file=${shellQuote(spec.stateFile)}
 fail() { printf 'ddns of stack %s: %s\\n' ${shellQuote(spec.stack)} "$*" >&2; exit 1; }
 
+# Four dot-separated numbers of at most 255, and nothing else (one line, no spaces).
+is_ipv4() {
+  case $1 in '' | *[!0-9.]* | .* | *. | *..*) return 1 ;; esac
+  old_ifs=$IFS
+  IFS=.
+  # Split on the dots; the case above left nothing a glob could expand.
+  # shellcheck disable=SC2086
+  set -- $1
+  IFS=$old_ifs
+  [ $# -eq 4 ] || return 1
+  for octet in "$@"; do
+    [ \${#octet} -le 3 ] && [ "$octet" -le 255 ] || return 1
+  done
+}
+
 trace=$(curl -fsS --max-time 10 "$ip_url") || fail "cannot ask $ip_url for the public address"
 current=$(printf '%s\\n' "$trace" | sed -n 's/^ip=//p')
-if ! printf '%s\\n' "$current" | grep -Eqx '([0-9]{1,3}[.]){3}[0-9]{1,3}'; then
+if ! is_ipv4 "$current"; then
   fail "$ip_url did not answer an IPv4 address (got \\"$current\\"); records unchanged"
 fi
 last=$(cat "$state_file" 2>/dev/null || true)
