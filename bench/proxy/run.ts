@@ -1,0 +1,188 @@
+// npm run bench:proxy — what the proxy costs: requests/s and p50/p99 latency
+// of small responses through real nginx running the rendered production
+// configuration (HTTPS, as the configuration serves the site), and straight to
+// the same upstream, in one run, with their ratio.
+//
+// Everything is on 127.0.0.1 and stops by itself: a stand-in for Docker's DNS
+// (container names resolve per request, as in production), a small HTTP
+// upstream in its own process, nginx with prod's rendered nginx.conf and
+// conf.d/upstreams files (the loopback twin of the server's layout), and wrk as
+// the load generator. Two differences from the server, both forced by
+// loopback: the API's host name is `localhost` (wrk sends the URL's host as the
+// TLS name and cannot be pointed elsewhere; `localhost` resolves here without
+// touching /etc/hosts), and 127.0.0.1 stands in for Cloudflare's ranges.
+//
+// Settings (environment): BENCH_SECONDS per wrk run (default 8), BENCH_ROUNDS
+// of direct/proxied pairs (default 3), BENCH_CONNECTIONS (default 32).
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import { MAIN_CONF, renderMainConf, stackFilePaths, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
+import { readStackFile } from "../../stacks/config/files.js";
+import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { startDns } from "../../test/support/dns.js";
+import { loopbackLayout, selfSignedCertificate, startNginx } from "../../test/support/nginx.js";
+import { freePort, requireCommand, tempDir, waitFor } from "../../test/support/system.js";
+
+const REPO = join(__dirname, "..", "..");
+const STACK = "prod";
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const TARGET_RATIO = 0.85;
+/** The bench never outlives this, whatever hangs. */
+const DEADLINE_MS = (ROUNDS * 3 * (SECONDS + 5) + 60) * 1000;
+const HOST = "localhost";
+
+/** The upstream: node's http server answering a small JSON body on keep-alive connections; its own process, so the bench's own work never slows it. */
+const UPSTREAM_SOURCE = `
+const http = require("node:http");
+const body = JSON.stringify({ status: "UP", slot: "blue", items: [1, 2, 3] });
+const server = http.createServer((req, res) => {
+  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+});
+server.keepAliveTimeout = 65000;
+server.listen(Number(process.argv[1]), "127.0.0.1", () => process.send && process.send("listening"));
+`;
+
+interface WrkResult {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  errors: string[];
+}
+
+function milliseconds(value: string): number {
+  const match = /^([\d.]+)(us|ms|s|m)$/.exec(value);
+  if (!match) throw new Error(`wrk printed a latency "${value}" this bench cannot read`);
+  const n = Number(match[1]);
+  return { us: n / 1000, ms: n, s: n * 1000, m: n * 60_000 }[match[2] as "us" | "ms" | "s" | "m"];
+}
+
+/** wrk's own summary, read from its text output (--latency prints the percentiles). */
+export function parseWrk(output: string): WrkResult {
+  const rate = /Requests\/sec:\s+([\d.]+)/.exec(output);
+  const p50 = /^\s+50%\s+(\S+)/m.exec(output);
+  const p99 = /^\s+99%\s+(\S+)/m.exec(output);
+  const total = /(\d+) requests in/.exec(output);
+  if (!rate || !p50 || !p99 || !total) throw new Error(`cannot read wrk's output:\n${output}`);
+  const errors = [/Socket errors:.*/.exec(output)?.[0], /Non-2xx or 3xx responses:.*/.exec(output)?.[0]].filter((e): e is string => e !== undefined);
+  return { requestsPerSecond: Number(rate[1]), p50Ms: milliseconds(p50[1]!), p99Ms: milliseconds(p99[1]!), requests: Number(total[1]), errors };
+}
+
+/** Runs wrk without blocking this process: the DNS stand-in nginx asks lives in it. */
+async function wrk(url: string): Promise<WrkResult> {
+  const bin = requireCommand("wrk", "wrk");
+  // One thread: wrk shares the machine's cores with nginx and the upstream.
+  const child = spawn(bin, ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--timeout", "5s", "--latency", url], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const status = await new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  if (status !== 0) throw new Error(`wrk ${url} failed (${status}): ${stderr}${stdout}`);
+  const parsed = parseWrk(stdout);
+  if (parsed.errors.length > 0) throw new Error(`wrk ${url} saw failures, the figures would be meaningless: ${parsed.errors.join("; ")}\n${stdout}`);
+  return parsed;
+}
+
+async function startUpstream(): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["-e", UPSTREAM_SOURCE, String(port)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  await new Promise<void>((resolve, reject) => {
+    child.once("message", () => resolve());
+    child.once("exit", (code) => reject(new Error(`the upstream exited (${code}) before listening`)));
+  });
+  return { port, child };
+}
+
+/** One request through the proxy, as wrk will send it: the TLS name and Host `localhost`. */
+function throughProxy(layout: ProxyLayout): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: "127.0.0.1", port: layout.listen.https, servername: HOST, headers: { host: HOST }, rejectUnauthorized: false, agent: false }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const fixed = (n: number, digits: number) => n.toFixed(digits).padStart(9);
+const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+
+async function main(): Promise<void> {
+  const config = validateStackConfig(STACK, rawFromPulumiConfig(readStackFile(REPO, STACK).config));
+  const benchConfig = { ...config, domains: { ...config.domains, api: HOST }, metabase: { ...config.metabase, enabled: false } };
+  const dir = tempDir("bench-proxy");
+  const cleanups: (() => unknown)[] = [() => dir.remove()];
+  const deadline = setTimeout(() => {
+    console.error(`bench:proxy: still running after ${DEADLINE_MS / 1000} s; stopping`);
+    for (const c of cleanups.reverse()) void c();
+    process.exit(1);
+  }, DEADLINE_MS);
+  try {
+    const upstream = await startUpstream();
+    cleanups.push(() => upstream.child.kill());
+    const dns = await startDns();
+    cleanups.push(() => dns.close());
+    const layout = await loopbackLayout(dir.path, `127.0.0.1:${dns.port}`);
+    // Every container name of the stack resolves to 127.0.0.1, at the upstream's port.
+    const addressOf = (containerAndPort: string) => {
+      const name = containerAndPort.split(":")[0]!;
+      dns.set(name, "127.0.0.1");
+      return `${name}:${upstream.port}`;
+    };
+    writeFileSync(join(layout.confDir, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "30s" }));
+    const files = stackProxyFiles(benchConfig, STACK, layout, addressOf);
+    const paths = stackFilePaths(STACK);
+    writeFileSync(join(layout.confDir, paths.conf), files.conf);
+    writeFileSync(join(layout.confDir, paths.upstreams), files.upstreams);
+    selfSignedCertificate(layout, STACK, [HOST]);
+    const nginx = await startNginx(join(layout.confDir, MAIN_CONF), layout.runtimeDir, layout.listen.http);
+    cleanups.push(() => nginx.stop());
+
+    await waitFor("a 200 from the upstream through the proxy", async () => {
+      const reply = await throughProxy(layout);
+      return reply.status === 200 && reply.body.includes('"UP"');
+    }, 10_000);
+
+    const direct = `http://127.0.0.1:${upstream.port}/`;
+    const proxied = `https://${HOST}:${layout.listen.https}/`;
+    const nginxVersion = spawnSync(requireCommand("nginx", "nginx", ["/usr/sbin"]), ["-v"], { encoding: "utf8" }).stderr.trim();
+    console.log(`bench:proxy — ${STACK}'s rendered configuration on ${nginxVersion}, small JSON responses (${Buffer.byteLength(JSON.stringify({ status: "UP", slot: "blue", items: [1, 2, 3] }))} bytes)`);
+    console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} before the runs (everything shares these cores)`);
+    console.log(`wrk: 1 thread, ${CONNECTIONS} keep-alive connections, ${SECONDS} s per run, ${ROUNDS} rounds; direct = plain HTTP to the upstream, proxied = HTTPS (TLS 1.3) through nginx`);
+    console.log(`${"round".padEnd(8)}${"path".padEnd(10)}${"req/s".padStart(9)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}`);
+    const runs: { direct: WrkResult; proxied: WrkResult }[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      const pair = { direct: await wrk(direct), proxied: await wrk(proxied) };
+      runs.push(pair);
+      for (const [path, r] of Object.entries(pair)) console.log(`${String(round).padEnd(8)}${path.padEnd(10)}${fixed(r.requestsPerSecond, 0)}${fixed(r.p50Ms, 2)}${fixed(r.p99Ms, 2)}`);
+    }
+    const summary = (pick: (p: { direct: WrkResult; proxied: WrkResult }) => WrkResult) => ({
+      rps: mean(runs.map((p) => pick(p).requestsPerSecond)),
+      p50: mean(runs.map((p) => pick(p).p50Ms)),
+      p99: mean(runs.map((p) => pick(p).p99Ms)),
+    });
+    const d = summary((p) => p.direct);
+    const x = summary((p) => p.proxied);
+    const ratio = x.rps / d.rps;
+    console.log(`${"mean".padEnd(8)}${"direct".padEnd(10)}${fixed(d.rps, 0)}${fixed(d.p50, 2)}${fixed(d.p99, 2)}`);
+    console.log(`${"mean".padEnd(8)}${"proxied".padEnd(10)}${fixed(x.rps, 0)}${fixed(x.p50, 2)}${fixed(x.p99, 2)}`);
+    console.log(`proxied/direct throughput: ${ratio.toFixed(2)} (target ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? "met" : "NOT met"}); per-round ratios ${runs.map((p) => (p.proxied.requestsPerSecond / p.direct.requestsPerSecond).toFixed(2)).join(", ")}`);
+  } finally {
+    clearTimeout(deadline);
+    for (const c of cleanups.reverse()) await c();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench:proxy failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
