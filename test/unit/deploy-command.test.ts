@@ -1,0 +1,142 @@
+// The deploy command's pure parts: argument checks, how docker's and curl's
+// answers are read, the history file's lines, the status text, and the ssh
+// command line a script travels on (run through a recording `ssh` that hands
+// the remote command to sh, as sshd does).
+import assert from "node:assert/strict";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { productionDeps, runDeployCommand, type DeployDeps } from "../../ops/deploy.js";
+import type { DeployRecord } from "../../ops/deploy/orchestrator.js";
+import { parseHealth, parseHistory, parseResponseHead, runScript, sshShell } from "../../ops/deploy/server.js";
+import { formatStatus } from "../../ops/deploy/status.js";
+import { tempDir } from "../support/system.js";
+
+const record = (over: Partial<DeployRecord>): DeployRecord => ({
+  at: "2025-05-01T02:03:04.000Z",
+  action: "deploy",
+  stack: "prod",
+  who: "jin@laptop",
+  image: "ghcr.io/bbaegok/bbaegok-api:1.9.0",
+  slot: "green",
+  result: "succeeded",
+  seconds: 42.1,
+  ...over,
+});
+
+describe("the deploy command's arguments", () => {
+  const run = async (argv: string[]) => {
+    const errors: string[] = [];
+    const untouched = () => {
+      throw new Error("reached past the argument checks");
+    };
+    const deps: DeployDeps = { ...productionDeps, openEngine: untouched, openServer: untouched };
+    const code = await runDeployCommand(argv, deps, { line: untouched }, { line: (t) => errors.push(t) });
+    return { code, errors: errors.join("\n") };
+  };
+
+  it("refuse what is not a deploy, rollback or status of a known stack with exit 2 and the usage", async () => {
+    const cases: [string[], RegExp][] = [
+      [[], /no command given/],
+      [["ship", "--stack", "prod"], /unknown command "ship"/],
+      [["deploy", "--stack", "prod"], /--image is required/],
+      [["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:latest"], /--image "ghcr\.io\/bbaegok\/bbaegok-api:latest": /],
+      [["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api"], /--image "ghcr\.io\/bbaegok\/bbaegok-api": /],
+      [["rollback", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.9.0"], /--image is for deploy only/],
+      [["status"], /--stack is required/],
+      [["status", "--stack", "prod", "--force"], /Unknown option '--force'/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await run(args);
+      assert.equal(result.code, 2, `${args.join(" ")}: ${result.errors}`);
+      assert.match(result.errors, message, args.join(" "));
+      assert.match(result.errors, /usage: npm run deploy -- --stack <name> --image <ref>/);
+    }
+  });
+
+  it("name the known stacks when the stack has no file", async () => {
+    const result = await run(["status", "--stack", "nope"]);
+    assert.equal(result.code, 2);
+    assert.match(result.errors, /status: No stack "nope": .*Pulumi\.nope\.yaml does not exist\. Known stacks: .*prod/);
+  });
+});
+
+describe("reading the server's answers", () => {
+  it("docker inspect: running and healthy, unhealthy, starting, stopped, missing", () => {
+    const ok = (stdout: string) => parseHealth({ status: 0, stdout, stderr: "" });
+    assert.equal(ok("running/healthy\n"), "healthy");
+    assert.equal(ok("running/unhealthy\n"), "unhealthy");
+    assert.equal(ok("running/starting\n"), "starting");
+    assert.equal(ok("exited/unhealthy\n"), "stopped");
+    assert.equal(ok("restarting/starting\n"), "stopped");
+    assert.equal(parseHealth({ status: 1, stdout: "", stderr: "Error: No such object: bbaegok-prod-app-green\n" }), "missing");
+    assert.throws(() => parseHealth({ status: 1, stdout: "", stderr: "permission denied while trying to connect to the Docker daemon socket" }), /docker inspect failed \(1\): permission denied/);
+  });
+
+  it("curl's header dump: the final response's status and headers", () => {
+    const head = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nServer: nginx\r\nX-Bbaegok-Upstream: bbaegok-prod-app-green:8080\r\n\r\n";
+    const parsed = parseResponseHead(head);
+    assert.equal(parsed.status, 200);
+    assert.equal(parsed.headers.get("x-bbaegok-upstream"), "bbaegok-prod-app-green:8080");
+    assert.equal(parseResponseHead("").status, 0);
+  });
+
+  it("history lines: records in order, a torn or foreign line skipped", () => {
+    const lines = [JSON.stringify(record({ slot: "blue" })), '{"at":"2025-05-01T0', "not json", JSON.stringify(record({ action: "rollback" })), ""].join("\n");
+    assert.deepEqual(
+      parseHistory(lines).map((r) => [r.action, r.slot]),
+      [
+        ["deploy", "blue"],
+        ["rollback", "green"],
+      ],
+    );
+  });
+});
+
+describe("the status text", () => {
+  const slots = [
+    { slot: "blue" as const, container: "bbaegok-prod-app-blue", image: "ghcr.io/bbaegok/bbaegok-api:1.8.2", health: "healthy" as const },
+    { slot: "green" as const, container: "bbaegok-prod-app-green", image: "ghcr.io/bbaegok/bbaegok-api:1.9.0", health: "healthy" as const, lastDeploy: record({}) },
+  ];
+
+  it("lists each slot with its image, health and last deploy, and ends with what serves", () => {
+    const text = formatStatus({ stack: "prod", recordedLive: "green", served: "green", slots, recent: [record({}), record({ action: "rollback", slot: "blue", result: "failed", detail: "check that blue is warm failed: …" })] }).join("\n");
+    assert.match(text, /^ {2}blue {3}idle {2}ghcr\.io\/bbaegok\/bbaegok-api:1\.8\.2 {2}healthy {2}no deploy recorded$/m);
+    assert.match(text, /^ {2}green {2}live {2}ghcr\.io\/bbaegok\/bbaegok-api:1\.9\.0 {2}healthy {2}deployed 2025-05-01T02:03:04\.000Z by jin@laptop$/m);
+    assert.match(text, /rollback to blue \(ghcr\.io\/bbaegok\/bbaegok-api:1\.9\.0\): failed \(check that blue is warm failed: …\), 42\.1 s/);
+    assert.match(text, /green is live and serving\.$/);
+  });
+
+  it("warns when the proxy and the stack file disagree, and says when the proxy could not be asked", () => {
+    assert.match(formatStatus({ stack: "prod", recordedLive: "green", served: "blue", slots, recent: [] }).pop()!, /^WARNING: the stack file says green is live, but the proxy routes to blue\.$/);
+    assert.match(formatStatus({ stack: "prod", recordedLive: "green", served: undefined, slots, recent: [] }).pop()!, /proxy routes to no slot that answers/);
+    assert.match(formatStatus({ stack: "prod", recordedLive: "green", served: { error: "ssh: connect to host home.bbaegok.kr port 22022: Connection refused" }, slots, recent: [] }).pop()!, /could not be asked which slot serves: ssh: connect/);
+  });
+});
+
+describe("scripts over ssh", () => {
+  const dir = tempDir("deploy-ssh");
+  after(() => dir.remove());
+
+  it("go as one quoted remote command with BatchMode, strict host keys, the stack's user, host and port; the pinned key is the only one known", async () => {
+    const log = join(dir.path, "argv");
+    // Records its arguments, then does what sshd does with the remote command: hands it to a shell.
+    writeFileSync(join(dir.path, "ssh"), `#!/bin/sh\nprintf '%s\\n' "$@" > ${log}\nfor last; do :; done\nexec sh -c "$last"\n`);
+    chmodSync(join(dir.path, "ssh"), 0o755);
+    const path = process.env.PATH;
+    process.env.PATH = `${dir.path}:${path}`;
+    try {
+      const shell = sshShell({ host: "home.bbaegok.kr", publicIp: "203.0.113.24", ssh: { user: "deploy", port: 22022, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbaegok" }, dataDir: "/srv/bbaegok" });
+      const result = await runScript(shell, `printf '%s|' "it's" "$((6 * 7))"; cat`, "from stdin");
+      assert.equal(result.stdout, "it's|42|from stdin");
+      const argv = readFileSync(log, "utf8").split("\n");
+      assert.deepEqual(argv.slice(0, 8), ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30", "-p", "22022"]);
+      const knownHosts = argv[argv.indexOf("-o", 8) + 1]!.replace("UserKnownHostsFile=", "");
+      assert.equal(readFileSync(knownHosts, "utf8"), "[home.bbaegok.kr]:22022 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbaegok\n");
+      assert.ok(argv.includes("deploy@home.bbaegok.kr"));
+      assert.equal(shell.where, "deploy@home.bbaegok.kr:22022");
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+});
