@@ -157,7 +157,7 @@ async function main(): Promise<void> {
     const nginxVersion = spawnSync(requireCommand("nginx", "nginx", ["/usr/sbin"]), ["-v"], { encoding: "utf8" }).stderr.trim();
     console.log(`bench:proxy — ${STACK}'s rendered configuration on ${nginxVersion}, small JSON responses (${Buffer.byteLength(JSON.stringify({ status: "UP", slot: "blue", items: [1, 2, 3] }))} bytes)`);
     console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} before the runs (everything shares these cores)`);
-    console.log(`wrk: 1 thread, ${CONNECTIONS} keep-alive connections, ${SECONDS} s per run, ${ROUNDS} rounds; direct = plain HTTP to the upstream, proxied = HTTPS (TLS 1.3) through nginx`);
+    console.log(`wrk: 1 thread, ${CONNECTIONS} keep-alive connections, ${SECONDS} s per run, ${ROUNDS} rounds; direct = plain HTTP to the upstream, proxied = HTTPS through nginx`);
     console.log(`${"round".padEnd(8)}${"path".padEnd(10)}${"req/s".padStart(9)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}`);
     const runs: { direct: WrkResult; proxied: WrkResult }[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
