@@ -8,6 +8,7 @@
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { Agent, request } from "node:https";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { slotContainerName } from "../../infra/app/render.js";
 import { MAIN_CONF, renderMainConf, stackFilePaths, stackProxyFiles, stackUpstreams, type ProxyLayout } from "../../infra/proxy/render.js";
@@ -184,6 +185,7 @@ export function startLoad(deployServer: DeployServer, workers = 6): { answers: A
   const answers: Answer[] = [];
   let retried = 0;
   let running = true;
+  const requestsOn = new WeakMap<Socket, number>();
   const get = (path: string): Promise<string> =>
     new Promise((resolve, reject) => {
       const req = request({ host: "127.0.0.1", port: deployServer.layout.listen.https, path, agent, headers: { host } }, (res) => {
@@ -191,8 +193,16 @@ export function startLoad(deployServer: DeployServer, workers = 6): { answers: A
         res.on("data", (d: Buffer) => (body += d.toString()));
         res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}`))));
       });
+      // Node marks a kept-alive socket as reused only when it takes it from the idle pool,
+      // not when it hands it straight to a waiting request; count the requests per socket instead.
+      let keptAlive = false;
+      req.on("socket", (socket: Socket) => {
+        const count = (requestsOn.get(socket) ?? 0) + 1;
+        requestsOn.set(socket, count);
+        keptAlive = count > 1;
+      });
       req.on("error", (err: NodeJS.ErrnoException) => {
-        if (req.reusedSocket && err.code === "ECONNRESET") {
+        if ((req.reusedSocket || keptAlive) && err.code === "ECONNRESET") {
           retried++;
           get(path).then(resolve, reject);
         } else reject(err);
