@@ -5,6 +5,7 @@
 // records what it was asked and "starts" the slot by setting what
 // `docker inspect` answers.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
@@ -13,7 +14,7 @@ import { deploy, realClock, rollback, type StackControl } from "../../ops/deploy
 import { historyPath } from "../../ops/deploy/server.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { startDeployServer, startLoad, STACK, type DeployServer } from "../support/deploy-server.js";
-import { waitFor } from "../support/system.js";
+import { requireCommand, waitFor } from "../support/system.js";
 
 const NEW_IMAGE = "ghcr.io/bbaegok/bbaegok-api:1.9.0";
 
@@ -203,6 +204,12 @@ describe("blue/green deploys on a real proxy", () => {
     }
     const again = await deploy({ stack: STACK, image: NEW_IMAGE, who }, engine, ds.server, reporter);
     assert.ok(again.ok, again.summary);
+  });
+
+  it("every script the deploys above ran on the server is shellcheck-clean", () => {
+    const shellcheck = requireCommand("shellcheck", "shellcheck");
+    assert.ok(ds.scripts.size >= 5, `only ${ds.scripts.size} scripts ran`);
+    for (const script of ds.scripts) execFileSync(shellcheck, ["-s", "sh", "-"], { input: script, encoding: "utf8" });
   });
 
   describe("the command line on the same server", () => {

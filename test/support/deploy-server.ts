@@ -12,7 +12,7 @@ import type { Socket } from "node:net";
 import { join } from "node:path";
 import { slotContainerName } from "../../infra/app/render.js";
 import { MAIN_CONF, renderMainConf, stackFilePaths, stackProxyFiles, stackUpstreams, type ProxyLayout } from "../../infra/proxy/render.js";
-import { localShell, SshServerControl } from "../../ops/deploy/server.js";
+import { localShell, SshServerControl, type Shell } from "../../ops/deploy/server.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
@@ -62,6 +62,8 @@ export interface DeployServer {
   slots: Record<Slot, SlotApp>;
   upstreamFile: string;
   proxyDir: string;
+  /** Every script the ServerControl ran, for shellcheck. */
+  scripts: Set<string>;
   /** Sets what `docker inspect` says of a slot's container: e.g. "running/healthy", or undefined for a missing one. */
   setContainer(slot: Slot, state: string | undefined): void;
   stop(): Promise<void>;
@@ -133,7 +135,9 @@ export async function startDeployServer(name: string): Promise<DeployServer> {
   setState(proxy.container, "running/");
   for (const slot of ["blue", "green"] as const) setState(slotContainerName(prefix, slot), "running/healthy");
 
-  const shell = localShell({ PATH: `${binDir}:${process.env.PATH ?? ""}`, DOCKER_STATE: stateDir, NGINX_BIN: nginxBinary(), NGINX_PREFIX: layout.runtimeDir });
+  const localScripts = localShell({ PATH: `${binDir}:${process.env.PATH ?? ""}`, DOCKER_STATE: stateDir, NGINX_BIN: nginxBinary(), NGINX_PREFIX: layout.runtimeDir });
+  const scripts = new Set<string>();
+  const shell: Shell = { where: localScripts.where, start: (script) => (scripts.add(script), localScripts.start(script)) };
   const server = new SshServerControl({ stack: STACK, config: local, proxy, shell, privilege: "none", address });
   return {
     config: local,
@@ -142,6 +146,7 @@ export async function startDeployServer(name: string): Promise<DeployServer> {
     server,
     slots,
     upstreamFile: join(layout.confDir, paths.upstreams),
+    scripts,
     proxyDir,
     setContainer: (slot, state) => setState(slotContainerName(prefix, slot), state),
     async stop() {

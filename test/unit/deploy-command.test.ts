@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { productionDeps, runDeployCommand, type DeployDeps } from "../../ops/deploy.js";
 import type { DeployRecord } from "../../ops/deploy/orchestrator.js";
-import { parseHealth, parseHistory, parseResponseHead, runScript, sshShell } from "../../ops/deploy/server.js";
+import { deployProxy, parseHealth, parseHistory, parseResponseHead, runScript, sshShell } from "../../ops/deploy/server.js";
 import { formatStatus } from "../../ops/deploy/status.js";
 import { tempDir } from "../support/system.js";
 
@@ -58,6 +58,17 @@ describe("the deploy command's arguments", () => {
     const result = await run(["status", "--stack", "nope"]);
     assert.equal(result.code, 2);
     assert.match(result.errors, /status: No stack "nope": .*Pulumi\.nope\.yaml does not exist\. Known stacks: .*prod/);
+  });
+});
+
+describe("the proxy a stack's deploy reaches", () => {
+  it("is the stack's own when it owns the proxy, else its owner's, from the owner's stack file", () => {
+    const prod = productionDeps.readConfig("prod");
+    const staging = productionDeps.readConfig("staging");
+    const expected = { container: "bbaegok-proxy", image: prod.proxy.mode === "owner" ? prod.proxy.image : "", dir: "/srv/bbaegok/proxy", internalPort: 8081 };
+    assert.deepEqual(deployProxy(prod, productionDeps.readConfig), expected);
+    assert.equal(staging.proxy.mode, "guest");
+    assert.deepEqual(deployProxy(staging, productionDeps.readConfig), expected);
   });
 });
 
