@@ -217,16 +217,18 @@ cat > /dev/null
     child.stdin.on("error", () => undefined);
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 1)));
+    const exited = new Promise<number>((resolve) => {
+      child.on("close", (code) => resolve(code ?? 1));
+      child.on("error", (err) => {
+        stderr += err.message;
+        resolve(127);
+      });
+    });
     const locked = await new Promise<boolean>((resolve) => {
       let stdout = "";
       child.stdout.on("data", (d: Buffer) => {
         stdout += d.toString();
         if (stdout.includes("locked\n")) resolve(true);
-      });
-      child.on("error", (err) => {
-        stderr += err.message;
-        resolve(false);
       });
       void exited.then(() => resolve(false));
     });

@@ -135,9 +135,9 @@ export async function startDeployServer(name: string): Promise<DeployServer> {
   setState(proxy.container, "running/");
   for (const slot of ["blue", "green"] as const) setState(slotContainerName(prefix, slot), "running/healthy");
 
-  const localScripts = localShell({ PATH: `${binDir}:${process.env.PATH ?? ""}`, DOCKER_STATE: stateDir, NGINX_BIN: nginxBinary(), NGINX_PREFIX: layout.runtimeDir });
+  const here = localShell({ PATH: `${binDir}:${process.env.PATH ?? ""}`, DOCKER_STATE: stateDir, NGINX_BIN: nginxBinary(), NGINX_PREFIX: layout.runtimeDir });
   const scripts = new Set<string>();
-  const shell: Shell = { where: localScripts.where, start: (script) => (scripts.add(script), localScripts.start(script)) };
+  const shell: Shell = { where: here.where, start: (script) => (scripts.add(script), here.start(script)) };
   const server = new SshServerControl({ stack: STACK, config: local, proxy, shell, privilege: "none", address });
   return {
     config: local,
