@@ -177,8 +177,7 @@ dump_database() {
   else
     local dump=mariadb-dump
     [[ $engine == mysql ]] && dump=mysqldump
-    db_exec "$container" "$engine" "$dump" --single-transaction --routines --triggers --events --hex-blob \
-      --default-character-set=utf8mb4 --max-allowed-packet=1G --skip-dump-date -u"$admin" "$name"
+    db_exec "$container" "$engine" "$dump" "${MYSQL_DUMP_OPTIONS[@]}" -u"$admin" "$name"
   fi
 }
 

@@ -81,9 +81,11 @@ db_exec() {
 # minute and this decides whether SCHEDULE (numeric five fields, rendered from
 # the stack config) is due now in TIMEZONE. BACKUP_NOW (epoch seconds) is for tests.
 cron_field_matches() {
-  local value=$((10#$1)) field=$2 min=$3 max=$4 item range step lo hi
-  local IFS=,
-  for item in $field; do
+  local value=$((10#$1)) field=$2 min=$3 max=$4 item items range step lo hi
+  # Split on commas without pathname expansion: an unquoted `*` would expand
+  # to the names of the files in cron's working directory.
+  IFS=, read -r -a items <<<"$field"
+  for item in "${items[@]}"; do
     range=${item%%/*}
     step=1
     [[ $item == */* ]] && step=${item#*/}

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
 import { shellQuote } from "../server/render.js";
-import { normalizeSchedule } from "./schedule.js";
+import { allowedBackupAgeMs, normalizeSchedule } from "./schedule.js";
 
 export type BackupConfig = StackConfig["backup"];
 
@@ -75,6 +75,22 @@ export interface BackupScriptSpec {
   targets: readonly BackupTarget[];
   paths: BackupPaths;
 }
+
+/**
+ * mysqldump/mariadb-dump options of every MySQL/MariaDB backup: one consistent
+ * snapshot (InnoDB), every kind of object, binary data as hex, utf8mb4 whatever
+ * the server's default, and no date, so two dumps of the same data are equal.
+ */
+export const MYSQL_DUMP_OPTIONS = [
+  "--single-transaction",
+  "--routines",
+  "--triggers",
+  "--events",
+  "--hex-blob",
+  "--default-character-set=utf8mb4",
+  "--max-allowed-packet=1G",
+  "--skip-dump-date",
+] as const;
 
 /** zstd level 3: most of the size win at a speed that keeps up with the dump. */
 export const ZSTD_LEVEL = 3;
@@ -175,6 +191,7 @@ function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): strin
     `# Rendered by infra/backup/render.ts from Pulumi.${stack}.yaml and installed by Pulumi: edit the stack, not this file.`,
     `#   ${script}              run now`,
     `#   ${script} --scheduled  run if "${shown}" is due this minute in ${backup.timezone} (the cron entry)`,
+    ...(what === "backup" ? [] : [`#   ${script} --database <name>  drill one database (npm run drill -- --database)`]),
     `# Logs go to syslog: journalctl -t ${paths.logTag}`,
     "set -Eeuo pipefail",
     "umask 077",
@@ -185,7 +202,14 @@ function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): strin
     `readonly TIMEZONE=${shellQuote(backup.timezone)}`,
     `readonly SCHEDULE=${shellQuote(schedule)}`,
     `readonly LOG_TAG=${shellQuote(what === "backup" ? paths.logTag : `${paths.logTag}-drill`)}`,
-    ...(what === "backup" ? [`readonly ZSTD_LEVEL=${ZSTD_LEVEL}`] : [`readonly DRILL_CONTAINER=${shellQuote(paths.drillContainer)}`]),
+    ...(what === "backup"
+      ? [`readonly ZSTD_LEVEL=${ZSTD_LEVEL}`, `readonly MYSQL_DUMP_OPTIONS=(${MYSQL_DUMP_OPTIONS.join(" ")})`]
+      : [
+          `readonly DRILL_CONTAINER=${shellQuote(paths.drillContainer)}`,
+          `# The newest backup is stale past this age: the backup schedule's longest interval plus a grace (infra/backup/schedule.ts).`,
+          `readonly BACKUP_SCHEDULE=${shellQuote(backup.schedule)}`,
+          `readonly MAX_BACKUP_AGE_SECONDS=${Math.round(allowedBackupAgeMs(backup.schedule) / 1000)}`,
+        ]),
     "# name engine container admin-user image",
     "readonly TARGETS=(",
     ...targets,

@@ -3,7 +3,11 @@
 # (sha256 checked on the way) into a throwaway database server of the same
 # image, then its tables, row counts and objects are compared with the
 # manifest. The throwaway server is removed whatever happens. It reads with
-# the drill's own read-only identity; nothing here writes to the bucket.
+# the drill's own read-only identity; nothing here writes to the bucket, so
+# a drill's result lives in the log and the ping, not in S3.
+# It also fails when that newest backup is older than the backup schedule
+# allows (MAX_BACKUP_AGE_SECONDS), so a backup job that silently stopped
+# running is caught on the server itself, at least once a drill.
 
 readonly DRILL_DATABASE=restore_drill
 
@@ -63,20 +67,45 @@ restored_row_counts() {
   done <"$work/restored-tables.txt"
 }
 
+# Prints why the newest backup is stale, or nothing. Its age counts from the
+# earlier of the time in its key (when the run started, by the server's
+# clock) and the manifest's LastModified (S3's clock), so neither a wrong
+# server clock nor a mis-named key can make an old backup look fresh.
+# BACKUP_NOW (epoch seconds) is for tests.
+staleness() {
+  local key=$1 uploaded=$2 stamp taken now age
+  stamp=${key##*/}
+  stamp=${stamp%%.*}
+  taken=$(date -u -d "${stamp:0:4}-${stamp:4:2}-${stamp:6:2}T${stamp:9:2}:${stamp:11:2}:${stamp:13:2}Z" +%s 2>/dev/null) || taken=0
+  if uploaded=$(date -u -d "$uploaded" +%s 2>/dev/null) && ((uploaded < taken)); then
+    taken=$uploaded
+  fi
+  now=${BACKUP_NOW:-$(date +%s)}
+  age=$((now - taken))
+  if ((age > MAX_BACKUP_AGE_SECONDS)); then
+    printf 'STALE: the newest backup was taken %s h ago (%s), more than the %s h the backup schedule "%s" allows: the backup job has not succeeded since' \
+      "$((age / 3600))" "$(date -u -d "@$taken" +%Y-%m-%dT%H:%M:%SZ)" "$((MAX_BACKUP_AGE_SECONDS / 3600))" "$BACKUP_SCHEDULE"
+  fi
+}
+
 drill_target() {
   local name=$1 engine=$2 image=$3
   local where="$STACK/$name ($engine)" manifest_key key sha
   log info "restore drill of $where started"
   if ! s3 s3api list-objects-v2 --bucket "$BUCKET" --prefix "$STACK/$name/" \
-    --query "Contents[?ends_with(Key, '.manifest.json')].Key" --output text >"$work/keys" 2>"$work/s3.err"; then
+    --query "Contents[?ends_with(Key, '.manifest.json')].[Key, LastModified]" --output text >"$work/keys" 2>"$work/s3.err"; then
     log err "restore drill of $where failed: cannot list s3://$BUCKET/$STACK/$name/: $(tail -n 3 "$work/s3.err" | tr '\n' ' ')"
     return 1
   fi
-  manifest_key=$(tr '\t' '\n' <"$work/keys" | grep '\.manifest\.json$' | LC_ALL=C sort | tail -n 1 || true)
+  local newest uploaded
+  newest=$(grep '\.manifest\.json'$'\t' "$work/keys" | LC_ALL=C sort | tail -n 1 || true)
+  IFS=$'\t' read -r manifest_key uploaded <<<"$newest"
   if [[ -z $manifest_key ]]; then
     log err "restore drill of $where failed: no backup with a manifest under s3://$BUCKET/$STACK/$name/"
     return 1
   fi
+  local stale
+  stale=$(staleness "$manifest_key" "$uploaded")
   if ! s3 s3 cp "s3://$BUCKET/$manifest_key" "$work/manifest.json" --only-show-errors 2>"$work/s3.err" ||
     ! key=$(jq -er .key "$work/manifest.json") || ! sha=$(jq -er .sha256 "$work/manifest.json"); then
     log err "restore drill of $where failed: cannot read the manifest s3://$BUCKET/$manifest_key: $(tail -n 3 "$work/s3.err" | tr '\n' ' ')"
@@ -128,6 +157,9 @@ drill_target() {
     fi
   fi
   drill_db stop "$engine"
+  if [[ -n $stale ]]; then
+    problem="${problem:+$problem; and }$stale"
+  fi
   if [[ -n $problem ]]; then
     log err "restore drill of $where FAILED for s3://$BUCKET/$key: $problem"
     return 1
@@ -135,9 +167,38 @@ drill_target() {
   log info "restore drill of $where passed: s3://$BUCKET/$key restored, $(wc -l <"$work/actual-tables.tsv") tables and $(wc -l <"$work/actual-objects.tsv") objects match the manifest"
 }
 
+usage() {
+  printf 'usage: %s [--scheduled] [--database <name>]\n' "$(basename "$0")" >&2
+  exit 2
+}
+
 main() {
-  if [[ ${1:-} == --scheduled ]] && ! schedule_is_due "$SCHEDULE"; then
+  local scheduled='' only=''
+  while (($# > 0)); do
+    case $1 in
+      --scheduled) scheduled=1 ;;
+      --database)
+        (($# >= 2)) || usage
+        only=$2
+        shift
+        ;;
+      *) usage ;;
+    esac
+    shift
+  done
+  if [[ -n $scheduled ]] && ! schedule_is_due "$SCHEDULE"; then
     exit 0
+  fi
+  local target name engine image failures=0 selected=()
+  for target in "${TARGETS[@]}"; do
+    read -r name _ <<<"$target"
+    [[ -z $only || $name == "$only" ]] && selected+=("$target")
+  done
+  if ((${#selected[@]} == 0)); then
+    local names
+    names=$(printf '%s, ' "${TARGETS[@]%% *}")
+    printf 'restore drill of stack %s: no database "%s" here; its databases: %s\n' "$STACK" "$only" "${names%, }" >&2
+    exit 2
   fi
   require_tools aws zstd jq flock curl sha256sum
   use_server_credentials
@@ -145,8 +206,7 @@ main() {
   work=$(mktemp -d "${TMPDIR:-/tmp}/$LOG_TAG-drill.XXXXXX")
   trap 'rm -rf "$work"' EXIT
 
-  local target name engine image failures=0
-  for target in "${TARGETS[@]}"; do
+  for target in "${selected[@]}"; do
     read -r name engine _ _ image <<<"$target"
     use_engine_tools "$engine"
     if ! drill_target "$name" "$engine" "$image"; then
@@ -154,11 +214,11 @@ main() {
     fi
   done
   if ((failures > 0)); then
-    log err "restore drill of stack $STACK: $failures of ${#TARGETS[@]} databases FAILED"
+    log err "restore drill of stack $STACK: $failures of ${#selected[@]} databases FAILED"
     ping_health_check /fail
     exit 1
   fi
-  log info "restore drill of stack $STACK: every database restored and matched its manifest"
+  log info "restore drill of stack $STACK: ${#selected[@]} of ${#TARGETS[@]} databases restored, matched their manifests and are within the backup schedule"
   # /log records the drill without resetting the backup check's timer.
   ping_health_check /log
 }

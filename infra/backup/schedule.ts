@@ -99,3 +99,55 @@ export function lastFiring(schedule: string, timeZone: string, before: Date, wit
   }
   return undefined;
 }
+
+/**
+ * The longest wait between two consecutive firings of a normalized schedule,
+ * in wall-clock minutes over five years (leap days included). A wall clock
+ * with daylight saving time can stretch one gap by an hour; the grace of
+ * `allowedBackupAgeMs` covers that.
+ */
+export function longestIntervalMs(schedule: string): number {
+  const f = schedule.split(" ") as [string, string, string, string, string];
+  const values = (field: string, range: [number, number]) => {
+    const out: number[] = [];
+    for (let v = range[0]; v <= range[1]; v++) if (fieldMatches(v, field, range)) out.push(v);
+    return out;
+  };
+  const minutes = values(f[0], RANGES[0]!);
+  const hours = values(f[1], RANGES[1]!);
+  const minuteMs = 60_000;
+  const dayMs = 24 * 60 * minuteMs;
+  const start = Date.UTC(2024, 0, 1);
+  const days = 5 * 366;
+  let previous: number | undefined;
+  let longest = 0;
+  for (let d = 0; d < days; d++) {
+    // Wall-clock arithmetic in UTC: the date's fields, never a zone's offset.
+    const day = new Date(start + d * dayMs);
+    if (!scheduleMatches(`0 0 ${f[2]} ${f[3]} ${f[4]}`, day, "UTC")) continue;
+    for (const h of hours) {
+      for (const m of minutes) {
+        const t = day.getTime() + (h * 60 + m) * minuteMs;
+        if (previous !== undefined) longest = Math.max(longest, t - previous);
+        previous = t;
+      }
+    }
+  }
+  return previous === undefined || longest === 0 ? days * dayMs : longest;
+}
+
+/**
+ * How long past a backup's start the next good backup may take to land: the
+ * run it should have been replaced by, plus this grace for that run's own
+ * duration, a retry by hand, and a daylight-saving shift of an hour.
+ */
+export const BACKUP_GRACE_MS = 2 * 60 * 60_000;
+
+/**
+ * The age past which the newest good backup is stale: the longest interval
+ * of `backup.schedule` plus `BACKUP_GRACE_MS` (a daily schedule allows 26 h).
+ * The status command and the restore drill judge by this same number.
+ */
+export function allowedBackupAgeMs(expression: string): number {
+  return longestIntervalMs(normalizeSchedule(expression)) + BACKUP_GRACE_MS;
+}

@@ -115,11 +115,19 @@ export function chooseBackup(entries: readonly BackupEntry[], database: string, 
   return candidates[candidates.length - 1];
 }
 
-/** Every key under the stack's prefix (the CLI follows the pages). */
-export function listKeys(store: BackupStore, prefix = stackPrefix(store.stack)): { key: string; size: number }[] {
+/** An object as S3 lists it. */
+export interface StoredObject {
+  key: string;
+  size: number;
+  /** When S3 received it (S3's clock, not the server's). */
+  lastModified: Date;
+}
+
+/** Every object under the stack's prefix (the CLI follows the pages). */
+export function listKeys(store: BackupStore, prefix = stackPrefix(store.stack)): StoredObject[] {
   const out = aws(store, ["s3api", "list-objects-v2", "--bucket", store.bucket, "--prefix", prefix, "--output", "json"], `listing s3://${store.bucket}/${prefix}`);
-  const parsed = (out.trim() ? JSON.parse(out) : {}) as { Contents?: { Key: string; Size: number }[] };
-  return (parsed.Contents ?? []).map((c) => ({ key: c.Key, size: c.Size }));
+  const parsed = (out.trim() ? JSON.parse(out) : {}) as { Contents?: { Key: string; Size: number; LastModified: string }[] };
+  return (parsed.Contents ?? []).map((c) => ({ key: c.Key, size: c.Size, lastModified: new Date(c.LastModified) }));
 }
 
 export function listBackups(store: BackupStore): BackupEntry[] {

@@ -5,7 +5,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { backupPaths, backupScript, restoreDrillScript, stackBackupTargets, type BackupTarget } from "../../infra/backup/render.js";
+import { MYSQL_DUMP_OPTIONS, backupPaths, backupScript, restoreDrillScript, stackBackupTargets, type BackupTarget } from "../../infra/backup/render.js";
 import { stackConfig } from "../../ops/restore/backups.js";
 import { shellQuote } from "../../infra/server/render.js";
 import { REPO } from "./project.js";
@@ -164,7 +164,7 @@ export function runNodeCommand(entry: string, args: string[], env: NodeJS.Proces
 export function mariadbLogicalDump(socket: string, database: string): string {
   const r = spawnSync(
     "mariadb-dump",
-    ["--no-defaults", `--socket=${socket}`, "-uroot", "--skip-dump-date", "--routines", "--triggers", "--events", "--hex-blob", "--default-character-set=utf8mb4", "--max-allowed-packet=1G", database],
+    ["--no-defaults", `--socket=${socket}`, "-uroot", ...MYSQL_DUMP_OPTIONS, database],
     { encoding: "utf8", maxBuffer: 512 * 1024 * 1024 },
   );
   if (r.status !== 0) throw new Error(`mariadb-dump of ${database} failed: ${r.stderr}`);

@@ -3,6 +3,7 @@
 // test's own event loop). It checks request signatures against its one key
 // pair, so wrong credentials fail as they do on AWS.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { utimesSync } from "node:fs";
 import { join } from "node:path";
 import { requireCommand, tempDir } from "./system.js";
 
@@ -21,6 +22,8 @@ export interface S3Server {
   keys(bucket: string, prefix?: string): string[];
   /** An object's bytes. */
   get(bucket: string, key: string): Buffer;
+  /** Sets an object's LastModified as the server reports it (s3rver reports its file's mtime). */
+  setLastModified(bucket: string, key: string, when: Date): void;
   /** Writes an AWS shared-credentials file with the given key pair and returns its path. */
   credentialsFile(accessKeyId: string, secretAccessKey: string): string;
   stop(): Promise<void>;
@@ -77,6 +80,11 @@ export async function startS3Server(buckets: string[]): Promise<S3Server> {
       const r = spawnSync(awsCli, ["--endpoint-url", endpoint, "s3", "cp", `s3://${bucket}/${key}`, "-"], { env: operatorEnv(), maxBuffer: 1024 * 1024 * 1024, timeout: 60_000 });
       if (r.status !== 0) throw new Error(`reading s3://${bucket}/${key} failed: ${r.stderr.toString()}`);
       return r.stdout;
+    },
+    setLastModified(bucket, key, when) {
+      const parts = key.split("/");
+      const file = join(dir.path, "data", bucket, ...parts.slice(0, -1), `${parts[parts.length - 1]}._S3rver_object`);
+      utimesSync(file, when, when);
     },
     credentialsFile(accessKeyId, secretAccessKey) {
       const path = join(dir.path, `credentials-${++files}`);

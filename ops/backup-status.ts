@@ -1,0 +1,46 @@
+// npm run backup:status -- --stack <s> [--endpoint-url <url>]
+//
+// For each database the stack backs up: the newest backup with a manifest in
+// S3, its age, compressed size and table count, judged against the backup
+// schedule. Read with the operator's own AWS credentials (environment or
+// profile). Exit status: 0 every database has a backup within the schedule,
+// 1 one is STALE, MISSING or BROKEN, 2 usage, 3 the check could not run.
+import { parseArgs } from "node:util";
+import { stackBackupTargets } from "../infra/backup/render.js";
+import { StackFileError } from "../stacks/config/files.js";
+import { StackConfigError } from "../stacks/config/validate.js";
+import { BackupError, backupStore, stackConfig } from "./restore/backups.js";
+import { formatStackStatus, stackBackupStatus } from "./restore/status.js";
+
+const USAGE = `usage: npm run backup:status -- --stack <name> [--endpoint-url <url>]
+  --endpoint-url  an S3-compatible endpoint instead of AWS (also AWS_ENDPOINT_URL)`;
+
+function main(): number {
+  let values;
+  try {
+    ({ values } = parseArgs({ options: { stack: { type: "string" }, "endpoint-url": { type: "string" } }, strict: true }));
+  } catch (err) {
+    process.stderr.write(`backup:status: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (!values.stack) {
+    process.stderr.write(`backup:status: --stack is required\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    const config = stackConfig(values.stack);
+    const store = backupStore(values.stack, values["endpoint-url"] ? { endpointUrl: values["endpoint-url"] } : {});
+    const databases = stackBackupTargets(config, values.stack).map((t) => t.name);
+    const status = stackBackupStatus(store, config, databases);
+    process.stdout.write(formatStackStatus(status));
+    return status.databases.every((d) => d.state === "ok") ? 0 : 1;
+  } catch (err) {
+    if (err instanceof BackupError || err instanceof StackConfigError || err instanceof StackFileError) {
+      process.stderr.write(`backup:status: could not check the backups of ${values.stack}: ${err.message}\n`);
+      return 3;
+    }
+    throw err;
+  }
+}
+
+process.exit(main());

@@ -1,0 +1,183 @@
+// npm run drill: the prod stack's real restore-drill script run through the
+// same runDrill the command uses, with a local shell where production has
+// ssh, against a real MariaDB, an S3 API server on loopback, the AWS CLI and
+// zstd. The command itself (ssh's arguments, sudo, exit statuses) runs with
+// stand-ins for `ssh` and `sudo` on its PATH, since there is no server here.
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { localShell } from "../../ops/deploy/server.js";
+import { runDrill } from "../../ops/restore/drill.js";
+import { renderStackScripts, runNodeCommand, runScript, startPingServer, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
+import { startMariaDb, type MariaDb } from "../support/mariadb.js";
+import { REPO } from "../support/project.js";
+import { startS3Server, type S3Server } from "../support/s3.js";
+import { tempDir } from "../support/system.js";
+
+const STACK = "prod";
+const DB = "bbaegok";
+const HOUR = 3600;
+
+const SEED = `
+CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+USE ${DB};
+CREATE TABLE users (id INT PRIMARY KEY, name VARCHAR(50) NOT NULL, bio TEXT NULL);
+INSERT INTO users VALUES (1, '김철수', '안녕하세요 👋'), (2, '이영희', NULL), (3, 'O''Brien', 'a),(b');
+CREATE TABLE orders (id INT PRIMARY KEY, user_id INT NOT NULL, total DECIMAL(10,2) NOT NULL);
+INSERT INTO orders VALUES (1, 1, 10.50), (2, 1, 3.00), (3, 2, 99.99);
+CREATE VIEW user_orders AS SELECT u.name, COUNT(o.id) AS n FROM users u LEFT JOIN orders o ON o.user_id = u.id GROUP BY u.name;
+`;
+
+describe("npm run drill (the prod stack's restore drill, run through runDrill with a local shell)", () => {
+  let db: MariaDb;
+  let s3: S3Server;
+  let scripts: RenderedScripts;
+  let ping: Awaited<ReturnType<typeof startPingServer>>;
+  const dir = tempDir("backup-drill");
+  let env: Record<string, string>;
+  let takenAt: number;
+
+  const drill = async (extra: Record<string, string> = {}, database?: string) => {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = "";
+    let err = "";
+    stdout.on("data", (d: Buffer) => (out += d.toString()));
+    stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const hitsBefore = ping.hits.length;
+    const status = await runDrill({ shell: localShell({ ...env, ...extra }), script: scripts.drill, privilege: "none", ...(database ? { database } : {}), stdout, stderr });
+    return { status, stdout: out, stderr: err, pings: ping.hits.slice(hitsBefore) };
+  };
+  const newestManifest = () => s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => k.endsWith(".manifest.json")).pop()!;
+
+  before(async () => {
+    [db, s3, ping] = await Promise.all([startMariaDb(), startS3Server(["bbaegok-prod-db-backups"]), startPingServer()]);
+    scripts = renderStackScripts(STACK, dir.path, (t) => t.engine === "mariadb");
+    db.sql(SEED);
+    const pingFile = join(dir.path, "ping-url");
+    writeFileSync(pingFile, `${ping.url}\n`, { mode: 0o600 });
+    env = {
+      BACKUP_DB_EXEC: writeDbExecHook(dir.path, { MYSQL_UNIX_PORT: db.socket }),
+      BACKUP_DRILL_DB: writeDrillHook(dir.path, { MYSQL_UNIX_PORT: db.socket }),
+      BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("S3RVER", "S3RVER"),
+      BACKUP_S3_ENDPOINT_URL: s3.endpoint,
+      BACKUP_LOCK_FILE: join(dir.path, "drill.lock"),
+      BACKUP_PING_URL_FILE: pingFile,
+    };
+    const backup = await runScript(scripts.backup, { ...env, BACKUP_LOCK_FILE: join(dir.path, "backup.lock") });
+    assert.equal(backup.status, 0, backup.stderr);
+    const stamp = /(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\.manifest\.json$/.exec(newestManifest())!;
+    takenAt = Date.UTC(Number(stamp[1]), Number(stamp[2]) - 1, Number(stamp[3]), Number(stamp[4]), Number(stamp[5]), Number(stamp[6])) / 1000;
+  });
+  after(async () => {
+    await Promise.all([db?.stop(), s3?.stop(), ping?.stop()]);
+    dir.remove();
+  });
+
+  it("runs the drill script through the shell, streams its output and exits with its status: passed", async () => {
+    const run = await drill();
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /restore drill of prod\/bbaegok \(mariadb\) passed: s3:\/\/bbaegok-prod-db-backups\/prod\/bbaegok\/\d{8}T\d{6}Z\.sql\.zst restored, 2 tables and 1 objects match the manifest/);
+    assert.match(run.stderr, /restore drill of stack prod: 1 of 1 databases restored, matched their manifests and are within the backup schedule/);
+    assert.deepEqual(run.pings, ["/ping/test-check/log"]);
+    assert.equal(db.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'restore_drill'").trim(), "0", "the throwaway database was left behind");
+  });
+
+  it("drills one database with --database, and the script refuses one it does not back up (status 2, no ping)", async () => {
+    const one = await drill({}, DB);
+    assert.equal(one.status, 0, one.stderr);
+    assert.match(one.stderr, /restore drill of prod\/bbaegok \(mariadb\) passed/);
+    // This rendering of prod's script holds only the MariaDB target.
+    const unknown = await drill({}, "metabase");
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /restore drill of stack prod: no database "metabase" here; its databases: bbaegok/);
+    assert.deepEqual(unknown.pings, []);
+  });
+
+  it("fails as STALE, and pings /fail, once the newest backup is older than prod's daily schedule allows (24 h + 2 h grace)", async () => {
+    const inTime = await drill({ BACKUP_NOW: String(takenAt + 26 * HOUR - 60) });
+    assert.equal(inTime.status, 0, inTime.stderr);
+    const late = await drill({ BACKUP_NOW: String(takenAt + 26 * HOUR + 60) });
+    assert.equal(late.status, 1, late.stderr);
+    assert.match(
+      late.stderr,
+      /restore drill of prod\/bbaegok \(mariadb\) FAILED for s3:\/\/\S+: STALE: the newest backup was taken 26 h ago \(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\), more than the 26 h the backup schedule "0 4 \* \* \*" allows/,
+    );
+    assert.doesNotMatch(late.stderr, /row counts differ/, "the restore itself still matched");
+    assert.deepEqual(late.pings, ["/ping/test-check/fail"]);
+  });
+
+  it("judges age by S3's LastModified when it is earlier than the time in the key: a future-dated manifest cannot look fresh", async () => {
+    const forgedKey = `${STACK}/${DB}/29991231T000000Z.manifest.json`;
+    const copied = s3.aws(["s3", "cp", `s3://${scripts.bucket}/${newestManifest()}`, `s3://${scripts.bucket}/${forgedKey}`]);
+    assert.equal(copied.status, 0, copied.stderr);
+    s3.setLastModified(scripts.bucket, forgedKey, new Date(Date.now() - 72 * HOUR * 1000));
+    try {
+      const run = await drill();
+      assert.equal(run.status, 1, run.stderr);
+      assert.match(run.stderr, /FAILED for s3:\/\/\S+: STALE: the newest backup was taken 7[23] h ago/);
+      assert.deepEqual(run.pings, ["/ping/test-check/fail"]);
+    } finally {
+      assert.equal(s3.aws(["s3", "rm", `s3://${scripts.bucket}/${forgedKey}`]).status, 0);
+    }
+  });
+
+  describe("the command over ssh (stand-ins for ssh and sudo record what they are given)", () => {
+    const stubs = join(dir.path, "stubs");
+    const sshLog = join(dir.path, "ssh-args");
+    const sudoLog = join(dir.path, "sudo-args");
+    const args = (file: string) => readFileSync(file, "utf8").split("\0").slice(0, -1);
+    const command = (argv: string[], extra: Record<string, string> = {}) =>
+      runNodeCommand(join(REPO, "ops", "drill.ts"), argv, { ...process.env, PATH: `${stubs}:${process.env.PATH}`, STUB_SSH_LOG: sshLog, STUB_SUDO_LOG: sudoLog, ...extra });
+
+    before(() => {
+      mkdirSync(stubs, { recursive: true });
+      const write = (name: string, body: string) => writeFileSync(join(stubs, name), `#!/usr/bin/env bash\n${body}`, { mode: 0o755 });
+      // ssh: records its arguments, then hands the remote command (all after "--") to sh, as the remote login shell would.
+      write("ssh", `printf '%s\\0' "$@" > "$STUB_SSH_LOG"\n[[ -n \${STUB_SSH_STATUS:-} ]] && exit "$STUB_SSH_STATUS"\nwhile [[ $# -gt 0 && $1 != -- ]]; do shift; done\nshift\nexec sh -c "$*"\n`);
+      // sudo: records its arguments and plays a drill that prints on both streams.
+      write("sudo", `printf '%s\\0' "$@" > "$STUB_SUDO_LOG"\necho "drill output on stdout"\necho "drill log line on stderr" >&2\nexit "\${STUB_DRILL_STATUS:-0}"\n`);
+    });
+
+    it("runs sudo -n <dataDir>/prod/backup/restore-drill.sh over ssh in BatchMode to the stack's user, host and port, streaming its output", async () => {
+      const run = await command(["--stack", STACK, "--database", DB]);
+      assert.equal(run.status, 0, run.stderr);
+      const ssh = args(sshLog);
+      assert.deepEqual(ssh.slice(0, 6), ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30"]);
+      assert.deepEqual(ssh.slice(6), ["-p", "22022", "deploy@home.bbaegok.kr", "--", "sh -c 'sudo -n '\\''/srv/bbaegok/prod/backup/restore-drill.sh'\\'' --database '\\''bbaegok'\\'''"]);
+      assert.deepEqual(args(sudoLog), ["-n", "/srv/bbaegok/prod/backup/restore-drill.sh", "--database", "bbaegok"]);
+      assert.match(run.stdout, /drill output on stdout/);
+      assert.match(run.stderr, /Running the restore drill of prod \(bbaegok\) on deploy@home\.bbaegok\.kr:22022: \/srv\/bbaegok\/prod\/backup\/restore-drill\.sh\n[^]*drill log line on stderr/);
+      assert.match(run.stderr, /Restore drill of prod passed on deploy@home\.bbaegok\.kr:22022/);
+    });
+
+    it("exits with the drill's status and says what it means: 1 failed, 75 another drill running, 255 ssh could not connect", async () => {
+      const failed = await command(["--stack", STACK], { STUB_DRILL_STATUS: "1" });
+      assert.equal(failed.status, 1);
+      assert.deepEqual(args(sudoLog), ["-n", "/srv/bbaegok/prod/backup/restore-drill.sh"]);
+      assert.match(failed.stderr, /Restore drill of prod FAILED on deploy@home\.bbaegok\.kr:22022/);
+      const locked = await command(["--stack", STACK], { STUB_DRILL_STATUS: "75" });
+      assert.equal(locked.status, 75);
+      assert.match(locked.stderr, /another drill is running/);
+      const unreachable = await command(["--stack", STACK], { STUB_SSH_STATUS: "255" });
+      assert.equal(unreachable.status, 255);
+      assert.match(unreachable.stderr, /did not run: ssh could not reach deploy@home\.bbaegok\.kr:22022/);
+    });
+
+    it("refuses a database the stack does not back up, a missing --stack and an unknown stack with status 2, before any ssh", async () => {
+      rmSync(sshLog, { force: true });
+      const unknownDb = await command(["--stack", STACK, "--database", "nope"]);
+      assert.equal(unknownDb.status, 2);
+      assert.match(unknownDb.stderr, /drill: stack prod backs up no database "nope"; its databases: bbaegok, metabase/);
+      const noStack = await command([]);
+      assert.equal(noStack.status, 2);
+      assert.match(noStack.stderr, /drill: --stack is required\nusage: npm run drill/);
+      const unknownStack = await command(["--stack", "no-such-stack"]);
+      assert.equal(unknownStack.status, 2);
+      assert.match(unknownStack.stderr, /^drill: .*no-such-stack/m);
+      assert.equal(existsSync(sshLog), false, "ssh ran");
+    });
+  });
+});
