@@ -3,14 +3,16 @@
 // and zstd: round trip through `npm run restore`, a dump killed midway, and
 // the restore drill. Only `docker exec` is stood in for.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BackupManifest } from "../../infra/backup/render.js";
 import { postgresLogicalDump, renderStackScripts, runRestore, runScript, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
 import { startPostgres, type Postgres } from "../support/postgres.js";
 import { startS3Server, type S3Server } from "../support/s3.js";
-import { tempDir } from "../support/system.js";
+import { freePort, tempDir } from "../support/system.js";
 
 const STACK = "prod";
 const DB = "metabase";
@@ -134,6 +136,48 @@ describe("backups of a PostgreSQL database (the prod stack's script, for real)",
     assert.match(run.stderr, /backup of prod\/metabase \(postgres in container bbaegok-prod-metabase-db\) failed at: dump \(exit 137\); no manifest written/);
     const added = s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => !before.includes(k));
     assert.deepEqual(added.filter((k) => k.endsWith(".manifest.json")), []);
+  });
+
+  describe("a failed run exits non-zero, says what failed and leaves no manifest", () => {
+    const failedRun = async (overrides: Record<string, string>, expected: RegExp) => {
+      const manifestsBefore = s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => k.endsWith(".manifest.json"));
+      const run = await runScript(scripts.backup, { ...env, ...overrides });
+      assert.equal(run.status, 1, run.stderr);
+      assert.match(run.stderr, expected);
+      assert.match(run.stderr, /backup of stack prod: 1 of 1 databases FAILED/);
+      assert.deepEqual(s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => k.endsWith(".manifest.json")), manifestsBefore, "a failed run wrote a manifest");
+    };
+
+    it("when the database is down", async () => {
+      // A hook of its own, pointed at a socket directory where no server listens.
+      const down = join(dir.path, "down");
+      mkdirSync(down, { recursive: true });
+      await failedRun(
+        { BACKUP_DB_EXEC: writeDbExecHook(down, { PGHOST: join(dir.path, "no-such-dir"), PGPORT: String(pg.port) }) },
+        /backup of prod\/metabase \(postgres in container bbaegok-prod-metabase-db\) failed: the database did not answer: .*(No such file|could not connect|connection to server)/,
+      );
+    });
+
+    it("when S3 is unreachable", async () => {
+      const closed = await freePort();
+      await failedRun({ BACKUP_S3_ENDPOINT_URL: `http://127.0.0.1:${closed}` }, /failed at: .*upload \(exit \d+\); no manifest written, .*Could not connect to the endpoint URL/);
+    });
+
+    it("with wrong credentials", async () => {
+      await failedRun({ BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("S3RVER", "not-the-secret") }, /failed at: .*upload \(exit \d+\).*SignatureDoesNotMatch/);
+    });
+
+    it("and a second run while one holds the lock is refused (75)", async () => {
+      const holder = spawn("flock", [env.BACKUP_LOCK_FILE!, "sleep", "30"], { stdio: "ignore" });
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        const run = await runScript(scripts.backup, env);
+        assert.equal(run.status, 75);
+        assert.match(run.stderr, /backup of stack prod refused: another run holds .*backup\.lock/);
+      } finally {
+        holder.kill("SIGKILL");
+      }
+    });
   });
 
   it("passes the restore drill: newest good backup restored into a throwaway database, matching its manifest", async () => {
