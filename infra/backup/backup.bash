@@ -6,6 +6,8 @@
 # which restores, drills and the status never pick. Such objects cannot be
 # deleted from here (the server's identity may only put objects, and Object
 # Lock keeps them); the lifecycle rules expire them.
+# Uploads carry a CRC32 checksum: S3 refuses an upload without one (or
+# Content-MD5) into a bucket with Object Lock, and older CLIs do not add it.
 
 # Counts what passes through a MySQL/MariaDB dump: rows per table and bytes.
 # Rows are the tuples of the INSERT statements, whether the dump writes them
@@ -112,7 +114,7 @@ backup_target() {
     tee "$work/raw.fifo" |
     zstd --quiet --stdout -T0 "-$ZSTD_LEVEL" |
     tee "$work/sha.fifo" "$work/size.fifo" |
-    s3 s3 cp - "s3://$BUCKET/$key" --only-show-errors --content-type application/zstd 2>"$work/upload.err"
+    s3 s3 cp - "s3://$BUCKET/$key" --only-show-errors --content-type application/zstd --checksum-algorithm CRC32 2>"$work/upload.err"
   statuses=("${PIPESTATUS[@]}")
   set -e
   wait "$raw_pid" "$sha_pid" "$size_pid" || true
@@ -154,7 +156,7 @@ backup_target() {
     log err "backup of $where failed: could not write its manifest; s3://$BUCKET/$key is not a backup"
     return 1
   fi
-  if ! s3 s3 cp "$work/manifest.json" "s3://$BUCKET/$manifest_key" --only-show-errors --content-type application/json 2>"$work/upload.err"; then
+  if ! s3 s3 cp "$work/manifest.json" "s3://$BUCKET/$manifest_key" --only-show-errors --content-type application/json --checksum-algorithm CRC32 2>"$work/upload.err"; then
     log err "backup of $where failed: the manifest upload failed, so s3://$BUCKET/$key is not a backup: $(tail -n 3 "$work/upload.err" | tr '\n' ' ')"
     return 1
   fi
