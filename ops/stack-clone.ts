@@ -14,13 +14,13 @@ import { parseArgs } from "node:util";
 import { isMap, isScalar, isSeq, parseDocument, type Document, type Pair, type YAMLMap } from "yaml";
 import { PROJECT, PROJECT_DIR, SECRET_KEYS, type StackConfig } from "../stacks/config/index.js";
 import { listStacks, readSiblings, readStackFile, StackFileError } from "../stacks/config/files.js";
-import { isInZone } from "../stacks/config/rules.js";
+import { cidrsOverlap, isInZone, nextFreeSubnet24 } from "../stacks/config/rules.js";
 import { rawFromPulumiConfig, stackFileName, StackConfigError, validateStackConfig, type SiblingStack } from "../stacks/config/validate.js";
 import { hasPulumiCli } from "./automation.js";
 
 const USAGE = `usage: npm run stack:clone -- --from <stack> --to <name> --host <ssh address> --public-ip <ipv4> --api <host name> --bucket <s3 bucket>
          [--metabase <host name> | --no-metabase] [--zone <zone>] [--proxy owner|guest] [--owner-stack <org>/${PROJECT}/<stack>]
-         [--host-key "<ssh host key line>"] [--ssh-user <user>] [--ssh-port <port>] [--data-dir <path>]`;
+         [--host-key "<ssh host key line>"] [--ssh-user <user>] [--ssh-port <port>] [--data-dir <path>] [--edge-subnet <private /24>]`;
 
 /** What the operator gives; every server-specific value is here or derived from it. */
 export interface CloneRequest {
@@ -49,6 +49,8 @@ export interface CloneRequest {
   sshUser?: string;
   sshPort?: number;
   dataDir?: string;
+  /** The edge network's /24; when not given, the source's, or the next one free on the server. */
+  edgeSubnet?: string;
 }
 
 /** A secret the source stack had, which the new stack must be given by its operator. */
@@ -97,6 +99,7 @@ const OPTION_OF_KEY: Record<string, string> = {
   "server.ssh.user": "--ssh-user",
   "server.ssh.port": "--ssh-port",
   "server.dataDir": "--data-dir",
+  "server.edgeSubnet": "--edge-subnet",
   "domains.zone": "--zone",
   "domains.api": "--api",
   "domains.metabase": "--metabase",
@@ -111,6 +114,7 @@ interface StackNames {
   hostNames: string[];
   bucket: string | undefined;
   proxyMode: string | undefined;
+  edgeSubnet: string | undefined;
 }
 
 function namesOf(sibling: SiblingStack): StackNames {
@@ -122,6 +126,7 @@ function namesOf(sibling: SiblingStack): StackNames {
     hostNames: [record("domains")["api"], record("domains")["metabase"]].filter((v): v is string => typeof v === "string"),
     bucket: text(record("backup")["bucket"]),
     proxyMode: text(record("proxy")["mode"]),
+    edgeSubnet: text(record("server")["edgeSubnet"]),
   };
 }
 
@@ -240,6 +245,19 @@ export function planClone(projectDir: string, request: CloneRequest): Omit<Clone
     else missing("--owner-stack", `the stack that owns the proxy on ${request.host ?? "the server"} (<org>/${PROJECT}/<stack>); no stack file on that host owns it`);
   }
   if (proxyMode === "owner" && request.ownerStack) problems.push("--owner-stack is only for --proxy guest");
+
+  // The edge network's subnet: the source's, unless a stack on the same server has it (or one overlapping it).
+  let edgeSubnet = request.edgeSubnet;
+  const sourceSubnet = source.config.server.edgeSubnet;
+  const onServer = request.host ? others.filter((o) => o.host === request.host) : [];
+  const taken = onServer.flatMap((o) => (o.edgeSubnet ? [o.edgeSubnet] : []));
+  let subnetDecision: string | undefined;
+  if (edgeSubnet === undefined && taken.some((t) => cidrsOverlap(t, sourceSubnet))) {
+    edgeSubnet = nextFreeSubnet24(sourceSubnet, taken);
+    const users = onServer.filter((o) => o.edgeSubnet).map((o) => `${stackFileName(o.stack)} ${o.edgeSubnet}`).join(", ");
+    if (edgeSubnet === undefined) missing("--edge-subnet", `a private /24 for ${to}'s edge network: no /24 from ${sourceSubnet} up is free on ${request.host} (${users})`);
+    else subnetDecision = `The edge network gets ${edgeSubnet}, the next /24 free on ${request.host} (taken there: ${users}); --edge-subnet chooses another.`;
+  }
   if (problems.length > 0) throw new StackCloneError(`Cannot clone ${stackFileName(from)} to ${stackFileName(to)}: ${problems.length} problem${problems.length === 1 ? "" : "s"}:`, problems);
 
   const doc = parseDocument(source.text);
@@ -255,6 +273,8 @@ export function planClone(projectDir: string, request: CloneRequest): Omit<Clone
   if (request.sshUser) setValue(config, [server, "ssh", "user"], request.sshUser);
   if (request.sshPort !== undefined) setValue(config, [server, "ssh", "port"], request.sshPort);
   if (request.dataDir) setValue(config, [server, "dataDir"], request.dataDir);
+  if (edgeSubnet !== undefined) setValue(config, [server, "edgeSubnet"], edgeSubnet);
+  if (subnetDecision) decisions.push(subnetDecision);
 
   setValue(config, [domains, "zone"], zone);
   setValue(config, [domains, "api"], request.api!);
@@ -379,6 +399,7 @@ function requestFromArgs(argv: string[]): CloneRequest {
       "ssh-user": { type: "string" },
       "ssh-port": { type: "string" },
       "data-dir": { type: "string" },
+      "edge-subnet": { type: "string" },
     },
   });
   const problems: string[] = [];
@@ -404,6 +425,7 @@ function requestFromArgs(argv: string[]): CloneRequest {
     sshUser: values["ssh-user"],
     sshPort,
     dataDir: values["data-dir"],
+    edgeSubnet: values["edge-subnet"],
   };
 }
 

@@ -3,14 +3,15 @@
 // configuration (HTTPS, as the configuration serves the site), and straight to
 // the same upstream, in one run, with their ratio.
 //
-// Everything is on 127.0.0.1 and stops by itself: a stand-in for Docker's DNS
-// (container names resolve per request, as in production), a small HTTP
-// upstream in its own process, nginx with prod's rendered nginx.conf and
-// conf.d/upstreams files (the loopback twin of the server's layout), and wrk as
-// the load generator. Two differences from the server, both forced by
-// loopback: the API's host name is `localhost` (wrk sends the URL's host as the
-// TLS name and cannot be pointed elsewhere; `localhost` resolves here without
-// touching /etc/hosts), and 127.0.0.1 stands in for Cloudflare's ranges.
+// Everything is on 127.0.0.1 and stops by itself: a small HTTP upstream in its
+// own process, nginx with prod's rendered nginx.conf and conf.d/upstreams
+// files (the loopback twin of the server's layout: upstream groups with
+// kept-alive connections), and wrk as the load generator. Three differences
+// from the server, all forced by loopback: every slot's fixed address on the
+// edge network becomes the upstream's 127.0.0.1:<port>; the API's host name is
+// `localhost` (wrk sends the URL's host as the TLS name and cannot be pointed
+// elsewhere; `localhost` resolves here without touching /etc/hosts); and
+// 127.0.0.1 stands in for Cloudflare's ranges.
 //
 // Settings (environment): BENCH_SECONDS per wrk run (default 8), BENCH_ROUNDS
 // of direct/proxied pairs (default 3), BENCH_CONNECTIONS (default 32).
@@ -19,10 +20,10 @@ import { writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
-import { MAIN_CONF, renderMainConf, stackFilePaths, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
+import { KEEPALIVE_CONNECTIONS, MAIN_CONF, renderMainConf, stackFilePaths, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
-import { startDns } from "../../test/support/dns.js";
+import { loopbackAddresses } from "../../test/support/edge.js";
 import { loopbackLayout, selfSignedCertificate, startNginx } from "../../test/support/nginx.js";
 import { freePort, requireCommand, tempDir, waitFor } from "../../test/support/system.js";
 
@@ -129,15 +130,9 @@ async function main(): Promise<void> {
   try {
     const upstream = await startUpstream();
     cleanups.push(() => upstream.child.kill());
-    const dns = await startDns();
-    cleanups.push(() => dns.close());
-    const layout = await loopbackLayout(dir.path, `127.0.0.1:${dns.port}`);
-    // Every container name of the stack resolves to 127.0.0.1, at the upstream's port.
-    const addressOf = (containerAndPort: string) => {
-      const name = containerAndPort.split(":")[0]!;
-      dns.set(name, "127.0.0.1");
-      return `${name}:${upstream.port}`;
-    };
+    const layout = await loopbackLayout(dir.path);
+    // Every container of the stack is played by the one upstream.
+    const addressOf = loopbackAddresses({ [STACK]: benchConfig }, () => upstream.port);
     writeFileSync(join(layout.confDir, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "30s" }));
     const files = stackProxyFiles(benchConfig, STACK, layout, addressOf);
     const paths = stackFilePaths(STACK);
@@ -175,8 +170,7 @@ async function main(): Promise<void> {
     const ratio = x.rps / d.rps;
     console.log(`${"mean".padEnd(8)}${"direct".padEnd(10)}${fixed(d.rps, 0)}${fixed(d.p50, 2)}${fixed(d.p99, 2)}`);
     console.log(`${"mean".padEnd(8)}${"proxied".padEnd(10)}${fixed(x.rps, 0)}${fixed(x.p50, 2)}${fixed(x.p99, 2)}`);
-    // What the figures mostly measure when the target is missed (README, "bench:proxy").
-    console.log("note: the rendered configuration resolves upstream names per request (proxy_pass with a variable), so nginx opens a new upstream connection per request: no upstream keepalive");
+    console.log(`upstream: the rendered upstream groups (fixed slot addresses, keepalive ${KEEPALIVE_CONNECTIONS} per worker); the upstream file names the live group`);
     console.log(`proxied/direct throughput: ${ratio.toFixed(2)} (target ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? "met" : "NOT met"}); per-round ratios ${runs.map((p) => (p.proxied.requestsPerSecond / p.direct.requestsPerSecond).toFixed(2)).join(", ")}`);
   } finally {
     clearTimeout(deadline);

@@ -59,7 +59,8 @@ export class AppSlots extends pulumi.ComponentResource {
           logDriver: "json-file",
           logOpts: LOG_OPTS,
           envs: slotEnvs(config, slot),
-          networksAdvanced: [{ name: server.edgeNetworkName }, { name: server.dataNetworkName }],
+          // A fixed address on the edge network: the proxy's upstream for this slot.
+          networksAdvanced: [{ name: server.edgeNetworkName, ipv4Address: server.edgeAddresses[slot] }, { name: server.dataNetworkName }],
           mounts: [{ type: "bind", source: secretsDir, target: APP_SECRETS_MOUNT, readOnly: true }],
           healthcheck: slotHealthCheck(config.app, hostHeader),
           labels: [

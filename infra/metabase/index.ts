@@ -127,7 +127,8 @@ export class Metabase extends pulumi.ComponentResource {
           "MB_ANON_TRACKING_ENABLED=false",
           `JAVA_OPTS=-Xmx${heapMb}m`,
         ],
-        networksAdvanced: [{ name: server.edgeNetworkName }, { name: server.dataNetworkName }],
+        // A fixed address on the edge network: the proxy's upstream for Metabase.
+        networksAdvanced: [{ name: server.edgeNetworkName, ipv4Address: server.edgeAddresses.metabase }, { name: server.dataNetworkName }],
         mounts: [{ type: "bind", source: secretsDir, target: METABASE_SECRETS_MOUNT, readOnly: true }],
         healthcheck: { tests: ["CMD-SHELL", "curl -fsS http://127.0.0.1:3000/api/health || exit 1"], interval: "15s", timeout: "5s", retries: 5, startPeriod: "180s" },
         labels: [

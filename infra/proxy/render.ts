@@ -1,20 +1,21 @@
 // Pure renderers of the server's nginx proxy: text in, text out, no Pulumi
 // import. The same functions render production (inside the proxy container)
-// and the tests' configuration (on loopback, with other ports, paths and a
-// stand-in DNS server), so what the tests run is what the server runs.
+// and the tests' configuration (on loopback, with other ports and paths, the
+// slots' fixed addresses mapped to stand-ins), so what the tests run is what
+// the server runs.
 //
 // Layout under the proxy's directory on the server (mounted read-only into the
 // container at the same path, so a path means the same on both sides):
 //   live/nginx.conf               the owner stack's main file
-//   live/conf.d/<stack>.conf      one stack's server blocks
-//   live/upstreams/<stack>.conf   one stack's live slot: the one file a deploy rewrites
+//   live/conf.d/<stack>.conf      one stack's upstream groups (fixed addresses) and server blocks
+//   live/upstreams/<stack>.conf   one stack's live slot (which group): the one file a deploy rewrites
 //   live/certs/<stack>.{crt,key}  one stack's certificate (key 0600)
 //   proposed/<stack>/…            what the stack's last `pulumi up` wants live (same layout)
 //   .activate.lock                one activation at a time, whichever stack runs it
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { SLOTS, slotContainerName } from "../app/render.js";
-import { shellQuote } from "../server/render.js";
+import { SLOTS } from "../app/render.js";
+import { edgeAddressing, shellQuote } from "../server/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 
 /** Where nginx finds its files and which addresses it listens on. */
@@ -36,17 +37,13 @@ export interface ProxyLayout {
     /** Loopback port inside the proxy (never published): slot-addressed routes for smoke checks. */
     internal: number;
   };
-  /** DNS server that resolves upstream container names per request: Docker's embedded one on the server. */
-  resolver: string;
 }
 
-/** Docker's embedded DNS server, reachable from every container on a user-defined network. */
-export const DOCKER_DNS = "127.0.0.11";
 /** The loopback port inside the proxy container that serves slot-addressed routes. */
 export const INTERNAL_PORT = 8081;
 /** Header on the internal port that picks a slot (`blue`/`green`); without it the live slot answers. */
 export const SLOT_HEADER = "X-Bbaegok-Slot";
-/** Response header of the internal port: the slot address nginx sent the request to, so a deploy can verify which slot is live. */
+/** Response header of the internal port: the slot address nginx sent the request to (`$upstream_addr`), so a deploy can verify which slot is live. */
 export const UPSTREAM_HEADER = "X-Bbaegok-Upstream";
 /** Set by nginx.conf: 1 when the TCP peer (before real-IP restoration) is one of Cloudflare's ranges. */
 export const VIA_CLOUDFLARE_VARIABLE = "$bbaegok_via_cloudflare";
@@ -104,7 +101,6 @@ export function containerLayout(dir: string): ProxyLayout {
     errorLog: "/var/log/nginx/error.log",
     user: "nginx",
     listen: { address: "0.0.0.0", http: 80, https: 443, internal: INTERNAL_PORT },
-    resolver: DOCKER_DNS,
   };
 }
 
@@ -154,12 +150,6 @@ http {
     keepalive_timeout 65s;
     keepalive_requests 1000;
 
-    # Upstream container names are resolved per request (proxy_pass with a
-    # variable), so a stopped or missing container of one stack never stops
-    # nginx from starting or reloading for the others; it answers 502 quickly.
-    resolver ${layout.resolver} valid=5s ipv6=off;
-    resolver_timeout 2s;
-
     # The client's address as Cloudflare saw it, trusted only from Cloudflare.
 ${trusted}
     real_ip_header CF-Connecting-IP;
@@ -190,11 +180,11 @@ ${gate}
     ssl_session_timeout 1d;
     ssl_session_tickets off;
 
-    # Upstream connections are per request (names resolve per request), so
-    # non-WebSocket requests ask the app to close.
+    # Upstream connections are kept alive (each stack's upstream groups), so a
+    # plain request sends no Connection header; a WebSocket asks to upgrade.
     map $http_upgrade $bbaegok_connection {
         default upgrade;
-        ''      close;
+        ''      '';
     }
 
     # Closed by default: an unknown Host, an IP literal or no Host gets nothing.
@@ -219,10 +209,18 @@ ${gate}
 `;
 }
 
+/** An upstream group: one app slot or Metabase at its fixed address, with idle connections kept open. */
+export interface UpstreamGroup {
+  /** e.g. `bbaegok_prod_blue`; the upstream file names the live one. */
+  name: string;
+  /** `ip:port` where nginx reaches it. */
+  address: string;
+}
+
 export interface SiteHost {
   /** Public host name, e.g. api.bbaegok.kr. */
   name: string;
-  /** The variable the upstream file sets, e.g. `$bbaegok_prod_api`. */
+  /** The variable the upstream file sets to an upstream group's name, e.g. `$bbaegok_prod_api`. */
   upstreamVariable: string;
   /** Client addresses (after real-IP restoration) allowed in; empty allows everyone. */
   allowFrom: readonly string[];
@@ -231,14 +229,16 @@ export interface SiteHost {
 export interface SlotRoutes {
   /** Host names the internal port answers for (the API's, and the health-check Host when different). */
   names: readonly string[];
-  /** The variable holding the live slot's address (from the upstream file). */
+  /** The variable holding the live slot's upstream group (from the upstream file). */
   liveVariable: string;
-  /** Each slot's address, for requests that name a slot in the slot header. */
+  /** Each slot's upstream group, for requests that name a slot in the slot header. */
   slots: Record<Slot, string>;
 }
 
 export interface StackSite {
   stack: string;
+  /** The upstream groups the hosts and slot routes name. */
+  upstreams: readonly UpstreamGroup[];
   hosts: readonly SiteHost[];
   clientMaxBodySize: string;
   /** Records proxied by Cloudflare: only Cloudflare's addresses may connect. */
@@ -247,12 +247,38 @@ export interface StackSite {
   slotRoutes?: SlotRoutes;
 }
 
-/** The nginx variable that holds one stack host's live upstream address. */
+/** The nginx variable that holds one stack host's live upstream group. */
 export function upstreamVariable(stack: string, role: string): string {
-  return `$bbaegok_${stack.replace(/\W/g, "_")}_${role.replace(/\W/g, "_")}`;
+  return `$${upstreamGroup(stack, role)}`;
 }
 
-const ADDRESS = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+/** The name of one stack's upstream group for a role (`blue`, `green`, `metabase`). */
+export function upstreamGroup(stack: string, role: string): string {
+  return `bbaegok_${stack.replace(/\W/g, "_")}_${role.replace(/\W/g, "_")}`;
+}
+
+const ADDRESS = /^(\d{1,3}\.){3}\d{1,3}:\d{1,5}$/;
+const GROUP = /^[A-Za-z0-9_]+$/;
+
+/**
+ * Idle upstream connections each worker keeps per group. Above the requests a
+ * worker has in flight to one slot at a busy moment, so a burst does not end
+ * in connections closed and reopened (16 measured clearly slower than 64 in
+ * bench:proxy with 32 clients); Tomcat and Jetty take far more connections.
+ */
+export const KEEPALIVE_CONNECTIONS = 64;
+// Shorter than the apps' own idle timeouts (Tomcat 60 s, Jetty 30 s), so the
+// app never closes a connection just as nginx reuses it.
+const KEEPALIVE_TIMEOUT = "15s";
+
+function upstreamBlock(group: UpstreamGroup): string {
+  return `upstream ${group.name} {
+    server ${group.address};
+    keepalive ${KEEPALIVE_CONNECTIONS};
+    keepalive_timeout ${KEEPALIVE_TIMEOUT};
+}
+`;
+}
 
 function proxyDirectives(target: string, indent: string): string {
   return [
@@ -267,7 +293,9 @@ function proxyDirectives(target: string, indent: string): string {
     "proxy_set_header X-Forwarded-Port 443;",
     "proxy_set_header X-Request-ID $request_id;",
     "proxy_set_header Upgrade $http_upgrade;",
+    // Empty (kept-alive connection) unless the client asks for a WebSocket.
     "proxy_set_header Connection $bbaegok_connection;",
+    // A stopped slot's fixed address answers nothing (or refuses): 504 or 502 within this.
     "proxy_connect_timeout 3s;",
     "proxy_send_timeout 60s;",
     // Cloudflare gives up on the origin after 100 s; waiting longer helps nobody.
@@ -319,10 +347,10 @@ function slotServer(layout: ProxyLayout, site: StackSite, routes: SlotRoutes): s
   const paths = stackFilePaths(site.stack);
   const route = upstreamVariable(site.stack, "route");
   const header = `$http_${SLOT_HEADER.toLowerCase().replace(/-/g, "_")}`;
-  const picks = SLOTS.map((slot) => `    if (${header} = ${slot}) {\n        set ${route} "${routes.slots[slot]}";\n    }`).join("\n");
+  const picks = SLOTS.map((slot) => `    if (${header} = ${slot}) {\n        set ${route} ${routes.slots[slot]};\n    }`).join("\n");
   return `# Reached only from inside the proxy (docker exec … curl 127.0.0.1:${layout.listen.internal}): a deploy's
 # smoke checks of a slot before it goes live. ${SLOT_HEADER}: blue|green picks the slot; without it, the live one.
-# ${UPSTREAM_HEADER} names the slot address that answered, so a deploy can check which one is live.
+# ${UPSTREAM_HEADER} names the address nginx sent the request to, so a deploy can check which slot is live.
 server {
     listen 127.0.0.1:${layout.listen.internal};
     server_name ${[...new Set(routes.names)].join(" ")};
@@ -331,7 +359,7 @@ server {
     include ${layout.confDir}/${paths.upstreams};
     set ${route} ${routes.liveVariable};
 ${picks}
-    add_header ${UPSTREAM_HEADER} ${route} always;
+    add_header ${UPSTREAM_HEADER} $upstream_addr always;
 
     location / {
 ${proxyDirectives(route, "        ")}
@@ -344,27 +372,36 @@ ${proxyDirectives(route, "        ")}
 export function renderStackConf(layout: ProxyLayout, site: StackSite): string {
   if (site.hosts.length === 0) throw new Error(`stack ${site.stack} has no host name to serve`);
   if (!/^\d+[kmg]?$/.test(site.clientMaxBodySize)) throw new Error(`stack ${site.stack}: client_max_body_size "${site.clientMaxBodySize}" is not an nginx size`);
-  for (const address of Object.values(site.slotRoutes?.slots ?? {})) {
-    if (!ADDRESS.test(address)) throw new Error(`slot address "${address}" of stack ${site.stack} must be host:port`);
+  for (const group of site.upstreams) {
+    if (!GROUP.test(group.name)) throw new Error(`upstream group "${group.name}" of stack ${site.stack} must be letters, digits and _`);
+    if (!ADDRESS.test(group.address)) throw new Error(`upstream address "${group.address}" of stack ${site.stack} must be an IPv4 address:port`);
   }
-  const blocks = [redirectServer(layout, site), ...site.hosts.map((h) => httpsServer(layout, site, h))];
+  const groups = new Set(site.upstreams.map((g) => g.name));
+  for (const group of Object.values(site.slotRoutes?.slots ?? {})) {
+    if (!groups.has(group)) throw new Error(`slot route of stack ${site.stack} names "${group}", which is not one of its upstream groups`);
+  }
+  const blocks = [...site.upstreams.map(upstreamBlock), redirectServer(layout, site), ...site.hosts.map((h) => httpsServer(layout, site, h))];
   if (site.slotRoutes) blocks.push(slotServer(layout, site, site.slotRoutes));
   return `# Stack ${site.stack}. Rendered by infra/proxy/render.ts; this stack adds and removes only its own files.\n\n${blocks.join("\n")}`;
 }
 
-/** The stack's live upstreams: the one file a blue/green switch rewrites. */
-export function renderUpstreams(stack: string, upstreams: readonly { variable: string; address: string }[]): string {
+/**
+ * The stack's live upstreams: the one file a blue/green switch rewrites. Each
+ * variable holds an upstream group's name; nginx looks a proxy_pass value up
+ * among the upstream groups first, so the group's kept-alive connections serve.
+ */
+export function renderUpstreams(stack: string, upstreams: readonly { variable: string; group: string }[]): string {
   const lines = upstreams.map((u) => {
-    if (!ADDRESS.test(u.address)) throw new Error(`upstream address "${u.address}" of stack ${stack} must be host:port`);
-    return `set ${u.variable} "${u.address}";`;
+    if (!GROUP.test(u.group)) throw new Error(`upstream group "${u.group}" of stack ${stack} must be letters, digits and _`);
+    return `set ${u.variable} ${u.group};`;
   });
   return `# Live upstreams of stack ${stack}, rewritten by deploy and rollback (new file, nginx -t, graceful reload).\n${lines.join("\n")}\n`;
 }
 
-type SiteConfig = Pick<StackConfig, "service" | "domains" | "app" | "metabase" | "proxy">;
+type SiteConfig = Pick<StackConfig, "service" | "server" | "domains" | "app" | "metabase" | "proxy">;
 
-/** Maps a container's `name:port` to where nginx reaches it: identity on the server, stand-ins in tests. */
-export type AddressMap = (containerAndPort: string) => string;
+/** Maps a container's fixed `ip:port` on the edge network to where nginx reaches it: identity on the server, stand-ins in tests. */
+export type AddressMap = (ipAndPort: string) => string;
 const onServer: AddressMap = (a) => a;
 
 /** The stack's public host names: the API, and Metabase when it runs. */
@@ -372,22 +409,32 @@ export function publicHosts(config: Pick<StackConfig, "domains" | "metabase">): 
   return config.metabase.enabled && config.domains.metabase ? [config.domains.api, config.domains.metabase] : [config.domains.api];
 }
 
+/** Metabase's port in its container. */
+export const METABASE_PORT = 3000;
+
+/** Where nginx sends a slot's requests: its fixed address on the stack's edge network, through `address`. */
+export function slotUpstreamAddress(config: Pick<StackConfig, "server" | "app">, slot: Slot, address: AddressMap = onServer): string {
+  return address(`${edgeAddressing(config.server.edgeSubnet)[slot]}:${config.app.port}`);
+}
+
 function sites(config: SiteConfig, stack: string, address: AddressMap) {
-  const prefix = `${config.service}-${stack}`;
-  const slotAddress = (slot: Slot) => address(`${slotContainerName(prefix, slot)}:${config.app.port}`);
-  const list: { host: SiteHost; address: (live: Slot) => string }[] = [
-    { host: { name: config.domains.api, upstreamVariable: upstreamVariable(stack, "api"), allowFrom: [] }, address: slotAddress },
+  const edge = edgeAddressing(config.server.edgeSubnet);
+  const slotGroup = (slot: Slot) => upstreamGroup(stack, slot);
+  const upstreams: UpstreamGroup[] = SLOTS.map((slot) => ({ name: slotGroup(slot), address: slotUpstreamAddress(config, slot, address) }));
+  const list: { host: SiteHost; group: (live: Slot) => string }[] = [
+    { host: { name: config.domains.api, upstreamVariable: upstreamVariable(stack, "api"), allowFrom: [] }, group: slotGroup },
   ];
   if (config.metabase.enabled && config.domains.metabase) {
-    const metabase = address(`${prefix}-metabase:3000`);
-    list.push({ host: { name: config.domains.metabase, upstreamVariable: upstreamVariable(stack, "metabase"), allowFrom: config.metabase.allowFrom }, address: () => metabase });
+    const metabase = upstreamGroup(stack, "metabase");
+    upstreams.push({ name: metabase, address: address(`${edge.metabase}:${METABASE_PORT}`) });
+    list.push({ host: { name: config.domains.metabase, upstreamVariable: upstreamVariable(stack, "metabase"), allowFrom: config.metabase.allowFrom }, group: () => metabase });
   }
-  return { list, slotAddress };
+  return { list, upstreams, slotGroup };
 }
 
 /** The upstream file of a stack with `live` as its live slot (what a switch writes). */
 export function stackUpstreams(config: SiteConfig, stack: string, live: Slot = config.app.liveSlot, address: AddressMap = onServer): string {
-  return renderUpstreams(stack, sites(config, stack, address).list.map((s) => ({ variable: s.host.upstreamVariable, address: s.address(live) })));
+  return renderUpstreams(stack, sites(config, stack, address).list.map((s) => ({ variable: s.host.upstreamVariable, group: s.group(live) })));
 }
 
 /**
@@ -395,16 +442,17 @@ export function stackUpstreams(config: SiteConfig, stack: string, live: Slot = c
  * in conf.d/<stack>.conf, and their live addresses in upstreams/<stack>.conf.
  */
 export function stackProxyFiles(config: SiteConfig, stack: string, layout: ProxyLayout, address: AddressMap = onServer): { conf: string; upstreams: string } {
-  const { list, slotAddress } = sites(config, stack, address);
+  const { list, upstreams, slotGroup } = sites(config, stack, address);
   const api = list[0]!.host;
   const slotNames = [config.domains.api, ...(config.app.healthCheck.hostHeader ? [config.app.healthCheck.hostHeader] : [])];
   return {
     conf: renderStackConf(layout, {
       stack,
+      upstreams,
       hosts: list.map((s) => s.host),
       clientMaxBodySize: config.proxy.clientMaxBodySize,
       cloudflareOnly: config.proxy.cloudflareProxied,
-      slotRoutes: { names: slotNames, liveVariable: api.upstreamVariable, slots: { blue: slotAddress("blue"), green: slotAddress("green") } },
+      slotRoutes: { names: slotNames, liveVariable: api.upstreamVariable, slots: { blue: slotGroup("blue"), green: slotGroup("green") } },
     }),
     upstreams: stackUpstreams(config, stack, config.app.liveSlot, address),
   };
@@ -595,7 +643,7 @@ echo "proxy deactivation of $label: files removed"
 
 /**
  * Connects the proxy container to a guest stack's edge network, so the
- * guest's container names resolve and route from the proxy. Idempotent.
+ * guest's fixed slot addresses route from the proxy. Idempotent.
  */
 export function attachNetworkCommand(containerId: string, network: string): string {
   const id = shellQuote(containerId);

@@ -4,7 +4,7 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { dockerHost, dockerSshOptions, installFileCommand, removeFileCommand, stackNames, type FileSpec, type StackNames } from "./render.js";
+import { dockerHost, dockerSshOptions, edgeAddressing, installFileCommand, removeFileCommand, stackNames, type EdgeAddressing, type FileSpec, type StackNames } from "./render.js";
 
 export * from "./render.js";
 
@@ -22,7 +22,9 @@ export interface HomeServerArgs {
 /**
  * One stack's footprint on the home server: the Docker provider every
  * container of the stack uses, an edge network (proxy ↔ app) and an internal
- * data network (app ↔ database, no route out).
+ * data network (app ↔ database, no route out). The edge network has the
+ * stack's own subnet; Docker gives dynamic addresses only from its upper half,
+ * so the slots' and Metabase's fixed addresses are never taken.
  */
 export class HomeServer extends pulumi.ComponentResource {
   /** Pass as `provider` to every Docker resource of the stack. */
@@ -34,6 +36,8 @@ export class HomeServer extends pulumi.ComponentResource {
   readonly stack: string;
   /** Network the proxy joins to reach the app slots. */
   readonly edgeNetworkName: pulumi.Output<string>;
+  /** The edge network's subnet and the fixed addresses of the slots and Metabase on it. */
+  readonly edgeAddresses: EdgeAddressing;
   /** Internal network of the app slots, the database and Metabase. */
   readonly dataNetworkName: pulumi.Output<string>;
 
@@ -41,6 +45,7 @@ export class HomeServer extends pulumi.ComponentResource {
     super("bbaegok:server:HomeServer", name, { host: args.server.host }, opts);
     this.stack = args.stack;
     this.names = stackNames(args.service, args.stack, args.server.dataDir);
+    this.edgeAddresses = edgeAddressing(args.server.edgeSubnet);
     this.connection = {
       host: args.server.host,
       port: args.server.ssh.port,
@@ -51,7 +56,13 @@ export class HomeServer extends pulumi.ComponentResource {
     this.docker = new docker.Provider(`${name}-docker`, { host: dockerHost(args.server), sshOpts: dockerSshOptions() }, { parent: this });
 
     const networkOpts = { parent: this, provider: this.docker };
-    const edge = new docker.Network(`${name}-edge`, { name: this.names.edgeNetwork, driver: "bridge" }, networkOpts);
+    const { subnet, ipRange, gateway } = this.edgeAddresses;
+    // Docker cannot change a network's addressing in place, and the name is fixed: a new subnet replaces the network, old one first.
+    const edge = new docker.Network(
+      `${name}-edge`,
+      { name: this.names.edgeNetwork, driver: "bridge", ipamConfigs: [{ subnet, ipRange, gateway }] },
+      { ...networkOpts, deleteBeforeReplace: true },
+    );
     const data = new docker.Network(`${name}-data`, { name: this.names.dataNetwork, driver: "bridge", internal: true }, networkOpts);
     this.edgeNetworkName = edge.name;
     this.dataNetworkName = data.name;

@@ -91,3 +91,31 @@ export function removeFileCommand(spec: FileSpec, privilege: Privilege = "sudo")
   validateFileSpec(spec);
   return `${privilege === "sudo" ? "sudo -n " : ""}rm -f -- ${shellQuote(spec.path)}`;
 }
+
+/**
+ * Host numbers (last octet) on a stack's edge /24. The proxy reaches the app
+ * slots and Metabase at these fixed addresses, so it never resolves a name: a
+ * stopped or missing container cannot stop nginx from starting or reloading
+ * (an address needs no lookup), and nginx can keep upstream connections open
+ * (a name resolved per request cannot). They sit below .128 because Docker
+ * hands out dynamic addresses (the proxy joining a guest's network, any other
+ * container) only from the upper half, `ipRange`, so none can take them.
+ */
+export const EDGE_HOST = { gateway: 1, blue: 11, green: 12, metabase: 20 } as const;
+
+/** A stack's edge network addressing from its `server.edgeSubnet` (a /24, validated by the schema). */
+export function edgeAddressing(subnet: string) {
+  const match = /^(\d{1,3}\.\d{1,3}\.\d{1,3})\.0\/24$/.exec(subnet);
+  if (!match) throw new Error(`edge subnet "${subnet}" must be an IPv4 /24 such as 172.30.10.0/24`);
+  const at = (host: number) => `${match[1]}.${host}`;
+  return {
+    subnet,
+    gateway: at(EDGE_HOST.gateway),
+    /** Where Docker picks dynamic addresses: the upper half, clear of the fixed ones. */
+    ipRange: `${match[1]}.128/25`,
+    blue: at(EDGE_HOST.blue),
+    green: at(EDGE_HOST.green),
+    metabase: at(EDGE_HOST.metabase),
+  };
+}
+export type EdgeAddressing = ReturnType<typeof edgeAddressing>;

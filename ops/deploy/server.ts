@@ -9,7 +9,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SLOTS, slotContainerName } from "../../infra/app/render.js";
+import { SLOTS } from "../../infra/app/render.js";
 import {
   activationScript,
   dockerNginxCommands,
@@ -18,6 +18,7 @@ import {
   proxyDirs,
   SLOT_HEADER,
   stackFilePaths,
+  slotUpstreamAddress,
   stackUpstreams,
   UPSTREAM_HEADER,
   type ActivationCommands,
@@ -97,7 +98,7 @@ export interface ServerControlOptions {
   shell: Shell;
   /** "sudo" on the server (an unprivileged deploy user); "none" where the shell already may write the files. */
   privilege: Privilege;
-  /** Where nginx reaches a slot container (`name:port`): itself on the server, stand-ins in tests. */
+  /** Where nginx reaches a slot's fixed `ip:port`: itself on the server, stand-ins in tests. */
   address?: AddressMap;
 }
 
@@ -188,10 +189,9 @@ export class SshServerControl implements ServerControl {
     return runScript(this.opts.shell, script, stdin);
   }
 
-  /** The address nginx proxies `slot` to, as the upstream file and the internal route name it. */
+  /** The address nginx proxies `slot` to (its fixed address on the edge network), as nginx's `$upstream_addr` names it. */
   slotAddress(slot: Slot): string {
-    const name = `${slotContainerName(`${this.opts.config.service}-${this.opts.stack}`, slot)}:${this.opts.config.app.port}`;
-    return (this.opts.address ?? ((a) => a))(name);
+    return slotUpstreamAddress(this.opts.config, slot, this.opts.address);
   }
 
   /**
@@ -281,7 +281,8 @@ cat > /dev/null
   async servedBy(hostHeader: string): Promise<Slot | undefined> {
     const response = await this.throughProxy(this.opts.config.app.healthCheck.path, { Host: hostHeader });
     if (response.status === 0 || response.status === 502 || response.status === 504) return undefined;
-    const upstream = response.headers.get(UPSTREAM_HEADER.toLowerCase());
+    // nginx lists every address it tried ("a, b"; "a : b" across internal redirects): the last one answered.
+    const upstream = response.headers.get(UPSTREAM_HEADER.toLowerCase())?.split(/,\s*|\s+:\s+/).pop()?.trim();
     return SLOTS.find((slot) => this.slotAddress(slot) === upstream);
   }
 

@@ -61,3 +61,63 @@ export function durationSeconds(value: string): number {
   const unit = match[2] as "ms" | "s" | "m" | "h";
   return { ms: amount / 1000, s: amount, m: amount * 60, h: amount * 3600 }[unit];
 }
+
+/** The IPv4 address as a 32-bit number; undefined when it is not one. */
+function ipv4Number(value: string): number | undefined {
+  if (!isIpv4(value)) return undefined;
+  return value.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
+}
+
+/** `a.b.c.0/24`: a /24 given by its network address. */
+export function isSubnet24(value: string): boolean {
+  const match = /^(.+)\/24$/.exec(value);
+  return match !== null && isIpv4(match[1]!) && match[1]!.endsWith(".0");
+}
+
+// RFC 1918: the only ranges a private Docker network may take without hiding part of the internet.
+const PRIVATE_RANGES = [
+  ["10.0.0.0", 8],
+  ["172.16.0.0", 12],
+  ["192.168.0.0", 16],
+] as const;
+
+/** A CIDR block inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16. */
+export function isPrivateCidr(value: string): boolean {
+  const block = cidrRange(value);
+  return block !== undefined && PRIVATE_RANGES.some(([base, bits]) => {
+    const range = cidrRange(`${base}/${bits}`)!;
+    return block.first >= range.first && block.last <= range.last;
+  });
+}
+
+/** First and last address of an IPv4 CIDR block, as numbers. */
+function cidrRange(value: string): { first: number; last: number } | undefined {
+  const match = /^(.+)\/(\d{1,2})$/.exec(value);
+  const base = match ? ipv4Number(match[1]!) : undefined;
+  const bits = match ? Number(match[2]) : NaN;
+  if (base === undefined || !(bits >= 0 && bits <= 32)) return undefined;
+  const size = 2 ** (32 - bits);
+  const first = base - (base % size);
+  return { first, last: first + size - 1 };
+}
+
+/** Whether two IPv4 CIDR blocks share an address; false when either is not a block. */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const x = cidrRange(a);
+  const y = cidrRange(b);
+  return x !== undefined && y !== undefined && x.first <= y.last && y.first <= x.last;
+}
+
+/**
+ * The first /24 after `from` (same first two octets) that overlaps none of
+ * `taken`; undefined when none is left below x.y.255.0.
+ */
+export function nextFreeSubnet24(from: string, taken: readonly string[]): string | undefined {
+  if (!isSubnet24(from)) return undefined;
+  const [a, b, c] = from.split(".").map(Number) as [number, number, number];
+  for (let third = c; third <= 255; third++) {
+    const candidate = `${a}.${b}.${third}.0/24`;
+    if (!taken.some((t) => cidrsOverlap(candidate, t))) return candidate;
+  }
+  return undefined;
+}

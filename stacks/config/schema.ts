@@ -4,7 +4,7 @@
 // `<file>: <key> = <value>: expected …`.
 import { z } from "zod";
 import { cronProblem } from "./cron.js";
-import { isHostname, isInZone, isIpv4, isPinnedImage, isTimeZone, isDockerDuration } from "./rules.js";
+import { isHostname, isInZone, isIpv4, isPinnedImage, isPrivateCidr, isSubnet24, isTimeZone, isDockerDuration } from "./rules.js";
 
 /** The Pulumi project name; every key of ours is `bbaegok-infra:<key>`. */
 export const PROJECT = "bbaegok-infra";
@@ -99,7 +99,18 @@ export const serverSchema = z.strictObject({
   dockerSocket: absolutePath.optional(),
   /** Where this project keeps files on the server (config, secrets, scripts). */
   dataDir: absolutePath.default("/srv/bbaegok"),
-}, { error: "expected a map with host, publicIp, ssh (user, port), dataDir" });
+  /**
+   * The stack's edge network (proxy ↔ app), e.g. "172.30.10.0/24": the app
+   * slots and Metabase get fixed addresses in it, so the proxy reaches them
+   * without resolving names. Stacks on one server need different subnets, and
+   * none may overlap another network of the server's Docker (its default pools
+   * are 172.17.0.0/16-172.31.0.0/16 and 192.168.0.0/16: `docker network inspect`).
+   */
+  edgeSubnet: z
+    .string({ error: 'expected the edge network\'s private IPv4 /24, such as "172.30.10.0/24"' })
+    .refine(isSubnet24, { error: 'expected an IPv4 /24 given by its network address, such as "172.30.10.0/24"', abort: true })
+    .refine(isPrivateCidr, { error: "expected a private range (inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)" }),
+}, { error: "expected a map with host, publicIp, ssh (user, port), dataDir, edgeSubnet" });
 
 export const domainsSchema = z.strictObject({
   /** The Cloudflare zone that holds every host name below. */

@@ -2,7 +2,7 @@
 // error that lists every problem at once, each naming the stack file, the key
 // path, the value found and what is expected.
 import type { z } from "zod";
-import { isHostname } from "./rules.js";
+import { cidrsOverlap, isHostname } from "./rules.js";
 import { PROJECT, SECRET_KEYS, stackConfigSchema, type StackConfig } from "./schema.js";
 
 export interface ConfigProblem {
@@ -90,6 +90,7 @@ interface SiblingView {
   stack: string;
   host?: string;
   names: string[];
+  edgeSubnet?: string;
   proxyMode?: string;
 }
 
@@ -102,13 +103,16 @@ function viewOf(stack: string, raw: Record<string, unknown>): SiblingView {
     stack,
     host: typeof server?.["host"] === "string" ? server["host"] : undefined,
     names,
+    edgeSubnet: typeof server?.["edgeSubnet"] === "string" ? server["edgeSubnet"] : undefined,
     proxyMode: typeof proxy?.["mode"] === "string" ? proxy["mode"] : undefined,
   };
 }
 
 /**
  * What one stack cannot know alone: on one server, host names must be unique
- * across stacks (one proxy routes them all) and exactly one stack owns the proxy.
+ * across stacks (one proxy routes them all), edge subnets must not overlap (one
+ * Docker daemon refuses overlapping networks, and the proxy joins them all) and
+ * exactly one stack owns the proxy.
  * Works on raw values so these problems are listed with the schema's own.
  */
 function crossStackProblems(stack: string, raw: Record<string, unknown>, siblings: readonly SiblingStack[]): ConfigProblem[] {
@@ -128,6 +132,17 @@ function crossStackProblems(stack: string, raw: Record<string, unknown>, sibling
         key: keyPath(["domains", key]),
         value: name,
         expected: `a host name no other stack on ${self.host} uses; ${stackFileName(clash.stack)} uses it too`,
+      });
+    }
+  }
+  if (self.edgeSubnet !== undefined) {
+    const clash = sameServer.find((s) => s.edgeSubnet !== undefined && cidrsOverlap(s.edgeSubnet, self.edgeSubnet!));
+    if (clash) {
+      problems.push({
+        file,
+        key: keyPath(["server", "edgeSubnet"]),
+        value: self.edgeSubnet,
+        expected: `a subnet no other stack on ${self.host} uses; ${stackFileName(clash.stack)} has ${clash.edgeSubnet}, which overlaps it`,
       });
     }
   }

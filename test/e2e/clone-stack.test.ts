@@ -131,7 +131,25 @@ describe("npm run stack:clone", () => {
     assert.deepEqual(config.proxy.mode === "guest" && config.proxy.ownerStack, "organization/bbaegok-infra/prod");
     assert.equal(config.metabase.enabled, false);
     assert.equal(config.domains.metabase, undefined);
+    // prod has 172.30.10.0/24 and staging 172.30.20.0/24 on that server: the next free /24 after prod's.
+    assert.equal(config.server.edgeSubnet, "172.30.11.0/24");
+    assert.match(result.stdout, /The edge network gets 172\.30\.11\.0\/24, the next \/24 free on home\.bbaegok\.kr \(taken there: Pulumi\.prod\.yaml 172\.30\.10\.0\/24, Pulumi\.staging\.yaml 172\.30\.20\.0\/24\); --edge-subnet chooses another\./);
     assert.equal(runPlan(project.dir, ["--stack", "demo"]).status, 0);
+  });
+
+  it("takes the edge subnet from --edge-subnet, and refuses one another stack on the server has", () => {
+    const args = (to: string, subnet: string) => [
+      ...["--from", "staging", "--to", to, "--host", "home.bbaegok.kr", "--public-ip", "203.0.113.24"],
+      ...["--api", `${to}-api.bbaegok.kr`, "--bucket", `bbaegok-${to}-db-backups`, "--edge-subnet", subnet],
+    ];
+    const clash = runClone(project.dir, args("clash", "172.30.20.0/24"));
+    assert.equal(clash.status, 1);
+    assert.match(clash.stderr, /Pulumi\.clash\.yaml: bbaegok-infra:server\.edgeSubnet = "172\.30\.20\.0\/24": a subnet no other stack on home\.bbaegok\.kr uses; Pulumi\.staging\.yaml has 172\.30\.20\.0\/24, which overlaps it \(set by --edge-subnet\)/);
+    assert.ok(!existsSync(join(project.dir, "Pulumi.clash.yaml")));
+    const chosen = runClone(project.dir, args("qa", "192.168.40.0/24"));
+    assert.equal(chosen.status, 0, chosen.stderr);
+    assert.equal(configOf(project.dir, "qa").server.edgeSubnet, "192.168.40.0/24");
+    assert.doesNotMatch(chosen.stdout, /The edge network gets/);
   });
 
   it("refuses missing values, naming each option, and writes nothing", () => {

@@ -30,7 +30,7 @@ describe("npm run plan", () => {
     const result = runPlan(REPO, ["--stack", "staging"]);
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /docker:index\/volume:Volume {2}database-volume {2}\[protected, retained on delete\]/);
-    assert.match(result.stdout, /└─ docker:index\/network:Network {2}server-data/);
+    assert.match(result.stdout, /[├└]─ docker:index\/network:Network {2}server-data/);
     assert.match(result.stdout, /content=\[secret\]/);
     assert.match(result.stdout, /Stack staging: \d+ resources/);
     assert.ok(!result.stdout.includes(MOCK_SECRET_PREFIX));

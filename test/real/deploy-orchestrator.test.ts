@@ -93,7 +93,7 @@ describe("blue/green deploys on a real proxy", () => {
     assert.deepEqual(calls.updateSlot, [["green", NEW_IMAGE]]);
     assert.deepEqual(calls.recordLiveSlot, ["green"]);
     assert.equal(await ds.server.servedBy(hostHeader()), "green");
-    assert.match(readFileSync(ds.upstreamFile, "utf8"), /bbaegok-prod-app-green:\d+/);
+    assert.match(readFileSync(ds.upstreamFile, "utf8"), /set \$bbaegok_prod_api bbaegok_prod_green;/);
     for (const step of ["read the stack", "wait until healthy", "smoke checks through the proxy (1)", "switch live traffic to green"]) {
       assert.ok(lines.some((l) => l.includes(`${step}: done in`)), `no progress line for "${step}":\n${lines.join("\n")}`);
     }

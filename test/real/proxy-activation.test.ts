@@ -27,7 +27,7 @@ import {
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
-import { startDns, type StandInDns } from "../support/dns.js";
+import { loopbackAddresses } from "../support/edge.js";
 import { loopbackLayout, nginxBinary, selfSignedCertificate, startNginx, type Nginx } from "../support/nginx.js";
 import { REPO } from "../support/project.js";
 import { requireCommand, tempDir } from "../support/system.js";
@@ -40,15 +40,14 @@ describe("activating proxy files on a real nginx", () => {
   const dir = tempDir("activation");
   const dirs = proxyDirs(dir.path);
   let layout: ProxyLayout;
-  let dns: StandInDns;
   let nginx: Nginx | undefined;
   let commands: ActivationCommands;
   const servers = new Map<string, Server>();
   const portOf = (name: string) => {
     const a = servers.get(name)?.address();
-    return typeof a === "object" && a ? a.port : 9;
+    return typeof a === "object" && a ? a.port : undefined;
   };
-  const addressOf = (containerAndPort: string) => `${containerAndPort.split(":")[0]}:${portOf(containerAndPort.split(":")[0]!)}`;
+  const addressOf = loopbackAddresses({ prod, staging }, portOf);
 
   /** What a stack's `pulumi up` installs under proposed/<stack> (ServerFiles on the server). */
   function propose(stack: string, config: StackConfig, extra: Record<string, string> = {}): { path: string; content: string }[] {
@@ -106,13 +105,11 @@ describe("activating proxy files on a real nginx", () => {
   before(async () => {
     requireCommand("flock", "util-linux");
     requireCommand("sha256sum", "coreutils");
-    dns = await startDns();
-    layout = await loopbackLayout(dir.path, `127.0.0.1:${dns.port}`);
+    layout = await loopbackLayout(dir.path);
     for (const name of ["bbaegok-prod-app-blue", "bbaegok-prod-app-green", "bbaegok-staging-app-blue", "bbaegok-prod-metabase"]) {
       const server = createServer((_req, res) => res.end(name));
       await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
       servers.set(name, server);
-      dns.set(name, "127.0.0.1");
     }
     // Like the proxy container: check with the same binary; reload only while nginx runs.
     const bin = nginxBinary();
@@ -123,7 +120,6 @@ describe("activating proxy files on a real nginx", () => {
   after(async () => {
     await nginx?.stop();
     for (const s of servers.values()) s.close();
-    await dns?.close();
     dir.remove();
   });
 

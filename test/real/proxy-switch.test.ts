@@ -13,7 +13,7 @@ import { activationScript, dockerNginxCommands, MAIN_CONF, renderMainConf, stack
 import type { Slot } from "../../stacks/config/schema.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
-import { startDns, type StandInDns } from "../support/dns.js";
+import { loopbackAddresses } from "../support/edge.js";
 import { loopbackLayout, selfSignedCertificate, startNginx, type Nginx } from "../support/nginx.js";
 import { REPO } from "../support/project.js";
 import { requireCommand, tempDir } from "../support/system.js";
@@ -45,24 +45,18 @@ const close = (s: Server) =>
 describe("switching the live slot with real nginx", () => {
   const dir = tempDir("switch");
   let layout: ProxyLayout;
-  let dns: StandInDns;
   let upstreamFile = "";
   let nginx: Nginx;
   let blue: Server;
   let green: Server;
   let activate: (content: string) => { status: number; stderr: string };
-  // The DNS stand-in resolves both slot containers to 127.0.0.1; each listens on its own port.
-  const addressOf = (containerAndPort: string) => {
-    const name = containerAndPort.split(":")[0]!;
-    return `${name}:${portOf(name.endsWith("-green") ? green : blue)}`;
-  };
+  // Each slot's fixed address stands for its server on 127.0.0.1, each on its own port.
+  const addressOf = loopbackAddresses({ prod }, (name) => (name.endsWith("-green") ? portOf(green) : name.endsWith("-blue") ? portOf(blue) : undefined));
   const upstreamsFor = (slot: Slot) => stackUpstreams(prod, "prod", slot, addressOf);
 
   before(async () => {
     requireCommand("flock", "util-linux");
-    dns = await startDns();
-    for (const slot of ["blue", "green"]) dns.set(`bbaegok-prod-app-${slot}`, "127.0.0.1");
-    layout = await loopbackLayout(dir.path, `127.0.0.1:${dns.port}`);
+    layout = await loopbackLayout(dir.path);
     blue = await slotServer("blue");
     green = await slotServer("green");
     // The committed prod stack's own files, over HTTPS as in production; 127.0.0.1 stands in for Cloudflare.
@@ -84,7 +78,6 @@ describe("switching the live slot with real nginx", () => {
   after(async () => {
     await nginx?.stop();
     await Promise.all([blue, green].filter(Boolean).map(close));
-    await dns?.close();
     dir.remove();
   });
 

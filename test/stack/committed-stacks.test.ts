@@ -51,6 +51,22 @@ for (const stack of stacks) {
       );
     });
 
+    it("puts its edge network on its own subnet, with the slots and Metabase at fixed addresses Docker never hands out", () => {
+      const edge = ofType(plan, "docker:index/network:Network").find((n) => n.inputs["name"] === `${config.service}-${stack}-edge`);
+      const base = config.server.edgeSubnet.replace(/\.0\/24$/, "");
+      assert.deepEqual(edge?.inputs["ipamConfigs"], [{ subnet: config.server.edgeSubnet, ipRange: `${base}.128/25`, gateway: `${base}.1` }]);
+      const containers = ofType(plan, "docker:index/container:Container");
+      const edgeAddress = (name: string) =>
+        (containers.find((c) => c.inputs["name"] === name)?.inputs["networksAdvanced"] as { name: string; ipv4Address?: string }[] | undefined)?.find((n) => n.name === `${config.service}-${stack}-edge`)?.ipv4Address;
+      assert.equal(edgeAddress(`${config.service}-${stack}-app-blue`), `${base}.11`);
+      assert.equal(edgeAddress(`${config.service}-${stack}-app-green`), `${base}.12`);
+      if (config.metabase.enabled) assert.equal(edgeAddress(`${config.service}-${stack}-metabase`), `${base}.20`);
+      // The proxy's upstream groups name exactly those addresses.
+      const conf = String(ofType(plan, "bbaegok:server:File").find((f) => String(f.inputs["path"]).endsWith(`/proposed/${stack}/conf.d/${stack}.conf`))?.inputs["content"]);
+      const servers = [...conf.matchAll(/^ {4}server ([\d.]+):\d+;$/gm)].map((m) => m[1]);
+      assert.deepEqual(servers, [`${base}.11`, `${base}.12`, ...(config.metabase.enabled ? [`${base}.20`] : [])]);
+    });
+
     it("runs the service database on a protected, retained volume", () => {
       const db = ofType(plan, "docker:index/container:Container").find((c) => c.inputs["name"] === `${config.service}-${stack}-db`);
       assert.ok(db, "no database container");

@@ -24,6 +24,8 @@ describe("Metabase on prod", () => {
     const networks = (r: typeof metabase) => (r!.inputs["networksAdvanced"] as { name: string }[]).map((n) => n.name).sort();
     assert.deepEqual(networks(metabase), ["bbaegok-prod-data", "bbaegok-prod-edge"]);
     assert.deepEqual(networks(appDb), ["bbaegok-prod-data"]);
+    const edge = (metabase!.inputs["networksAdvanced"] as { name: string; ipv4Address?: string }[]).find((n) => n.name === "bbaegok-prod-edge");
+    assert.equal(edge?.ipv4Address, "172.30.10.20", "Metabase is not at the fixed address the proxy sends it requests");
     assert.equal(metabase!.inputs["ports"], undefined);
     assert.equal(appDb!.inputs["ports"], undefined);
     assert.deepEqual(violations(plan.resources), []);
@@ -35,7 +37,9 @@ describe("Metabase on prod", () => {
     const conf = String(file("/proposed/prod/conf.d/prod.conf")?.inputs["content"]);
     assert.match(conf, new RegExp(`server_name ${host.replace(/\./g, "\\.")};`));
     const upstreams = String(file("/proposed/prod/upstreams/prod.conf")?.inputs["content"]);
-    assert.match(upstreams, /"bbaegok-prod-metabase:3000"/);
+    assert.match(upstreams, /set \$bbaegok_prod_metabase bbaegok_prod_metabase;/);
+    // Its upstream group is its fixed address on the edge network.
+    assert.match(conf, /upstream bbaegok_prod_metabase \{\s+server 172\.30\.10\.20:3000;/);
     const record = plan.resources.find((r) => r.type === "cloudflare:index/dnsRecord:DnsRecord" && r.inputs["name"] === host);
     assert.ok(record, "no DNS record for Metabase");
     assert.equal(record.inputs["proxied"], true);

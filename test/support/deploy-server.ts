@@ -12,11 +12,11 @@ import type { Socket } from "node:net";
 import { join } from "node:path";
 import { slotContainerName } from "../../infra/app/render.js";
 import { MAIN_CONF, renderMainConf, stackFilePaths, stackProxyFiles, stackUpstreams, type ProxyLayout } from "../../infra/proxy/render.js";
+import { edgeAddressing } from "../../infra/server/render.js";
 import { localShell, SshServerControl, type Shell } from "../../ops/deploy/server.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
-import { startDns, type StandInDns } from "./dns.js";
 import { loopbackLayout, nginxBinary, selfSignedCertificate, startNginx, type Nginx } from "./nginx.js";
 import { REPO } from "./project.js";
 import { requireCommand, tempDir } from "./system.js";
@@ -105,16 +105,15 @@ export async function startDeployServer(name: string): Promise<DeployServer> {
   writeFileSync(join(binDir, "docker"), DOCKER_STAND_IN);
   chmodSync(join(binDir, "docker"), 0o755);
 
-  const dns: StandInDns = await startDns();
-  const layout = await loopbackLayout(proxyDir, `127.0.0.1:${dns.port}`);
+  const layout = await loopbackLayout(proxyDir);
   const slots = { blue: await slotApp("blue", config.app.image), green: await slotApp("green", config.app.image) };
   const prefix = `${config.service}-${STACK}`;
-  for (const slot of ["blue", "green"] as const) dns.set(slotContainerName(prefix, slot), "127.0.0.1");
-  // Container names stay as on the server; the DNS stand-in resolves them to loopback, each slot on its own port.
-  const address = (containerAndPort: string) => {
-    const container = containerAndPort.split(":")[0]!;
-    const slot = container === slotContainerName(prefix, "green") ? "green" : container === slotContainerName(prefix, "blue") ? "blue" : undefined;
-    return slot ? `${container}:${slots[slot].port}` : containerAndPort;
+  // Each slot's fixed address on the edge network stands for its server on loopback.
+  const edge = edgeAddressing(config.server.edgeSubnet);
+  const address = (ipAndPort: string) => {
+    const ip = ipAndPort.split(":")[0];
+    const slot = ip === edge.green ? "green" : ip === edge.blue ? "blue" : undefined;
+    return slot ? `127.0.0.1:${slots[slot].port}` : ipAndPort;
   };
   const local = { ...config, server: { ...config.server, dataDir } };
 
@@ -160,7 +159,6 @@ export async function startDeployServer(name: string): Promise<DeployServer> {
             }),
         ),
       );
-      await dns.close();
       dir.remove();
     },
   };

@@ -24,10 +24,9 @@ export function nginxBinary(): string {
 
 /**
  * The production layout on loopback: the same directory structure under
- * `root`, free ports on 127.0.0.1, logs and temp files of its own, and
- * `resolver` standing in for Docker's DNS.
+ * `root`, free ports on 127.0.0.1, logs and temp files of its own.
  */
-export async function loopbackLayout(root: string, resolver: string): Promise<ProxyLayout> {
+export async function loopbackLayout(root: string): Promise<ProxyLayout> {
   const confDir = join(root, "live");
   const runtimeDir = join(root, "run");
   for (const dir of [confDir, runtimeDir, ...["conf.d", "upstreams", "certs"].map((d) => join(confDir, d))]) mkdirSync(dir, { recursive: true });
@@ -40,7 +39,6 @@ export async function loopbackLayout(root: string, resolver: string): Promise<Pr
     accessLog: join(runtimeDir, "access.log"),
     errorLog: join(runtimeDir, "error.log"),
     listen: { address: "127.0.0.1", http: await freePort(), https: await freePort(), internal: await freePort() },
-    resolver,
   };
 }
 

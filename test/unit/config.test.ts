@@ -64,6 +64,13 @@ describe("bad input is named precisely", () => {
   it("metabase enabled without a host name", () => expectOne((r) => delete r.domains.metabase, "domains.metabase is missing", "metabase.enabled is true"));
   it("lifecycle days out of order", () => expectOne((r) => (r.backup.retention.archiveAfterDays = 10), "backup.retention", "infrequentAfterDays < archiveAfterDays"));
   it("object lock longer than retention", () => expectOne((r) => (r.backup.objectLock.days = 1000), "backup.objectLock.days", "a locked backup cannot expire"));
+  it("edge subnet missing", () => expectOne((r) => delete r.server.edgeSubnet, "bbaegok-infra:server.edgeSubnet is missing", "private IPv4 /24"));
+  it("edge subnet not a CIDR block", () => expectOne((r) => (r.server.edgeSubnet = "172.30.10.0"), "server.edgeSubnet", '"172.30.10.0"', "IPv4 /24"));
+  it("edge subnet not a /24", () => expectOne((r) => (r.server.edgeSubnet = "172.30.0.0/16"), "server.edgeSubnet", '"172.30.0.0/16"', "IPv4 /24"));
+  it("edge subnet not at its network address", () => expectOne((r) => (r.server.edgeSubnet = "172.30.10.5/24"), "server.edgeSubnet", "network address"));
+  it("edge subnet with a bad octet", () => expectOne((r) => (r.server.edgeSubnet = "172.30.300.0/24"), "server.edgeSubnet", "IPv4 /24"));
+  it("edge subnet in a public range", () => expectOne((r) => (r.server.edgeSubnet = "203.0.113.0/24"), "server.edgeSubnet", '"203.0.113.0/24"', "private range"));
+  it("edge subnet just outside 172.16.0.0/12", () => expectOne((r) => (r.server.edgeSubnet = "172.32.0.0/24"), "server.edgeSubnet", "private range"));
   it("bad bucket name", () => expectOne((r) => (r.backup.bucket = "Bbaegok_Backups"), "backup.bucket", "S3 bucket name"));
 });
 
@@ -81,6 +88,22 @@ describe("stacks that share a server", () => {
   it("the same host name on another server is fine", () => {
     const staging = structuredClone(committed("staging"));
     staging.domains.api = "api.bbaegok.kr";
+    staging.server.host = "other.bbaegok.kr";
+    staging.proxy = { mode: "owner" };
+    assert.doesNotThrow(() => validateStackConfig("staging", staging, [prod()]));
+  });
+
+  it("the same edge subnet as another stack on one server is refused", () => {
+    const staging = structuredClone(committed("staging"));
+    staging.server.edgeSubnet = "172.30.10.0/24";
+    const problems = problemsOf("staging", staging, [prod()]);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^Pulumi\.staging\.yaml: bbaegok-infra:server\.edgeSubnet = "172\.30\.10\.0\/24": a subnet no other stack on home\.bbaegok\.kr uses; Pulumi\.prod\.yaml has 172\.30\.10\.0\/24, which overlaps it/);
+  });
+
+  it("the same edge subnet on another server is fine", () => {
+    const staging = structuredClone(committed("staging"));
+    staging.server.edgeSubnet = "172.30.10.0/24";
     staging.server.host = "other.bbaegok.kr";
     staging.proxy = { mode: "owner" };
     assert.doesNotThrow(() => validateStackConfig("staging", staging, [prod()]));

@@ -8,7 +8,11 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { productionDeps, runDeployCommand, type DeployDeps } from "../../ops/deploy.js";
 import type { DeployRecord } from "../../ops/deploy/orchestrator.js";
-import { deployProxy, parseHealth, parseHistory, parseResponseHead, runScript, sshShell } from "../../ops/deploy/server.js";
+import { spawn } from "node:child_process";
+import { deployProxy, parseHealth, parseHistory, parseResponseHead, runScript, sshShell, SshServerControl } from "../../ops/deploy/server.js";
+import { readStackFile } from "../../stacks/config/files.js";
+import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { REPO } from "../support/project.js";
 import { formatStatus } from "../../ops/deploy/status.js";
 import { tempDir } from "../support/system.js";
 
@@ -85,11 +89,29 @@ describe("reading the server's answers", () => {
   });
 
   it("curl's header dump: the final response's status and headers", () => {
-    const head = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nServer: nginx\r\nX-Bbaegok-Upstream: bbaegok-prod-app-green:8080\r\n\r\n";
+    const head = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nServer: nginx\r\nX-Bbaegok-Upstream: 172.30.10.12:8080\r\n\r\n";
     const parsed = parseResponseHead(head);
     assert.equal(parsed.status, 200);
-    assert.equal(parsed.headers.get("x-bbaegok-upstream"), "bbaegok-prod-app-green:8080");
+    assert.equal(parsed.headers.get("x-bbaegok-upstream"), "172.30.10.12:8080");
     assert.equal(parseResponseHead("").status, 0);
+  });
+
+  it("the slot that answered, from the fixed address nginx names (the last one it tried)", async () => {
+    const config = validateStackConfig("prod", rawFromPulumiConfig(readStackFile(REPO, "prod").config));
+    const answering = (upstream: string) =>
+      new SshServerControl({
+        stack: "prod",
+        config,
+        proxy: { container: "bbaegok-proxy", image: "nginx:1.28.0", dir: "/srv/bbaegok/proxy", internalPort: 8081 },
+        // Whatever the script, the proxy's internal route answers with this upstream.
+        shell: { where: "test", start: () => spawn("printf", [`HTTP/1.1 200 OK\r\nX-Bbaegok-Upstream: ${upstream}\r\n\r\n`], { stdio: "pipe" }) },
+        privilege: "none",
+      });
+    assert.equal(await answering("172.30.10.12:8080").servedBy("api.bbaegok.kr"), "green");
+    assert.equal(await answering("172.30.10.11:8080").servedBy("api.bbaegok.kr"), "blue");
+    // A kept-alive connection the app had closed: nginx tried again, and says so.
+    assert.equal(await answering("172.30.10.11:8080, 172.30.10.11:8080").servedBy("api.bbaegok.kr"), "blue");
+    assert.equal(await answering("172.30.20.11:8080").servedBy("api.bbaegok.kr"), undefined, "staging's address is not a prod slot");
   });
 
   it("history lines: records in order, a torn or foreign line skipped", () => {
@@ -137,7 +159,7 @@ describe("scripts over ssh", () => {
     const path = process.env.PATH;
     process.env.PATH = `${dir.path}:${path}`;
     try {
-      const shell = sshShell({ host: "home.bbaegok.kr", publicIp: "203.0.113.24", ssh: { user: "deploy", port: 22022, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbaegok" }, dataDir: "/srv/bbaegok" });
+      const shell = sshShell({ host: "home.bbaegok.kr", publicIp: "203.0.113.24", ssh: { user: "deploy", port: 22022, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbaegok" }, dataDir: "/srv/bbaegok", edgeSubnet: "172.30.10.0/24" });
       const result = await runScript(shell, `printf '%s|' "it's" "$((6 * 7))"; cat`, "from stdin");
       assert.equal(result.stdout, "it's|42|from stdin");
       const argv = readFileSync(log, "utf8").split("\n");

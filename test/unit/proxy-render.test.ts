@@ -39,31 +39,47 @@ function shellcheck(script: string): void {
 }
 
 describe("the proxy's production files", () => {
-  it("listen on 80/443 in the container, resolve names through Docker's DNS, log to the container's output", () => {
+  it("listen on 80/443 in the container, resolve no names, keep upstream connections open, log to the container's output", () => {
     const main = renderMainConf(layout, { cloudflareRanges: ["173.245.48.0/20", "2400:cb00::/32"], workerShutdownTimeout: "30s" });
     assert.match(main, /listen 0\.0\.0\.0:80 default_server;\s+server_name _;\s+return 444;/);
     assert.match(main, /listen 0\.0\.0\.0:443 ssl default_server;\s+server_name _;\s+ssl_reject_handshake on;/);
-    assert.match(main, /resolver 127\.0\.0\.11 valid=5s ipv6=off;/);
+    assert.doesNotMatch(main, /resolver/);
+    // A plain request reaches a kept-alive upstream connection with no Connection header; a WebSocket asks to upgrade.
+    assert.match(main, /map \$http_upgrade \$bbaegok_connection \{\s+default upgrade;\s+''\s+'';\s+\}/);
     assert.match(main, /set_real_ip_from 173\.245\.48\.0\/20;\n {4}set_real_ip_from 2400:cb00::\/32;/);
     assert.match(main, /include \/srv\/bbaegok\/proxy\/live\/conf\.d\/\*\.conf;/);
     assert.match(main, /access_log \/var\/log\/nginx\/access\.log bbaegok;/);
     assert.match(main, /^user nginx;$/m);
   });
 
-  it("route each stack's hosts to its live slot by container name, Metabase only where it runs", () => {
+  it("route each stack's hosts to its live slot's upstream group, Metabase only where it runs", () => {
     const p = stackProxyFiles(prod, "prod", layout);
-    assert.equal(p.upstreams.split("\n").filter((l) => l.startsWith("set ")).join("\n"), 'set $bbaegok_prod_api "bbaegok-prod-app-blue:8080";\nset $bbaegok_prod_metabase "bbaegok-prod-metabase:3000";');
+    assert.equal(p.upstreams.split("\n").filter((l) => l.startsWith("set ")).join("\n"), "set $bbaegok_prod_api bbaegok_prod_blue;\nset $bbaegok_prod_metabase bbaegok_prod_metabase;");
     assert.match(p.conf, /server_name metabase\.bbaegok\.kr;/);
     const s = stackProxyFiles(staging, "staging", layout);
     assert.doesNotMatch(s.conf, /metabase/);
     assert.match(s.conf, /ssl_certificate \/srv\/bbaegok\/proxy\/live\/certs\/staging\.crt;/);
-    assert.match(stackUpstreams(staging, "staging", "green"), /set \$bbaegok_staging_api "bbaegok-staging-app-green:8080";/);
+    assert.match(stackUpstreams(staging, "staging", "green"), /set \$bbaegok_staging_api bbaegok_staging_green;/);
+  });
+
+  it("declare each slot and Metabase as an upstream group at its fixed address, with kept-alive connections", () => {
+    const upstreams = (conf: string) => [...conf.matchAll(/upstream (\w+) \{\s+server ([\d.:]+);\s+keepalive 64;\s+keepalive_timeout 15s;\s+\}/g)].map((m) => `${m[1]} ${m[2]}`);
+    assert.deepEqual(upstreams(stackProxyFiles(prod, "prod", layout).conf), ["bbaegok_prod_blue 172.30.10.11:8080", "bbaegok_prod_green 172.30.10.12:8080", "bbaegok_prod_metabase 172.30.10.20:3000"]);
+    assert.deepEqual(upstreams(stackProxyFiles(staging, "staging", layout).conf), ["bbaegok_staging_blue 172.30.20.11:8080", "bbaegok_staging_green 172.30.20.12:8080"]);
+    const conf = stackProxyFiles(prod, "prod", layout).conf;
+    assert.match(conf, /proxy_http_version 1\.1;/);
+    assert.match(conf, /proxy_set_header Connection \$bbaegok_connection;/);
+    assert.match(conf, /proxy_connect_timeout 3s;/);
+    // An address map (the tests' stand-ins) changes where a group points, nothing else.
+    const mapped = stackProxyFiles(prod, "prod", layout, (a) => (a === "172.30.10.12:8080" ? "127.0.0.1:9012" : a)).conf;
+    assert.deepEqual(upstreams(mapped)[1], "bbaegok_prod_green 127.0.0.1:9012");
   });
 
   it("name the slot address that answered on the internal port only, so a deploy can tell which slot is live", () => {
     const conf = stackProxyFiles(prod, "prod", layout).conf;
     const internal = conf.slice(conf.indexOf("listen 127.0.0.1:8081;"));
-    assert.match(internal, new RegExp(`add_header ${UPSTREAM_HEADER} \\$bbaegok_prod_route always;`));
+    assert.match(internal, new RegExp(`add_header ${UPSTREAM_HEADER} \\$upstream_addr always;`));
+    assert.match(internal, /if \(\$http_x_bbaegok_slot = green\) \{\s+set \$bbaegok_prod_route bbaegok_prod_green;/);
     assert.equal(conf.split(UPSTREAM_HEADER).length - 1, 2, "the header is added in the internal server only (plus its comment)");
   });
 
@@ -82,7 +98,8 @@ describe("the proxy's production files", () => {
 
   it("refuse to render what nginx would misread", () => {
     assert.throws(() => renderMainConf(layout, { cloudflareRanges: ["173.245.48.0/20; include /etc/passwd"], workerShutdownTimeout: "30s" }), /is not a CIDR block/);
-    assert.throws(() => renderUpstreams("prod", [{ variable: "$x", address: "app; return 200" }]), /must be host:port/);
+    assert.throws(() => renderUpstreams("prod", [{ variable: "$x", group: "app; return 200" }]), /must be letters, digits and _/);
+    assert.throws(() => stackProxyFiles(prod, "prod", layout, () => "app; return 200"), /must be an IPv4 address:port/);
     assert.throws(() => stackFilePaths("../etc"), /cannot name proxy files/);
     assert.throws(() => ownerEndpoint(staging, { containerId: "x", network: "y" }), /guest of organization\/bbaegok-infra\/prod/);
   });

@@ -1,8 +1,9 @@
-// The pure predicates behind the schema: cron syntax, pinned images, names.
+// The pure predicates behind the schema: cron syntax, pinned images, names, subnets.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { cronProblem } from "../../stacks/config/cron.js";
-import { durationSeconds, isHostname, isInZone, isPinnedImage, isTimeZone } from "../../stacks/config/rules.js";
+import { cidrsOverlap, durationSeconds, isHostname, isInZone, isPinnedImage, isPrivateCidr, isSubnet24, isTimeZone, nextFreeSubnet24 } from "../../stacks/config/rules.js";
+import { edgeAddressing } from "../../infra/server/render.js";
 
 describe("cron expressions", () => {
   for (const ok of ["0 4 * * *", "*/15 * * * *", "30 5 * * 0", "0 3 1,15 * *", "0 0 * jan-mar mon-fri", "0 22 * * 7", "@daily", "5-55/10 0-23/2 * * *"]) {
@@ -50,5 +51,33 @@ describe("names and zones", () => {
     assert.ok(!isTimeZone("Asia/Nowhere"));
     assert.equal(durationSeconds("2m"), 120);
     assert.equal(durationSeconds("500ms"), 0.5);
+  });
+});
+
+describe("edge subnets", () => {
+  it("a /24 by its network address, in a private range", () => {
+    assert.ok(isSubnet24("172.30.10.0/24"));
+    assert.ok(!isSubnet24("172.30.10.1/24"));
+    assert.ok(!isSubnet24("172.30.10.0/25"));
+    assert.ok(!isSubnet24("172.30.256.0/24"));
+    assert.ok(isPrivateCidr("10.1.2.0/24") && isPrivateCidr("172.31.255.0/24") && isPrivateCidr("192.168.7.0/24"));
+    assert.ok(!isPrivateCidr("172.32.0.0/24") && !isPrivateCidr("8.8.8.0/24") && !isPrivateCidr("172.16.0.0/11"));
+  });
+  it("overlap, and the next free /24", () => {
+    assert.ok(cidrsOverlap("172.30.10.0/24", "172.30.0.0/16"));
+    assert.ok(!cidrsOverlap("172.30.10.0/24", "172.30.11.0/24"));
+    assert.equal(nextFreeSubnet24("172.30.10.0/24", ["172.30.10.0/24", "172.30.11.0/24"]), "172.30.12.0/24");
+    assert.equal(nextFreeSubnet24("172.30.10.0/24", []), "172.30.10.0/24");
+    assert.equal(nextFreeSubnet24("172.30.255.0/24", ["172.30.255.0/24"]), undefined);
+  });
+  it("fixed addresses below the dynamic range", () => {
+    assert.deepEqual(edgeAddressing("172.30.10.0/24"), {
+      subnet: "172.30.10.0/24",
+      gateway: "172.30.10.1",
+      ipRange: "172.30.10.128/25",
+      blue: "172.30.10.11",
+      green: "172.30.10.12",
+      metabase: "172.30.10.20",
+    });
   });
 });
