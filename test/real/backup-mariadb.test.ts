@@ -2,13 +2,13 @@
 // real against a local MariaDB, an S3 API server on loopback, the AWS CLI and
 // zstd. The only stand-in is `docker exec` (test/support/backup-harness.ts).
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BackupManifest } from "../../infra/backup/render.js";
-import { mariadbLogicalDump, renderStackScripts, runRestore, runScript, startPingServer, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
+import { holdLock, mariadbLogicalDump, renderStackScripts, runRestore, runScript, startPingServer, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startS3Server, type S3Server } from "../support/s3.js";
 import { freePort, tempDir } from "../support/system.js";
@@ -223,14 +223,13 @@ describe("backups of a MariaDB database (the prod stack's script, for real)", ()
   });
 
   it("refuses a second run while one holds the lock", async () => {
-    const holder: ChildProcess = spawn("flock", [env.BACKUP_LOCK_FILE!, "sleep", "30"], { stdio: "ignore" });
+    const lock = await holdLock(env.BACKUP_LOCK_FILE!);
     try {
-      await new Promise((r) => setTimeout(r, 300));
       const run = await runScript(scripts.backup, env);
       assert.equal(run.status, 75);
       assert.match(run.stderr, /backup of stack prod refused: another run holds .*backup\.lock/);
     } finally {
-      holder.kill("SIGKILL");
+      lock.release();
     }
   });
 

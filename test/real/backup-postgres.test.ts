@@ -3,13 +3,12 @@
 // and zstd: round trip through `npm run restore`, a dump killed midway, and
 // the restore drill. Only `docker exec` is stood in for.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BackupManifest } from "../../infra/backup/render.js";
-import { postgresLogicalDump, renderStackScripts, runRestore, runScript, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
+import { holdLock, postgresLogicalDump, renderStackScripts, runRestore, runScript, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
 import { startPostgres, type Postgres } from "../support/postgres.js";
 import { startS3Server, type S3Server } from "../support/s3.js";
 import { freePort, tempDir } from "../support/system.js";
@@ -168,14 +167,13 @@ describe("backups of a PostgreSQL database (the prod stack's script, for real)",
     });
 
     it("and a second run while one holds the lock is refused (75)", async () => {
-      const holder = spawn("flock", [env.BACKUP_LOCK_FILE!, "sleep", "30"], { stdio: "ignore" });
+      const lock = await holdLock(env.BACKUP_LOCK_FILE!);
       try {
-        await new Promise((r) => setTimeout(r, 300));
         const run = await runScript(scripts.backup, env);
         assert.equal(run.status, 75);
         assert.match(run.stderr, /backup of stack prod refused: another run holds .*backup\.lock/);
       } finally {
-        holder.kill("SIGKILL");
+        lock.release();
       }
     });
   });

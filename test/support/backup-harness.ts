@@ -141,6 +141,20 @@ export function runScript(script: string, env: Record<string, string>, args: str
 }
 
 /** Runs `npm run restore` as the operator would (same entry file), with the operator's S3 environment. */
+/**
+ * Holds `lockPath` with flock in another process until `release`, the way a
+ * running backup does; resolves only once the lock is really held.
+ */
+export async function holdLock(lockPath: string): Promise<{ release(): void }> {
+  const holder = spawn("flock", [lockPath, "sleep", "120"], { stdio: "ignore" });
+  for (let i = 0; i < 200; i++) {
+    if (spawnSync("flock", ["-n", lockPath, "true"]).status !== 0) return { release: () => holder.kill("SIGKILL") };
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  holder.kill("SIGKILL");
+  throw new Error(`flock never took ${lockPath}`);
+}
+
 export function runRestore(args: string[], env: NodeJS.ProcessEnv): Promise<ScriptRun> {
   return runNodeCommand(join(REPO, "ops", "restore.ts"), args, env);
 }
