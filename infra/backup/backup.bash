@@ -9,36 +9,105 @@
 # Uploads carry a CRC32 checksum: S3 refuses an upload without one (or
 # Content-MD5) into a bucket with Object Lock, and older CLIs do not add it.
 
-# Counts what passes through a MySQL/MariaDB dump: rows per table and bytes.
-# Rows are the tuples of the INSERT statements, whether the dump writes them
-# on one line or one per line (MariaDB 10.11+), quoted strings skipped.
-# Counting the stream itself gives the rows of the dump's own snapshot, not
-# those of a second query a moment later.
-count_sql_dump() {
+# What the manifest says of a stream, measured while the stream passes
+# through unchanged (stdin to stdout), so the backup makes no second pass and
+# no extra copy: $1 is what to measure, $2 the file that gets the figures once
+# the stream ends.
+#   sql-rows  bytes on the first line, then "table<TAB>rows" per table, of a
+#             MySQL/MariaDB dump: the rows of the dump's own snapshot, not of a
+#             second query a moment later.
+#   bytes     bytes only (PostgreSQL's custom format).
+#   sha256    "<sha256> <bytes>" of the compressed stream, as uploaded.
+# SQL rows: MariaDB 10.11+ writes a bare `INSERT INTO `t` VALUES` line and then
+# one row per line (a row never spans lines: the dump escapes newlines in
+# strings), so a statement's rows are its lines, counted a block at a time;
+# MySQL and older MariaDB write a statement's rows on one line, where rows are
+# the tuples outside quoted strings. Counting lines where that suffices is
+# what keeps the backup fast: stripping strings from every line cost 14 s of
+# CPU per GB of dump, more than the dump itself (now under 1 s per GB).
+# Pipes are widened to 1 MiB (Linux; ignored elsewhere): fewer wake-ups of the
+# stages on either side.
+meter_stream() {
   perl -e '
-    my (%rows, $bytes, $table);
-    while (my $line = <STDIN>) {
-      $bytes += length $line;
-      if (!defined $table) {
-        next unless $line =~ /\AINSERT INTO `((?:[^`]|``)+)` VALUES ?/;
-        ($table = $1) =~ s/``/`/g;
-        $rows{$table} //= 0;
-        $line = substr $line, $+[0];
-      }
+    use strict;
+    use warnings;
+    my ($mode, $out_file) = @ARGV;
+    die "meter_stream: unknown measure \"$mode\"\n" unless $mode =~ /\A(?:sql-rows|bytes|sha256)\z/;
+    binmode STDIN;
+    binmode STDOUT;
+    fcntl($_, 1031, 1 << 20) for \*STDIN, \*STDOUT;
+    my (%rows, $table, $row_per_line);
+    # One line of a statement whose rows share a line: tuples outside quoted strings.
+    sub rows_on_line {
+      my ($line) = @_;
       $line =~ s/\x27(?:[^\x27\\]++|\\.)*+\x27//gs;
       $rows{$table} += () = $line =~ /(?:\A|\),)\(/g;
       undef $table if $line =~ /\);\s*\z/;
     }
-    open my $out, ">", $ARGV[0] or die "cannot write $ARGV[0]: $!";
-    print $out ($bytes // 0), "\n";
-    print "$_\t$rows{$_}\n" for sort keys %rows;
-  ' "$1"
-}
-
-count_bytes() {
-  local bytes
-  bytes=$(wc -c)
-  printf '%s\n' "$bytes" >"$1"
+    # Whole lines of the dump, however many.
+    sub count_rows {
+      my ($text) = @_;
+      my ($pos, $len) = (0, length $text);
+      while ($pos < $len) {
+        if (!defined $table) {
+          my $at = index $text, "INSERT INTO `", $pos;
+          $at = index $text, "INSERT INTO `", $at + 1 while $at > 0 && substr($text, $at - 1, 1) ne "\n";
+          return if $at < 0;
+          my $eol = index $text, "\n", $at;
+          my $line = substr $text, $at, $eol + 1 - $at;
+          $pos = $eol + 1;
+          next unless $line =~ /\AINSERT INTO `((?:[^`]|``)+)` VALUES ?/;
+          ($table = $1) =~ s/``/`/g;
+          $rows{$table} //= 0;
+          my $rest = substr $line, $+[0];
+          $row_per_line = $rest eq "\n";
+          rows_on_line($rest) unless $row_per_line;
+        } elsif ($row_per_line) {
+          # A row never spans lines and the statement ends at the first line ending in ";".
+          my $end = index $text, ";\n", $pos;
+          my $stop = $end < 0 ? $len : $end + 2;
+          $rows{$table} += substr($text, $pos, $stop - $pos) =~ tr/\n//;
+          undef $table if $end >= 0;
+          $pos = $stop;
+        } else {
+          my $eol = index $text, "\n", $pos;
+          rows_on_line(substr $text, $pos, $eol + 1 - $pos);
+          $pos = $eol + 1;
+        }
+      }
+    }
+    my $sha = $mode eq "sha256" ? do { require Digest::SHA; Digest::SHA->new(256) } : undef;
+    my ($bytes, $carry) = (0, "");
+    while (1) {
+      my $n = sysread STDIN, my $block, 1 << 20;
+      die "meter_stream: cannot read: $!\n" unless defined $n;
+      last if $n == 0;
+      for (my $offset = 0; $offset < $n;) {
+        my $written = syswrite STDOUT, $block, $n - $offset, $offset;
+        die "meter_stream: cannot write: $!\n" unless defined $written;
+        $offset += $written;
+      }
+      $bytes += $n;
+      if ($sha) {
+        $sha->add($block);
+      } elsif ($mode eq "sql-rows") {
+        # Whole lines now; the end of a line cut by the block waits for the next.
+        my $last = rindex $block, "\n";
+        if ($last < 0) {
+          $carry .= $block;
+        } else {
+          count_rows($carry . substr($block, 0, $last + 1));
+          $carry = substr $block, $last + 1;
+        }
+      }
+    }
+    count_rows("$carry\n") if length $carry;
+    my $report = $sha ? $sha->hexdigest . " $bytes\n" : "$bytes\n";
+    $report .= join "", map { "$_\t$rows{$_}\n" } sort keys %rows if $mode eq "sql-rows";
+    open my $out, ">", $out_file or die "meter_stream: cannot write $out_file: $!\n";
+    print $out $report;
+    close $out or die "meter_stream: cannot write $out_file: $!\n";
+  ' "$1" "$2"
 }
 
 # $1 name, $2 engine, $3 container, $4 admin user. Prints the server version.
@@ -94,50 +163,36 @@ backup_target() {
     fi
   fi
 
-  # Side consumers of the stream: rows and bytes of the dump, size and sha256 of what is uploaded.
-  rm -f "$work"/*.fifo
-  mkfifo "$work/raw.fifo" "$work/sha.fifo" "$work/size.fifo"
-  if [[ $engine == postgres ]]; then
-    count_bytes "$work/dump-bytes" <"$work/raw.fifo" &
-  else
-    count_sql_dump "$work/dump-bytes" <"$work/raw.fifo" >"$work/counts.tsv" &
-  fi
-  local raw_pid=$!
-  sha256sum <"$work/sha.fifo" >"$work/sha256" &
-  local sha_pid=$!
-  count_bytes "$work/size" <"$work/size.fifo" &
-  local size_pid=$!
-
-  local statuses
+  local statuses measure=sql-rows
+  [[ $engine == postgres ]] && measure=bytes
   set +e
   dump_database "$name" "$engine" "$container" "$admin" "$snapshot" 2>"$work/dump.err" |
-    tee "$work/raw.fifo" |
-    zstd --quiet --stdout -T0 "-$ZSTD_LEVEL" |
-    tee "$work/sha.fifo" "$work/size.fifo" |
+    meter_stream "$measure" "$work/dump.meter" 2>"$work/meter.err" |
+    zstd --quiet --stdout -T1 "-$ZSTD_LEVEL" |
+    meter_stream sha256 "$work/upload.meter" 2>>"$work/meter.err" |
     s3 s3 cp - "s3://$BUCKET/$key" --only-show-errors --content-type application/zstd --checksum-algorithm CRC32 2>"$work/upload.err"
   statuses=("${PIPESTATUS[@]}")
   set -e
-  wait "$raw_pid" "$sha_pid" "$size_pid" || true
   [[ $engine == postgres ]] && end_postgres_session
 
-  local stages=(dump tee zstd tee upload) i failed=()
+  local stages=(dump measure zstd checksum upload) i failed=()
   for i in "${!statuses[@]}"; do
     ((statuses[i] == 0)) || failed+=("${stages[i]} (exit ${statuses[i]})")
   done
   if ((${#failed[@]} > 0)); then
     local detail
-    detail=$(tail -n 3 "$work/dump.err" "$work/upload.err" 2>/dev/null | grep -v '^==>' | grep -v '^$' | tr '\n' ' ')
+    detail=$(tail -n 3 "$work/dump.err" "$work/meter.err" "$work/upload.err" 2>/dev/null | grep -v '^==>' | grep -v '^$' | tr '\n' ' ')
     log err "backup of $where failed at: ${failed[*]}; no manifest written, s3://$BUCKET/$key is not a backup. $detail"
     return 1
   fi
 
   local sha size dump_bytes duration_us
-  sha=$(cut -d' ' -f1 <"$work/sha256")
-  size=$(<"$work/size")
-  dump_bytes=$(head -n 1 "$work/dump-bytes")
+  read -r sha size <"$work/upload.meter"
+  dump_bytes=$(head -n 1 "$work/dump.meter")
   duration_us=$((${EPOCHREALTIME/[.,]/} - started))
   if [[ $engine != postgres ]]; then
     # Tables with no INSERT line have no rows.
+    tail -n +2 "$work/dump.meter" >"$work/counts.tsv"
     awk -F'\t' 'FILENAME == ARGV[1] { rows[$1] = $2; next } { print $1 "\t" ($1 in rows ? rows[$1] : 0) }' "$work/counts.tsv" "$work/tables.txt" >"$work/tables.tsv"
   else
     cp "$work/counts.tsv" "$work/tables.tsv"
@@ -170,16 +225,22 @@ end_postgres_session() {
   fi
 }
 
+# Runs the dump program with a 1 MiB output buffer (stdbuf) where the
+# container has stdbuf, as it is otherwise: the dump tools write 4 KiB at a
+# time into the pipe, 250 000 writes per GB, each waking the next stage.
+# shellcheck disable=SC2016 # expanded inside the container, not here
+readonly LARGE_OUTPUT_BUFFER=(sh -c 'if command -v stdbuf >/dev/null 2>&1; then exec stdbuf -o1M "$@"; fi; exec "$@"' dump)
+
 # The consistent dump, on stdout.
 dump_database() {
   local name=$1 engine=$2 container=$3 admin=$4 snapshot=$5
   if [[ $engine == postgres ]]; then
     # Uncompressed custom format: zstd compresses better and faster than pg_dump's zlib.
-    db_exec "$container" "$engine" pg_dump --format=custom --compress=0 --snapshot="$snapshot" -U "$admin" -d "$name"
+    db_exec "$container" "$engine" "${LARGE_OUTPUT_BUFFER[@]}" pg_dump --format=custom --compress=0 --snapshot="$snapshot" -U "$admin" -d "$name"
   else
     local dump=mariadb-dump
     [[ $engine == mysql ]] && dump=mysqldump
-    db_exec "$container" "$engine" "$dump" "${MYSQL_DUMP_OPTIONS[@]}" -u"$admin" "$name"
+    db_exec "$container" "$engine" "${LARGE_OUTPUT_BUFFER[@]}" "$dump" "${MYSQL_DUMP_OPTIONS[@]}" -u"$admin" "$name"
   fi
 }
 
@@ -187,7 +248,12 @@ main() {
   if [[ ${1:-} == --scheduled ]] && ! schedule_is_due "$SCHEDULE"; then
     exit 0
   fi
-  require_tools aws zstd jq perl flock curl sha256sum
+  require_tools aws zstd jq perl flock curl
+  if ! perl -MDigest::SHA -e 1 2>/dev/null; then
+    log err "$(basename "$0") cannot run: perl's Digest::SHA module is missing on $(hostname) (Debian: apt-get install perl)"
+    ping_health_check /fail
+    exit 3
+  fi
   use_server_credentials
   take_lock backup
   work=$(mktemp -d "${TMPDIR:-/tmp}/$LOG_TAG.XXXXXX")

@@ -32,7 +32,7 @@ require_tools() {
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if ((${#missing[@]} > 0)); then
-    log err "$(basename "$0") cannot run: ${missing[*]} not installed on $(hostname) (Debian: apt-get install awscli zstd jq curl util-linux)"
+    log err "$(basename "$0") cannot run: ${missing[*]} not installed on $(hostname) (Debian: apt-get install awscli zstd jq curl perl util-linux)"
     ping_health_check /fail
     exit 3
   fi

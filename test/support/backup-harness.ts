@@ -41,7 +41,16 @@ function exportLines(env: ClientEnv): string {
 
 // Debian's client configuration names the system socket, which beats
 // MYSQL_UNIX_PORT: the socket goes on the command line, right after the program.
-const SOCKET_ARG = `if [[ -n \${MYSQL_UNIX_PORT:-} && $# -gt 0 && ( \${1:-} == mariadb* || \${1:-} == mysql* ) ]]; then set -- "$1" --socket="$MYSQL_UNIX_PORT" "\${@:2}"; fi`;
+// The local server's socket goes after the first MariaDB/MySQL program named,
+// which may come wrapped (the backup script's stdbuf wrapper).
+const SOCKET_ARG = `if [[ -n \${MYSQL_UNIX_PORT:-} ]]; then
+  args=() added=false
+  for word in "$@"; do
+    args+=("$word")
+    if [[ $added == false && ( $word == mariadb* || $word == mysql* ) ]]; then args+=(--socket="$MYSQL_UNIX_PORT"); added=true; fi
+  done
+  set -- "\${args[@]}"
+fi`;
 
 /**
  * Stands in for `docker exec <container>`: runs the command with the local
@@ -57,7 +66,10 @@ export function writeDbExecHook(dir: string, env: ClientEnv): string {
 shift
 ${exportLines(env)}
 ${SOCKET_ARG}
-if [[ -n \${TEST_KILL_DUMP_AFTER:-} && ( $1 == mariadb-dump || $1 == pg_dump ) ]]; then
+# The dump may come wrapped (the script's stdbuf wrapper): look at every word.
+is_dump=false
+for word in "$@"; do [[ $word == mariadb-dump || $word == pg_dump ]] && is_dump=true; done
+if [[ -n \${TEST_KILL_DUMP_AFTER:-} && $is_dump == true ]]; then
   fifo=$(mktemp -u)
   mkfifo "$fifo"
   "$@" >"$fifo" &
