@@ -13,6 +13,8 @@
 // Both dumps go through the same stand-in for `docker exec` the tests use.
 // The streamed speed is the dump's bytes over the backup's own duration (in
 // its manifest: from the first query to the upload's end).
+// It also prints where the CPU went during the script (bench/cpu.ts): on two
+// shared cores the S3 stand-in and the CLI compete with the dump itself.
 import { spawn } from "node:child_process";
 import { rmSync, statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -21,6 +23,7 @@ import { MYSQL_DUMP_OPTIONS, type BackupManifest } from "../../infra/backup/rend
 import { renderStackScripts, runNodeCommand, runScript, writeDbExecHook } from "../../test/support/backup-harness.js";
 import { startS3Server } from "../../test/support/s3.js";
 import { requireCommand, tempDir } from "../../test/support/system.js";
+import { startCpuSampler } from "../cpu.js";
 import { SCHEMA, SERVER_SETTINGS, generator, startBenchMariaDb, tablespaceBytes } from "./data.js";
 
 const STACK = "prod";
@@ -92,27 +95,31 @@ async function main(): Promise<void> {
       BACKUP_PING_URL_FILE: join(dir.path, "no-ping-url"),
     };
     const dumpFile = join(dir.path, "plain.sql");
-    const plain: { seconds: number; bytes: number }[] = [];
-    const streamed: { seconds: number; wall: number; manifest: BackupManifest }[] = [];
+    const plain: { seconds: number; bytes: number; cpu: [string, number][] }[] = [];
+    const streamed: { seconds: number; wall: number; manifest: BackupManifest; cpu: [string, number][] }[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const loadBefore = load();
       let t = process.hrtime.bigint();
+      const plainSampler = startCpuSampler(250);
       const dump = await shell(`"$0" bbaegok-prod-db mariadb-dump ${MYSQL_DUMP_OPTIONS.join(" ")} -uroot ${DB} > "$1"`, [hook, dumpFile]);
       const plainSeconds = seconds(t);
+      const plainCpu = plainSampler.stop();
       if (dump.status !== 0) throw new Error(`the plain dump failed: ${dump.stderr}`);
       const bytes = statSync(dumpFile).size;
       rmSync(dumpFile);
-      plain.push({ seconds: plainSeconds, bytes });
+      plain.push({ seconds: plainSeconds, bytes, cpu: plainCpu });
       console.log(`round ${round} plain:    ${(bytes / MiB).toFixed(0)} MiB of dump in ${plainSeconds.toFixed(1)} s = ${(bytes / MB / plainSeconds).toFixed(1)} MB/s (load before ${loadBefore})`);
 
       const loadBefore2 = load();
       t = process.hrtime.bigint();
+      const sampler = startCpuSampler(250);
       const run = await runScript(scripts.backup, env, [], DEADLINE_MS);
       const wall = seconds(t);
+      const cpu = sampler.stop();
       if (run.status !== 0) throw new Error(`the backup script failed: ${run.stderr}`);
       const newest = s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => k.endsWith(".manifest.json")).pop()!;
       const manifest = JSON.parse(s3.get(scripts.bucket, newest).toString("utf8")) as BackupManifest;
-      streamed.push({ seconds: manifest.durationSeconds, wall, manifest });
+      streamed.push({ seconds: manifest.durationSeconds, wall, manifest, cpu });
       console.log(
         `round ${round} streamed: ${(manifest.dumpBytes / MiB).toFixed(0)} MiB of dump in ${manifest.durationSeconds.toFixed(1)} s = ${(manifest.dumpBytes / MB / manifest.durationSeconds).toFixed(1)} MB/s, ` +
           `${(manifest.size / MiB).toFixed(0)} MiB compressed (${((manifest.size / manifest.dumpBytes) * 100).toFixed(1)}%); script wall time ${wall.toFixed(1)} s (load before ${loadBefore2})`,
@@ -145,6 +152,17 @@ async function main(): Promise<void> {
     console.log(`  dump → zstd → S3 (backup script)   ${streamedRate.toFixed(1)} MB/s of dump, ${(last.size / MiB).toFixed(0)} MiB compressed (${((last.size / last.dumpBytes) * 100).toFixed(1)}% of the dump)`);
     console.log(`  restore (npm run restore)          ${restoreSeconds.toFixed(1)} s`);
     console.log(`  streamed/plain ${ratio.toFixed(2)} (target ≥ ${TARGET_RATIO}): ${ratio >= TARGET_RATIO ? "met" : "NOT met"}`);
+    // Who used the two cores: during the script's runs, the S3 stand-in's
+    // share is, on the server, AWS's; only the rest competes with the dump.
+    const cpuLine = (label: string, runs: { cpu: [string, number][] }[], wall: number) => {
+      const byName = new Map<string, number>();
+      for (const r of runs) for (const [name, spent] of r.cpu) byName.set(name, (byName.get(name) ?? 0) + spent / runs.length);
+      const total = [...byName.values()].reduce((a, b) => a + b, 0);
+      const shown = [...byName].filter(([, spent]) => spent >= 0.1).map(([name, spent]) => `${name} ${spent.toFixed(1)}`);
+      console.log(`  CPU-s ${label.padEnd(9)} ${total.toFixed(1)} in ${wall.toFixed(1)} s (${(total / wall).toFixed(2)} of ${cpus().length} cores): ${shown.join(", ")}`);
+    };
+    cpuLine("plain", plain, mean(plain.map((p) => p.seconds)));
+    cpuLine("streamed", streamed, mean(streamed.map((s) => s.wall)));
     console.log(`load average at the end ${load()}`);
   } finally {
     await Promise.all([db.stop(), s3.stop()]);

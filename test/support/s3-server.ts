@@ -4,6 +4,8 @@
 // crashed test never leaves it running.
 import S3rver from "@20minutes/s3rver";
 
+// Named so benchmarks can tell its CPU from the rest (bench/cpu.ts).
+process.title = "s3-stand-in";
 const [directory, ...buckets] = process.argv.slice(2);
 if (!directory) throw new Error("usage: s3-server.ts <directory> [bucket...]");
 const server = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory, configureBuckets: buckets.map((name) => ({ name })) });

@@ -1,0 +1,66 @@
+// Where the CPU went during a benchmark run: every process's user+system time
+// from /proc, sampled while the run goes on (a process that exits between two
+// samples loses at most one interval), summed by process name. On a machine
+// whose cores the load generator, the stand-ins and the system under test all
+// share, this is what tells a throughput figure's cause.
+import { readdirSync, readFileSync } from "node:fs";
+
+/** One line of /proc/<pid>/stat: the name sits in parentheses and may itself hold spaces or parentheses. */
+export function parseProcStat(line: string): { pid: number; name: string; startTime: string; cpuTicks: number } {
+  const open = line.indexOf("(");
+  const close = line.lastIndexOf(")");
+  if (open < 0 || close < open) throw new Error(`not a /proc/<pid>/stat line: ${line.slice(0, 80)}`);
+  // Fields after the name, from field 3 (state): utime is field 14, stime 15, starttime 22.
+  const rest = line.slice(close + 2).split(" ");
+  const field = (n: number) => rest[n - 3]!;
+  return { pid: Number(line.slice(0, open).trim()), name: line.slice(open + 1, close), startTime: field(22), cpuTicks: Number(field(14)) + Number(field(15)) };
+}
+
+/** Kernel threads (writeback, soft interrupts) count as one "kernel" line. */
+function group(name: string): string {
+  return /^(kworker|ksoftirqd|kdamond|kswapd|rcu_|migration|jbd2)/.test(name) ? "kernel" : name;
+}
+
+function readAll(): Map<string, { name: string; ticks: number }> {
+  const seen = new Map<string, { name: string; ticks: number }>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = parseProcStat(readFileSync(`/proc/${entry}/stat`, "utf8"));
+      // pid and start time: a reused pid is another process.
+      seen.set(`${stat.pid}@${stat.startTime}`, { name: stat.name, ticks: stat.cpuTicks });
+    } catch {
+      // Exited between the listing and the read.
+    }
+  }
+  return seen;
+}
+
+export interface CpuSampler {
+  /** Stops sampling; CPU seconds per process name (kernel threads as "kernel"), largest first. */
+  stop(): [string, number][];
+}
+
+/** Linux's clock tick for /proc times: 100 per second on every common kernel. */
+const TICKS_PER_SECOND = 100;
+
+export function startCpuSampler(everyMs = 100): CpuSampler {
+  const before = readAll();
+  const last = new Map(before);
+  const sample = () => {
+    for (const [key, value] of readAll()) last.set(key, value);
+  };
+  const timer = setInterval(sample, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      const byName = new Map<string, number>();
+      for (const [key, { name, ticks }] of last) {
+        const spent = ticks - (before.get(key)?.ticks ?? 0);
+        if (spent > 0) byName.set(group(name), (byName.get(group(name)) ?? 0) + spent / TICKS_PER_SECOND);
+      }
+      return [...byName].sort((a, b) => b[1] - a[1]);
+    },
+  };
+}
