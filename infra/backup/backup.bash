@@ -35,7 +35,8 @@ meter_stream() {
     die "meter_stream: unknown measure \"$mode\"\n" unless $mode =~ /\A(?:sql-rows|bytes|sha256)\z/;
     binmode STDIN;
     binmode STDOUT;
-    fcntl($_, 1031, 1 << 20) for \*STDIN, \*STDOUT;
+    my $F_SETPIPE_SZ = 1031;
+    fcntl($_, $F_SETPIPE_SZ, 1 << 20) for \*STDIN, \*STDOUT;
     my (%rows, $table, $row_per_line);
     # One line of a statement whose rows share a line: tuples outside quoted strings.
     sub rows_on_line {

@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BackupManifest } from "../../infra/backup/render.js";
-import { holdLock, mariadbLogicalDump, renderStackScripts, runRestore, runScript, startPingServer, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
+import { assertBackupRefusedWhileLocked, mariadbLogicalDump, renderStackScripts, runRestore, runScript, startPingServer, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startS3Server, type S3Server } from "../support/s3.js";
 import { freePort, tempDir } from "../support/system.js";
@@ -223,14 +223,7 @@ describe("backups of a MariaDB database (the prod stack's script, for real)", ()
   });
 
   it("refuses a second run while one holds the lock", async () => {
-    const lock = await holdLock(env.BACKUP_LOCK_FILE!);
-    try {
-      const run = await runScript(scripts.backup, env);
-      assert.equal(run.status, 75);
-      assert.match(run.stderr, /backup of stack prod refused: another run holds .*backup\.lock/);
-    } finally {
-      lock.release();
-    }
+    await assertBackupRefusedWhileLocked(scripts.backup, env);
   });
 
   describe("the restore drill", () => {

@@ -8,7 +8,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BackupManifest } from "../../infra/backup/render.js";
-import { holdLock, postgresLogicalDump, renderStackScripts, runRestore, runScript, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
+import { assertBackupRefusedWhileLocked, postgresLogicalDump, renderStackScripts, runRestore, runScript, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
 import { startPostgres, type Postgres } from "../support/postgres.js";
 import { startS3Server, type S3Server } from "../support/s3.js";
 import { freePort, tempDir } from "../support/system.js";
@@ -167,14 +167,7 @@ describe("backups of a PostgreSQL database (the prod stack's script, for real)",
     });
 
     it("and a second run while one holds the lock is refused (75)", async () => {
-      const lock = await holdLock(env.BACKUP_LOCK_FILE!);
-      try {
-        const run = await runScript(scripts.backup, env);
-        assert.equal(run.status, 75);
-        assert.match(run.stderr, /backup of stack prod refused: another run holds .*backup\.lock/);
-      } finally {
-        lock.release();
-      }
+      await assertBackupRefusedWhileLocked(scripts.backup, env);
     });
   });
 

@@ -2,6 +2,7 @@
 // stack, and stand-ins for the two things only the server has (`docker exec`
 // into the database container, and the drill's throwaway container) that
 // point the SAME scripts at the test's own local servers.
+import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -165,6 +166,18 @@ export async function holdLock(lockPath: string): Promise<{ release(): void }> {
   }
   holder.kill("SIGKILL");
   throw new Error(`flock never took ${lockPath}`);
+}
+
+/** Runs the backup while another run holds its lock: the run must be refused with exit 75, naming the lock. */
+export async function assertBackupRefusedWhileLocked(script: string, env: Record<string, string>): Promise<void> {
+  const lock = await holdLock(env.BACKUP_LOCK_FILE!);
+  try {
+    const run = await runScript(script, env);
+    assert.equal(run.status, 75);
+    assert.match(run.stderr, /backup of stack prod refused: another run holds .*backup\.lock/);
+  } finally {
+    lock.release();
+  }
 }
 
 export function runRestore(args: string[], env: NodeJS.ProcessEnv): Promise<ScriptRun> {
