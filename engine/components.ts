@@ -56,6 +56,15 @@ export const GO_COMPONENTS: readonly GoComponent[] = [
     binary: "pulumi",
     ldflags: [`-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${CLI_VERSION}`],
   },
+  {
+    name: "language-nodejs",
+    kind: "language",
+    version: CLI_VERSION,
+    what: "a Node.js language host written here against sdk/v3 (Pulumi's own host module is not served; see its main.go)",
+    pkg: ".",
+    binary: "pulumi-language-nodejs",
+    ldflags: [`-X main.version=${CLI_VERSION}`],
+  },
 ];
 
 /** Plugins stood in: their APIs cannot be reached from here and their providers cannot be built. */

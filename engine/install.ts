@@ -5,7 +5,7 @@
 // installed byte for byte is not reinstalled.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { ENGINE_GO_DIR, GO_COMPONENTS, NO_SERVER_STAND_INS, STAND_INS, type GoComponent, type StandIn } from "./components.js";
 import { ENGINE_DIR, enginePaths, REPO_DIR, type Profile } from "./paths.js";
@@ -122,8 +122,10 @@ export function install(): void {
     const target = join(enginePaths.bin, component.binary);
     const source = binaries.get(component.name)!;
     if (!existsSync(target) || sha256File(target) !== sha256File(source)) {
-      copyFileSync(source, target);
-      chmodSync(target, 0o755);
+      // Beside, then renamed over: a running copy of the old binary keeps its file.
+      copyFileSync(source, `${target}.new`);
+      chmodSync(`${target}.new`, 0o755);
+      renameSync(`${target}.new`, target);
     }
   }
 

@@ -1,9 +1,10 @@
 // The policy pack as `pulumi preview --policy-pack policy` starts it, with the
-// engine's side played by this test: the CLI's `pulumi-analyzer-policy` shim
-// resolves @pulumi/pulumi's policy runner from the pack's folder and runs it
-// there with node; the runner loads the pack (package.json main) and prints the
-// port of its analyzer server. The test then asks it what the engine asks:
-// its policies, a resource to analyze, the whole stack to analyze.
+// engine's side played by this test: the Node language host resolves
+// @pulumi/pulumi's policy runner from the pack's folder and runs it there with
+// node; the runner loads the pack (package.json main) and prints the port of
+// its analyzer server. The test then asks it what the engine asks: its plugin
+// info, its policies, a resource to analyze, the whole stack to analyze.
+// (test/engine/ runs it under the real CLI too.)
 import * as grpc from "@grpc/grpc-js";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import assert from "node:assert/strict";
@@ -82,6 +83,12 @@ describe("the policy pack started as the Pulumi CLI starts it", () => {
   after(() => {
     client?.close();
     runner?.kill();
+  });
+
+  it("answers the engine's first question, its plugin info (the pack must share @pulumi/pulumi's protobuf classes with the runner)", async () => {
+    const info = await call<{ getVersion(): string }>((cb) => client.getPluginInfo(new Empty(), cb as never));
+    // The runner answers with @pulumi/policy's own version.
+    assert.match(info.getVersion(), /^\d+\.\d+\.\d+/);
   });
 
   it("names the pack, its version and every policy, each mandatory", async () => {
