@@ -22,6 +22,8 @@ export interface GoComponent {
   pkg: string;
   binary: string;
   ldflags: string[];
+  /** Go build tags, for the build and the generate steps alike. */
+  tags?: string[];
   /** Commands run in the module folder before the build (e.g. generating a schema to embed). */
   generate?: string[][];
 }
@@ -46,6 +48,36 @@ export function requiredVersion(component: string, module: string): string {
 /** The Pulumi CLI's version: the pkg/v3 the CLI module requires. */
 export const CLI_VERSION = requiredVersion("cli", "github.com/pulumi/pulumi/pkg/v3");
 
+/** A resource plugin whose wrapper module reads its version from `-X main.version`. */
+function goPlugin(plugin: string, what: string): GoComponent {
+  const version = pluginVersion(plugin);
+  return { name: plugin, kind: "resource", plugin, version, what, pkg: ".", binary: `pulumi-resource-${plugin}`, ldflags: ["-s", "-w", `-X main.version=${version}`] };
+}
+
+/**
+ * The docker plugin: kreuzwerker's Terraform provider bridged here (the
+ * pulumi-docker module is not served). Its schema is generated before the
+ * build and embedded; `no_compose` leaves out docker_compose, which
+ * @pulumi/docker does not have.
+ */
+function dockerPlugin(): GoComponent {
+  const version = pluginVersion("docker");
+  const ldflags = ["-s", "-w", `-X bbaegok-infra/engine/docker/info.Version=${version}`];
+  const tags = ["no_compose"];
+  return {
+    name: "docker",
+    kind: "resource",
+    plugin: "docker",
+    version,
+    what: "kreuzwerker's Terraform provider docker bridged here (the pulumi-docker module is not served)",
+    pkg: ".",
+    binary: "pulumi-resource-docker",
+    ldflags,
+    tags,
+    generate: [["go", "run", "-trimpath", "-tags", tags.join(","), "-ldflags", ldflags.join(" "), "./cmd/tfgen"]],
+  };
+}
+
 export const GO_COMPONENTS: readonly GoComponent[] = [
   {
     name: "cli",
@@ -65,6 +97,10 @@ export const GO_COMPONENTS: readonly GoComponent[] = [
     binary: "pulumi-language-nodejs",
     ldflags: [`-X main.version=${CLI_VERSION}`],
   },
+  goPlugin("random", "the Terraform provider random bridged here (the pulumi-random module is not served)"),
+  goPlugin("tls", "the Terraform provider tls bridged here (the pulumi-tls module is not served)"),
+  dockerPlugin(),
+  goPlugin("command", "remote:Command rewritten here on pulumi-go-provider and x/crypto/ssh (the pulumi-command module is not served)"),
 ];
 
 /** Plugins stood in: their APIs cannot be reached from here and their providers cannot be built. */

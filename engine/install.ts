@@ -69,7 +69,7 @@ function build(component: GoComponent, go: string, label: string): string {
     const result = run(command!, args, { cwd: dir });
     if (!result.ok) throw new EngineInstallError(`engine:install: ${component.name}: \`${step.join(" ")}\` failed in engine/go/${component.name}:\n${result.output}`);
   }
-  const args = ["build", "-trimpath", "-ldflags", component.ldflags.join(" "), "-o", binary, component.pkg];
+  const args = ["build", "-trimpath", ...(component.tags ? ["-tags", component.tags.join(",")] : []), "-ldflags", component.ldflags.join(" "), "-o", binary, component.pkg];
   const result = run("go", args, { cwd: dir });
   if (!result.ok) throw new EngineInstallError(`engine:install: ${component.name}: \`go ${args.join(" ")}\` failed in engine/go/${component.name}:\n${result.output}`);
   writeFileSync(stamp, wanted);

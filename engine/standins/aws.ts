@@ -2,7 +2,7 @@
 // IAM identities are recorded, never created. AWS's API cannot be reached from
 // here and the real provider cannot be built (it carries hundreds of patches
 // to its Terraform upstream).
-import { digest, secret, type Props, type StandInSpec } from "./recorder.js";
+import { digest, replaceRule, secret, type Props, type StandInSpec } from "./recorder.js";
 import { pluginVersion } from "./versions.js";
 
 const ACCOUNT = "000000000000";
@@ -12,6 +12,15 @@ const COMPUTED: Record<string, readonly string[]> = {
   "aws:iam/user:User": ["arn", "uniqueId"],
   "aws:iam/accessKey:AccessKey": ["secret", "createDate", "status"],
 };
+
+// What the aws provider cannot change in place, of the inputs this program sets (its schema's ForceNew).
+const REPLACE: Record<string, (changed: readonly string[]) => string[]> = {
+  "aws:s3/bucket:Bucket": replaceRule({ forceNew: ["bucket", "bucketPrefix", "objectLockEnabled", "region"] }),
+  "aws:iam/userPolicy:UserPolicy": replaceRule({ forceNew: ["user", "name", "namePrefix"] }),
+  "aws:iam/accessKey:AccessKey": replaceRule({ forceNew: ["user", "pgpKey"] }),
+};
+// Every bucket setting resource is tied to its bucket: a new bucket is a new setting.
+const BUCKET_SETTING = replaceRule({ forceNew: ["bucket", "expectedBucketOwner", "region"] });
 
 function create(type: string, urn: string, inputs: Props) {
   const str = (key: string) => String(inputs[key] ?? "");
@@ -40,4 +49,5 @@ export const aws: StandInSpec = {
   description: "STAND-IN for the aws provider (bbaegok-infra engine build): records every input as the output with a deterministic id; nothing is created in AWS and nothing is validated as AWS would.",
   create,
   computedKeys: (type) => COMPUTED[type] ?? [],
+  replaces: (type, changed) => (REPLACE[type] ?? (type.startsWith("aws:s3/bucket") ? BUCKET_SETTING : () => []))(changed),
 };

@@ -9,12 +9,19 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MOCK_CLOUDFLARE_RANGES, mockZoneId } from "../../ops/offline/edge-mocks.js";
-import { digest, reveal, type Props, type StandInSpec } from "./recorder.js";
+import { digest, replaceRule, reveal, type Props, type StandInSpec } from "./recorder.js";
 import { pluginVersion } from "./versions.js";
 
 const COMPUTED: Record<string, readonly string[]> = {
   "cloudflare:index/originCaCertificate:OriginCaCertificate": ["certificate", "expiresOn"],
   "cloudflare:index/dnsRecord:DnsRecord": ["createdOn", "modifiedOn", "proxiable"],
+};
+
+// What the cloudflare provider cannot change in place (its schema's ForceNew / RequiresReplace).
+const REPLACE: Record<string, (changed: readonly string[]) => string[]> = {
+  // An Origin CA certificate is never edited: any change is a new certificate.
+  "cloudflare:index/originCaCertificate:OriginCaCertificate": replaceRule({ updatable: [] }),
+  "cloudflare:index/dnsRecord:DnsRecord": replaceRule({ forceNew: ["zoneId"] }),
 };
 
 /** A certificate for the CSR's key and names, signed by a CA made for this call. */
@@ -37,7 +44,7 @@ function create(type: string, urn: string, inputs: Props) {
     case "cloudflare:index/originCaCertificate:OriginCaCertificate": {
       const days = Number(inputs["requestedValidity"] ?? 5475);
       const certificate = signWithThrowawayCa(String(reveal(inputs["csr"])), days);
-      return { id: String(BigInt(`0x${digest(15, urn)}`)), outs: { certificate, expiresOn: new Date(Date.UTC(2026, 0, 1) + days * 86_400_000).toISOString() } };
+      return { id: String(BigInt(`0x${digest(15, urn, JSON.stringify(inputs))}`)), outs: { certificate, expiresOn: new Date(Date.UTC(2026, 0, 1) + days * 86_400_000).toISOString() } };
     }
     case "cloudflare:index/dnsRecord:DnsRecord":
       return { id: digest(32, urn), outs: { createdOn: "2026-01-01T00:00:00Z", modifiedOn: "2026-01-01T00:00:00Z", proxiable: true } };
@@ -65,5 +72,6 @@ export const cloudflare: StandInSpec = {
   description: "STAND-IN for the cloudflare provider (bbaegok-infra engine build): records every input as the output with a deterministic id; origin certificates come from a throwaway local CA; nothing is created in Cloudflare and nothing is validated as Cloudflare would.",
   create,
   computedKeys: (type) => COMPUTED[type] ?? [],
+  replaces: (type, changed) => REPLACE[type]?.(changed) ?? [],
   invoke,
 };

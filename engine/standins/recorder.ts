@@ -5,8 +5,9 @@
 // engine plans and applies the real program against it. It validates nothing a
 // cloud would: every input is accepted and returned as the output, with a
 // deterministic id and the few computed outputs the program reads (named per
-// type in the spec). Every change is reported as an in-place update: the
-// stand-in does not know which properties the real API replaces on.
+// type in the spec). A change of an input the real provider cannot update in
+// place (named per type in the spec, from the provider's schema) is planned as
+// a replacement, which gets new computed outputs, as it would for real.
 import { createHash } from "node:crypto";
 import type * as provider from "@pulumi/pulumi/provider";
 
@@ -36,6 +37,8 @@ export interface StandInSpec {
   create(type: string, urn: string, inputs: Props): Created;
   /** Output names this spec computes per type (never compared as inputs in a diff). */
   computedKeys(type: string): readonly string[];
+  /** Of the changed inputs, those the real provider replaces the resource for. */
+  replaces(type: string, changed: readonly string[]): string[];
   /** Invokes (data sources) the program calls. */
   invoke?(token: string, inputs: Props): Props;
 }
@@ -74,6 +77,11 @@ function containsUnknown(value: unknown): boolean {
   return false;
 }
 
+/** For specs: replace on every changed input but `updatable`, or on those of `forceNew` only. */
+export function replaceRule(rule: { updatable: readonly string[] } | { forceNew: readonly string[] }): (changed: readonly string[]) => string[] {
+  return "updatable" in rule ? (changed) => changed.filter((k) => !rule.updatable.includes(k)) : (changed) => changed.filter((k) => rule.forceNew.includes(k));
+}
+
 /** Input names whose values differ between the old state and the new inputs (computed outputs excluded). */
 export function changedInputs(olds: Props, news: Props, computed: readonly string[]): string[] {
   const keys = new Set([...Object.keys(news), ...Object.keys(olds).filter((k) => !computed.includes(k))]);
@@ -88,8 +96,9 @@ export function recorderProvider(spec: StandInSpec): provider.Provider {
       return { inputs: news };
     },
     async diff(_id, urn, olds, news) {
-      const changed = changedInputs(olds as Props, news as Props, spec.computedKeys(typeOfUrn(urn)));
-      return { changes: changed.length > 0 };
+      const type = typeOfUrn(urn);
+      const changed = changedInputs(olds as Props, news as Props, spec.computedKeys(type));
+      return { changes: changed.length > 0, replaces: spec.replaces(type, changed) };
     },
     async create(urn, inputs) {
       const created = spec.create(typeOfUrn(urn), urn, inputs as Props);
