@@ -74,7 +74,7 @@ function dockerPlugin(): GoComponent {
     binary: "pulumi-resource-docker",
     ldflags,
     tags,
-    generate: [["go", "run", "-trimpath", "-tags", tags.join(","), "-ldflags", ldflags.join(" "), "./cmd/tfgen"]],
+    generate: [["go", "run", "-trimpath", "-buildvcs=false", "-tags", tags.join(","), "-ldflags", ldflags.join(" "), "./cmd/tfgen"]],
   };
 }
 

@@ -24,7 +24,7 @@ function run(command: string, args: string[], options: { cwd?: string; env?: Nod
   return { ok: result.status === 0, output: `${result.stdout}${result.stderr}`.trim() };
 }
 
-function goVersion(): string {
+export function goVersion(): string {
   const result = run("go", ["version"]);
   if (!result.ok) throw new EngineInstallError(`engine:install needs Go (1.26 or later) on PATH: ${result.output}\nOn Debian: see the README's test command, which installs it.`);
   return result.output;
@@ -39,8 +39,7 @@ function sourceFiles(dir: string): string[] {
   return walk(".").sort();
 }
 
-function fingerprint(component: GoComponent, go: string): string {
-  const dir = join(ENGINE_GO_DIR, component.name);
+function fingerprint(component: GoComponent, go: string, dir: string): string {
   const hash = createHash("sha256").update(JSON.stringify({ component, go, repo: REPO_DIR }));
   for (const file of sourceFiles(dir)) hash.update(file).update("\0").update(readFileSync(join(dir, file)));
   return hash.digest("hex");
@@ -50,12 +49,12 @@ function sha256File(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
-/** Builds one Go component unless its build is current; returns the binary's path. */
-function build(component: GoComponent, go: string, label: string): string {
+/** Builds one Go component (from its module in engine/go/, or `dir`) unless its build is current; returns the binary's path. */
+export function build(component: GoComponent, go: string, label: string, dir = join(ENGINE_GO_DIR, component.name)): string {
   const out = enginePaths.build(component.name);
   const binary = join(out, component.binary);
   const stamp = join(out, "fingerprint");
-  const wanted = fingerprint(component, go);
+  const wanted = fingerprint(component, go, dir);
   const started = Date.now();
   if (existsSync(binary) && existsSync(stamp) && readFileSync(stamp, "utf8") === wanted) {
     console.log(`${label} ${component.name} ${component.version}: up to date (${component.what})`);
@@ -63,13 +62,13 @@ function build(component: GoComponent, go: string, label: string): string {
   }
   console.log(`${label} ${component.name} ${component.version}: building ${component.what} …`);
   mkdirSync(out, { recursive: true });
-  const dir = join(ENGINE_GO_DIR, component.name);
   for (const step of component.generate ?? []) {
     const [command, ...args] = step;
     const result = run(command!, args, { cwd: dir });
     if (!result.ok) throw new EngineInstallError(`engine:install: ${component.name}: \`${step.join(" ")}\` failed in engine/go/${component.name}:\n${result.output}`);
   }
-  const args = ["build", "-trimpath", ...(component.tags ? ["-tags", component.tags.join(",")] : []), "-ldflags", component.ldflags.join(" "), "-o", binary, component.pkg];
+  // -buildvcs=false: the binaries need no VCS stamp, and a checkout git cannot read would otherwise fail the build.
+  const args = ["build", "-trimpath", "-buildvcs=false", ...(component.tags ? ["-tags", component.tags.join(",")] : []), "-ldflags", component.ldflags.join(" "), "-o", binary, component.pkg];
   const result = run("go", args, { cwd: dir });
   if (!result.ok) throw new EngineInstallError(`engine:install: ${component.name}: \`go ${args.join(" ")}\` failed in engine/go/${component.name}:\n${result.output}`);
   writeFileSync(stamp, wanted);

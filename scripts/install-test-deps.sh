@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real on a fresh Debian machine: nginx,
-# MariaDB, PostgreSQL, the AWS CLI, zstd, shellcheck, wrk; then the npm packages.
+# MariaDB, PostgreSQL, the AWS CLI, zstd, shellcheck, wrk; then the npm packages;
+# then Pulumi's engine and the program's plugins, built from the Go module proxy
+# (npm run engine:install: a few seconds when Go's caches and .engine/ are warm).
 # Packages already present are left alone. Services are NOT started by the
 # install (the tests start their own on loopback, with their own data dirs).
 set -euo pipefail
@@ -38,3 +40,11 @@ fi
 
 cd "$(dirname "$0")/.."
 npm ci --no-audit --no-fund --loglevel=error
+
+# The engine build needs Go 1.21 or later (go.mod files name 1.26; a newer Go
+# than the machine's is fetched from the Go module proxy when GOTOOLCHAIN allows).
+if ! have go; then
+  echo "install-test-deps: Go is not installed; the engine build needs it (https://go.dev/doc/install, or Debian's golang-go from bookworm-backports)" >&2
+  exit 1
+fi
+npm run -s engine:install

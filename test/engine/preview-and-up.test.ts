@@ -94,6 +94,22 @@ describe("the real engine, before any stack is up", () => {
   });
 });
 
+describe("npm run stack:clone with the built CLI", () => {
+  it("creates the new stack in the backend (pulumi stack init), and the clone previews for real", () => {
+    const clone = ops("stack-clone.ts", [
+      ...["--from", "prod", "--to", "qa", "--host", "qa.bbaegok.kr", "--public-ip", "198.51.100.7"],
+      ...["--api", "qa-api.bbaegok.kr", "--metabase", "qa-metabase.bbaegok.kr", "--bucket", "bbaegok-qa-db-backups"],
+    ]);
+    assert.equal(clone.status, 0, outputOf(clone));
+    assert.match(clone.stdout, /Creating the stack: pulumi stack init qa/);
+    const stacks = ws.pulumi(["stack", "ls", "--json"]);
+    assert.ok((JSON.parse(stacks.stdout) as { name: string }[]).some((s) => s.name === "qa"), stacks.stdout);
+    const preview = ws.pulumi(["preview", "--stack", "qa", "--policy-pack", "policy"]);
+    assert.equal(preview.status, 0, outputOf(preview));
+    assert.match(preview.stdout, /qa-api\.bbaegok\.kr/);
+  });
+});
+
 describe("the real engine, after `pulumi up` of prod", () => {
   let upOutput = "";
   before(() => {
