@@ -19,6 +19,8 @@ import {
   bucketsAreVersioned,
   bucketsHaveLifecycleRules,
   containersAreBounded,
+  fixedNamesReplaceOldFirst,
+  healthChecksInProviderForm,
   imagesArePinned,
   isBucket,
   noSecretsInContainerEnv,
@@ -58,13 +60,13 @@ export function plainValue(value: unknown): unknown {
 
 /** The rules' view of a resource the pack validates on its own (its inputs). */
 export function viewOfResource(args: ResourceValidationArgs): ResourceView {
-  return { type: args.type, name: args.name, inputs: plainValue(args.props) as Record<string, unknown>, options: { protect: args.opts.protect } };
+  return { type: args.type, name: args.name, inputs: plainValue(args.props) as Record<string, unknown>, options: { protect: args.opts.protect, deleteBeforeReplace: args.opts.deleteBeforeReplace } };
 }
 
 /** The rules' view of one resource of the whole stack (its outputs, and what it depends on). */
 export function viewOfStackResource(r: PolicyResource): ResourceView {
   const dependsOn = new Set([...r.dependencies, ...Object.values(r.propertyDependencies).flat()].map((d) => d.name));
-  return { type: r.type, name: r.name, inputs: plainValue(r.props) as Record<string, unknown>, options: { protect: r.opts.protect, dependsOn: [...dependsOn] } };
+  return { type: r.type, name: r.name, inputs: plainValue(r.props) as Record<string, unknown>, options: { protect: r.opts.protect, deleteBeforeReplace: r.opts.deleteBeforeReplace, dependsOn: [...dependsOn] } };
 }
 
 type ResourceRule = (r: ResourceView) => string[];
@@ -122,6 +124,16 @@ export const noSecretsInContainerEnvPolicy = resourcePolicy(
   "Secrets reach containers as files (*_FILE), never as environment values.",
   noSecretsInContainerEnv,
 );
+export const fixedNamesReplaceOldFirstPolicy = resourcePolicy(
+  "fixed-names-replace-old-first",
+  "A container with a fixed name is replaced old-first (deleteBeforeReplace): Docker refuses two containers of one name, so a create-first replacement fails.",
+  fixedNamesReplaceOldFirst,
+);
+export const healthChecksInProviderFormPolicy = resourcePolicy(
+  "healthchecks-provider-form",
+  "Health-check durations are written as Docker's provider reads them back (1m30s, not 90s), so a second up changes nothing.",
+  healthChecksInProviderForm,
+);
 export const bucketsAreProtectedPolicy = resourcePolicy("buckets-protected", "S3 buckets hold the backups and are protected, so no destroy or removal deletes them.", bucketsAreProtected);
 export const bucketsArePrivatePolicy = bucketPolicy(
   "buckets-private",
@@ -142,6 +154,8 @@ export const POLICIES: Policies = [
   imagesArePinnedPolicy,
   dataVolumesProtectedPolicy,
   containersAreBoundedPolicy,
+  fixedNamesReplaceOldFirstPolicy,
+  healthChecksInProviderFormPolicy,
   noSecretsInContainerEnvPolicy,
   bucketsAreProtectedPolicy,
   bucketsArePrivatePolicy,

@@ -1,7 +1,7 @@
 // Guardrails as pure checks over planned resources: used by the test suite on
 // every committed stack, and by the policy pack that `pulumi preview` enforces.
 // Each rule returns sentences naming the resource and what is wrong.
-import { isPinnedImage } from "../stacks/config/rules.js";
+import { goDuration, isPinnedImage } from "../stacks/config/rules.js";
 
 /** The shape a rule needs: what the offline plan records (and a policy pack sees). */
 export interface ResourceView {
@@ -11,6 +11,7 @@ export interface ResourceView {
   options?: {
     protect?: boolean;
     retainOnDelete?: boolean;
+    deleteBeforeReplace?: boolean;
     /** Logical names of the resources this one depends on (explicitly or through its inputs). */
     dependsOn?: readonly string[];
   };
@@ -99,6 +100,42 @@ export function containersAreBounded(r: ResourceView): string[] {
   }
   if (!roleOf(r)) problems.push(`container ${r.name} has no ${ROLE_LABEL} label`);
   return problems;
+}
+
+/**
+ * A container with a fixed name is replaced old-first (`deleteBeforeReplace`):
+ * Pulumi's default creates the new one first, and Docker refuses a second
+ * container of the same name, so an image bump would fail.
+ */
+export function fixedNamesReplaceOldFirst(r: ResourceView): string[] {
+  if (r.type !== CONTAINER || typeof r.inputs["name"] !== "string" || r.options?.deleteBeforeReplace === true) return [];
+  return [`container ${r.name} has the fixed name "${r.inputs["name"]}" but is not replaced old-first (deleteBeforeReplace): a replacement would fail on the name`];
+}
+
+/**
+ * Health-check durations are written as Docker's provider reads them back
+ * (Go's form: `1m30s`, not `90s`); any other spelling is a change on every
+ * run and drift every day.
+ */
+export function healthChecksInProviderForm(r: ResourceView): string[] {
+  if (r.type !== CONTAINER) return [];
+  const check = (r.inputs["healthcheck"] ?? {}) as Record<string, unknown>;
+  return (["interval", "timeout", "startPeriod"] as const).flatMap((field) => {
+    const value = check[field];
+    if (typeof value !== "string" || value === UNKNOWN_PLACEHOLDER) return [];
+    const ms = durationMs(value);
+    const canonical = ms === undefined ? undefined : goDuration(`${ms}ms`);
+    if (canonical === value) return [];
+    return [`container ${r.name} has healthcheck.${field} "${value}"; ${canonical ? `write it as Docker's provider reads it back: "${canonical}"` : "expected a duration such as 1m30s"}`];
+  });
+}
+
+/** Milliseconds in a Go-style duration (`1m30s`, `90s`, `500ms`); undefined when it is not one. */
+function durationMs(value: string): number | undefined {
+  const match = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$/.exec(value);
+  if (!match || value === "") return undefined;
+  const [, h = "0", m = "0", sec = "0", ms = "0"] = match;
+  return Math.round(((Number(h) * 60 + Number(m)) * 60 + Number(sec)) * 1000 + Number(ms));
 }
 
 const SECRET_ENV_NAME = /(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|ACCESS_KEY)(?!_FILE)/;
@@ -209,6 +246,8 @@ export const RULES = {
   imagesArePinned,
   dataVolumesProtected,
   containersAreBounded,
+  fixedNamesReplaceOldFirst,
+  healthChecksInProviderForm,
   noSecretsInContainerEnv,
   bucketsAreProtected,
   bucketsAreRetained,

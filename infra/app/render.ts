@@ -4,6 +4,7 @@
 import { durationSeconds } from "../../stacks/config/rules.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS } from "../database/render.js";
+import { dockerHealthCheck } from "../server/render.js";
 
 export const SLOTS: readonly Slot[] = ["blue", "green"];
 
@@ -62,13 +63,13 @@ export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Sl
 export function slotHealthCheck(app: StackConfig["app"], hostHeader: string) {
   const url = `http://127.0.0.1:${app.port}${app.healthCheck.path}`;
   const check = `curl -fsS -o /dev/null -H 'Host: ${hostHeader}' '${url}' || wget -q -O /dev/null --header 'Host: ${hostHeader}' '${url}'`;
-  return {
+  return dockerHealthCheck({
     tests: ["CMD-SHELL", check],
     interval: app.healthCheck.interval,
     timeout: app.healthCheck.timeout,
     retries: app.healthCheck.retries,
     startPeriod: app.healthCheck.startPeriod,
-  };
+  });
 }
 
 /** Seconds Pulumi waits for a new slot to turn healthy before failing the run. */

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ROLE_LABEL } from "../../policy/rules.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { ServerFile, type HomeServer } from "../server/index.js";
+import { dockerHealthCheck, ServerFile, type HomeServer } from "../server/index.js";
 import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseSpec } from "./render.js";
 
 export interface ServiceDatabaseArgs {
@@ -59,7 +59,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const initDir = `${names.stackDir}/db-init`;
     for (const init of spec.initFiles) {
       files.push(
-        new ServerFile(`${name}-init-${init.name.replace(/\W+/g, "-")}`, { connection: server.connection, path: `${initDir}/${init.name}`, mode: "0755", owner: "root:root", content: init.content }, { parent: this }),
+        new ServerFile(`${name}-init-${init.name.replace(/\W+/g, "-")}`, { connection: server.connection, path: `${initDir}/${init.name}`, mode: "0755", owner: "root:root", dirMode: "0755", content: init.content }, { parent: this }),
       );
     }
 
@@ -87,7 +87,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
           { type: "bind", source: `${names.secretsDir}/db`, target: SECRETS_MOUNT, readOnly: true },
           ...(spec.initFiles.length > 0 ? [{ type: "bind", source: initDir, target: "/docker-entrypoint-initdb.d", readOnly: true }] : []),
         ],
-        healthcheck: { tests: spec.healthcheck, interval: "10s", timeout: "5s", retries: 5, startPeriod: "60s" },
+        healthcheck: dockerHealthCheck({ tests: spec.healthcheck, interval: "10s", timeout: "5s", retries: 5, startPeriod: "60s" }),
         // A database flushes on shutdown: give it time before SIGKILL.
         labels: [
           { label: ROLE_LABEL, value: "database" },
@@ -97,7 +97,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
         wait: true,
         waitTimeout: 300,
       },
-      { ...dockerOpts, dependsOn: files },
+      // A fixed name: the old container goes before the new one starts (Docker refuses two of one name).
+      { ...dockerOpts, deleteBeforeReplace: true, dependsOn: files },
     );
     this.containerName = container.name;
 

@@ -9,7 +9,7 @@ import { ROLE_LABEL } from "../../policy/rules.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { LOG_OPTS, type ServiceDatabase } from "../database/index.js";
 import { DATABASE_UID, SECRETS_MOUNT } from "../database/render.js";
-import { ServerFile, shellQuote, type HomeServer } from "../server/index.js";
+import { dockerHealthCheck, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
 import { METABASE_SECRETS_MOUNT, READONLY_USER, adminSqlCommand, metabaseEntrypoint, readOnlyUserSql, setupScript } from "./render.js";
 
 export interface MetabaseArgs {
@@ -80,7 +80,7 @@ export class Metabase extends pulumi.ComponentResource {
         networksAdvanced: [{ name: server.dataNetworkName, aliases: [METABASE_APP_DB.alias] }],
         volumes: [{ volumeName: appDbVolume.name, containerPath: "/var/lib/postgresql/data" }],
         mounts: [{ type: "bind", source: appDbSecretsDir, target: SECRETS_MOUNT, readOnly: true }],
-        healthcheck: { tests: ["CMD", "pg_isready", "-U", METABASE_APP_DB.user, "-d", METABASE_APP_DB.name], interval: "10s", timeout: "5s", retries: 5, startPeriod: "30s" },
+        healthcheck: dockerHealthCheck({ tests: ["CMD", "pg_isready", "-U", METABASE_APP_DB.user, "-d", METABASE_APP_DB.name], interval: "10s", timeout: "5s", retries: 5, startPeriod: "30s" }),
         labels: [
           { label: ROLE_LABEL, value: "metabase-db" },
           { label: "bbaegok.stack", value: server.stack },
@@ -89,7 +89,8 @@ export class Metabase extends pulumi.ComponentResource {
         wait: true,
         waitTimeout: 180,
       },
-      { ...dockerOpts, dependsOn: [appDbFile] },
+      // Fixed names: the old container goes before the new one starts (Docker refuses two of one name).
+      { ...dockerOpts, deleteBeforeReplace: true, dependsOn: [appDbFile] },
     );
 
     // The read-only login on the service database, applied (and re-applied) as its administrator.
@@ -130,7 +131,7 @@ export class Metabase extends pulumi.ComponentResource {
         // A fixed address on the edge network: the proxy's upstream for Metabase.
         networksAdvanced: [{ name: server.edgeNetworkName, ipv4Address: server.edgeAddresses.metabase }, { name: server.dataNetworkName }],
         mounts: [{ type: "bind", source: secretsDir, target: METABASE_SECRETS_MOUNT, readOnly: true }],
-        healthcheck: { tests: ["CMD-SHELL", "curl -fsS http://127.0.0.1:3000/api/health || exit 1"], interval: "15s", timeout: "5s", retries: 5, startPeriod: "180s" },
+        healthcheck: dockerHealthCheck({ tests: ["CMD-SHELL", "curl -fsS http://127.0.0.1:3000/api/health || exit 1"], interval: "15s", timeout: "5s", retries: 5, startPeriod: "180s" }),
         labels: [
           { label: ROLE_LABEL, value: "metabase" },
           { label: "bbaegok.stack", value: server.stack },
@@ -139,7 +140,7 @@ export class Metabase extends pulumi.ComponentResource {
         wait: true,
         waitTimeout: 600,
       },
-      { ...dockerOpts, dependsOn: [appDb, ...metabaseFiles] },
+      { ...dockerOpts, deleteBeforeReplace: true, dependsOn: [appDb, ...metabaseFiles] },
     );
 
     new command.remote.Command(

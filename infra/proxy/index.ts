@@ -223,7 +223,8 @@ export class EdgeProxy extends pulumi.ComponentResource {
       },
       // Guests connect the proxy to their own networks (see the top of this file): a refresh that
       // sees those networks must not plan a replacement of the server's one entrance.
-      { ...dockerOpts, dependsOn: [site], ignoreChanges: ["networksAdvanced"] },
+      // A fixed name: the old container goes before the new one starts (Docker refuses two of one name).
+      { ...dockerOpts, deleteBeforeReplace: true, dependsOn: [site], ignoreChanges: ["networksAdvanced"] },
     );
   }
 }

@@ -1,6 +1,7 @@
 // Pure renderers for the server: how Docker and SSH are reached, how a file is
 // installed atomically, and the names every stack's resources get.
 // No Pulumi import: tested on its own and by real shells.
+import { goDuration } from "../../stacks/config/rules.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 
 /** Quotes a string for POSIX sh, safe for any content. */
@@ -20,6 +21,19 @@ export function dockerHost(server: StackConfig["server"]): string {
  */
 export function dockerSshOptions(): string[] {
   return ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30"];
+}
+
+export interface HealthCheck {
+  tests: string[];
+  interval: string;
+  timeout: string;
+  retries: number;
+  startPeriod: string;
+}
+
+/** A container health check with its durations in the form Docker's provider reads back (`90s` → `1m30s`): no diff on the next run. */
+export function dockerHealthCheck(check: HealthCheck): HealthCheck {
+  return { ...check, interval: goDuration(check.interval), timeout: goDuration(check.timeout), startPeriod: goDuration(check.startPeriod) };
 }
 
 /** Names of one stack's resources on the server; two stacks never share one. */
@@ -45,7 +59,15 @@ export interface FileSpec {
   mode: string;
   /** `user:group`, names or numeric ids. */
   owner: string;
+  /**
+   * The mode of the file's own directory, when others must list it (e.g.
+   * "0755" for a folder a container's entrypoint reads as another user).
+   * @default the directory keeps the mode it was created with, 0700
+   */
+  dirMode?: string;
 }
+
+const ROOT_OWNERS = new Set(["root:root", "0:0"]);
 
 export function validateFileSpec(spec: FileSpec): void {
   if (!/^\/[A-Za-z0-9._/-]+$/.test(spec.path) || spec.path.includes("/../") || spec.path.endsWith("/")) {
@@ -53,6 +75,7 @@ export function validateFileSpec(spec: FileSpec): void {
   }
   if (!/^0[0-7]{3}$/.test(spec.mode)) throw new Error(`server file ${spec.path}: mode "${spec.mode}" must be octal like "0640"`);
   if (!/^[a-z0-9_-]+:[a-z0-9_-]+$/.test(spec.owner)) throw new Error(`server file ${spec.path}: owner "${spec.owner}" must be "user:group"`);
+  if (spec.dirMode !== undefined && !/^0[0-7]{3}$/.test(spec.dirMode)) throw new Error(`server file ${spec.path}: dirMode "${spec.dirMode}" must be octal like "0755"`);
 }
 
 /**
@@ -65,16 +88,22 @@ export type Privilege = "sudo" | "none";
  * A shell command that installs the file read from stdin: written to a temp file
  * beside the target with its final mode and owner, then renamed over it, so a
  * reader never sees a half-written file or, for secrets, a moment of wider mode.
- * Idempotent: running it twice leaves the same file.
+ * Directories are created private (umask 077); a file for another user than
+ * root (a container's uid reading its secret through a bind mount) gets
+ * traverse permission (o+x, never read) on every directory above it, or its
+ * user could not reach it. Idempotent: running it twice leaves the same file.
  */
 export function installFileCommand(spec: FileSpec, privilege: Privilege = "sudo"): string {
   validateFileSpec(spec);
   const dir = spec.path.slice(0, spec.path.lastIndexOf("/")) || "/";
   const base = spec.path.slice(spec.path.lastIndexOf("/") + 1);
+  const reachable = !ROOT_OWNERS.has(spec.owner) || spec.dirMode !== undefined;
   const script = [
     "set -eu",
     "umask 077",
     `mkdir -p ${shellQuote(dir)}`,
+    ...(spec.dirMode ? [`chmod ${spec.dirMode} ${shellQuote(dir)}`] : []),
+    ...(reachable ? [`d=${shellQuote(dir)}`, `while :; do chmod o+x "$d"; [ "$d" = / ] && break; d=$(dirname "$d"); done`] : []),
     `tmp=$(mktemp ${shellQuote(`${dir}/.${base}.XXXXXX`)})`,
     `trap 'rm -f "$tmp"' EXIT`,
     `cat > "$tmp"`,

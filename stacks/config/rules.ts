@@ -62,6 +62,22 @@ export function durationSeconds(value: string): number {
   return { ms: amount / 1000, s: amount, m: amount * 60, h: amount * 3600 }[unit];
 }
 
+/**
+ * A Docker duration in Go's canonical form (`time.Duration.String()`: `90s` →
+ * `1m30s`, `60s` → `1m0s`, `1h` → `1h0m0s`): the form Docker's provider reads
+ * back, so a value written any other way is a diff on every run.
+ */
+export function goDuration(value: string): string {
+  const ms = Math.round(durationSeconds(value) * 1000);
+  if (ms < 1000) return `${ms}ms`;
+  const hours = Math.floor(ms / 3_600_000);
+  const minutes = Math.floor((ms % 3_600_000) / 60_000);
+  const seconds = `${(ms % 60_000) / 1000}s`;
+  if (hours > 0) return `${hours}h${minutes}m${seconds}`;
+  if (minutes > 0) return `${minutes}m${seconds}`;
+  return seconds;
+}
+
 /** The IPv4 address as a 32-bit number; undefined when it is not one. */
 function ipv4Number(value: string): number | undefined {
   if (!isIpv4(value)) return undefined;

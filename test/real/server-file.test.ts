@@ -25,6 +25,27 @@ describe("server files", () => {
     assert.deepEqual(readdirSync(join(dir.path, "secrets/db")), ["db_password"], "a temp file was left behind");
   });
 
+  it("a file for another user is readable by that user through private directories it can traverse but not list", () => {
+    // As a slot's password: owned by the container's uid, under directories made private by umask 077.
+    const spec = { path: join(dir.path, "srv/prod/secrets/app/spring.datasource.password"), mode: "0400", owner: "nobody:nogroup" };
+    sh(installFileCommand(spec, "none"), "pw\n");
+    assert.equal(execFileSync("runuser", ["-u", "nobody", "--", "cat", spec.path], { encoding: "utf8" }), "pw\n");
+    assert.throws(() => execFileSync("runuser", ["-u", "nobody", "--", "ls", join(dir.path, "srv/prod/secrets/app")], { stdio: "pipe" }), "the directory stays unlistable");
+    assert.equal(statSync(join(dir.path, "srv/prod/secrets")).mode & 0o777, 0o701);
+  });
+
+  it("a root file in a directory another user must list (an entrypoint's init folder) gets that directory's mode", () => {
+    const spec = { path: join(dir.path, "srv/prod/db-init/10-app-user.sh"), mode: "0755", owner, dirMode: "0755" };
+    sh(installFileCommand(spec, "none"), "#!/bin/sh\n");
+    assert.equal(execFileSync("runuser", ["-u", "nobody", "--", "ls", join(dir.path, "srv/prod/db-init")], { encoding: "utf8" }), "10-app-user.sh\n");
+  });
+
+  it("a root file stays behind private directories", () => {
+    const spec = { path: join(dir.path, "private/backup/credentials"), mode: "0600", owner };
+    sh(installFileCommand(spec, "none"), "k\n");
+    assert.equal(statSync(join(dir.path, "private")).mode & 0o777, 0o700);
+  });
+
   it("replaces the content when run again, and leaves nothing else", () => {
     const spec = { path: join(dir.path, "conf/app.conf"), mode: "0644", owner };
     sh(installFileCommand(spec, "none"), "one\n");

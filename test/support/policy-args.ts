@@ -29,6 +29,7 @@ function urnOf(view: ResourceView): string {
 function optionsOf(view: ResourceView): PolicyResourceOptions {
   return {
     protect: view.options?.protect === true,
+    ...(view.options?.deleteBeforeReplace !== undefined ? { deleteBeforeReplace: view.options.deleteBeforeReplace } : {}),
     ignoreChanges: [],
     aliases: [],
     customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },

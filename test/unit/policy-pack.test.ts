@@ -73,6 +73,8 @@ const VIOLATIONS: Record<string, { stack: ResourceView[]; says: RegExp }> = {
   "images-pinned": { stack: [{ type: "docker:index/remoteImage:RemoteImage", name: "database-image", inputs: { name: "mariadb:latest" } }], says: /"mariadb:latest", which is not pinned/ },
   "data-volumes-protected": { stack: [{ type: "docker:index/volume:Volume", name: "database-volume", inputs: {}, options: { protect: false } }], says: /volume database-volume is not protected/ },
   "containers-bounded": { stack: [container("app-blue", "app", { memory: undefined, restart: "no" })], says: /app-blue has restart "no"/ },
+  "fixed-names-replace-old-first": { stack: [container("app-blue", "app", { name: "bbaegok-prod-app-blue" })], says: /app-blue has the fixed name "bbaegok-prod-app-blue" but is not replaced old-first/ },
+  "healthchecks-provider-form": { stack: [container("app-blue", "app", { healthcheck: { tests: ["CMD", "true"], interval: "10s", timeout: "3s", retries: 3, startPeriod: "90s" } })], says: /healthcheck\.startPeriod "90s"; write it as Docker's provider reads it back: "1m30s"/ },
   "no-secrets-in-container-env": { stack: [container("app-blue", "app", { envs: ["SPRING_DATASOURCE_PASSWORD=hunter2"] })], says: /sets SPRING_DATASOURCE_PASSWORD in its environment/ },
   "buckets-protected": { stack: bucketWithSettings({ bucket: { options: { protect: false } } }), says: /bucket backup-bucket \(bbaegok-prod-db-backups\) is not protected/ },
   "buckets-private": {

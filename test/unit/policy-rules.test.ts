@@ -49,6 +49,21 @@ describe("guardrails", () => {
     assert.equal(RULES.containersAreBounded(container({ labels: [] })).length, 1);
   });
 
+  it("a fixed-name container is replaced old-first", () => {
+    assert.equal(RULES.fixedNamesReplaceOldFirst(container({ name: "bbaegok-prod-db" })).length, 1);
+    assert.deepEqual(RULES.fixedNamesReplaceOldFirst({ ...container({ name: "bbaegok-prod-db" }), options: { deleteBeforeReplace: true } }), []);
+    assert.deepEqual(RULES.fixedNamesReplaceOldFirst(container({})), []);
+  });
+
+  it("health-check durations are in the provider's form", () => {
+    const check = (fields: Record<string, string>) => container({ healthcheck: { tests: ["CMD", "true"], interval: "10s", timeout: "3s", retries: 3, startPeriod: "1m30s", ...fields } });
+    assert.deepEqual(RULES.healthChecksInProviderForm(check({})), []);
+    assert.match(RULES.healthChecksInProviderForm(check({ startPeriod: "90s" }))[0] ?? "", /startPeriod "90s".*"1m30s"/);
+    assert.match(RULES.healthChecksInProviderForm(check({ interval: "60s" }))[0] ?? "", /interval "60s".*"1m0s"/);
+    assert.match(RULES.healthChecksInProviderForm(check({ timeout: "soon" }))[0] ?? "", /expected a duration/);
+    assert.deepEqual(RULES.healthChecksInProviderForm(check({ startPeriod: "3m0s", interval: "500ms" })), []);
+  });
+
   it("secrets are not passed as environment values", () => {
     assert.equal(RULES.noSecretsInContainerEnv(container({ envs: ["MARIADB_ROOT_PASSWORD=hunter2"] })).length, 1);
     assert.equal(RULES.noSecretsInContainerEnv(container({ envs: "[secret]" })).length, 1);

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { cronProblem } from "../../stacks/config/cron.js";
-import { cidrsOverlap, durationSeconds, isHostname, isInZone, isPinnedImage, isPrivateCidr, isSubnet24, isTimeZone, nextFreeSubnet24 } from "../../stacks/config/rules.js";
+import { cidrsOverlap, durationSeconds, goDuration, isHostname, isInZone, isPinnedImage, isPrivateCidr, isSubnet24, isTimeZone, nextFreeSubnet24 } from "../../stacks/config/rules.js";
 import { edgeAddressing } from "../../infra/server/render.js";
 
 describe("cron expressions", () => {
@@ -51,6 +51,10 @@ describe("names and zones", () => {
     assert.ok(!isTimeZone("Asia/Nowhere"));
     assert.equal(durationSeconds("2m"), 120);
     assert.equal(durationSeconds("500ms"), 0.5);
+  });
+  it("durations in Go's form, as Docker's provider reads them back (time.Duration.String)", () => {
+    const cases: Record<string, string> = { "500ms": "500ms", "5s": "5s", "59s": "59s", "60s": "1m0s", "90s": "1m30s", "180s": "3m0s", "2m": "2m0s", "1500ms": "1.5s", "61500ms": "1m1.5s", "1h": "1h0m0s", "3700s": "1h1m40s" };
+    for (const [written, go] of Object.entries(cases)) assert.equal(goDuration(written), go, written);
   });
 });
 
