@@ -4,7 +4,7 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { dockerHost, dockerSshOptions, edgeAddressing, installFileCommand, removeFileCommand, stackNames, type EdgeAddressing, type FileSpec, type StackNames } from "./render.js";
+import { dockerHost, edgeAddressing, sshClientOptions, installFileCommand, removeFileCommand, stackNames, type EdgeAddressing, type FileSpec, type StackNames } from "./render.js";
 
 export * from "./render.js";
 
@@ -53,7 +53,7 @@ export class HomeServer extends pulumi.ComponentResource {
       ...(args.server.ssh.hostKey ? { hostKey: args.server.ssh.hostKey } : {}),
     };
 
-    this.docker = new docker.Provider(`${name}-docker`, { host: dockerHost(args.server), sshOpts: dockerSshOptions() }, { parent: this });
+    this.docker = new docker.Provider(`${name}-docker`, { host: dockerHost(args.server), sshOpts: sshClientOptions(args.server) }, { parent: this });
 
     const networkOpts = { parent: this, provider: this.docker };
     const { subnet, ipRange, gateway } = this.edgeAddresses;

@@ -16,11 +16,22 @@ export function dockerHost(server: StackConfig["server"]): string {
 }
 
 /**
- * ssh options for the Docker provider's connection: never prompt (CI has no
- * terminal), keep one connection alive across the many calls of a run.
+ * The options of every OpenSSH client the program and the ops commands start
+ * (Docker's provider, deploy/rollback/status): never prompt (CI has no
+ * terminal); one connection per server reused by every session of a run
+ * (ControlMaster), so the Docker provider's many `docker system dial-stdio`
+ * sessions do not each open a connection and meet sshd's MaxStartups; and,
+ * when `server.ssh.hostKey` is set, that key is the only one accepted (given
+ * by KnownHostsCommand, so no file is written and the options are the same on
+ * every machine: a change of them is a change of the provider's config).
  */
-export function dockerSshOptions(): string[] {
-  return ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30"];
+export function sshClientOptions(server: Pick<StackConfig["server"], "ssh">): string[] {
+  const options = [
+    ...["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30"],
+    ...["-o", "ControlMaster=auto", "-o", "ControlPath=~/.ssh/bbaegok-%C", "-o", "ControlPersist=60"],
+  ];
+  if (server.ssh.hostKey) options.push("-o", "UserKnownHostsFile=/dev/null", "-o", `KnownHostsCommand=/bin/echo %H ${server.ssh.hostKey}`);
+  return options;
 }
 
 export interface HealthCheck {

@@ -6,9 +6,6 @@
 // through `sudo -n sh -c`. Nothing secret ever goes on a command line: the
 // scripts carry names and paths, and file contents travel on stdin.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { SLOTS } from "../../infra/app/render.js";
 import {
   activationScript,
@@ -25,7 +22,7 @@ import {
   type AddressMap,
   type ProxyEndpoint,
 } from "../../infra/proxy/render.js";
-import { dockerSshOptions, shellQuote, stackNames, type Privilege } from "../../infra/server/render.js";
+import { shellQuote, sshClientOptions, stackNames, type Privilege } from "../../infra/server/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { DeployLockedError, type DeployRecord, type ServerControl, type SlotHealth, type SmokeResult } from "./orchestrator.js";
 
@@ -72,16 +69,7 @@ export function localShell(env: NodeJS.ProcessEnv = {}): Shell {
  * a prompt), strict host keys; a pinned `server.ssh.hostKey` is the only key accepted.
  */
 export function sshShell(server: StackConfig["server"]): Shell {
-  const options = [...dockerSshOptions(), "-p", String(server.ssh.port)];
-  let knownHosts: string | undefined;
-  if (server.ssh.hostKey) {
-    const dir = mkdtempSync(join(tmpdir(), "bbaegok-known-hosts-"));
-    knownHosts = join(dir, "known_hosts");
-    const name = server.ssh.port === 22 ? server.host : `[${server.host}]:${server.ssh.port}`;
-    writeFileSync(knownHosts, `${name} ${server.ssh.hostKey}\n`, { mode: 0o600 });
-    options.push("-o", `UserKnownHostsFile=${knownHosts}`);
-    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-  }
+  const options = [...sshClientOptions(server), "-p", String(server.ssh.port)];
   const destination = `${server.ssh.user}@${server.host}`;
   return {
     where: `${destination}:${server.ssh.port}`,

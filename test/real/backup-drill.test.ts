@@ -145,8 +145,11 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
       const run = await command(["--stack", STACK, "--database", DB]);
       assert.equal(run.status, 0, run.stderr);
       const ssh = args(sshLog);
-      assert.deepEqual(ssh.slice(0, 6), ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30"]);
-      assert.deepEqual(ssh.slice(6), ["-p", "22022", "deploy@home.bbaegok.kr", "--", "sh -c 'sudo -n '\\''/srv/bbaegok/prod/backup/restore-drill.sh'\\'' --database '\\''bbaegok'\\'''"]);
+      assert.deepEqual(ssh.slice(0, 12), [
+        ...["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30"],
+        ...["-o", "ControlMaster=auto", "-o", "ControlPath=~/.ssh/bbaegok-%C", "-o", "ControlPersist=60"],
+      ]);
+      assert.deepEqual(ssh.slice(12), ["-p", "22022", "deploy@home.bbaegok.kr", "--", "sh -c 'sudo -n '\\''/srv/bbaegok/prod/backup/restore-drill.sh'\\'' --database '\\''bbaegok'\\'''"]);
       assert.deepEqual(args(sudoLog), ["-n", "/srv/bbaegok/prod/backup/restore-drill.sh", "--database", "bbaegok"]);
       assert.match(run.stdout, /drill output on stdout/);
       assert.match(run.stderr, /Running the restore drill of prod \(bbaegok\) on deploy@home\.bbaegok\.kr:22022: \/srv\/bbaegok\/prod\/backup\/restore-drill\.sh\n[^]*drill log line on stderr/);
