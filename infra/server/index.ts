@@ -3,8 +3,11 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { mkdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { dockerHost, edgeAddressing, sshClientOptions, installFileCommand, removeFileCommand, stackNames, type EdgeAddressing, type FileSpec, type StackNames } from "./render.js";
+import { dockerHost, edgeAddressing, SSH_CONTROL_DIR, sshClientOptions, installFileCommand, removeFileCommand, stackNames, type EdgeAddressing, type FileSpec, type StackNames } from "./render.js";
 
 export * from "./render.js";
 
@@ -53,6 +56,8 @@ export class HomeServer extends pulumi.ComponentResource {
       ...(args.server.ssh.hostKey ? { hostKey: args.server.ssh.hostKey } : {}),
     };
 
+    // Docker's ssh shares one connection through a socket in ~/.ssh; ssh will not start if that folder is missing (a fresh CI runner).
+    mkdirSync(join(homedir(), SSH_CONTROL_DIR), { recursive: true, mode: 0o700 });
     this.docker = new docker.Provider(`${name}-docker`, { host: dockerHost(args.server), sshOpts: sshClientOptions(args.server) }, { parent: this });
 
     const networkOpts = { parent: this, provider: this.docker };

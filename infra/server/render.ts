@@ -26,6 +26,7 @@ export function dockerHost(server: StackConfig["server"]): string {
  * every machine: a change of them is a change of the provider's config).
  */
 export function sshClientOptions(server: Pick<StackConfig["server"], "ssh">): string[] {
+  // ssh refuses to start when the ControlPath's folder is missing: see ensureSshControlDir.
   const options = [
     ...["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30"],
     ...["-o", "ControlMaster=auto", "-o", "ControlPath=~/.ssh/bbaegok-%C", "-o", "ControlPersist=60"],
@@ -33,6 +34,9 @@ export function sshClientOptions(server: Pick<StackConfig["server"], "ssh">): st
   if (server.ssh.hostKey) options.push("-o", "UserKnownHostsFile=/dev/null", "-o", `KnownHostsCommand=/bin/echo %H ${server.ssh.hostKey}`);
   return options;
 }
+
+/** The folder of sshClientOptions' ControlPath (the operator's ~/.ssh), created 0700 when missing: ssh will not start without it. */
+export const SSH_CONTROL_DIR = ".ssh";
 
 export interface HealthCheck {
   tests: string[];

@@ -6,6 +6,9 @@
 // through `sudo -n sh -c`. Nothing secret ever goes on a command line: the
 // scripts carry names and paths, and file contents travel on stdin.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { SLOTS } from "../../infra/app/render.js";
 import {
   activationScript,
@@ -22,7 +25,7 @@ import {
   type AddressMap,
   type ProxyEndpoint,
 } from "../../infra/proxy/render.js";
-import { shellQuote, sshClientOptions, stackNames, type Privilege } from "../../infra/server/render.js";
+import { shellQuote, SSH_CONTROL_DIR, sshClientOptions, stackNames, type Privilege } from "../../infra/server/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { DeployLockedError, type DeployRecord, type ServerControl, type SlotHealth, type SmokeResult } from "./orchestrator.js";
 
@@ -70,6 +73,7 @@ export function localShell(env: NodeJS.ProcessEnv = {}): Shell {
  */
 export function sshShell(server: StackConfig["server"]): Shell {
   const options = [...sshClientOptions(server), "-p", String(server.ssh.port)];
+  mkdirSync(join(homedir(), SSH_CONTROL_DIR), { recursive: true, mode: 0o700 });
   const destination = `${server.ssh.user}@${server.host}`;
   return {
     where: `${destination}:${server.ssh.port}`,
