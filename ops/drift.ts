@@ -30,6 +30,8 @@ export interface DriftReport {
   drifted: DriftedResource[];
   /** The engine's own count of operations, e.g. { same: 40, update: 1 }. */
   changeSummary: automation.OpMap;
+  /** The operations of that count that mean drift: `[op, count]`, without the steps that are not drift (reads of stack outputs). */
+  changed: [string, number][];
 }
 
 /** Prints progress; the CLI writes lines, tests collect them. */
@@ -39,9 +41,12 @@ export interface Reporter {
 
 // A refresh step that found nothing reports "same" (or "refresh" with no diff); reads are data sources.
 const UNCHANGED_OPS: ReadonlySet<string> = new Set(["same", "read", "refresh"]);
+// Not resources outside the code: the stack itself, and stack outputs read through a
+// StackReference (the stack's own last run, the proxy owner's), which change with every up.
+const NOT_DRIFT: ReadonlySet<string> = new Set(["pulumi:pulumi:Stack", "pulumi:pulumi:StackReference"]);
 
 function driftOf(step: automation.StepEventMetadata): DriftedResource | undefined {
-  if (step.type === "pulumi:pulumi:Stack") return undefined;
+  if (NOT_DRIFT.has(step.type)) return undefined;
   const properties = step.diffs && step.diffs.length > 0 ? step.diffs : Object.keys(step.detailedDiff ?? {});
   if (UNCHANGED_OPS.has(step.op) && properties.length === 0) return undefined;
   const gone = step.op === "delete" || step.op === "delete-replaced" || (step.op === "refresh" && step.new === undefined && step.old !== undefined);
@@ -61,9 +66,16 @@ export function driftedResources(events: readonly automation.EngineEvent[]): Dri
   return [...byUrn.values()];
 }
 
-/** Operations in the engine's summary that mean something differs. */
-function changedCounts(summary: automation.OpMap): [string, number][] {
-  return Object.entries(summary).filter((entry): entry is [string, number] => !UNCHANGED_OPS.has(entry[0]) && typeof entry[1] === "number" && entry[1] > 0);
+/** Operations in the engine's summary that mean something differs, less the steps that are not drift (see NOT_DRIFT). */
+function changedCounts(summary: automation.OpMap, events: readonly automation.EngineEvent[] = []): [string, number][] {
+  const notDrift = new Map<string, number>();
+  for (const event of events) {
+    const step = event.resOutputsEvent?.metadata;
+    if (step && NOT_DRIFT.has(step.type) && !UNCHANGED_OPS.has(step.op)) notDrift.set(step.op, (notDrift.get(step.op) ?? 0) + 1);
+  }
+  return Object.entries(summary)
+    .map(([op, n]): [string, number] => [op, typeof n === "number" ? n - (notDrift.get(op) ?? 0) : 0])
+    .filter(([op, n]) => !UNCHANGED_OPS.has(op) && n > 0);
 }
 
 /** Runs a refresh preview of `stack` and reports every resource that drifted. */
@@ -73,7 +85,7 @@ export async function detectDrift(stack: string, engine: RefreshPreviewer, repor
   const events: automation.EngineEvent[] = [];
   const result = await engine.previewRefresh({ onEvent: (event) => events.push(event), color: "never", suppressProgress: true });
   const drifted = driftedResources(events);
-  const counted = changedCounts(result.changeSummary);
+  const counted = changedCounts(result.changeSummary, events);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
 
   for (const d of drifted) {
@@ -91,7 +103,7 @@ export async function detectDrift(stack: string, engine: RefreshPreviewer, repor
         `Put back what the code says with \`pulumi up -s ${stack}\`, or accept what is there with \`pulumi refresh -s ${stack}\` and change the code to match.`,
     );
   }
-  return { stack, drifted, changeSummary: result.changeSummary };
+  return { stack, drifted, changed: counted, changeSummary: result.changeSummary };
 }
 
 /** The command: 0 no drift, 2 drift found, 1 could not check. */
@@ -109,7 +121,7 @@ export async function runDriftCommand(argv: string[], openStack: (stack: string)
   }
   try {
     const report = await detectDrift(stack, await openStack(stack), reporter);
-    return report.drifted.length > 0 || changedCounts(report.changeSummary).length > 0 ? 2 : 0;
+    return report.drifted.length > 0 || report.changed.length > 0 ? 2 : 0;
   } catch (err) {
     if (err instanceof PulumiCliMissingError) {
       errors.line(`drift: cannot check ${stack} for drift.\n${err.message}`);

@@ -9,12 +9,16 @@ import { Metabase } from "../infra/metabase/index.js";
 import { EdgeProxy, GuestProxy, publicHosts } from "../infra/proxy/index.js";
 import { HomeServer } from "../infra/server/index.js";
 import { SiteCertificate } from "../infra/tls/index.js";
+import * as pulumi from "@pulumi/pulumi";
 import { loadStackConfig } from "./config/index.js";
 
 const { stack, config, backupPingUrl } = loadStackConfig();
 
+// This stack's own outputs from its last run: what changed since is said before it happens (the database's planned downtime).
+const lastRun = new pulumi.StackReference("last-run", { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}` });
+
 const server = new HomeServer("server", { server: config.server, service: config.service, stack });
-const database = new ServiceDatabase("database", { server, database: config.database });
+const database = new ServiceDatabase("database", { server, database: config.database, lastRuntime: lastRun.getOutput("databaseRuntime") });
 const app = new AppSlots("app", { server, config, database });
 const metabase = config.metabase.enabled ? new Metabase("metabase", { server, config, database }) : undefined;
 
@@ -30,6 +34,8 @@ export const databaseEngine = config.database.engine;
 export const databaseName = database.databaseName;
 export const databaseUser = database.user;
 export const databasePassword = database.password;
+/** What recreates the database container when it changes: the next run compares (planned downtime). */
+export const databaseRuntime = database.runtime;
 /** The app's blue/green slots: what deploy, rollback and status read. */
 export const liveSlot = app.liveSlot;
 export const idleSlot = app.idleSlot;

@@ -7,14 +7,19 @@ import * as random from "@pulumi/random";
 import { ROLE_LABEL } from "../../policy/rules.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { dockerHealthCheck, ServerFile, type HomeServer } from "../server/index.js";
-import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseSpec } from "./render.js";
+import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseRuntime, databaseSpec, replacementNotice } from "./render.js";
 
 export interface ServiceDatabaseArgs {
   /** The stack's server footprint (Docker provider, networks, SSH). */
   server: HomeServer;
   /** The stack's validated `database` config. */
   database: StackConfig["database"];
+  /** The `databaseRuntime` this stack exported on its last run (undefined on the first): a change is announced as planned downtime. */
+  lastRuntime?: pulumi.Output<unknown>;
 }
+
+const STOP_SECONDS = 60;
+const HEALTHY_SECONDS = 300;
 
 /** Log rotation for every container: a full disk takes the whole server down. */
 export const LOG_OPTS = { "max-size": "10m", "max-file": "5" };
@@ -33,6 +38,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
   readonly rootPassword: pulumi.Output<string>;
   /** The named Docker volume that holds the data. */
   readonly volumeName: pulumi.Output<string>;
+  /** What recreates the container when it changes (see databaseRuntime); the stack exports it for the next run. */
+  readonly runtime: string;
 
   constructor(name: string, args: ServiceDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bbaegok:database:ServiceDatabase", name, { engine: args.database.engine, version: args.database.version }, opts);
@@ -41,6 +48,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const names = server.names;
     const dockerOpts = { parent: this, provider: server.docker };
     this.port = spec.port;
+    this.runtime = databaseRuntime(spec);
     this.databaseName = database.name;
     this.user = database.user;
 
@@ -93,14 +101,19 @@ export class ServiceDatabase extends pulumi.ComponentResource {
           { label: ROLE_LABEL, value: "database" },
           { label: "bbaegok.stack", value: server.stack },
         ],
-        stopTimeout: 60,
+        stopTimeout: STOP_SECONDS,
         wait: true,
-        waitTimeout: 300,
+        waitTimeout: HEALTHY_SECONDS,
       },
       // A fixed name: the old container goes before the new one starts (Docker refuses two of one name).
       { ...dockerOpts, deleteBeforeReplace: true, dependsOn: files },
     );
     this.containerName = container.name;
+    // Said in the preview, before anything happens: the engine's own "replace" line does not say the service goes down.
+    args.lastRuntime?.apply((last) => {
+      const notice = replacementNotice(`${names.prefix}-db`, last, this.runtime, { stopSeconds: STOP_SECONDS, healthySeconds: HEALTHY_SECONDS });
+      if (notice) void pulumi.log.warn(notice, container);
+    });
 
     this.registerOutputs({ containerName: this.containerName, volumeName: this.volumeName });
   }

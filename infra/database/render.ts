@@ -90,3 +90,29 @@ ALTER SCHEMA public OWNER TO ${db.user};
 SQL
 `;
 }
+
+/**
+ * What makes Docker recreate the database container when it changes: the
+ * image, the server flags and the environment. Exported by the stack, so the
+ * next run can tell, before anything happens, that the database will be down.
+ */
+export function databaseRuntime(spec: DatabaseSpec): string {
+  return JSON.stringify({ image: spec.image, command: spec.command, envs: spec.envs });
+}
+
+/** The warning a preview shows when the database container is about to be replaced; undefined when it is not. */
+export function replacementNotice(container: string, previous: unknown, current: string, timeouts: { stopSeconds: number; healthySeconds: number }): string | undefined {
+  if (typeof previous !== "string" || previous === current) return undefined;
+  const before = JSON.parse(previous) as { image?: string; command?: string[]; envs?: string[] };
+  const after = JSON.parse(current) as { image: string; command: string[]; envs: string[] };
+  const changes = [
+    before.image !== after.image ? `image ${before.image} → ${after.image}` : undefined,
+    JSON.stringify(before.command) !== JSON.stringify(after.command) ? "server flags" : undefined,
+    JSON.stringify(before.envs) !== JSON.stringify(after.envs) ? "environment" : undefined,
+  ].filter((c): c is string => c !== undefined);
+  return (
+    `PLANNED DOWNTIME: the database container ${container} will be replaced (${changes.join(", ")}). ` +
+    `The app cannot reach its database from when the old container stops (up to ${timeouts.stopSeconds} s to flush) ` +
+    `until the new one is healthy (up to ${timeouts.healthySeconds} s). The data volume is kept. Take a backup first (npm run drill / the nightly backup).`
+  );
+}

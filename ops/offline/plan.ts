@@ -104,7 +104,8 @@ export async function planStack(stack: string, options: PlanOptions = {}): Promi
   validateStackConfig(stack, rawFromPulumiConfig(file.config), readSiblings(projectDir, stack));
 
   const resolve = options.resolveStackOutputs ?? (() => ({}));
-  await pulumi.runtime.setMocks(offlineMocks(resolve), PROJECT, stack, true);
+  // "organization": what a self-managed backend (file, S3) calls every stack's organization.
+  await pulumi.runtime.setMocks(offlineMocks(resolve), PROJECT, stack, true, "organization");
   pulumi.runtime.setAllConfig(file.config, file.secretKeys);
 
   const resources: PlannedResource[] = [];

@@ -7,7 +7,7 @@
 // real backend, the Automation API commands against the real CLI.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
@@ -73,7 +73,8 @@ describe("the real engine, before any stack is up", () => {
 
   it("plans for prod exactly the resources the offline plan shows (the mocks and the engine agree)", () => {
     const engine = previewJson("prod")
-      .filter((s) => s.newState && !s.newState.type.startsWith("pulumi:providers:"))
+      // Providers are the engine's; a StackReference is read, not declared, and the offline plan records declarations.
+      .filter((s) => s.newState && !s.newState.type.startsWith("pulumi:providers:") && s.newState.type !== "pulumi:pulumi:StackReference")
       .map((s) => `${s.newState!.type} ${nameOf(s.urn)}`)
       .sort();
     const offline = planInChild("prod", ws.projectDir)
@@ -136,6 +137,22 @@ describe("the real engine, after `pulumi up` of prod", () => {
       assert.ok(!upOutput.includes(secret), "a generated password reached the up's output");
       assert.ok(!state.includes(secret), "a generated password is in the state file in clear");
     }
+  });
+
+  it("announces a database replacement as planned downtime in the preview, before anything happens", () => {
+    const file = join(ws.projectDir, "Pulumi.prod.yaml");
+    const committed = readFileSync(file, "utf8");
+    try {
+      writeFileSync(file, committed.replace('version: "11.4.4"', 'version: "11.4.5"'));
+      const result = ws.pulumi(["preview", "--stack", "prod"]);
+      assert.equal(result.status, 0, outputOf(result));
+      assert.match(result.stdout, /docker:index:Container database-container replace/);
+      assert.match(result.stdout, /warning: PLANNED DOWNTIME: the database container bbaegok-prod-db will be replaced \(image mariadb:11\.4\.4 → mariadb:11\.4\.5\)/);
+    } finally {
+      writeFileSync(file, committed);
+    }
+    const unchanged = ws.pulumi(["preview", "--stack", "prod"]);
+    assert.doesNotMatch(unchanged.stdout, /PLANNED DOWNTIME/);
   });
 
   it("owner-ready now lets staging go", () => {

@@ -24,7 +24,10 @@ async function main(): Promise<void> {
   await control.updateSlot(slot, image);
   await control.recordLiveSlot(slot);
   const after = await outputsByUrn(stack);
-  const updated = [...after].filter(([urn, outputs]) => before.get(urn) !== outputs && !urn.includes("::pulumi:pulumi:Stack::")).map(([urn]) => urn.split("::").pop());
+  // The stack's own outputs and its reads of stack outputs follow any change; they are not resources on the server.
+  const updated = [...after]
+    .filter(([urn, outputs]) => before.get(urn) !== outputs && !urn.includes("::pulumi:pulumi:Stack::") && !urn.includes("::pulumi:pulumi:StackReference::"))
+    .map(([urn]) => urn.split("::").pop());
   console.log(JSON.stringify({ updated }));
 }
 

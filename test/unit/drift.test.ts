@@ -80,6 +80,21 @@ describe("drift", () => {
     assert.deepEqual(driftedResources([step("refresh", CONTAINER, "x"), step("read", "aws:index/getCallerIdentity:getCallerIdentity", "me"), step("update", "pulumi:pulumi:Stack", "s")]), []);
   });
 
+  it("never counts a StackReference (the stack's own last run, the proxy owner's outputs) as drift, in the events or the summary", async () => {
+    const ref = "pulumi:pulumi:StackReference";
+    const events = [
+      step("update", ref, "last-run", { diffs: ["outputs"] }),
+      { sequence: 1, timestamp: 0, resOutputsEvent: { metadata: { op: "update" as automation.OpType, urn: URN(ref, "last-run"), type: ref, provider: "", diffs: ["outputs"] } } },
+      step("same", CONTAINER, "app-blue"),
+    ];
+    const out = collect();
+    assert.equal(await runDriftCommand(["--stack", "prod"], async () => engine(events, { same: 40, update: 1 }), out, collect()), 0);
+    assert.match(out.lines.at(-1)!, /^No drift in prod/);
+    // A real change beside it is still drift.
+    const both = [...events, step("update", CONTAINER, "app-green", { diffs: ["memory"] })];
+    assert.equal(await runDriftCommand(["--stack", "prod"], async () => engine(both, { same: 39, update: 2 }), collect(), collect()), 2);
+  });
+
   it("says the check failed (exit 1), not that there is no drift, when the engine fails", async () => {
     const errors = collect();
     const broken: RefreshPreviewer = {

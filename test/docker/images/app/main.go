@@ -1,0 +1,174 @@
+// The bbaegok API stand-in: what the platform sees of the Spring Boot app.
+//
+//   - configuration from Spring Boot's environment: SERVER_PORT,
+//     SPRING_DATASOURCE_URL (jdbc:mariadb, jdbc:mysql, jdbc:postgresql),
+//     SPRING_DATASOURCE_USERNAME, and the password from the config tree named
+//     by SPRING_CONFIG_IMPORT (file spring.datasource.password) unless
+//     SPRING_DATASOURCE_PASSWORD is set;
+//   - GET /actuator/health: 200 {"status":"UP"} while SELECT 1 on the
+//     database succeeds, 503 {"status":"DOWN"} otherwise (always 503 when
+//     BBAEGOK_TEST_UNHEALTHY is set: a release that never turns healthy);
+//   - GET /slow?ms=N answers after N ms (in-flight requests across a switch);
+//   - any other path: JSON naming the version (BBAEGOK_APP_VERSION, set by the
+//     image) and the slot (BBAEGOK_SLOT), so tests tell blue from green;
+//   - SIGTERM: stops accepting, finishes in-flight requests (at most 30 s, as
+//     Spring's graceful shutdown), then exits 0.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+	_ "time/tzdata" // TZ=Asia/Seoul works without the image's zoneinfo
+
+	"bbaegok-infra/test/docker/images/app/internal/datasource"
+)
+
+func main() {
+	log.SetFlags(log.LstdFlags | log.LUTC)
+	port := envOr("SERVER_PORT", "8080")
+	version := envOr("BBAEGOK_APP_VERSION", "dev")
+	slot := os.Getenv("BBAEGOK_SLOT")
+	unhealthy := truthy(os.Getenv("BBAEGOK_TEST_UNHEALTHY"))
+
+	db, target, err := openDatasource()
+	if err != nil {
+		// Spring Boot does not start with a broken datasource configuration.
+		log.Printf("APPLICATION FAILED TO START: %v", err)
+		os.Exit(1)
+	}
+	if ms, _ := strconv.Atoi(os.Getenv("BBAEGOK_TEST_STARTUP_DELAY_MS")); ms > 0 {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /actuator/health", func(w http.ResponseWriter, r *http.Request) {
+		if unhealthy {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "DOWN", "details": "BBAEGOK_TEST_UNHEALTHY is set"})
+			return
+		}
+		if db == nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "DOWN", "details": "no datasource configured (SPRING_DATASOURCE_URL)"})
+			return
+		}
+		if err := datasource.Check(r.Context(), db, 3*time.Second); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "DOWN", "details": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "UP"})
+	})
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		ms = max(0, min(ms, 120_000))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		writeJSON(w, http.StatusOK, describe(r, version, slot, map[string]any{"sleptMs": ms}))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, describe(r, version, slot, nil))
+	})
+
+	server := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		sig := <-stop
+		log.Printf("%s: graceful shutdown, waiting for active requests to complete", sig)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := server.Shutdown(ctx); err != nil {
+			log.Printf("graceful shutdown aborted: %v", err)
+		} else {
+			log.Printf("graceful shutdown complete")
+		}
+		close(done)
+	}()
+
+	log.Printf("Started bbaegok-api %s (slot %q) on port %s, datasource %s", version, slot, port, target)
+	if err := server.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Printf("APPLICATION FAILED TO START: %v", err)
+		os.Exit(1)
+	}
+	<-done
+	if db != nil {
+		db.Close()
+	}
+}
+
+// openDatasource reads Spring's settings; no URL means no database (health is then DOWN).
+func openDatasource() (*sql.DB, string, error) {
+	jdbc := os.Getenv("SPRING_DATASOURCE_URL")
+	if jdbc == "" {
+		return nil, "(none)", nil
+	}
+	target, err := datasource.ParseJDBC(jdbc)
+	if err != nil {
+		return nil, "", err
+	}
+	target.User = os.Getenv("SPRING_DATASOURCE_USERNAME")
+	if password, ok := os.LookupEnv("SPRING_DATASOURCE_PASSWORD"); ok {
+		target.Password = password
+	} else {
+		password, _, err := datasource.ConfigTreeProperty(os.Getenv("SPRING_CONFIG_IMPORT"), "spring.datasource.password")
+		if err != nil {
+			return nil, "", err
+		}
+		target.Password = password
+	}
+	db, err := datasource.Open(target)
+	return db, target.String(), err
+}
+
+func describe(r *http.Request, version, slot string, extra map[string]any) map[string]any {
+	body := map[string]any{
+		"service": "bbaegok-api",
+		"version": version,
+		"slot":    slot,
+		"method":  r.Method,
+		"path":    r.URL.Path,
+		"host":    r.Host,
+	}
+	headers := map[string]string{}
+	for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Real-Ip", "X-Request-Id"} {
+		if v := r.Header.Get(name); v != "" {
+			headers[name] = v
+		}
+	}
+	body["headers"] = headers
+	for k, v := range extra {
+		body[k] = v
+	}
+	return body
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(body); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func truthy(v string) bool {
+	switch v {
+	case "", "0", "false", "no":
+		return false
+	}
+	return true
+}

@@ -1,0 +1,296 @@
+// The Metabase stand-in: the part of Metabase's HTTP API and start-up the
+// platform relies on (see test/docker/images/CONTRACTS.md).
+//
+//   - its application database from MB_DB_TYPE/HOST/PORT/DBNAME/USER/PASS
+//     (postgres, mysql; no MB_DB_TYPE keeps the state in memory, as H2 would
+//     keep it in a file); while it connects, GET /api/health answers 503
+//     {"status":"initializing"}; if it cannot connect within
+//     MB_DB_CONNECTION_TIMEOUT_SECONDS (60) it exits 1, as Metabase fails to start;
+//   - MB_ENCRYPTION_SECRET_KEY shorter than 16 characters stops the start; a
+//     key different from the one the state was written with is logged as
+//     Metabase logs it (encrypted details cannot be read);
+//   - GET /api/health: 200 {"status":"ok"};
+//   - GET /api/session/properties: "has-user-setup" and, before set-up, "setup-token";
+//   - POST /api/setup: the first admin and the first database; refuses a wrong
+//     token (403), a second set-up (403), a password Metabase's default
+//     ("normal") complexity refuses (400), and a database it cannot connect
+//     to with the given details (400), as Metabase checks the connection.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode"
+
+	"bbaegok-infra/test/docker/images/app/internal/datasource"
+)
+
+type state struct {
+	mu         sync.Mutex
+	ready      bool
+	setUp      bool
+	token      string
+	adminEmail string
+	appDB      *sql.DB
+	insertSQL  string
+}
+
+func main() {
+	log.SetFlags(log.LstdFlags | log.LUTC)
+	key := os.Getenv("MB_ENCRYPTION_SECRET_KEY")
+	if key != "" && len(key) < 16 {
+		log.Fatalf("MB_ENCRYPTION_SECRET_KEY must be at least 16 characters.")
+	}
+	st := &state{token: uuid()}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) {
+		st.mu.Lock()
+		ready := st.ready
+		st.mu.Unlock()
+		if !ready {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "initializing", "progress": 0.5})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("GET /api/session/properties", func(w http.ResponseWriter, r *http.Request) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		props := map[string]any{"has-user-setup": st.setUp, "setup-token": nil, "version": map[string]any{"tag": os.Getenv("BBAEGOK_METABASE_VERSION")}, "site-url": os.Getenv("MB_SITE_URL")}
+		if !st.setUp {
+			props["setup-token"] = st.token
+		}
+		writeJSON(w, http.StatusOK, props)
+	})
+	mux.HandleFunc("POST /api/setup", st.setup)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, "Unauthenticated")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<!doctype html><title>Metabase (test stand-in)</title>")
+	})
+
+	addr := net.JoinHostPort(envOr("MB_JETTY_HOST", "0.0.0.0"), envOr("MB_JETTY_PORT", "3000"))
+	server := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := server.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+			log.Fatalf("Metabase could not listen on %s: %v", addr, err)
+		}
+	}()
+	log.Printf("Starting Metabase stand-in %s on %s", os.Getenv("BBAEGOK_METABASE_VERSION"), addr)
+
+	if err := st.initialise(key); err != nil {
+		log.Fatalf("Metabase Initialization FAILED: %v", err)
+	}
+	log.Printf("Metabase Initialization COMPLETE")
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	<-stop
+	log.Printf("Metabase Shutting Down ...")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = server.Shutdown(ctx)
+}
+
+// initialise connects to the application database and reads (or creates) the set-up state.
+func (st *state) initialise(key string) error {
+	dbType := os.Getenv("MB_DB_TYPE")
+	if dbType == "" || dbType == "h2" {
+		log.Printf("Using the in-memory application database (no MB_DB_TYPE)")
+		st.mu.Lock()
+		st.ready = true
+		st.mu.Unlock()
+		return nil
+	}
+	engine := map[string]string{"postgres": "postgres", "mysql": "mysql", "mariadb": "mysql"}[dbType]
+	if engine == "" {
+		return fmt.Errorf("MB_DB_TYPE %q is not supported by this stand-in (postgres, mysql)", dbType)
+	}
+	target := datasource.Target{Engine: engine, Host: os.Getenv("MB_DB_HOST"), Port: envOr("MB_DB_PORT", map[string]string{"postgres": "5432", "mysql": "3306"}[engine]), Database: os.Getenv("MB_DB_DBNAME"), User: os.Getenv("MB_DB_USER"), Password: os.Getenv("MB_DB_PASS")}
+	db, err := datasource.Open(target)
+	if err != nil {
+		return err
+	}
+	timeout, _ := strconv.Atoi(envOr("MB_DB_CONNECTION_TIMEOUT_SECONDS", "60"))
+	deadline := time.Now().Add(time.Duration(timeout) * time.Second)
+	for {
+		err = datasource.Check(context.Background(), db, 5*time.Second)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("unable to connect to the application database %s: %v", target, err)
+		}
+		log.Printf("Waiting for the application database %s: %v", target, err)
+		time.Sleep(time.Second)
+	}
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS metabase_standin_setup (id INT PRIMARY KEY, admin_email VARCHAR(254) NOT NULL, key_hash VARCHAR(64) NOT NULL, data_source TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("cannot create the set-up table: %v", err)
+	}
+	var email, storedHash string
+	switch err := db.QueryRowContext(ctx, `SELECT admin_email, key_hash FROM metabase_standin_setup WHERE id = 1`).Scan(&email, &storedHash); err {
+	case nil:
+		if storedHash != keyHash(key) {
+			log.Printf("ERROR: Cannot decrypt encrypted details. Have you changed or forgot to set MB_ENCRYPTION_SECRET_KEY?")
+		}
+	case sql.ErrNoRows:
+	default:
+		return fmt.Errorf("cannot read the set-up state: %v", err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.appDB, st.setUp, st.adminEmail, st.ready = db, email != "", email, true
+	st.insertSQL = `INSERT INTO metabase_standin_setup (id, admin_email, key_hash, data_source) VALUES (1, ?, ?, ?)`
+	if engine == "postgres" {
+		st.insertSQL = `INSERT INTO metabase_standin_setup (id, admin_email, key_hash, data_source) VALUES (1, $1, $2, $3)`
+	}
+	return nil
+}
+
+type setupRequest struct {
+	Token string `json:"token"`
+	User  struct {
+		Email     string `json:"email"`
+		Password  string `json:"password"`
+		FirstName string `json:"first_name"`
+		LastName  string `json:"last_name"`
+		SiteName  string `json:"site_name"`
+	} `json:"user"`
+	Prefs struct {
+		SiteName string `json:"site_name"`
+	} `json:"prefs"`
+	Database *struct {
+		Engine  string `json:"engine"`
+		Name    string `json:"name"`
+		Details struct {
+			Host     string          `json:"host"`
+			Port     json.RawMessage `json:"port"`
+			DBName   string          `json:"dbname"`
+			User     string          `json:"user"`
+			Password string          `json:"password"`
+		} `json:"details"`
+	} `json:"database"`
+}
+
+func (st *state) setup(w http.ResponseWriter, r *http.Request) {
+	var req setupRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "malformed JSON: " + err.Error()})
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.ready {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "Metabase is still initializing"})
+		return
+	}
+	if st.setUp {
+		writeJSON(w, http.StatusForbidden, map[string]any{"message": "The /api/setup route can only be used to create the first user, however a user currently exists."})
+		return
+	}
+	if req.Token != st.token {
+		writeJSON(w, http.StatusForbidden, map[string]any{"message": "Token does not match the setup token."})
+		return
+	}
+	if !strings.Contains(req.User.Email, "@") {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": map[string]string{"email": "value must be a valid email address."}})
+		return
+	}
+	if msg := passwordProblem(req.User.Password); msg != "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": map[string]string{"password": msg}})
+		return
+	}
+	dataSource := ""
+	if req.Database != nil {
+		d := req.Database
+		engine := map[string]string{"mysql": "mysql", "postgres": "postgres"}[d.Engine]
+		if engine == "" {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": fmt.Sprintf("engine %q is not supported by this stand-in (mysql, postgres)", d.Engine)})
+			return
+		}
+		port := strings.Trim(string(d.Details.Port), `"`)
+		target := datasource.Target{Engine: engine, Host: d.Details.Host, Port: port, Database: d.Details.DBName, User: d.Details.User, Password: d.Details.Password}
+		db, err := datasource.Open(target)
+		if err == nil {
+			err = datasource.Check(r.Context(), db, 10*time.Second)
+			db.Close()
+		}
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": fmt.Sprintf("Couldn't connect to the database %s: %v", target, err), "errors": map[string]string{"dbname": "check your connection string"}})
+			return
+		}
+		dataSource = target.String()
+	}
+	if st.appDB != nil {
+		if _, err := st.appDB.ExecContext(r.Context(), st.insertSQL, req.User.Email, keyHash(os.Getenv("MB_ENCRYPTION_SECRET_KEY")), dataSource); err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]any{"message": fmt.Sprintf("cannot store the set-up: %v", err)})
+			return
+		}
+	}
+	st.setUp, st.adminEmail = true, req.User.Email
+	log.Printf("Set up: admin %s, database %s", req.User.Email, dataSource)
+	writeJSON(w, http.StatusOK, map[string]any{"id": uuid()})
+}
+
+// passwordProblem applies Metabase's default ("normal") password complexity: at least 6 characters, one of them a digit.
+func passwordProblem(password string) string {
+	digits := 0
+	for _, c := range password {
+		if unicode.IsDigit(c) {
+			digits++
+		}
+	}
+	if len(password) < 6 || digits < 1 {
+		return "password is too common."
+	}
+	return ""
+}
+
+// keyHash marks which encryption key the state was written with (empty: none).
+func keyHash(key string) string {
+	if key == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+func uuid() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}

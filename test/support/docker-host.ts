@@ -1,0 +1,741 @@
+// A real "home server" on this machine for the tests that run the program's
+// `pulumi up` for real: Debian's dockerd (with its own containerd) and Debian's
+// OpenSSH server on 127.0.0.1, both started by hand in one fresh temp folder,
+// and a deploy user prepared as the README's "A new server in ten minutes" says:
+// in the (test) docker group, `ALL=(root) NOPASSWD: ALL` in /etc/sudoers.d,
+// keys only. Docker's provider reaches it at ssh://<user>@127.0.0.1:<port>
+// (`docker system dial-stdio` over ssh: sshd's SetEnv points the deploy user's
+// `docker` at the test daemon), files and commands go over the same sshd.
+//
+// Everything it starts runs in its own cgroup (daemons, ssh sessions, docker's
+// userland proxies, containers: dockerd's --cgroup-parent), so stop() can prove
+// nothing is left; a run that crashed is cleaned up by the next start. The test
+// user and groups have fixed names, so one host at a time runs on a machine: a
+// second start waits for the first one's stop (a lock file names its owner).
+//
+// Networking without iptables (--iptables=false, --bridge=none): containers on
+// user-defined bridge networks are reached from the host at their addresses
+// through the network's bridge, published ports through docker's userland
+// proxy (docker-proxy), names resolve on user-defined networks; containers have
+// no NAT to the outside.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { freePort, requireCommand, waitFor } from "./system.js";
+
+/** The deploy user of the test server (the README's `deploy`). */
+export const DEPLOY_USER = "bbaegok-deploy";
+/** The test daemon's socket group (the README's `docker` group, for the test daemon only). */
+export const DOCKER_GROUP = "bbaegok-docker";
+/** The README's sudo rule for the deploy user (no dot in the name: sudo skips such files). */
+export const SUDOERS_FILE = "/etc/sudoers.d/bbaegok-deploy-test";
+/** Who runs a test host now: {"pid":…,"dir":…}. */
+const LOCK_FILE = "/tmp/bbaegok-docker-host.lock";
+const TEMP_PREFIX = "/tmp/bbdk-";
+const LOCK_WAIT_MS = 20 * 60_000;
+/** Where the harness's processes are tracked: cgroup v1's pids hierarchy, else cgroup v2's. */
+const CGROUP_FS = "/sys/fs/cgroup";
+
+export interface RunResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface DockerHost {
+  /** ssh endpoint the stacks use */
+  host: "127.0.0.1";
+  sshPort: number;
+  user: string;
+  /** the server's SSH host public key line ("ssh-ed25519 AAAA…"), for server.ssh.hostKey */
+  hostKey: string;
+  /** env for processes acting as the operator: SSH_AUTH_SOCK of an ssh-agent holding the user's key (nothing else changed) */
+  operatorEnv: NodeJS.ProcessEnv;
+  /** env for running the docker CLI locally against the test daemon: DOCKER_HOST=unix://… */
+  dockerEnv: NodeJS.ProcessEnv;
+  /** a data dir on the "server" for the stacks' server.dataDir (under the temp dir; not created, as on a fresh server) */
+  dataDir: string;
+  /** The temp folder holding everything (removed at stop). */
+  dir: string;
+  /** The test daemon's socket. */
+  dockerSocket: string;
+  /** A known_hosts file pinning the host key for [127.0.0.1]:<sshPort>. */
+  knownHostsFile: string;
+  /** An ssh_config for `ssh -F`: Host 127.0.0.1 with port, user, BatchMode and the pinned key. */
+  sshConfigFile: string;
+  /** sshd's own config file (to read back what the server runs with). */
+  sshdConfigFile: string;
+  /** runs a command as the deploy user over real ssh (BatchMode, pinned host key), returns stdout/stderr/status */
+  ssh(command: string, input?: string | Buffer, options?: { timeoutMs?: number }): RunResult;
+  stop(): Promise<void>;
+}
+
+export interface DockerHostOptions {
+  /** sshd's MaxStartups; default: unset, Debian's default (10:30:100). */
+  maxStartups?: string;
+}
+
+/** The hosts started by this process and not stopped yet, newest last (docker()'s default). */
+const running: DockerHost[] = [];
+/** Temp folders of the hosts this process holds the lock for (starting, running or stopping). */
+const owned = new Set<string>();
+
+/**
+ * Runs the docker CLI here against a test daemon (the newest running host
+ * unless `host` says which). Throws with docker's stderr on failure unless
+ * `allowFailure`.
+ */
+export function docker(
+  args: string[],
+  options: { host?: Pick<DockerHost, "dockerEnv">; input?: string | Buffer; timeoutMs?: number; allowFailure?: boolean } = {},
+): RunResult {
+  const host = options.host ?? running[running.length - 1];
+  if (!host) throw new Error("docker(): no test Docker host is running (call startDockerHost() first)");
+  const result = run(requireCommand("docker", "docker.io"), args, { env: host.dockerEnv, input: options.input, timeoutMs: options.timeoutMs ?? 120_000 });
+  if (result.status !== 0 && !options.allowFailure) {
+    throw new Error(`docker ${args.join(" ")} failed (status ${result.status}): ${result.stderr.trim() || result.stdout.trim()}`);
+  }
+  return result;
+}
+
+export async function startDockerHost(options: DockerHostOptions = {}): Promise<DockerHost> {
+  // Every tool first: a missing one fails here, naming its Debian package.
+  const bin = {
+    dockerd: requireCommand("dockerd", "docker.io"),
+    containerd: requireCommand("containerd", "containerd (installed with docker.io)"),
+    dockerProxy: requireCommand("docker-proxy", "docker.io"),
+    runc: requireCommand("runc", "runc (installed with docker.io)"),
+    docker: requireCommand("docker", "docker.io"),
+    sshd: requireCommand("sshd", "openssh-server"),
+    ssh: requireCommand("ssh", "openssh-client"),
+    sshKeygen: requireCommand("ssh-keygen", "openssh-client"),
+    sshAgent: requireCommand("ssh-agent", "openssh-client"),
+    sshAdd: requireCommand("ssh-add", "openssh-client"),
+    sudo: requireCommand("sudo", "sudo"),
+    visudo: requireCommand("visudo", "sudo"),
+    useradd: requireCommand("useradd", "passwd"),
+    ip: requireCommand("ip", "iproute2"),
+  };
+  if (process.getuid?.() !== 0) throw new Error("startDockerHost() must run as root: it starts dockerd and sshd and creates a test user");
+  const trackingRoot = cgroupTrackingRoot();
+
+  // A short path: unix sockets (docker's, containerd's, the agent's) must stay under ~100 characters.
+  // Under /tmp itself, not $TMPDIR: the deploy user must traverse to its home and the docker socket.
+  const dir = mkdtempSync(TEMP_PREFIX);
+  chmodSync(dir, 0o711);
+  const releaseLock = await acquireLock(dir);
+  const name = basename(dir);
+  const children: { what: string; child: ChildProcess; log: string }[] = [];
+  let createdRunSshd = false;
+  let stopped: Promise<void> | undefined;
+
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      const problems: string[] = [];
+      const index = running.indexOf(host);
+      if (index >= 0) running.splice(index, 1);
+      // Gracefully first: containers and networks removed through the daemon (the
+      // networks' bridges would outlive it), then each daemon asked to stop.
+      const daemon = children.find((c) => c.what === "dockerd");
+      if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) {
+        const env = dockerEnvFor(dir);
+        const ids = run(bin.docker, ["ps", "-aq"], { env, timeoutMs: 30_000 });
+        const list = ids.stdout.split("\n").filter(Boolean);
+        if (list.length > 0) {
+          const rm = run(bin.docker, ["rm", "-f", "-v", ...list], { env, timeoutMs: 60_000 });
+          if (rm.status !== 0) problems.push(`docker rm -f: ${rm.stderr.trim()}`);
+        }
+        const prune = run(bin.docker, ["network", "prune", "-f"], { env, timeoutMs: 30_000 });
+        if (prune.status !== 0) problems.push(`docker network prune: ${prune.stderr.trim()}`);
+      }
+      for (const what of ["dockerd", "sshd", "ssh-agent", "containerd"]) {
+        for (const c of children.filter((x) => x.what === what)) await terminate(c.child, what === "dockerd" ? 30_000 : 10_000);
+      }
+      problems.push(...(await cleanUp(dir, trackingRoot)));
+      if (createdRunSshd) rmSync("/run/sshd", { recursive: true, force: true });
+      releaseLock();
+      if (problems.length > 0) throw new Error(`stopping the test Docker host left problems:\n- ${problems.join("\n- ")}`);
+    })();
+    return stopped;
+  };
+
+  const paths = {
+    ctdConfig: join(dir, "containerd.toml"),
+    ctdSocket: join(dir, "containerd.sock"),
+    dockerSocket: join(dir, "docker.sock"),
+    daemonJson: join(dir, "daemon.json"),
+    hostKey: join(dir, "ssh_host_ed25519_key"),
+    userKey: join(dir, "id_ed25519"),
+    authorizedKeys: join(dir, "authorized_keys"),
+    knownHosts: join(dir, "known_hosts"),
+    sshConfig: join(dir, "ssh_config"),
+    sshdConfig: join(dir, "sshd_config"),
+    agentSocket: join(dir, "agent.sock"),
+    home: join(dir, "home"),
+  };
+  const operatorEnv: NodeJS.ProcessEnv = { ...process.env, SSH_AUTH_SOCK: paths.agentSocket };
+  let sshPort = 0;
+  let hostKey = "";
+
+  const sshArgs = (knownHosts: string) => [
+    ...["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"],
+    ...["-o", `UserKnownHostsFile=${knownHosts}`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10"],
+    ...["-p", String(sshPort), "-l", DEPLOY_USER, "127.0.0.1"],
+  ];
+
+  const host: DockerHost = {
+    host: "127.0.0.1",
+    get sshPort() {
+      return sshPort;
+    },
+    user: DEPLOY_USER,
+    get hostKey() {
+      return hostKey;
+    },
+    operatorEnv,
+    dockerEnv: dockerEnvFor(dir),
+    dataDir: join(dir, "srv", "bbaegok"),
+    dir,
+    dockerSocket: paths.dockerSocket,
+    knownHostsFile: paths.knownHosts,
+    sshConfigFile: paths.sshConfig,
+    sshdConfigFile: paths.sshdConfig,
+    ssh(command, input, opts) {
+      return run(bin.ssh, [...sshArgs(paths.knownHosts), "--", command], { env: operatorEnv, input, timeoutMs: opts?.timeoutMs ?? 120_000 });
+    },
+    stop,
+  };
+
+  /** Starts a daemon in the harness's cgroup, its output in <dir>/<what>.log. */
+  const startDaemon = (what: string, command: string, args: string[]): { child: ChildProcess; log: string } => {
+    const log = join(dir, `${what}.log`);
+    const fd = openSync(log, "a");
+    const child = spawn(command, args, { stdio: ["ignore", fd, fd], env: { ...process.env, PATH: systemPath() } });
+    closeSync(fd);
+    child.on("error", () => undefined);
+    if (child.pid === undefined) throw new Error(`${what} could not be started (${command}): see ${log}\n${tail(log)}`);
+    // Before it forks anything (shims, proxies, sessions): its children are tracked too.
+    writeFileSync(join(trackingRoot, name, "harness", "cgroup.procs"), String(child.pid));
+    const entry = { what, child, log };
+    children.push(entry);
+    return entry;
+  };
+
+  /** Waits for `ready`, failing at once (with the log) if the daemon exits. */
+  const waitReady = async (what: string, daemon: { child: ChildProcess; log: string }, timeoutMs: number, ready: () => true | string) => {
+    let last = "";
+    let exited = false;
+    try {
+      await waitFor(
+        what,
+        () => {
+          if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) return (exited = true);
+          const r = ready();
+          if (r === true) return true;
+          last = r;
+          return false;
+        },
+        timeoutMs,
+        200,
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}${last ? `\nlast attempt: ${last.trim()}` : ""}\n--- ${daemon.log}:\n${tail(daemon.log)}`);
+    }
+    if (exited) throw new Error(`${what}: the process exited (${daemon.child.exitCode ?? daemon.child.signalCode})\n--- ${daemon.log}:\n${tail(daemon.log)}`);
+  };
+
+  try {
+    mkdirSync(join(trackingRoot, name, "harness"), { recursive: true });
+
+    // The deploy user, as the README prepares it (home in the temp folder).
+    createGroup(DOCKER_GROUP);
+    runChecked("useradd", [
+      ...["--create-home", "--home-dir", paths.home, "--shell", "/bin/sh", "--user-group", "--groups", DOCKER_GROUP],
+      // "*": no password, but not locked ("!"): sshd without PAM refuses a locked account even for keys.
+      ...["--password", "*", "--comment", "bbaegok test deploy user", DEPLOY_USER],
+    ]);
+    const sudoersTemp = join(dir, "sudoers");
+    writeFileSync(sudoersTemp, `${DEPLOY_USER} ALL=(root) NOPASSWD: ALL\n`, { mode: 0o440 });
+    runChecked(bin.visudo, ["-cf", sudoersTemp]);
+    const sudoersNext = join("/etc/sudoers.d", `.${basename(SUDOERS_FILE)}.new`);
+    writeFileSync(sudoersNext, readFileSync(sudoersTemp), { mode: 0o440 });
+    chmodSync(sudoersNext, 0o440);
+    renameSync(sudoersNext, SUDOERS_FILE);
+
+    // containerd of its own (dockerd would share a system one at /run/containerd if one ran).
+    writeFileSync(
+      paths.ctdConfig,
+      [
+        "version = 2",
+        `root = ${JSON.stringify(join(dir, "containerd", "root"))}`,
+        `state = ${JSON.stringify(join(dir, "containerd", "state"))}`,
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+        "[grpc]",
+        `  address = ${JSON.stringify(paths.ctdSocket)}`,
+        "[ttrpc]",
+        `  address = ${JSON.stringify(`${paths.ctdSocket}.ttrpc`)}`,
+        "[debug]",
+        '  address = ""',
+        "[metrics]",
+        '  address = ""',
+        '[plugins."io.containerd.internal.v1.opt"]',
+        `  path = ${JSON.stringify(join(dir, "containerd", "opt"))}`,
+        "",
+      ].join("\n"),
+    );
+    const containerd = startDaemon("containerd", bin.containerd, ["--config", paths.ctdConfig]);
+    await waitReady("containerd to listen", containerd, 30_000, () => existsSync(paths.ctdSocket) || "no socket yet");
+
+    // dockerd: no iptables, no default bridge; published ports through docker-proxy.
+    writeFileSync(paths.daemonJson, "{}\n");
+    const dockerd = startDaemon("dockerd", bin.dockerd, [
+      ...["--config-file", paths.daemonJson, "--data-root", join(dir, "root"), "--exec-root", join(dir, "x")],
+      ...["--pidfile", join(dir, "docker.pid"), "--host", `unix://${paths.dockerSocket}`, "--group", DOCKER_GROUP],
+      ...["--containerd", paths.ctdSocket, "--storage-driver", "overlay2", "--cgroup-parent", `/${name}`],
+      ...["--iptables=false", "--ip6tables=false", "--bridge=none", "--userland-proxy=true", "--userland-proxy-path", bin.dockerProxy],
+    ]);
+    await waitReady("dockerd to answer `docker version`", dockerd, 60_000, () => {
+      const r = run(bin.docker, ["version", "--format", "{{.Server.Version}}"], { env: host.dockerEnv, timeoutMs: 10_000 });
+      return r.status === 0 || r.stderr;
+    });
+
+    // The operator's key, in an ssh-agent of its own.
+    runChecked(bin.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", "bbaegok-test-operator", "-f", paths.userKey]);
+    const agent = startDaemon("ssh-agent", bin.sshAgent, ["-D", "-a", paths.agentSocket]);
+    await waitReady("ssh-agent to listen", agent, 10_000, () => existsSync(paths.agentSocket) || "no socket yet");
+    runChecked(bin.sshAdd, ["-q", paths.userKey], { env: operatorEnv });
+    writeFileSync(paths.authorizedKeys, readFileSync(`${paths.userKey}.pub`), { mode: 0o644 });
+
+    // sshd: keys only, on loopback, its own host key; the deploy user's docker is the test daemon.
+    runChecked(bin.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", paths.hostKey]);
+    hostKey = readFileSync(`${paths.hostKey}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
+    if (!existsSync("/run/sshd")) {
+      // sshd's privilege separation directory (systemd's unit makes it on a real server).
+      mkdirSync("/run/sshd", { mode: 0o755 });
+      createdRunSshd = true;
+    }
+    for (let attempt = 1; ; attempt++) {
+      sshPort = await freePort();
+      writeFileSync(paths.sshdConfig, sshdConfig(dir, paths, sshPort, options.maxStartups));
+      const check = run(bin.sshd, ["-t", "-f", paths.sshdConfig], { timeoutMs: 10_000 });
+      if (check.status !== 0) throw new Error(`sshd -t -f ${paths.sshdConfig} refused the test server's config:\n${check.stderr.trim()}\n--- config:\n${readFileSync(paths.sshdConfig, "utf8")}`);
+      const sshd = startDaemon("sshd", bin.sshd, ["-D", "-f", paths.sshdConfig, "-E", join(dir, "sshd.log")]);
+      try {
+        // Port taken between freePort() and sshd's bind: sshd exits, try another port.
+        await waitReady(`sshd to listen on 127.0.0.1:${sshPort}`, sshd, 15_000, () => (portOpen(sshPort) ? true : "not listening yet"));
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
+      }
+    }
+    writeFileSync(paths.knownHosts, `[127.0.0.1]:${sshPort} ${hostKey}\n`, { mode: 0o644 });
+    writeFileSync(
+      paths.sshConfig,
+      [
+        "Host 127.0.0.1",
+        `  Port ${sshPort}`,
+        `  User ${DEPLOY_USER}`,
+        "  BatchMode yes",
+        "  StrictHostKeyChecking yes",
+        `  UserKnownHostsFile ${paths.knownHosts}`,
+        "  GlobalKnownHostsFile /dev/null",
+        "",
+      ].join("\n"),
+    );
+    const sshd = children.find((c) => c.what === "sshd" && c.child.exitCode === null);
+    if (!sshd) throw new Error("sshd is not running");
+    await waitReady(`an ssh login as ${DEPLOY_USER}`, sshd, 20_000, () => {
+      const r = host.ssh("true", undefined, { timeoutMs: 15_000 });
+      return r.status === 0 || `status ${r.status}: ${r.stderr}`;
+    });
+    running.push(host);
+    return host;
+  } catch (err) {
+    try {
+      await stop();
+    } catch (stopErr) {
+      throw new Error(`${(err as Error).message}\n(and while cleaning up: ${(stopErr as Error).message})`);
+    }
+    throw err;
+  }
+}
+
+function sshdConfig(dir: string, paths: { hostKey: string; authorizedKeys: string; dockerSocket: string }, port: number, maxStartups: string | undefined): string {
+  return [
+    `# bbaegok test server (${dir})`,
+    `Port ${port}`,
+    "ListenAddress 127.0.0.1",
+    `HostKey ${paths.hostKey}`,
+    `PidFile ${join(dir, "sshd.pid")}`,
+    `AuthorizedKeysFile ${paths.authorizedKeys}`,
+    "PubkeyAuthentication yes",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "StrictModes no",
+    "UsePAM no",
+    "X11Forwarding no",
+    "PermitRootLogin no",
+    `AllowUsers ${DEPLOY_USER}`,
+    "PrintMotd no",
+    "LogLevel VERBOSE",
+    "Subsystem sftp internal-sftp",
+    // The deploy user's `docker` (and `docker system dial-stdio`) reaches the test daemon.
+    `SetEnv DOCKER_HOST=unix://${paths.dockerSocket}`,
+    ...(maxStartups !== undefined ? [`MaxStartups ${maxStartups}`] : []),
+    "",
+  ].join("\n");
+}
+
+function dockerEnvFor(dir: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${join(dir, "docker.sock")}` };
+  delete env.DOCKER_CONTEXT;
+  delete env.DOCKER_TLS_VERIFY;
+  delete env.DOCKER_CERT_PATH;
+  return env;
+}
+
+function systemPath(): string {
+  const dirs = (process.env.PATH ?? "").split(":").filter(Boolean);
+  for (const d of ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) if (!dirs.includes(d)) dirs.push(d);
+  return dirs.join(":");
+}
+
+function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string | Buffer; timeoutMs?: number } = {}): RunResult {
+  const r = spawnSync(command, args, {
+    env: options.env ?? { ...process.env, PATH: systemPath() },
+    input: options.input,
+    encoding: "utf8",
+    timeout: options.timeoutMs ?? 60_000,
+    killSignal: "SIGKILL",
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  const timedOut = r.error && (r.error as NodeJS.ErrnoException).code === "ETIMEDOUT";
+  return {
+    status: r.status ?? -1,
+    stdout: r.stdout ?? "",
+    stderr: `${r.stderr ?? ""}${timedOut ? `\n(timed out after ${options.timeoutMs ?? 60_000} ms: ${command} ${args.join(" ")})` : r.error ? `\n${r.error.message}` : ""}`,
+  };
+}
+
+function runChecked(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): string {
+  const r = run(command, args, options);
+  if (r.status !== 0) throw new Error(`${command} ${args.join(" ")} failed (status ${r.status}): ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}
+
+function tail(file: string, chars = 3000): string {
+  try {
+    const text = readFileSync(file, "utf8");
+    return text.length > chars ? `…${text.slice(-chars)}` : text;
+  } catch {
+    return "(no log)";
+  }
+}
+
+function portOpen(port: number): boolean {
+  // Synchronous probe through bash's /dev/tcp: the waits stay simple.
+  return spawnSync("bash", ["-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`], { timeout: 3000 }).status === 0;
+}
+
+async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  if (gone()) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const within = async (ms: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  };
+  child.kill("SIGTERM");
+  await within(graceMs);
+  if (!gone()) {
+    child.kill("SIGKILL");
+    await within(5000);
+  }
+}
+
+function createGroup(group: string): void {
+  if (spawnSync("getent", ["group", group]).status !== 0) runChecked("groupadd", [group]);
+}
+
+/** cgroup v1's pids hierarchy when mounted, else the cgroup v2 root. */
+function cgroupTrackingRoot(): string {
+  const v1 = join(CGROUP_FS, "pids");
+  if (existsSync(join(v1, "cgroup.procs"))) return v1;
+  if (existsSync(join(CGROUP_FS, "cgroup.controllers"))) return CGROUP_FS;
+  throw new Error(`no writable cgroup hierarchy found under ${CGROUP_FS} (neither v1 pids nor v2): dockerd cannot run containers here`);
+}
+
+/** The cgroup folders named `name` in every hierarchy (containers go in each v1 controller). */
+function cgroupDirs(name: string): string[] {
+  const dirs: string[] = [];
+  if (existsSync(join(CGROUP_FS, name, "cgroup.procs"))) dirs.push(join(CGROUP_FS, name));
+  for (const entry of safeReaddir(CGROUP_FS)) {
+    const d = join(CGROUP_FS, entry, name);
+    if (existsSync(join(d, "cgroup.procs"))) dirs.push(d);
+  }
+  return dirs;
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Sub-folders of a cgroup, deepest first, the cgroup itself last. */
+function cgroupTree(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of safeReaddir(dir)) {
+    const d = join(dir, entry);
+    try {
+      if (statSync(d).isDirectory()) out.push(...cgroupTree(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  out.push(dir);
+  return out;
+}
+
+function cgroupPids(dir: string): number[] {
+  const pids: number[] = [];
+  for (const d of cgroupTree(dir)) {
+    try {
+      pids.push(...readFileSync(join(d, "cgroup.procs"), "utf8").split("\n").filter(Boolean).map(Number));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Processes whose command line names `dir`, or that run as the deploy user. */
+function strayPids(dir: string | undefined, uid: number | undefined): number[] {
+  const pids: number[] = [];
+  for (const entry of safeReaddir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    try {
+      if (dir && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir)) {
+        pids.push(pid);
+        continue;
+      }
+      if (uid !== undefined) {
+        const line = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+        if (line && Number(line[1]) === uid) pids.push(pid);
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+function uidOf(user: string): number | undefined {
+  const r = spawnSync("id", ["-u", user], { encoding: "utf8" });
+  return r.status === 0 ? Number(r.stdout.trim()) : undefined;
+}
+
+async function killAll(list: () => number[], what: string): Promise<string[]> {
+  try {
+    await waitFor(
+      what,
+      () => {
+        const pids = list();
+        for (const pid of pids) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        }
+        return pids.length === 0;
+      },
+      15_000,
+      100,
+    );
+    return [];
+  } catch (err) {
+    return [`${(err as Error).message}: ${list().map((p) => `${p} ${cmdline(p)}`).join("; ")}`];
+  }
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").trim();
+  } catch {
+    return "?";
+  }
+}
+
+/**
+ * Removes everything a host left (its own after stop, or a crashed run's): its
+ * processes (cgroup, command lines naming the folder, the deploy user's), the
+ * bridges of its networks, its mounts, the folder, its cgroups, the user and
+ * groups, the sudoers file. Returns what could not be removed.
+ */
+async function cleanUp(dir: string | undefined, trackingRoot: string): Promise<string[]> {
+  const problems: string[] = [];
+  const name = dir ? basename(dir) : undefined;
+  const uid = uidOf(DEPLOY_USER);
+  if (name) problems.push(...(await killAll(() => cgroupPids(join(trackingRoot, name)), `the processes of cgroup ${name} to end`)));
+  problems.push(...(await killAll(() => strayPids(dir, uid), `the processes of ${dir ?? "the test host"} and of ${DEPLOY_USER} to end`)));
+
+  if (dir) {
+    // Bridges of the daemon's networks outlive it: a later daemon's network on the same subnet would lose its route.
+    for (const bridge of leftoverBridges(dir)) {
+      const r = run("ip", ["link", "delete", bridge]);
+      if (r.status !== 0) problems.push(`ip link delete ${bridge}: ${r.stderr.trim()}`);
+    }
+    // A killed containerd-shim leaves its socket where containerd puts them all, /run/containerd/s/<sha256(address/ns/id)>.
+    for (const socket of shimSockets(dir)) rmSync(socket, { force: true });
+    for (const mount of mountsUnder(dir)) {
+      if (run("umount", [mount]).status !== 0) {
+        const lazy = run("umount", ["-l", mount]);
+        if (lazy.status !== 0) problems.push(`umount ${mount}: ${lazy.stderr.trim()}`);
+      }
+    }
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch (err) {
+      problems.push(`rm -rf ${dir}: ${(err as Error).message}`);
+    }
+  }
+  if (name) {
+    for (const top of cgroupDirs(name)) {
+      for (const d of cgroupTree(top)) {
+        try {
+          rmdirSync(d);
+        } catch (err) {
+          if (existsSync(d)) problems.push(`rmdir ${d}: ${(err as Error).message}`);
+        }
+      }
+    }
+  }
+  if (uid !== undefined) {
+    const r = run("userdel", [DEPLOY_USER]);
+    if (r.status !== 0) problems.push(`userdel ${DEPLOY_USER}: ${r.stderr.trim()}`);
+  }
+  for (const group of [DEPLOY_USER, DOCKER_GROUP]) {
+    if (spawnSync("getent", ["group", group]).status === 0) {
+      const r = run("groupdel", [group]);
+      if (r.status !== 0) problems.push(`groupdel ${group}: ${r.stderr.trim()}`);
+    }
+  }
+  rmSync(SUDOERS_FILE, { force: true });
+  rmSync(join("/etc/sudoers.d", `.${basename(SUDOERS_FILE)}.new`), { force: true });
+  return problems;
+}
+
+/** Bridges (br-<id>) of the networks recorded in the daemon's network store under `dir`. */
+function leftoverBridges(dir: string): string[] {
+  const store = join(dir, "root", "network", "files", "local-kv.db");
+  if (!existsSync(store)) return [];
+  const ids = new Set(readFileSync(store).toString("latin1").match(/[0-9a-f]{64}/g) ?? []);
+  return [...ids].map((id) => `br-${id.slice(0, 12)}`).filter((bridge) => {
+    try {
+      return readlinkSync(`/sys/class/net/${bridge}`).length > 0 && existsSync(`/sys/class/net/${bridge}/bridge`);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The shim sockets of the tasks recorded by the containerd under `dir`. */
+function shimSockets(dir: string): string[] {
+  const tasks = join(dir, "containerd", "state", "io.containerd.runtime.v2.task");
+  const address = join(dir, "containerd.sock");
+  return safeReaddir(tasks).flatMap((ns) =>
+    safeReaddir(join(tasks, ns)).map((id) => join("/run/containerd/s", createHash("sha256").update(join(address, ns, id)).digest("hex"))),
+  );
+}
+
+/** Mount points at or under `dir`, deepest first. */
+function mountsUnder(dir: string): string[] {
+  const points = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4])
+    .filter((p): p is string => p !== undefined)
+    .map((p) => p.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p) => p === dir || p.startsWith(`${dir}/`));
+  return [...new Set(points)].sort((a, b) => b.length - a.length);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Takes the machine-wide lock (the user, groups and sudoers file have fixed
+ * names). A lock held by a live process waits; one left by a dead process (or
+ * by this process for a host it no longer owns) is cleaned up with what it left.
+ */
+async function acquireLock(dir: string): Promise<() => void> {
+  const trackingRoot = cgroupTrackingRoot();
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  const fail = (message: string): never => {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(message);
+  };
+  for (;;) {
+    try {
+      writeFileSync(LOCK_FILE, JSON.stringify({ pid: process.pid, dir }), { flag: "wx" });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") fail(`cannot write the lock ${LOCK_FILE}: ${(err as Error).message}`);
+    }
+    let held: { pid?: unknown; dir?: unknown } = {};
+    try {
+      held = JSON.parse(readFileSync(LOCK_FILE, "utf8")) as typeof held;
+    } catch {
+      // unreadable or half-written: looked at again below
+    }
+    const heldDir = typeof held.dir === "string" && held.dir.startsWith(TEMP_PREFIX) ? held.dir : undefined;
+    const live = typeof held.pid === "number" && pidAlive(held.pid) && (held.pid !== process.pid || (heldDir !== undefined && owned.has(heldDir)));
+    if (!live && (typeof held.pid === "number" || Date.now() - statMtime(LOCK_FILE) > 5000)) {
+      const problems = await cleanUp(heldDir, trackingRoot);
+      if (problems.length > 0) fail(`could not clean up a crashed test Docker host (lock ${LOCK_FILE}: pid ${String(held.pid)}, ${String(held.dir)}):\n- ${problems.join("\n- ")}`);
+      rmSync(LOCK_FILE, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) {
+      fail(`timed out after ${LOCK_WAIT_MS} ms waiting for the other test Docker host to stop (pid ${String(held.pid)}, ${String(held.dir)}; lock ${LOCK_FILE}): the test user and groups have fixed names, one host runs at a time`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  owned.add(dir);
+  const release = () => {
+    owned.delete(dir);
+    try {
+      const held = JSON.parse(readFileSync(LOCK_FILE, "utf8")) as { pid?: number; dir?: string };
+      if (held.pid === process.pid && held.dir === dir) rmSync(LOCK_FILE, { force: true });
+    } catch {
+      // already gone
+    }
+  };
+  // Leftovers without a lock (a run killed between steps): same names, so removed before reuse.
+  const problems = await cleanUp(undefined, trackingRoot);
+  if (problems.length > 0) {
+    release();
+    fail(`could not remove a previous test host's user, groups or sudoers file:\n- ${problems.join("\n- ")}`);
+  }
+  return release;
+}
+
+function statMtime(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
