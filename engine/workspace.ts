@@ -44,7 +44,7 @@ function copyProject(projectDir: string): void {
  * reused as it is (its state, stack files and passphrase), so one stack's
  * `up` and another's preview can share a backend.
  */
-export function openWorkspace(options: { dir?: string; profile?: Profile } = {}): EngineWorkspace {
+export function openWorkspace(options: { dir?: string; profile?: Profile; env?: NodeJS.ProcessEnv } = {}): EngineWorkspace {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "bbaegok-engine-"));
   const profile = options.profile ?? "server";
   const projectDir = join(dir, "project");
@@ -56,6 +56,7 @@ export function openWorkspace(options: { dir?: string; profile?: Profile } = {})
 
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    ...options.env,
     PATH: `${enginePaths.bin}:${process.env["PATH"] ?? ""}`,
     PULUMI_HOME: enginePaths.home(profile),
     PULUMI_BACKEND_URL: `file://${stateDir}`,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real on a fresh Debian machine: nginx,
-# MariaDB, PostgreSQL, the AWS CLI, zstd, shellcheck, wrk; then the npm packages;
+# MariaDB, PostgreSQL, the AWS CLI, zstd, shellcheck, wrk, Docker (docker.io),
+# OpenSSH's server and client, sudo, busybox-static; then the npm packages;
 # then Pulumi's engine and the program's plugins, built from the Go module proxy
 # (npm run engine:install: a few seconds when Go's caches and .engine/ are warm).
 # Packages already present are left alone. Services are NOT started by the
@@ -22,6 +23,12 @@ have wrk || need+=(wrk)
 have flock || need+=(util-linux)
 have runuser || need+=(util-linux)
 have curl || need+=(curl)
+# The test "home server" (test/support/docker-host.ts): dockerd and sshd started by hand.
+have dockerd || [ -x /usr/sbin/dockerd ] || need+=(docker.io)
+have sshd || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+have ssh || need+=(openssh-client)
+have sudo || need+=(sudo)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 
 if [ "${#need[@]}" -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { installFileCommand } from "../../infra/server/render.js";
-import { DEPLOY_USER, DOCKER_GROUP, SUDOERS_FILE, docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
+import { DEPLOY_USER, DOCKER_GROUP, SUDOERS_FILE, docker, runningHostOnMachine, startDockerHost, type DockerHost } from "../support/docker-host.js";
 import { freePort, requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const IMAGE = "bbdk-busybox:test";
@@ -94,6 +94,11 @@ describe("the test Docker host (real dockerd and OpenSSH on this machine)", () =
     assert.equal(sudo.status, 0, sudo.stderr);
     assert.equal(sudo.stdout.trim(), "0");
     assert.equal(statSync(SUDOERS_FILE).mode & 0o777, 0o440);
+    assert.match(readFileSync(SUDOERS_FILE, "utf8"), new RegExp(`^${DEPLOY_USER} ALL=\\(root\\) NOPASSWD: ALL$`, "m"));
+    // Root's docker (a command run with sudo) reaches the same daemon, as on a real server.
+    const rootDocker = host.ssh("sudo -n docker version --format '{{.Server.Version}}'");
+    assert.equal(rootDocker.status, 0, rootDocker.stderr);
+    assert.match(rootDocker.stdout, /^20\.10\./);
 
     const spec = { path: `${host.dataDir}/prod/secrets/db/password`, mode: "0600", owner: "root:root" };
     const install = host.ssh(installFileCommand(spec), "s3cr3t\n");
@@ -180,9 +185,17 @@ describe("the test Docker host (real dockerd and OpenSSH on this machine)", () =
         }
       });
     assert.deepEqual(strays, [], "no process of the host is left");
-    assert.notEqual(spawnSync("id", [DEPLOY_USER]).status, 0, `user ${DEPLOY_USER} removed`);
-    for (const group of [DEPLOY_USER, DOCKER_GROUP]) assert.notEqual(spawnSync("getent", ["group", group]).status, 0, `group ${group} removed`);
-    assert.ok(!existsSync(SUDOERS_FILE), "sudoers file removed");
+    // The user, groups and sudoers file have fixed names: another test's host may have started since (it waited for this stop).
+    const next = runningHostOnMachine();
+    assert.notEqual(next?.dir, dir, "the machine's lock no longer names this host");
+    if (next === undefined) {
+      assert.notEqual(spawnSync("id", [DEPLOY_USER]).status, 0, `user ${DEPLOY_USER} removed`);
+      for (const group of [DEPLOY_USER, DOCKER_GROUP]) assert.notEqual(spawnSync("getent", ["group", group]).status, 0, `group ${group} removed`);
+      assert.ok(!existsSync(SUDOERS_FILE), "sudoers file removed");
+    } else {
+      const home = spawnSync("getent", ["passwd", DEPLOY_USER], { encoding: "utf8" }).stdout.split(":")[5] ?? "";
+      assert.ok(!home.startsWith(`${dir}/`), `${DEPLOY_USER} is not this host's any more (home ${home}, now ${next.dir}'s)`);
+    }
     assert.ok(!existsSync(dir), "temp folder removed");
     assert.ok(!existsSync(`/sys/class/net/br-${edge.slice(0, 12)}`), "the network's bridge removed");
     const name = dir.slice(dir.lastIndexOf("/") + 1);

@@ -5,13 +5,15 @@
 // in the (test) docker group, `ALL=(root) NOPASSWD: ALL` in /etc/sudoers.d,
 // keys only. Docker's provider reaches it at ssh://<user>@127.0.0.1:<port>
 // (`docker system dial-stdio` over ssh: sshd's SetEnv points the deploy user's
-// `docker` at the test daemon), files and commands go over the same sshd.
+// `docker` at the test daemon, and the sudoers file keeps DOCKER_HOST so root's
+// `docker` under sudo is that daemon too), files and commands go over the same sshd.
 //
 // Everything it starts runs in its own cgroup (daemons, ssh sessions, docker's
 // userland proxies, containers: dockerd's --cgroup-parent), so stop() can prove
 // nothing is left; a run that crashed is cleaned up by the next start. The test
 // user and groups have fixed names, so one host at a time runs on a machine: a
-// second start waits for the first one's stop (a lock file names its owner).
+// second start waits for the first one's stop (flock on /run/lock/bbaegok-docker-host.lock;
+// /run/lock/bbaegok-docker-host.json names the running host until its stop).
 //
 // Networking without iptables (--iptables=false, --bridge=none): containers on
 // user-defined bridge networks are reached from the host at their addresses
@@ -30,10 +32,12 @@ export const DEPLOY_USER = "bbaegok-deploy";
 export const DOCKER_GROUP = "bbaegok-docker";
 /** The README's sudo rule for the deploy user (no dot in the name: sudo skips such files). */
 export const SUDOERS_FILE = "/etc/sudoers.d/bbaegok-deploy-test";
-/** Who runs a test host now: {"pid":…,"dir":…}. */
-const LOCK_FILE = "/tmp/bbaegok-docker-host.lock";
+/** Held (flock) by the process running a test host; the kernel lets it go when that process dies. */
+const LOCK_FILE = "/run/lock/bbaegok-docker-host.lock";
+/** The running host's {"pid":…,"dir":…}: still there at the next start means that run did not stop, its leftovers are removed. */
+const STATE_FILE = "/run/lock/bbaegok-docker-host.json";
 const TEMP_PREFIX = "/tmp/bbdk-";
-const LOCK_WAIT_MS = 20 * 60_000;
+const LOCK_WAIT_S = 20 * 60;
 /** Where the harness's processes are tracked: cgroup v1's pids hierarchy, else cgroup v2's. */
 const CGROUP_FS = "/sys/fs/cgroup";
 
@@ -78,8 +82,6 @@ export interface DockerHostOptions {
 
 /** The hosts started by this process and not stopped yet, newest last (docker()'s default). */
 const running: DockerHost[] = [];
-/** Temp folders of the hosts this process holds the lock for (starting, running or stopping). */
-const owned = new Set<string>();
 
 /**
  * Runs the docker CLI here against a test daemon (the newest running host
@@ -120,11 +122,18 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
   if (process.getuid?.() !== 0) throw new Error("startDockerHost() must run as root: it starts dockerd and sshd and creates a test user");
   const trackingRoot = cgroupTrackingRoot();
 
+  const lock = await acquireLock(trackingRoot);
   // A short path: unix sockets (docker's, containerd's, the agent's) must stay under ~100 characters.
   // Under /tmp itself, not $TMPDIR: the deploy user must traverse to its home and the docker socket.
-  const dir = mkdtempSync(TEMP_PREFIX);
-  chmodSync(dir, 0o711);
-  const releaseLock = await acquireLock(dir);
+  let dir: string;
+  try {
+    dir = mkdtempSync(TEMP_PREFIX);
+    chmodSync(dir, 0o711);
+    writeFileSync(STATE_FILE, `${JSON.stringify({ pid: process.pid, dir })}\n`);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
   const name = basename(dir);
   const children: { what: string; child: ChildProcess; log: string }[] = [];
   let createdRunSshd = false;
@@ -154,7 +163,8 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
       }
       problems.push(...(await cleanUp(dir, trackingRoot)));
       if (createdRunSshd) rmSync("/run/sshd", { recursive: true, force: true });
-      releaseLock();
+      if (problems.length === 0) rmSync(STATE_FILE, { force: true });
+      await lock.release();
       if (problems.length > 0) throw new Error(`stopping the test Docker host left problems:\n- ${problems.join("\n- ")}`);
     })();
     return stopped;
@@ -250,13 +260,15 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
 
     // The deploy user, as the README prepares it (home in the temp folder).
     createGroup(DOCKER_GROUP);
-    runChecked("useradd", [
+    runChecked(bin.useradd, [
       ...["--create-home", "--home-dir", paths.home, "--shell", "/bin/sh", "--user-group", "--groups", DOCKER_GROUP],
       // "*": no password, but not locked ("!"): sshd without PAM refuses a locked account even for keys.
       ...["--password", "*", "--comment", "bbaegok test deploy user", DEPLOY_USER],
     ]);
     const sudoersTemp = join(dir, "sudoers");
-    writeFileSync(sudoersTemp, `${DEPLOY_USER} ALL=(root) NOPASSWD: ALL\n`, { mode: 0o440 });
+    // The README's rule, plus DOCKER_HOST kept through sudo's env_reset: root's `docker` on a real
+    // server is the same daemon (/var/run/docker.sock); here it must be told where the test daemon is.
+    writeFileSync(sudoersTemp, `Defaults:${DEPLOY_USER} env_keep += "DOCKER_HOST"\n${DEPLOY_USER} ALL=(root) NOPASSWD: ALL\n`, { mode: 0o440 });
     runChecked(bin.visudo, ["-cf", sudoersTemp]);
     const sudoersNext = join("/etc/sudoers.d", `.${basename(SUDOERS_FILE)}.new`);
     writeFileSync(sudoersNext, readFileSync(sudoersTemp), { mode: 0o440 });
@@ -666,76 +678,66 @@ function mountsUnder(dir: string): string[] {
   return [...new Set(points)].sort((a, b) => b.length - a.length);
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * Takes the machine-wide lock (the user, groups and sudoers file have fixed
- * names). A lock held by a live process waits; one left by a dead process (or
- * by this process for a host it no longer owns) is cleaned up with what it left.
+ * names, so one host runs at a time): waits for a running host's stop, then
+ * removes whatever a run that never stopped left behind.
  */
-async function acquireLock(dir: string): Promise<() => void> {
-  const trackingRoot = cgroupTrackingRoot();
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  const fail = (message: string): never => {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(message);
-  };
-  for (;;) {
-    try {
-      writeFileSync(LOCK_FILE, JSON.stringify({ pid: process.pid, dir }), { flag: "wx" });
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") fail(`cannot write the lock ${LOCK_FILE}: ${(err as Error).message}`);
-    }
-    let held: { pid?: unknown; dir?: unknown } = {};
-    try {
-      held = JSON.parse(readFileSync(LOCK_FILE, "utf8")) as typeof held;
-    } catch {
-      // unreadable or half-written: looked at again below
-    }
-    const heldDir = typeof held.dir === "string" && held.dir.startsWith(TEMP_PREFIX) ? held.dir : undefined;
-    const live = typeof held.pid === "number" && pidAlive(held.pid) && (held.pid !== process.pid || (heldDir !== undefined && owned.has(heldDir)));
-    if (!live && (typeof held.pid === "number" || Date.now() - statMtime(LOCK_FILE) > 5000)) {
-      const problems = await cleanUp(heldDir, trackingRoot);
-      if (problems.length > 0) fail(`could not clean up a crashed test Docker host (lock ${LOCK_FILE}: pid ${String(held.pid)}, ${String(held.dir)}):\n- ${problems.join("\n- ")}`);
-      rmSync(LOCK_FILE, { force: true });
-      continue;
-    }
-    if (Date.now() > deadline) {
-      fail(`timed out after ${LOCK_WAIT_MS} ms waiting for the other test Docker host to stop (pid ${String(held.pid)}, ${String(held.dir)}; lock ${LOCK_FILE}): the test user and groups have fixed names, one host runs at a time`);
-    }
-    await new Promise((r) => setTimeout(r, 500));
+async function acquireLock(trackingRoot: string): Promise<{ release(): Promise<void> }> {
+  const flock = requireCommand("flock", "util-linux");
+  // flock holds the lock for as long as its `cat` reads our pipe: until release(), or this process's death.
+  const child = spawn(flock, ["-x", "-w", String(LOCK_WAIT_S), LOCK_FILE, "-c", "echo locked && exec cat >/dev/null"], { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const locked = await new Promise<boolean>((resolve) => {
+    child.stdout.once("data", () => resolve(true));
+    child.once("close", () => resolve(false));
+    child.once("error", (err) => {
+      stderr += err.message;
+      resolve(false);
+    });
+  });
+  if (!locked) {
+    throw new Error(
+      `timed out after ${LOCK_WAIT_S} s waiting for the other test Docker host to stop (${readState() ?? "no state"}; lock ${LOCK_FILE}): the test user and groups have fixed names, one host runs at a time ${stderr.trim()}`,
+    );
   }
-  owned.add(dir);
-  const release = () => {
-    owned.delete(dir);
-    try {
-      const held = JSON.parse(readFileSync(LOCK_FILE, "utf8")) as { pid?: number; dir?: string };
-      if (held.pid === process.pid && held.dir === dir) rmSync(LOCK_FILE, { force: true });
-    } catch {
-      // already gone
-    }
+  // The lock must not keep this process alive (a test that forgets stop() still ends; the lock goes with it).
+  child.unref();
+  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
+  const release = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.ref();
+    child.stdin.end();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
   };
-  // Leftovers without a lock (a run killed between steps): same names, so removed before reuse.
-  const problems = await cleanUp(undefined, trackingRoot);
-  if (problems.length > 0) {
-    release();
-    fail(`could not remove a previous test host's user, groups or sudoers file:\n- ${problems.join("\n- ")}`);
+  try {
+    const state = readState();
+    const problems = await cleanUp(state?.dir.startsWith(TEMP_PREFIX) ? state.dir : undefined, trackingRoot);
+    if (problems.length > 0) {
+      throw new Error(`could not clean up what a previous test Docker host left (${JSON.stringify(state)}; ${STATE_FILE}):\n- ${problems.join("\n- ")}`);
+    }
+    rmSync(STATE_FILE, { force: true });
+  } catch (err) {
+    await release();
+    throw err;
   }
-  return release;
+  return { release };
 }
 
-function statMtime(file: string): number {
+/** The test host running on this machine now (any process's): its owner's pid and its temp folder. */
+export function runningHostOnMachine(): { pid: number; dir: string } | undefined {
+  return readState();
+}
+
+function readState(): { pid: number; dir: string } | undefined {
   try {
-    return statSync(file).mtimeMs;
+    const state = JSON.parse(readFileSync(STATE_FILE, "utf8")) as { pid?: unknown; dir?: unknown };
+    return typeof state.dir === "string" ? { pid: Number(state.pid), dir: state.dir } : undefined;
   } catch {
-    return 0;
+    return undefined;
   }
 }

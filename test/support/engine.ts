@@ -16,15 +16,15 @@ export function requireEngine(): void {
 }
 
 /** A workspace (project copy, file backend, passphrase) for one test file; `remove` at the end. */
-export function engineWorkspace(profile: Profile): EngineWorkspace & { remove(): void } {
+export function engineWorkspace(profile: Profile, env?: NodeJS.ProcessEnv): EngineWorkspace & { remove(): void } {
   requireEngine();
-  const workspace = openWorkspace({ profile });
+  const workspace = openWorkspace({ profile, ...(env ? { env } : {}) });
   return { ...workspace, remove: () => rmSync(workspace.dir, { recursive: true, force: true }) };
 }
 
 /** A second view of the same workspace with another profile's plugins (same backend, project and passphrase). */
-export function withProfile(workspace: EngineWorkspace, profile: Profile): EngineWorkspace {
-  return openWorkspace({ dir: workspace.dir, profile });
+export function withProfile(workspace: EngineWorkspace, profile: Profile, env?: NodeJS.ProcessEnv): EngineWorkspace {
+  return openWorkspace({ dir: workspace.dir, profile, ...(env ? { env } : {}) });
 }
 
 /** stdout+stderr of a finished CLI run, for assertion messages. */
