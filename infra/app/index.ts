@@ -41,7 +41,8 @@ export class AppSlots extends pulumi.ComponentResource {
     const secretsDir = `${names.secretsDir}/app`;
     const passwordFile = new ServerFile(
       `${name}-datasource-password`,
-      { connection: server.connection, path: `${secretsDir}/${DATASOURCE_PASSWORD_FILE}`, mode: "0400", owner: config.app.runAs, content: database.password },
+      // The folder is listable (0755): Spring Boot's configtree lists it and will not start otherwise; the file itself is the app's alone.
+      { connection: server.connection, path: `${secretsDir}/${DATASOURCE_PASSWORD_FILE}`, mode: "0400", owner: config.app.runAs, dirMode: "0755", content: database.password },
       { parent: this },
     );
 

@@ -70,7 +70,8 @@ export function databaseSpec(db: StackConfig["database"]): DatabaseSpec {
         dataPath: DATA_PATHS.postgres,
         envs: [`POSTGRES_PASSWORD_FILE=${secret(ROOT_PASSWORD_FILE)}`, "POSTGRES_USER=postgres", `POSTGRES_DB=${db.name}`, "TZ=UTC"],
         command: ["postgres", "-c", `shared_buffers=${Math.floor(db.memoryMb / 4)}MB`, "-c", "password_encryption=scram-sha-256"],
-        healthcheck: ["CMD", "pg_isready", "-U", "postgres", "-d", db.name],
+        // Over TCP: the image's entrypoint first runs a temporary server on the socket only, which must not count as ready.
+        healthcheck: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres", "-d", db.name],
         // The image creates only the superuser; the app gets its own owner role.
         initFiles: [{ name: "10-app-user.sh", content: postgresAppUserScript(db) }],
       };

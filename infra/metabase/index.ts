@@ -44,12 +44,13 @@ export class Metabase extends pulumi.ComponentResource {
     this.appDatabaseContainer = `${names.prefix}-metabase-db`;
     const dockerOpts = { parent: this, provider: server.docker };
 
-    const generated = (suffix: string, length = 32) =>
-      pulumi.secret(new random.RandomPassword(`${name}-${suffix}`, { length, special: false }, { parent: this }).result);
+    const generated = (suffix: string, length = 32, minNumeric = 0) =>
+      pulumi.secret(new random.RandomPassword(`${name}-${suffix}`, { length, special: false, ...(minNumeric ? { minNumeric } : {}) }, { parent: this }).result);
     const appDbPassword = generated("app-db-password");
     // MB_ENCRYPTION_SECRET_KEY encrypts the connection details Metabase stores; it must never change.
     const encryptionKey = generated("encryption-key", 64);
-    this.adminPassword = generated("admin-password");
+    // At least one digit: Metabase's default password rule refuses a password without one (its setup would fail about 1 run in 280).
+    this.adminPassword = generated("admin-password", 32, 1);
     const readonlyPassword = generated("readonly-password");
 
     const secretsDir = `${names.secretsDir}/metabase`;
@@ -80,7 +81,7 @@ export class Metabase extends pulumi.ComponentResource {
         networksAdvanced: [{ name: server.dataNetworkName, aliases: [METABASE_APP_DB.alias] }],
         volumes: [{ volumeName: appDbVolume.name, containerPath: "/var/lib/postgresql/data" }],
         mounts: [{ type: "bind", source: appDbSecretsDir, target: SECRETS_MOUNT, readOnly: true }],
-        healthcheck: dockerHealthCheck({ tests: ["CMD", "pg_isready", "-U", METABASE_APP_DB.user, "-d", METABASE_APP_DB.name], interval: "10s", timeout: "5s", retries: 5, startPeriod: "30s" }),
+        healthcheck: dockerHealthCheck({ tests: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", METABASE_APP_DB.user, "-d", METABASE_APP_DB.name], interval: "10s", timeout: "5s", retries: 5, startPeriod: "30s" }),
         labels: [
           { label: ROLE_LABEL, value: "metabase-db" },
           { label: "bbaegok.stack", value: server.stack },

@@ -5,7 +5,7 @@
 //     (postgres, mysql; no MB_DB_TYPE keeps the state in memory, as H2 would
 //     keep it in a file); while it connects, GET /api/health answers 503
 //     {"status":"initializing"}; if it cannot connect within
-//     MB_DB_CONNECTION_TIMEOUT_SECONDS (60) it exits 1, as Metabase fails to start;
+//     BBAEGOK_METABASE_DB_WAIT_SECONDS (60) it exits 1, as Metabase fails to start;
 //   - MB_ENCRYPTION_SECRET_KEY shorter than 16 characters stops the start; a
 //     key different from the one the state was written with is logged as
 //     Metabase logs it (encrypted details cannot be read);
@@ -129,7 +129,7 @@ func (st *state) initialise(key string) error {
 	if err != nil {
 		return err
 	}
-	timeout, _ := strconv.Atoi(envOr("MB_DB_CONNECTION_TIMEOUT_SECONDS", "60"))
+	timeout, _ := strconv.Atoi(envOr("BBAEGOK_METABASE_DB_WAIT_SECONDS", "60"))
 	deadline := time.Now().Add(time.Duration(timeout) * time.Second)
 	for {
 		err = datasource.Check(context.Background(), db, 5*time.Second)
@@ -251,15 +251,34 @@ func (st *state) setup(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"id": uuid()})
 }
 
-// passwordProblem applies Metabase's default ("normal") password complexity: at least 6 characters, one of them a digit.
+// passwordProblem applies Metabase's password complexity (MB_PASSWORD_COMPLEXITY:
+// weak, normal (the default: 6 characters, one a digit) or strong;
+// MB_PASSWORD_LENGTH overrides the length). Its list of common passwords is
+// not applied here.
 func passwordProblem(password string) string {
-	digits := 0
+	var total, lower, upper, digit, special int
 	for _, c := range password {
-		if unicode.IsDigit(c) {
-			digits++
+		total++
+		switch {
+		case unicode.IsLower(c):
+			lower++
+		case unicode.IsUpper(c):
+			upper++
+		case unicode.IsDigit(c):
+			digit++
+		default:
+			special++
 		}
 	}
-	if len(password) < 6 || digits < 1 {
+	want := map[string][5]int{ // total, lower, upper, digit, special
+		"weak":   {6, 0, 0, 0, 0},
+		"normal": {6, 0, 0, 1, 0},
+		"strong": {8, 2, 2, 1, 1},
+	}[envOr("MB_PASSWORD_COMPLEXITY", "normal")]
+	if n, err := strconv.Atoi(os.Getenv("MB_PASSWORD_LENGTH")); err == nil {
+		want[0] = n
+	}
+	if total < want[0] || lower < want[1] || upper < want[2] || digit < want[3] || special < want[4] {
 		return "password is too common."
 	}
 	return ""
