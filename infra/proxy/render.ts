@@ -563,6 +563,8 @@ manifest=$(cat)
 if ! (cd "$proposed" && printf '%s\\n' "$manifest" | sha256sum --check --quiet --strict -) >/dev/null 2>&1; then
   fail "the files under $proposed are not the ones this run installed (sha256 differs); nothing was changed"
 fi
+# A fresh server has no live folder before its first activation.
+mkdir -p "$live" || fail "cannot create $live"
 backup=$(mktemp -d "$live/.previous.XXXXXX") || fail "cannot create a backup directory under $live"
 trap 'rm -rf "$backup"' EXIT
 for f in ${list}; do
@@ -624,6 +626,8 @@ live=${shellQuote(a.liveDir)}
 fail() { printf '%s\\n' "proxy deactivation of $label: $*" >&2; exit 1; }
 exec 9>${shellQuote(a.lockPath)} || fail "cannot open the lock file"
 flock -w 60 9 || fail "another activation still holds the lock after 60 s; nothing was changed"
+# Never activated (a first up that failed): nothing to remove.
+[ -d "$live" ] || exit 0
 backup=$(mktemp -d "$live/.previous.XXXXXX") || fail "cannot create a backup directory under $live"
 trap 'rm -rf "$backup"' EXIT
 restore() {

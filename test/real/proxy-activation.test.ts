@@ -6,7 +6,7 @@
 // leaving removes only its own files.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { request } from "node:https";
 import { dirname, join } from "node:path";
@@ -124,6 +124,8 @@ describe("activating proxy files on a real nginx", () => {
   });
 
   it("the owner's first activation puts nginx.conf and its stack's files live before nginx runs", async () => {
+    // As on a fresh server: the live folder does not exist before the first activation.
+    rmSync(dirs.live, { recursive: true, force: true });
     const files = propose("prod", prod, { [MAIN_CONF]: renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "30s" }) });
     const result = activate("prod", files);
     assert.equal(result.status, 0, result.stderr);

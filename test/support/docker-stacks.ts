@@ -1,0 +1,92 @@
+// The committed stacks, pointed at the test host of test/support/docker-host.ts
+// instead of the home server: the only changes are the ones a new server needs
+// (address, SSH port, user, host key, data folder). Everything else is the
+// committed file, Cloudflare-only proxy included: the tests reach it from an
+// address in Cloudflare's ranges (see cloudflareClientAddress).
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
+import { join } from "node:path";
+import { parseDocument } from "yaml";
+import type { EngineWorkspace } from "../../engine/workspace.js";
+import { PROJECT } from "../../stacks/config/schema.js";
+import type { DockerHost } from "./docker-host.js";
+
+export function pointStackAtHost(projectDir: string, stack: string, host: DockerHost): void {
+  const path = join(projectDir, `Pulumi.${stack}.yaml`);
+  const doc = parseDocument(readFileSync(path, "utf8"));
+  doc.setIn(["config", `${PROJECT}:server`, "host"], host.host);
+  doc.setIn(["config", `${PROJECT}:server`, "ssh"], { user: host.user, port: host.sshPort, hostKey: host.hostKey });
+  doc.setIn(["config", `${PROJECT}:server`, "dataDir"], host.dataDir);
+  writeFileSync(path, doc.toString());
+}
+
+/** Changes one value of a stack file in the workspace (as a pull request would). */
+export function setStackValue(projectDir: string, stack: string, path: (string | number)[], value: unknown): void {
+  const file = join(projectDir, `Pulumi.${stack}.yaml`);
+  const doc = parseDocument(readFileSync(file, "utf8"));
+  doc.setIn(["config", ...path], value);
+  writeFileSync(file, doc.toString());
+}
+
+/** The CLI in the workspace with the operator's SSH agent, output returned. */
+export function pulumi(ws: EngineWorkspace, args: string[], timeoutMs = 15 * 60_000) {
+  return spawnSync(join(ws.env["PATH"]!.split(":")[0]!, "pulumi"), [...args, "--non-interactive"], { cwd: ws.projectDir, env: ws.env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs });
+}
+
+export interface HttpAnswer {
+  status: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/**
+ * An address in Cloudflare's ranges (the cloudflare stand-in's, as the
+ * offline plan's) put on this machine's loopback for the test, so a request
+ * can come from "Cloudflare": the proxy only answers peers in those ranges.
+ * Reached at the proxy container's own address (no NAT, iptables off, the
+ * reply routes back through the bridge to the host).
+ */
+export const CLOUDFLARE_CLIENT = "173.245.48.7";
+
+export function addCloudflareClientAddress(): () => void {
+  const add = spawnSync("ip", ["addr", "add", `${CLOUDFLARE_CLIENT}/32`, "dev", "lo"], { encoding: "utf8" });
+  if (add.status !== 0 && !/File exists/.test(add.stderr)) throw new Error(`ip addr add ${CLOUDFLARE_CLIENT}/32 dev lo failed: ${add.stderr}`);
+  return () => void spawnSync("ip", ["addr", "del", `${CLOUDFLARE_CLIENT}/32`, "dev", "lo"]);
+}
+
+/**
+ * An HTTPS request to the proxy with the given name in SNI and Host (the test's
+ * certificates come from the stand-in CA): by default from CLOUDFLARE_CLIENT to
+ * `address` (the proxy container's), or from anywhere to 127.0.0.1's published port.
+ */
+export function httpsGet(
+  name: string,
+  path = "/",
+  options: { address?: string; localAddress?: string; host?: string; port?: number; timeoutMs?: number } = {},
+): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: options.address ?? "127.0.0.1",
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+        port: options.port ?? 443,
+        path,
+        servername: name,
+        headers: { host: options.host ?? name },
+        rejectUnauthorized: false,
+        agent: false,
+        timeout: options.timeoutMs ?? 10_000,
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`https://${name}${path}: no answer within ${options.timeoutMs ?? 10_000} ms`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
