@@ -4,7 +4,9 @@
 // Why this exists: the Go module proxy this project builds from refuses
 // github.com/pulumi/pulumi-command/provider (403/404), so the official plugin cannot be built
 // here. The libraries it is made of are served, though: github.com/pulumi/pulumi-go-provider
-// v1.3.0 (the version pulumi-command v1.2.1 is built on), github.com/pulumi/pulumi/sdk/v3 and
+// (v1.4.0 here: pulumi-command v1.2.1 is built on v1.3.0, which does not compile against the
+// pulumi pkg/sdk v3.256.0 the other plugins share; v1.4.0 differs from it in omitting an empty
+// provider block from the schema and naming enum values), github.com/pulumi/pulumi/sdk/v3 and
 // golang.org/x/crypto/ssh. This program is our own re-implementation, on those libraries, of
 // the one resource this repo uses, command:remote:Command, written against the contract of
 // pulumi-command v1.2.1 (read, not copied): the same token, property names, types, defaults,
