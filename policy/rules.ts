@@ -94,6 +94,9 @@ export function containersAreBounded(r: ResourceView): string[] {
   const restart = r.inputs["restart"];
   if (restart !== "unless-stopped" && restart !== "always") problems.push(`container ${r.name} has restart "${String(restart)}"; expected unless-stopped`);
   if (typeof r.inputs["memory"] !== "number" || r.inputs["memory"] <= 0) problems.push(`container ${r.name} has no memory limit`);
+  // No swap: a container over its limit is stopped and restarted, not left to slow the whole server down.
+  // Unset, Docker picks a swap limit itself and reads it back: a change on every run.
+  else if (r.inputs["memorySwap"] !== r.inputs["memory"]) problems.push(`container ${r.name} has memorySwap ${String(r.inputs["memorySwap"])}; set it to its memory (${r.inputs["memory"]}): no swap`);
   const logOpts = (r.inputs["logOpts"] ?? {}) as Record<string, unknown>;
   if (r.inputs["logDriver"] !== "json-file" || !logOpts["max-size"] || !logOpts["max-file"]) {
     problems.push(`container ${r.name} does not rotate its logs (json-file with max-size and max-file)`);

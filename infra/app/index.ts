@@ -57,6 +57,7 @@ export class AppSlots extends pulumi.ComponentResource {
           image: image.imageId,
           restart: "unless-stopped",
           memory: config.app.memoryMb,
+          memorySwap: config.app.memoryMb,
           logDriver: "json-file",
           logOpts: LOG_OPTS,
           envs: slotEnvs(config, slot),

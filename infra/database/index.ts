@@ -85,6 +85,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
         image: image.imageId,
         restart: "unless-stopped",
         memory: database.memoryMb,
+        memorySwap: database.memoryMb,
         logDriver: "json-file",
         logOpts: LOG_OPTS,
         envs: spec.envs,

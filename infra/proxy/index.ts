@@ -201,6 +201,7 @@ export class EdgeProxy extends pulumi.ComponentResource {
         image: pulled.imageId,
         restart: "unless-stopped",
         memory: 256,
+        memorySwap: 256,
         logDriver: "json-file",
         logOpts: LOG_OPTS,
         command: ["nginx", "-c", `${confDir}/${MAIN_CONF}`, "-g", "daemon off;"],

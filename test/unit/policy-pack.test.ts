@@ -17,6 +17,7 @@ function container(name: string, role: string, inputs: Record<string, unknown> =
       image: "sha256:0f3c",
       restart: "unless-stopped",
       memory: 512,
+      memorySwap: 512,
       logDriver: "json-file",
       logOpts: { "max-size": "10m", "max-file": "5" },
       labels: [{ label: "bbaegok.role", value: role }],

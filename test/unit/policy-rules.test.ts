@@ -10,6 +10,7 @@ const container = (inputs: Record<string, unknown>): ResourceView => ({
   inputs: {
     restart: "unless-stopped",
     memory: 512,
+    memorySwap: 512,
     logDriver: "json-file",
     logOpts: { "max-size": "10m", "max-file": "5" },
     labels: [{ label: "bbaegok.role", value: "app" }],
@@ -45,6 +46,8 @@ describe("guardrails", () => {
   it("containers restart, rotate logs, have a memory limit and a role", () => {
     assert.equal(RULES.containersAreBounded(container({ restart: "no" })).length, 1);
     assert.equal(RULES.containersAreBounded(container({ memory: undefined })).length, 1);
+    assert.match(RULES.containersAreBounded(container({ memorySwap: undefined }))[0] ?? "", /memorySwap undefined; set it to its memory \(512\): no swap/);
+    assert.equal(RULES.containersAreBounded(container({ memorySwap: 1024 })).length, 1);
     assert.equal(RULES.containersAreBounded(container({ logOpts: {} })).length, 1);
     assert.equal(RULES.containersAreBounded(container({ labels: [] })).length, 1);
   });
