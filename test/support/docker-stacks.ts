@@ -5,7 +5,8 @@
 // address in Cloudflare's ranges (see cloudflareClientAddress).
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { request } from "node:https";
+import { Agent, request } from "node:https";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import type { EngineWorkspace } from "../../engine/workspace.js";
@@ -89,4 +90,74 @@ export function httpsGet(
     req.on("error", reject);
     req.end();
   });
+}
+
+export interface LoadAnswer {
+  /** ms since the load started. */
+  start: number;
+  end: number;
+  /** The slot and version that answered, or undefined when the request failed. */
+  slot?: string;
+  version?: string;
+  error?: string;
+}
+
+/**
+ * Continuous HTTPS keep-alive load on `name` through the proxy at `address`
+ * from CLOUDFLARE_CLIENT, each answer recorded with its slot and version. A
+ * request on a kept-alive connection nginx closed while idle (old workers do
+ * at a reload) is sent again, as HTTP/1.1 clients and Cloudflare do; anything
+ * else that is not a 200 counts as failed. A third of the requests take 300 ms.
+ */
+export function startLoad(address: () => string, name: string, workers = 4) {
+  const agent = new Agent({ keepAlive: true, maxSockets: workers, rejectUnauthorized: false, servername: name, localAddress: CLOUDFLARE_CLIENT });
+  const t0 = performance.now();
+  const now = () => performance.now() - t0;
+  const answers: LoadAnswer[] = [];
+  const requestsOn = new WeakMap<Socket, number>();
+  let running = true;
+  let retried = 0;
+  const get = (path: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const req = request({ host: address(), port: 443, path, agent, headers: { host: name }, timeout: 15_000 }, (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}: ${body.slice(0, 200)}`))));
+      });
+      let keptAlive = false;
+      req.on("socket", (socket: Socket) => {
+        const count = (requestsOn.get(socket) ?? 0) + 1;
+        requestsOn.set(socket, count);
+        keptAlive = count > 1;
+      });
+      req.on("timeout", () => req.destroy(new Error("no answer within 15 s")));
+      req.on("error", (err: NodeJS.ErrnoException) => {
+        if ((req.reusedSocket || keptAlive) && err.code === "ECONNRESET") {
+          retried++;
+          get(path).then(resolve, reject);
+        } else reject(err);
+      });
+      req.end();
+    });
+  const loops = Array.from({ length: workers }, async () => {
+    for (let n = 0; running; n++) {
+      const start = now();
+      try {
+        const body = JSON.parse(await get(n % 3 === 0 ? "/slow?ms=300" : "/")) as { slot?: string; version?: string };
+        answers.push({ start, end: now(), slot: body.slot, version: body.version });
+      } catch (err) {
+        answers.push({ start, end: now(), error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  });
+  return {
+    answers,
+    retried: () => retried,
+    async stop(): Promise<LoadAnswer[]> {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return answers;
+    },
+  };
 }
