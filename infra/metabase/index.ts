@@ -104,6 +104,8 @@ export class Metabase extends pulumi.ComponentResource {
         stdin: pulumi.secret(readonlyPassword.apply((pw) => readOnlyUserSql(config.database, mb.tables, pw))),
         delete: pulumi.interpolate`${database.containerName.apply((c) => `echo ${shellQuote(dropUserSql(config.database.engine))} | ${adminSqlCommand(config.database.engine, c, config.database.name)}`)}`,
         logging: "stderr",
+        // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
+        addPreviousOutputInEnv: false,
       },
       { parent: this, dependsOn: [database] },
     );
@@ -159,6 +161,8 @@ export class Metabase extends pulumi.ComponentResource {
           siteName: config.service,
         }),
         logging: "stdoutAndStderr",
+        // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
+        addPreviousOutputInEnv: false,
       },
       { parent: this, dependsOn: [container, readonlyUser] },
     );

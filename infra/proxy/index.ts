@@ -134,6 +134,8 @@ export class ProxySite extends pulumi.ComponentResource {
         // A changed file changes the manifest, which runs the activation again.
         stdin: manifest,
         logging: "stdoutAndStderr",
+        // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
+        addPreviousOutputInEnv: false,
       },
       { parent: this, dependsOn: [...proposed, ...(args.dependsOn ?? [])] },
     );
@@ -266,6 +268,8 @@ export class GuestProxy extends pulumi.ComponentResource {
         // A new proxy container (the owner replaced it) must join the network again.
         triggers: [this.endpoint.containerId],
         logging: "stdoutAndStderr",
+        // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
+        addPreviousOutputInEnv: false,
       },
       { parent: this },
     );

@@ -105,6 +105,8 @@ export class ServerFile extends pulumi.ComponentResource {
         // A new path is a new file: replace, so the old path is removed.
         triggers: [args.path],
         logging: "stderr",
+        // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
+        addPreviousOutputInEnv: false,
       },
       { parent: this },
     );

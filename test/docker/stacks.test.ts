@@ -4,12 +4,16 @@
 // running images built offline and tagged as the stacks pin them
 // (test/support/docker-images.ts). Nothing on the server side is stood in.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildTestImages } from "../support/docker-images.js";
+import { activateFilesScript, dockerNginxCommands, proxyDirs, stackFilePaths } from "../../infra/proxy/render.js";
+import { buildTestImages, tagAppVersion } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, pointStackAtHost, pulumi, type HttpAnswer } from "../support/docker-stacks.js";
+import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, pointStackAtHost, pulumi, setStackValue, startLoad, type HttpAnswer } from "../support/docker-stacks.js";
+import { startS3Server, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, type S3Server } from "../support/s3.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
 
@@ -55,6 +59,24 @@ function state(name: string): { running: boolean; health: string | undefined; im
 
 function containersOf(stack: string): string[] {
   return docker(["ps", "-a", "--filter", `label=bbaegok.stack=${stack}`, "--format", "{{.Names}}"]).stdout.split("\n").filter(Boolean).sort();
+}
+
+/** An ops command (npm run deploy/rollback/status…) from the project copy, asynchronously (so load can run meanwhile). */
+function ops(script: string, args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", join(ws.projectDir, "ops", script), ...args], { cwd: ws.projectDir, env: ws.env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("exit", (code) => resolve({ status: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** Answers from the version that serves prod's API now. */
+async function servingVersion(): Promise<{ slot: string; version: string }> {
+  const { slot, version } = JSON.parse((await viaCloudflare("api.bbaegok.kr", "/")).body) as { slot: string; version: string };
+  return { slot, version };
 }
 
 function up(stack: string) {
@@ -145,5 +167,151 @@ describe("staging beside prod on the same host", () => {
       const drift = spawnSync(process.execPath, ["--import", "tsx", join(ws.projectDir, "ops", "drift.ts"), "--stack", stack], { cwd: ws.projectDir, env: ws.env, encoding: "utf8" });
       assert.equal(drift.status, 0, outputOf(drift));
     }
+  });
+});
+
+describe("the proxy's configuration on the real container", () => {
+  it("a change goes live through the activation script (nginx -t, graceful reload); the container is not replaced", async () => {
+    const before = docker(["inspect", "-f", "{{.Id}}", "bbaegok-proxy"]).stdout.trim();
+    setStackValue(ws.projectDir, "prod", ["bbaegok-infra:proxy", "clientMaxBodySize"], "25m");
+    up("prod");
+    const live = `${host.dataDir}/proxy/live/${stackFilePaths("prod").conf}`;
+    assert.match(docker(["exec", "bbaegok-proxy", "cat", live]).stdout, /client_max_body_size 25m;/);
+    assert.equal(docker(["inspect", "-f", "{{.Id}}", "bbaegok-proxy"]).stdout.trim(), before);
+    assert.equal((await viaCloudflare("api.bbaegok.kr", "/")).status, 200);
+  });
+
+  it("a configuration nginx -t refuses never goes live: the previous files keep serving, and the run fails with nginx's message", async () => {
+    const dirs = proxyDirs(`${host.dataDir}/proxy`);
+    const conf = stackFilePaths("prod").conf;
+    const broken = "server { this is not nginx\n";
+    const manifest = `${createHash("sha256").update(broken).digest("hex")}  ${conf}\n`;
+    const endpoint = { container: "bbaegok-proxy", image: "nginx:1.28.0", dir: `${host.dataDir}/proxy` };
+    const script = activateFilesScript({ label: "stack prod", proposedDir: dirs.proposed("prod"), liveDir: dirs.live, files: [conf], lockPath: dirs.lock, commands: dockerNginxCommands(endpoint) });
+    const proposedConf = `${dirs.proposed("prod")}/${conf}`;
+    const scriptFile = `${host.dir}/activate-prod.sh`;
+    const good = host.ssh(`sudo -n cat '${proposedConf}'`).stdout;
+    assert.equal(host.ssh(`sudo -n tee '${scriptFile}' > /dev/null`, script).status, 0);
+    assert.equal(host.ssh(`sudo -n tee '${proposedConf}' > /dev/null`, broken).status, 0);
+    try {
+      const result = host.ssh(`sudo -n sh '${scriptFile}'`, manifest);
+      assert.equal(result.status, 1, result.stdout + result.stderr);
+      assert.match(result.stderr, /nginx -t refused the new configuration; the previous files are back and keep serving/);
+      assert.equal(docker(["exec", "bbaegok-proxy", "cat", `${dirs.live}/${conf}`]).stdout, good);
+      assert.equal((await viaCloudflare("api.bbaegok.kr", "/")).status, 200);
+    } finally {
+      host.ssh(`sudo -n tee '${proposedConf}' > /dev/null`, good);
+    }
+  });
+});
+
+describe("backups on the real host", () => {
+  let s3: S3Server;
+  before(async () => {
+    s3 = await startS3Server(["bbaegok-prod-db-backups"]);
+  });
+  after(async () => {
+    await s3?.stop();
+  });
+
+  /** The stack's own script on the server, run as root through sudo as cron would, against the S3 stand-in. */
+  function runOnServer(script: string, args = ""): { status: number; stdout: string; stderr: string } {
+    const credentials = s3.credentialsFile(S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY);
+    host.ssh(`sudo -n sh -c 'umask 077; cat > "$1"' sh '${host.dir}/s3-credentials'`, readFileSync(credentials));
+    return host.ssh(
+      `sudo -n env BACKUP_S3_ENDPOINT_URL=${s3.endpoint} BACKUP_AWS_CREDENTIALS_FILE='${host.dir}/s3-credentials' BACKUP_PING_URL_FILE=/nonexistent '${host.dataDir}/prod/backup/${script}' ${args}`,
+      undefined,
+      { timeoutMs: 300_000 },
+    );
+  }
+
+  it("the backup script dumps the real databases with docker exec and uploads them, manifest last", () => {
+    docker(["exec", "-i", "bbaegok-prod-db", "sh", "-c", 'mariadb -uroot -p"$(cat /run/secrets/db_root_password)" bbaegok'], {
+      input: "CREATE TABLE IF NOT EXISTS orders (id INT PRIMARY KEY, item VARCHAR(40)); REPLACE INTO orders VALUES (1, '빼곡 노트'), (2, 'pen');",
+    });
+    const result = runOnServer("backup.sh");
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+    const keys = s3.keys("bbaegok-prod-db-backups", "prod/");
+    for (const db of ["bbaegok", "metabase"]) assert.ok(keys.some((k) => k.startsWith(`prod/${db}/`) && k.endsWith(".manifest.json")), `no manifest for ${db}: ${keys.join(", ")}`);
+  });
+
+  it("the restore drill loads the newest backup into a throwaway container on the real daemon and compares it with the manifest", () => {
+    const result = runOnServer("restore-drill.sh", "--database bbaegok");
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+    assert.equal(docker(["ps", "-a", "--filter", "label=bbaegok.role=restore-drill", "--format", "{{.Names}}"]).stdout.trim(), "", "the throwaway container is gone");
+  });
+});
+
+describe("image bumps of the proxy, the database and Metabase", () => {
+  before(async () => {
+    await buildTestImages({ env: host.dockerEnv }, { nginx: ["nginx:1.28.1"], mariadb: ["mariadb:11.4.5"], metabase: ["metabase/metabase:v0.56.10"] });
+  });
+
+  it("the preview announces the database's downtime, the up replaces each container old-first, the data stays", async () => {
+    setStackValue(ws.projectDir, "prod", ["bbaegok-infra:proxy", "image"], "nginx:1.28.1");
+    setStackValue(ws.projectDir, "prod", ["bbaegok-infra:database", "version"], "11.4.5");
+    setStackValue(ws.projectDir, "prod", ["bbaegok-infra:metabase", "image"], "metabase/metabase:v0.56.10");
+    const preview = pulumi(ws, ["preview", "--stack", "prod"]);
+    assert.equal(preview.status, 0, outputOf(preview));
+    assert.match(preview.stdout, /PLANNED DOWNTIME: the database container bbaegok-prod-db will be replaced \(image mariadb:11\.4\.4 → mariadb:11\.4\.5\)/);
+    up("prod");
+    for (const [name, image] of [["bbaegok-proxy", "nginx:1.28.1"], ["bbaegok-prod-db", "mariadb:11.4.5"], ["bbaegok-prod-metabase", "metabase/metabase:v0.56.10"]] as const) {
+      const id = docker(["image", "inspect", "-f", "{{.Id}}", image]).stdout.trim();
+      assert.equal(docker(["inspect", "-f", "{{.Image}}", name]).stdout.trim(), id, `${name} does not run ${image}`);
+      assert.equal(state(name).running, true, name);
+    }
+    const rows = docker(["exec", "bbaegok-prod-db", "sh", "-c", 'mariadb -N -uroot -p"$(cat /run/secrets/db_root_password)" bbaegok -e "SELECT item FROM orders ORDER BY id"']).stdout;
+    assert.equal(rows, "빼곡 노트\npen\n");
+    assert.equal((await viaCloudflare("api.bbaegok.kr", "/")).status, 200);
+  });
+
+  it("staging, a guest on the replaced proxy, joins it again on its next up (deploy.yml's pass after prod)", async () => {
+    up("staging");
+    assert.equal((await viaCloudflare("staging-api.bbaegok.kr", "/")).status, 200);
+  });
+});
+
+describe("npm run deploy, rollback and status through the real SSH path, under load", () => {
+  before(async () => {
+    await tagAppVersion({ env: host.dockerEnv }, "1.8.3");
+    await tagAppVersion({ env: host.dockerEnv }, "1.8.4-broken", { unhealthy: true });
+  });
+
+  it("deploy puts 1.8.3 on the idle slot and flips to it with no failed request", async () => {
+    const load = startLoad(proxyAddress, "api.bbaegok.kr");
+    const result = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.3"]);
+    await new Promise((r) => setTimeout(r, 1500));
+    const answers = await load.stop();
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+    assert.deepEqual(answers.filter((a) => a.error), [], `failed requests during the deploy (of ${answers.length})`);
+    assert.ok(answers.length > 50, `only ${answers.length} requests`);
+    assert.deepEqual(await servingVersion(), { slot: "green", version: "1.8.3" });
+  });
+
+  it("status says what serves, from the proxy itself", async () => {
+    const result = await ops("deploy.ts", ["status", "--stack", "prod"]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /green/);
+    assert.match(result.stdout, /1\.8\.3/);
+  });
+
+  it("rollback flips back to the warm slot, with no failed request", async () => {
+    const load = startLoad(proxyAddress, "api.bbaegok.kr");
+    const result = await ops("deploy.ts", ["rollback", "--stack", "prod"]);
+    await new Promise((r) => setTimeout(r, 1500));
+    const answers = await load.stop();
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+    assert.deepEqual(answers.filter((a) => a.error), []);
+    assert.deepEqual(await servingVersion(), { slot: "blue", version: "1.8.2" });
+  });
+
+  it("a release that never turns healthy never becomes live: the deploy fails, blue keeps serving, nothing fails", async () => {
+    const load = startLoad(proxyAddress, "api.bbaegok.kr");
+    const result = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.4-broken"]);
+    const answers = await load.stop();
+    assert.equal(result.status, 1, result.stdout + result.stderr);
+    assert.deepEqual(answers.filter((a) => a.error), []);
+    assert.ok(answers.every((a) => a.slot === "blue"), "only blue answered");
+    assert.deepEqual(await servingVersion(), { slot: "blue", version: "1.8.2" });
   });
 });
