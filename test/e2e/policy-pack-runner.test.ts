@@ -37,13 +37,13 @@ function urn(type: string, name: string): string {
   return `urn:pulumi:prod::bbaegok-infra::${type}::${name}`;
 }
 
-function request(type: string, name: string, properties: Record<string, unknown>, protect = false): AnalyzeRequest {
+function request(type: string, name: string, properties: Record<string, unknown>, protect = false, deleteBeforeReplace = false): AnalyzeRequest {
   return new AnalyzeRequest()
     .setType(type)
     .setName(name)
     .setUrn(urn(type, name))
     .setProperties(Struct.fromJavaScript(properties as Parameters<typeof Struct.fromJavaScript>[0]))
-    .setOptions(new AnalyzerResourceOptions().setProtect(protect));
+    .setOptions(new AnalyzerResourceOptions().setProtect(protect).setDeletebeforereplace(deleteBeforeReplace));
 }
 
 /** `<policy> [<level>] <violation>`: the runner puts the policy's description on the message's first line, the violation last. */
@@ -107,11 +107,12 @@ describe("the policy pack started as the Pulumi CLI starts it", () => {
       image: unknownValue,
       restart: "unless-stopped",
       memory: 1536,
+      memorySwap: 1536,
       logDriver: "json-file",
       logOpts: { "max-size": "10m", "max-file": "5" },
       labels: [{ label: "bbaegok.role", value: "app" }],
       ports: [{ internal: 8080, external: 8080 }],
-    });
+    }, false, true);
     const response = await call<AnalyzeResponse>((cb) => client.analyze(container, cb));
     assert.deepEqual(summary(response.getDiagnosticsList()), [
       "only-proxy-publishes-ports [mandatory] container app-blue (role app) publishes host ports or uses the host network; only the proxy may",
