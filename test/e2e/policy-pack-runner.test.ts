@@ -43,7 +43,7 @@ function request(type: string, name: string, properties: Record<string, unknown>
     .setName(name)
     .setUrn(urn(type, name))
     .setProperties(Struct.fromJavaScript(properties as Parameters<typeof Struct.fromJavaScript>[0]))
-    .setOptions(new AnalyzerResourceOptions().setProtect(protect).setDeletebeforereplace(deleteBeforeReplace));
+    .setOptions(new AnalyzerResourceOptions().setProtect(protect).setDeletebeforereplace(deleteBeforeReplace).setDeletebeforereplacedefined(deleteBeforeReplace));
 }
 
 /** `<policy> [<level>] <violation>`: the runner puts the policy's description on the message's first line, the violation last. */
