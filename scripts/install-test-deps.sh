@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real on a fresh Debian machine: nginx,
-# MariaDB, PostgreSQL, the AWS CLI, zstd, shellcheck, wrk, Docker (docker.io),
-# OpenSSH's server and client, sudo, busybox-static; then the npm packages;
+# MariaDB, PostgreSQL, the AWS CLI, Debian's boto3 for python3, zstd, shellcheck,
+# wrk, Docker (docker.io), OpenSSH's server and client, sudo, busybox-static;
+# then the npm packages; then moto's S3 server (PyPI, pinned) in .test-venv/;
 # then Pulumi's engine and the program's plugins, built from the Go module proxy
 # (npm run engine:install: a few seconds when Go's caches and .engine/ are warm).
 # Packages already present are left alone. Services are NOT started by the
@@ -16,7 +17,13 @@ have mariadb || need+=(mariadb-client)
 have mariadb-dump || need+=(mariadb-client)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 have pg_dump || need+=(postgresql-client)
-have aws || need+=(awscli)
+# Debian's AWS CLI in /usr/bin: the backup scripts run as root through sudo on
+# the test server, whose PATH (secure_path) does not see an aws elsewhere.
+[ -x /usr/bin/aws ] || need+=(awscli)
+# The backup's uploader (infra/backup/s3-put.py) runs on Debian's python3 with Debian's boto3.
+/usr/bin/python3 -c 'import boto3' >/dev/null 2>&1 || need+=(python3-boto3)
+# The virtualenv moto's S3 server is installed into.
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 have zstd || need+=(zstd)
 have shellcheck || need+=(shellcheck)
 have wrk || need+=(wrk)
@@ -47,6 +54,18 @@ fi
 
 cd "$(dirname "$0")/.."
 npm ci --no-audit --no-fund --loglevel=error
+
+# moto's S3 server, for the tests of what s3rver lacks (conditional writes,
+# aborted and listed multipart uploads): test/support/moto.ts runs
+# .test-venv/bin/moto_server.
+MOTO_VERSION=5.2.5
+if [ "$(.test-venv/bin/python -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$MOTO_VERSION" ]; then
+  echo "install-test-deps: installing moto[server]==$MOTO_VERSION into .test-venv/"
+  /usr/bin/python3 -m venv .test-venv
+  .test-venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+else
+  echo "install-test-deps: moto $MOTO_VERSION already in .test-venv/"
+fi
 
 # The engine build needs Go 1.21 or later (go.mod files name 1.26; a newer Go
 # than the machine's is fetched from the Go module proxy when GOTOOLCHAIN allows).

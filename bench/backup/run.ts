@@ -6,15 +6,15 @@
 // of its own (bench/backup/data.ts) filled by LOAD DATA with shop-like data;
 // then, BENCH_ROUNDS times (default 2), alternating:
 //   plain     `mariadb-dump <the backup's options> bbaegok > file`
-//   streamed  the prod stack's real backup script: dump → zstd → `aws s3 cp -`
-//             to an S3 API server on loopback, with the manifest's counting,
+//   streamed  the prod stack's real backup script: dump → zstd → s3-put.py
+//             (python3, boto3) to an S3 API server on loopback, with the manifest's counting,
 //             sha256 and size on the side
 // and finally `npm run restore` of the newest backup into the emptied database.
 // Both dumps go through the same stand-in for `docker exec` the tests use.
 // The streamed speed is the dump's bytes over the backup's own duration (in
 // its manifest: from the first query to the upload's end).
 // It also prints where the CPU went during the script (bench/cpu.ts): on two
-// shared cores the S3 stand-in and the CLI compete with the dump itself.
+// shared cores the S3 stand-in and the uploader compete with the dump itself.
 import { spawn } from "node:child_process";
 import { rmSync, statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";

@@ -1,13 +1,37 @@
 # --- the backup run (infra/backup/backup.bash) ---
-# For each target: dump -> zstd -> `aws s3 cp -` to <stack>/<database>/<UTC>.<ext>,
+# For each target: dump -> zstd -> s3-put.py to <stack>/<database>/<UTC>.<ext>,
 # streamed (no full-size temp file), then the manifest <...>.manifest.json.
-# The manifest is the only mark of a good backup and is written last: a run
-# that fails at any stage leaves at most a data object without a manifest,
-# which restores, drills and the status never pick. Such objects cannot be
-# deleted from here (the server's identity may only put objects, and Object
-# Lock keeps them); the lifecycle rules expire them.
-# Uploads carry a CRC32 checksum: S3 refuses an upload without one (or
-# Content-MD5) into a bucket with Object Lock, and older CLIs do not add it.
+# The manifest is the only mark of a good backup and is written last.
+# The uploader (infra/backup/s3-put.py, installed beside this script, run by
+# python3 with Debian's python3-boto3) writes the data object only when every
+# stage before it succeeded, and aborts its multipart upload otherwise; a run
+# that fails later (the manifest) leaves a data object without a manifest,
+# which restores, drills and the status never pick. Objects cannot be deleted
+# from here (the server's identity may only put objects, and Object Lock keeps
+# them); the lifecycle rules expire them.
+# Every upload is a conditional write (If-None-Match: *): an object already at
+# the key is never replaced. And each carries a CRC32 checksum: S3 refuses an
+# upload without one (or Content-MD5) into a bucket with Object Lock.
+
+S3_PUT=$(dirname -- "${BASH_SOURCE[0]}")/s3-put.py
+
+# Uploads stdin or a file to S3 with the server's credentials: s3_put
+# <source|-> <s3://bucket/key> [s3-put.py options].
+s3_put() {
+  local args=(--region "$REGION" --credentials-file "$credentials_file")
+  [[ -n $endpoint_url ]] && args+=(--endpoint-url "$endpoint_url")
+  python3 "$S3_PUT" "${args[@]}" "$@"
+}
+
+# The last command of a pipeline stage: keeps the stage's exit status ($2) in
+# $work/<stage>.status for the uploader, which writes nothing unless every
+# stage says 0, and returns it for PIPESTATUS. A stage whose output ends
+# early ends it cleanly (a killed dump still makes a valid zstd frame): only
+# these statuses tell the uploader that the stream is cut short.
+record_stage() {
+  printf '%s\n' "$2" >"$work/$1.status"
+  return "$2"
+}
 
 # What the manifest says of a stream, measured while the stream passes
 # through unchanged (stdin to stdout), so the backup makes no second pass and
@@ -164,14 +188,21 @@ backup_target() {
     fi
   fi
 
-  local statuses measure=sql-rows
+  local statuses measure=sql-rows stage upstream=()
   [[ $engine == postgres ]] && measure=bytes
+  # Each stage writes its status file before its output closes, so the
+  # uploader finds them all once its input ends; none may be left from the
+  # previous database.
+  for stage in dump measure zstd checksum; do
+    rm -f "$work/$stage.status"
+    upstream+=(--upstream-status "$work/$stage.status")
+  done
   set +e
-  dump_database "$name" "$engine" "$container" "$admin" "$snapshot" 2>"$work/dump.err" |
-    meter_stream "$measure" "$work/dump.meter" 2>"$work/meter.err" |
-    zstd --quiet --stdout -T1 "-$ZSTD_LEVEL" |
-    meter_stream sha256 "$work/upload.meter" 2>>"$work/meter.err" |
-    s3 s3 cp - "s3://$BUCKET/$key" --only-show-errors --content-type application/zstd --checksum-algorithm CRC32 2>"$work/upload.err"
+  { dump_database "$name" "$engine" "$container" "$admin" "$snapshot" 2>"$work/dump.err"; record_stage dump $?; } |
+    { meter_stream "$measure" "$work/dump.meter" 2>"$work/meter.err"; record_stage measure $?; } |
+    { zstd --quiet --stdout -T1 "-$ZSTD_LEVEL"; record_stage zstd $?; } |
+    { meter_stream sha256 "$work/upload.meter" 2>>"$work/meter.err"; record_stage checksum $?; } |
+    s3_put - "s3://$BUCKET/$key" --content-type application/zstd "${upstream[@]}" 2>"$work/upload.err"
   statuses=("${PIPESTATUS[@]}")
   set -e
   [[ $engine == postgres ]] && end_postgres_session
@@ -212,7 +243,7 @@ backup_target() {
     log err "backup of $where failed: could not write its manifest; s3://$BUCKET/$key is not a backup"
     return 1
   fi
-  if ! s3 s3 cp "$work/manifest.json" "s3://$BUCKET/$manifest_key" --only-show-errors --content-type application/json --checksum-algorithm CRC32 2>"$work/upload.err"; then
+  if ! s3_put "$work/manifest.json" "s3://$BUCKET/$manifest_key" --content-type application/json 2>"$work/upload.err"; then
     log err "backup of $where failed: the manifest upload failed, so s3://$BUCKET/$key is not a backup: $(tail -n 3 "$work/upload.err" | tr '\n' ' ')"
     return 1
   fi
@@ -249,9 +280,19 @@ main() {
   if [[ ${1:-} == --scheduled ]] && ! schedule_is_due "$SCHEDULE"; then
     exit 0
   fi
-  require_tools aws zstd jq perl flock curl
+  require_tools python3 zstd jq perl flock curl
   if ! perl -MDigest::SHA -e 1 2>/dev/null; then
     log err "$(basename "$0") cannot run: perl's Digest::SHA module is missing on $(hostname) (Debian: apt-get install perl)"
+    ping_health_check /fail
+    exit 3
+  fi
+  if ! python3 -c 'import boto3' 2>/dev/null; then
+    log err "$(basename "$0") cannot run: python3's boto3 module is missing on $(hostname) (Debian: apt-get install python3-boto3)"
+    ping_health_check /fail
+    exit 3
+  fi
+  if [[ ! -r $S3_PUT ]]; then
+    log err "$(basename "$0") cannot run: its uploader $S3_PUT is missing (Pulumi installs it beside the script)"
     ping_health_check /fail
     exit 3
   fi

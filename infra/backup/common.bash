@@ -32,14 +32,15 @@ require_tools() {
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if ((${#missing[@]} > 0)); then
-    log err "$(basename "$0") cannot run: ${missing[*]} not installed on $(hostname) (Debian: apt-get install awscli zstd jq curl perl util-linux)"
+    log err "$(basename "$0") cannot run: ${missing[*]} not installed on $(hostname) (Debian: apt-get install awscli python3-boto3 zstd jq curl perl util-linux)"
     ping_health_check /fail
     exit 3
   fi
 }
 
 # The server's own S3 identity, from its 0600 credentials file only: variables
-# left in the environment must not silently replace it.
+# left in the environment must not silently replace it (the AWS CLI reads the
+# file through AWS_SHARED_CREDENTIALS_FILE, s3-put.py is handed its path).
 use_server_credentials() {
   unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
   if [[ ! -r $credentials_file ]]; then
@@ -51,12 +52,6 @@ use_server_credentials() {
   export AWS_CONFIG_FILE=/dev/null
   export AWS_DEFAULT_REGION=$REGION
   export AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=3
-}
-
-s3() {
-  local args=(--region "$REGION" --cli-connect-timeout 10)
-  [[ -n $endpoint_url ]] && args+=(--endpoint-url "$endpoint_url")
-  aws "${args[@]}" "$@"
 }
 
 # Runs a database client command next to the database. On the server that is

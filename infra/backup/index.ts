@@ -19,6 +19,7 @@ import {
   restoreDrillReaderPolicy,
   restoreDrillScript,
   stackBackupTargets,
+  uploaderScript,
   tlsOnlyBucketPolicy,
   type BackupScriptSpec,
 } from "./render.js";
@@ -117,6 +118,8 @@ export class DatabaseBackups extends pulumi.ComponentResource {
         file("drill-credentials", paths.drillCredentialsFile, "0600", credentials(readerKey)),
         file("script", paths.backupScript, "0755", backupScript(spec)),
         file("drill-script", paths.drillScript, "0755", restoreDrillScript(spec)),
+        // Beside backup.sh, which runs it from its own folder.
+        file("uploader", paths.uploader, "0755", uploaderScript()),
       ];
       if (args.pingUrl) placed.push(file("ping-url", paths.pingUrlFile, "0600", pulumi.secret(args.pingUrl.apply((url) => `${url}\n`))));
       return placed;

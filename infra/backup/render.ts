@@ -1,8 +1,9 @@
 // Pure renderers for database backups: the backup and restore-drill scripts,
-// the cron entry, the IAM policies of the server's two S3 identities, the
-// bucket's TLS-only policy and lifecycle rules, and the credentials file.
+// the uploader the backup runs (s3-put.py), the cron entry, the IAM policies
+// of the server's two S3 identities, the bucket's TLS-only policy and
+// lifecycle rules, and the credentials file.
 // No Pulumi import: tested on its own and by real tools (bash, shellcheck,
-// MariaDB, PostgreSQL, an S3 API server, the AWS CLI, zstd).
+// MariaDB, PostgreSQL, S3 API servers, Debian's AWS CLI and boto3, zstd).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
@@ -34,6 +35,8 @@ export function backupPaths(service: string, stack: string, dataDir: string) {
     dir: `${dataDir}/${stack}/backup`,
     backupScript: `${dataDir}/${stack}/backup/backup.sh`,
     drillScript: `${dataDir}/${stack}/backup/restore-drill.sh`,
+    /** The backup's uploader (infra/backup/s3-put.py): beside backup.sh, which runs it from there. */
+    uploader: `${dataDir}/${stack}/backup/s3-put.py`,
     secretsDir,
     /** The writer identity's key: may only put objects under `<stack>/`. */
     credentialsFile: `${secretsDir}/aws-credentials`,
@@ -195,7 +198,9 @@ function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): strin
     `# Rendered by infra/backup/render.ts from Pulumi.${stack}.yaml and installed by Pulumi: edit the stack, not this file.`,
     `#   ${script}              run now`,
     `#   ${script} --scheduled  run if "${shown}" is due this minute in ${backup.timezone} (the cron entry)`,
-    ...(what === "backup" ? [] : [`#   ${script} --database <name>  drill one database (npm run drill -- --database)`]),
+    ...(what === "backup"
+      ? [`# Uploads with ${paths.uploader} (infra/backup/s3-put.py), found beside this script.`]
+      : [`#   ${script} --database <name>  drill one database (npm run drill -- --database)`]),
     `# Logs go to syslog: journalctl -t ${paths.logTag}`,
     "set -Eeuo pipefail",
     "umask 077",
@@ -236,6 +241,15 @@ function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): strin
 /** The backup script (bash): every target dumped, compressed and streamed to S3, manifest last. */
 export function backupScript(spec: BackupScriptSpec): string {
   return [header(spec, "backup"), bashPart("common.bash"), bashPart("backup.bash")].join("\n");
+}
+
+/**
+ * The backup's uploader (Python 3 with Debian's python3-boto3): conditional,
+ * checksummed writes, streamed as a multipart upload. The same for every stack;
+ * installed at `paths.uploader`, beside the backup script, which finds it there.
+ */
+export function uploaderScript(): string {
+  return readFileSync(join(__dirname, "s3-put.py"), "utf8");
 }
 
 /** The restore drill (bash): the newest good backup of every target restored into a throwaway server and compared. */
@@ -286,12 +300,17 @@ export function stackPrefix(stack: string): string {
 }
 
 /**
- * The server's backup identity: PutObject under `<stack>/` and nothing else.
- * No delete, no read, no listing, no bucket configuration; multipart uploads
- * are covered by PutObject, and abandoned ones are aborted by the lifecycle rules.
+ * The server's backup identity: PutObject under `<stack>/`, and the abort of
+ * its own failed multipart uploads; nothing else. No delete, no read, no
+ * listing, no bucket configuration. Multipart uploads are covered by
+ * PutObject; AbortMultipartUpload discards the parts of an upload that never
+ * completed and can touch no object (uploads it could not abort, a killed
+ * run's, are aborted by the lifecycle rules).
  */
 export function backupWriterPolicy(bucket: string, stack: string): string {
-  return policy([{ Sid: "PutBackupsUnderStackPrefix", Effect: "Allow", Action: "s3:PutObject", Resource: `arn:aws:s3:::${bucket}/${stackPrefix(stack)}*` }]);
+  return policy([
+    { Sid: "PutBackupsUnderStackPrefix", Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: `arn:aws:s3:::${bucket}/${stackPrefix(stack)}*` },
+  ]);
 }
 
 /** The restore drill's identity: list and read under `<stack>/`, nothing that writes or deletes. */

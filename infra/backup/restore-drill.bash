@@ -11,6 +11,14 @@
 
 readonly DRILL_DATABASE=restore_drill
 
+# The AWS CLI (Debian's awscli) with the drill's read-only identity: it only
+# lists and downloads.
+s3() {
+  local args=(--region "$REGION" --cli-connect-timeout 10)
+  [[ -n $endpoint_url ]] && args+=(--endpoint-url "$endpoint_url")
+  aws "${args[@]}" "$@"
+}
+
 # Runs the throwaway database server: `start <engine> <image>`,
 # `exec <engine> <command...>`, `stop <engine>`. On the server that is a
 # container without a network; BACKUP_DRILL_DB names another program taking

@@ -10,7 +10,7 @@ import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { localShell } from "../../ops/deploy/server.js";
 import { runDrill } from "../../ops/restore/drill.js";
-import { renderStackScripts, runNodeCommand, runScript, startPingServer, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
+import { SERVER_PATH, renderStackScripts, runNodeCommand, runScript, startPingServer, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { REPO } from "../support/project.js";
 import { startS3Server, type S3Server } from "../support/s3.js";
@@ -65,6 +65,8 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
       BACKUP_S3_ENDPOINT_URL: s3.endpoint,
       BACKUP_LOCK_FILE: join(dir.path, "drill.lock"),
       BACKUP_PING_URL_FILE: pingFile,
+      // Debian's tools, as on the server, for the drill run through localShell too.
+      PATH: SERVER_PATH,
     };
     const backup = await runScript(scripts.backup, { ...env, BACKUP_LOCK_FILE: join(dir.path, "backup.lock") });
     assert.equal(backup.status, 0, backup.stderr);

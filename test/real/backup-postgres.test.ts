@@ -128,13 +128,14 @@ describe("backups of a PostgreSQL database (the prod stack's script, for real)",
     assert.match(run.stderr, /restore: the target postgres:\/\/metabase@localhost:\d+\/metabase\?socket=.* is not empty \(table public\.attachments/);
   });
 
-  it("fails a run whose dump is killed midway, leaving no manifest", async () => {
+  it("fails a run whose dump is killed midway, leaving no object and no pending multipart upload", async () => {
     const before = s3.keys(scripts.bucket, `${STACK}/${DB}/`);
     const run = await runScript(scripts.backup, { ...env, TEST_KILL_DUMP_AFTER: "100000" });
     assert.equal(run.status, 1);
-    assert.match(run.stderr, /backup of prod\/metabase \(postgres in container bbaegok-prod-metabase-db\) failed at: dump \(exit 137\); no manifest written/);
-    const added = s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => !before.includes(k));
-    assert.deepEqual(added.filter((k) => k.endsWith(".manifest.json")), []);
+    assert.match(run.stderr, /backup of prod\/metabase \(postgres in container bbaegok-prod-metabase-db\) failed at: dump \(exit 137\) upload \(exit 4\); no manifest written/);
+    assert.match(run.stderr, /abandoned: a stage before it failed: dump \(exit 137\); nothing was written/);
+    assert.deepEqual(s3.keys(scripts.bucket, `${STACK}/${DB}/`), before, "the killed run left an object");
+    assert.deepEqual(s3.pendingUploads(scripts.bucket), []);
   });
 
   describe("a failed run exits non-zero, says what failed and leaves no manifest", () => {

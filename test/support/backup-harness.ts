@@ -6,11 +6,10 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { MYSQL_DUMP_OPTIONS, backupPaths, backupScript, restoreDrillScript, stackBackupTargets, type BackupTarget } from "../../infra/backup/render.js";
+import { MYSQL_DUMP_OPTIONS, backupPaths, backupScript, restoreDrillScript, stackBackupTargets, uploaderScript, type BackupTarget } from "../../infra/backup/render.js";
 import { stackConfig } from "../../ops/restore/backups.js";
 import { shellQuote } from "../../infra/server/render.js";
 import { REPO } from "./project.js";
-import { requireCommand } from "./system.js";
 
 export interface RenderedScripts {
   backup: string;
@@ -19,7 +18,10 @@ export interface RenderedScripts {
   bucket: string;
 }
 
-/** Renders the committed stack's backup and drill scripts, keeping only the targets `keep` accepts. */
+/**
+ * Renders the committed stack's backup and drill scripts, keeping only the
+ * targets `keep` accepts, with the uploader beside them as on the server.
+ */
 export function renderStackScripts(stack: string, dir: string, keep: (t: BackupTarget) => boolean): RenderedScripts {
   const config = stackConfig(stack);
   const targets = stackBackupTargets(config, stack).filter(keep);
@@ -28,6 +30,7 @@ export function renderStackScripts(stack: string, dir: string, keep: (t: BackupT
   const drill = join(dir, "restore-drill.sh");
   writeFileSync(backup, backupScript(spec), { mode: 0o755 });
   writeFileSync(drill, restoreDrillScript(spec), { mode: 0o755 });
+  writeFileSync(join(dir, "s3-put.py"), uploaderScript(), { mode: 0o755 });
   return { backup, drill, targets, bucket: config.backup.bucket };
 }
 
@@ -124,6 +127,29 @@ esac
   return path;
 }
 
+/**
+ * The PATH the scripts get, as cron (/etc/cron.d sets no more) and sudo's
+ * secure_path give them on the server: Debian's own tools, never one that a
+ * developer's PATH puts first (a newer AWS CLI or Python from pyenv, say).
+ */
+export const SERVER_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+let serverToolsChecked = false;
+
+/** Fails loudly, naming the Debian package, when a tool the scripts run is not on SERVER_PATH. */
+function requireServerTools(): void {
+  if (serverToolsChecked) return;
+  for (const [command, pkg] of [["zstd", "zstd"], ["jq", "jq"], ["aws", "awscli"], ["flock", "util-linux"], ["python3", "python3"]] as const) {
+    if (spawnSync("sh", ["-c", `command -v ${command}`], { env: { PATH: SERVER_PATH } }).status !== 0) {
+      throw new Error(`${command} is required in ${SERVER_PATH} by this test but is not installed. Run: bash scripts/install-test-deps.sh (Debian package: ${pkg})`);
+    }
+  }
+  if (spawnSync("python3", ["-c", "import boto3"], { env: { PATH: SERVER_PATH } }).status !== 0) {
+    throw new Error("Debian's python3 has no boto3 module, which the backup's uploader needs. Run: bash scripts/install-test-deps.sh (Debian package: python3-boto3)");
+  }
+  serverToolsChecked = true;
+}
+
 export interface ScriptRun {
   status: number;
   stdout: string;
@@ -132,13 +158,10 @@ export interface ScriptRun {
 
 /** Runs a rendered script with the given environment (added to a clean one), bounded in time. */
 export function runScript(script: string, env: Record<string, string>, args: string[] = [], timeoutMs = 120_000): Promise<ScriptRun> {
-  requireCommand("zstd", "zstd");
-  requireCommand("jq", "jq");
-  requireCommand("aws", "awscli");
-  requireCommand("flock", "util-linux");
+  requireServerTools();
   return new Promise((resolve) => {
     const child = spawn("bash", [script, ...args], {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", TMPDIR: process.env.TMPDIR ?? "/tmp", ...env },
+      env: { PATH: SERVER_PATH, HOME: process.env.HOME ?? "/root", TMPDIR: process.env.TMPDIR ?? "/tmp", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import { MOCK_SECRET_PREFIX } from "../../ops/offline/mocks.js";
 import type { PlannedResource } from "../../ops/offline/plan.js";
 import { violations } from "../../policy/rules.js";
+import { uploaderScript } from "../../infra/backup/render.js";
 import { cronProblem } from "../../stacks/config/cron.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
@@ -112,7 +113,7 @@ export function checkStackBackups(stack: string): void {
       assert.ok(locks[0]!.options.dependsOn.includes("backup-versioning"), "Object Lock needs versioning first");
     });
 
-    it("gives the server's backup identity PutObject under the stack's prefix and nothing else", () => {
+    it("gives the server's backup identity PutObject (and the abort of its own multipart uploads) under the stack's prefix and nothing else", () => {
       const policy = plan.resources.find((r) => r.type === "aws:iam/userPolicy:UserPolicy" && r.name === "backup-writer-policy");
       assert.ok(policy);
       assert.equal(policy.inputs["user"], `${config.service}-${stack}-backup`);
@@ -120,7 +121,7 @@ export function checkStackBackups(stack: string): void {
         assert.equal(s.Effect, "Allow", `statement ${s.Sid}`);
         assert.equal(s.NotAction, undefined);
         assert.equal(s.NotResource, undefined);
-        assert.deepEqual(list(s.Action), ["s3:PutObject"], `statement ${s.Sid} allows ${String(s.Action)}`);
+        assert.deepEqual(list(s.Action), ["s3:PutObject", "s3:AbortMultipartUpload"], `statement ${s.Sid} allows ${String(s.Action)}`);
         assert.deepEqual(list(s.Resource), [`${bucketArn}/${stack}/*`], `statement ${s.Sid} reaches ${String(s.Resource)}`);
         assert.equal(s.Condition, undefined);
       }
@@ -162,8 +163,12 @@ export function checkStackBackups(stack: string): void {
       const file = (path: string) => plan.resources.find((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === path);
       const script = file(`${config.server.dataDir}/${stack}/backup/backup.sh`);
       const drill = file(`${config.server.dataDir}/${stack}/backup/restore-drill.sh`);
-      assert.ok(script && drill);
+      const uploader = file(`${config.server.dataDir}/${stack}/backup/s3-put.py`);
+      assert.ok(script && drill && uploader, "the scripts and the uploader beside them are not all installed");
       assert.equal(script.inputs["mode"], "0755");
+      assert.equal(uploader.inputs["mode"], "0755");
+      assert.equal(uploader.inputs["owner"], "root:root");
+      assert.equal(uploader.inputs["content"], uploaderScript());
       const content = String(script.inputs["content"]);
       assert.match(content, new RegExp(`readonly BUCKET='${backup.bucket}'`));
       assert.match(content, new RegExp(`'${config.database.name} ${config.database.engine} ${config.service}-${stack}-db `));
@@ -183,7 +188,10 @@ export function checkStackBackups(stack: string): void {
         assert.equal(fields[7], "--scheduled");
       }
       // A component dependency reaches the engine as its children: the commands that install the files.
-      assert.ok(cron.options.dependsOn.includes("backup-script-install") && cron.options.dependsOn.includes("backup-credentials-install"), `cron could run before the script is there: ${cron.options.dependsOn.join(", ")}`);
+      assert.ok(
+        ["backup-script-install", "backup-uploader-install", "backup-credentials-install"].every((name) => cron.options.dependsOn.includes(name)),
+        `cron could run before the script is there: ${cron.options.dependsOn.join(", ")}`,
+      );
     });
 
     it("breaks no guardrail", () => {

@@ -3,7 +3,7 @@
 // test's own event loop). It checks request signatures against its one key
 // pair, so wrong credentials fail as they do on AWS.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { utimesSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { requireCommand, tempDir } from "./system.js";
 
@@ -22,6 +22,11 @@ export interface S3Server {
   keys(bucket: string, prefix?: string): string[];
   /** An object's bytes. */
   get(bucket: string, key: string): Buffer;
+  /**
+   * Keys of the multipart uploads begun in `bucket` and neither completed nor
+   * aborted (s3rver has no ListMultipartUploads: it keeps each as a folder).
+   */
+  pendingUploads(bucket: string): string[];
   /** Sets an object's LastModified as the server reports it (s3rver reports its file's mtime). */
   setLastModified(bucket: string, key: string, when: Date): void;
   /** Writes an AWS shared-credentials file with the given key pair and returns its path. */
@@ -80,6 +85,11 @@ export async function startS3Server(buckets: string[]): Promise<S3Server> {
       const r = spawnSync(awsCli, ["--endpoint-url", endpoint, "s3", "cp", `s3://${bucket}/${key}`, "-"], { env: operatorEnv(), maxBuffer: 1024 * 1024 * 1024, timeout: 60_000 });
       if (r.status !== 0) throw new Error(`reading s3://${bucket}/${key} failed: ${r.stderr.toString()}`);
       return r.stdout;
+    },
+    pendingUploads(bucket) {
+      const uploads = join(dir.path, "data", bucket, "._S3rver_uploads");
+      if (!existsSync(uploads)) return [];
+      return readdirSync(uploads).map((id) => readFileSync(join(uploads, id, "key"), "utf8"));
     },
     setLastModified(bucket, key, when) {
       const parts = key.split("/");

@@ -73,7 +73,7 @@ describe("schedule_is_due in the rendered backup script agrees with scheduleMatc
       let due = 0;
       for (const instant of instants) {
         const expected = scheduleMatches(schedule, instant, timezone);
-        // Not due: exits 0 at once. Due: goes on and stops for its missing credentials file (exit 3).
+        // Not due: exits 0 at once. Due: goes on and stops at its setup checks (exit 3: no uploader beside it, no credentials file).
         const run = spawnSync("bash", [script, "--scheduled"], {
           env: { PATH: process.env.PATH, BACKUP_NOW: String(instant.getTime() / 1000), BACKUP_AWS_CREDENTIALS_FILE: "/nonexistent/credentials", BACKUP_PING_URL_FILE: "/nonexistent/ping" },
           encoding: "utf8",

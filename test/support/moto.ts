@@ -1,0 +1,108 @@
+// moto's S3 server (PyPI moto[server], pinned in scripts/install-test-deps.sh
+// and installed into .test-venv/ with Debian's python3) on 127.0.0.1, for the
+// tests that need what s3rver lacks: conditional writes (If-None-Match: * on
+// PutObject and CompleteMultipartUpload answers 412 when the key exists),
+// AbortMultipartUpload and ListMultipartUploads, and Object Lock's refusal of
+// an upload without a checksum. It checks no signature: any key pair passes.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { REPO } from "./project.js";
+import { freePort, requireCommand, tempDir, waitFor } from "./system.js";
+
+export const MOTO_SERVER = join(REPO, ".test-venv", "bin", "moto_server");
+export const MOTO_REGION = "ap-northeast-2";
+
+export interface MotoBucket {
+  name: string;
+  /** Object Lock with a default retention (GOVERNANCE, 1 day), as prod's bucket: S3 then refuses a PutObject without a checksum. */
+  objectLock?: boolean;
+}
+
+export interface MotoServer {
+  endpoint: string;
+  /** Runs the AWS CLI against the server; never throws. */
+  aws(args: string[]): { status: number; stdout: string; stderr: string };
+  /** Every key under `prefix`, sorted. */
+  keys(bucket: string, prefix?: string): string[];
+  get(bucket: string, key: string): Buffer;
+  /** HeadObject with the checksum asked for. */
+  head(bucket: string, key: string): Record<string, unknown>;
+  /** Keys of the multipart uploads begun and neither completed nor aborted (ListMultipartUploads). */
+  pendingUploads(bucket: string): string[];
+  /** A shared-credentials file (moto accepts any key) holding `secret`, so a test can look for it in output. */
+  credentialsFile(secret: string): string;
+  stop(): Promise<void>;
+}
+
+export async function startMoto(buckets: MotoBucket[]): Promise<MotoServer> {
+  if (!existsSync(MOTO_SERVER)) {
+    throw new Error(`moto_server is required by this test but is not installed at ${MOTO_SERVER}. Run: bash scripts/install-test-deps.sh`);
+  }
+  const awsCli = requireCommand("aws", "awscli");
+  const dir = tempDir("moto");
+  const port = await freePort();
+  // Through sh, which stops moto when this process closes its stdin or dies:
+  // a crashed test never leaves the server running.
+  const child: ChildProcess = spawn("sh", ["-c", '"$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 & pid=$!; cat >/dev/null; kill "$pid"; wait "$pid"', MOTO_SERVER, String(port), join(dir.path, "moto.log")], {
+    stdio: ["pipe", "ignore", "ignore"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const endpoint = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = { ...process.env, AWS_ACCESS_KEY_ID: "moto", AWS_SECRET_ACCESS_KEY: "moto", AWS_DEFAULT_REGION: MOTO_REGION, AWS_CONFIG_FILE: "/dev/null", AWS_SHARED_CREDENTIALS_FILE: "/dev/null" };
+  delete env.AWS_PROFILE;
+  const aws = (args: string[]) => {
+    const r = spawnSync(awsCli, ["--endpoint-url", endpoint, ...args], { env, encoding: "utf8", timeout: 60_000, maxBuffer: 256 * 1024 * 1024 });
+    return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  };
+  const must = (args: string[]) => {
+    const r = aws(args);
+    if (r.status !== 0) throw new Error(`aws ${args.join(" ")} failed: ${r.stderr}`);
+    return r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : {};
+  };
+  let files = 0;
+  const server: MotoServer = {
+    endpoint,
+    aws,
+    keys(bucket, prefix = "") {
+      const listed = must(["s3api", "list-objects-v2", "--bucket", bucket, "--prefix", prefix, "--output", "json"]) as { Contents?: { Key: string }[] };
+      return (listed.Contents ?? []).map((c) => c.Key).sort();
+    },
+    get(bucket, key) {
+      const r = spawnSync(awsCli, ["--endpoint-url", endpoint, "s3", "cp", `s3://${bucket}/${key}`, "-"], { env, maxBuffer: 1024 * 1024 * 1024, timeout: 60_000 });
+      if (r.status !== 0) throw new Error(`reading s3://${bucket}/${key} failed: ${r.stderr.toString()}`);
+      return r.stdout;
+    },
+    head(bucket, key) {
+      return must(["s3api", "head-object", "--bucket", bucket, "--key", key, "--checksum-mode", "ENABLED", "--output", "json"]);
+    },
+    pendingUploads(bucket) {
+      const listed = must(["s3api", "list-multipart-uploads", "--bucket", bucket, "--output", "json"]) as { Uploads?: { Key: string }[] };
+      return (listed.Uploads ?? []).map((u) => u.Key).sort();
+    },
+    credentialsFile(secret) {
+      const path = join(dir.path, `credentials-${++files}`);
+      spawnSync("sh", ["-c", `umask 077 && cat > "$0"`, path], { input: `[default]\naws_access_key_id = AKIAMOTOTEST\naws_secret_access_key = ${secret}\n` });
+      return path;
+    },
+    async stop() {
+      child.stdin?.end();
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+      dir.remove();
+    },
+  };
+  try {
+    await waitFor(`moto_server on ${endpoint}`, () => aws(["s3api", "list-buckets"]).status === 0, 30_000, 200);
+    for (const bucket of buckets) {
+      must(["s3api", "create-bucket", "--bucket", bucket.name, "--create-bucket-configuration", `LocationConstraint=${MOTO_REGION}`, ...(bucket.objectLock ? ["--object-lock-enabled-for-bucket"] : [])]);
+      if (bucket.objectLock) {
+        must(["s3api", "put-object-lock-configuration", "--bucket", bucket.name, "--object-lock-configuration", JSON.stringify({ ObjectLockEnabled: "Enabled", Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 1 } } })]);
+      }
+    }
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+  return server;
+}
