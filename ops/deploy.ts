@@ -1,37 +1,41 @@
-// npm run deploy   -- --stack <name> --image <ref>
+// npm run deploy   -- --stack <name> [--image <ref>]
 // npm run rollback -- --stack <name>
 // npm run status   -- --stack <name>
 //
-// Blue/green deploys of the app: the idle slot gets the image (pulumi up of
-// that slot only), turns healthy, passes the smoke checks through the proxy's
-// internal route, then the proxy's upstream flips to it with a graceful
-// reload; the old slot stays warm for an instant rollback. Every step prints
-// its start time and duration; the last line says what is now true.
-// Exit status: 0 done, 1 failed (the step and why are named), 2 usage.
+// Blue/green releases of the app. The rollout is the program's own (every
+// `pulumi up` does it when the stack file's release differs from what
+// serves): the idle slot gets the release, turns healthy, passes the smoke
+// checks through the proxy's internal route, the upstream flips with a
+// graceful reload, the flip is verified; the old slot stays warm. `deploy`
+// writes --image into the stack file and runs that `pulumi up`; `rollback`
+// writes back the release the idle slot runs, so the same `pulumi up` only
+// flips. Commit the stack file afterwards: it is what CI deploys.
+// Exit status: 0 done, 1 failed (the file is put back), 2 usage.
 import { hostname, userInfo } from "node:os";
 import { parseArgs } from "node:util";
 import { appSchema } from "../stacks/config/schema.js";
 import type { StackConfig } from "../stacks/config/schema.js";
 import { StackFileError } from "../stacks/config/files.js";
 import { PulumiCliMissingError } from "./automation.js";
-import { automationStackControl, readStackConfig } from "./deploy/engine.js";
-import { deploy, rollback, type Clock, type Outcome, type Reporter, type ServerControl, type StackControl, realClock } from "./deploy/orchestrator.js";
+import { automationStackControl, readStackConfig, stackReleaseFile } from "./deploy/engine.js";
+import { deploy, rollback, type Clock, type Outcome, type ReleaseFile, type Reporter, type ServerControl, type StackControl, realClock } from "./deploy/orchestrator.js";
 import { deployProxy, SshServerControl, sshShell } from "./deploy/server.js";
 import { formatStatus, gatherStatus } from "./deploy/status.js";
 
-const USAGE = `usage: npm run deploy -- --stack <name> --image <ref>
+const USAGE = `usage: npm run deploy -- --stack <name> [--image <ref>]
        npm run rollback -- --stack <name>
        npm run status -- --stack <name>`;
 
 const COMMANDS = ["deploy", "rollback", "status"] as const;
 type Command = (typeof COMMANDS)[number];
 
-/** What the command is wired to: Pulumi's engine and the server in production, stand-ins and a local server in tests. */
+/** What the command is wired to: Pulumi's engine, the stack file and the server in production; stand-ins in tests. */
 export interface DeployDeps {
   readConfig(stack: string): StackConfig;
   openEngine(stack: string, reporter: Reporter): Promise<StackControl>;
+  releaseFile(stack: string): ReleaseFile;
   openServer(stack: string, config: StackConfig): ServerControl;
-  /** Who runs the deploy, for the lock and the history. */
+  /** Who runs the deploy, for the progress lines. */
   who: string;
   clock: Clock;
 }
@@ -39,6 +43,7 @@ export interface DeployDeps {
 export const productionDeps: DeployDeps = {
   readConfig: readStackConfig,
   openEngine: automationStackControl,
+  releaseFile: (stack) => stackReleaseFile(stack),
   openServer: (stack, config) =>
     new SshServerControl({ stack, config, proxy: deployProxy(config, readStackConfig), shell: sshShell(config.server), privilege: "sudo" }),
   who: process.env.GITHUB_ACTOR ? `${process.env.GITHUB_ACTOR} (GitHub Actions run ${process.env.GITHUB_RUN_ID ?? "?"})` : `${userInfo().username}@${hostname()}`,
@@ -57,8 +62,7 @@ function parse(argv: string[]): { command: Command; stack: string; image?: strin
     throw new UsageError((err as Error).message);
   }
   if (!values.stack) throw new UsageError("--stack is required");
-  if (command === "deploy") {
-    if (!values.image) throw new UsageError("--image is required: the image reference to deploy, pinned by tag or digest");
+  if (command === "deploy" && values.image) {
     const checked = appSchema.shape.image.safeParse(values.image);
     if (!checked.success) throw new UsageError(`--image "${values.image}": ${checked.error.issues[0]?.message ?? "not an image reference"}`);
   } else if (values.image) {
@@ -72,13 +76,6 @@ function timestamped(reporter: Reporter, clock: Clock): Reporter {
   return { line: (text) => reporter.line(`${new Date(clock.now()).toISOString().slice(11, 19)} ${text}`) };
 }
 
-/** What is true after a failed deploy or rollback, for the operator's next move. */
-function afterFailure(stack: string, config: StackConfig, summary: string): string {
-  if (/record the live slot/.test(summary)) {
-    return `Traffic has moved, but the stack file does not record it: before the next pulumi up, run \`pulumi config set --path bbaegok-infra:app.liveSlot <the slot npm run status shows serving> -s ${stack}\`.`;
-  }
-  return `${config.app.liveSlot} keeps serving; the idle slot is left as it is for inspection (npm run status -- --stack ${stack}).`;
-}
 
 /** Runs one command; returns the exit status. */
 export async function runDeployCommand(argv: string[], deps: DeployDeps, out: Reporter, errors: Reporter): Promise<number> {
@@ -99,21 +96,22 @@ export async function runDeployCommand(argv: string[], deps: DeployDeps, out: Re
   }
   const progress = timestamped(out, deps.clock);
   try {
-    if (command === "status") {
-      const server = deps.openServer(stack, config);
-      for (const line of formatStatus(await gatherStatus(stack, config, server))) out.line(line);
-      return 0;
-    }
     // The engine first: without the Pulumi CLI nothing on the server is touched.
     const engine = await deps.openEngine(stack, progress);
-    const server = deps.openServer(stack, config);
+    if (command === "status") {
+      const status = await gatherStatus(stack, config, await engine.deployed(), deps.openServer(stack, config));
+      for (const line of formatStatus(status)) out.line(line);
+      return 0;
+    }
     progress.line(`${command} of ${stack} by ${deps.who}`);
-    const outcome: Outcome =
-      command === "deploy"
-        ? await deploy({ stack, image: args.image!, who: deps.who }, engine, server, progress, deps.clock)
-        : await rollback(stack, deps.who, engine, server, progress, deps.clock);
+    const file = deps.releaseFile(stack);
+    const outcome: Outcome = command === "deploy" ? await deploy(stack, args.image, engine, file, progress, deps.clock) : await rollback(stack, engine, file, progress, deps.clock);
     (outcome.ok ? progress : errors).line(outcome.summary);
-    if (!outcome.ok) errors.line(afterFailure(stack, config, outcome.summary));
+    if (!outcome.ok) {
+      // What serves now, asked of the proxy: the failed step may have been anywhere.
+      const status = await gatherStatus(stack, config, await engine.deployed(), deps.openServer(stack, config)).catch(() => undefined);
+      if (status) errors.line(formatStatus(status).pop()!);
+    }
     return outcome.ok ? 0 : 1;
   } catch (err) {
     if (err instanceof PulumiCliMissingError) {

@@ -288,12 +288,7 @@ export function planClone(projectDir: string, request: CloneRequest): Omit<Clone
     }
   }
   if (config.hasIn([app, "healthCheck", "hostHeader"])) setValue(config, [app, "healthCheck", "hostHeader"], request.api!);
-  // A new stack has no deploy history: both slots start from app.image, blue live.
-  if (config.hasIn([app, "slots"])) config.deleteIn([app, "slots"]);
-  if (config.hasIn([app, "liveSlot"])) setValue(config, [app, "liveSlot"], "blue");
-  if (source.config.app.liveSlot !== "blue" || Object.keys(source.config.app.slots).length > 0) {
-    decisions.push(`The app starts on the blue slot with app.image ${source.config.app.image} (the source's deploy history is not copied).`);
-  }
+  // A new stack has no deploy history (it is the stack's state, not its file): its first up puts app.image on both slots, blue live.
 
   setValue(config, [key("backup"), "bucket"], request.bucket!);
   const env = Object.entries(source.config.app.env);

@@ -6,7 +6,8 @@ import { DatabaseBackups } from "../infra/backup/index.js";
 import { ServiceDatabase } from "../infra/database/index.js";
 import { StackDns } from "../infra/dns/index.js";
 import { Metabase } from "../infra/metabase/index.js";
-import { EdgeProxy, GuestProxy, publicHosts } from "../infra/proxy/index.js";
+import { EdgeProxy, GuestProxy, ownerProxyEndpoint, publicHosts } from "../infra/proxy/index.js";
+import { INTERNAL_PORT, proxyContainerName } from "../infra/proxy/render.js";
 import { HomeServer } from "../infra/server/index.js";
 import { SiteCertificate } from "../infra/tls/index.js";
 import * as pulumi from "@pulumi/pulumi";
@@ -14,12 +15,23 @@ import { loadStackConfig } from "./config/index.js";
 
 const { stack, config, backupPingUrl } = loadStackConfig();
 
-// This stack's own outputs from its last run: what changed since is said before it happens (the database's planned downtime).
+// This stack's own outputs from its last run: which slot serves and what each
+// runs (the rollout starts from there), and what is said before it happens
+// (the database's planned downtime).
 const lastRun = new pulumi.StackReference("last-run", { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}` });
+// The server's proxy: this stack's own, or the owner's, read from its outputs.
+const ownerProxy = config.proxy.mode === "guest" ? ownerProxyEndpoint("proxy-owner", config.proxy.ownerStack, stack) : undefined;
 
 const server = new HomeServer("server", { server: config.server, service: config.service, stack });
 const database = new ServiceDatabase("database", { server, database: config.database, lastRuntime: lastRun.getOutput("databaseRuntime") });
-const app = new AppSlots("app", { server, config, database });
+const app = new AppSlots("app", {
+  server,
+  config,
+  database,
+  deployed: lastRun.getOutput("appSlots"),
+  proxyContainer: ownerProxy ? ownerProxy.container : proxyContainerName(config.service),
+  internalPort: INTERNAL_PORT,
+});
 const metabase = config.metabase.enabled ? new Metabase("metabase", { server, config, database }) : undefined;
 
 /** This stack's environment name. */
@@ -50,10 +62,13 @@ export const metabaseAdminPassword = metabase?.adminPassword;
 // routes on the server's one proxy (run by the owner stack, joined by guests
 // through the owner's `proxy` output), and its Cloudflare records.
 const certificate = new SiteCertificate("tls", { tls: config.proxy.tls, hostnames: publicHosts(config) });
+// The flip is the activation of the stack's upstream file: after the new slot's smoke checks.
 const edge =
   config.proxy.mode === "owner"
-    ? new EdgeProxy("proxy", { server, config, certificate })
-    : new GuestProxy("proxy", { server, config, certificate, ownerStack: config.proxy.ownerStack });
+    ? new EdgeProxy("proxy", { server, config, certificate, liveSlot: app.liveSlot, activationDependsOn: [app.smoke] })
+    : new GuestProxy("proxy", { server, config, certificate, ownerStack: config.proxy.ownerStack, endpoint: ownerProxy!, liveSlot: app.liveSlot, activationDependsOn: [app.smoke] });
+/** Which slot serves and what each slot's container is: the next run's starting point (written only when the rollout verified). */
+export const appSlots = app.verifyAfter("app", edge instanceof EdgeProxy ? [edge.activation, edge.container] : [edge.activation]);
 const dns = new StackDns("dns", { server, config });
 /** The proxy this stack's routes are on: what guests attach to and deploys switch through. */
 export const proxy = edge.endpoint;

@@ -162,7 +162,7 @@ async function main(): Promise<void> {
     // Every container of the stack is played by the one upstream.
     const addressOf = loopbackAddresses({ [STACK]: benchConfig }, () => upstream.port);
     writeFileSync(join(layout.confDir, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "30s" }));
-    const files = stackProxyFiles(benchConfig, STACK, layout, addressOf);
+    const files = stackProxyFiles(benchConfig, STACK, layout, "blue", addressOf);
     const paths = stackFilePaths(STACK);
     writeFileSync(join(layout.confDir, paths.conf), files.conf);
     writeFileSync(join(layout.confDir, paths.upstreams), files.upstreams);

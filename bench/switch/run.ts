@@ -1,67 +1,108 @@
-// npm run bench:switch — blue/green flips under continuous load, through the
-// deploy's own switch (ServerControl.switchTo: the upstream file, nginx -t, a
-// graceful reload, run by a shell) on Debian's nginx with the prod stack's
-// files and two local HTTP servers as the slots (test/support/deploy-server.ts).
+// npm run bench:switch — blue/green rollouts under continuous load, on the
+// real thing: the prod stack brought up by the engine built here on a real
+// Docker daemon behind a real sshd (test/support/docker-host.ts), the proxy
+// container, the slots' containers, the rollout the program does. Two paths,
+// in one run, alternating releases:
+//   - npm run deploy -- --image <ref>   (the operator's command)
+//   - a release in the stack file, then `pulumi up`   (what CI does on merge)
+// Both are the same rollout (idle slot, healthy, smoke checks, flip, verify).
 //
-// Prints total requests, failures, switches, and per switch the time from the
-// start of the flip command until every request started afterwards reaches the
-// new slot (the first request answered by the new slot after the last one the
-// old slot answered), p50/p99. Targets: 0 failures, under 1 s.
-import type { Slot } from "../../stacks/config/schema.js";
-import { startDeployServer, startLoad } from "../../test/support/deploy-server.js";
+// Prints per path: rollouts, requests and failures during them, each
+// rollout's duration, and the mixed window: from the first answer of the new
+// release to the last answer of the old one (how long both answered;
+// negative or zero is a clean cut), p50/p99. Targets: 0 failures on both.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { tagAppVersion, buildTestImages } from "../../test/support/docker-images.js";
+import { docker, startDockerHost } from "../../test/support/docker-host.js";
+import { addCloudflareClientAddress, pointStackAtHost, pulumi, setStackValue, startLoad, type LoadAnswer } from "../../test/support/docker-stacks.js";
+import { engineWorkspace } from "../../test/support/engine.js";
 
-const SWITCHES = Number(process.env.BENCH_SWITCHES ?? 20);
-/** Time between flips: long enough for every request of the previous flip to finish. */
-const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 1500);
-const WORKERS = Number(process.env.BENCH_WORKERS ?? 6);
+const ROLLOUTS = Number(process.env.BENCH_ROLLOUTS ?? 4);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
+const SETTLE_MS = 2000;
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
-
 const ms = (v: number) => `${v.toFixed(0)} ms`;
 
+interface Rollout {
+  path: "npm run deploy" | "pulumi up";
+  from: string;
+  to: string;
+  start: number;
+  end: number;
+  ok: boolean;
+}
+
 async function main() {
-  const ds = await startDeployServer("bench-switch");
+  const removeAddress = addCloudflareClientAddress();
+  const host = await startDockerHost();
+  const ws = engineWorkspace("server", host.operatorEnv);
   try {
-    const load = startLoad(ds, WORKERS);
+    await buildTestImages({ env: host.dockerEnv });
+    const versions = ["bench-a", "bench-b"];
+    for (const v of versions) await tagAppVersion({ env: host.dockerEnv }, v);
+    pointStackAtHost(ws.projectDir, "prod", host);
+    for (const args of [["stack", "init", "prod"], ["up", "--stack", "prod", "--yes", "--skip-preview"]]) {
+      const result = pulumi(ws, args);
+      if (result.status !== 0) throw new Error(`pulumi ${args.join(" ")} failed:\n${result.stdout}${result.stderr}`);
+    }
+    const proxy = () => docker(["inspect", "-f", '{{(index .NetworkSettings.Networks "bbaegok-prod-edge").IPAddress}}', "bbaegok-proxy"]).stdout.trim();
+    const load = startLoad(proxy, "api.bbaegok.kr", WORKERS);
+    const now = load.now;
+    const run = (args: string[]) =>
+      new Promise<number>((resolve) => {
+        const child = spawn(args[0]!, args.slice(1), { cwd: ws.projectDir, env: ws.env, stdio: "ignore" });
+        child.on("exit", (code) => resolve(code ?? 1));
+      });
+    const rollouts: Rollout[] = [];
+    let current = "1.8.2";
     await new Promise((r) => setTimeout(r, SETTLE_MS));
-    const flips: { from: Slot; to: Slot; at: number; command: number }[] = [];
-    let live: Slot = "blue";
-    for (let i = 0; i < SWITCHES; i++) {
-      const to: Slot = live === "blue" ? "green" : "blue";
-      const at = load.now();
-      await ds.server.switchTo(to);
-      flips.push({ from: live, to, at, command: load.now() - at });
-      live = to;
+    for (let i = 0; i < ROLLOUTS * 2; i++) {
+      const path: Rollout["path"] = i % 2 === 0 ? "npm run deploy" : "pulumi up";
+      const to = versions[i % 2]!;
+      const image = `ghcr.io/bbaegok/bbaegok-api:${to}`;
+      const start = now();
+      let code: number;
+      if (path === "npm run deploy") {
+        code = await run([process.execPath, "--import", "tsx", join(ws.projectDir, "ops", "deploy.ts"), "deploy", "--stack", "prod", "--image", image]);
+      } else {
+        setStackValue(ws.projectDir, "prod", ["bbaegok-infra:app", "image"], image);
+        code = await run([join(ws.env["PATH"]!.split(":")[0]!, "pulumi"), "up", "--stack", "prod", "--yes", "--skip-preview", "--non-interactive"]);
+      }
+      rollouts.push({ path, from: current, to, start, end: now(), ok: code === 0 });
+      current = to;
       await new Promise((r) => setTimeout(r, SETTLE_MS));
     }
     const answers = await load.stop();
 
-    const toNew: number[] = [];
-    flips.forEach((flip, i) => {
-      const until = flips[i + 1]?.at ?? Infinity;
-      const window = answers.filter((a) => a.start >= flip.at && a.start < until && a.slot).sort((a, b) => a.start - b.start);
-      const lastOld = window.filter((a) => a.slot === flip.from).pop();
-      const firstAllNew = window.find((a) => a.slot === flip.to && (!lastOld || a.start > lastOld.start));
-      if (!firstAllNew) throw new Error(`switch ${i + 1} to ${flip.to}: no request reached ${flip.to} within ${SETTLE_MS} ms`);
-      toNew.push(firstAllNew.start - flip.at);
-    });
-    const failures = answers.filter((a) => a.error);
-    const errors = [...new Set(failures.map((a) => a.error))];
-
-    console.log(`blue/green switch under load: real nginx (${ds.nginx.commandLine("").split(" ")[0]}), ${WORKERS} HTTPS keep-alive clients (1 in 3 requests takes 150 ms), ${SWITCHES} alternating switches ${SETTLE_MS} ms apart`);
-    console.log(`  requests: ${answers.length} total, ${failures.length} failed${errors.length ? ` (${errors.join(", ")})` : ""}, ${load.retried()} resent after nginx closed an idle kept-alive connection at a reload`);
-    console.log(`  served: blue ${answers.filter((a) => a.slot === "blue").length}, green ${answers.filter((a) => a.slot === "green").length}`);
-    console.log(`  switches: ${flips.length}`);
-    console.log(`  flip command to 100% of new requests on the new slot: p50 ${ms(percentile(toNew, 50))}, p99 ${ms(percentile(toNew, 99))}, max ${ms(Math.max(...toNew))}`);
-    console.log(`  the switch command itself (file, nginx -t, reload signal): p50 ${ms(percentile(flips.map((f) => f.command), 50))}, p99 ${ms(percentile(flips.map((f) => f.command), 99))}`);
-    const met = failures.length === 0 && percentile(toNew, 99) < 1000;
-    console.log(`  targets (0 failures, under 1 s): ${met ? "met" : "NOT met"}`);
+    console.log(`blue/green rollouts under load: prod on a real Docker host (own dockerd, sshd, the proxy and slot containers), ${WORKERS} HTTPS keep-alive clients from a Cloudflare address (1 in 3 requests takes 300 ms), ${ROLLOUTS} rollouts per path, alternating`);
+    console.log(`  requests: ${answers.length} total, ${answers.filter((a) => a.error).length} failed, ${load.retried()} resent after nginx closed an idle kept-alive connection at a reload`);
+    for (const path of ["npm run deploy", "pulumi up"] as const) {
+      const mine = rollouts.filter((r) => r.path === path);
+      const windows: number[] = [];
+      let failed = 0;
+      for (const r of mine) {
+        const during = answers.filter((a: LoadAnswer) => a.start >= r.start - 50 && a.start <= r.end + SETTLE_MS);
+        failed += during.filter((a) => a.error).length;
+        const firstNew = during.find((a) => a.version === r.to);
+        const lastOld = during.filter((a) => a.version === r.from).pop();
+        if (firstNew && lastOld) windows.push(lastOld.start - firstNew.start);
+      }
+      console.log(`  ${path}: ${mine.length} rollouts, ${mine.filter((r) => r.ok).length} succeeded, ${failed} failed requests during them`);
+      console.log(`    rollout duration: p50 ${ms(percentile(mine.map((r) => r.end - r.start), 50))}, max ${ms(Math.max(...mine.map((r) => r.end - r.start)))}`);
+      if (windows.length > 0) console.log(`    mixed window (first new answer to last old answer): p50 ${ms(percentile(windows, 50))}, p99 ${ms(percentile(windows, 99))}`);
+    }
+    const met = answers.every((a) => !a.error) && rollouts.every((r) => r.ok);
+    console.log(`  target (0 failures on both paths): ${met ? "met" : "NOT met"}`);
     process.exitCode = met ? 0 : 1;
   } finally {
-    await ds.stop();
+    ws.remove();
+    await host.stop();
+    removeAddress();
   }
 }
 

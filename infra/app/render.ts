@@ -12,11 +12,6 @@ export function otherSlot(slot: Slot): Slot {
   return slot === "blue" ? "green" : "blue";
 }
 
-/** The image a slot runs: its own entry in `app.slots`, else `app.image`. */
-export function slotImage(app: StackConfig["app"], slot: Slot): string {
-  return app.slots[slot]?.image ?? app.image;
-}
-
 /** `bbaegok-prod-app-blue`: the container, and its name on the stack's networks. */
 export function slotContainerName(prefix: string, slot: Slot): string {
   return `${prefix}-app-${slot}`;

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ROLE_LABEL } from "../../policy/rules.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { dockerHealthCheck, ServerFile, type HomeServer } from "../server/index.js";
+import { dockerHealthCheck, LOG_OPTS, ServerFile, type HomeServer } from "../server/index.js";
 import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseRuntime, databaseSpec, replacementNotice } from "./render.js";
 
 export interface ServiceDatabaseArgs {
@@ -21,8 +21,6 @@ export interface ServiceDatabaseArgs {
 const STOP_SECONDS = 60;
 const HEALTHY_SECONDS = 300;
 
-/** Log rotation for every container: a full disk takes the whole server down. */
-export const LOG_OPTS = { "max-size": "10m", "max-file": "5" };
 
 export class ServiceDatabase extends pulumi.ComponentResource {
   /** Container name, e.g. `bbaegok-prod-db` (for `docker exec` by backups). */

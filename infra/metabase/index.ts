@@ -7,9 +7,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ROLE_LABEL } from "../../policy/rules.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { LOG_OPTS, type ServiceDatabase } from "../database/index.js";
+import type { ServiceDatabase } from "../database/index.js";
 import { DATABASE_UID, SECRETS_MOUNT } from "../database/render.js";
-import { dockerHealthCheck, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
+import { dockerHealthCheck, LOG_OPTS, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
 import { METABASE_SECRETS_MOUNT, READONLY_USER, adminSqlCommand, metabaseEntrypoint, readOnlyUserSql, setupScript } from "./render.js";
 
 export interface MetabaseArgs {

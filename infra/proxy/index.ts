@@ -25,9 +25,8 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { ROLE_LABEL } from "../../policy/rules.js";
-import type { StackConfig } from "../../stacks/config/schema.js";
-import { LOG_OPTS } from "../database/index.js";
-import { ServerFile, shellQuote, type HomeServer } from "../server/index.js";
+import type { Slot, StackConfig } from "../../stacks/config/schema.js";
+import { LOG_OPTS, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
 import type { SiteCertificate } from "../tls/index.js";
 import {
   activateFilesScript,
@@ -66,7 +65,9 @@ export interface ProxySiteArgs {
   extraFiles?: Record<string, pulumi.Input<string>>;
   /** Whether the proxy container is there to check and reload when the files are removed (false for the owner, which removes it first). */
   verifyOnRemove: boolean;
-  /** Resources the activation waits for (a guest's network attachment). */
+  /** The slot the stack's upstream file names: activating it is the blue/green flip. */
+  liveSlot: pulumi.Input<Slot>;
+  /** Resources the activation waits for (a guest's network attachment, the rollout's smoke checks). */
   dependsOn?: pulumi.Resource[];
 }
 
@@ -87,7 +88,7 @@ export class ProxySite extends pulumi.ComponentResource {
     const dir = `${config.server.dataDir}/proxy`;
     const dirs = proxyDirs(dir);
     const paths = stackFilePaths(stack);
-    const rendered = stackProxyFiles(config, stack, containerLayout(dir));
+    const rendered = pulumi.output(args.liveSlot).apply((live) => stackProxyFiles(config, stack, containerLayout(dir), live));
     const contents: Record<string, pulumi.Input<string>> = {
       ...args.extraFiles,
       [paths.conf]: rendered.conf,
@@ -148,6 +149,10 @@ export interface EdgeProxyArgs {
   config: ProxyConfig;
   /** The owner stack's own certificate. */
   certificate: SiteCertificate;
+  /** The owner stack's live slot (its upstream file names it). */
+  liveSlot: pulumi.Input<Slot>;
+  /** What the activation of the owner's own files waits for (the rollout's smoke checks). */
+  activationDependsOn?: pulumi.Resource[];
 }
 
 /** The owner stack's proxy: nginx.conf, the container publishing 80/443, and the owner's own site. */
@@ -155,6 +160,9 @@ export class EdgeProxy extends pulumi.ComponentResource {
   /** What guest stacks attach to (the owner's stack output `proxy`). */
   readonly endpoint: pulumi.Output<ProxyEndpoint>;
   readonly containerName: string;
+  /** The owner's own files' activation, and the container: a rollout's verification waits for both. */
+  readonly activation: command.remote.Command;
+  readonly container: docker.Container;
 
   constructor(name: string, args: EdgeProxyArgs, opts?: pulumi.ComponentResourceOptions) {
     const { server, config } = args;
@@ -167,6 +175,8 @@ export class EdgeProxy extends pulumi.ComponentResource {
 
     const site = this.createSite(name, args, dir, image, layout);
     const container = this.createContainer(name, args, dir, image, layout.confDir, site);
+    this.activation = site.activation;
+    this.container = container;
     this.endpoint = pulumi.all([container.id, server.edgeNetworkName]).apply(([containerId, network]) => ownerEndpoint(config, { containerId, network }));
     this.registerOutputs({ endpoint: this.endpoint });
   }
@@ -187,6 +197,8 @@ export class EdgeProxy extends pulumi.ComponentResource {
         extraFiles: { [MAIN_CONF]: mainConf },
         // The container is deleted before its configuration (it depends on it): nothing to check then.
         verifyOnRemove: false,
+        liveSlot: args.liveSlot,
+        ...(args.activationDependsOn ? { dependsOn: args.activationDependsOn } : {}),
       },
       { parent: this },
     );
@@ -236,28 +248,40 @@ export interface GuestProxyArgs {
   server: HomeServer;
   config: ProxyConfig;
   certificate: SiteCertificate;
-  /** The owner stack, fully qualified: `<organization>/bbaegok-infra/<stack>`. */
+  /** The owner stack, fully qualified (`<organization>/bbaegok-infra/<stack>`), and its proxy read with ownerProxyEndpoint. */
   ownerStack: string;
+  endpoint: pulumi.Output<ProxyEndpoint>;
+  /** The guest stack's live slot (its upstream file names it). */
+  liveSlot: pulumi.Input<Slot>;
+  /** What the activation of the guest's files waits for (the rollout's smoke checks). */
+  activationDependsOn?: pulumi.Resource[];
+}
+
+/** The proxy a guest stack attaches to: the owner stack's `proxy` output, checked. */
+export function ownerProxyEndpoint(name: string, ownerStack: string, stack: string, opts?: pulumi.CustomResourceOptions): pulumi.Output<ProxyEndpoint> {
+  const owner = new pulumi.StackReference(name, { name: ownerStack }, opts);
+  return owner.requireOutput("proxy").apply((value: unknown) => {
+    const parsed = proxyEndpointSchema.safeParse(value);
+    if (!parsed.success) {
+      throw new Error(
+        `stack ${stack} cannot attach to the proxy: the output "proxy" of ${ownerStack} is not what an owner exports (${parsed.error.issues.map((i) => `${i.path.join(".") || "value"}: ${i.message}`).join("; ")}); run pulumi up on ${ownerStack} first`,
+      );
+    }
+    return parsed.data;
+  });
 }
 
 /** A guest stack on the owner's proxy: the proxy joins the guest's edge network, then the guest's files go live. */
 export class GuestProxy extends pulumi.ComponentResource {
   /** The proxy this stack attached to, as the owner exports it. */
   readonly endpoint: pulumi.Output<ProxyEndpoint>;
+  /** The guest's files' activation: a rollout's verification waits for it. */
+  readonly activation: command.remote.Command;
 
   constructor(name: string, args: GuestProxyArgs, opts?: pulumi.ComponentResourceOptions) {
     const { server } = args;
     super("bbaegok:proxy:GuestProxy", name, { ownerStack: args.ownerStack }, opts);
-    const owner = new pulumi.StackReference(`${name}-owner`, { name: args.ownerStack }, { parent: this });
-    this.endpoint = owner.requireOutput("proxy").apply((value: unknown) => {
-      const parsed = proxyEndpointSchema.safeParse(value);
-      if (!parsed.success) {
-        throw new Error(
-          `stack ${server.stack} cannot attach to the proxy: the output "proxy" of ${args.ownerStack} is not what an owner exports (${parsed.error.issues.map((i) => `${i.path.join(".") || "value"}: ${i.message}`).join("; ")}); run pulumi up on ${args.ownerStack} first`,
-        );
-      }
-      return parsed.data;
-    });
+    this.endpoint = args.endpoint;
 
     const attachment = new command.remote.Command(
       `${name}-network`,
@@ -274,11 +298,20 @@ export class GuestProxy extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    new ProxySite(
+    const site = new ProxySite(
       `${name}-site`,
-      { server, config: args.config, certificate: args.certificate, proxy: this.endpoint, verifyOnRemove: true, dependsOn: [attachment] },
+      {
+        server,
+        config: args.config,
+        certificate: args.certificate,
+        proxy: this.endpoint,
+        verifyOnRemove: true,
+        liveSlot: args.liveSlot,
+        dependsOn: [attachment, ...(args.activationDependsOn ?? [])],
+      },
       { parent: this },
     );
+    this.activation = site.activation;
     this.registerOutputs({ endpoint: this.endpoint });
   }
 }

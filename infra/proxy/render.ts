@@ -433,15 +433,16 @@ function sites(config: SiteConfig, stack: string, address: AddressMap) {
 }
 
 /** The upstream file of a stack with `live` as its live slot (what a switch writes). */
-export function stackUpstreams(config: SiteConfig, stack: string, live: Slot = config.app.liveSlot, address: AddressMap = onServer): string {
+export function stackUpstreams(config: SiteConfig, stack: string, live: Slot, address: AddressMap = onServer): string {
   return renderUpstreams(stack, sites(config, stack, address).list.map((s) => ({ variable: s.host.upstreamVariable, group: s.group(live) })));
 }
 
 /**
  * A stack's two proxy files from its config: the API (and Metabase, when on)
- * in conf.d/<stack>.conf, and their live addresses in upstreams/<stack>.conf.
+ * in conf.d/<stack>.conf, and their live addresses in upstreams/<stack>.conf,
+ * with `live` as the slot that serves.
  */
-export function stackProxyFiles(config: SiteConfig, stack: string, layout: ProxyLayout, address: AddressMap = onServer): { conf: string; upstreams: string } {
+export function stackProxyFiles(config: SiteConfig, stack: string, layout: ProxyLayout, live: Slot, address: AddressMap = onServer): { conf: string; upstreams: string } {
   const { list, upstreams, slotGroup } = sites(config, stack, address);
   const api = list[0]!.host;
   const slotNames = [config.domains.api, ...(config.app.healthCheck.hostHeader ? [config.app.healthCheck.hostHeader] : [])];
@@ -454,7 +455,7 @@ export function stackProxyFiles(config: SiteConfig, stack: string, layout: Proxy
       cloudflareOnly: config.proxy.cloudflareProxied,
       slotRoutes: { names: slotNames, liveVariable: api.upstreamVariable, slots: { blue: slotGroup("blue"), green: slotGroup("green") } },
     }),
-    upstreams: stackUpstreams(config, stack, config.app.liveSlot, address),
+    upstreams: stackUpstreams(config, stack, live, address),
   };
 }
 

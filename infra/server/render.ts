@@ -38,6 +38,9 @@ export function sshClientOptions(server: Pick<StackConfig["server"], "ssh">): st
 /** The folder of sshClientOptions' ControlPath (the operator's ~/.ssh), created 0700 when missing: ssh will not start without it. */
 export const SSH_CONTROL_DIR = ".ssh";
 
+/** Log rotation for every container: a full disk takes the whole server down. */
+export const LOG_OPTS: Record<string, string> = { "max-size": "10m", "max-file": "5" };
+
 export interface HealthCheck {
   tests: string[];
   interval: string;
@@ -63,6 +66,8 @@ export function stackNames(service: string, stack: string, dataDir: string) {
     /** This stack's directory on the server. */
     stackDir: `${dataDir}/${stack}`,
     secretsDir: `${dataDir}/${stack}/secrets`,
+    /** The stack's deploy history: one JSON object per line, appended by every rollout, mode 0644. */
+    deployHistory: `${dataDir}/${stack}/deploy-history.jsonl`,
   };
 }
 export type StackNames = ReturnType<typeof stackNames>;

@@ -1,33 +1,35 @@
-// StackControl on Pulumi's engine (Automation API): the stack's config from
-// its file, a targeted `pulumi up` of one slot, and the live slot kept in the
-// stack config so a later `pulumi up` keeps it.
+// StackControl on Pulumi's engine (Automation API), and the stack file's app
+// release (read and written in place, comments kept), for deploy and rollback.
 import type * as automation from "@pulumi/pulumi/automation";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseDocument } from "yaml";
+import { parseDeployed, releaseOf, type DeployedSlots, type SlotRelease } from "../../infra/app/rollout.js";
 import { PROJECT, PROJECT_DIR } from "../../stacks/config/index.js";
 import { readSiblings, readStackFile } from "../../stacks/config/files.js";
-import type { Slot } from "../../stacks/config/schema.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
-import { selectStack, urnOf } from "../automation.js";
-import type { Reporter, StackControl } from "./orchestrator.js";
-
-const APP_SLOTS = "bbaegok:app:AppSlots";
-
-/**
- * The URNs of one slot's image and container, from the stack's state when it
- * has them (exact), else as the engine will name them (first deploy).
- */
-async function slotUrns(stack: automation.Stack, stackName: string, slot: Slot): Promise<string[]> {
-  const wanted = new Set([`app-${slot}-image`, `app-${slot}`]);
-  const state = await stack.exportStack();
-  const resources = ((state.deployment as { resources?: { urn: string }[] }).resources ?? []).map((r) => r.urn);
-  const found = resources.filter((urn) => wanted.has(urn.split("::").pop() ?? "") && urn.includes(`${APP_SLOTS}$`));
-  if (found.length === wanted.size) return found;
-  return [urnOf(stackName, [APP_SLOTS, "docker:index/remoteImage:RemoteImage"], `app-${slot}-image`), urnOf(stackName, [APP_SLOTS, "docker:index/container:Container"], `app-${slot}`)];
-}
+import { rawFromPulumiConfig, stackFileName, validateStackConfig } from "../../stacks/config/validate.js";
+import { selectStack } from "../automation.js";
+import type { ReleaseFile, Reporter, StackControl } from "./orchestrator.js";
 
 /** Reads and validates a stack's file the way the program does. */
 export function readStackConfig(stack: string) {
   const file = readStackFile(PROJECT_DIR, stack);
   return validateStackConfig(stack, rawFromPulumiConfig(file.config), readSiblings(PROJECT_DIR, stack));
+}
+
+/** The app release in `Pulumi.<stack>.yaml`: written key by key into the document, so comments and order stay. */
+export function stackReleaseFile(stack: string, projectDir = PROJECT_DIR): ReleaseFile {
+  const path = join(projectDir, stackFileName(stack));
+  return {
+    read: () => releaseOf(readStackConfig(stack).app),
+    write(release: Partial<SlotRelease>) {
+      const before = readFileSync(path, "utf8");
+      const doc = parseDocument(before);
+      for (const [key, value] of Object.entries(release)) doc.setIn(["config", `${PROJECT}:app`, key], value);
+      writeFileSync(path, doc.toString());
+      return () => writeFileSync(path, before);
+    },
+  };
 }
 
 export async function automationStackControl(stackName: string, reporter: Reporter): Promise<StackControl> {
@@ -36,17 +38,11 @@ export async function automationStackControl(stackName: string, reporter: Report
     for (const line of out.split("\n")) if (line.trim()) reporter.line(`      ${line}`);
   };
   return {
-    async config() {
-      return readStackConfig(stackName);
+    async deployed(): Promise<DeployedSlots | undefined> {
+      return parseDeployed((await stack.outputs())["appSlots"]?.value);
     },
-    async updateSlot(slot: Slot, image: string) {
-      await stack.setConfig(`${PROJECT}:app.slots.${slot}.image`, { value: image }, true);
-      // Only this slot's image and container: the live slot and everything else stay as they are.
-      const target = await slotUrns(stack, stackName, slot);
-      await stack.up({ target, onOutput, color: "never" });
-    },
-    async recordLiveSlot(slot: Slot) {
-      await stack.setConfig(`${PROJECT}:app.liveSlot`, { value: slot }, true);
+    async up() {
+      await stack.up({ onOutput, color: "never", policyPacks: [join(PROJECT_DIR, "policy")] });
     },
   };
 }

@@ -1,69 +1,51 @@
-// The deploy, rollback and status sequences, written against two narrow
-// interfaces: StackControl (Pulumi's engine, through the Automation API) and
-// ServerControl (the server: Docker health, the proxy's routes and reload).
-// Invariant: until the flip succeeds, the live slot is never touched; a failure
-// says which step failed and why, and leaves the idle slot for inspection.
-import { otherSlot, slotContainerName } from "../../infra/app/render.js";
-import { durationSeconds } from "../../stacks/config/rules.js";
-import type { Slot, StackConfig } from "../../stacks/config/schema.js";
+// npm run deploy / rollback as the stack file (git) and Pulumi's state see
+// them: the rollout itself is the program's (infra/app, run by `pulumi up`),
+// the one implementation every command shares. A deploy writes the release
+// into the stack file and runs `pulumi up`; a rollback writes back the release
+// the idle slot still runs, so the same `pulumi up` only flips. Either way the
+// file then says what serves, and the next `pulumi up` (CI's, from the commit)
+// changes nothing. A failed run puts the file back as it was.
+import type { DeployedSlots, SlotRelease } from "../../infra/app/rollout.js";
+import { otherSlot } from "../../infra/app/render.js";
+import type { Slot } from "../../stacks/config/schema.js";
 
 export type SlotHealth = "healthy" | "unhealthy" | "starting" | "stopped" | "missing";
 
-export interface SmokeResult {
-  status: number;
-}
-
+/** One line of the stack's deploy history on the server, written by the rollout's verification. */
 export interface DeployRecord {
   /** ISO-8601 UTC. */
   at: string;
-  action: "deploy" | "rollback";
+  action: string;
   stack: string;
-  who: string;
-  image: string;
   slot: Slot;
+  image: string;
+  release?: string;
   result: "succeeded" | "failed";
-  /** The failed step and its reason, when failed. */
-  detail?: string;
-  seconds: number;
+  /** Who ran it, as the server saw the SSH session: `deploy from 192.0.2.7`. */
+  by?: string;
 }
 
-/** What the engine does for a deploy (implemented with the Automation API). */
+/** What a deploy needs from Pulumi (implemented with the Automation API). */
 export interface StackControl {
-  /** The stack's validated config as the engine has it. */
-  config(): Promise<StackConfig>;
-  /** Puts `image` on `slot` (pulumi up on that slot only; Pulumi waits for Docker's healthy). */
-  updateSlot(slot: Slot, image: string): Promise<void>;
-  /** Makes `slot` the live slot in the stack config, so the next `pulumi up` keeps it. */
-  recordLiveSlot(slot: Slot): Promise<void>;
+  /** The stack's `appSlots` output of its last run: which slot serves and what each runs (undefined before the first run). */
+  deployed(): Promise<DeployedSlots | undefined>;
+  /** `pulumi up` of the stack from its file (the policy pack enforced); the rollout happens inside. */
+  up(): Promise<void>;
 }
 
-/** What the server does for a deploy (implemented over SSH; locally in tests). */
+/** The stack file's app release: read, and written with a way back. */
+export interface ReleaseFile {
+  read(): SlotRelease;
+  /** Writes `release` into the file; returns what puts the file back as it was. */
+  write(release: Partial<SlotRelease>): () => void;
+}
+
+/** What the server answers for status (over SSH; locally in tests). */
 export interface ServerControl {
-  /** Takes the stack's deploy lock, or throws DeployLockedError naming the holder. */
-  lock(holder: string): Promise<{ release(): Promise<void> }>;
   health(container: string): Promise<SlotHealth>;
-  /** A request to `slot` through the proxy's internal route (not reachable from outside). */
-  smoke(slot: Slot, path: string, hostHeader: string): Promise<SmokeResult>;
-  /** Points the stack's upstream at `slot`: file, `nginx -t`, graceful reload. Throws with nginx's message; the old upstream stays live on failure. */
-  switchTo(slot: Slot): Promise<void>;
   /** Which slot answers a request through the proxy's public route now. */
   servedBy(hostHeader: string): Promise<Slot | undefined>;
-  appendHistory(record: DeployRecord): Promise<void>;
   readHistory(limit: number): Promise<DeployRecord[]>;
-}
-
-export class DeployLockedError extends Error {
-  override name = "DeployLockedError";
-}
-
-export class StepFailed extends Error {
-  override name = "StepFailed";
-  constructor(
-    readonly step: string,
-    readonly reason: string,
-  ) {
-    super(`${step} failed: ${reason}`);
-  }
 }
 
 /** Prints progress; the CLI writes lines, tests collect them. */
@@ -73,175 +55,55 @@ export interface Reporter {
 
 export interface Clock {
   now(): number;
-  sleep(ms: number): Promise<void>;
 }
 
-export const realClock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
-
-interface Context {
-  stack: string;
-  who: string;
-  engine: StackControl;
-  server: ServerControl;
-  reporter: Reporter;
-  clock: Clock;
-}
-
-async function step<T>(ctx: Context, index: number, total: number, name: string, run: () => Promise<T>): Promise<T> {
-  const started = ctx.clock.now();
-  ctx.reporter.line(`[${index}/${total}] ${name} ...`);
-  try {
-    const result = await run();
-    ctx.reporter.line(`[${index}/${total}] ${name}: done in ${((ctx.clock.now() - started) / 1000).toFixed(1)} s`);
-    return result;
-  } catch (err) {
-    const reason = err instanceof StepFailed ? err.reason : err instanceof Error ? err.message : String(err);
-    throw new StepFailed(name, reason);
-  }
-}
-
-async function waitHealthy(ctx: Context, container: string, timeoutMs: number): Promise<void> {
-  const deadline = ctx.clock.now() + timeoutMs;
-  let last: SlotHealth = "missing";
-  while (ctx.clock.now() <= deadline) {
-    last = await ctx.server.health(container);
-    if (last === "healthy") return;
-    if (last === "unhealthy" || last === "stopped" || last === "missing") break;
-    await ctx.clock.sleep(1000);
-  }
-  throw new StepFailed("wait until healthy", `${container} is ${last}${last === "starting" ? ` after ${timeoutMs / 1000} s` : ""}; see: docker logs ${container}`);
-}
-
-/** Requests through the proxy reach `slot` several times in a row. */
-async function verifyServing(ctx: Context, slot: Slot, hostHeader: string): Promise<void> {
-  const deadline = ctx.clock.now() + 10_000;
-  let streak = 0;
-  let last: Slot | undefined;
-  while (ctx.clock.now() <= deadline) {
-    last = await ctx.server.servedBy(hostHeader);
-    streak = last === slot ? streak + 1 : 0;
-    if (streak >= 5) return;
-    await ctx.clock.sleep(100);
-  }
-  throw new Error(`requests still reach ${last ?? "no slot"} 10 s after the switch to ${slot}`);
-}
-
-/** Flips to `target` and checks traffic moved; if it did not, puts `previous` back rather than leave it half-switched. */
-async function switchAndVerify(ctx: Context, target: Slot, previous: Slot, hostHeader: string): Promise<void> {
-  await ctx.server.switchTo(target);
-  try {
-    await verifyServing(ctx, target, hostHeader);
-  } catch (err) {
-    await ctx.server.switchTo(previous);
-    throw err;
-  }
-}
-
-export interface DeployOptions {
-  stack: string;
-  image: string;
-  who: string;
-}
+export const realClock: Clock = { now: () => Date.now() };
 
 export interface Outcome {
   ok: boolean;
   summary: string;
 }
 
-async function withLockAndHistory(ctx: Context, action: DeployRecord["action"], image: () => string, slot: () => Slot, run: () => Promise<string>): Promise<Outcome> {
-  const started = ctx.clock.now();
-  let lock: { release(): Promise<void> };
+const seconds = (clock: Clock, since: number) => `${((clock.now() - since) / 1000).toFixed(1)} s`;
+
+async function release(
+  stack: string,
+  change: Partial<SlotRelease>,
+  what: string,
+  deps: { engine: StackControl; file: ReleaseFile; reporter: Reporter; clock: Clock },
+): Promise<Outcome> {
+  const { engine, file, reporter, clock } = deps;
+  const started = clock.now();
+  const restore = file.write(change);
+  reporter.line(`${what}: pulumi up of ${stack} (the rollout: idle slot, health, smoke checks, flip, verification)`);
   try {
-    lock = await ctx.server.lock(`${ctx.who} (${action})`);
+    await engine.up();
   } catch (err) {
-    return { ok: false, summary: `${action} of ${ctx.stack} refused: ${(err as Error).message}` };
+    restore();
+    const reason = (err instanceof Error ? err.message : String(err)).split("\n").filter((l) => /error|refus|fail/i.test(l)).slice(-3).join(" / ");
+    return { ok: false, summary: `${what} of ${stack} FAILED after ${seconds(clock, started)}: ${reason || "pulumi up failed"}. The stack file is back as it was.` };
   }
-  const record = (result: DeployRecord["result"], detail?: string): DeployRecord => ({
-    at: new Date(ctx.clock.now()).toISOString(),
-    action,
-    stack: ctx.stack,
-    who: ctx.who,
-    image: image(),
-    slot: slot(),
-    result,
-    ...(detail ? { detail } : {}),
-    seconds: Math.round((ctx.clock.now() - started) / 100) / 10,
-  });
-  try {
-    const summary = await run();
-    await ctx.server.appendHistory(record("succeeded"));
-    return { ok: true, summary };
-  } catch (err) {
-    const failure = err instanceof StepFailed ? err : new StepFailed(action, (err as Error).message);
-    await ctx.server.appendHistory(record("failed", failure.message)).catch(() => undefined);
-    return { ok: false, summary: `${action} of ${ctx.stack} FAILED at "${failure.step}": ${failure.reason}` };
-  } finally {
-    await lock.release();
-  }
+  const now = await engine.deployed();
+  const live = now?.liveSlot;
+  return {
+    ok: true,
+    summary:
+      `${stack}: ${live ?? "?"} serves ${live && now ? now.slots[live].container.image : "?"} (${seconds(clock, started)}); ` +
+      `${live ? otherSlot(live) : "the other slot"} keeps the previous release warm. Commit Pulumi.${stack}.yaml: the stack file is what CI deploys.`,
+  };
 }
 
-/**
- * idle slot ← image → healthy → smoke checks through the proxy → flip → verify.
- * The old slot stays running (warm) for rollback.
- */
-export async function deploy(opts: DeployOptions, engine: StackControl, server: ServerControl, reporter: Reporter, clock: Clock = realClock): Promise<Outcome> {
-  const ctx: Context = { stack: opts.stack, who: opts.who, engine, server, reporter, clock };
-  let target: Slot = "blue";
-  return withLockAndHistory(
-    ctx,
-    "deploy",
-    () => opts.image,
-    () => target,
-    async () => {
-      const config = await step(ctx, 1, 6, "read the stack", () => engine.config());
-      const live = config.app.liveSlot;
-      target = otherSlot(live);
-      const prefix = `${config.service}-${opts.stack}`;
-      const container = slotContainerName(prefix, target);
-      const hostHeader = config.app.healthCheck.hostHeader ?? config.domains.api;
-      const timeoutMs = durationSeconds(config.app.deployTimeout) * 1000;
-      reporter.line(`    live: ${live} (${config.app.slots[live]?.image ?? config.app.image}); deploying ${opts.image} to ${target}`);
-
-      await step(ctx, 2, 6, `put ${opts.image} on the idle slot ${target}`, () => engine.updateSlot(target, opts.image));
-      await step(ctx, 3, 6, "wait until healthy", () => waitHealthy(ctx, container, timeoutMs));
-      const checks = config.app.smokeChecks.length > 0 ? config.app.smokeChecks : [{ path: config.app.healthCheck.path, status: 200 }];
-      await step(ctx, 4, 6, `smoke checks through the proxy (${checks.length})`, async () => {
-        for (const check of checks) {
-          const result = await server.smoke(target, check.path, hostHeader);
-          if (result.status !== check.status) throw new Error(`GET ${check.path} on ${target} answered ${result.status}, expected ${check.status}`);
-        }
-      });
-      await step(ctx, 5, 6, `switch live traffic to ${target}`, () => switchAndVerify(ctx, target, live, hostHeader));
-      await step(ctx, 6, 6, "record the live slot in the stack config", () => engine.recordLiveSlot(target));
-      return `${opts.stack}: ${target} is live with ${opts.image}; ${live} stays warm for rollback (npm run rollback -- --stack ${opts.stack}).`;
-    },
-  );
+/** Puts `image` (or what the stack file already says) on the idle slot and flips to it. */
+export async function deploy(stack: string, image: string | undefined, engine: StackControl, file: ReleaseFile, reporter: Reporter, clock: Clock = realClock): Promise<Outcome> {
+  const change = image ? { image } : {};
+  return release(stack, change, `deploy of ${image ?? file.read().image}`, { engine, file, reporter, clock });
 }
 
-/** Flips back to the other (warm) slot without pulling or starting anything. */
-export async function rollback(stack: string, who: string, engine: StackControl, server: ServerControl, reporter: Reporter, clock: Clock = realClock): Promise<Outcome> {
-  const ctx: Context = { stack, who, engine, server, reporter, clock };
-  let target: Slot = "blue";
-  let image = "";
-  return withLockAndHistory(
-    ctx,
-    "rollback",
-    () => image,
-    () => target,
-    async () => {
-      const config = await step(ctx, 1, 4, "read the stack", () => engine.config());
-      const live = config.app.liveSlot;
-      target = otherSlot(live);
-      image = config.app.slots[target]?.image ?? config.app.image;
-      const container = slotContainerName(`${config.service}-${stack}`, target);
-      const hostHeader = config.app.healthCheck.hostHeader ?? config.domains.api;
-      await step(ctx, 2, 4, `check that ${target} is warm`, async () => {
-        const health = await server.health(container);
-        if (health !== "healthy") throw new Error(`${container} is ${health}: nothing warm to roll back to; deploy a known-good image instead`);
-      });
-      await step(ctx, 3, 4, `switch live traffic back to ${target}`, () => switchAndVerify(ctx, target, live, hostHeader));
-      await step(ctx, 4, 4, "record the live slot in the stack config", () => engine.recordLiveSlot(target));
-      return `${stack}: rolled back; ${target} is live with ${image}; ${live} stays warm.`;
-    },
-  );
+/** Flips back to the release the idle slot runs, writing it back into the stack file; nothing is pulled or started. */
+export async function rollback(stack: string, engine: StackControl, file: ReleaseFile, reporter: Reporter, clock: Clock = realClock): Promise<Outcome> {
+  const deployed = await engine.deployed();
+  if (!deployed) return { ok: false, summary: `rollback of ${stack}: the stack has never been deployed; nothing to roll back to` };
+  const idle = otherSlot(deployed.liveSlot);
+  const previous = deployed.slots[idle].release;
+  return release(stack, previous, `rollback to ${previous.image} (${idle})`, { engine, file, reporter, clock });
 }

@@ -1,33 +1,17 @@
-// ServerControl on the home server: every step is a shell script run by a
-// Shell, which is `ssh` (BatchMode, the stack's user, host and port) in
-// production and a local shell in tests, so the same scripts run in both.
-// Docker is reached only through `docker inspect` and `docker exec <proxy>`;
-// files the proxy reads and the deploy history belong to root and are written
-// through `sudo -n sh -c`. Nothing secret ever goes on a command line: the
-// scripts carry names and paths, and file contents travel on stdin.
+// ServerControl on the home server, for npm run status: every question is a
+// shell script run by a Shell, which is `ssh` (BatchMode, the stack's user,
+// host and port, the pinned host key) in production and a local shell in
+// tests. Docker is reached only through `docker inspect` and `docker exec
+// <proxy>`; the deploy history (root's) through `sudo -n`.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { SLOTS } from "../../infra/app/render.js";
-import {
-  activationScript,
-  dockerNginxCommands,
-  INTERNAL_PORT,
-  proxyContainerName,
-  proxyDirs,
-  SLOT_HEADER,
-  stackFilePaths,
-  slotUpstreamAddress,
-  stackUpstreams,
-  UPSTREAM_HEADER,
-  type ActivationCommands,
-  type AddressMap,
-  type ProxyEndpoint,
-} from "../../infra/proxy/render.js";
+import { INTERNAL_PORT, proxyContainerName, slotUpstreamAddress, UPSTREAM_HEADER, type AddressMap, type ProxyEndpoint } from "../../infra/proxy/render.js";
 import { shellQuote, SSH_CONTROL_DIR, sshClientOptions, stackNames, type Privilege } from "../../infra/server/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
-import { DeployLockedError, type DeployRecord, type ServerControl, type SlotHealth, type SmokeResult } from "./orchestrator.js";
+import type { DeployRecord, ServerControl, SlotHealth } from "./orchestrator.js";
 
 export interface ShellResult {
   status: number;
@@ -94,11 +78,6 @@ export interface ServerControlOptions {
   address?: AddressMap;
 }
 
-/** The file the deploy history is appended to, in the stack's directory: one JSON object per line, mode 0644. */
-export function historyPath(stackDir: string): string {
-  return `${stackDir}/deploy-history.jsonl`;
-}
-
 type ProxyOwnerConfig = Pick<StackConfig, "service" | "server" | "proxy">;
 
 /**
@@ -157,20 +136,11 @@ export function parseHistory(text: string): DeployRecord[] {
 }
 
 export class SshServerControl implements ServerControl {
-  private readonly upstreamFile: string;
-  private readonly activateLock: string;
-  private readonly commands: ActivationCommands;
-  private readonly stackDir: string;
   private readonly history: string;
 
   constructor(private readonly opts: ServerControlOptions) {
-    const { stack, config, proxy } = opts;
-    const dirs = proxyDirs(proxy.dir);
-    this.upstreamFile = `${dirs.live}/${stackFilePaths(stack).upstreams}`;
-    this.activateLock = dirs.lock;
-    this.commands = dockerNginxCommands(proxy);
-    this.stackDir = stackNames(config.service, stack, config.server.dataDir).stackDir;
-    this.history = historyPath(this.stackDir);
+    const { stack, config } = opts;
+    this.history = stackNames(config.service, stack, config.server.dataDir).deployHistory;
   }
 
   private asRoot(script: string): string {
@@ -184,58 +154,6 @@ export class SshServerControl implements ServerControl {
   /** The address nginx proxies `slot` to (its fixed address on the edge network), as nginx's `$upstream_addr` names it. */
   slotAddress(slot: Slot): string {
     return slotUpstreamAddress(this.opts.config, slot, this.opts.address);
-  }
-
-  /**
-   * The deploy lock is `flock` on a file in the stack's directory, held by a
-   * script that lives as long as this deploy: it ends when the deploy releases
-   * the lock or its connection drops, so a crashed deploy never leaves it held.
-   */
-  async lock(holder: string): Promise<{ release(): Promise<void> }> {
-    const lockFile = `${this.stackDir}/.deploy.lock`;
-    const script = this.asRoot(`set -eu
-mkdir -p ${shellQuote(this.stackDir)}
-exec 9>>${shellQuote(lockFile)}
-if ! flock -n 9; then
-  printf 'another deploy holds the lock: %s\\n' "$(cat ${shellQuote(lockFile)})" >&2
-  exit 75
-fi
-printf '%s since %s\\n' ${shellQuote(holder)} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${shellQuote(lockFile)}
-echo locked
-# Held until the deploy closes this script's input (or its connection drops).
-cat > /dev/null
-`);
-    const child = this.opts.shell.start(script);
-    child.stdin.on("error", () => undefined);
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number>((resolve) => {
-      child.on("close", (code) => resolve(code ?? 1));
-      child.on("error", (err) => {
-        stderr += err.message;
-        resolve(127);
-      });
-    });
-    const locked = await new Promise<boolean>((resolve) => {
-      let stdout = "";
-      child.stdout.on("data", (d: Buffer) => {
-        stdout += d.toString();
-        if (stdout.includes("locked\n")) resolve(true);
-      });
-      void exited.then(() => resolve(false));
-    });
-    if (!locked) {
-      const code = await exited;
-      const reason = stderr.trim() || `the lock script on ${this.opts.shell.where} ended with status ${code}`;
-      if (code === 75) throw new DeployLockedError(`${reason}; wait for it to finish (a lock whose deploy died is freed with its connection)`);
-      throw new Error(`cannot take the deploy lock on ${this.opts.shell.where}: ${reason}`);
-    }
-    return {
-      release: async () => {
-        child.stdin.end();
-        await exited;
-      },
-    };
   }
 
   async health(container: string): Promise<SlotHealth> {
@@ -252,18 +170,6 @@ cat > /dev/null
     return parseResponseHead(result.stdout);
   }
 
-  async smoke(slot: Slot, path: string, hostHeader: string): Promise<SmokeResult> {
-    const response = await this.throughProxy(path, { Host: hostHeader, [SLOT_HEADER]: slot });
-    return { status: response.status };
-  }
-
-  async switchTo(slot: Slot): Promise<void> {
-    const upstreams = stackUpstreams(this.opts.config, this.opts.stack, slot, this.opts.address);
-    const script = this.asRoot(activationScript(this.upstreamFile, this.activateLock, this.commands));
-    const result = await this.run(script, upstreams);
-    if (result.status !== 0) throw new Error((result.stderr || result.stdout).trim() || `the activation script ended with status ${result.status}`);
-  }
-
   /**
    * Asks the internal route without a slot header, which follows the same
    * upstream file as the public route (the public route itself takes only
@@ -278,19 +184,9 @@ cat > /dev/null
     return SLOTS.find((slot) => this.slotAddress(slot) === upstream);
   }
 
-  async appendHistory(record: DeployRecord): Promise<void> {
-    const file = shellQuote(this.history);
-    const script = this.asRoot(`set -eu
-mkdir -p ${shellQuote(this.stackDir)}
-cat >> ${file}
-chmod 0644 ${file}`);
-    const result = await this.run(script, `${JSON.stringify(record)}\n`);
-    if (result.status !== 0) throw new Error(`cannot append to ${this.history} on ${this.opts.shell.where}: ${result.stderr.trim()}`);
-  }
-
   async readHistory(limit: number): Promise<DeployRecord[]> {
     const file = shellQuote(this.history);
-    // Through sudo too: the stack's directory may be closed to the deploy user (it holds the secrets directory).
+    // Through sudo: the stack's directory may be closed to the deploy user (it holds the secrets directory).
     const result = await this.run(this.asRoot(`if [ -e ${file} ]; then tail -n ${Math.max(1, Math.floor(limit))} ${file}; fi`));
     if (result.status !== 0) throw new Error(`cannot read ${this.history} on ${this.opts.shell.where}: ${result.stderr.trim()}`);
     return parseHistory(result.stdout);

@@ -88,8 +88,10 @@ function nameOfUrn(urn: string): string | undefined {
 
 export interface PlanOptions {
   projectDir?: string;
-  /** Outputs of the stacks this one references (a guest's proxy owner). */
+  /** Outputs of the stacks this one references (a guest's proxy owner, the stack's own last run). */
   resolveStackOutputs?: StackOutputsResolver;
+  /** Plan as `pulumi up` runs rather than as a preview: outputs of resources the mocks create are known. @default true */
+  preview?: boolean;
 }
 
 /**
@@ -105,7 +107,7 @@ export async function planStack(stack: string, options: PlanOptions = {}): Promi
 
   const resolve = options.resolveStackOutputs ?? (() => ({}));
   // "organization": what a self-managed backend (file, S3) calls every stack's organization.
-  await pulumi.runtime.setMocks(offlineMocks(resolve), PROJECT, stack, true, "organization");
+  await pulumi.runtime.setMocks(offlineMocks(resolve), PROJECT, stack, options.preview ?? true, "organization");
   pulumi.runtime.setAllConfig(file.config, file.secretKeys);
 
   const resources: PlannedResource[] = [];

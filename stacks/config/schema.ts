@@ -130,19 +130,9 @@ export const domainsSchema = z.strictObject({
 export const appSchema = z.strictObject({
   image: pinnedImage,
   port: port.default(8080),
-  /**
-   * The image each slot runs, written by `npm run deploy`. A slot with no entry
-   * runs `image`. Edit by hand only the idle slot: changing the live slot's
-   * image replaces the container that is serving traffic.
-   */
-  slots: z
-    .strictObject({
-      blue: z.strictObject({ image: pinnedImage }).optional(),
-      green: z.strictObject({ image: pinnedImage }).optional(),
-    })
-    .default({}),
-  /** Which slot serves traffic. Changed by `npm run deploy`/`rollback`, kept in the stack file. */
-  liveSlot: z.enum(["blue", "green"], { error: 'expected "blue" or "green"' }).default("blue"),
+  /** No longer in the stack file: which slot serves, and what each runs, is the stack's state (npm run status). */
+  slots: z.never({ error: "no longer set in the stack file: what each slot runs is the stack's state (npm run status shows it); remove the key, and set app.image to the release that should serve" }).optional(),
+  liveSlot: z.never({ error: "no longer set in the stack file: which slot serves is the stack's state (npm run status shows it); remove the key" }).optional(),
   memoryMb: memoryMb.default(1024),
   /** The `uid:gid` the app image runs as; its secret files on the server belong to it. */
   runAs: z.string().regex(/^\d+:\d+$/, { error: 'expected a numeric "uid:gid" such as "1000:1000"' }).default("1000:1000"),
@@ -176,7 +166,7 @@ export const appSchema = z.strictObject({
   env: z
     .record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: "expected an environment variable name in UPPER_SNAKE_CASE" }), z.string())
     .default({}),
-}, { error: "expected a map with image, port, liveSlot, healthCheck, …" });
+}, { error: "expected a map with image, port, healthCheck, …" });
 
 export const databaseSchema = z.strictObject({
   engine: z.enum(["mysql", "mariadb", "postgres"], { error: 'expected one of "mysql", "mariadb", "postgres"' }),
@@ -351,4 +341,5 @@ export const stackConfigSchema = z
 /** A stack's validated configuration, defaults applied. */
 export type StackConfig = z.infer<typeof stackConfigSchema>;
 export type DatabaseEngine = StackConfig["database"]["engine"];
-export type Slot = StackConfig["app"]["liveSlot"];
+/** The two app slots of a stack: one serves, the other keeps the previous release warm. */
+export type Slot = "blue" | "green";

@@ -278,7 +278,7 @@ describe("test images on a real Docker daemon", () => {
     const where: Record<string, string> = { [edge.blue]: ip(`${N}-blue`, `${N}-data`), [edge.green]: ip(`${N}-blue`, `${N}-data`), [edge.metabase]: ip(`${N}-blue`, `${N}-data`) };
     // The slots' fixed edge addresses mapped to the test containers (nothing here reaches 172.30.x).
     const address = (ipAndPort: string) => `${where[ipAndPort.split(":")[0]!] ?? assert.fail(`unmapped ${ipAndPort}`)}:${ipAndPort.split(":")[1]}`;
-    const files = stackProxyFiles(prod, "prod", layout, address);
+    const files = stackProxyFiles(prod, "prod", layout, "blue", address);
     const paths = stackFilePaths("prod");
     writeFileSync(join(live, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: ["173.245.48.0/20", "2400:cb00::/32"], workerShutdownTimeout: "30s" }));
     writeFileSync(join(live, paths.conf), files.conf);

@@ -30,6 +30,6 @@ describe("npm run deploy / rollback / status", () => {
   it("a usage error exits 2 with the usage (every usage error: test/unit/deploy-command.test.ts)", () => {
     const result = deployCli([]);
     assert.equal(result.status, 2, result.stderr);
-    assert.match(result.stderr, /no command given\nusage: npm run deploy -- --stack <name> --image <ref>\n {7}npm run rollback -- --stack <name>\n {7}npm run status -- --stack <name>/);
+    assert.match(result.stderr, /no command given\nusage: npm run deploy -- --stack <name> \[--image <ref>\]\n {7}npm run rollback -- --stack <name>\n {7}npm run status -- --stack <name>/);
   });
 });

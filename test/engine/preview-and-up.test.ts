@@ -182,21 +182,24 @@ describe("the real engine, after `pulumi up` of prod", () => {
     assert.match(result.stdout, /no drift/i);
   });
 
-  it("deploy's engine side: a targeted up of the idle slot and the config writes, on the local backend", () => {
+  it("npm run deploy through the Automation API and the built CLI: the release in the stack file, the idle slot changed, the live slot untouched", () => {
     const image = "ghcr.io/bbaegok/bbaegok-api:1.8.3";
-    const result = spawnSync(process.execPath, ["--import", "tsx", join(ws.projectDir, "test", "support", "engine-deploy-child.ts"), "prod", "green", image], {
-      cwd: ws.projectDir,
-      env: ws.env,
-      encoding: "utf8",
-    });
+    const state = () => {
+      const exported = JSON.parse(ws.pulumi(["stack", "export", "--stack", "prod"]).stdout) as { deployment: { resources: { urn: string; type: string; inputs?: unknown; outputs?: unknown }[] } };
+      return new Map(exported.deployment.resources.filter((r) => r.type.startsWith("docker:")).map((r) => [r.urn.split("::").pop()!, JSON.stringify([r.inputs, r.outputs])]));
+    };
+    const before = state();
+    const result = ops("deploy.ts", ["deploy", "--stack", "prod", "--image", image]);
     assert.equal(result.status, 0, outputOf(result));
-    const updated = (JSON.parse(result.stdout.trim().split("\n").pop()!) as { updated: string[] }).updated;
-    // Only the idle slot's image and container (and the AppSlots component's record of them): nothing else of the stack was touched.
-    assert.deepEqual(updated.sort(), ["app", "app-green", "app-green-image"]);
-    const file = parse(readFileSync(join(ws.projectDir, "Pulumi.prod.yaml"), "utf8")) as { config: Record<string, { liveSlot?: string; slots?: Record<string, { image: string }> }> };
-    assert.equal(file.config["bbaegok-infra:app"]?.slots?.["green"]?.image, image);
-    assert.equal(file.config["bbaegok-infra:app"]?.liveSlot, "green");
+    const after = state();
+    // Of the server's Docker resources, only the idle slot and its image changed.
+    assert.deepEqual([...after].filter(([name, value]) => before.get(name) !== value).map(([name]) => name).sort(), ["app-green", "app-green-image"]);
+    const file = parse(readFileSync(join(ws.projectDir, "Pulumi.prod.yaml"), "utf8")) as { config: Record<string, { image?: string }> };
+    assert.equal(file.config["bbaegok-infra:app"]?.image, image);
     const slots = ws.pulumi(["stack", "output", "slotImages", "--stack", "prod", "--json"]);
     assert.deepEqual(JSON.parse(slots.stdout), { blue: "ghcr.io/bbaegok/bbaegok-api:1.8.2", green: image });
+    assert.equal(ws.pulumi(["stack", "output", "liveSlot", "--stack", "prod"]).stdout.trim(), "green");
+    // The file now says what serves: the next up from it changes nothing.
+    assert.equal(ws.pulumi(["preview", "--stack", "prod", "--expect-no-changes"]).status, 0);
   });
 });

@@ -24,7 +24,7 @@ import {
   type ActivationCommands,
   type ProxyLayout,
 } from "../../infra/proxy/render.js";
-import type { StackConfig } from "../../stacks/config/schema.js";
+import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { loopbackAddresses } from "../support/edge.js";
@@ -50,8 +50,8 @@ describe("activating proxy files on a real nginx", () => {
   const addressOf = loopbackAddresses({ prod, staging }, portOf);
 
   /** What a stack's `pulumi up` installs under proposed/<stack> (ServerFiles on the server). */
-  function propose(stack: string, config: StackConfig, extra: Record<string, string> = {}): { path: string; content: string }[] {
-    const files = stackProxyFiles(config, stack, layout, addressOf);
+  function propose(stack: string, config: StackConfig, extra: Record<string, string> = {}, live: Slot = "blue"): { path: string; content: string }[] {
+    const files = stackProxyFiles(config, stack, layout, live, addressOf);
     const paths = stackFilePaths(stack);
     const scratch = tempDir("cert");
     const certLayout = { ...layout, confDir: scratch.path };
@@ -146,7 +146,7 @@ describe("activating proxy files on a real nginx", () => {
   });
 
   it("a changed proposal (prod's live slot) becomes live as one change", async () => {
-    const result = activate("prod", propose("prod", { ...prod, app: { ...prod.app, liveSlot: "green" } }));
+    const result = activate("prod", propose("prod", prod, {}, "green"));
     assert.equal(result.status, 0, result.stderr);
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(await served(prod.domains.api), { status: 200, body: "bbaegok-prod-app-green" });

@@ -97,7 +97,7 @@ describe("the proxy, with real nginx", () => {
   const ports = new Map<string, number>();
   const addressOf = loopbackAddresses({ prod, staging }, (name) => ports.get(name));
   const writeStack = (stack: string, config: StackConfig) => {
-    const files = stackProxyFiles(config, stack, layout, addressOf);
+    const files = stackProxyFiles(config, stack, layout, "blue", addressOf);
     const paths = stackFilePaths(stack);
     writeFileSync(join(layout.confDir, paths.conf), files.conf);
     writeFileSync(join(layout.confDir, paths.upstreams), files.upstreams);

@@ -61,7 +61,7 @@ describe("switching the live slot with real nginx", () => {
     green = await slotServer("green");
     // The committed prod stack's own files, over HTTPS as in production; 127.0.0.1 stands in for Cloudflare.
     writeFileSync(join(layout.confDir, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "30s" }));
-    const files = stackProxyFiles(prod, "prod", layout, addressOf);
+    const files = stackProxyFiles(prod, "prod", layout, "blue", addressOf);
     const paths = stackFilePaths("prod");
     upstreamFile = join(layout.confDir, paths.upstreams);
     writeFileSync(join(layout.confDir, paths.conf), files.conf);

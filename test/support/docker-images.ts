@@ -21,7 +21,6 @@ import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { slotImage } from "../../infra/app/render.js";
 import { databaseSpec } from "../../infra/database/render.js";
 import { listStacks, readSiblings, readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
@@ -83,8 +82,7 @@ export function committedImageRefs(projectDir = REPO): ImageRefs {
       add("metabase", config.metabase.image);
       add("postgres", config.metabase.databaseImage);
     }
-    add("app", slotImage(config.app, "blue"));
-    add("app", slotImage(config.app, "green"));
+    add("app", config.app.image);
   }
   return refs;
 }

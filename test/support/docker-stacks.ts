@@ -1,8 +1,10 @@
 // The committed stacks, pointed at the test host of test/support/docker-host.ts
 // instead of the home server: the only changes are the ones a new server needs
-// (address, SSH port, user, host key, data folder). Everything else is the
-// committed file, Cloudflare-only proxy included: the tests reach it from an
-// address in Cloudflare's ranges (see cloudflareClientAddress).
+// (address, SSH port, user, host key, data folder), and a shorter health-check
+// start period and deploy timeout, so a release that never turns healthy is
+// given up in a minute, not five. Everything else is the committed file,
+// Cloudflare-only proxy included: the tests reach it from an address in
+// Cloudflare's ranges (see CLOUDFLARE_CLIENT).
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:https";
@@ -19,6 +21,8 @@ export function pointStackAtHost(projectDir: string, stack: string, host: Docker
   doc.setIn(["config", `${PROJECT}:server`, "host"], host.host);
   doc.setIn(["config", `${PROJECT}:server`, "ssh"], { user: host.user, port: host.sshPort, hostKey: host.hostKey });
   doc.setIn(["config", `${PROJECT}:server`, "dataDir"], host.dataDir);
+  doc.setIn(["config", `${PROJECT}:app`, "healthCheck", "startPeriod"], "10s");
+  doc.setIn(["config", `${PROJECT}:app`, "deployTimeout"], "90s");
   writeFileSync(path, doc.toString());
 }
 
@@ -153,6 +157,8 @@ export function startLoad(address: () => string, name: string, workers = 4) {
   return {
     answers,
     retried: () => retried,
+    /** ms since the load started, on the answers' clock. */
+    now,
     async stop(): Promise<LoadAnswer[]> {
       running = false;
       await Promise.all(loops);

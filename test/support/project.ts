@@ -8,10 +8,15 @@ import { tempDir } from "./system.js";
 
 export const REPO = join(__dirname, "..", "..");
 
-/** Plans `stack` of the project at `projectDir` in a child process. */
-export function planInChild(stack: string, projectDir = REPO): StackPlan {
+/**
+ * Plans `stack` of the project at `projectDir` in a child process; `stackOutputs`
+ * are what referenced stacks export, by qualified name; `asUp` plans as
+ * `pulumi up` runs, so the stack's outputs are known (its `appSlots` included).
+ */
+export function planInChild(stack: string, projectDir = REPO, stackOutputs: Record<string, Record<string, unknown>> = {}, asUp = false): StackPlan {
   const out = execFileSync(process.execPath, ["--import", "tsx", join(projectDir, "test", "support", "plan-child.ts"), stack], {
     cwd: projectDir,
+    env: { ...process.env, PLAN_STACK_OUTPUTS: JSON.stringify(stackOutputs), PLAN_AS_UP: asUp ? "1" : "0" },
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
   });

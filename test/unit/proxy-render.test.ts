@@ -53,10 +53,10 @@ describe("the proxy's production files", () => {
   });
 
   it("route each stack's hosts to its live slot's upstream group, Metabase only where it runs", () => {
-    const p = stackProxyFiles(prod, "prod", layout);
+    const p = stackProxyFiles(prod, "prod", layout, "blue");
     assert.equal(p.upstreams.split("\n").filter((l) => l.startsWith("set ")).join("\n"), "set $bbaegok_prod_api bbaegok_prod_blue;\nset $bbaegok_prod_metabase bbaegok_prod_metabase;");
     assert.match(p.conf, /server_name metabase\.bbaegok\.kr;/);
-    const s = stackProxyFiles(staging, "staging", layout);
+    const s = stackProxyFiles(staging, "staging", layout, "blue");
     assert.doesNotMatch(s.conf, /metabase/);
     assert.match(s.conf, /ssl_certificate \/srv\/bbaegok\/proxy\/live\/certs\/staging\.crt;/);
     assert.match(stackUpstreams(staging, "staging", "green"), /set \$bbaegok_staging_api bbaegok_staging_green;/);
@@ -64,19 +64,19 @@ describe("the proxy's production files", () => {
 
   it("declare each slot and Metabase as an upstream group at its fixed address, with kept-alive connections", () => {
     const upstreams = (conf: string) => [...conf.matchAll(/upstream (\w+) \{\s+server ([\d.:]+);\s+keepalive 64;\s+keepalive_timeout 15s;\s+\}/g)].map((m) => `${m[1]} ${m[2]}`);
-    assert.deepEqual(upstreams(stackProxyFiles(prod, "prod", layout).conf), ["bbaegok_prod_blue 172.30.10.11:8080", "bbaegok_prod_green 172.30.10.12:8080", "bbaegok_prod_metabase 172.30.10.20:3000"]);
-    assert.deepEqual(upstreams(stackProxyFiles(staging, "staging", layout).conf), ["bbaegok_staging_blue 172.30.20.11:8080", "bbaegok_staging_green 172.30.20.12:8080"]);
-    const conf = stackProxyFiles(prod, "prod", layout).conf;
+    assert.deepEqual(upstreams(stackProxyFiles(prod, "prod", layout, "blue").conf), ["bbaegok_prod_blue 172.30.10.11:8080", "bbaegok_prod_green 172.30.10.12:8080", "bbaegok_prod_metabase 172.30.10.20:3000"]);
+    assert.deepEqual(upstreams(stackProxyFiles(staging, "staging", layout, "blue").conf), ["bbaegok_staging_blue 172.30.20.11:8080", "bbaegok_staging_green 172.30.20.12:8080"]);
+    const conf = stackProxyFiles(prod, "prod", layout, "blue").conf;
     assert.match(conf, /proxy_http_version 1\.1;/);
     assert.match(conf, /proxy_set_header Connection \$bbaegok_connection;/);
     assert.match(conf, /proxy_connect_timeout 3s;/);
     // An address map (the tests' stand-ins) changes where a group points, nothing else.
-    const mapped = stackProxyFiles(prod, "prod", layout, (a) => (a === "172.30.10.12:8080" ? "127.0.0.1:9012" : a)).conf;
+    const mapped = stackProxyFiles(prod, "prod", layout, "blue", (a) => (a === "172.30.10.12:8080" ? "127.0.0.1:9012" : a)).conf;
     assert.deepEqual(upstreams(mapped)[1], "bbaegok_prod_green 127.0.0.1:9012");
   });
 
   it("name the slot address that answered on the internal port only, so a deploy can tell which slot is live", () => {
-    const conf = stackProxyFiles(prod, "prod", layout).conf;
+    const conf = stackProxyFiles(prod, "prod", layout, "blue").conf;
     const internal = conf.slice(conf.indexOf("listen 127.0.0.1:8081;"));
     assert.match(internal, new RegExp(`add_header ${UPSTREAM_HEADER} \\$upstream_addr always;`));
     assert.match(internal, /if \(\$http_x_bbaegok_slot = green\) \{\s+set \$bbaegok_prod_route bbaegok_prod_green;/);
@@ -84,13 +84,13 @@ describe("the proxy's production files", () => {
   });
 
   it("close a proxied stack to everything but Cloudflare, and only a proxied one", () => {
-    assert.match(stackProxyFiles(prod, "prod", layout).conf, /if \(\$bbaegok_via_cloudflare = 0\)/);
-    const direct = stackProxyFiles({ ...staging, proxy: { ...staging.proxy, cloudflareProxied: false } }, "staging", layout).conf;
+    assert.match(stackProxyFiles(prod, "prod", layout, "blue").conf, /if \(\$bbaegok_via_cloudflare = 0\)/);
+    const direct = stackProxyFiles({ ...staging, proxy: { ...staging.proxy, cloudflareProxied: false } }, "staging", layout, "blue").conf;
     assert.doesNotMatch(direct, /bbaegok_via_cloudflare/);
   });
 
   it("apply Metabase's allow-list to the client's own address", () => {
-    const conf = stackProxyFiles({ ...prod, metabase: { ...prod.metabase, allowFrom: ["198.51.100.0/24"] } }, "prod", layout).conf;
+    const conf = stackProxyFiles({ ...prod, metabase: { ...prod.metabase, allowFrom: ["198.51.100.0/24"] } }, "prod", layout, "blue").conf;
     const metabaseServer = conf.slice(conf.indexOf("server_name metabase.bbaegok.kr;"));
     assert.match(metabaseServer, /allow 198\.51\.100\.0\/24;\s+deny all;/);
     assert.doesNotMatch(conf.slice(0, conf.indexOf("server_name metabase.bbaegok.kr;")), /deny all/);
@@ -99,7 +99,7 @@ describe("the proxy's production files", () => {
   it("refuse to render what nginx would misread", () => {
     assert.throws(() => renderMainConf(layout, { cloudflareRanges: ["173.245.48.0/20; include /etc/passwd"], workerShutdownTimeout: "30s" }), /is not a CIDR block/);
     assert.throws(() => renderUpstreams("prod", [{ variable: "$x", group: "app; return 200" }]), /must be letters, digits and _/);
-    assert.throws(() => stackProxyFiles(prod, "prod", layout, () => "app; return 200"), /must be an IPv4 address:port/);
+    assert.throws(() => stackProxyFiles(prod, "prod", layout, "blue", () => "app; return 200"), /must be an IPv4 address:port/);
     assert.throws(() => stackFilePaths("../etc"), /cannot name proxy files/);
     assert.throws(() => ownerEndpoint(staging, { containerId: "x", network: "y" }), /guest of organization\/bbaegok-infra\/prod/);
   });

@@ -1,0 +1,161 @@
+// The blue/green rollout as a pure plan. Which slot serves, and exactly what
+// each slot's container was created with, is the stack's state: the `app`
+// output of its last run, read back through the stack's own StackReference.
+// What should serve is the stack file (git). From the two, each run decides:
+//
+//   - nothing changes: the file's release is what the live slot runs;
+//   - flip: the file's release is what the idle slot runs (a rollback, or a
+//     release going back): no container starts, the upstream flips;
+//   - rollout: anything else (image, env, memory, health check, mounts, or a
+//     change in how this code renders a slot): the idle slot gets it, turns
+//     healthy, passes the smoke checks, then the upstream flips.
+//
+// The live slot's container is always the one recorded, field for field: no
+// change in the file or in this code can update or replace the container
+// that serves. The previous release stays warm in the other slot.
+import { z } from "zod";
+import type { Slot, StackConfig } from "../../stacks/config/schema.js";
+import { ROLE_LABEL } from "../../policy/rules.js";
+import { LOG_OPTS } from "../server/render.js";
+import { APP_SECRETS_MOUNT, SLOTS, otherSlot, slotContainerName, slotEnvs, slotHealthCheck, slotWaitSeconds } from "./render.js";
+
+/**
+ * The stack file's part that makes a release: what `npm run rollback` writes
+ * back so the file says what serves again.
+ */
+export interface SlotRelease {
+  image: string;
+  env: Record<string, string>;
+  memoryMb: number;
+  healthCheck: StackConfig["app"]["healthCheck"];
+  deployTimeout: string;
+}
+
+/** A slot's container exactly as created: every input but the image's id, which its RemoteImage of `image` gives. */
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  restart: string;
+  memory: number;
+  memorySwap: number;
+  logDriver: string;
+  logOpts: Record<string, string>;
+  envs: string[];
+  networksAdvanced: { name: string; ipv4Address?: string }[];
+  mounts: { type: string; source: string; target: string; readOnly: boolean }[];
+  healthcheck: ReturnType<typeof slotHealthCheck>;
+  labels: { label: string; value: string }[];
+  stopTimeout: number;
+  waitTimeout: number;
+}
+
+export interface SlotSpec {
+  release: SlotRelease;
+  container: ContainerSpec;
+}
+
+/** The `app` output: what the next run reads back. */
+export interface DeployedSlots {
+  liveSlot: Slot;
+  slots: Record<Slot, SlotSpec>;
+}
+
+export type RolloutAction = "first" | "none" | "flip" | "rollout";
+
+export interface RolloutPlan {
+  action: RolloutAction;
+  /** The slot serving when the run ends. */
+  live: Slot;
+  /** The slot serving when the run starts (undefined on a stack's first run). */
+  previous: Slot | undefined;
+  /** What each slot's container is after the run. */
+  slots: Record<Slot, SlotSpec>;
+}
+
+/** What the stack's names and addresses give a slot. */
+export interface SlotPlace {
+  /** `<service>-<stack>`. */
+  prefix: string;
+  stack: string;
+  edgeNetwork: string;
+  dataNetwork: string;
+  secretsDir: string;
+  addresses: Record<Slot, string>;
+  hostHeader: string;
+}
+
+export function releaseOf(app: StackConfig["app"]): SlotRelease {
+  return { image: app.image, env: app.env, memoryMb: app.memoryMb, healthCheck: app.healthCheck, deployTimeout: app.deployTimeout };
+}
+
+/** The container the stack file and this code want in `slot`. */
+export function desiredSpec(config: Pick<StackConfig, "app" | "database">, place: SlotPlace, slot: Slot): SlotSpec {
+  const app = config.app;
+  return {
+    release: releaseOf(app),
+    container: {
+      name: slotContainerName(place.prefix, slot),
+      image: app.image,
+      restart: "unless-stopped",
+      memory: app.memoryMb,
+      memorySwap: app.memoryMb,
+      logDriver: "json-file",
+      logOpts: LOG_OPTS,
+      envs: slotEnvs(config, slot),
+      // A fixed address on the edge network: the proxy's upstream for this slot.
+      networksAdvanced: [{ name: place.edgeNetwork, ipv4Address: place.addresses[slot] }, { name: place.dataNetwork }],
+      mounts: [{ type: "bind", source: `${place.secretsDir}/app`, target: APP_SECRETS_MOUNT, readOnly: true }],
+      healthcheck: slotHealthCheck(app, place.hostHeader),
+      labels: [
+        { label: ROLE_LABEL, value: "app" },
+        { label: "bbaegok.stack", value: place.stack },
+        { label: "bbaegok.slot", value: slot },
+      ],
+      // Graceful shutdown: Spring finishes in-flight requests before exiting.
+      stopTimeout: 30,
+      waitTimeout: slotWaitSeconds(app),
+    },
+  };
+}
+
+/** JSON with sorted keys: two specs are the same release exactly when these are equal. */
+export function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    return `{${Object.keys(value)
+      .sort()
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+const same = (a: SlotSpec, b: SlotSpec) => canonical(a.container) === canonical(b.container);
+
+/** Decides this run's rollout from what serves (`deployed`, the last run's output) and what the file wants. */
+export function planRollout(deployed: DeployedSlots | undefined, desired: Record<Slot, SlotSpec>): RolloutPlan {
+  if (!deployed) return { action: "first", live: "blue", previous: undefined, slots: desired };
+  const live = deployed.liveSlot;
+  const idle = otherSlot(live);
+  if (same(desired[live], deployed.slots[live])) return { action: "none", live, previous: live, slots: deployed.slots };
+  if (same(desired[idle], deployed.slots[idle])) return { action: "flip", live: idle, previous: live, slots: deployed.slots };
+  const slots = { ...deployed.slots, [idle]: desired[idle] } as Record<Slot, SlotSpec>;
+  return { action: "rollout", live: idle, previous: live, slots };
+}
+
+const containerSpec = z.looseObject({ name: z.string(), image: z.string() });
+const slotSpec = z.object({ release: z.looseObject({ image: z.string() }), container: containerSpec });
+const deployedSchema = z.object({ liveSlot: z.enum(SLOTS), slots: z.object({ blue: slotSpec, green: slotSpec }) });
+
+/**
+ * The last run's `app` output, checked: undefined before the first run; an
+ * error (not a silent first run) when it is there but not what this code
+ * writes, since guessing would replace the slot that serves.
+ */
+export function parseDeployed(value: unknown): DeployedSlots | undefined {
+  if (value === undefined || value === null) return undefined;
+  const parsed = deployedSchema.safeParse(value);
+  if (!parsed.success) throw new Error(`the stack's last \`app\` output is not what this program writes (${parsed.error.issues[0]?.message}); refusing to guess which slot serves`);
+  return parsed.data as unknown as DeployedSlots;
+}
