@@ -12,23 +12,22 @@ import { HomeServer } from "../infra/server/index.js";
 import { SiteCertificate } from "../infra/tls/index.js";
 import * as pulumi from "@pulumi/pulumi";
 import { loadStackConfig } from "./config/index.js";
+import { lastRunOutputs } from "./last-run.js";
 
 const { stack, config, backupPingUrl } = loadStackConfig();
 
-// This stack's own outputs from its last run: which slot serves and what each
-// runs (the rollout starts from there), and what is said before it happens
-// (the database's planned downtime).
-const lastRun = new pulumi.StackReference("last-run", { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}` });
+// This stack's own outputs from its last run (see last-run.ts).
+const lastRun = lastRunOutputs(stack);
 // The server's proxy: this stack's own, or the owner's, read from its outputs.
 const ownerProxy = config.proxy.mode === "guest" ? ownerProxyEndpoint("proxy-owner", config.proxy.ownerStack, stack) : undefined;
 
 const server = new HomeServer("server", { server: config.server, service: config.service, stack });
-const database = new ServiceDatabase("database", { server, database: config.database, lastRuntime: lastRun.getOutput("databaseRuntime") });
+const database = new ServiceDatabase("database", { server, database: config.database, lastRuntime: lastRun.apply((o) => o.databaseRuntime) });
 const app = new AppSlots("app", {
   server,
   config,
   database,
-  deployed: lastRun.getOutput("appSlots"),
+  deployed: lastRun.apply((o) => o.appSlots),
   proxyContainer: ownerProxy ? ownerProxy.container : proxyContainerName(config.service),
   internalPort: INTERNAL_PORT,
 });

@@ -6,13 +6,14 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { cpSync, readFileSync, symlinkSync } from "node:fs";
+import { parse } from "yaml";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { activateFilesScript, dockerNginxCommands, proxyDirs, stackFilePaths } from "../../infra/proxy/render.js";
 import { buildTestImages, tagAppVersion } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, pointStackAtHost, pulumi, setStackValue, startLoad, type HttpAnswer } from "../support/docker-stacks.js";
+import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, pointStackAtHost, pulumi, pulumiAsync, setStackValue, startLoad, type HttpAnswer, type LoadAnswer } from "../support/docker-stacks.js";
 import { startS3Server, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, type S3Server } from "../support/s3.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
@@ -77,6 +78,21 @@ function ops(script: string, args: string[]): Promise<{ status: number; stdout: 
 async function servingVersion(): Promise<{ slot: string; version: string }> {
   const { slot, version } = JSON.parse((await viaCloudflare("api.bbaegok.kr", "/")).body) as { slot: string; version: string };
   return { slot, version };
+}
+
+/** An ops command left running: its output so far, and its end. */
+function opsLive(script: string, args: string[]) {
+  let output = "";
+  const child = spawn(process.execPath, ["--import", "tsx", join(ws.projectDir, "ops", script), ...args], { cwd: ws.projectDir, env: ws.env });
+  child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+  const done = new Promise<{ status: number }>((resolve) => child.on("exit", (code) => resolve({ status: code ?? -1 })));
+  return { output: () => output, done };
+}
+
+async function upAsync(stack: string): Promise<void> {
+  const result = await pulumiAsync(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
+  assert.equal(result.status, 0, outputOf(result));
 }
 
 function up(stack: string) {
@@ -271,47 +287,147 @@ describe("image bumps of the proxy, the database and Metabase", () => {
   });
 });
 
-describe("npm run deploy, rollback and status through the real SSH path, under load", () => {
+describe("releases through the real SSH path, under load: npm run deploy, rollback, status, and pulumi up alike", () => {
+  const file = () => join(ws.projectDir, "Pulumi.prod.yaml");
+  const fileImage = () => (parse(readFileSync(file(), "utf8")) as { config: Record<string, { image?: string }> }).config["bbaegok-infra:app"]?.image;
+  /** Runs `fn` under continuous load and returns the failed requests (the load's answers too). */
+  async function underLoad(fn: () => Promise<void>): Promise<{ failed: LoadAnswer[]; answers: LoadAnswer[] }> {
+    const load = startLoad(proxyAddress, "api.bbaegok.kr");
+    try {
+      await fn();
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      await load.stop();
+    }
+    return { failed: load.answers.filter((a) => a.error), answers: load.answers };
+  }
+
   before(async () => {
-    await tagAppVersion({ env: host.dockerEnv }, "1.8.3");
+    for (const version of ["1.8.3", "1.8.5", "1.8.6"]) await tagAppVersion({ env: host.dockerEnv }, version);
     await tagAppVersion({ env: host.dockerEnv }, "1.8.4-broken", { unhealthy: true });
   });
 
-  it("deploy puts 1.8.3 on the idle slot and flips to it with no failed request", async () => {
-    const load = startLoad(proxyAddress, "api.bbaegok.kr");
-    const result = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.3"]);
-    await new Promise((r) => setTimeout(r, 1500));
-    const answers = await load.stop();
-    assert.equal(result.status, 0, result.stdout + result.stderr);
-    assert.deepEqual(answers.filter((a) => a.error), [], `failed requests during the deploy (of ${answers.length})`);
+  it("npm run deploy puts 1.8.3 on the idle slot and flips to it with no failed request, and writes it into the stack file", async () => {
+    let result: Awaited<ReturnType<typeof ops>> | undefined;
+    const { failed, answers } = await underLoad(async () => {
+      result = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.3"]);
+    });
+    assert.equal(result!.status, 0, result!.stdout + result!.stderr);
+    assert.deepEqual(failed, [], `failed requests during the deploy (of ${answers.length})`);
     assert.ok(answers.length > 50, `only ${answers.length} requests`);
+    assert.deepEqual(await servingVersion(), { slot: "green", version: "1.8.3" });
+    assert.equal(fileImage(), "ghcr.io/bbaegok/bbaegok-api:1.8.3");
+  });
+
+  it("then pulumi up from a fresh clone of that file (CI after the merge): nothing changes, the release keeps serving", async () => {
+    const clone = join(ws.dir, "fresh-clone");
+    cpSync(ws.projectDir, clone, { recursive: true, filter: (src) => !src.includes("node_modules") });
+    symlinkSync(join(ws.projectDir, "node_modules"), join(clone, "node_modules"));
+    const cli = join(ws.env["PATH"]!.split(":")[0]!, "pulumi");
+    const preview = spawnSync(cli, ["preview", "--stack", "prod", "--expect-no-changes", "--non-interactive"], { cwd: clone, env: ws.env, encoding: "utf8" });
+    assert.equal(preview.status, 0, outputOf(preview));
+    const { failed } = await underLoad(async () => {
+      const upped = await pulumiAsync(ws, ["up", "--stack", "prod", "--yes", "--skip-preview"], clone);
+      assert.equal(upped.status, 0, outputOf(upped));
+    });
+    assert.deepEqual(failed, []);
     assert.deepEqual(await servingVersion(), { slot: "green", version: "1.8.3" });
   });
 
-  it("status says what serves, from the proxy itself", async () => {
+  it("status says what serves, from the state and from the proxy itself", async () => {
     const result = await ops("deploy.ts", ["status", "--stack", "prod"]);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /green/);
-    assert.match(result.stdout, /1\.8\.3/);
+    assert.match(result.stdout, /green {2}live {2}ghcr\.io\/bbaegok\/bbaegok-api:1\.8\.3 {2}healthy/);
+    assert.match(result.stdout, /green is live and serving\.$/m);
   });
 
-  it("rollback flips back to the warm slot, with no failed request", async () => {
-    const load = startLoad(proxyAddress, "api.bbaegok.kr");
-    const result = await ops("deploy.ts", ["rollback", "--stack", "prod"]);
-    await new Promise((r) => setTimeout(r, 1500));
-    const answers = await load.stop();
-    assert.equal(result.status, 0, result.stdout + result.stderr);
-    assert.deepEqual(answers.filter((a) => a.error), []);
-    assert.deepEqual(await servingVersion(), { slot: "blue", version: "1.8.2" });
+  it("a change of app.env applied by pulumi up goes through the same rollout: no failed request, the new env serves", async () => {
+    setStackValue(ws.projectDir, "prod", ["bbaegok-infra:app", "env", "FEATURE_X"], "on");
+    const { failed } = await underLoad(async () => upAsync("prod"));
+    assert.deepEqual(failed, []);
+    const served = await servingVersion();
+    assert.equal(served.slot, "blue");
+    assert.match(docker(["inspect", "-f", "{{json .Config.Env}}", "bbaegok-prod-app-blue"]).stdout, /FEATURE_X=on/);
+    assert.doesNotMatch(docker(["inspect", "-f", "{{json .Config.Env}}", "bbaegok-prod-app-green"]).stdout, /FEATURE_X=on/, "the previous release stays as it was");
   });
 
-  it("a release that never turns healthy never becomes live: the deploy fails, blue keeps serving, nothing fails", async () => {
-    const load = startLoad(proxyAddress, "api.bbaegok.kr");
-    const result = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.4-broken"]);
-    const answers = await load.stop();
-    assert.equal(result.status, 1, result.stdout + result.stderr);
-    assert.deepEqual(answers.filter((a) => a.error), []);
-    assert.ok(answers.every((a) => a.slot === "blue"), "only blue answered");
-    assert.deepEqual(await servingVersion(), { slot: "blue", version: "1.8.2" });
+  it("rollback flips back to the warm slot with no failed request, and writes its release back into the stack file", async () => {
+    let result: Awaited<ReturnType<typeof ops>> | undefined;
+    const startedAt = docker(["inspect", "-f", "{{.State.StartedAt}}", "bbaegok-prod-app-green"]).stdout;
+    const { failed } = await underLoad(async () => {
+      result = await ops("deploy.ts", ["rollback", "--stack", "prod"]);
+    });
+    assert.equal(result!.status, 0, result!.stdout + result!.stderr);
+    assert.deepEqual(failed, []);
+    assert.deepEqual(await servingVersion(), { slot: "green", version: "1.8.3" });
+    assert.equal(docker(["inspect", "-f", "{{.State.StartedAt}}", "bbaegok-prod-app-green"]).stdout, startedAt, "the warm slot was not restarted");
+    assert.doesNotMatch(readFileSync(file(), "utf8"), /FEATURE_X/);
+  });
+
+  it("a release that never turns healthy never becomes live: the deploy fails, the file is put back, nothing fails", async () => {
+    const before = readFileSync(file(), "utf8");
+    let result: Awaited<ReturnType<typeof ops>> | undefined;
+    const { failed, answers } = await underLoad(async () => {
+      result = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.4-broken"]);
+    });
+    assert.equal(result!.status, 1, result!.stdout + result!.stderr);
+    assert.deepEqual(failed, []);
+    assert.ok(answers.every((a) => a.slot === "green"), "only green answered");
+    assert.equal(readFileSync(file(), "utf8"), before);
+    // The next up from the (unchanged) file puts the idle slot back to what the state records, and serves on.
+    const { failed: later } = await underLoad(async () => upAsync("prod"));
+    assert.deepEqual(later, []);
+    assert.deepEqual(await servingVersion(), { slot: "green", version: "1.8.3" });
+  });
+
+  it("a proxy serving another slot than the state says: the deploy refuses before touching anything, naming both", async () => {
+    const live = `${host.dataDir}/proxy/live/upstreams/prod.conf`;
+    const flip = (from: string, to: string) => {
+      assert.equal(host.ssh(`sudo -n sed -i 's/bbaegok_prod_${from};/bbaegok_prod_${to};/' '${live}'`).status, 0);
+      docker(["exec", "bbaegok-proxy", "nginx", "-s", "reload"]);
+    };
+    flip("green", "blue");
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      const blueStarted = docker(["inspect", "-f", "{{.State.StartedAt}}", "bbaegok-prod-app-blue"]).stdout;
+      const result = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.5"]);
+      assert.equal(result.status, 1, result.stdout + result.stderr);
+      assert.match(result.stdout + result.stderr, /the proxy serves blue, but the stack's state says green serves/);
+      assert.equal(docker(["inspect", "-f", "{{.State.StartedAt}}", "bbaegok-prod-app-blue"]).stdout, blueStarted, "the serving slot was touched");
+      assert.equal(fileImage(), "ghcr.io/bbaegok/bbaegok-api:1.8.3");
+    } finally {
+      flip("blue", "green");
+    }
+  });
+
+  it("pulumi up while a deploy runs is refused (the stack's lock), and the deploy goes through", async () => {
+    const deploying = opsLive("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.5"]);
+    await waitFor("the deploy's pulumi up to start", () => /Updating \(prod\)|updating/.test(deploying.output()), 60_000, 200);
+    const second = pulumi(ws, ["up", "--stack", "prod", "--yes", "--skip-preview"]);
+    assert.notEqual(second.status, 0);
+    assert.match(outputOf(second), /locked/i);
+    const result = await deploying.done;
+    assert.equal(result.status, 0, deploying.output());
+    assert.deepEqual(await servingVersion(), { slot: "blue", version: "1.8.5" });
+  });
+
+  it("an SSH drop in the middle of the switch: status tells the truth, and the next deploy recovers", async () => {
+    const deploying = opsLive("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.6"]);
+    await waitFor("the smoke checks to pass", () => /smoke checks of green passed/.test(deploying.output()), 180_000, 100);
+    // Every SSH session of the deploy user dies at once, the switch's among them.
+    spawnSync("pkill", ["-KILL", "-u", host.user, "sshd"]);
+    spawnSync("pkill", ["-KILL", "-u", host.user]);
+    const dropped = await deploying.done;
+    assert.notEqual(dropped.status, 0, "the deploy did not notice its sessions dying");
+    const status = await ops("deploy.ts", ["status", "--stack", "prod"]);
+    assert.equal(status.status, 0, status.stderr);
+    const served = await servingVersion();
+    // Whatever the drop interrupted, status says what the proxy serves.
+    assert.match(status.stdout, new RegExp(`${served.slot} is live and serving|the proxy routes to ${served.slot}`));
+    const again = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.6"]);
+    assert.equal(again.status, 0, again.stdout + again.stderr);
+    assert.deepEqual(await servingVersion(), { slot: "green", version: "1.8.6" });
+    const final = await ops("deploy.ts", ["status", "--stack", "prod"]);
+    assert.match(final.stdout, /green is live and serving\.$/m);
   });
 });

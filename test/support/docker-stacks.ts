@@ -5,7 +5,7 @@
 // given up in a minute, not five. Everything else is the committed file,
 // Cloudflare-only proxy included: the tests reach it from an address in
 // Cloudflare's ranges (see CLOUDFLARE_CLIENT).
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:https";
 import type { Socket } from "node:net";
@@ -37,6 +37,18 @@ export function setStackValue(projectDir: string, stack: string, path: (string |
 /** The CLI in the workspace with the operator's SSH agent, output returned. */
 export function pulumi(ws: EngineWorkspace, args: string[], timeoutMs = 15 * 60_000) {
   return spawnSync(join(ws.env["PATH"]!.split(":")[0]!, "pulumi"), [...args, "--non-interactive"], { cwd: ws.projectDir, env: ws.env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs });
+}
+
+/** The same, without blocking: for runs under load (the load's requests need the event loop). */
+export function pulumiAsync(ws: EngineWorkspace, args: string[], cwd = ws.projectDir): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(join(ws.env["PATH"]!.split(":")[0]!, "pulumi"), [...args, "--non-interactive"], { cwd, env: ws.env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("exit", (code) => resolve({ status: code ?? -1, stdout, stderr }));
+  });
 }
 
 export interface HttpAnswer {
