@@ -68,7 +68,7 @@ export const CLOUDFLARE_CLIENT = "173.245.48.7";
 
 export function addCloudflareClientAddress(): () => void {
   const add = spawnSync("ip", ["addr", "add", `${CLOUDFLARE_CLIENT}/32`, "dev", "lo"], { encoding: "utf8" });
-  if (add.status !== 0 && !/File exists/.test(add.stderr)) throw new Error(`ip addr add ${CLOUDFLARE_CLIENT}/32 dev lo failed: ${add.stderr}`);
+  if (add.status !== 0 && !/File exists|already assigned/.test(add.stderr)) throw new Error(`ip addr add ${CLOUDFLARE_CLIENT}/32 dev lo failed: ${add.stderr}`);
   return () => void spawnSync("ip", ["addr", "del", `${CLOUDFLARE_CLIENT}/32`, "dev", "lo"]);
 }
 
