@@ -424,7 +424,7 @@ describe("releases through the real SSH path, under load: npm run deploy, rollba
       spawnSync("pkill", ["-KILL", "-u", host.user, "sshd"]);
     } finally {
       // The lock goes too; whatever of the switch survived on the server may go on.
-      spawnSync("pkill", ["-KILL", "-f", "exec sleep 120"]);
+      spawnSync("pkill", ["-KILL", "-x", "-f", "sleep 120"]);
       holder.kill();
     }
     const dropped = await deploying.done;
