@@ -5,13 +5,14 @@
 // built by `npm run engine:install`: the policy pack enforced, a local file
 // backend and a throwaway passphrase in a scratch folder (kept with --dir, so a
 // later run can use the same backend: staging reads prod's outputs from it).
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { GO_COMPONENTS, NO_SERVER_STAND_INS, STAND_INS } from "./components.js";
 import { engineInstalled } from "./install.js";
 import { enginePaths, type Profile } from "./paths.js";
 import { openWorkspace } from "./workspace.js";
+import { readStackConfig } from "../ops/deploy/engine.js";
 
 const USAGE = "usage: npm run engine:<preview|up> -- --stack <name> [--dir <dir>] [--no-server] [--diff]";
 
@@ -46,6 +47,12 @@ export function parseRunArgs(argv: string[]): RunOptions {
 
 export class UsageError extends Error {}
 
+/** The stack whose proxy `stack` is a guest on (unqualified), from the stack file; undefined for an owner. */
+function proxyOwnerOf(stack: string): string | undefined {
+  const config = readStackConfig(stack);
+  return config.proxy.mode === "guest" ? config.proxy.ownerStack.split("/").pop() : undefined;
+}
+
 /** What runs for real and what is stood in, for the first lines of every run. */
 export function engineSummary(profile: Profile): string[] {
   const standIns = profile === "no-server" ? [...STAND_INS, ...NO_SERVER_STAND_INS] : STAND_INS;
@@ -72,6 +79,18 @@ async function main(argv: string[]): Promise<number> {
     if (select.status !== 0) {
       console.error(`pulumi stack select --create ${options.stack} failed:\n${select.stdout}${select.stderr}`);
       return 1;
+    }
+    const owner = proxyOwnerOf(options.stack);
+    if (owner && workspace.pulumi(["stack", "output", "proxy", "--stack", owner]).status !== 0) {
+      // A guest reads its proxy from the owner's outputs: in a fresh backend the owner has none yet.
+      console.log(`engine: ${options.stack} is a guest of ${owner}, which this backend has never brought up: pulumi up of ${owner} first, without a server (docker and command stood in)`);
+      const ownerRun = openWorkspace({ dir: workspace.dir, profile: "no-server" });
+      const upOwner = spawnSync(join(enginePaths.bin, "pulumi"), ["stack", "select", "--create", owner, "--non-interactive"], { cwd: ownerRun.projectDir, env: ownerRun.env, encoding: "utf8" });
+      const up = upOwner.status === 0 ? ownerRun.pulumi(["up", "--stack", owner, "--yes", "--skip-preview"]) : upOwner;
+      if (up.status !== 0) {
+        console.error(`pulumi up of ${owner} failed:\n${up.stdout}${up.stderr}`);
+        return 1;
+      }
     }
     const args =
       options.command === "preview"

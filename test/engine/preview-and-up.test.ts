@@ -48,6 +48,14 @@ describe("npm run engine:preview", () => {
     assert.match(result.stdout, /✅ bbaegok-infra@v1\.0\.0/);
   });
 
+  it("previews staging on its own: in a fresh backend it brings its proxy's owner up first (without a server), then previews", () => {
+    const result = spawnSync(process.execPath, ["--import", "tsx", join(REPO, "engine", "run.ts"), "preview", "--stack", "staging"], { cwd: REPO, encoding: "utf8" });
+    assert.equal(result.status, 0, outputOf(result));
+    assert.match(result.stdout, /staging is a guest of prod, which this backend has never brought up: pulumi up of prod first/);
+    assert.match(result.stdout, /Previewing update \(staging\)/);
+    assert.match(result.stdout, /✅ bbaegok-infra@v1\.0\.0/);
+  });
+
   it("refuses a stack without a file, and bad options with the usage", () => {
     const run = (args: string[]) => spawnSync(process.execPath, ["--import", "tsx", join(REPO, "engine", "run.ts"), ...args], { cwd: REPO, encoding: "utf8" });
     const missing = run(["preview", "--stack", "nope"]);

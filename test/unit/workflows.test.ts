@@ -176,6 +176,18 @@ describe("GitHub Actions workflows", () => {
     });
   });
 
+  it("follow the deploy design (ARCHITECTURE.md): the committed stack file is the release, CI previews and ups it, and the rollout is the program's", () => {
+    for (const file of files) {
+      const body = text(file);
+      // No second rollout in CI, and no config written from a runner (it would not be committed).
+      assert.doesNotMatch(body, /npm run (deploy|rollback)|pulumi config set|setConfig|app\.liveSlot/, `${file} releases outside the program's rollout`);
+      for (const step of allSteps(file).filter((s) => PULUMI_ACTION.test(s.uses ?? "") && s.with?.["command"])) {
+        assert.ok(["preview", "up"].includes(String(step.with?.["command"])), `${file}: pulumi ${String(step.with?.["command"])}`);
+        assert.equal(step.with?.["refresh"], undefined, `${file}: a refresh would let the server's drift into the plan`);
+      }
+    }
+  });
+
   it("pin every action to a full commit, with the version in a comment", () => {
     const texts = [...files.map((f) => join(WORKFLOWS_DIR, f)), join(REPO, ".github", "actions", "prepare", "action.yml")].map((p) => readFileSync(p, "utf8"));
     const uses = texts.flatMap((t) => [...t.matchAll(/^\s*(?:-\s+)?uses:\s*(.+)$/gm)].map((m) => m[1]!.trim()));
