@@ -43,7 +43,8 @@ async function main() {
   const ws = engineWorkspace("server", host.operatorEnv);
   try {
     await buildTestImages({ env: host.dockerEnv });
-    const versions = ["bench-a", "bench-b"];
+    // Pinned version tags: the stack refuses anything else.
+    const versions = ["1.9.0", "1.9.1"];
     for (const v of versions) await tagAppVersion({ env: host.dockerEnv }, v);
     pointStackAtHost(ws.projectDir, "prod", host);
     for (const args of [["stack", "init", "prod"], ["up", "--stack", "prod", "--yes", "--skip-preview"]]) {
@@ -53,10 +54,18 @@ async function main() {
     const proxy = () => docker(["inspect", "-f", '{{(index .NetworkSettings.Networks "bbaegok-prod-edge").IPAddress}}', "bbaegok-proxy"]).stdout.trim();
     const load = startLoad(proxy, "api.bbaegok.kr", WORKERS);
     const now = load.now;
+    // A failed rollout's output is printed: a bench that only says "0
+    // succeeded" hides why.
     const run = (args: string[]) =>
       new Promise<number>((resolve) => {
-        const child = spawn(args[0]!, args.slice(1), { cwd: ws.projectDir, env: ws.env, stdio: "ignore" });
-        child.on("exit", (code) => resolve(code ?? 1));
+        const child = spawn(args[0]!, args.slice(1), { cwd: ws.projectDir, env: ws.env, stdio: ["ignore", "pipe", "pipe"] });
+        let output = "";
+        child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+        child.on("exit", (code) => {
+          if (code !== 0) console.error(`rollout failed (${args.slice(0, 4).join(" ")} …, exit ${code}):\n${output.length > 4000 ? `${output.slice(0, 2500)}\n…\n${output.slice(-1500)}` : output}`);
+          resolve(code ?? 1);
+        });
       });
     const rollouts: Rollout[] = [];
     let current = "1.8.2";
