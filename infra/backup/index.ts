@@ -80,7 +80,12 @@ export class DatabaseBackups extends pulumi.ComponentResource {
         { bucket: backup.bucket, region, tags: { "bbaegok:stack": stack, "bbaegok:role": "database-backups" } },
         { parent, protect: true, retainOnDelete: true },
       );
-      const settings = { parent, dependsOn: [bucket] };
+      // The bucket's configuration is held like the bucket: Pulumi deletes
+      // dependents first and refuses a protected resource only at its own
+      // delete, so an unprotected setting would be gone (versioning suspended,
+      // policy and lifecycle removed) before a destroy stopped at the bucket.
+      const kept = { parent, protect: true, retainOnDelete: true };
+      const settings = { ...kept, dependsOn: [bucket] };
       new aws.s3.BucketOwnershipControls(`${name}-ownership`, { bucket: bucket.id, region, rule: { objectOwnership: "BucketOwnerEnforced" } }, settings);
       const publicAccess = new aws.s3.BucketPublicAccessBlock(
         `${name}-public-access`,
@@ -90,13 +95,13 @@ export class DatabaseBackups extends pulumi.ComponentResource {
       const versioning = new aws.s3.BucketVersioning(`${name}-versioning`, { bucket: bucket.id, region, versioningConfiguration: { status: "Enabled" } }, settings);
       new aws.s3.BucketServerSideEncryptionConfiguration(`${name}-encryption`, { bucket: bucket.id, region, rules: encryptionRules(backup.encryption) }, settings);
       // After the public access block, so a policy never lands on a bucket without it.
-      new aws.s3.BucketPolicy(`${name}-tls-only`, { bucket: bucket.id, region, policy: tlsOnlyBucketPolicy(backup.bucket) }, { parent, dependsOn: [bucket, publicAccess] });
-      new aws.s3.BucketLifecycleConfiguration(`${name}-lifecycle`, { bucket: bucket.id, region, rules: lifecycleRules(backup.retention) }, { parent, dependsOn: [bucket, versioning] });
+      new aws.s3.BucketPolicy(`${name}-tls-only`, { bucket: bucket.id, region, policy: tlsOnlyBucketPolicy(backup.bucket) }, { ...kept, dependsOn: [bucket, publicAccess] });
+      new aws.s3.BucketLifecycleConfiguration(`${name}-lifecycle`, { bucket: bucket.id, region, rules: lifecycleRules(backup.retention) }, { ...kept, dependsOn: [bucket, versioning] });
       const lock = objectLockRule(backup.objectLock);
       if (lock) {
         // Enabled through this resource rather than the bucket's objectLockEnabled,
         // which would replace an existing bucket when turned on. S3 needs versioning first.
-        new aws.s3.BucketObjectLockConfiguration(`${name}-object-lock`, { bucket: bucket.id, region, objectLockEnabled: "Enabled", rule: lock }, { parent, dependsOn: [bucket, versioning] });
+        new aws.s3.BucketObjectLockConfiguration(`${name}-object-lock`, { bucket: bucket.id, region, objectLockEnabled: "Enabled", rule: lock }, { ...kept, dependsOn: [bucket, versioning] });
       }
       return bucket;
     }

@@ -67,6 +67,17 @@ export function checkStackBackups(stack: string): void {
       }
     });
 
+    it("keeps the bucket whole through a destroy or the removal of backups: every aws:s3/* resource is protected and retained on delete", () => {
+      // Pulumi deletes dependents first and refuses a protected resource only
+      // when its own delete comes: a configuration without these options would
+      // be deleted (versioning suspended, policy and lifecycle gone) before
+      // the bucket's refusal. A new configuration resource is held to it too.
+      const s3 = plan.resources.filter((r) => r.type.startsWith("aws:s3/"));
+      assert.ok(s3.length >= 7, `only ${s3.length} aws:s3/* resources planned`);
+      const loose = s3.filter((r) => r.options.protect !== true || r.options.retainOnDelete !== true).map((r) => `${r.name} (${r.type})`);
+      assert.deepEqual(loose, [], "bucket resources that a destroy would delete");
+    });
+
     it("versions, encrypts, blocks public access and enforces bucket ownership", () => {
       assert.deepEqual(only("bucketVersioning:BucketVersioning").inputs["versioningConfiguration"], { status: "Enabled" });
       const rules = only("bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").inputs["rules"] as { applyServerSideEncryptionByDefault: { sseAlgorithm: string } }[];
