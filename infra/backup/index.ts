@@ -11,6 +11,7 @@ import {
   awsCredentialsFile,
   backupPaths,
   backupScript,
+  backupBucketPolicy,
   backupWriterPolicy,
   cronFile,
   encryptionRules,
@@ -20,7 +21,6 @@ import {
   restoreDrillScript,
   stackBackupTargets,
   uploaderScript,
-  tlsOnlyBucketPolicy,
   type BackupScriptSpec,
 } from "./render.js";
 
@@ -95,7 +95,8 @@ export class DatabaseBackups extends pulumi.ComponentResource {
       const versioning = new aws.s3.BucketVersioning(`${name}-versioning`, { bucket: bucket.id, region, versioningConfiguration: { status: "Enabled" } }, settings);
       new aws.s3.BucketServerSideEncryptionConfiguration(`${name}-encryption`, { bucket: bucket.id, region, rules: encryptionRules(backup.encryption) }, settings);
       // After the public access block, so a policy never lands on a bucket without it.
-      new aws.s3.BucketPolicy(`${name}-tls-only`, { bucket: bucket.id, region, policy: tlsOnlyBucketPolicy(backup.bucket) }, { ...kept, dependsOn: [bucket, publicAccess] });
+      // Still named for its first statement: a new name would replace it (and it is protected).
+      new aws.s3.BucketPolicy(`${name}-tls-only`, { bucket: bucket.id, region, policy: backupBucketPolicy(backup.bucket) }, { ...kept, dependsOn: [bucket, publicAccess] });
       new aws.s3.BucketLifecycleConfiguration(`${name}-lifecycle`, { bucket: bucket.id, region, rules: lifecycleRules(backup.retention) }, { ...kept, dependsOn: [bucket, versioning] });
       const lock = objectLockRule(backup.objectLock);
       if (lock) {

@@ -1,6 +1,7 @@
 // Pure renderers for database backups: the backup and restore-drill scripts,
 // the uploader the backup runs (s3-put.py), the cron entry, the IAM policies
-// of the server's two S3 identities, the bucket's TLS-only policy and
+// of the server's two S3 identities, the bucket's policy (TLS only, no
+// overwrites, no SSE-C) and
 // lifecycle rules, and the credentials file.
 // No Pulumi import: tested on its own and by real tools (bash, shellcheck,
 // MariaDB, PostgreSQL, S3 API servers, Debian's AWS CLI and boto3, zstd).
@@ -313,24 +314,65 @@ export function backupWriterPolicy(bucket: string, stack: string): string {
   ]);
 }
 
-/** The restore drill's identity: list and read under `<stack>/`, nothing that writes or deletes. */
+/**
+ * The restore drill's identity: list and read under `<stack>/`, versions
+ * included (the drill reads a key's first version and names a key with more
+ * than one), nothing that writes or deletes.
+ */
 export function restoreDrillReaderPolicy(bucket: string, stack: string): string {
   return policy([
-    { Sid: "ListStackPrefix", Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:aws:s3:::${bucket}`, Condition: { StringLike: { "s3:prefix": [`${stackPrefix(stack)}*`] } } },
-    { Sid: "ReadBackupsUnderStackPrefix", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${bucket}/${stackPrefix(stack)}*` },
+    {
+      Sid: "ListStackPrefix",
+      Effect: "Allow",
+      Action: ["s3:ListBucket", "s3:ListBucketVersions"],
+      Resource: `arn:aws:s3:::${bucket}`,
+      Condition: { StringLike: { "s3:prefix": [`${stackPrefix(stack)}*`] } },
+    },
+    { Sid: "ReadBackupsUnderStackPrefix", Effect: "Allow", Action: ["s3:GetObject", "s3:GetObjectVersion"], Resource: `arn:aws:s3:::${bucket}/${stackPrefix(stack)}*` },
   ]);
 }
 
-/** Refuses every request that does not use TLS, whoever makes it. */
-export function tlsOnlyBucketPolicy(bucket: string): string {
+/**
+ * The bucket's policy, for every principal (the server's identities, the
+ * operator's, anyone's):
+ * - no request without TLS;
+ * - no object created without `If-None-Match: *`, so no key can be written a
+ *   second time: a new version of a backup (which restores would read, and
+ *   which would push the locked original to noncurrent, where the lifecycle
+ *   expires it) is refused. `s3:ObjectCreationOperation` is true on the
+ *   requests that create the object (PutObject, CompleteMultipartUpload,
+ *   CopyObject) and false on CreateMultipartUpload and UploadPart, which take
+ *   no conditional header (S3 user guide, "Enforce conditional writes");
+ * - no upload encrypted with a customer-provided key (SSE-C): a server that
+ *   keeps the key to itself could otherwise write backups nobody else can read.
+ */
+export function backupBucketPolicy(bucket: string): string {
+  const objects = `arn:aws:s3:::${bucket}/*`;
   return policy([
     {
       Sid: "DenyInsecureTransport",
       Effect: "Deny",
       Principal: "*",
       Action: "s3:*",
-      Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
+      Resource: [`arn:aws:s3:::${bucket}`, objects],
       Condition: { Bool: { "aws:SecureTransport": "false" } },
+    },
+    {
+      Sid: "DenyWritesThatCouldReplaceAnObject",
+      Effect: "Deny",
+      Principal: "*",
+      Action: "s3:PutObject",
+      Resource: objects,
+      // Without the header StringNotEquals holds as well (an absent key matches a negated operator): denied.
+      Condition: { StringNotEquals: { "s3:if-none-match": "*" }, Bool: { "s3:ObjectCreationOperation": "true" } },
+    },
+    {
+      Sid: "DenyCustomerProvidedKeys",
+      Effect: "Deny",
+      Principal: "*",
+      Action: "s3:PutObject",
+      Resource: objects,
+      Condition: { Null: { "s3:x-amz-server-side-encryption-customer-algorithm": "false" } },
     },
   ]);
 }

@@ -87,14 +87,31 @@ export function checkStackBackups(stack: string): void {
       assert.deepEqual(only("bucketOwnershipControls:BucketOwnershipControls").inputs["rule"], { objectOwnership: "BucketOwnerEnforced" });
     });
 
-    it("refuses every request without TLS", () => {
-      const [deny, ...rest] = statements(only("bucketPolicy:BucketPolicy").inputs["policy"]);
-      assert.deepEqual(rest, []);
-      assert.equal(deny!.Effect, "Deny");
-      assert.equal(deny!.Principal, "*");
-      assert.deepEqual(list(deny!.Action), ["s3:*"]);
-      assert.deepEqual(list(deny!.Resource).sort(), [bucketArn, `${bucketArn}/*`]);
-      assert.deepEqual(deny!.Condition, { Bool: { "aws:SecureTransport": "false" } });
+    it("refuses, for every principal, requests without TLS, writes that could replace an object, and SSE-C uploads", () => {
+      const all = statements(only("bucketPolicy:BucketPolicy").inputs["policy"]);
+      for (const s of all) {
+        assert.equal(s.Effect, "Deny", `statement ${s.Sid}`);
+        assert.equal(s.Principal, "*", `statement ${s.Sid}`);
+      }
+      const bySid = (sid: string) => {
+        const found = all.find((s) => s.Sid === sid);
+        assert.ok(found, `no statement ${sid}`);
+        return found;
+      };
+      const tls = bySid("DenyInsecureTransport");
+      assert.deepEqual(list(tls.Action), ["s3:*"]);
+      assert.deepEqual(list(tls.Resource).sort(), [bucketArn, `${bucketArn}/*`]);
+      assert.deepEqual(tls.Condition, { Bool: { "aws:SecureTransport": "false" } });
+      // Object-creating requests only: CreateMultipartUpload and UploadPart carry no If-None-Match.
+      const overwrite = bySid("DenyWritesThatCouldReplaceAnObject");
+      assert.deepEqual(list(overwrite.Action), ["s3:PutObject"]);
+      assert.deepEqual(list(overwrite.Resource), [`${bucketArn}/*`]);
+      assert.deepEqual(overwrite.Condition, { StringNotEquals: { "s3:if-none-match": "*" }, Bool: { "s3:ObjectCreationOperation": "true" } });
+      const ssec = bySid("DenyCustomerProvidedKeys");
+      assert.deepEqual(list(ssec.Action), ["s3:PutObject"]);
+      assert.deepEqual(list(ssec.Resource), [`${bucketArn}/*`]);
+      assert.deepEqual(ssec.Condition, { Null: { "s3:x-amz-server-side-encryption-customer-algorithm": "false" } });
+      assert.equal(all.length, 3, `unexpected statements: ${all.map((s) => s.Sid).join(", ")}`);
     });
 
     it("ages backups out by the stack's retention: colder classes, expiry, old versions, abandoned uploads", () => {
@@ -146,8 +163,8 @@ export function checkStackBackups(stack: string): void {
         assert.equal(s.Effect, "Allow");
         assert.equal(s.NotAction, undefined);
         assert.equal(s.NotResource, undefined);
-        for (const action of list(s.Action)) assert.ok(action === "s3:GetObject" || action === "s3:ListBucket", `the drill may ${action}`);
-        if (list(s.Action).includes("s3:ListBucket")) {
+        for (const action of list(s.Action)) assert.ok(["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:ListBucketVersions"].includes(action), `the drill may ${action}`);
+        if (list(s.Action).some((a) => a.startsWith("s3:List"))) {
           assert.deepEqual(list(s.Resource), [bucketArn]);
           assert.deepEqual(s.Condition, { StringLike: { "s3:prefix": [`${stack}/*`] } });
         } else {
