@@ -181,10 +181,16 @@ ${gate}
     ssl_session_tickets off;
 
     # Upstream connections are kept alive (each stack's upstream groups), so a
-    # plain request sends no Connection header; a WebSocket asks to upgrade.
-    map $http_upgrade $bbaegok_connection {
-        default upgrade;
-        ''      '';
+    # plain request sends no Connection header. Only a WebSocket may upgrade:
+    # h2c (Upgrade: h2c) would turn the connection into one nginx no longer
+    # reads, where the client's requests skip every rule of this proxy.
+    map $http_upgrade $bbaegok_upgrade {
+        default        '';
+        ~*^websocket$  websocket;
+    }
+    map $bbaegok_upgrade $bbaegok_connection {
+        default    '';
+        websocket  upgrade;
     }
 
     # Closed by default: an unknown Host, an IP literal or no Host gets nothing.
@@ -197,6 +203,8 @@ ${gate}
         listen ${address}:${https} ssl default_server;
         server_name _;
         ssl_reject_handshake on;
+        # The TLS name was one of ours, but Host names none of them (an IP literal, another site).
+        return 444;
     }
     server {
         listen 127.0.0.1:${internal} default_server;
@@ -280,7 +288,59 @@ function upstreamBlock(group: UpstreamGroup): string {
 `;
 }
 
-function proxyDirectives(target: string, indent: string): string {
+/**
+ * Request headers through which a client could tell the app something about
+ * the connection (its address, the host, scheme, port or path prefix, the
+ * original URL) that nginx does not set itself: each is sent to the app empty,
+ * which nginx does by not sending it. Spring's ForwardedHeaderFilter reads
+ * Forwarded and X-Forwarded-{Host,Port,Proto,Prefix,Ssl,For}, Tomcat's
+ * RemoteIpValve X-Forwarded-By; the others are read by other frameworks,
+ * logging and rate-limit libraries (Proxy: httpoxy).
+ */
+export const CLEARED_CLIENT_HEADERS = [
+  "Forwarded",
+  "X-Forwarded-Prefix",
+  "X-Forwarded-Ssl",
+  "X-Forwarded-Server",
+  "X-Forwarded-By",
+  "X-Forwarded-Scheme",
+  "X-Scheme",
+  "X-Url-Scheme",
+  "Front-End-Https",
+  "X-Original-URL",
+  "X-Rewrite-URL",
+  "X-Original-Host",
+  "X-Host",
+  "X-Original-Forwarded-For",
+  "X-Client-IP",
+  "X-Cluster-Client-IP",
+  "Client-IP",
+  // Cloudflare passes a client's own unless its Enterprise setting overwrites it; the app has X-Real-IP.
+  "True-Client-IP",
+  "Proxy",
+] as const;
+
+/**
+ * Headers Cloudflare sets on what it forwards. A proxied stack's peer is
+ * always Cloudflare (the gate), so they are Cloudflare's; on a stack not
+ * behind Cloudflare only a client can have sent them, so they are cleared.
+ */
+export const CLOUDFLARE_HEADERS = [
+  "CF-Connecting-IP",
+  "CF-Connecting-IPv6",
+  "CF-Pseudo-IPv4",
+  "CF-IPCountry",
+  "CF-Ray",
+  "CF-Visitor",
+  "CF-Worker",
+  "CF-EW-Via",
+  "CDN-Loop",
+  "CF-Access-Jwt-Assertion",
+  "CF-Access-Authenticated-User-Email",
+] as const;
+
+function proxyDirectives(target: string, indent: string, cloudflareProxied: boolean): string {
+  const cleared = [...CLEARED_CLIENT_HEADERS, ...(cloudflareProxied ? [] : CLOUDFLARE_HEADERS)];
   return [
     `proxy_pass http://${target};`,
     "proxy_http_version 1.1;",
@@ -292,8 +352,9 @@ function proxyDirectives(target: string, indent: string): string {
     "proxy_set_header X-Forwarded-Host $host;",
     "proxy_set_header X-Forwarded-Port 443;",
     "proxy_set_header X-Request-ID $request_id;",
-    "proxy_set_header Upgrade $http_upgrade;",
-    // Empty (kept-alive connection) unless the client asks for a WebSocket.
+    ...cleared.map((header) => `proxy_set_header ${header} "";`),
+    // Both empty (kept-alive connection) unless the client asks for a WebSocket.
+    "proxy_set_header Upgrade $bbaegok_upgrade;",
     "proxy_set_header Connection $bbaegok_connection;",
     // A stopped slot's fixed address answers nothing (or refuses): 504 or 502 within this.
     "proxy_connect_timeout 3s;",
@@ -327,7 +388,7 @@ ${gate}    # The TLS name chose this server's certificate; a different Host woul
     include ${layout.confDir}/${paths.upstreams};
 
     location / {
-${allow}${proxyDirectives(host.upstreamVariable, "        ")}
+${allow}${proxyDirectives(host.upstreamVariable, "        ", site.cloudflareOnly)}
     }
 }
 `;
@@ -362,7 +423,7 @@ ${picks}
     add_header ${UPSTREAM_HEADER} $upstream_addr always;
 
     location / {
-${proxyDirectives(route, "        ")}
+${proxyDirectives(route, "        ", site.cloudflareOnly)}
     }
 }
 `;

@@ -15,7 +15,7 @@ import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
-import { MAIN_CONF, renderMainConf, SLOT_HEADER, stackFilePaths, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
+import { CLEARED_CLIENT_HEADERS, CLOUDFLARE_HEADERS, MAIN_CONF, renderMainConf, SLOT_HEADER, stackFilePaths, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { listStacks, readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
@@ -253,6 +253,12 @@ describe("the proxy, with real nginx", () => {
     assert.equal(await handshake(prod.domains.api), "completed");
   });
 
+  it("closes the connection when the TLS name is one of ours but Host is an IP literal or another name", async () => {
+    await assert.rejects(https({ host: "127.0.0.1", servername: prod.domains.api }), /socket hang up|ECONNRESET/);
+    await assert.rejects(https({ host: "evil.example.com", servername: prod.domains.api }), /socket hang up|ECONNRESET/);
+    await assert.rejects(https({ host: "127.0.0.1", servername: prod.domains.api, from: STRAIGHT }), /socket hang up|ECONNRESET/);
+  });
+
   it("keeps environments apart: staging's Host under prod's TLS name is refused with 421, and the reverse", async () => {
     assert.equal((await https({ host: staging.domains.api, servername: prod.domains.api })).status, 421);
     assert.equal((await https({ host: prod.domains.api, servername: staging.domains.api })).status, 421);
@@ -288,6 +294,68 @@ describe("the proxy, with real nginx", () => {
     assert.match(log, new RegExp(`^198\\.51\\.100\\.7 ${prod.domains.api.replace(/\./g, "\\.")} .*"GET /who HTTP/1\\.1" 200 .*upstream=127\\.0\\.0\\.1:\\d+ upstream_status=200 upstream_time=\\d+\\.\\d{3} `));
   });
 
+  it("sends the app no forwarding header a client wrote: nginx's own values or none", async () => {
+    const claimed: Record<string, string> = Object.fromEntries(CLEARED_CLIENT_HEADERS.map((h) => [h.toLowerCase(), "claimed-by-the-client"]));
+    const headers = seen(
+      await https({
+        host: prod.domains.api,
+        headers: {
+          ...claimed,
+          forwarded: "for=10.6.6.6;host=evil.example.com;proto=http",
+          "x-forwarded-prefix": "/evil",
+          "x-original-url": "/admin",
+          "true-client-ip": "10.6.6.6",
+          "x-forwarded-host": "evil.example.com",
+          "x-forwarded-port": "8443",
+          "x-forwarded-proto": "http",
+          "x-real-ip": "10.6.6.6",
+          "cf-connecting-ip": "198.51.100.7",
+          "cf-ray": "8f00000000000000-ICN",
+        },
+      }),
+    ).headers;
+    for (const name of ["forwarded", "x-forwarded-prefix", "x-original-url", "true-client-ip", ...Object.keys(claimed)]) {
+      assert.equal(headers[name], undefined, `the client's ${name} reached the app`);
+    }
+    assert.equal(headers["x-forwarded-host"], prod.domains.api);
+    assert.equal(headers["x-forwarded-port"], "443");
+    assert.equal(headers["x-forwarded-proto"], "https");
+    assert.equal(headers["x-real-ip"], "198.51.100.7");
+    // Behind Cloudflare (the peer is in its ranges), Cloudflare's own headers pass.
+    assert.equal(headers["cf-connecting-ip"], "198.51.100.7");
+    assert.equal(headers["cf-ray"], "8f00000000000000-ICN");
+  });
+
+  it("forwards an upgrade to the app for a WebSocket only, never h2c", async () => {
+    const answer = await new Promise<{ upgraded: boolean; seen?: Seen }>((resolve, reject) => {
+      const req = httpsRequest({
+        host: "127.0.0.1",
+        port: layout.listen.https,
+        servername: prod.domains.api,
+        path: "/h2c",
+        headers: { host: prod.domains.api, connection: "Upgrade, HTTP2-Settings", upgrade: "h2c", "http2-settings": "AAMAAABkAAQCAAAAAAIAAAAA" },
+        localAddress: CLOUDFLARE,
+        rejectUnauthorized: false,
+        agent: false,
+      });
+      req.on("upgrade", (_res, socket) => {
+        socket.destroy();
+        resolve({ upgraded: true });
+      });
+      req.on("response", (res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => (text += d.toString()));
+        res.on("end", () => resolve({ upgraded: false, seen: seen({ status: res.statusCode ?? 0, headers: res.headers, body: text }) }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    assert.equal(answer.upgraded, false, "the app was asked to switch to h2c");
+    assert.equal(answer.seen!.headers["upgrade"], undefined);
+    assert.equal(answer.seen!.headers["connection"], undefined);
+    assert.equal(answer.seen!.headers["http2-settings"], "AAMAAABkAAQCAAAAAAIAAAAA", "a plain request, settings ignored by the app");
+  });
+
   it("closes connections that do not come from Cloudflare on a proxied stack, and ignores their claimed address", async () => {
     await assert.rejects(https({ host: prod.domains.api, from: STRAIGHT }), /socket hang up|ECONNRESET/);
     await assert.rejects(http({ host: prod.domains.api, from: STRAIGHT }), /socket hang up|ECONNRESET/);
@@ -296,9 +364,12 @@ describe("the proxy, with real nginx", () => {
     nginx.reload();
     try {
       await new Promise((r) => setTimeout(r, 300));
-      const headers = seen(await https({ host: staging.domains.api, from: STRAIGHT, headers: { "cf-connecting-ip": "198.51.100.7" } })).headers;
+      const claimed = Object.fromEntries(CLOUDFLARE_HEADERS.map((h) => [h.toLowerCase(), "198.51.100.7"]));
+      const headers = seen(await https({ host: staging.domains.api, from: STRAIGHT, headers: { ...claimed, "cf-connecting-ip": "198.51.100.7", "true-client-ip": "198.51.100.7" } })).headers;
       assert.equal(headers["x-real-ip"], STRAIGHT);
       assert.equal(headers["x-forwarded-for"], STRAIGHT);
+      // Not behind Cloudflare, Cloudflare's headers can only be the client's own: none reaches the app.
+      for (const name of ["cf-connecting-ip", "true-client-ip", ...Object.keys(claimed)]) assert.equal(headers[name], undefined, `the client's ${name} reached the app`);
     } finally {
       writeStack("staging", staging);
       nginx.reload();

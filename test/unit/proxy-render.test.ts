@@ -42,10 +42,12 @@ describe("the proxy's production files", () => {
   it("listen on 80/443 in the container, resolve no names, keep upstream connections open, log to the container's output", () => {
     const main = renderMainConf(layout, { cloudflareRanges: ["173.245.48.0/20", "2400:cb00::/32"], workerShutdownTimeout: "30s" });
     assert.match(main, /listen 0\.0\.0\.0:80 default_server;\s+server_name _;\s+return 444;/);
-    assert.match(main, /listen 0\.0\.0\.0:443 ssl default_server;\s+server_name _;\s+ssl_reject_handshake on;/);
+    // No name of ours in SNI: no handshake; a name of ours but another Host: the connection closed.
+    assert.match(main, /listen 0\.0\.0\.0:443 ssl default_server;\s+server_name _;\s+ssl_reject_handshake on;\s+#[^\n]*\n\s+return 444;/);
     assert.doesNotMatch(main, /resolver/);
-    // A plain request reaches a kept-alive upstream connection with no Connection header; a WebSocket asks to upgrade.
-    assert.match(main, /map \$http_upgrade \$bbaegok_connection \{\s+default upgrade;\s+''\s+'';\s+\}/);
+    // A plain request reaches a kept-alive upstream connection with no Connection header; only a WebSocket asks to upgrade.
+    assert.match(main, /map \$http_upgrade \$bbaegok_upgrade \{\s+default\s+'';\s+~\*\^websocket\$\s+websocket;\s+\}/);
+    assert.match(main, /map \$bbaegok_upgrade \$bbaegok_connection \{\s+default\s+'';\s+websocket\s+upgrade;\s+\}/);
     assert.match(main, /set_real_ip_from 173\.245\.48\.0\/20;\n {4}set_real_ip_from 2400:cb00::\/32;/);
     assert.match(main, /include \/srv\/bbaegok\/proxy\/live\/conf\.d\/\*\.conf;/);
     assert.match(main, /access_log \/var\/log\/nginx\/access\.log bbaegok;/);
@@ -68,7 +70,9 @@ describe("the proxy's production files", () => {
     assert.deepEqual(upstreams(stackProxyFiles(staging, "staging", layout, "blue").conf), ["bbaegok_staging_blue 172.30.20.11:8080", "bbaegok_staging_green 172.30.20.12:8080"]);
     const conf = stackProxyFiles(prod, "prod", layout, "blue").conf;
     assert.match(conf, /proxy_http_version 1\.1;/);
+    assert.match(conf, /proxy_set_header Upgrade \$bbaegok_upgrade;/);
     assert.match(conf, /proxy_set_header Connection \$bbaegok_connection;/);
+    assert.doesNotMatch(conf, /\$http_upgrade/, "the client's Upgrade (h2c) would reach the app");
     assert.match(conf, /proxy_connect_timeout 3s;/);
     // An address map (the tests' stand-ins) changes where a group points, nothing else.
     const mapped = stackProxyFiles(prod, "prod", layout, "blue", (a) => (a === "172.30.10.12:8080" ? "127.0.0.1:9012" : a)).conf;
@@ -87,6 +91,23 @@ describe("the proxy's production files", () => {
     assert.match(stackProxyFiles(prod, "prod", layout, "blue").conf, /if \(\$bbaegok_via_cloudflare = 0\)/);
     const direct = stackProxyFiles({ ...staging, proxy: { ...staging.proxy, cloudflareProxied: false } }, "staging", layout, "blue").conf;
     assert.doesNotMatch(direct, /bbaegok_via_cloudflare/);
+  });
+
+  it("clear every client-settable forwarding header in every location, and Cloudflare's own only where Cloudflare is not in front", () => {
+    const cleared = (conf: string) => [...conf.matchAll(/proxy_set_header ([\w-]+) "";/g)].map((m) => m[1]!);
+    const locations = (conf: string) => conf.split("location / {").length - 1;
+    const proxied = stackProxyFiles(prod, "prod", layout, "blue").conf;
+    for (const header of ["Forwarded", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Original-URL", "X-Rewrite-URL", "True-Client-IP"]) {
+      assert.equal(cleared(proxied).filter((h) => h === header).length, locations(proxied), `${header} is not cleared in every location`);
+    }
+    assert.ok(!cleared(proxied).includes("CF-Connecting-IP"), "behind Cloudflare, its own headers pass");
+    const direct = stackProxyFiles({ ...staging, proxy: { ...staging.proxy, cloudflareProxied: false } }, "staging", layout, "blue").conf;
+    for (const header of ["CF-Connecting-IP", "CF-IPCountry", "CF-Visitor", "CDN-Loop"]) assert.ok(cleared(direct).includes(header), header);
+    // What nginx sets itself is set, never cleared.
+    for (const header of ["Host", "X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port"]) {
+      assert.ok(!cleared(direct).includes(header), header);
+      assert.match(direct, new RegExp(`proxy_set_header ${header} [$\\w]+;`));
+    }
   });
 
   it("apply Metabase's allow-list to the client's own address", () => {
