@@ -10,6 +10,7 @@ import { EdgeProxy, GuestProxy, ownerProxyEndpoint, publicHosts } from "../infra
 import { INTERNAL_PORT, proxyContainerName } from "../infra/proxy/render.js";
 import { HomeServer } from "../infra/server/index.js";
 import { SiteCertificate } from "../infra/tls/index.js";
+import { OriginPulls } from "../infra/tls/origin-pulls.js";
 import * as pulumi from "@pulumi/pulumi";
 import { loadStackConfig } from "./config/index.js";
 import { lastRunOutputs } from "./last-run.js";
@@ -61,14 +62,16 @@ export const metabaseAdminPassword = metabase?.adminPassword;
 // routes on the server's one proxy (run by the owner stack, joined by guests
 // through the owner's `proxy` output), and its Cloudflare records.
 const certificate = new SiteCertificate("tls", { tls: config.proxy.tls, hostnames: publicHosts(config) });
+const dns = new StackDns("dns", { server, config });
+// With proxy.authenticatedOriginPulls, Cloudflare presents this stack's own client certificate and nginx requires it.
+const originPulls = config.proxy.authenticatedOriginPulls ? { originPulls: new OriginPulls("origin-pulls", { zoneId: dns.zoneId, hostnames: publicHosts(config) }) } : {};
 // The flip is the activation of the stack's upstream file: after the new slot's smoke checks.
 const edge =
   config.proxy.mode === "owner"
-    ? new EdgeProxy("proxy", { server, config, certificate, liveSlot: app.liveSlot, activationDependsOn: [app.smoke] })
-    : new GuestProxy("proxy", { server, config, certificate, ownerStack: config.proxy.ownerStack, endpoint: ownerProxy!, liveSlot: app.liveSlot, activationDependsOn: [app.smoke] });
+    ? new EdgeProxy("proxy", { server, config, certificate, liveSlot: app.liveSlot, activationDependsOn: [app.smoke], ...originPulls })
+    : new GuestProxy("proxy", { server, config, certificate, ownerStack: config.proxy.ownerStack, endpoint: ownerProxy!, liveSlot: app.liveSlot, activationDependsOn: [app.smoke], ...originPulls });
 /** Which slot serves and what each slot's container is: the next run's starting point (written only when the rollout verified). */
 export const appSlots = app.verifyAfter("app", edge instanceof EdgeProxy ? [edge.activation, edge.container] : [edge.activation]);
-const dns = new StackDns("dns", { server, config });
 /** The proxy this stack's routes are on: what guests attach to and deploys switch through. */
 export const proxy = edge.endpoint;
 /** This stack's public host names, by what they serve. */

@@ -28,6 +28,7 @@ import { ROLE_LABEL } from "../../policy/rules.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { LOG_OPTS, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
 import type { SiteCertificate } from "../tls/index.js";
+import type { OriginPulls } from "../tls/origin-pulls.js";
 import {
   activateFilesScript,
   attachNetworkCommand,
@@ -36,6 +37,7 @@ import {
   detachNetworkCommand,
   dockerNginxCommands,
   MAIN_CONF,
+  originPullsCertificatePath,
   ownerEndpoint,
   proposalManifest,
   proxyContainerName,
@@ -69,6 +71,8 @@ export interface ProxySiteArgs {
   liveSlot: pulumi.Input<Slot>;
   /** Resources the activation waits for (a guest's network attachment, the rollout's smoke checks). */
   dependsOn?: pulumi.Resource[];
+  /** With `proxy.authenticatedOriginPulls`: the certificate Cloudflare presents, which nginx then requires. */
+  originPulls?: OriginPulls;
 }
 
 /**
@@ -89,12 +93,16 @@ export class ProxySite extends pulumi.ComponentResource {
     const dirs = proxyDirs(dir);
     const paths = stackFilePaths(stack);
     const rendered = pulumi.output(args.liveSlot).apply((live) => stackProxyFiles(config, stack, containerLayout(dir), live));
+    if (config.proxy.authenticatedOriginPulls !== (args.originPulls !== undefined)) {
+      throw new Error(`stack ${stack}: proxy.authenticatedOriginPulls is ${config.proxy.authenticatedOriginPulls} but the proxy site was ${args.originPulls ? "given" : "not given"} an origin-pull certificate`);
+    }
     const contents: Record<string, pulumi.Input<string>> = {
       ...args.extraFiles,
       [paths.conf]: rendered.conf,
       [paths.upstreams]: rendered.upstreams,
       [paths.certificate]: certificate.certificatePem,
       [paths.key]: certificate.privateKeyPem,
+      ...(args.originPulls ? { [originPullsCertificatePath(stack)]: args.originPulls.certificatePem } : {}),
     };
 
     const proposed = Object.entries(contents).map(([path, content]) => {
@@ -138,7 +146,8 @@ export class ProxySite extends pulumi.ComponentResource {
         // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
         addPreviousOutputInEnv: false,
       },
-      { parent: this, dependsOn: [...proposed, ...(args.dependsOn ?? [])] },
+      // Cloudflare presents the certificate before nginx requires it (its host names enabled first).
+      { parent: this, dependsOn: [...proposed, ...(args.dependsOn ?? []), ...(args.originPulls ? [args.originPulls] : [])] },
     );
     this.registerOutputs({ files });
   }
@@ -153,6 +162,8 @@ export interface EdgeProxyArgs {
   liveSlot: pulumi.Input<Slot>;
   /** What the activation of the owner's own files waits for (the rollout's smoke checks). */
   activationDependsOn?: pulumi.Resource[];
+  /** With `proxy.authenticatedOriginPulls`: the certificate Cloudflare presents for the owner's hosts. */
+  originPulls?: OriginPulls;
 }
 
 /** The owner stack's proxy: nginx.conf, the container publishing 80/443, and the owner's own site. */
@@ -199,6 +210,7 @@ export class EdgeProxy extends pulumi.ComponentResource {
         verifyOnRemove: false,
         liveSlot: args.liveSlot,
         ...(args.activationDependsOn ? { dependsOn: args.activationDependsOn } : {}),
+        ...(args.originPulls ? { originPulls: args.originPulls } : {}),
       },
       { parent: this },
     );
@@ -255,6 +267,8 @@ export interface GuestProxyArgs {
   liveSlot: pulumi.Input<Slot>;
   /** What the activation of the guest's files waits for (the rollout's smoke checks). */
   activationDependsOn?: pulumi.Resource[];
+  /** With `proxy.authenticatedOriginPulls`: the certificate Cloudflare presents for the guest's hosts. */
+  originPulls?: OriginPulls;
 }
 
 /** The proxy a guest stack attaches to: the owner stack's `proxy` output, checked. */
@@ -308,6 +322,7 @@ export class GuestProxy extends pulumi.ComponentResource {
         verifyOnRemove: true,
         liveSlot: args.liveSlot,
         dependsOn: [attachment, ...(args.activationDependsOn ?? [])],
+        ...(args.originPulls ? { originPulls: args.originPulls } : {}),
       },
       { parent: this },
     );

@@ -109,6 +109,12 @@ export function stackFilePaths(stack: string) {
   if (!/^[A-Za-z0-9_.-]+$/.test(stack)) throw new Error(`stack name "${stack}" cannot name proxy files: letters, digits, _ . - only`);
   return { conf: `conf.d/${stack}.conf`, upstreams: `upstreams/${stack}.conf`, certificate: `certs/${stack}.crt`, key: `certs/${stack}.key` };
 }
+
+/** With Authenticated Origin Pulls on: the certificate Cloudflare presents for the stack's hosts, which nginx trusts (public). */
+export function originPullsCertificatePath(stack: string): string {
+  stackFilePaths(stack);
+  return `certs/${stack}.origin-pulls.crt`;
+}
 export const MAIN_CONF = "nginx.conf";
 
 export interface MainConfOptions {
@@ -251,6 +257,8 @@ export interface StackSite {
   clientMaxBodySize: string;
   /** Records proxied by Cloudflare: only Cloudflare's addresses may connect. */
   cloudflareOnly: boolean;
+  /** Authenticated Origin Pulls: the file of the certificate (or CA) a client must present on every host of the stack. */
+  clientCertificateAuthority?: string;
   /** Slot-addressed routes on the internal port (the API only). */
   slotRoutes?: SlotRoutes;
 }
@@ -372,12 +380,19 @@ function httpsServer(layout: ProxyLayout, site: StackSite, host: SiteHost): stri
   const paths = stackFilePaths(site.stack);
   const allow = host.allowFrom.length > 0 ? [...host.allowFrom.map((c) => `        allow ${c};`), "        deny all;", ""].join("\n") : "";
   const gate = site.cloudflareOnly ? `    if (${VIA_CLOUDFLARE_VARIABLE} = 0) {\n        return 444;\n    }\n` : "";
+  // Cloudflare's ranges admit every Cloudflare customer's requests; only Cloudflare holds this stack's client certificate.
+  const clientAuth = site.clientCertificateAuthority
+    ? `    # Authenticated Origin Pulls: no request without the client certificate this stack gave Cloudflare (400 otherwise).
+    ssl_client_certificate ${site.clientCertificateAuthority};
+    ssl_verify_client on;
+`
+    : "";
   return `server {
     listen ${layout.listen.address}:${layout.listen.https} ssl;
     server_name ${host.name};
     ssl_certificate ${layout.confDir}/${paths.certificate};
     ssl_certificate_key ${layout.confDir}/${paths.key};
-${gate}    # The TLS name chose this server's certificate; a different Host would reach another site under it.
+${clientAuth}${gate}    # The TLS name chose this server's certificate; a different Host would reach another site under it.
     if ($ssl_server_name != "${host.name}") {
         return 421;
     }
@@ -514,6 +529,7 @@ export function stackProxyFiles(config: SiteConfig, stack: string, layout: Proxy
       hosts: list.map((s) => s.host),
       clientMaxBodySize: config.proxy.clientMaxBodySize,
       cloudflareOnly: config.proxy.cloudflareProxied,
+      ...(config.proxy.authenticatedOriginPulls ? { clientCertificateAuthority: `${layout.confDir}/${originPullsCertificatePath(stack)}` } : {}),
       slotRoutes: { names: slotNames, liveVariable: api.upstreamVariable, slots: { blue: slotGroup("blue"), green: slotGroup("green") } },
     }),
     upstreams: stackUpstreams(config, stack, live, address),

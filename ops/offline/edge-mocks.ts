@@ -32,6 +32,8 @@ export function edgeResourceState(args: pulumi.runtime.MockResourceArgs): Record
       return { privateKeyPem: `${MOCK_SECRET_PREFIX}${args.name}`, publicKeyPem: pem("PUBLIC KEY", `public half of ${args.name}`) };
     case "tls:index/certRequest:CertRequest":
       return { certRequestPem: pem("CERTIFICATE REQUEST", `request for ${JSON.stringify(args.inputs["dnsNames"])}`) };
+    case "tls:index/selfSignedCert:SelfSignedCert":
+      return { certPem: pem("CERTIFICATE", `self-signed ${JSON.stringify(args.inputs["allowedUses"])} certificate of ${args.name}`) };
     case "cloudflare:index/originCaCertificate:OriginCaCertificate":
       return { certificate: pem("CERTIFICATE", `origin CA certificate for ${JSON.stringify(args.inputs["hostnames"])}`), expiresOn: "2040-01-01T00:00:00Z" };
     default:

@@ -255,6 +255,14 @@ const proxyCommon = {
   clientMaxBodySize: z.string().regex(/^\d+[kmg]?$/, { error: 'expected an nginx size such as "20m"' }).default("20m"),
   /** Route DNS through Cloudflare's proxy (orange cloud) and accept only Cloudflare's ranges. */
   cloudflareProxied: z.boolean().default(true),
+  /**
+   * Authenticated Origin Pulls: Cloudflare presents a client certificate the
+   * program makes for this stack's host names (uploaded per host name), and
+   * nginx serves no request without it, so other Cloudflare customers cannot
+   * reach the origin through Cloudflare. Needs cloudflareProxied. Default off
+   * (README, "The edge"): turn it on per stack. @example true
+   */
+  authenticatedOriginPulls: z.boolean().default(false),
   /** The certificate of this stack's host names: Cloudflare Origin CA by default. */
   tls: tlsSchema.prefault({ source: "origin-ca" }),
 };
@@ -295,6 +303,14 @@ export const stackConfigSchema = z
   })
   .superRefine((config, ctx) => {
     const { domains, metabase, backup, proxy } = config;
+    if (proxy.authenticatedOriginPulls && !proxy.cloudflareProxied) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["proxy", "authenticatedOriginPulls"],
+        input: proxy.authenticatedOriginPulls,
+        message: "expected false: only Cloudflare presents the origin-pull certificate, and cloudflareProxied is false, so every visitor would be refused",
+      });
+    }
     if (proxy.tls.source === "origin-ca" && !proxy.cloudflareProxied) {
       ctx.addIssue({
         code: "custom",

@@ -15,12 +15,12 @@ import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
-import { CLEARED_CLIENT_HEADERS, CLOUDFLARE_HEADERS, MAIN_CONF, renderMainConf, SLOT_HEADER, stackFilePaths, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
+import { CLEARED_CLIENT_HEADERS, CLOUDFLARE_HEADERS, MAIN_CONF, originPullsCertificatePath, renderMainConf, SLOT_HEADER, stackFilePaths, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { listStacks, readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { loopbackAddresses } from "../support/edge.js";
-import { loopbackLayout, selfSignedCertificate, startNginx, type Nginx } from "../support/nginx.js";
+import { clientCertificates, loopbackLayout, selfSignedCertificate, startNginx, type ClientCertificate, type Nginx } from "../support/nginx.js";
 import { REPO } from "../support/project.js";
 import { requireCommand, tempDir } from "../support/system.js";
 
@@ -86,6 +86,8 @@ interface Ask {
   maxVersion?: "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
   /** Milliseconds between body chunks. */
   pause?: number;
+  /** A client certificate to present. */
+  client?: ClientCertificate;
 }
 
 describe("the proxy, with real nginx", () => {
@@ -148,6 +150,7 @@ describe("the proxy, with real nginx", () => {
           minVersion: ask.minVersion,
           maxVersion: ask.maxVersion,
           ...(ask.maxVersion === "TLSv1.1" ? { ciphers: "DEFAULT@SECLEVEL=0" } : {}),
+          ...(ask.client ?? {}),
         },
         (res) => {
           let text = "";
@@ -393,6 +396,37 @@ describe("the proxy, with real nginx", () => {
       await new Promise((r) => setTimeout(r, 300));
     }
     assert.equal((await https({ host: prod.domains.metabase!, headers: { "cf-connecting-ip": "203.0.113.9" } })).status, 200);
+  });
+
+  it("with Authenticated Origin Pulls, serves a stack's hosts only to a client presenting a certificate it trusts", async () => {
+    const certs = clientCertificates(join(dir.path, "origin-pulls"));
+    // The stack's own self-signed certificate (what the program makes), and a CA's, in one trusted file.
+    writeFileSync(join(layout.confDir, originPullsCertificatePath("prod")), `${certs.pinned.cert}${certs.ca}`);
+    writeStack("prod", { ...prod, proxy: { ...prod.proxy, authenticatedOriginPulls: true } });
+    assert.ok(nginx.test().ok, nginx.test().output);
+    nginx.reload();
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      for (const host of [prod.domains.api, prod.domains.metabase!]) {
+        for (const [who, client] of [["no certificate", undefined], ["a self-signed one with the trusted one's subject", certs.samePinnedSubject], ["one from another CA", certs.otherCaSigned]] as const) {
+          const refused = await https({ host, ...(client ? { client } : {}) });
+          assert.equal(refused.status, 400, `${host} with ${who}: ${refused.status}`);
+          assert.doesNotMatch(refused.body, /bbaegok-prod/, `${host} with ${who} reached the app`);
+        }
+      }
+      assert.equal(seen(await https({ host: prod.domains.api, client: certs.pinned })).name, "bbaegok-prod-app-blue");
+      assert.equal(seen(await https({ host: prod.domains.metabase!, client: certs.pinned })).name, "bbaegok-prod-metabase");
+      assert.equal(seen(await https({ host: prod.domains.api, client: certs.caSigned })).name, "bbaegok-prod-app-blue");
+      // The certificate does not open the Cloudflare-only gate: a straight connection is still closed.
+      await assert.rejects(https({ host: prod.domains.api, from: STRAIGHT, client: certs.pinned }), /socket hang up|ECONNRESET/);
+      // Another stack on the same proxy, without origin pulls, asks for nothing.
+      assert.equal(seen(await https({ host: staging.domains.api })).name, "bbaegok-staging-app-blue");
+    } finally {
+      writeStack("prod", prod);
+      nginx.reload();
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.equal(seen(await https({ host: prod.domains.api })).name, "bbaegok-prod-app-blue");
   });
 
   it("accepts a slow upload within client_max_body_size and refuses one over it with 413", async () => {

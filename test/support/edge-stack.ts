@@ -119,6 +119,13 @@ export function checkStackEdge(stack: string): void {
       assert.ok(!JSON.stringify(plan).includes(MOCK_SECRET_PREFIX), "a generated secret appears in clear in the plan");
     });
 
+    it("asks clients for a certificate only with proxy.authenticatedOriginPulls, and then on every host", () => {
+      const conf = String(proposedFile(`conf.d/${stack}.conf`).inputs["content"]);
+      const pulls = ofType("cloudflare:index/authenticatedOriginPulls:AuthenticatedOriginPulls");
+      assert.equal(conf.split("ssl_verify_client on;").length - 1, config.proxy.authenticatedOriginPulls ? hosts.length : 0);
+      assert.equal(pulls.length, config.proxy.authenticatedOriginPulls ? hosts.length : 0);
+    });
+
     it("lets only the proxy container publish host ports, and only 80 and 443", () => {
       const containers = ofType(CONTAINER);
       assert.ok(containers.length > 0);

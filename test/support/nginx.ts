@@ -2,13 +2,15 @@
 // ports on 127.0.0.1; stopped at the end. Plus the loopback twin of the
 // production layout and self-signed certificates made with openssl.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import type { ProxyLayout } from "../../infra/proxy/render.js";
 import { freePort, requireCommand, waitFor } from "./system.js";
 
 export interface Nginx {
+  /** The master process (its workers are its children). */
+  pid: number;
   /** `nginx -t` on the current files: status and nginx's own message. */
   test(): { ok: boolean; output: string };
   /** Graceful reload (new workers; old ones finish their requests). */
@@ -79,6 +81,7 @@ export async function startNginx(confFile: string, runtimeDir: string, httpPort:
     throw new Error(`${err.message}\n${log}`);
   });
   return {
+    pid: child.pid!,
     test() {
       const result = run(["-t"]);
       return { ok: result.status === 0, output: result.stderr };
@@ -96,4 +99,50 @@ export async function startNginx(confFile: string, runtimeDir: string, httpPort:
       }
     },
   };
+}
+
+/** A client certificate and its key (PEM), as a TLS client presents them. */
+export interface ClientCertificate {
+  cert: string;
+  key: string;
+}
+
+/**
+ * Client certificates for Authenticated Origin Pulls tests, made with openssl
+ * under `dir`: `pinned` is self-signed for client authentication (the shape
+ * infra/tls/origin-pulls.ts gives Cloudflare), `caSigned` is signed by a test
+ * CA (`ca`), and the strangers are what nginx must refuse: a self-signed one
+ * with the pinned one's very subject but its own key, and one signed by
+ * another CA.
+ */
+export function clientCertificates(dir: string): { ca: string; pinned: ClientCertificate; caSigned: ClientCertificate; samePinnedSubject: ClientCertificate; otherCaSigned: ClientCertificate } {
+  const openssl = requireCommand("openssl", "openssl");
+  mkdirSync(dir, { recursive: true });
+  const run = (...args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  writeFileSync(
+    join(dir, "client.cnf"),
+    "[req]\ndistinguished_name = dn\nx509_extensions = client\n[dn]\n[client]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\nsubjectKeyIdentifier = hash\n",
+  );
+  const key = (name: string) => run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", `${name}.key`);
+  const selfSigned = (name: string, subject: string) => {
+    key(name);
+    run("req", "-x509", "-new", "-config", "client.cnf", "-key", `${name}.key`, "-subj", subject, "-days", "1", "-out", `${name}.crt`);
+  };
+  const authority = (name: string) => {
+    key(name);
+    run("req", "-x509", "-new", "-key", `${name}.key`, "-subj", `/CN=${name}`, "-days", "1", "-addext", "keyUsage=critical,keyCertSign", "-out", `${name}.crt`);
+  };
+  const signedBy = (name: string, ca: string) => {
+    key(name);
+    run("req", "-new", "-config", "client.cnf", "-key", `${name}.key`, "-subj", `/CN=${name}`, "-out", `${name}.csr`);
+    run("x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", "1", "-extfile", "client.cnf", "-extensions", "client", "-out", `${name}.crt`);
+  };
+  const read = (name: string): ClientCertificate => ({ cert: readFileSync(join(dir, `${name}.crt`), "utf8"), key: readFileSync(join(dir, `${name}.key`), "utf8") });
+  selfSigned("pinned", "/CN=bbaegok-infra prod origin pulls");
+  selfSigned("same-subject", "/CN=bbaegok-infra prod origin pulls");
+  authority("test-ca");
+  authority("other-ca");
+  signedBy("ca-signed", "test-ca");
+  signedBy("other-ca-signed", "other-ca");
+  return { ca: read("test-ca").cert, pinned: read("pinned"), caSigned: read("ca-signed"), samePinnedSubject: read("same-subject"), otherCaSigned: read("other-ca-signed") };
 }

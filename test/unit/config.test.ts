@@ -59,6 +59,13 @@ describe("bad input is named precisely", () => {
   it("unknown time zone", () => expectOne((r) => (r.backup.timezone = "Mars/Olympus"), "backup.timezone", "IANA time zone"));
   it("bad health-check duration", () => expectOne((r) => (r.app.healthCheck.interval = "10 seconds"), "app.healthCheck.interval", "duration"));
   it("bad proxy mode", () => expectOne((r) => (r.proxy.mode = "ownr"), "proxy.mode", '"ownr"', '"owner" or "guest"'));
+  it("origin pulls on a stack not behind Cloudflare", () =>
+    expectOne(
+      (r) => Object.assign(r.proxy, { cloudflareProxied: false, authenticatedOriginPulls: true, tls: { source: "provided", certificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" } }),
+      "proxy.authenticatedOriginPulls",
+      "cloudflareProxied is false",
+    ));
+  it("origin pulls not a boolean", () => expectOne((r) => (r.proxy.authenticatedOriginPulls = "yes"), "proxy.authenticatedOriginPulls", '"yes"'));
   it("bad public IP", () => expectOne((r) => (r.server.publicIp = "203.0.113"), "server.publicIp", "IPv4"));
   it("relative data dir", () => expectOne((r) => (r.server.dataDir = "srv/bbaegok"), "server.dataDir", "absolute path"));
   it("metabase enabled without a host name", () => expectOne((r) => delete r.domains.metabase, "domains.metabase is missing", "metabase.enabled is true"));
