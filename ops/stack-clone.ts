@@ -44,7 +44,7 @@ export interface CloneRequest {
   proxy?: "owner" | "guest";
   /** The owner stack a guest attaches to, `<org>/bbaegok-infra/<stack>`. */
   ownerStack?: string;
-  /** The new server's SSH host key line; required when the source pins one and the server differs. */
+  /** The new server's SSH host key line (`ssh-ed25519 AAAA…`); required unless the server (host and port) is the source's. */
   hostKey?: string;
   sshUser?: string;
   sshPort?: number;
@@ -219,9 +219,14 @@ export function planClone(projectDir: string, request: CloneRequest): Omit<Clone
   const metabaseOn = source.config.metabase.enabled && !request.noMetabase;
   if (metabaseOn && !request.metabase) missing("--metabase", `Metabase's host name (${stackFileName(from)} runs Metabase), or --no-metabase`);
   if (request.metabase && request.noMetabase) problems.push("--metabase and --no-metabase contradict each other: give one");
-  const sameServer = request.host === source.config.server.host;
-  if (source.config.server.ssh.hostKey && !sameServer && !request.hostKey) {
-    missing("--host-key", `${stackFileName(from)} pins its server's SSH host key; give the new server's ("ssh-keyscan -t ed25519 <host>" prints it)`);
+  // Every stack pins its server's host key: another server (or another sshd on another port) has another key.
+  const sshPort = request.sshPort ?? source.config.server.ssh.port;
+  const sameServer = request.host === source.config.server.host && sshPort === source.config.server.ssh.port;
+  if (!sameServer && !request.hostKey) {
+    missing(
+      "--host-key",
+      `the new server's SSH host key, "ssh-ed25519 AAAA…" (every stack pins it): ssh-keyscan -p ${sshPort} -t ed25519 ${request.host ?? "<host>"} prints it after the host name; check it on the server with ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`,
+    );
   }
 
   const zone = request.zone ?? source.config.domains.zone;

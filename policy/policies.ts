@@ -25,6 +25,7 @@ import {
   isBucket,
   noSecretsInContainerEnv,
   onlyProxyPublishesPorts,
+  serverHostKeyPinned,
   volumesAreProtected,
   UNKNOWN_PLACEHOLDER,
   type ResourceView,
@@ -134,6 +135,11 @@ export const healthChecksInProviderFormPolicy = resourcePolicy(
   "Health-check durations are written as Docker's provider reads them back (1m30s, not 90s), so a second up changes nothing.",
   healthChecksInProviderForm,
 );
+export const serverHostKeyPinnedPolicy = resourcePolicy(
+  "server-host-key-pinned",
+  "Every SSH connection to the server (Docker's provider, every remote command) accepts only the pinned server.ssh.hostKey.",
+  serverHostKeyPinned,
+);
 export const bucketsAreProtectedPolicy = resourcePolicy("buckets-protected", "S3 buckets hold the backups and are protected, so no destroy or removal deletes them.", bucketsAreProtected);
 export const bucketsArePrivatePolicy = bucketPolicy(
   "buckets-private",
@@ -157,6 +163,7 @@ export const POLICIES: Policies = [
   fixedNamesReplaceOldFirstPolicy,
   healthChecksInProviderFormPolicy,
   noSecretsInContainerEnvPolicy,
+  serverHostKeyPinnedPolicy,
   bucketsAreProtectedPolicy,
   bucketsArePrivatePolicy,
   bucketsAreVersionedPolicy,

@@ -1,7 +1,7 @@
 // Guardrails as pure checks over planned resources: used by the test suite on
 // every committed stack, and by the policy pack that `pulumi preview` enforces.
 // Each rule returns sentences naming the resource and what is wrong.
-import { goDuration, isPinnedImage } from "../stacks/config/rules.js";
+import { goDuration, isPinnedImage, isSshHostKey } from "../stacks/config/rules.js";
 
 /** The shape a rule needs: what the offline plan records (and a policy pack sees). */
 export interface ResourceView {
@@ -243,6 +243,52 @@ export function bucketsAreRetained(r: ResourceView): string[] {
   return isBucket(r) && r.options?.retainOnDelete !== true ? [`${describeBucket(r)} is not retained on delete`] : [];
 }
 
+const DOCKER_PROVIDER = "pulumi:providers:docker";
+const REMOTE_COMMAND = "command:remote:Command";
+
+/** A provider's list input as the engine hands it over: an array, or (provider config) its JSON text. */
+function listInput(value: unknown): unknown[] {
+  if (Array.isArray(value)) return value;
+  if (typeof value !== "string") return [];
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return Array.isArray(parsed) ? parsed : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Every SSH connection to the server pins its host key, so passwords, keys and
+ * root's commands never go to whatever answers at the address: Docker's
+ * provider (over ssh://) trusts only the KnownHostsCommand key, with strict
+ * checking and no known_hosts file; every remote command has a
+ * `connection.hostKey` (the command provider accepts any key without one).
+ * A command's connection is secret, so the offline plan shows it masked; the
+ * policy pack sees it.
+ */
+export function serverHostKeyPinned(r: ResourceView): string[] {
+  if (r.type === DOCKER_PROVIDER && String(r.inputs["host"] ?? "").startsWith("ssh://")) {
+    const options = listInput(r.inputs["sshOpts"]).map(String);
+    const pinned = options.find((o) => o.startsWith("KnownHostsCommand="))?.match(/^KnownHostsCommand=\/bin\/echo %H (.*)$/)?.[1];
+    const missing = [
+      ...(options.includes("StrictHostKeyChecking=yes") ? [] : ["StrictHostKeyChecking=yes"]),
+      ...(options.includes("UserKnownHostsFile=/dev/null") ? [] : ["UserKnownHostsFile=/dev/null"]),
+      ...(options.includes("GlobalKnownHostsFile=/dev/null") ? [] : ["GlobalKnownHostsFile=/dev/null"]),
+      ...(pinned !== undefined && isSshHostKey(pinned) ? [] : ["KnownHostsCommand=/bin/echo %H <server.ssh.hostKey>"]),
+    ];
+    return missing.length === 0 ? [] : [`Docker provider ${r.name} reaches ${String(r.inputs["host"])} without a pinned host key: its sshOpts lack ${missing.join(", ")}`];
+  }
+  if (r.type === REMOTE_COMMAND) {
+    const connection = r.inputs["connection"];
+    // "[secret]": the offline plan's mask, not a value; the pack sees the connection itself.
+    if (connection === "[secret]") return [];
+    const hostKey = typeof connection === "object" && connection !== null ? (connection as Record<string, unknown>)["hostKey"] : undefined;
+    return typeof hostKey === "string" && isSshHostKey(hostKey) ? [] : [`remote command ${r.name} connects without a pinned host key (connection.hostKey), so it would trust any server at that address`];
+  }
+  return [];
+}
+
 /** Checks of one resource at a time, over what the offline plan records. */
 export const RULES = {
   onlyProxyPublishesPorts,
@@ -254,6 +300,7 @@ export const RULES = {
   noSecretsInContainerEnv,
   bucketsAreProtected,
   bucketsAreRetained,
+  serverHostKeyPinned,
 } as const;
 
 /** Checks that need the whole stack (a bucket and its settings resources). */

@@ -53,7 +53,8 @@ export class HomeServer extends pulumi.ComponentResource {
       host: args.server.host,
       port: args.server.ssh.port,
       user: args.server.ssh.user,
-      ...(args.server.ssh.hostKey ? { hostKey: args.server.ssh.hostKey } : {}),
+      // The command provider accepts any host key when none is given: this one is required by the schema.
+      hostKey: args.server.ssh.hostKey,
     };
 
     // Docker's ssh shares one connection through a socket in ~/.ssh; ssh will not start if that folder is missing (a fresh CI runner).

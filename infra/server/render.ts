@@ -20,19 +20,18 @@ export function dockerHost(server: StackConfig["server"]): string {
  * (Docker's provider, deploy/rollback/status): never prompt (CI has no
  * terminal); one connection per server reused by every session of a run
  * (ControlMaster), so the Docker provider's many `docker system dial-stdio`
- * sessions do not each open a connection and meet sshd's MaxStartups; and,
- * when `server.ssh.hostKey` is set, that key is the only one accepted (given
- * by KnownHostsCommand, so no file is written and the options are the same on
- * every machine: a change of them is a change of the provider's config).
+ * sessions do not each open a connection and meet sshd's MaxStartups; and
+ * `server.ssh.hostKey` is the only key accepted, never a known_hosts file's
+ * (given by KnownHostsCommand, so no file is written and the options are the
+ * same on every machine: a change of them is a change of the provider's config).
  */
 export function sshClientOptions(server: Pick<StackConfig["server"], "ssh">): string[] {
   // ssh refuses to start when the ControlPath's folder is missing: see ensureSshControlDir.
-  const options = [
+  return [
     ...["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30"],
     ...["-o", "ControlMaster=auto", "-o", "ControlPath=~/.ssh/bbaegok-%C", "-o", "ControlPersist=60"],
+    ...["-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null", "-o", `KnownHostsCommand=/bin/echo %H ${server.ssh.hostKey}`],
   ];
-  if (server.ssh.hostKey) options.push("-o", "UserKnownHostsFile=/dev/null", "-o", `KnownHostsCommand=/bin/echo %H ${server.ssh.hostKey}`);
-  return options;
 }
 
 /** The folder of sshClientOptions' ControlPath (the operator's ~/.ssh), created 0700 when missing: ssh will not start without it. */

@@ -4,7 +4,7 @@
 // `<file>: <key> = <value>: expected …`.
 import { z } from "zod";
 import { cronProblem } from "./cron.js";
-import { isHostname, isInZone, isIpv4, isPinnedImage, isPrivateCidr, isSubnet24, isTimeZone, isDockerDuration } from "./rules.js";
+import { isHostname, isInZone, isIpv4, isPinnedImage, isPrivateCidr, isSshHostKey, isSubnet24, isTimeZone, isDockerDuration } from "./rules.js";
 
 /** The Pulumi project name; every key of ours is `bbaegok-infra:<key>`. */
 export const PROJECT = "bbaegok-infra";
@@ -73,6 +73,9 @@ const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$|^[0-9
   error: "expected a CIDR block such as 203.0.113.0/24",
 });
 
+const HOST_KEY_EXPECTED =
+  'expected the server\'s SSH host key as "<type> <base64>", e.g. "ssh-ed25519 AAAAC3Nz…": print it with ssh-keyscan -p <port> -t ed25519 <host> (leave out the host name it prints first) and check it on the server (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)';
+
 export const serverSchema = z.strictObject({
   /** SSH address of the home server, as the operator's machine and CI reach it. */
   host: z
@@ -85,15 +88,16 @@ export const serverSchema = z.strictObject({
       {
       user: z.string({ error: "expected the SSH user name" }).regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: "expected a Unix user name" }),
       port: port.default(22),
-      /** The server's public host key (`ssh-ed25519 AAAA…`); when set, SSH refuses any other. */
+      /**
+       * The server's public host key (`ssh-ed25519 AAAA…`), the only key every
+       * SSH client of the program and ops accepts: without it, passwords and
+       * keys would go to whatever answers at the address. Not a secret.
+       */
       hostKey: z
-        .string()
-        .regex(/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$/, {
-          error: 'expected a public host key line such as "ssh-ed25519 AAAAC3Nz…"',
-        })
-        .optional(),
+        .string({ error: HOST_KEY_EXPECTED })
+        .refine(isSshHostKey, { error: HOST_KEY_EXPECTED }),
       },
-      { error: "expected a map with user and port" },
+      { error: "expected a map with user, port and hostKey" },
     ),
   /** Set when Pulumi runs on the server itself: the local Docker socket instead of SSH. */
   dockerSocket: absolutePath.optional(),
@@ -110,7 +114,7 @@ export const serverSchema = z.strictObject({
     .string({ error: 'expected the edge network\'s private IPv4 /24, such as "172.30.10.0/24"' })
     .refine(isSubnet24, { error: 'expected an IPv4 /24 given by its network address, such as "172.30.10.0/24"', abort: true })
     .refine(isPrivateCidr, { error: "expected a private range (inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)" }),
-}, { error: "expected a map with host, publicIp, ssh (user, port), dataDir, edgeSubnet" });
+}, { error: "expected a map with host, publicIp, ssh (user, port, hostKey), dataDir, edgeSubnet" });
 
 export const domainsSchema = z.strictObject({
   /** The Cloudflare zone that holds every host name below. */

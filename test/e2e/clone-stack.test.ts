@@ -34,6 +34,7 @@ function serverSpecific(config: StackConfig): Record<string, string | undefined>
   return {
     "server.host": config.server.host,
     "server.publicIp": config.server.publicIp,
+    "server.ssh.hostKey": config.server.ssh.hostKey,
     "domains.api": config.domains.api,
     "domains.metabase": config.domains.metabase,
     "app.healthCheck.hostHeader": config.app.healthCheck.hostHeader,
@@ -41,11 +42,14 @@ function serverSpecific(config: StackConfig): Record<string, string | undefined>
   };
 }
 
+/** The new server's host key (ssh-keygen's output for a throwaway key: well-formed, unlike any committed stack's). */
+const NEW_SERVER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPpoHueJZ2sr1vXtaIB4jVrI3WXzQPaRjvMbiNrjxTFG";
+
 /** Arguments for a clone of `from` to `to` on a server of its own. */
 function newServerArgs(from: string, to: string, octet: number): string[] {
   const source = configOf(REPO, from);
   return [
-    ...["--from", from, "--to", to, "--host", `${to}.bbaegok.kr`, "--public-ip", `198.51.100.${octet}`],
+    ...["--from", from, "--to", to, "--host", `${to}.bbaegok.kr`, "--public-ip", `198.51.100.${octet}`, "--host-key", NEW_SERVER_KEY],
     ...["--api", `${to}-api.bbaegok.kr`, "--bucket", `bbaegok-${to}-db-backups`],
     ...(source.metabase.enabled ? ["--metabase", `${to}-metabase.bbaegok.kr`] : []),
   ];
@@ -129,6 +133,8 @@ describe("npm run stack:clone", () => {
     assert.equal(result.status, 0, result.stderr);
     const config = configOf(project.dir, "demo");
     assert.deepEqual(config.proxy.mode === "guest" && config.proxy.ownerStack, "organization/bbaegok-infra/prod");
+    // The same server (host and port): its pinned host key comes along, no --host-key needed.
+    assert.equal(config.server.ssh.hostKey, configOf(project.dir, "prod").server.ssh.hostKey);
     assert.equal(config.metabase.enabled, false);
     assert.equal(config.domains.metabase, undefined);
     // prod has 172.30.10.0/24 and staging 172.30.20.0/24 on that server: the next free /24 after prod's.
@@ -156,8 +162,10 @@ describe("npm run stack:clone", () => {
     const before = readdirSync(project.dir).sort();
     const result = runClone(project.dir, ["--from", "prod", "--to", "lonely", "--host", "lonely.bbaegok.kr"]);
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /Cannot clone Pulumi\.prod\.yaml to Pulumi\.lonely\.yaml: 4 problems/);
-    for (const option of ["--public-ip", "--api", "--bucket", "--metabase"]) assert.match(result.stderr, new RegExp(`- ${option} is required: `));
+    assert.match(result.stderr, /Cannot clone Pulumi\.prod\.yaml to Pulumi\.lonely\.yaml: 5 problems/);
+    for (const option of ["--public-ip", "--api", "--bucket", "--metabase", "--host-key"]) assert.match(result.stderr, new RegExp(`- ${option} is required: `));
+    // Another server has another host key: the clone says how to read it, at the port the new stack uses.
+    assert.match(result.stderr, /--host-key is required: the new server's SSH host key, "ssh-ed25519 AAAA…" \(every stack pins it\): ssh-keyscan -p 22022 -t ed25519 lonely\.bbaegok\.kr prints it/);
     assert.match(result.stderr, /Nothing was written/);
     assert.deepEqual(readdirSync(project.dir).sort(), before);
   });

@@ -10,6 +10,8 @@ import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { localShell } from "../../ops/deploy/server.js";
 import { runDrill } from "../../ops/restore/drill.js";
+import { readStackFile } from "../../stacks/config/files.js";
+import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { SERVER_PATH, renderStackScripts, runNodeCommand, runScript, startPingServer, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { REPO } from "../support/project.js";
@@ -151,7 +153,10 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
         ...["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30"],
         ...["-o", "ControlMaster=auto", "-o", "ControlPath=~/.ssh/bbaegok-%C", "-o", "ControlPersist=60"],
       ]);
-      assert.deepEqual(ssh.slice(12), ["-p", "22022", "deploy@home.bbaegok.kr", "--", "sh -c 'sudo -n '\\''/srv/bbaegok/prod/backup/restore-drill.sh'\\'' --database '\\''bbaegok'\\'''"]);
+      // The stack file's pinned host key is the only one accepted.
+      const config = validateStackConfig(STACK, rawFromPulumiConfig(readStackFile(REPO, STACK).config));
+      assert.deepEqual(ssh.slice(12, 18), ["-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null", "-o", `KnownHostsCommand=/bin/echo %H ${config.server.ssh.hostKey}`]);
+      assert.deepEqual(ssh.slice(18), ["-p", "22022", "deploy@home.bbaegok.kr", "--", "sh -c 'sudo -n '\\''/srv/bbaegok/prod/backup/restore-drill.sh'\\'' --database '\\''bbaegok'\\'''"]);
       assert.deepEqual(args(sudoLog), ["-n", "/srv/bbaegok/prod/backup/restore-drill.sh", "--database", "bbaegok"]);
       assert.match(run.stdout, /drill output on stdout/);
       assert.match(run.stderr, /Running the restore drill of prod \(bbaegok\) on deploy@home\.bbaegok\.kr:22022: \/srv\/bbaegok\/prod\/backup\/restore-drill\.sh\n[^]*drill log line on stderr/);

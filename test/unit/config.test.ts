@@ -54,6 +54,10 @@ describe("bad input is named precisely", () => {
   it("database version not pinned", () => expectOne((r) => (r.database.version = "11"), "database.version", "major.minor"));
   it("port out of range", () => expectOne((r) => (r.app.port = 70000), "app.port", "70000", "1-65535"));
   it("ssh port not a number", () => expectOne((r) => (r.server.ssh.port = "twenty-two"), "server.ssh.port", "TCP port"));
+  it("ssh host key missing", () =>
+    expectOne((r) => delete r.server.ssh.hostKey, "bbaegok-infra:server.ssh.hostKey is missing", "ssh-keyscan -p <port> -t ed25519 <host>", '"ssh-ed25519 AAAAC3Nz…"'));
+  it("ssh host key with the host name ssh-keyscan prints first", () =>
+    expectOne((r) => (r.server.ssh.hostKey = `[home.bbaegok.kr]:22022 ${r.server.ssh.hostKey}`), "server.ssh.hostKey", "leave out the host name"));
   it("misspelled key", () => expectOne((r) => (r.server.dataDri = "/srv"), "server.dataDri", "no such key under bbaegok-infra:server"));
   it("unknown top-level key", () => expectOne((r) => (r.databse = {}), "bbaegok-infra:databse", "no such key"));
   it("unknown time zone", () => expectOne((r) => (r.backup.timezone = "Mars/Olympus"), "backup.timezone", "IANA time zone"));

@@ -162,13 +162,13 @@ describe("scripts over ssh", () => {
       const result = await runScript(shell, `printf '%s|' "it's" "$((6 * 7))"; cat`, "from stdin");
       assert.equal(result.stdout, "it's|42|from stdin");
       const argv = readFileSync(log, "utf8").split("\n");
-      assert.deepEqual(argv.slice(0, 16), [
+      assert.deepEqual(argv.slice(0, 18), [
         ...["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=30"],
         ...["-o", "ControlMaster=auto", "-o", "ControlPath=~/.ssh/bbaegok-%C", "-o", "ControlPersist=60"],
-        // The pinned key is the only one known: no known_hosts file, the key itself.
-        ...["-o", "UserKnownHostsFile=/dev/null", "-o", "KnownHostsCommand=/bin/echo %H ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbaegok"],
+        // The pinned key is the only one known: no known_hosts file (the user's or the machine's), the key itself.
+        ...["-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "KnownHostsCommand=/bin/echo %H ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbaegok"],
       ]);
-      assert.deepEqual(argv.slice(16, 18), ["-p", "22022"]);
+      assert.deepEqual(argv.slice(18, 20), ["-p", "22022"]);
       assert.ok(argv.includes("deploy@home.bbaegok.kr"));
       assert.equal(shell.where, "deploy@home.bbaegok.kr:22022");
     } finally {

@@ -60,12 +60,21 @@ function bucketWithSettings(overrides: Partial<Record<"bucket" | "block" | "vers
   ];
 }
 
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAUGtUDFFegLi3RvEDELHBKX8kKndae79ULgfvbMmjYC";
+
+/** Docker's provider over ssh:// with the program's options; its config reaches the pack as JSON text. */
+function serverDocker(sshOpts: string[] = [...["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null"], "-o", `KnownHostsCommand=/bin/echo %H ${HOST_KEY}`]): ResourceView {
+  return { type: "pulumi:providers:docker", name: "server-docker", inputs: { host: "ssh://deploy@home.bbaegok.kr:22022", sshOpts: JSON.stringify(sshOpts) } };
+}
+
 const compliantStack: ResourceView[] = [
   container("proxy", "proxy", { ports: [{ internal: 443, external: 443 }] }),
   container("app-blue", "app"),
   { type: "docker:index/remoteImage:RemoteImage", name: "database-image", inputs: { name: "mariadb:11.4.4" } },
   { type: "docker:index/volume:Volume", name: "database-volume", inputs: { name: "bbaegok-prod-db-data" }, options: { protect: true, retainOnDelete: true } },
   ...bucketWithSettings(),
+  serverDocker(),
+  { type: "command:remote:Command", name: "proxy-activate", inputs: { connection: { host: "home.bbaegok.kr", port: 22022, user: "deploy", hostKey: HOST_KEY } } },
 ];
 
 /** For each policy: a stack that breaks it, and the words its message must contain. */
@@ -77,6 +86,7 @@ const VIOLATIONS: Record<string, { stack: ResourceView[]; says: RegExp }> = {
   "fixed-names-replace-old-first": { stack: [container("app-blue", "app", { name: "bbaegok-prod-app-blue" })], says: /app-blue has the fixed name "bbaegok-prod-app-blue" but is not replaced old-first/ },
   "healthchecks-provider-form": { stack: [container("app-blue", "app", { healthcheck: { tests: ["CMD", "true"], interval: "10s", timeout: "3s", retries: 3, startPeriod: "90s" } })], says: /healthcheck\.startPeriod "90s"; write it as Docker's provider reads it back: "1m30s"/ },
   "no-secrets-in-container-env": { stack: [container("app-blue", "app", { envs: ["SPRING_DATASOURCE_PASSWORD=hunter2"] })], says: /sets SPRING_DATASOURCE_PASSWORD in its environment/ },
+  "server-host-key-pinned": { stack: [serverDocker(["-o", "StrictHostKeyChecking=yes"])], says: /server-docker reaches ssh:\/\/deploy@home\.bbaegok\.kr:22022 without a pinned host key: its sshOpts lack UserKnownHostsFile/ },
   "buckets-protected": { stack: bucketWithSettings({ bucket: { options: { protect: false } } }), says: /bucket backup-bucket \(bbaegok-prod-db-backups\) is not protected/ },
   "buckets-private": {
     stack: bucketWithSettings({ block: { inputs: { bucket: "backup-bucket-id", blockPublicAcls: true, blockPublicPolicy: false, ignorePublicAcls: true, restrictPublicBuckets: true } } }),
@@ -113,7 +123,7 @@ describe("the policy pack", () => {
           reported.some((v) => says.test(v.message)),
           `${policy.name} said ${JSON.stringify(reported.map((v) => v.message))}`,
         );
-        for (const v of reported) assert.match(v.urn ?? "", /::(app-blue|database-image|database-volume|backup-bucket)$/);
+        for (const v of reported) assert.match(v.urn ?? "", /::(app-blue|database-image|database-volume|backup-bucket|server-docker)$/);
       });
     });
   }

@@ -75,6 +75,34 @@ describe("guardrails", () => {
   });
 });
 
+describe("the server's host key guardrail", () => {
+  const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAUGtUDFFegLi3RvEDELHBKX8kKndae79ULgfvbMmjYC";
+  const docker = (sshOpts: unknown, host = "ssh://deploy@home.bbaegok.kr:22022"): ResourceView => ({ type: "pulumi:providers:docker", name: "server-docker", inputs: { host, sshOpts } });
+  const pinned = ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null", "-o", `KnownHostsCommand=/bin/echo %H ${key}`];
+  const command = (connection: unknown): ResourceView => ({ type: "command:remote:Command", name: "site-activate", inputs: { connection } });
+
+  it("passes Docker's provider with the pinned key, as an array or as the provider config's JSON text", () => {
+    assert.deepEqual(RULES.serverHostKeyPinned(docker(pinned)), []);
+    assert.deepEqual(RULES.serverHostKeyPinned(docker(JSON.stringify(pinned))), []);
+  });
+
+  it("refuses Docker's provider over ssh:// without the key, with a known_hosts file, or with a malformed key", () => {
+    assert.match(RULES.serverHostKeyPinned(docker(undefined))[0] ?? "", /server-docker reaches ssh:\/\/deploy@home\.bbaegok\.kr:22022 without a pinned host key: its sshOpts lack StrictHostKeyChecking=yes, UserKnownHostsFile=\/dev\/null, GlobalKnownHostsFile=\/dev\/null, KnownHostsCommand/);
+    assert.match(RULES.serverHostKeyPinned(docker(pinned.filter((o) => o !== "UserKnownHostsFile=/dev/null")))[0] ?? "", /lack UserKnownHostsFile=\/dev\/null$/);
+    assert.equal(RULES.serverHostKeyPinned(docker([...pinned.slice(0, -1), "KnownHostsCommand=/bin/echo %H ssh-ed25519"])).length, 1);
+  });
+
+  it("leaves a Docker provider on the local socket alone", () => {
+    assert.deepEqual(RULES.serverHostKeyPinned(docker(undefined, "unix:///var/run/docker.sock")), []);
+  });
+
+  it("refuses a remote command without connection.hostKey, and passes one with it", () => {
+    assert.match(RULES.serverHostKeyPinned(command({ host: "home.bbaegok.kr", user: "deploy" }))[0] ?? "", /remote command site-activate connects without a pinned host key/);
+    assert.equal(RULES.serverHostKeyPinned(command({ host: "home.bbaegok.kr", user: "deploy", hostKey: UNKNOWN_PLACEHOLDER })).length, 1);
+    assert.deepEqual(RULES.serverHostKeyPinned(command({ host: "home.bbaegok.kr", user: "deploy", hostKey: key })), []);
+  });
+});
+
 describe("guardrails over buckets", () => {
   const bucket: ResourceView = { type: "aws:s3/bucket:Bucket", name: "backup-bucket", inputs: { bucket: "bbaegok-prod-db-backups" }, options: { protect: true, retainOnDelete: true } };
   const setting = (type: string, inputs: Record<string, unknown>): ResourceView => ({ type, name: `s-${type}`, inputs: { bucket: "[unknown]", ...inputs }, options: { dependsOn: ["backup-bucket"] } });
