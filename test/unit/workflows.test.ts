@@ -2,7 +2,8 @@
 // from the npm registry: no binary download) and by what they must do for this
 // project: preview every committed stack with the policy pack and a PR
 // comment, deploy staging before a protected prod, detect drift on a schedule,
-// pin every action to a commit, and take every secret from repository secrets.
+// pin every action to a commit, and take every secret from the environment a job
+// names (previews only a least-privilege allow-list, forks nothing).
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -24,6 +25,7 @@ interface Step {
 }
 interface Job {
   name?: string;
+  if?: string;
   needs?: string | string[];
   "runs-on"?: string;
   container?: string;
@@ -61,6 +63,34 @@ function pulumiSteps(job: Job): Step[] {
 function matrixStacks(job: Job): unknown {
   return job.strategy?.matrix?.["stack"];
 }
+/** The secrets a job names (secrets.X anywhere in it). */
+function secretsOf(job: Job): string[] {
+  return [...new Set([...JSON.stringify(job).matchAll(/secrets\.([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]!))].sort();
+}
+/** The environments a job runs in: its `environment`, with `${{ matrix.stack }}` resolved to each stack of its matrix. */
+function environmentsOf(job: Job): string[] {
+  const env = typeof job.environment === "object" ? job.environment.name : job.environment;
+  if (env === undefined) return [];
+  return env === "${{ matrix.stack }}" ? (matrixStacks(job) as string[]) : [env];
+}
+/** What a pull request's preview may hold (README, "CI"): read-only cloud credentials, the backend and its passphrase; no SSH key. */
+const PREVIEW_SECRETS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "CLOUDFLARE_API_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"];
+/** The README's table of environment secrets: for each secret, the environments whose column has a value (not "—"). */
+function readmeEnvironmentSecrets(readme: string): Map<string, string[]> {
+  const table = readme.split("\n").filter((l) => l.startsWith("| "));
+  const header = table.find((l) => l.startsWith("| name | `preview`"));
+  assert.ok(header, "the README has no table of environment secrets (| name | `preview` | …)");
+  const columns = header.split("|").slice(1, -1).map((c) => c.trim());
+  const rows = new Map<string, string[]>();
+  for (const line of table.slice(table.indexOf(header) + 2)) {
+    const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+    const name = /^`([A-Z][A-Z0-9_]*)`$/.exec(cells[0] ?? "")?.[1];
+    if (!name) break;
+    rows.set(name, columns.flatMap((c, i) => (/^`[a-z]+`$/.test(c) && cells[i] !== "—" ? [c.slice(1, -1)] : [])));
+  }
+  return rows;
+}
+
 function concurrencyOf(job: Job): { group: string; cancel: boolean | undefined } {
   const c = job.concurrency;
   assert.ok(c, "no concurrency group");
@@ -109,6 +139,50 @@ describe("GitHub Actions workflows", () => {
         { command: "preview", stack: "${{ matrix.stack }}", comment: true, policy: "policy" },
       );
       assert.match(concurrencyOf(job).group, /pull_request\.number.*matrix\.stack/);
+    });
+  });
+
+  describe("secrets by environment", () => {
+    const readme = readFileSync(join(REPO, "README.md"), "utf8");
+
+    it("previews run on pull_request in the preview environment, only for this repository's own branches", () => {
+      const wf = workflow("preview.yml");
+      assert.ok(!("pull_request_target" in wf.on), "pull_request_target would hand secrets to a fork's code");
+      const job = wf.jobs["preview"]!;
+      assert.deepEqual(environmentsOf(job), ["preview"]);
+      assert.equal(job.if, "github.event.pull_request.head.repo.full_name == github.repository", "a fork's pull request must not run the preview");
+      assert.deepEqual(secretsOf(wf.jobs["test"]!), [], "the test suite needs no secret");
+    });
+
+    it("previews name only the preview allow-list: no SSH key, so a pull request never reaches the server", () => {
+      const wf = workflow("preview.yml");
+      for (const name of secretsOf(wf.jobs["preview"]!)) assert.ok(PREVIEW_SECRETS.includes(name), `preview.yml uses secrets.${name}, which a pull request's preview must not hold`);
+      for (const call of allSteps("preview.yml").filter((s) => s.uses === PREPARE_ACTION)) assert.equal(call.with?.["ssh-key"], undefined, "the preview loads an SSH key");
+      assert.deepEqual(readmeEnvironmentSecrets(readme).get("DEPLOY_SSH_KEY")?.includes("preview"), false, "the README gives previews the deploy key");
+    });
+
+    it("every job that uses a secret names its environment (no repository secret); deploy's jobs run in staging and production", () => {
+      for (const file of files) {
+        for (const [id, job] of Object.entries(workflow(file).jobs)) {
+          if (secretsOf(job).length > 0) assert.ok(environmentsOf(job).length > 0, `${file}: job ${id} uses secrets without an environment`);
+        }
+      }
+      const deploy = workflow("deploy.yml").jobs;
+      assert.deepEqual(environmentsOf(deploy["prod"]!), ["production"]);
+      for (const id of ["staging", "guests"]) assert.deepEqual(environmentsOf(deploy[id]!), stacks.filter((s) => s !== "prod"), `deploy.yml: ${id}`);
+    });
+
+    it("the README's table says which secret lives in which environment, as the workflows use them", () => {
+      const table = readmeEnvironmentSecrets(readme);
+      for (const file of files) {
+        for (const [id, job] of Object.entries(workflow(file).jobs)) {
+          for (const env of environmentsOf(job)) {
+            for (const name of secretsOf(job)) assert.ok(table.get(name)?.includes(env), `${file}: job ${id} takes ${name} from the ${env} environment, which the README's table does not list`);
+          }
+        }
+      }
+      const inPreview = [...table].filter(([, envs]) => envs.includes("preview")).map(([name]) => name).sort();
+      assert.deepEqual(inPreview, PREVIEW_SECRETS, "the README's preview column is the allow-list");
     });
   });
 
@@ -205,7 +279,7 @@ describe("GitHub Actions workflows", () => {
     for (const step of pulumi) assert.equal(step.with?.["pulumi-version"], sdk);
   });
 
-  it("take every secret from repository secrets, never inline, and the README lists each one", () => {
+  it("take every secret from GitHub's secrets, never inline, and the README lists each one", () => {
     const readme = readFileSync(join(REPO, "README.md"), "utf8");
     const SENSITIVE = /TOKEN|SECRET|PASSPHRASE|PASSWORD|KEY|BACKEND_URL|KNOWN_HOSTS|cloud-url/i;
     const prepare = parse(readFileSync(join(REPO, ".github", "actions", "prepare", "action.yml"), "utf8")) as CompositeAction;
@@ -213,13 +287,13 @@ describe("GitHub Actions workflows", () => {
       for (const step of allSteps(file)) {
         for (const [key, value] of [...Object.entries(step.env ?? {}), ...Object.entries(step.with ?? {})]) {
           if (!SENSITIVE.test(key)) continue;
-          assert.match(String(value), /^\$\{\{ secrets\.[A-Z][A-Z0-9_]* \}\}$/, `${file}: ${key} is not taken from a repository secret`);
+          assert.match(String(value), /^\$\{\{ secrets\.[A-Z][A-Z0-9_]* \}\}$/, `${file}: ${key} is not taken from a secret`);
         }
       }
       const body = text(file);
       assert.doesNotMatch(body, /AKIA[0-9A-Z]{16}|-----BEGIN|ssh-(ed25519|rsa) AAAA|ecdsa-sha2|secure: v1:|[A-Za-z0-9_-]{40,}(?<![0-9a-f]{40})/, `${file} inlines something that looks like a credential`);
       for (const [, name] of body.matchAll(/secrets\.([A-Z][A-Z0-9_]*)/g)) {
-        assert.match(readme, new RegExp(`\\| \`${name}\` \\|`), `${file} uses secrets.${name}, which the README's table of repository secrets does not list`);
+        assert.match(readme, new RegExp(`\\| \`${name}\` \\|`), `${file} uses secrets.${name}, which the README's table of secrets does not list`);
       }
     }
     // The composite action receives the SSH secrets as inputs and hands them to its script only through env.
