@@ -36,6 +36,8 @@ have sshd || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 have ssh || need+=(openssh-client)
 have sudo || need+=(sudo)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# Debian's cron parser (crontab), for the rendered /etc/cron.d files; its daemon is not started.
+have crontab || need+=(cron)
 
 if [ "${#need[@]}" -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
 import { shellQuote } from "../server/render.js";
 import { allowedBackupAgeMs, normalizeSchedule } from "./schedule.js";
+import { normalCron } from "../../stacks/config/cron.js";
 
 export type BackupConfig = StackConfig["backup"];
 
@@ -191,7 +192,8 @@ function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): strin
   validateTargets(spec.targets);
   const schedule = normalizeSchedule(what === "backup" ? backup.schedule : backup.drillSchedule);
   const script = what === "backup" ? paths.backupScript : paths.drillScript;
-  const shown = what === "backup" ? backup.schedule : backup.drillSchedule;
+  // Comments quote the schedule too: in its one-line form, a value cannot end a comment early.
+  const shown = normalCron(what === "backup" ? backup.schedule : backup.drillSchedule);
   const targets = spec.targets.map((t) => `  ${shellQuote([t.name, t.engine, t.container, t.adminUser, t.image].join(" "))}`);
   return [
     "#!/usr/bin/env bash",
@@ -217,7 +219,7 @@ function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): strin
       : [
           `readonly DRILL_CONTAINER=${shellQuote(paths.drillContainer)}`,
           `# The newest backup is stale past this age: the backup schedule's longest interval plus a grace (infra/backup/schedule.ts).`,
-          `readonly BACKUP_SCHEDULE=${shellQuote(backup.schedule)}`,
+          `readonly BACKUP_SCHEDULE=${shellQuote(normalCron(backup.schedule))}`,
           `readonly MAX_BACKUP_AGE_SECONDS=${Math.round(allowedBackupAgeMs(backup.schedule) / 1000)}`,
         ]),
     "# name engine container admin-user image",
@@ -270,8 +272,8 @@ export function cronFile(spec: BackupScriptSpec): string {
   const { backup, paths } = spec;
   return [
     `# Backups of stack "${spec.stack}" (rendered by infra/backup/render.ts; installed by Pulumi).`,
-    `# backup:        "${backup.schedule}" in ${backup.timezone}`,
-    `# restore drill: "${backup.drillSchedule}" in ${backup.timezone}`,
+    `# backup:        "${normalCron(backup.schedule)}" in ${backup.timezone}`,
+    `# restore drill: "${normalCron(backup.drillSchedule)}" in ${backup.timezone}`,
     "# Both run every minute and exit at once unless their schedule is due in that zone.",
     `# Output goes to syslog (journalctl -t ${paths.logTag}), not to mail.`,
     "SHELL=/bin/bash",

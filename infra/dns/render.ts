@@ -9,6 +9,7 @@
 // line. The records are still created and deleted by Pulumi; only their
 // address belongs to the job (Pulumi ignores changes to it).
 import { shellQuote } from "../server/render.js";
+import { normalCron } from "../../stacks/config/cron.js";
 
 export type RecordRole = "api" | "metabase";
 
@@ -116,11 +117,15 @@ echo "ddns of stack ${spec.stack}: records now point at $current (were \${last:-
 `;
 }
 
-/** The stack's file in /etc/cron.d: the job as root (it reads a root-only token), output to syslog. */
+/**
+ * The stack's file in /etc/cron.d: the job as root (it reads a root-only
+ * token), output to syslog. The schedule is written in its one-line form, so
+ * no value can break the file (cron would ignore all of it).
+ */
 export function ddnsCronFile(schedule: string, scriptPath: string, logTag: string): string {
   return `# Rendered by infra/dns/render.ts: keeps this stack's DNS records at the home connection's address.
 SHELL=/bin/sh
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-${schedule} root ${scriptPath} 2>&1 | logger -t ${logTag}
+${normalCron(schedule)} root ${scriptPath} 2>&1 | logger -t ${logTag}
 `;
 }

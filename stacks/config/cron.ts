@@ -44,7 +44,15 @@ function fieldProblem(part: string, field: Field): string | undefined {
   return undefined;
 }
 
+/**
+ * Why an expression is not one cron schedule, or undefined. A line break is
+ * refused (a YAML `schedule: |` block ends with one): cron reads one entry per
+ * line, and a broken line makes Debian's cron ignore the whole file.
+ */
 export function cronProblem(expression: string): string | undefined {
+  if (/[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]/.test(expression)) {
+    return "it spans more than one line or holds a control character: write it on one line, as a plain or quoted YAML string, not a | or > block";
+  }
   const trimmed = expression.trim();
   if (MACROS.has(trimmed)) return undefined;
   if (trimmed === "@reboot") return "@reboot is not a schedule";
@@ -55,4 +63,14 @@ export function cronProblem(expression: string): string | undefined {
     if (problem) return problem;
   }
   return undefined;
+}
+
+/**
+ * The one form every rendered file uses: one line, fields separated by a
+ * single space, no space around it. Throws on an invalid expression.
+ */
+export function normalCron(expression: string): string {
+  const problem = cronProblem(expression);
+  if (problem) throw new Error(`"${JSON.stringify(expression).slice(1, -1)}" is not a cron expression: ${problem}`);
+  return expression.trim().split(/[ \t]+/).join(" ");
 }

@@ -3,7 +3,7 @@
 // Messages are phrased as what is expected, so an error reads
 // `<file>: <key> = <value>: expected …`.
 import { z } from "zod";
-import { cronProblem } from "./cron.js";
+import { cronProblem, normalCron } from "./cron.js";
 import { isHostname, isInZone, isIpv4, isPinnedImage, isPrivateCidr, isSshHostKey, isSubnet24, isTimeZone, isDockerDuration } from "./rules.js";
 
 /** The Pulumi project name; every key of ours is `bbaegok-infra:<key>`. */
@@ -64,10 +64,14 @@ const sqlIdentifier = z.string({ error: "expected a database identifier" }).rege
   error: "expected a database identifier: lower-case letters, digits and _ (up to 63), starting with a letter or _",
 });
 
-const cron = z.string({ error: 'expected a cron expression such as "0 4 * * *"' }).superRefine((value, ctx) => {
-  const problem = cronProblem(value);
-  if (problem) ctx.addIssue({ code: "custom", message: `expected a 5-field cron expression such as "0 4 * * *" (${problem})` });
-});
+// Normalised to one line with single spaces: every cron file and script is rendered from that form.
+const cron = z
+  .string({ error: 'expected a cron expression such as "0 4 * * *"' })
+  .superRefine((value, ctx) => {
+    const problem = cronProblem(value);
+    if (problem) ctx.addIssue({ code: "custom", message: `expected a 5-field cron expression such as "0 4 * * *" (${problem})` });
+  })
+  .transform(normalCron);
 
 const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$|^[0-9a-f:]+\/\d{1,3}$/, {
   error: "expected a CIDR block such as 203.0.113.0/24",
