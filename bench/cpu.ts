@@ -6,14 +6,14 @@
 import { readdirSync, readFileSync } from "node:fs";
 
 /** One line of /proc/<pid>/stat: the name sits in parentheses and may itself hold spaces or parentheses. */
-export function parseProcStat(line: string): { pid: number; name: string; startTime: string; cpuTicks: number } {
+export function parseProcStat(line: string): { pid: number; ppid: number; name: string; startTime: string; cpuTicks: number } {
   const open = line.indexOf("(");
   const close = line.lastIndexOf(")");
   if (open < 0 || close < open) throw new Error(`not a /proc/<pid>/stat line: ${line.slice(0, 80)}`);
-  // Fields after the name, from field 3 (state): utime is field 14, stime 15, starttime 22.
+  // Fields after the name, from field 3 (state): ppid is field 4, utime 14, stime 15, starttime 22.
   const rest = line.slice(close + 2).split(" ");
   const field = (n: number) => rest[n - 3]!;
-  return { pid: Number(line.slice(0, open).trim()), name: line.slice(open + 1, close), startTime: field(22), cpuTicks: Number(field(14)) + Number(field(15)) };
+  return { pid: Number(line.slice(0, open).trim()), ppid: Number(field(4)), name: line.slice(open + 1, close), startTime: field(22), cpuTicks: Number(field(14)) + Number(field(15)) };
 }
 
 /** Kernel threads (writeback, soft interrupts) count as one "kernel" line. */
@@ -22,27 +22,54 @@ function group(name: string): string {
 }
 
 function readAll(): Map<string, { name: string; ticks: number }> {
-  const seen = new Map<string, { name: string; ticks: number }>();
+  // pid and start time: a reused pid is another process.
+  return new Map(readStats().map((stat) => [`${stat.pid}@${stat.startTime}`, { name: stat.name, ticks: stat.cpuTicks }]));
+}
+
+/** Linux's clock tick for /proc times: 100 per second on every common kernel. */
+const TICKS_PER_SECOND = 100;
+
+function readStats(): ReturnType<typeof parseProcStat>[] {
+  const stats: ReturnType<typeof parseProcStat>[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = parseProcStat(readFileSync(`/proc/${entry}/stat`, "utf8"));
-      // pid and start time: a reused pid is another process.
-      seen.set(`${stat.pid}@${stat.startTime}`, { name: stat.name, ticks: stat.cpuTicks });
+      stats.push(parseProcStat(readFileSync(`/proc/${entry}/stat`, "utf8")));
     } catch {
       // Exited between the listing and the read.
     }
   }
-  return seen;
+  return stats;
+}
+
+/**
+ * CPU seconds a process and its descendants (nginx's master and workers; a
+ * threaded proxy's threads are in its own line) have spent so far. Two reads
+ * around a run give what that run cost the one proxy under test, whatever its
+ * processes are named; workers that live through the run lose nothing.
+ */
+export function processTreeCpuSeconds(rootPid: number, stats = readStats()): number {
+  const children = new Map<number, typeof stats>();
+  for (const s of stats) {
+    const siblings = children.get(s.ppid);
+    if (siblings) siblings.push(s);
+    else children.set(s.ppid, [s]);
+  }
+  let ticks = 0;
+  const visit = (s: (typeof stats)[number]) => {
+    ticks += s.cpuTicks;
+    for (const child of children.get(s.pid) ?? []) visit(child);
+  };
+  const root = stats.find((s) => s.pid === rootPid);
+  if (!root) throw new Error(`process ${rootPid} is not running: cannot read its CPU time`);
+  visit(root);
+  return ticks / TICKS_PER_SECOND;
 }
 
 export interface CpuSampler {
   /** Stops sampling; CPU seconds per process name (kernel threads as "kernel"), largest first. */
   stop(): [string, number][];
 }
-
-/** Linux's clock tick for /proc times: 100 per second on every common kernel. */
-const TICKS_PER_SECOND = 100;
 
 export function startCpuSampler(everyMs = 100): CpuSampler {
   const before = readAll();

@@ -1,70 +1,71 @@
-// npm run bench:proxy — what the proxy costs: requests/s and p50/p99 latency
-// of small responses through real nginx running the rendered production
-// configuration (HTTPS, as the configuration serves the site), and straight to
-// the same upstream, in one run, with their ratio.
+// npm run bench:proxy — is our proxy as cheap as the ones a user would pick
+// instead? In one run, the same job (TLS termination, HTTP/1.1 keep-alive
+// clients, small JSON responses from one upstream reached over kept-alive
+// connections, one worker or thread each) done by:
+//   ours      real nginx with prod's rendered nginx.conf and conf.d/upstreams files
+//   minimal   nginx with TLS, one upstream with keepalive, nothing else (the floor for nginx)
+//   haproxy   HAProxy from Debian (2.6), caddy: Caddy from Debian (2.6)
+//   kamal     kamal-proxy, when BENCH_KAMAL_PROXY names a binary (README: how to build it)
+// For each: CPU µs per request of the proxy's own processes (bench/cpu.ts,
+// /proc), requests/s at saturation (wrk, closed loop), and p50/p99 at a fixed
+// rate well under saturation with bench/proxy/loadgen (open loop, counted from
+// each request's due time, so no coordinated omission), printed as what the
+// proxy adds over the same rate sent straight to the upstream. Then how the
+// CPU per request grows from 1 to 256 connections, and (BENCH_VARIANTS=1) our
+// configuration one feature at a time, to find what costs more than the floor.
 //
-// Everything is on 127.0.0.1 and stops by itself: a small HTTP upstream in its
-// own process, nginx with prod's rendered nginx.conf and conf.d/upstreams
-// files (the loopback twin of the server's layout: upstream groups with
-// kept-alive connections), and wrk as the load generator. Three differences
-// from the server, all forced by loopback: every slot's fixed address on the
-// edge network becomes the upstream's 127.0.0.1:<port>; the API's host name is
-// `localhost` (wrk sends the URL's host as the TLS name and cannot be pointed
-// elsewhere; `localhost` resolves here without touching /etc/hosts); and
+// Peers take turns within each round, so a change in the machine's load
+// touches every one alike: the ratios between them hold better than the
+// absolute figures on a shared machine.
+//
+// On loopback, as the old bench: every slot's fixed address becomes the
+// upstream's 127.0.0.1:<port>, the API's host name is `localhost`, and
 // 127.0.0.1 stands in for Cloudflare's ranges.
 //
-// Two upstreams are measured, each through the proxy and directly: one that
-// does no work per request (the target's case: the proxy's cost at its most
-// visible), and one that spends BENCH_APP_CPU_US of CPU per request (default
-// 200 µs), a stand-in for an app doing real work. The bench also prints the
-// CPU each process spent per request (bench/cpu.ts): on two cores shared by
-// wrk, nginx and the upstream, throughput is whoever gets the CPU.
-//
-// Settings (environment): BENCH_SECONDS per wrk run (default 8), BENCH_ROUNDS
-// of direct/proxied pairs per upstream (default 3), BENCH_CONNECTIONS (default
-// 32), BENCH_APP_CPU_US (default 200).
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
+// Settings (environment): BENCH_ROUNDS (3), BENCH_SECONDS per saturation run
+// (8), BENCH_CONNECTIONS (32), BENCH_RATE (2000 requests/s), BENCH_RATE_SECONDS
+// (10), BENCH_GROWTH (connection counts, "1,4,16,64,256"), BENCH_GROWTH_SECONDS
+// (4), BENCH_VARIANTS (0), BENCH_KAMAL_PROXY (a kamal-proxy binary).
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
-import { KEEPALIVE_CONNECTIONS, MAIN_CONF, renderMainConf, stackFilePaths, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
+import { MAIN_CONF, renderMainConf, stackFilePaths, stackProxyFiles } from "../../infra/proxy/render.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { loopbackAddresses } from "../../test/support/edge.js";
-import { startCpuSampler } from "../cpu.js";
-import { loopbackLayout, selfSignedCertificate, startNginx } from "../../test/support/nginx.js";
+import { loopbackLayout, nginxBinary, selfSignedCertificate, startNginx } from "../../test/support/nginx.js";
 import { freePort, requireCommand, tempDir, waitFor } from "../../test/support/system.js";
+import { processTreeCpuSeconds } from "../cpu.js";
+import { VARIANTS, caddyfile, haproxyConf, minimalNginxConf, oneWorker, type PeerFiles, type Variant } from "./peers.js";
+import { buildLoadgen, commandOutput, runLoadgen } from "./loadgen.js";
+import { addedLatency, cpuUsPerRequest, median, parseWrk, verdict, type FixedRateRun } from "./stats.js";
 
 const REPO = join(__dirname, "..", "..");
 const STACK = "prod";
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
-const APP_CPU_US = Number(process.env.BENCH_APP_CPU_US ?? 200);
-const TARGET_RATIO = 0.85;
-/** The upstream spends the CPU time this request header asks for (µs); nginx passes it on. */
-const WORK_HEADER = "X-Bench-Work-Us";
-/** The bench never outlives this, whatever hangs. */
-const DEADLINE_MS = (2 * ROUNDS * 3 * (SECONDS + 5) + 60) * 1000;
 const HOST = "localhost";
+const env = (name: string, fallback: number) => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!(value > 0)) throw new Error(`${name} must be a positive number, not "${process.env[name]}"`);
+  return value;
+};
+const ROUNDS = env("BENCH_ROUNDS", 3);
+const SECONDS = env("BENCH_SECONDS", 8);
+const CONNECTIONS = env("BENCH_CONNECTIONS", 32);
+const RATE = env("BENCH_RATE", 2000);
+const RATE_SECONDS = env("BENCH_RATE_SECONDS", 10);
+const GROWTH = (process.env.BENCH_GROWTH ?? "1,4,16,64,256").split(",").map(Number);
+const GROWTH_SECONDS = env("BENCH_GROWTH_SECONDS", 4);
+const WITH_VARIANTS = process.env.BENCH_VARIANTS === "1";
+const BODY = JSON.stringify({ status: "UP", slot: "blue", items: [1, 2, 3] });
 
-/**
- * The upstream: node's http server answering a small JSON body on keep-alive
- * connections; its own process (named bench-upstream), so the bench's own work
- * never slows it. It first spends the CPU time the work header asks for.
- */
+/** The upstream: node's http server answering a small JSON body on keep-alive connections, in its own process. */
 const UPSTREAM_SOURCE = `
 process.title = "bench-upstream";
 const http = require("node:http");
-const body = JSON.stringify({ status: "UP", slot: "blue", items: [1, 2, 3] });
+const body = ${JSON.stringify(BODY)};
 const server = http.createServer((req, res) => {
-  const work = Number(req.headers["${WORK_HEADER.toLowerCase()}"] || 0);
-  const start = process.cpuUsage();
-  for (let spent = 0; spent < work; ) {
-    const used = process.cpuUsage(start);
-    spent = used.user + used.system;
-  }
   res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
 });
@@ -72,52 +73,26 @@ server.keepAliveTimeout = 65000;
 server.listen(Number(process.argv[1]), "127.0.0.1", () => process.send && process.send("listening"));
 `;
 
-interface WrkResult {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  errors: string[];
-  /** CPU µs per request by process name (nginx, bench-upstream, wrk), while this run went on. */
-  cpuUsPerRequest?: Map<string, number>;
+interface Peer {
+  name: string;
+  url: string;
+  /** The proxy's root process; its descendants count too. */
+  pid: number;
+  stop(): Promise<void> | void;
 }
 
-function milliseconds(value: string): number {
-  const match = /^([\d.]+)(us|ms|s|m)$/.exec(value);
-  if (!match) throw new Error(`wrk printed a latency "${value}" this bench cannot read`);
-  const n = Number(match[1]);
-  return { us: n / 1000, ms: n, s: n * 1000, m: n * 60_000 }[match[2] as "us" | "ms" | "s" | "m"];
+function started(child: ChildProcess, what: string): ChildProcess {
+  let log = "";
+  child.stderr?.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-2000)));
+  child.once("exit", (code) => {
+    if (code !== null && code !== 0) process.stderr.write(`bench:proxy: ${what} exited (${code}): ${log}\n`);
+  });
+  return child;
 }
 
-/** wrk's own summary, read from its text output (--latency prints the percentiles). */
-export function parseWrk(output: string): WrkResult {
-  const rate = /Requests\/sec:\s+([\d.]+)/.exec(output);
-  const p50 = /^\s+50%\s+(\S+)/m.exec(output);
-  const p99 = /^\s+99%\s+(\S+)/m.exec(output);
-  const total = /(\d+) requests in/.exec(output);
-  if (!rate || !p50 || !p99 || !total) throw new Error(`cannot read wrk's output:\n${output}`);
-  const errors = [/Socket errors:.*/.exec(output)?.[0], /Non-2xx or 3xx responses:.*/.exec(output)?.[0]].filter((e): e is string => e !== undefined);
-  return { requestsPerSecond: Number(rate[1]), p50Ms: milliseconds(p50[1]!), p99Ms: milliseconds(p99[1]!), requests: Number(total[1]), errors };
-}
-
-/** Runs wrk without blocking this process: the DNS stand-in nginx asks lives in it. */
-async function wrk(url: string, workUs: number): Promise<WrkResult> {
-  const bin = requireCommand("wrk", "wrk");
-  const sampler = startCpuSampler(250);
-  // One thread: wrk shares the machine's cores with nginx and the upstream.
-  const child = spawn(bin, ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--timeout", "5s", "--latency", "-H", `${WORK_HEADER}: ${workUs}`, url], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const status = await new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const cpu = sampler.stop();
-  if (status !== 0) throw new Error(`wrk ${url} failed (${status}): ${stderr}${stdout}`);
-  const parsed = parseWrk(stdout);
-  parsed.cpuUsPerRequest = new Map(cpu.filter(([name]) => ["nginx", "bench-upstream", "wrk"].includes(name)).map(([name, seconds]) => [name, (seconds * 1e6) / parsed.requests]));
-  if (parsed.errors.length > 0) throw new Error(`wrk ${url} saw failures, the figures would be meaningless: ${parsed.errors.join("; ")}\n${stdout}`);
-  return parsed;
-}
+const stopChild = (child: ChildProcess) => () => {
+  if (child.exitCode === null) child.kill("SIGTERM");
+};
 
 async function startUpstream(): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
@@ -129,95 +104,283 @@ async function startUpstream(): Promise<{ port: number; child: ChildProcess }> {
   return { port, child };
 }
 
-/** One request through the proxy, as wrk will send it: the TLS name and Host `localhost`. */
-function throughProxy(layout: ProxyLayout): Promise<{ status: number; body: string }> {
+/** One request as the load generators send it (TLS name and Host `localhost`); the body must be the upstream's. */
+function answers(port: number): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: "127.0.0.1", port: layout.listen.https, servername: HOST, headers: { host: HOST }, rejectUnauthorized: false, agent: false }, (res) => {
+    const req = httpsRequest({ host: "127.0.0.1", port, servername: HOST, headers: { host: HOST }, rejectUnauthorized: false, agent: false }, (res) => {
       let body = "";
       res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("end", () => resolve(res.statusCode === 200 && body === BODY));
     });
     req.on("error", reject);
     req.end();
   });
 }
 
-const fixed = (n: number, digits: number) => n.toFixed(digits).padStart(9);
-const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-
-async function main(): Promise<void> {
+/** Ours: prod's rendered files (one variant's change applied, if any), one worker like every peer. */
+async function startOurs(root: string, upstreamPort: number, variant?: Variant): Promise<Peer & { certificate: string; key: string }> {
   const config = validateStackConfig(STACK, rawFromPulumiConfig(readStackFile(REPO, STACK).config));
   const benchConfig = { ...config, domains: { ...config.domains, api: HOST }, metabase: { ...config.metabase, enabled: false } };
+  const layout = await loopbackLayout(root);
+  const main = oneWorker(renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "30s" }));
+  const files = stackProxyFiles(benchConfig, STACK, layout, "blue", loopbackAddresses({ [STACK]: benchConfig }, () => upstreamPort));
+  const paths = stackFilePaths(STACK);
+  writeFileSync(join(layout.confDir, MAIN_CONF), variant?.main ? variant.main(main) : main);
+  writeFileSync(join(layout.confDir, paths.conf), variant?.site ? variant.site(files.conf) : files.conf);
+  writeFileSync(join(layout.confDir, paths.upstreams), files.upstreams);
+  selfSignedCertificate(layout, STACK, [HOST]);
+  const nginx = await startNginx(join(layout.confDir, MAIN_CONF), layout.runtimeDir, layout.listen.https);
+  return {
+    name: variant ? `ours:${variant.name}` : "ours",
+    url: `https://${HOST}:${layout.listen.https}/`,
+    pid: nginx.pid,
+    stop: () => nginx.stop(),
+    certificate: join(layout.confDir, paths.certificate),
+    key: join(layout.confDir, paths.key),
+  };
+}
+
+async function startMinimal(files: PeerFiles): Promise<Peer> {
+  const conf = join(files.runtimeDir, "nginx.conf");
+  writeFileSync(conf, minimalNginxConf(files));
+  const nginx = await startNginx(conf, files.runtimeDir, files.port);
+  return { name: "minimal", url: `https://${HOST}:${files.port}/`, pid: nginx.pid, stop: () => nginx.stop() };
+}
+
+function startHaproxy(files: PeerFiles): Peer {
+  const bin = requireCommand("haproxy", "haproxy", ["/usr/sbin"]);
+  const pem = join(files.runtimeDir, "haproxy.pem");
+  writeFileSync(pem, readFileSync(files.certificate, "utf8") + readFileSync(files.key, "utf8"), { mode: 0o600 });
+  const conf = join(files.runtimeDir, "haproxy.cfg");
+  writeFileSync(conf, haproxyConf({ ...files, pem }));
+  execFileSync(bin, ["-c", "-q", "-f", conf]);
+  // -db: foreground, one process (no master-worker), so the pid is the proxy.
+  const child = started(spawn(bin, ["-db", "-f", conf], { stdio: ["ignore", "ignore", "pipe"] }), "haproxy");
+  return { name: "haproxy", url: `https://${HOST}:${files.port}/`, pid: child.pid!, stop: stopChild(child) };
+}
+
+function startCaddy(files: PeerFiles): Peer {
+  const bin = requireCommand("caddy", "caddy");
+  const conf = join(files.runtimeDir, "Caddyfile");
+  writeFileSync(conf, caddyfile(files));
+  const home = join(files.runtimeDir, "home");
+  mkdirSync(home, { recursive: true });
+  const child = started(
+    spawn(bin, ["run", "--config", conf, "--adapter", "caddyfile"], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { PATH: process.env.PATH, HOME: home, XDG_DATA_HOME: home, XDG_CONFIG_HOME: home, GOMAXPROCS: "1" },
+    }),
+    "caddy",
+  );
+  return { name: "caddy", url: `https://${HOST}:${files.port}/`, pid: child.pid!, stop: stopChild(child) };
+}
+
+async function startKamal(bin: string, files: PeerFiles): Promise<Peer> {
+  const home = join(files.runtimeDir, "kamal");
+  mkdirSync(home, { recursive: true });
+  const kamalEnv = { PATH: process.env.PATH, HOME: home, XDG_RUNTIME_DIR: home, GOMAXPROCS: "1" };
+  const httpPort = await freePort();
+  // Its request log goes to stdout: discarded, but written as it would be.
+  const child = started(spawn(bin, ["run", "--http-port", String(httpPort), "--https-port", String(files.port)], { stdio: ["ignore", "ignore", "pipe"], env: kamalEnv }), "kamal-proxy");
+  await waitFor("kamal-proxy's control socket", () => spawnSync(bin, ["list"], { env: kamalEnv }).status === 0, 15_000);
+  const [, port] = files.upstream.split(":");
+  const deploy = spawnSync(bin, ["deploy", "bench", "--target", `127.0.0.1:${port}`, "--host", HOST, "--tls", "--tls-certificate-path", files.certificate, "--tls-private-key-path", files.key, "--health-check-path", "/"], { env: kamalEnv, encoding: "utf8" });
+  if (deploy.status !== 0) throw new Error(`kamal-proxy deploy failed: ${deploy.stderr}${deploy.stdout}`);
+  return { name: "kamal", url: `https://${HOST}:${files.port}/`, pid: child.pid!, stop: stopChild(child) };
+}
+
+/** CPU the peer's processes spent while `work` ran. */
+async function measured<T>(pid: number | undefined, work: () => Promise<T>): Promise<{ result: T; cpuSeconds: number }> {
+  const before = pid === undefined ? 0 : processTreeCpuSeconds(pid);
+  const result = await work();
+  return { result, cpuSeconds: pid === undefined ? 0 : processTreeCpuSeconds(pid) - before };
+}
+
+async function saturation(url: string, pid: number | undefined, connections: number, seconds: number) {
+  // One wrk thread: it shares the two cores with the proxy and the upstream.
+  const { result: output, cpuSeconds } = await measured(pid, () => commandOutput(requireCommand("wrk", "wrk"), ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "5s", "--latency", url]));
+  const wrk = parseWrk(output);
+  if (wrk.errors.length > 0) throw new Error(`wrk ${url} saw failures, the figures would be meaningless: ${wrk.errors.join("; ")}`);
+  return { rps: wrk.requestsPerSecond, cpuUs: pid === undefined ? 0 : cpuUsPerRequest(cpuSeconds, wrk.requests) };
+}
+
+async function fixedRate(loadgen: string, url: string, pid: number | undefined): Promise<{ run: FixedRateRun; cpuUs: number }> {
+  const { result, cpuSeconds } = await measured(pid, () => runLoadgen(loadgen, { url, rate: RATE, seconds: RATE_SECONDS, connections: CONNECTIONS, serverName: HOST }));
+  return { run: result, cpuUs: pid === undefined ? 0 : cpuUsPerRequest(cpuSeconds, result.sent) };
+}
+
+const col = (s: string | number, width = 12) => String(s).padStart(width);
+const us = (n: number) => n.toFixed(1);
+const ms = (n: number) => n.toFixed(3);
+
+/** Tries `go install` of kamal-proxy at a tag, as the issue asks, so the run says why it is (not) in the table. */
+function kamalBinary(dir: string): { bin?: string; why: string } {
+  if (process.env.BENCH_KAMAL_PROXY) {
+    if (!existsSync(process.env.BENCH_KAMAL_PROXY)) throw new Error(`BENCH_KAMAL_PROXY names ${process.env.BENCH_KAMAL_PROXY}, which does not exist`);
+    return { bin: process.env.BENCH_KAMAL_PROXY, why: `BENCH_KAMAL_PROXY=${process.env.BENCH_KAMAL_PROXY}` };
+  }
+  const gobin = join(dir, "gobin");
+  const install = spawnSync("go", ["install", "github.com/basecamp/kamal-proxy/cmd/kamal-proxy@v0.9.2"], { env: { ...process.env, GOBIN: gobin }, encoding: "utf8", timeout: 300_000 });
+  if (install.status === 0) return { bin: join(gobin, "kamal-proxy"), why: "go install …@v0.9.2" };
+  return { why: `go install github.com/basecamp/kamal-proxy/cmd/kamal-proxy@v0.9.2 refused: ${install.stderr.trim().split("\n").join(" ")}` };
+}
+
+async function main(): Promise<void> {
+  for (const [command, pkg] of [["wrk", "wrk"], ["haproxy", "haproxy"], ["caddy", "caddy"], ["go", "golang (or Go from go.dev)"], ["openssl", "openssl"]] as const) requireCommand(command, pkg, ["/usr/sbin", "/usr/local/go/bin"]);
   const dir = tempDir("bench-proxy");
   const cleanups: (() => unknown)[] = [() => dir.remove()];
+  const stopAll = async () => {
+    for (const c of cleanups.reverse()) await c();
+  };
   const deadline = setTimeout(() => {
-    console.error(`bench:proxy: still running after ${DEADLINE_MS / 1000} s; stopping`);
-    for (const c of cleanups.reverse()) void c();
-    process.exit(1);
-  }, DEADLINE_MS);
+    console.error("bench:proxy: still running after its deadline; stopping");
+    void stopAll().then(() => process.exit(1));
+  }, 60 * 60_000);
   try {
+    const loadgen = buildLoadgen(dir.path);
+    const kamal = kamalBinary(dir.path);
+
     const upstream = await startUpstream();
     cleanups.push(() => upstream.child.kill());
-    const layout = await loopbackLayout(dir.path);
-    // Every container of the stack is played by the one upstream.
-    const addressOf = loopbackAddresses({ [STACK]: benchConfig }, () => upstream.port);
-    writeFileSync(join(layout.confDir, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "30s" }));
-    const files = stackProxyFiles(benchConfig, STACK, layout, "blue", addressOf);
-    const paths = stackFilePaths(STACK);
-    writeFileSync(join(layout.confDir, paths.conf), files.conf);
-    writeFileSync(join(layout.confDir, paths.upstreams), files.upstreams);
-    selfSignedCertificate(layout, STACK, [HOST]);
-    const nginx = await startNginx(join(layout.confDir, MAIN_CONF), layout.runtimeDir, layout.listen.http);
-    cleanups.push(() => nginx.stop());
-
-    await waitFor("a 200 from the upstream through the proxy", async () => {
-      const reply = await throughProxy(layout);
-      return reply.status === 200 && reply.body.includes('"UP"');
-    }, 10_000);
-
     const direct = `http://127.0.0.1:${upstream.port}/`;
-    const proxied = `https://${HOST}:${layout.listen.https}/`;
-    const nginxVersion = spawnSync(requireCommand("nginx", "nginx", ["/usr/sbin"]), ["-v"], { encoding: "utf8" }).stderr.trim();
-    console.log(`bench:proxy — ${STACK}'s rendered configuration on ${nginxVersion}, small JSON responses (${Buffer.byteLength(JSON.stringify({ status: "UP", slot: "blue", items: [1, 2, 3] }))} bytes)`);
-    console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} before the runs (everything shares these cores)`);
-    console.log(`wrk: 1 thread, ${CONNECTIONS} keep-alive connections, ${SECONDS} s per run, ${ROUNDS} rounds per upstream; direct = plain HTTP to the upstream, proxied = HTTPS through nginx`);
-    console.log(`upstream: the rendered upstream groups (fixed slot addresses, keepalive ${KEEPALIVE_CONNECTIONS} per worker); the upstream file names the live group`);
-    const ratios: number[] = [];
-    for (const workUs of [0, APP_CPU_US]) {
-      console.log("");
-      console.log(workUs === 0 ? "upstream doing no work per request (the target's case)" : `upstream spending ${workUs} µs of CPU per request (a stand-in for an app doing work)`);
-      console.log(`${"round".padEnd(8)}${"path".padEnd(10)}${"req/s".padStart(9)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}   CPU µs per request`);
-      const runs: { direct: WrkResult; proxied: WrkResult }[] = [];
-      for (let round = 1; round <= ROUNDS; round++) {
-        const pair = { direct: await wrk(direct, workUs), proxied: await wrk(proxied, workUs) };
-        runs.push(pair);
-        for (const [path, r] of Object.entries(pair)) {
-          const cpu = [...(r.cpuUsPerRequest ?? [])].map(([name, us]) => `${name} ${us.toFixed(0)}`).join(", ");
-          console.log(`${String(round).padEnd(8)}${path.padEnd(10)}${fixed(r.requestsPerSecond, 0)}${fixed(r.p50Ms, 2)}${fixed(r.p99Ms, 2)}   ${cpu}`);
-        }
+    const peers: Peer[] = [];
+    const ours = await startOurs(join(dir.path, "ours"), upstream.port);
+    peers.push(ours);
+    cleanups.push(() => ours.stop());
+    const files = async (name: string): Promise<PeerFiles> => {
+      const runtimeDir = join(dir.path, name);
+      mkdirSync(runtimeDir, { recursive: true });
+      return { port: await freePort(), upstream: `127.0.0.1:${upstream.port}`, certificate: ours.certificate, key: ours.key, runtimeDir };
+    };
+    const others: Peer[] = [await startMinimal(await files("minimal")), startHaproxy(await files("haproxy")), startCaddy(await files("caddy"))];
+    if (kamal.bin) others.push(await startKamal(kamal.bin, await files("kamal")));
+    for (const p of others) cleanups.push(() => p.stop());
+    peers.push(...others);
+    const variants: Peer[] = [];
+    if (WITH_VARIANTS) {
+      for (const v of VARIANTS) {
+        const peer = await startOurs(join(dir.path, `variant-${v.name}`), upstream.port, v);
+        cleanups.push(() => peer.stop());
+        variants.push(peer);
       }
-      const summary = (pick: (p: { direct: WrkResult; proxied: WrkResult }) => WrkResult) => ({
-        rps: mean(runs.map((p) => pick(p).requestsPerSecond)),
-        p50: mean(runs.map((p) => pick(p).p50Ms)),
-        p99: mean(runs.map((p) => pick(p).p99Ms)),
-      });
-      const d = summary((p) => p.direct);
-      const x = summary((p) => p.proxied);
-      const ratio = x.rps / d.rps;
-      ratios.push(ratio);
-      console.log(`${"mean".padEnd(8)}${"direct".padEnd(10)}${fixed(d.rps, 0)}${fixed(d.p50, 2)}${fixed(d.p99, 2)}`);
-      console.log(`${"mean".padEnd(8)}${"proxied".padEnd(10)}${fixed(x.rps, 0)}${fixed(x.p50, 2)}${fixed(x.p99, 2)}`);
-      console.log(`proxied/direct throughput: ${ratio.toFixed(2)}; per-round ratios ${runs.map((p) => (p.proxied.requestsPerSecond / p.direct.requestsPerSecond).toFixed(2)).join(", ")}`);
     }
+    for (const p of [...peers, ...variants]) {
+      const port = Number(new URL(p.url).port);
+      await waitFor(`a 200 with the upstream's body from ${p.name}`, () => answers(port), 15_000);
+    }
+
+    const versions = [
+      spawnSync(nginxBinary(), ["-v"], { encoding: "utf8" }).stderr.trim(),
+      spawnSync(requireCommand("haproxy", "haproxy", ["/usr/sbin"]), ["-v"], { encoding: "utf8" }).stdout.split("\n")[0]!.replace(/ - https.*/, ""),
+      `caddy ${spawnSync("caddy", ["version"], { encoding: "utf8" }).stdout.trim().split(" ")[0]}`,
+    ];
+    console.log(`bench:proxy — TLS (ECDSA P-256) and HTTP/1.1 keep-alive proxying of a ${Buffer.byteLength(BODY)}-byte JSON body from one node upstream, one worker or thread per proxy`);
+    console.log(`machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} before the runs (wrk, the upstream and the proxies share these cores)`);
+    console.log(`proxies: ${versions.join("; ")}; kamal-proxy: ${kamal.bin ? kamal.why : `not in the table (${kamal.why})`}`);
+    console.log(`per round and proxy: wrk -t1 -c${CONNECTIONS} ${SECONDS} s (saturation); then ${RATE} requests/s for ${RATE_SECONDS} s on ${CONNECTIONS} connections (bench/proxy/loadgen, open loop) straight to the upstream and through the proxy; ${ROUNDS} rounds, peers in turn`);
     console.log("");
-    console.log(`target ≥ ${TARGET_RATIO} with the upstream doing no work: ${ratios[0]! >= TARGET_RATIO ? "met" : "NOT met"} (${ratios[0]!.toFixed(2)}); with ${APP_CPU_US} µs of work per request: ${ratios[1]!.toFixed(2)}`);
+
+    // 1. Saturation and fixed rate, round by round.
+    type Row = { rps: number[]; cpuUs: number[]; rateCpuUs: number[]; p50: number[]; p99: number[]; added50: number[]; added99: number[]; rateVsOurs: number[]; saturationVsOurs: number[] };
+    const rows = new Map<string, Row>();
+    const row = (name: string) =>
+      rows.get(name) ?? rows.set(name, { rps: [], cpuUs: [], rateCpuUs: [], p50: [], p99: [], added50: [], added99: [], rateVsOurs: [], saturationVsOurs: [] }).get(name)!;
+    console.log(`${"round".padEnd(6)}${"proxy".padEnd(22)}${col("req/s")}${col("CPU µs/req")}${col(`µs/req@${RATE}`)}${col("p50 ms")}${col("p99 ms")}${col("+p50 ms")}${col("+p99 ms")}`);
+    for (let round = 1; round <= ROUNDS; round++) {
+      const d = await saturation(direct, undefined, CONNECTIONS, SECONDS);
+      row("direct").rps.push(d.rps);
+      console.log(`${String(round).padEnd(6)}${"direct (HTTP)".padEnd(22)}${col(d.rps.toFixed(0))}`);
+      const order = [...peers, ...variants];
+      // Rotate who goes first each round.
+      const turn = [...order.slice((round - 1) % order.length), ...order.slice(0, (round - 1) % order.length)];
+      const atRate = new Map<string, number>();
+      const atSaturation = new Map<string, number>();
+      for (const p of turn) {
+        // Variants are compared on CPU per request at the fixed rate only.
+        const variant = variants.includes(p);
+        const s = variant ? undefined : await saturation(p.url, p.pid, CONNECTIONS, SECONDS);
+        // Direct at the same rate just before, so what the proxy adds is read against the machine of that moment.
+        const dRate = variant ? undefined : await fixedRate(loadgen, direct, undefined);
+        const r = await fixedRate(loadgen, p.url, p.pid);
+        const target = row(p.name);
+        atRate.set(p.name, r.cpuUs);
+        target.rateCpuUs.push(r.cpuUs);
+        if (s) {
+          target.rps.push(s.rps);
+          target.cpuUs.push(s.cpuUs);
+          atSaturation.set(p.name, s.cpuUs);
+        }
+        const lat = dRate && addedLatency(r.run, dRate.run);
+        if (dRate && lat) {
+          const alone = addedLatency(dRate.run, dRate.run);
+          row("direct").p50.push(alone.p50Ms);
+          row("direct").p99.push(alone.p99Ms);
+          target.p50.push(lat.p50Ms);
+          target.p99.push(lat.p99Ms);
+          target.added50.push(lat.addedP50Ms);
+          target.added99.push(lat.addedP99Ms);
+        }
+        const cells = [s ? s.rps.toFixed(0) : "", s ? us(s.cpuUs) : "", us(r.cpuUs), ...(lat ? [lat.p50Ms, lat.p99Ms, lat.addedP50Ms, lat.addedP99Ms].map(ms) : [])];
+        console.log(`${String(round).padEnd(6)}${p.name.padEnd(22)}${cells.map((c) => col(c)).join("")}`);
+      }
+      // Side by side within the round: our CPU per request over each peer's.
+      for (const [name, cpu] of atRate) row(name).rateVsOurs.push(atRate.get("ours")! / cpu);
+      for (const [name, cpu] of atSaturation) row(name).saturationVsOurs.push(atSaturation.get("ours")! / cpu);
+    }
+
+    const m = (values: number[], f: (n: number) => string) => (values.length > 0 ? f(median(values)) : "");
+    const ratio = (n: number) => n.toFixed(2);
+    console.log("");
+    console.log(`medians of ${ROUNDS} rounds; "ours ÷ it" is our CPU per request over this peer's, taken round by round (side by side), then the median`);
+    console.log(`| proxy | CPU µs/req at ${RATE}/s | ours ÷ it | CPU µs/req at saturation | ours ÷ it | req/s at saturation | p50 ms | p99 ms | added p50 ms | added p99 ms |`);
+    console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (const p of [{ name: "direct" }, ...peers]) {
+      const r = row(p.name);
+      console.log(`| ${p.name} | ${m(r.rateCpuUs, us)} | ${m(r.rateVsOurs, ratio)} | ${m(r.cpuUs, us)} | ${m(r.saturationVsOurs, ratio)} | ${m(r.rps, (n) => n.toFixed(0))} | ${m(r.p50, ms)} | ${m(r.p99, ms)} | ${m(r.added50, ms)} | ${m(r.added99, ms)} |`);
+    }
+
+    // 2. Growth: CPU per request from 1 to 256 connections.
+    console.log("");
+    console.log(`growth: proxy CPU µs per request by number of connections (wrk -t1, ${GROWTH_SECONDS} s each, saturation)`);
+    console.log(`| connections | ${peers.map((p) => p.name).join(" | ")} | ours ÷ minimal |`);
+    console.log(`| --- | ${peers.map(() => "---").join(" | ")} | --- |`);
+    for (const connections of GROWTH) {
+      const cells = new Map<string, number>();
+      for (const p of peers) cells.set(p.name, (await saturation(p.url, p.pid, connections, GROWTH_SECONDS)).cpuUs);
+      console.log(`| ${connections} | ${peers.map((p) => us(cells.get(p.name)!)).join(" | ")} | ${(cells.get("ours")! / cells.get("minimal")!).toFixed(2)} |`);
+    }
+
+    // 3. Targets, from the side-by-side ratios.
+    const oursVs = (name: string) => median(row(name).rateVsOurs);
+    console.log("");
+    console.log(`targets, on CPU per request at ${RATE} requests/s (the same work for every proxy; at saturation each does a different amount):`);
+    console.log(verdict({ label: "ours ÷ minimal nginx CPU per request ≤ 1.15", ours: oursVs("minimal"), bound: 1.15 }));
+    console.log(verdict({ label: "ours ÷ HAProxy CPU per request ≤ 1.3", ours: oursVs("haproxy"), bound: 1.3 }));
+    console.log(verdict({ label: "ours ÷ Caddy CPU per request < 1", ours: oursVs("caddy"), bound: 0.9999 }));
+    if (rows.has("kamal")) console.log(verdict({ label: "ours ÷ kamal-proxy CPU per request < 1", ours: oursVs("kamal"), bound: 0.9999 }));
+    else console.log(`NOT measured: ours below kamal-proxy (${kamal.why})`);
+    console.log(verdict({ label: `ours' added p99 at ${RATE} requests/s ≤ 1 ms`, ours: median(row("ours").added99), bound: 1 }));
+    if (WITH_VARIANTS) {
+      console.log("");
+      console.log(`variants of ours (each one feature away from prod's configuration): CPU µs per request at ${RATE}/s, and its ratio to ours in the same rounds`);
+      console.log("| variant | what changes | CPU µs/req | ÷ ours |");
+      console.log("| --- | --- | --- | --- |");
+      for (const v of VARIANTS) {
+        const r = row(`ours:${v.name}`);
+        console.log(`| ${v.name} | ${v.change} | ${us(median(r.rateCpuUs))} | ${ratio(median(r.rateVsOurs.map((x) => 1 / x)))} |`);
+      }
+    }
+    console.log(`load average at the end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   } finally {
     clearTimeout(deadline);
-    for (const c of cleanups.reverse()) await c();
+    await stopAll();
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(`bench:proxy failed: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`bench:proxy failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -3,13 +3,13 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
-import { parseProcStat, startCpuSampler } from "../../bench/cpu.js";
+import { parseProcStat, processTreeCpuSeconds, startCpuSampler } from "../../bench/cpu.js";
 
 describe("benchmark CPU accounting", () => {
   it("reads a /proc stat line whose process name holds spaces and parentheses", () => {
     // Fields: pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime priority nice threads itrealvalue starttime …
     const line = "4242 (web (worker) 1) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
-    assert.deepEqual(parseProcStat(line), { pid: 4242, name: "web (worker) 1", startTime: "987654", cpuTicks: 325 });
+    assert.deepEqual(parseProcStat(line), { pid: 4242, ppid: 1, name: "web (worker) 1", startTime: "987654", cpuTicks: 325 });
     assert.throws(() => parseProcStat("garbage"), /not a \/proc\/<pid>\/stat line/);
   });
 
@@ -19,5 +19,26 @@ describe("benchmark CPU accounting", () => {
     await new Promise((resolve) => busy.once("exit", resolve));
     const spent = new Map(sampler.stop());
     assert.ok((spent.get("cpu-probe") ?? 0) > 0, `no CPU found for the busy process: ${JSON.stringify([...spent])}`);
+  });
+
+  it("adds a process's descendants to its own CPU time, and nothing else", () => {
+    const stat = (pid: number, ppid: number, ticks: number) => ({ pid, ppid, name: "p", startTime: "1", cpuTicks: ticks });
+    // nginx: master 10 with workers 11 and 12 (12 has a child 13); 20 is another process.
+    const stats = [stat(10, 1, 5), stat(11, 10, 100), stat(12, 10, 200), stat(13, 12, 50), stat(20, 1, 1000)];
+    assert.equal(processTreeCpuSeconds(10, stats), 3.55);
+    assert.equal(processTreeCpuSeconds(12, stats), 2.5);
+    assert.throws(() => processTreeCpuSeconds(99, stats), /process 99 is not running/);
+  });
+
+  it("reads a running process tree's CPU from /proc: a busy child counts for its parent", async () => {
+    // The child spins for 5 s; it is read while it runs (an exited child's time leaves the tree).
+    const parent = spawn("sh", ["-c", "perl -e 'my $t = time + 5; 1 while time < $t'; true"], { stdio: "ignore" });
+    try {
+      const before = processTreeCpuSeconds(parent.pid!);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.ok(processTreeCpuSeconds(parent.pid!) - before > 0.2, "the busy child's CPU was not counted under its parent");
+    } finally {
+      parent.kill("SIGKILL");
+    }
   });
 });

@@ -1,0 +1,137 @@
+// The proxies bench:proxy puts beside ours, each configured for the same job
+// (TLS termination with one ECDSA P-256 certificate, HTTP/1.1 keep-alive to
+// clients, one upstream reached over kept-alive connections, one worker or
+// thread), and the variants of our own configuration that find what costs it.
+// Pure renderers (text out); the bench runs each with the real tool, which
+// checks the text before it serves.
+
+export interface PeerFiles {
+  /** Listening address for TLS, on 127.0.0.1. */
+  port: number;
+  /** The one upstream, `127.0.0.1:<port>`. */
+  upstream: string;
+  certificate: string;
+  key: string;
+  /** Temporary files, pid file, error log. */
+  runtimeDir: string;
+}
+
+/** The floor for nginx: TLS, one upstream with keepalive, nothing else (no access log, no headers). */
+export function minimalNginxConf(p: PeerFiles): string {
+  return `worker_processes 1;
+pid ${p.runtimeDir}/nginx.pid;
+error_log ${p.runtimeDir}/error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    client_body_temp_path ${p.runtimeDir}/client_body;
+    proxy_temp_path ${p.runtimeDir}/proxy;
+    upstream app {
+        server ${p.upstream};
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:${p.port} ssl;
+        ssl_certificate ${p.certificate};
+        ssl_certificate_key ${p.key};
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+`;
+}
+
+/** HAProxy 2.6: one thread, TLS on the frontend (certificate and key in one PEM), connections to the upstream reused. */
+export function haproxyConf(p: PeerFiles & { pem: string }): string {
+  return `global
+    nbthread 1
+    maxconn 4096
+    pidfile ${p.runtimeDir}/haproxy.pid
+
+defaults
+    mode http
+    timeout connect 3s
+    timeout client 65s
+    timeout server 100s
+    timeout http-keep-alive 65s
+
+frontend tls
+    bind 127.0.0.1:${p.port} ssl crt ${p.pem} alpn http/1.1
+    default_backend app
+
+backend app
+    http-reuse always
+    server app ${p.upstream}
+`;
+}
+
+/** Caddy 2.6: no admin endpoint, no automatic HTTPS (the certificate is given), reverse_proxy with its default keep-alive pool. */
+export function caddyfile(p: PeerFiles): string {
+  return `{
+	admin off
+	auto_https off
+}
+https://localhost:${p.port} {
+	bind 127.0.0.1
+	tls ${p.certificate} ${p.key}
+	reverse_proxy ${p.upstream}
+}
+`;
+}
+
+/**
+ * One worker, as every peer gets: prod renders `worker_processes auto` (one
+ * per core), which the comparison per worker must pin.
+ */
+export function oneWorker(conf: string): string {
+  return replaceOnce(conf, /^worker_processes auto;$/m, "worker_processes 1;", "worker_processes auto");
+}
+
+/** A change to our rendered configuration, to measure what one feature costs. */
+export interface Variant {
+  name: string;
+  /** What it takes away or changes, in words. */
+  change: string;
+  main?: (conf: string) => string;
+  site?: (conf: string) => string;
+}
+
+function replaceOnce(text: string, pattern: RegExp, by: string, what: string): string {
+  const matches = text.match(new RegExp(pattern.source, pattern.flags.includes("g") ? pattern.flags : `${pattern.flags}g`));
+  if (!matches || matches.length === 0) throw new Error(`bench:proxy variant: "${what}" is not in the rendered configuration any more; update bench/proxy/peers.ts`);
+  return text.replace(new RegExp(pattern.source, pattern.flags.includes("g") ? pattern.flags : `${pattern.flags}g`), by);
+}
+
+/** Variants of ours, each one feature away from prod's configuration. */
+export const VARIANTS: readonly Variant[] = [
+  { name: "no-access-log", change: "access_log off", main: (c) => replaceOnce(c, /^ {4}access_log .*;$/m, "    access_log off;", "access_log") },
+  {
+    name: "log-buffered",
+    change: "access log written through a 64k buffer, flushed every second",
+    main: (c) => replaceOnce(c, /^( {4}access_log \S+ bbaegok)(.*);$/m, "$1 buffer=64k flush=1s;", "access_log … bbaegok"),
+  },
+  {
+    name: "no-real-ip",
+    change: "no CF-Connecting-IP restoration, no Cloudflare gate",
+    main: (c) => replaceOnce(replaceOnce(c, /^ {4}set_real_ip_from .*;\n/m, "", "set_real_ip_from"), /^ {4}real_ip_header .*;\n/m, "", "real_ip_header"),
+    site: (c) => replaceOnce(c, / {4}if \(\$bbaegok_via_cloudflare = 0\) \{\n {8}return 444;\n {4}\}\n/, "", "the Cloudflare gate"),
+  },
+  {
+    name: "no-headers",
+    change: "no added response headers, only Host and Connection sent upstream",
+    site: (c) =>
+      replaceOnce(
+        replaceOnce(c, /^ {4}add_header .*;\n/m, "", "add_header"),
+        /^ {8}proxy_set_header (X-|Upgrade).*;\n/m,
+        "",
+        "proxy_set_header X-…",
+      ),
+  },
+  { name: "no-gzip", change: "gzip off (the small JSON body is below gzip_min_length anyway)", main: (c) => replaceOnce(c, /^ {4}gzip on;$/m, "    gzip off;", "gzip on") },
+  { name: "no-421-check", change: "no $ssl_server_name check", site: (c) => replaceOnce(c, / {4}if \(\$ssl_server_name != "[^"]*"\) \{\n {8}return 421;\n {4}\}\n/, "", "the 421 check") },
+];
