@@ -4,7 +4,7 @@
 import { durationSeconds } from "../../stacks/config/rules.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS } from "../database/render.js";
-import { dockerHealthCheck } from "../server/render.js";
+import { dockerHealthCheck, shellQuote } from "../server/render.js";
 
 export const SLOTS: readonly Slot[] = ["blue", "green"];
 
@@ -53,11 +53,13 @@ export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Sl
 /**
  * The health check Docker runs inside the slot. Sends the Host header the app
  * expects (apps that validate Host fail checks otherwise); curl, else wget,
- * whichever the image has.
+ * whichever the image has. A shell command (for the `||`), so every value in
+ * it is quoted: a `'`, `;` or `$(` in the path stays part of the URL.
  */
 export function slotHealthCheck(app: StackConfig["app"], hostHeader: string) {
-  const url = `http://127.0.0.1:${app.port}${app.healthCheck.path}`;
-  const check = `curl -fsS -o /dev/null -H 'Host: ${hostHeader}' '${url}' || wget -q -O /dev/null --header 'Host: ${hostHeader}' '${url}'`;
+  const url = shellQuote(`http://127.0.0.1:${app.port}${app.healthCheck.path}`);
+  const host = shellQuote(`Host: ${hostHeader}`);
+  const check = `curl -fsS -o /dev/null -H ${host} ${url} || wget -q -O /dev/null --header ${host} ${url}`;
   return dockerHealthCheck({
     tests: ["CMD-SHELL", check],
     interval: app.healthCheck.interval,

@@ -146,7 +146,11 @@ export const appSchema = z.strictObject({
   runAs: z.string().regex(/^\d+:\d+$/, { error: 'expected a numeric "uid:gid" such as "1000:1000"' }).default("1000:1000"),
   healthCheck: z
     .strictObject({
-      path: z.string().regex(/^\/[^\s]*$/, { error: 'expected a URL path starting with "/"' }).default("/actuator/health"),
+      // A URL path's own characters only: it goes into the health check's shell command and the rollout's smoke checks.
+      path: z
+        .string({ error: 'expected a URL path starting with "/"' })
+        .regex(/^\/[A-Za-z0-9._~\/%?=&+,:@-]*$/, { error: 'expected a URL path starting with "/", of letters, digits and -._~/%?=&+,:@ (no spaces, quotes, ;, $, `, (, ) or \\)' })
+        .default("/actuator/health"),
       interval: duration.default("10s"),
       timeout: duration.default("3s"),
       retries: z.number().int().min(1, { error: "expected 1-20 retries" }).max(20, { error: "expected 1-20 retries" }).default(3),
