@@ -108,6 +108,8 @@ describe("npm run stack:clone with the built CLI", () => {
     const clone = ops("stack-clone.ts", [
       ...["--from", "prod", "--to", "qa", "--host", "qa.bbaegok.kr", "--public-ip", "198.51.100.7"],
       ...["--api", "qa-api.bbaegok.kr", "--metabase", "qa-metabase.bbaegok.kr", "--bucket", "bbaegok-qa-db-backups"],
+      // A new server: its host key is pinned like every stack's.
+      ...["--host-key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPpoHueJZ2sr1vXtaIB4jVrI3WXzQPaRjvMbiNrjxTFG"],
     ]);
     assert.equal(clone.status, 0, outputOf(clone));
     assert.match(clone.stdout, /Creating the stack: pulumi stack init qa/);
