@@ -2,9 +2,11 @@
 //
 // For each database the stack backs up: the newest backup with a manifest in
 // S3, its age, compressed size and table count, judged against the backup
-// schedule. Read with the operator's own AWS credentials (environment or
-// profile). Exit status: 0 every database has a backup within the schedule,
-// 1 one is STALE, MISSING or BROKEN, 2 usage, 3 the check could not run.
+// schedule, and any key that is SUSPICIOUS (more than one version, or dated
+// after S3 received it). Read with the operator's own AWS credentials
+// (environment or profile) through the AWS SDK. Exit status: 0 every database
+// has a backup within the schedule, 1 one is STALE, MISSING, BROKEN or
+// SUSPICIOUS, 2 usage, 3 the check could not run.
 import { parseArgs } from "node:util";
 import { stackBackupTargets } from "../infra/backup/render.js";
 import { StackFileError } from "../stacks/config/files.js";
@@ -15,7 +17,7 @@ import { formatStackStatus, stackBackupStatus } from "./restore/status.js";
 const USAGE = `usage: npm run backup:status -- --stack <name> [--endpoint-url <url>]
   --endpoint-url  an S3-compatible endpoint instead of AWS (also AWS_ENDPOINT_URL)`;
 
-function main(): number {
+async function main(): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({ options: { stack: { type: "string" }, "endpoint-url": { type: "string" } }, strict: true }));
@@ -31,7 +33,7 @@ function main(): number {
     const config = stackConfig(values.stack);
     const store = backupStore(values.stack, values["endpoint-url"] ? { endpointUrl: values["endpoint-url"] } : {});
     const databases = stackBackupTargets(config, values.stack).map((t) => t.name);
-    const status = stackBackupStatus(store, config, databases);
+    const status = await stackBackupStatus(store, config, databases);
     process.stdout.write(formatStackStatus(status));
     return status.databases.every((d) => d.state === "ok") ? 0 : 1;
   } catch (err) {
@@ -43,4 +45,4 @@ function main(): number {
   }
 }
 
-process.exit(main());
+main().then((code) => process.exit(code));

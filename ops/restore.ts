@@ -2,8 +2,9 @@
 //
 // Restores a backup of a stack's database into the database the operator
 // names, with the operator's own AWS credentials (environment or profile),
-// never the server's. Only backups with a manifest are restored; the sha256
-// is checked before anything is written, and the result is compared with the
+// never the server's (through the AWS SDK: no AWS CLI needed). Only backups
+// with a manifest are restored, each key at its first version; the sha256 is
+// checked before anything is written, and the result is compared with the
 // manifest's tables, row counts and objects.
 import { parseArgs } from "node:util";
 import { StackFileError } from "../stacks/config/files.js";
@@ -64,7 +65,7 @@ async function main(): Promise<number> {
     const s = result.seconds;
     process.stdout.write(
       `Restored ${result.manifest.key} (taken ${result.manifest.createdAt}) into ${target.shown}: ${result.tables} tables and ${result.manifest.objects.length} objects match the manifest ` +
-        `(download ${s.download.toFixed(1)} s, verify ${s.verify.toFixed(1)} s, restore ${s.restore.toFixed(1)} s, total ${((Date.now() - started) / 1000).toFixed(1)} s).\n`,
+        `(download and sha256 ${s.download.toFixed(1)} s, restore ${s.restore.toFixed(1)} s, total ${((Date.now() - started) / 1000).toFixed(1)} s).\n`,
     );
     return 0;
   } catch (err) {

@@ -1,16 +1,32 @@
-// A restore, step by step: pick the backup (newest with a manifest at or
-// before a time, or a named key), download it, check its sha256 against the
-// manifest, refuse a non-empty target unless forced, stream it through zstd
-// into the target's client, then compare the target with the manifest.
+// A restore, step by step: pick the backup (the one S3 received last among
+// those taken at or before a time, or a named key), download its first
+// version while checking its sha256 against the manifest, refuse a non-empty
+// target unless forced, stream it through zstd into the target's client,
+// then compare the target with the manifest. What a compromised server may
+// have added (a key with more versions, a future-dated key) is named; the
+// first version is what is read, and a future-dated key is refused.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { MANIFEST_KEY, type BackupManifest } from "../../infra/backup/render.js";
-import { BackupError, awsAsync, chooseBackup, formatBytes, listBackups, readManifest, type BackupEntry, type BackupStore } from "./backups.js";
+import {
+  BackupError,
+  backupsFromObjects,
+  chooseBackup,
+  formatBytes,
+  listObjects,
+  openObject,
+  readManifest,
+  s3Failure,
+  suspicion,
+  type BackupEntry,
+  type BackupStore,
+  type StoredObject,
+} from "./backups.js";
 import { clientEnv, describeTarget, existingObjects, familyOf, restoreCommand, type RestoreTarget } from "./target.js";
 
 export interface RestoreRequest {
@@ -32,7 +48,8 @@ export interface RestoreResult {
   manifestKey: string;
   manifest: BackupManifest;
   tables: number;
-  seconds: { download: number; verify: number; restore: number };
+  /** The download includes its sha256 check (hashed as it arrives). */
+  seconds: { download: number; restore: number };
 }
 
 /** The manifest key a data or manifest key belongs to. */
@@ -43,23 +60,39 @@ export function manifestKeyFor(key: string): string {
   return `${m[1]}.manifest.json`;
 }
 
-function pickBackup(request: RestoreRequest): string {
-  const { store, database, at, key } = request;
+interface PickedBackup {
+  entry: BackupEntry;
+  /** Every key of the backup's database, at its first version. */
+  objects: StoredObject[];
+}
+
+/** Lists the database's folder once, says what is suspicious there, and picks the backup. */
+async function pickBackup(request: RestoreRequest): Promise<PickedBackup> {
+  const { store, at, key, say } = request;
+  let database = request.database;
+  let manifestKey: string | undefined;
   if (key) {
-    const manifestKey = manifestKeyFor(key);
+    manifestKey = manifestKeyFor(key);
     if (!manifestKey.startsWith(`${store.stack}/`)) throw new BackupError(`--key "${key}" is not under stack ${store.stack}'s prefix ${store.stack}/`);
-    return manifestKey;
+    database = MANIFEST_KEY.exec(manifestKey)![2]!;
   }
-  const entries = listBackups(store);
-  const chosen: BackupEntry | undefined = chooseBackup(entries, database, at);
+  const folder = `${store.stack}/${database}/`;
+  const objects = await listObjects(store, folder);
+  const { entries, suspicious } = backupsFromObjects(store.stack, objects);
+  for (const why of suspicious) say(`  SUSPICIOUS: ${why}`);
+  if (manifestKey) {
+    const named = entries.find((e) => e.manifestKey === manifestKey);
+    if (named) return { entry: named, objects };
+    const listed = objects.find((o) => o.key === manifestKey);
+    const doubt = listed && suspicion(listed);
+    throw new BackupError(doubt?.refused ? `--key "${key}": ${doubt.why}` : `--key "${key}": no manifest ${manifestKey} in s3://${store.bucket}/${folder}, so it is not a backup`);
+  }
+  const chosen = chooseBackup(entries, database, at);
   if (!chosen) {
     const when = at ? ` at or before ${at.toISOString()}` : "";
-    const known = [...new Set(entries.map((e) => e.database))];
-    throw new BackupError(
-      `no backup of ${store.stack}/${database}${when} has a manifest in s3://${store.bucket}/${store.stack}/${database}/` + (known.length ? ` (databases with backups: ${known.join(", ")})` : ""),
-    );
+    throw new BackupError(`no backup of ${store.stack}/${database}${when} has a manifest in s3://${store.bucket}/${folder}`);
   }
-  return chosen.manifestKey;
+  return { entry: chosen, objects };
 }
 
 /** Calls `report` at most once a second, and once at the end. */
@@ -81,25 +114,38 @@ function percent(part: number, whole: number): string {
   return whole > 0 ? `${Math.min(100, Math.floor((part / whole) * 100))}%` : "";
 }
 
-async function download(request: RestoreRequest, manifest: BackupManifest, dir: string): Promise<string> {
+/**
+ * Streams the data object's first version to `dir`, hashing it on the way;
+ * refuses it unless its size and sha256 are the manifest's.
+ */
+async function download(request: RestoreRequest, manifest: BackupManifest, data: StoredObject, dir: string): Promise<{ file: string; sha256: string }> {
   const { store, say } = request;
   const file = join(dir, "backup");
-  const downloaded = () => readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
-  const progress = throttled(() => say(`  download ${percent(downloaded(), manifest.size)} (${formatBytes(downloaded())} of ${formatBytes(manifest.size)})`));
-  const timer = setInterval(() => progress.tick(), 250);
+  const where = `s3://${store.bucket}/${manifest.key}`;
+  if (data.size !== manifest.size) throw new BackupError(`${where} holds ${data.size} bytes, its manifest says ${manifest.size}; nothing was restored`);
+  const { body } = await openObject(store, manifest.key, data.versionId);
+  let received = 0;
+  const hash = createHash("sha256");
+  const progress = throttled(() => say(`  download ${percent(received, manifest.size)} (${formatBytes(received)} of ${formatBytes(manifest.size)})`));
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      received += chunk.length;
+      hash.update(chunk);
+      progress.tick();
+      callback(null, chunk);
+    },
+  });
   try {
-    await awsAsync(store, ["s3", "cp", `s3://${store.bucket}/${manifest.key}`, file, "--only-show-errors"], `downloading s3://${store.bucket}/${manifest.key}`);
-  } finally {
-    clearInterval(timer);
+    await pipeline(body, meter, createWriteStream(file, { mode: 0o600 }));
+  } catch (err) {
+    throw s3Failure(err, `downloading ${where}`, store);
   }
   progress.done();
-  return file;
-}
-
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  await pipeline(createReadStream(file), hash);
-  return hash.digest("hex");
+  const sha256 = hash.digest("hex");
+  if (received !== manifest.size || sha256 !== manifest.sha256) {
+    throw new BackupError(`${where} does not match its manifest: ${received} bytes with sha256 ${sha256}, expected ${manifest.size} bytes with ${manifest.sha256}; nothing was restored`);
+  }
+  return { file, sha256 };
 }
 
 /** Streams `file` through `zstd -dc` into the target's client, reporting bytes of dump restored. */
@@ -160,13 +206,16 @@ export function compareWithManifest(manifest: BackupManifest, actual: ReturnType
 
 export async function restoreBackup(request: RestoreRequest): Promise<RestoreResult> {
   const { store, target, say } = request;
-  const manifestKey = pickBackup(request);
-  say(`Backup: s3://${store.bucket}/${manifestKey}`);
-  const manifest = readManifest(store, manifestKey);
+  const { entry, objects } = await pickBackup(request);
+  const manifestKey = entry.manifestKey;
+  say(`Backup: s3://${store.bucket}/${manifestKey} (received by S3 ${entry.storedAt.toISOString()})`);
+  const manifest = await readManifest(store, manifestKey, entry.manifestVersionId);
   say(`  ${manifest.engine} ${manifest.serverVersion}, taken ${manifest.createdAt}, ${formatBytes(manifest.size)} compressed, ${manifest.tables.length} tables`);
   if (familyOf(manifest.engine) !== target.family) {
     throw new BackupError(`the backup is ${manifest.engine} but --target ${target.shown} is ${target.family === "postgres" ? "PostgreSQL" : "MySQL/MariaDB"}`);
   }
+  const data = objects.find((o) => o.key === manifest.key);
+  if (!data) throw new BackupError(`the manifest ${manifestKey} names ${manifest.key}, which is not in s3://${store.bucket}/; nothing was restored`);
 
   const existing = existingObjects(target);
   if (existing.length > 0 && !request.force) {
@@ -180,15 +229,10 @@ export async function restoreBackup(request: RestoreRequest): Promise<RestoreRes
   const dir = mkdtempSync(join(tmpdir(), "bbaegok-restore-"));
   try {
     let started = Date.now();
-    say(`Downloading ${manifest.key}`);
-    const file = await download(request, manifest, dir);
-    const seconds = { download: (Date.now() - started) / 1000, verify: 0, restore: 0 };
-
-    started = Date.now();
-    const sha = await sha256Of(file);
-    if (sha !== manifest.sha256) throw new BackupError(`s3://${store.bucket}/${manifest.key} does not match its manifest: sha256 ${sha}, expected ${manifest.sha256}; nothing was restored`);
-    seconds.verify = (Date.now() - started) / 1000;
-    say(`  sha256 matches the manifest (${sha.slice(0, 16)}…)`);
+    say(`Downloading ${manifest.key}${data.versions > 1 ? ` (its first version, ${data.versionId})` : ""}`);
+    const { file, sha256 } = await download(request, manifest, data, dir);
+    const seconds = { download: (Date.now() - started) / 1000, restore: 0 };
+    say(`  sha256 matches the manifest (${sha256.slice(0, 16)}…)`);
 
     started = Date.now();
     say(`Restoring into ${target.shown}`);

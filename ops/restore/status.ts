@@ -1,17 +1,20 @@
 // The state of a stack's backups as S3 holds them: for each database, the
-// newest backup with a manifest, its age and size, and whether it is older
-// than the backup schedule allows. Read with the operator's own credentials.
+// backup whose manifest S3 received last, its age and size, and whether it
+// is older than the backup schedule allows. Read with the operator's own
+// credentials, every key at its first version (ops/restore/backups.ts).
 //
 // A backup's age counts from the earlier of the time in its key (when the
 // run started, by the server's clock) and its manifest's LastModified (S3's
 // clock): neither a server clock running ahead nor a mis-named key can make
-// an old backup look fresh. The restore drill judges staleness the same way.
+// an old backup look fresh. A key dated after S3 received it, or with more
+// than one version, is named SUSPICIOUS; the former is never the newest.
+// The restore drill judges staleness the same way.
 import { MANIFEST_KEY, backupPaths, type BackupManifest } from "../../infra/backup/render.js";
 import { allowedBackupAgeMs } from "../../infra/backup/schedule.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { backupsFromKeys, formatAge, formatBytes, listKeys, readManifest, timestampOfKey, type BackupStore, type StoredObject } from "./backups.js";
+import { backupsFromObjects, formatAge, formatBytes, listObjects, readManifest, timestampOfKey, type BackupStore, type StoredObject } from "./backups.js";
 
-export type BackupState = "ok" | "STALE" | "MISSING" | "BROKEN";
+export type BackupState = "ok" | "STALE" | "MISSING" | "BROKEN" | "SUSPICIOUS";
 
 export interface NewestBackup {
   manifestKey: string;
@@ -35,6 +38,8 @@ export interface DatabaseBackupStatus {
   problem?: string;
   /** Data objects newer than the newest manifest and without one of their own: failed (or running) backups. */
   unmarked: string[];
+  /** Keys with more than one version, or dated after S3 received them: each as a sentence. */
+  suspicious: string[];
 }
 
 export interface StackBackupStatus {
@@ -50,37 +55,35 @@ export interface StackBackupStatus {
 
 const DATA_KEY = /^([^/]+)\/([^/]+)\/(\d{8}T\d{6}Z)\.(?:sql|pgdump)\.zst$/;
 
-/** One database's state from the listed objects; `manifestOf` reads a manifest (S3 in production). */
-export function judgeDatabase(
+/** One database's state from the listed objects (first versions); `manifestOf` reads a manifest (S3 in production). */
+export async function judgeDatabase(
   objects: readonly StoredObject[],
   stack: string,
   database: string,
   allowedAgeMs: number,
   now: Date,
-  manifestOf: (manifestKey: string) => BackupManifest,
-): DatabaseBackupStatus {
+  manifestOf: (manifest: StoredObject) => Promise<BackupManifest>,
+): Promise<DatabaseBackupStatus> {
   const mine = objects.filter((o) => o.key.startsWith(`${stack}/${database}/`));
   const byKey = new Map(mine.map((o) => [o.key, o]));
-  const entries = backupsFromKeys(
-    stack,
-    mine.map((o) => o.key),
-  );
+  const { entries, suspicious } = backupsFromObjects(stack, mine);
   const newestEntry = entries[entries.length - 1];
   const newestStamp = newestEntry ? (MANIFEST_KEY.exec(newestEntry.manifestKey)?.[3] ?? "") : "";
   const unmarked = mine
     .map((o) => DATA_KEY.exec(o.key))
     .filter((m): m is RegExpExecArray => m !== null && m[3]! > newestStamp && !byKey.has(`${m[1]}/${m[2]}/${m[3]}.manifest.json`))
     .map((m) => m[0]);
+  const found = { unmarked, suspicious };
   if (!newestEntry) {
-    return { database, state: "MISSING", problem: `no backup with a manifest under ${stack}/${database}/`, unmarked };
+    return { database, state: "MISSING", problem: `no backup with a manifest under ${stack}/${database}/`, ...found };
   }
   const manifestObject = byKey.get(newestEntry.manifestKey)!;
   const takenAt = new Date(Math.min(timestampOfKey(newestStamp).getTime(), manifestObject.lastModified.getTime()));
   let manifest: BackupManifest;
   try {
-    manifest = manifestOf(newestEntry.manifestKey);
+    manifest = await manifestOf(manifestObject);
   } catch (err) {
-    return { database, state: "BROKEN", problem: `its newest manifest ${newestEntry.manifestKey} cannot be read: ${(err as Error).message}`, unmarked };
+    return { database, state: "BROKEN", problem: `its newest manifest ${newestEntry.manifestKey} cannot be read: ${(err as Error).message}`, ...found };
   }
   const newest: NewestBackup = {
     manifestKey: newestEntry.manifestKey,
@@ -93,31 +96,34 @@ export function judgeDatabase(
     engine: manifest.engine,
   };
   const data = byKey.get(manifest.key);
-  if (!data) return { database, state: "BROKEN", newest, problem: `its newest manifest names ${manifest.key}, which is not in the bucket`, unmarked };
-  if (data.size !== manifest.size) return { database, state: "BROKEN", newest, problem: `${manifest.key} holds ${data.size} bytes, its manifest says ${manifest.size}`, unmarked };
+  if (!data) return { database, state: "BROKEN", newest, problem: `its newest manifest names ${manifest.key}, which is not in the bucket`, ...found };
+  if (data.size !== manifest.size) return { database, state: "BROKEN", newest, problem: `${manifest.key} holds ${data.size} bytes, its manifest says ${manifest.size}`, ...found };
   if (newest.ageMs > allowedAgeMs) {
-    return { database, state: "STALE", newest, problem: `its newest backup is ${formatAge(newest.ageMs)} old, more than the ${formatAge(allowedAgeMs)} the schedule allows`, unmarked };
+    return { database, state: "STALE", newest, problem: `its newest backup is ${formatAge(newest.ageMs)} old, more than the ${formatAge(allowedAgeMs)} the schedule allows`, ...found };
   }
-  return { database, state: "ok", newest, unmarked };
+  if (suspicious.length > 0) {
+    return { database, state: "SUSPICIOUS", newest, problem: `${suspicious.length} key${suspicious.length > 1 ? "s" : ""} under ${stack}/${database}/ ${suspicious.length > 1 ? "were" : "was"} written or dated by someone other than the backup job`, ...found };
+  }
+  return { database, state: "ok", newest, ...found };
 }
 
 /** Lists the stack's prefix once and judges every database the stack backs up. */
-export function stackBackupStatus(
+export async function stackBackupStatus(
   store: BackupStore,
   config: Pick<StackConfig, "service" | "server" | "backup">,
   databases: readonly string[],
   now = new Date(),
-): StackBackupStatus {
+): Promise<StackBackupStatus> {
   const allowedAgeMs = allowedBackupAgeMs(config.backup.schedule);
-  const objects = listKeys(store);
-  const manifestOf = (key: string) => readManifest(store, key);
+  const objects = await listObjects(store);
+  const manifestOf = (o: StoredObject) => readManifest(store, o.key, o.versionId);
   return {
     stack: store.stack,
     bucket: store.bucket,
     schedule: config.backup.schedule,
     timezone: config.backup.timezone,
     allowedAgeMs,
-    databases: databases.map((db) => judgeDatabase(objects, store.stack, db, allowedAgeMs, now, manifestOf)),
+    databases: await Promise.all(databases.map((db) => judgeDatabase(objects, store.stack, db, allowedAgeMs, now, manifestOf))),
     drillLogTag: `${backupPaths(config.service, store.stack, config.server.dataDir).logTag}-drill`,
   };
 }
@@ -134,6 +140,7 @@ export function formatStackStatus(status: StackBackupStatus): string {
       : (d.problem ?? "");
     lines.push(`  ${name}  ${d.state.padEnd(7)}  ${detail}`);
     if (n && d.problem) lines.push(`  ${" ".repeat(width)}           ${d.problem}`);
+    for (const why of d.suspicious) lines.push(`  ${" ".repeat(width)}           SUSPICIOUS: ${why}`);
     if (d.unmarked.length > 0) {
       lines.push(`  ${" ".repeat(width)}           ${d.unmarked.length} newer data object${d.unmarked.length > 1 ? "s" : ""} without a manifest (a failed or running backup): ${d.unmarked.join(", ")}`);
     }

@@ -1,7 +1,8 @@
-// npm run backup:status against an S3 API server on loopback, as an operator
-// runs it (same entry file, the operator's S3 credentials): fresh backups
+// npm run backup:status against moto's S3 server on loopback (versioned
+// buckets), as an operator runs it (same entry file, the operator's S3
+// credentials): fresh backups
 // written by the real backup script from a real MariaDB, and stale, missing,
-// future-dated and broken ones placed in the bucket by hand.
+// future-dated, rewritten and broken ones placed in the bucket by hand.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -12,7 +13,7 @@ import { formatBytes } from "../../ops/restore/backups.js";
 import { renderStackScripts, runNodeCommand, runScript, writeDbExecHook } from "../support/backup-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { REPO } from "../support/project.js";
-import { startS3Server, type S3Server } from "../support/s3.js";
+import { startMoto, type MotoServer } from "../support/moto.js";
 import { freePort, tempDir } from "../support/system.js";
 
 const PROD_BUCKET = "bbaegok-prod-db-backups";
@@ -23,7 +24,7 @@ const stampOf = (date: Date) => date.toISOString().replace(/[-:]/g, "").replace(
 
 describe("npm run backup:status (the operator's view of the backups in S3)", () => {
   let db: MariaDb;
-  let s3: S3Server;
+  let s3: MotoServer;
   const dir = tempDir("backup-status");
   const manifests: Record<string, BackupManifest> = {};
   let uploads = 0;
@@ -67,13 +68,13 @@ describe("npm run backup:status (the operator's view of the backups in S3)", () 
   };
 
   before(async () => {
-    [db, s3] = await Promise.all([startMariaDb(), startS3Server([PROD_BUCKET, STAGING_BUCKET])]);
+    [db, s3] = await Promise.all([startMariaDb(), startMoto([{ name: PROD_BUCKET, versioned: true }, { name: STAGING_BUCKET, versioned: true }])]);
     db.sql(`CREATE DATABASE bbaegok CHARACTER SET utf8mb4; USE bbaegok;
       CREATE TABLE users (id INT PRIMARY KEY, name VARCHAR(50)); INSERT INTO users VALUES (1, '김철수'), (2, '🎉');
       CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2)); INSERT INTO orders VALUES (1, 9.99);`);
     const env = {
       BACKUP_DB_EXEC: writeDbExecHook(dir.path, { MYSQL_UNIX_PORT: db.socket }),
-      BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("S3RVER", "S3RVER"),
+      BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("moto"),
       BACKUP_S3_ENDPOINT_URL: s3.endpoint,
       BACKUP_LOCK_FILE: join(dir.path, "backup.lock"),
       BACKUP_PING_URL_FILE: join(dir.path, "no-ping-url"),
@@ -125,15 +126,16 @@ describe("npm run backup:status (the operator's view of the backups in S3)", () 
     assert.match(run.stdout, /^  bbaegok   ok /m);
   });
 
-  it("stale: a future-dated key cannot make a backup look fresh; its manifest's LastModified (S3's clock) counts", async () => {
+  it("stale: a future-dated key cannot make a backup look fresh; it is refused and named SUSPICIOUS", async () => {
     const forged = place(new Date(Date.UTC(2999, 11, 31)), { manifest: true, data: true });
-    s3.setLastModified(PROD_BUCKET, forged, new Date(Date.now() - 72 * HOUR_MS));
     try {
       const run = await status("prod");
       assert.equal(run.status, 1, run.stdout + run.stderr);
-      assert.match(run.stdout, /^  metabase  STALE    prod\/metabase\/29991231T000000Z\.pgdump\.zst, taken \S+ \((3 d 0 h|2 d 23 h) ago\)/m);
+      assert.match(run.stdout, /^  metabase  STALE    prod\/metabase\/\d{8}T\d{6}Z\.pgdump\.zst, taken \S+ \(30 h 0 min ago\)/m);
+      assert.match(run.stdout, /SUSPICIOUS: prod\/metabase\/29991231T000000Z\.manifest\.json is dated 29991231T000000Z, after S3 received it \(\S+; 15 min of clock skew allowed\): refused/);
     } finally {
-      assert.equal(s3.aws(["s3", "rm", `s3://${PROD_BUCKET}/${forged}`]).status, 0);
+      s3.purge(PROD_BUCKET, forged);
+      s3.purge(PROD_BUCKET, forged.replace(".manifest.json", ".pgdump.zst"));
     }
   });
 
@@ -143,6 +145,24 @@ describe("npm run backup:status (the operator's view of the backups in S3)", () 
     assert.equal(run.status, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /^  metabase  ok       prod\/metabase\/\d{8}T\d{6}Z\.pgdump\.zst, taken \S+ \(\d+ s ago\)/m);
     assert.match(run.stdout, /^OK: every database of prod \(bbaegok, metabase\) has a backup within the schedule\.$/m);
+  });
+
+  it("suspicious: a backup written a second time is SUSPICIOUS (exit 1), judged by its first version", async () => {
+    const manifestKey = place(new Date(Date.now() - 30_000), { manifest: true, data: true });
+    const dataKey = manifestKey.replace(".manifest.json", ".pgdump.zst");
+    const file = join(dir.path, "rewrite");
+    writeFileSync(file, "a second version, of another size");
+    assert.equal(s3.aws(["s3", "cp", file, `s3://${PROD_BUCKET}/${dataKey}`]).status, 0);
+    try {
+      const run = await status("prod");
+      assert.equal(run.status, 1, run.stdout + run.stderr);
+      assert.match(run.stdout, new RegExp(`^  metabase  SUSPICIOUS  ${dataKey.replace(/\./g, "\\.")}, taken .*, 3\\.6 KiB compressed`, "m"));
+      assert.match(run.stdout, new RegExp(`SUSPICIOUS: ${dataKey.replace(/\./g, "\\.")} has 2 versions: it was written or hidden after its first upload, which is the one read`));
+      assert.match(run.stdout, /^SUSPICIOUS: metabase SUSPICIOUS \(1 key under prod\/metabase\/ was written or dated by someone other than the backup job\)\.$/m);
+    } finally {
+      s3.purge(PROD_BUCKET, manifestKey);
+      s3.purge(PROD_BUCKET, dataKey);
+    }
   });
 
   it("broken: a newest manifest whose data object is not in the bucket is BROKEN, not ok; exit 1", async () => {
@@ -157,7 +177,7 @@ describe("npm run backup:status (the operator's view of the backups in S3)", () 
     const closed = await freePort();
     const unreachable = await status("prod", `http://127.0.0.1:${closed}`);
     assert.equal(unreachable.status, 3);
-    assert.match(unreachable.stderr, /^backup:status: could not check the backups of prod: listing s3:\/\/bbaegok-prod-db-backups\/prod\/ failed: .*Could not connect to the endpoint URL/m);
+    assert.match(unreachable.stderr, /^backup:status: could not check the backups of prod: listing s3:\/\/bbaegok-prod-db-backups\/prod\/ failed: could not reach http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/m);
     assert.equal(unreachable.stdout, "");
     const usage = await runNodeCommand(join(REPO, "ops", "backup-status.ts"), [], s3.operatorEnv());
     assert.equal(usage.status, 2);

@@ -2,8 +2,12 @@
 // and installed into .test-venv/ with Debian's python3) on 127.0.0.1, for the
 // tests that need what s3rver lacks: conditional writes (If-None-Match: * on
 // PutObject and CompleteMultipartUpload answers 412 when the key exists),
-// AbortMultipartUpload and ListMultipartUploads, and Object Lock's refusal of
-// an upload without a checksum. It checks no signature: any key pair passes.
+// AbortMultipartUpload and ListMultipartUploads, versions (ListObjectVersions,
+// reads by version id), and Object Lock's refusal of an upload without a
+// checksum. It checks no signature (any key pair passes) until
+// `enforceIam()`: from then on every request is authenticated and authorized
+// by moto's IAM (moto's /moto-api/reset-auth, its switch for
+// INITIAL_NO_AUTH_ACTION_COUNT).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -17,21 +21,31 @@ export interface MotoBucket {
   name: string;
   /** Object Lock with a default retention (GOVERNANCE, 1 day), as prod's bucket: S3 then refuses a PutObject without a checksum. */
   objectLock?: boolean;
+  /** Versioning enabled (Object Lock implies it), as every backup bucket. */
+  versioned?: boolean;
 }
 
 export interface MotoServer {
   endpoint: string;
-  /** Runs the AWS CLI against the server; never throws. */
-  aws(args: string[]): { status: number; stdout: string; stderr: string };
+  /** Environment for the AWS CLI or SDK as the operator: moto's key, no profile or config file. */
+  operatorEnv(): NodeJS.ProcessEnv;
+  /** Turns IAM enforcement on: every later request needs a key of an IAM user moto knows, and that user's policies' permission. */
+  enforceIam(): Promise<void>;
+  /** Runs the AWS CLI against the server (as the operator, or with `env` over that); never throws. */
+  aws(args: string[], env?: NodeJS.ProcessEnv): { status: number; stdout: string; stderr: string };
   /** Every key under `prefix`, sorted. */
   keys(bucket: string, prefix?: string): string[];
   get(bucket: string, key: string): Buffer;
+  /** Removes every version and delete marker of `key`: as if it had never been written. */
+  purge(bucket: string, key: string): void;
   /** HeadObject with the checksum asked for. */
   head(bucket: string, key: string): Record<string, unknown>;
   /** Keys of the multipart uploads begun and neither completed nor aborted (ListMultipartUploads). */
   pendingUploads(bucket: string): string[];
   /** A shared-credentials file (moto accepts any key) holding `secret`, so a test can look for it in output. */
   credentialsFile(secret: string): string;
+  /** A shared-credentials file holding the given key pair (an IAM user's, once IAM is enforced). */
+  credentialsFileFor(accessKeyId: string, secret: string): string;
   stop(): Promise<void>;
 }
 
@@ -51,8 +65,8 @@ export async function startMoto(buckets: MotoBucket[]): Promise<MotoServer> {
   const endpoint = `http://127.0.0.1:${port}`;
   const env: NodeJS.ProcessEnv = { ...process.env, AWS_ACCESS_KEY_ID: "moto", AWS_SECRET_ACCESS_KEY: "moto", AWS_DEFAULT_REGION: MOTO_REGION, AWS_CONFIG_FILE: "/dev/null", AWS_SHARED_CREDENTIALS_FILE: "/dev/null" };
   delete env.AWS_PROFILE;
-  const aws = (args: string[]) => {
-    const r = spawnSync(awsCli, ["--endpoint-url", endpoint, ...args], { env, encoding: "utf8", timeout: 60_000, maxBuffer: 256 * 1024 * 1024 });
+  const aws = (args: string[], extra: NodeJS.ProcessEnv = {}) => {
+    const r = spawnSync(awsCli, ["--endpoint-url", endpoint, ...args], { env: { ...env, ...extra }, encoding: "utf8", timeout: 60_000, maxBuffer: 256 * 1024 * 1024 });
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   };
   const must = (args: string[]) => {
@@ -63,6 +77,11 @@ export async function startMoto(buckets: MotoBucket[]): Promise<MotoServer> {
   let files = 0;
   const server: MotoServer = {
     endpoint,
+    operatorEnv: () => ({ ...env }),
+    async enforceIam() {
+      const answer = await fetch(`${endpoint}/moto-api/reset-auth`, { method: "POST", body: "0" });
+      if (!answer.ok) throw new Error(`moto did not turn IAM enforcement on: ${answer.status} ${await answer.text()}`);
+    },
     aws,
     keys(bucket, prefix = "") {
       const listed = must(["s3api", "list-objects-v2", "--bucket", bucket, "--prefix", prefix, "--output", "json"]) as { Contents?: { Key: string }[] };
@@ -73,6 +92,12 @@ export async function startMoto(buckets: MotoBucket[]): Promise<MotoServer> {
       if (r.status !== 0) throw new Error(`reading s3://${bucket}/${key} failed: ${r.stderr.toString()}`);
       return r.stdout;
     },
+    purge(bucket, key) {
+      const listed = must(["s3api", "list-object-versions", "--bucket", bucket, "--prefix", key, "--output", "json"]) as { Versions?: { Key: string; VersionId: string }[]; DeleteMarkers?: { Key: string; VersionId: string }[] };
+      for (const v of [...(listed.Versions ?? []), ...(listed.DeleteMarkers ?? [])].filter((v) => v.Key === key)) {
+        must(["s3api", "delete-object", "--bucket", bucket, "--key", key, "--version-id", v.VersionId]);
+      }
+    },
     head(bucket, key) {
       return must(["s3api", "head-object", "--bucket", bucket, "--key", key, "--checksum-mode", "ENABLED", "--output", "json"]);
     },
@@ -81,8 +106,11 @@ export async function startMoto(buckets: MotoBucket[]): Promise<MotoServer> {
       return (listed.Uploads ?? []).map((u) => u.Key).sort();
     },
     credentialsFile(secret) {
+      return server.credentialsFileFor("AKIAMOTOTEST", secret);
+    },
+    credentialsFileFor(accessKeyId, secret) {
       const path = join(dir.path, `credentials-${++files}`);
-      spawnSync("sh", ["-c", `umask 077 && cat > "$0"`, path], { input: `[default]\naws_access_key_id = AKIAMOTOTEST\naws_secret_access_key = ${secret}\n` });
+      spawnSync("sh", ["-c", `umask 077 && cat > "$0"`, path], { input: `[default]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secret}\n` });
       return path;
     },
     async stop() {
@@ -96,6 +124,9 @@ export async function startMoto(buckets: MotoBucket[]): Promise<MotoServer> {
     await waitFor(`moto_server on ${endpoint}`, () => aws(["s3api", "list-buckets"]).status === 0, 30_000, 200);
     for (const bucket of buckets) {
       must(["s3api", "create-bucket", "--bucket", bucket.name, "--create-bucket-configuration", `LocationConstraint=${MOTO_REGION}`, ...(bucket.objectLock ? ["--object-lock-enabled-for-bucket"] : [])]);
+      if (bucket.versioned && !bucket.objectLock) {
+        must(["s3api", "put-bucket-versioning", "--bucket", bucket.name, "--versioning-configuration", "Status=Enabled"]);
+      }
       if (bucket.objectLock) {
         must(["s3api", "put-object-lock-configuration", "--bucket", bucket.name, "--object-lock-configuration", JSON.stringify({ ObjectLockEnabled: "Enabled", Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 1 } } })]);
       }
