@@ -78,13 +78,22 @@ export function databaseSpec(db: StackConfig["database"]): DatabaseSpec {
   }
 }
 
-/** Run once by the postgres image on an empty data directory. */
-export function postgresAppUserScript(db: StackConfig["database"]): string {
+/**
+ * Run once by the postgres image on an empty data directory. psql reads the
+ * app's password from its file itself (a backquoted \set runs `cat <file>`):
+ * on psql's command line (`--set`) it would be visible to every process on the
+ * server (ps). `secretsDir` is for tests; the container has SECRETS_MOUNT.
+ */
+export function postgresAppUserScript(db: Pick<StackConfig["database"], "name" | "user">, secretsDir = SECRETS_MOUNT): string {
   return `#!/bin/bash
 # Creates the application's role and makes it owner of the service database.
 set -euo pipefail
-password="$(cat ${SECRETS_MOUNT}/${APP_PASSWORD_FILE})"
-psql -v ON_ERROR_STOP=1 --username postgres --dbname ${db.name} --set=app_password="$password" <<'SQL'
+if [[ ! -s ${secretsDir}/${APP_PASSWORD_FILE} ]]; then
+  echo "10-app-user.sh: the app's password file ${secretsDir}/${APP_PASSWORD_FILE} is missing or empty" >&2
+  exit 1
+fi
+psql -v ON_ERROR_STOP=1 --username postgres --dbname ${db.name} <<'SQL'
+\\set app_password \`cat ${secretsDir}/${APP_PASSWORD_FILE}\`
 CREATE ROLE ${db.user} LOGIN PASSWORD :'app_password';
 ALTER DATABASE ${db.name} OWNER TO ${db.user};
 ALTER SCHEMA public OWNER TO ${db.user};
