@@ -27,7 +27,7 @@ export const UNKNOWN_PLACEHOLDER = "[unknown]";
 
 /** The Docker label every container of ours carries to say what it is. */
 export const ROLE_LABEL = "bbaegok.role";
-export type ContainerRole = "proxy" | "app" | "database" | "metabase" | "metabase-db";
+export type ContainerRole = "proxy" | "app" | "database" | "database-replica" | "metabase" | "metabase-db";
 
 const CONTAINER = "docker:index/container:Container";
 const VOLUME = "docker:index/volume:Volume";

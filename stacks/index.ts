@@ -5,6 +5,7 @@ import { AppSlots } from "../infra/app/index.js";
 import { DatabaseBackups } from "../infra/backup/index.js";
 import { ServiceDatabase } from "../infra/database/index.js";
 import { StackDns } from "../infra/dns/index.js";
+import { ReadReplica } from "../infra/replica/index.js";
 import { Metabase } from "../infra/metabase/index.js";
 import { EdgeProxy, GuestProxy, ownerProxyEndpoint, publicHosts } from "../infra/proxy/index.js";
 import { INTERNAL_PORT, proxyContainerName } from "../infra/proxy/render.js";
@@ -32,6 +33,8 @@ const app = new AppSlots("app", {
   proxyContainer: ownerProxy ? ownerProxy.container : proxyContainerName(config.service),
   internalPort: INTERNAL_PORT,
 });
+// Read replicas (infra/replica): none unless database.replicas lists one.
+const replicas = config.database.replicas.map((replica, i) => new ReadReplica(`database-replica-${i + 1}`, { server, database: config.database, replica, primary: database, service: config.service }));
 const metabase = config.metabase.enabled ? new Metabase("metabase", { server, config, database }) : undefined;
 
 /** This stack's environment name. */
@@ -46,6 +49,8 @@ export const databaseEngine = config.database.engine;
 export const databaseName = database.databaseName;
 export const databaseUser = database.user;
 export const databasePassword = database.password;
+/** The read replicas' containers (status, backups and promote read them); empty without database.replicas. */
+export const replicaContainers = replicas.map((r) => r.containerName);
 /** What recreates the database container when it changes: the next run compares (planned downtime). */
 export const databaseRuntime = database.runtime;
 /** The app's blue/green slots: what deploy, rollback and status read. */

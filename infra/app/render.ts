@@ -4,6 +4,7 @@
 import { durationSeconds } from "../../stacks/config/rules.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS } from "../database/render.js";
+import { REPLICA_ALIAS } from "../replica/render.js";
 import { dockerHealthCheck, shellQuote } from "../server/render.js";
 
 export const SLOTS: readonly Slot[] = ["blue", "green"];
@@ -21,14 +22,15 @@ export function slotContainerName(prefix: string, slot: Slot): string {
 export const APP_SECRETS_MOUNT = "/run/secrets/app";
 export const DATASOURCE_PASSWORD_FILE = "spring.datasource.password";
 
-export function jdbcUrl(db: StackConfig["database"]): string {
+/** The JDBC URL of the service database, on the primary (`db`) or on the read replica's host. */
+export function jdbcUrl(db: StackConfig["database"], host: string = DATABASE_ALIAS): string {
   switch (db.engine) {
     case "mariadb":
-      return `jdbc:mariadb://${DATABASE_ALIAS}:3306/${db.name}`;
+      return `jdbc:mariadb://${host}:3306/${db.name}`;
     case "mysql":
-      return `jdbc:mysql://${DATABASE_ALIAS}:3306/${db.name}?characterEncoding=UTF-8&connectionTimeZone=UTC`;
+      return `jdbc:mysql://${host}:3306/${db.name}?characterEncoding=UTF-8&connectionTimeZone=UTC`;
     case "postgres":
-      return `jdbc:postgresql://${DATABASE_ALIAS}:5432/${db.name}`;
+      return `jdbc:postgresql://${host}:5432/${db.name}`;
   }
 }
 
@@ -40,6 +42,10 @@ export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Sl
     SERVER_SHUTDOWN: "graceful",
     SPRING_DATASOURCE_URL: jdbcUrl(config.database),
     SPRING_DATASOURCE_USERNAME: config.database.user,
+    // With a read replica: the read-only datasource (same user and password file; README, "Read replicas").
+    ...(config.database.replicas.length > 0
+      ? { SPRING_DATASOURCE_REPLICA_URL: jdbcUrl(config.database, REPLICA_ALIAS), SPRING_DATASOURCE_REPLICA_USERNAME: config.database.user }
+      : {}),
     SPRING_CONFIG_IMPORT: `optional:configtree:${APP_SECRETS_MOUNT}/`,
     // The JVM sizes its heap from the container's limit, not the host's memory.
     JAVA_TOOL_OPTIONS: "-XX:MaxRAMPercentage=75",

@@ -7,7 +7,8 @@ import * as random from "@pulumi/random";
 import { ROLE_LABEL } from "../../policy/rules.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { dockerHealthCheck, LOG_OPTS, ServerFile, type HomeServer } from "../server/index.js";
-import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseRuntime, databaseSpec, replacementNotice } from "./render.js";
+import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseRuntime, databaseSpec, replacementNotice, type DatabaseSpec } from "./render.js";
+import { primaryReplicationFlags } from "../replica/render.js";
 
 export interface ServiceDatabaseArgs {
   /** The stack's server footprint (Docker provider, networks, SSH). */
@@ -42,7 +43,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
   constructor(name: string, args: ServiceDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bbaegok:database:ServiceDatabase", name, { engine: args.database.engine, version: args.database.version }, opts);
     const { server, database } = args;
-    const spec = databaseSpec(database);
+    const spec = withReplication(databaseSpec(database), database);
     const names = server.names;
     const dockerOpts = { parent: this, provider: server.docker };
     this.port = spec.port;
@@ -116,4 +117,9 @@ export class ServiceDatabase extends pulumi.ComponentResource {
 
     this.registerOutputs({ containerName: this.containerName, volumeName: this.volumeName });
   }
+}
+
+/** With a replica (database.replicas), the primary writes what replicas read: its replication flags (a change that recreates it, announced as planned downtime). */
+function withReplication(spec: DatabaseSpec, database: StackConfig["database"]): DatabaseSpec {
+  return database.replicas.length === 0 ? spec : { ...spec, command: [...spec.command, ...primaryReplicationFlags(database.engine)] };
 }

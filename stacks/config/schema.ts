@@ -189,6 +189,28 @@ export const databaseSchema = z.strictObject({
   name: sqlIdentifier,
   user: sqlIdentifier,
   memoryMb: memoryMb.default(1024),
+  /**
+   * Read replicas kept by the engine's own replication (MariaDB/MySQL: GTID;
+   * PostgreSQL: streaming from pg_basebackup). None by default. The app gets a
+   * read-only datasource on it, Metabase reads from it, backups are taken from
+   * it while it is healthy and caught up. One replica, on the primary's server.
+   * @example [{ maxLagSeconds: 120 }]
+   */
+  replicas: z
+    .array(
+      z.strictObject(
+        {
+          /** The replica container's memory limit; the primary's by default. */
+          memoryMb: memoryMb.optional(),
+          /** Backups are taken from the replica only while it is at most this far behind (seconds); from the primary otherwise. */
+          maxLagSeconds: z.number({ error: "expected a number of seconds" }).int({ error: "expected whole seconds" }).min(1, { error: "expected 1-86400 seconds" }).max(86400, { error: "expected 1-86400 seconds" }).default(300),
+        },
+        { error: "expected a map with memoryMb, maxLagSeconds" },
+      ),
+      { error: "expected a list of replicas, e.g. [{ maxLagSeconds: 300 }]" },
+    )
+    .max(1, { error: "expected at most one replica (one is supported so far)" })
+    .default([]),
 }, { error: "expected a map with engine, version, name, user" });
 
 export const backupSchema = z.strictObject({

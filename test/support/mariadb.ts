@@ -14,7 +14,8 @@ export interface MariaDb {
   stop(): Promise<void>;
 }
 
-export async function startMariaDb(): Promise<MariaDb> {
+/** `args`: more server flags (a replication test's binary log, server id, read-only). */
+export async function startMariaDb(args: readonly string[] = []): Promise<MariaDb> {
   const server = requireCommand("mariadbd", "mariadb-server", ["/usr/sbin"]);
   const installDb = requireCommand("mariadb-install-db", "mariadb-server");
   const client = requireCommand("mariadb", "mariadb-client");
@@ -26,7 +27,7 @@ export async function startMariaDb(): Promise<MariaDb> {
   if (install.status !== 0) throw new Error(`mariadb-install-db failed: ${install.stderr}`);
   const child: ChildProcess = spawn(
     server,
-    ["--no-defaults", `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", `--pid-file=${join(dir.path, "pid")}`, "--innodb-buffer-pool-size=64M"],
+    ["--no-defaults", `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", `--pid-file=${join(dir.path, "pid")}`, "--innodb-buffer-pool-size=64M", ...args],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let log = "";

@@ -27,14 +27,16 @@ export function postgresBinDir(): string {
   return join(root, versions[0] ?? "15", "bin");
 }
 
-function uidOf(user: string): { uid: number; gid: number } {
+/** The uid and gid of an OS user, created (a system user) when missing. */
+export function uidOf(user: string): { uid: number; gid: number } {
   if (spawnSync("id", ["-u", user]).status !== 0) {
     execFileSync("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user]);
   }
   return { uid: Number(execFileSync("id", ["-u", user], { encoding: "utf8" })), gid: Number(execFileSync("id", ["-g", user], { encoding: "utf8" })) };
 }
 
-export async function startPostgres(): Promise<Postgres> {
+/** `args`: more server flags (`-c name=value`, e.g. a replication test's). */
+export async function startPostgres(args: readonly string[] = []): Promise<Postgres> {
   const binDir = postgresBinDir();
   const psql = requireCommand("psql", "postgresql-client");
   const { uid, gid } = uidOf(POSTGRES_OS_USER);
@@ -52,7 +54,7 @@ export async function startPostgres(): Promise<Postgres> {
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
   const child: ChildProcess = spawn(
     join(binDir, "postgres"),
-    ["-D", data, "-p", String(port), "-k", dir.path, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "shared_buffers=32MB"],
+    ["-D", data, "-p", String(port), "-k", dir.path, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "shared_buffers=32MB", ...args],
     { stdio: ["ignore", "ignore", "pipe"], uid, gid, cwd: dir.path },
   );
   let log = "";

@@ -1,0 +1,127 @@
+# --- shared by the replica's scripts (infra/replica/common.bash) ---
+# Expects from the rendered header: ENGINE, CLIENT, DATABASE, PRIMARY, REPLICA,
+# SLOT, MAX_LAG_SECONDS, LOG_TAG, and secrets_dir (where the containers see
+# the password files).
+
+replica_log() {
+  logger -t "$LOG_TAG" -p "user.$1" -- "${*:2}" 2>/dev/null || true
+  printf '%s %s[%s]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$LOG_TAG" "$1" "${*:2}" >&2
+}
+
+# Runs a command in database container $1: `docker exec` on the server;
+# REPLICA_DB_EXEC names another program that gets the container and the
+# command (the tests point the same scripts at local servers this way).
+in_container() {
+  local container=$1
+  shift
+  if [[ -n ${REPLICA_DB_EXEC:-} ]]; then
+    "$REPLICA_DB_EXEC" "$container" "$@"
+  else
+    docker exec -i "$container" "$@"
+  fi
+}
+
+# SQL from stdin, run as the engine's administrator in container $1 (extra
+# client options after it). In the SQL, @REPLICATION_PASSWORD@ stands for the
+# replication password: it is read from its file inside the container and put
+# in by bash's own expansion, so it is never on a command line.
+# shellcheck disable=SC2016 # expanded inside the container, not here
+admin_sql() {
+  local container=$1
+  shift
+  if [[ $ENGINE == postgres ]]; then
+    in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true); shift; printf "%s\n" "${sql//@REPLICATION_PASSWORD@/$pw}" | exec "$@"' \
+      admin-sql "$secrets_dir" psql -X -q -A -t -v ON_ERROR_STOP=1 -U postgres -d "$DATABASE" "$@"
+  else
+    in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true); export MYSQL_PWD="$(cat "$1/db_root_password")"; shift; printf "%s\n" "${sql//@REPLICATION_PASSWORD@/$pw}" | exec "$@"' \
+      admin-sql "$secrets_dir" "$CLIENT" -uroot --batch --skip-column-names "$@"
+  fi
+}
+
+# How far the replica is behind, as one JSON object on stdout:
+#   {healthy, lagSeconds (null when unknown), behind, unit ("transactions" |
+#    "bytes"), primaryPosition, replicaPosition, reason (when not healthy)}
+# MariaDB/MySQL: GTID positions (primary @@gtid_binlog_pos, replica
+# @@gtid_slave_pos) and the replica's threads; PostgreSQL: WAL positions
+# (primary pg_current_wal_lsn, replica replay LSN), the WAL receiver and replay.
+replication_state() {
+  if [[ $ENGINE == postgres ]]; then postgres_replication_state; else mariadb_replication_state; fi
+}
+
+mariadb_replication_state() {
+  local primary_pos replica_status io sql seconds replica_pos error behind reason=''
+  if ! primary_pos=$(admin_sql "$PRIMARY" <<<'SELECT @@gtid_binlog_pos' 2>&1); then
+    state_json null 0 '' '' transactions "the primary does not answer: $primary_pos"
+    return
+  fi
+  if ! replica_status=$(admin_sql "$REPLICA" --column-names --vertical <<<'SHOW SLAVE STATUS' 2>&1); then
+    state_json null 0 "$primary_pos" '' transactions "the replica does not answer: $replica_status"
+    return
+  fi
+  field() { sed -n "s/^ *$1: //p" <<<"$replica_status" | head -n 1; }
+  io=$(field Slave_IO_Running) sql=$(field Slave_SQL_Running) seconds=$(field Seconds_Behind_Master)
+  replica_pos=$(admin_sql "$REPLICA" <<<'SELECT @@gtid_slave_pos')
+  # Transactions behind: per replication domain, the primary's sequence number minus the replica's.
+  behind=$(awk -v p="$primary_pos" -v r="$replica_pos" 'BEGIN {
+    n = split(r, rs, ","); for (i = 1; i <= n; i++) { split(rs[i], g, "-"); seen[g[1]] = g[3] }
+    n = split(p, ps, ","); total = 0
+    for (i = 1; i <= n; i++) { split(ps[i], g, "-"); d = g[3] - (g[1] in seen ? seen[g[1]] : 0); if (d > 0) total += d }
+    print total }')
+  [[ $seconds =~ ^[0-9]+$ ]] || seconds=null
+  if [[ -z $replica_status ]]; then
+    reason='the replica is not set up (no replication configured on it)'
+  elif [[ $sql != Yes ]]; then
+    error=$(field Last_SQL_Error)
+    reason="the replica's SQL thread is stopped${error:+: $error}"
+  elif [[ $io != Yes ]]; then
+    error=$(field Last_IO_Error)
+    reason="the replica's IO thread is not running ($io)${error:+: $error}"
+  fi
+  state_json "$seconds" "$behind" "$primary_pos" "$replica_pos" transactions "$reason"
+}
+
+postgres_replication_state() {
+  local replica_row primary_row recovery paused receiver receive_lsn replay_lsn since_replay primary_lsn behind replay_lag seconds reason=''
+  if ! replica_row=$(admin_sql "$REPLICA" -F ' ' <<<"SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() AND pg_get_wal_replay_pause_state() <> 'not paused' THEN 't' ELSE 'f' END, COALESCE((SELECT status FROM pg_stat_wal_receiver), 'none'), COALESCE(pg_last_wal_receive_lsn()::text, '0/0'), COALESCE(pg_last_wal_replay_lsn()::text, '0/0'), COALESCE(floor(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()))::text, 'null')" 2>&1); then
+    state_json null 0 '' '' bytes "the replica does not answer: $replica_row"
+    return
+  fi
+  read -r recovery paused receiver receive_lsn replay_lsn since_replay <<<"$replica_row"
+  if ! primary_row=$(admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), pg_wal_lsn_diff(pg_current_wal_lsn(), '$replay_lsn')::bigint, COALESCE((SELECT floor(EXTRACT(EPOCH FROM replay_lag))::text FROM pg_stat_replication WHERE application_name = '$SLOT'), 'null')" 2>&1); then
+    state_json null 0 '' "$replay_lsn" bytes "the primary does not answer: $primary_row"
+    return
+  fi
+  read -r primary_lsn behind replay_lag <<<"$primary_row"
+  ((behind < 0)) && behind=0
+  # Caught up with what it received and replaying: the primary's own measure
+  # of the replay lag (NULL once idle). Otherwise: since the last replayed
+  # transaction, an upper bound while it waits.
+  if [[ $paused == f && $replay_lsn == "$receive_lsn" ]]; then
+    seconds=$([[ $replay_lag == null ]] && echo 0 || echo "$replay_lag")
+  elif ((behind == 0)); then
+    seconds=0
+  else
+    seconds=$since_replay
+  fi
+  if [[ $recovery != t ]]; then
+    reason='the replica is not in recovery: it was promoted, or is not a replica'
+  elif [[ $paused == t ]]; then
+    reason="the replica's WAL replay is paused"
+  elif [[ $receiver != streaming ]]; then
+    reason="the replica's WAL receiver is not streaming ($receiver)"
+  fi
+  state_json "$seconds" "$behind" "$primary_lsn" "$replay_lsn" bytes "$reason"
+}
+
+# state_json <lagSeconds|null> <behind> <primaryPosition> <replicaPosition> <unit> [reason]
+# Healthy when no reason is given and the lag is known and within MAX_LAG_SECONDS.
+state_json() {
+  local seconds=$1 reason=${6:-}
+  if [[ -z $reason && $seconds == null ]]; then
+    reason='the replica does not know its lag'
+  elif [[ -z $reason ]] && ((seconds > MAX_LAG_SECONDS)); then
+    reason="the replica is $seconds s behind, more than the bound of $MAX_LAG_SECONDS s"
+  fi
+  jq -cn --argjson lag "$seconds" --argjson behind "${2:-0}" --arg primary "$3" --arg replica "$4" --arg unit "$5" --arg reason "$reason" \
+    '{healthy: ($reason == ""), lagSeconds: $lag, behind: $behind, unit: $unit, primaryPosition: $primary, replicaPosition: $replica} + (if $reason == "" then {} else {reason: $reason} end)'
+}

@@ -1,0 +1,157 @@
+// The read replica of the service database, kept by the engine's own
+// replication: a second container of the same image on the stack's data
+// network (no published port), its own protected volume, the replication
+// password as a file beside the database's others, and the setup run by the
+// rendered replica script over SSH.
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { ROLE_LABEL } from "../../policy/rules.js";
+import type { StackConfig } from "../../stacks/config/schema.js";
+import type { ServiceDatabase } from "../database/index.js";
+import { DATABASE_ALIAS, DATABASE_UID, SECRETS_MOUNT, databaseSpec } from "../database/render.js";
+import { dockerHealthCheck, LOG_OPTS, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
+import {
+  REPLICA_ALIAS,
+  REPLICATION_PASSWORD_FILE,
+  REPLICATION_PGPASS_FILE,
+  postgresReplicaEntrypoint,
+  replicaNames,
+  replicaScript,
+  replicaServerFlags,
+  replicationPgpass,
+  type ReplicaConfig,
+} from "./render.js";
+
+export * from "./render.js";
+
+export interface ReadReplicaArgs {
+  /** The stack's server footprint (Docker provider, data network, SSH). */
+  server: HomeServer;
+  /** The stack's validated `database` config (engine, version, name, user). */
+  database: StackConfig["database"];
+  /** This replica's entry of `database.replicas`. */
+  replica: ReplicaConfig;
+  /** The primary it replicates from. */
+  primary: ServiceDatabase;
+  /** The service's short name, e.g. "bbaegok". */
+  service: string;
+}
+
+/** Where the PostgreSQL replica's entrypoint is mounted. */
+const ENTRYPOINT_MOUNT = "/replica";
+
+export class ReadReplica extends pulumi.ComponentResource {
+  /** Container name, e.g. `bbaegok-prod-db-replica`. */
+  readonly containerName: string;
+  /** Host name of the replica on the stack's data network (the app's read-only datasource, Metabase). */
+  readonly host: string = REPLICA_ALIAS;
+  /** The replica's script on the server: `replica.sh setup|wait|status|promote`. */
+  readonly scriptPath: string;
+
+  constructor(name: string, args: ReadReplicaArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("bbaegok:replica:ReadReplica", name, { engine: args.database.engine }, opts);
+    const { server, database, primary } = args;
+    const names = server.names;
+    const replicaName = replicaNames(names.prefix);
+    const spec = databaseSpec(database);
+    const dockerOpts = { parent: this, provider: server.docker };
+    const memoryMb = args.replica.memoryMb ?? database.memoryMb;
+    const serverSpec = { engine: database.engine, primaryHost: DATABASE_ALIAS, primaryPort: spec.port, secretsDir: SECRETS_MOUNT, slot: replicaName.slot };
+    this.containerName = replicaName.container;
+    this.scriptPath = replicaName.script(names.stackDir);
+
+    const files = placeFiles(this);
+    if (database.engine === "postgres") {
+      // The primary's side first: the replica's entrypoint takes its base backup through the slot on its first start.
+      const setup = runScript(this, "setup", "setup", [primary, ...files]);
+      runScript(this, "wait", "wait", [createContainer(this, [setup])]);
+    } else {
+      // MariaDB/MySQL: the replica is seeded from a dump once its own server runs.
+      const container = createContainer(this, [primary, ...files]);
+      runScript(this, "seed", `setup && bash ${shellQuote(this.scriptPath)} wait`, [container]);
+    }
+    this.registerOutputs({ containerName: this.containerName, host: this.host });
+
+    function placeFiles(parent: ReadReplica): ServerFile[] {
+      const password = pulumi.secret(new random.RandomPassword(`${name}-replication-password`, { length: 32, special: false }, { parent }).result);
+      // Beside the database's own secrets: the primary and the replica both mount that folder.
+      const secret = (suffix: string, file: string, content: pulumi.Output<string>) =>
+        new ServerFile(`${name}-${suffix}`, { connection: server.connection, path: `${names.secretsDir}/db/${file}`, mode: "0400", owner: DATABASE_UID, content }, { parent });
+      const placed = [
+        secret("replication-password-file", REPLICATION_PASSWORD_FILE, password),
+        new ServerFile(
+          `${name}-script`,
+          {
+            connection: server.connection,
+            path: replicaName.script(names.stackDir),
+            mode: "0755",
+            owner: "root:root",
+            content: replicaScript({ stack: server.stack, service: args.service, database, replica: args.replica, primaryContainer: `${names.prefix}-db`, replicaContainer: replicaName.container, slot: replicaName.slot }),
+          },
+          { parent },
+        ),
+      ];
+      if (database.engine === "postgres") {
+        placed.push(
+          secret("pgpass-file", REPLICATION_PGPASS_FILE, pulumi.secret(password.apply(replicationPgpass))),
+          new ServerFile(`${name}-entrypoint`, { connection: server.connection, path: `${names.stackDir}/replica-init/entrypoint.sh`, mode: "0755", owner: "root:root", dirMode: "0755", content: postgresReplicaEntrypoint(serverSpec) }, { parent }),
+        );
+      }
+      return placed;
+    }
+
+    function runScript(parent: ReadReplica, suffix: string, what: string, dependsOn: pulumi.Resource[]): command.remote.Command {
+      return new command.remote.Command(
+        `${name}-${suffix}`,
+        {
+          connection: server.connection,
+          create: `bash ${shellQuote(replicaName.script(names.stackDir))} ${what}`,
+          logging: "stderr",
+          // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
+          addPreviousOutputInEnv: false,
+        },
+        { parent, dependsOn },
+      );
+    }
+
+    function createContainer(parent: ReadReplica, dependsOn: pulumi.Resource[]): docker.Container {
+      const image = new docker.RemoteImage(`${name}-image`, { name: spec.image, keepLocally: true }, dockerOpts);
+      // The replica's data is a copy, but rebuilding it loads the primary: protected and retained like the primary's.
+      const volume = new docker.Volume(`${name}-volume`, { name: replicaName.volume }, { ...dockerOpts, protect: true, retainOnDelete: true });
+      const postgres = database.engine === "postgres";
+      return new docker.Container(
+        `${name}-container`,
+        {
+          name: replicaName.container,
+          image: image.imageId,
+          restart: "unless-stopped",
+          memory: memoryMb,
+          memorySwap: memoryMb,
+          logDriver: "json-file",
+          logOpts: LOG_OPTS,
+          envs: spec.envs,
+          // PostgreSQL: the entrypoint seeds an empty volume by pg_basebackup, as the database's uid, then runs the image's own.
+          ...(postgres ? { user: DATABASE_UID, entrypoints: [`${ENTRYPOINT_MOUNT}/entrypoint.sh`], command: ["docker-entrypoint.sh", ...spec.command, ...replicaServerFlags(serverSpec)] } : { command: [...spec.command, ...replicaServerFlags(serverSpec)] }),
+          networksAdvanced: [{ name: server.dataNetworkName, aliases: [REPLICA_ALIAS] }],
+          volumes: [{ volumeName: volume.name, containerPath: spec.dataPath }],
+          mounts: [
+            { type: "bind", source: `${names.secretsDir}/db`, target: SECRETS_MOUNT, readOnly: true },
+            ...(postgres ? [{ type: "bind", source: `${names.stackDir}/replica-init`, target: ENTRYPOINT_MOUNT, readOnly: true }] : []),
+          ],
+          healthcheck: dockerHealthCheck({ tests: spec.healthcheck, interval: "10s", timeout: "5s", retries: 5, startPeriod: "300s" }),
+          labels: [
+            { label: ROLE_LABEL, value: "database-replica" },
+            { label: "bbaegok.stack", value: server.stack },
+          ],
+          stopTimeout: 60,
+          wait: true,
+          waitTimeout: 600,
+        },
+        // A fixed name: the old container goes before the new one starts (Docker refuses two of one name).
+        { ...dockerOpts, deleteBeforeReplace: true, dependsOn },
+      );
+    }
+  }
+}

@@ -1,0 +1,174 @@
+// Pure renderers for the read replica: its names, the server flags of the
+// primary and the replica, the PostgreSQL replica's entrypoint, and the
+// replica's commands (setup, wait, status, promote) as one bash script.
+// No Pulumi import: tested on its own and run for real against MariaDB and
+// PostgreSQL (test/real/replica-*.test.ts).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
+import { DATABASE_ALIAS, SECRETS_MOUNT } from "../database/render.js";
+import { shellQuote } from "../server/render.js";
+
+export type ReplicaConfig = StackConfig["database"]["replicas"][number];
+
+/** The login the replica replicates as: replication grants only. */
+export const REPLICATION_USER = "replicator";
+/** Files beside the database's other secrets (`<secretsDir>/db`, mounted in the primary and the replica). */
+export const REPLICATION_PASSWORD_FILE = "replication_password";
+/** PostgreSQL's password file for the replica's connection (libpq's format; 0400, the database's uid). */
+export const REPLICATION_PGPASS_FILE = "replication.pgpass";
+/** The name the app, Metabase and backups reach the replica by on the data network. */
+export const REPLICA_ALIAS = "db-replica";
+/** The primary's server id; the replica's is 2 (MariaDB/MySQL need them distinct). */
+const PRIMARY_SERVER_ID = 1;
+const REPLICA_SERVER_ID = 2;
+
+/** Names of the replica's container, volume and PostgreSQL slot; one function, used by infra, ops and tests. */
+export function replicaNames(prefix: string) {
+  return {
+    container: `${prefix}-db-replica`,
+    volume: `${prefix}-db-replica-data`,
+    /** PostgreSQL's physical replication slot (and the replica's application_name). */
+    slot: "replica_1",
+    /** The replica's script on the server: `replica.sh setup|wait|status|promote`. */
+    script: (stackDir: string) => `${stackDir}/replica/replica.sh`,
+  };
+}
+
+/**
+ * Flags the primary gets when the stack has a replica. MariaDB/MySQL: a
+ * binary log in row format with GTIDs (MySQL: gtid_mode), kept a week.
+ * PostgreSQL: its defaults already stream (wal_level replica, 10 senders);
+ * the slot keeps at most this much WAL for a replica that stopped, so a dead
+ * replica cannot fill the primary's disk.
+ */
+export function primaryReplicationFlags(engine: DatabaseEngine): string[] {
+  switch (engine) {
+    case "mariadb":
+      return [`--server-id=${PRIMARY_SERVER_ID}`, "--log-bin=mysql-bin", "--binlog-format=ROW", "--gtid-strict-mode=ON", "--binlog-expire-logs-seconds=604800"];
+    case "mysql":
+      return [`--server-id=${PRIMARY_SERVER_ID}`, "--log-bin=mysql-bin", "--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--binlog-expire-logs-seconds=604800"];
+    case "postgres":
+      return ["-c", "max_slot_wal_keep_size=4096MB"];
+  }
+}
+
+export interface ReplicaServerSpec {
+  engine: DatabaseEngine;
+  /** Where the replica reaches the primary: the data network's alias and port on the server. */
+  primaryHost: string;
+  primaryPort: number;
+  /** Where the password files are, as the replica sees them. */
+  secretsDir: string;
+  slot: string;
+}
+
+/**
+ * The replica's own server flags. MariaDB/MySQL: read-only (super_read_only
+ * on MySQL), its own id, a binary log of what it applies (so it can be
+ * promoted and replicated from), and the `mysql` schema not replicated: the
+ * replica keeps its own accounts (its image creates root and the app user
+ * from the same password files; the replication user exists on the primary
+ * only). PostgreSQL: a hot standby streaming from the primary through the slot,
+ * telling the primary which rows its queries still read (so a long backup on
+ * the replica is not cancelled).
+ */
+export function replicaServerFlags(spec: ReplicaServerSpec): string[] {
+  switch (spec.engine) {
+    case "mariadb":
+      return [`--server-id=${REPLICA_SERVER_ID}`, "--read-only=ON", "--log-bin=mysql-bin", "--log-slave-updates=ON", "--binlog-format=ROW", "--gtid-strict-mode=ON", "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%"];
+    case "mysql":
+      return [`--server-id=${REPLICA_SERVER_ID}`, "--super-read-only=ON", "--log-bin=mysql-bin", "--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%"];
+    case "postgres":
+      return [
+        "-c", "hot_standby=on",
+        "-c", "hot_standby_feedback=on",
+        "-c", `primary_conninfo=host=${spec.primaryHost} port=${spec.primaryPort} user=${REPLICATION_USER} passfile=${spec.secretsDir}/${REPLICATION_PGPASS_FILE} application_name=${spec.slot}`,
+        "-c", `primary_slot_name=${spec.slot}`,
+      ];
+  }
+}
+
+/**
+ * The PostgreSQL replica's entrypoint, run as the database's uid before the
+ * image's own: on an empty data folder, a base backup of the primary through
+ * the slot (WAL streamed alongside, so it is consistent) and the standby
+ * marker; then the server command it is given. Its connection settings are
+ * server flags (replicaServerFlags), so nothing secret is written here.
+ */
+export function postgresReplicaEntrypoint(spec: ReplicaServerSpec): string {
+  const pgpass = `${spec.secretsDir}/${REPLICATION_PGPASS_FILE}`;
+  return `#!/bin/bash
+# The read replica's first start: seeded by pg_basebackup (rendered by infra/replica/render.ts).
+set -euo pipefail
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  echo "replica: waiting for the primary at ${spec.primaryHost}:${spec.primaryPort}" >&2
+  until pg_isready -q -h ${shellQuote(spec.primaryHost)} -p ${spec.primaryPort}; do sleep 1; done
+  echo "replica: base backup of the primary into $PGDATA" >&2
+  PGPASSFILE=${shellQuote(pgpass)} pg_basebackup --no-password -h ${shellQuote(spec.primaryHost)} -p ${spec.primaryPort} -U ${REPLICATION_USER} \\
+    -D "$PGDATA" -X stream -S ${shellQuote(spec.slot)} --checkpoint=fast
+  chmod 0700 "$PGDATA"
+  touch "$PGDATA/standby.signal"
+fi
+exec "$@"
+`;
+}
+
+/** libpq's password file for the replication connection (`:` and `\\` escaped, as libpq reads them). */
+export function replicationPgpass(password: string): string {
+  return `*:*:*:${REPLICATION_USER}:${password.replace(/[\\:]/g, (c) => `\\${c}`)}\n`;
+}
+
+export interface ReplicaScriptSpec {
+  stack: string;
+  service: string;
+  database: StackConfig["database"];
+  replica: ReplicaConfig;
+  primaryContainer: string;
+  replicaContainer: string;
+  /** Where the replica reaches the primary (the data network's alias on the server; 127.0.0.1 in tests). */
+  primaryHost?: string;
+  primaryPort?: number;
+  /** Where the containers see the password files. */
+  secretsDir?: string;
+  slot: string;
+}
+
+const bashPart = (file: string) => readFileSync(join(__dirname, file), "utf8");
+
+/** The replica's shell variables: the header of replica.sh and of the backup script's replication check. */
+export function replicaVariables(spec: Omit<ReplicaScriptSpec, "stack" | "service">): string[] {
+  const engine = spec.database.engine;
+  return [
+    `readonly ENGINE=${shellQuote(engine)}`,
+    `readonly CLIENT=${engine === "mysql" ? "mysql" : "mariadb"} DUMP=${engine === "mysql" ? "mysqldump" : "mariadb-dump"}`,
+    `readonly DATABASE=${shellQuote(spec.database.name)}`,
+    `readonly PRIMARY=${shellQuote(spec.primaryContainer)} REPLICA=${shellQuote(spec.replicaContainer)}`,
+    `readonly PRIMARY_HOST=${shellQuote(spec.primaryHost ?? DATABASE_ALIAS)} PRIMARY_PORT=${spec.primaryPort ?? (engine === "postgres" ? 5432 : 3306)}`,
+    `readonly REPLICATION_USER=${REPLICATION_USER} SLOT=${shellQuote(spec.slot)}`,
+    `readonly MAX_LAG_SECONDS=${spec.replica.maxLagSeconds}`,
+    `secrets_dir=\${REPLICA_SECRETS_DIR:-${spec.secretsDir ?? SECRETS_MOUNT}}`,
+  ];
+}
+
+/** The replica's commands on the server: `replica.sh setup|wait|status|promote`. */
+export function replicaScript(spec: ReplicaScriptSpec): string {
+  return [
+    "#!/usr/bin/env bash",
+    `# The read replica of stack "${spec.stack}": ${spec.replicaContainer} replicating ${spec.database.name} from ${spec.primaryContainer}.`,
+    "# Rendered by infra/replica/render.ts and installed by Pulumi: edit the stack, not this file.",
+    "set -Eeuo pipefail",
+    "umask 077",
+    "",
+    `readonly LOG_TAG=${shellQuote(`${spec.service}-${spec.stack}-replica`)}`,
+    ...replicaVariables(spec),
+    "",
+    bashPart("common.bash"),
+    bashPart("replica.bash"),
+  ].join("\n");
+}
+
+/** The replication check (replication_state) the backup script runs to pick its source. */
+export function replicationCheckBash(): string {
+  return bashPart("common.bash");
+}

@@ -1,0 +1,101 @@
+# --- the replica's commands (infra/replica/replica.bash) ---
+#   setup    make REPLICA a replica of PRIMARY (idempotent: an existing replica is left replicating);
+#            PostgreSQL: the primary's side only, before the replica's container first starts
+#   wait     wait until the replica replicates and is caught up (REPLICA_WAIT_SECONDS, 120)
+#   status   print replication_state's JSON
+#   promote  stop replicating and take writes on REPLICA (the runbook's npm run promote)
+
+# MariaDB/MySQL: a replication user with only REPLICATION SLAVE on the primary;
+# the replica seeded from one consistent dump (--single-transaction: the
+# primary is locked only for the instant the dump reads its GTID position),
+# which sets the replica's gtid_slave_pos; then replication by GTID.
+mariadb_setup() {
+  admin_sql "$PRIMARY" <<SQL
+SET SESSION sql_log_bin = 0;
+CREATE USER IF NOT EXISTS '$REPLICATION_USER'@'%' IDENTIFIED BY '@REPLICATION_PASSWORD@';
+ALTER USER '$REPLICATION_USER'@'%' IDENTIFIED BY '@REPLICATION_PASSWORD@';
+GRANT REPLICATION SLAVE ON *.* TO '$REPLICATION_USER'@'%';
+SQL
+  if [[ -n $(admin_sql "$REPLICA" <<<'SHOW SLAVE STATUS') ]]; then
+    admin_sql "$REPLICA" <<<'START SLAVE'
+    replica_log info "$REPLICA already replicates from $PRIMARY; left as it is"
+    return
+  fi
+  replica_log info "seeding $REPLICA from a consistent dump of $DATABASE on $PRIMARY"
+  # The replica's own binary log (its entrypoint's writes) would conflict with the primary's GTIDs.
+  admin_sql "$REPLICA" <<<'STOP SLAVE; RESET SLAVE ALL; RESET MASTER;'
+  # Loaded without the replica's binary log: its own GTIDs would conflict with the primary's.
+  {
+    echo 'SET SESSION sql_log_bin = 0;'
+    # shellcheck disable=SC2016 # expanded inside the container, not here
+    in_container "$PRIMARY" bash -c 'export MYSQL_PWD="$(cat "$1/db_root_password")"; shift; exec "$@"' dump "$secrets_dir" \
+      "$DUMP" -uroot --single-transaction --gtid --master-data=1 --routines --triggers --events --hex-blob --default-character-set=utf8mb4 --databases "$DATABASE"
+  } | admin_sql "$REPLICA"
+  admin_sql "$REPLICA" <<SQL
+CHANGE MASTER TO MASTER_HOST='$PRIMARY_HOST', MASTER_PORT=$PRIMARY_PORT, MASTER_USER='$REPLICATION_USER', MASTER_PASSWORD='@REPLICATION_PASSWORD@', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=10;
+START SLAVE;
+SQL
+}
+
+# PostgreSQL, the primary's side: a role with REPLICATION and LOGIN only, a
+# physical slot (the primary keeps the WAL the replica has not received, up to
+# max_slot_wal_keep_size), and a pg_hba line for its replication connections.
+# The replica's side is its entrypoint (pg_basebackup on an empty data folder).
+postgres_setup() {
+  admin_sql "$PRIMARY" <<SQL
+SELECT format('CREATE ROLE %I', '$REPLICATION_USER') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$REPLICATION_USER') \\gexec
+ALTER ROLE $REPLICATION_USER WITH REPLICATION LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '@REPLICATION_PASSWORD@';
+SELECT pg_create_physical_replication_slot('$SLOT') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$SLOT');
+SQL
+  # shellcheck disable=SC2016 # expanded inside the container, not here
+  in_container "$PRIMARY" bash -c 'hba="$PGDATA/pg_hba.conf"; grep -qxF "$1" "$hba" || printf "%s\n" "$1" >>"$hba"' hba "host replication $REPLICATION_USER all scram-sha-256"
+  admin_sql "$PRIMARY" <<<'SELECT pg_reload_conf();' >/dev/null
+}
+
+# Waits until the replica is healthy, up to $1 seconds; prints the last state.
+wait_until_replicating() {
+  local deadline=$((SECONDS + $1)) state
+  while :; do
+    state=$(replication_state)
+    if [[ $(jq -r .healthy <<<"$state") == true ]] || ((SECONDS >= deadline)); then
+      printf '%s\n' "$state"
+      [[ $(jq -r .healthy <<<"$state") == true ]]
+      return
+    fi
+    sleep 1
+  done
+}
+
+# Promotion: the replica stops replicating and takes writes. The old primary
+# is not touched here (ops/promote stops it, so two servers never take writes).
+promote() {
+  local state
+  state=$(replication_state)
+  replica_log info "promoting $REPLICA; replication before: $state"
+  if [[ $ENGINE == postgres ]]; then
+    admin_sql "$REPLICA" <<<'SELECT pg_promote(wait => true, wait_seconds => 60);' >/dev/null
+  else
+    admin_sql "$REPLICA" <<<'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF;'
+  fi
+  replica_log info "$REPLICA promoted: it takes writes now"
+}
+
+main() {
+  case ${1:-} in
+    setup)
+      if [[ $ENGINE == postgres ]]; then postgres_setup; else mariadb_setup; fi ;;
+    wait)
+      if ! wait_until_replicating "${REPLICA_WAIT_SECONDS:-120}"; then
+        replica_log err "$REPLICA does not replicate from $PRIMARY"
+        exit 1
+      fi
+      replica_log info "$REPLICA replicates from $PRIMARY" ;;
+    status) replication_state ;;
+    promote) promote ;;
+    *)
+      echo "usage: $0 setup|wait|status|promote" >&2
+      exit 2 ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,120 @@
+// The read replica of a MariaDB database, for real: two Debian MariaDB servers
+// on loopback started with the flags the program gives the primary and the
+// replica, and the rendered replica script (setup, wait, status, promote)
+// run against them. The only stand-in is `docker exec` (test/support/replica-harness.ts).
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
+import { startMariaDb, type MariaDb } from "../support/mariadb.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica } from "../support/replica-harness.js";
+import { tempDir, waitFor } from "../support/system.js";
+
+const DB = "bbaegok";
+const APP_PASSWORD = generatedPassword();
+
+/** What the MariaDB image's entrypoint creates on a new server from its environment. */
+const imageInit = `CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE USER '${DB}'@'%' IDENTIFIED BY '${APP_PASSWORD}';
+GRANT ALL ON ${DB}.* TO '${DB}'@'%';`;
+
+describe("a MariaDB read replica (the rendered setup, for real)", () => {
+  let primary: MariaDb;
+  let replica: MariaDb;
+  const dir = tempDir("replica-mariadb");
+  let script: string;
+  let env: Record<string, string>;
+  const status = () => replicaStatus(script, env);
+  const onReplica = (sql: string) => replica.sql(sql, DB).trim();
+
+  before(async () => {
+    const flags = replicaServerFlags({ engine: "mariadb", primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
+    [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags)]);
+    primary.sql(imageInit);
+    replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
+    primary.sql(`CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, memo VARCHAR(100) NOT NULL) ENGINE=InnoDB;
+      INSERT INTO orders (memo) VALUES ('주문 1'), ('주문 2 😀');`, DB);
+    // The password files, as the containers see them under /run/secrets.
+    writeFileSync(join(dir.path, "db_root_password"), "unused-root-uses-the-socket\n", { mode: 0o400 });
+    writeFileSync(join(dir.path, "replication_password"), `${generatedPassword()}\n`, { mode: 0o400 });
+    script = renderReplicaScript(dir.path, { database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
+    env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: primary.socket }, [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: replica.socket } });
+  });
+  after(async () => {
+    await Promise.all([primary?.stop(), replica?.stop()]);
+    dir.remove();
+  });
+
+  it("sets up GTID replication from a consistent dump: the primary's rows are on the replica, the positions equal", async () => {
+    const setup = await runReplica(script, env, "setup");
+    assert.equal(setup.status, 0, setup.stderr);
+    assert.match(setup.stderr, /seeding bbaegok-prod-db-replica from a consistent dump of bbaegok on bbaegok-prod-db/);
+    const wait = await runReplica(script, env, "wait");
+    assert.equal(wait.status, 0, wait.stderr + wait.stdout);
+    assert.equal(onReplica("SELECT GROUP_CONCAT(memo ORDER BY id) FROM orders"), "주문 1,주문 2 😀");
+    assert.match(replica.sql("SHOW SLAVE STATUS\\G"), /^Slave_Pos$/m, "replication does not use GTIDs (Using_Gtid)");
+    const state = await status();
+    assert.equal(state.healthy, true, JSON.stringify(state));
+    assert.equal(state.behind, 0);
+    assert.equal(state.replicaPosition, primary.sql("SELECT @@gtid_binlog_pos").trim());
+  });
+
+  it("the replication user has only the replication grant", () => {
+    assert.deepEqual(primary.sql("SHOW GRANTS FOR 'replicator'@'%'").trim().split("\n").map((g) => g.replace(/ IDENTIFIED BY PASSWORD '[^']+'/, "")), ["GRANT REPLICATION SLAVE ON *.* TO `replicator`@`%`"]);
+  });
+
+  it("writes on the primary appear on the replica, and the recorded positions match", async () => {
+    primary.sql("INSERT INTO orders (memo) VALUES ('주문 3'); UPDATE orders SET memo = '바뀜' WHERE id = 1;", DB);
+    const position = primary.sql("SELECT @@gtid_binlog_pos").trim();
+    await waitFor("the replica to apply the writes", () => replica.sql("SELECT @@gtid_slave_pos").trim() === position, 30_000, 200);
+    assert.equal(onReplica("SELECT GROUP_CONCAT(memo ORDER BY id) FROM orders"), "바뀜,주문 2 😀,주문 3");
+    const state = await status();
+    assert.deepEqual([state.primaryPosition, state.replicaPosition, state.behind], [position, position, 0]);
+  });
+
+  it("the replica refuses the app's writes (read_only)", () => {
+    const write = replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('x')", DB);
+    assert.notEqual(write.status, 0);
+    assert.match(write.stderr, /--read-only/);
+    const read = replica.sqlAs(DB, APP_PASSWORD, "SELECT COUNT(*) FROM orders", DB);
+    assert.equal(read.stdout.trim(), "3", read.stderr);
+  });
+
+  it("a second setup leaves the running replica as it is", async () => {
+    const again = await runReplica(script, env, "setup");
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stderr, /already replicates from bbaegok-prod-db; left as it is/);
+    assert.equal((await status()).healthy, true);
+  });
+
+  it("an account change on the primary does not break replication (the replica keeps its own accounts)", async () => {
+    primary.sql("CREATE USER 'someone'@'%' IDENTIFIED BY 'x1'; ALTER USER 'someone'@'%' IDENTIFIED BY 'x2'; GRANT SELECT ON bbaegok.* TO 'someone'@'%';");
+    primary.sql("INSERT INTO orders (memo) VALUES ('주문 4')", DB);
+    const position = primary.sql("SELECT @@gtid_binlog_pos").trim();
+    await waitFor("the replica to catch up", () => replica.sql("SELECT @@gtid_slave_pos").trim() === position, 30_000, 200);
+    assert.equal((await status()).healthy, true);
+  });
+
+  it("with the SQL thread stopped and writes on the primary, status says so and how far behind", async () => {
+    replica.sql("STOP SLAVE SQL_THREAD");
+    primary.sql("INSERT INTO orders (memo) VALUES ('a'); INSERT INTO orders (memo) VALUES ('b');", DB);
+    const state = await status();
+    assert.equal(state.healthy, false);
+    assert.equal(state.reason, "the replica's SQL thread is stopped");
+    assert.equal(state.behind, 2);
+    assert.equal(state.unit, "transactions");
+    replica.sql("START SLAVE SQL_THREAD");
+    await waitFor("the replica to catch up", async () => (await status()).behind === 0, 30_000, 300);
+  });
+
+  it("promote: the old replica stops replicating and takes the app's writes", async () => {
+    const run = await runReplica(script, env, "promote");
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /bbaegok-prod-db-replica promoted: it takes writes now/);
+    const write = replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('승격 후')", DB);
+    assert.equal(write.status, 0, write.stderr);
+    assert.equal(replica.sql("SHOW SLAVE STATUS"), "");
+    assert.equal(onReplica("SELECT COUNT(*) FROM orders"), "7");
+  });
+});

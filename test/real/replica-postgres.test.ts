@@ -1,0 +1,182 @@
+// The read replica of a PostgreSQL database, for real: Debian's PostgreSQL
+// (as an unprivileged user) for the primary with the program's flags, and the
+// replica started by the rendered entrypoint (pg_basebackup through the slot,
+// then a hot standby with the program's flags); the rendered replica script
+// (setup, wait, status, promote) run against both. The only stand-in is
+// `docker exec` (test/support/replica-harness.ts).
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { postgresReplicaEntrypoint, primaryReplicationFlags, replicaServerFlags, replicationPgpass } from "../../infra/replica/render.js";
+import { POSTGRES_OS_USER, startPostgres, uidOf, type Postgres } from "../support/postgres.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica } from "../support/replica-harness.js";
+import { freePort, requireCommand, tempDir, waitFor } from "../support/system.js";
+
+const DB = "bbaegok";
+const APP_PASSWORD = generatedPassword();
+
+interface Standby {
+  port: number;
+  socketDir: string;
+  data: string;
+  sql(statements: string): string;
+  sqlAs(user: string, password: string, statements: string): { status: number; stdout: string; stderr: string };
+  stop(): Promise<void>;
+}
+
+/** The replica's first start as its container does it: the rendered entrypoint, then the server with the replica's flags. */
+async function startStandby(primary: Postgres, dir: string, secretsDir: string): Promise<Standby> {
+  const { uid, gid } = uidOf(POSTGRES_OS_USER);
+  const data = join(dir, "replica-data");
+  const socketDir = join(dir, "replica-run");
+  for (const folder of [data, socketDir]) {
+    mkdirSync(folder, { mode: 0o700 });
+    chownSync(folder, uid, gid);
+  }
+  const port = await freePort();
+  const spec = { engine: "postgres" as const, primaryHost: "127.0.0.1", primaryPort: primary.port, secretsDir, slot: "replica_1" };
+  const entrypoint = join(dir, "replica-entrypoint.sh");
+  writeFileSync(entrypoint, postgresReplicaEntrypoint(spec), { mode: 0o755 });
+  const log: string[] = [];
+  const child: ChildProcess = spawn(
+    entrypoint,
+    [join(primary.binDir, "postgres"), "-D", data, "-p", String(port), "-k", socketDir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", ...replicaServerFlags(spec)],
+    { uid, gid, cwd: dir, env: { PATH: `${primary.binDir}:/usr/bin:/bin`, PGDATA: data }, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  child.stderr?.on("data", (d: Buffer) => log.push(d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const psql = requireCommand("psql", "postgresql-client");
+  const run = (user: string, password: string | undefined, statements: string) =>
+    spawnSync(psql, ["-h", password ? "127.0.0.1" : socketDir, "-p", String(port), "-U", user, "-d", DB, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t"], {
+      input: statements,
+      encoding: "utf8",
+      env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) },
+    });
+  const standby: Standby = {
+    port,
+    socketDir,
+    data,
+    sql(statements) {
+      const r = run("postgres", undefined, statements);
+      if (r.status !== 0) throw new Error(`SQL on the replica failed: ${r.stderr}`);
+      return r.stdout.trim();
+    },
+    sqlAs: (user, password, statements) => {
+      const r = run(user, password, statements);
+      return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill("SIGINT");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+    },
+  };
+  try {
+    await waitFor("the replica to accept connections", () => run("postgres", undefined, "SELECT 1").status === 0, 90_000, 300);
+  } catch (err) {
+    await standby.stop();
+    throw new Error(`${(err as Error).message}\n${log.join("").slice(-3000)}`);
+  }
+  return standby;
+}
+
+describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real)", () => {
+  let primary: Postgres;
+  let replica: Standby;
+  const dir = tempDir("replica-postgres");
+  let script: string;
+  let env: Record<string, string>;
+  const status = () => replicaStatus(script, env);
+  const primaryEnv = () => ({ PGHOST: primary.socketDir, PGPORT: String(primary.port), PGDATA: join(primary.socketDir, "data") });
+
+  before(async () => {
+    primary = await startPostgres(primaryReplicationFlags("postgres"));
+    // What the image and the program's init file make of a new server: the database and the app's owner role.
+    primary.sql(`CREATE DATABASE ${DB}`);
+    primary.sql(`CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; ALTER DATABASE ${DB} OWNER TO ${DB}; ALTER SCHEMA public OWNER TO ${DB};`, DB);
+    primary.sql("CREATE TABLE orders (id serial PRIMARY KEY, memo text NOT NULL); INSERT INTO orders (memo) VALUES ('주문 1'), ('주문 2 😀');", DB);
+    primary.sql(`ALTER TABLE orders OWNER TO ${DB}`, DB);
+    // The password files, as the containers see them: the replication password, and libpq's file for the replica (its uid's, 0400).
+    chmodSync(dir.path, 0o755);
+    const password = generatedPassword();
+    writeFileSync(join(dir.path, "replication_password"), `${password}\n`, { mode: 0o400 });
+    const pgpass = join(dir.path, "replication.pgpass");
+    writeFileSync(pgpass, replicationPgpass(password), { mode: 0o400 });
+    const { uid, gid } = uidOf(POSTGRES_OS_USER);
+    chownSync(pgpass, uid, gid);
+    script = renderReplicaScript(dir.path, { database: replicatedDatabase("postgres", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
+    // The replica's server is not there yet: only the primary's side is set up first.
+    env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: primaryEnv(), [REPLICA_CONTAINER]: { PGHOST: dir.path, PGPORT: "1" } });
+  });
+  after(async () => {
+    await Promise.all([replica?.stop(), primary?.stop()]);
+    dir.remove();
+  });
+
+  it("the primary's side: a replication role with REPLICATION and LOGIN only, a slot, and a pg_hba line", async () => {
+    const setup = await runReplica(script, env, "setup");
+    assert.equal(setup.status, 0, setup.stderr);
+    assert.equal(primary.sql("SELECT rolreplication, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'replicator'").trim(), "t|t|f|f|f");
+    assert.equal(primary.sql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 'replica_1'").trim(), "physical");
+    assert.equal(primary.sql("SELECT count(*) FROM pg_hba_file_rules WHERE 'replication' = ANY(database) AND 'replicator' = ANY(user_name)").trim(), "1");
+    const again = await runReplica(script, env, "setup");
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(primary.sql("SELECT count(*) FROM pg_hba_file_rules WHERE 'replicator' = ANY(user_name)").trim(), "1", "a second setup added a second pg_hba line");
+  });
+
+  it("the replica seeds itself with pg_basebackup, streams, and the positions equal", async () => {
+    replica = await startStandby(primary, dir.path, dir.path);
+    // The hook reaches the replica on its own port.
+    env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: primaryEnv(), [REPLICA_CONTAINER]: { PGHOST: replica.socketDir, PGPORT: String(replica.port) } });
+    const wait = await runReplica(script, env, "wait");
+    assert.equal(wait.status, 0, wait.stderr + wait.stdout);
+    assert.equal(replica.sql("SELECT pg_is_in_recovery()"), "t");
+    assert.equal(replica.sql("SELECT string_agg(memo, ',' ORDER BY id) FROM orders"), "주문 1,주문 2 😀");
+    assert.equal(primary.sql("SELECT state FROM pg_stat_replication WHERE application_name = 'replica_1'").trim(), "streaming");
+  });
+
+  it("writes on the primary appear on the replica, and the recorded positions match", async () => {
+    primary.sql("INSERT INTO orders (memo) VALUES ('주문 3'); UPDATE orders SET memo = '바뀜' WHERE id = 1;", DB);
+    const lsn = primary.sql("SELECT pg_current_wal_lsn()").trim();
+    await waitFor("the replica to replay the writes", () => replica.sql("SELECT pg_last_wal_replay_lsn()") === lsn, 30_000, 200);
+    assert.equal(replica.sql("SELECT string_agg(memo, ',' ORDER BY id) FROM orders"), "바뀜,주문 2 😀,주문 3");
+    const state = await status();
+    assert.equal(state.healthy, true, JSON.stringify(state));
+    assert.equal(state.unit, "bytes");
+    assert.equal(state.replicaPosition, lsn);
+  });
+
+  it("the replica refuses the app's writes (a hot standby)", () => {
+    const write = replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('x')");
+    assert.notEqual(write.status, 0);
+    assert.match(write.stderr, /cannot execute INSERT in a read-only transaction/);
+    assert.equal(replica.sqlAs(DB, APP_PASSWORD, "SELECT count(*) FROM orders").stdout.trim(), "3");
+  });
+
+  it("with WAL replay paused and writes on the primary, status says so and how far behind", async () => {
+    replica.sql("SELECT pg_wal_replay_pause()");
+    primary.sql("INSERT INTO orders (memo) SELECT 'row ' || n FROM generate_series(1, 1000) n;", DB);
+    const state = await status();
+    assert.equal(state.healthy, false);
+    assert.equal(state.reason, "the replica's WAL replay is paused");
+    assert.ok(state.behind > 0, JSON.stringify(state));
+    replica.sql("SELECT pg_wal_replay_resume()");
+    await waitFor("the replica to catch up", async () => (await status()).behind === 0, 30_000, 300);
+  });
+
+  it("promote: the old replica leaves recovery and takes the app's writes", async () => {
+    const run = await runReplica(script, env, "promote");
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(replica.sql("SELECT pg_is_in_recovery()"), "f");
+    const write = replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('승격 후')");
+    assert.equal(write.status, 0, write.stderr);
+    assert.equal(replica.sql("SELECT count(*) FROM orders"), "1004");
+    const state = await status();
+    assert.equal(state.healthy, false);
+    assert.match(state.reason ?? "", /not in recovery: it was promoted/);
+  });
+});

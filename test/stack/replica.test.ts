@@ -1,0 +1,92 @@
+// A stack with a read replica (database.replicas), planned with the real
+// program under the SDK's mocks, for MariaDB and PostgreSQL; and the committed
+// stacks, which list none, plan no replica at all.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { violations } from "../../policy/rules.js";
+import { copyProject, planInChild, REPO } from "../support/project.js";
+
+const project = copyProject();
+after(() => project.remove());
+const CONTAINER = "docker:index/container:Container";
+
+/** Staging's file on a server of its own (it owns its proxy), with `engine` and one replica. */
+function stackFileWithReplica(engine: string, version: string, host: string): string {
+  return readFileSync(join(REPO, "Pulumi.staging.yaml"), "utf8")
+    .replace("host: home.bbaegok.kr", `host: ${host}`)
+    .replace(/engine: mariadb/, `engine: ${engine}`)
+    .replace(/version: "11\.4\.4"/, `version: "${version}"`)
+    .replace(/(  bbaegok-infra:database:\n(?:    .*\n)+)/, "$1    replicas:\n      - maxLagSeconds: 120\n")
+    .replace(/mode: guest\n\s+ownerStack: .*\n/, "mode: owner\n");
+}
+
+for (const [engine, version, flag] of [
+  ["mariadb", "11.4.4", "--log-bin=mysql-bin"],
+  ["postgres", "16.10", "max_slot_wal_keep_size=4096MB"],
+] as const) {
+  describe(`a ${engine} stack with a replica on the same server`, () => {
+    const stack = `replica${engine}`;
+    project.writeStackFile(stack, stackFileWithReplica(engine, version, `${engine}.bbaegok.kr`));
+    const plan = planInChild(stack, project.dir);
+    const containers = plan.resources.filter((r) => r.type === CONTAINER);
+    const replica = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db-replica`);
+    const primary = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db`);
+
+    it("plans a second database container on the data network, named db-replica there, and breaks no guardrail", () => {
+      assert.ok(replica, `no replica container among ${containers.map((c) => c.inputs["name"]).join(", ")}`);
+      assert.deepEqual(replica.inputs["networksAdvanced"], [{ name: `bbaegok-${stack}-data`, aliases: ["db-replica"] }]);
+      assert.deepEqual(violations(plan.resources), []);
+    });
+
+    it("no container but the proxy publishes a port", () => {
+      const publishing = containers.filter((c) => (c.inputs["ports"] as unknown[] | undefined)?.length || c.inputs["networkMode"] === "host");
+      assert.deepEqual(publishing.map((c) => c.inputs["name"]), ["bbaegok-proxy"]);
+    });
+
+    it("keeps its data on its own protected, retained volume, and reads its passwords from files", () => {
+      const volume = plan.resources.find((r) => r.type === "docker:index/volume:Volume" && r.inputs["name"] === `bbaegok-${stack}-db-replica-data`);
+      assert.ok(volume);
+      assert.equal(volume.options.protect, true);
+      assert.equal(volume.options.retainOnDelete, true);
+      const envs = replica!.inputs["envs"] as string[];
+      assert.ok(!envs.some((e) => /PASSWORD=/.test(e)), envs.join(" "));
+      const file = plan.resources.find((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === `/srv/bbaegok/${stack}/secrets/db/replication_password`);
+      assert.ok(file, "no replication password file");
+      assert.equal(file.inputs["mode"], "0400");
+    });
+
+    it("the primary gets its replication flags, the replica its own", () => {
+      assert.ok((primary!.inputs["command"] as string[]).includes(flag), String(primary!.inputs["command"]));
+      const command = (replica!.inputs["command"] as string[]).join(" ");
+      assert.match(command, engine === "postgres" ? /hot_standby=on .*primary_conninfo=host=db port=5432 user=replicator passfile=\/run\/secrets\/replication.pgpass/ : /--read-only=ON .*--log-slave-updates=ON/);
+    });
+
+    it("the app's slots get a read-only datasource on the replica", () => {
+      for (const slot of containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])))) {
+        const envs = slot.inputs["envs"] as string[];
+        assert.ok(envs.includes(`SPRING_DATASOURCE_REPLICA_URL=jdbc:${engine === "postgres" ? "postgresql" : "mariadb"}://db-replica:${engine === "postgres" ? 5432 : 3306}/bbaegok`), envs.join(" "));
+        assert.ok(envs.includes("SPRING_DATASOURCE_REPLICA_USERNAME=bbaegok"));
+      }
+    });
+
+    it("the replica's setup runs the rendered script on the server", () => {
+      const commands = plan.resources.filter((r) => r.type === "command:remote:Command" && /^bash .*\/replica\/replica\.sh/.test(String(r.inputs["create"])));
+      assert.deepEqual(
+        commands.map((c) => String(c.inputs["create"]).replace(/^bash '[^']+' /, "")).sort(),
+        engine === "postgres" ? ["setup", "wait"] : [`setup && bash '/srv/bbaegok/${stack}/replica/replica.sh' wait`],
+      );
+    });
+  });
+}
+
+describe("the committed stacks list no replica", () => {
+  for (const stack of ["prod", "staging"]) {
+    it(`${stack}: no replica container, no replication flag, no replica datasource`, () => {
+      const plan = planInChild(stack);
+      const text = JSON.stringify(plan.resources);
+      assert.ok(!/db-replica|replicator|log-bin|REPLICA_URL/.test(text));
+    });
+  }
+});
