@@ -1,7 +1,7 @@
 // npm run drill -- --stack <s> [--database <name>]
 //
 // Runs the stack's restore drill on the server now, over SSH (BatchMode, the
-// stack file's user, host and port): `sudo -n <dataDir>/<stack>/backup/restore-drill.sh`.
+// stack file's user, host and port): `sudo -n /usr/local/sbin/bbaegok-install run <dataDir>/<stack>/backup/restore-drill.sh`.
 // Its output streams here; the exit status is the drill's (0 passed, 1 failed,
 // 75 another drill running, 255 ssh could not connect; 2 usage).
 import { backupPaths, stackBackupTargets } from "../infra/backup/render.js";

@@ -26,7 +26,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { ROLE_LABEL } from "../../policy/rules.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
-import { LOG_OPTS, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
+import { LOG_OPTS, runScriptAsRootCommand, ServerFile, type HomeServer } from "../server/index.js";
 import type { SiteCertificate } from "../tls/index.js";
 import type { OriginPulls } from "../tls/origin-pulls.js";
 import {
@@ -120,7 +120,8 @@ export class ProxySite extends pulumi.ComponentResource {
     );
     const files = Object.keys(contents);
     const label = `stack ${stack}`;
-    const asRoot = (script: string) => `sudo -n sh -c ${shellQuote(script)}`;
+    // Root's part (the live files, nginx -t, the reload) runs as a script installed and run through the install helper.
+    const asRoot = (action: string, script: string) => runScriptAsRootCommand(`${dir}/bin/${action}-${stack}.sh`, script);
     const scripts = pulumi.output(args.proxy).apply((proxy) => {
       if (proxy.dir !== dir) {
         throw new Error(
@@ -129,8 +130,8 @@ export class ProxySite extends pulumi.ComponentResource {
       }
       const commands = dockerNginxCommands(proxy);
       return {
-        create: asRoot(activateFilesScript({ label, proposedDir: dirs.proposed(stack), liveDir: dirs.live, files, lockPath: dirs.lock, commands })),
-        delete: asRoot(deactivateFilesScript({ label, liveDir: dirs.live, files, lockPath: dirs.lock, commands }, args.verifyOnRemove)),
+        create: asRoot("activate", activateFilesScript({ label, proposedDir: dirs.proposed(stack), liveDir: dirs.live, files, lockPath: dirs.lock, commands })),
+        delete: asRoot("deactivate", deactivateFilesScript({ label, liveDir: dirs.live, files, lockPath: dirs.lock, commands }, args.verifyOnRemove)),
       };
     });
 

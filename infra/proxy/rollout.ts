@@ -17,7 +17,7 @@
 // Each script takes nothing but its text: the same release gives the same
 // text, so a run that changes nothing re-runs nothing.
 import type { Slot } from "../../stacks/config/schema.js";
-import { shellQuote } from "../server/render.js";
+import { asRootCommand, shellQuote } from "../server/render.js";
 import { SLOT_HEADER, UPSTREAM_HEADER } from "./render.js";
 
 /** The container label naming the release a slot runs (a hash of its container spec). */
@@ -70,7 +70,7 @@ served_by() {
   esac
 }
 status_of() { printf '%s\\n' "$1" | tr -d '\\r' | sed -n 's/^HTTP\\/[^ ]* \\([0-9][0-9][0-9]\\).*/\\1/p' | tail -n 1; }
-first_rollout() { ! sudo -n test -e ${q(a.liveConf)}; }
+first_rollout() { ! ${asRootCommand("exists", a.liveConf)}; }
 `;
 }
 
@@ -120,7 +120,7 @@ record() {
   by="\${USER:-?}\${SSH_CLIENT:+ from \${SSH_CLIENT%% *}}"
   line=$(printf '{"at":"%s","action":"rollout","stack":"%s","slot":"%s","image":"%s","release":"%s","result":"%s","by":"%s"}' \\
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$stack" "$target" ${q(a.image)} ${q(a.release)} "$1" "$by")
-  printf '%s\\n' "$line" | sudo -n sh -c 'mkdir -p "$(dirname "$1")" && cat >> "$1" && chmod 0644 "$1"' sh ${q(a.historyFile)} || true
+  printf '%s\\n' "$line" | ${asRootCommand("append", a.historyFile)} || true
 }
 streak=0
 now=none

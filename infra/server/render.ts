@@ -98,10 +98,35 @@ export function validateFileSpec(spec: FileSpec): void {
 }
 
 /**
- * The SSH user is an unprivileged deploy user with passwordless sudo (see the
- * README's host preparation); "none" is for running as root, as tests do.
+ * The SSH user is an unprivileged deploy user whose only sudo rule is the
+ * install helper (see the README's host preparation); "none" is for running
+ * as root, as tests do.
  */
 export type Privilege = "sudo" | "none";
+
+/**
+ * Where the operator installs the helper (`infra/server/bbaegok-install`, the
+ * one command the deploy user may run as root): it installs, removes, appends
+ * to, reads and runs files only under `server.dataDir` and
+ * `/etc/cron.d/<service>-*`, refusing `..` and symlinks.
+ */
+export const INSTALL_HELPER = "/usr/local/sbin/bbaegok-install";
+/** The helper's source, relative to the repository (what the operator copies to INSTALL_HELPER). */
+export const INSTALL_HELPER_SOURCE = "infra/server/bbaegok-install";
+
+/** The helper through sudo: `verb` on `path`, every argument quoted. */
+export function asRootCommand(verb: "install" | "remove" | "append" | "exists" | "read" | "run", path: string, ...args: string[]): string {
+  return `sudo -n ${INSTALL_HELPER} ${verb} ${[path, ...args].map(shellQuote).join(" ")}`;
+}
+
+/**
+ * Runs `script` as root through the helper: installs it at `path` (root's,
+ * 0700) from the command's own text, then runs it with the command's stdin.
+ * A change of the script is a change of the command, so it runs again.
+ */
+export function runScriptAsRootCommand(path: string, script: string): string {
+  return `printf '%s' ${shellQuote(script.startsWith("#!") ? script : `#!/bin/sh\n${script}`)} | ${asRootCommand("install", path, "0700", "root:root")} && ${asRootCommand("run", path)}`;
+}
 
 /**
  * A shell command that installs the file read from stdin: written to a temp file
@@ -114,6 +139,8 @@ export type Privilege = "sudo" | "none";
  */
 export function installFileCommand(spec: FileSpec, privilege: Privilege = "sudo"): string {
   validateFileSpec(spec);
+  // The helper does the same, as root, and only where the stack's files belong.
+  if (privilege === "sudo") return asRootCommand("install", spec.path, spec.mode, spec.owner, ...(spec.dirMode ? [spec.dirMode] : []));
   const dir = spec.path.slice(0, spec.path.lastIndexOf("/")) || "/";
   const base = spec.path.slice(spec.path.lastIndexOf("/") + 1);
   const reachable = !ROOT_OWNERS.has(spec.owner) || spec.dirMode !== undefined;
@@ -131,13 +158,13 @@ export function installFileCommand(spec: FileSpec, privilege: Privilege = "sudo"
     `mv -f "$tmp" ${shellQuote(spec.path)}`,
     "trap - EXIT",
   ].join("\n");
-  return `${privilege === "sudo" ? "sudo -n " : ""}sh -c ${shellQuote(script)}`;
+  return `sh -c ${shellQuote(script)}`;
 }
 
 /** Removes the file; succeeds when it is already gone. */
 export function removeFileCommand(spec: FileSpec, privilege: Privilege = "sudo"): string {
   validateFileSpec(spec);
-  return `${privilege === "sudo" ? "sudo -n " : ""}rm -f -- ${shellQuote(spec.path)}`;
+  return privilege === "sudo" ? asRootCommand("remove", spec.path) : `rm -f -- ${shellQuote(spec.path)}`;
 }
 
 /**

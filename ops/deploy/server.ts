@@ -2,14 +2,14 @@
 // shell script run by a Shell, which is `ssh` (BatchMode, the stack's user,
 // host and port, the pinned host key) in production and a local shell in
 // tests. Docker is reached only through `docker inspect` and `docker exec
-// <proxy>`; the deploy history (root's) through `sudo -n`.
+// <proxy>`; the deploy history (root's) through the install helper's `read`.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { SLOTS } from "../../infra/app/render.js";
 import { INTERNAL_PORT, proxyContainerName, slotUpstreamAddress, UPSTREAM_HEADER, type AddressMap, type ProxyEndpoint } from "../../infra/proxy/render.js";
-import { shellQuote, SSH_CONTROL_DIR, sshClientOptions, stackNames, type Privilege } from "../../infra/server/render.js";
+import { asRootCommand, shellQuote, SSH_CONTROL_DIR, sshClientOptions, stackNames, type Privilege } from "../../infra/server/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import type { DeployRecord, ServerControl, SlotHealth } from "./orchestrator.js";
 
@@ -143,10 +143,6 @@ export class SshServerControl implements ServerControl {
     this.history = stackNames(config.service, stack, config.server.dataDir).deployHistory;
   }
 
-  private asRoot(script: string): string {
-    return this.opts.privilege === "sudo" ? `sudo -n sh -c ${shellQuote(script)}` : script;
-  }
-
   private run(script: string, stdin = ""): Promise<ShellResult> {
     return runScript(this.opts.shell, script, stdin);
   }
@@ -186,9 +182,13 @@ export class SshServerControl implements ServerControl {
 
   async readHistory(limit: number): Promise<DeployRecord[]> {
     const file = shellQuote(this.history);
-    // Through sudo: the stack's directory may be closed to the deploy user (it holds the secrets directory).
-    const result = await this.run(this.asRoot(`if [ -e ${file} ]; then tail -n ${Math.max(1, Math.floor(limit))} ${file}; fi`));
+    // Through the helper: the stack's directory may be closed to the deploy user (it holds the secrets directory); the history is 0644.
+    const script =
+      this.opts.privilege === "sudo"
+        ? `if ${asRootCommand("exists", this.history)}; then ${asRootCommand("read", this.history)}; fi`
+        : `if [ -e ${file} ]; then cat ${file}; fi`;
+    const result = await this.run(script);
     if (result.status !== 0) throw new Error(`cannot read ${this.history} on ${this.opts.shell.where}: ${result.stderr.trim()}`);
-    return parseHistory(result.stdout);
+    return parseHistory(result.stdout).slice(-Math.max(1, Math.floor(limit)));
   }
 }

@@ -3,7 +3,7 @@
 // the same code either way), its output streamed as it comes, its exit
 // status returned. The script itself restores, compares and pings.
 import type { Writable } from "node:stream";
-import { shellQuote, type Privilege } from "../../infra/server/render.js";
+import { asRootCommand, shellQuote, type Privilege } from "../../infra/server/render.js";
 import type { Shell } from "../deploy/server.js";
 
 export interface DrillRequest {
@@ -21,10 +21,11 @@ export interface DrillRequest {
 /** The exit status ssh gives when it could not connect or authenticate. */
 export const SSH_FAILED = 255;
 
-/** The command line the shell runs: the script, as root when asked, with its options quoted. */
+/** The command line the shell runs: the script (as root through the install helper when asked), with its options quoted. */
 export function drillCommand(script: string, privilege: Privilege, database?: string): string {
-  const command = [shellQuote(script), ...(database ? ["--database", shellQuote(database)] : [])].join(" ");
-  return privilege === "sudo" ? `sudo -n ${command}` : command;
+  const options = database ? ["--database", database] : [];
+  if (privilege === "sudo") return asRootCommand("run", script, ...options);
+  return [script, ...options].map(shellQuote).join(" ");
 }
 
 /** Runs the drill to its end, streaming its output; resolves with its exit status. */

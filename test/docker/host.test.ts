@@ -1,6 +1,6 @@
 // The test "home server" itself, for real: Debian's dockerd and OpenSSH on this
 // machine, a deploy user prepared as the README says. What `pulumi up` relies
-// on is checked here first: docker over ssh as the deploy user, its sudo rule,
+// on is checked here first: docker over ssh as the deploy user, its sudo rule (the install helper alone),
 // containers reached at their fixed addresses and through published ports
 // without iptables, the pinned host key enforced, and nothing left at stop().
 import assert from "node:assert/strict";
@@ -8,8 +8,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { installFileCommand } from "../../infra/server/render.js";
-import { DEPLOY_USER, DOCKER_GROUP, SUDOERS_FILE, docker, runningHostOnMachine, startDockerHost, type DockerHost } from "../support/docker-host.js";
+import { asRootCommand, INSTALL_HELPER, installFileCommand } from "../../infra/server/render.js";
+import { DEPLOY_USER, DOCKER_GROUP, INSTALL_HELPER_CONF, SUDOERS_FILE, docker, runningHostOnMachine, startDockerHost, type DockerHost } from "../support/docker-host.js";
 import { freePort, requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const IMAGE = "bbdk-busybox:test";
@@ -89,16 +89,21 @@ describe("the test Docker host (real dockerd and OpenSSH on this machine)", () =
     assert.doesNotMatch(readFileSync(host.sshdConfigFile, "utf8"), /MaxStartups/, "Debian's default MaxStartups unless asked");
   });
 
-  it("gives the deploy user the README's passwordless sudo, and the program's file install works through it", () => {
-    const sudo = host.ssh("sudo -n true && sudo -n id -u");
-    assert.equal(sudo.status, 0, sudo.stderr);
-    assert.equal(sudo.stdout.trim(), "0");
+  it("gives the deploy user the README's sudo rule, the install helper alone: any other command as root is refused", () => {
     assert.equal(statSync(SUDOERS_FILE).mode & 0o777, 0o440);
-    assert.match(readFileSync(SUDOERS_FILE, "utf8"), new RegExp(`^${DEPLOY_USER} ALL=\\(root\\) NOPASSWD: ALL$`, "m"));
-    // Root's docker (a command run with sudo) reaches the same daemon, as on a real server.
-    const rootDocker = host.ssh("sudo -n docker version --format '{{.Server.Version}}'");
-    assert.equal(rootDocker.status, 0, rootDocker.stderr);
-    assert.match(rootDocker.stdout, /^20\.10\./);
+    assert.match(readFileSync(SUDOERS_FILE, "utf8"), new RegExp(`^${DEPLOY_USER} ALL=\\(root\\) NOPASSWD: ${INSTALL_HELPER}$`, "m"));
+    assert.deepEqual([statSync(INSTALL_HELPER).uid, statSync(INSTALL_HELPER).mode & 0o777], [0, 0o755]);
+    assert.match(readFileSync(INSTALL_HELPER_CONF, "utf8"), new RegExp(`^data_dir=${host.dataDir}$`, "m"));
+    for (const command of ["sudo -n true", "sudo -n id -u", "sudo -n sh -c id", "sudo -n docker version"]) {
+      const refused = host.ssh(command);
+      assert.notEqual(refused.status, 0, `${command} ran as root`);
+      assert.match(refused.stderr, /a password is required|not allowed/, command);
+    }
+    // Through the helper: nothing outside the data folder.
+    const outside = host.ssh(asRootCommand("install", "/etc/sudoers.d/more", "0440", "root:root"), `${DEPLOY_USER} ALL=(root) NOPASSWD: ALL\n`);
+    assert.equal(outside.status, 2);
+    assert.match(outside.stderr, /"\/etc\/sudoers\.d\/more" is outside .*: refused/);
+    assert.ok(!existsSync("/etc/sudoers.d/more"));
 
     const spec = { path: `${host.dataDir}/prod/secrets/db/password`, mode: "0600", owner: "root:root" };
     const install = host.ssh(installFileCommand(spec), "s3cr3t\n");
@@ -192,6 +197,7 @@ describe("the test Docker host (real dockerd and OpenSSH on this machine)", () =
       assert.notEqual(spawnSync("id", [DEPLOY_USER]).status, 0, `user ${DEPLOY_USER} removed`);
       for (const group of [DEPLOY_USER, DOCKER_GROUP]) assert.notEqual(spawnSync("getent", ["group", group]).status, 0, `group ${group} removed`);
       assert.ok(!existsSync(SUDOERS_FILE), "sudoers file removed");
+      assert.ok(!existsSync(INSTALL_HELPER) && !existsSync(INSTALL_HELPER_CONF), "install helper and its configuration removed");
     } else {
       const home = spawnSync("getent", ["passwd", DEPLOY_USER], { encoding: "utf8" }).stdout.split(":")[5] ?? "";
       assert.ok(!home.startsWith(`${dir}/`), `${DEPLOY_USER} is not this host's any more (home ${home}, now ${next.dir}'s)`);

@@ -206,17 +206,17 @@ describe("the proxy's configuration on the real container", () => {
     const script = activateFilesScript({ label: "stack prod", proposedDir: dirs.proposed("prod"), liveDir: dirs.live, files: [conf], lockPath: dirs.lock, commands: dockerNginxCommands(endpoint) });
     const proposedConf = `${dirs.proposed("prod")}/${conf}`;
     const scriptFile = `${host.dir}/activate-prod.sh`;
-    const good = host.ssh(`sudo -n cat '${proposedConf}'`).stdout;
-    assert.equal(host.ssh(`sudo -n tee '${scriptFile}' > /dev/null`, script).status, 0);
-    assert.equal(host.ssh(`sudo -n tee '${proposedConf}' > /dev/null`, broken).status, 0);
+    const good = host.asRoot(`cat '${proposedConf}'`).stdout;
+    assert.equal(host.asRoot(`tee '${scriptFile}' > /dev/null`, script).status, 0);
+    assert.equal(host.asRoot(`tee '${proposedConf}' > /dev/null`, broken).status, 0);
     try {
-      const result = host.ssh(`sudo -n sh '${scriptFile}'`, manifest);
+      const result = host.asRoot(`sh '${scriptFile}'`, manifest);
       assert.equal(result.status, 1, result.stdout + result.stderr);
       assert.match(result.stderr, /nginx -t refused the new configuration; the previous files are back and keep serving/);
       assert.equal(docker(["exec", "bbaegok-proxy", "cat", `${dirs.live}/${conf}`]).stdout, good);
       assert.equal((await viaCloudflare("api.bbaegok.kr", "/")).status, 200);
     } finally {
-      host.ssh(`sudo -n tee '${proposedConf}' > /dev/null`, good);
+      host.asRoot(`tee '${proposedConf}' > /dev/null`, good);
     }
   });
 });
@@ -230,12 +230,12 @@ describe("backups on the real host", () => {
     await s3?.stop();
   });
 
-  /** The stack's own script on the server, run as root through sudo as cron would, against the S3 stand-in. */
+  /** The stack's own script on the server, run as root as cron would, against the S3 stand-in. */
   function runOnServer(script: string, args = ""): { status: number; stdout: string; stderr: string } {
     const credentials = s3.credentialsFile(S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY);
-    host.ssh(`sudo -n sh -c 'umask 077; cat > "$1"' sh '${host.dir}/s3-credentials'`, readFileSync(credentials));
-    return host.ssh(
-      `sudo -n env BACKUP_S3_ENDPOINT_URL=${s3.endpoint} BACKUP_AWS_CREDENTIALS_FILE='${host.dir}/s3-credentials' BACKUP_PING_URL_FILE=/nonexistent '${host.dataDir}/prod/backup/${script}' ${args}`,
+    host.asRoot(`umask 077; cat > '${host.dir}/s3-credentials'`, readFileSync(credentials));
+    return host.asRoot(
+      `env BACKUP_S3_ENDPOINT_URL=${s3.endpoint} BACKUP_AWS_CREDENTIALS_FILE='${host.dir}/s3-credentials' BACKUP_PING_URL_FILE=/nonexistent '${host.dataDir}/prod/backup/${script}' ${args}`,
       undefined,
       { timeoutMs: 300_000 },
     );
@@ -383,7 +383,7 @@ describe("releases through the real SSH path, under load: npm run deploy, rollba
   it("a proxy serving another slot than the state says: the deploy refuses before touching anything, naming both", async () => {
     const live = `${host.dataDir}/proxy/live/upstreams/prod.conf`;
     const flip = (from: string, to: string) => {
-      assert.equal(host.ssh(`sudo -n sed -i 's/bbaegok_prod_${from};/bbaegok_prod_${to};/' '${live}'`).status, 0);
+      assert.equal(host.asRoot(`sed -i 's/bbaegok_prod_${from};/bbaegok_prod_${to};/' '${live}'`).status, 0);
       docker(["exec", "bbaegok-proxy", "nginx", "-s", "reload"]);
     };
     flip("green", "blue");
@@ -414,7 +414,8 @@ describe("releases through the real SSH path, under load: npm run deploy, rollba
   it("an SSH drop in the middle of the switch: status tells the truth, and the next deploy recovers", async () => {
     // Hold the proxy's activation lock, so the deploy's switch is certainly under way (waiting for it) when its sessions die.
     const lock = `${host.dataDir}/proxy/.activate.lock`;
-    const holder = spawn("ssh", ["-F", host.sshConfigFile, host.host, `sudo -n flock '${lock}' sh -c 'echo held; exec sleep 120'`], { env: host.operatorEnv });
+    // Root's, on the server itself: the deploy user's sudo runs only the install helper.
+    const holder = spawn("flock", [lock, "sh", "-c", "echo held; exec sleep 120"]);
     await new Promise<void>((resolve) => holder.stdout.on("data", (d: Buffer) => d.toString().includes("held") && resolve()));
     const deploying = opsLive("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.6"]);
     try {

@@ -145,7 +145,7 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
       write("sudo", `printf '%s\\0' "$@" > "$STUB_SUDO_LOG"\necho "drill output on stdout"\necho "drill log line on stderr" >&2\nexit "\${STUB_DRILL_STATUS:-0}"\n`);
     });
 
-    it("runs sudo -n <dataDir>/prod/backup/restore-drill.sh over ssh in BatchMode to the stack's user, host and port, streaming its output", async () => {
+    it("runs <dataDir>/prod/backup/restore-drill.sh as root through the install helper (sudo -n bbaegok-install run) over ssh in BatchMode to the stack's user, host and port, streaming its output", async () => {
       const run = await command(["--stack", STACK, "--database", DB]);
       assert.equal(run.status, 0, run.stderr);
       const ssh = args(sshLog);
@@ -156,8 +156,8 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
       // The stack file's pinned host key is the only one accepted.
       const config = validateStackConfig(STACK, rawFromPulumiConfig(readStackFile(REPO, STACK).config));
       assert.deepEqual(ssh.slice(12, 18), ["-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null", "-o", `KnownHostsCommand=/bin/echo %H ${config.server.ssh.hostKey}`]);
-      assert.deepEqual(ssh.slice(18), ["-p", "22022", "deploy@home.bbaegok.kr", "--", "sh -c 'sudo -n '\\''/srv/bbaegok/prod/backup/restore-drill.sh'\\'' --database '\\''bbaegok'\\'''"]);
-      assert.deepEqual(args(sudoLog), ["-n", "/srv/bbaegok/prod/backup/restore-drill.sh", "--database", "bbaegok"]);
+      assert.deepEqual(ssh.slice(18), ["-p", "22022", "deploy@home.bbaegok.kr", "--", "sh -c 'sudo -n /usr/local/sbin/bbaegok-install run '\\''/srv/bbaegok/prod/backup/restore-drill.sh'\\'' '\\''--database'\\'' '\\''bbaegok'\\'''"]);
+      assert.deepEqual(args(sudoLog), ["-n", "/usr/local/sbin/bbaegok-install", "run", "/srv/bbaegok/prod/backup/restore-drill.sh", "--database", "bbaegok"]);
       assert.match(run.stdout, /drill output on stdout/);
       assert.match(run.stderr, /Running the restore drill of prod \(bbaegok\) on deploy@home\.bbaegok\.kr:22022: \/srv\/bbaegok\/prod\/backup\/restore-drill\.sh\n[^]*drill log line on stderr/);
       assert.match(run.stderr, /Restore drill of prod passed on deploy@home\.bbaegok\.kr:22022/);
@@ -166,7 +166,7 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
     it("exits with the drill's status and says what it means: 1 failed, 75 another drill running, 255 ssh could not connect", async () => {
       const failed = await command(["--stack", STACK], { STUB_DRILL_STATUS: "1" });
       assert.equal(failed.status, 1);
-      assert.deepEqual(args(sudoLog), ["-n", "/srv/bbaegok/prod/backup/restore-drill.sh"]);
+      assert.deepEqual(args(sudoLog), ["-n", "/usr/local/sbin/bbaegok-install", "run", "/srv/bbaegok/prod/backup/restore-drill.sh"]);
       assert.match(failed.stderr, /Restore drill of prod FAILED on deploy@home\.bbaegok\.kr:22022/);
       const locked = await command(["--stack", STACK], { STUB_DRILL_STATUS: "75" });
       assert.equal(locked.status, 75);

@@ -70,8 +70,10 @@ describe("server files", () => {
     sh(removeFileCommand(spec, "none"));
   });
 
-  it("goes through sudo by default", () => {
-    assert.match(installFileCommand({ path: "/srv/x", mode: "0600", owner: "root:root" }), /^sudo -n sh -c '/);
+  it("goes through the install helper by default, the deploy user's only sudo rule", () => {
+    assert.equal(installFileCommand({ path: "/srv/x", mode: "0600", owner: "root:root" }), "sudo -n /usr/local/sbin/bbaegok-install install '/srv/x' '0600' 'root:root'");
+    assert.equal(installFileCommand({ path: "/srv/x", mode: "0600", owner: "1000:1000", dirMode: "0755" }), "sudo -n /usr/local/sbin/bbaegok-install install '/srv/x' '0600' '1000:1000' '0755'");
+    assert.equal(removeFileCommand({ path: "/srv/x", mode: "0600", owner: "root:root" }), "sudo -n /usr/local/sbin/bbaegok-install remove '/srv/x'");
   });
 
   it("refuses paths and modes that could escape", () => {

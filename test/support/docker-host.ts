@@ -2,7 +2,8 @@
 // `pulumi up` for real: Debian's dockerd (with its own containerd) and Debian's
 // OpenSSH server on 127.0.0.1, both started by hand in one fresh temp folder,
 // and a deploy user prepared as the README's "A new server in ten minutes" says:
-// in the (test) docker group, `ALL=(root) NOPASSWD: ALL` in /etc/sudoers.d,
+// in the (test) docker group, the install helper (infra/server/bbaegok-install,
+// installed as the README says, its data_dir the host's) as its only sudo rule,
 // keys only. Docker's provider reaches it at ssh://<user>@127.0.0.1:<port>
 // (`docker system dial-stdio` over ssh: sshd's SetEnv points the deploy user's
 // `docker` at the test daemon, and the sudoers file keeps DOCKER_HOST so root's
@@ -24,6 +25,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
+import { INSTALL_HELPER, INSTALL_HELPER_SOURCE } from "../../infra/server/render.js";
+import { REPO } from "./project.js";
 import { freePort, requireCommand, waitFor } from "./system.js";
 
 /** The deploy user of the test server (the README's `deploy`). */
@@ -32,6 +35,8 @@ export const DEPLOY_USER = "bbaegok-deploy";
 export const DOCKER_GROUP = "bbaegok-docker";
 /** The README's sudo rule for the deploy user (no dot in the name: sudo skips such files). */
 export const SUDOERS_FILE = "/etc/sudoers.d/bbaegok-deploy-test";
+/** The install helper's configuration, as the README writes it (data_dir: the host's). */
+export const INSTALL_HELPER_CONF = "/etc/bbaegok-install.conf";
 /** Held (flock) by the process running a test host; the kernel lets it go when that process dies. */
 const LOCK_FILE = "/run/lock/bbaegok-docker-host.lock";
 /** The running host's {"pid":…,"dir":…}: still there at the next start means that run did not stop, its leftovers are removed. */
@@ -72,6 +77,12 @@ export interface DockerHost {
   sshdConfigFile: string;
   /** runs a command as the deploy user over real ssh (BatchMode, pinned host key), returns stdout/stderr/status */
   ssh(command: string, input?: string | Buffer, options?: { timeoutMs?: number }): RunResult;
+  /**
+   * runs a command as root on the server itself (root's docker is the test
+   * daemon): the tests' own steps, what an operator or an intruder with root
+   * does. Never the program's way: the deploy user's sudo allows only the helper.
+   */
+  asRoot(command: string, input?: string | Buffer, options?: { timeoutMs?: number }): RunResult;
   stop(): Promise<void>;
 }
 
@@ -214,6 +225,10 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     ssh(command, input, opts) {
       return run(bin.ssh, [...sshArgs(paths.knownHosts), "--", command], { env: operatorEnv, input, timeoutMs: opts?.timeoutMs ?? 120_000 });
     },
+    asRoot(command, input, opts) {
+      const env = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", DOCKER_HOST: `unix://${paths.dockerSocket}` };
+      return run("sh", ["-c", command], { env, input, timeoutMs: opts?.timeoutMs ?? 120_000 });
+    },
     stop,
   };
 
@@ -265,10 +280,16 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
       // "*": no password, but not locked ("!"): sshd without PAM refuses a locked account even for keys.
       ...["--password", "*", "--comment", "bbaegok test deploy user", DEPLOY_USER],
     ]);
+    // The install helper as the README installs it, root's, its data_dir the host's.
+    writeFileSync(INSTALL_HELPER_CONF, `data_dir=${join(dir, "srv", "bbaegok")}\nservice=bbaegok\n`, { mode: 0o644 });
+    const helperNext = `${INSTALL_HELPER}.new`;
+    writeFileSync(helperNext, readFileSync(join(REPO, INSTALL_HELPER_SOURCE)), { mode: 0o755 });
+    chmodSync(helperNext, 0o755);
+    renameSync(helperNext, INSTALL_HELPER);
     const sudoersTemp = join(dir, "sudoers");
-    // The README's rule, plus DOCKER_HOST kept through sudo's env_reset: root's `docker` on a real
-    // server is the same daemon (/var/run/docker.sock); here it must be told where the test daemon is.
-    writeFileSync(sudoersTemp, `Defaults:${DEPLOY_USER} env_keep += "DOCKER_HOST"\n${DEPLOY_USER} ALL=(root) NOPASSWD: ALL\n`, { mode: 0o440 });
+    // The README's rule (the helper, nothing else), plus DOCKER_HOST kept through sudo's env_reset: root's
+    // `docker` on a real server is the same daemon (/var/run/docker.sock); here it must be told where the test daemon is.
+    writeFileSync(sudoersTemp, `Defaults:${DEPLOY_USER} env_keep += "DOCKER_HOST"\n${DEPLOY_USER} ALL=(root) NOPASSWD: ${INSTALL_HELPER}\n`, { mode: 0o440 });
     runChecked(bin.visudo, ["-cf", sudoersTemp]);
     const sudoersNext = join("/etc/sudoers.d", `.${basename(SUDOERS_FILE)}.new`);
     writeFileSync(sudoersNext, readFileSync(sudoersTemp), { mode: 0o440 });
@@ -589,7 +610,7 @@ function cmdline(pid: number): string {
  * Removes everything a host left (its own after stop, or a crashed run's): its
  * processes (cgroup, command lines naming the folder, the deploy user's), the
  * bridges of its networks, its mounts, the folder, its cgroups, the user and
- * groups, the sudoers file. Returns what could not be removed.
+ * groups, the sudoers file, the install helper and its configuration. Returns what could not be removed.
  */
 async function cleanUp(dir: string | undefined, trackingRoot: string): Promise<string[]> {
   const problems: string[] = [];
@@ -641,6 +662,7 @@ async function cleanUp(dir: string | undefined, trackingRoot: string): Promise<s
   }
   rmSync(SUDOERS_FILE, { force: true });
   rmSync(join("/etc/sudoers.d", `.${basename(SUDOERS_FILE)}.new`), { force: true });
+  for (const file of [INSTALL_HELPER, `${INSTALL_HELPER}.new`, INSTALL_HELPER_CONF]) rmSync(file, { force: true });
   return problems;
 }
 
