@@ -1,4 +1,4 @@
-// npm run restore -- --stack <s> [--database <name>] [--at <time> | --key <key>] --target <connection> [--force] [--endpoint-url <url>]
+// npm run restore -- --stack <s> [--database <name>] [--at <time> | --key <key>] --target <connection> [--password-file <file>] [--force] [--endpoint-url <url>]
 //
 // Restores a backup of a stack's database into the database the operator
 // names, with the operator's own AWS credentials (environment or profile),
@@ -13,8 +13,9 @@ import { BackupError, backupStore, parseTime, stackConfig } from "./restore/back
 import { restoreBackup } from "./restore/restore.js";
 import { TARGET_HELP, parseTarget } from "./restore/target.js";
 
-const USAGE = `usage: npm run restore -- --stack <name> [--database <name>] [--at <time> | --key <key>] --target <connection> [--force] [--endpoint-url <url>]
+const USAGE = `usage: npm run restore -- --stack <name> [--database <name>] [--at <time> | --key <key>] --target <connection> [--password-file <file>] [--force] [--endpoint-url <url>]
   --target    ${TARGET_HELP}
+  --password-file  a file whose first line is the target's password (instead of MYSQL_PWD or PGPASSWORD)
   --database  which database of the stack (default: the service database; "metabase" for Metabase's)
   --at        the newest backup at or before this time (default: the newest), e.g. 2026-01-05T04:30:00Z or "2026-01-05 13:30" in the stack's time zone
   --key       a backup's key instead, e.g. prod/bbaegok/20260105T040001Z.sql.zst
@@ -30,6 +31,7 @@ async function main(): Promise<number> {
         at: { type: "string" },
         key: { type: "string" },
         target: { type: "string" },
+        "password-file": { type: "string" },
         force: { type: "boolean", default: false },
         "endpoint-url": { type: "string" },
       },
@@ -52,7 +54,8 @@ async function main(): Promise<number> {
   try {
     const config = stackConfig(values.stack);
     const store = backupStore(values.stack, values["endpoint-url"] ? { endpointUrl: values["endpoint-url"] } : {});
-    const target = parseTarget(values.target);
+    const passwordFile = values["password-file"];
+    const target = parseTarget(values.target, passwordFile === undefined ? {} : { passwordFile });
     const result = await restoreBackup({
       store,
       database: values.database ?? config.database.name,

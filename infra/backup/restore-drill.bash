@@ -10,6 +10,12 @@
 # running is caught on the server itself, at least once a drill.
 
 readonly DRILL_DATABASE=restore_drill
+# The dump comes from the server, so whoever owns the server writes it. It is
+# restored with nothing it could use: MariaDB's client runs with --sandbox (a
+# `\!` line fails instead of running), and PostgreSQL's restore and every
+# query after it run as this role, the throwaway database's owner, which is
+# not a superuser (no COPY ... TO PROGRAM, no server files).
+readonly DRILL_ROLE=restore_drill
 
 # The AWS CLI (Debian's awscli) with the drill's read-only identity: it only
 # lists and downloads.
@@ -54,7 +60,7 @@ drill_db() {
 drill_sql() {
   local engine=$1 sql=$2
   if [[ $engine == postgres ]]; then
-    drill_db exec "$engine" psql -X -q -A -t -v ON_ERROR_STOP=1 -U postgres -d "$DRILL_DATABASE" -c "$sql"
+    drill_db exec "$engine" psql -X -q -A -t -v ON_ERROR_STOP=1 -U "$DRILL_ROLE" -d "$DRILL_DATABASE" -c "$sql"
   else
     drill_db exec "$engine" "$CLIENT" --batch --skip-column-names -uroot "$DRILL_DATABASE" -e "$sql"
   fi
@@ -96,6 +102,30 @@ staleness() {
   fi
 }
 
+# Makes the throwaway server safe to restore an untrusted dump into: the
+# PostgreSQL role without superuser that owns the database, or a check that
+# the image's MariaDB/MySQL client has --sandbox (Oracle's mysql has not).
+sandbox_restore() {
+  local engine=$1 image=$2 help
+  if [[ $engine == postgres ]]; then
+    drill_db exec "$engine" psql -X -q -v ON_ERROR_STOP=1 -U postgres -d "$DRILL_DATABASE" \
+      -c "CREATE ROLE $DRILL_ROLE LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB" \
+      -c "ALTER DATABASE $DRILL_DATABASE OWNER TO $DRILL_ROLE" -c "ALTER SCHEMA public OWNER TO $DRILL_ROLE"
+    return
+  fi
+  help=$(drill_db exec "$engine" "$CLIENT" --help 2>&1) || true
+  if [[ $help != *--sandbox* ]]; then
+    printf 'the %s client in %s has no --sandbox, so a \\! line in the dump would run as root in the container; drill with an image whose client has it (MariaDB 10.5.25, 10.6.18, 10.11.8, 11.4.2 or later)\n' "$CLIENT" "$image" >&2
+    return 1
+  fi
+}
+
+# Why a restore failed: the client's first error line (PostgreSQL's is
+# followed by many lines of context), else its last lines.
+restore_failure() {
+  grep -m 1 -E 'ERROR|error' "$1" || tail -n 3 "$1" | tr '\n' ' '
+}
+
 drill_target() {
   local name=$1 engine=$2 image=$3
   local where="$STACK/$name ($engine)" manifest_key key sha
@@ -128,8 +158,13 @@ drill_target() {
     return 1
   fi
 
-  local restore=("$CLIENT" --default-character-set=utf8mb4 --max-allowed-packet=1G -uroot "$DRILL_DATABASE")
-  [[ $engine == postgres ]] && restore=(pg_restore --no-owner --no-privileges --exit-on-error -U postgres -d "$DRILL_DATABASE")
+  if ! sandbox_restore "$engine" "$image" 2>"$work/drill.err"; then
+    log err "restore drill of $where failed: $(tail -n 3 "$work/drill.err" | tr '\n' ' ')"
+    drill_db stop "$engine"
+    return 1
+  fi
+  local restore=("$CLIENT" --sandbox --default-character-set=utf8mb4 --max-allowed-packet=1G -uroot "$DRILL_DATABASE")
+  [[ $engine == postgres ]] && restore=(pg_restore --no-owner --no-privileges --exit-on-error -U "$DRILL_ROLE" -d "$DRILL_DATABASE")
   rm -f "$work/sha.fifo"
   mkfifo "$work/sha.fifo"
   sha256sum <"$work/sha.fifo" >"$work/sha256" &
@@ -147,7 +182,7 @@ drill_target() {
   elif [[ $(cut -d' ' -f1 <"$work/sha256") != "$sha" ]]; then
     problem="s3://$BUCKET/$key does not match its manifest's sha256"
   elif ((statuses[2] != 0 || statuses[3] != 0)); then
-    problem="the restore into the throwaway server failed: $(tail -n 3 "$work/restore.err" | tr '\n' ' ')"
+    problem="the restore into the throwaway server failed: $(restore_failure "$work/restore.err")"
   elif ! restored_row_counts "$engine" 2>"$work/restore.err" | LC_ALL=C sort >"$work/actual-tables.tsv"; then
     problem="could not count the restored rows: $(tail -n 3 "$work/restore.err" | tr '\n' ' ')"
   else

@@ -27,7 +27,7 @@ import {
   type BackupStore,
   type StoredObject,
 } from "./backups.js";
-import { clientEnv, describeTarget, existingObjects, familyOf, restoreCommand, type RestoreTarget } from "./target.js";
+import { clientEnv, clientFailure, describeTarget, existingObjects, familyOf, restoreCommand, type RestoreTarget } from "./target.js";
 
 export interface RestoreRequest {
   store: BackupStore;
@@ -184,7 +184,7 @@ async function feedTarget(request: RestoreRequest, manifest: BackupManifest, fil
   const [zstdCode, clientCode] = await Promise.all([zstdExit, clientExit]);
   progress.done();
   if (zstdCode !== 0) throw new BackupError(`decompressing ${manifest.key} failed: ${zstdErr.trim() || `zstd exited with ${zstdCode}`}`);
-  if (clientCode !== 0) throw new BackupError(`${command} failed to restore into ${target.shown}: ${clientErr.trim().split("\n").slice(-5).join(" ") || `exit ${clientCode}`}`);
+  if (clientCode !== 0) throw new BackupError(`${command} failed to restore into ${target.shown}: ${clientFailure(clientErr) || `exit ${clientCode}`}`);
   if (streamError) throw new BackupError(`streaming the dump into ${target.shown} failed: ${(streamError as Error).message}`);
 }
 

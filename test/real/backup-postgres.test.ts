@@ -68,7 +68,8 @@ describe("backups of a PostgreSQL database (the prod stack's script, for real)",
     );
     // As in Metabase's application database container: the database's owner is its superuser.
     pg.sql(`CREATE ROLE ${DB} LOGIN SUPERUSER; CREATE DATABASE ${DB} OWNER ${DB} ENCODING 'UTF8';`);
-    pg.sql(seedSql(blob), DB);
+    // Its objects belong to it: a restore gives them to the restoring role (--no-owner), which is this one.
+    pg.sql(`SET ROLE ${DB};\n${seedSql(blob)}`, DB);
     env = {
       BACKUP_DB_EXEC: writeDbExecHook(dir.path, { PGHOST: pg.socketDir, PGPORT: String(pg.port) }),
       BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("moto"),
@@ -111,6 +112,8 @@ describe("backups of a PostgreSQL database (the prod stack's script, for real)",
   it("restores with npm run restore into an emptied database: byte for byte, every object back", async () => {
     original = postgresLogicalDump(pg.socketDir, pg.port, DB);
     pg.sql(`DROP DATABASE ${DB}; CREATE DATABASE ${DB} OWNER ${DB} ENCODING 'UTF8';`);
+    // A restore runs as a role that cannot run programs on the server (test/real/restore-sandbox.test.ts).
+    pg.sql(`ALTER ROLE ${DB} NOSUPERUSER`);
     const run = await restore(["--target", target()]);
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stderr, /sha256 matches the manifest/);

@@ -109,14 +109,15 @@ ${SOCKET_ARG}
 case $action in
   start)
     if [[ $engine == postgres ]]; then
-      psql -X -q -U postgres -d postgres -c 'DROP DATABASE IF EXISTS restore_drill' -c 'CREATE DATABASE restore_drill'
+      # A fresh container has no drill role either: the script creates it.
+      psql -X -q -U postgres -d postgres -c 'DROP DATABASE IF EXISTS restore_drill' -c 'DROP ROLE IF EXISTS restore_drill' -c 'CREATE DATABASE restore_drill'
     else
       mariadb --socket="$MYSQL_UNIX_PORT" -uroot -e 'DROP DATABASE IF EXISTS restore_drill; CREATE DATABASE restore_drill'
     fi ;;
   exec) exec "$@" ;;
   stop)
     if [[ $engine == postgres ]]; then
-      psql -X -q -U postgres -d postgres -c 'DROP DATABASE IF EXISTS restore_drill'
+      psql -X -q -U postgres -d postgres -c 'DROP DATABASE IF EXISTS restore_drill' -c 'DROP ROLE IF EXISTS restore_drill'
     else
       mariadb --socket="$MYSQL_UNIX_PORT" -uroot -e 'DROP DATABASE IF EXISTS restore_drill'
     fi ;;

@@ -1,0 +1,69 @@
+// npm run restore's --target: a password in the URL is refused (it would be
+// on the command line: ps, shell history) with where to put it instead; the
+// password comes from the client's own variable or from --password-file, and
+// reaches the client through its environment only.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { BackupError } from "../../ops/restore/backups.js";
+import { clientEnv, parseTarget } from "../../ops/restore/target.js";
+import { runRestore } from "../support/backup-harness.js";
+import { tempDir } from "../support/system.js";
+
+const refused = (text: string, ...parts: (string | RegExp)[]) =>
+  assert.throws(
+    () => parseTarget(text),
+    (err: Error) => {
+      assert.ok(err instanceof BackupError, String(err));
+      for (const part of parts) typeof part === "string" ? assert.ok(err.message.includes(part), `"${err.message}" lacks "${part}"`) : assert.match(err.message, part);
+      assert.ok(!err.message.includes("hunter2"), `the password is in the message: ${err.message}`);
+      return true;
+    },
+  );
+
+describe("restore --target and its password", () => {
+  const dir = tempDir("restore-target");
+  after(() => dir.remove());
+
+  it("refuses a password in the URL, without repeating it, and says where to put it", () => {
+    refused("mariadb://root:hunter2@127.0.0.1:3306/bbaegok", "--target mariadb://root:***@127.0.0.1:3306/bbaegok holds a password, which would show in ps and your shell history", "set MYSQL_PWD (MySQL/MariaDB) or PGPASSWORD (PostgreSQL) in the environment, or pass --password-file <file>");
+    refused("postgres://metabase:hunter2@db.internal/metabase", "postgres://metabase:***@db.internal/metabase holds a password");
+    refused("postgres://metabase:hunter2@db internal/metabase", /^--target is not a connection URL: expected /);
+  });
+
+  it("takes the password from --password-file (its first line) and hands it to the client's variable only", () => {
+    const file = join(dir.path, "pw");
+    writeFileSync(file, "s3cret with spaces\nignored second line\n", { mode: 0o600 });
+    const mysql = parseTarget("mariadb://root@127.0.0.1/bbaegok", { passwordFile: file });
+    assert.equal(clientEnv(mysql).MYSQL_PWD, "s3cret with spaces");
+    assert.ok(!mysql.shown.includes("s3cret"));
+    const pg = parseTarget("postgres://restorer@127.0.0.1/metabase", { passwordFile: file });
+    assert.equal(clientEnv(pg).PGPASSWORD, "s3cret with spaces");
+  });
+
+  it("without a file, the client's own variable from the environment passes through", () => {
+    const saved = process.env.PGPASSWORD;
+    process.env.PGPASSWORD = "from-env";
+    try {
+      assert.equal(clientEnv(parseTarget("postgres://restorer@127.0.0.1/metabase")).PGPASSWORD, "from-env");
+    } finally {
+      if (saved === undefined) delete process.env.PGPASSWORD;
+      else process.env.PGPASSWORD = saved;
+    }
+  });
+
+  it("names a missing or empty password file", () => {
+    assert.throws(() => parseTarget("postgres://r@h/d", { passwordFile: join(dir.path, "nope") }), /--password-file .*\/nope cannot be read: ENOENT/);
+    const empty = join(dir.path, "empty");
+    writeFileSync(empty, "\n");
+    assert.throws(() => parseTarget("postgres://r@h/d", { passwordFile: empty }), /--password-file .*\/empty: its first line is empty; write the target's password there/);
+  });
+
+  it("npm run restore exits 1 with that sentence before reaching S3 or the database", async () => {
+    const run = await runRestore(["--stack", "prod", "--target", "mariadb://root:hunter2@127.0.0.1:1/bbaegok", "--endpoint-url", "http://127.0.0.1:1"], { ...process.env });
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /^restore: --target mariadb:\/\/root:\*\*\*@127\.0\.0\.1:1\/bbaegok holds a password/m);
+    assert.ok(!run.stderr.includes("hunter2"));
+  });
+});
