@@ -1,6 +1,7 @@
 // Guardrails as pure checks over planned resources: used by the test suite on
 // every committed stack, and by the policy pack that `pulumi preview` enforces.
 // Each rule returns sentences naming the resource and what is wrong.
+import { ROLE_LABEL } from "../infra/server/container.js";
 import { goDuration, isPinnedImage, isSshHostKey } from "../stacks/config/rules.js";
 
 /** The shape a rule needs: what the offline plan records (and a policy pack sees). */
@@ -24,10 +25,6 @@ export interface ResourceView {
  * value is another resource's output that is checked on that resource.
  */
 export const UNKNOWN_PLACEHOLDER = "[unknown]";
-
-/** The Docker label every container of ours carries to say what it is. */
-export const ROLE_LABEL = "bbaegok.role";
-export type ContainerRole = "proxy" | "app" | "database" | "database-replica" | "metabase" | "metabase-db";
 
 const CONTAINER = "docker:index/container:Container";
 const VOLUME = "docker:index/volume:Volume";

@@ -13,7 +13,7 @@ import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import type { ServiceDatabase } from "../database/index.js";
 import { slotUpstreamAddress, stackFilePaths, proxyDirs } from "../proxy/render.js";
 import { precheckScript, RELEASE_LABEL, smokeScript, verifyScript, type RolloutScriptArgs } from "../proxy/rollout.js";
-import { ServerFile, type HomeServer, type SshConnection } from "../server/index.js";
+import { platformContainer, ServerFile, type HomeServer, type SshConnection } from "../server/index.js";
 import { DATASOURCE_PASSWORD_FILE, SLOTS, otherSlot, slotContainerName } from "./render.js";
 import { canonical, desiredSpec, parseDeployed, planRollout, type DeployedSlots, type RolloutPlan, type SlotSpec } from "./rollout.js";
 
@@ -118,22 +118,26 @@ export class AppSlots extends pulumi.ComponentResource {
     const spec = this.plan.slots[slot];
     const container = spec.container;
     const image = new docker.RemoteImage(`${name}-${slot}-image`, { name: container.image, keepLocally: true }, dockerOpts);
-    return new docker.Container(
+    return platformContainer(
       `${name}-${slot}`,
+      {
+        recorded: {
+          restart: container.restart,
+          logDriver: container.logDriver,
+          logOpts: container.logOpts,
+          // The release label lets a later rollout tell what a slot runs (the precheck reads it).
+          labels: pulumi.all([container.labels, spec]).apply(([labels, s]) => [...labels, { label: RELEASE_LABEL, value: releaseId(s) }]),
+        },
+      },
       {
         name: container.name,
         image: image.imageId,
-        restart: container.restart,
         memory: container.memory,
         memorySwap: container.memorySwap,
-        logDriver: container.logDriver,
-        logOpts: container.logOpts,
         envs: container.envs,
         networksAdvanced: container.networksAdvanced,
         mounts: container.mounts,
         healthcheck: container.healthcheck,
-        // The release label lets a later rollout tell what a slot runs (the precheck reads it).
-        labels: pulumi.all([container.labels, spec]).apply(([labels, s]) => [...labels, { label: RELEASE_LABEL, value: releaseId(s) }]),
         stopTimeout: container.stopTimeout,
         // Pulumi waits until Docker reports the new slot healthy.
         wait: true,

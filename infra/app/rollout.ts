@@ -15,8 +15,7 @@
 // that serves. The previous release stays warm in the other slot.
 import { z } from "zod";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
-import { ROLE_LABEL } from "../../policy/rules.js";
-import { LOG_OPTS } from "../server/render.js";
+import { platformSettings, type PlatformSettings } from "../server/container.js";
 import { APP_SECRETS_MOUNT, SLOTS, otherSlot, slotContainerName, slotEnvs, slotHealthCheck, slotWaitSeconds } from "./render.js";
 
 /**
@@ -32,19 +31,15 @@ export interface SlotRelease {
 }
 
 /** A slot's container exactly as created: every input but the image's id, which its RemoteImage of `image` gives. */
-export interface ContainerSpec {
+export interface ContainerSpec extends PlatformSettings {
   name: string;
   image: string;
-  restart: string;
   memory: number;
   memorySwap: number;
-  logDriver: string;
-  logOpts: Record<string, string>;
   envs: string[];
   networksAdvanced: { name: string; ipv4Address?: string }[];
   mounts: { type: string; source: string; target: string; readOnly: boolean }[];
   healthcheck: ReturnType<typeof slotHealthCheck>;
-  labels: { label: string; value: string }[];
   stopTimeout: number;
   waitTimeout: number;
 }
@@ -96,21 +91,14 @@ export function desiredSpec(config: Pick<StackConfig, "app" | "database">, place
     container: {
       name: slotContainerName(place.prefix, slot),
       image: app.image,
-      restart: "unless-stopped",
+      ...platformSettings("app", place.stack, [{ label: "bbaegok.slot", value: slot }]),
       memory: app.memoryMb,
       memorySwap: app.memoryMb,
-      logDriver: "json-file",
-      logOpts: LOG_OPTS,
       envs: slotEnvs(config, slot),
       // A fixed address on the edge network: the proxy's upstream for this slot.
       networksAdvanced: [{ name: place.edgeNetwork, ipv4Address: place.addresses[slot] }, { name: place.dataNetwork }],
       mounts: [{ type: "bind", source: `${place.secretsDir}/app`, target: APP_SECRETS_MOUNT, readOnly: true }],
       healthcheck: slotHealthCheck(app, place.hostHeader),
-      labels: [
-        { label: ROLE_LABEL, value: "app" },
-        { label: "bbaegok.stack", value: place.stack },
-        { label: "bbaegok.slot", value: slot },
-      ],
       // Graceful shutdown: Spring finishes in-flight requests before exiting.
       stopTimeout: 30,
       waitTimeout: slotWaitSeconds(app),

@@ -4,9 +4,8 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ROLE_LABEL } from "../../policy/rules.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { dockerHealthCheck, LOG_OPTS, ServerFile, type HomeServer } from "../server/index.js";
+import { dockerHealthCheck, platformContainer, ServerFile, type HomeServer } from "../server/index.js";
 import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseRuntime, databaseSpec, replacementNotice, type DatabaseSpec } from "./render.js";
 import { primaryReplicationFlags } from "../replica/render.js";
 
@@ -77,16 +76,14 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const volume = new docker.Volume(`${name}-volume`, { name: `${names.prefix}-db-data` }, { ...dockerOpts, protect: true, retainOnDelete: true });
     this.volumeName = volume.name;
 
-    const container = new docker.Container(
+    const container = platformContainer(
       `${name}-container`,
+      { role: "database", stack: server.stack },
       {
         name: `${names.prefix}-db`,
         image: image.imageId,
-        restart: "unless-stopped",
         memory: database.memoryMb,
         memorySwap: database.memoryMb,
-        logDriver: "json-file",
-        logOpts: LOG_OPTS,
         envs: spec.envs,
         command: spec.command,
         networksAdvanced: [{ name: server.dataNetworkName, aliases: [DATABASE_ALIAS] }],
@@ -97,10 +94,6 @@ export class ServiceDatabase extends pulumi.ComponentResource {
         ],
         healthcheck: dockerHealthCheck({ tests: spec.healthcheck, interval: "10s", timeout: "5s", retries: 5, startPeriod: "60s" }),
         // A database flushes on shutdown: give it time before SIGKILL.
-        labels: [
-          { label: ROLE_LABEL, value: "database" },
-          { label: "bbaegok.stack", value: server.stack },
-        ],
         stopTimeout: STOP_SECONDS,
         wait: true,
         waitTimeout: HEALTHY_SECONDS,

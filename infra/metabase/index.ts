@@ -5,11 +5,10 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ROLE_LABEL } from "../../policy/rules.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import type { ServiceDatabase } from "../database/index.js";
 import { DATABASE_UID, SECRETS_MOUNT } from "../database/render.js";
-import { dockerHealthCheck, LOG_OPTS, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
+import { dockerHealthCheck, platformContainer, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
 import { METABASE_SECRETS_MOUNT, READONLY_USER, adminSqlCommand, metabaseEntrypoint, readOnlyUserSql, setupScript } from "./render.js";
 
 export interface MetabaseArgs {
@@ -68,25 +67,19 @@ export class Metabase extends pulumi.ComponentResource {
     // Metabase's application database: PostgreSQL, not the embedded H2 that corrupts on a hard stop.
     const appDbImage = new docker.RemoteImage(`${name}-db-image`, { name: mb.databaseImage, keepLocally: true }, dockerOpts);
     const appDbVolume = new docker.Volume(`${name}-db-volume`, { name: `${names.prefix}-metabase-db-data` }, { ...dockerOpts, protect: true, retainOnDelete: true });
-    const appDb = new docker.Container(
+    const appDb = platformContainer(
       `${name}-db`,
+      { role: "metabase-db", stack: server.stack },
       {
         name: this.appDatabaseContainer,
         image: appDbImage.imageId,
-        restart: "unless-stopped",
         memory: 512,
         memorySwap: 512,
-        logDriver: "json-file",
-        logOpts: LOG_OPTS,
         envs: [`POSTGRES_PASSWORD_FILE=${SECRETS_MOUNT}/db_password`, `POSTGRES_USER=${METABASE_APP_DB.user}`, `POSTGRES_DB=${METABASE_APP_DB.name}`],
         networksAdvanced: [{ name: server.dataNetworkName, aliases: [METABASE_APP_DB.alias] }],
         volumes: [{ volumeName: appDbVolume.name, containerPath: "/var/lib/postgresql/data" }],
         mounts: [{ type: "bind", source: appDbSecretsDir, target: SECRETS_MOUNT, readOnly: true }],
         healthcheck: dockerHealthCheck({ tests: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", METABASE_APP_DB.user, "-d", METABASE_APP_DB.name], interval: "10s", timeout: "5s", retries: 5, startPeriod: "30s" }),
-        labels: [
-          { label: ROLE_LABEL, value: "metabase-db" },
-          { label: "bbaegok.stack", value: server.stack },
-        ],
         stopTimeout: 60,
         wait: true,
         waitTimeout: 180,
@@ -112,16 +105,14 @@ export class Metabase extends pulumi.ComponentResource {
 
     const image = new docker.RemoteImage(`${name}-image`, { name: mb.image, keepLocally: true }, dockerOpts);
     const heapMb = Math.floor(mb.memoryMb * 0.75);
-    const container = new docker.Container(
+    const container = platformContainer(
       `${name}-container`,
+      { role: "metabase", stack: server.stack },
       {
         name: this.containerName,
         image: image.imageId,
-        restart: "unless-stopped",
         memory: mb.memoryMb,
         memorySwap: mb.memoryMb,
-        logDriver: "json-file",
-        logOpts: LOG_OPTS,
         entrypoints: metabaseEntrypoint(),
         envs: [
           "MB_DB_TYPE=postgres",
@@ -137,10 +128,6 @@ export class Metabase extends pulumi.ComponentResource {
         networksAdvanced: [{ name: server.edgeNetworkName, ipv4Address: server.edgeAddresses.metabase }, { name: server.dataNetworkName }],
         mounts: [{ type: "bind", source: secretsDir, target: METABASE_SECRETS_MOUNT, readOnly: true }],
         healthcheck: dockerHealthCheck({ tests: ["CMD-SHELL", "curl -fsS http://127.0.0.1:3000/api/health || exit 1"], interval: "15s", timeout: "5s", retries: 5, startPeriod: "180s" }),
-        labels: [
-          { label: ROLE_LABEL, value: "metabase" },
-          { label: "bbaegok.stack", value: server.stack },
-        ],
         stopTimeout: 30,
         wait: true,
         waitTimeout: 600,

@@ -24,9 +24,8 @@ import * as cloudflare from "@pulumi/cloudflare";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { ROLE_LABEL } from "../../policy/rules.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
-import { LOG_OPTS, runScriptAsRootCommand, ServerFile, type HomeServer } from "../server/index.js";
+import { platformContainer, runScriptAsRootCommand, ServerFile, type HomeServer } from "../server/index.js";
 import type { SiteCertificate } from "../tls/index.js";
 import type { OriginPulls } from "../tls/origin-pulls.js";
 import {
@@ -221,16 +220,14 @@ export class EdgeProxy extends pulumi.ComponentResource {
     const dockerOpts = { parent: this, provider: args.server.docker };
     const pulled = new docker.RemoteImage(`${name}-image`, { name: image, keepLocally: true }, dockerOpts);
     const live = proxyDirs(dir).live;
-    return new docker.Container(
+    return platformContainer(
       name,
+      { role: "proxy", stack: args.server.stack },
       {
         name: this.containerName,
         image: pulled.imageId,
-        restart: "unless-stopped",
         memory: 256,
         memorySwap: 256,
-        logDriver: "json-file",
-        logOpts: LOG_OPTS,
         command: ["nginx", "-c", `${confDir}/${MAIN_CONF}`, "-g", "daemon off;"],
         envs: ["NGINX_ENTRYPOINT_QUIET_LOGS=1"],
         // The only published ports on the server.
@@ -241,10 +238,6 @@ export class EdgeProxy extends pulumi.ComponentResource {
         // The configuration lives on the host; the same path inside, so the rendered paths hold on both sides.
         mounts: [{ type: "bind", source: live, target: live, readOnly: true }],
         networksAdvanced: [{ name: args.server.edgeNetworkName }],
-        labels: [
-          { label: ROLE_LABEL, value: "proxy" },
-          { label: "bbaegok.stack", value: args.server.stack },
-        ],
         // SIGQUIT is nginx's graceful stop: in-flight requests finish first.
         stopSignal: "SIGQUIT",
         stopTimeout: WORKER_SHUTDOWN_SECONDS + 5,

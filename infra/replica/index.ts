@@ -7,11 +7,10 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ROLE_LABEL } from "../../policy/rules.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import type { ServiceDatabase } from "../database/index.js";
 import { DATABASE_ALIAS, DATABASE_UID, SECRETS_MOUNT, databaseSpec } from "../database/render.js";
-import { dockerHealthCheck, LOG_OPTS, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
+import { dockerHealthCheck, platformContainer, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
 import {
   REPLICA_ALIAS,
   REPLICATION_PASSWORD_FILE,
@@ -121,16 +120,14 @@ export class ReadReplica extends pulumi.ComponentResource {
       // The replica's data is a copy, but rebuilding it loads the primary: protected and retained like the primary's.
       const volume = new docker.Volume(`${name}-volume`, { name: replicaName.volume }, { ...dockerOpts, protect: true, retainOnDelete: true });
       const postgres = database.engine === "postgres";
-      return new docker.Container(
+      return platformContainer(
         `${name}-container`,
+        { role: "database-replica", stack: server.stack },
         {
           name: replicaName.container,
           image: image.imageId,
-          restart: "unless-stopped",
           memory: memoryMb,
           memorySwap: memoryMb,
-          logDriver: "json-file",
-          logOpts: LOG_OPTS,
           envs: spec.envs,
           // PostgreSQL: the entrypoint seeds an empty volume by pg_basebackup, as the database's uid, then runs the image's own.
           ...(postgres ? { user: DATABASE_UID, entrypoints: [`${ENTRYPOINT_MOUNT}/entrypoint.sh`], command: ["docker-entrypoint.sh", ...spec.command, ...replicaServerFlags(serverSpec)] } : { command: [...spec.command, ...replicaServerFlags(serverSpec)] }),
@@ -141,10 +138,6 @@ export class ReadReplica extends pulumi.ComponentResource {
             ...(postgres ? [{ type: "bind", source: `${names.stackDir}/replica-init`, target: ENTRYPOINT_MOUNT, readOnly: true }] : []),
           ],
           healthcheck: dockerHealthCheck({ tests: spec.healthcheck, interval: "10s", timeout: "5s", retries: 5, startPeriod: "300s" }),
-          labels: [
-            { label: ROLE_LABEL, value: "database-replica" },
-            { label: "bbaegok.stack", value: server.stack },
-          ],
           stopTimeout: 60,
           wait: true,
           waitTimeout: 600,

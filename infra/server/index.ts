@@ -7,8 +7,10 @@ import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { StackConfig } from "../../stacks/config/schema.js";
+import { platformSettings, type ContainerRole, type PlatformSettings } from "./container.js";
 import { dockerHost, edgeAddressing, SSH_CONTROL_DIR, sshClientOptions, installFileCommand, removeFileCommand, stackNames, type EdgeAddressing, type FileSpec, type StackNames } from "./render.js";
 
+export * from "./container.js";
 export * from "./render.js";
 
 export type SshConnection = command.types.input.remote.ConnectionArgs;
@@ -113,4 +115,22 @@ export class ServerFile extends pulumi.ComponentResource {
     );
     this.registerOutputs({ path: this.path });
   }
+}
+
+/** A container's inputs but the platform's (platformSettings): a component cannot set those itself. */
+export type PlatformContainerArgs = Omit<docker.ContainerArgs, keyof PlatformSettings>;
+
+/** Which platform settings a container gets: its role in its stack, or (an app slot) the ones its recorded spec holds. */
+export type ContainerPlatform = { role: ContainerRole; stack: string } | { recorded: { [K in keyof PlatformSettings]: pulumi.Input<PlatformSettings[K]> } };
+
+/**
+ * Every container of the platform is made here: `args` with the platform's
+ * restart policy, log rotation and role and stack labels. An app slot passes
+ * the settings its recorded spec holds instead (`recorded`): they were
+ * platformSettings when the slot was planned, and the container that serves
+ * is never changed by a new version of this code (infra/app/rollout.ts).
+ */
+export function platformContainer(name: string, platform: ContainerPlatform, args: PlatformContainerArgs, opts?: pulumi.CustomResourceOptions): docker.Container {
+  const settings = "recorded" in platform ? platform.recorded : platformSettings(platform.role, platform.stack);
+  return new docker.Container(name, { ...args, ...settings }, opts);
 }

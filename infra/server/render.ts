@@ -37,9 +37,6 @@ export function sshClientOptions(server: Pick<StackConfig["server"], "ssh">): st
 /** The folder of sshClientOptions' ControlPath (the operator's ~/.ssh), created 0700 when missing: ssh will not start without it. */
 export const SSH_CONTROL_DIR = ".ssh";
 
-/** Log rotation for every container: a full disk takes the whole server down. */
-export const LOG_OPTS: Record<string, string> = { "max-size": "10m", "max-file": "5" };
-
 export interface HealthCheck {
   tests: string[];
   interval: string;

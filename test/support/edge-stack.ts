@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import { MOCK_CLOUDFLARE_RANGES, mockOwnerContainerId, mockZoneId } from "../../ops/offline/edge-mocks.js";
 import { MOCK_SECRET_PREFIX } from "../../ops/offline/mocks.js";
 import type { PlannedResource, StackPlan } from "../../ops/offline/plan.js";
-import { ROLE_LABEL } from "../../policy/rules.js";
+import { ROLE_LABEL } from "../../infra/server/container.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
