@@ -161,6 +161,7 @@ backup_target() {
   ext=$([[ $engine == postgres ]] && echo pgdump.zst || echo sql.zst)
   key="$STACK/$name/$stamp.$ext"
   manifest_key="$STACK/$name/$stamp.manifest.json"
+  #+replica pick_source "$name" "$engine" "$container"; container=$source_container
   local where="$STACK/$name ($engine in container $container)"
   log info "backup of $where to s3://$BUCKET/$key started"
 
@@ -243,6 +244,7 @@ backup_target() {
     log err "backup of $where failed: could not write its manifest; s3://$BUCKET/$key is not a backup"
     return 1
   fi
+  #+replica add_replication_to_manifest "$work/manifest.json" || { log err "backup of $where failed: could not add its source to its manifest; s3://$BUCKET/$key is not a backup"; return 1; }
   if ! s3_put "$work/manifest.json" "s3://$BUCKET/$manifest_key" --content-type application/json 2>"$work/upload.err"; then
     log err "backup of $where failed: the manifest upload failed, so s3://$BUCKET/$key is not a backup: $(tail -n 3 "$work/upload.err" | tr '\n' ' ')"
     return 1
@@ -317,6 +319,7 @@ main() {
     ping_health_check /fail
     exit 1
   fi
+  #+replica fail_on_unhealthy_replication
   log info "backup of stack $STACK: all ${#TARGETS[@]} databases backed up"
   ping_health_check ''
 }

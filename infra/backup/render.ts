@@ -11,6 +11,7 @@ import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js"
 import { shellQuote } from "../server/render.js";
 import { allowedBackupAgeMs, normalizeSchedule } from "./schedule.js";
 import { normalCron } from "../../stacks/config/cron.js";
+import { replicaNames } from "../replica/render.js";
 
 export type BackupConfig = StackConfig["backup"];
 
@@ -28,6 +29,11 @@ export interface BackupTarget {
   adminUser: string;
   /** The image a restore drill starts its throwaway server from: the same engine and version. */
   image: string;
+  /**
+   * The database's read replica (database.replicas): backed up from it while
+   * it is healthy and at most `maxLagSeconds` behind, from `container` otherwise.
+   */
+  replica?: { container: string; maxLagSeconds: number };
 }
 
 /** Where one stack's backup pieces live on the server. */
@@ -52,6 +58,8 @@ export function backupPaths(service: string, stack: string, dataDir: string) {
     /** The syslog tag: `journalctl -t bbaegok-prod-backup`. */
     logTag: `${service}-${stack}-backup`,
     drillContainer: `${service}-${stack}-restore-drill`,
+    /** The read replica's script (infra/replica), whose `status` picks the backup's source. */
+    replicaScript: replicaNames(`${service}-${stack}`).script(`${dataDir}/${stack}`),
   };
 }
 export type BackupPaths = ReturnType<typeof backupPaths>;
@@ -64,8 +72,16 @@ export type BackupPaths = ReturnType<typeof backupPaths>;
 export function stackBackupTargets(config: Pick<StackConfig, "service" | "database" | "metabase">, stack: string): BackupTarget[] {
   const prefix = `${config.service}-${stack}`;
   const db = config.database;
+  const replica = db.replicas[0];
   const targets: BackupTarget[] = [
-    { name: db.name, engine: db.engine, container: `${prefix}-db`, adminUser: db.engine === "postgres" ? "postgres" : "root", image: `${db.engine}:${db.version}` },
+    {
+      name: db.name,
+      engine: db.engine,
+      container: `${prefix}-db`,
+      adminUser: db.engine === "postgres" ? "postgres" : "root",
+      image: `${db.engine}:${db.version}`,
+      ...(replica ? { replica: { container: replicaNames(prefix).container, maxLagSeconds: replica.maxLagSeconds } } : {}),
+    },
   ];
   if (config.metabase.enabled) {
     targets.push({ name: "metabase", engine: "postgres", container: `${prefix}-metabase-db`, adminUser: "metabase", image: config.metabase.databaseImage });
@@ -134,6 +150,19 @@ export interface BackupManifest {
   tables: { name: string; rows: number }[];
   /** Views, routines, triggers, events (MySQL/MariaDB); views, functions, procedures, triggers, sequences (PostgreSQL). */
   objects: { type: string; name: string }[];
+  /** A database with a read replica: which server the dump was taken from. */
+  source?: "replica" | "primary";
+  /** A database with a read replica: why that source, and the replication position read just before the dump (the dump holds at least every transaction up to it). */
+  replication?: {
+    why: string;
+    positionType: "gtid" | "lsn";
+    /** The dumped server's position: the replica's applied GTIDs / replayed LSN, or the primary's. */
+    position: string;
+    /** The other server's, when it answered. */
+    primaryPosition?: string;
+    replicaPosition?: string;
+    lagSeconds: number | null;
+  };
 }
 
 function validateTargets(targets: readonly BackupTarget[]): void {
@@ -146,6 +175,8 @@ function validateTargets(targets: readonly BackupTarget[]): void {
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(t.container)) throw new Error(`backup target "${t.name}": container name "${t.container}" is not a Docker container name`);
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(t.adminUser)) throw new Error(`backup target "${t.name}": admin user "${t.adminUser}" is not an identifier`);
     if (!/^[A-Za-z0-9][A-Za-z0-9_./:@-]*$/.test(t.image)) throw new Error(`backup target "${t.name}": image "${t.image}" is not an image reference`);
+    if (t.replica && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(t.replica.container)) throw new Error(`backup target "${t.name}": replica container name "${t.replica.container}" is not a Docker container name`);
+    if (t.replica && !(Number.isInteger(t.replica.maxLagSeconds) && t.replica.maxLagSeconds > 0)) throw new Error(`backup target "${t.name}": replica maxLagSeconds ${t.replica.maxLagSeconds} is not a positive whole number of seconds`);
   }
 }
 
@@ -226,6 +257,7 @@ function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): strin
     "readonly TARGETS=(",
     ...targets,
     ")",
+    ...(what === "backup" ? replicaHeader(spec) : []),
     "",
     "# Overridable for tests and for a run by hand; cron sets none of these.",
     `credentials_file=\${BACKUP_AWS_CREDENTIALS_FILE:-${what === "backup" ? paths.credentialsFile : paths.drillCredentialsFile}}`,
@@ -241,9 +273,35 @@ function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): strin
   ].join("\n");
 }
 
+/** The replicated targets' lines of the backup script's header; none without a replica (the script is then as before replicas existed). */
+function replicaHeader(spec: BackupScriptSpec): string[] {
+  const replicated = spec.targets.filter((t) => t.replica);
+  if (replicated.length === 0) return [];
+  return [
+    "# Dumped from the read replica while replica.sh status says it is healthy (lag within the bound), from the primary otherwise.",
+    "# name replica-container max-lag-seconds",
+    "readonly REPLICAS=(",
+    ...replicated.map((t) => `  ${shellQuote([t.name, t.replica!.container, t.replica!.maxLagSeconds].join(" "))}`),
+    ")",
+    `replica_script=\${BACKUP_REPLICA_SCRIPT:-${spec.paths.replicaScript}}`,
+  ];
+}
+
+/**
+ * backup.bash with its `#+replica <command>` lines: the command where a
+ * target has a replica (replica-source.bash defines what they call), the line
+ * gone where none has, so a stack without a replica gets the script it got
+ * before replicas existed, byte for byte.
+ */
+function backupBash(replicated: boolean): string {
+  const hook = /^( *)#\+replica (.*)\n/gm;
+  const body = bashPart("backup.bash");
+  return replicated ? [bashPart("replica-source.bash"), body.replace(hook, "$1$2\n")].join("\n") : body.replace(hook, "");
+}
+
 /** The backup script (bash): every target dumped, compressed and streamed to S3, manifest last. */
 export function backupScript(spec: BackupScriptSpec): string {
-  return [header(spec, "backup"), bashPart("common.bash"), bashPart("backup.bash")].join("\n");
+  return [header(spec, "backup"), bashPart("common.bash"), backupBash(spec.targets.some((t) => t.replica))].join("\n");
 }
 
 /**

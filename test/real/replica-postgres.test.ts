@@ -5,84 +5,15 @@
 // (setup, wait, status, promote) run against both. The only stand-in is
 // `docker exec` (test/support/replica-harness.ts).
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { postgresReplicaEntrypoint, primaryReplicationFlags, replicaServerFlags, replicationPgpass } from "../../infra/replica/render.js";
-import { POSTGRES_OS_USER, startPostgres, uidOf, type Postgres } from "../support/postgres.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica } from "../support/replica-harness.js";
-import { freePort, requireCommand, tempDir, waitFor } from "../support/system.js";
+import { primaryReplicationFlags } from "../../infra/replica/render.js";
+import { startPostgres, type Postgres } from "../support/postgres.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, startStandby, writePostgresReplicationSecrets, type Standby } from "../support/replica-harness.js";
+import { tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
 const APP_PASSWORD = generatedPassword();
-
-interface Standby {
-  port: number;
-  socketDir: string;
-  data: string;
-  sql(statements: string): string;
-  sqlAs(user: string, password: string, statements: string): { status: number; stdout: string; stderr: string };
-  stop(): Promise<void>;
-}
-
-/** The replica's first start as its container does it: the rendered entrypoint, then the server with the replica's flags. */
-async function startStandby(primary: Postgres, dir: string, secretsDir: string): Promise<Standby> {
-  const { uid, gid } = uidOf(POSTGRES_OS_USER);
-  const data = join(dir, "replica-data");
-  const socketDir = join(dir, "replica-run");
-  for (const folder of [data, socketDir]) {
-    mkdirSync(folder, { mode: 0o700 });
-    chownSync(folder, uid, gid);
-  }
-  const port = await freePort();
-  const spec = { engine: "postgres" as const, primaryHost: "127.0.0.1", primaryPort: primary.port, secretsDir, slot: "replica_1" };
-  const entrypoint = join(dir, "replica-entrypoint.sh");
-  writeFileSync(entrypoint, postgresReplicaEntrypoint(spec), { mode: 0o755 });
-  const log: string[] = [];
-  const child: ChildProcess = spawn(
-    entrypoint,
-    [join(primary.binDir, "postgres"), "-D", data, "-p", String(port), "-k", socketDir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", ...replicaServerFlags(spec)],
-    { uid, gid, cwd: dir, env: { PATH: `${primary.binDir}:/usr/bin:/bin`, PGDATA: data }, stdio: ["ignore", "ignore", "pipe"] },
-  );
-  child.stderr?.on("data", (d: Buffer) => log.push(d.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const psql = requireCommand("psql", "postgresql-client");
-  const run = (user: string, password: string | undefined, statements: string) =>
-    spawnSync(psql, ["-h", password ? "127.0.0.1" : socketDir, "-p", String(port), "-U", user, "-d", DB, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t"], {
-      input: statements,
-      encoding: "utf8",
-      env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) },
-    });
-  const standby: Standby = {
-    port,
-    socketDir,
-    data,
-    sql(statements) {
-      const r = run("postgres", undefined, statements);
-      if (r.status !== 0) throw new Error(`SQL on the replica failed: ${r.stderr}`);
-      return r.stdout.trim();
-    },
-    sqlAs: (user, password, statements) => {
-      const r = run(user, password, statements);
-      return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-    },
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGINT");
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-        if (child.exitCode === null) child.kill("SIGKILL");
-      }
-    },
-  };
-  try {
-    await waitFor("the replica to accept connections", () => run("postgres", undefined, "SELECT 1").status === 0, 90_000, 300);
-  } catch (err) {
-    await standby.stop();
-    throw new Error(`${(err as Error).message}\n${log.join("").slice(-3000)}`);
-  }
-  return standby;
-}
 
 describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real)", () => {
   let primary: Postgres;
@@ -100,14 +31,7 @@ describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real
     primary.sql(`CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; ALTER DATABASE ${DB} OWNER TO ${DB}; ALTER SCHEMA public OWNER TO ${DB};`, DB);
     primary.sql("CREATE TABLE orders (id serial PRIMARY KEY, memo text NOT NULL); INSERT INTO orders (memo) VALUES ('주문 1'), ('주문 2 😀');", DB);
     primary.sql(`ALTER TABLE orders OWNER TO ${DB}`, DB);
-    // The password files, as the containers see them: the replication password, and libpq's file for the replica (its uid's, 0400).
-    chmodSync(dir.path, 0o755);
-    const password = generatedPassword();
-    writeFileSync(join(dir.path, "replication_password"), `${password}\n`, { mode: 0o400 });
-    const pgpass = join(dir.path, "replication.pgpass");
-    writeFileSync(pgpass, replicationPgpass(password), { mode: 0o400 });
-    const { uid, gid } = uidOf(POSTGRES_OS_USER);
-    chownSync(pgpass, uid, gid);
+    writePostgresReplicationSecrets(dir.path);
     script = renderReplicaScript(dir.path, { database: replicatedDatabase("postgres", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
     // The replica's server is not there yet: only the primary's side is set up first.
     env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: primaryEnv(), [REPLICA_CONTAINER]: { PGHOST: dir.path, PGPORT: "1" } });
@@ -129,7 +53,7 @@ describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real
   });
 
   it("the replica seeds itself with pg_basebackup, streams, and the positions equal", async () => {
-    replica = await startStandby(primary, dir.path, dir.path);
+    replica = await startStandby(primary, dir.path, dir.path, DB);
     // The hook reaches the replica on its own port.
     env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: primaryEnv(), [REPLICA_CONTAINER]: { PGHOST: replica.socketDir, PGPORT: String(replica.port) } });
     const wait = await runReplica(script, env, "wait");

@@ -1,13 +1,19 @@
 // What the replica tests share: the real replica script rendered for a
 // stack with a replica, pointed at two local servers (the primary and the
 // replica) through a stand-in for `docker exec <container>`.
-import { chmodSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { replicaScript, type ReplicaScriptSpec } from "../../infra/replica/render.js";
+import { postgresReplicaEntrypoint, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec } from "../../infra/replica/render.js";
 import { shellQuote } from "../../infra/server/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
+import { backupPaths, backupScript, stackBackupTargets, uploaderScript, type BackupManifest } from "../../infra/backup/render.js";
+import { stackConfig } from "../../ops/restore/backups.js";
 import { runScript, type ScriptRun } from "./backup-harness.js";
+import { POSTGRES_OS_USER, uidOf, type Postgres } from "./postgres.js";
+import type { MotoServer } from "./moto.js";
+import { freePort, requireCommand, waitFor } from "./system.js";
 
 export const PRIMARY_CONTAINER = "bbaegok-prod-db";
 export const REPLICA_CONTAINER = "bbaegok-prod-db-replica";
@@ -94,4 +100,121 @@ export function replicaEnv(dir: string, envs: ContainerEnvs): Record<string, str
 /** Runs `replica.sh <command>` with the test's environment. */
 export function runReplica(script: string, env: Record<string, string>, command: string): Promise<ScriptRun> {
   return runScript(script, env, [command]);
+}
+
+/** A PostgreSQL hot standby started as the replica's container starts it. */
+export interface Standby {
+  port: number;
+  socketDir: string;
+  data: string;
+  sql(statements: string): string;
+  sqlAs(user: string, password: string, statements: string): { status: number; stdout: string; stderr: string };
+  stop(): Promise<void>;
+}
+
+/** The replica's first start as its container does it: the rendered entrypoint, then the server with the replica's flags. */
+export async function startStandby(primary: Postgres, dir: string, secretsDir: string, database: string): Promise<Standby> {
+  const { uid, gid } = uidOf(POSTGRES_OS_USER);
+  const data = join(dir, "replica-data");
+  const socketDir = join(dir, "replica-run");
+  for (const folder of [data, socketDir]) {
+    mkdirSync(folder, { mode: 0o700 });
+    chownSync(folder, uid, gid);
+  }
+  const port = await freePort();
+  const spec = { engine: "postgres" as const, primaryHost: "127.0.0.1", primaryPort: primary.port, secretsDir, slot: "replica_1" };
+  const entrypoint = join(dir, "replica-entrypoint.sh");
+  writeFileSync(entrypoint, postgresReplicaEntrypoint(spec), { mode: 0o755 });
+  const log: string[] = [];
+  const child: ChildProcess = spawn(
+    entrypoint,
+    [join(primary.binDir, "postgres"), "-D", data, "-p", String(port), "-k", socketDir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", ...replicaServerFlags(spec)],
+    { uid, gid, cwd: dir, env: { PATH: `${primary.binDir}:/usr/bin:/bin`, PGDATA: data }, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  child.stderr?.on("data", (d: Buffer) => log.push(d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const psql = requireCommand("psql", "postgresql-client");
+  const run = (user: string, password: string | undefined, statements: string) =>
+    spawnSync(psql, ["-h", password ? "127.0.0.1" : socketDir, "-p", String(port), "-U", user, "-d", database, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t"], {
+      input: statements,
+      encoding: "utf8",
+      env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) },
+    });
+  const standby: Standby = {
+    port,
+    socketDir,
+    data,
+    sql(statements) {
+      const r = run("postgres", undefined, statements);
+      if (r.status !== 0) throw new Error(`SQL on the replica failed: ${r.stderr}`);
+      return r.stdout.trim();
+    },
+    sqlAs: (user, password, statements) => {
+      const r = run(user, password, statements);
+      return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill("SIGINT");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+    },
+  };
+  try {
+    await waitFor("the replica to accept connections", () => run("postgres", undefined, "SELECT 1").status === 0, 90_000, 300);
+  } catch (err) {
+    await standby.stop();
+    throw new Error(`${(err as Error).message}\n${log.join("").slice(-3000)}`);
+  }
+  return standby;
+}
+
+/**
+ * The backup script of the prod stack given one replica of its service
+ * database on `engine` (only that database kept), with the uploader beside
+ * it; the environment points it at the rendered replica.sh in `dir`.
+ */
+export function renderReplicatedBackupScript(dir: string, engine: StackConfig["database"]["engine"], maxLagSeconds: number): { script: string; bucket: string } {
+  const config = stackConfig("prod");
+  const replicated = { ...config, database: { ...replicatedDatabase(engine, maxLagSeconds), name: config.database.name } };
+  const targets = stackBackupTargets(replicated, "prod").filter((t) => t.name === config.database.name);
+  const script = join(dir, "backup.sh");
+  writeFileSync(script, backupScript({ service: config.service, stack: "prod", backup: config.backup, targets, paths: backupPaths(config.service, "prod", config.server.dataDir) }), { mode: 0o755 });
+  writeFileSync(join(dir, "s3-put.py"), uploaderScript(), { mode: 0o755 });
+  return { script, bucket: config.backup.bucket };
+}
+
+/**
+ * The PostgreSQL replication password files in `dir`, as the containers see
+ * them: the password, and libpq's file for the replica (its uid's, 0400).
+ */
+export function writePostgresReplicationSecrets(dir: string): void {
+  chmodSync(dir, 0o755);
+  const password = generatedPassword();
+  writeFileSync(join(dir, "replication_password"), `${password}\n`, { mode: 0o400 });
+  const pgpass = join(dir, "replication.pgpass");
+  writeFileSync(pgpass, replicationPgpass(password), { mode: 0o400 });
+  const { uid, gid } = uidOf(POSTGRES_OS_USER);
+  chownSync(pgpass, uid, gid);
+}
+
+/** The environment of the replicated backup script: the replica's hook for both scripts, moto, a lock and the ping URL file in `dir`. */
+export function replicatedBackupEnv(dir: string, hook: Record<string, string>, replicaScriptPath: string, s3: MotoServer): Record<string, string> {
+  return {
+    ...hook,
+    BACKUP_DB_EXEC: hook.REPLICA_DB_EXEC!,
+    BACKUP_REPLICA_SCRIPT: replicaScriptPath,
+    BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("moto"),
+    BACKUP_S3_ENDPOINT_URL: s3.endpoint,
+    BACKUP_LOCK_FILE: join(dir, "backup.lock"),
+    BACKUP_PING_URL_FILE: join(dir, "ping-url"),
+  };
+}
+
+/** The newest manifest of the prod stack's database `database` in `bucket`. */
+export function newestManifest(s3: MotoServer, bucket: string, database: string): BackupManifest {
+  const key = s3.keys(bucket, `prod/${database}/`).filter((k) => k.endsWith(".manifest.json")).sort().at(-1);
+  if (!key) throw new Error(`no manifest under s3://${bucket}/prod/${database}/`);
+  return JSON.parse(s3.get(bucket, key).toString("utf8")) as BackupManifest;
 }

@@ -3,7 +3,9 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
+import { backupPaths, backupScript, stackBackupTargets } from "../../infra/backup/render.js";
 import { postgresReplicaEntrypoint, replicaScript, replicationPgpass } from "../../infra/replica/render.js";
+import { stackConfig } from "../../ops/restore/backups.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { StackConfigError, rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { REPO } from "../support/project.js";
@@ -28,6 +30,26 @@ describe("the replica's scripts", () => {
   });
   it("libpq's password file escapes : and \\", () => {
     assert.equal(replicationPgpass("a:b\\c"), "*:*:*:replicator:a\\:b\\\\c\n");
+  });
+});
+
+describe("the backup script of a stack with a replica", () => {
+  const render = (replicas: { maxLagSeconds: number }[]) => {
+    const config = stackConfig("prod");
+    const withReplicas = { ...config, database: { ...config.database, replicas } };
+    return backupScript({ service: config.service, stack: "prod", backup: config.backup, targets: stackBackupTargets(withReplicas, "prod"), paths: backupPaths(config.service, "prod", config.server.dataDir) });
+  };
+  it("is shellcheck-clean, names the replica, its bound and replica.sh, and runs every replica hook", () => {
+    const script = render([{ maxLagSeconds: 120 }]);
+    shellcheck("backup.sh with a replica", script);
+    assert.match(script, /^readonly REPLICAS=\(\n  'bbaegok bbaegok-prod-db-replica 120'\n\)$/m);
+    assert.match(script, /^replica_script=\$\{BACKUP_REPLICA_SCRIPT:-\/srv\/bbaegok\/prod\/replica\/replica\.sh\}$/m);
+    assert.doesNotMatch(script, /#\+replica/);
+    for (const call of ["pick_source \"$name\"", "add_replication_to_manifest \"$work/manifest.json\"", "fail_on_unhealthy_replication"]) assert.ok(script.includes(`  ${call}`), `${call} is not called`);
+  });
+  it("without a replica, has none of the replica's code (the script of a stack before replicas existed)", () => {
+    const script = render([]);
+    assert.doesNotMatch(script, /REPLICAS|replica_script|pick_source|add_replication_to_manifest|fail_on_unhealthy_replication|#\+replica/);
   });
 });
 

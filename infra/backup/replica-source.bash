@@ -1,0 +1,57 @@
+# --- backups from the read replica (infra/backup/replica-source.bash) ---
+# Rendered only into the backup script of a stack with a replica; backup.bash
+# calls it from its replica hook lines (see render.ts). Expects from the header:
+# REPLICAS ("<database> <replica container> <max lag seconds>" each) and
+# replica_script (replica.sh, whose `status` says whether the replica is
+# healthy and within its lag bound, and both positions).
+# A database is dumped from its replica while the replica is healthy and
+# caught up, so the dump does not load the primary; from the primary
+# otherwise, and then the run says why, and pings the failure URL even when
+# every backup succeeded: a broken replica must not go unnoticed.
+
+replication_problems=0
+
+# Sets source_container, where database $1 (engine $2, primary container $3)
+# is dumped from, and writes the manifest's source fields to
+# $work/replication.json (none for a database without a replica).
+pick_source() {
+  local name=$1 engine=$2 primary=$3 entry replica='' max_lag='' state reason position_type=gtid
+  source_container=$primary
+  rm -f "$work/replication.json"
+  for entry in "${REPLICAS[@]}"; do
+    [[ ${entry%% *} == "$name" ]] && read -r _ replica max_lag <<<"$entry"
+  done
+  [[ -n $replica ]] || return 0
+  [[ $engine == postgres ]] && position_type=lsn
+  if ! state=$("$replica_script" status 2>"$work/replica.err") || ! jq -e 'type == "object" and has("healthy")' <<<"$state" >/dev/null 2>&1; then
+    state=$(jq -cn --arg reason "$replica_script status did not answer: $(tail -n 3 "$work/replica.err" | tr '\n' ' ')" \
+      '{healthy: false, lagSeconds: null, primaryPosition: "", replicaPosition: "", reason: $reason}')
+  fi
+  if [[ $(jq -r .healthy <<<"$state") == true ]]; then
+    source_container=$replica
+    reason="the replica is healthy and $(jq -r .lagSeconds <<<"$state") s behind (bound $max_lag s)"
+    log info "backup of $STACK/$name from its replica $replica: $reason"
+    jq -c --arg why "$reason" --arg type "$position_type" \
+      '{source: "replica", replication: {why: $why, positionType: $type, position: .replicaPosition, primaryPosition: .primaryPosition, lagSeconds: .lagSeconds}}' <<<"$state" >"$work/replication.json"
+  else
+    replication_problems=$((replication_problems + 1))
+    reason="the replica $replica is not usable: $(jq -r .reason <<<"$state")"
+    log err "replication of $STACK/$name is broken or lagging: $reason; backing up from the primary $primary instead"
+    jq -c --arg why "$reason" --arg type "$position_type" \
+      '{source: "primary", replication: {why: $why, positionType: $type, position: .primaryPosition, replicaPosition: .replicaPosition, lagSeconds: .lagSeconds}}' <<<"$state" >"$work/replication.json"
+  fi
+}
+
+# Adds pick_source's fields to manifest $1 (a database without a replica: unchanged).
+add_replication_to_manifest() {
+  [[ -r $work/replication.json ]] || return 0
+  jq --slurpfile source "$work/replication.json" '. + $source[0]' "$1" >"$1.new" && mv "$1.new" "$1"
+}
+
+# Every backup succeeded; a replica that was not usable still fails the run.
+fail_on_unhealthy_replication() {
+  ((replication_problems == 0)) && return 0
+  log err "backup of stack $STACK: all ${#TARGETS[@]} databases backed up, but from the primary: $replication_problems replica(s) broken or lagging (see above)"
+  ping_health_check /fail
+  exit 1
+}
