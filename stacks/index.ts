@@ -8,7 +8,7 @@ import { StackDns } from "../infra/dns/index.js";
 import { ReadReplica } from "../infra/replica/index.js";
 import { Metabase } from "../infra/metabase/index.js";
 import { EdgeProxy, GuestProxy, ownerProxyEndpoint, publicHosts } from "../infra/proxy/index.js";
-import { INTERNAL_PORT, proxyContainerName } from "../infra/proxy/render.js";
+import { INTERNAL_PORT, proxyContainerName } from "../infra/proxy/contract.js";
 import { HomeServer } from "../infra/server/index.js";
 import { SiteCertificate } from "../infra/tls/index.js";
 import { OriginPulls } from "../infra/tls/origin-pulls.js";

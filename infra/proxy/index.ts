@@ -8,7 +8,7 @@
 //
 // Every stack, owner or guest, places its own files the same way: each file is
 // installed under proposed/<stack>/ (ServerFile: atomic, with its mode), then
-// one remote command activates the set (render.ts, activateFilesScript): live
+// one remote command activates the set (activation.ts, activateFilesScript): live
 // files backed up, proposals copied in, `nginx -t`, reload, or every previous
 // file put back and the run failed with nginx's message.
 //
@@ -30,23 +30,22 @@ import type { SiteCertificate } from "../tls/index.js";
 import type { OriginPulls } from "../tls/origin-pulls.js";
 import {
   activateFilesScript,
-  attachNetworkCommand,
-  containerLayout,
   deactivateFilesScript,
-  detachNetworkCommand,
   dockerNginxCommands,
+  proposalManifest,
+} from "./activation.js";
+import {
   MAIN_CONF,
   originPullsCertificatePath,
   ownerEndpoint,
-  proposalManifest,
   proxyContainerName,
   proxyDirs,
   proxyEndpointSchema,
-  renderMainConf,
   stackFilePaths,
-  stackProxyFiles,
   type ProxyEndpoint,
-} from "./render.js";
+} from "./contract.js";
+import { attachNetworkCommand, detachNetworkCommand } from "./network.js";
+import { containerLayout, renderMainConf, stackProxyFiles } from "./render.js";
 
 export * from "./render.js";
 

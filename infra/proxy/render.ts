@@ -1,22 +1,14 @@
-// Pure renderers of the server's nginx proxy: text in, text out, no Pulumi
-// import. The same functions render production (inside the proxy container)
-// and the tests' configuration (on loopback, with other ports and paths, the
-// slots' fixed addresses mapped to stand-ins), so what the tests run is what
-// the server runs.
-//
-// Layout under the proxy's directory on the server (mounted read-only into the
-// container at the same path, so a path means the same on both sides):
-//   live/nginx.conf               the owner stack's main file
-//   live/conf.d/<stack>.conf      one stack's upstream groups (fixed addresses) and server blocks
-//   live/upstreams/<stack>.conf   one stack's live slot (which group): the one file a deploy rewrites
-//   live/certs/<stack>.{crt,key}  one stack's certificate (key 0600)
-//   proposed/<stack>/…            what the stack's last `pulumi up` wants live (same layout)
-//   .activate.lock                one activation at a time, whichever stack runs it
-import { createHash } from "node:crypto";
-import { z } from "zod";
+// The nginx text of the server's proxy: the owner's nginx.conf, each stack's
+// conf.d and upstreams files. Pure: text in, text out, no Pulumi import. The
+// same functions render production (inside the proxy container) and the
+// tests' configuration (on loopback, with other ports and paths, the slots'
+// fixed addresses mapped to stand-ins), so what the tests run is what the
+// server runs. Where the files go is the contract (contract.ts); how they go
+// live is the activation (activation.ts).
 import { SLOTS } from "../app/render.js";
-import { edgeAddressing, shellQuote } from "../server/render.js";
+import { edgeAddressing } from "../server/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
+import { INTERNAL_PORT, originPullsCertificatePath, proxyDirs, SLOT_HEADER, stackFilePaths, UPSTREAM_HEADER } from "./contract.js";
 
 /** Where nginx finds its files and which addresses it listens on. */
 export interface ProxyLayout {
@@ -39,56 +31,8 @@ export interface ProxyLayout {
   };
 }
 
-/** The loopback port inside the proxy container that serves slot-addressed routes. */
-export const INTERNAL_PORT = 8081;
-/** Header on the internal port that picks a slot (`blue`/`green`); without it the live slot answers. */
-export const SLOT_HEADER = "X-Bbaegok-Slot";
-/** Response header of the internal port: the slot address nginx sent the request to (`$upstream_addr`), so a deploy can verify which slot is live. */
-export const UPSTREAM_HEADER = "X-Bbaegok-Upstream";
 /** Set by nginx.conf: 1 when the TCP peer (before real-IP restoration) is one of Cloudflare's ranges. */
 export const VIA_CLOUDFLARE_VARIABLE = "$bbaegok_via_cloudflare";
-
-/** What the owner stack exports and guest stacks read (through a StackReference) to attach to the proxy. */
-export const proxyEndpointSchema = z.strictObject({
-  /** Container name of the proxy, for `docker exec … nginx -t` and `nginx -s reload`. */
-  container: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/),
-  /** Docker's id of the proxy container: a new id means a new container that guests must join again. */
-  containerId: z.string().min(1),
-  /** The pinned nginx image, to check a configuration while the container is not running. */
-  image: z.string().min(1),
-  /** The proxy's directory on the server (host path; the container sees the same path). */
-  dir: z.string().regex(/^\/[A-Za-z0-9._/-]+$/),
-  internalPort: z.number().int().min(1).max(65535),
-  /** The owner's edge network, which the proxy container is created on. */
-  network: z.string().min(1),
-});
-export type ProxyEndpoint = z.infer<typeof proxyEndpointSchema>;
-
-/** Name of the server's one proxy container: shared by the stacks on the server, so not named after one. */
-export function proxyContainerName(service: string): string {
-  return `${service}-proxy`;
-}
-
-/** The owner stack's proxy as guests see it; `containerId` and `network` come from resources. */
-export function ownerEndpoint(
-  config: Pick<StackConfig, "service" | "server" | "proxy">,
-  resources: { containerId: string; network: string },
-): ProxyEndpoint {
-  if (config.proxy.mode !== "owner") throw new Error(`the proxy endpoint comes from the owner stack; this stack is a guest of ${config.proxy.ownerStack}`);
-  return {
-    container: proxyContainerName(config.service),
-    containerId: resources.containerId,
-    image: config.proxy.image,
-    dir: `${config.server.dataDir}/proxy`,
-    internalPort: INTERNAL_PORT,
-    network: resources.network,
-  };
-}
-
-/** The live directory nginx reads, the per-stack proposals and the lock, under the proxy's directory. */
-export function proxyDirs(dir: string) {
-  return { live: `${dir}/live`, proposed: (stack: string) => `${dir}/proposed/${stack}`, lock: `${dir}/.activate.lock` };
-}
 
 /** The layout inside the production container (official nginx image). */
 export function containerLayout(dir: string): ProxyLayout {
@@ -104,18 +48,6 @@ export function containerLayout(dir: string): ProxyLayout {
   };
 }
 
-/** The files one stack owns under the live directory, relative to it. */
-export function stackFilePaths(stack: string) {
-  if (!/^[A-Za-z0-9_.-]+$/.test(stack)) throw new Error(`stack name "${stack}" cannot name proxy files: letters, digits, _ . - only`);
-  return { conf: `conf.d/${stack}.conf`, upstreams: `upstreams/${stack}.conf`, certificate: `certs/${stack}.crt`, key: `certs/${stack}.key` };
-}
-
-/** With Authenticated Origin Pulls on: the certificate Cloudflare presents for the stack's hosts, which nginx trusts (public). */
-export function originPullsCertificatePath(stack: string): string {
-  stackFilePaths(stack);
-  return `certs/${stack}.origin-pulls.crt`;
-}
-export const MAIN_CONF = "nginx.conf";
 
 export interface MainConfOptions {
   /** Cloudflare's address ranges (cloudflare.getIpRanges): trusted for CF-Connecting-IP and the Cloudflare-only gate. */
@@ -534,208 +466,4 @@ export function stackProxyFiles(config: SiteConfig, stack: string, layout: Proxy
     }),
     upstreams: stackUpstreams(config, stack, live, address),
   };
-}
-
-export interface ActivationCommands {
-  /** Checks the whole configuration, e.g. `docker exec bbaegok-proxy nginx -t -c …`. */
-  test: string;
-  /** Graceful reload, e.g. `docker exec bbaegok-proxy nginx -s reload -c …`. */
-  reload: string;
-}
-
-/**
- * nginx -t and reload in the proxy container. While the container does not
- * run (the owner's first `pulumi up` writes the files before it creates the
- * container), the configuration is checked by a throwaway container of the
- * same image and there is nothing to reload.
- */
-export function dockerNginxCommands(endpoint: Pick<ProxyEndpoint, "container" | "image" | "dir">): ActivationCommands {
-  const live = proxyDirs(endpoint.dir).live;
-  const conf = shellQuote(`${live}/${MAIN_CONF}`);
-  const container = shellQuote(endpoint.container);
-  const mount = shellQuote(`${live}:${live}:ro`);
-  const running = `[ "$(docker inspect -f '{{.State.Running}}' ${container} 2>/dev/null)" = true ]`;
-  return {
-    test: `if ${running}; then docker exec ${container} nginx -t -c ${conf}; else docker run --rm --network none -v ${mount} ${shellQuote(endpoint.image)} nginx -t -c ${conf}; fi`,
-    reload: `if ${running}; then docker exec ${container} nginx -s reload -c ${conf}; fi`,
-  };
-}
-
-/**
- * A shell script that activates one proxy file read from stdin: the new file
- * replaces the old, `nginx -t` judges the whole configuration, and only then
- * nginx reloads gracefully. If nginx refuses it, the previous file is put back
- * (nothing is reloaded, the running configuration keeps serving) and the
- * script fails with nginx's message. One activation at a time per proxy.
- */
-export function activationScript(targetPath: string, lockPath: string, commands: ActivationCommands): string {
-  const q = shellQuote;
-  return `set -eu
-target=${q(targetPath)}
-exec 9>${q(lockPath)}
-flock -w 60 9
-tmp=$(mktemp "$target.new.XXXXXX")
-trap 'rm -f "$tmp"' EXIT
-cat > "$tmp"
-chmod 0644 "$tmp"
-had_previous=0
-if [ -f "$target" ]; then cp -p "$target" "$target.previous"; had_previous=1; fi
-mv -f "$tmp" "$target"
-if ! output=$(${commands.test} 2>&1); then
-  if [ "$had_previous" = 1 ]; then mv -f "$target.previous" "$target"; else rm -f "$target"; fi
-  printf 'nginx refused the new %s; the previous configuration stays live.\\n%s\\n' "$target" "$output" >&2
-  exit 1
-fi
-${commands.reload}
-rm -f "$target.previous"
-`;
-}
-
-const RELATIVE_FILE = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*(\/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$/;
-
-export interface FileSetActivation {
-  /** What the activation is for, in messages: e.g. "stack prod". */
-  label: string;
-  /** Where the stack's `pulumi up` installed the files it wants live. */
-  proposedDir: string;
-  /** The directory nginx reads. */
-  liveDir: string;
-  /** The files (relative paths, the same under both directories) this activation owns. */
-  files: readonly string[];
-  lockPath: string;
-  commands: ActivationCommands;
-}
-
-function checkFiles(files: readonly string[]): void {
-  if (files.length === 0) throw new Error("an activation needs at least one file");
-  for (const f of files) if (!RELATIVE_FILE.test(f) || f.split("/").includes("..")) throw new Error(`proxy file "${f}" must be a relative path of letters, digits and _.-`);
-}
-
-/** `sha256sum` lines for the files a run proposes: the activation checks the proposals are exactly these. */
-export function proposalManifest(files: readonly { path: string; content: string }[]): string {
-  checkFiles(files.map((f) => f.path));
-  return files.map((f) => `${createHash("sha256").update(f.content).digest("hex")}  ${f.path}\n`).join("");
-}
-
-/**
- * Activates a set of proposed files as one change, in one remote command:
- * stdin carries the manifest (sha256 of each proposed file) so a proposal
- * changed by a concurrent run is refused; the live files are backed up, the
- * proposals copied over them (each by an atomic rename), `nginx -t` judges the
- * whole configuration, and nginx reloads gracefully. If nginx refuses, every
- * previous file is put back, nothing reloads, and the script fails with
- * nginx's own message. Serialised with every other activation on the proxy.
- */
-export function activateFilesScript(a: FileSetActivation): string {
-  checkFiles(a.files);
-  const list = a.files.map(shellQuote).join(" ");
-  const label = shellQuote(a.label);
-  return `set -u
-label=${label}
-live=${shellQuote(a.liveDir)}
-proposed=${shellQuote(a.proposedDir)}
-fail() { printf '%s\\n' "proxy activation of $label: $*" >&2; exit 1; }
-exec 9>${shellQuote(a.lockPath)} || fail "cannot open the lock file"
-flock -w 60 9 || fail "another activation still holds the lock after 60 s; nothing was changed"
-manifest=$(cat)
-if ! (cd "$proposed" && printf '%s\\n' "$manifest" | sha256sum --check --quiet --strict -) >/dev/null 2>&1; then
-  fail "the files under $proposed are not the ones this run installed (sha256 differs); nothing was changed"
-fi
-# A fresh server has no live folder before its first activation.
-mkdir -p "$live" || fail "cannot create $live"
-backup=$(mktemp -d "$live/.previous.XXXXXX") || fail "cannot create a backup directory under $live"
-trap 'rm -rf "$backup"' EXIT
-for f in ${list}; do
-  if [ -e "$live/$f" ]; then
-    if ! { mkdir -p "$backup/$(dirname "$f")" && cp -p "$live/$f" "$backup/$f"; }; then fail "cannot back up $live/$f; nothing was changed"; fi
-  fi
-done
-restore() {
-  for f in ${list}; do
-    if [ -e "$backup/$f" ]; then mv -f "$backup/$f" "$live/$f"; else rm -f "$live/$f"; fi
-  done
-}
-install_one() {
-  dir=$(dirname "$live/$1")
-  mkdir -p "$dir" || return 1
-  tmp=$(mktemp "$dir/.$(basename "$1").XXXXXX") || return 1
-  if ! { cp -p "$proposed/$1" "$tmp" && mv -f "$tmp" "$live/$1"; }; then rm -f "$tmp"; return 1; fi
-}
-for f in ${list}; do
-  install_one "$f" || { restore; fail "cannot install $live/$f; the previous files are back"; }
-done
-if ! output=$(${a.commands.test} 2>&1); then
-  restore
-  fail "nginx -t refused the new configuration; the previous files are back and keep serving.
-$output"
-fi
-if ! output=$(${a.commands.reload} 2>&1); then
-  restore
-  fail "nginx did not reload; the previous files are back.
-$output"
-fi
-echo "proxy activation of $label: nginx -t passed, reloaded gracefully"
-`;
-}
-
-/**
- * Removes a set of live files (a stack leaving the proxy). With `verify`, the
- * remaining configuration must pass `nginx -t` before nginx reloads; if it
- * does not, the files are put back and the script fails with nginx's message.
- */
-export function deactivateFilesScript(a: Omit<FileSetActivation, "proposedDir">, verify: boolean): string {
-  checkFiles(a.files);
-  const list = a.files.map(shellQuote).join(" ");
-  const finish = verify
-    ? `if ! output=$(${a.commands.test} 2>&1); then
-  restore
-  fail "nginx -t refused the configuration without these files; they are back.
-$output"
-fi
-if ! output=$(${a.commands.reload} 2>&1); then
-  restore
-  fail "nginx did not reload; the files are back.
-$output"
-fi`
-    : "# The proxy container is gone by now (it is deleted before its configuration): nothing to check or reload.";
-  return `set -u
-label=${shellQuote(a.label)}
-live=${shellQuote(a.liveDir)}
-fail() { printf '%s\\n' "proxy deactivation of $label: $*" >&2; exit 1; }
-exec 9>${shellQuote(a.lockPath)} || fail "cannot open the lock file"
-flock -w 60 9 || fail "another activation still holds the lock after 60 s; nothing was changed"
-# Never activated (a first up that failed): nothing to remove.
-[ -d "$live" ] || exit 0
-backup=$(mktemp -d "$live/.previous.XXXXXX") || fail "cannot create a backup directory under $live"
-trap 'rm -rf "$backup"' EXIT
-restore() {
-  for f in ${list}; do
-    if [ -e "$backup/$f" ]; then mv -f "$backup/$f" "$live/$f"; fi
-  done
-}
-for f in ${list}; do
-  if [ -e "$live/$f" ]; then
-    if ! { mkdir -p "$backup/$(dirname "$f")" && mv -f "$live/$f" "$backup/$f"; }; then restore; fail "cannot move $live/$f aside; the files are back"; fi
-  fi
-done
-${finish}
-echo "proxy deactivation of $label: files removed"
-`;
-}
-
-/**
- * Connects the proxy container to a guest stack's edge network, so the
- * guest's fixed slot addresses route from the proxy. Idempotent.
- */
-export function attachNetworkCommand(containerId: string, network: string): string {
-  const id = shellQuote(containerId);
-  const net = shellQuote(network);
-  return `if docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{println $name}}{{end}}' ${id} | grep -qxF ${net}; then echo "proxy already on network ${network}"; else docker network connect ${net} ${id}; fi`;
-}
-
-/** Disconnects the proxy from the network; succeeds when it is already off it or gone. */
-export function detachNetworkCommand(containerId: string, network: string): string {
-  const id = shellQuote(containerId);
-  const net = shellQuote(network);
-  return `if docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{println $name}}{{end}}' ${id} 2>/dev/null | grep -qxF ${net}; then docker network disconnect ${net} ${id}; fi`;
 }

@@ -18,7 +18,7 @@
 // text, so a run that changes nothing re-runs nothing.
 import type { Slot } from "../../stacks/config/schema.js";
 import { asRootCommand, shellQuote } from "../server/render.js";
-import { SLOT_HEADER, UPSTREAM_HEADER } from "./render.js";
+import { SLOT_HEADER, UPSTREAM_HEADER } from "./contract.js";
 
 /** The container label naming the release a slot runs (a hash of its container spec). */
 export const RELEASE_LABEL = "bbaegok.release";

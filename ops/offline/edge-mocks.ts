@@ -6,7 +6,7 @@
 // they never reach output in clear.
 import { createHash } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
-import { ownerEndpoint } from "../../infra/proxy/render.js";
+import { ownerEndpoint } from "../../infra/proxy/contract.js";
 import { PROJECT_DIR } from "../../stacks/config/index.js";
 import { readSiblings, readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";

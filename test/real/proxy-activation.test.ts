@@ -15,15 +15,11 @@ import { connect as tlsConnect } from "node:tls";
 import {
   activateFilesScript,
   deactivateFilesScript,
-  MAIN_CONF,
   proposalManifest,
-  proxyDirs,
-  renderMainConf,
-  stackFilePaths,
-  stackProxyFiles,
   type ActivationCommands,
-  type ProxyLayout,
-} from "../../infra/proxy/render.js";
+} from "../../infra/proxy/activation.js";
+import { MAIN_CONF, proxyDirs, stackFilePaths } from "../../infra/proxy/contract.js";
+import { renderMainConf, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";

@@ -7,20 +7,23 @@ import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
 import {
   activateFilesScript,
-  attachNetworkCommand,
-  containerLayout,
   deactivateFilesScript,
-  detachNetworkCommand,
   dockerNginxCommands,
-  ownerEndpoint,
   proposalManifest,
+} from "../../infra/proxy/activation.js";
+import {
+  ownerEndpoint,
   proxyDirs,
+  stackFilePaths,
+  UPSTREAM_HEADER,
+} from "../../infra/proxy/contract.js";
+import { attachNetworkCommand, detachNetworkCommand } from "../../infra/proxy/network.js";
+import {
+  containerLayout,
   renderMainConf,
   renderUpstreams,
-  stackFilePaths,
   stackProxyFiles,
   stackUpstreams,
-  UPSTREAM_HEADER,
 } from "../../infra/proxy/render.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
