@@ -151,6 +151,27 @@ export function replicaVariables(spec: Omit<ReplicaScriptSpec, "stack" | "servic
   ];
 }
 
+/** What `replica.sh status` prints (one JSON line). */
+export interface ReplicationState {
+  healthy: boolean;
+  /** Seconds behind; null when the replica cannot tell. */
+  lagSeconds: number | null;
+  behind: number;
+  unit: "transactions" | "bytes";
+  /** GTID set (MariaDB/MySQL) or WAL LSN (PostgreSQL). */
+  primaryPosition: string;
+  replicaPosition: string;
+  /** Why not healthy. */
+  reason?: string;
+}
+
+/** One line for an operator: healthy or not, why, how far behind, both positions. */
+export function describeReplication(state: ReplicationState): string {
+  const lag = state.lagSeconds === null ? "lag unknown" : `${state.lagSeconds} s behind`;
+  const detail = `${lag} (${state.behind} ${state.unit}), primary at ${state.primaryPosition || "?"}, replica at ${state.replicaPosition || "?"}`;
+  return state.healthy ? `healthy, ${detail}` : `UNHEALTHY: ${state.reason ?? "unknown"}; ${detail}`;
+}
+
 /** The replica's commands on the server: `replica.sh setup|wait|status|promote`. */
 export function replicaScript(spec: ReplicaScriptSpec): string {
   return [

@@ -2,6 +2,8 @@
 // records, the slot the proxy actually routes to, each slot's image and
 // health, and when each was last deployed (from the deploy history).
 import { SLOTS, slotContainerName } from "../../infra/app/render.js";
+import { describeReplication, replicaNames, type ReplicationState } from "../../infra/replica/render.js";
+import { stackNames } from "../../infra/server/render.js";
 import type { DeployedSlots } from "../../infra/app/rollout.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import type { DeployRecord, ServerControl, SlotHealth } from "./orchestrator.js";
@@ -23,6 +25,8 @@ export interface StackStatus {
   served: Slot | undefined | { error: string };
   slots: SlotState[];
   recent: DeployRecord[];
+  /** With a read replica: its container and `replica.sh status`'s answer (or why it could not be asked). */
+  replica?: { container: string; state: ReplicationState | { error: string } };
 }
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
@@ -30,13 +34,13 @@ const errorText = (err: unknown) => (err instanceof Error ? err.message : String
 /** Asks the server for each slot's health, the proxy's live route and the recent history. */
 export async function gatherStatus(
   stack: string,
-  config: Pick<StackConfig, "service" | "app" | "domains">,
+  config: Pick<StackConfig, "service" | "app" | "domains"> & Partial<Pick<StackConfig, "server" | "database">>,
   deployed: DeployedSlots | undefined,
   server: ServerControl,
   historyLines = 50,
 ): Promise<StackStatus> {
   const hostHeader = config.app.healthCheck.hostHeader ?? config.domains.api;
-  const [served, history, slots] = await Promise.all([
+  const [served, history, slots, replica] = await Promise.all([
     server.servedBy(hostHeader).catch((err: unknown) => ({ error: errorText(err) })),
     server.readHistory(historyLines).catch(() => [] as DeployRecord[]),
     Promise.all(
@@ -46,12 +50,21 @@ export async function gatherStatus(
         return { slot, container, image: deployed?.slots[slot].container.image ?? "(never deployed)", health };
       }),
     ),
+    replicaState(stack, config, server),
   ]);
   for (const state of slots) {
     const last = history.filter((r) => r.slot === state.slot && r.result === "succeeded").pop();
     if (last) state.lastDeploy = last;
   }
-  return { stack, recordedLive: deployed?.liveSlot, served, slots, recent: history.slice(-5) };
+  return { stack, recordedLive: deployed?.liveSlot, served, slots, recent: history.slice(-5), ...(replica ? { replica } : {}) };
+}
+
+/** With database.replicas: the replica's state as its own script reports it on the server. */
+async function replicaState(stack: string, config: Partial<Pick<StackConfig, "service" | "server" | "database">>, server: ServerControl): Promise<StackStatus["replica"]> {
+  if (!config.database?.replicas.length || !config.server || !config.service || !server.replication) return undefined;
+  const names = replicaNames(`${config.service}-${stack}`);
+  const state = await server.replication(names.script(stackNames(config.service, stack, config.server.dataDir).stackDir)).catch((err: unknown) => ({ error: errorText(err) }));
+  return { container: names.container, state };
 }
 
 function describeRecord(r: DeployRecord): string {
@@ -65,6 +78,10 @@ export function formatStatus(status: StackStatus): string[] {
     const live = s.slot === status.recordedLive ? "live" : "idle";
     const deployed = s.lastDeploy ? `deployed ${s.lastDeploy.at} by ${s.lastDeploy.by ?? "?"}` : "no deploy recorded";
     lines.push(`  ${s.slot.padEnd(5)}  ${live}  ${s.image}  ${s.health}  ${deployed}`);
+  }
+  if (status.replica) {
+    const state = status.replica.state;
+    lines.push(`  replica  ${status.replica.container}  ${"error" in state ? `could not be asked: ${state.error}` : describeReplication(state)}`);
   }
   if (status.recent.length > 0) {
     lines.push("  recent deploys and rollbacks:");

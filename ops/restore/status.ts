@@ -28,6 +28,8 @@ export interface NewestBackup {
   dumpBytes: number;
   tables: number;
   engine: string;
+  /** With a read replica: which server the backup was dumped from, why, and the replication position the manifest records. */
+  source?: Pick<BackupManifest, "source" | "replication">;
 }
 
 export interface DatabaseBackupStatus {
@@ -94,6 +96,7 @@ export async function judgeDatabase(
     dumpBytes: manifest.dumpBytes,
     tables: manifest.tables.length,
     engine: manifest.engine,
+    ...(manifest.source ? { source: { source: manifest.source, replication: manifest.replication } } : {}),
   };
   const data = byKey.get(manifest.key);
   if (!data) return { database, state: "BROKEN", newest, problem: `its newest manifest names ${manifest.key}, which is not in the bucket`, ...found };
@@ -128,6 +131,14 @@ export async function stackBackupStatus(
   };
 }
 
+/** Where a backup of a replicated database was dumped from, with the replication lag and position at that time. */
+function describeSource({ source, replication }: NonNullable<NewestBackup["source"]>): string {
+  const r = replication;
+  const lag = r ? (r.lagSeconds === null ? "replication lag unknown" : `replication lag ${r.lagSeconds} s`) : "no replication recorded";
+  const at = r ? `, ${r.positionType === "lsn" ? "LSN" : "GTID"} ${r.position || "?"}` : "";
+  return source === "replica" ? `from the replica (${lag}${at})` : `from the PRIMARY, not the replica: ${r?.why ?? "no reason recorded"} (${lag}${at})`;
+}
+
 /** The report an operator reads: a line per database, the drill's whereabouts, and one line saying what is true. */
 export function formatStackStatus(status: StackBackupStatus): string {
   const width = Math.max(...status.databases.map((d) => d.database.length));
@@ -140,6 +151,7 @@ export function formatStackStatus(status: StackBackupStatus): string {
       : (d.problem ?? "");
     lines.push(`  ${name}  ${d.state.padEnd(7)}  ${detail}`);
     if (n && d.problem) lines.push(`  ${" ".repeat(width)}           ${d.problem}`);
+    if (n?.source) lines.push(`  ${" ".repeat(width)}           ${describeSource(n.source)}`);
     for (const why of d.suspicious) lines.push(`  ${" ".repeat(width)}           SUSPICIOUS: ${why}`);
     if (d.unmarked.length > 0) {
       lines.push(`  ${" ".repeat(width)}           ${d.unmarked.length} newer data object${d.unmarked.length > 1 ? "s" : ""} without a manifest (a failed or running backup): ${d.unmarked.join(", ")}`);

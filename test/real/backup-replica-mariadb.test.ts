@@ -11,7 +11,11 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
-import { mariadbLogicalDump, runRestore, runScript, startPingServer } from "../support/backup-harness.js";
+import { SshServerControl, localShell } from "../../ops/deploy/server.js";
+import { formatStatus, gatherStatus } from "../../ops/deploy/status.js";
+import { stackConfig } from "../../ops/restore/backups.js";
+import { mariadbLogicalDump, runNodeCommand, runRestore, runScript, startPingServer } from "../support/backup-harness.js";
+import { REPO } from "../support/project.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
 import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, newestManifest, renderReplicatedBackupScript, replicaEnv, replicatedBackupEnv, replicatedDatabase, runReplica } from "../support/replica-harness.js";
@@ -51,6 +55,24 @@ describe("backups of a MariaDB database with a read replica (for real)", () => {
   const blob = randomBytes(2 * 1024 * 1024);
   const newest = () => newestManifest(s3, backup.bucket, DB);
   const gtid = (db: MariaDb, variable: string) => db.sql(`SELECT @@${variable}`).trim();
+  let replicaScript: string;
+  let hook: Record<string, string>;
+  const backupStatus = () => runNodeCommand(join(REPO, "ops", "backup-status.ts"), ["--stack", "prod", "--endpoint-url", s3.endpoint], s3.operatorEnv());
+  /** npm run status's lines, the server asked through SshServerControl on a local shell (the stack's replica.sh path mapped to the test's). */
+  const statusLines = async () => {
+    const config = { ...stackConfig("prod"), database: replicatedDatabase("mariadb", 30) };
+    const control = new SshServerControl({ stack: "prod", config, proxy: { container: "none", image: "none", dir: dir.path, internalPort: 1 }, shell: localShell(hook), privilege: "none" });
+    const asked: string[] = [];
+    const server = {
+      health: async () => "healthy" as const,
+      servedBy: async () => "blue" as const,
+      readHistory: async () => [],
+      replication: (script: string) => (asked.push(script), control.replication(replicaScript)),
+    };
+    const lines = formatStatus(await gatherStatus("prod", config, undefined, server));
+    assert.deepEqual(asked, ["/srv/bbaegok/prod/replica/replica.sh"]);
+    return lines;
+  };
 
   before(async () => {
     const flags = replicaServerFlags({ engine: "mariadb", primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
@@ -69,8 +91,8 @@ describe("backups of a MariaDB database with a read replica (for real)", () => {
     writeFileSync(join(dir.path, "db_root_password"), "unused-root-uses-the-socket\n", { mode: 0o400 });
     writeFileSync(join(dir.path, "replication_password"), `${generatedPassword()}\n`, { mode: 0o400 });
     writeFileSync(join(dir.path, "ping-url"), `${ping.url}\n`, { mode: 0o600 });
-    const replicaScript = renderReplicaScript(dir.path, { database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
-    const hook = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: primary.socket }, [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: replica.socket } });
+    replicaScript = renderReplicaScript(dir.path, { database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
+    hook = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: primary.socket }, [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: replica.socket } });
     const setup = await runReplica(replicaScript, hook, "setup");
     assert.equal(setup.status, 0, setup.stderr);
     const wait = await runReplica(replicaScript, hook, "wait");
@@ -95,6 +117,14 @@ describe("backups of a MariaDB database with a read replica (for real)", () => {
     assert.deepEqual(manifest.replication, { why: "the replica is healthy and 0 s behind (bound 30 s)", positionType: "gtid", position, primaryPosition: position, lagSeconds: 0 });
     assert.equal(manifest.tables.find((t) => t.name === "orders")?.rows, 2000);
     assert.deepEqual(ping.hits, ["/ping/test-check"]);
+  });
+
+  it("npm run backup:status shows the backup was taken from the replica, its lag and GTID position; npm run status shows the replica healthy", async () => {
+    const run = await backupStatus();
+    const position = gtid(primary, "gtid_binlog_pos");
+    assert.match(run.stdout, new RegExp(`^ +from the replica \\(replication lag 0 s, GTID ${position}\\)$`, "m"), run.stdout + run.stderr);
+    const line = (await statusLines()).find((l) => l.startsWith("  replica "));
+    assert.equal(line, `  replica  bbaegok-prod-db-replica  healthy, 0 s behind (0 transactions), primary at ${position}, replica at ${position}`);
   });
 
   it("the replica's backup restores byte for byte: npm run restore into an empty server dumps exactly as the primary", async () => {
@@ -126,6 +156,10 @@ describe("backups of a MariaDB database with a read replica (for real)", () => {
     assert.notEqual(manifest.replication?.replicaPosition, position);
     // The primary's rows, which the replica has not applied.
     assert.equal(manifest.tables.find((t) => t.name === "orders")?.rows, 2002);
+    const status = await backupStatus();
+    assert.match(status.stdout, new RegExp(`^ +from the PRIMARY, not the replica: the replica bbaegok-prod-db-replica is not usable: the replica's SQL thread is stopped \\(replication lag \\S+, GTID ${position}\\)$`, "m"), status.stdout);
+    const line = (await statusLines()).find((l) => l.startsWith("  replica "));
+    assert.match(line ?? "", /^  replica  bbaegok-prod-db-replica  UNHEALTHY: the replica's SQL thread is stopped; .*\(2 transactions\)/);
     replica.sql("START SLAVE SQL_THREAD");
   });
 });

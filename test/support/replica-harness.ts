@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { postgresReplicaEntrypoint, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec } from "../../infra/replica/render.js";
+import { postgresReplicaEntrypoint, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec, type ReplicationState } from "../../infra/replica/render.js";
 import { shellQuote } from "../../infra/server/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { backupPaths, backupScript, stackBackupTargets, uploaderScript, type BackupManifest } from "../../infra/backup/render.js";
@@ -74,16 +74,6 @@ export function renderReplicaScript(dir: string, spec: Omit<ReplicaScriptSpec, "
   return path;
 }
 
-/** What `replica.sh status` prints. */
-export interface ReplicationState {
-  healthy: boolean;
-  lagSeconds: number | null;
-  behind: number;
-  unit: "transactions" | "bytes";
-  primaryPosition: string;
-  replicaPosition: string;
-  reason?: string;
-}
 
 /** Runs `replica.sh status` and reads its JSON; fails the test when it does not run. */
 export async function replicaStatus(script: string, env: Record<string, string>): Promise<ReplicationState> {
