@@ -35,7 +35,7 @@ const app = new AppSlots("app", {
 });
 // Read replicas (infra/replica): none unless database.replicas lists one.
 const replicas = config.database.replicas.map((replica, i) => new ReadReplica(`database-replica-${i + 1}`, { server, database: config.database, replica, primary: database, service: config.service }));
-const metabase = config.metabase.enabled ? new Metabase("metabase", { server, config, database }) : undefined;
+const metabase = config.metabase.enabled ? new Metabase("metabase", { server, config, database, ...(replicas[0] ? { replica: replicas[0] } : {}) }) : undefined;
 
 /** This stack's environment name. */
 export const environment = stack;

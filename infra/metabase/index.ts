@@ -5,6 +5,7 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import type { ReadReplica } from "../replica/index.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import type { ServiceDatabase } from "../database/index.js";
 import { DATABASE_UID, SECRETS_MOUNT } from "../database/render.js";
@@ -15,6 +16,13 @@ export interface MetabaseArgs {
   server: HomeServer;
   config: Pick<StackConfig, "metabase" | "database" | "domains" | "service">;
   database: ServiceDatabase;
+  /**
+   * The service database's read replica, when the stack has one: Metabase's
+   * data source reads from it. MariaDB/MySQL replicas keep their own accounts
+   * (the `mysql` schema is not replicated), so the read-only login is made
+   * there too; PostgreSQL's standby gets it from the primary.
+   */
+  replica?: ReadReplica;
 }
 
 /** Metabase's own database: its name, user and host alias on the data network. */
@@ -102,6 +110,7 @@ export class Metabase extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [database] },
     );
+    const replicaLogin = args.replica && config.database.engine !== "postgres" ? readOnlyLoginOnReplica(this, args.replica) : undefined;
 
     const image = new docker.RemoteImage(`${name}-image`, { name: mb.image, keepLocally: true }, dockerOpts);
     const heapMb = Math.floor(mb.memoryMb * 0.75);
@@ -144,6 +153,7 @@ export class Metabase extends pulumi.ComponentResource {
           engine: config.database.engine,
           databaseName: config.database.name,
           databasePort: database.port,
+          ...(args.replica ? { databaseHost: args.replica.host } : {}),
           adminEmail: mb.adminEmail,
           siteName: config.service,
         }),
@@ -151,8 +161,24 @@ export class Metabase extends pulumi.ComponentResource {
         // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
         addPreviousOutputInEnv: false,
       },
-      { parent: this, dependsOn: [container, readonlyUser] },
+      { parent: this, dependsOn: [container, readonlyUser, ...(replicaLogin ? [replicaLogin] : [])] },
     );
+
+    function readOnlyLoginOnReplica(parent: Metabase, replica: ReadReplica): command.remote.Command {
+      // Outside the replica's binary log: its GTIDs must stay the primary's alone.
+      const sql = (pw: string) => `SET SESSION sql_log_bin = 0;\n${readOnlyUserSql(config.database, mb.tables, pw)}`;
+      return new command.remote.Command(
+        `${name}-readonly-user-replica`,
+        {
+          connection: server.connection,
+          create: adminSqlCommand(config.database.engine, replica.containerName, config.database.name),
+          stdin: pulumi.secret(readonlyPassword.apply(sql)),
+          logging: "stderr",
+          addPreviousOutputInEnv: false,
+        },
+        { parent, dependsOn: [replica] },
+      );
+    }
 
     this.registerOutputs({ url: this.url, containerName: this.containerName, appDatabaseContainer: this.appDatabaseContainer });
   }

@@ -99,6 +99,8 @@ export interface SetupArgs {
   engine: DatabaseEngine;
   databaseName: string;
   databasePort: number;
+  /** Where Metabase reads the service database: the read replica's alias when the stack has one (analytics never loads the primary), else the primary's. */
+  databaseHost?: string;
   adminEmail: string;
   siteName: string;
 }
@@ -131,7 +133,7 @@ body=$(cat <<JSON
 {"token":"$token",
  "user":{"email":"${args.adminEmail}","password":"${secret("admin_password")}","first_name":"Admin","last_name":"${args.siteName}","site_name":"${args.siteName}"},
  "prefs":{"site_name":"${args.siteName}","allow_tracking":false},
- "database":{"engine":"${METABASE_ENGINE[args.engine]}","name":"${args.siteName}","details":{"host":"${DATABASE_ALIAS}","port":${args.databasePort},"dbname":"${args.databaseName}","user":"${READONLY_USER}","password":"${secret("readonly_password")}"}}}
+ "database":{"engine":"${METABASE_ENGINE[args.engine]}","name":"${args.siteName}","details":{"host":"${args.databaseHost ?? DATABASE_ALIAS}","port":${args.databasePort},"dbname":"${args.databaseName}","user":"${READONLY_USER}","password":"${secret("readonly_password")}"}}}
 JSON
 )
 printf '%s' "$body" | curl -fsS -o /dev/null -H 'Content-Type: application/json' --data-binary @- "$base/api/setup"

@@ -90,3 +90,33 @@ describe("the committed stacks list no replica", () => {
     });
   }
 });
+
+for (const engine of ["mariadb", "postgres"] as const) {
+  describe(`Metabase on a ${engine} stack with a replica`, () => {
+    const stack = `replicametabase${engine}`;
+    const file = stackFileWithReplica(engine, engine === "postgres" ? "16.10" : "11.4.4", `mb-${engine}.bbaegok.kr`)
+      .replace("    api: staging-api.bbaegok.kr\n", "    api: staging-api.bbaegok.kr\n    metabase: staging-metabase.bbaegok.kr\n")
+      .replace("  bbaegok-infra:metabase:\n    enabled: false\n", "  bbaegok-infra:metabase:\n    enabled: true\n    image: metabase/metabase:v0.56.9\n    databaseImage: postgres:16.10\n    memoryMb: 2048\n    adminEmail: dev@bbaegok.kr\n");
+    project.writeStackFile(stack, file);
+    const plan = planInChild(stack, project.dir);
+    const commands = plan.resources.filter((r) => r.type === "command:remote:Command");
+
+    it("Metabase's data source is the replica (db-replica), not the primary", () => {
+      const setup = commands.find((c) => c.name === "metabase-setup");
+      assert.ok(setup, `no Metabase setup among ${commands.map((c) => c.name).join(", ")}`);
+      assert.match(String(setup.inputs["stdin"]), /"details":\{"host":"db-replica",/);
+    });
+
+    it(engine === "postgres" ? "the read-only login is made on the primary only (the standby gets it by replication)" : "the read-only login is made on the replica too, outside its binary log (its accounts are not replicated)", () => {
+      const onReplica = commands.find((c) => c.name === "metabase-readonly-user-replica");
+      if (engine === "postgres") {
+        assert.equal(onReplica, undefined);
+        return;
+      }
+      assert.ok(onReplica, `no read-only login on the replica among ${commands.map((c) => c.name).join(", ")}`);
+      assert.match(String(onReplica.inputs["create"]), new RegExp(`^docker exec -i bbaegok-${stack}-db-replica `));
+      assert.equal(onReplica.inputs["stdin"], "[secret]");
+      assert.ok(plan.resources.some((r) => r.name === "metabase-readonly-user"), "the primary lost its read-only login");
+    });
+  });
+}
