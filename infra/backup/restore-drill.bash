@@ -18,11 +18,57 @@ readonly DRILL_DATABASE=restore_drill
 readonly DRILL_ROLE=restore_drill
 
 # The AWS CLI (Debian's awscli) with the drill's read-only identity: it only
-# lists and downloads.
+# lists versions and reads them.
 s3() {
   local args=(--region "$REGION" --cli-connect-timeout 10)
   [[ -n $endpoint_url ]] && args+=(--endpoint-url "$endpoint_url")
   aws "${args[@]}" "$@"
+}
+
+# Nothing in the bucket is trusted for being there: the server's put-only key
+# cannot overwrite a key (the bucket policy demands If-None-Match: *), but a
+# compromised server can add keys. So, by the rules of ops/restore/backups.ts
+# (npm run restore and backup:status judge alike): every key is read at its
+# FIRST version, and a key with more than one version or a delete marker is
+# SUSPICIOUS; backups are ordered by S3's LastModified of the manifest, not by
+# the name the server gave it; a key dated (by the time in its name) more than
+# 15 min (S3's own allowed clock skew) after S3 received it is refused, so a
+# future-dated key is never the newest.
+# Reads `aws s3api list-object-versions` (every page: the CLI paginates) on
+# stdin; prints {first: {<key>: {version, modified}}, suspicious: [<why>],
+# newest: {key, version, modified} | null}, times in epoch seconds.
+first_versions() {
+  # shellcheck disable=SC2016 # a jq program: its $names are jq's
+  jq '
+    # The CLI prints 2026-01-05T04:00:01.123000+00:00 (version 2) or 2026-01-05T04:00:01.123Z (version 1).
+    def epoch:
+      (capture("^(?<s>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?<f>[.][0-9]+)?(?<z>Z|[+-][0-9]{2}:?[0-9]{2})$")
+        // error("LastModified \(.) is not an ISO 8601 time"))
+      | (.s + "Z" | fromdateiso8601) + ("0\(.f // "")" | tonumber)
+        - (if .z == "Z" then 0 else (if .z[0:1] == "-" then -1 else 1 end) * ((.z[1:3] | tonumber) * 3600 + (.z[-2:] | tonumber) * 60) end);
+    def stamp: (capture("/(?<t>[0-9]{8}T[0-9]{6}Z)[.][^/]+$") | .t) // null;
+    def stamp_epoch: try ("\(.[0:4])-\(.[4:6])-\(.[6:8])T\(.[9:11]):\(.[11:13]):\(.[13:15])Z" | fromdateiso8601) catch null;
+    [(.Versions // [])[] | {key: .Key, version: .VersionId, modified: (.LastModified | epoch), marker: false}]
+    + [(.DeleteMarkers // [])[] | {key: .Key, version: .VersionId, modified: (.LastModified | epoch), marker: true}]
+    # S3 lists the versions of a key newest first: of two at the same LastModified, the later listed is the older.
+    | to_entries | map(.value + {index: .key})
+    | group_by(.key)
+    | map(
+        ([.[] | select(.marker | not)] | sort_by([.modified, -.index]) | first) as $first
+        # Only delete markers: nothing to read.
+        | select($first != null)
+        | {key: $first.key, version: $first.version, modified: $first.modified, versions: length}
+        | (.key | stamp) as $stamp
+        | . + {stamp: $stamp, refused: ($stamp != null and (($stamp | stamp_epoch) // 0) > .modified + 900)})
+    | {
+        first: (map({(.key): {version, modified}}) | add // {}),
+        suspicious: [.[]
+          | if .refused then "\(.key) is dated \(.stamp), after S3 received it (\(.modified | floor | todate); 15 min of clock skew allowed): refused, a future-dated key is never the newest backup"
+            elif .versions > 1 then "\(.key) has \(.versions) versions: it was written or hidden after its first upload, which is the one read"
+            else empty end],
+        newest: ([.[] | select((.key | test("^[^/]+/[^/]+/[0-9]{8}T[0-9]{6}Z[.]manifest[.]json$")) and (.refused | not)) | . + {taken: (.stamp | stamp_epoch)}]
+          | sort_by([.modified, .taken, .key]) | last | if . then {key, version, modified} else null end)
+      }'
 }
 
 # Runs the throwaway database server: `start <engine> <image>`,
@@ -128,25 +174,42 @@ restore_failure() {
 
 drill_target() {
   local name=$1 engine=$2 image=$3
-  local where="$STACK/$name ($engine)" manifest_key key sha
+  local where="$STACK/$name ($engine)" folder="s3://$BUCKET/$STACK/$name/" manifest_key manifest_version key data_version sha
   log info "restore drill of $where started"
-  if ! s3 s3api list-objects-v2 --bucket "$BUCKET" --prefix "$STACK/$name/" \
-    --query "Contents[?ends_with(Key, '.manifest.json')].[Key, LastModified]" --output text >"$work/keys" 2>"$work/s3.err"; then
-    log err "restore drill of $where failed: cannot list s3://$BUCKET/$STACK/$name/: $(tail -n 3 "$work/s3.err" | tr '\n' ' ')"
+  if ! s3 s3api list-object-versions --bucket "$BUCKET" --prefix "$STACK/$name/" --output json >"$work/versions.json" 2>"$work/s3.err"; then
+    log err "restore drill of $where failed: cannot list the versions under $folder: $(tail -n 3 "$work/s3.err" | tr '\n' ' ')"
     return 1
   fi
-  local newest uploaded
-  newest=$(grep '\.manifest\.json'$'\t' "$work/keys" | LC_ALL=C sort | tail -n 1 || true)
-  IFS=$'\t' read -r manifest_key uploaded <<<"$newest"
+  if ! first_versions <"$work/versions.json" >"$work/keys.json" 2>"$work/jq.err"; then
+    log err "restore drill of $where failed: cannot read the version listing of $folder: $(tail -n 3 "$work/jq.err" | tr '\n' ' ')"
+    return 1
+  fi
+  local suspicious newest uploaded
+  suspicious=$(jq -r '.suspicious | map("SUSPICIOUS: " + .) | join("; ")' "$work/keys.json")
+  newest=$(jq -r '.newest // empty | [.key, .version, (.modified | floor)] | @tsv' "$work/keys.json")
+  IFS=$'\t' read -r manifest_key manifest_version uploaded <<<"$newest"
   if [[ -z $manifest_key ]]; then
-    log err "restore drill of $where failed: no backup with a manifest under s3://$BUCKET/$STACK/$name/"
+    log err "restore drill of $where failed: no backup with a manifest under $folder${suspicious:+; $suspicious}"
     return 1
   fi
   local stale
-  stale=$(staleness "$manifest_key" "$uploaded")
-  if ! s3 s3 cp "s3://$BUCKET/$manifest_key" "$work/manifest.json" --only-show-errors 2>"$work/s3.err" ||
-    ! key=$(jq -er .key "$work/manifest.json") || ! sha=$(jq -er .sha256 "$work/manifest.json"); then
-    log err "restore drill of $where failed: cannot read the manifest s3://$BUCKET/$manifest_key: $(tail -n 3 "$work/s3.err" | tr '\n' ' ')"
+  stale=$(staleness "$manifest_key" "@$uploaded")
+  if ! s3 s3api get-object --bucket "$BUCKET" --key "$manifest_key" --version-id "$manifest_version" "$work/manifest.json" >/dev/null 2>"$work/s3.err" ||
+    ! key=$(jq -er .key "$work/manifest.json" 2>"$work/s3.err") || ! sha=$(jq -er .sha256 "$work/manifest.json" 2>"$work/s3.err"); then
+    log err "restore drill of $where failed: cannot read the manifest s3://$BUCKET/$manifest_key (version $manifest_version): $(tail -n 3 "$work/s3.err" | tr '\n' ' ')${suspicious:+; $suspicious}"
+    return 1
+  fi
+  # A manifest names the data object of its own run, never another key: a
+  # planted manifest could otherwise point the drill at anything readable.
+  local own_key="${manifest_key%.manifest.json}.sql.zst"
+  [[ $engine == postgres ]] && own_key="${manifest_key%.manifest.json}.pgdump.zst"
+  if [[ $key != "$own_key" ]]; then
+    log err "restore drill of $where FAILED: the manifest s3://$BUCKET/$manifest_key names $key, not its own run's $own_key${suspicious:+; $suspicious}"
+    return 1
+  fi
+  data_version=$(jq -r --arg key "$key" '.first[$key].version // empty' "$work/keys.json")
+  if [[ -z $data_version ]]; then
+    log err "restore drill of $where FAILED: the manifest s3://$BUCKET/$manifest_key names s3://$BUCKET/$key, which is not in the bucket${suspicious:+; $suspicious}"
     return 1
   fi
 
@@ -170,7 +233,10 @@ drill_target() {
   sha256sum <"$work/sha.fifo" >"$work/sha256" &
   local sha_pid=$! statuses
   set +e
-  s3 s3 cp "s3://$BUCKET/$key" - 2>"$work/s3.err" | tee "$work/sha.fifo" | zstd --decompress --stdout --quiet |
+  # The CLI writes the body to the file it is given and its answer (JSON) to
+  # stdout: the body goes to the pipe through fd 3, the answer to a file.
+  s3 s3api get-object --bucket "$BUCKET" --key "$key" --version-id "$data_version" /dev/fd/3 3>&1 >"$work/get-object.json" 2>"$work/s3.err" |
+    tee "$work/sha.fifo" | zstd --decompress --stdout --quiet |
     drill_db exec "$engine" "${restore[@]}" 2>"$work/restore.err"
   statuses=("${PIPESTATUS[@]}")
   set -e
@@ -178,7 +244,7 @@ drill_target() {
 
   local problem=''
   if ((statuses[0] != 0)); then
-    problem="download of s3://$BUCKET/$key failed: $(tail -n 3 "$work/s3.err" | tr '\n' ' ')"
+    problem="download of s3://$BUCKET/$key (version $data_version) failed: $(tail -n 3 "$work/s3.err" | tr '\n' ' ')"
   elif [[ $(cut -d' ' -f1 <"$work/sha256") != "$sha" ]]; then
     problem="s3://$BUCKET/$key does not match its manifest's sha256"
   elif ((statuses[2] != 0 || statuses[3] != 0)); then
@@ -202,6 +268,9 @@ drill_target() {
   drill_db stop "$engine"
   if [[ -n $stale ]]; then
     problem="${problem:+$problem; and }$stale"
+  fi
+  if [[ -n $suspicious ]]; then
+    problem="${problem:+$problem; and }$suspicious"
   fi
   if [[ -n $problem ]]; then
     log err "restore drill of $where FAILED for s3://$BUCKET/$key: $problem"

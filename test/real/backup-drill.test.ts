@@ -1,26 +1,35 @@
 // npm run drill: the prod stack's real restore-drill script run through the
 // same runDrill the command uses, with a local shell where production has
-// ssh, against a real MariaDB, an S3 API server on loopback, the AWS CLI and
-// zstd. The command itself (ssh's arguments, sudo, exit statuses) runs with
-// stand-ins for `ssh` and `sudo` on its PATH, since there is no server here.
+// ssh, against a real MariaDB, moto's S3 server on loopback (a versioned
+// bucket, as every backup bucket), Debian's AWS CLI and zstd. What a
+// compromised server could leave in the bucket (a second version of a key, a
+// delete marker, a future-dated key) is planted here with the operator's key,
+// since moto enforces no bucket policy. The command itself (ssh's arguments,
+// sudo, exit statuses) runs with stand-ins for `ssh` and `sudo` on its PATH,
+// since there is no server here.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
+import type { BackupManifest } from "../../infra/backup/render.js";
 import { localShell } from "../../ops/deploy/server.js";
 import { runDrill } from "../../ops/restore/drill.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { SERVER_PATH, renderStackScripts, runNodeCommand, runScript, startPingServer, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
+import { startMoto, type MotoServer } from "../support/moto.js";
 import { REPO } from "../support/project.js";
-import { startS3Server, type S3Server } from "../support/s3.js";
 import { tempDir } from "../support/system.js";
 
 const STACK = "prod";
 const DB = "bbaegok";
 const HOUR = 3600;
+/** What a planted dump creates if the drill ever restores it: a database the drill's cleanup does not drop. */
+const PLANTED_DB = "planted_by_server";
 
 const SEED = `
 CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
@@ -32,14 +41,19 @@ INSERT INTO orders VALUES (1, 1, 10.50), (2, 1, 3.00), (3, 2, 99.99);
 CREATE VIEW user_orders AS SELECT u.name, COUNT(o.id) AS n FROM users u LEFT JOIN orders o ON o.user_id = u.id GROUP BY u.name;
 `;
 
+const escaped = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
 describe("npm run drill (the prod stack's restore drill, run through runDrill with a local shell)", () => {
   let db: MariaDb;
-  let s3: S3Server;
+  let s3: MotoServer;
   let scripts: RenderedScripts;
   let ping: Awaited<ReturnType<typeof startPingServer>>;
   const dir = tempDir("backup-drill");
   let env: Record<string, string>;
   let takenAt: number;
+  /** The one backup the job wrote: its manifest key, its manifest and its data key. */
+  let manifestKey: string;
+  let manifest: BackupManifest;
 
   const drill = async (extra: Record<string, string> = {}, database?: string) => {
     const stdout = new PassThrough();
@@ -52,10 +66,30 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
     const status = await runDrill({ shell: localShell({ ...env, ...extra }), script: scripts.drill, privilege: "none", ...(database ? { database } : {}), stdout, stderr });
     return { status, stdout: out, stderr: err, pings: ping.hits.slice(hitsBefore) };
   };
-  const newestManifest = () => s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => k.endsWith(".manifest.json")).pop()!;
+  /** Writes `body` at `key` with the operator's key (a new version when the key exists); returns the version's id. */
+  let files = 0;
+  const put = (key: string, body: Buffer | string): string => {
+    const file = join(dir.path, `body-${++files}`);
+    writeFileSync(file, body);
+    const r = s3.aws(["s3api", "put-object", "--bucket", scripts.bucket, "--key", key, "--body", file, "--output", "json"]);
+    assert.equal(r.status, 0, r.stderr);
+    return (JSON.parse(r.stdout) as { VersionId: string }).VersionId;
+  };
+  /** Removes one version (or delete marker) of a key, putting the bucket back as the backup job left it. */
+  const dropVersion = (key: string, versionId: string) => {
+    const r = s3.aws(["s3api", "delete-object", "--bucket", scripts.bucket, "--key", key, "--version-id", versionId]);
+    assert.equal(r.status, 0, r.stderr);
+  };
+  /** A dump that, restored, creates PLANTED_DB: zstd-compressed as the job's are. */
+  const plantedDump = () => {
+    const r = spawnSync("zstd", ["--stdout", "--quiet"], { input: `CREATE DATABASE ${PLANTED_DB};\n`, env: { PATH: SERVER_PATH } });
+    assert.equal(r.status, 0, r.stderr?.toString());
+    return r.stdout;
+  };
+  const plantedRestored = () => db.sql(`SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${PLANTED_DB}'`).trim() !== "0";
 
   before(async () => {
-    [db, s3, ping] = await Promise.all([startMariaDb(), startS3Server(["bbaegok-prod-db-backups"]), startPingServer()]);
+    [db, s3, ping] = await Promise.all([startMariaDb(), startMoto([{ name: "bbaegok-prod-db-backups", versioned: true }]), startPingServer()]);
     scripts = renderStackScripts(STACK, dir.path, (t) => t.engine === "mariadb");
     db.sql(SEED);
     const pingFile = join(dir.path, "ping-url");
@@ -63,7 +97,7 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
     env = {
       BACKUP_DB_EXEC: writeDbExecHook(dir.path, { MYSQL_UNIX_PORT: db.socket }),
       BACKUP_DRILL_DB: writeDrillHook(dir.path, { MYSQL_UNIX_PORT: db.socket }),
-      BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("S3RVER", "S3RVER"),
+      BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("drill-test-secret"),
       BACKUP_S3_ENDPOINT_URL: s3.endpoint,
       BACKUP_LOCK_FILE: join(dir.path, "drill.lock"),
       BACKUP_PING_URL_FILE: pingFile,
@@ -72,7 +106,9 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
     };
     const backup = await runScript(scripts.backup, { ...env, BACKUP_LOCK_FILE: join(dir.path, "backup.lock") });
     assert.equal(backup.status, 0, backup.stderr);
-    const stamp = /(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\.manifest\.json$/.exec(newestManifest())!;
+    manifestKey = s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => k.endsWith(".manifest.json")).pop()!;
+    manifest = JSON.parse(s3.get(scripts.bucket, manifestKey).toString("utf8")) as BackupManifest;
+    const stamp = /(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\.manifest\.json$/.exec(manifestKey)!;
     takenAt = Date.UTC(Number(stamp[1]), Number(stamp[2]) - 1, Number(stamp[3]), Number(stamp[4]), Number(stamp[5]), Number(stamp[6])) / 1000;
   });
   after(async () => {
@@ -113,19 +149,104 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
     assert.deepEqual(late.pings, ["/ping/test-check/fail"]);
   });
 
-  it("judges age by S3's LastModified when it is earlier than the time in the key: a future-dated manifest cannot look fresh", async () => {
-    const forgedKey = `${STACK}/${DB}/29991231T000000Z.manifest.json`;
-    const copied = s3.aws(["s3", "cp", `s3://${scripts.bucket}/${newestManifest()}`, `s3://${scripts.bucket}/${forgedKey}`]);
-    assert.equal(copied.status, 0, copied.stderr);
-    s3.setLastModified(scripts.bucket, forgedKey, new Date(Date.now() - 72 * HOUR * 1000));
-    try {
-      const run = await drill();
-      assert.equal(run.status, 1, run.stderr);
-      assert.match(run.stderr, /FAILED for s3:\/\/\S+: STALE: the newest backup was taken 7[23] h ago/);
-      assert.deepEqual(run.pings, ["/ping/test-check/fail"]);
-    } finally {
-      assert.equal(s3.aws(["s3", "rm", `s3://${scripts.bucket}/${forgedKey}`]).status, 0);
-    }
+  describe("what a compromised server's key could leave in the bucket", () => {
+    it("a second version written over the newest backup's data object: FAILED naming the key SUSPICIOUS, and only its first version is restored, never the planted bytes", async () => {
+      const planted = put(manifest.key, plantedDump());
+      try {
+        const run = await drill();
+        assert.equal(run.status, 1, run.stderr);
+        assert.match(
+          run.stderr,
+          new RegExp(`restore drill of prod/bbaegok \\(mariadb\\) FAILED for s3://${escaped(scripts.bucket)}/${escaped(manifest.key)}: SUSPICIOUS: ${escaped(manifest.key)} has 2 versions: it was written or hidden after its first upload, which is the one read`),
+        );
+        assert.doesNotMatch(run.stderr, /sha256|row counts differ/, "the first version, which matches its manifest, is what was read");
+        assert.equal(plantedRestored(), false, "the drill restored the planted version");
+        assert.deepEqual(run.pings, ["/ping/test-check/fail"]);
+      } finally {
+        dropVersion(manifest.key, planted);
+      }
+    });
+
+    it("a second version written over the newest manifest: FAILED naming the manifest SUSPICIOUS, and the first manifest is the one compared", async () => {
+      const forged = { ...manifest, tables: manifest.tables.map((t) => (t.name === "users" ? { ...t, rows: t.rows + 1 } : t)) };
+      const planted = put(manifestKey, JSON.stringify(forged));
+      try {
+        const run = await drill();
+        assert.equal(run.status, 1, run.stderr);
+        assert.match(run.stderr, new RegExp(`FAILED for s3://${escaped(scripts.bucket)}/${escaped(manifest.key)}: SUSPICIOUS: ${escaped(manifestKey)} has 2 versions`));
+        assert.doesNotMatch(run.stderr, /row counts differ/, "the rewritten manifest was compared");
+        assert.deepEqual(run.pings, ["/ping/test-check/fail"]);
+      } finally {
+        dropVersion(manifestKey, planted);
+      }
+    });
+
+    it("a delete marker on the newest manifest: FAILED naming it, and the backup it hides is still drilled at its first version", async () => {
+      const r = s3.aws(["s3api", "delete-object", "--bucket", scripts.bucket, "--key", manifestKey, "--output", "json"]);
+      assert.equal(r.status, 0, r.stderr);
+      const marker = (JSON.parse(r.stdout) as { VersionId: string }).VersionId;
+      try {
+        const run = await drill();
+        assert.equal(run.status, 1, run.stderr);
+        assert.match(run.stderr, new RegExp(`FAILED for s3://${escaped(scripts.bucket)}/${escaped(manifest.key)}: SUSPICIOUS: ${escaped(manifestKey)} has 2 versions: it was written or hidden after its first upload`));
+        assert.doesNotMatch(run.stderr, /sha256|row counts differ|no backup with a manifest/);
+        assert.deepEqual(run.pings, ["/ping/test-check/fail"]);
+      } finally {
+        dropVersion(manifestKey, marker);
+      }
+    });
+
+    it("a future-dated backup (manifest and dump dated 2999): refused and named, the real newest is drilled, the planted dump never restored", async () => {
+      const future = `${STACK}/${DB}/29991231T000000Z`;
+      const dump = plantedDump();
+      // A backup that matches its own manifest: only its date gives it away.
+      const forged: BackupManifest = { ...manifest, key: `${future}.sql.zst`, sha256: createHash("sha256").update(dump).digest("hex"), size: dump.length, tables: [], objects: [] };
+      put(`${future}.sql.zst`, dump);
+      put(`${future}.manifest.json`, JSON.stringify(forged));
+      try {
+        const run = await drill();
+        assert.equal(run.status, 1, run.stderr);
+        assert.match(
+          run.stderr,
+          new RegExp(
+            `FAILED for s3://${escaped(scripts.bucket)}/${escaped(manifest.key)}: .*SUSPICIOUS: ${escaped(future)}\\.manifest\\.json is dated 29991231T000000Z, after S3 received it \\(\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}Z; 15 min of clock skew allowed\\): refused, a future-dated key is never the newest backup`,
+          ),
+        );
+        assert.match(run.stderr, new RegExp(`SUSPICIOUS: ${escaped(future)}\\.sql\\.zst is dated 29991231T000000Z`));
+        assert.equal(plantedRestored(), false, "the drill restored the future-dated dump");
+        assert.deepEqual(run.pings, ["/ping/test-check/fail"]);
+      } finally {
+        for (const key of [`${future}.manifest.json`, `${future}.sql.zst`]) s3.purge(scripts.bucket, key);
+      }
+    });
+
+    it("orders backups by S3's LastModified, not by the name: a backup received later under an earlier-dated name is the newest (and STALE by its name)", async () => {
+      const older = `${STACK}/${DB}/20200101T000000Z`;
+      put(`${older}.sql.zst`, s3.get(scripts.bucket, manifest.key));
+      put(`${older}.manifest.json`, JSON.stringify({ ...manifest, key: `${older}.sql.zst` }));
+      try {
+        const run = await drill();
+        assert.equal(run.status, 1, run.stderr);
+        assert.match(run.stderr, new RegExp(`FAILED for s3://${escaped(scripts.bucket)}/${escaped(older)}\\.sql\\.zst: STALE: the newest backup was taken \\d+ h ago \\(2020-01-01T00:00:00Z\\)`));
+        assert.doesNotMatch(run.stderr, /SUSPICIOUS|row counts differ|sha256/);
+      } finally {
+        for (const key of [`${older}.manifest.json`, `${older}.sql.zst`]) s3.purge(scripts.bucket, key);
+      }
+    });
+
+    it("a manifest naming another run's data object: FAILED, nothing restored", async () => {
+      const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+      const other = `${STACK}/${DB}/${stamp}.manifest.json`;
+      put(other, JSON.stringify(manifest));
+      try {
+        const run = await drill();
+        assert.equal(run.status, 1, run.stderr);
+        assert.match(run.stderr, new RegExp(`restore drill of prod/bbaegok \\(mariadb\\) FAILED: the manifest s3://${escaped(scripts.bucket)}/${escaped(other)} names ${escaped(manifest.key)}, not its own run's ${escaped(other.replace(".manifest.json", ".sql.zst"))}`));
+        assert.deepEqual(run.pings, ["/ping/test-check/fail"]);
+      } finally {
+        s3.purge(scripts.bucket, other);
+      }
+    });
   });
 
   describe("the command over ssh (stand-ins for ssh and sudo record what they are given)", () => {

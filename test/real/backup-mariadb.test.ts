@@ -206,7 +206,7 @@ describe("backups of a MariaDB database (the prod stack's script, for real)", ()
       assert.match(byKey.stderr, /restore: --key "prod\/bbaegok\/29991231T000000Z\.sql\.zst": prod\/bbaegok\/29991231T000000Z\.manifest\.json is dated 29991231T000000Z, after S3 received it/);
     } finally {
       for (const key of [`${STACK}/${DB}/29991231T000000Z.manifest.json`, `${STACK}/${DB}/29991231T000000Z.sql.zst`]) s3.purge(scripts.bucket, key);
-      // The server's restore drill reads a key's current version (it is not version-aware yet): the rewrite goes.
+      // A key with two versions fails the restore drill as SUSPICIOUS (the drill tests below expect a clean bucket): the rewrite goes.
       const versions = JSON.parse(s3.aws(["s3api", "list-object-versions", "--bucket", scripts.bucket, "--prefix", manifest.key, "--output", "json"]).stdout) as { Versions: { VersionId: string; IsLatest: boolean }[] };
       const rewrite = versions.Versions.find((v) => v.IsLatest)!;
       assert.equal(s3.aws(["s3api", "delete-object", "--bucket", scripts.bucket, "--key", manifest.key, "--version-id", rewrite.VersionId]).status, 0);
@@ -274,14 +274,18 @@ describe("backups of a MariaDB database (the prod stack's script, for real)", ()
       const newest = manifests().sort().pop()!;
       const manifest = JSON.parse(s3.get(scripts.bucket, newest).toString("utf8")) as BackupManifest;
       manifest.tables = manifest.tables.map((t) => (t.name === "users" ? { ...t, rows: t.rows + 1 } : t));
+      // A run of its own, received last, so the drill picks it: its dump a copy of the newest, its manifest one row off.
+      const run = `${STACK}/${DB}/${new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z")}`;
+      const dump = join(dir.path, "copied.sql.zst");
+      writeFileSync(dump, s3.get(scripts.bucket, manifest.key));
       const forged = join(dir.path, "forged.json");
-      writeFileSync(forged, JSON.stringify(manifest));
-      // A later timestamp, so the drill picks it.
-      assert.equal(s3.aws(["s3", "cp", forged, `s3://${scripts.bucket}/${STACK}/${DB}/29991231T000000Z.manifest.json`]).status, 0);
+      writeFileSync(forged, JSON.stringify({ ...manifest, key: `${run}.sql.zst` }));
+      assert.equal(s3.aws(["s3", "cp", dump, `s3://${scripts.bucket}/${run}.sql.zst`]).status, 0);
+      assert.equal(s3.aws(["s3", "cp", forged, `s3://${scripts.bucket}/${run}.manifest.json`]).status, 0);
       const hitsBefore = ping.hits.length;
-      const run = await runScript(scripts.drill, drillEnv);
-      assert.equal(run.status, 1);
-      assert.match(run.stderr, /restore drill of prod\/bbaegok \(mariadb\) FAILED .*row counts differ from the manifest .*< users\t6 > users\t5/);
+      const drill = await runScript(scripts.drill, drillEnv);
+      assert.equal(drill.status, 1);
+      assert.match(drill.stderr, /restore drill of prod\/bbaegok \(mariadb\) FAILED .*row counts differ from the manifest .*< users\t6 > users\t5/);
       assert.deepEqual(ping.hits.slice(hitsBefore), ["/ping/test-check/fail"]);
     });
   });
