@@ -5,14 +5,18 @@
 // built by `npm run engine:install`: the policy pack enforced, a local file
 // backend and a throwaway passphrase in a scratch folder (kept with --dir, so a
 // later run can use the same backend: staging reads prod's outputs from it).
+// Exit status (ops/exit.ts): the Pulumi CLI's; 1 when the engine is not built
+// or a step before the run failed; 2 usage, an unknown stack or an invalid
+// stack file (checked before anything runs).
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { GO_COMPONENTS, NO_SERVER_STAND_INS, STAND_INS } from "./components.js";
 import { engineInstalled } from "./install.js";
 import { enginePaths, type Profile } from "./paths.js";
 import { openWorkspace } from "./workspace.js";
 import { readStackConfig } from "../ops/deploy/engine.js";
+import { EXIT, isStackFileProblem, runCommand } from "../ops/exit.js";
 
 const USAGE = "usage: npm run engine:<preview|up> -- --stack <name> [--dir <dir>] [--no-server] [--diff]";
 
@@ -62,14 +66,23 @@ export function engineSummary(profile: Profile): string[] {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const options = parseRunArgs(argv);
+  let options: RunOptions;
+  try {
+    options = parseRunArgs(argv);
+    // The stack file as the program will read it: an unknown stack or an invalid file stops here, not inside the engine.
+    readStackConfig(options.stack);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`${err.message}\n${USAGE}`);
+      return EXIT.usage;
+    }
+    if (!isStackFileProblem(err)) throw err;
+    console.error(err.message);
+    return EXIT.usage;
+  }
   if (!engineInstalled()) {
     console.error(`The engine is not built: run \`npm run engine:install\` first (no ${join(enginePaths.bin, "pulumi")}).`);
-    return 1;
-  }
-  if (!existsSync(join(__dirname, "..", `Pulumi.${options.stack}.yaml`))) {
-    console.error(`No stack file Pulumi.${options.stack}.yaml in this repository.`);
-    return 1;
+    return EXIT.failed;
   }
   const workspace = openWorkspace({ ...(options.dir ? { dir: options.dir } : {}), profile: options.profile });
   try {
@@ -78,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
     const select = workspace.pulumi(["stack", "select", "--create", options.stack]);
     if (select.status !== 0) {
       console.error(`pulumi stack select --create ${options.stack} failed:\n${select.stdout}${select.stderr}`);
-      return 1;
+      return EXIT.failed;
     }
     const owner = proxyOwnerOf(options.stack);
     if (owner && workspace.pulumi(["stack", "output", "proxy", "--stack", owner]).status !== 0) {
@@ -89,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
       const up = upOwner.status === 0 ? ownerRun.pulumi(["up", "--stack", owner, "--yes", "--skip-preview"]) : upOwner;
       if (up.status !== 0) {
         console.error(`pulumi up of ${owner} failed:\n${up.stdout}${up.stderr}`);
-        return 1;
+        return EXIT.failed;
       }
     }
     const args =
@@ -97,19 +110,11 @@ async function main(argv: string[]): Promise<number> {
         ? ["preview", "--stack", options.stack, "--policy-pack", "policy", "--non-interactive", ...(options.diff ? ["--diff"] : [])]
         : ["up", "--stack", options.stack, "--policy-pack", "policy", "--non-interactive", "--yes", "--skip-preview"];
     const child = spawn(join(enginePaths.bin, "pulumi"), args, { cwd: workspace.projectDir, env: workspace.env, stdio: "inherit" });
-    return await new Promise<number>((resolve) => child.on("exit", (code) => resolve(code ?? 1)));
+    return await new Promise<number>((resolve) => child.on("exit", (code) => resolve(code ?? EXIT.failed)));
   } finally {
     if (options.dir) console.log(`engine: workspace kept in ${workspace.dir}`);
     else rmSync(workspace.dir, { recursive: true, force: true });
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(err instanceof UsageError ? `${err.message}\n${USAGE}` : err);
-      process.exit(err instanceof UsageError ? 2 : 1);
-    },
-  );
-}
+if (require.main === module) runCommand(`engine:${process.argv[2] ?? "run"}`, () => main(process.argv.slice(2)));

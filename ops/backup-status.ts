@@ -6,11 +6,11 @@
 // after S3 received it). Read with the operator's own AWS credentials
 // (environment or profile) through the AWS SDK. Exit status: 0 every database
 // has a backup within the schedule, 1 one is STALE, MISSING, BROKEN or
-// SUSPICIOUS, 2 usage, 3 the check could not run.
+// SUSPICIOUS, 2 usage, an unknown stack or an invalid stack file, 3 the check
+// could not run (ops/exit.ts).
 import { parseArgs } from "node:util";
 import { stackBackupTargets } from "../infra/backup/render.js";
-import { StackFileError } from "../stacks/config/files.js";
-import { StackConfigError } from "../stacks/config/validate.js";
+import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
 import { BackupError, backupStore, stackConfig } from "./restore/backups.js";
 import { formatStackStatus, stackBackupStatus } from "./restore/status.js";
 
@@ -23,11 +23,11 @@ async function main(): Promise<number> {
     ({ values } = parseArgs({ options: { stack: { type: "string" }, "endpoint-url": { type: "string" } }, strict: true }));
   } catch (err) {
     process.stderr.write(`backup:status: ${(err as Error).message}\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
   if (!values.stack) {
     process.stderr.write(`backup:status: --stack is required\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
   try {
     const config = stackConfig(values.stack);
@@ -35,14 +35,18 @@ async function main(): Promise<number> {
     const databases = stackBackupTargets(config, values.stack).map((t) => t.name);
     const status = await stackBackupStatus(store, config, databases);
     process.stdout.write(formatStackStatus(status));
-    return status.databases.every((d) => d.state === "ok") ? 0 : 1;
+    return status.databases.every((d) => d.state === "ok") ? EXIT.ok : EXIT.failed;
   } catch (err) {
-    if (err instanceof BackupError || err instanceof StackConfigError || err instanceof StackFileError) {
+    if (isStackFileProblem(err)) {
+      process.stderr.write(`backup:status: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    if (err instanceof BackupError) {
       process.stderr.write(`backup:status: could not check the backups of ${values.stack}: ${err.message}\n`);
-      return 3;
+      return EXIT.unknown;
     }
     throw err;
   }
 }
 
-main().then((code) => process.exit(code));
+runCommand("backup:status", main, EXIT.unknown);

@@ -10,13 +10,14 @@
 // writes --image into the stack file and runs that `pulumi up`; `rollback`
 // writes back the release the idle slot runs, so the same `pulumi up` only
 // flips. Commit the stack file afterwards: it is what CI deploys.
-// Exit status: 0 done, 1 failed (the file is put back), 2 usage.
+// Exit status (ops/exit.ts): 0 done, 1 failed (the file is put back), 2 usage,
+// an unknown stack or an invalid stack file.
 import { hostname, userInfo } from "node:os";
 import { parseArgs } from "node:util";
 import { appSchema } from "../stacks/config/schema.js";
 import type { StackConfig } from "../stacks/config/schema.js";
-import { StackFileError } from "../stacks/config/files.js";
 import { PulumiCliMissingError } from "./automation.js";
+import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
 import { automationStackControl, readStackConfig, stackReleaseFile } from "./deploy/engine.js";
 import { deploy, rollback, type Clock, type Outcome, type ReleaseFile, type Reporter, type ServerControl, type StackControl, realClock } from "./deploy/orchestrator.js";
 import { deployProxy, SshServerControl, sshShell } from "./deploy/server.js";
@@ -84,7 +85,7 @@ export async function runDeployCommand(argv: string[], deps: DeployDeps, out: Re
     args = parse(argv);
   } catch (err) {
     errors.line(`${(err as Error).message}\n${USAGE}`);
-    return 2;
+    return EXIT.usage;
   }
   const { command, stack } = args;
   let config: StackConfig;
@@ -92,7 +93,7 @@ export async function runDeployCommand(argv: string[], deps: DeployDeps, out: Re
     config = deps.readConfig(stack);
   } catch (err) {
     errors.line(`${command}: ${(err as Error).message}`);
-    return err instanceof StackFileError && /^No stack /.test((err as Error).message) ? 2 : 1;
+    return isStackFileProblem(err) ? EXIT.usage : EXIT.failed;
   }
   const progress = timestamped(out, deps.clock);
   try {
@@ -101,7 +102,7 @@ export async function runDeployCommand(argv: string[], deps: DeployDeps, out: Re
     if (command === "status") {
       const status = await gatherStatus(stack, config, await engine.deployed(), deps.openServer(stack, config));
       for (const line of formatStatus(status)) out.line(line);
-      return 0;
+      return EXIT.ok;
     }
     progress.line(`${command} of ${stack} by ${deps.who}`);
     const file = deps.releaseFile(stack);
@@ -112,24 +113,18 @@ export async function runDeployCommand(argv: string[], deps: DeployDeps, out: Re
       const status = await gatherStatus(stack, config, await engine.deployed(), deps.openServer(stack, config)).catch(() => undefined);
       if (status) errors.line(formatStatus(status).pop()!);
     }
-    return outcome.ok ? 0 : 1;
+    return outcome.ok ? EXIT.ok : EXIT.failed;
   } catch (err) {
     if (err instanceof PulumiCliMissingError) {
       errors.line(`${command}: cannot ${command} ${stack}.\n${err.message}`);
-      return 1;
+      return EXIT.failed;
     }
     errors.line(`${command} of ${stack} failed: ${(err as Error).message ?? String(err)}`);
-    return 1;
+    return EXIT.failed;
   }
 }
 
 if (require.main === module) {
   const lines = (stream: NodeJS.WriteStream): Reporter => ({ line: (text) => stream.write(`${text}\n`) });
-  runDeployCommand(process.argv.slice(2), productionDeps, lines(process.stdout), lines(process.stderr)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`deploy failed: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
-    },
-  );
+  runCommand("deploy", () => runDeployCommand(process.argv.slice(2), productionDeps, lines(process.stdout), lines(process.stderr)));
 }

@@ -3,11 +3,14 @@
 // What changed on the server or in the clouds outside the code: a refresh in
 // preview mode reads every resource of the stack from where it lives (Docker
 // on the server, AWS, Cloudflare) and compares it with the state Pulumi
-// recorded, writing nothing. Exit status: 0 no drift, 2 drift found, 1 the
-// check could not run (no Pulumi CLI, no such stack, no credentials…).
+// recorded, writing nothing. Exit status (ops/exit.ts): 0 no drift, 1 drift
+// found, 2 usage or an invalid stack file, 3 the check could not run (no
+// Pulumi CLI, no such stack in the backend, no credentials…).
 import type * as automation from "@pulumi/pulumi/automation";
 import { parseArgs } from "node:util";
 import { PulumiCliMissingError, selectStack } from "./automation.js";
+import { readStackConfig } from "./deploy/engine.js";
+import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
 
 const USAGE = "usage: npm run drift -- --stack <name>";
 
@@ -106,40 +109,42 @@ export async function detectDrift(stack: string, engine: RefreshPreviewer, repor
   return { stack, drifted, changed: counted, changeSummary: result.changeSummary };
 }
 
-/** The command: 0 no drift, 2 drift found, 1 could not check. */
+/** The command: 0 no drift, 1 drift found, 2 bad input, 3 could not check. */
 export async function runDriftCommand(argv: string[], openStack: (stack: string) => Promise<RefreshPreviewer>, reporter: Reporter, errors: Reporter): Promise<number> {
   let stack: string | undefined;
   try {
     stack = parseArgs({ args: argv, options: { stack: { type: "string" } }, strict: true }).values.stack;
   } catch (err) {
     errors.line(`drift: ${(err as Error).message}\n${USAGE}`);
-    return 1;
+    return EXIT.usage;
   }
   if (!stack) {
     errors.line(`drift: --stack is required\n${USAGE}`);
-    return 1;
+    return EXIT.usage;
+  }
+  try {
+    // The stack file first: a refresh of an invalid one would fail inside the engine, as "could not check".
+    readStackConfig(stack);
+  } catch (err) {
+    if (!isStackFileProblem(err)) throw err;
+    errors.line(`drift: ${err.message}`);
+    return EXIT.usage;
   }
   try {
     const report = await detectDrift(stack, await openStack(stack), reporter);
-    return report.drifted.length > 0 || report.changed.length > 0 ? 2 : 0;
+    return report.drifted.length > 0 || report.changed.length > 0 ? EXIT.failed : EXIT.ok;
   } catch (err) {
     if (err instanceof PulumiCliMissingError) {
       errors.line(`drift: cannot check ${stack} for drift.\n${err.message}`);
-      return 1;
+      return EXIT.unknown;
     }
     const message = err instanceof Error ? err.message : String(err);
     errors.line(`drift: the refresh preview of ${stack} failed, so drift is unknown:\n${message.trim()}`);
-    return 1;
+    return EXIT.unknown;
   }
 }
 
 if (require.main === module) {
   const lines = (stream: NodeJS.WriteStream): Reporter => ({ line: (text) => stream.write(`${text}\n`) });
-  runDriftCommand(process.argv.slice(2), selectStack, lines(process.stdout), lines(process.stderr)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`drift failed: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
-    },
-  );
+  runCommand("drift", () => runDriftCommand(process.argv.slice(2), selectStack, lines(process.stdout), lines(process.stderr)), EXIT.unknown);
 }

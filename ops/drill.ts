@@ -3,14 +3,14 @@
 // Runs the stack's restore drill on the server now, over SSH (BatchMode, the
 // stack file's user, host and port): `sudo -n /usr/local/sbin/bbaegok-install run <dataDir>/<stack>/backup/restore-drill.sh`.
 // Its output streams here; the exit status is the drill's (0 passed, 1 failed,
-// 75 another drill running, 255 ssh could not connect; 2 usage).
+// 3 could not run there, 75 another drill running, 255 ssh could not connect),
+// or 2 for usage, an unknown stack or database, an invalid stack file (ops/exit.ts).
 import { backupPaths, stackBackupTargets } from "../infra/backup/render.js";
 import { parseArgs } from "node:util";
-import { StackFileError } from "../stacks/config/files.js";
-import { StackConfigError } from "../stacks/config/validate.js";
 import { sshShell } from "./deploy/server.js";
 import { stackConfig } from "./restore/backups.js";
 import { drillOutcome, runDrill } from "./restore/drill.js";
+import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
 
 const USAGE = `usage: npm run drill -- --stack <name> [--database <name>]
   --database  drill only this database of the stack (default: every one)`;
@@ -21,27 +21,27 @@ async function main(): Promise<number> {
     ({ values } = parseArgs({ options: { stack: { type: "string" }, database: { type: "string" } }, strict: true }));
   } catch (err) {
     process.stderr.write(`drill: ${(err as Error).message}\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
   if (!values.stack) {
     process.stderr.write(`drill: --stack is required\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
   const stack = values.stack;
   let config;
   try {
     config = stackConfig(stack);
   } catch (err) {
-    if (err instanceof StackConfigError || err instanceof StackFileError) {
+    if (isStackFileProblem(err)) {
       process.stderr.write(`drill: ${err.message}\n`);
-      return 2;
+      return EXIT.usage;
     }
     throw err;
   }
   const databases = stackBackupTargets(config, stack).map((t) => t.name);
   if (values.database !== undefined && !databases.includes(values.database)) {
     process.stderr.write(`drill: stack ${stack} backs up no database "${values.database}"; its databases: ${databases.join(", ")}\n`);
-    return 2;
+    return EXIT.usage;
   }
   const shell = sshShell(config.server);
   const script = backupPaths(config.service, stack, config.server.dataDir).drillScript;
@@ -51,4 +51,4 @@ async function main(): Promise<number> {
   return status;
 }
 
-main().then((code) => process.exit(code));
+runCommand("drill", main, EXIT.unknown);

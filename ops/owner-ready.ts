@@ -5,12 +5,14 @@
 // the guest cannot run. Prints `ready=true` or `ready=false` (the form
 // GitHub Actions reads from $GITHUB_OUTPUT) and, on stderr, why. deploy.yml
 // uses it to defer a guest's first deploy until after its owner's.
-// Exit status: 0 with the answer; 1 when it cannot tell (no CLI, bad stack file).
+// Exit status (ops/exit.ts): 0 with the answer; 2 usage, an unknown stack or
+// an invalid stack file; 3 when it cannot tell (no CLI, the backend unreachable).
 import * as automation from "@pulumi/pulumi/automation";
 import { parseArgs } from "node:util";
 import { PROJECT_DIR } from "../stacks/config/index.js";
 import { hasPulumiCli, PulumiCliMissingError } from "./automation.js";
 import { readStackConfig } from "./deploy/engine.js";
+import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
 
 export interface Readiness {
   ready: boolean;
@@ -41,20 +43,29 @@ export const automationOwnerProxy: OwnerOutputs = async (ownerStack) => {
   }
 };
 
-if (require.main === module) {
-  const { values } = parseArgs({ options: { stack: { type: "string" } } });
-  if (!values.stack) {
-    console.error("usage: npm run -s owner-ready -- --stack <name>");
-    process.exit(2);
+const USAGE = "usage: npm run -s owner-ready -- --stack <name>";
+
+async function main(): Promise<number> {
+  let stack: string | undefined;
+  try {
+    stack = parseArgs({ options: { stack: { type: "string" } }, strict: true }).values.stack;
+  } catch (err) {
+    console.error(`owner-ready: ${(err as Error).message}\n${USAGE}`);
+    return EXIT.usage;
   }
-  ownerReadiness(values.stack, automationOwnerProxy).then(
-    (r) => {
-      console.error(`owner-ready: ${r.reason}`);
-      console.log(`ready=${r.ready}`);
-    },
-    (err) => {
-      console.error(err instanceof Error ? err.message : err);
-      process.exit(1);
-    },
-  );
+  if (!stack) {
+    console.error(`owner-ready: --stack is required\n${USAGE}`);
+    return EXIT.usage;
+  }
+  try {
+    const r = await ownerReadiness(stack, automationOwnerProxy);
+    console.error(`owner-ready: ${r.reason}`);
+    console.log(`ready=${r.ready}`);
+    return EXIT.ok;
+  } catch (err) {
+    console.error(`owner-ready: ${err instanceof Error ? err.message : String(err)}`);
+    return isStackFileProblem(err) ? EXIT.usage : EXIT.unknown;
+  }
 }
+
+if (require.main === module) runCommand("owner-ready", main, EXIT.unknown);

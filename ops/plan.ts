@@ -7,8 +7,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { StackFileError } from "../stacks/config/files.js";
-import { StackConfigError } from "../stacks/config/validate.js";
+import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
 import { planStack, type PlannedResource, type StackPlan } from "./offline/plan.js";
 import { renderTree } from "./offline/tree.js";
 
@@ -36,21 +35,21 @@ async function main(): Promise<number> {
     args = parseArgs({ options: { stack: { type: "string" }, json: { type: "boolean", default: false }, out: { type: "string" } }, strict: true });
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
   const { stack, json, out } = args.values;
   if (!stack) {
     process.stderr.write(`--stack is required\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
   const started = process.hrtime.bigint();
   let plan: StackPlan;
   try {
     plan = await planStack(stack);
   } catch (err) {
-    if (err instanceof StackConfigError || err instanceof StackFileError) {
+    if (isStackFileProblem(err)) {
       process.stderr.write(`plan: ${err.message}\nNothing was planned or written.\n`);
-      return 1;
+      return EXIT.usage;
     }
     throw err;
   }
@@ -69,13 +68,7 @@ async function main(): Promise<number> {
     );
     if (out) process.stdout.write(`Wrote ${files.length} server files under ${resolve(out)}.\n`);
   }
-  return 0;
+  return EXIT.ok;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`plan failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runCommand("plan", main);

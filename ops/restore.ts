@@ -5,11 +5,12 @@
 // never the server's (through the AWS SDK: no AWS CLI needed). Only backups
 // with a manifest are restored, each key at its first version; the sha256 is
 // checked before anything is written, and the result is compared with the
-// manifest's tables, row counts and objects.
+// manifest's tables, row counts and objects. Exit status (ops/exit.ts): 0
+// restored, 1 the restore failed, 2 usage, an unknown stack, an invalid stack
+// file, --target, --at or --password-file: nothing was restored.
 import { parseArgs } from "node:util";
-import { StackFileError } from "../stacks/config/files.js";
-import { StackConfigError } from "../stacks/config/validate.js";
-import { BackupError, backupStore, parseTime, stackConfig } from "./restore/backups.js";
+import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
+import { BackupError, backupStore, parseTime, stackConfig, type BackupStore } from "./restore/backups.js";
 import { restoreBackup } from "./restore/restore.js";
 import { TARGET_HELP, parseTarget } from "./restore/target.js";
 
@@ -39,27 +40,38 @@ async function main(): Promise<number> {
     }));
   } catch (err) {
     process.stderr.write(`restore: ${(err as Error).message}\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
   if (!values.stack || !values.target) {
     process.stderr.write(`restore: --stack and --target are required\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
   if (values.at && values.key) {
     process.stderr.write(`restore: give --at or --key, not both\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const started = Date.now();
+  // What the operator gave, checked before S3 is asked anything: a problem here is theirs to fix (exit 2).
+  let config, store: BackupStore, target, at: Date | undefined;
   try {
-    const config = stackConfig(values.stack);
-    const store = backupStore(values.stack, values["endpoint-url"] ? { endpointUrl: values["endpoint-url"] } : {});
+    config = stackConfig(values.stack);
+    store = backupStore(values.stack, values["endpoint-url"] ? { endpointUrl: values["endpoint-url"] } : {});
     const passwordFile = values["password-file"];
-    const target = parseTarget(values.target, passwordFile === undefined ? {} : { passwordFile });
+    target = parseTarget(values.target, passwordFile === undefined ? {} : { passwordFile });
+    at = values.at ? parseTime(values.at, config.backup.timezone) : undefined;
+  } catch (err) {
+    if (isStackFileProblem(err) || err instanceof BackupError) {
+      process.stderr.write(`restore: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    throw err;
+  }
+  try {
     const result = await restoreBackup({
       store,
       database: values.database ?? config.database.name,
-      ...(values.at ? { at: parseTime(values.at, config.backup.timezone) } : {}),
+      ...(at ? { at } : {}),
       ...(values.key ? { key: values.key } : {}),
       target,
       force: values.force,
@@ -70,14 +82,14 @@ async function main(): Promise<number> {
       `Restored ${result.manifest.key} (taken ${result.manifest.createdAt}) into ${target.shown}: ${result.tables} tables and ${result.manifest.objects.length} objects match the manifest ` +
         `(download and sha256 ${s.download.toFixed(1)} s, restore ${s.restore.toFixed(1)} s, total ${((Date.now() - started) / 1000).toFixed(1)} s).\n`,
     );
-    return 0;
+    return EXIT.ok;
   } catch (err) {
-    if (err instanceof BackupError || err instanceof StackConfigError || err instanceof StackFileError) {
+    if (err instanceof BackupError) {
       process.stderr.write(`restore: ${err.message}\n`);
-      return 1;
+      return EXIT.failed;
     }
     throw err;
   }
 }
 
-main().then((code) => process.exit(code));
+runCommand("restore", main);

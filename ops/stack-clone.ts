@@ -6,7 +6,9 @@
 // source's encrypted secrets left out (and listed to set), validated with the
 // program's own schema and cross-stack checks, then written atomically and
 // never over an existing file. With the Pulumi CLI on PATH it also runs
-// `pulumi stack init <name>`.
+// `pulumi stack init <name>`. Exit status (ops/exit.ts): 0 written, 1 written
+// but `pulumi stack init` failed, 2 refused (usage, a value, the source file):
+// nothing written.
 import { execFileSync } from "node:child_process";
 import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,6 +19,7 @@ import { listStacks, readSiblings, readStackFile, StackFileError } from "../stac
 import { cidrsOverlap, isInZone, nextFreeSubnet24 } from "../stacks/config/rules.js";
 import { rawFromPulumiConfig, stackFileName, StackConfigError, validateStackConfig, type SiblingStack } from "../stacks/config/validate.js";
 import { hasPulumiCli } from "./automation.js";
+import { EXIT, runCommand } from "./exit.js";
 
 const USAGE = `usage: npm run stack:clone -- --from <stack> --to <name> --host <ssh address> --public-ip <ipv4> --api <host name> --bucket <s3 bucket>
          [--metabase <host name> | --no-metabase] [--zone <zone>] [--proxy owner|guest] [--owner-stack <org>/${PROJECT}/<stack>]
@@ -72,7 +75,7 @@ export interface ClonedStack {
   decisions: string[];
 }
 
-/** The command line itself is incomplete or malformed (exit status 2). */
+/** The command line itself is incomplete or malformed (exit status 2, as every refusal). */
 export class CloneUsageError extends Error {
   override name = "CloneUsageError";
 }
@@ -437,13 +440,14 @@ function main(argv: string[], projectDir: string): number {
     out(`Cloning ${stackFileName(request.from)} to ${stackFileName(request.to)}…`);
     cloned = cloneStack(projectDir, request);
   } catch (err) {
+    // Refused before anything is written: the operator's input (options, source file) is what to fix.
     if (err instanceof StackCloneError || err instanceof StackFileError) {
       process.stderr.write(`stack:clone: ${err.message}\nNothing was written.\n`);
-      return 1;
+      return EXIT.usage;
     }
     if (err instanceof CloneUsageError || (err instanceof TypeError && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS"))) {
       process.stderr.write(`stack:clone: ${err.message}\n${err instanceof CloneUsageError ? "" : `${USAGE}\n`}`);
-      return 2;
+      return EXIT.usage;
     }
     throw err;
   }
@@ -466,13 +470,13 @@ function main(argv: string[], projectDir: string): number {
     } catch (err) {
       const stderr = (err as { stderr?: string }).stderr ?? (err as Error).message;
       process.stderr.write(`stack:clone: ${stackFileName(stack)} is written, but \`pulumi stack init ${stack}\` failed:\n${stderr.trim()}\nCheck \`pulumi whoami\` (and PULUMI_CONFIG_PASSPHRASE), then run it again.\n`);
-      return 1;
+      return EXIT.failed;
     }
   } else {
     out(`The Pulumi CLI is not on PATH, so the stack is not created in the backend yet. Install it (https://www.pulumi.com/docs/install/), log in, then run: pulumi stack init ${stack}`);
   }
   out(`Next: npm run plan -- --stack ${stack}; add ${stack} to the stack matrices in .github/workflows/ (preview, deploy, drift); then pulumi up -s ${stack}.`);
-  return 0;
+  return EXIT.ok;
 }
 
-if (require.main === module) process.exit(main(process.argv.slice(2), PROJECT_DIR));
+if (require.main === module) runCommand("stack:clone", async () => main(process.argv.slice(2), PROJECT_DIR));

@@ -149,7 +149,7 @@ describe("npm run stack:clone", () => {
       ...["--api", `${to}-api.bbaegok.kr`, "--bucket", `bbaegok-${to}-db-backups`, "--edge-subnet", subnet],
     ];
     const clash = runClone(project.dir, args("clash", "172.30.20.0/24"));
-    assert.equal(clash.status, 1);
+    assert.equal(clash.status, 2);
     assert.match(clash.stderr, /Pulumi\.clash\.yaml: bbaegok-infra:server\.edgeSubnet = "172\.30\.20\.0\/24": a subnet no other stack on home\.bbaegok\.kr uses; Pulumi\.staging\.yaml has 172\.30\.20\.0\/24, which overlaps it \(set by --edge-subnet\)/);
     assert.ok(!existsSync(join(project.dir, "Pulumi.clash.yaml")));
     const chosen = runClone(project.dir, args("qa", "192.168.40.0/24"));
@@ -161,7 +161,7 @@ describe("npm run stack:clone", () => {
   it("refuses missing values, naming each option, and writes nothing", () => {
     const before = readdirSync(project.dir).sort();
     const result = runClone(project.dir, ["--from", "prod", "--to", "lonely", "--host", "lonely.bbaegok.kr"]);
-    assert.equal(result.status, 1);
+    assert.equal(result.status, 2);
     assert.match(result.stderr, /Cannot clone Pulumi\.prod\.yaml to Pulumi\.lonely\.yaml: 5 problems/);
     for (const option of ["--public-ip", "--api", "--bucket", "--metabase", "--host-key"]) assert.match(result.stderr, new RegExp(`- ${option} is required: `));
     // Another server has another host key: the clone says how to read it, at the port the new stack uses.
@@ -172,21 +172,21 @@ describe("npm run stack:clone", () => {
 
   it("refuses host names and buckets another stack uses, and a second proxy owner on one server", () => {
     const reused = runClone(project.dir, [...newServerArgs("prod", "copycat", 50).slice(0, 8), "--api", "api.bbaegok.kr", "--bucket", "bbaegok-staging-db-backups", "--metabase", "m.bbaegok.kr"]);
-    assert.equal(reused.status, 1);
+    assert.equal(reused.status, 2);
     assert.match(reused.stderr, /--api api\.bbaegok\.kr is already used by Pulumi\.prod\.yaml/);
     assert.match(reused.stderr, /--bucket bbaegok-staging-db-backups is already used by Pulumi\.staging\.yaml/);
     const owner = runClone(project.dir, [
       ...["--from", "staging", "--to", "rival", "--host", "home.bbaegok.kr", "--public-ip", "203.0.113.24"],
       ...["--api", "rival-api.bbaegok.kr", "--bucket", "bbaegok-rival-db-backups", "--proxy", "owner"],
     ]);
-    assert.equal(owner.status, 1);
+    assert.equal(owner.status, 2);
     assert.match(owner.stderr, /Pulumi\.rival\.yaml: bbaegok-infra:proxy\.mode = "owner": "guest": Pulumi\.prod\.yaml already owns the proxy on home\.bbaegok\.kr \(set by --proxy\)/);
     assert.ok(!existsSync(join(project.dir, "Pulumi.copycat.yaml")) && !existsSync(join(project.dir, "Pulumi.rival.yaml")));
   });
 
   it("refuses a value the schema refuses, naming the key and the option that set it", () => {
     const result = runClone(project.dir, [...newServerArgs("staging", "typo", 60).map((a) => (a === "198.51.100.60" ? "198.51.100.600" : a))]);
-    assert.equal(result.status, 1);
+    assert.equal(result.status, 2);
     assert.match(result.stderr, /Pulumi\.typo\.yaml: bbaegok-infra:server\.publicIp = "198\.51\.100\.600": expected a public IPv4 address .* \(set by --public-ip\)/);
     assert.ok(!existsSync(join(project.dir, "Pulumi.typo.yaml")));
     assert.deepEqual(readdirSync(project.dir).filter((f) => f.startsWith(".stack-clone")), [], "a staging folder is left behind");
@@ -195,7 +195,7 @@ describe("npm run stack:clone", () => {
   it("never overwrites an existing stack file", () => {
     const staging = readFileSync(join(project.dir, "Pulumi.staging.yaml"), "utf8");
     const result = runClone(project.dir, newServerArgs("prod", "staging", 70));
-    assert.equal(result.status, 1);
+    assert.equal(result.status, 2);
     assert.match(result.stderr, /Pulumi\.staging\.yaml already exists: stack:clone never overwrites a stack file/);
     assert.equal(readFileSync(join(project.dir, "Pulumi.staging.yaml"), "utf8"), staging);
   });

@@ -59,8 +59,8 @@ describe("npm run engine:preview", () => {
   it("refuses a stack without a file, and bad options with the usage", () => {
     const run = (args: string[]) => spawnSync(process.execPath, ["--import", "tsx", join(REPO, "engine", "run.ts"), ...args], { cwd: REPO, encoding: "utf8" });
     const missing = run(["preview", "--stack", "nope"]);
-    assert.equal(missing.status, 1);
-    assert.match(missing.stderr, /No stack file Pulumi\.nope\.yaml/);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /No stack "nope": .*Pulumi\.nope\.yaml does not exist\. Known stacks: prod, staging/);
     const usage = run(["preview"]);
     assert.equal(usage.status, 2);
     assert.match(usage.stderr, /--stack is required\nusage: npm run engine:<preview\|up>/);

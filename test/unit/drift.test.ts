@@ -47,7 +47,7 @@ describe("drift", () => {
     assert.equal(typeof quiet.asked[0]!.onEvent, "function", "the preview's events are not read");
   });
 
-  it("lists each drifted resource with the properties that differ, and exits 2", async () => {
+  it("lists each drifted resource with the properties that differ, and exits 1", async () => {
     const out = collect();
     const drifted = engine(
       [
@@ -60,7 +60,7 @@ describe("drift", () => {
       ],
       { same: 40, update: 2, delete: 1 },
     );
-    assert.equal(await runDriftCommand(["--stack", "prod"], async () => drifted, out, collect()), 2);
+    assert.equal(await runDriftCommand(["--stack", "prod"], async () => drifted, out, collect()), 1);
     assert.deepEqual(out.lines.slice(1, 4), [
       `  ~ ${CONTAINER}  app-blue  changed outside the code: memory, envs`,
       `  - ${VOLUME}  metabase-volume  deleted outside the code`,
@@ -73,7 +73,7 @@ describe("drift", () => {
     const report = await detectDrift("staging", engine([], { same: 10, update: 1 }), collect());
     assert.deepEqual(report.drifted, []);
     assert.deepEqual(report.changeSummary, { same: 10, update: 1 });
-    assert.equal(await runDriftCommand(["--stack", "staging"], async () => engine([], { same: 10, update: 1 }), collect(), collect()), 2);
+    assert.equal(await runDriftCommand(["--stack", "staging"], async () => engine([], { same: 10, update: 1 }), collect(), collect()), 1);
   });
 
   it("never counts unchanged refresh steps, reads or the stack itself as drift", () => {
@@ -92,33 +92,33 @@ describe("drift", () => {
     assert.match(out.lines.at(-1)!, /^No drift in prod/);
     // A real change beside it is still drift.
     const both = [...events, step("update", CONTAINER, "app-green", { diffs: ["memory"] })];
-    assert.equal(await runDriftCommand(["--stack", "prod"], async () => engine(both, { same: 39, update: 2 }), collect(), collect()), 2);
+    assert.equal(await runDriftCommand(["--stack", "prod"], async () => engine(both, { same: 39, update: 2 }), collect(), collect()), 1);
   });
 
-  it("says the check failed (exit 1), not that there is no drift, when the engine fails", async () => {
+  it("says the check could not run (exit 3), not that there is no drift, when the engine fails", async () => {
     const errors = collect();
     const broken: RefreshPreviewer = {
       previewRefresh: async () => {
         throw new Error("error: failed to decrypt configuration: incorrect passphrase");
       },
     };
-    assert.equal(await runDriftCommand(["--stack", "prod"], async () => broken, collect(), errors), 1);
+    assert.equal(await runDriftCommand(["--stack", "prod"], async () => broken, collect(), errors), 3);
     assert.match(errors.lines.join("\n"), /drift: the refresh preview of prod failed, so drift is unknown:\nerror: failed to decrypt configuration/);
   });
 
-  it("asks for --stack with the usage", async () => {
+  it("asks for --stack with the usage (exit 2)", async () => {
     const errors = collect();
-    assert.equal(await runDriftCommand([], async () => engine([], {}), collect(), errors), 1);
+    assert.equal(await runDriftCommand([], async () => engine([], {}), collect(), errors), 2);
     assert.match(errors.lines.join("\n"), /--stack is required\nusage: npm run drift -- --stack <name>/);
   });
 
-  it("without the Pulumi CLI, says how to install it, with no stack trace", () => {
+  it("without the Pulumi CLI, says how to install it, with no stack trace (exit 3: not checked)", () => {
     const result = spawnSync(process.execPath, ["--import", "tsx", join(REPO, "ops", "drift.ts"), "--stack", "prod"], {
       cwd: REPO,
       encoding: "utf8",
       env: { ...process.env, PATH: [dirname(process.execPath), "/usr/bin", "/bin"].join(":") },
     });
-    assert.equal(result.status, 1);
+    assert.equal(result.status, 3);
     assert.match(result.stderr, /^drift: cannot check prod for drift\.\nThe Pulumi CLI is not installed/);
     assert.match(result.stderr, /curl -fsSL https:\/\/get\.pulumi\.com \| sh/);
     assert.doesNotMatch(result.stderr, /^\s+at /m);

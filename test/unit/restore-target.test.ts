@@ -60,9 +60,9 @@ describe("restore --target and its password", () => {
     assert.throws(() => parseTarget("postgres://r@h/d", { passwordFile: empty }), /--password-file .*\/empty: its first line is empty; write the target's password there/);
   });
 
-  it("npm run restore exits 1 with that sentence before reaching S3 or the database", async () => {
+  it("npm run restore exits 2 (bad input) with that sentence before reaching S3 or the database", async () => {
     const run = await runRestore(["--stack", "prod", "--target", "mariadb://root:hunter2@127.0.0.1:1/bbaegok", "--endpoint-url", "http://127.0.0.1:1"], { ...process.env });
-    assert.equal(run.status, 1, run.stderr);
+    assert.equal(run.status, 2, run.stderr);
     assert.match(run.stderr, /^restore: --target mariadb:\/\/root:\*\*\*@127\.0\.0\.1:1\/bbaegok holds a password/m);
     assert.ok(!run.stderr.includes("hunter2"));
   });
