@@ -10,12 +10,12 @@ import { cpSync, readFileSync, symlinkSync } from "node:fs";
 import { parse } from "yaml";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { activateFilesScript, dockerNginxCommands } from "../../infra/proxy/activation.js";
+import { activationScript, dockerNginxCommands } from "../../infra/proxy/activation.js";
 import { proxyDirs, stackFilePaths } from "../../infra/proxy/contract.js";
 import { buildTestImages, tagAppVersion } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
 import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, pointStackAtHost, pulumi, pulumiAsync, setStackValue, startLoad, type HttpAnswer, type LoadAnswer } from "../support/docker-stacks.js";
-import { startS3Server, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, type S3Server } from "../support/s3.js";
+import { startMoto, type MotoServer } from "../support/moto.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
 
@@ -204,7 +204,7 @@ describe("the proxy's configuration on the real container", () => {
     const broken = "server { this is not nginx\n";
     const manifest = `${createHash("sha256").update(broken).digest("hex")}  ${conf}\n`;
     const endpoint = { container: "bbaegok-proxy", image: "nginx:1.28.0", dir: `${host.dataDir}/proxy` };
-    const script = activateFilesScript({ label: "stack prod", proposedDir: dirs.proposed("prod"), liveDir: dirs.live, files: [conf], lockPath: dirs.lock, commands: dockerNginxCommands(endpoint) });
+    const script = activationScript({ label: "stack prod", liveDir: dirs.live, files: [conf], lockPath: dirs.lock, commands: dockerNginxCommands(endpoint), change: { kind: "install", proposedDir: dirs.proposed("prod") } });
     const proposedConf = `${dirs.proposed("prod")}/${conf}`;
     const scriptFile = `${host.dir}/activate-prod.sh`;
     const good = host.asRoot(`cat '${proposedConf}'`).stdout;
@@ -223,9 +223,10 @@ describe("the proxy's configuration on the real container", () => {
 });
 
 describe("backups on the real host", () => {
-  let s3: S3Server;
+  // moto, versioned as every backup bucket: the drill lists versions, which s3rver refuses (MethodNotAllowed).
+  let s3: MotoServer;
   before(async () => {
-    s3 = await startS3Server(["bbaegok-prod-db-backups"]);
+    s3 = await startMoto([{ name: "bbaegok-prod-db-backups", versioned: true }]);
   });
   after(async () => {
     await s3?.stop();
@@ -233,7 +234,7 @@ describe("backups on the real host", () => {
 
   /** The stack's own script on the server, run as root as cron would, against the S3 stand-in. */
   function runOnServer(script: string, args = ""): { status: number; stdout: string; stderr: string } {
-    const credentials = s3.credentialsFile(S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY);
+    const credentials = s3.credentialsFile("docker-stacks-test");
     host.asRoot(`umask 077; cat > '${host.dir}/s3-credentials'`, readFileSync(credentials));
     return host.asRoot(
       `env BACKUP_S3_ENDPOINT_URL=${s3.endpoint} BACKUP_AWS_CREDENTIALS_FILE='${host.dir}/s3-credentials' BACKUP_PING_URL_FILE=/nonexistent '${host.dataDir}/prod/backup/${script}' ${args}`,
