@@ -19,9 +19,15 @@ import { DATASOURCE_PASSWORD_FILE, SLOTS, otherSlot, slotContainerName } from ".
 import { canonical, desiredSpec, parseDeployed, planRollout, type DeployedSlots, type RolloutPlan, type SlotSpec } from "./rollout.js";
 
 export interface AppSlotsArgs {
+  /** The stack's server footprint: Docker provider, edge and data networks, fixed slot addresses, SSH. */
   server: HomeServer;
-  /** The stack's validated config: `app`, `database`, `domains` and `server` are read. */
+  /**
+   * The stack's validated config: `app` (the release and how a slot runs),
+   * `database` (the datasource), `domains` (the health check's Host) and `server` are read.
+   * @default app.port 8080, app.memoryMb 1024, app.runAs "1000:1000", app.healthCheck.path "/actuator/health", app.deployTimeout "5m"
+   */
   config: Pick<StackConfig, "app" | "database" | "domains" | "server">;
+  /** The service database: its password becomes the slots' datasource password file; the slots start after it. */
   database: ServiceDatabase;
   /** The stack's `app` output of its last run (undefined before the first): which slot serves, what each runs. */
   deployed: pulumi.Output<unknown>;

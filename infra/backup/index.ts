@@ -29,7 +29,10 @@ export * from "./render.js";
 export interface DatabaseBackupsArgs {
   /** The stack's server footprint (SSH connection, names, stack). */
   server: HomeServer;
-  /** The stack's validated config: `backup` (bucket, schedules, retention, lock, encryption), and which databases exist. */
+  /**
+   * The stack's validated config: `backup` (bucket, schedules, retention, lock, encryption), and which databases exist.
+   * @default backup.schedule "0 4 * * *", backup.drillSchedule "30 5 * * 0", backup.timezone "Asia/Seoul", backup.region "ap-northeast-2", backup.objectLock governance for 30 days, backup.encryption "sse-s3"
+   */
   config: Pick<StackConfig, "service" | "server" | "backup" | "database" | "metabase">;
   /**
    * Optional health-check URL (secret), pinged on success (`<url>`), failure

@@ -12,7 +12,11 @@ import { primaryReplicationFlags } from "../replica/render.js";
 export interface ServiceDatabaseArgs {
   /** The stack's server footprint (Docker provider, networks, SSH). */
   server: HomeServer;
-  /** The stack's validated `database` config. */
+  /**
+   * The stack's validated `database` config: engine, version, name, user and
+   * memory of the container, and the replicas (their replication flags are set here).
+   * @default memoryMb 1024, replicas [] (stacks/config/schema.ts)
+   */
   database: StackConfig["database"];
   /** The `databaseRuntime` this stack exported on its last run (undefined on the first): a change is announced as planned downtime. */
   lastRuntime?: pulumi.Output<unknown>;

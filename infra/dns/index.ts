@@ -11,7 +11,10 @@ import { ddnsCronFile, ddnsPaths, ddnsScript, stackRecords } from "./render.js";
 export interface StackDnsArgs {
   /** The stack's server footprint: the DDNS job's files go there. */
   server: HomeServer;
-  /** The stack's validated config: `domains`, `metabase.enabled`, `server.publicIp` and `proxy.cloudflareProxied` are read. */
+  /**
+   * The stack's validated config: `domains`, `metabase.enabled`, `server.publicIp` and `proxy.cloudflareProxied` are read.
+   * @default proxy.cloudflareProxied true, metabase.enabled false, domains.ddns none (every 5 minutes when set)
+   */
   config: Pick<StackConfig, "service" | "domains" | "metabase" | "server" | "proxy">;
 }
 

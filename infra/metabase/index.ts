@@ -13,8 +13,16 @@ import { dockerHealthCheck, platformContainer, ServerFile, shellQuote, type Home
 import { METABASE_SECRETS_MOUNT, READONLY_USER, adminSqlCommand, metabaseEntrypoint, readOnlyUserSql, setupScript } from "./render.js";
 
 export interface MetabaseArgs {
+  /** The stack's server footprint: Docker provider, networks, Metabase's fixed edge address, SSH. */
   server: HomeServer;
+  /**
+   * The stack's validated config: `metabase` (images, memory, tables the
+   * read-only login sees, admin), `domains.metabase` (its public host, required),
+   * `database` (what the read-only login is made on).
+   * @default metabase.image "metabase/metabase:v0.56.9", metabase.databaseImage "postgres:16.10", metabase.memoryMb 2048, metabase.tables [] (every table)
+   */
   config: Pick<StackConfig, "metabase" | "database" | "domains" | "service">;
+  /** The service database: the read-only login is applied through its container, after it runs. */
   database: ServiceDatabase;
   /**
    * The service database's read replica, when the stack has one: Metabase's

@@ -55,9 +55,14 @@ type ProxyConfig = Pick<StackConfig, "service" | "server" | "domains" | "app" | 
 const WORKER_SHUTDOWN_SECONDS = 30;
 
 export interface ProxySiteArgs {
+  /** The stack's server footprint: SSH for the files and their activation. */
   server: HomeServer;
-  /** The stack's validated config: its host names, slots, Metabase and `proxy` settings. */
+  /**
+   * The stack's validated config: its host names, slots, Metabase and `proxy` settings.
+   * @default proxy.image "nginx:1.28.0", proxy.clientMaxBodySize "20m", proxy.cloudflareProxied true, proxy.authenticatedOriginPulls false
+   */
   config: ProxyConfig;
+  /** The stack's certificate and key, placed beside its site files. */
   certificate: SiteCertificate;
   /** The proxy the files are for (the owner's own, or read from the owner's stack output). */
   proxy: pulumi.Input<Pick<ProxyEndpoint, "container" | "image" | "dir">>;
@@ -153,7 +158,12 @@ export class ProxySite extends pulumi.ComponentResource {
 }
 
 export interface EdgeProxyArgs {
+  /** The owner stack's server footprint: Docker provider, its edge network, SSH. */
   server: HomeServer;
+  /**
+   * The stack's validated config: its host names, slots, Metabase and `proxy` settings.
+   * @default proxy.image "nginx:1.28.0", proxy.clientMaxBodySize "20m", proxy.cloudflareProxied true, proxy.authenticatedOriginPulls false
+   */
   config: ProxyConfig;
   /** The owner stack's own certificate. */
   certificate: SiteCertificate;
@@ -250,11 +260,18 @@ export class EdgeProxy extends pulumi.ComponentResource {
 }
 
 export interface GuestProxyArgs {
+  /** The guest stack's server footprint: its edge network, which the proxy is connected to, and SSH. */
   server: HomeServer;
+  /**
+   * The stack's validated config: its host names, slots, Metabase and `proxy` settings.
+   * @default proxy.image "nginx:1.28.0", proxy.clientMaxBodySize "20m", proxy.cloudflareProxied true, proxy.authenticatedOriginPulls false
+   */
   config: ProxyConfig;
+  /** The guest stack's own certificate. */
   certificate: SiteCertificate;
   /** The owner stack, fully qualified (`<organization>/bbaegok-infra/<stack>`), and its proxy read with ownerProxyEndpoint. */
   ownerStack: string;
+  /** The owner's proxy (container, image, directory), read from its `proxy` stack output. */
   endpoint: pulumi.Output<ProxyEndpoint>;
   /** The guest stack's live slot (its upstream file names it). */
   liveSlot: pulumi.Input<Slot>;

@@ -30,11 +30,18 @@ export interface ReadReplicaArgs {
   server: HomeServer;
   /** The stack's validated `database` config (engine, version, name, user). */
   database: StackConfig["database"];
-  /** This replica's entry of `database.replicas`. */
+  /**
+   * This replica's entry of `database.replicas`: how far behind it may fall
+   * (`maxLagSeconds`) and its container's memory.
+   * @default maxLagSeconds 300, memoryMb the database's
+   */
   replica: ReplicaConfig;
   /** The primary it replicates from. */
   primary: ServiceDatabase;
-  /** The service's short name, e.g. "bbaegok". */
+  /**
+   * The service's short name, e.g. "bbaegok" (the replica script's log tag).
+   * @default "bbaegok" (the config's `service`)
+   */
   service: string;
 }
 

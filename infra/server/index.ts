@@ -16,9 +16,15 @@ export * from "./render.js";
 export type SshConnection = command.types.input.remote.ConnectionArgs;
 
 export interface HomeServerArgs {
-  /** The stack's validated `server` config. */
+  /**
+   * The stack's validated `server` config: where Docker and SSH are reached, the data directory, the edge subnet.
+   * @default ssh.port 22, dataDir "/srv/bbaegok"
+   */
   server: StackConfig["server"];
-  /** The service's short name, e.g. "bbaegok". */
+  /**
+   * The service's short name, the first part of every name on the server.
+   * @default "bbaegok" (the config's `service`)
+   */
   service: string;
   /** The stack (environment) name, e.g. "prod". */
   stack: string;
@@ -80,6 +86,7 @@ export class HomeServer extends pulumi.ComponentResource {
 }
 
 export interface ServerFileArgs extends FileSpec {
+  /** The SSH connection to the server (HomeServer.connection). */
   connection: SshConnection;
   /** The file's text; pass a secret Output for secrets, it stays secret in state and logs. */
   content: pulumi.Input<string>;

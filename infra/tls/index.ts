@@ -9,7 +9,10 @@ import * as tls from "@pulumi/tls";
 import { PROJECT, type StackConfig } from "../../stacks/config/schema.js";
 
 export interface SiteCertificateArgs {
-  /** The stack's validated `proxy.tls` config. */
+  /**
+   * The stack's validated `proxy.tls` config: an Origin CA certificate the program issues, or one provided.
+   * @default source "origin-ca", validityDays 5475
+   */
   tls: StackConfig["proxy"]["tls"];
   /** Every public host name of the stack; the first is the certificate's common name. */
   hostnames: readonly string[];
