@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real on a fresh Debian machine: nginx,
 # MariaDB, PostgreSQL, the AWS CLI, Debian's boto3 for python3, zstd, shellcheck,
-# wrk, Docker (docker.io), OpenSSH's server and client, sudo, busybox-static;
+# wrk, strace, Docker (docker.io), OpenSSH's server and client, sudo, busybox-static;
 # then the npm packages; then moto's S3 server (PyPI, pinned) in .test-venv/;
 # then Pulumi's engine and the program's plugins, built from the Go module proxy
 # (npm run engine:install: a few seconds when Go's caches and .engine/ are warm).
@@ -27,6 +27,8 @@ have pg_dump || need+=(postgresql-client)
 have zstd || need+=(zstd)
 have shellcheck || need+=(shellcheck)
 have wrk || need+=(wrk)
+# The proxy's access-log test counts nginx's write(2) calls.
+have strace || need+=(strace)
 have flock || need+=(util-linux)
 have runuser || need+=(util-linux)
 have curl || need+=(curl)

@@ -109,11 +109,13 @@ function replaceOnce(text: string, pattern: RegExp, by: string, what: string): s
 
 /** Variants of ours, each one feature away from prod's configuration. */
 export const VARIANTS: readonly Variant[] = [
+  // A second copy of ours: how far two identical configurations differ in one run (the noise).
+  { name: "unchanged", change: "nothing (a second copy of ours: the noise of this comparison)" },
   { name: "no-access-log", change: "access_log off", main: (c) => replaceOnce(c, /^ {4}access_log .*;$/m, "    access_log off;", "access_log") },
   {
-    name: "log-buffered",
-    change: "access log written through a 64k buffer, flushed every second",
-    main: (c) => replaceOnce(c, /^( {4}access_log \S+ bbaegok)(.*);$/m, "$1 buffer=64k flush=1s;", "access_log … bbaegok"),
+    name: "log-unbuffered",
+    change: "each access log line written at once (prod before the 4k buffer)",
+    main: (c) => replaceOnce(c, /^( {4}access_log \S+ bbaegok) buffer=\S+ flush=\S+;$/m, "$1;", "access_log … bbaegok buffer=… flush=…"),
   },
   {
     name: "no-real-ip",
@@ -123,15 +125,29 @@ export const VARIANTS: readonly Variant[] = [
   },
   {
     name: "no-headers",
-    change: "no added response headers, only Host and Connection sent upstream",
+    change: "no added response headers; upstream, only Host, Connection and the cleared client headers",
     site: (c) =>
       replaceOnce(
         replaceOnce(c, /^ {4}add_header .*;\n/m, "", "add_header"),
-        /^ {8}proxy_set_header (X-|Upgrade).*;\n/m,
+        /^ {8}proxy_set_header (?!Host |Connection )\S+ (?!"";)\S.*;\n/m,
         "",
         "proxy_set_header X-…",
       ),
   },
-  { name: "no-gzip", change: "gzip off (the small JSON body is below gzip_min_length anyway)", main: (c) => replaceOnce(c, /^ {4}gzip on;$/m, "    gzip off;", "gzip on") },
-  { name: "no-421-check", change: "no $ssl_server_name check", site: (c) => replaceOnce(c, / {4}if \(\$ssl_server_name != "[^"]*"\) \{\n {8}return 421;\n {4}\}\n/, "", "the 421 check") },
+  {
+    name: "no-header-clearing",
+    change: 'client-settable forwarding headers passed on (no proxy_set_header … "")',
+    site: (c) => replaceOnce(c, /^ {8}proxy_set_header \S+ "";\n/m, "", 'proxy_set_header … ""'),
+  },
+  {
+    name: "no-request-id",
+    change: "no $request_id (log, X-Request-ID both ways)",
+    main: (c) => replaceOnce(c, / request_id=\$request_id/, "", "request_id= in the log format"),
+    site: (c) => replaceOnce(c, /^ +(add_header|proxy_set_header) X-Request-ID \$request_id( always)?;\n/m, "", "X-Request-ID $request_id"),
+  },
+  {
+    name: "static-upstream",
+    change: "proxy_pass names the live group itself instead of the upstream file's variable",
+    site: (c) => replaceOnce(c, /proxy_pass http:\/\/\$(\w+)_api;/, "proxy_pass http://$1_blue;", "proxy_pass http://$…_api"),
+  },
 ];

@@ -288,29 +288,19 @@ async function main(): Promise<void> {
       rows.get(name) ?? rows.set(name, { rps: [], cpuUs: [], rateCpuUs: [], p50: [], p99: [], added50: [], added99: [], rateVsOurs: [], saturationVsOurs: [] }).get(name)!;
     console.log(`${"round".padEnd(6)}${"proxy".padEnd(22)}${col("req/s")}${col("CPU µs/req")}${col(`µs/req@${RATE}`)}${col("p50 ms")}${col("p99 ms")}${col("+p50 ms")}${col("+p99 ms")}`);
     for (let round = 1; round <= ROUNDS; round++) {
-      const d = await saturation(direct, undefined, CONNECTIONS, SECONDS);
-      row("direct").rps.push(d.rps);
-      console.log(`${String(round).padEnd(6)}${"direct (HTTP)".padEnd(22)}${col(d.rps.toFixed(0))}`);
-      const order = [...peers, ...variants];
       // Rotate who goes first each round.
-      const turn = [...order.slice((round - 1) % order.length), ...order.slice(0, (round - 1) % order.length)];
+      const rotate = <T>(list: T[]) => [...list.slice((round - 1) % list.length), ...list.slice(0, (round - 1) % list.length)];
+      // First the fixed rate for every proxy and variant, then saturation for the
+      // proxies: a saturation run just before would leave its mark on the next.
       const atRate = new Map<string, number>();
-      const atSaturation = new Map<string, number>();
-      for (const p of turn) {
-        // Variants are compared on CPU per request at the fixed rate only.
+      for (const p of rotate([...peers, ...variants])) {
         const variant = variants.includes(p);
-        const s = variant ? undefined : await saturation(p.url, p.pid, CONNECTIONS, SECONDS);
         // Direct at the same rate just before, so what the proxy adds is read against the machine of that moment.
         const dRate = variant ? undefined : await fixedRate(loadgen, direct, undefined);
         const r = await fixedRate(loadgen, p.url, p.pid);
         const target = row(p.name);
         atRate.set(p.name, r.cpuUs);
         target.rateCpuUs.push(r.cpuUs);
-        if (s) {
-          target.rps.push(s.rps);
-          target.cpuUs.push(s.cpuUs);
-          atSaturation.set(p.name, s.cpuUs);
-        }
         const lat = dRate && addedLatency(r.run, dRate.run);
         if (dRate && lat) {
           const alone = addedLatency(dRate.run, dRate.run);
@@ -321,10 +311,21 @@ async function main(): Promise<void> {
           target.added50.push(lat.addedP50Ms);
           target.added99.push(lat.addedP99Ms);
         }
-        const cells = [s ? s.rps.toFixed(0) : "", s ? us(s.cpuUs) : "", us(r.cpuUs), ...(lat ? [lat.p50Ms, lat.p99Ms, lat.addedP50Ms, lat.addedP99Ms].map(ms) : [])];
+        const cells = ["", "", us(r.cpuUs), ...(lat ? [lat.p50Ms, lat.p99Ms, lat.addedP50Ms, lat.addedP99Ms].map(ms) : [])];
         console.log(`${String(round).padEnd(6)}${p.name.padEnd(22)}${cells.map((c) => col(c)).join("")}`);
       }
-      // Side by side within the round: our CPU per request over each peer's.
+      const d = await saturation(direct, undefined, CONNECTIONS, SECONDS);
+      row("direct").rps.push(d.rps);
+      console.log(`${String(round).padEnd(6)}${"direct (HTTP)".padEnd(22)}${col(d.rps.toFixed(0))}`);
+      const atSaturation = new Map<string, number>();
+      for (const p of rotate(peers)) {
+        const s = await saturation(p.url, p.pid, CONNECTIONS, SECONDS);
+        row(p.name).rps.push(s.rps);
+        row(p.name).cpuUs.push(s.cpuUs);
+        atSaturation.set(p.name, s.cpuUs);
+        console.log(`${String(round).padEnd(6)}${p.name.padEnd(22)}${col(s.rps.toFixed(0))}${col(us(s.cpuUs))}`);
+      }
+      // Side by side within the round: our CPU per request over each one's.
       for (const [name, cpu] of atRate) row(name).rateVsOurs.push(atRate.get("ours")! / cpu);
       for (const [name, cpu] of atSaturation) row(name).saturationVsOurs.push(atSaturation.get("ours")! / cpu);
     }

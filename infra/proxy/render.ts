@@ -101,7 +101,11 @@ ${gate}
     log_format bbaegok '$remote_addr $host [$time_iso8601] "$request" $status $body_bytes_sent '
                        'rt=$request_time upstream=$upstream_addr upstream_status=$upstream_status '
                        'upstream_time=$upstream_response_time request_id=$request_id';
-    access_log ${layout.accessLog} bbaegok;
+    # Lines are written 4 KiB at a time, at the latest a second after the first
+    # one waits: a write(2) per request cost about 7 % of the proxy's CPU at
+    # 2,000 requests/s (bench:proxy). Never more than PIPE_BUF, so every write to
+    # docker's stdout pipe stays atomic and several workers' lines never interleave.
+    access_log ${layout.accessLog} bbaegok buffer=4k flush=1s;
 
     gzip on;
     # Cloudflare's requests carry Via; compress for them too.

@@ -23,7 +23,7 @@ import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/va
 import { loopbackAddresses } from "../support/edge.js";
 import { clientCertificates, loopbackLayout, selfSignedCertificate, startNginx, type ClientCertificate, type Nginx } from "../support/nginx.js";
 import { REPO } from "../support/project.js";
-import { requireCommand, tempDir } from "../support/system.js";
+import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const configOf = (stack: string) => validateStackConfig(stack, rawFromPulumiConfig(readStackFile(REPO, stack).config));
 const stacks = listStacks(REPO);
@@ -292,8 +292,11 @@ describe("the proxy, with real nginx", () => {
     assert.equal(headers["x-forwarded-port"], "443");
     assert.match(headers["x-request-id"] ?? "", /^[0-9a-f]{32}$/);
     assert.equal(reply.headers["x-request-id"], headers["x-request-id"], "the client does not get the request id the app saw");
-    // The access log line: client, host, status, upstream address and time, request id.
-    const log = readFileSync(layout.accessLog, "utf8").split("\n").find((l) => l.includes(`request_id=${headers["x-request-id"]}`));
+    // The access log line: client, host, status, upstream address and time, request id
+    // (lines are buffered: it arrives within the flush interval, 1 s).
+    const logLine = () => readFileSync(layout.accessLog, "utf8").split("\n").find((l) => l.includes(`request_id=${headers["x-request-id"]}`));
+    await waitFor("the request's access log line", () => logLine() !== undefined, 5_000);
+    const log = logLine();
     assert.ok(log, "no access log line with the request id");
     assert.match(log, new RegExp(`^198\\.51\\.100\\.7 ${prod.domains.api.replace(/\./g, "\\.")} .*"GET /who HTTP/1\\.1" 200 .*upstream=127\\.0\\.0\\.1:\\d+ upstream_status=200 upstream_time=\\d+\\.\\d{3} `));
   });
