@@ -32,49 +32,29 @@ export function dockerNginxCommands(endpoint: Pick<ProxyEndpoint, "container" | 
   };
 }
 
-/**
- * A shell script that activates one proxy file read from stdin: the new file
- * replaces the old, `nginx -t` judges the whole configuration, and only then
- * nginx reloads gracefully. If nginx refuses it, the previous file is put back
- * (nothing is reloaded, the running configuration keeps serving) and the
- * script fails with nginx's message. One activation at a time per proxy.
- */
-export function activationScript(targetPath: string, lockPath: string, commands: ActivationCommands): string {
-  const q = shellQuote;
-  return `set -eu
-target=${q(targetPath)}
-exec 9>${q(lockPath)}
-flock -w 60 9
-tmp=$(mktemp "$target.new.XXXXXX")
-trap 'rm -f "$tmp"' EXIT
-cat > "$tmp"
-chmod 0644 "$tmp"
-had_previous=0
-if [ -f "$target" ]; then cp -p "$target" "$target.previous"; had_previous=1; fi
-mv -f "$tmp" "$target"
-if ! output=$(${commands.test} 2>&1); then
-  if [ "$had_previous" = 1 ]; then mv -f "$target.previous" "$target"; else rm -f "$target"; fi
-  printf 'nginx refused the new %s; the previous configuration stays live.\\n%s\\n' "$target" "$output" >&2
-  exit 1
-fi
-${commands.reload}
-rm -f "$target.previous"
-`;
-}
-
 const RELATIVE_FILE = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*(\/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$/;
+
+/** What an activation does to its files. */
+export type ProxyChange =
+  /** The proposals a run installed under `proposedDir` replace the live files; stdin carries their manifest (proposalManifest). */
+  | { kind: "install"; proposedDir: string }
+  /**
+   * The live files go (a stack leaving the proxy). Without `verify` nothing
+   * is checked or reloaded: the owner's proxy container is deleted before
+   * its configuration.
+   */
+  | { kind: "remove"; verify: boolean };
 
 export interface FileSetActivation {
   /** What the activation is for, in messages: e.g. "stack prod". */
   label: string;
-  /** Where the stack's `pulumi up` installed the files it wants live. */
-  proposedDir: string;
   /** The directory nginx reads. */
   liveDir: string;
-  /** The files (relative paths, the same under both directories) this activation owns. */
+  /** The files (relative paths, the same under the live and proposed directories) this activation owns. */
   files: readonly string[];
   lockPath: string;
   commands: ActivationCommands;
+  change: ProxyChange;
 }
 
 function checkFiles(files: readonly string[]): void {
@@ -89,31 +69,68 @@ export function proposalManifest(files: readonly { path: string; content: string
 }
 
 /**
- * Activates a set of proposed files as one change, in one remote command:
- * stdin carries the manifest (sha256 of each proposed file) so a proposal
- * changed by a concurrent run is refused; the live files are backed up, the
- * proposals copied over them (each by an atomic rename), `nginx -t` judges the
- * whole configuration, and nginx reloads gracefully. If nginx refuses, every
+ * The one script that changes a stack's files on the proxy, as one change in
+ * one remote command, serialised with every other activation on the proxy:
+ * the live files are backed up, the change applied (proposals copied over
+ * them, each by an atomic rename, after stdin's manifest showed they are the
+ * ones this run installed; or the files removed), `nginx -t` judges the whole
+ * configuration, and nginx reloads gracefully. If nginx refuses, every
  * previous file is put back, nothing reloads, and the script fails with
- * nginx's own message. Serialised with every other activation on the proxy.
+ * nginx's own message. Every `pulumi up` places its files with it, and the
+ * blue/green flip is its activation of a changed upstream file.
  */
-export function activateFilesScript(a: FileSetActivation): string {
+export function activationScript(a: FileSetActivation): string {
   checkFiles(a.files);
   const list = a.files.map(shellQuote).join(" ");
-  const label = shellQuote(a.label);
-  return `set -u
-label=${label}
-live=${shellQuote(a.liveDir)}
-proposed=${shellQuote(a.proposedDir)}
-fail() { printf '%s\\n' "proxy activation of $label: $*" >&2; exit 1; }
-exec 9>${shellQuote(a.lockPath)} || fail "cannot open the lock file"
-flock -w 60 9 || fail "another activation still holds the lock after 60 s; nothing was changed"
-manifest=$(cat)
+  const { change } = a;
+  const verb = change.kind === "install" ? "activation" : "deactivation";
+  const proposed = change.kind === "install" ? `proposed=${shellQuote(change.proposedDir)}\n` : "";
+  const enter =
+    change.kind === "install"
+      ? `manifest=$(cat)
 if ! (cd "$proposed" && printf '%s\\n' "$manifest" | sha256sum --check --quiet --strict -) >/dev/null 2>&1; then
   fail "the files under $proposed are not the ones this run installed (sha256 differs); nothing was changed"
 fi
 # A fresh server has no live folder before its first activation.
-mkdir -p "$live" || fail "cannot create $live"
+mkdir -p "$live" || fail "cannot create $live"`
+      : `# Never activated (a first up that failed): nothing to remove.
+[ -d "$live" ] || exit 0`;
+  const apply =
+    change.kind === "install"
+      ? `install_one() {
+  dir=$(dirname "$live/$1")
+  mkdir -p "$dir" || return 1
+  tmp=$(mktemp "$dir/.$(basename "$1").XXXXXX") || return 1
+  if ! { cp -p "$proposed/$1" "$tmp" && mv -f "$tmp" "$live/$1"; }; then rm -f "$tmp"; return 1; fi
+}
+for f in ${list}; do
+  install_one "$f" || { restore; fail "cannot install $live/$f; the previous files are back"; }
+done`
+      : `for f in ${list}; do
+  rm -f "$live/$f" || { restore; fail "cannot remove $live/$f; the previous files are back"; }
+done`;
+  const check =
+    change.kind === "remove" && !change.verify
+      ? `# The proxy container is gone by now (it is deleted before its configuration): nothing to check or reload.
+echo "proxy ${verb} of $label: files removed"`
+      : `if ! output=$(${a.commands.test} 2>&1); then
+  restore
+  fail "nginx -t refused the new configuration; the previous files are back and keep serving.
+$output"
+fi
+if ! output=$(${a.commands.reload} 2>&1); then
+  restore
+  fail "nginx did not reload; the previous files are back.
+$output"
+fi
+echo "proxy ${verb} of $label: nginx -t passed, reloaded gracefully"`;
+  return `set -u
+label=${shellQuote(a.label)}
+live=${shellQuote(a.liveDir)}
+${proposed}fail() { printf '%s\\n' "proxy ${verb} of $label: $*" >&2; exit 1; }
+exec 9>${shellQuote(a.lockPath)} || fail "cannot open the lock file"
+flock -w 60 9 || fail "another activation still holds the lock after 60 s; nothing was changed"
+${enter}
 backup=$(mktemp -d "$live/.previous.XXXXXX") || fail "cannot create a backup directory under $live"
 trap 'rm -rf "$backup"' EXIT
 for f in ${list}; do
@@ -126,70 +143,7 @@ restore() {
     if [ -e "$backup/$f" ]; then mv -f "$backup/$f" "$live/$f"; else rm -f "$live/$f"; fi
   done
 }
-install_one() {
-  dir=$(dirname "$live/$1")
-  mkdir -p "$dir" || return 1
-  tmp=$(mktemp "$dir/.$(basename "$1").XXXXXX") || return 1
-  if ! { cp -p "$proposed/$1" "$tmp" && mv -f "$tmp" "$live/$1"; }; then rm -f "$tmp"; return 1; fi
-}
-for f in ${list}; do
-  install_one "$f" || { restore; fail "cannot install $live/$f; the previous files are back"; }
-done
-if ! output=$(${a.commands.test} 2>&1); then
-  restore
-  fail "nginx -t refused the new configuration; the previous files are back and keep serving.
-$output"
-fi
-if ! output=$(${a.commands.reload} 2>&1); then
-  restore
-  fail "nginx did not reload; the previous files are back.
-$output"
-fi
-echo "proxy activation of $label: nginx -t passed, reloaded gracefully"
-`;
-}
-
-/**
- * Removes a set of live files (a stack leaving the proxy). With `verify`, the
- * remaining configuration must pass `nginx -t` before nginx reloads; if it
- * does not, the files are put back and the script fails with nginx's message.
- */
-export function deactivateFilesScript(a: Omit<FileSetActivation, "proposedDir">, verify: boolean): string {
-  checkFiles(a.files);
-  const list = a.files.map(shellQuote).join(" ");
-  const finish = verify
-    ? `if ! output=$(${a.commands.test} 2>&1); then
-  restore
-  fail "nginx -t refused the configuration without these files; they are back.
-$output"
-fi
-if ! output=$(${a.commands.reload} 2>&1); then
-  restore
-  fail "nginx did not reload; the files are back.
-$output"
-fi`
-    : "# The proxy container is gone by now (it is deleted before its configuration): nothing to check or reload.";
-  return `set -u
-label=${shellQuote(a.label)}
-live=${shellQuote(a.liveDir)}
-fail() { printf '%s\\n' "proxy deactivation of $label: $*" >&2; exit 1; }
-exec 9>${shellQuote(a.lockPath)} || fail "cannot open the lock file"
-flock -w 60 9 || fail "another activation still holds the lock after 60 s; nothing was changed"
-# Never activated (a first up that failed): nothing to remove.
-[ -d "$live" ] || exit 0
-backup=$(mktemp -d "$live/.previous.XXXXXX") || fail "cannot create a backup directory under $live"
-trap 'rm -rf "$backup"' EXIT
-restore() {
-  for f in ${list}; do
-    if [ -e "$backup/$f" ]; then mv -f "$backup/$f" "$live/$f"; fi
-  done
-}
-for f in ${list}; do
-  if [ -e "$live/$f" ]; then
-    if ! { mkdir -p "$backup/$(dirname "$f")" && mv -f "$live/$f" "$backup/$f"; }; then restore; fail "cannot move $live/$f aside; the files are back"; fi
-  fi
-done
-${finish}
-echo "proxy deactivation of $label: files removed"
+${apply}
+${check}
 `;
 }

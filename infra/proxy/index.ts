@@ -8,7 +8,7 @@
 //
 // Every stack, owner or guest, places its own files the same way: each file is
 // installed under proposed/<stack>/ (ServerFile: atomic, with its mode), then
-// one remote command activates the set (activation.ts, activateFilesScript): live
+// one remote command activates the set (activation.ts, activationScript): live
 // files backed up, proposals copied in, `nginx -t`, reload, or every previous
 // file put back and the run failed with nginx's message.
 //
@@ -29,8 +29,7 @@ import { platformContainer, runScriptAsRootCommand, ServerFile, type HomeServer 
 import type { SiteCertificate } from "../tls/index.js";
 import type { OriginPulls } from "../tls/origin-pulls.js";
 import {
-  activateFilesScript,
-  deactivateFilesScript,
+  activationScript,
   dockerNginxCommands,
   proposalManifest,
 } from "./activation.js";
@@ -131,10 +130,10 @@ export class ProxySite extends pulumi.ComponentResource {
           `stack ${stack} places its proxy files under ${dir} (server.dataDir ${config.server.dataDir}), but the proxy ${proxy.container} reads ${proxy.dir}: give this stack the owner's server.dataDir`,
         );
       }
-      const commands = dockerNginxCommands(proxy);
+      const activation = { label, liveDir: dirs.live, files, lockPath: dirs.lock, commands: dockerNginxCommands(proxy) };
       return {
-        create: asRoot("activate", activateFilesScript({ label, proposedDir: dirs.proposed(stack), liveDir: dirs.live, files, lockPath: dirs.lock, commands })),
-        delete: asRoot("deactivate", deactivateFilesScript({ label, liveDir: dirs.live, files, lockPath: dirs.lock, commands }, args.verifyOnRemove)),
+        create: asRoot("activate", activationScript({ ...activation, change: { kind: "install", proposedDir: dirs.proposed(stack) } })),
+        delete: asRoot("deactivate", activationScript({ ...activation, change: { kind: "remove", verify: args.verifyOnRemove } })),
       };
     });
 

@@ -13,8 +13,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import {
-  activateFilesScript,
-  deactivateFilesScript,
+  activationScript,
   proposalManifest,
   type ActivationCommands,
 } from "../../infra/proxy/activation.js";
@@ -71,13 +70,13 @@ describe("activating proxy files on a real nginx", () => {
   }
 
   function activate(stack: string, files: { path: string; content: string }[], manifest = proposalManifest(files)) {
-    const script = activateFilesScript({ label: `stack ${stack}`, proposedDir: dirs.proposed(stack), liveDir: dirs.live, files: files.map((f) => f.path), lockPath: dirs.lock, commands });
+    const script = activationScript({ label: `stack ${stack}`, liveDir: dirs.live, files: files.map((f) => f.path), lockPath: dirs.lock, commands, change: { kind: "install", proposedDir: dirs.proposed(stack) } });
     const result = spawnSync("sh", ["-c", script], { input: manifest, encoding: "utf8" });
     return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
   }
 
   function deactivate(stack: string, files: readonly string[], verify = true) {
-    const script = deactivateFilesScript({ label: `stack ${stack}`, liveDir: dirs.live, files, lockPath: dirs.lock, commands }, verify);
+    const script = activationScript({ label: `stack ${stack}`, liveDir: dirs.live, files, lockPath: dirs.lock, commands, change: { kind: "remove", verify } });
     const result = spawnSync("sh", ["-c", script], { encoding: "utf8" });
     return { status: result.status ?? -1, stderr: result.stderr };
   }
@@ -178,7 +177,7 @@ describe("activating proxy files on a real nginx", () => {
     const paths = stackFilePaths("prod");
     const result = deactivate("prod", [paths.certificate, paths.key]);
     assert.notEqual(result.status, 0);
-    assert.match(result.stderr, /nginx -t refused the configuration without these files; they are back/);
+    assert.match(result.stderr, /proxy deactivation of stack prod: nginx -t refused the new configuration; the previous files are back and keep serving/);
     assert.ok(existsSync(join(dirs.live, paths.key)));
     assert.equal((await served(prod.domains.api)).status, 200);
   });

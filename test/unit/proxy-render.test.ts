@@ -4,10 +4,11 @@
 // output in test/real/proxy-*.test.ts.)
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { describe, it } from "node:test";
 import {
-  activateFilesScript,
-  deactivateFilesScript,
+  activationScript,
   dockerNginxCommands,
   proposalManifest,
 } from "../../infra/proxy/activation.js";
@@ -35,6 +36,10 @@ const prod = configOf("prod");
 const staging = configOf("staging");
 const endpoint = ownerEndpoint(prod, { containerId: "0123abcd", network: "bbaegok-prod-edge" });
 const layout = containerLayout(endpoint.dir);
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : []));
+}
 
 function shellcheck(script: string): void {
   const bin = requireCommand("shellcheck", "shellcheck");
@@ -143,10 +148,19 @@ describe("the scripts that change the proxy on the server", () => {
   });
 
   it("are shellcheck-clean", () => {
-    shellcheck(activateFilesScript({ label: "stack staging", proposedDir: dirs.proposed("staging"), liveDir: dirs.live, files, lockPath: dirs.lock, commands }));
-    shellcheck(deactivateFilesScript({ label: "stack staging", liveDir: dirs.live, files, lockPath: dirs.lock, commands }, true));
-    shellcheck(deactivateFilesScript({ label: "stack prod", liveDir: dirs.live, files, lockPath: dirs.lock, commands }, false));
+    const activation = { label: "stack staging", liveDir: dirs.live, files, lockPath: dirs.lock, commands };
+    shellcheck(activationScript({ ...activation, change: { kind: "install", proposedDir: dirs.proposed("staging") } }));
+    shellcheck(activationScript({ ...activation, change: { kind: "remove", verify: true } }));
+    shellcheck(activationScript({ ...activation, label: "stack prod", change: { kind: "remove", verify: false } }));
     shellcheck(`${attachNetworkCommand("0123abcd", "bbaegok-staging-edge")}\n${detachNetworkCommand("0123abcd", "bbaegok-staging-edge")}\n`);
+  });
+
+  it("are one activation: the proxy's lock, nginx -t and the reload are in one script (activationScript), which every change of the program's proxy files runs", () => {
+    const code = ["infra", "ops", "stacks", "bench"].flatMap((d) => sources(join(REPO, d))).map((path) => ({ file: relative(REPO, path), text: readFileSync(path, "utf8") }));
+    const locking = code.map((f) => ({ file: f.file, locks: f.text.split("flock -w").length - 1 })).filter((f) => f.locks > 0);
+    assert.deepEqual(locking, [{ file: "infra/proxy/activation.ts", locks: 1 }]);
+    const callers = code.filter((f) => /\bactivationScript\(/.test(f.text) && f.file !== "infra/proxy/activation.ts").map((f) => f.file);
+    assert.deepEqual(callers, ["infra/proxy/index.ts"]);
   });
 
   it("name the files they activate by checksum, one line each, as sha256sum reads them", () => {
