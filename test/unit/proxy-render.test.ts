@@ -58,7 +58,7 @@ describe("the proxy's production files", () => {
     assert.match(main, /map \$bbaegok_upgrade \$bbaegok_connection \{\s+default\s+'';\s+websocket\s+upgrade;\s+\}/);
     assert.match(main, /set_real_ip_from 173\.245\.48\.0\/20;\n {4}set_real_ip_from 2400:cb00::\/32;/);
     assert.match(main, /include \/srv\/bbaegok\/proxy\/live\/conf\.d\/\*\.conf;/);
-    assert.match(main, /access_log \/var\/log\/nginx\/access\.log bbaegok;/);
+    assert.match(main, /access_log \/var\/log\/nginx\/access\.log bbaegok buffer=4k flush=1s;/);
     assert.match(main, /^user nginx;$/m);
   });
 
