@@ -21,9 +21,19 @@ function group(name: string): string {
   return /^(kworker|ksoftirqd|kdamond|kswapd|rcu_|migration|jbd2)/.test(name) ? "kernel" : name;
 }
 
-function readAll(): Map<string, { name: string; ticks: number }> {
+/** Every process (or, with `root`, every descendant of it, itself left out) by pid and start time. */
+function readAll(root?: number): Map<string, { name: string; ticks: number }> {
+  let stats = readStats();
+  if (root !== undefined) {
+    const parent = new Map(stats.map((s) => [s.pid, s.ppid]));
+    const descends = (pid: number) => {
+      for (let p = parent.get(pid); p !== undefined && p > 1; p = parent.get(p)) if (p === root) return true;
+      return false;
+    };
+    stats = stats.filter((s) => descends(s.pid));
+  }
   // pid and start time: a reused pid is another process.
-  return new Map(readStats().map((stat) => [`${stat.pid}@${stat.startTime}`, { name: stat.name, ticks: stat.cpuTicks }]));
+  return new Map(stats.map((stat) => [`${stat.pid}@${stat.startTime}`, { name: stat.name, ticks: stat.cpuTicks }]));
 }
 
 /** Linux's clock tick for /proc times: 100 per second on every common kernel. */
@@ -71,11 +81,16 @@ export interface CpuSampler {
   stop(): [string, number][];
 }
 
-export function startCpuSampler(everyMs = 100): CpuSampler {
-  const before = readAll();
+/**
+ * Samples every process's CPU time until stopped; with `root`, only that
+ * process's descendants (a benchmark's own children, on a machine where others
+ * run the same programs).
+ */
+export function startCpuSampler(everyMs = 100, root?: number): CpuSampler {
+  const before = readAll(root);
   const last = new Map(before);
   const sample = () => {
-    for (const [key, value] of readAll()) last.set(key, value);
+    for (const [key, value] of readAll(root)) last.set(key, value);
   };
   const timer = setInterval(sample, everyMs);
   return {

@@ -1,57 +1,97 @@
-// npm run bench:backup — what a backup costs next to a plain dump, and how
-// long a restore takes, on a MariaDB database of BENCH_SIZE_MB (default 1024
-// MiB of InnoDB tablespace).
+// npm run bench:backup — does our backup beat what a user does by hand, and
+// how does it grow? On one MariaDB database (bench/backup/data.ts), at each
+// size of BENCH_SIZES (MiB of InnoDB tablespace, default "256,1024"), in one
+// run, BENCH_ROUNDS times (default 2), in turn:
+//   floor     `mariadb-dump <the backup's options> bbaegok > /dev/null`
+//   seed      the hand-made crontab backup: `mysqldump … | gzip > file`, then
+//             `aws s3 cp file s3://…` (Debian's AWS CLI)
+//   ours      the prod stack's real backup script: dump → zstd → s3-put.py, with
+//             the manifest's counting, sha256 and size on the side
+// then two restores of our newest backup into the emptied database:
+//   floor     `zstd -dc file | mariadb bbaegok` (the object already on disk)
+//   ours      `npm run restore` (download, sha256 check, load, comparison with the manifest)
+// and then grows the same database to the next size.
 //
-// One run, everything on this machine and stopped at the end: a MariaDB server
-// of its own (bench/backup/data.ts) filled by LOAD DATA with shop-like data;
-// then, BENCH_ROUNDS times (default 2), alternating:
-//   plain     `mariadb-dump <the backup's options> bbaegok > file`
-//   streamed  the prod stack's real backup script: dump → zstd → s3-put.py
-//             (python3, boto3) to an S3 API server on loopback, with the manifest's counting,
-//             sha256 and size on the side
-// and finally `npm run restore` of the newest backup into the emptied database.
-// Both dumps go through the same stand-in for `docker exec` the tests use.
-// The streamed speed is the dump's bytes over the backup's own duration (in
-// its manifest: from the first query to the upload's end).
-// It also prints where the CPU went during the script (bench/cpu.ts): on two
-// shared cores the S3 stand-in and the uploader compete with the dump itself.
+// Everything runs here: a MariaDB server of its own, an S3 API server (moto,
+// as the backup tests) on loopback whose CPU is shown apart (on the server that side is AWS's), and
+// the same stand-in for `docker exec` the tests use. For each run: wall time,
+// CPU seconds by stage from /proc (bench/cpu.ts, bench/backup/stages.ts; this
+// process's descendants only), and the compressed size.
 import { spawn } from "node:child_process";
 import { rmSync, statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { MYSQL_DUMP_OPTIONS, type BackupManifest } from "../../infra/backup/render.js";
-import { renderStackScripts, runNodeCommand, runScript, writeDbExecHook } from "../../test/support/backup-harness.js";
-import { startS3Server } from "../../test/support/s3.js";
+import { SERVER_PATH, renderStackScripts, runNodeCommand, runScript, writeDbExecHook } from "../../test/support/backup-harness.js";
+import { startMoto } from "../../test/support/moto.js";
 import { requireCommand, tempDir } from "../../test/support/system.js";
 import { startCpuSampler } from "../cpu.js";
-import { SCHEMA, SERVER_SETTINGS, generator, startBenchMariaDb, tablespaceBytes } from "./data.js";
+import { SCHEMA, SERVER_SETTINGS, generator, startBenchMariaDb, tablespaceBytes, type BenchMariaDb } from "./data.js";
+import { cpuByStage, growth, meanStages, ownCpuSeconds, stageLine, type Stage } from "./stages.js";
 
 const STACK = "prod";
 const DB = "bbaegok";
-const SIZE_MB = Number(process.env.BENCH_SIZE_MB ?? 1024);
+const SIZES = (process.env.BENCH_SIZES ?? "256,1024").split(",").map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-const TARGET_RATIO = 0.8;
 const MiB = 1024 * 1024;
-const MB = 1e6;
 /** The bench never outlives this, whatever hangs: generous per GiB, on two shared cores. */
-const DEADLINE_MS = (10 + (SIZE_MB / 1024) * (12 + ROUNDS * 6)) * 60_000;
+const DEADLINE_MS = (10 + (SIZES.reduce((a, b) => a + b, 0) / 1024) * (15 + ROUNDS * 8)) * 60_000;
 
 const seconds = (from: bigint) => Number(process.hrtime.bigint() - from) / 1e9;
 const load = () => loadavg().map((l) => l.toFixed(2)).join(" ");
+const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 
 /** Runs `bash -c command` with `args` as $0, $1, …; keeps the end of its stderr. */
-function shell(command: string, args: string[]): Promise<{ status: number; stderr: string }> {
+function shell(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ status: number; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn("bash", ["-c", command, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn("bash", ["-o", "pipefail", "-c", command, ...args], { stdio: ["ignore", "ignore", "pipe"], env });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     child.once("close", (code) => resolve({ status: code ?? -1, stderr }));
   });
 }
 
+interface Measured {
+  wall: number;
+  stages: Map<Stage, number>;
+}
+
+/** Wall time and CPU by stage of `work`. */
+async function measure(work: () => Promise<void>): Promise<Measured> {
+  // This process's descendants only: others on the machine run MariaDB and node too.
+  const sampler = startCpuSampler(250, process.pid);
+  const t = process.hrtime.bigint();
+  await work();
+  const wall = seconds(t);
+  const byName = sampler.stop();
+  return { wall, stages: cpuByStage(byName) };
+}
+
+async function grow(db: BenchMariaDb, dir: string, data: ReturnType<typeof generator>, sizeMb: number): Promise<void> {
+  while (tablespaceBytes(db.dataDir, DB) < sizeMb * MiB) {
+    const batch = data.batch(dir, Math.min(128 * MiB, Math.max(16 * MiB, sizeMb * MiB - tablespaceBytes(db.dataDir, DB))));
+    for (const [table, file] of Object.entries(batch.files)) {
+      db.sql(`LOAD DATA INFILE '${file}' INTO TABLE ${table} CHARACTER SET utf8mb4;`, DB);
+      rmSync(file);
+    }
+    process.stderr.write(`  tablespace ${(tablespaceBytes(db.dataDir, DB) / MiB).toFixed(0)} MiB\n`);
+  }
+}
+
+interface SizeResult {
+  tablespaceMiB: number;
+  dumpBytes: number;
+  floor: Measured[];
+  seed: (Measured & { bytes: number })[];
+  ours: (Measured & { bytes: number })[];
+  restoreFloor: Measured;
+  restoreOurs?: Measured;
+  restoreError?: string;
+}
+
 async function main(): Promise<void> {
-  if (!(SIZE_MB >= 1) || !(ROUNDS >= 1)) throw new Error("BENCH_SIZE_MB and BENCH_ROUNDS must be positive numbers");
-  for (const [command, pkg] of [["mariadb-dump", "mariadb-client"], ["zstd", "zstd"], ["aws", "awscli"], ["jq", "jq"], ["flock", "util-linux"]] as const) requireCommand(command, pkg);
+  if (SIZES.some((s) => !(s >= 1)) || !(ROUNDS >= 1)) throw new Error(`BENCH_SIZES must list positive sizes in MiB (is "${process.env.BENCH_SIZES}") and BENCH_ROUNDS must be positive`);
+  for (const [command, pkg] of [["mariadb-dump", "mariadb-client"], ["mysqldump", "mariadb-client"], ["mariadb", "mariadb-client"], ["zstd", "zstd"], ["gzip", "gzip"], ["aws", "awscli"], ["jq", "jq"], ["flock", "util-linux"]] as const) requireCommand(command, pkg);
   const dir = tempDir("bench-backup");
   const timer = setTimeout(() => {
     process.stderr.write(`bench:backup: still running after ${DEADLINE_MS / 60_000} min; stopping\n`);
@@ -59,110 +99,161 @@ async function main(): Promise<void> {
   }, DEADLINE_MS);
   timer.unref();
   const db = await startBenchMariaDb(dir.path);
-  const s3 = await startS3Server(["bbaegok-prod-db-backups"]);
+  const s3 = await startMoto([{ name: "bbaegok-prod-db-backups", versioned: true }]);
   try {
-    console.log(`machine: ${cpus().length} cores, load average ${load()} at the start (everything shares these cores)`);
-    console.log(`MariaDB ${db.sql("SELECT VERSION()").trim()} (${SERVER_SETTINGS.join(" ")}), S3 API server (s3rver) at ${s3.endpoint}`);
-
-    // 1. The database.
+    console.log(`bench:backup — machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, load average ${load()} at the start (everything shares these cores)`);
+    console.log(`MariaDB ${db.sql("SELECT VERSION()").trim()} (${SERVER_SETTINGS.join(" ")}); S3 API server (moto) at ${s3.endpoint}; sizes ${SIZES.join(", ")} MiB of tablespace, ${ROUNDS} rounds each, floor/seed/ours in turn`);
     db.sql(`CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`);
     db.sql(SCHEMA, DB);
     const data = generator();
-    const started = process.hrtime.bigint();
-    let generated = 0;
-    let rows = 0;
-    while (tablespaceBytes(db.dataDir, DB) < SIZE_MB * MiB) {
-      const batch = data.batch(dir.path, Math.min(128 * MiB, Math.max(16 * MiB, SIZE_MB * MiB - tablespaceBytes(db.dataDir, DB))));
-      for (const [table, file] of Object.entries(batch.files)) {
-        db.sql(`LOAD DATA INFILE '${file}' INTO TABLE ${table} CHARACTER SET utf8mb4;`, DB);
-        rmSync(file);
-      }
-      generated += batch.bytes;
-      rows += batch.rows;
-      process.stderr.write(`  generated ${(generated / MiB).toFixed(0)} MiB of rows, tablespace ${(tablespaceBytes(db.dataDir, DB) / MiB).toFixed(0)} MiB\n`);
-    }
-    const tablespace = tablespaceBytes(db.dataDir, DB);
-    console.log(`database: ${rows.toLocaleString("en")} rows in 3 tables, ${(tablespace / MiB).toFixed(0)} MiB of InnoDB tablespace (generated and loaded in ${seconds(started).toFixed(0)} s)`);
-
-    // 2. Plain dump and streamed backup, alternating.
     const scripts = renderStackScripts(STACK, dir.path, (t) => t.engine === "mariadb");
     const hook = writeDbExecHook(dir.path, { MYSQL_UNIX_PORT: db.socket });
-    const env = {
+    const ourEnv = {
       BACKUP_DB_EXEC: hook,
-      BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("S3RVER", "S3RVER"),
+      BACKUP_AWS_CREDENTIALS_FILE: s3.credentialsFile("moto"),
       BACKUP_S3_ENDPOINT_URL: s3.endpoint,
       BACKUP_LOCK_FILE: join(dir.path, "backup.lock"),
       BACKUP_PING_URL_FILE: join(dir.path, "no-ping-url"),
     };
-    const dumpFile = join(dir.path, "plain.sql");
-    const plain: { seconds: number; bytes: number; cpu: [string, number][] }[] = [];
-    const streamed: { seconds: number; wall: number; manifest: BackupManifest; cpu: [string, number][] }[] = [];
-    for (let round = 1; round <= ROUNDS; round++) {
-      const loadBefore = load();
-      let t = process.hrtime.bigint();
-      const plainSampler = startCpuSampler(250);
-      const dump = await shell(`"$0" bbaegok-prod-db mariadb-dump ${MYSQL_DUMP_OPTIONS.join(" ")} -uroot ${DB} > "$1"`, [hook, dumpFile]);
-      const plainSeconds = seconds(t);
-      const plainCpu = plainSampler.stop();
-      if (dump.status !== 0) throw new Error(`the plain dump failed: ${dump.stderr}`);
-      const bytes = statSync(dumpFile).size;
-      rmSync(dumpFile);
-      plain.push({ seconds: plainSeconds, bytes, cpu: plainCpu });
-      console.log(`round ${round} plain:    ${(bytes / MiB).toFixed(0)} MiB of dump in ${plainSeconds.toFixed(1)} s = ${(bytes / MB / plainSeconds).toFixed(1)} MB/s (load before ${loadBefore})`);
+    // The hand-made way runs as cron would: Debian's tools, the operator's key.
+    const seedEnv = { ...s3.operatorEnv(), PATH: SERVER_PATH };
+    const options = MYSQL_DUMP_OPTIONS.join(" ");
+    const results: SizeResult[] = [];
 
-      const loadBefore2 = load();
-      t = process.hrtime.bigint();
-      const sampler = startCpuSampler(250);
-      const run = await runScript(scripts.backup, env, [], DEADLINE_MS);
-      const wall = seconds(t);
-      const cpu = sampler.stop();
-      if (run.status !== 0) throw new Error(`the backup script failed: ${run.stderr}`);
-      const newest = s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => k.endsWith(".manifest.json")).pop()!;
-      const manifest = JSON.parse(s3.get(scripts.bucket, newest).toString("utf8")) as BackupManifest;
-      streamed.push({ seconds: manifest.durationSeconds, wall, manifest, cpu });
-      console.log(
-        `round ${round} streamed: ${(manifest.dumpBytes / MiB).toFixed(0)} MiB of dump in ${manifest.durationSeconds.toFixed(1)} s = ${(manifest.dumpBytes / MB / manifest.durationSeconds).toFixed(1)} MB/s, ` +
-          `${(manifest.size / MiB).toFixed(0)} MiB compressed (${((manifest.size / manifest.dumpBytes) * 100).toFixed(1)}%); script wall time ${wall.toFixed(1)} s (load before ${loadBefore2})`,
-      );
+    for (const size of SIZES) {
+      const t0 = process.hrtime.bigint();
+      await grow(db, dir.path, data, size);
+      const tablespaceMiB = tablespaceBytes(db.dataDir, DB) / MiB;
+      console.log("");
+      console.log(`== ${tablespaceMiB.toFixed(0)} MiB of tablespace (grown in ${seconds(t0).toFixed(0)} s); load average ${load()}`);
+      const result: SizeResult = { tablespaceMiB, dumpBytes: 0, floor: [], seed: [], ours: [], restoreFloor: { wall: 0, stages: new Map() } };
+      let newest = "";
+      for (let round = 1; round <= ROUNDS; round++) {
+        const floor = await measure(async () => {
+          const r = await shell(`"$0" bbaegok-prod-db mariadb-dump ${options} -uroot ${DB} > /dev/null`, [hook]);
+          if (r.status !== 0) throw new Error(`the floor's dump failed: ${r.stderr}`);
+        });
+        result.floor.push(floor);
+        console.log(`round ${round} floor: ${floor.wall.toFixed(1)} s; CPU-s ${stageLine(floor.stages)}`);
+
+        const file = join(dir.path, "seed.sql.gz");
+        let seedBytes = 0;
+        const seed = await measure(async () => {
+          const r = await shell(
+            `"$0" bbaegok-prod-db mysqldump ${options} -uroot ${DB} | gzip > "$1" && aws --endpoint-url "$2" s3 cp --only-show-errors "$1" "s3://$3/seed/${round}-${size}.sql.gz"`,
+            [hook, file, s3.endpoint, scripts.bucket],
+            seedEnv,
+          );
+          if (r.status !== 0) throw new Error(`the hand-made backup failed: ${r.stderr}`);
+          seedBytes = statSync(file).size;
+          rmSync(file);
+        });
+        result.seed.push({ ...seed, bytes: seedBytes });
+        // moto keeps objects in memory: the hand-made copies go once measured.
+        s3.purge(scripts.bucket, `seed/${round}-${size}.sql.gz`);
+        console.log(`round ${round} seed:  ${seed.wall.toFixed(1)} s, ${(seedBytes / MiB).toFixed(1)} MiB gzip; CPU-s ${stageLine(seed.stages)}`);
+
+        const ours = await measure(async () => {
+          const r = await runScript(scripts.backup, ourEnv, [], DEADLINE_MS);
+          if (r.status !== 0) throw new Error(`the backup script failed: ${r.stderr}`);
+        });
+        const manifestKey = s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => k.endsWith(".manifest.json")).pop()!;
+        const manifest = JSON.parse(s3.get(scripts.bucket, manifestKey).toString("utf8")) as BackupManifest;
+        newest = manifest.key;
+        result.dumpBytes = manifest.dumpBytes;
+        result.ours.push({ ...ours, bytes: manifest.size });
+        console.log(`round ${round} ours:  ${ours.wall.toFixed(1)} s, ${(manifest.size / MiB).toFixed(1)} MiB zstd of a ${(manifest.dumpBytes / MiB).toFixed(0)} MiB dump; CPU-s ${stageLine(ours.stages)}`);
+      }
+
+      // Restores of the newest backup into the emptied database: the floor from the object on disk, then ours.
+      const object = join(dir.path, "newest.sql.zst");
+      const copy = s3.aws(["s3", "cp", "--only-show-errors", `s3://${scripts.bucket}/${newest}`, object]);
+      if (copy.status !== 0) throw new Error(`reading s3://${scripts.bucket}/${newest} failed: ${copy.stderr}`);
+      const empty = () => db.sql(`DROP DATABASE ${DB}; CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`);
+      const floorRestore = async () => {
+        const r = await shell(`zstd -dc "$0" | mariadb --no-defaults --socket="$1" -uroot ${DB}`, [object, db.socket]);
+        if (r.status !== 0) throw new Error(`zstd -dc | mariadb failed: ${r.stderr}`);
+      };
+      empty();
+      result.restoreFloor = await measure(floorRestore);
+      console.log(`restore floor (zstd -dc | mariadb): ${result.restoreFloor.wall.toFixed(1)} s; CPU-s ${stageLine(result.restoreFloor.stages)}`);
+      empty();
+      let restoreOutput = "";
+      try {
+        result.restoreOurs = await measure(async () => {
+          const r = await runNodeCommand(
+            join(__dirname, "..", "..", "ops", "restore.ts"),
+            ["--stack", STACK, "--key", newest, "--target", `mariadb://root@localhost/${DB}?socket=${encodeURIComponent(db.socket)}`, "--endpoint-url", s3.endpoint],
+            s3.operatorEnv(),
+            DEADLINE_MS,
+          );
+          if (r.status !== 0) throw new Error(`npm run restore failed: ${r.stderr.slice(-1500)}`);
+          restoreOutput = r.stdout.trim().split("\n").slice(-3).join(" / ");
+        });
+        console.log(`restore ours (npm run restore): ${result.restoreOurs.wall.toFixed(1)} s; CPU-s ${stageLine(result.restoreOurs.stages)}; ${restoreOutput}`);
+      } catch (err) {
+        // The growth goes on from the floor's restore of the same backup.
+        result.restoreError = (err as Error).message;
+        console.log(`restore ours (npm run restore): FAILED: ${result.restoreError}`);
+        empty();
+        await floorRestore();
+      }
+      rmSync(object);
+      results.push(result);
     }
 
-    // 3. Restore the newest backup into the emptied database, as an operator would.
-    db.sql(`DROP DATABASE ${DB}; CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`);
-    const loadBefore = load();
-    const t = process.hrtime.bigint();
-    const restore = await runNodeCommand(
-      join(__dirname, "..", "..", "ops", "restore.ts"),
-      ["--stack", STACK, "--target", `mariadb://root@localhost/${DB}?socket=${encodeURIComponent(db.socket)}`, "--endpoint-url", s3.endpoint],
-      s3.operatorEnv(),
-      DEADLINE_MS,
-    );
-    const restoreSeconds = seconds(t);
-    if (restore.status !== 0) throw new Error(`npm run restore failed: ${restore.stderr.slice(-2000)}`);
-    console.log(`restore:  npm run restore in ${restoreSeconds.toFixed(1)} s (load before ${loadBefore}): ${restore.stdout.trim()}`);
-
-    // 4. Summary.
-    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-    const plainRate = mean(plain.map((p) => p.bytes / MB / p.seconds));
-    const streamedRate = mean(streamed.map((s) => s.manifest.dumpBytes / MB / s.seconds));
-    const ratio = streamedRate / plainRate;
-    const last = streamed[streamed.length - 1]!.manifest;
+    // Summary: every peer in the row beside ours, per size.
     console.log("");
-    console.log(`summary (${(tablespace / MiB).toFixed(0)} MiB tablespace, ${(last.dumpBytes / MiB).toFixed(0)} MiB dump, means of ${ROUNDS} rounds):`);
-    console.log(`  plain mariadb-dump > file          ${plainRate.toFixed(1)} MB/s`);
-    console.log(`  dump → zstd → S3 (backup script)   ${streamedRate.toFixed(1)} MB/s of dump, ${(last.size / MiB).toFixed(0)} MiB compressed (${((last.size / last.dumpBytes) * 100).toFixed(1)}% of the dump)`);
-    console.log(`  restore (npm run restore)          ${restoreSeconds.toFixed(1)} s`);
-    console.log(`  streamed/plain ${ratio.toFixed(2)} (target ≥ ${TARGET_RATIO}): ${ratio >= TARGET_RATIO ? "met" : "NOT met"}`);
-    // Who used the two cores: during the script's runs, the S3 stand-in's
-    // share is, on the server, AWS's; only the rest competes with the dump.
-    const cpuLine = (label: string, runs: { cpu: [string, number][] }[], wall: number) => {
-      const byName = new Map<string, number>();
-      for (const r of runs) for (const [name, spent] of r.cpu) byName.set(name, (byName.get(name) ?? 0) + spent / runs.length);
-      const total = [...byName.values()].reduce((a, b) => a + b, 0);
-      const shown = [...byName].filter(([, spent]) => spent >= 0.1).map(([name, spent]) => `${name} ${spent.toFixed(1)}`);
-      console.log(`  CPU-s ${label.padEnd(9)} ${total.toFixed(1)} in ${wall.toFixed(1)} s (${(total / wall).toFixed(2)} of ${cpus().length} cores): ${shown.join(", ")}`);
-    };
-    cpuLine("plain", plain, mean(plain.map((p) => p.seconds)));
-    cpuLine("streamed", streamed, mean(streamed.map((s) => s.wall)));
+    console.log(`means of ${ROUNDS} rounds; CPU-s without the S3 stand-in (shown apart) and without the bench's own node process`);
+    console.log("| tablespace | dump | way | wall s | CPU-s | CPU-s by stage | S3 stand-in CPU-s | compressed MiB |");
+    console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (const r of results) {
+      const line = (way: string, runs: (Measured & { bytes?: number })[]) => {
+        const stages = meanStages(runs.map((x) => x.stages));
+        const bytes = runs[0]?.bytes;
+        console.log(`| ${r.tablespaceMiB.toFixed(0)} MiB | ${(r.dumpBytes / MiB).toFixed(0)} MiB | ${way} | ${mean(runs.map((x) => x.wall)).toFixed(1)} | ${ownCpuSeconds(stages).toFixed(1)} | ${stageLine(new Map([...stages].filter(([s]) => s !== "S3 stand-in")))} | ${(stages.get("S3 stand-in") ?? 0).toFixed(1)} | ${bytes === undefined ? "" : (bytes / MiB).toFixed(1)} |`);
+      };
+      line("floor: mariadb-dump > /dev/null", r.floor);
+      line("seed: mysqldump \\| gzip > file; aws s3 cp", r.seed);
+      line("ours: backup script", r.ours);
+      line("restore floor: zstd -dc \\| mariadb", [r.restoreFloor]);
+      if (r.restoreOurs) line("restore ours: npm run restore", [r.restoreOurs]);
+    }
+
+    console.log("");
+    console.log("targets (ratios from the same rounds, side by side):");
+    for (const r of results) {
+      const at = `${r.tablespaceMiB.toFixed(0)} MiB`;
+      const wallRatio = mean(r.ours.map((o, i) => o.wall / r.seed[i]!.wall));
+      const sizeRatio = r.ours[r.ours.length - 1]!.bytes / r.seed[r.seed.length - 1]!.bytes;
+      const cpuRatio = mean(r.ours.map((o, i) => ownCpuSeconds(o.stages) / ownCpuSeconds(r.floor[i]!.stages)));
+      const say = (ok: boolean, what: string) => console.log(`  ${at}: ${ok ? "met" : "NOT met"}: ${what}`);
+      say(wallRatio <= 0.6, `our wall time ÷ the seed's ${wallRatio.toFixed(2)} (target ≤ 0.6)`);
+      say(sizeRatio <= 1, `our compressed size ÷ the seed's gzip ${sizeRatio.toFixed(3)} (target ≤ 1)`);
+      say(cpuRatio <= 1.6, `our CPU outside the S3 stand-in ÷ the floor's ${cpuRatio.toFixed(2)} (target ≤ 1.6)`);
+      if (r.restoreOurs) {
+        const restoreRatio = r.restoreOurs.wall / r.restoreFloor.wall;
+        say(restoreRatio <= 1.2, `npm run restore ÷ zstd -dc | mariadb ${restoreRatio.toFixed(2)} (target ≤ 1.2)`);
+      } else say(false, `npm run restore did not finish: ${r.restoreError}`);
+    }
+
+    if (results.length > 1) {
+      console.log("");
+      console.log("growth: seconds per GiB of dump, and against the smallest size (1.00 = linear)");
+      console.log(`| tablespace | dump | ${["floor", "seed", "ours", "restore floor", "restore ours"].join(" | ")} |`);
+      console.log("| --- | --- | --- | --- | --- | --- | --- |");
+      const series = (pick: (r: SizeResult) => number | undefined) => growth(results.map((r) => ({ dumpBytes: r.dumpBytes, seconds: pick(r) ?? NaN })));
+      const columns = [
+        series((r) => mean(r.floor.map((x) => x.wall))),
+        series((r) => mean(r.seed.map((x) => x.wall))),
+        series((r) => mean(r.ours.map((x) => x.wall))),
+        series((r) => r.restoreFloor.wall),
+        series((r) => r.restoreOurs?.wall),
+      ];
+      results.forEach((r, i) => {
+        console.log(`| ${r.tablespaceMiB.toFixed(0)} MiB | ${(r.dumpBytes / MiB).toFixed(0)} MiB | ${columns.map((c) => `${c[i]!.secondsPerGiB.toFixed(1)} (${c[i]!.vsFirst.toFixed(2)})`).join(" | ")} |`);
+      });
+    }
     console.log(`load average at the end ${load()}`);
   } finally {
     await Promise.all([db.stop(), s3.stop()]);

@@ -41,4 +41,16 @@ describe("benchmark CPU accounting", () => {
       parent.kill("SIGKILL");
     }
   });
+
+  it("with a root, counts only that process's descendants: a busy process outside the tree is left out", async () => {
+    // Outside: started by a shell that exits at once, so it belongs to init by the time sampling starts.
+    spawn("sh", ["-c", "perl -e '$0 = \"probe-outside\"; my $t = time + 3; 1 while time < $t' & exit"], { stdio: "ignore" });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const sampler = startCpuSampler(50, process.pid);
+    const inside = spawn("perl", ["-e", '$0 = "probe-inside"; my $x = 0; $x += $_ for 1 .. 20_000_000; print $x'], { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise((resolve) => inside.once("exit", resolve));
+    const spent = new Map(sampler.stop());
+    assert.ok((spent.get("probe-inside") ?? 0) > 0, `the child's CPU was not found: ${JSON.stringify([...spent])}`);
+    assert.equal(spent.get("probe-outside"), undefined, "a process outside the tree was counted");
+  });
 });
