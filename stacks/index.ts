@@ -5,7 +5,7 @@ import { AppSlots } from "../infra/app/index.js";
 import { DatabaseBackups } from "../infra/backup/index.js";
 import { ServiceDatabase } from "../infra/database/index.js";
 import { StackDns } from "../infra/dns/index.js";
-import { ReadReplica } from "../infra/replica/index.js";
+import { ReadReplica, replicaIsPrimary } from "../infra/replica/index.js";
 import { Metabase } from "../infra/metabase/index.js";
 import { EdgeProxy, GuestProxy, ownerProxyEndpoint, publicHosts } from "../infra/proxy/index.js";
 import { INTERNAL_PORT, proxyContainerName } from "../infra/proxy/contract.js";
@@ -25,16 +25,17 @@ const ownerProxy = config.proxy.mode === "guest" ? ownerProxyEndpoint("proxy-own
 
 const server = new HomeServer("server", { server: config.server, service: config.service, stack });
 const database = new ServiceDatabase("database", { server, database: config.database, lastRuntime: lastRun.apply((o) => o.databaseRuntime) });
+// Read replicas (infra/replica): none unless database.replicas lists one.
+const replicas = config.database.replicas.map((replica, i) => new ReadReplica(`database-replica-${i + 1}`, { server, database: config.database, replica, primary: database, service: config.service }));
 const app = new AppSlots("app", {
   server,
   config,
   database,
+  ...(replicaIsPrimary(config.database) && replicas[0] ? { promotedPrimary: replicas[0].container } : {}),
   deployed: lastRun.apply((o) => o.appSlots),
   proxyContainer: ownerProxy ? ownerProxy.container : proxyContainerName(config.service),
   internalPort: INTERNAL_PORT,
 });
-// Read replicas (infra/replica): none unless database.replicas lists one.
-const replicas = config.database.replicas.map((replica, i) => new ReadReplica(`database-replica-${i + 1}`, { server, database: config.database, replica, primary: database, service: config.service }));
 const metabase = config.metabase.enabled ? new Metabase("metabase", { server, config, database, ...(replicas[0] ? { replica: replicas[0] } : {}) }) : undefined;
 
 /** This stack's environment name. */

@@ -29,6 +29,13 @@ export interface AppSlotsArgs {
   config: Pick<StackConfig, "app" | "database" | "domains" | "server">;
   /** The service database: its password becomes the slots' datasource password file; the slots start after it. */
   database: ServiceDatabase;
+  /**
+   * The promoted replica's container when `database.primary` is "replica": the
+   * slots start after it (leaving read-only replaces it), so a new slot never
+   * turns healthy on a database about to restart.
+   * @default none (the original is the primary)
+   */
+  promotedPrimary?: pulumi.Resource;
   /** The stack's `app` output of its last run (undefined before the first): which slot serves, what each runs. */
   deployed: pulumi.Output<unknown>;
   /** The proxy container the checks go through (the owner's), on the stack's server. */
@@ -113,7 +120,7 @@ export class AppSlots extends pulumi.ComponentResource {
 
     // Before any slot is touched: the proxy serves what the state says (else nothing changes).
     const precheck = this.check(`${name}-precheck`, precheckScript, []);
-    this.containers = SLOTS.map((slot) => this.slot(name, args, slot, [passwordFile, database, precheck]));
+    this.containers = SLOTS.map((slot) => this.slot(name, args, slot, [passwordFile, database, ...(args.promotedPrimary ? [args.promotedPrimary] : []), precheck]));
     // After the new slot is healthy, before the flip (the proxy's activation waits for this).
     this.smoke = this.check(`${name}-smoke`, smokeScript, this.containers);
 

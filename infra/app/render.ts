@@ -4,7 +4,7 @@
 import { durationSeconds } from "../../stacks/config/rules.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS } from "../database/render.js";
-import { REPLICA_ALIAS } from "../replica/render.js";
+import { primaryHost, REPLICA_ALIAS, replicaIsPrimary } from "../replica/render.js";
 import { dockerHealthCheck, shellQuote } from "../server/render.js";
 
 export const SLOTS: readonly Slot[] = ["blue", "green"];
@@ -40,10 +40,12 @@ export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Sl
     SERVER_PORT: String(config.app.port),
     // Spring Boot finishes in-flight requests on SIGTERM instead of cutting them.
     SERVER_SHUTDOWN: "graceful",
-    SPRING_DATASOURCE_URL: jdbcUrl(config.database),
+    // The writes: on the original, or on the replica once promoted (npm run promote).
+    SPRING_DATASOURCE_URL: jdbcUrl(config.database, primaryHost(config.database)),
     SPRING_DATASOURCE_USERNAME: config.database.user,
     // With a read replica: the read-only datasource (same user and password file; README, "Read replicas").
-    ...(config.database.replicas.length > 0
+    // A promoted replica is the primary: no replica is left to read from.
+    ...(config.database.replicas.length > 0 && !replicaIsPrimary(config.database)
       ? { SPRING_DATASOURCE_REPLICA_URL: jdbcUrl(config.database, REPLICA_ALIAS), SPRING_DATASOURCE_REPLICA_USERNAME: config.database.user }
       : {}),
     SPRING_CONFIG_IMPORT: `optional:configtree:${APP_SECRETS_MOUNT}/`,

@@ -11,7 +11,7 @@ import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js"
 import { shellQuote } from "../server/render.js";
 import { allowedBackupAgeMs, normalizeSchedule } from "./schedule.js";
 import { normalCron } from "../../stacks/config/cron.js";
-import { replicaNames } from "../replica/render.js";
+import { replicaIsPrimary, replicaNames } from "../replica/render.js";
 
 export type BackupConfig = StackConfig["backup"];
 
@@ -72,12 +72,14 @@ export type BackupPaths = ReturnType<typeof backupPaths>;
 export function stackBackupTargets(config: Pick<StackConfig, "service" | "database" | "metabase">, stack: string): BackupTarget[] {
   const prefix = `${config.service}-${stack}`;
   const db = config.database;
-  const replica = db.replicas[0];
+  // Promoted (npm run promote): the replica is the primary, backed up as the primary is.
+  const promoted = replicaIsPrimary(db);
+  const replica = promoted ? undefined : db.replicas[0];
   const targets: BackupTarget[] = [
     {
       name: db.name,
       engine: db.engine,
-      container: `${prefix}-db`,
+      container: promoted ? replicaNames(prefix).container : `${prefix}-db`,
       adminUser: db.engine === "postgres" ? "postgres" : "root",
       image: `${db.engine}:${db.version}`,
       ...(replica ? { replica: { container: replicaNames(prefix).container, maxLagSeconds: replica.maxLagSeconds } } : {}),

@@ -16,6 +16,7 @@ import {
   REPLICATION_PASSWORD_FILE,
   REPLICATION_PGPASS_FILE,
   postgresReplicaEntrypoint,
+  replicaIsPrimary,
   replicaNames,
   replicaScript,
   replicaServerFlags,
@@ -55,6 +56,8 @@ export class ReadReplica extends pulumi.ComponentResource {
   readonly host: string = REPLICA_ALIAS;
   /** The replica's script on the server: `replica.sh setup|wait|status|promote`. */
   readonly scriptPath: string;
+  /** The replica's container: what the app's slots wait for once it is the primary. */
+  readonly container: docker.Container;
 
   constructor(name: string, args: ReadReplicaArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bbaegok:replica:ReadReplica", name, { engine: args.database.engine }, opts);
@@ -64,19 +67,24 @@ export class ReadReplica extends pulumi.ComponentResource {
     const spec = databaseSpec(database);
     const dockerOpts = { parent: this, provider: server.docker };
     const memoryMb = args.replica.memoryMb ?? database.memoryMb;
-    const serverSpec = { engine: database.engine, primaryHost: DATABASE_ALIAS, primaryPort: spec.port, secretsDir: SECRETS_MOUNT, slot: replicaName.slot };
+    const promoted = replicaIsPrimary(database);
+    const serverSpec = { engine: database.engine, primaryHost: DATABASE_ALIAS, primaryPort: spec.port, secretsDir: SECRETS_MOUNT, slot: replicaName.slot, promoted };
     this.containerName = replicaName.container;
     this.scriptPath = replicaName.script(names.stackDir);
 
     const files = placeFiles(this);
-    if (database.engine === "postgres") {
+    if (promoted) {
+      // The primary now (npm run promote): no setup runs again, it would seed it from the out-of-date original.
+      this.container = createContainer(this, [primary, ...files]);
+    } else if (database.engine === "postgres") {
       // The primary's side first: the replica's entrypoint takes its base backup through the slot on its first start.
       const setup = runScript(this, "setup", "setup", [primary, ...files]);
-      runScript(this, "wait", "wait", [createContainer(this, [setup])]);
+      this.container = createContainer(this, [setup]);
+      runScript(this, "wait", "wait", [this.container]);
     } else {
       // MariaDB/MySQL: the replica is seeded from a dump once its own server runs.
-      const container = createContainer(this, [primary, ...files]);
-      runScript(this, "seed", `setup && bash ${shellQuote(this.scriptPath)} wait`, [container]);
+      this.container = createContainer(this, [primary, ...files]);
+      runScript(this, "seed", `setup && bash ${shellQuote(this.scriptPath)} wait`, [this.container]);
     }
     this.registerOutputs({ containerName: this.containerName, host: this.host });
 

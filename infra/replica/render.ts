@@ -23,6 +23,16 @@ export const REPLICA_ALIAS = "db-replica";
 const PRIMARY_SERVER_ID = 1;
 const REPLICA_SERVER_ID = 2;
 
+/** True once `npm run promote` made the replica the primary (`database.primary: replica`). */
+export function replicaIsPrimary(db: Pick<StackConfig["database"], "primary" | "replicas">): boolean {
+  return db.primary === "replica" && db.replicas.length > 0;
+}
+
+/** Where the app writes on the data network: the original (`db`), or the promoted replica. */
+export function primaryHost(db: Pick<StackConfig["database"], "primary" | "replicas">): string {
+  return replicaIsPrimary(db) ? REPLICA_ALIAS : DATABASE_ALIAS;
+}
+
 /** Names of the replica's container, volume and PostgreSQL slot; one function, used by infra, ops and tests. */
 export function replicaNames(prefix: string) {
   return {
@@ -61,6 +71,8 @@ export interface ReplicaServerSpec {
   /** Where the password files are, as the replica sees them. */
   secretsDir: string;
   slot: string;
+  /** Promoted (`database.primary: replica`): it takes writes, so a restart must not make it read-only again. */
+  promoted?: boolean;
 }
 
 /**
@@ -74,11 +86,14 @@ export interface ReplicaServerSpec {
  * the replica is not cancelled).
  */
 export function replicaServerFlags(spec: ReplicaServerSpec): string[] {
+  // Promoted: writable across restarts (replica.sh promote's SET GLOBAL lasts until one). PostgreSQL's
+  // standby flags are inert once promotion removed standby.signal, so its container is left as it is.
+  const readOnly = spec.promoted ? "OFF" : "ON";
   switch (spec.engine) {
     case "mariadb":
-      return [`--server-id=${REPLICA_SERVER_ID}`, "--read-only=ON", "--log-bin=mysql-bin", "--log-slave-updates=ON", "--binlog-format=ROW", "--gtid-strict-mode=ON", "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%"];
+      return [`--server-id=${REPLICA_SERVER_ID}`, `--read-only=${readOnly}`, "--log-bin=mysql-bin", "--log-slave-updates=ON", "--binlog-format=ROW", "--gtid-strict-mode=ON", "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%"];
     case "mysql":
-      return [`--server-id=${REPLICA_SERVER_ID}`, "--super-read-only=ON", "--log-bin=mysql-bin", "--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%"];
+      return [`--server-id=${REPLICA_SERVER_ID}`, `--super-read-only=${readOnly}`, "--log-bin=mysql-bin", "--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%"];
     case "postgres":
       return [
         "-c", "hot_standby=on",
@@ -183,6 +198,8 @@ export function replicaScript(spec: ReplicaScriptSpec): string {
     "",
     `readonly LOG_TAG=${shellQuote(`${spec.service}-${spec.stack}-replica`)}`,
     ...replicaVariables(spec),
+    // Promoted: setup would seed it again from the out-of-date original, over the writes it took since.
+    `readonly PROMOTED=${replicaIsPrimary(spec.database)}`,
     "",
     bashPart("common.bash"),
     bashPart("replica.bash"),

@@ -66,14 +66,42 @@ wait_until_replicating() {
   done
 }
 
-# Promotion: the replica stops replicating and takes writes. The old primary
-# is not touched here (ops/promote stops it, so two servers never take writes).
+# Promotion (the runbook's npm run promote): the original primary is fenced
+# first, so from then on it refuses the app's writes (MariaDB/MySQL
+# read_only, until its next restart; PostgreSQL default_transaction_read_only
+# by ALTER SYSTEM, which lasts), the replica is given REPLICA_PROMOTE_WAIT_SECONDS
+# (60) to apply everything the primary has, then it stops replicating and
+# takes writes. A primary that does not answer (it is down: why one promotes)
+# cannot be fenced and is left as it is. Running it again changes nothing more.
+fence_primary() {
+  if [[ $ENGINE == postgres ]]; then
+    admin_sql "$PRIMARY" <<<'ALTER SYSTEM SET default_transaction_read_only = on;
+SELECT pg_reload_conf();' >/dev/null
+  else
+    admin_sql "$PRIMARY" <<<'SET GLOBAL read_only = ON;'
+  fi
+}
+
 promote() {
-  local state
-  state=$(replication_state)
+  local state behind fence deadline=$((SECONDS + ${REPLICA_PROMOTE_WAIT_SECONDS:-60}))
+  if fence=$(fence_primary 2>&1); then
+    replica_log info "$PRIMARY fenced: it refuses the app's writes from now on"
+    while :; do
+      state=$(replication_state)
+      behind=$(jq -r .behind <<<"$state")
+      ((behind > 0 && SECONDS < deadline)) || break
+      sleep 1
+    done
+    if ((behind > 0)); then
+      replica_log warning "$REPLICA is still $behind $(jq -r .unit <<<"$state") behind $PRIMARY; promoting anyway: those writes stay on $PRIMARY only ($state)"
+    fi
+  else
+    state=$(replication_state)
+    replica_log warning "$PRIMARY cannot be fenced (${fence//$'\n'/ }); promoting $REPLICA with what it has ($state)"
+  fi
   replica_log info "promoting $REPLICA; replication before: $state"
   if [[ $ENGINE == postgres ]]; then
-    admin_sql "$REPLICA" <<<'SELECT pg_promote(wait => true, wait_seconds => 60);' >/dev/null
+    admin_sql "$REPLICA" <<<'SELECT pg_promote(wait => true, wait_seconds => 60) WHERE pg_is_in_recovery();' >/dev/null
   else
     admin_sql "$REPLICA" <<<'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF;'
   fi
@@ -83,6 +111,10 @@ promote() {
 main() {
   case ${1:-} in
     setup)
+      if [[ $PROMOTED == true ]]; then
+        replica_log err "$REPLICA is the primary (promoted); setup would seed it again from $PRIMARY, which is out of date: refused"
+        exit 1
+      fi
       if [[ $ENGINE == postgres ]]; then postgres_setup; else mariadb_setup; fi ;;
     wait)
       if ! wait_until_replicating "${REPLICA_WAIT_SECONDS:-120}"; then

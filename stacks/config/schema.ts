@@ -211,6 +211,14 @@ export const databaseSchema = z.strictObject({
     )
     .max(1, { error: "expected at most one replica (one is supported so far)" })
     .default([]),
+  /**
+   * Which container takes the writes: "original" (`db`), or "replica" once
+   * `npm run promote` has promoted the replica (the app, Metabase and
+   * backups then use `db-replica`). Written by that command; never set back
+   * by hand (README, "Read replicas": the original is out of date).
+   * @default "original"
+   */
+  primary: z.enum(["original", "replica"], { error: 'expected "original" or "replica" (written by npm run promote)' }).default("original"),
 }, { error: "expected a map with engine, version, name, user" });
 
 export const backupSchema = z.strictObject({
@@ -336,7 +344,15 @@ export const stackConfigSchema = z
     proxy: proxySchema,
   })
   .superRefine((config, ctx) => {
-    const { domains, metabase, backup, proxy } = config;
+    const { domains, metabase, backup, proxy, database } = config;
+    if (database.primary === "replica" && database.replicas.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["database", "primary"],
+        input: database.primary,
+        message: 'expected "original": there is no replica to be the primary (database.replicas is empty)',
+      });
+    }
     if (proxy.authenticatedOriginPulls && !proxy.cloudflareProxied) {
       ctx.addIssue({
         code: "custom",

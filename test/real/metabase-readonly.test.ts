@@ -20,7 +20,7 @@ const REFUSED = [
   "ALTER TABLE members ADD COLUMN x INT",
   "TRUNCATE TABLE readings",
 ];
-const database = (engine: StackConfig["database"]["engine"]): StackConfig["database"] => ({ engine, version: "0.0", name: "bbaegok", user: "bbaegok", memoryMb: 256, replicas: [] });
+const database = (engine: StackConfig["database"]["engine"]): StackConfig["database"] => ({ engine, version: "0.0", name: "bbaegok", user: "bbaegok", memoryMb: 256, replicas: [], primary: "original" });
 
 describe("read-only login on MariaDB", () => {
   let db: MariaDb;

@@ -81,6 +81,53 @@ for (const [engine, version, flag] of [
   });
 }
 
+for (const engine of ["mariadb", "postgres"] as const) {
+  describe(`a ${engine} stack whose replica was promoted (database.primary: replica)`, () => {
+    const stack = `promoted${engine}`;
+    const file = stackFileWithReplica(engine, engine === "postgres" ? "16.10" : "11.4.4", `promoted-${engine}.bbaegok.kr`)
+      .replace("    replicas:\n", "    primary: replica\n    replicas:\n")
+      .replace("    api: staging-api.bbaegok.kr\n", "    api: staging-api.bbaegok.kr\n    metabase: staging-metabase.bbaegok.kr\n")
+      .replace("  bbaegok-infra:metabase:\n    enabled: false\n", "  bbaegok-infra:metabase:\n    enabled: true\n    image: metabase/metabase:v0.56.9\n    databaseImage: postgres:16.10\n    memoryMb: 2048\n    adminEmail: dev@bbaegok.kr\n");
+    project.writeStackFile(stack, file);
+    const plan = planInChild(stack, project.dir);
+    const containers = plan.resources.filter((r) => r.type === CONTAINER);
+    const scheme = engine === "postgres" ? "postgresql" : "mariadb";
+    const port = engine === "postgres" ? 5432 : 3306;
+
+    it("the slots write to the promoted container (db-replica) and get no replica datasource", () => {
+      const slots = containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])));
+      assert.equal(slots.length, 2);
+      for (const slot of slots) {
+        const envs = slot.inputs["envs"] as string[];
+        assert.ok(envs.includes(`SPRING_DATASOURCE_URL=jdbc:${scheme}://db-replica:${port}/bbaegok`), envs.join(" "));
+        assert.ok(!envs.some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), envs.join(" "));
+      }
+    });
+
+    it("the backup job dumps the promoted container, with no replica logic", () => {
+      const script = plan.resources.find((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`);
+      assert.ok(script, "no backup script");
+      const text = String(script.inputs["content"]);
+      assert.match(text, new RegExp(`'bbaegok ${engine} bbaegok-${stack}-db-replica `));
+      assert.doesNotMatch(text, new RegExp(`bbaegok-${stack}-db (root|postgres) |REPLICAS=`));
+    });
+
+    it("Metabase reads from the promoted container", () => {
+      const setup = plan.resources.find((r) => r.name === "metabase-setup");
+      assert.match(String(setup?.inputs["stdin"]), /"details":\{"host":"db-replica",/);
+    });
+
+    it("the promoted container stays writable across restarts and is never set up again", () => {
+      const replica = containers.find((c) => c.inputs["name"] === `bbaegok-${stack}-db-replica`);
+      const command = (replica!.inputs["command"] as string[]).join(" ");
+      if (engine === "postgres") assert.match(command, /hot_standby=on/, "the standby's flags changed: its container would be replaced for nothing");
+      else assert.match(command, /--read-only=OFF/);
+      const setups = plan.resources.filter((r) => r.type === "command:remote:Command" && /^bash .*\/replica\/replica\.sh/.test(String(r.inputs["create"])));
+      assert.deepEqual(setups.map((r) => r.name), []);
+    });
+  });
+}
+
 describe("the committed stacks list no replica", () => {
   for (const stack of ["prod", "staging"]) {
     it(`${stack}: no replica container, no replication flag, no replica datasource`, () => {

@@ -76,4 +76,20 @@ describe("database.replicas in the stack file", () => {
     assert.match(problems([{ lag: 5 }]).join("\n"), /bbaegok-infra:database\.replicas\[0\].*lag/);
     assert.match(problems([{ maxLagSeconds: 0 }]).join("\n"), /bbaegok-infra:database\.replicas\[0\]\.maxLagSeconds = 0: expected 1-86400 seconds/);
   });
+  it("refuses database.primary: replica without a replica, and an unknown primary, naming the key", () => {
+    const primary = (value: unknown, replicas: unknown[]) => {
+      const raw = prod();
+      raw.database["primary"] = value;
+      raw.database["replicas"] = replicas;
+      try {
+        validateStackConfig("prod", raw, []);
+        return [];
+      } catch (err) {
+        return (err as Error).message.split("\n").slice(1).map((l) => l.trim());
+      }
+    };
+    assert.deepEqual(primary("replica", []), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "replica": expected "original": there is no replica to be the primary (database.replicas is empty)']);
+    assert.deepEqual(primary("replica", [{}]), []);
+    assert.deepEqual(primary("db", [{}]), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "db": expected "original" or "replica" (written by npm run promote)']);
+  });
 });
