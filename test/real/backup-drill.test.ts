@@ -234,6 +234,29 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
       }
     });
 
+    it("reads every page of the listing: with 1,000 other keys listed before them, the newest backup is still found and drilled", async () => {
+      // ListObjectVersions answers 1,000 entries a page, in key order: these fill the first page.
+      const fillers = Array.from({ length: 1000 }, (_, i) => `${STACK}/${DB}/0-filler-${String(i).padStart(4, "0")}`);
+      const boto = spawnSync(
+        "python3",
+        ["-c", "import sys, boto3\nc = boto3.client('s3', endpoint_url=sys.argv[1], region_name='ap-northeast-2', aws_access_key_id='moto', aws_secret_access_key='moto')\nfor k in sys.stdin.read().split():\n    c.put_object(Bucket=sys.argv[2], Key=k, Body=b'x')", s3.endpoint, scripts.bucket],
+        { input: fillers.join("\n"), env: { PATH: SERVER_PATH, HOME: "/nonexistent" }, encoding: "utf8", timeout: 300_000 },
+      );
+      assert.equal(boto.status, 0, boto.stderr);
+      try {
+        const run = await drill();
+        assert.equal(run.status, 0, run.stderr);
+        assert.match(run.stderr, new RegExp(`passed: s3://${escaped(scripts.bucket)}/${escaped(manifest.key)} restored`));
+      } finally {
+        const purge = spawnSync(
+          "python3",
+          ["-c", "import sys, boto3\nc = boto3.client('s3', endpoint_url=sys.argv[1], region_name='ap-northeast-2', aws_access_key_id='moto', aws_secret_access_key='moto')\nfor v in c.list_object_versions(Bucket=sys.argv[2], Prefix=sys.argv[3]).get('Versions', []):\n    c.delete_object(Bucket=sys.argv[2], Key=v['Key'], VersionId=v['VersionId'])", s3.endpoint, scripts.bucket, `${STACK}/${DB}/0-filler-`],
+          { env: { PATH: SERVER_PATH, HOME: "/nonexistent" }, encoding: "utf8", timeout: 300_000 },
+        );
+        assert.equal(purge.status, 0, purge.stderr);
+      }
+    });
+
     it("a manifest naming another run's data object: FAILED, nothing restored", async () => {
       const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
       const other = `${STACK}/${DB}/${stamp}.manifest.json`;
