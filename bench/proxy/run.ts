@@ -25,7 +25,9 @@
 // Settings (environment): BENCH_ROUNDS (3), BENCH_SECONDS per saturation run
 // (8), BENCH_CONNECTIONS (32), BENCH_RATE (2000 requests/s), BENCH_RATE_SECONDS
 // (10), BENCH_GROWTH (connection counts, "1,4,16,64,256"), BENCH_GROWTH_SECONDS
-// (4), BENCH_VARIANTS (0), BENCH_KAMAL_PROXY (a kamal-proxy binary).
+// (4), BENCH_VARIANTS (0), BENCH_CALLGRIND (0: 1 counts each nginx
+// configuration's instructions per request under valgrind, at the end),
+// BENCH_KAMAL_PROXY (a kamal-proxy binary).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
@@ -41,7 +43,7 @@ import { freePort, requireCommand, tempDir, waitFor } from "../../test/support/s
 import { processTreeCpuSeconds } from "../cpu.js";
 import { VARIANTS, caddyfile, haproxyConf, minimalNginxConf, oneWorker, type PeerFiles, type Variant } from "./peers.js";
 import { buildLoadgen, commandOutput, runLoadgen } from "./loadgen.js";
-import { addedLatency, cpuUsPerRequest, median, parseWrk, verdict, type FixedRateRun } from "./stats.js";
+import { addedLatency, callgrindInstructions, cpuUsPerRequest, median, parseWrk, verdict, type FixedRateRun } from "./stats.js";
 
 const REPO = join(__dirname, "..", "..");
 const STACK = "prod";
@@ -59,6 +61,8 @@ const RATE_SECONDS = env("BENCH_RATE_SECONDS", 10);
 const GROWTH = (process.env.BENCH_GROWTH ?? "1,4,16,64,256").split(",").map(Number);
 const GROWTH_SECONDS = env("BENCH_GROWTH_SECONDS", 4);
 const WITH_VARIANTS = process.env.BENCH_VARIANTS === "1";
+const WITH_CALLGRIND = process.env.BENCH_CALLGRIND === "1";
+const CALLGRIND_SECONDS = 10;
 const BODY = JSON.stringify({ status: "UP", slot: "blue", items: [1, 2, 3] });
 
 /** The upstream: node's http server answering a small JSON body on keep-alive connections, in its own process. */
@@ -80,6 +84,8 @@ interface Peer {
   /** The proxy's root process; its descendants count too. */
   pid: number;
   stop(): Promise<void> | void;
+  /** For nginx: its files, to run it again under callgrind. */
+  nginx?: { conf: string; runtimeDir: string };
 }
 
 function started(child: ChildProcess, what: string): ChildProcess {
@@ -136,6 +142,7 @@ async function startOurs(root: string, upstreamPort: number, variant?: Variant):
     url: `https://${HOST}:${layout.listen.https}/`,
     pid: nginx.pid,
     stop: () => nginx.stop(),
+    nginx: { conf: join(layout.confDir, MAIN_CONF), runtimeDir: layout.runtimeDir },
     certificate: join(layout.confDir, paths.certificate),
     key: join(layout.confDir, paths.key),
   };
@@ -145,7 +152,7 @@ async function startMinimal(files: PeerFiles): Promise<Peer> {
   const conf = join(files.runtimeDir, "nginx.conf");
   writeFileSync(conf, minimalNginxConf(files));
   const nginx = await startNginx(conf, files.runtimeDir, files.port);
-  return { name: "minimal", url: `https://${HOST}:${files.port}/`, pid: nginx.pid, stop: () => nginx.stop() };
+  return { name: "minimal", url: `https://${HOST}:${files.port}/`, pid: nginx.pid, stop: () => nginx.stop(), nginx: { conf, runtimeDir: files.runtimeDir } };
 }
 
 function startHaproxy(files: PeerFiles): Peer {
@@ -208,6 +215,33 @@ async function saturation(url: string, pid: number | undefined, connections: num
 async function fixedRate(loadgen: string, url: string, pid: number | undefined): Promise<{ run: FixedRateRun; cpuUs: number }> {
   const { result, cpuSeconds } = await measured(pid, () => runLoadgen(loadgen, { url, rate: RATE, seconds: RATE_SECONDS, connections: CONNECTIONS, serverName: HOST }));
   return { run: result, cpuUs: pid === undefined ? 0 : cpuUsPerRequest(cpuSeconds, result.sent) };
+}
+
+/**
+ * User-space instructions per request of one nginx configuration, counted by
+ * callgrind: the same on a busy machine as on an idle one, so it tells what a
+ * feature costs where CPU time cannot. The peer's own nginx is stopped first
+ * (same ports). Kernel work (system calls) is not in it.
+ */
+async function instructionsPerRequest(peer: Peer, loadgen: string): Promise<number> {
+  const { conf, runtimeDir } = peer.nginx!;
+  await peer.stop();
+  const out = join(runtimeDir, "callgrind.out");
+  const args = ["--tool=callgrind", `--callgrind-out-file=${out}`, nginxBinary(), "-p", runtimeDir, "-e", join(runtimeDir, "error.log"), "-c", conf, "-g", "daemon off; master_process off;"];
+  const child = started(spawn(requireCommand("valgrind", "valgrind"), args, { stdio: ["ignore", "ignore", "pipe"] }), `callgrind of ${peer.name}`);
+  try {
+    const port = Number(new URL(peer.url).port);
+    await waitFor(`${peer.name} under callgrind to answer`, () => answers(port), 60_000, 500);
+    // Warm-up (connections, first-use allocations), then a dump that starts the count afresh.
+    await runLoadgen(loadgen, { url: peer.url, rate: 50, seconds: 1, connections: 2 });
+    execFileSync(requireCommand("callgrind_control", "valgrind"), ["-d", String(child.pid)], { stdio: "ignore" });
+    const run = await runLoadgen(loadgen, { url: peer.url, rate: 100, seconds: CALLGRIND_SECONDS, connections: 2 });
+    execFileSync(requireCommand("callgrind_control", "valgrind"), ["-d", String(child.pid)], { stdio: "ignore" });
+    return callgrindInstructions(readFileSync(`${out}.2`, "utf8")) / run.sent;
+  } finally {
+    child.kill("SIGQUIT");
+    await new Promise((resolve) => (child.exitCode === null ? child.once("exit", resolve) : resolve(null)));
+  }
 }
 
 const col = (s: string | number, width = 12) => String(s).padStart(width);
@@ -373,6 +407,17 @@ async function main(): Promise<void> {
       }
     }
     console.log(`load average at the end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+
+    // 4. What each feature costs, in instructions (BENCH_CALLGRIND=1): nginx peers last, each stopped for it.
+    if (WITH_CALLGRIND) {
+      console.log("");
+      console.log(`user-space instructions per request (callgrind, ${100 * CALLGRIND_SECONDS} requests at 100/s on 2 connections; the same whatever the machine's load)`);
+      console.log("| nginx | instructions/req | − ours |");
+      console.log("| --- | --- | --- |");
+      const counted = new Map<string, number>();
+      for (const p of [...peers, ...variants].filter((x) => x.nginx)) counted.set(p.name, await instructionsPerRequest(p, loadgen));
+      for (const [name, n] of counted) console.log(`| ${name} | ${(n / 1000).toFixed(1)}k | ${((n - counted.get("ours")!) / 1000).toFixed(1)}k |`);
+    }
   } finally {
     clearTimeout(deadline);
     await stopAll();

@@ -84,3 +84,12 @@ export interface Target {
 export function verdict(t: Target): string {
   return `${t.ours <= t.bound ? "met" : "NOT met"}: ${t.label} (${t.ours.toFixed(2)} against ${t.bound.toFixed(2)})`;
 }
+
+/** The instructions a callgrind dump counted (its `totals:` line, or `summary:` in older dumps). */
+export function callgrindInstructions(dump: string): number {
+  const events = /^events: (.+)$/m.exec(dump)?.[1]?.split(" ");
+  const totals = /^(?:totals|summary): ([\d ]+)$/m.exec(dump)?.[1]?.trim().split(" ");
+  const ir = events?.indexOf("Ir") ?? -1;
+  if (!events || !totals || ir < 0 || totals[ir] === undefined) throw new Error("not a callgrind dump with an Ir total: no 'events:' line naming Ir and a 'totals:' line");
+  return Number(totals[ir]);
+}

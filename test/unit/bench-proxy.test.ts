@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { renderMainConf, stackProxyFiles } from "../../infra/proxy/render.js";
 import { VARIANTS, caddyfile, haproxyConf, minimalNginxConf, oneWorker } from "../../bench/proxy/peers.js";
-import { addedLatency, cpuUsPerRequest, parseLoadgen, parseWrk, percentile, verdict, type FixedRateRun } from "../../bench/proxy/stats.js";
+import { addedLatency, callgrindInstructions, cpuUsPerRequest, parseLoadgen, parseWrk, percentile, verdict, type FixedRateRun } from "../../bench/proxy/stats.js";
 import { stackConfig } from "../../ops/restore/backups.js";
 
 const WRK = `Running 8s test @ https://localhost:4443/
@@ -66,6 +66,12 @@ describe("bench:proxy arithmetic", () => {
     assert.equal(lat.addedP50Ms, 0.25);
     assert.equal(lat.p99Ms, 0.349);
     assert.ok(Math.abs(lat.addedP99Ms - 0.25) < 1e-9);
+  });
+
+  it("reads the instruction count of a callgrind dump, whichever column Ir is", () => {
+    assert.equal(callgrindInstructions("version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 63855030\ntotals: 63855030\n"), 63855030);
+    assert.equal(callgrindInstructions("events: Dr Ir\ntotals: 5 40725166\n"), 40725166);
+    assert.throws(() => callgrindInstructions("fl=nginx\n"), /not a callgrind dump with an Ir total/);
   });
 
   it("says met only when ours is within the bound", () => {
