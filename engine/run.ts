@@ -15,7 +15,7 @@ import { GO_COMPONENTS, NO_SERVER_STAND_INS, STAND_INS } from "./components.js";
 import { engineInstalled } from "./install.js";
 import { enginePaths, type Profile } from "./paths.js";
 import { openWorkspace } from "./workspace.js";
-import { readStackConfig } from "../ops/deploy/engine.js";
+import { loadStack } from "../stacks/config/load.js";
 import { EXIT, isStackFileProblem, runCommand } from "../ops/exit.js";
 
 const USAGE = "usage: npm run engine:<preview|up> -- --stack <name> [--dir <dir>] [--no-server] [--diff]";
@@ -53,7 +53,7 @@ export class UsageError extends Error {}
 
 /** The stack whose proxy `stack` is a guest on (unqualified), from the stack file; undefined for an owner. */
 function proxyOwnerOf(stack: string): string | undefined {
-  const config = readStackConfig(stack);
+  const { config } = loadStack(stack);
   return config.proxy.mode === "guest" ? config.proxy.ownerStack.split("/").pop() : undefined;
 }
 
@@ -70,7 +70,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     options = parseRunArgs(argv);
     // The stack file as the program will read it: an unknown stack or an invalid file stops here, not inside the engine.
-    readStackConfig(options.stack);
+    loadStack(options.stack);
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(`${err.message}\n${USAGE}`);

@@ -11,7 +11,8 @@
 import { parseArgs } from "node:util";
 import { stackBackupTargets } from "../infra/backup/render.js";
 import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
-import { BackupError, backupStore, stackConfig } from "./restore/backups.js";
+import { loadStack } from "../stacks/config/load.js";
+import { BackupError, backupStore } from "./restore/backups.js";
 import { formatStackStatus, stackBackupStatus } from "./restore/status.js";
 
 const USAGE = `usage: npm run backup:status -- --stack <name> [--endpoint-url <url>]
@@ -30,8 +31,8 @@ async function main(): Promise<number> {
     return EXIT.usage;
   }
   try {
-    const config = stackConfig(values.stack);
-    const store = backupStore(values.stack, values["endpoint-url"] ? { endpointUrl: values["endpoint-url"] } : {});
+    const config = loadStack(values.stack).config;
+    const store = backupStore(values.stack, config, values["endpoint-url"] ? { endpointUrl: values["endpoint-url"] } : {});
     const databases = stackBackupTargets(config, values.stack).map((t) => t.name);
     const status = await stackBackupStatus(store, config, databases);
     process.stdout.write(formatStackStatus(status));

@@ -18,7 +18,8 @@ import { appSchema } from "../stacks/config/schema.js";
 import type { StackConfig } from "../stacks/config/schema.js";
 import { PulumiCliMissingError } from "./automation.js";
 import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
-import { automationStackControl, readStackConfig, stackReleaseFile } from "./deploy/engine.js";
+import { loadStack } from "../stacks/config/load.js";
+import { automationStackControl, stackReleaseFile } from "./deploy/engine.js";
 import { deploy, rollback, type Clock, type Outcome, type ReleaseFile, type Reporter, type ServerControl, type StackControl, realClock } from "./deploy/orchestrator.js";
 import { deployProxy, SshServerControl, sshShell } from "./deploy/server.js";
 import { formatStatus, gatherStatus } from "./deploy/status.js";
@@ -40,6 +41,8 @@ export interface DeployDeps {
   who: string;
   clock: Clock;
 }
+
+const readStackConfig = (stack: string) => loadStack(stack).config;
 
 export const productionDeps: DeployDeps = {
   readConfig: readStackConfig,

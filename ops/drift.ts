@@ -9,7 +9,7 @@
 import type * as automation from "@pulumi/pulumi/automation";
 import { parseArgs } from "node:util";
 import { PulumiCliMissingError, selectStack } from "./automation.js";
-import { readStackConfig } from "./deploy/engine.js";
+import { loadStack } from "../stacks/config/load.js";
 import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
 
 const USAGE = "usage: npm run drift -- --stack <name>";
@@ -124,7 +124,7 @@ export async function runDriftCommand(argv: string[], openStack: (stack: string)
   }
   try {
     // The stack file first: a refresh of an invalid one would fail inside the engine, as "could not check".
-    readStackConfig(stack);
+    loadStack(stack);
   } catch (err) {
     if (!isStackFileProblem(err)) throw err;
     errors.line(`drift: ${err.message}`);

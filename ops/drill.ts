@@ -8,7 +8,7 @@
 import { backupPaths, stackBackupTargets } from "../infra/backup/render.js";
 import { parseArgs } from "node:util";
 import { sshShell } from "./deploy/server.js";
-import { stackConfig } from "./restore/backups.js";
+import { loadStack } from "../stacks/config/load.js";
 import { drillOutcome, runDrill } from "./restore/drill.js";
 import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
 
@@ -30,7 +30,7 @@ async function main(): Promise<number> {
   const stack = values.stack;
   let config;
   try {
-    config = stackConfig(stack);
+    config = loadStack(stack).config;
   } catch (err) {
     if (isStackFileProblem(err)) {
       process.stderr.write(`drill: ${err.message}\n`);

@@ -9,9 +9,8 @@
 // an invalid stack file; 3 when it cannot tell (no CLI, the backend unreachable).
 import * as automation from "@pulumi/pulumi/automation";
 import { parseArgs } from "node:util";
-import { PROJECT_DIR } from "../stacks/config/index.js";
+import { PROJECT_DIR, loadStack } from "../stacks/config/index.js";
 import { hasPulumiCli, PulumiCliMissingError } from "./automation.js";
-import { readStackConfig } from "./deploy/engine.js";
 import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
 
 export interface Readiness {
@@ -23,7 +22,7 @@ export interface Readiness {
 export type OwnerOutputs = (ownerStack: string) => Promise<unknown>;
 
 export async function ownerReadiness(stack: string, ownerProxy: OwnerOutputs): Promise<Readiness> {
-  const config = readStackConfig(stack);
+  const { config } = loadStack(stack);
   if (config.proxy.mode === "owner") return { ready: true, reason: `${stack} owns its server's proxy` };
   const proxy = await ownerProxy(config.proxy.ownerStack);
   return proxy === undefined

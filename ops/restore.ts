@@ -10,7 +10,8 @@
 // file, --target, --at or --password-file: nothing was restored.
 import { parseArgs } from "node:util";
 import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
-import { BackupError, backupStore, parseTime, stackConfig, type BackupStore } from "./restore/backups.js";
+import { loadStack } from "../stacks/config/load.js";
+import { BackupError, backupStore, parseTime, type BackupStore } from "./restore/backups.js";
 import { restoreBackup } from "./restore/restore.js";
 import { TARGET_HELP, parseTarget } from "./restore/target.js";
 
@@ -55,8 +56,8 @@ async function main(): Promise<number> {
   // What the operator gave, checked before S3 is asked anything: a problem here is theirs to fix (exit 2).
   let config, store: BackupStore, target, at: Date | undefined;
   try {
-    config = stackConfig(values.stack);
-    store = backupStore(values.stack, values["endpoint-url"] ? { endpointUrl: values["endpoint-url"] } : {});
+    config = loadStack(values.stack).config;
+    store = backupStore(values.stack, config, values["endpoint-url"] ? { endpointUrl: values["endpoint-url"] } : {});
     const passwordFile = values["password-file"];
     target = parseTarget(values.target, passwordFile === undefined ? {} : { passwordFile });
     at = values.at ? parseTime(values.at, config.backup.timezone) : undefined;

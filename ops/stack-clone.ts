@@ -14,8 +14,8 @@ import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { isMap, isScalar, isSeq, parseDocument, type Document, type Pair, type YAMLMap } from "yaml";
-import { PROJECT, PROJECT_DIR, SECRET_KEYS, type StackConfig } from "../stacks/config/index.js";
-import { listStacks, readSiblings, readStackFile, StackFileError } from "../stacks/config/files.js";
+import { PROJECT, PROJECT_DIR, SECRET_KEYS, loadStack, type StackConfig } from "../stacks/config/index.js";
+import { readSiblings, readStackFile, StackFileError, type StackFile } from "../stacks/config/files.js";
 import { cidrsOverlap, isInZone, nextFreeSubnet24 } from "../stacks/config/rules.js";
 import { rawFromPulumiConfig, stackFileName, StackConfigError, validateStackConfig, type SiblingStack } from "../stacks/config/validate.js";
 import { hasPulumiCli } from "./automation.js";
@@ -186,10 +186,9 @@ function ownerReference(ownerStack: string, source: StackConfig): string {
 
 /** Reads, checks and validates the source stack file; the clone starts from a valid stack only. */
 function readSource(projectDir: string, from: string): { text: string; config: StackConfig } {
-  const file = readStackFile(projectDir, from);
-  let config: StackConfig;
+  let file: StackFile, config: StackConfig;
   try {
-    config = validateStackConfig(from, rawFromPulumiConfig(file.config), readSiblings(projectDir, from));
+    ({ file, config } = loadStack(from, projectDir));
   } catch (err) {
     if (err instanceof StackConfigError) throw new StackCloneError(`The source stack ${stackFileName(from)} is not valid; fix it before cloning it:`, err.problems.map((p) => `${p.file}: ${p.key}: ${p.expected}`));
     throw err;
@@ -347,6 +346,8 @@ export function writeValidatedStackFile(projectDir: string, stack: string, text:
     writeFileSync(staged, text, { mode: 0o644 });
     let config: StackConfig;
     try {
+      // Not loadStack: the file is staged outside the project, and its secrets are
+      // set only after it is written (the clone lists the commands), so they are not checked here.
       config = validateStackConfig(stack, rawFromPulumiConfig(readStackFile(staging, stack).config), readSiblings(projectDir, stack));
     } catch (err) {
       if (err instanceof StackConfigError) {

@@ -16,7 +16,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadStackConfig } from "./config/index.js";
 import { lastRunOutputs } from "./last-run.js";
 
-const { stack, config, backupPingUrl } = loadStackConfig();
+const { stack, config, secrets } = loadStackConfig();
 
 // This stack's own outputs from its last run (see last-run.ts).
 const lastRun = lastRunOutputs(stack);
@@ -67,8 +67,8 @@ export const metabaseAdminPassword = metabase?.adminPassword;
 // The edge (infra/tls, infra/proxy, infra/dns): this stack's certificate, its
 // routes on the server's one proxy (run by the owner stack, joined by guests
 // through the owner's `proxy` output), and its Cloudflare records.
-const certificate = new SiteCertificate("tls", { tls: config.proxy.tls, hostnames: publicHosts(config) });
-const dns = new StackDns("dns", { server, config });
+const certificate = new SiteCertificate("tls", { tls: config.proxy.tls, hostnames: publicHosts(config), privateKeyPem: secrets.tlsPrivateKey });
+const dns = new StackDns("dns", { server, config, ddnsApiToken: secrets.ddnsApiToken });
 // With proxy.authenticatedOriginPulls, Cloudflare presents this stack's own client certificate and nginx requires it.
 const originPulls = config.proxy.authenticatedOriginPulls ? { originPulls: new OriginPulls("origin-pulls", { zoneId: dns.zoneId, hostnames: publicHosts(config) }) } : {};
 // The flip is the activation of the stack's upstream file: after the new slot's smoke checks.
@@ -84,7 +84,7 @@ export const proxy = edge.endpoint;
 export const publicHostnames = dns.hostnames;
 
 // Backups (infra/backup): the stack's bucket and IAM identities, the scripts and cron entry on the server.
-const backups = new DatabaseBackups("backup", { server, config, pingUrl: backupPingUrl, databases: [database, ...(metabase ? [metabase] : [])] });
+const backups = new DatabaseBackups("backup", { server, config, pingUrl: secrets.backupPingUrl, databases: [database, ...(metabase ? [metabase] : [])] });
 /** Where this stack's backups are: what restore, drill and backup:status read. */
 export const backupBucket = backups.bucketName;
 export const backupRegion = backups.region;

@@ -35,8 +35,7 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { MAIN_CONF, stackFilePaths } from "../../infra/proxy/contract.js";
 import { renderMainConf, stackProxyFiles } from "../../infra/proxy/render.js";
-import { readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { loopbackAddresses } from "../../test/support/edge.js";
 import { loopbackLayout, nginxBinary, selfSignedCertificate, startNginx } from "../../test/support/nginx.js";
 import { freePort, requireCommand, tempDir, waitFor } from "../../test/support/system.js";
@@ -126,7 +125,7 @@ function answers(port: number): Promise<boolean> {
 
 /** Ours: prod's rendered files (one variant's change applied, if any), one worker like every peer. */
 async function startOurs(root: string, upstreamPort: number, variant?: Variant): Promise<Peer & { certificate: string; key: string }> {
-  const config = validateStackConfig(STACK, rawFromPulumiConfig(readStackFile(REPO, STACK).config));
+  const config = loadStack(STACK, REPO).config;
   const benchConfig = { ...config, domains: { ...config.domains, api: HOST }, metabase: { ...config.metabase, enabled: false } };
   const layout = await loopbackLayout(root);
   const main = oneWorker(renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "30s" }));

@@ -4,7 +4,7 @@
 // a job on the server keeps the records' address current (see render.ts).
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, type StackConfig } from "../../stacks/config/schema.js";
+import type { StackConfig } from "../../stacks/config/schema.js";
 import { ServerFile, type HomeServer } from "../server/index.js";
 import { ddnsCronFile, ddnsPaths, ddnsScript, stackRecords } from "./render.js";
 
@@ -16,6 +16,8 @@ export interface StackDnsArgs {
    * @default proxy.cloudflareProxied true, metabase.enabled false, domains.ddns none (every 5 minutes when set)
    */
   config: Pick<StackConfig, "service" | "domains" | "metabase" | "server" | "proxy">;
+  /** The DDNS job's Cloudflare token, the secret ddnsApiToken: required with `domains.ddns`, unused otherwise. */
+  ddnsApiToken?: pulumi.Input<string>;
 }
 
 export class StackDns extends pulumi.ComponentResource {
@@ -53,13 +55,16 @@ export class StackDns extends pulumi.ComponentResource {
         ),
     );
 
-    if (config.domains.ddns) this.keepCurrent(name, server, config, config.domains.ddns.schedule, records);
+    if (config.domains.ddns) {
+      // The stack loader refuses a DDNS stack without its token; this guards other callers.
+      if (args.ddnsApiToken === undefined) throw new Error(`dns ${name}: domains.ddns needs the secret ddnsApiToken`);
+      this.keepCurrent(name, server, config, config.domains.ddns.schedule, records, args.ddnsApiToken);
+    }
     this.registerOutputs({ hostnames: this.hostnames, zoneId: this.zoneId });
   }
 
-  private keepCurrent(name: string, server: HomeServer, config: StackDnsArgs["config"], schedule: string, records: cloudflare.DnsRecord[]): void {
+  private keepCurrent(name: string, server: HomeServer, config: StackDnsArgs["config"], schedule: string, records: cloudflare.DnsRecord[], token: pulumi.Input<string>): void {
     const paths = ddnsPaths(config.service, server.stack, server.names.stackDir, server.names.secretsDir);
-    const token = new pulumi.Config(PROJECT).requireSecret("ddnsApiToken");
     const file = (suffix: string, path: string, mode: string, content: pulumi.Input<string>, dependsOn: pulumi.Resource[] = []) =>
       new ServerFile(`${name}-${suffix}`, { connection: server.connection, path, mode, owner: "root:root", content }, { parent: this, dependsOn });
     const tokenFile = file("ddns-token", paths.tokenFile, "0400", token);

@@ -6,7 +6,7 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { PROJECT, type StackConfig } from "../../stacks/config/schema.js";
+import type { StackConfig } from "../../stacks/config/schema.js";
 
 export interface SiteCertificateArgs {
   /**
@@ -16,6 +16,8 @@ export interface SiteCertificateArgs {
   tls: StackConfig["proxy"]["tls"];
   /** Every public host name of the stack; the first is the certificate's common name. */
   hostnames: readonly string[];
+  /** The provided certificate's private key (PEM), the secret tlsPrivateKey: required with source "provided", unused otherwise. */
+  privateKeyPem?: pulumi.Input<string>;
 }
 
 export class SiteCertificate extends pulumi.ComponentResource {
@@ -30,7 +32,7 @@ export class SiteCertificate extends pulumi.ComponentResource {
     super("bbaegok:tls:SiteCertificate", name, { source: args.tls.source, hostnames: args.hostnames }, opts);
     if (args.hostnames.length === 0) throw new Error(`certificate ${name}: no host name to certify`);
     this.hostnames = args.hostnames;
-    const issued = args.tls.source === "origin-ca" ? this.issueFromOriginCa(name, args.tls.validityDays) : this.provided(args.tls.certificate);
+    const issued = args.tls.source === "origin-ca" ? this.issueFromOriginCa(name, args.tls.validityDays) : this.provided(name, args.tls.certificate, args.privateKeyPem);
     this.certificatePem = issued.certificatePem;
     this.privateKeyPem = pulumi.secret(issued.privateKeyPem);
     this.registerOutputs({ certificatePem: this.certificatePem, hostnames: this.hostnames });
@@ -53,9 +55,9 @@ export class SiteCertificate extends pulumi.ComponentResource {
     return { certificatePem: certificate.certificate, privateKeyPem: key.privateKeyPem };
   }
 
-  private provided(certificatePem: string) {
-    // Read only in this mode: a stack on the Origin CA never needs the key set.
-    const privateKeyPem = new pulumi.Config(PROJECT).requireSecret("tlsPrivateKey");
-    return { certificatePem: pulumi.output(certificatePem), privateKeyPem };
+  private provided(name: string, certificatePem: string, privateKeyPem: pulumi.Input<string> | undefined) {
+    // The stack loader refuses a stack without the key; this guards other callers.
+    if (privateKeyPem === undefined) throw new Error(`certificate ${name}: proxy.tls.source "provided" needs the secret tlsPrivateKey`);
+    return { certificatePem: pulumi.output(certificatePem), privateKeyPem: pulumi.output(privateKeyPem) };
   }
 }

@@ -5,23 +5,21 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import { parseDeployed, releaseOf, type DeployedSlots, type SlotRelease } from "../../infra/app/rollout.js";
-import { PROJECT, PROJECT_DIR } from "../../stacks/config/index.js";
-import { readSiblings, readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, stackFileName, validateStackConfig } from "../../stacks/config/validate.js";
+import { PROJECT, PROJECT_DIR, loadStack } from "../../stacks/config/index.js";
+import { stackFileName } from "../../stacks/config/validate.js";
 import { selectStack } from "../automation.js";
 import type { ReleaseFile, Reporter, StackControl } from "./orchestrator.js";
 
-/** Reads and validates a stack's file the way the program does. */
+/** The stack's validated config (stacks/config/load.ts's loader); kept for callers not yet on loadStack. */
 export function readStackConfig(stack: string) {
-  const file = readStackFile(PROJECT_DIR, stack);
-  return validateStackConfig(stack, rawFromPulumiConfig(file.config), readSiblings(PROJECT_DIR, stack));
+  return loadStack(stack).config;
 }
 
 /** The app release in `Pulumi.<stack>.yaml`: written key by key into the document, so comments and order stay. */
 export function stackReleaseFile(stack: string, projectDir = PROJECT_DIR): ReleaseFile {
   const path = join(projectDir, stackFileName(stack));
   return {
-    read: () => releaseOf(readStackConfig(stack).app),
+    read: () => releaseOf(loadStack(stack, projectDir).config.app),
     write(release: Partial<SlotRelease>) {
       const before = readFileSync(path, "utf8");
       const doc = parseDocument(before);

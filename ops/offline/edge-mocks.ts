@@ -7,9 +7,7 @@
 import { createHash } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
 import { ownerEndpoint } from "../../infra/proxy/contract.js";
-import { PROJECT_DIR } from "../../stacks/config/index.js";
-import { readSiblings, readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 const MOCK_SECRET_PREFIX = "mock-secret-";
 
@@ -66,7 +64,7 @@ export function mockOwnerContainerId(qualifiedName: string): string {
  */
 export function outputsFromStackFile(qualifiedName: string): Record<string, unknown> {
   const stack = qualifiedName.split("/").pop() ?? qualifiedName;
-  const config = validateStackConfig(stack, rawFromPulumiConfig(readStackFile(PROJECT_DIR, stack).config), readSiblings(PROJECT_DIR, stack));
+  const { config } = loadStack(stack);
   if (config.proxy.mode !== "owner") return {};
   return { proxy: ownerEndpoint(config, { containerId: mockOwnerContainerId(qualifiedName), network: `${config.service}-${stack}-edge` }) };
 }

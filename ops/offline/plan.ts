@@ -4,9 +4,8 @@
 // One plan per process: the SDK's runtime state is global.
 import * as pulumi from "@pulumi/pulumi";
 import { join } from "node:path";
-import { PROJECT, PROJECT_DIR } from "../../stacks/config/index.js";
-import { readSiblings, readStackFile, SECRET_PLACEHOLDER } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { PROJECT, PROJECT_DIR, loadStack } from "../../stacks/config/index.js";
+import { SECRET_PLACEHOLDER } from "../../stacks/config/files.js";
 import { offlineMocks, type StackOutputsResolver } from "./mocks.js";
 
 // The SDK's internals the plan needs: the mock monitor (to see resource
@@ -100,10 +99,9 @@ export interface PlanOptions {
  */
 export async function planStack(stack: string, options: PlanOptions = {}): Promise<StackPlan> {
   const projectDir = options.projectDir ?? PROJECT_DIR;
-  const file = readStackFile(projectDir, stack);
   // Validate before the program runs, so a bad file fails with the list of
   // problems and nothing else.
-  validateStackConfig(stack, rawFromPulumiConfig(file.config), readSiblings(projectDir, stack));
+  const { file } = loadStack(stack, projectDir);
 
   const resolve = options.resolveStackOutputs ?? (() => ({}));
   // "organization": what a self-managed backend (file, S3) calls every stack's organization.

@@ -13,10 +13,7 @@
 // never becomes "the newest".
 import { GetObjectCommand, ListObjectVersionsCommand, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
 import type { Readable } from "node:stream";
-import { PROJECT_DIR } from "../../stacks/config/index.js";
-import { readSiblings, readStackFile } from "../../stacks/config/files.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { MANIFEST_KEY, backupExtension, stackPrefix, type BackupManifest } from "../../infra/backup/render.js";
 
 /** Where a stack's backups are, and how to reach them. */
@@ -46,14 +43,8 @@ export class S3RequestError extends BackupError {
   }
 }
 
-/** The stack's validated config, read from its Pulumi.<stack>.yaml. */
-export function stackConfig(stack: string, projectDir = PROJECT_DIR): StackConfig {
-  return validateStackConfig(stack, rawFromPulumiConfig(readStackFile(projectDir, stack).config), readSiblings(projectDir, stack));
-}
-
-/** The bucket and region of a stack's backups, from its stack file. */
-export function backupStore(stack: string, options: { endpointUrl?: string; projectDir?: string } = {}): BackupStore {
-  const config = stackConfig(stack, options.projectDir);
+/** The bucket and region of a stack's backups, from its validated config. */
+export function backupStore(stack: string, config: Pick<StackConfig, "backup">, options: { endpointUrl?: string } = {}): BackupStore {
   const endpointUrl = options.endpointUrl ?? process.env.AWS_ENDPOINT_URL;
   return { stack, bucket: config.backup.bucket, region: config.backup.region, ...(endpointUrl ? { endpointUrl } : {}) };
 }

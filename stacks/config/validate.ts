@@ -3,7 +3,7 @@
 // path, the value found and what is expected.
 import type { z } from "zod";
 import { cidrsOverlap, isHostname } from "./rules.js";
-import { PROJECT, SECRET_KEYS, stackConfigSchema, type StackConfig } from "./schema.js";
+import { PROJECT, SECRET_KEYS, stackConfigSchema, type SecretKey, type StackConfig } from "./schema.js";
 
 export interface ConfigProblem {
   /** The stack file the value comes from, e.g. `Pulumi.staging.yaml`. */
@@ -168,14 +168,46 @@ function crossStackProblems(stack: string, raw: Record<string, unknown>, sibling
 }
 
 /**
+ * The secrets the program reads for this config, each with the setting that
+ * needs it. Read from raw values, so a missing one is listed with the schema's
+ * problems. Optional secrets (backupPingUrl) are never required.
+ */
+export function requiredSecrets(raw: Record<string, unknown>): { key: SecretKey; because: string }[] {
+  const domains = raw["domains"] as Record<string, unknown> | undefined;
+  const tls = (raw["proxy"] as Record<string, unknown> | undefined)?.["tls"] as Record<string, unknown> | undefined;
+  return [
+    ...(domains?.["ddns"] !== undefined ? [{ key: "ddnsApiToken" as const, because: "domains.ddns is set" }] : []),
+    ...(tls?.["source"] === "provided" ? [{ key: "tlsPrivateKey" as const, because: 'proxy.tls.source is "provided"' }] : []),
+  ];
+}
+
+function secretProblems(stack: string, raw: Record<string, unknown>, setSecrets: readonly string[]): ConfigProblem[] {
+  const file = stackFileName(stack);
+  return requiredSecrets(raw)
+    .filter(({ key }) => !setSecrets.includes(key))
+    .map(({ key, because }) => ({
+      file,
+      key: `${PROJECT}:${key}`,
+      value: undefined,
+      // No value on the command line: the CLI prompts for it (or reads it on stdin).
+      expected: `expected a secret, because ${because} (${SECRET_KEYS[key]}): set it with \`pulumi config set --secret ${key} -s ${stack}\``,
+    }));
+}
+
+/**
  * Validates one stack's raw configuration (the `bbaegok-infra:` keys with the
  * namespace stripped, secrets excluded). `siblings` are the project's other
- * stack files, for the checks that span stacks on one server.
+ * stack files, for the checks that span stacks on one server; `setSecrets` the
+ * secret keys the stack has (a `secure:` value counts), when they are known.
  */
-export function validateStackConfig(stack: string, raw: Record<string, unknown>, siblings: readonly SiblingStack[] = []): StackConfig {
+export function validateStackConfig(stack: string, raw: Record<string, unknown>, siblings: readonly SiblingStack[] = [], setSecrets?: readonly string[]): StackConfig {
   const file = stackFileName(stack);
   const parsed = stackConfigSchema.safeParse(raw, { reportInput: true });
-  const problems = [...(parsed.success ? [] : problemsFromZod(file, raw, parsed.error)), ...crossStackProblems(stack, raw, siblings)];
+  const problems = [
+    ...(parsed.success ? [] : problemsFromZod(file, raw, parsed.error)),
+    ...crossStackProblems(stack, raw, siblings),
+    ...(setSecrets ? secretProblems(stack, raw, setSecrets) : []),
+  ];
   if (problems.length > 0 || !parsed.success) throw new StackConfigError(stack, problems);
   return parsed.data;
 }
@@ -194,6 +226,11 @@ export function rawFromPulumiConfig(all: Readonly<Record<string, string>>): Reco
     raw[key] = parseConfigText(text);
   }
   return raw;
+}
+
+/** The secret keys of ours that flat Pulumi config holds (with a value, or a placeholder for a `secure:` one). */
+export function secretsIn(all: Readonly<Record<string, string>>): SecretKey[] {
+  return (Object.keys(SECRET_KEYS) as SecretKey[]).filter((key) => `${PROJECT}:${key}` in all);
 }
 
 function parseConfigText(text: string): unknown {

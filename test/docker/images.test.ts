@@ -20,16 +20,15 @@ import { dockerNginxCommands } from "../../infra/proxy/activation.js";
 import { INTERNAL_PORT, MAIN_CONF, proxyDirs, SLOT_HEADER, stackFilePaths } from "../../infra/proxy/contract.js";
 import { containerLayout, renderMainConf, stackProxyFiles } from "../../infra/proxy/render.js";
 import { edgeAddressing } from "../../infra/server/render.js";
-import { readStackFile } from "../../stacks/config/files.js";
+import { loadStack } from "../../stacks/config/load.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
 import { APP_REPOSITORY, buildTestImages, COMMITTED_IMAGE_REFS, committedImageRefs, CONTENT_LABEL, tagAppVersion, type BuiltImage } from "../support/docker-images.js";
 import { selfSignedCertificate } from "../support/nginx.js";
 import { REPO } from "../support/project.js";
 import { tempDir, waitFor } from "../support/system.js";
 
-const prod = validateStackConfig("prod", rawFromPulumiConfig(readStackFile(REPO, "prod").config));
+const prod = loadStack("prod", REPO).config;
 const refs = committedImageRefs();
 const only = (list: string[], what: string) => {
   assert.equal(list.length, 1, `the committed stacks pin one ${what} image: ${list.join(", ")}`);

@@ -8,9 +8,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
-import { listStacks, readSiblings, readStackFile } from "../../stacks/config/files.js";
+import { listStacks, readStackFile } from "../../stacks/config/files.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { copyProject, REPO, runPlan } from "../support/project.js";
 
 // PATH without a Pulumi CLI, as on this machine and in CI: the clone must say how to create the stack.
@@ -26,7 +26,7 @@ function runClone(projectDir: string, args: string[]): { status: number; stdout:
 }
 
 function configOf(projectDir: string, stack: string): StackConfig {
-  return validateStackConfig(stack, rawFromPulumiConfig(readStackFile(projectDir, stack).config), readSiblings(projectDir, stack));
+  return loadStack(stack, projectDir).config;
 }
 
 /** The values that belong to one server or one environment, which a clone must never share with its source. */

@@ -9,11 +9,11 @@ import { createServer, type IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { slotHealthCheck } from "../../infra/app/render.js";
-import { stackConfig } from "../../ops/restore/backups.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { StackConfigError, rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { REPO } from "../support/project.js";
 import { requireCommand, tempDir } from "../support/system.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 describe("the slot health check quotes every value (real sh and curl)", () => {
   const dir = tempDir("healthcheck");
@@ -37,7 +37,7 @@ describe("the slot health check quotes every value (real sh and curl)", () => {
 
   /** The check's command as Docker runs it: `/bin/sh -c <command>` inside the container. */
   const runCheck = (path: string, hostHeader: string) => {
-    const prod = stackConfig("prod");
+    const prod = loadStack("prod").config;
     const [kind, command] = slotHealthCheck({ ...prod.app, port, healthCheck: { ...prod.app.healthCheck, path } }, hostHeader).tests;
     assert.equal(kind, "CMD-SHELL");
     rmSync(marker, { force: true });

@@ -17,8 +17,7 @@ import { after, before, describe, it } from "node:test";
 import type { BackupManifest } from "../../infra/backup/render.js";
 import { localShell } from "../../ops/deploy/server.js";
 import { runDrill } from "../../ops/restore/drill.js";
-import { readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { SERVER_PATH, renderStackScripts, runNodeCommand, runScript, startPingServer, writeDbExecHook, writeDrillHook, type RenderedScripts } from "../support/backup-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
@@ -298,7 +297,7 @@ describe("npm run drill (the prod stack's restore drill, run through runDrill wi
         ...["-o", "ControlMaster=auto", "-o", "ControlPath=~/.ssh/bbaegok-%C", "-o", "ControlPersist=60"],
       ]);
       // The stack file's pinned host key is the only one accepted.
-      const config = validateStackConfig(STACK, rawFromPulumiConfig(readStackFile(REPO, STACK).config));
+      const config = loadStack(STACK, REPO).config;
       assert.deepEqual(ssh.slice(12, 18), ["-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null", "-o", `KnownHostsCommand=/bin/echo %H ${config.server.ssh.hostKey}`]);
       assert.deepEqual(ssh.slice(18), ["-p", "22022", "deploy@home.bbaegok.kr", "--", "sh -c 'sudo -n /usr/local/sbin/bbaegok-install run '\\''/srv/bbaegok/prod/backup/restore-drill.sh'\\'' '\\''--database'\\'' '\\''bbaegok'\\'''"]);
       assert.deepEqual(args(sudoLog), ["-n", "/usr/local/sbin/bbaegok-install", "run", "/srv/bbaegok/prod/backup/restore-drill.sh", "--database", "bbaegok"]);

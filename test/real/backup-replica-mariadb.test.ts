@@ -13,13 +13,13 @@ import { after, before, describe, it } from "node:test";
 import { primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
 import { SshServerControl, localShell } from "../../ops/deploy/server.js";
 import { formatStatus, gatherStatus } from "../../ops/deploy/status.js";
-import { stackConfig } from "../../ops/restore/backups.js";
 import { mariadbLogicalDump, runNodeCommand, runRestore, runScript, startPingServer } from "../support/backup-harness.js";
 import { REPO } from "../support/project.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
 import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, newestManifest, renderReplicatedBackupScript, replicaEnv, replicatedBackupEnv, replicatedDatabase, runReplica } from "../support/replica-harness.js";
 import { tempDir, waitFor } from "../support/system.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 const DB = "bbaegok";
 
@@ -60,7 +60,7 @@ describe("backups of a MariaDB database with a read replica (for real)", () => {
   const backupStatus = () => runNodeCommand(join(REPO, "ops", "backup-status.ts"), ["--stack", "prod", "--endpoint-url", s3.endpoint], s3.operatorEnv());
   /** npm run status's lines, the server asked through SshServerControl on a local shell (the stack's replica.sh path mapped to the test's). */
   const statusLines = async () => {
-    const config = { ...stackConfig("prod"), database: replicatedDatabase("mariadb", 30) };
+    const config = { ...loadStack("prod").config, database: replicatedDatabase("mariadb", 30) };
     const control = new SshServerControl({ stack: "prod", config, proxy: { container: "none", image: "none", dir: dir.path, internalPort: 1 }, shell: localShell(hook), privilege: "none" });
     const asked: string[] = [];
     const server = {

@@ -13,10 +13,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { MAIN_CONF, stackFilePaths } from "../../infra/proxy/contract.js";
 import { renderMainConf, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
-import { stackConfig } from "../../ops/restore/backups.js";
 import { loopbackAddresses } from "../support/edge.js";
 import { loopbackLayout, nginxBinary, selfSignedCertificate } from "../support/nginx.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 const REQUESTS = 60;
 const PIPE_BUF = 4096;
@@ -34,7 +34,7 @@ describe("the proxy's access log, written by real nginx under strace", () => {
     upstream = createServer((_req, res) => res.end('{"status":"UP"}'));
     await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
     const port = (upstream.address() as { port: number }).port;
-    const prod = stackConfig("prod");
+    const prod = loadStack("prod").config;
     const config = { ...prod, domains: { ...prod.domains, api: host }, metabase: { ...prod.metabase, enabled: false } };
     layout = await loopbackLayout(dir.path);
     writeFileSync(join(layout.confDir, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "5s" }));

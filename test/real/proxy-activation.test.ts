@@ -20,14 +20,13 @@ import {
 import { MAIN_CONF, proxyDirs, stackFilePaths } from "../../infra/proxy/contract.js";
 import { renderMainConf, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
-import { readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { loopbackAddresses } from "../support/edge.js";
 import { loopbackLayout, nginxBinary, selfSignedCertificate, startNginx, type Nginx } from "../support/nginx.js";
 import { REPO } from "../support/project.js";
 import { requireCommand, tempDir } from "../support/system.js";
 
-const configOf = (stack: string) => validateStackConfig(stack, rawFromPulumiConfig(readStackFile(REPO, stack).config));
+const configOf = (stack: string) => loadStack(stack, REPO).config;
 const prod = configOf("prod");
 const staging = configOf("staging");
 

@@ -18,14 +18,14 @@ import { connect as tlsConnect } from "node:tls";
 import { MAIN_CONF, originPullsCertificatePath, SLOT_HEADER, stackFilePaths } from "../../infra/proxy/contract.js";
 import { CLEARED_CLIENT_HEADERS, CLOUDFLARE_HEADERS, renderMainConf, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { listStacks, readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { listStacks } from "../../stacks/config/files.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { loopbackAddresses } from "../support/edge.js";
 import { clientCertificates, loopbackLayout, selfSignedCertificate, startNginx, type ClientCertificate, type Nginx } from "../support/nginx.js";
 import { REPO } from "../support/project.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
-const configOf = (stack: string) => validateStackConfig(stack, rawFromPulumiConfig(readStackFile(REPO, stack).config));
+const configOf = (stack: string) => loadStack(stack, REPO).config;
 const stacks = listStacks(REPO);
 const prod = configOf("prod");
 const staging = configOf("staging");

@@ -16,14 +16,13 @@ import { activationScript, proposalManifest } from "../../infra/proxy/activation
 import { MAIN_CONF, proxyDirs, stackFilePaths } from "../../infra/proxy/contract.js";
 import { renderMainConf, stackProxyFiles, stackUpstreams, type ProxyLayout } from "../../infra/proxy/render.js";
 import type { Slot } from "../../stacks/config/schema.js";
-import { readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { loopbackAddresses } from "../support/edge.js";
 import { loopbackLayout, selfSignedCertificate, startNginx, type Nginx } from "../support/nginx.js";
 import { REPO } from "../support/project.js";
 import { requireCommand, tempDir } from "../support/system.js";
 
-const prod = validateStackConfig("prod", rawFromPulumiConfig(readStackFile(REPO, "prod").config));
+const prod = loadStack("prod", REPO).config;
 const HOST = prod.domains.api;
 
 function slotServer(name: string, port = 0): Promise<Server> {

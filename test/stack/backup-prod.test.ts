@@ -2,8 +2,7 @@
 // least-privilege identities, secrets kept secret, a valid cron file.
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { checkStackBackups } from "../support/backup-stack.js";
 import { REPO } from "../support/project.js";
 
@@ -14,7 +13,7 @@ checkStackBackups("prod");
 // so a stolen admin key or CI deploy key cannot delete a recent backup. The
 // plan check above makes the bucket follow the file; this keeps the file so.
 it("locks prod's backups in compliance mode for at least 30 days", () => {
-  const lock = validateStackConfig("prod", rawFromPulumiConfig(readStackFile(REPO, "prod").config)).backup.objectLock;
+  const lock = loadStack("prod", REPO).config.backup.objectLock;
   assert.equal(lock.mode, "compliance");
   assert.ok(lock.days >= 30, `prod's Object Lock keeps backups ${lock.days} days`);
 });

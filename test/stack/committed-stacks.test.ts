@@ -6,8 +6,8 @@ import { describe, it } from "node:test";
 import type { PlannedResource, StackPlan } from "../../ops/offline/plan.js";
 import { MOCK_SECRET_PREFIX } from "../../ops/offline/mocks.js";
 import { violations } from "../../policy/rules.js";
-import { listStacks, readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { listStacks } from "../../stacks/config/files.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { planInChild, REPO } from "../support/project.js";
 
 const stacks = listStacks(REPO);
@@ -22,7 +22,7 @@ it("the project commits the prod and staging stacks", () => {
 
 for (const stack of stacks) {
   describe(`stack ${stack}`, () => {
-    const config = validateStackConfig(stack, rawFromPulumiConfig(readStackFile(REPO, stack).config));
+    const config = loadStack(stack, REPO).config;
     const plan = planInChild(stack);
 
     it("plans with the real program", () => {

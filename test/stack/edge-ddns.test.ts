@@ -1,30 +1,19 @@
-// A stack with `domains.ddns` under mocks (no committed stack has one): the
+// A stack with `domains.ddns` under mocks (test/support/ddns-stack.ts): the
 // records leave their address to the job, and the job's token, script and
 // cron file reach the server with the right modes, the records' ids and the
 // zone's, the token secret throughout.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { mockZoneId } from "../../ops/offline/edge-mocks.js";
 import { MOCK_SECRET_PREFIX } from "../../ops/offline/mocks.js";
 import { cronProblem } from "../../stacks/config/cron.js";
-import { copyProject, planInChild, REPO } from "../support/project.js";
+import { ddnsStackYaml } from "../support/ddns-stack.js";
+import { copyProject, planInChild } from "../support/project.js";
 
 describe("a stack with a DDNS job, planned with the real program", () => {
   const project = copyProject();
   after(() => project.remove());
-  // Prod on a server of its own (one proxy owner per server), with a dynamic address and the job's token.
-  const prod = readFileSync(join(REPO, "Pulumi.prod.yaml"), "utf8");
-  const yaml = prod
-    .replace("host: home.bbaegok.kr", "host: dyn.bbaegok.kr")
-    .replace("api: api.bbaegok.kr", "api: dyn-api.bbaegok.kr")
-    .replace("metabase: metabase.bbaegok.kr", "metabase: dyn-metabase.bbaegok.kr\n    ddns:\n      schedule: \"*/10 * * * *\"")
-    .replace("hostHeader: api.bbaegok.kr", "hostHeader: dyn-api.bbaegok.kr")
-    .replace("bucket: bbaegok-prod-db-backups", "bucket: bbaegok-dyn-db-backups")
-    .replace("config:\n", "config:\n  bbaegok-infra:ddnsApiToken:\n    secure: v1:bm90LWEtcmVhbC10b2tlbg==\n");
-  assert.notEqual(yaml, prod);
-  project.writeStackFile("dyn", yaml);
+  project.writeStackFile("dyn", ddnsStackYaml({ token: true }));
   const plan = planInChild("dyn", project.dir);
   const file = (path: string) => {
     const found = plan.resources.filter((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === path);

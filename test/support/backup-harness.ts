@@ -7,9 +7,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MYSQL_DUMP_OPTIONS, backupPaths, backupScript, restoreDrillScript, stackBackupTargets, uploaderScript, type BackupTarget } from "../../infra/backup/render.js";
-import { stackConfig } from "../../ops/restore/backups.js";
 import { shellQuote } from "../../infra/server/render.js";
 import { REPO } from "./project.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 export interface RenderedScripts {
   backup: string;
@@ -23,7 +23,7 @@ export interface RenderedScripts {
  * targets `keep` accepts, with the uploader beside them as on the server.
  */
 export function renderStackScripts(stack: string, dir: string, keep: (t: BackupTarget) => boolean): RenderedScripts {
-  const config = stackConfig(stack);
+  const config = loadStack(stack).config;
   const targets = stackBackupTargets(config, stack).filter(keep);
   const spec = { service: config.service, stack, backup: config.backup, targets, paths: backupPaths(config.service, stack, config.server.dataDir) };
   const backup = join(dir, "backup.sh");

@@ -9,8 +9,7 @@ import type { PlannedResource } from "../../ops/offline/plan.js";
 import { violations } from "../../policy/rules.js";
 import { uploaderScript } from "../../infra/backup/render.js";
 import { cronProblem } from "../../stacks/config/cron.js";
-import { readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { planInChild, REPO } from "./project.js";
 
 interface Statement {
@@ -36,7 +35,7 @@ function statements(policy: unknown): Statement[] {
 
 export function checkStackBackups(stack: string): void {
   describe(`backups of stack ${stack}, planned with the real program`, () => {
-    const config = validateStackConfig(stack, rawFromPulumiConfig(readStackFile(REPO, stack).config));
+    const config = loadStack(stack, REPO).config;
     const backup = config.backup;
     const plan = planInChild(stack);
     const ofType = (type: string) => plan.resources.filter((r) => r.type === `aws:s3/${type}`);

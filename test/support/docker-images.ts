@@ -22,9 +22,9 @@ import { join, posix } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { databaseSpec } from "../../infra/database/render.js";
-import { listStacks, readSiblings, readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { listStacks } from "../../stacks/config/files.js";
 import { REPO } from "./project.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 export type ImageKind = "nginx" | "mariadb" | "postgres" | "metabase" | "app";
 export type ImageRefs = Record<ImageKind, string[]>;
@@ -71,7 +71,7 @@ export function committedImageRefs(projectDir = REPO): ImageRefs {
     if (!refs[kind].includes(ref)) refs[kind].push(ref);
   };
   for (const stack of listStacks(projectDir)) {
-    const config = validateStackConfig(stack, rawFromPulumiConfig(readStackFile(projectDir, stack).config), readSiblings(projectDir, stack));
+    const config = loadStack(stack, projectDir).config;
     if (config.proxy.mode === "owner") add("nginx", config.proxy.image);
     const db = databaseSpec(config.database).image;
     if (config.database.engine === "mysql") {

@@ -11,9 +11,8 @@ import { MOCK_CLOUDFLARE_RANGES, mockOwnerContainerId, mockZoneId } from "../../
 import { MOCK_SECRET_PREFIX } from "../../ops/offline/mocks.js";
 import type { PlannedResource, StackPlan } from "../../ops/offline/plan.js";
 import { ROLE_LABEL } from "../../infra/server/container.js";
-import { readStackFile } from "../../stacks/config/files.js";
+import { loadStack } from "../../stacks/config/load.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { planInChild, REPO } from "./project.js";
 
 const DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord";
@@ -37,7 +36,7 @@ function pemBody(pem: unknown): string {
 
 export function checkStackEdge(stack: string): void {
   describe(`the edge of stack ${stack} (proxy, TLS, DNS), planned with the real program`, () => {
-    const config = validateStackConfig(stack, rawFromPulumiConfig(readStackFile(REPO, stack).config));
+    const config = loadStack(stack, REPO).config;
     const plan: StackPlan = planInChild(stack);
     const hosts = expectedHosts(config);
     const proxyDir = `${config.server.dataDir}/proxy`;

@@ -9,7 +9,7 @@ import { postgresReplicaEntrypoint, replicaScript, replicaServerFlags, replicati
 import { shellQuote } from "../../infra/server/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { backupPaths, backupScript, stackBackupTargets, uploaderScript, type BackupManifest } from "../../infra/backup/render.js";
-import { stackConfig } from "../../ops/restore/backups.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { runScript, type ScriptRun } from "./backup-harness.js";
 import { POSTGRES_OS_USER, uidOf, type Postgres } from "./postgres.js";
 import type { MotoServer } from "./moto.js";
@@ -166,7 +166,7 @@ export async function startStandby(primary: Postgres, dir: string, secretsDir: s
  * it; the environment points it at the rendered replica.sh in `dir`.
  */
 export function renderReplicatedBackupScript(dir: string, engine: StackConfig["database"]["engine"], maxLagSeconds: number): { script: string; bucket: string } {
-  const config = stackConfig("prod");
+  const config = loadStack("prod").config;
   const replicated = { ...config, database: { ...replicatedDatabase(engine, maxLagSeconds), name: config.database.name } };
   const targets = stackBackupTargets(replicated, "prod").filter((t) => t.name === config.database.name);
   const script = join(dir, "backup.sh");

@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { backupPaths, backupScript, stackBackupTargets } from "../../infra/backup/render.js";
 import { allowedBackupAgeMs, BACKUP_GRACE_MS, longestIntervalMs, normalizeSchedule, scheduleMatches } from "../../infra/backup/schedule.js";
-import { stackConfig } from "../../ops/restore/backups.js";
 import { tempDir } from "../support/system.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 const HOUR = 3_600_000;
 
@@ -50,7 +50,7 @@ describe("the age past which the newest backup is stale", () => {
 describe("schedule_is_due in the rendered backup script agrees with scheduleMatches", () => {
   const dir = tempDir("backup-schedule");
   after(() => dir.remove());
-  const prod = stackConfig("prod");
+  const prod = loadStack("prod").config;
 
   for (const [timezone, expression] of [
     ["Asia/Seoul", "0 4 * * *"],

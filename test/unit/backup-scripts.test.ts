@@ -10,9 +10,9 @@ import { describe, it } from "node:test";
 import { backupPaths, backupScript, restoreDrillScript, stackBackupTargets } from "../../infra/backup/render.js";
 import { allowedBackupAgeMs } from "../../infra/backup/schedule.js";
 import { listStacks } from "../../stacks/config/files.js";
-import { stackConfig } from "../../ops/restore/backups.js";
 import { REPO } from "../support/project.js";
 import { requireCommand, tempDir } from "../support/system.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 function shellcheck(name: string, script: string): void {
   const bin = requireCommand("shellcheck", "shellcheck");
@@ -22,7 +22,7 @@ function shellcheck(name: string, script: string): void {
 
 for (const stack of listStacks(REPO)) {
   describe(`backup scripts of stack ${stack}`, () => {
-    const config = stackConfig(stack);
+    const config = loadStack(stack).config;
     const spec = { service: config.service, stack, backup: config.backup, targets: stackBackupTargets(config, stack), paths: backupPaths(config.service, stack, config.server.dataDir) };
 
     it("are shellcheck-clean", () => {
@@ -44,7 +44,7 @@ for (const stack of listStacks(REPO)) {
 // row separators, statement ends and escaped quotes and newlines in values.
 describe("the backup's stream meter", () => {
   const stack = listStacks(REPO)[0]!;
-  const config = stackConfig(stack);
+  const config = loadStack(stack).config;
   const script = backupScript({ service: config.service, stack, backup: config.backup, targets: stackBackupTargets(config, stack), paths: backupPaths(config.service, stack, config.server.dataDir) });
   const meter = /^meter_stream\(\) \{\n[\s\S]*?\n\}$/m.exec(script)?.[0];
 

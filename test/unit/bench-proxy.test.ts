@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { renderMainConf, stackProxyFiles } from "../../infra/proxy/render.js";
 import { VARIANTS, caddyfile, haproxyConf, minimalNginxConf, oneWorker } from "../../bench/proxy/peers.js";
 import { addedLatency, callgrindInstructions, cpuUsPerRequest, parseLoadgen, parseWrk, percentile, verdict, type FixedRateRun } from "../../bench/proxy/stats.js";
-import { stackConfig } from "../../ops/restore/backups.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 const WRK = `Running 8s test @ https://localhost:4443/
   1 threads and 32 connections
@@ -100,7 +100,7 @@ describe("bench:proxy's peers and variants", () => {
 
   const layout = { confDir: "/p/live", runtimeDir: "/p/run", pidFile: "/p/run/nginx.pid", accessLog: "/p/run/access.log", errorLog: "/p/run/error.log", listen: { address: "127.0.0.1", http: 8080, https: 8443, internal: 8081 } };
   const main = renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "30s" });
-  const site = stackProxyFiles(stackConfig("prod"), "prod", layout, "blue").conf;
+  const site = stackProxyFiles(loadStack("prod").config, "prod", layout, "blue").conf;
 
   it("pins our rendered configuration to one worker, as the peers", () => {
     assert.match(oneWorker(main), /^worker_processes 1;$/m);

@@ -12,6 +12,7 @@ import { normalCron } from "../../stacks/config/cron.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { StackConfigError, rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { REPO } from "../support/project.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- test fixtures are mutated freely
 
@@ -75,7 +76,7 @@ describe("schedules are single-line cron expressions", () => {
   });
 
   it("a renderer given a multi-line schedule directly throws instead of writing a broken file", () => {
-    const spec = backupSpec(validateStackConfig("prod", prodRaw()));
+    const spec = backupSpec(loadStack("prod", REPO).config);
     const broken = { ...spec, backup: { ...spec.backup, schedule: "0 4\n* * *" } };
     assert.throws(() => cronFile(broken), /"0 4\\n\* \* \*" is not a cron expression: it spans more than one line/);
     assert.throws(() => backupScript(broken), /more than one line/);

@@ -10,8 +10,7 @@ import { productionDeps, runDeployCommand, type DeployDeps } from "../../ops/dep
 import type { DeployRecord } from "../../ops/deploy/orchestrator.js";
 import { spawn } from "node:child_process";
 import { deployProxy, parseHealth, parseHistory, parseResponseHead, runScript, sshShell, SshServerControl } from "../../ops/deploy/server.js";
-import { readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { REPO } from "../support/project.js";
 import { formatStatus } from "../../ops/deploy/status.js";
 import { tempDir } from "../support/system.js";
@@ -96,7 +95,7 @@ describe("reading the server's answers", () => {
   });
 
   it("the slot that answered, from the fixed address nginx names (the last one it tried)", async () => {
-    const config = validateStackConfig("prod", rawFromPulumiConfig(readStackFile(REPO, "prod").config));
+    const config = loadStack("prod", REPO).config;
     const answering = (upstream: string) =>
       new SshServerControl({
         stack: "prod",

