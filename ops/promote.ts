@@ -1,0 +1,135 @@
+// npm run promote -- --stack <name>
+//
+// The runbook's failover: the read replica becomes the primary and the app
+// writes to it. Two steps, in this order:
+//   1. on the server, `replica.sh promote` (through the install helper): the
+//      original primary is fenced (it refuses the app's writes), the replica
+//      catches up, stops replicating and takes writes;
+//   2. `database.primary: replica` is written into the stack file and `pulumi
+//      up` runs, as `npm run deploy` does: the app's datasource moves to the
+//      promoted container by the ordinary blue/green rollout (the serving slot
+//      is never touched), and backups follow. A failed run puts the file back.
+// Commit the stack file afterwards: it is what CI deploys. The why, and what
+// the operator does with the old primary: ARCHITECTURE.md and README ("Read
+// replicas").
+// Exit status (ops/exit.ts): 0 done, 1 failed, 2 usage, an unknown stack, an
+// invalid stack file, a stack without a replica or one already promoted.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { parseDocument } from "yaml";
+import { replicaIsPrimary, replicaNames } from "../infra/replica/render.js";
+import { asRootCommand, shellQuote, stackNames, type Privilege } from "../infra/server/render.js";
+import { PROJECT, PROJECT_DIR } from "../stacks/config/index.js";
+import type { StackConfig } from "../stacks/config/schema.js";
+import { stackFileName } from "../stacks/config/validate.js";
+import { PulumiCliMissingError } from "./automation.js";
+import { automationStackControl, readStackConfig } from "./deploy/engine.js";
+import type { Reporter, StackControl } from "./deploy/orchestrator.js";
+import { runScript, sshShell, type Shell } from "./deploy/server.js";
+import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
+
+const USAGE = "usage: npm run promote -- --stack <name>";
+
+/** What the command is wired to: the engine, the stack file and the server in production; stand-ins in tests. */
+export interface PromoteDeps {
+  readConfig(stack: string): StackConfig;
+  openEngine(stack: string, reporter: Reporter): Promise<Pick<StackControl, "up">>;
+  /** The folder holding `Pulumi.<stack>.yaml`. */
+  projectDir: string;
+  shell(config: StackConfig): Shell;
+  /** "sudo": through the install helper, as the deploy user; "none" where the shell may run the script itself. */
+  privilege: Privilege;
+}
+
+export const productionDeps: PromoteDeps = {
+  readConfig: readStackConfig,
+  openEngine: automationStackControl,
+  projectDir: PROJECT_DIR,
+  shell: (config) => sshShell(config.server),
+  privilege: "sudo",
+};
+
+/** Writes `database.primary: replica` into the stack file, comments and order kept; returns what puts the file back. */
+export function writePromotion(path: string): () => void {
+  const before = readFileSync(path, "utf8");
+  const doc = parseDocument(before);
+  doc.setIn(["config", `${PROJECT}:database`, "primary"], "replica");
+  writeFileSync(path, doc.toString());
+  return () => writeFileSync(path, before);
+}
+
+/** `replica.sh promote` on the server; its log lines (stderr) are the progress. */
+function promoteCommand(script: string, privilege: Privilege): string {
+  return privilege === "sudo" ? asRootCommand("run", script, "promote") : `bash ${shellQuote(script)} promote`;
+}
+
+/** Runs the command; returns the exit status. */
+export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: Reporter, errors: Reporter): Promise<number> {
+  let stack: string;
+  try {
+    const { values } = parseArgs({ args: argv, options: { stack: { type: "string" } }, strict: true });
+    if (!values.stack) throw new Error("--stack is required");
+    stack = values.stack;
+  } catch (err) {
+    errors.line(`${(err as Error).message}\n${USAGE}`);
+    return EXIT.usage;
+  }
+  let config: StackConfig;
+  try {
+    config = deps.readConfig(stack);
+  } catch (err) {
+    errors.line(`promote: ${(err as Error).message}`);
+    return isStackFileProblem(err) ? EXIT.usage : EXIT.failed;
+  }
+  const file = stackFileName(stack);
+  if (config.database.replicas.length === 0) {
+    errors.line(`promote: ${file} lists no database.replicas: there is no replica to promote`);
+    return EXIT.usage;
+  }
+  if (replicaIsPrimary(config.database)) {
+    errors.line(`promote: ${file} says database.primary: replica already: the replica is the primary; nothing to promote`);
+    return EXIT.usage;
+  }
+  const replica = replicaNames(`${config.service}-${stack}`);
+  const script = replica.script(stackNames(config.service, stack, config.server.dataDir).stackDir);
+  try {
+    // The engine first: without the Pulumi CLI nothing on the server is touched.
+    const engine = await deps.openEngine(stack, out);
+    const shell = deps.shell(config);
+    out.line(`promote of ${stack}: ${replica.container} becomes the primary (replica.sh promote on ${shell.where})`);
+    const promoted = await runScript(shell, promoteCommand(script, deps.privilege));
+    for (const line of promoted.stderr.split("\n")) if (line.trim()) out.line(`      ${line}`);
+    if (promoted.status !== 0) {
+      errors.line(`promote of ${stack} FAILED on the server (exit ${promoted.status}); the stack file is unchanged and the app still writes to the original primary.`);
+      return EXIT.failed;
+    }
+    const restore = writePromotion(join(deps.projectDir, file));
+    out.line(`${file}: database.primary: replica; pulumi up of ${stack} (the app's datasource by the blue/green rollout, backups)`);
+    try {
+      await engine.up();
+    } catch (err) {
+      restore();
+      const reason = (err instanceof Error ? err.message : String(err)).split("\n").filter((l) => /error|refus|fail/i.test(l)).slice(-3).join(" / ");
+      errors.line(
+        `promote of ${stack}: pulumi up FAILED: ${reason || "pulumi up failed"}. The stack file is back as it was. ` +
+          `${replica.container} IS promoted and takes writes; the original is fenced, so the app's writes fail until the up succeeds: fix the cause and run npm run promote again (promoting again changes nothing on the server).`,
+      );
+      return EXIT.failed;
+    }
+    out.line(`${stack}: ${replica.container} is the primary; the app writes to it and backups are taken from it. Commit ${file}: the stack file is what CI deploys.`);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof PulumiCliMissingError) {
+      errors.line(`promote: cannot promote ${stack}.\n${err.message}`);
+      return EXIT.failed;
+    }
+    errors.line(`promote of ${stack} failed: ${(err as Error).message ?? String(err)}`);
+    return EXIT.failed;
+  }
+}
+
+if (require.main === module) {
+  const lines = (stream: NodeJS.WriteStream): Reporter => ({ line: (text) => stream.write(`${text}\n`) });
+  runCommand("promote", () => runPromoteCommand(process.argv.slice(2), productionDeps, lines(process.stdout), lines(process.stderr)));
+}

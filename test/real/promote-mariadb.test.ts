@@ -1,0 +1,126 @@
+// npm run promote against a real MariaDB GTID pair: ops/promote.ts runs the
+// rendered replica.sh promote through a local shell (the server's `docker
+// exec` stood in by the replica harness's hook), writes the promotion into a
+// copy of prod's stack file, and hands `pulumi up` to a stand-in engine that
+// records what the file said. The app's datasource is then rendered from that
+// file, as the program renders it.
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { slotEnvs } from "../../infra/app/render.js";
+import { stackBackupTargets } from "../../infra/backup/render.js";
+import { primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
+import { localShell } from "../../ops/deploy/server.js";
+import { EXIT } from "../../ops/exit.js";
+import { runPromoteCommand, type PromoteDeps } from "../../ops/promote.js";
+import { readStackFile } from "../../stacks/config/files.js";
+import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
+import { startMariaDb, type MariaDb } from "../support/mariadb.js";
+import { REPO } from "../support/project.js";
+import { generatedPassword, replicaEnv, replicatedDatabase, runReplica, PRIMARY_CONTAINER, REPLICA_CONTAINER } from "../support/replica-harness.js";
+import { replicaScript } from "../../infra/replica/render.js";
+import { tempDir } from "../support/system.js";
+
+const DB = "bbaegok";
+const APP_PASSWORD = generatedPassword();
+const imageInit = `CREATE DATABASE ${DB}; CREATE USER '${DB}'@'%' IDENTIFIED BY '${APP_PASSWORD}'; GRANT ALL ON ${DB}.* TO '${DB}'@'%';`;
+
+describe("npm run promote (a real MariaDB primary and replica)", () => {
+  let primary: MariaDb;
+  let replica: MariaDb;
+  const dir = tempDir("promote-mariadb");
+  const project = join(dir.path, "project");
+  const stackFile = join(project, "Pulumi.prod.yaml");
+  let env: Record<string, string>;
+  const readConfig = (stack: string) => validateStackConfig(stack, rawFromPulumiConfig(readStackFile(project, stack).config), []);
+  const lines = () => {
+    const out: string[] = [];
+    return { out, reporter: { line: (text: string) => void out.push(text) } };
+  };
+  /** The command wired to this machine; `up` records the stack file as pulumi up would read it. */
+  const deps = (up: (file: string) => void): PromoteDeps => ({
+    readConfig,
+    openEngine: async () => ({ up: async () => up(readFileSync(stackFile, "utf8")) }),
+    projectDir: project,
+    shell: () => localShell(env),
+    privilege: "none",
+  });
+
+  before(async () => {
+    const flags = replicaServerFlags({ engine: "mariadb", primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
+    [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags)]);
+    primary.sql(imageInit);
+    replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
+    primary.sql("CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, memo VARCHAR(100) NOT NULL); INSERT INTO orders (memo) VALUES ('주문 1');", DB);
+    writeFileSync(join(dir.path, "db_root_password"), "unused-root-uses-the-socket\n", { mode: 0o400 });
+    writeFileSync(join(dir.path, "replication_password"), `${generatedPassword()}\n`, { mode: 0o400 });
+    // prod's stack file with one replica and the server's data folder here, where promote finds replica.sh.
+    mkdirSync(join(dir.path, "prod", "replica"), { recursive: true });
+    mkdirSync(project);
+    writeFileSync(
+      stackFile,
+      readFileSync(join(REPO, "Pulumi.prod.yaml"), "utf8")
+        .replace("dataDir: /srv/bbaegok", `dataDir: ${dir.path}`)
+        .replace(/(  bbaegok-infra:database:\n(?:    .*\n)+)/, "$1    replicas:\n      - maxLagSeconds: 30\n"),
+    );
+    const script = join(dir.path, "prod", "replica", "replica.sh");
+    writeFileSync(script, replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryContainer: PRIMARY_CONTAINER, replicaContainer: REPLICA_CONTAINER, slot: "replica_1", primaryHost: "127.0.0.1", primaryPort: primary.port }), { mode: 0o755 });
+    env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: primary.socket }, [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: replica.socket } });
+    for (const step of ["setup", "wait"]) {
+      const run = await runReplica(script, env, step);
+      assert.equal(run.status, 0, run.stderr);
+    }
+  });
+  after(async () => {
+    await Promise.all([primary?.stop(), replica?.stop()]);
+    dir.remove();
+  });
+
+  it("refuses bad usage and a stack without a replica (exit 2), touching nothing", async () => {
+    const { out, reporter } = lines();
+    assert.equal(await runPromoteCommand([], deps(() => assert.fail("up ran")), reporter, reporter), EXIT.usage);
+    assert.match(out.join("\n"), /--stack is required\nusage: npm run promote -- --stack <name>/);
+    const noReplica: PromoteDeps = { ...deps(() => assert.fail("up ran")), readConfig: (s) => ({ ...readConfig(s), database: { ...readConfig(s).database, replicas: [] } }) };
+    assert.equal(await runPromoteCommand(["--stack", "prod"], noReplica, reporter, reporter), EXIT.usage);
+    assert.match(out.join("\n"), /Pulumi\.prod\.yaml lists no database\.replicas: there is no replica to promote/);
+    assert.equal(replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('x')", DB).status === 0, false, "the replica took a write before promote");
+  });
+
+  it("when pulumi up fails, the stack file is put back and the operator is told the replica is promoted", async () => {
+    // Written just before the promotion: it must reach the promoted replica.
+    primary.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('주문 2')", DB);
+    const before = readFileSync(stackFile, "utf8");
+    const { out, reporter } = lines();
+    const status = await runPromoteCommand(["--stack", "prod"], deps(() => { throw new Error("error: the rollout failed"); }), reporter, reporter);
+    assert.equal(status, EXIT.failed);
+    assert.equal(readFileSync(stackFile, "utf8"), before);
+    assert.match(out.join("\n"), /pulumi up FAILED: error: the rollout failed\. The stack file is back as it was\. bbaegok-prod-db-replica IS promoted/);
+  });
+
+  it("promotes (again, after the failed up): the old replica takes the app's writes, the original refuses them, and the app's datasource (from the file written) is the promoted container", async () => {
+    let seen = "";
+    const { out, reporter } = lines();
+    const status = await runPromoteCommand(["--stack", "prod"], deps((file) => (seen = file)), reporter, reporter);
+    assert.equal(status, EXIT.ok, out.join("\n"));
+    assert.match(out.join("\n"), /bbaegok-prod-db fenced: it refuses the app's writes from now on/);
+    // Nothing the app wrote on the primary before the fence was lost.
+    assert.equal(replica.sql("SELECT GROUP_CONCAT(memo ORDER BY id) FROM orders", DB).trim(), "주문 1,주문 2");
+    const write = replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('after promote')", DB);
+    assert.equal(write.status, 0, write.stderr);
+    const fenced = primary.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('split brain')", DB);
+    assert.notEqual(fenced.status, 0);
+    assert.match(fenced.stderr, /--read-only/);
+
+    assert.match(seen, /    primary: replica\n/, "pulumi up did not see the promotion in the stack file");
+    assert.match(seen, /# No secret is stored here/, "the file's comments were lost");
+    const config = readConfig("prod");
+    assert.ok(slotEnvs(config, "blue").includes("SPRING_DATASOURCE_URL=jdbc:mariadb://db-replica:3306/bbaegok"));
+    assert.ok(!slotEnvs(config, "green").some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_URL=")));
+    assert.equal(stackBackupTargets(config, "prod")[0]?.container, REPLICA_CONTAINER);
+
+    const again = lines();
+    assert.equal(await runPromoteCommand(["--stack", "prod"], deps(() => assert.fail("up ran")), again.reporter, again.reporter), EXIT.usage);
+    assert.match(again.out.join("\n"), /says database\.primary: replica already/);
+  });
+});
