@@ -20,11 +20,11 @@ import { parseArgs } from "node:util";
 import { parseDocument } from "yaml";
 import { replicaIsPrimary, replicaNames } from "../infra/replica/render.js";
 import { asRootCommand, shellQuote, stackNames, type Privilege } from "../infra/server/render.js";
-import { PROJECT, PROJECT_DIR } from "../stacks/config/index.js";
+import { PROJECT, PROJECT_DIR, loadStack } from "../stacks/config/index.js";
 import type { StackConfig } from "../stacks/config/schema.js";
 import { stackFileName } from "../stacks/config/validate.js";
 import { PulumiCliMissingError } from "./automation.js";
-import { automationStackControl, readStackConfig } from "./deploy/engine.js";
+import { automationStackControl } from "./deploy/engine.js";
 import type { Reporter, StackControl } from "./deploy/orchestrator.js";
 import { runScript, sshShell, type Shell } from "./deploy/server.js";
 import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
@@ -43,7 +43,7 @@ export interface PromoteDeps {
 }
 
 export const productionDeps: PromoteDeps = {
-  readConfig: readStackConfig,
+  readConfig: (stack) => loadStack(stack).config,
   openEngine: automationStackControl,
   projectDir: PROJECT_DIR,
   shell: (config) => sshShell(config.server),
@@ -91,8 +91,9 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
     errors.line(`promote: ${file} says database.primary: replica already: the replica is the primary; nothing to promote`);
     return EXIT.usage;
   }
-  const replica = replicaNames(`${config.service}-${stack}`);
-  const script = replica.script(stackNames(config.service, stack, config.server.dataDir).stackDir);
+  const names = stackNames(config.service, stack, config.server.dataDir);
+  const replica = replicaNames(names.prefix);
+  const script = replica.script(names.stackDir);
   try {
     // The engine first: without the Pulumi CLI nothing on the server is touched.
     const engine = await deps.openEngine(stack, out);

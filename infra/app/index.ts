@@ -101,7 +101,7 @@ export class AppSlots extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const proxyDir = `${config.server.dataDir}/proxy`;
+    const proxyDir = names.proxyDir;
     this.checks = pulumi.all([this.plan, args.proxyContainer]).apply(([plan, proxyContainer]) => ({
       stack: server.stack,
       target: plan.live,

@@ -111,7 +111,7 @@ export class DatabaseBackups extends pulumi.ComponentResource {
     }
 
     function createIdentity(parent: DatabaseBackups, suffix: string, role: string, policy: string) {
-      const user = new aws.iam.User(`${name}-${suffix}`, { name: `${config.service}-${stack}-${role}`, path: "/bbaegok/", tags: { "bbaegok:stack": stack } }, { parent });
+      const user = new aws.iam.User(`${name}-${suffix}`, { name: `${server.names.prefix}-${role}`, path: "/bbaegok/", tags: { "bbaegok:stack": stack } }, { parent });
       new aws.iam.UserPolicy(`${name}-${suffix}-policy`, { user: user.name, name: `${role}-${stack}`, policy }, { parent });
       // The provider marks `secret` as a secret output; it stays encrypted in state.
       const key = new aws.iam.AccessKey(`${name}-${suffix}-key`, { user: user.name }, { parent });

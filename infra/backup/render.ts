@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
-import { shellQuote } from "../server/render.js";
+import { shellQuote, stackNames } from "../server/render.js";
 import { allowedBackupAgeMs, normalizeSchedule } from "./schedule.js";
 import { normalCron } from "../../stacks/config/cron.js";
 import { replicaIsPrimary, replicaNames } from "../replica/render.js";
@@ -38,13 +38,15 @@ export interface BackupTarget {
 
 /** Where one stack's backup pieces live on the server. */
 export function backupPaths(service: string, stack: string, dataDir: string) {
-  const secretsDir = `${dataDir}/${stack}/secrets/backup`;
+  const { prefix, stackDir, secretsDir: stackSecretsDir } = stackNames(service, stack, dataDir);
+  const dir = `${stackDir}/backup`;
+  const secretsDir = `${stackSecretsDir}/backup`;
   return {
-    dir: `${dataDir}/${stack}/backup`,
-    backupScript: `${dataDir}/${stack}/backup/backup.sh`,
-    drillScript: `${dataDir}/${stack}/backup/restore-drill.sh`,
+    dir,
+    backupScript: `${dir}/backup.sh`,
+    drillScript: `${dir}/restore-drill.sh`,
     /** The backup's uploader (infra/backup/s3-put.py): beside backup.sh, which runs it from there. */
-    uploader: `${dataDir}/${stack}/backup/s3-put.py`,
+    uploader: `${dir}/s3-put.py`,
     secretsDir,
     /** The writer identity's key: may only put objects under `<stack>/`. */
     credentialsFile: `${secretsDir}/aws-credentials`,
@@ -52,14 +54,14 @@ export function backupPaths(service: string, stack: string, dataDir: string) {
     drillCredentialsFile: `${secretsDir}/drill-aws-credentials`,
     pingUrlFile: `${secretsDir}/ping-url`,
     /** One file per stack: a stack's entry never touches another's. No dots: cron skips such names. */
-    cronFile: `/etc/cron.d/${service}-${stack}-backup`,
-    lockFile: `/run/lock/${service}-${stack}-backup.lock`,
-    drillLockFile: `/run/lock/${service}-${stack}-restore-drill.lock`,
+    cronFile: `/etc/cron.d/${prefix}-backup`,
+    lockFile: `/run/lock/${prefix}-backup.lock`,
+    drillLockFile: `/run/lock/${prefix}-restore-drill.lock`,
     /** The syslog tag: `journalctl -t bbaegok-prod-backup`. */
-    logTag: `${service}-${stack}-backup`,
-    drillContainer: `${service}-${stack}-restore-drill`,
+    logTag: `${prefix}-backup`,
+    drillContainer: `${prefix}-restore-drill`,
     /** The read replica's script (infra/replica), whose `status` picks the backup's source. */
-    replicaScript: replicaNames(`${service}-${stack}`).script(`${dataDir}/${stack}`),
+    replicaScript: replicaNames(prefix).script(stackDir),
   };
 }
 export type BackupPaths = ReturnType<typeof backupPaths>;
@@ -69,8 +71,8 @@ export type BackupPaths = ReturnType<typeof backupPaths>;
  * is enabled, Metabase's application database. Container names are the ones
  * infra/database and infra/metabase give their containers.
  */
-export function stackBackupTargets(config: Pick<StackConfig, "service" | "database" | "metabase">, stack: string): BackupTarget[] {
-  const prefix = `${config.service}-${stack}`;
+export function stackBackupTargets(config: Pick<StackConfig, "service" | "server" | "database" | "metabase">, stack: string): BackupTarget[] {
+  const names = stackNames(config.service, stack, config.server.dataDir);
   const db = config.database;
   // Promoted (npm run promote): the replica is the primary, backed up as the primary is.
   const promoted = replicaIsPrimary(db);
@@ -79,14 +81,14 @@ export function stackBackupTargets(config: Pick<StackConfig, "service" | "databa
     {
       name: db.name,
       engine: db.engine,
-      container: promoted ? replicaNames(prefix).container : `${prefix}-db`,
+      container: promoted ? replicaNames(names.prefix).container : names.databaseContainer,
       adminUser: db.engine === "postgres" ? "postgres" : "root",
       image: `${db.engine}:${db.version}`,
-      ...(replica ? { replica: { container: replicaNames(prefix).container, maxLagSeconds: replica.maxLagSeconds } } : {}),
+      ...(replica ? { replica: { container: replicaNames(names.prefix).container, maxLagSeconds: replica.maxLagSeconds } } : {}),
     },
   ];
   if (config.metabase.enabled) {
-    targets.push({ name: "metabase", engine: "postgres", container: `${prefix}-metabase-db`, adminUser: "metabase", image: config.metabase.databaseImage });
+    targets.push({ name: "metabase", engine: "postgres", container: names.metabaseDatabaseContainer, adminUser: "metabase", image: config.metabase.databaseImage });
   }
   return targets;
 }

@@ -77,14 +77,14 @@ export class ServiceDatabase extends pulumi.ComponentResource {
 
     // The data outlives everything else: protected, and kept on the server even
     // if the stack is destroyed or the resource is removed from the program.
-    const volume = new docker.Volume(`${name}-volume`, { name: `${names.prefix}-db-data` }, { ...dockerOpts, protect: true, retainOnDelete: true });
+    const volume = new docker.Volume(`${name}-volume`, { name: names.databaseVolume }, { ...dockerOpts, protect: true, retainOnDelete: true });
     this.volumeName = volume.name;
 
     const container = platformContainer(
       `${name}-container`,
       { role: "database", stack: server.stack },
       {
-        name: `${names.prefix}-db`,
+        name: names.databaseContainer,
         image: image.imageId,
         memory: database.memoryMb,
         memorySwap: database.memoryMb,
@@ -108,7 +108,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     this.containerName = container.name;
     // Said in the preview, before anything happens: the engine's own "replace" line does not say the service goes down.
     args.lastRuntime?.apply((last) => {
-      const notice = replacementNotice(`${names.prefix}-db`, last, this.runtime, { stopSeconds: STOP_SECONDS, healthySeconds: HEALTHY_SECONDS });
+      const notice = replacementNotice(names.databaseContainer, last, this.runtime, { stopSeconds: STOP_SECONDS, healthySeconds: HEALTHY_SECONDS });
       if (notice) void pulumi.log.warn(notice, container);
     });
 

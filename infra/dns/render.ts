@@ -8,7 +8,7 @@
 // lives in a 0400 root file and reaches curl through stdin, never the command
 // line. The records are still created and deleted by Pulumi; only their
 // address belongs to the job (Pulumi ignores changes to it).
-import { shellQuote } from "../server/render.js";
+import { containerPrefix, shellQuote } from "../server/render.js";
 import { normalCron } from "../../stacks/config/cron.js";
 
 export type RecordRole = "api" | "metabase";
@@ -33,8 +33,8 @@ export function ddnsPaths(service: string, stack: string, stackDir: string, secr
     /** The address the records were last set to, so an unchanged address costs no API call. */
     stateFile: `${stackDir}/ddns/last-ip`,
     /** No dots: Debian's cron skips such file names. */
-    cronFile: `/etc/cron.d/${service}-${stack}-ddns`,
-    logTag: `${service}-${stack}-ddns`,
+    cronFile: `/etc/cron.d/${containerPrefix(service, stack)}-ddns`,
+    logTag: `${containerPrefix(service, stack)}-ddns`,
   };
 }
 

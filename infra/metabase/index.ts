@@ -56,7 +56,7 @@ export class Metabase extends pulumi.ComponentResource {
     const mb = config.metabase;
     this.url = `https://${host}`;
     this.containerName = `${names.prefix}-metabase`;
-    this.appDatabaseContainer = `${names.prefix}-metabase-db`;
+    this.appDatabaseContainer = names.metabaseDatabaseContainer;
     const dockerOpts = { parent: this, provider: server.docker };
 
     const generated = (suffix: string, length = 32, minNumeric = 0) =>

@@ -14,6 +14,7 @@
 //   .activate.lock                one activation at a time, whichever stack runs it
 import { z } from "zod";
 import type { StackConfig } from "../../stacks/config/schema.js";
+import { serverProxyDir } from "../server/render.js";
 
 /** The loopback port inside the proxy container that serves slot-addressed routes. */
 export const INTERNAL_PORT = 8081;
@@ -53,7 +54,7 @@ export function ownerEndpoint(
     container: proxyContainerName(config.service),
     containerId: resources.containerId,
     image: config.proxy.image,
-    dir: `${config.server.dataDir}/proxy`,
+    dir: serverProxyDir(config.server.dataDir),
     internalPort: INTERNAL_PORT,
     network: resources.network,
   };

@@ -91,7 +91,7 @@ export class ProxySite extends pulumi.ComponentResource {
     super("bbaegok:proxy:Site", name, { stack }, opts);
 
     // Paths come from this stack's own dataDir; the activation checks they are the proxy's (see below).
-    const dir = `${config.server.dataDir}/proxy`;
+    const dir = server.names.proxyDir;
     const dirs = proxyDirs(dir);
     const paths = stackFilePaths(stack);
     const rendered = pulumi.output(args.liveSlot).apply((live) => stackProxyFiles(config, stack, containerLayout(dir), live));
@@ -188,7 +188,7 @@ export class EdgeProxy extends pulumi.ComponentResource {
     if (config.proxy.mode !== "owner") throw new Error(`EdgeProxy is for the stack that owns the proxy; ${server.stack} is a guest of ${config.proxy.ownerStack}`);
     super("bbaegok:proxy:EdgeProxy", name, { image: config.proxy.image }, opts);
     const image = config.proxy.image;
-    const dir = `${config.server.dataDir}/proxy`;
+    const dir = server.names.proxyDir;
     const layout = containerLayout(dir);
     this.containerName = proxyContainerName(config.service);
 

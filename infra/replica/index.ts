@@ -102,7 +102,7 @@ export class ReadReplica extends pulumi.ComponentResource {
             path: replicaName.script(names.stackDir),
             mode: "0755",
             owner: "root:root",
-            content: replicaScript({ stack: server.stack, service: args.service, database, replica: args.replica, primaryContainer: `${names.prefix}-db`, replicaContainer: replicaName.container, slot: replicaName.slot }),
+            content: replicaScript({ stack: server.stack, service: args.service, database, replica: args.replica, primaryContainer: names.databaseContainer, replicaContainer: replicaName.container, slot: replicaName.slot }),
           },
           { parent },
         ),

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS, SECRETS_MOUNT } from "../database/render.js";
-import { shellQuote } from "../server/render.js";
+import { containerPrefix, shellQuote } from "../server/render.js";
 
 export type ReplicaConfig = StackConfig["database"]["replicas"][number];
 
@@ -196,7 +196,7 @@ export function replicaScript(spec: ReplicaScriptSpec): string {
     "set -Eeuo pipefail",
     "umask 077",
     "",
-    `readonly LOG_TAG=${shellQuote(`${spec.service}-${spec.stack}-replica`)}`,
+    `readonly LOG_TAG=${shellQuote(`${containerPrefix(spec.service, spec.stack)}-replica`)}`,
     ...replicaVariables(spec),
     // Promoted: setup would seed it again from the out-of-date original, over the writes it took since.
     `readonly PROMOTED=${replicaIsPrimary(spec.database)}`,

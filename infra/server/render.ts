@@ -50,11 +50,32 @@ export function dockerHealthCheck(check: HealthCheck): HealthCheck {
   return { ...check, interval: goDuration(check.interval), timeout: goDuration(check.timeout), startPeriod: goDuration(check.startPeriod) };
 }
 
-/** Names of one stack's resources on the server; two stacks never share one. */
+/** What every container, network, volume, cron file and log tag of a stack starts with: `<service>-<stack>`. */
+export function containerPrefix(service: string, stack: string): string {
+  return `${service}-${stack}`;
+}
+
+/** The proxy's directory on the server: one per server, the owner stack's and every guest's alike. */
+export function serverProxyDir(dataDir: string): string {
+  return `${dataDir}/proxy`;
+}
+
+/**
+ * Names of one stack's resources on the server; two stacks never share one.
+ * The only place these strings are built: infra, ops and tests ask here.
+ */
 export function stackNames(service: string, stack: string, dataDir: string) {
-  const prefix = `${service}-${stack}`;
+  const prefix = containerPrefix(service, stack);
   return {
     prefix,
+    /** The database container (`db` on the data network), as backups and restores `docker exec` it. */
+    databaseContainer: `${prefix}-db`,
+    /** The database's protected, retained volume. */
+    databaseVolume: `${prefix}-db-data`,
+    /** Metabase's own PostgreSQL (its application database). */
+    metabaseDatabaseContainer: `${prefix}-metabase-db`,
+    /** The proxy's directory on the server (see serverProxyDir). */
+    proxyDir: serverProxyDir(dataDir),
     /** The network the proxy shares with the app slots. */
     edgeNetwork: `${prefix}-edge`,
     /** Internal network: app slots, database and Metabase; no route outside. */

@@ -10,11 +10,6 @@ import { stackFileName } from "../../stacks/config/validate.js";
 import { selectStack } from "../automation.js";
 import type { ReleaseFile, Reporter, StackControl } from "./orchestrator.js";
 
-/** The stack's validated config (stacks/config/load.ts's loader); kept for callers not yet on loadStack. */
-export function readStackConfig(stack: string) {
-  return loadStack(stack).config;
-}
-
 /** The app release in `Pulumi.<stack>.yaml`: written key by key into the document, so comments and order stay. */
 export function stackReleaseFile(stack: string, projectDir = PROJECT_DIR): ReleaseFile {
   const path = join(projectDir, stackFileName(stack));

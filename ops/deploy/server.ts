@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { SLOTS } from "../../infra/app/render.js";
 import { INTERNAL_PORT, proxyContainerName, UPSTREAM_HEADER, type ProxyEndpoint } from "../../infra/proxy/contract.js";
 import { slotUpstreamAddress, type AddressMap } from "../../infra/proxy/render.js";
-import { asRootCommand, shellQuote, SSH_CONTROL_DIR, sshClientOptions, stackNames, type Privilege } from "../../infra/server/render.js";
+import { asRootCommand, serverProxyDir, shellQuote, SSH_CONTROL_DIR, sshClientOptions, stackNames, type Privilege } from "../../infra/server/render.js";
 import type { ReplicationState } from "../../infra/replica/render.js";
 import type { ReplicationState } from "../../infra/replica/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
@@ -91,7 +91,7 @@ type ProxyOwnerConfig = Pick<StackConfig, "service" | "server" | "proxy">;
 export function deployProxy(config: ProxyOwnerConfig, readOwner: (stack: string) => ProxyOwnerConfig): ServerControlOptions["proxy"] {
   const owner = config.proxy.mode === "owner" ? config : readOwner(config.proxy.ownerStack.split("/").pop()!);
   if (owner.proxy.mode !== "owner") throw new Error(`the proxy's owner stack does not own the proxy (its proxy.mode is ${owner.proxy.mode})`);
-  return { container: proxyContainerName(owner.service), image: owner.proxy.image, dir: `${owner.server.dataDir}/proxy`, internalPort: INTERNAL_PORT };
+  return { container: proxyContainerName(owner.service), image: owner.proxy.image, dir: serverProxyDir(owner.server.dataDir), internalPort: INTERNAL_PORT };
 }
 
 /** The health format `docker inspect` prints: `<status>/<health>`, health empty without a health check. */

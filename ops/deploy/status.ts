@@ -3,7 +3,7 @@
 // health, and when each was last deployed (from the deploy history).
 import { SLOTS, slotContainerName } from "../../infra/app/render.js";
 import { describeReplication, replicaNames, type ReplicationState } from "../../infra/replica/render.js";
-import { stackNames } from "../../infra/server/render.js";
+import { containerPrefix, stackNames } from "../../infra/server/render.js";
 import type { DeployedSlots } from "../../infra/app/rollout.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import type { DeployRecord, ServerControl, SlotHealth } from "./orchestrator.js";
@@ -45,7 +45,7 @@ export async function gatherStatus(
     server.readHistory(historyLines).catch(() => [] as DeployRecord[]),
     Promise.all(
       SLOTS.map(async (slot): Promise<SlotState> => {
-        const container = slotContainerName(`${config.service}-${stack}`, slot);
+        const container = slotContainerName(containerPrefix(config.service, stack), slot);
         const health = await server.health(container).catch((err: unknown) => `unknown (${errorText(err)})` as const);
         return { slot, container, image: deployed?.slots[slot].container.image ?? "(never deployed)", health };
       }),
@@ -62,8 +62,9 @@ export async function gatherStatus(
 /** With database.replicas: the replica's state as its own script reports it on the server. */
 async function replicaState(stack: string, config: Partial<Pick<StackConfig, "service" | "server" | "database">>, server: ServerControl): Promise<StackStatus["replica"]> {
   if (!config.database?.replicas.length || !config.server || !config.service || !server.replication) return undefined;
-  const names = replicaNames(`${config.service}-${stack}`);
-  const state = await server.replication(names.script(stackNames(config.service, stack, config.server.dataDir).stackDir)).catch((err: unknown) => ({ error: errorText(err) }));
+  const stackPaths = stackNames(config.service, stack, config.server.dataDir);
+  const names = replicaNames(stackPaths.prefix);
+  const state = await server.replication(names.script(stackPaths.stackDir)).catch((err: unknown) => ({ error: errorText(err) }));
   return { container: names.container, state };
 }
 

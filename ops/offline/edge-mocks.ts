@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
 import { ownerEndpoint } from "../../infra/proxy/contract.js";
+import { stackNames } from "../../infra/server/render.js";
 import { loadStack } from "../../stacks/config/load.js";
 
 const MOCK_SECRET_PREFIX = "mock-secret-";
@@ -66,5 +67,5 @@ export function outputsFromStackFile(qualifiedName: string): Record<string, unkn
   const stack = qualifiedName.split("/").pop() ?? qualifiedName;
   const { config } = loadStack(stack);
   if (config.proxy.mode !== "owner") return {};
-  return { proxy: ownerEndpoint(config, { containerId: mockOwnerContainerId(qualifiedName), network: `${config.service}-${stack}-edge` }) };
+  return { proxy: ownerEndpoint(config, { containerId: mockOwnerContainerId(qualifiedName), network: stackNames(config.service, stack, config.server.dataDir).edgeNetwork }) };
 }

@@ -11,6 +11,7 @@ import { MOCK_CLOUDFLARE_RANGES, mockOwnerContainerId, mockZoneId } from "../../
 import { MOCK_SECRET_PREFIX } from "../../ops/offline/mocks.js";
 import type { PlannedResource, StackPlan } from "../../ops/offline/plan.js";
 import { ROLE_LABEL } from "../../infra/server/container.js";
+import { stackNames } from "../../infra/server/render.js";
 import { loadStack } from "../../stacks/config/load.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { planInChild, REPO } from "./project.js";
@@ -39,7 +40,7 @@ export function checkStackEdge(stack: string): void {
     const config = loadStack(stack, REPO).config;
     const plan: StackPlan = planInChild(stack);
     const hosts = expectedHosts(config);
-    const proxyDir = `${config.server.dataDir}/proxy`;
+    const proxyDir = stackNames(config.service, stack, config.server.dataDir).proxyDir;
     const proposedDir = `${proxyDir}/proposed/${stack}`;
     const liveDir = `${proxyDir}/live`;
     const proxyName = `${config.service}-proxy`;
