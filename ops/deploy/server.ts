@@ -12,7 +12,6 @@ import { INTERNAL_PORT, proxyContainerName, UPSTREAM_HEADER, type ProxyEndpoint 
 import { slotUpstreamAddress, type AddressMap } from "../../infra/proxy/render.js";
 import { asRootCommand, serverProxyDir, shellQuote, SSH_CONTROL_DIR, sshClientOptions, stackNames, type Privilege } from "../../infra/server/render.js";
 import type { ReplicationState } from "../../infra/replica/render.js";
-import type { ReplicationState } from "../../infra/replica/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import type { DeployRecord, ServerControl, SlotHealth } from "./orchestrator.js";
 
@@ -181,18 +180,6 @@ export class SshServerControl implements ServerControl {
     // nginx lists every address it tried ("a, b"; "a : b" across internal redirects): the last one answered.
     const upstream = response.headers.get(UPSTREAM_HEADER.toLowerCase())?.split(/,\s*|\s+:\s+/).pop()?.trim();
     return SLOTS.find((slot) => this.slotAddress(slot) === upstream);
-  }
-
-  /** `replica.sh status` as root (through the install helper with sudo): its one JSON line. */
-  async replication(script: string): Promise<ReplicationState> {
-    const result = await this.run(this.opts.privilege === "sudo" ? asRootCommand("run", script, "status") : `${shellQuote(script)} status`);
-    const line = result.stdout.trim().split("\n").pop() ?? "";
-    try {
-      if (result.status !== 0) throw new Error(`exit ${result.status}`);
-      return JSON.parse(line) as ReplicationState;
-    } catch (err) {
-      throw new Error(`${script} status on ${this.opts.shell.where} did not answer (${(err as Error).message}): ${(result.stderr || result.stdout).trim().split("\n").pop() ?? ""}`);
-    }
   }
 
   /** `replica.sh status` as root (through the install helper with sudo): its one JSON line. */
