@@ -395,6 +395,11 @@ async function main(): Promise<void> {
     if (rows.has("kamal")) console.log(verdict({ label: "ours ÷ kamal-proxy CPU per request < 1", ours: oursVs("kamal"), bound: 0.9999 }));
     else console.log(`NOT measured: ours below kamal-proxy (${kamal.why})`);
     console.log(verdict({ label: `ours' added p99 at ${RATE} requests/s ≤ 1 ms`, ours: median(row("ours").added99), bound: 1 }));
+    // The same bounds on CPU per request at saturation, where each proxy batches as much as its own speed lets it.
+    const oursAtSaturation = (name: string) => median(row(name).saturationVsOurs);
+    console.log("the same on CPU per request at saturation:");
+    console.log(verdict({ label: "ours ÷ minimal nginx ≤ 1.15 at saturation", ours: oursAtSaturation("minimal"), bound: 1.15 }));
+    console.log(verdict({ label: "ours ÷ HAProxy ≤ 1.3 at saturation", ours: oursAtSaturation("haproxy"), bound: 1.3 }));
     if (WITH_VARIANTS) {
       console.log("");
       console.log(`variants of ours (each one feature away from prod's configuration): CPU µs per request at ${RATE}/s, and its ratio to ours in the same rounds`);
