@@ -256,6 +256,8 @@ function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): strin
           `# The newest backup is stale past this age: the backup schedule's longest interval plus a grace (infra/backup/schedule.ts).`,
           `readonly BACKUP_SCHEDULE=${shellQuote(normalCron(backup.schedule))}`,
           `readonly MAX_BACKUP_AGE_SECONDS=${Math.round(allowedBackupAgeMs(backup.schedule) / 1000)}`,
+          "# The lifecycle's expiry: its delete markers on expired backups are not suspicious.",
+          `readonly EXPIRE_AFTER_DAYS=${backup.retention.expireAfterDays}`,
         ]),
     "# name engine container admin-user image",
     "readonly TARGETS=(",

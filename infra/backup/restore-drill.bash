@@ -39,7 +39,7 @@ s3() {
 # newest: {key, version, modified} | null}, times in epoch seconds.
 first_versions() {
   # shellcheck disable=SC2016 # a jq program: its $names are jq's
-  jq '
+  jq --argjson expire_days "$EXPIRE_AFTER_DAYS" '
     # The CLI prints 2026-01-05T04:00:01.123000+00:00 (version 2) or 2026-01-05T04:00:01.123Z (version 1).
     def epoch:
       (capture("^(?<s>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?<f>[.][0-9]+)?(?<z>Z|[+-][0-9]{2}:?[0-9]{2})$")
@@ -57,7 +57,11 @@ first_versions() {
         ([.[] | select(.marker | not)] | sort_by([.modified, -.index]) | first) as $first
         # Only delete markers: nothing to read.
         | select($first != null)
-        | {key: $first.key, version: $first.version, modified: $first.modified, versions: length}
+        # The lifecycle expires a backup with a delete marker no sooner than expire_days after it was
+        # written: not counted (as ops/restore/backups.ts firstVersions).
+        | ($first.modified + $expire_days * 86400) as $expires
+        | {key: $first.key, version: $first.version, modified: $first.modified,
+           versions: ([.[] | select((.marker | not) or .modified < $expires)] | length)}
         | (.key | stamp) as $stamp
         | . + {stamp: $stamp, refused: ($stamp != null and (($stamp | stamp_epoch) // 0) > .modified + 900)})
     | {

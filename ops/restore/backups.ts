@@ -23,6 +23,8 @@ export interface BackupStore {
   region: string;
   /** An S3-compatible endpoint instead of AWS (`--endpoint-url`, or AWS_ENDPOINT_URL). */
   endpointUrl?: string;
+  /** The lifecycle's expiry (backup.retention.expireAfterDays): its delete markers are not suspicious. */
+  expireAfterDays?: number;
 }
 
 export class BackupError extends Error {
@@ -46,7 +48,13 @@ export class S3RequestError extends BackupError {
 /** The bucket and region of a stack's backups, from its validated config. */
 export function backupStore(stack: string, config: Pick<StackConfig, "backup">, options: { endpointUrl?: string } = {}): BackupStore {
   const endpointUrl = options.endpointUrl ?? process.env.AWS_ENDPOINT_URL;
-  return { stack, bucket: config.backup.bucket, region: config.backup.region, ...(endpointUrl ? { endpointUrl } : {}) };
+  return {
+    stack,
+    bucket: config.backup.bucket,
+    region: config.backup.region,
+    expireAfterDays: config.backup.retention.expireAfterDays,
+    ...(endpointUrl ? { endpointUrl } : {}),
+  };
 }
 
 const clients = new WeakMap<BackupStore, S3Client>();
@@ -103,6 +111,7 @@ export function timestampOfKey(stamp: string): Date {
  * received it: refused, never taken for the newest backup.
  */
 export const ALLOWED_CLOCK_SKEW_MS = 15 * 60_000;
+const DAY_MS = 24 * 3600_000;
 
 /** A key as the backups' readers see it: its FIRST version, and how many it has. */
 export interface StoredObject {
@@ -130,8 +139,17 @@ export interface ListedVersion {
  * Every key's first version, from a version listing (S3 lists a key's
  * versions newest first; LastModified decides, the listing order breaks ties).
  * A key whose only entries are delete markers has no data to read: left out.
+ *
+ * `versions` counts what was written or hidden after the first upload, except
+ * the bucket lifecycle's own expiry: on a versioned bucket, expiring a backup
+ * puts a delete marker on it, no sooner than `expireAfterDays` after it was
+ * written (S3 adds the days to the creation time and rounds up to midnight
+ * UTC). Such a marker is not counted; counted, every backup past its expiry
+ * would be SUSPICIOUS until its noncurrent version expires too, and the drill
+ * would fail every run once backups start to expire. Nothing but the admin and
+ * the lifecycle can write a delete marker (the server's key may not delete).
  */
-export function firstVersions(listed: readonly ListedVersion[]): StoredObject[] {
+export function firstVersions(listed: readonly ListedVersion[], expireAfterDays?: number): StoredObject[] {
   const byKey = new Map<string, { entry: ListedVersion; index: number }[]>();
   listed.forEach((entry, index) => {
     const all = byKey.get(entry.key) ?? [];
@@ -143,7 +161,9 @@ export function firstVersions(listed: readonly ListedVersion[]): StoredObject[] 
     const data = all.filter((v) => !v.entry.deleteMarker).sort((x, y) => x.entry.lastModified.getTime() - y.entry.lastModified.getTime() || y.index - x.index);
     const first = data[0]?.entry;
     if (!first) continue;
-    objects.push({ key, size: first.size, lastModified: first.lastModified, ...(first.versionId ? { versionId: first.versionId } : {}), versions: all.length });
+    const expiresAt = expireAfterDays === undefined ? Infinity : first.lastModified.getTime() + expireAfterDays * DAY_MS;
+    const versions = all.filter((v) => !v.entry.deleteMarker || v.entry.lastModified.getTime() < expiresAt).length;
+    objects.push({ key, size: first.size, lastModified: first.lastModified, ...(first.versionId ? { versionId: first.versionId } : {}), versions });
   }
   return objects.sort((x, y) => x.key.localeCompare(y.key));
 }
@@ -256,7 +276,7 @@ export async function listObjects(store: BackupStore, prefix = stackPrefix(store
   } catch (err) {
     throw s3Failure(err, `listing s3://${store.bucket}/${prefix}`, store);
   }
-  return firstVersions(listed);
+  return firstVersions(listed, store.expireAfterDays);
 }
 
 /** An object's body as a stream (one version of it), with S3's checksum checked by the SDK where S3 has a whole-object one. */

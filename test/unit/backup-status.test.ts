@@ -53,6 +53,23 @@ describe("reading S3's listing as a compromised server may have left it", () => 
     ]);
   });
 
+  it("does not count the lifecycle's own expiry: a delete marker no sooner than expireAfterDays after the first version", () => {
+    // Expiry of a versioned backup puts a delete marker on it; counted, every
+    // expired backup would be SUSPICIOUS (and fail the drill) for the
+    // noncurrent versions' lifetime.
+    const listed = [
+      version("prod/bbaegok/20250101T040001Z.sql.zst", "m2", "2026-01-02T00:00:00Z", 0, true),
+      version("prod/bbaegok/20250101T040001Z.sql.zst", "d1", "2025-01-01T04:00:20Z", 1000),
+      version("prod/bbaegok/20250601T040001Z.sql.zst", "m1", "2026-05-31T23:00:00Z", 0, true),
+      version("prod/bbaegok/20250601T040001Z.sql.zst", "d2", "2025-06-01T04:00:20Z", 1000),
+    ];
+    const counted = (days?: number) => Object.fromEntries(firstVersions(listed, days).map((o) => [o.key, o.versions]));
+    // 2025-01-01 + 365 days is 2026-01-01: the marker of 2026-01-02 is the lifecycle's.
+    // 2025-06-01 + 365 days is 2026-06-01: a marker of 2026-05-31 is not.
+    assert.deepEqual(counted(365), { "prod/bbaegok/20250101T040001Z.sql.zst": 1, "prod/bbaegok/20250601T040001Z.sql.zst": 2 });
+    assert.deepEqual(counted(undefined), { "prod/bbaegok/20250101T040001Z.sql.zst": 2, "prod/bbaegok/20250601T040001Z.sql.zst": 2 });
+  });
+
   it("orders backups by S3's LastModified, not by the time in the key: an old-dated key uploaded last is the newest", () => {
     const objects: StoredObject[] = [
       { key: "prod/bbaegok/20260110T040001Z.manifest.json", size: 1, lastModified: at("2026-01-10T04:01:00Z"), versions: 1 },

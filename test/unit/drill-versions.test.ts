@@ -17,6 +17,9 @@ const DB = "bbaegok";
 const config = loadStack(STACK).config;
 const script = restoreDrillScript({ service: config.service, stack: STACK, backup: config.backup, targets: stackBackupTargets(config, STACK), paths: backupPaths(config.service, STACK, config.server.dataDir) });
 const firstVersionsFn = /^first_versions\(\) \{\n[\s\S]*?\n\}$/m.exec(script)?.[0];
+// The header line first_versions reads: the lifecycle's expiry, as rendered.
+const expireLine = /^readonly EXPIRE_AFTER_DAYS=\d+$/m.exec(script)?.[0];
+const EXPIRE_DAYS = config.backup.retention.expireAfterDays;
 
 interface DrillReading {
   first: Record<string, { version: string; modified: number }>;
@@ -27,8 +30,9 @@ interface DrillReading {
 /** The drill's own first_versions on a listing (JSON as the CLI prints it). */
 function drillReading(listing: unknown): DrillReading {
   assert.ok(firstVersionsFn, "the rendered drill has no first_versions function");
+  assert.equal(expireLine, `readonly EXPIRE_AFTER_DAYS=${EXPIRE_DAYS}`, "the rendered drill does not carry the stack's expireAfterDays");
   requireCommand("jq", "jq");
-  const r = spawnSync("bash", ["-c", `${firstVersionsFn}\nfirst_versions`], { input: JSON.stringify(listing), encoding: "utf8" });
+  const r = spawnSync("bash", ["-c", `${expireLine}\n${firstVersionsFn}\nfirst_versions`], { input: JSON.stringify(listing), encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as DrillReading;
 }
@@ -45,7 +49,7 @@ function listing(entries: ListedVersion[]) {
 
 /** What ops/ makes of the same entries. */
 function opsReading(entries: ListedVersion[]) {
-  const objects = firstVersions(entries);
+  const objects = firstVersions(entries, EXPIRE_DAYS);
   const { entries: backups, suspicious } = backupsFromObjects(STACK, objects);
   const newest = chooseBackup(backups, DB);
   return {
@@ -125,6 +129,21 @@ describe("the restore drill's reading of a version listing (first_versions, real
     assert.equal(drill.first[`${STACK}/${DB}/gone.manifest.json`], undefined);
   });
 
+  it("does not count the lifecycle's expiry marker (no sooner than expireAfterDays after the first version); an earlier one is suspicious", () => {
+    const run = `${STACK}/${DB}/${stampOf(new Date(base))}`;
+    const old = `${STACK}/${DB}/${stampOf(new Date(base - 3_600_000))}`;
+    const entries = [
+      version(`${run}.sql.zst`, base + EXPIRE_DAYS * 86_400_000, true),
+      version(`${run}.sql.zst`, base),
+      version(`${run}.manifest.json`, base + 1000),
+      version(`${old}.manifest.json`, base - 3_600_000 + EXPIRE_DAYS * 86_400_000 - 1000, true),
+      version(`${old}.manifest.json`, base - 3_600_000),
+    ];
+    assertAgree(entries, "lifecycle");
+    const drill = drillReading(listing(entries));
+    assert.deepEqual(drill.suspicious, [`${old}.manifest.json has 2 versions: it was written or hidden after its first upload, which is the one read`]);
+  });
+
   it("agrees on 100 random listings (versions at equal times, delete markers, clock skew either way)", () => {
     const next = random(15);
     for (let round = 0; round < 100; round++) {
@@ -141,6 +160,8 @@ describe("the restore drill's reading of a version listing (first_versions, real
           const times = Array.from({ length: writes }, (_, i) => received + (next() < 0.3 ? 0 : i * 1000 + Math.floor(next() * 999)));
           const versions = times.map((t) => version(key, t, false));
           if (next() < 0.2) versions.push(version(key, received + 86_400_000, true));
+          // The lifecycle's expiry marker, about at the boundary either way.
+          if (next() < 0.2) versions.push(version(key, times[0]! + EXPIRE_DAYS * 86_400_000 + Math.floor((next() - 0.5) * 7_200_000), true));
           // Newest first; a tie keeps the order the versions were written in, reversed.
           entries.push(...versions.reverse().sort((x, y) => y.lastModified.getTime() - x.lastModified.getTime()));
         }
