@@ -59,8 +59,8 @@ fi
 cd "$(dirname "$0")/.."
 npm ci --no-audit --no-fund --loglevel=error
 
-# moto's S3 server, for the tests of what s3rver lacks (conditional writes,
-# aborted and listed multipart uploads): test/support/moto.ts runs
+# moto's S3 server, the S3 stand-in of every test (versions, conditional
+# writes, multipart uploads, Object Lock, IAM): test/support/moto.ts runs
 # .test-venv/bin/moto_server.
 MOTO_VERSION=5.2.5
 if [ "$(.test-venv/bin/python -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$MOTO_VERSION" ]; then

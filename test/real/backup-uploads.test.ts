@@ -1,8 +1,7 @@
 // The backup's uploader (infra/backup/s3-put.py) run by Debian's python3 with
 // Debian's python3-boto3, and the prod stack's backup script that uses it,
-// against moto's S3 server: s3rver (the other tests' stand-in) ignores
-// If-None-Match on writes and has neither AbortMultipartUpload nor
-// ListMultipartUploads, which is what this file checks. The bucket is set up
+// against moto's S3 server: conditional writes (If-None-Match), aborted and
+// listed multipart uploads, which is what this file checks. The bucket is set up
 // as prod's: Object Lock with a default retention, so a PutObject without a
 // checksum is refused.
 import assert from "node:assert/strict";

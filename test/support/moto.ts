@@ -1,6 +1,6 @@
 // moto's S3 server (PyPI moto[server], pinned in scripts/install-test-deps.sh
 // and installed into .test-venv/ with Debian's python3) on 127.0.0.1, for the
-// tests that need what s3rver lacks: conditional writes (If-None-Match: * on
+// S3 tests (the only S3 stand-in since s3rver, which lacks all of these, left): conditional writes (If-None-Match: * on
 // PutObject and CompleteMultipartUpload answers 412 when the key exists),
 // AbortMultipartUpload and ListMultipartUploads, versions (ListObjectVersions,
 // reads by version id), and Object Lock's refusal of an upload without a
