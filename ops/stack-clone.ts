@@ -111,7 +111,8 @@ const OPTION_OF_KEY: Record<string, string> = {
   "proxy.ownerStack": "--owner-stack",
 };
 
-interface StackNames {
+/** What a sibling stack file claims (server, public names, bucket, proxy), read raw to check a clone collides with none. */
+interface SiblingClaims {
   stack: string;
   host: string | undefined;
   hostNames: string[];
@@ -120,7 +121,7 @@ interface StackNames {
   edgeSubnet: string | undefined;
 }
 
-function namesOf(sibling: SiblingStack): StackNames {
+function namesOf(sibling: SiblingStack): SiblingClaims {
   const record = (key: string) => (sibling.raw[key] ?? {}) as Record<string, unknown>;
   const text = (value: unknown) => (typeof value === "string" ? value : undefined);
   return {

@@ -15,6 +15,7 @@ import { stackFilePaths, proxyDirs } from "../proxy/contract.js";
 import { slotUpstreamAddress } from "../proxy/render.js";
 import { precheckScript, RELEASE_LABEL, smokeScript, verifyScript, type RolloutScriptArgs } from "../proxy/rollout.js";
 import { platformContainer, ServerFile, type HomeServer, type SshConnection } from "../server/index.js";
+import { healthCheckHost } from "../server/render.js";
 import { DATASOURCE_PASSWORD_FILE, SLOTS, otherSlot, slotContainerName } from "./render.js";
 import { canonical, desiredSpec, parseDeployed, planRollout, type DeployedSlots, type RolloutPlan, type SlotSpec } from "./rollout.js";
 
@@ -76,7 +77,7 @@ export class AppSlots extends pulumi.ComponentResource {
     const names = server.names;
     this.containerNames = { blue: slotContainerName(names.prefix, "blue"), green: slotContainerName(names.prefix, "green") };
 
-    const hostHeader = config.app.healthCheck.hostHeader ?? config.domains.api;
+    const hostHeader = healthCheckHost(config);
     const place = {
       prefix: names.prefix,
       stack: server.stack,

@@ -222,23 +222,76 @@ export const PG_OBJECTS_SQL = [
 
 const bashPart = (file: string) => readFileSync(join(__dirname, file), "utf8");
 
-function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): string {
+/** What differs between the two scripts' headers; the rest is one text. */
+interface ScriptKind {
+  what: "backup" | "restore drill";
+  script: string;
+  schedule: string;
+  /** Header comment lines after the two usage lines. */
+  notes: string[];
+  logTag: string;
+  /** Its own settings, after the shared ones. */
+  settings: string[];
+  /** After the targets. */
+  afterTargets: string[];
+  credentialsFile: string;
+  lockFile: string;
+  clientVariables: string;
+}
+
+function backupKind(spec: BackupScriptSpec): ScriptKind {
+  const { backup, paths } = spec;
+  return {
+    what: "backup",
+    script: paths.backupScript,
+    schedule: backup.schedule,
+    notes: [`# Uploads with ${paths.uploader} (infra/backup/s3-put.py), found beside this script.`],
+    logTag: paths.logTag,
+    settings: [`readonly ZSTD_LEVEL=${ZSTD_LEVEL}`, `readonly MYSQL_DUMP_OPTIONS=(${MYSQL_DUMP_OPTIONS.join(" ")})`],
+    afterTargets: replicaHeader(spec),
+    credentialsFile: paths.credentialsFile,
+    lockFile: paths.lockFile,
+    clientVariables: "CLIENT=mariadb work=''",
+  };
+}
+
+function drillKind(spec: BackupScriptSpec): ScriptKind {
+  const { backup, paths } = spec;
+  return {
+    what: "restore drill",
+    script: paths.drillScript,
+    schedule: backup.drillSchedule,
+    notes: [`#   ${paths.drillScript} --database <name>  drill one database (npm run drill -- --database)`],
+    logTag: `${paths.logTag}-drill`,
+    settings: [
+      `readonly DRILL_CONTAINER=${shellQuote(paths.drillContainer)}`,
+      `# The newest backup is stale past this age: the backup schedule's longest interval plus a grace (infra/backup/schedule.ts).`,
+      `readonly BACKUP_SCHEDULE=${shellQuote(normalCron(backup.schedule))}`,
+      `readonly MAX_BACKUP_AGE_SECONDS=${Math.round(allowedBackupAgeMs(backup.schedule) / 1000)}`,
+      "# The lifecycle's expiry: its delete markers on expired backups are not suspicious.",
+      `readonly EXPIRE_AFTER_DAYS=${backup.retention.expireAfterDays}`,
+    ],
+    afterTargets: [],
+    credentialsFile: paths.drillCredentialsFile,
+    lockFile: paths.drillLockFile,
+    clientVariables: "CLIENT=mariadb PROBE=() work=''",
+  };
+}
+
+function header(spec: BackupScriptSpec, kind: ScriptKind): string {
   const { backup, stack, paths } = spec;
   validateTargets(spec.targets);
-  const schedule = normalizeSchedule(what === "backup" ? backup.schedule : backup.drillSchedule);
-  const script = what === "backup" ? paths.backupScript : paths.drillScript;
+  const schedule = normalizeSchedule(kind.schedule);
   // Comments quote the schedule too: in its one-line form, a value cannot end a comment early.
-  const shown = normalCron(what === "backup" ? backup.schedule : backup.drillSchedule);
+  const shown = normalCron(kind.schedule);
   const targets = spec.targets.map((t) => `  ${shellQuote([t.name, t.engine, t.container, t.adminUser, t.image].join(" "))}`);
   return [
     "#!/usr/bin/env bash",
-    `# The ${what} of stack "${stack}" (${spec.targets.map((t) => t.name).join(", ")}), bucket s3://${backup.bucket} in ${backup.region}.`,
+    `# The ${kind.what} of stack "${stack}" (${spec.targets.map((t) => t.name).join(", ")}), bucket s3://${backup.bucket} in ${backup.region}.`,
     `# Rendered by infra/backup/render.ts from Pulumi.${stack}.yaml and installed by Pulumi: edit the stack, not this file.`,
-    `#   ${script}              run now`,
-    `#   ${script} --scheduled  run if "${shown}" is due this minute in ${backup.timezone} (the cron entry)`,
-    ...(what === "backup"
-      ? [`# Uploads with ${paths.uploader} (infra/backup/s3-put.py), found beside this script.`]
-      : [`#   ${script} --database <name>  drill one database (npm run drill -- --database)`]),
+    `#   ${kind.script}              run now`,
+    `#   ${kind.script} --scheduled  run if "${shown}" is due this minute in ${backup.timezone} (the cron entry)`,
+    ...kind.notes,
     `# Logs go to syslog: journalctl -t ${paths.logTag}`,
     "set -Eeuo pipefail",
     "umask 077",
@@ -248,33 +301,24 @@ function header(spec: BackupScriptSpec, what: "backup" | "restore drill"): strin
     `readonly REGION=${shellQuote(backup.region)}`,
     `readonly TIMEZONE=${shellQuote(backup.timezone)}`,
     `readonly SCHEDULE=${shellQuote(schedule)}`,
-    `readonly LOG_TAG=${shellQuote(what === "backup" ? paths.logTag : `${paths.logTag}-drill`)}`,
-    ...(what === "backup"
-      ? [`readonly ZSTD_LEVEL=${ZSTD_LEVEL}`, `readonly MYSQL_DUMP_OPTIONS=(${MYSQL_DUMP_OPTIONS.join(" ")})`]
-      : [
-          `readonly DRILL_CONTAINER=${shellQuote(paths.drillContainer)}`,
-          `# The newest backup is stale past this age: the backup schedule's longest interval plus a grace (infra/backup/schedule.ts).`,
-          `readonly BACKUP_SCHEDULE=${shellQuote(normalCron(backup.schedule))}`,
-          `readonly MAX_BACKUP_AGE_SECONDS=${Math.round(allowedBackupAgeMs(backup.schedule) / 1000)}`,
-          "# The lifecycle's expiry: its delete markers on expired backups are not suspicious.",
-          `readonly EXPIRE_AFTER_DAYS=${backup.retention.expireAfterDays}`,
-        ]),
+    `readonly LOG_TAG=${shellQuote(kind.logTag)}`,
+    ...kind.settings,
     "# name engine container admin-user image",
     "readonly TARGETS=(",
     ...targets,
     ")",
-    ...(what === "backup" ? replicaHeader(spec) : []),
+    ...kind.afterTargets,
     "",
     "# Overridable for tests and for a run by hand; cron sets none of these.",
-    `credentials_file=\${BACKUP_AWS_CREDENTIALS_FILE:-${what === "backup" ? paths.credentialsFile : paths.drillCredentialsFile}}`,
+    `credentials_file=\${BACKUP_AWS_CREDENTIALS_FILE:-${kind.credentialsFile}}`,
     `ping_url_file=\${BACKUP_PING_URL_FILE:-${paths.pingUrlFile}}`,
-    `lock_file=\${BACKUP_LOCK_FILE:-${what === "backup" ? paths.lockFile : paths.drillLockFile}}`,
+    `lock_file=\${BACKUP_LOCK_FILE:-${kind.lockFile}}`,
     "endpoint_url=${BACKUP_S3_ENDPOINT_URL:-}",
     `readonly MYSQL_TABLES_SQL=${shellQuote(MYSQL_TABLES_SQL)}`,
     `readonly MYSQL_OBJECTS_SQL=${shellQuote(MYSQL_OBJECTS_SQL)}`,
     `readonly PG_COUNTS_SQL=${shellQuote(PG_COUNTS_SQL)}`,
     `readonly PG_OBJECTS_SQL=${shellQuote(PG_OBJECTS_SQL)}`,
-    what === "backup" ? "CLIENT=mariadb work=''" : "CLIENT=mariadb PROBE=() work=''",
+    kind.clientVariables,
     "",
   ].join("\n");
 }
@@ -307,7 +351,7 @@ function backupBash(replicated: boolean): string {
 
 /** The backup script (bash): every target dumped, compressed and streamed to S3, manifest last. */
 export function backupScript(spec: BackupScriptSpec): string {
-  return [header(spec, "backup"), bashPart("common.bash"), backupBash(spec.targets.some((t) => t.replica))].join("\n");
+  return [header(spec, backupKind(spec)), bashPart("common.bash"), backupBash(spec.targets.some((t) => t.replica))].join("\n");
 }
 
 /**
@@ -321,7 +365,7 @@ export function uploaderScript(): string {
 
 /** The restore drill (bash): the newest good backup of every target restored into a throwaway server and compared. */
 export function restoreDrillScript(spec: BackupScriptSpec): string {
-  return [header(spec, "restore drill"), bashPart("common.bash"), bashPart("restore-drill.bash")].join("\n");
+  return [header(spec, drillKind(spec)), bashPart("common.bash"), bashPart("restore-drill.bash")].join("\n");
 }
 
 /**

@@ -8,7 +8,7 @@
 // lives in a 0400 root file and reaches curl through stdin, never the command
 // line. The records are still created and deleted by Pulumi; only their
 // address belongs to the job (Pulumi ignores changes to it).
-import { containerPrefix, shellQuote } from "../server/render.js";
+import { containerPrefix, publicHostNames, shellQuote } from "../server/render.js";
 import { normalCron } from "../../stacks/config/cron.js";
 
 export type RecordRole = "api" | "metabase";
@@ -20,8 +20,9 @@ export interface PlannedRecord {
 
 /** The stack's public records: the API, and Metabase where it runs. */
 export function stackRecords(domains: { api: string; metabase?: string | undefined }, metabaseEnabled: boolean): PlannedRecord[] {
-  const records: PlannedRecord[] = [{ role: "api", name: domains.api }];
-  if (metabaseEnabled && domains.metabase) records.push({ role: "metabase", name: domains.metabase });
+  const hosts = publicHostNames({ domains, metabase: { enabled: metabaseEnabled } });
+  const records: PlannedRecord[] = [{ role: "api", name: hosts.api }];
+  if (hosts.metabase) records.push({ role: "metabase", name: hosts.metabase });
   return records;
 }
 

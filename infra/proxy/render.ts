@@ -6,7 +6,7 @@
 // server runs. Where the files go is the contract (contract.ts); how they go
 // live is the activation (activation.ts).
 import { SLOTS } from "../app/render.js";
-import { edgeAddressing } from "../server/render.js";
+import { edgeAddressing, publicHostNames } from "../server/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { INTERNAL_PORT, originPullsCertificatePath, proxyDirs, SLOT_HEADER, stackFilePaths, UPSTREAM_HEADER } from "./contract.js";
 
@@ -416,10 +416,7 @@ type SiteConfig = Pick<StackConfig, "service" | "server" | "domains" | "app" | "
 export type AddressMap = (ipAndPort: string) => string;
 const onServer: AddressMap = (a) => a;
 
-/** The stack's public host names: the API, and Metabase when it runs. */
-export function publicHosts(config: Pick<StackConfig, "domains" | "metabase">): string[] {
-  return config.metabase.enabled && config.domains.metabase ? [config.domains.api, config.domains.metabase] : [config.domains.api];
-}
+export { publicHosts } from "../server/render.js";
 
 /** Metabase's port in its container. */
 export const METABASE_PORT = 3000;
@@ -433,13 +430,14 @@ function sites(config: SiteConfig, stack: string, address: AddressMap) {
   const edge = edgeAddressing(config.server.edgeSubnet);
   const slotGroup = (slot: Slot) => upstreamGroup(stack, slot);
   const upstreams: UpstreamGroup[] = SLOTS.map((slot) => ({ name: slotGroup(slot), address: slotUpstreamAddress(config, slot, address) }));
+  const hosts = publicHostNames(config);
   const list: { host: SiteHost; group: (live: Slot) => string }[] = [
-    { host: { name: config.domains.api, upstreamVariable: upstreamVariable(stack, "api"), allowFrom: [] }, group: slotGroup },
+    { host: { name: hosts.api, upstreamVariable: upstreamVariable(stack, "api"), allowFrom: [] }, group: slotGroup },
   ];
-  if (config.metabase.enabled && config.domains.metabase) {
+  if (hosts.metabase) {
     const metabase = upstreamGroup(stack, "metabase");
     upstreams.push({ name: metabase, address: address(`${edge.metabase}:${METABASE_PORT}`) });
-    list.push({ host: { name: config.domains.metabase, upstreamVariable: upstreamVariable(stack, "metabase"), allowFrom: config.metabase.allowFrom }, group: () => metabase });
+    list.push({ host: { name: hosts.metabase, upstreamVariable: upstreamVariable(stack, "metabase"), allowFrom: config.metabase.allowFrom }, group: () => metabase });
   }
   return { list, upstreams, slotGroup };
 }

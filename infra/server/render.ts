@@ -89,6 +89,32 @@ export function stackNames(service: string, stack: string, dataDir: string) {
 }
 export type StackNames = ReturnType<typeof stackNames>;
 
+/** What publicHostNames needs of a stack's config (the DNS component passes just this). */
+export interface PublicHostsConfig {
+  domains: { api: string; metabase?: string | undefined };
+  metabase: { enabled: boolean };
+}
+
+/**
+ * The stack's public host names by role: the API's, and Metabase's when it is
+ * served. DNS records, the certificate, the proxy's sites and Origin Pulls all
+ * take them from here.
+ */
+export function publicHostNames(config: PublicHostsConfig): { api: string; metabase?: string } {
+  return config.metabase.enabled && config.domains.metabase ? { api: config.domains.api, metabase: config.domains.metabase } : { api: config.domains.api };
+}
+
+/** The same names as a list, the API first. */
+export function publicHosts(config: PublicHostsConfig): string[] {
+  const names = publicHostNames(config);
+  return names.metabase ? [names.api, names.metabase] : [names.api];
+}
+
+/** The Host header the health and smoke checks and status send the app: app.healthCheck.hostHeader, else the API's name. */
+export function healthCheckHost(config: Pick<StackConfig, "app" | "domains">): string {
+  return config.app.healthCheck.hostHeader ?? config.domains.api;
+}
+
 export interface FileSpec {
   /** Absolute path on the server. */
   path: string;

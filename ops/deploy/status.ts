@@ -3,7 +3,7 @@
 // health, and when each was last deployed (from the deploy history).
 import { SLOTS, slotContainerName } from "../../infra/app/render.js";
 import { describeReplication, replicaNames, type ReplicationState } from "../../infra/replica/render.js";
-import { containerPrefix, stackNames } from "../../infra/server/render.js";
+import { containerPrefix, healthCheckHost, stackNames } from "../../infra/server/render.js";
 import type { DeployedSlots } from "../../infra/app/rollout.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import type { DeployRecord, ServerControl, SlotHealth } from "./orchestrator.js";
@@ -39,7 +39,7 @@ export async function gatherStatus(
   server: ServerControl,
   historyLines = 50,
 ): Promise<StackStatus> {
-  const hostHeader = config.app.healthCheck.hostHeader ?? config.domains.api;
+  const hostHeader = healthCheckHost(config);
   const [served, history, slots, replica] = await Promise.all([
     server.servedBy(hostHeader).catch((err: unknown) => ({ error: errorText(err) })),
     server.readHistory(historyLines).catch(() => [] as DeployRecord[]),

@@ -43,6 +43,8 @@ describe("the names module", () => {
       [/prefix\}-(metabase-)?db`/, "a database container name (stackNames())"],
       [/dataDir\}\/proxy/, "the proxy's directory (serverProxyDir)"],
       [/\$\{[\w.]*service\}-\$\{[\w.]*stack\}/, "the <service>-<stack> prefix (containerPrefix or stackNames().prefix)"],
+      [/hostHeader \?\? [\w.]*domains\.api/, "the health check's Host (healthCheckHost)"],
+      [/metabase\.enabled && [\w.]*domains\.metabase/, "the public host list (publicHostNames)"],
     ];
     const files = execFileSync("git", ["ls-files", "infra", "ops", "stacks"], { cwd: REPO, encoding: "utf8" })
       .split("\n")
