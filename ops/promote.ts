@@ -18,7 +18,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseDocument } from "yaml";
-import { replicaIsPrimary, replicaNames } from "../infra/replica/render.js";
+import { localReplica, replicaIsPrimary, replicaNames } from "../infra/replica/render.js";
 import { asRootCommand, shellQuote, stackNames, type Privilege } from "../infra/server/render.js";
 import { PROJECT, PROJECT_DIR, loadStack } from "../stacks/config/index.js";
 import type { StackConfig } from "../stacks/config/schema.js";
@@ -85,6 +85,11 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
   const file = stackFileName(stack);
   if (config.database.replicas.length === 0) {
     errors.line(`promote: ${file} lists no database.replicas: there is no replica to promote`);
+    return EXIT.usage;
+  }
+  if (!localReplica(config.database)) {
+    // replica.sh promote would fence the primary here and then find no replica on this server: no writer at all.
+    errors.line(`promote: ${file}'s replica is on another server (database.replicas[0].server): promoting it is not supported yet; nothing was done`);
     return EXIT.usage;
   }
   if (replicaIsPrimary(config.database)) {

@@ -106,7 +106,7 @@ function bucketPolicy(name: string, description: string, rule: StackRule): Stack
 
 export const onlyProxyPublishesPortsPolicy = resourcePolicy(
   "only-proxy-publishes-ports",
-  "Only the nginx proxy publishes host ports or uses the host network; everything else is reached through it.",
+  "Only the nginx proxy publishes host ports or uses the host network; everything else is reached through it (except a database's own port bound to a private link address, for a replica on another server).",
   onlyProxyPublishesPorts,
 );
 export const imagesArePinnedPolicy = resourcePolicy("images-pinned", "Every image is pinned to a version tag or a digest (no latest, no floating tags).", imagesArePinned);

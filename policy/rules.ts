@@ -2,7 +2,7 @@
 // every committed stack, and by the policy pack that `pulumi preview` enforces.
 // Each rule returns sentences naming the resource and what is wrong.
 import { ROLE_LABEL } from "../infra/server/container.js";
-import { goDuration, isPinnedImage, isSshHostKey } from "../stacks/config/rules.js";
+import { goDuration, isPinnedImage, isPrivateLinkAddress, isSshHostKey } from "../stacks/config/rules.js";
 
 /** The shape a rule needs: what the offline plan records (and a policy pack sees). */
 export interface ResourceView {
@@ -40,13 +40,30 @@ export function roleOf(r: ResourceView): string | undefined {
   return labelsOf(r)[ROLE_LABEL];
 }
 
-/** Only the proxy publishes host ports: everything else is reached through it. */
+/**
+ * Only the proxy publishes host ports: everything else is reached through it.
+ * One named exception, `linkBoundDatabasePort`: the database may publish its
+ * own port on a private link address (a replica on another server reaches it
+ * over WireGuard or a tailnet), never on every address.
+ */
 export function onlyProxyPublishesPorts(r: ResourceView): string[] {
   if (r.type !== CONTAINER) return [];
   const ports = r.inputs["ports"];
   const publishes = (Array.isArray(ports) && ports.length > 0) || r.inputs["publishAllPorts"] === true || r.inputs["networkMode"] === "host";
-  if (!publishes || roleOf(r) === "proxy") return [];
-  return [`container ${r.name} (role ${roleOf(r) ?? "none"}) publishes host ports or uses the host network; only the proxy may`];
+  if (!publishes || roleOf(r) === "proxy" || linkBoundDatabasePort(r)) return [];
+  const database = roleOf(r) === "database" ? `; a database may publish only its own port (${[...DATABASE_PORTS].join(" or ")}/tcp) bound to a private link address (database.replicas[].link), never 0.0.0.0 or a public one` : "";
+  return [`container ${r.name} (role ${roleOf(r) ?? "none"}) publishes host ports or uses the host network; only the proxy may${database}`];
+}
+
+// The engines' ports (MariaDB/MySQL, PostgreSQL): the only ones a database may publish on a link.
+const DATABASE_PORTS = new Set([3306, 5432]);
+
+/** A database container whose every published port is its engine's, over TCP, bound to a private link address (isPrivateLinkAddress). */
+export function linkBoundDatabasePort(r: ResourceView): boolean {
+  const ports = r.inputs["ports"];
+  if (roleOf(r) !== "database" || r.inputs["publishAllPorts"] === true || r.inputs["networkMode"] === "host" || !Array.isArray(ports)) return false;
+  return ports.every((p: { internal?: unknown; external?: unknown; ip?: unknown; protocol?: unknown }) =>
+    DATABASE_PORTS.has(Number(p.internal)) && p.external === p.internal && (p.protocol ?? "tcp") === "tcp" && typeof p.ip === "string" && isPrivateLinkAddress(p.ip));
 }
 
 /** Every image is pinned to a version or digest: no `latest`, no floating tags. */

@@ -25,6 +25,8 @@ have pg_dump || need+=(postgresql-client)
 # The virtualenv moto's S3 server is installed into.
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 have zstd || need+=(zstd)
+# The replica link's WireGuard keys and files are checked by the real wg (test/unit/link-render.test.ts).
+have wg || need+=(wireguard-tools)
 have shellcheck || need+=(shellcheck)
 have wrk || need+=(wrk)
 # The proxy's access-log test counts nginx's write(2) calls.

@@ -5,11 +5,12 @@ import { AppSlots } from "../infra/app/index.js";
 import { DatabaseBackups } from "../infra/backup/index.js";
 import { ServiceDatabase } from "../infra/database/index.js";
 import { StackDns } from "../infra/dns/index.js";
-import { ReadReplica, replicaIsPrimary } from "../infra/replica/index.js";
+import { ReadReplica, replicaIsPrimary, type ReplicaConfig } from "../infra/replica/index.js";
+import { WireguardLink, type ReplicaLink } from "../infra/link/index.js";
 import { Metabase } from "../infra/metabase/index.js";
 import { EdgeProxy, GuestProxy, ownerProxyEndpoint, publicHosts } from "../infra/proxy/index.js";
 import { INTERNAL_PORT, proxyContainerName } from "../infra/proxy/contract.js";
-import { HomeServer } from "../infra/server/index.js";
+import { HomeServer, OtherServer } from "../infra/server/index.js";
 import { SiteCertificate } from "../infra/tls/index.js";
 import { OriginPulls } from "../infra/tls/origin-pulls.js";
 import * as pulumi from "@pulumi/pulumi";
@@ -24,9 +25,17 @@ const lastRun = lastRunOutputs(stack);
 const ownerProxy = config.proxy.mode === "guest" ? ownerProxyEndpoint("proxy-owner", config.proxy.ownerStack, stack) : undefined;
 
 const server = new HomeServer("server", { server: config.server, service: config.service, stack });
-const database = new ServiceDatabase("database", { server, database: config.database, lastRuntime: lastRun.apply((o) => o.databaseRuntime) });
+// A replica on another server (database.replicas[].server): that server, and the private link to it (infra/link) up before the primary listens on it.
+const replicasElsewhere = config.database.replicas.map((replica, i) => (replica.server && replica.link ? replicaElsewhere(`database-replica-${i + 1}`, replica.server, replica.link) : undefined));
+const primaryLink = replicasElsewhere.find((r) => r !== undefined)?.primaryLink;
+const database = new ServiceDatabase("database", { server, database: config.database, lastRuntime: lastRun.apply((o) => o.databaseRuntime), ...(primaryLink ? { link: primaryLink } : {}) });
 // Read replicas (infra/replica): none unless database.replicas lists one.
-const replicas = config.database.replicas.map((replica, i) => new ReadReplica(`database-replica-${i + 1}`, { server, database: config.database, replica, primary: database, service: config.service }));
+const replicas = config.database.replicas.map((replica, i) => {
+  const elsewhere = replicasElsewhere[i];
+  return new ReadReplica(`database-replica-${i + 1}`, { server, database: config.database, replica, primary: database, service: config.service, ...(elsewhere ? { elsewhere: elsewhere.replicaSide } : {}) });
+});
+// The app, Metabase and backups read the replica on this server only: the slots' data network is internal (no route to a link).
+const localReplica = replicas.find((r) => r.onStackServer);
 const app = new AppSlots("app", {
   server,
   config,
@@ -36,7 +45,7 @@ const app = new AppSlots("app", {
   proxyContainer: ownerProxy ? ownerProxy.container : proxyContainerName(config.service),
   internalPort: INTERNAL_PORT,
 });
-const metabase = config.metabase.enabled ? new Metabase("metabase", { server, config, database, ...(replicas[0] ? { replica: replicas[0] } : {}) }) : undefined;
+const metabase = config.metabase.enabled ? new Metabase("metabase", { server, config, database, ...(localReplica ? { replica: localReplica } : {}) }) : undefined;
 
 /** This stack's environment name. */
 export const environment = stack;
@@ -89,3 +98,14 @@ const backups = new DatabaseBackups("backup", { server, config, pingUrl: secrets
 export const backupBucket = backups.bucketName;
 export const backupRegion = backups.region;
 export const backupDatabases = backups.databases;
+
+/** The other server of a replica there, and the link: WireGuard made here, or a tailnet both are already on. */
+function replicaElsewhere(name: string, other: NonNullable<ReplicaConfig["server"]>, link: ReplicaLink) {
+  const host = new OtherServer(`${name}-server`, { server: other, service: config.service, stack });
+  const wireguard =
+    link.type === "wireguard"
+      ? new WireguardLink(`${name}-link`, { primary: { connection: server.connection, names: server.names, endpoint: config.server.host }, replica: { connection: host.connection, names: host.names, endpoint: other.host }, link })
+      : undefined;
+  const ready = wireguard?.ready ?? [];
+  return { primaryLink: { address: link.primaryAddress, ready }, replicaSide: { host, linkReady: ready } };
+}

@@ -4,7 +4,7 @@
 import { durationSeconds } from "../../stacks/config/rules.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS } from "../database/render.js";
-import { primaryHost, REPLICA_ALIAS, replicaIsPrimary } from "../replica/render.js";
+import { localReplica, primaryHost, REPLICA_ALIAS, replicaIsPrimary } from "../replica/render.js";
 import { dockerHealthCheck, shellQuote } from "../server/render.js";
 
 export const SLOTS: readonly Slot[] = ["blue", "green"];
@@ -44,8 +44,9 @@ export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Sl
     SPRING_DATASOURCE_URL: jdbcUrl(config.database, primaryHost(config.database)),
     SPRING_DATASOURCE_USERNAME: config.database.user,
     // With a read replica: the read-only datasource (same user and password file; README, "Read replicas").
-    // A promoted replica is the primary: no replica is left to read from.
-    ...(config.database.replicas.length > 0 && !replicaIsPrimary(config.database)
+    // A promoted replica is the primary: no replica is left to read from. A replica on another server
+    // is out of the slots' reach (their data network is internal), so they read the primary.
+    ...(localReplica(config.database) && !replicaIsPrimary(config.database)
       ? { SPRING_DATASOURCE_REPLICA_URL: jdbcUrl(config.database, REPLICA_ALIAS), SPRING_DATASOURCE_REPLICA_USERNAME: config.database.user }
       : {}),
     SPRING_CONFIG_IMPORT: `optional:configtree:${APP_SECRETS_MOUNT}/`,

@@ -11,7 +11,7 @@ import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js"
 import { shellQuote, stackNames } from "../server/render.js";
 import { allowedBackupAgeMs, normalizeSchedule } from "./schedule.js";
 import { normalCron } from "../../stacks/config/cron.js";
-import { replicaIsPrimary, replicaNames } from "../replica/render.js";
+import { localReplica, replicaIsPrimary, replicaNames } from "../replica/render.js";
 
 export type BackupConfig = StackConfig["backup"];
 
@@ -76,7 +76,8 @@ export function stackBackupTargets(config: Pick<StackConfig, "service" | "server
   const db = config.database;
   // Promoted (npm run promote): the replica is the primary, backed up as the primary is.
   const promoted = replicaIsPrimary(db);
-  const replica = promoted ? undefined : db.replicas[0];
+  // A replica on another server is not asked: replica.sh status needs both containers on this server.
+  const replica = promoted ? undefined : localReplica(db);
   const targets: BackupTarget[] = [
     {
       name: db.name,

@@ -7,7 +7,7 @@ import * as random from "@pulumi/random";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { dockerHealthCheck, platformContainer, ServerFile, type HomeServer } from "../server/index.js";
 import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseRuntime, databaseSpec, replacementNotice, type DatabaseSpec } from "./render.js";
-import { primaryReplicationFlags } from "../replica/render.js";
+import { primaryReplicationFlags, replicaNames } from "../replica/render.js";
 
 export interface ServiceDatabaseArgs {
   /** The stack's server footprint (Docker provider, networks, SSH). */
@@ -20,6 +20,14 @@ export interface ServiceDatabaseArgs {
   database: StackConfig["database"];
   /** The `databaseRuntime` this stack exported on its last run (undefined on the first): a change is announced as planned downtime. */
   lastRuntime?: pulumi.Output<unknown>;
+  /**
+   * A replica on another server reaches the database over a private link
+   * (database.replicas[].link): its port is published on the link's address of
+   * this server only, once `ready` (the link up: Docker cannot bind an address
+   * the host does not have).
+   * @default none: no published port
+   */
+  link?: { address: string; ready: pulumi.Resource[] };
 }
 
 const STOP_SECONDS = 60;
@@ -80,6 +88,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const volume = new docker.Volume(`${name}-volume`, { name: names.databaseVolume }, { ...dockerOpts, protect: true, retainOnDelete: true });
     this.volumeName = volume.name;
 
+    // Docker publishes no port of a container on internal networks only: the link's port goes through a routed bridge of its own.
+    const linkNetwork = args.link ? new docker.Network(`${name}-link-network`, { name: replicaNames(names.prefix).linkNetwork, driver: "bridge" }, dockerOpts) : undefined;
     const container = platformContainer(
       `${name}-container`,
       { role: "database", stack: server.stack },
@@ -90,7 +100,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
         memorySwap: database.memoryMb,
         envs: spec.envs,
         command: spec.command,
-        networksAdvanced: [{ name: server.dataNetworkName, aliases: [DATABASE_ALIAS] }],
+        networksAdvanced: [{ name: server.dataNetworkName, aliases: [DATABASE_ALIAS] }, ...(linkNetwork ? [{ name: linkNetwork.name }] : [])],
+        ...(args.link ? { ports: [{ internal: spec.port, external: spec.port, ip: args.link.address, protocol: "tcp" }] } : {}),
         volumes: [{ volumeName: volume.name, containerPath: spec.dataPath }],
         mounts: [
           { type: "bind", source: `${names.secretsDir}/db`, target: SECRETS_MOUNT, readOnly: true },
@@ -103,7 +114,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
         waitTimeout: HEALTHY_SECONDS,
       },
       // A fixed name: the old container goes before the new one starts (Docker refuses two of one name).
-      { ...dockerOpts, deleteBeforeReplace: true, dependsOn: files },
+      { ...dockerOpts, deleteBeforeReplace: true, dependsOn: [...files, ...(args.link?.ready ?? [])] },
     );
     this.containerName = container.name;
     // Said in the preview, before anything happens: the engine's own "replace" line does not say the service goes down.

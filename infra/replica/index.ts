@@ -9,13 +9,15 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import type { ServiceDatabase } from "../database/index.js";
-import { DATABASE_ALIAS, DATABASE_UID, SECRETS_MOUNT, databaseSpec } from "../database/render.js";
-import { dockerHealthCheck, platformContainer, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
+import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseSpec } from "../database/render.js";
+import { dockerHealthCheck, platformContainer, ServerFile, shellQuote, type HomeServer, type OtherServer } from "../server/index.js";
 import {
   REPLICA_ALIAS,
   REPLICATION_PASSWORD_FILE,
   REPLICATION_PGPASS_FILE,
+  linkAddressOfPrimary,
   postgresReplicaEntrypoint,
+  standbyStreamingWaitCommand,
   replicaIsPrimary,
   replicaNames,
   replicaScript,
@@ -44,6 +46,12 @@ export interface ReadReplicaArgs {
    * @default "bbaegok" (the config's `service`)
    */
   service: string;
+  /**
+   * The replica's own server when its config names one (`server`): the
+   * container runs there, reaching the primary at `link.primaryAddress`.
+   * @default the stack's server, on the data network
+   */
+  elsewhere?: { host: OtherServer; linkReady: pulumi.Resource[] };
 }
 
 /** Where the PostgreSQL replica's entrypoint is mounted. */
@@ -58,22 +66,38 @@ export class ReadReplica extends pulumi.ComponentResource {
   readonly scriptPath: string;
   /** The replica's container: what the app's slots wait for once it is the primary. */
   readonly container: docker.Container;
+  /** On the stack's server (the data network): the app, Metabase and backups read it. False for a standby on another server. */
+  readonly onStackServer: boolean;
 
   constructor(name: string, args: ReadReplicaArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bbaegok:replica:ReadReplica", name, { engine: args.database.engine }, opts);
-    const { server, database, primary } = args;
+    const { server, database, primary, elsewhere } = args;
     const names = server.names;
     const replicaName = replicaNames(names.prefix);
     const spec = databaseSpec(database);
-    const dockerOpts = { parent: this, provider: server.docker };
+    // Where the container runs: the stack's server, or the replica's own (its Docker provider, connection and paths).
+    const host = elsewhere?.host ?? server;
+    const dockerOpts = { parent: this, provider: host.docker };
     const memoryMb = args.replica.memoryMb ?? database.memoryMb;
     const promoted = replicaIsPrimary(database);
-    const serverSpec = { engine: database.engine, primaryHost: DATABASE_ALIAS, primaryPort: spec.port, secretsDir: SECRETS_MOUNT, slot: replicaName.slot, promoted };
+    const primaryAddress = linkAddressOfPrimary(args.replica);
+    const serverSpec = { engine: database.engine, primaryHost: elsewhere && primaryAddress ? primaryAddress : DATABASE_ALIAS, primaryPort: spec.port, secretsDir: SECRETS_MOUNT, slot: replicaName.slot, promoted };
     this.containerName = replicaName.container;
     this.scriptPath = replicaName.script(names.stackDir);
+    this.onStackServer = !elsewhere;
 
+    const replicationPassword = pulumi.secret(new random.RandomPassword(`${name}-replication-password`, { length: 32, special: false }, { parent: this }).result);
     const files = placeFiles(this);
-    if (promoted) {
+    if (elsewhere) {
+      // PostgreSQL only (the schema): the primary's side here, then the standby's first start there takes its base backup over the link.
+      const setup = runScript(this, "setup", "setup", [primary, ...files]);
+      this.container = createContainer(this, [setup, ...placeFilesElsewhere(this, elsewhere.host), ...elsewhere.linkReady]);
+      new command.remote.Command(
+        `${name}-wait`,
+        { connection: host.connection, create: standbyStreamingWaitCommand(replicaName.container), logging: "stderr", addPreviousOutputInEnv: false },
+        { parent: this, dependsOn: [this.container] },
+      );
+    } else if (promoted) {
       // The primary now (npm run promote): no setup runs again, it would seed it from the out-of-date original.
       this.container = createContainer(this, [primary, ...files]);
     } else if (database.engine === "postgres") {
@@ -89,7 +113,7 @@ export class ReadReplica extends pulumi.ComponentResource {
     this.registerOutputs({ containerName: this.containerName, host: this.host });
 
     function placeFiles(parent: ReadReplica): ServerFile[] {
-      const password = pulumi.secret(new random.RandomPassword(`${name}-replication-password`, { length: 32, special: false }, { parent }).result);
+      const password = replicationPassword;
       // Beside the database's own secrets: the primary and the replica both mount that folder.
       const secret = (suffix: string, file: string, content: pulumi.Output<string>) =>
         new ServerFile(`${name}-${suffix}`, { connection: server.connection, path: `${names.secretsDir}/db/${file}`, mode: "0400", owner: DATABASE_UID, content }, { parent });
@@ -107,13 +131,25 @@ export class ReadReplica extends pulumi.ComponentResource {
           { parent },
         ),
       ];
-      if (database.engine === "postgres") {
+      if (database.engine === "postgres" && !elsewhere) {
         placed.push(
           secret("pgpass-file", REPLICATION_PGPASS_FILE, pulumi.secret(password.apply(replicationPgpass))),
           new ServerFile(`${name}-entrypoint`, { connection: server.connection, path: `${names.stackDir}/replica-init/entrypoint.sh`, mode: "0755", owner: "root:root", dirMode: "0755", content: postgresReplicaEntrypoint(serverSpec) }, { parent }),
         );
       }
       return placed;
+    }
+
+    // A standby's image still reads the database's password files at start, and its connection needs libpq's password file.
+    function placeFilesElsewhere(parent: ReadReplica, other: OtherServer): ServerFile[] {
+      const secret = (suffix: string, file: string, content: pulumi.Output<string>) =>
+        new ServerFile(`${name}-elsewhere-${suffix}`, { connection: other.connection, path: `${other.names.secretsDir}/db/${file}`, mode: "0400", owner: DATABASE_UID, content }, { parent });
+      return [
+        secret("root-password-file", ROOT_PASSWORD_FILE, primary.rootPassword),
+        secret("app-password-file", APP_PASSWORD_FILE, primary.password),
+        secret("pgpass-file", REPLICATION_PGPASS_FILE, pulumi.secret(replicationPassword.apply(replicationPgpass))),
+        new ServerFile(`${name}-elsewhere-entrypoint`, { connection: other.connection, path: `${other.names.stackDir}/replica-init/entrypoint.sh`, mode: "0755", owner: "root:root", dirMode: "0755", content: postgresReplicaEntrypoint(serverSpec) }, { parent }),
+      ];
     }
 
     function runScript(parent: ReadReplica, suffix: string, what: string, dependsOn: pulumi.Resource[]): command.remote.Command {
@@ -135,6 +171,10 @@ export class ReadReplica extends pulumi.ComponentResource {
       // The replica's data is a copy, but rebuilding it loads the primary: protected and retained like the primary's.
       const volume = new docker.Volume(`${name}-volume`, { name: replicaName.volume }, { ...dockerOpts, protect: true, retainOnDelete: true });
       const postgres = database.engine === "postgres";
+      // Elsewhere: a routed bridge of its own (an internal network has no route to the link), and still no published port.
+      const network = elsewhere
+        ? { name: new docker.Network(`${name}-network`, { name: replicaName.remoteNetwork, driver: "bridge" }, dockerOpts).name }
+        : { name: server.dataNetworkName, aliases: [REPLICA_ALIAS] };
       return platformContainer(
         `${name}-container`,
         { role: "database-replica", stack: server.stack },
@@ -146,11 +186,11 @@ export class ReadReplica extends pulumi.ComponentResource {
           envs: spec.envs,
           // PostgreSQL: the entrypoint seeds an empty volume by pg_basebackup, as the database's uid, then runs the image's own.
           ...(postgres ? { user: DATABASE_UID, entrypoints: [`${ENTRYPOINT_MOUNT}/entrypoint.sh`], command: ["docker-entrypoint.sh", ...spec.command, ...replicaServerFlags(serverSpec)] } : { command: [...spec.command, ...replicaServerFlags(serverSpec)] }),
-          networksAdvanced: [{ name: server.dataNetworkName, aliases: [REPLICA_ALIAS] }],
+          networksAdvanced: [network],
           volumes: [{ volumeName: volume.name, containerPath: spec.dataPath }],
           mounts: [
-            { type: "bind", source: `${names.secretsDir}/db`, target: SECRETS_MOUNT, readOnly: true },
-            ...(postgres ? [{ type: "bind", source: `${names.stackDir}/replica-init`, target: ENTRYPOINT_MOUNT, readOnly: true }] : []),
+            { type: "bind", source: `${host.names.secretsDir}/db`, target: SECRETS_MOUNT, readOnly: true },
+            ...(postgres ? [{ type: "bind", source: `${host.names.stackDir}/replica-init`, target: ENTRYPOINT_MOUNT, readOnly: true }] : []),
           ],
           healthcheck: dockerHealthCheck({ tests: spec.healthcheck, interval: "10s", timeout: "5s", retries: 5, startPeriod: "300s" }),
           stopTimeout: 60,

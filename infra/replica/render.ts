@@ -42,7 +42,21 @@ export function replicaNames(prefix: string) {
     slot: "replica_1",
     /** The replica's script on the server: `replica.sh setup|wait|status|promote`. */
     script: (stackDir: string) => `${stackDir}/replica/replica.sh`,
+    /** With a replica on another server: the primary's routed bridge, through which its port is published on the link's address. */
+    linkNetwork: `${prefix}-db-link`,
+    /** The replica's network on the other server: routed, so it reaches the primary's link address. */
+    remoteNetwork: `${prefix}-db-replica`,
   };
+}
+
+/** The replica on the stack's own server, if any: the one the app, Metabase, backups and status read (one on another server is a standby only, so far). */
+export function localReplica(db: Pick<StackConfig["database"], "replicas">): ReplicaConfig | undefined {
+  return db.replicas.find((r) => !r.server);
+}
+
+/** The address the primary listens on for a replica on another server: its address on the link. */
+export function linkAddressOfPrimary(replica: ReplicaConfig): string | undefined {
+  return replica.server && replica.link ? replica.link.primaryAddress : undefined;
 }
 
 /**
@@ -127,6 +141,17 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 fi
 exec "$@"
 `;
+}
+
+/**
+ * Waits, on the standby's own server, until it streams from the primary
+ * (`pg_stat_wal_receiver` says so), up to `seconds`: replica.sh's `wait`
+ * needs both containers on one host, and a standby elsewhere is not.
+ */
+export function standbyStreamingWaitCommand(container: string, seconds = 120): string {
+  const query = "SELECT status FROM pg_stat_wal_receiver";
+  const loop = `for _ in $(seq ${seconds}); do [ "$(psql -U postgres -tAc ${shellQuote(query)})" = streaming ] && exit 0; sleep 1; done; echo "replica: not streaming from the primary after ${seconds} s" >&2; exit 1`;
+  return `docker exec ${shellQuote(container)} sh -c ${shellQuote(loop)}`;
 }
 
 /** libpq's password file for the replication connection (`:` and `\\` escaped, as libpq reads them). */

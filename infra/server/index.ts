@@ -8,7 +8,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { platformSettings, type ContainerRole, type PlatformSettings } from "./container.js";
-import { dockerHost, edgeAddressing, SSH_CONTROL_DIR, sshClientOptions, installFileCommand, removeFileCommand, stackNames, type EdgeAddressing, type FileSpec, type StackNames } from "./render.js";
+import { dockerHost, edgeAddressing, SSH_CONTROL_DIR, sshClientOptions, installFileCommand, removeFileCommand, stackNames, type EdgeAddressing, type FileSpec, type ServerReach, type StackNames } from "./render.js";
 
 export * from "./container.js";
 export * from "./render.js";
@@ -57,17 +57,8 @@ export class HomeServer extends pulumi.ComponentResource {
     this.stack = args.stack;
     this.names = stackNames(args.service, args.stack, args.server.dataDir);
     this.edgeAddresses = edgeAddressing(args.server.edgeSubnet);
-    this.connection = {
-      host: args.server.host,
-      port: args.server.ssh.port,
-      user: args.server.ssh.user,
-      // The command provider accepts any host key when none is given: this one is required by the schema.
-      hostKey: args.server.ssh.hostKey,
-    };
-
-    // Docker's ssh shares one connection through a socket in ~/.ssh; ssh will not start if that folder is missing (a fresh CI runner).
-    mkdirSync(join(homedir(), SSH_CONTROL_DIR), { recursive: true, mode: 0o700 });
-    this.docker = new docker.Provider(`${name}-docker`, { host: dockerHost(args.server), sshOpts: sshClientOptions(args.server) }, { parent: this });
+    this.connection = sshConnection(args.server);
+    this.docker = dockerProvider(name, args.server, this);
 
     const networkOpts = { parent: this, provider: this.docker };
     const { subnet, ipRange, gateway } = this.edgeAddresses;
@@ -82,6 +73,47 @@ export class HomeServer extends pulumi.ComponentResource {
     this.dataNetworkName = data.name;
 
     this.registerOutputs({ edgeNetworkName: this.edgeNetworkName, dataNetworkName: this.dataNetworkName });
+  }
+}
+
+/** The SSH connection of commands and files on a server; its host key is the pinned one. */
+export function sshConnection(server: ServerReach): SshConnection {
+  // The command provider accepts any host key when none is given: this one is required by the schema.
+  return { host: server.host, port: server.ssh.port, user: server.ssh.user, hostKey: server.ssh.hostKey };
+}
+
+/** The Docker provider of a server (`<name>-docker`): over SSH with the pinned key and one shared connection (sshClientOptions). */
+export function dockerProvider(name: string, server: ServerReach, parent: pulumi.Resource): docker.Provider {
+  // Docker's ssh shares one connection through a socket in ~/.ssh; ssh will not start if that folder is missing (a fresh CI runner).
+  mkdirSync(join(homedir(), SSH_CONTROL_DIR), { recursive: true, mode: 0o700 });
+  return new docker.Provider(`${name}-docker`, { host: dockerHost(server), sshOpts: sshClientOptions(server) }, { parent });
+}
+
+export interface OtherServerArgs {
+  /** The other server: its SSH address, pinned host key and data directory (e.g. a replica's `server`). */
+  server: ServerReach & { dataDir: string };
+  service: string;
+  stack: string;
+}
+
+/**
+ * Another server of the stack (a read replica's): its own Docker provider and
+ * SSH connection, made as HomeServer makes the stack's, and the stack's names
+ * under its data directory. No networks: what runs there declares its own.
+ */
+export class OtherServer extends pulumi.ComponentResource {
+  readonly docker: docker.Provider;
+  readonly connection: SshConnection;
+  readonly names: StackNames;
+  readonly host: string;
+
+  constructor(name: string, args: OtherServerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("bbaegok:server:OtherServer", name, { host: args.server.host }, opts);
+    this.host = args.server.host;
+    this.names = stackNames(args.service, args.stack, args.server.dataDir);
+    this.connection = sshConnection(args.server);
+    this.docker = dockerProvider(name, args.server, this);
+    this.registerOutputs({ host: this.host });
   }
 }
 

@@ -9,8 +9,11 @@ export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
+/** What reaches a server of the stack: its SSH address and pinned host key (the stack's `server`, or a replica's). */
+export type ServerReach = Pick<StackConfig["server"], "host" | "ssh"> & { dockerSocket?: string | undefined };
+
 /** The Docker provider's host: the local socket when Pulumi runs on the server, else SSH. */
-export function dockerHost(server: StackConfig["server"]): string {
+export function dockerHost(server: ServerReach): string {
   if (server.dockerSocket) return `unix://${server.dockerSocket}`;
   return `ssh://${server.ssh.user}@${server.host}:${server.ssh.port}`;
 }

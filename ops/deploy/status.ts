@@ -2,7 +2,7 @@
 // records, the slot the proxy actually routes to, each slot's image and
 // health, and when each was last deployed (from the deploy history).
 import { SLOTS, slotContainerName } from "../../infra/app/render.js";
-import { describeReplication, replicaNames, type ReplicationState } from "../../infra/replica/render.js";
+import { describeReplication, localReplica, replicaNames, type ReplicationState } from "../../infra/replica/render.js";
 import { containerPrefix, healthCheckHost, stackNames } from "../../infra/server/render.js";
 import type { DeployedSlots } from "../../infra/app/rollout.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
@@ -61,7 +61,7 @@ export async function gatherStatus(
 
 /** With database.replicas: the replica's state as its own script reports it on the server. */
 async function replicaState(stack: string, config: Partial<Pick<StackConfig, "service" | "server" | "database">>, server: ServerControl): Promise<StackStatus["replica"]> {
-  if (!config.database?.replicas.length || !config.server || !config.service || !server.replication) return undefined;
+  if (!config.database || !localReplica(config.database) || !config.server || !config.service || !server.replication) return undefined;
   const stackPaths = stackNames(config.service, stack, config.server.dataDir);
   const names = replicaNames(stackPaths.prefix);
   const state = await server.replication(names.script(stackPaths.stackDir)).catch((err: unknown) => ({ error: errorText(err) }));

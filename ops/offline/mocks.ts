@@ -29,6 +29,10 @@ export function offlineMocks(resolveStackOutputs: StackOutputsResolver): pulumi.
         case "random:index/randomPassword:RandomPassword":
           state["result"] = `${MOCK_SECRET_PREFIX}${args.name}`;
           break;
+        case "random:index/randomBytes:RandomBytes":
+          // Real bytes (a WireGuard key must be 32 of them), derived from the name: the same on every plan.
+          state["base64"] = Buffer.from(digest(`${MOCK_SECRET_PREFIX}${args.name}`), "hex").subarray(0, Number(args.inputs["length"] ?? 32)).toString("base64");
+          break;
         case "aws:s3/bucket:Bucket":
           state["arn"] = `arn:aws:s3:::${String(args.inputs["bucket"])}`;
           // As on AWS, a bucket's ID is its name.

@@ -111,6 +111,15 @@ export function isPrivateCidr(value: string): boolean {
   });
 }
 
+/**
+ * An address of a private link between servers: RFC 1918 (a WireGuard link's
+ * own addresses) or a tailnet's 100.64.0.0/10 (RFC 6598, what Tailscale
+ * gives). Never a wildcard, loopback or public address.
+ */
+export function isPrivateLinkAddress(value: string): boolean {
+  return isIpv4(value) && (isPrivateCidr(`${value}/32`) || cidrsOverlap(`${value}/32`, "100.64.0.0/10"));
+}
+
 /** First and last address of an IPv4 CIDR block, as numbers. */
 function cidrRange(value: string): { first: number; last: number } | undefined {
   const match = /^(.+)\/(\d{1,2})$/.exec(value);

@@ -4,7 +4,7 @@
 // `<file>: <key> = <value>: expected …`.
 import { z } from "zod";
 import { cronProblem, normalCron } from "./cron.js";
-import { isHostname, isInZone, isIpv4, isPinnedImage, isPrivateCidr, isSshHostKey, isSubnet24, isTimeZone, isDockerDuration } from "./rules.js";
+import { cidrsOverlap, isHostname, isInZone, isIpv4, isPinnedImage, isPrivateCidr, isPrivateLinkAddress, isSshHostKey, isSubnet24, isTimeZone, isDockerDuration } from "./rules.js";
 
 /** The Pulumi project name; every key of ours is `bbaegok-infra:<key>`. */
 export const PROJECT = "bbaegok-infra";
@@ -120,6 +120,41 @@ export const serverSchema = z.strictObject({
     .refine(isPrivateCidr, { error: "expected a private range (inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)" }),
 }, { error: "expected a map with host, publicIp, ssh (user, port, hostKey), dataDir, edgeSubnet" });
 
+/** Another server of the stack (a replica's): reached and pinned as `server` is. */
+const otherServerSchema = z.strictObject(
+  { host: serverSchema.shape.host, ssh: serverSchema.shape.ssh, dataDir: serverSchema.shape.dataDir },
+  { error: "expected a map with host, ssh (user, port, hostKey), dataDir" },
+);
+
+const WIREGUARD_ADDRESS_EXPECTED = 'expected the host\'s private address on the WireGuard link, e.g. "10.99.0.1" (inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)';
+const wireguardAddress = z.string({ error: WIREGUARD_ADDRESS_EXPECTED }).refine((v) => isIpv4(v) && isPrivateCidr(`${v}/32`), { error: WIREGUARD_ADDRESS_EXPECTED });
+const TAILNET_ADDRESS_EXPECTED = 'expected the primary server\'s tailnet address, e.g. "100.101.102.103" (inside 100.64.0.0/10: tailscale ip -4 on that server)';
+const tailnetAddress = z.string({ error: TAILNET_ADDRESS_EXPECTED }).refine((v) => isPrivateLinkAddress(v) && !isPrivateCidr(`${v}/32`), { error: TAILNET_ADDRESS_EXPECTED });
+
+/**
+ * The private link a replica on another server reaches the primary over; the
+ * primary's database listens on `primaryAddress` only, never on a public address.
+ */
+const replicaLinkSchema = z.discriminatedUnion(
+  "type",
+  [
+    z.strictObject({
+      /** A WireGuard tunnel between the two servers, configured by the program (wg-quick, Debian's wireguard-tools). */
+      type: z.literal("wireguard"),
+      primaryAddress: wireguardAddress,
+      replicaAddress: wireguardAddress,
+      /** The UDP port each server listens on for the tunnel (open it in the firewall / router). */
+      port: port.default(51820),
+    }),
+    z.strictObject({
+      /** A tailnet both servers already belong to (Tailscale): nothing to configure but the address. */
+      type: z.literal("tailnet"),
+      primaryAddress: tailnetAddress,
+    }),
+  ],
+  { error: 'expected link.type "wireguard" (with primaryAddress and replicaAddress) or "tailnet" (with primaryAddress)' },
+);
+
 export const domainsSchema = z.strictObject({
   /** The Cloudflare zone that holds every host name below. */
   zone: hostname,
@@ -193,7 +228,9 @@ export const databaseSchema = z.strictObject({
    * Read replicas kept by the engine's own replication (MariaDB/MySQL: GTID;
    * PostgreSQL: streaming from pg_basebackup). None by default. The app gets a
    * read-only datasource on it, Metabase reads from it, backups are taken from
-   * it while it is healthy and caught up. One replica, on the primary's server.
+   * it while it is healthy and caught up (a replica on the primary's server;
+   * one on another server, `server` and `link`, PostgreSQL only so far, is
+   * a standby: the app, Metabase and backups keep the primary).
    * @example [{ maxLagSeconds: 120 }]
    */
   replicas: z
@@ -204,8 +241,19 @@ export const databaseSchema = z.strictObject({
           memoryMb: memoryMb.optional(),
           /** Backups are taken from the replica only while it is at most this far behind (seconds); from the primary otherwise. */
           maxLagSeconds: z.number({ error: "expected a number of seconds" }).int({ error: "expected whole seconds" }).min(1, { error: "expected 1-86400 seconds" }).max(86400, { error: "expected 1-86400 seconds" }).default(300),
+          /**
+           * Another server of this stack for the replica, reached over SSH with its host key pinned like `server`'s.
+           * @default the primary's server
+           * @example { host: "replica.bbaegok.kr", ssh: { user: deploy, hostKey: "ssh-ed25519 AAAA…" } }
+           */
+          server: otherServerSchema.optional(),
+          /**
+           * With `server`: the private link the replica reaches the primary over.
+           * @example { type: wireguard, primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2" }
+           */
+          link: replicaLinkSchema.optional(),
         },
-        { error: "expected a map with memoryMb, maxLagSeconds" },
+        { error: "expected a map with memoryMb, maxLagSeconds, server, link" },
       ),
       { error: "expected a list of replicas, e.g. [{ maxLagSeconds: 300 }]" },
     )
@@ -345,6 +393,31 @@ export const stackConfigSchema = z
   })
   .superRefine((config, ctx) => {
     const { domains, metabase, backup, proxy, database } = config;
+    database.replicas.forEach((replica, i) => {
+      const at = (...path: (string | number)[]) => ["database", "replicas", i, ...path];
+      if (replica.server && !replica.link) {
+        ctx.addIssue({ code: "custom", path: at("link"), input: undefined, message: 'expected the private link to the replica\'s server: { type: wireguard, primaryAddress, replicaAddress } or { type: tailnet, primaryAddress } (never a published port)' });
+      }
+      if (replica.link && !replica.server) {
+        ctx.addIssue({ code: "custom", path: at("link"), input: replica.link, message: "expected no link: the replica is on the stack's own server (set server: to put it on another)" });
+      }
+      if (replica.server && database.engine !== "postgres") {
+        ctx.addIssue({ code: "custom", path: at("server"), input: replica.server, message: `expected no server with engine ${database.engine}: a replica on another server is built for postgres only so far (seeding a MariaDB/MySQL replica across servers is not)` });
+      }
+      if (replica.server && replica.server.host === config.server.host) {
+        ctx.addIssue({ code: "custom", path: at("server", "host"), input: replica.server.host, message: "expected another server than server.host (leave server: out for a replica on the same server)" });
+      }
+      const link = replica.link;
+      if (link?.type === "wireguard") {
+        if (link.primaryAddress === link.replicaAddress) ctx.addIssue({ code: "custom", path: at("link", "replicaAddress"), input: link.replicaAddress, message: "expected an address other than link.primaryAddress" });
+        for (const key of ["primaryAddress", "replicaAddress"] as const) {
+          if (cidrsOverlap(`${link[key]}/32`, config.server.edgeSubnet)) ctx.addIssue({ code: "custom", path: at("link", key), input: link[key], message: `expected an address outside server.edgeSubnet (${config.server.edgeSubnet})` });
+        }
+      }
+    });
+    if (database.primary === "replica" && database.replicas.some((r) => r.server)) {
+      ctx.addIssue({ code: "custom", path: ["database", "primary"], input: database.primary, message: 'expected "original": promoting a replica on another server is not supported yet (README, "Read replicas")' });
+    }
     if (database.primary === "replica" && database.replicas.length === 0) {
       ctx.addIssue({
         code: "custom",

@@ -167,3 +167,106 @@ for (const engine of ["mariadb", "postgres"] as const) {
     });
   });
 }
+
+const REPLICA_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplicaHostKeyForTheOfflinePlan0000000000";
+
+/** The stack file with its replica on another server, over `link` (YAML lines under the replica's entry). */
+function stackFileWithReplicaElsewhere(host: string, link: string): string {
+  return stackFileWithReplica("postgres", "16.10", host).replace(
+    "      - maxLagSeconds: 120\n",
+    `      - maxLagSeconds: 120\n        server:\n          host: replica.bbaegok.kr\n          ssh:\n            user: deploy\n            port: 2222\n            hostKey: ${REPLICA_HOST_KEY}\n        link:\n${link}`,
+  );
+}
+
+describe("a postgres stack with its replica on another server, over WireGuard", () => {
+  const stack = "replicaelsewhere";
+  project.writeStackFile(stack, stackFileWithReplicaElsewhere("primary.bbaegok.kr", "          type: wireguard\n          primaryAddress: 10.99.0.1\n          replicaAddress: 10.99.0.2\n"));
+  const plan = planInChild(stack, project.dir);
+  const containers = plan.resources.filter((r) => r.type === CONTAINER);
+  const replica = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db-replica`);
+  const primary = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db`);
+  const providers = plan.resources.filter((r) => r.type === "pulumi:providers:docker");
+  const commands = plan.resources.filter((r) => r.type === "command:remote:Command");
+
+  it("the replica's server gets its own Docker provider over SSH: its host, its pinned host key, the shared connection", () => {
+    const own = providers.find((p) => p.inputs["host"] === "ssh://deploy@replica.bbaegok.kr:2222");
+    assert.ok(own, `no provider for the replica's server among ${providers.map((p) => p.inputs["host"]).join(", ")}`);
+    // A provider's inputs reach the engine as strings: a list is JSON.
+    const sshOpts = (p: { inputs: Record<string, unknown> }) => JSON.parse(String(p.inputs["sshOpts"])) as string[];
+    const opts = sshOpts(own);
+    assert.ok(opts.includes(`KnownHostsCommand=/bin/echo %H ${REPLICA_HOST_KEY}`), opts.join(" "));
+    assert.ok(opts.includes("StrictHostKeyChecking=yes") && opts.includes("ControlMaster=auto") && opts.includes("UserKnownHostsFile=/dev/null"), opts.join(" "));
+    const stackServer = providers.find((p) => p.inputs["host"] === "ssh://deploy@primary.bbaegok.kr:22022");
+    assert.ok(stackServer, "the stack's own server lost its provider");
+    assert.ok(!sshOpts(stackServer).some((o) => o.includes(REPLICA_HOST_KEY)), "the stack's server accepts the replica's key");
+    assert.ok(replica, `no replica container among ${containers.map((c) => c.inputs["name"]).join(", ")}`);
+    assert.equal(replica.options.provider, own.name);
+    assert.equal(primary!.options.provider, stackServer.name);
+  });
+
+  it("the replica publishes no port and reaches the primary at its link address; the primary's port is bound to that address only; no guardrail broken", () => {
+    assert.equal(replica!.inputs["ports"], undefined);
+    assert.deepEqual(replica!.inputs["networksAdvanced"], [{ name: `bbaegok-${stack}-db-replica` }]);
+    assert.match((replica!.inputs["command"] as string[]).join(" "), /primary_conninfo=host=10\.99\.0\.1 port=5432 user=replicator passfile=/);
+    assert.deepEqual(primary!.inputs["ports"], [{ internal: 5432, external: 5432, ip: "10.99.0.1", protocol: "tcp" }]);
+    const publishing = containers.filter((c) => (c.inputs["ports"] as unknown[] | undefined)?.length || c.inputs["networkMode"] === "host");
+    assert.deepEqual(publishing.map((c) => c.inputs["name"]).sort(), ["bbaegok-proxy", `bbaegok-${stack}-db`]);
+    assert.deepEqual(violations(plan.resources), []);
+  });
+
+  it("WireGuard on both hosts: a 0600 wg-quick file each (secret), brought up as root, before the primary binds and the replica connects", () => {
+    const files = plan.resources.filter((r) => r.type === "bbaegok:server:File" && /\/link\/bbwg[0-9a-f]{8}\.conf$/.test(String(r.inputs["path"])));
+    assert.equal(files.length, 2, plan.resources.filter((r) => r.type === "bbaegok:server:File").map((r) => r.inputs["path"]).join(", "));
+    for (const file of files) {
+      assert.equal(file.inputs["mode"], "0600");
+      assert.equal(file.inputs["owner"], "root:root");
+      assert.equal(file.inputs["content"], "[secret]");
+    }
+    // A command's connection is secret (masked in the plan): which server each runs on is the component's wiring (infra/link).
+    const ups = commands.filter((c) => /-link-(primary|replica)-up$/.test(c.name));
+    assert.deepEqual(ups.map((c) => c.name).sort(), ["database-replica-1-link-primary-up", "database-replica-1-link-replica-up"]);
+    for (const up of ups) assert.match(String(up.inputs["create"]), /sudo -n \/usr\/local\/sbin\/bbaegok-install run '\/srv\/bbaegok\/replicaelsewhere\/link\/up\.sh'$/);
+    for (const dependent of [primary!, replica!]) assert.deepEqual(ups.map((u) => u.name).filter((n) => !dependent.options.dependsOn.includes(n)), [], `${dependent.name} does not wait for the link`);
+    assert.doesNotMatch(JSON.stringify(plan.resources), /PrivateKey = /);
+  });
+
+  it("the standby's password files and entrypoint are placed for its server; the primary's side is set up by replica.sh; the standby is waited for until it streams", () => {
+    const onReplicaServer = plan.resources.filter((r) => r.type === "bbaegok:server:File" && /-elsewhere-/.test(r.name));
+    assert.deepEqual(onReplicaServer.map((r) => r.inputs["path"]).sort(), [
+      `/srv/bbaegok/${stack}/replica-init/entrypoint.sh`,
+      `/srv/bbaegok/${stack}/secrets/db/db_password`,
+      `/srv/bbaegok/${stack}/secrets/db/db_root_password`,
+      `/srv/bbaegok/${stack}/secrets/db/replication.pgpass`,
+    ]);
+    assert.ok(!plan.resources.some((r) => r.type === "bbaegok:server:File" && r.name === "database-replica-1-pgpass-file"), "libpq's password file is placed on the primary's server too");
+    const setup = commands.find((c) => c.name === "database-replica-1-setup");
+    assert.equal(setup?.inputs["create"], `bash '/srv/bbaegok/${stack}/replica/replica.sh' setup`);
+    const wait = commands.find((c) => c.name === "database-replica-1-wait");
+    assert.match(String(wait?.inputs["create"]), new RegExp(`^docker exec 'bbaegok-${stack}-db-replica' .*pg_stat_wal_receiver`));
+    assert.ok(wait!.options.dependsOn.includes("database-replica-1-container"));
+  });
+
+  it("the app, Metabase and backups keep the primary: the slots' data network has no route to the link", () => {
+    for (const slot of containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])))) {
+      assert.ok(!(slot.inputs["envs"] as string[]).some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), String(slot.inputs["envs"]));
+    }
+    const backup = plan.resources.find((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`);
+    assert.doesNotMatch(String(backup?.inputs["content"]), /REPLICAS=|replica_script/);
+  });
+});
+
+describe("a postgres stack with its replica on another server of its tailnet", () => {
+  const stack = "replicatailnet";
+  project.writeStackFile(stack, stackFileWithReplicaElsewhere("tailnet-primary.bbaegok.kr", "          type: tailnet\n          primaryAddress: 100.101.102.103\n"));
+  const plan = planInChild(stack, project.dir);
+  const containers = plan.resources.filter((r) => r.type === CONTAINER);
+
+  it("the primary's port is bound to its tailnet address, nothing of WireGuard is made, and no guardrail broken", () => {
+    const primary = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db`);
+    assert.deepEqual(primary!.inputs["ports"], [{ internal: 5432, external: 5432, ip: "100.101.102.103", protocol: "tcp" }]);
+    const replica = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db-replica`);
+    assert.match((replica!.inputs["command"] as string[]).join(" "), /primary_conninfo=host=100\.101\.102\.103 /);
+    assert.deepEqual(plan.resources.filter((r) => /bbaegok:link:|randomBytes/.test(r.type)).map((r) => r.name), []);
+    assert.deepEqual(violations(plan.resources), []);
+  });
+});

@@ -93,3 +93,54 @@ describe("database.replicas in the stack file", () => {
     assert.deepEqual(primary("db", [{}]), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "db": expected "original" or "replica" (written by npm run promote)']);
   });
 });
+
+describe("database.replicas[].server and link (a replica on another server)", () => {
+  const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplicaServerKey";
+  const server = { host: "replica.bbaegok.kr", ssh: { user: "deploy", hostKey } };
+  const wireguard = { type: "wireguard", primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2" };
+  /** prod's file as PostgreSQL (or `engine`) with this one replica; the problems listed, or the validated config. */
+  const validate = (replica: unknown, engine = "postgres", primary?: string) => {
+    const raw = rawFromPulumiConfig(readStackFile(REPO, "prod").config) as { database: Record<string, unknown> };
+    Object.assign(raw.database, { engine, version: engine === "postgres" ? "16.10" : "11.4.4", replicas: [replica] }, primary ? { primary } : {});
+    try {
+      return { config: validateStackConfig("prod", raw, []), problems: [] as string[] };
+    } catch (err) {
+      assert.ok(err instanceof StackConfigError, String(err));
+      return { config: undefined, problems: err.message.split("\n").slice(1).map((l) => l.trim()) };
+    }
+  };
+  const problems = (replica: unknown, engine?: string, primary?: string) => validate(replica, engine, primary).problems.join("\n");
+
+  it("takes another server, its host key pinned as server's, over WireGuard (port 51820 by default) or a tailnet", () => {
+    const { config, problems: found } = validate({ server, link: wireguard });
+    assert.deepEqual(found, []);
+    assert.deepEqual(config!.database.replicas[0]!.server, { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey }, dataDir: "/srv/bbaegok" });
+    assert.deepEqual(config!.database.replicas[0]!.link, { ...wireguard, port: 51820 });
+    assert.equal(problems({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103" } }), "");
+  });
+
+  it("refuses a server without a link, a link without a server, and the stack's own server, naming the key", () => {
+    assert.match(problems({ server }), /bbaegok-infra:database\.replicas\[0\]\.link is missing: expected the private link to the replica's server: \{ type: wireguard/);
+    assert.match(problems({ link: wireguard }), /bbaegok-infra:database\.replicas\[0\]\.link = .*: expected no link: the replica is on the stack's own server/);
+    assert.match(problems({ server: { ...server, host: "home.bbaegok.kr" }, link: wireguard }), /bbaegok-infra:database\.replicas\[0\]\.server\.host = "home\.bbaegok\.kr": expected another server than server\.host/);
+  });
+
+  it("refuses a host key that is missing or not pinned as one, naming the key", () => {
+    assert.match(problems({ server: { host: "replica.bbaegok.kr", ssh: { user: "deploy" } }, link: wireguard }), /database\.replicas\[0\]\.server\.ssh\.hostKey.*expected the server's SSH host key/);
+    assert.match(problems({ server: { ...server, ssh: { user: "deploy", hostKey: "replica.bbaegok.kr ssh-ed25519 AAAA" } }, link: wireguard }), /database\.replicas\[0\]\.server\.ssh\.hostKey = .*expected the server's SSH host key/);
+  });
+
+  it("refuses link addresses that are public, equal, inside the edge subnet, a tailnet address outside 100.64.0.0/10 and an unknown link type, naming the key", () => {
+    assert.match(problems({ server, link: { ...wireguard, primaryAddress: "0.0.0.0" } }), /database\.replicas\[0\]\.link\.primaryAddress = "0\.0\.0\.0": expected the host's private address on the WireGuard link/);
+    assert.match(problems({ server, link: { ...wireguard, replicaAddress: "8.8.8.8" } }), /database\.replicas\[0\]\.link\.replicaAddress = "8\.8\.8\.8": expected the host's private address/);
+    assert.match(problems({ server, link: { ...wireguard, replicaAddress: "10.99.0.1" } }), /database\.replicas\[0\]\.link\.replicaAddress = "10\.99\.0\.1": expected an address other than link\.primaryAddress/);
+    assert.match(problems({ server, link: { ...wireguard, primaryAddress: "172.30.10.5" } }), /database\.replicas\[0\]\.link\.primaryAddress = "172\.30\.10\.5": expected an address outside server\.edgeSubnet \(172\.30\.10\.0\/24\)/);
+    assert.match(problems({ server, link: { type: "tailnet", primaryAddress: "10.99.0.1" } }), /database\.replicas\[0\]\.link\.primaryAddress = "10\.99\.0\.1": expected the primary server's tailnet address/);
+    assert.match(problems({ server, link: { type: "vpn", primaryAddress: "10.99.0.1" } }), /database\.replicas\[0\]\.link.*expected link\.type "wireguard"/);
+  });
+
+  it("refuses it on MariaDB/MySQL (built for PostgreSQL only so far) and refuses promoting it, naming the key", () => {
+    assert.match(problems({ server, link: wireguard }, "mariadb"), /database\.replicas\[0\]\.server = .*expected no server with engine mariadb: a replica on another server is built for postgres only so far/);
+    assert.match(problems({ server, link: wireguard }, "postgres", "replica"), /bbaegok-infra:database\.primary = "replica": expected "original": promoting a replica on another server is not supported yet/);
+  });
+});
