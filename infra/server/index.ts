@@ -92,7 +92,9 @@ export function dockerProvider(name: string, server: ServerReach, parent: pulumi
 export interface OtherServerArgs {
   /** The other server: its SSH address, pinned host key and data directory (e.g. a replica's `server`). */
   server: ServerReach & { dataDir: string };
+  /** The service's name (`service`), the first part of every name on that server. */
   service: string;
+  /** The stack's name: names there are the stack's own, as on its main server. */
   stack: string;
 }
 
