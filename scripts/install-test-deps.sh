@@ -27,6 +27,9 @@ have pg_dump || need+=(postgresql-client)
 have zstd || need+=(zstd)
 # The replica link's WireGuard keys and files are checked by the real wg (test/unit/link-render.test.ts).
 have wg || need+=(wireguard-tools)
+# The link test brings WireGuard up in network namespaces; a kernel without its module
+# (as here) makes wg-quick use the userspace implementation.
+have wireguard-go || need+=(wireguard-go)
 have shellcheck || need+=(shellcheck)
 have wrk || need+=(wrk)
 # The proxy's access-log test counts nginx's write(2) calls.
