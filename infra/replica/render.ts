@@ -206,7 +206,28 @@ export interface ReplicationState {
 }
 
 /** One line for an operator: healthy or not, why, how far behind, both positions. */
-export function describeReplication(state: ReplicationState): string {
+/** `replica.sh status` once `npm run promote` made the replica the primary. */
+export interface PromotedState {
+  promoted: true;
+  /** It takes writes and the original does not. */
+  healthy: boolean;
+  writable: boolean;
+  originalAnswers: boolean;
+  /** Whether the original takes writes; null when it does not answer. */
+  originalWritable: boolean | null;
+  /** Why not healthy. */
+  reason?: string;
+}
+
+/** What `replica.sh status` prints: the replication, or the promoted replica's role. */
+export type ReplicaStatus = ReplicationState | PromotedState;
+
+export function describeReplication(state: ReplicaStatus): string {
+  if ("promoted" in state) {
+    if (!state.healthy) return `UNHEALTHY (promoted, the primary): ${state.reason ?? "unknown"}`;
+    const original = state.originalAnswers ? "the original still answers, fenced (read-only): stop it once this one's first backup is checked" : "the original does not answer";
+    return `promoted, the primary: takes writes; ${original}`;
+  }
   const lag = state.lagSeconds === null ? "lag unknown" : `${state.lagSeconds} s behind`;
   const detail = `${lag} (${state.behind} ${state.unit}), primary at ${state.primaryPosition || "?"}, replica at ${state.replicaPosition || "?"}`;
   return state.healthy ? `healthy, ${detail}` : `UNHEALTHY: ${state.reason ?? "unknown"}; ${detail}`;

@@ -2,7 +2,7 @@
 #   setup    make REPLICA a replica of PRIMARY (idempotent: an existing replica is left replicating);
 #            PostgreSQL: the primary's side only, before the replica's container first starts
 #   wait     wait until the replica replicates and is caught up (REPLICA_WAIT_SECONDS, 120)
-#   status   print replication_state's JSON
+#   status   print replication_state's JSON (promoted_state's once promoted)
 #   promote  stop replicating and take writes on REPLICA (the runbook's npm run promote)
 
 # MariaDB/MySQL: a replication user with only REPLICATION SLAVE on the primary;
@@ -108,6 +108,38 @@ promote() {
   replica_log info "$REPLICA promoted: it takes writes now"
 }
 
+# After npm run promote (PROMOTED), REPLICA is the primary: status says
+# whether it takes writes and whether the original, now out of date, still
+# answers (it must stay stopped: a MariaDB/MySQL original is writable again
+# after a restart, and the app must never write to it again).
+#   {promoted: true, healthy, writable, originalAnswers, originalWritable (null when it does not answer), reason (when not healthy)}
+promoted_state() {
+  local writable original answers=true reason=''
+  if ! writable=$(takes_writes "$REPLICA" 2>&1); then
+    reason="the promoted $REPLICA does not answer: ${writable//$'\n'/ }" writable=false
+  elif [[ $writable == false ]]; then
+    reason="the promoted $REPLICA refuses writes (read-only)"
+  fi
+  original=$(takes_writes "$PRIMARY" 2>/dev/null) || answers=false original=null
+  if [[ -z $reason && $original == true ]]; then
+    reason="the original $PRIMARY takes writes again (restarted?): stop it, the app must not write there"
+  fi
+  jq -cn --argjson writable "$writable" --argjson answers "$answers" --argjson original "$original" --arg reason "$reason" \
+    '{promoted: true, healthy: ($reason == ""), writable: $writable, originalAnswers: $answers, originalWritable: $original} + (if $reason == "" then {} else {reason: $reason} end)'
+}
+
+# Prints true or false: whether container $1 takes writes; fails when it does not answer.
+takes_writes() {
+  local answer
+  if [[ $ENGINE == postgres ]]; then
+    answer=$(admin_sql "$1" <<<"SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off'") || return
+    [[ $answer == t ]] && echo true || echo false
+  else
+    answer=$(admin_sql "$1" <<<'SELECT @@read_only') || return
+    [[ $answer == 0 ]] && echo true || echo false
+  fi
+}
+
 main() {
   case ${1:-} in
     setup)
@@ -122,7 +154,7 @@ main() {
         exit 1
       fi
       replica_log info "$REPLICA replicates from $PRIMARY" ;;
-    status) replication_state ;;
+    status) if [[ $PROMOTED == true ]]; then promoted_state; else replication_state; fi ;;
     promote) promote ;;
     *)
       echo "usage: $0 setup|wait|status|promote" >&2

@@ -5,7 +5,7 @@
 // the idle slot still runs, so the same `pulumi up` only flips. Either way the
 // file then says what serves, and the next `pulumi up` (CI's, from the commit)
 // changes nothing. A failed run puts the file back as it was.
-import type { ReplicationState } from "../../infra/replica/render.js";
+import type { ReplicaStatus } from "../../infra/replica/render.js";
 import type { DeployedSlots, SlotRelease } from "../../infra/app/rollout.js";
 import { otherSlot } from "../../infra/app/render.js";
 import type { Slot } from "../../stacks/config/schema.js";
@@ -48,7 +48,7 @@ export interface ServerControl {
   servedBy(hostHeader: string): Promise<Slot | undefined>;
   readHistory(limit: number): Promise<DeployRecord[]>;
   /** The read replica's state: its script's `status` (infra/replica), run on the server. */
-  replication?(script: string): Promise<ReplicationState>;
+  replication?(script: string): Promise<ReplicaStatus>;
 }
 
 /** Prints progress; the CLI writes lines, tests collect them. */

@@ -11,7 +11,7 @@ import { SLOTS } from "../../infra/app/render.js";
 import { INTERNAL_PORT, proxyContainerName, UPSTREAM_HEADER, type ProxyEndpoint } from "../../infra/proxy/contract.js";
 import { slotUpstreamAddress, type AddressMap } from "../../infra/proxy/render.js";
 import { asRootCommand, serverProxyDir, shellQuote, SSH_CONTROL_DIR, sshClientOptions, stackNames, type Privilege } from "../../infra/server/render.js";
-import type { ReplicationState } from "../../infra/replica/render.js";
+import type { ReplicaStatus } from "../../infra/replica/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import type { DeployRecord, ServerControl, SlotHealth } from "./orchestrator.js";
 
@@ -183,12 +183,12 @@ export class SshServerControl implements ServerControl {
   }
 
   /** `replica.sh status` as root (through the install helper with sudo): its one JSON line. */
-  async replication(script: string): Promise<ReplicationState> {
+  async replication(script: string): Promise<ReplicaStatus> {
     const result = await this.run(this.opts.privilege === "sudo" ? asRootCommand("run", script, "status") : `${shellQuote(script)} status`);
     const line = result.stdout.trim().split("\n").pop() ?? "";
     try {
       if (result.status !== 0) throw new Error(`exit ${result.status}`);
-      return JSON.parse(line) as ReplicationState;
+      return JSON.parse(line) as ReplicaStatus;
     } catch (err) {
       throw new Error(`${script} status on ${this.opts.shell.where} did not answer (${(err as Error).message}): ${(result.stderr || result.stdout).trim().split("\n").pop() ?? ""}`);
     }

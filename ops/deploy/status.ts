@@ -2,7 +2,7 @@
 // records, the slot the proxy actually routes to, each slot's image and
 // health, and when each was last deployed (from the deploy history).
 import { SLOTS, slotContainerName } from "../../infra/app/render.js";
-import { describeReplication, localReplica, replicaNames, type ReplicationState } from "../../infra/replica/render.js";
+import { describeReplication, localReplica, replicaNames, type ReplicaStatus } from "../../infra/replica/render.js";
 import { containerPrefix, healthCheckHost, stackNames } from "../../infra/server/render.js";
 import type { DeployedSlots } from "../../infra/app/rollout.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
@@ -26,7 +26,7 @@ export interface StackStatus {
   slots: SlotState[];
   recent: DeployRecord[];
   /** With a read replica: its container and `replica.sh status`'s answer (or why it could not be asked). */
-  replica?: { container: string; state: ReplicationState | { error: string } };
+  replica?: { container: string; state: ReplicaStatus | { error: string } };
 }
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err)).split("\n")[0]!;

@@ -11,7 +11,8 @@ import { after, before, describe, it } from "node:test";
 import { slotEnvs } from "../../infra/app/render.js";
 import { stackBackupTargets } from "../../infra/backup/render.js";
 import { primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
-import { localShell } from "../../ops/deploy/server.js";
+import { localShell, SshServerControl } from "../../ops/deploy/server.js";
+import { formatStatus, gatherStatus } from "../../ops/deploy/status.js";
 import { EXIT } from "../../ops/exit.js";
 import { runPromoteCommand, type PromoteDeps } from "../../ops/promote.js";
 import { readStackFile } from "../../stacks/config/files.js";
@@ -32,6 +33,7 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
   const dir = tempDir("promote-mariadb");
   const project = join(dir.path, "project");
   const stackFile = join(project, "Pulumi.prod.yaml");
+  const script = join(dir.path, "prod", "replica", "replica.sh");
   let env: Record<string, string>;
   const readConfig = (stack: string) => validateStackConfig(stack, rawFromPulumiConfig(readStackFile(project, stack).config), []);
   const lines = () => {
@@ -64,7 +66,6 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
         .replace("dataDir: /srv/bbaegok", `dataDir: ${dir.path}`)
         .replace(/(  bbaegok-infra:database:\n(?:    .*\n)+)/, "$1    replicas:\n      - maxLagSeconds: 30\n"),
     );
-    const script = join(dir.path, "prod", "replica", "replica.sh");
     writeFileSync(script, replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryContainer: PRIMARY_CONTAINER, replicaContainer: REPLICA_CONTAINER, slot: "replica_1", primaryHost: "127.0.0.1", primaryPort: primary.port }), { mode: 0o755 });
     env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: primary.socket }, [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: replica.socket } });
     for (const step of ["setup", "wait"]) {
@@ -127,5 +128,17 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     const again = lines();
     assert.equal(await runPromoteCommand(["--stack", "prod"], deps(() => assert.fail("up ran")), again.reporter, again.reporter), EXIT.usage);
     assert.match(again.out.join("\n"), /says database\.primary: replica already/);
+  });
+
+  it("npm run status after it: the promoted container takes writes and the original answers fenced; the original writable again (a restart) is UNHEALTHY, named", async () => {
+    // pulumi up renders the script again from the file promote wrote (database.primary: replica).
+    const config = readConfig("prod");
+    writeFileSync(script, replicaScript({ stack: "prod", service: "bbaegok", database: config.database, replica: config.database.replicas[0]!, primaryContainer: PRIMARY_CONTAINER, replicaContainer: REPLICA_CONTAINER, slot: "replica_1", primaryHost: "127.0.0.1", primaryPort: primary.port }), { mode: 0o755 });
+    const server = new SshServerControl({ stack: "prod", config, proxy: { container: "no-proxy-here", image: "none", dir: dir.path, internalPort: 1 }, shell: localShell(env), privilege: "none" });
+    const replicaLine = async () => formatStatus(await gatherStatus("prod", config, undefined, server)).find((l) => l.startsWith("  replica  "));
+    assert.equal(await replicaLine(), `  replica  ${REPLICA_CONTAINER}  promoted, the primary: takes writes; the original still answers, fenced (read-only): stop it once this one's first backup is checked`);
+    primary.sql("SET GLOBAL read_only = OFF"); // what its next restart does
+    assert.equal(await replicaLine(), `  replica  ${REPLICA_CONTAINER}  UNHEALTHY (promoted, the primary): the original ${PRIMARY_CONTAINER} takes writes again (restarted?): stop it, the app must not write there`);
+    primary.sql("SET GLOBAL read_only = ON");
   });
 });

@@ -5,9 +5,10 @@
 // (setup, wait, status, promote) run against both. The only stand-in is
 // `docker exec` (test/support/replica-harness.ts).
 import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { primaryReplicationFlags } from "../../infra/replica/render.js";
+import { primaryReplicationFlags, type PromotedState } from "../../infra/replica/render.js";
 import { startPostgres, type Postgres } from "../support/postgres.js";
 import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, startStandby, writePostgresReplicationSecrets, type Standby } from "../support/replica-harness.js";
 import { tempDir, waitFor } from "../support/system.js";
@@ -102,5 +103,12 @@ describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real
     const state = await status();
     assert.equal(state.healthy, false);
     assert.match(state.reason ?? "", /not in recovery: it was promoted/);
+  });
+
+  it("status, rendered after promotion (database.primary: replica): the promoted one takes writes, the original is fenced", async () => {
+    const promotedDir = join(dir.path, "promoted");
+    mkdirSync(promotedDir);
+    const promoted = renderReplicaScript(promotedDir, { database: { ...replicatedDatabase("postgres", 30), primary: "replica" }, replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
+    assert.deepEqual(await replicaStatus<PromotedState>(promoted, env), { promoted: true, healthy: true, writable: true, originalAnswers: true, originalWritable: false });
   });
 });

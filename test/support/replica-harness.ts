@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { postgresReplicaEntrypoint, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec, type ReplicationState } from "../../infra/replica/render.js";
+import { postgresReplicaEntrypoint, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec, type ReplicaStatus, type ReplicationState } from "../../infra/replica/render.js";
 import { shellQuote } from "../../infra/server/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { backupPaths, backupScript, stackBackupTargets, uploaderScript, type BackupManifest } from "../../infra/backup/render.js";
@@ -76,10 +76,10 @@ export function renderReplicaScript(dir: string, spec: Omit<ReplicaScriptSpec, "
 
 
 /** Runs `replica.sh status` and reads its JSON; fails the test when it does not run. */
-export async function replicaStatus(script: string, env: Record<string, string>): Promise<ReplicationState> {
+export async function replicaStatus<T extends ReplicaStatus = ReplicationState>(script: string, env: Record<string, string>): Promise<T> {
   const run = await runReplica(script, env, "status");
   if (run.status !== 0) throw new Error(`replica.sh status failed (${run.status}): ${run.stderr}`);
-  return JSON.parse(run.stdout) as ReplicationState;
+  return JSON.parse(run.stdout) as T;
 }
 
 /** The environment of the replica script in a test: the exec hook and where the password files are. */
