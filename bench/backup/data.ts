@@ -8,12 +8,14 @@
 // English text drawn from a skewed vocabulary (a few words are common, most
 // rare), JSON-ish item lists, and random hex tokens that do not compress.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readdirSync, statSync, writeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, requireCommand, waitFor } from "../../test/support/system.js";
 
 export interface BenchMariaDb {
   socket: string;
+  /** Its TCP port on 127.0.0.1 (a replica and a load client connect there). */
+  port: number;
   dataDir: string;
   /** Runs SQL as root over the socket; throws with stderr on failure. */
   sql(statements: string, database?: string): string;
@@ -23,7 +25,8 @@ export interface BenchMariaDb {
 /** Server settings the numbers depend on: the image's defaults but for a buffer pool fit for a 1 GB database. */
 export const SERVER_SETTINGS = ["--innodb-buffer-pool-size=512M", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"];
 
-export async function startBenchMariaDb(dir: string): Promise<BenchMariaDb> {
+/** `flags`: more server flags, after SERVER_SETTINGS (a replicated pair's binary log, server id, read-only). */
+export async function startBenchMariaDb(dir: string, flags: readonly string[] = []): Promise<BenchMariaDb> {
   const server = requireCommand("mariadbd", "mariadb-server", ["/usr/sbin"]);
   const installDb = requireCommand("mariadb-install-db", "mariadb-server");
   const client = requireCommand("mariadb", "mariadb-client");
@@ -45,6 +48,7 @@ export async function startBenchMariaDb(dir: string): Promise<BenchMariaDb> {
       `--pid-file=${join(dir, "pid")}`,
       `--secure-file-priv=${dir}`,
       ...SERVER_SETTINGS,
+      ...flags,
     ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
@@ -54,6 +58,7 @@ export async function startBenchMariaDb(dir: string): Promise<BenchMariaDb> {
   const run = (args: string[], input: string) => spawnSync(client, ["--no-defaults", `--socket=${socket}`, "-uroot", ...args], { input, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   const db: BenchMariaDb = {
     socket,
+    port,
     dataDir,
     sql(statements, database) {
       const r = run(["--default-character-set=utf8mb4", "--batch", "--skip-column-names", ...(database ? [database] : [])], statements);
@@ -261,4 +266,17 @@ export function tablespaceBytes(dataDir: string, database: string): number {
   return readdirSync(dir)
     .filter((f) => f.endsWith(".ibd"))
     .reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+}
+
+/** Loads batches of the generator's data into `database` until its tables take `sizeMb` MiB on disk; `dir` is where LOAD DATA may read. */
+export async function growTo(db: BenchMariaDb, dir: string, data: Generator, database: string, sizeMb: number): Promise<void> {
+  const MiB = 1024 * 1024;
+  while (tablespaceBytes(db.dataDir, database) < sizeMb * MiB) {
+    const batch = data.batch(dir, Math.min(128 * MiB, Math.max(16 * MiB, sizeMb * MiB - tablespaceBytes(db.dataDir, database))));
+    for (const [table, file] of Object.entries(batch.files)) {
+      db.sql(`LOAD DATA INFILE '${file}' INTO TABLE ${table} CHARACTER SET utf8mb4;`, database);
+      rmSync(file);
+    }
+    process.stderr.write(`  tablespace ${(tablespaceBytes(db.dataDir, database) / MiB).toFixed(0)} MiB\n`);
+  }
 }

@@ -26,7 +26,7 @@ import { SERVER_PATH, renderStackScripts, runNodeCommand, runScript, writeDbExec
 import { startMoto } from "../../test/support/moto.js";
 import { requireCommand, tempDir } from "../../test/support/system.js";
 import { startCpuSampler } from "../cpu.js";
-import { SCHEMA, SERVER_SETTINGS, generator, startBenchMariaDb, tablespaceBytes, type BenchMariaDb } from "./data.js";
+import { SCHEMA, SERVER_SETTINGS, generator, growTo, startBenchMariaDb, tablespaceBytes } from "./data.js";
 import { cpuByStage, growth, meanStages, ownCpuSeconds, stageLine, type Stage } from "./stages.js";
 
 const STACK = "prod";
@@ -65,17 +65,6 @@ async function measure(work: () => Promise<void>): Promise<Measured> {
   const wall = seconds(t);
   const byName = sampler.stop();
   return { wall, stages: cpuByStage(byName) };
-}
-
-async function grow(db: BenchMariaDb, dir: string, data: ReturnType<typeof generator>, sizeMb: number): Promise<void> {
-  while (tablespaceBytes(db.dataDir, DB) < sizeMb * MiB) {
-    const batch = data.batch(dir, Math.min(128 * MiB, Math.max(16 * MiB, sizeMb * MiB - tablespaceBytes(db.dataDir, DB))));
-    for (const [table, file] of Object.entries(batch.files)) {
-      db.sql(`LOAD DATA INFILE '${file}' INTO TABLE ${table} CHARACTER SET utf8mb4;`, DB);
-      rmSync(file);
-    }
-    process.stderr.write(`  tablespace ${(tablespaceBytes(db.dataDir, DB) / MiB).toFixed(0)} MiB\n`);
-  }
 }
 
 interface SizeResult {
@@ -122,7 +111,7 @@ async function main(): Promise<void> {
 
     for (const size of SIZES) {
       const t0 = process.hrtime.bigint();
-      await grow(db, dir.path, data, size);
+      await growTo(db, dir.path, data, DB, size);
       const tablespaceMiB = tablespaceBytes(db.dataDir, DB) / MiB;
       console.log("");
       console.log(`== ${tablespaceMiB.toFixed(0)} MiB of tablespace (grown in ${seconds(t0).toFixed(0)} s); load average ${load()}`);
