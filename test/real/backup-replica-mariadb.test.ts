@@ -7,7 +7,7 @@
 // exec` is stood in for.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
@@ -17,7 +17,7 @@ import { mariadbLogicalDump, runNodeCommand, runRestore, runScript, startPingSer
 import { REPO } from "../support/project.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, newestManifest, renderReplicatedBackupScript, replicaEnv, replicatedBackupEnv, replicatedDatabase, runReplica } from "../support/replica-harness.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, newestManifest, renderReplicatedBackupScript, replicaEnv, replicaStatus, replicatedBackupEnv, replicatedDatabase, runReplica } from "../support/replica-harness.js";
 import { tempDir, waitFor } from "../support/system.js";
 import { loadStack } from "../../stacks/config/load.js";
 
@@ -161,5 +161,35 @@ describe("backups of a MariaDB database with a read replica (for real)", () => {
     const line = (await statusLines()).find((l) => l.startsWith("  replica "));
     assert.match(line ?? "", /^  replica  bbaegok-prod-db-replica  UNHEALTHY: the replica's SQL thread is stopped; .*\(2 transactions\)/);
     replica.sql("START SLAVE SQL_THREAD");
+  });
+
+  it("with replication running but further behind than the bound (a delayed replica): backs up from the primary, says how far behind, pings the failure URL", async () => {
+    await waitFor("the replica to catch up", () => gtid(replica, "gtid_slave_pos") === gtid(primary, "gtid_binlog_pos"), 30_000, 200);
+    // Scripts rendered with a bound of 1 s; the replica applies each transaction 30 s after the primary wrote it.
+    const bounded = join(dir.path, "bound-1s");
+    mkdirSync(bounded);
+    const boundedReplica = renderReplicaScript(bounded, { database: replicatedDatabase("mariadb", 1), replica: { maxLagSeconds: 1 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
+    const boundedBackup = renderReplicatedBackupScript(bounded, "mariadb", 1);
+    replica.sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 30; START SLAVE;");
+    try {
+      primary.sql("INSERT INTO orders VALUES (5003, 1, '지연');", DB);
+      const position = gtid(primary, "gtid_binlog_pos");
+      await waitFor("the replica to be more than 1 s behind", async () => ((await replicaStatus(boundedReplica, hook)).lagSeconds ?? 0) > 1, 20_000, 250);
+      const state = await replicaStatus(boundedReplica, hook);
+      assert.equal(state.healthy, false);
+      assert.match(state.reason ?? "", /^the replica is \d+ s behind, more than the bound of 1 s$/);
+      ping.hits.length = 0;
+      const run = await runScript(boundedBackup.script, replicatedBackupEnv(dir.path, hook, boundedReplica, s3));
+      assert.equal(run.status, 1, run.stderr);
+      assert.match(run.stderr, /replication of prod\/bbaegok is broken or lagging: the replica bbaegok-prod-db-replica is not usable: the replica is \d+ s behind, more than the bound of 1 s; backing up from the primary bbaegok-prod-db instead/);
+      assert.deepEqual(ping.hits, ["/ping/test-check/fail"]);
+      const manifest = newest();
+      assert.equal(manifest.source, "primary");
+      assert.equal(manifest.replication?.position, position);
+      assert.ok((manifest.replication?.lagSeconds ?? 0) > 1, JSON.stringify(manifest.replication));
+      assert.equal(manifest.tables.find((t) => t.name === "orders")?.rows, 2003);
+    } finally {
+      replica.sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 0; START SLAVE;");
+    }
   });
 });
