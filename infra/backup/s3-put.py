@@ -16,7 +16,9 @@ the whole stream, nothing on disk). Every request that carries data has a
 CRC32 checksum, which S3 requires in a bucket with Object Lock.
 
 The object appears only once the whole input has arrived and every
---upstream-status file says 0. On any failure, or on SIGTERM/SIGINT/SIGHUP,
+--upstream-status file says 0. With --digest-file, the sha256 and size of
+what was uploaded are written there once the object exists (hashed as the
+parts are read: no second pass, no other process). On any failure, or on SIGTERM/SIGINT/SIGHUP,
 the multipart upload is aborted: nothing is left at the key.
 
 Exit status: 0 uploaded; 1 the upload failed; 2 usage or setup; 3 an object
@@ -29,6 +31,7 @@ import argparse
 import base64
 import concurrent.futures
 import configparser
+import hashlib
 import io
 import os
 import signal
@@ -91,6 +94,11 @@ def parse_args(argv):
         metavar="FILE",
         help="a file that holds the exit status of a stage feeding stdin once the input ends; "
         "the object is written only if every such file exists and says 0 (repeatable)",
+    )
+    parser.add_argument(
+        "--digest-file",
+        metavar="FILE",
+        help="once the object is written, FILE gets \"<sha256 hex> <bytes>\" of what was uploaded (the manifest's figures)",
     )
     args = parser.parse_args(argv)
     if not args.destination.startswith("s3://") or "/" not in args.destination[5:] or args.destination.endswith("/"):
@@ -185,6 +193,14 @@ class Upload:
         self.client, self.args = client, args
         self.where = f"s3://{args.bucket}/{args.key}"
         self.upload_id = None
+        # What was read is what is sent: its sha256 and size, part by part, in order.
+        self.sha256, self.size = hashlib.sha256(), 0
+
+    def measure(self, data):
+        """Adds a part to the digest: hashlib (OpenSSL) lets other threads
+        send parts meanwhile, and the part is hashed where it already is."""
+        self.sha256.update(data)
+        self.size += len(data)
 
     def check_upstream(self):
         failed = upstream_failures(self.args.upstream_status)
@@ -196,6 +212,7 @@ class Upload:
     def run(self, source):
         part_size = self.args.part_size * MiB
         first = read_part(source, part_size)
+        self.measure(first)
         if len(first) < part_size:
             # The whole input fits in one part: one conditional PutObject.
             self.check_upstream()
@@ -235,6 +252,7 @@ class Upload:
                     in_flight.add(pool.submit(self.send_part, number, [data]))
                     del data
                     number, data = number + 1, read_part(source, part_size)
+                    self.measure(data)
                 for f in concurrent.futures.as_completed(in_flight):
                     done.append(f.result())
             finally:
@@ -281,6 +299,15 @@ class Upload:
         return "; the multipart upload was aborted, nothing was written"
 
 
+def write_digest(path, upload):
+    try:
+        with open(path, "w", encoding="ascii") as f:
+            f.write(f"{upload.sha256.hexdigest()} {upload.size}\n")
+    except OSError as e:
+        # The object is there, but nothing can vouch for it: not a success.
+        raise Failure(f"uploaded {upload.where} but cannot write its sha256 to {path}: {e.strerror}") from None
+
+
 def one_line(error):
     return " ".join(str(error).split())
 
@@ -310,6 +337,8 @@ def main(argv):
                 raise Failure(f"cannot read {args.source}: {e.strerror}", EXIT_USAGE) from None
             with source:
                 upload.run(source)
+        if args.digest_file:
+            write_digest(args.digest_file, upload)
         return 0
     except Failure as e:
         print(f"s3-put: {e}{upload.abort() if upload else ''}", file=sys.stderr)

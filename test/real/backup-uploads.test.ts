@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BackupManifest } from "../../infra/backup/render.js";
@@ -129,6 +129,33 @@ describe("the backup's uploader (infra/backup/s3-put.py, Debian's python3-boto3)
     assert.equal(head["ContentType"], "application/zstd");
     assert.equal(createHash("sha256").update(object("prod/stream.zst")).digest("hex"), expected.digest("hex"));
     assert.deepEqual(s3.pendingUploads(BUCKET), []);
+  });
+
+  it("writes the sha256 and size of what it uploaded to --digest-file, single put or multipart, and nothing there when the upload fails", async () => {
+    const digestOf = (data: Buffer) => `${createHash("sha256").update(data).digest("hex")} ${data.length}\n`;
+    const digest = join(dir.path, "upload.meter");
+    const small = Buffer.from("한 줄 🥟\n");
+    const single = await put(["-", `s3://${BUCKET}/prod/digest-small.zst`, "--digest-file", digest], send(small));
+    assert.equal(single.status, 0, single.stderr);
+    assert.equal(readFileSync(digest, "utf8"), digestOf(object("prod/digest-small.zst")));
+    assert.equal(readFileSync(digest, "utf8"), digestOf(small));
+
+    // 3 parts of 5 MiB and a short last one, written in chunks that cut across parts.
+    const data = randomBytes(17 * MiB + 3);
+    const multipart = await put(["-", `s3://${BUCKET}/prod/digest-parts.zst`, "--part-size", "5", "--digest-file", digest], async (stdin) => {
+      for (let at = 0; at < data.length; at += 3 * MiB + 1) {
+        if (!stdin.write(data.subarray(at, at + 3 * MiB + 1))) await new Promise((r) => stdin.once("drain", r));
+      }
+      stdin.end();
+    });
+    assert.equal(multipart.status, 0, multipart.stderr);
+    assert.match(String(s3.head(BUCKET, "prod/digest-parts.zst")["ETag"]), /-4"$/);
+    assert.equal(readFileSync(digest, "utf8"), digestOf(object("prod/digest-parts.zst")));
+
+    rmSync(digest);
+    const refused = await put(["-", `s3://${BUCKET}/prod/digest-parts.zst`, "--part-size", "5", "--digest-file", digest], send(randomBytes(6 * MiB)));
+    assert.equal(refused.status, 3);
+    assert.ok(!existsSync(digest), "a refused upload wrote a digest");
   });
 
   it("refuses a second upload to the same key (412 Precondition Failed), single or multipart: the first object stays, no upload is left pending", async () => {
