@@ -31,6 +31,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
+import { connect as tlsConnect } from "node:tls";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { MAIN_CONF, stackFilePaths } from "../../infra/proxy/contract.js";
@@ -120,6 +121,17 @@ function answers(port: number): Promise<boolean> {
     });
     req.on("error", reject);
     req.end();
+  });
+}
+
+/** The TLS version and cipher a client offering TLS 1.2 and 1.3 gets from the proxy on `port`. */
+function negotiatedTls(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: "127.0.0.1", port, servername: HOST, rejectUnauthorized: false, minVersion: "TLSv1.2", maxVersion: "TLSv1.3" }, () => {
+      resolve(`${socket.getProtocol()} ${socket.getCipher().standardName}`);
+      socket.end();
+    });
+    socket.on("error", reject);
   });
 }
 
@@ -302,6 +314,12 @@ async function main(): Promise<void> {
       const port = Number(new URL(p.url).port);
       await waitFor(`a 200 with the upstream's body from ${p.name}`, () => answers(port), 15_000);
     }
+    // The same job includes the same TLS: a peer on another version (nginx 1.22's
+    // default has no TLS 1.3) would be measured on cheaper records.
+    const tls = new Map<string, string>();
+    for (const p of peers) tls.set(p.name, await negotiatedTls(Number(new URL(p.url).port)));
+    const protocols = new Set([...tls.values()].map((t) => t.split(" ")[0]));
+    if (protocols.size !== 1) throw new Error(`the proxies negotiate different TLS versions, so they do not do the same job: ${[...tls].map(([name, t]) => `${name} ${t}`).join(", ")}`);
 
     const versions = [
       spawnSync(nginxBinary(), ["-v"], { encoding: "utf8" }).stderr.trim(),
@@ -311,6 +329,7 @@ async function main(): Promise<void> {
     console.log(`bench:proxy — TLS (ECDSA P-256) and HTTP/1.1 keep-alive proxying of a ${Buffer.byteLength(BODY)}-byte JSON body from one node upstream, one worker or thread per proxy`);
     console.log(`machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} before the runs (wrk, the upstream and the proxies share these cores)`);
     console.log(`proxies: ${versions.join("; ")}; kamal-proxy: ${kamal.bin ? kamal.why : `not in the table (${kamal.why})`}`);
+    console.log(`TLS negotiated with a client offering 1.2 and 1.3: ${[...tls].map(([name, t]) => `${name} ${t}`).join("; ")}`);
     console.log(`per round and proxy: wrk -t1 -c${CONNECTIONS} ${SECONDS} s (saturation); then ${RATE} requests/s for ${RATE_SECONDS} s on ${CONNECTIONS} connections (bench/proxy/loadgen, open loop) straight to the upstream and through the proxy; ${ROUNDS} rounds, peers in turn`);
     console.log("");
 

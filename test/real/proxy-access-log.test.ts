@@ -6,17 +6,15 @@
 // whole, without more traffic to push it out.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { Agent, request } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { MAIN_CONF, stackFilePaths } from "../../infra/proxy/contract.js";
-import { renderMainConf, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
-import { loopbackAddresses } from "../support/edge.js";
-import { loopbackLayout, nginxBinary, selfSignedCertificate } from "../support/nginx.js";
+import { MAIN_CONF } from "../../infra/proxy/contract.js";
+import type { ProxyLayout } from "../../infra/proxy/render.js";
+import { nginxBinary, prodOnLoopback } from "../support/nginx.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
-import { loadStack } from "../../stacks/config/load.js";
 
 const REQUESTS = 60;
 const PIPE_BUF = 4096;
@@ -34,14 +32,7 @@ describe("the proxy's access log, written by real nginx under strace", () => {
     upstream = createServer((_req, res) => res.end('{"status":"UP"}'));
     await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
     const port = (upstream.address() as { port: number }).port;
-    const prod = loadStack("prod").config;
-    const config = { ...prod, domains: { ...prod.domains, api: host }, metabase: { ...prod.metabase, enabled: false } };
-    layout = await loopbackLayout(dir.path);
-    writeFileSync(join(layout.confDir, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "5s" }));
-    const files = stackProxyFiles(config, "prod", layout, "blue", loopbackAddresses({ prod: config }, () => port));
-    writeFileSync(join(layout.confDir, stackFilePaths("prod").conf), files.conf);
-    writeFileSync(join(layout.confDir, stackFilePaths("prod").upstreams), files.upstreams);
-    selfSignedCertificate(layout, "prod", [host]);
+    layout = await prodOnLoopback(dir.path, host, port);
     // -y names each descriptor's file, so the access log's writes can be told from the rest.
     tracer = spawn(strace, ["-f", "-y", "-qq", "-e", "trace=write,writev,pwrite64", "-o", trace, nginxBinary(), "-p", layout.runtimeDir, "-e", layout.errorLog, "-c", join(layout.confDir, MAIN_CONF), "-g", "daemon off;"], { stdio: "ignore" });
     await waitFor("nginx under strace to answer", () => get().then((s) => s === 200), 20_000);
@@ -71,7 +62,7 @@ describe("the proxy's access log, written by real nginx under strace", () => {
     const lines = () => readFileSync(layout.accessLog, "utf8").split("\n").filter((l) => l.includes('"GET /bench/'));
     // No further request comes: the flush timer alone must bring the last lines out.
     await waitFor(`all ${REQUESTS} lines in the access log`, () => lines().length === REQUESTS, 10_000);
-    for (const line of lines()) assert.match(line, /^127\.0\.0\.1 localhost \[[^\]]+\] "GET \/bench\/\d+ HTTP\/1\.1" 200 .* request_id=[0-9a-f]{32}$/);
+    for (const line of lines()) assert.match(line, /^127\.0\.0\.1 localhost \[[^\]]+\] "GET \/bench\/\d+ HTTP\/1\.1" 200 .* request_id=\d+\.\d{3}-\d+-\d+$/);
     const writes = readFileSync(trace, "utf8")
       .split("\n")
       .filter((l) => /^\d+ +(write|writev|pwrite64)\(\d+<[^>]*access\.log>/.test(l))

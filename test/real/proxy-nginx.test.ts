@@ -290,7 +290,7 @@ describe("the proxy, with real nginx", () => {
     assert.equal(headers["x-forwarded-proto"], "https");
     assert.equal(headers["x-forwarded-host"], prod.domains.api);
     assert.equal(headers["x-forwarded-port"], "443");
-    assert.match(headers["x-request-id"] ?? "", /^[0-9a-f]{32}$/);
+    assert.match(headers["x-request-id"] ?? "", /^\d+\.\d{3}-\d+-\d+$/);
     assert.equal(reply.headers["x-request-id"], headers["x-request-id"], "the client does not get the request id the app saw");
     // The access log line: client, host, status, upstream address and time, request id
     // (lines are buffered: it arrives within the flush interval, 1 s).

@@ -5,7 +5,10 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_pr
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import type { ProxyLayout } from "../../infra/proxy/render.js";
+import { MAIN_CONF, stackFilePaths } from "../../infra/proxy/contract.js";
+import { renderMainConf, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
+import { loadStack } from "../../stacks/config/load.js";
+import { loopbackAddresses } from "./edge.js";
 import { freePort, requireCommand, waitFor } from "./system.js";
 
 export interface Nginx {
@@ -52,6 +55,24 @@ export function selfSignedCertificate(layout: ProxyLayout, stack: string, names:
     ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", `/CN=${names[0]}`, "-addext", `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`, "-keyout", join(layout.confDir, "certs", `${stack}.key`), "-out", join(layout.confDir, "certs", `${stack}.crt`)],
     { stdio: "ignore" },
   );
+}
+
+/**
+ * Prod's rendered proxy files on loopback in `root`, its API on `host` with
+ * both slots sent to one stand-in on 127.0.0.1:`upstreamPort`, 127.0.0.1 in
+ * Cloudflare's place, Metabase off, a self-signed certificate. For tests of
+ * one aspect of prod's configuration; nginx is the caller's to start.
+ */
+export async function prodOnLoopback(root: string, host: string, upstreamPort: number): Promise<ProxyLayout> {
+  const prod = loadStack("prod").config;
+  const config = { ...prod, domains: { ...prod.domains, api: host }, metabase: { ...prod.metabase, enabled: false } };
+  const layout = await loopbackLayout(root);
+  writeFileSync(join(layout.confDir, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "5s" }));
+  const files = stackProxyFiles(config, "prod", layout, "blue", loopbackAddresses({ prod: config }, () => upstreamPort));
+  writeFileSync(join(layout.confDir, stackFilePaths("prod").conf), files.conf);
+  writeFileSync(join(layout.confDir, stackFilePaths("prod").upstreams), files.upstreams);
+  selfSignedCertificate(layout, "prod", [host]);
+  return layout;
 }
 
 export async function startNginx(confFile: string, runtimeDir: string, httpPort: number): Promise<Nginx> {

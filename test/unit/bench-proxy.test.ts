@@ -102,6 +102,12 @@ describe("bench:proxy's peers and variants", () => {
   const main = renderMainConf(layout, { cloudflareRanges: ["127.0.0.1/32"], workerShutdownTimeout: "30s" });
   const site = stackProxyFiles(loadStack("prod").config, "prod", layout, "blue").conf;
 
+  it("offers TLS 1.2 and 1.3 in the minimal nginx, as ours does (nginx 1.22's default has no TLS 1.3)", () => {
+    const protocols = (conf: string) => /^\s*ssl_protocols (.+);$/m.exec(conf)?.[1];
+    assert.equal(protocols(main), "TLSv1.2 TLSv1.3");
+    assert.equal(protocols(minimalNginxConf(files)), protocols(main));
+  });
+
   it("pins our rendered configuration to one worker, as the peers", () => {
     assert.match(oneWorker(main), /^worker_processes 1;$/m);
     assert.doesNotMatch(oneWorker(main), /worker_processes auto/);
