@@ -1,7 +1,8 @@
 # --- shared by the replica's scripts (infra/replica/common.bash) ---
 # Expects from the rendered header: ENGINE, CLIENT, DATABASE, PRIMARY, REPLICA,
-# SLOT, MAX_LAG_SECONDS, LOG_TAG, and secrets_dir (where the containers see
-# the password files).
+# PRIMARY_HOST, PRIMARY_PORT, SEEDING_USER, SLOT, MAX_LAG_SECONDS, LOG_TAG,
+# THIS_SERVER (both | primary | replica: which containers run here), and
+# secrets_dir (where the containers see the password files).
 
 replica_log() {
   logger -t "$LOG_TAG" -p "user.$1" -- "${*:2}" 2>/dev/null || true
@@ -23,8 +24,9 @@ in_container() {
 
 # SQL from stdin, run as the engine's administrator in container $1 (extra
 # client options after it). In the SQL, @REPLICATION_PASSWORD@ stands for the
-# replication password: it is read from its file inside the container and put
-# in by bash's own expansion, so it is never on a command line.
+# replication password (and, MariaDB/MySQL, @SEEDING_PASSWORD@ for the seeding
+# login's, whose file must then be there): each is read from its file inside
+# the container and put in by bash's own expansion, so never on a command line.
 # shellcheck disable=SC2016 # expanded inside the container, not here
 admin_sql() {
   local container=$1
@@ -33,8 +35,24 @@ admin_sql() {
     in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true); shift; printf "%s\n" "${sql//@REPLICATION_PASSWORD@/$pw}" | exec "$@"' \
       admin-sql "$secrets_dir" psql -X -q -A -t -v ON_ERROR_STOP=1 -U postgres -d "$DATABASE" "$@"
   else
-    in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true); export MYSQL_PWD="$(cat "$1/db_root_password")"; shift; printf "%s\n" "${sql//@REPLICATION_PASSWORD@/$pw}" | exec "$@"' \
+    in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true)
+      if [[ $sql == *@SEEDING_PASSWORD@* ]]; then seed=$(cat "$1/replica_seed_password") && [[ -n $seed ]] || { echo "no seeding password in $1/replica_seed_password" >&2; exit 1; }; sql=${sql//@SEEDING_PASSWORD@/$seed}; fi
+      export MYSQL_PWD="$(cat "$1/db_root_password")"; shift; printf "%s\n" "${sql//@REPLICATION_PASSWORD@/$pw}" | exec "$@"' \
       admin-sql "$secrets_dir" "$CLIENT" -uroot --batch --skip-column-names "$@"
+  fi
+}
+
+# SQL from stdin on the primary: as its administrator in its container; on a
+# replica's own server (THIS_SERVER=replica), from inside the replica's
+# container over the link as the seeding login, which can read the primary's
+# position but change nothing (its password read from its file in there).
+# shellcheck disable=SC2016 # expanded inside the container, not here
+primary_sql() {
+  if [[ $THIS_SERVER == replica ]]; then
+    in_container "$REPLICA" bash -c 'export MYSQL_PWD="$(cat "$1/replica_seed_password")"; shift; exec "$@"' \
+      primary-sql "$secrets_dir" "$CLIENT" -h "$PRIMARY_HOST" -P "$PRIMARY_PORT" -u "$SEEDING_USER" --batch --skip-column-names
+  else
+    admin_sql "$PRIMARY"
   fi
 }
 
@@ -50,7 +68,7 @@ replication_state() {
 
 mariadb_replication_state() {
   local primary_pos replica_status io sql seconds replica_pos error behind reason=''
-  if ! primary_pos=$(admin_sql "$PRIMARY" <<<'SELECT @@gtid_binlog_pos' 2>&1); then
+  if ! primary_pos=$(primary_sql <<<'SELECT @@gtid_binlog_pos' 2>&1); then
     state_json null 0 '' '' transactions "the primary does not answer: $primary_pos"
     return
   fi

@@ -15,6 +15,12 @@ export type ReplicaConfig = StackConfig["database"]["replicas"][number];
 export const REPLICATION_USER = "replicator";
 /** Files beside the database's other secrets (`<secretsDir>/db`, mounted in the primary and the replica). */
 export const REPLICATION_PASSWORD_FILE = "replication_password";
+/**
+ * MariaDB/MySQL, a replica on another server: the login its server dumps the
+ * primary as, over the link, to seed it (read grants only; replica.bash).
+ */
+export const SEEDING_USER = "replica_seed";
+export const SEEDING_PASSWORD_FILE = "replica_seed_password";
 /** PostgreSQL's password file for the replica's connection (libpq's format; 0400, the database's uid). */
 export const REPLICATION_PGPASS_FILE = "replication.pgpass";
 /** The name the app, Metabase and backups reach the replica by on the data network. */
@@ -172,7 +178,17 @@ export interface ReplicaScriptSpec {
   /** Where the containers see the password files. */
   secretsDir?: string;
   slot: string;
+  /**
+   * Which of the two containers run where this copy of the script runs:
+   * both (a replica on the same server), or, for a replica on another
+   * server, the primary's server's copy or the replica's; `setup` does this
+   * server's side, and the replica's server reaches the primary over the link.
+   * @default "both"
+   */
+  thisServer?: ThisServer;
 }
+
+export type ThisServer = "both" | "primary" | "replica";
 
 const bashPart = (file: string) => readFileSync(join(__dirname, file), "utf8");
 
@@ -185,7 +201,8 @@ export function replicaVariables(spec: Omit<ReplicaScriptSpec, "stack" | "servic
     `readonly DATABASE=${shellQuote(spec.database.name)}`,
     `readonly PRIMARY=${shellQuote(spec.primaryContainer)} REPLICA=${shellQuote(spec.replicaContainer)}`,
     `readonly PRIMARY_HOST=${shellQuote(spec.primaryHost ?? DATABASE_ALIAS)} PRIMARY_PORT=${spec.primaryPort ?? (engine === "postgres" ? 5432 : 3306)}`,
-    `readonly REPLICATION_USER=${REPLICATION_USER} SLOT=${shellQuote(spec.slot)}`,
+    `readonly REPLICATION_USER=${REPLICATION_USER} SEEDING_USER=${SEEDING_USER} SLOT=${shellQuote(spec.slot)}`,
+    `readonly THIS_SERVER=${spec.thisServer ?? "both"}`,
     `readonly MAX_LAG_SECONDS=${spec.replica.maxLagSeconds}`,
     `secrets_dir=\${REPLICA_SECRETS_DIR:-${spec.secretsDir ?? SECRETS_MOUNT}}`,
   ];

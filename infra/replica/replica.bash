@@ -1,6 +1,7 @@
 # --- the replica's commands (infra/replica/replica.bash) ---
 #   setup    make REPLICA a replica of PRIMARY (idempotent: an existing replica is left replicating);
-#            PostgreSQL: the primary's side only, before the replica's container first starts
+#            PostgreSQL: the primary's side only, before the replica's container first starts;
+#            a replica on another server (THIS_SERVER primary | replica): this server's side only
 #   wait     wait until the replica replicates and is caught up (REPLICA_WAIT_SECONDS, 120)
 #   status   print replication_state's JSON (promoted_state's once promoted)
 #   promote  stop replicating and take writes on REPLICA (the runbook's npm run promote)
@@ -9,27 +10,68 @@
 # the replica seeded from one consistent dump (--single-transaction: the
 # primary is locked only for the instant the dump reads its GTID position),
 # which sets the replica's gtid_slave_pos; then replication by GTID.
+# With the replica on another server, each server's copy does its side: the
+# primary's makes the logins, the replica's dumps the primary over the link
+# (so the dump goes from one server to the other, never through the operator's).
+readonly DUMP_OPTIONS=(--single-transaction --gtid --master-data=1 --routines --triggers --events --hex-blob --default-character-set=utf8mb4 --databases "$DATABASE")
 mariadb_setup() {
+  case $THIS_SERVER in
+    both)
+      mariadb_primary_logins
+      # shellcheck disable=SC2016 # expanded inside the container, not here
+      seed_and_replicate "$PRIMARY" in_container "$PRIMARY" bash -c 'export MYSQL_PWD="$(cat "$1/db_root_password")"; shift; exec "$@"' dump "$secrets_dir" \
+        "$DUMP" -uroot "${DUMP_OPTIONS[@]}" ;;
+    primary) mariadb_primary_logins ;;
+    replica)
+      # shellcheck disable=SC2016 # expanded inside the container, not here
+      seed_and_replicate "$PRIMARY_HOST:$PRIMARY_PORT" in_container "$REPLICA" bash -c 'export MYSQL_PWD="$(cat "$1/replica_seed_password")"; shift; exec "$@"' dump "$secrets_dir" \
+        "$DUMP" -h "$PRIMARY_HOST" -P "$PRIMARY_PORT" -u "$SEEDING_USER" "${DUMP_OPTIONS[@]}" ;;
+  esac
+}
+
+# On the primary, outside its binary log (the replica keeps its own accounts).
+# A replica on another server also gets a seeding login with what the dump
+# needs and no more: SELECT, SHOW VIEW, TRIGGER and EVENT on the service
+# database and SELECT on mysql.proc (without TRIGGER or mysql.proc the dump
+# silently leaves out triggers and routines); --single-transaction with
+# --master-data takes the position from the consistent snapshot, with no
+# FLUSH, so no RELOAD. A separate login, not the replicator with SELECT added,
+# so the replication user keeps replication grants only.
+mariadb_primary_logins() {
+  local seeding=''
+  if [[ $THIS_SERVER == primary ]]; then
+    seeding="CREATE USER IF NOT EXISTS '$SEEDING_USER'@'%' IDENTIFIED BY '@SEEDING_PASSWORD@';
+ALTER USER '$SEEDING_USER'@'%' IDENTIFIED BY '@SEEDING_PASSWORD@';
+GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON \`$DATABASE\`.* TO '$SEEDING_USER'@'%';
+GRANT SELECT ON mysql.proc TO '$SEEDING_USER'@'%';"
+  fi
   admin_sql "$PRIMARY" <<SQL
 SET SESSION sql_log_bin = 0;
 CREATE USER IF NOT EXISTS '$REPLICATION_USER'@'%' IDENTIFIED BY '@REPLICATION_PASSWORD@';
 ALTER USER '$REPLICATION_USER'@'%' IDENTIFIED BY '@REPLICATION_PASSWORD@';
 GRANT REPLICATION SLAVE ON *.* TO '$REPLICATION_USER'@'%';
+$seeding
 SQL
+}
+
+# seed_and_replicate <where the primary is> <command printing the dump…>:
+# seeds REPLICA from the dump unless it already replicates, then replicates
+# from PRIMARY_HOST by GTID.
+seed_and_replicate() {
+  local from=$1
+  shift
   if [[ -n $(admin_sql "$REPLICA" <<<'SHOW SLAVE STATUS') ]]; then
     admin_sql "$REPLICA" <<<'START SLAVE'
-    replica_log info "$REPLICA already replicates from $PRIMARY; left as it is"
+    replica_log info "$REPLICA already replicates from $from; left as it is"
     return
   fi
-  replica_log info "seeding $REPLICA from a consistent dump of $DATABASE on $PRIMARY"
+  replica_log info "seeding $REPLICA from a consistent dump of $DATABASE on $from"
   # The replica's own binary log (its entrypoint's writes) would conflict with the primary's GTIDs.
   admin_sql "$REPLICA" <<<'STOP SLAVE; RESET SLAVE ALL; RESET MASTER;'
   # Loaded without the replica's binary log: its own GTIDs would conflict with the primary's.
   {
     echo 'SET SESSION sql_log_bin = 0;'
-    # shellcheck disable=SC2016 # expanded inside the container, not here
-    in_container "$PRIMARY" bash -c 'export MYSQL_PWD="$(cat "$1/db_root_password")"; shift; exec "$@"' dump "$secrets_dir" \
-      "$DUMP" -uroot --single-transaction --gtid --master-data=1 --routines --triggers --events --hex-blob --default-character-set=utf8mb4 --databases "$DATABASE"
+    "$@"
   } | admin_sql "$REPLICA"
   admin_sql "$REPLICA" <<SQL
 CHANGE MASTER TO MASTER_HOST='$PRIMARY_HOST', MASTER_PORT=$PRIMARY_PORT, MASTER_USER='$REPLICATION_USER', MASTER_PASSWORD='@REPLICATION_PASSWORD@', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=10;
@@ -155,7 +197,12 @@ main() {
       fi
       replica_log info "$REPLICA replicates from $PRIMARY" ;;
     status) if [[ $PROMOTED == true ]]; then promoted_state; else replication_state; fi ;;
-    promote) promote ;;
+    promote)
+      if [[ $THIS_SERVER != both ]]; then
+        replica_log err "promote needs $PRIMARY and $REPLICA on this server; the replica is on another server: refused"
+        exit 1
+      fi
+      promote ;;
     *)
       echo "usage: $0 setup|wait|status|promote" >&2
       exit 2 ;;

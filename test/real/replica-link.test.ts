@@ -1,34 +1,23 @@
 // A PostgreSQL replica on another server, over the program's WireGuard link,
 // for real: two network namespaces stand for the two servers (a veth pair is
-// their network), each brought up by the rendered wg-quick file and up script
+// their network: test/support/link-harness.ts), each brought up by the rendered wg-quick file and up script
 // (infra/link/render.ts; userspace wireguard-go when the kernel has no
 // WireGuard, as here); the primary listens on its link address only, the
 // replica is seeded and streams through the rendered entrypoint and flags
 // (infra/replica/render.ts) from the primary's link address.
 import assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { linkDownScript, linkPaths, linkUpScript, wireguardConfig, wireguardPublicKey } from "../../infra/link/render.js";
 import { postgresReplicaEntrypoint, primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
 import { POSTGRES_OS_USER, postgresBinDir, uidOf } from "../support/postgres.js";
 import { PRIMARY_CONTAINER, REPLICA_CONTAINER, renderReplicaScript, replicaEnv, replicatedDatabase, runReplica, writePostgresReplicationSecrets } from "../support/replica-harness.js";
+import { LINK, UNDERLAY, linkedServers, type LinkedServers } from "../support/link-harness.js";
 import { freePort, requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
-const LINK = { primary: "10.99.0.1", replica: "10.99.0.2", port: 51820 };
-// The servers' own network (TEST-NET-1): what the internet would be.
-const UNDERLAY = { primary: "192.0.2.1", replica: "192.0.2.2" };
 const tag = String(process.pid % 100000);
-const NS = { primary: `bblink-p-${tag}`, replica: `bblink-r-${tag}` };
-
-function sh(...argv: string[]): string {
-  return execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
-}
-/** `ip`'s arguments that run argv in the namespace ns. */
-const inNs = (ns: string, ...argv: string[]) => ["netns", "exec", ns, ...argv];
 
 describe("a PostgreSQL replica on another server, over the rendered WireGuard link (network namespaces)", () => {
   const dir = tempDir("replica-link");
@@ -36,9 +25,7 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
   const binDir = postgresBinDir();
   const psql = requireCommand("psql", "postgresql-client");
   const servers: ChildProcess[] = [];
-  // Two servers would both name the interface after "bbaegok-prod"; two namespaces share one filesystem, where
-  // wireguard-go's control socket is named after the interface (/var/run/wireguard/<name>.sock): two names here.
-  const paths = { primary: linkPaths(join(dir.path, "primary"), "bbaegok-prod"), replica: linkPaths(join(dir.path, "replica"), `bbaegok-prod-${tag}`) };
+  let link: LinkedServers;
   let pgPort: number;
   const primarySocket = join(dir.path, "primary-run");
   const replicaSocket = join(dir.path, "replica-run");
@@ -51,8 +38,8 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
   };
 
   /** A server process in a namespace as the database's OS user (setpriv execs: the signal reaches postgres itself). */
-  function startInNs(ns: string, argv: string[], env: Record<string, string>): ChildProcess {
-    const child = spawn("ip", ["netns", "exec", ns, "setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", ...argv], { env: { PATH: `${binDir}:/usr/bin:/bin`, ...env }, stdio: ["ignore", "ignore", "pipe"], cwd: dir.path });
+  function startInNs(side: "primary" | "replica", argv: string[], env: Record<string, string>): ChildProcess {
+    const child = spawn("ip", [...link.inNs(side, "setpriv"), `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", ...argv], { env: { PATH: `${binDir}:/usr/bin:/bin`, ...env }, stdio: ["ignore", "ignore", "pipe"], cwd: dir.path });
     let log = "";
     child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
     Object.defineProperty(child, "log", { get: () => log });
@@ -61,32 +48,9 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
   }
 
   before(async () => {
-    requireCommand("wg-quick", "wireguard-tools");
-    requireCommand("wireguard-go", "wireguard-go");
     requireCommand("setpriv", "util-linux");
     chmodSync(dir.path, 0o755);
-    // Two servers and the network between them.
-    for (const ns of Object.values(NS)) sh("ip", "netns", "add", ns);
-    sh("ip", "link", "add", `bbv${tag}p`, "netns", NS.primary, "type", "veth", "peer", "name", `bbv${tag}r`, "netns", NS.replica);
-    for (const side of ["primary", "replica"] as const) {
-      const dev = `bbv${tag}${side[0]}`;
-      sh("ip", ...inNs(NS[side], "ip", "addr", "add", `${UNDERLAY[side]}/24`, "dev", dev));
-      sh("ip", ...inNs(NS[side], "ip", "link", "set", dev, "up"));
-      sh("ip", ...inNs(NS[side], "ip", "link", "set", "lo", "up"));
-    }
-    // Each end's key and file as the program renders them.
-    const keys = { primary: randomBytes(32).toString("base64"), replica: randomBytes(32).toString("base64") };
-    for (const [self, peer] of [["primary", "replica"], ["replica", "primary"]] as const) {
-      mkdirSync(join(dir.path, self, "link"), { recursive: true, mode: 0o700 });
-      const text = wireguardConfig({
-        purpose: "test",
-        privateKey: keys[self],
-        self: { address: LINK[self], endpoint: UNDERLAY[self] },
-        peer: { address: LINK[peer], endpoint: UNDERLAY[peer], publicKey: wireguardPublicKey(keys[peer]) },
-        port: LINK.port,
-      });
-      writeFileSync(paths[self].config, text, { mode: 0o600 });
-    }
+    link = linkedServers(dir.path, tag);
     pgPort = await freePort();
   });
 
@@ -94,21 +58,20 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     for (const child of servers) if (child.exitCode === null) child.kill("SIGINT");
     await new Promise((r) => setTimeout(r, 2000));
     for (const child of servers) if (child.exitCode === null) child.kill("SIGKILL");
-    for (const side of ["primary", "replica"] as const) spawnSync("ip", inNs(NS[side], "bash", "-c", linkDownScript(paths[side].config, paths[side].iface)));
-    for (const ns of Object.values(NS)) spawnSync("ip", ["netns", "del", ns]);
+    link?.remove();
     dir.remove();
   });
 
   it("the rendered up script brings the link up on both servers, and running it again keeps it (wg syncconf)", () => {
     for (const side of ["primary", "replica"] as const) {
       for (let run = 0; run < 2; run++) {
-        const up = spawnSync("ip", inNs(NS[side], "bash", "-c", linkUpScript(paths[side].config, paths[side].iface)), { encoding: "utf8" });
+        const up = link.up(side);
         assert.equal(up.status, 0, up.stderr);
       }
     }
-    const ping = spawnSync("ip", inNs(NS.replica, "ping", "-c", "1", "-W", "5", LINK.primary), { encoding: "utf8" });
+    const ping = spawnSync("ip", link.inNs("replica", "ping", "-c", "1", "-W", "5", LINK.primary), { encoding: "utf8" });
     assert.equal(ping.status, 0, ping.stdout + ping.stderr);
-    const shown = sh("ip", ...inNs(NS.primary, "wg", "show", paths.primary.iface, "allowed-ips"));
+    const shown = spawnSync("ip", link.inNs("primary", "wg", "show", link.paths.primary.iface, "allowed-ips"), { encoding: "utf8" }).stdout;
     assert.match(shown, new RegExp(`\\t${LINK.replica.replace(/\./g, "\\.")}/32\\n$`));
   });
 
@@ -121,11 +84,11 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     const init = spawnSync(join(binDir, "initdb"), ["-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"], { uid, gid, cwd: dir.path, encoding: "utf8" });
     assert.equal(init.status, 0, init.stderr);
     // On the link address only: what the program's port binding (ip: link.primaryAddress) makes of the primary's container.
-    startInNs(NS.primary, [join(binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", primarySocket, "-c", `listen_addresses=${LINK.primary}`, "-c", "fsync=off", ...primaryReplicationFlags("postgres")], {});
+    startInNs("primary", [join(binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", primarySocket, "-c", `listen_addresses=${LINK.primary}`, "-c", "fsync=off", ...primaryReplicationFlags("postgres")], {});
     await waitFor("the primary to accept connections", () => sql(primarySocket, "SELECT 1", "postgres").status === 0, 60_000, 200);
     must(primarySocket, `CREATE DATABASE ${DB}`, "postgres");
     must(primarySocket, "CREATE TABLE orders (id serial PRIMARY KEY, memo text NOT NULL); INSERT INTO orders (memo) VALUES ('주문 1');");
-    const isReady = (host: string) => spawnSync("ip", inNs(NS.replica, join(binDir, "pg_isready"), "-h", host, "-p", String(pgPort), "-t", "3"), { encoding: "utf8" });
+    const isReady = (host: string) => spawnSync("ip", link.inNs("replica", join(binDir, "pg_isready"), "-h", host, "-p", String(pgPort), "-t", "3"), { encoding: "utf8" });
     assert.equal(isReady(LINK.primary).status, 0, "the replica's server does not reach the primary over the link");
     assert.equal(isReady(UNDERLAY.primary).status, 2, "the primary answers on its own (public) address");
   });
@@ -146,7 +109,7 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     const spec = { engine: "postgres" as const, primaryHost: LINK.primary, primaryPort: pgPort, secretsDir: dir.path, slot: "replica_1" };
     const entrypoint = join(dir.path, "replica-entrypoint.sh");
     writeFileSync(entrypoint, postgresReplicaEntrypoint(spec), { mode: 0o755 });
-    const standby = startInNs(NS.replica, [entrypoint, join(binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", replicaSocket, "-c", "listen_addresses=", "-c", "fsync=off", ...replicaServerFlags(spec)], { PGDATA: data });
+    const standby = startInNs("replica", [entrypoint, join(binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", replicaSocket, "-c", "listen_addresses=", "-c", "fsync=off", ...replicaServerFlags(spec)], { PGDATA: data });
     await waitFor("the standby to accept connections", () => sql(replicaSocket, "SELECT 1", "postgres").status === 0, 90_000, 300).catch((err: Error) => {
       throw new Error(`${err.message}\n${(standby as unknown as { log: string }).log.slice(-3000)}`);
     });

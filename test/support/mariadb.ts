@@ -14,8 +14,13 @@ export interface MariaDb {
   stop(): Promise<void>;
 }
 
-/** `args`: more server flags (a replication test's binary log, server id, read-only). */
-export async function startMariaDb(args: readonly string[] = []): Promise<MariaDb> {
+/**
+ * `args`: more server flags (a replication test's binary log, server id,
+ * read-only; a later --bind-address wins). `netns`: the server, and sqlAs's
+ * client, run in that network namespace (another server in a link test); sql
+ * reaches it by its socket, which a namespace does not hide.
+ */
+export async function startMariaDb(args: readonly string[] = [], { netns }: { netns?: string } = {}): Promise<MariaDb> {
   const server = requireCommand("mariadbd", "mariadb-server", ["/usr/sbin"]);
   const installDb = requireCommand("mariadb-install-db", "mariadb-server");
   const client = requireCommand("mariadb", "mariadb-client");
@@ -25,11 +30,12 @@ export async function startMariaDb(args: readonly string[] = []): Promise<MariaD
   const port = await freePort();
   const install = spawnSync(installDb, ["--no-defaults", `--datadir=${data}`, "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"], { encoding: "utf8" });
   if (install.status !== 0) throw new Error(`mariadb-install-db failed: ${install.stderr}`);
-  const child: ChildProcess = spawn(
+  const inNetns = (argv: string[]) => (netns ? ["ip", "netns", "exec", netns, ...argv] : argv);
+  const serverArgv = inNetns([
     server,
-    ["--no-defaults", `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", `--pid-file=${join(dir.path, "pid")}`, "--innodb-buffer-pool-size=64M", ...args],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
+    "--no-defaults", `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", `--pid-file=${join(dir.path, "pid")}`, "--innodb-buffer-pool-size=64M", ...args]);
+  // ip netns exec execs the server: the child is mariadbd itself, as without a namespace.
+  const child: ChildProcess = spawn(serverArgv[0]!, serverArgv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -44,7 +50,8 @@ export async function startMariaDb(args: readonly string[] = []): Promise<MariaD
       return result.stdout;
     },
     sqlAs(user, password, statements, database) {
-      const result = spawnSync(client, ["--no-defaults", "--default-character-set=utf8mb4", "-h127.0.0.1", `-P${port}`, `-u${user}`, "--batch", "--skip-column-names", ...(database ? [database] : [])], {
+      const argv = inNetns([client, "--no-defaults", "--default-character-set=utf8mb4", "-h127.0.0.1", `-P${port}`, `-u${user}`, "--batch", "--skip-column-names", ...(database ? [database] : [])]);
+      const result = spawnSync(argv[0]!, argv.slice(1), {
         input: statements,
         encoding: "utf8",
         env: { ...process.env, MYSQL_PWD: password },

@@ -25,18 +25,22 @@ export type ContainerEnvs = Record<string, Record<string, string>>;
  * Stands in for `docker exec <container>`: runs the command with that
  * container's local server environment. Debian's client configuration names
  * the system socket, which beats MYSQL_UNIX_PORT: the socket goes right after
- * the first MariaDB program named.
+ * the first MariaDB program named. A container named in `netns` runs its
+ * commands in that network namespace: on another server (a link test).
  */
-export function writeReplicaExecHook(dir: string, envs: ContainerEnvs): string {
+export function writeReplicaExecHook(dir: string, envs: ContainerEnvs, netns: Record<string, string> = {}): string {
   const path = join(dir, "replica-exec");
   const cases = Object.entries(envs)
-    .map(([container, env]) => `  ${shellQuote(container)}) ${Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join("; ")} ;;`)
+    .map(([container, env]) => {
+      const settings = [...Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`), ...(netns[container] ? [`netns=${shellQuote(netns[container])}`] : [])];
+      return `  ${shellQuote(container)}) ${settings.join("; ")} ;;`;
+    })
     .join("\n");
   writeFileSync(
     path,
     `#!/usr/bin/env bash
 # Test stand-in for docker exec: $1 is the container, the rest the command.
-container=$1
+container=$1 netns=''
 shift
 case $container in
 ${cases}
@@ -50,6 +54,7 @@ if [[ -n \${MYSQL_UNIX_PORT:-} ]]; then
   done
   set -- "\${args[@]}"
 fi
+if [[ -n $netns ]]; then exec ip netns exec "$netns" "$@"; fi
 exec "$@"
 `,
   );
@@ -83,8 +88,8 @@ export async function replicaStatus<T extends ReplicaStatus = ReplicationState>(
 }
 
 /** The environment of the replica script in a test: the exec hook and where the password files are. */
-export function replicaEnv(dir: string, envs: ContainerEnvs): Record<string, string> {
-  return { REPLICA_DB_EXEC: writeReplicaExecHook(dir, envs), REPLICA_SECRETS_DIR: dir, REPLICA_WAIT_SECONDS: "60" };
+export function replicaEnv(dir: string, envs: ContainerEnvs, netns: Record<string, string> = {}): Record<string, string> {
+  return { REPLICA_DB_EXEC: writeReplicaExecHook(dir, envs, netns), REPLICA_SECRETS_DIR: dir, REPLICA_WAIT_SECONDS: "60" };
 }
 
 /** Runs `replica.sh <command>` with the test's environment. */

@@ -1,0 +1,143 @@
+// A MariaDB replica on another server, over the program's WireGuard link, for
+// real: two network namespaces stand for the two servers
+// (test/support/link-harness.ts: the rendered wg-quick files and up script),
+// each with a Debian MariaDB started with the program's flags, the primary
+// listening on its link address only. Each server runs its own copy of the
+// rendered replica.sh: the primary's makes the logins, the replica's seeds
+// the replica by a dump of the primary over the link and starts GTID
+// replication from the primary's link address. Each copy's stand-in for
+// `docker exec` knows only its own server's container (the replica's runs in
+// the replica's namespace), so neither side can reach the other but by the link.
+import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { SEEDING_PASSWORD_FILE, primaryReplicationFlags, replicaServerFlags, type ThisServer } from "../../infra/replica/render.js";
+import { LINK, linkedServers, type LinkedServers } from "../support/link-harness.js";
+import { startMariaDb, type MariaDb } from "../support/mariadb.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, type ContainerEnvs, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica } from "../support/replica-harness.js";
+import { tempDir, waitFor } from "../support/system.js";
+
+const DB = "bbaegok";
+const APP_PASSWORD = generatedPassword();
+const tag = String(process.pid % 100000);
+
+/** What the MariaDB image's entrypoint creates on a new server from its environment. */
+const imageInit = `CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE USER '${DB}'@'%' IDENTIFIED BY '${APP_PASSWORD}';
+GRANT ALL ON ${DB}.* TO '${DB}'@'%';`;
+
+describe("a MariaDB replica on another server, seeded and replicating over the rendered WireGuard link (network namespaces)", () => {
+  const dir = tempDir("replica-link-mariadb");
+  let link: LinkedServers;
+  let primary: MariaDb;
+  let replica: MariaDb;
+  // Each server's copy of replica.sh, its password files (as its containers see them) and its docker exec stand-in.
+  const side: Record<Exclude<ThisServer, "both">, { script: string; env: Record<string, string> }> = {} as never;
+  const onReplica = (sql: string) => replica.sql(sql, DB).trim();
+
+  before(async () => {
+    chmodSync(dir.path, 0o755);
+    link = linkedServers(dir.path, tag);
+    for (const s of ["primary", "replica"] as const) {
+      const up = link.up(s);
+      assert.equal(up.status, 0, up.stderr);
+    }
+    // The primary's port on its link address only: what the program's port binding (ip: link.primaryAddress) makes of its container.
+    const replicaFlags = replicaServerFlags({ engine: "mariadb", primaryHost: LINK.primary, primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
+    [primary, replica] = await Promise.all([
+      startMariaDb([...primaryReplicationFlags("mariadb"), `--bind-address=${LINK.primary}`], { netns: link.ns.primary }),
+      startMariaDb(replicaFlags, { netns: link.ns.replica }),
+    ]);
+    primary.sql(imageInit);
+    replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
+    // A trigger and a routine: the seeding login's grants must be enough for the dump to carry them.
+    primary.sql(`CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, memo VARCHAR(100) NOT NULL, memo_length INT) ENGINE=InnoDB;
+      CREATE TRIGGER orders_length BEFORE INSERT ON orders FOR EACH ROW SET NEW.memo_length = CHAR_LENGTH(NEW.memo);
+      CREATE PROCEDURE order_count() SELECT COUNT(*) FROM orders;
+      INSERT INTO orders (memo) VALUES ('주문 1'), ('주문 2 😀');`, DB);
+    const passwords = { replication_password: generatedPassword(), [SEEDING_PASSWORD_FILE]: generatedPassword(), db_root_password: "unused-root-uses-the-socket" };
+    for (const s of ["primary", "replica"] as const) {
+      const own = join(dir.path, `${s}-server`);
+      mkdirSync(own, { mode: 0o700 });
+      for (const [file, password] of Object.entries(passwords)) writeFileSync(join(own, file), `${password}\n`, { mode: 0o400 });
+      const script = renderReplicaScript(own, { database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryHost: LINK.primary, primaryPort: primary.port, thisServer: s });
+      const container: ContainerEnvs = s === "primary" ? { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: primary.socket } } : { [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: replica.socket } };
+      side[s] = { script, env: replicaEnv(own, container, { [PRIMARY_CONTAINER]: link.ns.primary, [REPLICA_CONTAINER]: link.ns.replica }) };
+    }
+  });
+  after(async () => {
+    await Promise.all([primary?.stop(), replica?.stop()]);
+    link?.remove();
+    dir.remove();
+  });
+
+  it("the primary's copy makes the replication user with the replication grant only, and a seeding login with read grants only", async () => {
+    const setup = await runReplica(side.primary.script, side.primary.env, "setup");
+    assert.equal(setup.status, 0, setup.stderr);
+    assert.doesNotMatch(setup.stderr, /seeding/);
+    const grants = (user: string) => primary.sql(`SHOW GRANTS FOR '${user}'@'%'`).trim().split("\n").map((g) => g.replace(/ IDENTIFIED BY PASSWORD '[^']+'/, ""));
+    assert.deepEqual(grants("replicator"), ["GRANT REPLICATION SLAVE ON *.* TO `replicator`@`%`"]);
+    assert.deepEqual(grants("replica_seed").sort(), [
+      "GRANT SELECT ON `mysql`.`proc` TO `replica_seed`@`%`",
+      "GRANT SELECT, SHOW VIEW, EVENT, TRIGGER ON `bbaegok`.* TO `replica_seed`@`%`",
+      "GRANT USAGE ON *.* TO `replica_seed`@`%`",
+    ]);
+    // Outside the primary's binary log: the replica keeps its own accounts.
+    assert.doesNotMatch(primary.sql("SHOW BINLOG EVENTS"), /replica_seed|replicator/);
+  });
+
+  it("the replica's copy seeds it by a dump of the primary over the link and replicates by GTID from the primary's link address", async () => {
+    const setup = await runReplica(side.replica.script, side.replica.env, "setup");
+    assert.equal(setup.status, 0, setup.stderr);
+    assert.match(setup.stderr, new RegExp(`seeding bbaegok-prod-db-replica from a consistent dump of bbaegok on ${LINK.primary.replace(/\./g, "\\.")}:${primary.port}`));
+    const wait = await runReplica(side.replica.script, side.replica.env, "wait");
+    assert.equal(wait.status, 0, wait.stderr + wait.stdout);
+    assert.equal(onReplica("SELECT GROUP_CONCAT(CONCAT(memo, ':', memo_length) ORDER BY id) FROM orders"), "주문 1:4,주문 2 😀:6");
+    assert.equal(onReplica("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_NAME = 'orders_length'"), "1");
+    assert.equal(onReplica("SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_NAME = 'order_count'"), "1");
+    // The harness's client prints values only: Master_Host and Using_Gtid among them.
+    const status = replica.sql("SHOW SLAVE STATUS\\G");
+    assert.match(status, new RegExp(`^${LINK.primary.replace(/\./g, "\\.")}$`, "m"));
+    assert.match(status, /^Slave_Pos$/m, "replication does not use GTIDs (Using_Gtid)");
+    assert.equal(replica.sql("SELECT @@gtid_slave_pos").trim(), primary.sql("SELECT @@gtid_binlog_pos").trim());
+  });
+
+  it("the primary sees the replica connected from the replica's link address: it came through the tunnel", () => {
+    const dump = primary.sql("SELECT USER, SUBSTRING_INDEX(HOST, ':', 1) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'").trim();
+    assert.equal(dump, `replicator\t${LINK.replica}`);
+    assert.match(primary.sql("SHOW SLAVE HOSTS"), /^2\t/m, "the replica (server id 2) is not registered with the primary");
+  });
+
+  it("writes on the primary appear on the replica, and the GTID positions equal; the replica's server reports them by replica.sh status", async () => {
+    primary.sql("INSERT INTO orders (memo) VALUES ('주문 3 over the link'); UPDATE orders SET memo = '바뀜' WHERE id = 1;", DB);
+    const position = primary.sql("SELECT @@gtid_binlog_pos").trim();
+    await waitFor("the replica to apply the writes", () => replica.sql("SELECT @@gtid_slave_pos").trim() === position, 30_000, 200);
+    assert.equal(onReplica("SELECT GROUP_CONCAT(memo ORDER BY id) FROM orders"), "바뀜,주문 2 😀,주문 3 over the link");
+    const state = await replicaStatus(side.replica.script, side.replica.env);
+    assert.deepEqual([state.healthy, state.primaryPosition, state.replicaPosition, state.behind], [true, position, position, 0], JSON.stringify(state));
+  });
+
+  it("the replica refuses the app's writes (read_only) and serves its reads", () => {
+    const write = replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('x')", DB);
+    assert.notEqual(write.status, 0);
+    assert.match(write.stderr, /--read-only/);
+    const read = replica.sqlAs(DB, APP_PASSWORD, "SELECT COUNT(*) FROM orders", DB);
+    assert.equal(read.stdout.trim(), "3", read.stderr);
+  });
+
+  it("a second setup on each server leaves the replica replicating; promote is refused on both copies", async () => {
+    for (const s of ["primary", "replica"] as const) {
+      const again = await runReplica(side[s].script, side[s].env, "setup");
+      assert.equal(again.status, 0, again.stderr);
+      assert.doesNotMatch(again.stderr, /seeding/);
+      const promote = await runReplica(side[s].script, side[s].env, "promote");
+      assert.equal(promote.status, 1);
+      assert.match(promote.stderr, /the replica is on another server: refused/);
+    }
+    primary.sql("INSERT INTO orders (memo) VALUES ('주문 4')", DB);
+    const position = primary.sql("SELECT @@gtid_binlog_pos").trim();
+    await waitFor("the replica to apply the write", () => replica.sql("SELECT @@gtid_slave_pos").trim() === position, 30_000, 200);
+    assert.equal(primary.sql("SELECT @@read_only").trim(), "0", "a refused promote fenced the primary");
+  });
+});

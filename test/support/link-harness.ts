@@ -1,0 +1,72 @@
+// Two servers joined by the program's WireGuard link, for the replica-link
+// tests: two network namespaces (a veth pair is their network, standing for
+// the internet), each with the rendered wg-quick file (random keys, public
+// halves by wireguardPublicKey) brought up by the rendered up script
+// (infra/link/render.ts; userspace wireguard-go when the kernel has no
+// WireGuard module, as here).
+import { execFileSync, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { linkDownScript, linkPaths, linkUpScript, wireguardConfig, wireguardPublicKey } from "../../infra/link/render.js";
+import { requireCommand } from "./system.js";
+
+export type Side = "primary" | "replica";
+/** Each server's address on the link, and the tunnel's UDP port. */
+export const LINK = { primary: "10.99.0.1", replica: "10.99.0.2", port: 51820 } as const;
+/** The servers' own network (TEST-NET-1): what the internet would be. */
+export const UNDERLAY = { primary: "192.0.2.1", replica: "192.0.2.2" } as const;
+
+export interface LinkedServers {
+  /** Each server's network namespace. */
+  ns: Record<Side, string>;
+  /** Each server's wg-quick file and interface name. */
+  paths: Record<Side, ReturnType<typeof linkPaths>>;
+  /** `ip`'s arguments that run argv on that server. */
+  inNs(side: Side, ...argv: string[]): string[];
+  /** Runs the rendered up script on that server. */
+  up(side: Side): SpawnSyncReturns<string>;
+  /** Brings the link down and removes both namespaces. */
+  remove(): void;
+}
+
+/** Two namespaces and their link files under `dir`, named after `tag` (unique per test process); the link is not up yet. */
+export function linkedServers(dir: string, tag: string): LinkedServers {
+  requireCommand("wg-quick", "wireguard-tools");
+  requireCommand("wireguard-go", "wireguard-go");
+  const ns = { primary: `bblink-p-${tag}`, replica: `bblink-r-${tag}` };
+  // Two servers would both name the interface after "bbaegok-prod"; two namespaces share one filesystem, where
+  // wireguard-go's control socket is named after the interface (/var/run/wireguard/<name>.sock): two names here.
+  const paths = { primary: linkPaths(join(dir, "primary"), `bbaegok-prod-${tag}p`), replica: linkPaths(join(dir, "replica"), `bbaegok-prod-${tag}r`) };
+  const inNs = (side: Side, ...argv: string[]) => ["netns", "exec", ns[side], ...argv];
+  const sh = (...argv: string[]) => execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
+  for (const name of Object.values(ns)) sh("ip", "netns", "add", name);
+  sh("ip", "link", "add", `bbv${tag}p`, "netns", ns.primary, "type", "veth", "peer", "name", `bbv${tag}r`, "netns", ns.replica);
+  const keys = { primary: randomBytes(32).toString("base64"), replica: randomBytes(32).toString("base64") };
+  for (const [self, peer] of [["primary", "replica"], ["replica", "primary"]] as const) {
+    const dev = `bbv${tag}${self[0]}`;
+    sh("ip", ...inNs(self, "ip", "addr", "add", `${UNDERLAY[self]}/24`, "dev", dev));
+    sh("ip", ...inNs(self, "ip", "link", "set", dev, "up"));
+    sh("ip", ...inNs(self, "ip", "link", "set", "lo", "up"));
+    // Each end's key and file as the program renders them.
+    mkdirSync(join(dir, self, "link"), { recursive: true, mode: 0o700 });
+    const text = wireguardConfig({
+      purpose: "test",
+      privateKey: keys[self],
+      self: { address: LINK[self], endpoint: UNDERLAY[self] },
+      peer: { address: LINK[peer], endpoint: UNDERLAY[peer], publicKey: wireguardPublicKey(keys[peer]) },
+      port: LINK.port,
+    });
+    writeFileSync(paths[self].config, text, { mode: 0o600 });
+  }
+  return {
+    ns,
+    paths,
+    inNs,
+    up: (side) => spawnSync("ip", inNs(side, "bash", "-c", linkUpScript(paths[side].config, paths[side].iface)), { encoding: "utf8" }),
+    remove() {
+      for (const side of ["primary", "replica"] as const) spawnSync("ip", inNs(side, "bash", "-c", linkDownScript(paths[side].config, paths[side].iface)));
+      for (const name of Object.values(ns)) spawnSync("ip", ["netns", "del", name]);
+    },
+  };
+}
