@@ -10,7 +10,7 @@ import * as random from "@pulumi/random";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import type { ServiceDatabase } from "../database/index.js";
 import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseSpec } from "../database/render.js";
-import { dockerHealthCheck, platformContainer, ServerFile, shellQuote, type HomeServer, type OtherServer } from "../server/index.js";
+import { asRootCommand, dockerHealthCheck, platformContainer, ServerFile, type HomeServer, type OtherServer } from "../server/index.js";
 import {
   REPLICA_ALIAS,
   REPLICATION_PASSWORD_FILE,
@@ -90,7 +90,7 @@ export class ReadReplica extends pulumi.ComponentResource {
     const files = placeFiles(this);
     if (elsewhere) {
       // PostgreSQL only (the schema): the primary's side here, then the standby's first start there takes its base backup over the link.
-      const setup = runScript(this, "setup", "setup", [primary, ...files]);
+      const setup = runScript(this, "setup", ["setup"], [primary, ...files]);
       this.container = createContainer(this, [setup, ...placeFilesElsewhere(this, elsewhere.host), ...elsewhere.linkReady]);
       new command.remote.Command(
         `${name}-wait`,
@@ -102,13 +102,13 @@ export class ReadReplica extends pulumi.ComponentResource {
       this.container = createContainer(this, [primary, ...files]);
     } else if (database.engine === "postgres") {
       // The primary's side first: the replica's entrypoint takes its base backup through the slot on its first start.
-      const setup = runScript(this, "setup", "setup", [primary, ...files]);
+      const setup = runScript(this, "setup", ["setup"], [primary, ...files]);
       this.container = createContainer(this, [setup]);
-      runScript(this, "wait", "wait", [this.container]);
+      runScript(this, "wait", ["wait"], [this.container]);
     } else {
       // MariaDB/MySQL: the replica is seeded from a dump once its own server runs.
       this.container = createContainer(this, [primary, ...files]);
-      runScript(this, "seed", `setup && bash ${shellQuote(this.scriptPath)} wait`, [this.container]);
+      runScript(this, "seed", ["setup", "wait"], [this.container]);
     }
     this.registerOutputs({ containerName: this.containerName, host: this.host });
 
@@ -152,12 +152,13 @@ export class ReadReplica extends pulumi.ComponentResource {
       ];
     }
 
-    function runScript(parent: ReadReplica, suffix: string, what: string, dependsOn: pulumi.Resource[]): command.remote.Command {
+    // As root through the install helper, as promote and status run it: the script's folder is root's, not the deploy user's.
+    function runScript(parent: ReadReplica, suffix: string, steps: string[], dependsOn: pulumi.Resource[]): command.remote.Command {
       return new command.remote.Command(
         `${name}-${suffix}`,
         {
           connection: server.connection,
-          create: `bash ${shellQuote(replicaName.script(names.stackDir))} ${what}`,
+          create: steps.map((step) => asRootCommand("run", replicaName.script(names.stackDir), step)).join(" && "),
           logging: "stderr",
           // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
           addPreviousOutputInEnv: false,

@@ -14,7 +14,7 @@ import { activationScript, dockerNginxCommands } from "../../infra/proxy/activat
 import { proxyDirs, stackFilePaths } from "../../infra/proxy/contract.js";
 import { buildTestImages, tagAppVersion } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, pointStackAtHost, pulumi, pulumiAsync, setStackValue, startLoad, type HttpAnswer, type LoadAnswer } from "../support/docker-stacks.js";
+import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, opsAsync, pointStackAtHost, pulumi, pulumiAsync, setStackValue, startLoad, type HttpAnswer, type LoadAnswer } from "../support/docker-stacks.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
@@ -64,16 +64,7 @@ function containersOf(stack: string): string[] {
 }
 
 /** An ops command (npm run deploy/rollback/status…) from the project copy, asynchronously (so load can run meanwhile). */
-function ops(script: string, args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ws.projectDir, "ops", script), ...args], { cwd: ws.projectDir, env: ws.env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("exit", (code) => resolve({ status: code ?? -1, stdout, stderr }));
-  });
-}
+const ops = (script: string, args: string[]) => opsAsync(ws, script, args);
 
 /** Answers from the version that serves prod's API now. */
 async function servingVersion(): Promise<{ slot: string; version: string }> {

@@ -11,6 +11,8 @@ import { copyProject, planInChild, REPO } from "../support/project.js";
 const project = copyProject();
 after(() => project.remove());
 const CONTAINER = "docker:index/container:Container";
+/** A command that runs the replica's script (any step, any way). */
+const REPLICA_SCRIPT_RUN = /bbaegok-install run '[^']*\/replica\/replica\.sh'/;
 
 /** Staging's file on a server of its own (it owns its proxy), with `engine` and one replica. */
 function stackFileWithReplica(engine: string, version: string, host: string): string {
@@ -71,12 +73,10 @@ for (const [engine, version, flag] of [
       }
     });
 
-    it("the replica's setup runs the rendered script on the server", () => {
-      const commands = plan.resources.filter((r) => r.type === "command:remote:Command" && /^bash .*\/replica\/replica\.sh/.test(String(r.inputs["create"])));
-      assert.deepEqual(
-        commands.map((c) => String(c.inputs["create"]).replace(/^bash '[^']+' /, "")).sort(),
-        engine === "postgres" ? ["setup", "wait"] : [`setup && bash '/srv/bbaegok/${stack}/replica/replica.sh' wait`],
-      );
+    it("the replica's setup runs the rendered script on the server, as root through the install helper", () => {
+      const commands = plan.resources.filter((r) => r.type === "command:remote:Command" && REPLICA_SCRIPT_RUN.test(String(r.inputs["create"])));
+      const run = (step: string) => `sudo -n /usr/local/sbin/bbaegok-install run '/srv/bbaegok/${stack}/replica/replica.sh' '${step}'`;
+      assert.deepEqual(commands.map((c) => String(c.inputs["create"])).sort(), engine === "postgres" ? [run("setup"), run("wait")] : [`${run("setup")} && ${run("wait")}`]);
     });
   });
 }
@@ -122,7 +122,7 @@ for (const engine of ["mariadb", "postgres"] as const) {
       const command = (replica!.inputs["command"] as string[]).join(" ");
       if (engine === "postgres") assert.match(command, /hot_standby=on/, "the standby's flags changed: its container would be replaced for nothing");
       else assert.match(command, /--read-only=OFF/);
-      const setups = plan.resources.filter((r) => r.type === "command:remote:Command" && /^bash .*\/replica\/replica\.sh/.test(String(r.inputs["create"])));
+      const setups = plan.resources.filter((r) => r.type === "command:remote:Command" && REPLICA_SCRIPT_RUN.test(String(r.inputs["create"])));
       assert.deepEqual(setups.map((r) => r.name), []);
     });
   });
@@ -240,7 +240,7 @@ describe("a postgres stack with its replica on another server, over WireGuard", 
     ]);
     assert.ok(!plan.resources.some((r) => r.type === "bbaegok:server:File" && r.name === "database-replica-1-pgpass-file"), "libpq's password file is placed on the primary's server too");
     const setup = commands.find((c) => c.name === "database-replica-1-setup");
-    assert.equal(setup?.inputs["create"], `bash '/srv/bbaegok/${stack}/replica/replica.sh' setup`);
+    assert.equal(setup?.inputs["create"], `sudo -n /usr/local/sbin/bbaegok-install run '/srv/bbaegok/${stack}/replica/replica.sh' 'setup'`);
     const wait = commands.find((c) => c.name === "database-replica-1-wait");
     assert.match(String(wait?.inputs["create"]), new RegExp(`^docker exec 'bbaegok-${stack}-db-replica' .*pg_stat_wal_receiver`));
     assert.ok(wait!.options.dependsOn.includes("database-replica-1-container"));

@@ -227,7 +227,8 @@ const ROOTFS: Record<ImageKind, () => Built> = {
     const fs = base([{ name: "postgres", uid: 999, gid: 999, home: "/var/lib/postgresql", shell: "/bin/bash" }]);
     const bin = `/usr/lib/postgresql/${major}/bin`;
     fs.binaries(["postgres", "initdb", "pg_ctl"].map((b) => `${bin}/${b}`), pkg);
-    fs.binaries(["psql", "pg_isready", "pg_dump", "pg_restore", "pg_dumpall"].map((b) => `${bin}/${b}`), `postgresql-client-${major}`);
+    // pg_basebackup: the read replica's entrypoint seeds its standby with it (infra/replica/render.ts).
+    fs.binaries(["psql", "pg_isready", "pg_dump", "pg_restore", "pg_dumpall", "pg_basebackup"].map((b) => `${bin}/${b}`), `postgresql-client-${major}`);
     // Server modules (plpgsql, the snowball dictionaries initdb loads, contrib), without the LLVM JIT: PostgreSQL runs without it.
     const lib = `/usr/lib/postgresql/${major}/lib`;
     fs.binaries(fs.tree(lib, pkg, (p) => p.endsWith(".so") && !p.startsWith("llvmjit") && !p.startsWith("bitcode")), pkg);

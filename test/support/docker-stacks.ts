@@ -51,6 +51,18 @@ export function pulumiAsync(ws: EngineWorkspace, args: string[], cwd = ws.projec
   });
 }
 
+/** An ops command (npm run deploy/rollback/status/promote…) from the workspace's project copy, without blocking (load can run meanwhile). */
+export function opsAsync(ws: EngineWorkspace, script: string, args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", join(ws.projectDir, "ops", script), ...args], { cwd: ws.projectDir, env: ws.env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("exit", (code) => resolve({ status: code ?? -1, stdout, stderr }));
+  });
+}
+
 export interface HttpAnswer {
   status: number;
   body: string;

@@ -9,6 +9,11 @@
 //     database succeeds, 503 {"status":"DOWN"} otherwise (always 503 when
 //     BBAEGOK_TEST_UNHEALTHY is set: a release that never turns healthy);
 //   - GET /slow?ms=N answers after N ms (in-flight requests across a switch);
+//   - the read-only datasource the program gives (SPRING_DATASOURCE_REPLICA_URL,
+//     _USERNAME, the same password): GET /test/replica answers 200 while
+//     SELECT 1 succeeds on it, 503 otherwise, 404 when none is configured
+//     (the real app routes readOnly transactions to it; this shows the slot
+//     reaches it with what it is given);
 //   - any other path: JSON naming the version (BBAEGOK_APP_VERSION, set by the
 //     image) and the slot (BBAEGOK_SLOT), so tests tell blue from green;
 //   - SIGTERM: stops accepting, finishes in-flight requests (at most 30 s, as
@@ -40,7 +45,12 @@ func main() {
 	slot := os.Getenv("BBAEGOK_SLOT")
 	unhealthy := truthy(os.Getenv("BBAEGOK_TEST_UNHEALTHY"))
 
-	db, target, err := openDatasource()
+	db, target, err := openDatasource("SPRING_DATASOURCE_URL", "SPRING_DATASOURCE_USERNAME")
+	var replica *sql.DB
+	replicaTarget := "(none)"
+	if err == nil {
+		replica, replicaTarget, err = openDatasource("SPRING_DATASOURCE_REPLICA_URL", "SPRING_DATASOURCE_REPLICA_USERNAME")
+	}
 	if err != nil {
 		// Spring Boot does not start with a broken datasource configuration.
 		log.Printf("APPLICATION FAILED TO START: %v", err)
@@ -65,6 +75,17 @@ func main() {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "UP"})
+	})
+	mux.HandleFunc("GET /test/replica", func(w http.ResponseWriter, r *http.Request) {
+		if replica == nil {
+			writeJSON(w, http.StatusNotFound, map[string]any{"status": "NONE", "details": "no read-only datasource configured (SPRING_DATASOURCE_REPLICA_URL)"})
+			return
+		}
+		if err := datasource.Check(r.Context(), replica, 3*time.Second); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "DOWN", "replica": replicaTarget, "details": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "UP", "replica": replicaTarget})
 	})
 	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
@@ -93,20 +114,24 @@ func main() {
 		close(done)
 	}()
 
-	log.Printf("Started bbaegok-api %s (slot %q) on port %s, datasource %s", version, slot, port, target)
+	log.Printf("Started bbaegok-api %s (slot %q) on port %s, datasource %s, read-only datasource %s", version, slot, port, target, replicaTarget)
 	if err := server.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Printf("APPLICATION FAILED TO START: %v", err)
 		os.Exit(1)
 	}
 	<-done
-	if db != nil {
-		db.Close()
+	for _, pool := range []*sql.DB{db, replica} {
+		if pool != nil {
+			pool.Close()
+		}
 	}
 }
 
-// openDatasource reads Spring's settings; no URL means no database (health is then DOWN).
-func openDatasource() (*sql.DB, string, error) {
-	jdbc := os.Getenv("SPRING_DATASOURCE_URL")
+// openDatasource reads Spring's settings for one datasource (its URL and
+// username variables; the password is spring.datasource.password for both);
+// no URL means no such datasource.
+func openDatasource(urlVar, userVar string) (*sql.DB, string, error) {
+	jdbc := os.Getenv(urlVar)
 	if jdbc == "" {
 		return nil, "(none)", nil
 	}
@@ -114,7 +139,7 @@ func openDatasource() (*sql.DB, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	target.User = os.Getenv("SPRING_DATASOURCE_USERNAME")
+	target.User = os.Getenv(userVar)
 	if password, ok := os.LookupEnv("SPRING_DATASOURCE_PASSWORD"); ok {
 		target.Password = password
 	} else {

@@ -1,0 +1,195 @@
+// The read replica on the real Docker host: prod with a MariaDB replica and
+// staging with a PostgreSQL one (the committed files with
+// `database.replicas: [{}]`, staging's engine PostgreSQL), brought up by the
+// real engine over ssh:// to the test host (test/support/docker-host.ts), the
+// images built offline (test/docker/images/CONTRACTS.md). Shown on the running
+// containers: the replica on the data network publishing no port, rows
+// replicated, the app's writes refused there, the slots' read-only datasource,
+// the installed backup script dumping the replica, then `npm run promote` with
+// the real `pulumi up` under HTTPS load.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { parse } from "yaml";
+import type { BackupManifest } from "../../infra/backup/render.js";
+import { buildTestImages } from "../support/docker-images.js";
+import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
+import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, opsAsync, pointStackAtHost, pulumi, setStackValue, startLoad } from "../support/docker-stacks.js";
+import { engineWorkspace, outputOf } from "../support/engine.js";
+import { startMoto, type MotoServer } from "../support/moto.js";
+import { waitFor } from "../support/system.js";
+
+let host: DockerHost;
+let ws: ReturnType<typeof engineWorkspace>;
+let s3: MotoServer;
+let removeClientAddress: (() => void) | undefined;
+
+const STACKS = [
+  { stack: "prod", engine: "mariadb", api: "api.bbaegok.kr", jdbc: "jdbc:mariadb", port: 3306, positionType: "gtid" },
+  { stack: "staging", engine: "postgres", api: "staging-api.bbaegok.kr", jdbc: "jdbc:postgresql", port: 5432, positionType: "lsn" },
+] as const;
+
+before(async () => {
+  removeClientAddress = addCloudflareClientAddress();
+  host = await startDockerHost();
+  await buildTestImages({ env: host.dockerEnv });
+  ws = engineWorkspace("server", host.operatorEnv);
+  s3 = await startMoto(STACKS.map(({ stack }) => ({ name: `bbaegok-${stack}-db-backups`, versioned: true })));
+  for (const { stack } of STACKS) {
+    pointStackAtHost(ws.projectDir, stack, host);
+    setStackValue(ws.projectDir, stack, ["bbaegok-infra:database", "replicas"], [{}]);
+    const init = pulumi(ws, ["stack", "init", stack]);
+    assert.equal(init.status, 0, outputOf(init));
+  }
+  // PostgreSQL's image is the one Metabase's database already runs.
+  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "engine"], "postgres");
+  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "version"], "16.10");
+});
+
+after(async () => {
+  ws?.remove();
+  await s3?.stop();
+  await host?.stop();
+  removeClientAddress?.();
+});
+
+function up(stack: string): void {
+  const result = pulumi(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
+  assert.equal(result.status, 0, outputOf(result));
+}
+
+/** The proxy container's address on prod's edge network: where "Cloudflare" connects. */
+function proxyAddress(): string {
+  return docker(["inspect", "-f", '{{(index .NetworkSettings.Networks "bbaegok-prod-edge").IPAddress}}', "bbaegok-proxy"]).stdout.trim();
+}
+
+function inspect<T>(container: string, field: string): T {
+  return JSON.parse(docker(["inspect", "-f", `{{json ${field}}}`, container]).stdout) as T;
+}
+
+/** SQL as the app's user (its password from the database's file, inside the container): what the app may do there. */
+function asAppUser(engine: "mariadb" | "postgres", container: string, sql: string) {
+  const client =
+    engine === "mariadb"
+      ? 'MYSQL_PWD="$(cat /run/secrets/db_password)" exec mariadb -N -ubbaegok bbaegok'
+      : 'PGPASSWORD="$(cat /run/secrets/db_password)" exec psql -X -q -tA -v ON_ERROR_STOP=1 -h 127.0.0.1 -U bbaegok -d bbaegok';
+  return docker(["exec", "-i", container, "sh", "-c", client], { input: sql, allowFailure: true });
+}
+
+/** A command in an app slot, its output. */
+function inSlot(slot: string, command: string): string {
+  return docker(["exec", slot, "sh", "-c", command]).stdout;
+}
+
+/** The slot that serves a name now, as the proxy answers. */
+async function servingSlot(stack: string, api: string): Promise<string> {
+  const answer = await httpsGet(api, "/", { address: proxyAddress(), localAddress: CLOUDFLARE_CLIENT });
+  assert.equal(answer.status, 200, answer.body);
+  return `bbaegok-${stack}-app-${(JSON.parse(answer.body) as { slot: string }).slot}`;
+}
+
+/** The newest manifest of the stack's service database in the S3 stand-in. */
+function newestManifest(stack: string): BackupManifest {
+  const bucket = `bbaegok-${stack}-db-backups`;
+  const key = s3.keys(bucket, `${stack}/bbaegok/`).filter((k) => k.endsWith(".manifest.json")).sort().at(-1);
+  assert.ok(key, `no manifest under s3://${bucket}/${stack}/bbaegok/`);
+  return JSON.parse(s3.get(bucket, key).toString("utf8")) as BackupManifest;
+}
+
+for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
+  const primary = `bbaegok-${stack}-db`;
+  const replica = `bbaegok-${stack}-db-replica`;
+  const slots = [`bbaegok-${stack}-app-blue`, `bbaegok-${stack}-app-green`];
+  const refusal = engine === "mariadb" ? /--read-only/ : /read-only transaction/;
+
+  describe(`${stack} with a ${engine} replica on the real Docker host`, () => {
+    it(`pulumi up of ${stack} with database.replicas: [{}] creates the replica and sets it up`, () => {
+      up(stack);
+      const state = inspect<{ Running: boolean; Health?: { Status: string } }>(replica, ".State");
+      assert.equal(state.Running, true);
+      assert.equal(state.Health?.Status, "healthy");
+    });
+
+    it("the replica is on the stack's data network only, as db-replica, and publishes no port", () => {
+      const networks = inspect<Record<string, { Aliases: string[] | null }>>(replica, ".NetworkSettings.Networks");
+      assert.deepEqual(Object.keys(networks), [`bbaegok-${stack}-data`]);
+      assert.ok(networks[`bbaegok-${stack}-data`]!.Aliases?.includes("db-replica"), JSON.stringify(networks));
+      assert.deepEqual(inspect<Record<string, unknown> | null>(replica, ".HostConfig.PortBindings") ?? {}, {});
+      const publishing = docker(["ps", "--format", "{{.Names}} {{.Ports}}"]).stdout.split("\n").filter((l) => /->/.test(l));
+      assert.deepEqual(publishing.map((l) => l.split(" ")[0]), ["bbaegok-proxy"]);
+    });
+
+    it("a row written through the primary appears on the replica, which refuses the app user's writes", async () => {
+      const write = asAppUser(engine, primary, "CREATE TABLE IF NOT EXISTS notes (id INT PRIMARY KEY, body VARCHAR(40)); INSERT INTO notes VALUES (1, '빼곡 노트');");
+      assert.equal(write.status, 0, write.stderr);
+      await waitFor("the row on the replica", () => asAppUser(engine, replica, "SELECT body FROM notes WHERE id = 1;").stdout === "빼곡 노트\n", 60_000, 500);
+      const refused = asAppUser(engine, replica, "INSERT INTO notes VALUES (2, 'refused');");
+      assert.notEqual(refused.status, 0, "the replica took a write");
+      assert.match(refused.stderr, refusal);
+      assert.equal(asAppUser(engine, replica, "SELECT count(*) FROM notes;").stdout, "1\n");
+    });
+
+    it("the slots get the read-only datasource and reach the replica with the password from their file (as uid 1000)", () => {
+      for (const slot of slots) {
+        const env = inspect<string[]>(slot, ".Config.Env");
+        assert.ok(env.includes(`SPRING_DATASOURCE_REPLICA_URL=${jdbc}://db-replica:${port}/bbaegok`), `${slot}: ${env.join(" ")}`);
+        assert.ok(env.includes("SPRING_DATASOURCE_REPLICA_USERNAME=bbaegok"), slot);
+        assert.ok(!env.some((e) => /PASSWORD=/.test(e)), `${slot} has a password in its environment`);
+        assert.equal(inSlot(slot, "id -u").trim(), "1000");
+        const [body, status] = inSlot(slot, "curl -s -w '\\n%{http_code}' http://127.0.0.1:8080/test/replica").split("\n").filter(Boolean);
+        assert.equal(status, "200", `${slot}: ${body}`);
+        assert.deepEqual(JSON.parse(body!), { status: "UP", replica: `${engine === "mariadb" ? "mysql" : "postgres"}://bbaegok@db-replica:${port}/bbaegok` });
+      }
+    });
+
+    it("the installed backup script, run as cron runs it, dumps the replica (manifest: source replica, its position) into S3", () => {
+      const credentials = `${host.dir}/s3-credentials`;
+      host.asRoot(`umask 077; cat > '${credentials}'`, readFileSync(s3.credentialsFile("docker-replica-test")));
+      const run = host.asRoot(
+        `env BACKUP_S3_ENDPOINT_URL=${s3.endpoint} BACKUP_AWS_CREDENTIALS_FILE='${credentials}' BACKUP_PING_URL_FILE=/nonexistent '${host.dataDir}/${stack}/backup/backup.sh'`,
+        undefined,
+        { timeoutMs: 300_000 },
+      );
+      assert.equal(run.status, 0, run.stdout + run.stderr);
+      const manifest = newestManifest(stack);
+      assert.equal(manifest.source, "replica", JSON.stringify(manifest.replication));
+      assert.match(manifest.replication?.why ?? "", /healthy/);
+      assert.equal(manifest.replication?.positionType, positionType);
+      assert.ok(manifest.replication?.position, "no position in the manifest");
+    });
+
+    it("npm run promote with the real pulumi up: no failed request; the old replica takes writes, the original refuses them, the serving slot's datasource names db-replica", async () => {
+      const load = startLoad(proxyAddress, api);
+      let result: Awaited<ReturnType<typeof opsAsync>>;
+      try {
+        result = await opsAsync(ws, "promote.ts", ["--stack", stack]);
+        await new Promise((r) => setTimeout(r, 1500));
+      } finally {
+        await load.stop();
+      }
+      assert.equal(result.status, 0, result.stdout + result.stderr);
+      const failed = load.answers.filter((a) => a.error);
+      assert.deepEqual(failed, [], `failed requests during the promotion (of ${load.answers.length})`);
+      assert.ok(load.answers.length > 20, `only ${load.answers.length} requests`);
+      const file = parse(readFileSync(join(ws.projectDir, `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, { primary?: string }> };
+      assert.equal(file.config["bbaegok-infra:database"]?.primary, "replica");
+
+      const serving = await servingSlot(stack, api);
+      const env = inspect<string[]>(serving, ".Config.Env");
+      assert.ok(env.includes(`SPRING_DATASOURCE_URL=${jdbc}://db-replica:${port}/bbaegok`), `${serving}: ${env.join(" ")}`);
+      assert.equal(inSlot(serving, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/actuator/health"), "200");
+
+      const write = asAppUser(engine, replica, "INSERT INTO notes VALUES (3, 'after the promotion');");
+      assert.equal(write.status, 0, write.stderr);
+      const fenced = asAppUser(engine, primary, "INSERT INTO notes VALUES (4, 'on the original');");
+      assert.notEqual(fenced.status, 0, "the original took a write after the promotion");
+      assert.match(fenced.stderr, refusal);
+    });
+
+    it("after the promotion a second up changes nothing", () => {
+      const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
+      assert.equal(preview.status, 0, outputOf(preview));
+    });
+  });
+}
