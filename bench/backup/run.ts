@@ -6,7 +6,8 @@
 //   seed      the hand-made crontab backup: `mysqldump … | gzip > file`, then
 //             `aws s3 cp file s3://…` (Debian's AWS CLI)
 //   ours      the prod stack's real backup script: dump → zstd → s3-put.py, with
-//             the manifest's counting, sha256 and size on the side
+//             the dump's rows and bytes counted on the way (perl), the upload's
+//             sha256 and size by s3-put.py
 // then two restores of our newest backup into the emptied database:
 //   floor     `zstd -dc file | mariadb bbaegok` (the object already on disk)
 //   ours      `npm run restore` (download, sha256 check, load, comparison with the manifest)

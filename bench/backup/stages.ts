@@ -13,7 +13,7 @@ const BY_NAME: Record<string, Stage> = {
   mariadbd: "server",
   zstd: "compressor",
   gzip: "compressor",
-  // meter_stream (rows, bytes, sha256 as the streams pass) is perl.
+  // meter_stream (the dump's rows and bytes as it passes) is perl; the upload's sha256 is s3-put.py's.
   perl: "meters",
   // s3-put.py, and the AWS CLI of the hand-made way.
   python3: "uploader",
