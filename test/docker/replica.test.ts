@@ -89,6 +89,18 @@ async function servingSlot(stack: string, api: string): Promise<string> {
   return `bbaegok-${stack}-app-${(JSON.parse(answer.body) as { slot: string }).slot}`;
 }
 
+/** The stack's installed backup script, run as root as cron runs it, against the S3 stand-in; it must succeed. */
+function runBackup(stack: string): void {
+  const credentials = `${host.dir}/s3-credentials`;
+  host.asRoot(`umask 077; cat > '${credentials}'`, readFileSync(s3.credentialsFile("docker-replica-test")));
+  const run = host.asRoot(
+    `env BACKUP_S3_ENDPOINT_URL=${s3.endpoint} BACKUP_AWS_CREDENTIALS_FILE='${credentials}' BACKUP_PING_URL_FILE=/nonexistent '${host.dataDir}/${stack}/backup/backup.sh'`,
+    undefined,
+    { timeoutMs: 300_000 },
+  );
+  assert.equal(run.status, 0, run.stdout + run.stderr);
+}
+
 /** The newest manifest of the stack's service database in the S3 stand-in. */
 function newestManifest(stack: string): BackupManifest {
   const bucket = `bbaegok-${stack}-db-backups`;
@@ -143,21 +155,27 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       }
     });
 
+    it("npm run status asks the replica's script on the server (over SSH, through the install helper): healthy", async () => {
+      const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
+      assert.equal(status.status, 0, status.stdout + status.stderr);
+      assert.match(status.stdout, new RegExp(`^  replica  ${replica}  healthy, \\d+ s behind \\(\\d+ (transactions|bytes)\\)`, "m"), status.stdout);
+    });
+
     it("the installed backup script, run as cron runs it, dumps the replica (manifest: source replica, its position) into S3", () => {
-      const credentials = `${host.dir}/s3-credentials`;
-      host.asRoot(`umask 077; cat > '${credentials}'`, readFileSync(s3.credentialsFile("docker-replica-test")));
-      const run = host.asRoot(
-        `env BACKUP_S3_ENDPOINT_URL=${s3.endpoint} BACKUP_AWS_CREDENTIALS_FILE='${credentials}' BACKUP_PING_URL_FILE=/nonexistent '${host.dataDir}/${stack}/backup/backup.sh'`,
-        undefined,
-        { timeoutMs: 300_000 },
-      );
-      assert.equal(run.status, 0, run.stdout + run.stderr);
+      runBackup(stack);
       const manifest = newestManifest(stack);
       assert.equal(manifest.source, "replica", JSON.stringify(manifest.replication));
       assert.match(manifest.replication?.why ?? "", /healthy/);
       assert.equal(manifest.replication?.positionType, positionType);
       assert.ok(manifest.replication?.position, "no position in the manifest");
     });
+
+    if (stack === "prod") {
+      it("Metabase was set up reading the replica, with its read-only login (the stand-in connects before it accepts)", () => {
+        const client = "psql -X -tA -U metabase -d metabase -c 'SELECT data_source FROM metabase_standin_setup'";
+        assert.equal(docker(["exec", "bbaegok-prod-metabase-db", "sh", "-c", client]).stdout, "mysql://metabase_ro@db-replica:3306/bbaegok\n");
+      });
+    }
 
     it("npm run promote with the real pulumi up: no failed request; the old replica takes writes, the original refuses them, the serving slot's datasource names db-replica", async () => {
       const load = startLoad(proxyAddress, api);
@@ -185,6 +203,13 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       const fenced = asAppUser(engine, primary, "INSERT INTO notes VALUES (4, 'on the original');");
       assert.notEqual(fenced.status, 0, "the original took a write after the promotion");
       assert.match(fenced.stderr, refusal);
+    });
+
+    it("after the promotion, the backup dumps the promoted container, its writes included, without asking for replication", () => {
+      runBackup(stack);
+      const manifest = newestManifest(stack);
+      assert.equal(manifest.source, undefined);
+      assert.equal(manifest.tables.find((t) => /(^|\.)notes$/.test(t.name))?.rows, 2, JSON.stringify(manifest.tables));
     });
 
     it("after the promotion a second up changes nothing", () => {
