@@ -164,3 +164,56 @@ export function summaryTable(rows: readonly ModeSummary[]): string[] {
     ),
   ];
 }
+
+/** Busy CPU seconds of the whole machine so far, from /proc/stat's first line (all but idle and iowait; 100 ticks a second). */
+export function machineBusySeconds(procStat: string): number {
+  const line = procStat.split("\n").find((l) => l.startsWith("cpu "));
+  const ticks = line?.trim().split(/\s+/).slice(1).map(Number);
+  if (!ticks || ticks.length < 8 || ticks.some((t) => !Number.isFinite(t))) throw new Error(`/proc/stat has no "cpu" line this bench can read: ${JSON.stringify(procStat.slice(0, 120))}`);
+  const [user, nice, system, , , irq, softirq, steal] = ticks as [number, number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq + steal) / 100;
+}
+
+export const CPU_GROUPS = ["primary server", "replica server", "writers", "backup's tools", "S3 stand-in", "rest of the machine"] as const;
+export type CpuGroup = (typeof CPU_GROUPS)[number];
+
+/**
+ * Where a window's CPU went, in cores (CPU seconds per second of window):
+ * `byName` is bench/cpu.ts's sampler over this bench's descendants (both
+ * servers are "mariadbd" there, so each server's own figure comes apart, by
+ * its pid), `machine` every process's; the rest of the machine is the other
+ * engineers' work and this bench's own node process.
+ */
+export function windowCpu(byName: readonly (readonly [string, number])[], servers: { primary: number; replica: number }, machine: number, seconds: number): Map<CpuGroup, number> {
+  let ours = 0;
+  let tools = 0;
+  let writers = 0;
+  let s3 = 0;
+  for (const [name, cpu] of byName) {
+    ours += cpu;
+    if (name === "write-load") writers += cpu;
+    else if (name === "moto_server") s3 += cpu;
+    else if (name !== "mariadbd") tools += cpu;
+  }
+  const cores = (cpu: number) => Math.max(0, cpu) / seconds;
+  return new Map<CpuGroup, number>([
+    ["primary server", cores(servers.primary)],
+    ["replica server", cores(servers.replica)],
+    ["writers", cores(writers)],
+    ["backup's tools", cores(tools)],
+    ["S3 stand-in", cores(s3)],
+    ["rest of the machine", cores(machine - ours)],
+  ]);
+}
+
+/** The CPU table: for each window, the median over rounds of each group's cores. */
+export function cpuTable(runs: readonly { mode: Mode; cpu: ReadonlyMap<CpuGroup, number> }[]): string[] {
+  return [
+    `| window | ${CPU_GROUPS.join(" | ")} |`,
+    `| --- | ${CPU_GROUPS.map(() => "---").join(" | ")} |`,
+    ...MODES.filter((mode) => runs.some((r) => r.mode === mode)).map((mode) => {
+      const of = runs.filter((r) => r.mode === mode);
+      return `| ${LABELS[mode]} | ${CPU_GROUPS.map((g) => median(of.map((r) => r.cpu.get(g) ?? 0)).toFixed(2)).join(" | ")} |`;
+    }),
+  ];
+}

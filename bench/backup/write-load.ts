@@ -41,8 +41,9 @@ import {
   replicatedDatabase,
 } from "../../test/support/replica-harness.js";
 import { requireCommand, tempDir } from "../../test/support/system.js";
+import { processTreeCpuSeconds, startCpuSampler } from "../cpu.js";
 import { SCHEMA, SERVER_SETTINGS, generator, growTo, startBenchMariaDb, tablespaceBytes } from "./data.js";
-import { parseWriteLoad, summarize, summaryTable, windowStats, type Lag, type Mode, type ModeRun } from "./write-load-stats.js";
+import { CPU_GROUPS, cpuTable, machineBusySeconds, parseWriteLoad, summarize, summaryTable, windowCpu, windowStats, type CpuGroup, type Lag, type Mode, type ModeRun } from "./write-load-stats.js";
 
 const DB = "bbaegok";
 const SIZE_MB = Number(process.env.BENCH_SIZE ?? 1024);
@@ -157,7 +158,11 @@ async function main(): Promise<void> {
       const state = await replicaStatus(replicaScript, hook);
       return { seconds: state.lagSeconds, transactions: state.behind };
     };
-    const windows: { mode: Mode; round: number; startUs: number; endUs: number; backupSeconds?: number; lagAtEnd: Lag }[] = [];
+    // CPU by window: each server's by its pid, this bench's other processes by name, the whole machine's from /proc/stat.
+    const pidOf = (server: string) => Number(readFileSync(join(dir.path, server, "pid"), "utf8").trim());
+    const [primaryPid, replicaPid] = [pidOf("primary"), pidOf("replica")];
+    const cpuNow = () => ({ primary: processTreeCpuSeconds(primaryPid), replica: processTreeCpuSeconds(replicaPid), machine: machineBusySeconds(readFileSync("/proc/stat", "utf8")) });
+    const windows: { mode: Mode; round: number; startUs: number; endUs: number; backupSeconds?: number; lagAtEnd: Lag; cpu: Map<CpuGroup, number> }[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const order: Mode[] = round % 2 === 1 ? ["baseline", "primary", "replica"] : ["baseline", "replica", "primary"];
       for (const mode of order) {
@@ -172,10 +177,15 @@ async function main(): Promise<void> {
           if (!gained) break;
         }
         const backup = mode === "baseline" ? undefined : backups[mode];
+        const sampler = startCpuSampler(250, process.pid);
+        const cpuBefore = cpuNow();
         const startUs = nowUs();
         const run = backup ? await runScript(backup.script, backup.env, [], DEADLINE_MS) : await sleep(BASELINE_SECONDS * 1000);
         // The window is the backup's run; the lag is asked right after it, the manifest checked after that.
         const endUs = nowUs();
+        const byName = sampler.stop();
+        const cpuAfter = cpuNow();
+        const cpu = windowCpu(byName, { primary: cpuAfter.primary - cpuBefore.primary, replica: cpuAfter.replica - cpuBefore.replica }, cpuAfter.machine - cpuBefore.machine, (endUs - startUs) / 1e6);
         const lagAtEnd = await lag();
         if (backup && run) {
           if (run.status !== 0) throw new Error(`the backup dumping the ${mode} failed (${run.status}): ${run.stderr.slice(-2000)}`);
@@ -185,9 +195,9 @@ async function main(): Promise<void> {
           // moto keeps objects in memory: each backup goes once checked.
           for (const key of s3.keys(backup.bucket, `prod/${DB}/`)) s3.purge(backup.bucket, key);
         }
-        windows.push({ mode, round, startUs, endUs, ...(backup ? { backupSeconds: (endUs - startUs) / 1e6 } : {}), lagAtEnd });
+        windows.push({ mode, round, startUs, endUs, ...(backup ? { backupSeconds: (endUs - startUs) / 1e6 } : {}), lagAtEnd, cpu });
         console.log(
-          `round ${round} ${mode}: ${((endUs - startUs) / 1e6).toFixed(1)} s; replica ${before.transactions} transactions behind at the start, ${lagAtEnd.seconds ?? "?"} s (${lagAtEnd.transactions} transactions) at the end; load average ${load()}`,
+          `round ${round} ${mode}: ${((endUs - startUs) / 1e6).toFixed(1)} s; replica ${before.transactions} transactions behind at the start, ${lagAtEnd.seconds ?? "?"} s (${lagAtEnd.transactions} transactions) at the end; cores busy: ${CPU_GROUPS.map((g) => `${g} ${cpu.get(g)!.toFixed(2)}`).join(", ")}`,
         );
       }
     }
@@ -210,6 +220,9 @@ async function main(): Promise<void> {
     console.log("");
     console.log(`${tablespaceMiB.toFixed(0)} MiB of tablespace; ${CONNECTIONS} writer connections, ${rateWords}; medians of ${ROUNDS} rounds (the ratio taken in each round)`);
     for (const line of summaryTable(summarize(runs))) console.log(line);
+    console.log("");
+    console.log(`cores busy in each window (CPU seconds per second; the machine has ${cpus().length} in all), medians over the rounds:`);
+    for (const line of cpuTable(windows)) console.log(line);
     console.log(`load average at the end ${load()}`);
   } finally {
     writersProcess?.kill("SIGKILL");

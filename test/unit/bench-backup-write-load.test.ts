@@ -3,7 +3,7 @@
 // same round's baseline, and the side-by-side table.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { median, parseWriteLoad, summarize, summaryTable, windowStats, type ModeRun, type WindowStats } from "../../bench/backup/write-load-stats.js";
+import { cpuTable, machineBusySeconds, median, parseWriteLoad, summarize, summaryTable, windowCpu, windowStats, type ModeRun, type WindowStats } from "../../bench/backup/write-load-stats.js";
 
 describe("bench:backup:write-load arithmetic", () => {
   it("reads transactions and failed ones; a line it cannot read is named by its number", () => {
@@ -83,6 +83,24 @@ describe("bench:backup:write-load arithmetic", () => {
     assert.deepEqual(summaryTable(summarize(runs)).slice(2), [
       "| no backup (baseline) | 1000 | 1.00 | 1.0 / 10.0 | 0.5 / 5.0 |  | 0 s (0 transactions) | 0 |",
       "| backup dumping the primary | 500 | 0.50 | 1.0 / 40.0 | 0.5 / 20.0 | 12.3 | unknown (7 transactions) | 2 |",
+    ]);
+  });
+
+  it("reads the machine's busy CPU seconds from /proc/stat: all but idle and iowait, 100 ticks a second", () => {
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    assert.equal(machineBusySeconds("cpu  1000 50 400 9000 300 20 30 0 0 0\ncpu0 500 25 200 4500 150 10 15 0 0 0\n"), 15);
+    assert.throws(() => machineBusySeconds("intr 1 2 3\n"), /\/proc\/stat has no "cpu" line/);
+  });
+
+  it("splits a window's CPU into the servers (by pid), the writers, the backup's tools, the S3 stand-in and the rest of the machine, in cores", () => {
+    // Over 10 s: both servers together 6 CPU-s as "mariadbd", the primary 4 of them by its pid.
+    const byName = [["mariadbd", 6], ["write-load", 2], ["zstd", 1.5], ["mariadb-dump", 1], ["moto_server", 0.5], ["python3", 0.5]] as const;
+    const cpu = windowCpu(byName, { primary: 4, replica: 2 }, 15, 10);
+    assert.deepEqual(Object.fromEntries(cpu), { "primary server": 0.4, "replica server": 0.2, writers: 0.2, "backup's tools": 0.3, "S3 stand-in": 0.05, "rest of the machine": 0.35 });
+    assert.deepEqual(cpuTable([{ mode: "baseline", cpu }, { mode: "baseline", cpu: windowCpu(byName, { primary: 4, replica: 2 }, 13.5, 10) }]), [
+      "| window | primary server | replica server | writers | backup's tools | S3 stand-in | rest of the machine |",
+      "| --- | --- | --- | --- | --- | --- | --- |",
+      "| no backup (baseline) | 0.40 | 0.20 | 0.20 | 0.30 | 0.05 | 0.28 |",
     ]);
   });
 });
