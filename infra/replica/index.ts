@@ -2,7 +2,9 @@
 // replication: a second container of the same image on the stack's data
 // network (no published port), its own protected volume, the replication
 // password as a file beside the database's others, and the setup run by the
-// rendered replica script over SSH.
+// rendered replica script over SSH. Or, on another server (`elsewhere`), the
+// container there on a routed bridge of its own, reaching the primary over
+// the private link, each server running its own copy of the script.
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -15,6 +17,7 @@ import {
   REPLICA_ALIAS,
   REPLICATION_PASSWORD_FILE,
   REPLICATION_PGPASS_FILE,
+  SEEDING_PASSWORD_FILE,
   linkAddressOfPrimary,
   postgresReplicaEntrypoint,
   standbyStreamingWaitCommand,
@@ -24,6 +27,7 @@ import {
   replicaServerFlags,
   replicationPgpass,
   type ReplicaConfig,
+  type ThisServer,
 } from "./render.js";
 
 export * from "./render.js";
@@ -87,9 +91,20 @@ export class ReadReplica extends pulumi.ComponentResource {
     this.onStackServer = !elsewhere;
 
     const replicationPassword = pulumi.secret(new random.RandomPassword(`${name}-replication-password`, { length: 32, special: false }, { parent: this }).result);
+    // MariaDB elsewhere: the login the replica's server dumps the primary as, over the link (replica.bash says why a login of its own).
+    const seedingPassword =
+      elsewhere && database.engine !== "postgres" ? pulumi.secret(new random.RandomPassword(`${name}-seeding-password`, { length: 32, special: false }, { parent: this }).result) : undefined;
+    // Each server runs its own copy of replica.sh, which does that server's side; one on the stack's server only has both containers.
+    const script = (thisServer: ThisServer) =>
+      replicaScript({ stack: server.stack, service: args.service, database, replica: args.replica, primaryContainer: names.databaseContainer, replicaContainer: replicaName.container, slot: replicaName.slot, thisServer, ...(elsewhere ? { primaryHost: serverSpec.primaryHost } : {}) });
     const files = placeFiles(this);
-    if (elsewhere) {
-      // PostgreSQL only (the schema): the primary's side here, then the standby's first start there takes its base backup over the link.
+    if (elsewhere && database.engine !== "postgres") {
+      // MariaDB (the schema refuses MySQL): the logins on the primary's server; once the replica runs, its server seeds it over the link.
+      const setup = runScript(this, "setup", ["setup"], [primary, ...files]);
+      this.container = createContainer(this, [...placeFilesElsewhere(this, elsewhere.host), ...elsewhere.linkReady]);
+      runScript(this, "seed", ["setup", "wait"], [this.container, setup], elsewhere.host);
+    } else if (elsewhere) {
+      // PostgreSQL: the primary's side here, then the standby's first start there takes its base backup over the link.
       const setup = runScript(this, "setup", ["setup"], [primary, ...files]);
       this.container = createContainer(this, [setup, ...placeFilesElsewhere(this, elsewhere.host), ...elsewhere.linkReady]);
       new command.remote.Command(
@@ -119,18 +134,9 @@ export class ReadReplica extends pulumi.ComponentResource {
         new ServerFile(`${name}-${suffix}`, { connection: server.connection, path: `${names.secretsDir}/db/${file}`, mode: "0400", owner: DATABASE_UID, content }, { parent });
       const placed = [
         secret("replication-password-file", REPLICATION_PASSWORD_FILE, password),
-        new ServerFile(
-          `${name}-script`,
-          {
-            connection: server.connection,
-            path: replicaName.script(names.stackDir),
-            mode: "0755",
-            owner: "root:root",
-            content: replicaScript({ stack: server.stack, service: args.service, database, replica: args.replica, primaryContainer: names.databaseContainer, replicaContainer: replicaName.container, slot: replicaName.slot }),
-          },
-          { parent },
-        ),
+        new ServerFile(`${name}-script`, { connection: server.connection, path: replicaName.script(names.stackDir), mode: "0755", owner: "root:root", content: script(elsewhere ? "primary" : "both") }, { parent }),
       ];
+      if (seedingPassword) placed.push(secret("seeding-password-file", SEEDING_PASSWORD_FILE, seedingPassword));
       if (database.engine === "postgres" && !elsewhere) {
         placed.push(
           secret("pgpass-file", REPLICATION_PGPASS_FILE, pulumi.secret(password.apply(replicationPgpass))),
@@ -140,25 +146,36 @@ export class ReadReplica extends pulumi.ComponentResource {
       return placed;
     }
 
-    // A standby's image still reads the database's password files at start, and its connection needs libpq's password file.
+    // The replica's image still reads the database's password files at start. A PostgreSQL standby's connection
+    // needs libpq's password file and its entrypoint; a MariaDB replica's server its copy of replica.sh, which seeds
+    // and connects it with the seeding and replication passwords.
     function placeFilesElsewhere(parent: ReadReplica, other: OtherServer): ServerFile[] {
       const secret = (suffix: string, file: string, content: pulumi.Output<string>) =>
         new ServerFile(`${name}-elsewhere-${suffix}`, { connection: other.connection, path: `${other.names.secretsDir}/db/${file}`, mode: "0400", owner: DATABASE_UID, content }, { parent });
+      const passwords = [secret("root-password-file", ROOT_PASSWORD_FILE, primary.rootPassword), secret("app-password-file", APP_PASSWORD_FILE, primary.password)];
+      if (seedingPassword) {
+        return [
+          ...passwords,
+          secret("replication-password-file", REPLICATION_PASSWORD_FILE, replicationPassword),
+          secret("seeding-password-file", SEEDING_PASSWORD_FILE, seedingPassword),
+          new ServerFile(`${name}-elsewhere-script`, { connection: other.connection, path: replicaName.script(other.names.stackDir), mode: "0755", owner: "root:root", content: script("replica") }, { parent }),
+        ];
+      }
       return [
-        secret("root-password-file", ROOT_PASSWORD_FILE, primary.rootPassword),
-        secret("app-password-file", APP_PASSWORD_FILE, primary.password),
+        ...passwords,
         secret("pgpass-file", REPLICATION_PGPASS_FILE, pulumi.secret(replicationPassword.apply(replicationPgpass))),
         new ServerFile(`${name}-elsewhere-entrypoint`, { connection: other.connection, path: `${other.names.stackDir}/replica-init/entrypoint.sh`, mode: "0755", owner: "root:root", dirMode: "0755", content: postgresReplicaEntrypoint(serverSpec) }, { parent }),
       ];
     }
 
     // As root through the install helper, as promote and status run it: the script's folder is root's, not the deploy user's.
-    function runScript(parent: ReadReplica, suffix: string, steps: string[], dependsOn: pulumi.Resource[]): command.remote.Command {
+    // On the stack's server, or (`on`) the replica's own, with that server's copy of the script.
+    function runScript(parent: ReadReplica, suffix: string, steps: string[], dependsOn: pulumi.Resource[], on: HomeServer | OtherServer = server): command.remote.Command {
       return new command.remote.Command(
         `${name}-${suffix}`,
         {
-          connection: server.connection,
-          create: steps.map((step) => asRootCommand("run", replicaName.script(names.stackDir), step)).join(" && "),
+          connection: on.connection,
+          create: steps.map((step) => asRootCommand("run", replicaName.script(on.names.stackDir), step)).join(" && "),
           logging: "stderr",
           // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
           addPreviousOutputInEnv: false,

@@ -229,7 +229,7 @@ export const databaseSchema = z.strictObject({
    * PostgreSQL: streaming from pg_basebackup). None by default. The app gets a
    * read-only datasource on it, Metabase reads from it, backups are taken from
    * it while it is healthy and caught up (a replica on the primary's server;
-   * one on another server, `server` and `link`, PostgreSQL only so far, is
+   * one on another server, `server` and `link`, MariaDB or PostgreSQL, is
    * a standby: the app, Metabase and backups keep the primary).
    * @example [{ maxLagSeconds: 120 }]
    */
@@ -401,8 +401,8 @@ export const stackConfigSchema = z
       if (replica.link && !replica.server) {
         ctx.addIssue({ code: "custom", path: at("link"), input: replica.link, message: "expected no link: the replica is on the stack's own server (set server: to put it on another)" });
       }
-      if (replica.server && database.engine !== "postgres") {
-        ctx.addIssue({ code: "custom", path: at("server"), input: replica.server, message: `expected no server with engine ${database.engine}: a replica on another server is built for postgres only so far (seeding a MariaDB/MySQL replica across servers is not)` });
+      if (replica.server && database.engine === "mysql") {
+        ctx.addIssue({ code: "custom", path: at("server"), input: replica.server, message: "expected no server with engine mysql: a replica on another server is built for mariadb and postgres (MySQL's seeding and GTID replication statements differ and are not built)" });
       }
       if (replica.server && replica.server.host === config.server.host) {
         ctx.addIssue({ code: "custom", path: at("server", "host"), input: replica.server.host, message: "expected another server than server.host (leave server: out for a replica on the same server)" });

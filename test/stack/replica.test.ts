@@ -171,22 +171,33 @@ for (const engine of ["mariadb", "postgres"] as const) {
 const REPLICA_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplicaHostKeyForTheOfflinePlan0000000000";
 
 /** The stack file with its replica on another server, over `link` (YAML lines under the replica's entry). */
-function stackFileWithReplicaElsewhere(host: string, link: string): string {
-  return stackFileWithReplica("postgres", "16.10", host).replace(
+function stackFileWithReplicaElsewhere(host: string, link: string, engine: "postgres" | "mariadb" = "postgres"): string {
+  return stackFileWithReplica(engine, engine === "postgres" ? "16.10" : "11.4.4", host).replace(
     "      - maxLagSeconds: 120\n",
     `      - maxLagSeconds: 120\n        server:\n          host: replica.bbaegok.kr\n          ssh:\n            user: deploy\n            port: 2222\n            hostKey: ${REPLICA_HOST_KEY}\n        link:\n${link}`,
   );
 }
 
-describe("a postgres stack with its replica on another server, over WireGuard", () => {
-  const stack = "replicaelsewhere";
-  project.writeStackFile(stack, stackFileWithReplicaElsewhere("primary.bbaegok.kr", "          type: wireguard\n          primaryAddress: 10.99.0.1\n          replicaAddress: 10.99.0.2\n"));
+const WIREGUARD_LINK = "          type: wireguard\n          primaryAddress: 10.99.0.1\n          replicaAddress: 10.99.0.2\n";
+
+/** The plan of `stack` with its `engine` replica on another server over WireGuard, and what its tests look at. */
+function planWithReplicaElsewhere(stack: string, host: string, engine: "postgres" | "mariadb") {
+  project.writeStackFile(stack, stackFileWithReplicaElsewhere(host, WIREGUARD_LINK, engine));
   const plan = planInChild(stack, project.dir);
   const containers = plan.resources.filter((r) => r.type === CONTAINER);
-  const replica = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db-replica`);
-  const primary = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db`);
-  const providers = plan.resources.filter((r) => r.type === "pulumi:providers:docker");
-  const commands = plan.resources.filter((r) => r.type === "command:remote:Command");
+  return {
+    plan,
+    containers,
+    replica: containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db-replica`),
+    primary: containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db`),
+    providers: plan.resources.filter((r) => r.type === "pulumi:providers:docker"),
+    commands: plan.resources.filter((r) => r.type === "command:remote:Command"),
+  };
+}
+
+describe("a postgres stack with its replica on another server, over WireGuard", () => {
+  const stack = "replicaelsewhere";
+  const { plan, containers, replica, primary, providers, commands } = planWithReplicaElsewhere(stack, "primary.bbaegok.kr", "postgres");
 
   it("the replica's server gets its own Docker provider over SSH: its host, its pinned host key, the shared connection", () => {
     const own = providers.find((p) => p.inputs["host"] === "ssh://deploy@replica.bbaegok.kr:2222");
@@ -268,5 +279,66 @@ describe("a postgres stack with its replica on another server of its tailnet", (
     assert.match((replica!.inputs["command"] as string[]).join(" "), /primary_conninfo=host=100\.101\.102\.103 /);
     assert.deepEqual(plan.resources.filter((r) => /bbaegok:link:|randomBytes/.test(r.type)).map((r) => r.name), []);
     assert.deepEqual(violations(plan.resources), []);
+  });
+});
+
+describe("a mariadb stack with its replica on another server, over WireGuard", () => {
+  const stack = "mariadbelsewhere";
+  const { plan, containers, replica, primary, providers, commands } = planWithReplicaElsewhere(stack, "mariadb-primary.bbaegok.kr", "mariadb");
+  const files = plan.resources.filter((r) => r.type === "bbaegok:server:File");
+  const run = (step: string) => `sudo -n /usr/local/sbin/bbaegok-install run '/srv/bbaegok/${stack}/replica/replica.sh' '${step}'`;
+
+  it("the replica runs on the replica's server (its own Docker provider over SSH, its pinned key), read-only, publishing no port; the primary's port is bound to its link address only; no guardrail broken", () => {
+    const own = providers.find((p) => p.inputs["host"] === "ssh://deploy@replica.bbaegok.kr:2222");
+    assert.ok(own, `no provider for the replica's server among ${providers.map((p) => p.inputs["host"]).join(", ")}`);
+    assert.ok((JSON.parse(String(own.inputs["sshOpts"])) as string[]).includes(`KnownHostsCommand=/bin/echo %H ${REPLICA_HOST_KEY}`));
+    assert.ok(replica, `no replica container among ${containers.map((c) => c.inputs["name"]).join(", ")}`);
+    assert.equal(replica.options.provider, own.name);
+    assert.equal(replica.inputs["ports"], undefined);
+    assert.deepEqual(replica.inputs["networksAdvanced"], [{ name: `bbaegok-${stack}-db-replica` }]);
+    assert.match((replica.inputs["command"] as string[]).join(" "), /--server-id=2 --read-only=ON .*--log-slave-updates=ON/);
+    assert.match((primary!.inputs["command"] as string[]).join(" "), /--log-bin=mysql-bin/);
+    assert.deepEqual(primary!.inputs["ports"], [{ internal: 3306, external: 3306, ip: "10.99.0.1", protocol: "tcp" }]);
+    const publishing = containers.filter((c) => (c.inputs["ports"] as unknown[] | undefined)?.length || c.inputs["networkMode"] === "host");
+    assert.deepEqual(publishing.map((c) => c.inputs["name"]).sort(), [`bbaegok-${stack}-db`, "bbaegok-proxy"]);
+    assert.deepEqual(violations(plan.resources), []);
+  });
+
+  it("the replica's server gets its password files (0400, secret) and its own copy of replica.sh, which replicates from the primary's link address", () => {
+    const onReplicaServer = files.filter((r) => /-elsewhere-/.test(r.name));
+    assert.deepEqual(onReplicaServer.map((r) => r.inputs["path"]).sort(), [
+      `/srv/bbaegok/${stack}/replica/replica.sh`,
+      `/srv/bbaegok/${stack}/secrets/db/db_password`,
+      `/srv/bbaegok/${stack}/secrets/db/db_root_password`,
+      `/srv/bbaegok/${stack}/secrets/db/replica_seed_password`,
+      `/srv/bbaegok/${stack}/secrets/db/replication_password`,
+    ]);
+    for (const file of onReplicaServer.filter((r) => /\/secrets\//.test(String(r.inputs["path"])))) assert.deepEqual([file.inputs["mode"], file.inputs["content"]], ["0400", "[secret]"], String(file.inputs["path"]));
+    const copy = (name: string) => String(files.find((r) => r.name === name)?.inputs["content"]);
+    assert.match(copy("database-replica-1-elsewhere-script"), /^readonly THIS_SERVER=replica$/m);
+    assert.match(copy("database-replica-1-elsewhere-script"), /^readonly PRIMARY_HOST='10\.99\.0\.1' PRIMARY_PORT=3306$/m);
+    assert.match(copy("database-replica-1-script"), /^readonly THIS_SERVER=primary$/m);
+    // The primary's server holds the seeding password too: its setup makes the login.
+    assert.ok(files.some((r) => r.name === "database-replica-1-seeding-password-file" && r.inputs["path"] === `/srv/bbaegok/${stack}/secrets/db/replica_seed_password`));
+    assert.doesNotMatch(JSON.stringify(plan.resources), /MASTER_PASSWORD='[^@]/);
+  });
+
+  it("the primary's server makes the logins first; then the replica's server seeds and waits for the replica, once the replica and the link run", () => {
+    const setup = commands.find((c) => c.name === "database-replica-1-setup");
+    assert.equal(setup?.inputs["create"], run("setup"));
+    const seed = commands.find((c) => c.name === "database-replica-1-seed");
+    assert.equal(seed?.inputs["create"], `${run("setup")} && ${run("wait")}`);
+    assert.deepEqual(["database-replica-1-container", "database-replica-1-setup"].filter((n) => !seed!.options.dependsOn.includes(n)), []);
+    const ups = commands.filter((c) => /-link-(primary|replica)-up$/.test(c.name)).map((c) => c.name);
+    assert.equal(ups.length, 2);
+    assert.deepEqual(ups.filter((n) => !replica!.options.dependsOn.includes(n)), [], "the replica does not wait for the link");
+  });
+
+  it("the app, Metabase and backups keep the primary", () => {
+    for (const slot of containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])))) {
+      assert.ok(!(slot.inputs["envs"] as string[]).some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), String(slot.inputs["envs"]));
+    }
+    const backup = files.find((r) => r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`);
+    assert.doesNotMatch(String(backup?.inputs["content"]), /REPLICAS=|replica_script/);
   });
 });

@@ -139,8 +139,19 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     assert.match(problems({ server, link: { type: "vpn", primaryAddress: "10.99.0.1" } }), /database\.replicas\[0\]\.link.*expected link\.type "wireguard"/);
   });
 
-  it("refuses it on MariaDB/MySQL (built for PostgreSQL only so far) and refuses promoting it, naming the key", () => {
-    assert.match(problems({ server, link: wireguard }, "mariadb"), /database\.replicas\[0\]\.server = .*expected no server with engine mariadb: a replica on another server is built for postgres only so far/);
-    assert.match(problems({ server, link: wireguard }, "postgres", "replica"), /bbaegok-infra:database\.primary = "replica": expected "original": promoting a replica on another server is not supported yet/);
+  it("takes it on MariaDB too, over WireGuard or a tailnet; its bad input is refused naming the key, as PostgreSQL's", () => {
+    const { config, problems: found } = validate({ server, link: wireguard }, "mariadb");
+    assert.deepEqual(found, []);
+    assert.deepEqual(config!.database.replicas[0]!.link, { ...wireguard, port: 51820 });
+    assert.equal(problems({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103" } }, "mariadb"), "");
+    assert.match(problems({ server }, "mariadb"), /bbaegok-infra:database\.replicas\[0\]\.link is missing: expected the private link/);
+    assert.match(problems({ server, link: { ...wireguard, primaryAddress: "203.0.113.7" } }, "mariadb"), /database\.replicas\[0\]\.link\.primaryAddress = "203\.0\.113\.7": expected the host's private address on the WireGuard link/);
+  });
+
+  it("refuses it on MySQL (not built) and refuses promoting it on either engine, naming the key", () => {
+    assert.match(problems({ server, link: wireguard }, "mysql"), /database\.replicas\[0\]\.server = .*expected no server with engine mysql: a replica on another server is built for mariadb and postgres/);
+    for (const engine of ["postgres", "mariadb"]) {
+      assert.match(problems({ server, link: wireguard }, engine, "replica"), /bbaegok-infra:database\.primary = "replica": expected "original": promoting a replica on another server is not supported yet/);
+    }
   });
 });
