@@ -5,8 +5,9 @@
 // images built offline (test/docker/images/CONTRACTS.md). Shown on the running
 // containers: the replica on the data network publishing no port, rows
 // replicated, the app's writes refused there, the slots' read-only datasource,
-// the installed backup script dumping the replica, then `npm run promote` with
-// the real `pulumi up` under HTTPS load.
+// `npm run status`, Metabase's data source, the installed backup script
+// dumping the replica; then `npm run promote` with the real `pulumi up` under
+// HTTPS load, and what reads and writes the promoted container afterwards.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
