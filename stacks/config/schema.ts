@@ -225,8 +225,8 @@ export const databaseSchema = z.strictObject({
   user: sqlIdentifier,
   memoryMb: memoryMb.default(1024),
   /**
-   * Read replicas kept by the engine's own replication (MariaDB/MySQL: GTID;
-   * PostgreSQL: streaming from pg_basebackup). None by default. The app gets a
+   * Read replicas kept by the engine's own replication (MariaDB: GTID;
+   * PostgreSQL: streaming from pg_basebackup; not built for MySQL). None by default. The app gets a
    * read-only datasource on it, Metabase reads from it, backups are taken from
    * it while it is healthy and caught up (a replica on the primary's server;
    * one on another server, `server` and `link`, MariaDB or PostgreSQL, is
@@ -401,8 +401,11 @@ export const stackConfigSchema = z
       if (replica.link && !replica.server) {
         ctx.addIssue({ code: "custom", path: at("link"), input: replica.link, message: "expected no link: the replica is on the stack's own server (set server: to put it on another)" });
       }
-      if (replica.server && database.engine === "mysql") {
-        ctx.addIssue({ code: "custom", path: at("server"), input: replica.server, message: "expected no server with engine mysql: a replica on another server is built for mariadb and postgres (MySQL's seeding and GTID replication statements differ and are not built)" });
+      // The replica's scripts speak MariaDB's replication SQL (MASTER_USE_GTID,
+      // @@gtid_binlog_pos, mariadb-dump --gtid); MySQL 8's differ (SOURCE_AUTO_POSITION,
+      // @@gtid_executed, --set-gtid-purged) and there is no MySQL server here to build them against.
+      if (i === 0 && database.engine === "mysql") {
+        ctx.addIssue({ code: "custom", path: ["database", "replicas"], input: database.replicas, message: "expected no replicas with engine mysql: read replicas are built for mariadb and postgres (MySQL's GTID replication statements differ and are not built)" });
       }
       if (replica.server && replica.server.host === config.server.host) {
         ctx.addIssue({ code: "custom", path: at("server", "host"), input: replica.server.host, message: "expected another server than server.host (leave server: out for a replica on the same server)" });
