@@ -155,9 +155,4 @@ export const VARIANTS: readonly Variant[] = [
     main: (c) => replaceOnce(c, / request_id=\$bbaegok_request_id/, "", "request_id= in the log format"),
     site: (c) => replaceOnce(c, /^ +(add_header|proxy_set_header) X-Request-ID \$bbaegok_request_id( always)?;\n/m, "", "X-Request-ID $bbaegok_request_id"),
   },
-  {
-    name: "static-upstream",
-    change: "proxy_pass names the live group itself instead of the upstream file's variable",
-    site: (c) => replaceOnce(c, /proxy_pass http:\/\/\$(\w+)_api;/, "proxy_pass http://$1_blue;", "proxy_pass http://$…_api"),
-  },
 ];

@@ -177,7 +177,7 @@ ${gate}
 
 /** An upstream group: one app slot or Metabase at its fixed address, with idle connections kept open. */
 export interface UpstreamGroup {
-  /** e.g. `bbaegok_prod_blue`; the upstream file names the live one. */
+  /** e.g. `bbaegok_prod_blue`, or `bbaegok_prod_api`: the live slot's, declared by the upstream file. */
   name: string;
   /** `ip:port` where nginx reaches it. */
   address: string;
@@ -186,8 +186,8 @@ export interface UpstreamGroup {
 export interface SiteHost {
   /** Public host name, e.g. api.bbaegok.kr. */
   name: string;
-  /** The variable the upstream file sets to an upstream group's name, e.g. `$bbaegok_prod_api`. */
-  upstreamVariable: string;
+  /** The upstream group the host proxies to, e.g. `bbaegok_prod_api` (the live slot's, from the upstream file). */
+  upstream: string;
   /** Client addresses (after real-IP restoration) allowed in; empty allows everyone. */
   allowFrom: readonly string[];
 }
@@ -195,15 +195,15 @@ export interface SiteHost {
 export interface SlotRoutes {
   /** Host names the internal port answers for (the API's, and the health-check Host when different). */
   names: readonly string[];
-  /** The variable holding the live slot's upstream group (from the upstream file). */
-  liveVariable: string;
+  /** The live slot's upstream group (declared by the upstream file). */
+  liveGroup: string;
   /** Each slot's upstream group, for requests that name a slot in the slot header. */
   slots: Record<Slot, string>;
 }
 
 export interface StackSite {
   stack: string;
-  /** The upstream groups the hosts and slot routes name. */
+  /** The fixed upstream groups (each slot's, Metabase's); the live one is the upstream file's. */
   upstreams: readonly UpstreamGroup[];
   hosts: readonly SiteHost[];
   clientMaxBodySize: string;
@@ -215,12 +215,7 @@ export interface StackSite {
   slotRoutes?: SlotRoutes;
 }
 
-/** The nginx variable that holds one stack host's live upstream group. */
-export function upstreamVariable(stack: string, role: string): string {
-  return `$${upstreamGroup(stack, role)}`;
-}
-
-/** The name of one stack's upstream group for a role (`blue`, `green`, `metabase`). */
+/** The name of one stack's upstream group for a role (`blue`, `green`, `metabase`, `api`: the live slot's). */
 export function upstreamGroup(stack: string, role: string): string {
   return `bbaegok_${stack.replace(/\W/g, "_")}_${role.replace(/\W/g, "_")}`;
 }
@@ -239,7 +234,9 @@ export const KEEPALIVE_CONNECTIONS = 64;
 // app never closes a connection just as nginx reuses it.
 const KEEPALIVE_TIMEOUT = "15s";
 
-function upstreamBlock(group: UpstreamGroup): string {
+function upstreamBlock(stack: string, group: UpstreamGroup): string {
+  if (!GROUP.test(group.name)) throw new Error(`upstream group "${group.name}" of stack ${stack} must be letters, digits and _`);
+  if (!ADDRESS.test(group.address)) throw new Error(`upstream address "${group.address}" of stack ${stack} must be an IPv4 address:port`);
   return `upstream ${group.name} {
     server ${group.address};
     keepalive ${KEEPALIVE_CONNECTIONS};
@@ -352,10 +349,8 @@ ${clientAuth}${gate}    # The TLS name chose this server's certificate; a differ
     add_header X-Request-ID ${REQUEST_ID_VARIABLE} always;
     client_max_body_size ${site.clientMaxBodySize};
 
-    include ${layout.confDir}/${paths.upstreams};
-
     location / {
-${allow}${proxyDirectives(host.upstreamVariable, "        ", site.cloudflareOnly)}
+${allow}${proxyDirectives(host.upstream, "        ", site.cloudflareOnly)}
     }
 }
 `;
@@ -372,8 +367,7 @@ ${gate}    return 301 https://$host$request_uri;
 }
 
 function slotServer(layout: ProxyLayout, site: StackSite, routes: SlotRoutes): string {
-  const paths = stackFilePaths(site.stack);
-  const route = upstreamVariable(site.stack, "route");
+  const route = `$${upstreamGroup(site.stack, "route")}`;
   const header = `$http_${SLOT_HEADER.toLowerCase().replace(/-/g, "_")}`;
   const picks = SLOTS.map((slot) => `    if (${header} = ${slot}) {\n        set ${route} ${routes.slots[slot]};\n    }`).join("\n");
   return `# Reached only from inside the proxy (docker exec … curl 127.0.0.1:${layout.listen.internal}): a deploy's
@@ -384,8 +378,8 @@ server {
     server_name ${[...new Set(routes.names)].join(" ")};
     client_max_body_size ${site.clientMaxBodySize};
 
-    include ${layout.confDir}/${paths.upstreams};
-    set ${route} ${routes.liveVariable};
+    # A variable's value that names an upstream group is looked up among the groups first.
+    set ${route} ${routes.liveGroup};
 ${picks}
     add_header ${UPSTREAM_HEADER} $upstream_addr always;
 
@@ -400,30 +394,39 @@ ${proxyDirectives(route, "        ", site.cloudflareOnly)}
 export function renderStackConf(layout: ProxyLayout, site: StackSite): string {
   if (site.hosts.length === 0) throw new Error(`stack ${site.stack} has no host name to serve`);
   if (!/^\d+[kmg]?$/.test(site.clientMaxBodySize)) throw new Error(`stack ${site.stack}: client_max_body_size "${site.clientMaxBodySize}" is not an nginx size`);
-  for (const group of site.upstreams) {
-    if (!GROUP.test(group.name)) throw new Error(`upstream group "${group.name}" of stack ${site.stack} must be letters, digits and _`);
-    if (!ADDRESS.test(group.address)) throw new Error(`upstream address "${group.address}" of stack ${site.stack} must be an IPv4 address:port`);
-  }
   const groups = new Set(site.upstreams.map((g) => g.name));
   for (const group of Object.values(site.slotRoutes?.slots ?? {})) {
     if (!groups.has(group)) throw new Error(`slot route of stack ${site.stack} names "${group}", which is not one of its upstream groups`);
   }
-  const blocks = [...site.upstreams.map(upstreamBlock), redirectServer(layout, site), ...site.hosts.map((h) => httpsServer(layout, site, h))];
+  for (const group of [...site.hosts.map((h) => h.upstream), ...(site.slotRoutes ? [site.slotRoutes.liveGroup] : [])]) {
+    if (!GROUP.test(group)) throw new Error(`upstream group "${group}" of stack ${site.stack} must be letters, digits and _`);
+  }
+  const paths = stackFilePaths(site.stack);
+  const blocks = [
+    ...site.upstreams.map((g) => upstreamBlock(site.stack, g)),
+    redirectServer(layout, site),
+    ...site.hosts.map((h) => httpsServer(layout, site, h)),
+  ];
   if (site.slotRoutes) blocks.push(slotServer(layout, site, site.slotRoutes));
-  return `# Stack ${site.stack}. Rendered by infra/proxy/render.ts; this stack adds and removes only its own files.\n\n${blocks.join("\n")}`;
+  return `# Stack ${site.stack}. Rendered by infra/proxy/render.ts; this stack adds and removes only its own files.
+
+# The live slot's upstream group: the one file a blue/green switch rewrites.
+include ${layout.confDir}/${paths.upstreams};
+
+${blocks.join("\n")}`;
 }
 
 /**
- * The stack's live upstreams: the one file a blue/green switch rewrites. Each
- * variable holds an upstream group's name; nginx looks a proxy_pass value up
- * among the upstream groups first, so the group's kept-alive connections serve.
+ * The stack's live upstream: the one file a blue/green switch rewrites. It
+ * declares the live slot's group at that slot's address, and the API's host
+ * proxies to the group by name: a proxy_pass through a variable (the file
+ * once set one) cost a lookup among the groups on every request, 1.6k of the
+ * proxy's ~58k instructions per request (bench:proxy).
  */
-export function renderUpstreams(stack: string, upstreams: readonly { variable: string; group: string }[]): string {
-  const lines = upstreams.map((u) => {
-    if (!GROUP.test(u.group)) throw new Error(`upstream group "${u.group}" of stack ${stack} must be letters, digits and _`);
-    return `set ${u.variable} ${u.group};`;
-  });
-  return `# Live upstreams of stack ${stack}, rewritten by deploy and rollback (new file, nginx -t, graceful reload).\n${lines.join("\n")}\n`;
+export function renderUpstreams(stack: string, live: Slot, group: UpstreamGroup): string {
+  return `# Live upstream of stack ${stack}, rewritten by deploy and rollback (new file, nginx -t, graceful reload).
+# Slot ${live} serves.
+${upstreamBlock(stack, group)}`;
 }
 
 type SiteConfig = Pick<StackConfig, "service" | "server" | "domains" | "app" | "metabase" | "proxy">;
@@ -446,41 +449,38 @@ function sites(config: SiteConfig, stack: string, address: AddressMap) {
   const edge = edgeAddressing(config.server.edgeSubnet);
   const slotGroup = (slot: Slot) => upstreamGroup(stack, slot);
   const upstreams: UpstreamGroup[] = SLOTS.map((slot) => ({ name: slotGroup(slot), address: slotUpstreamAddress(config, slot, address) }));
-  const hosts = publicHostNames(config);
-  const list: { host: SiteHost; group: (live: Slot) => string }[] = [
-    { host: { name: hosts.api, upstreamVariable: upstreamVariable(stack, "api"), allowFrom: [] }, group: slotGroup },
-  ];
-  if (hosts.metabase) {
+  const names = publicHostNames(config);
+  const hosts: SiteHost[] = [{ name: names.api, upstream: upstreamGroup(stack, "api"), allowFrom: [] }];
+  if (names.metabase) {
     const metabase = upstreamGroup(stack, "metabase");
     upstreams.push({ name: metabase, address: address(`${edge.metabase}:${METABASE_PORT}`) });
-    list.push({ host: { name: hosts.metabase, upstreamVariable: upstreamVariable(stack, "metabase"), allowFrom: config.metabase.allowFrom }, group: () => metabase });
+    hosts.push({ name: names.metabase, upstream: metabase, allowFrom: config.metabase.allowFrom });
   }
-  return { list, upstreams, slotGroup };
+  return { hosts, upstreams, slotGroup };
 }
 
 /** The upstream file of a stack with `live` as its live slot (what a switch writes). */
 export function stackUpstreams(config: SiteConfig, stack: string, live: Slot, address: AddressMap = onServer): string {
-  return renderUpstreams(stack, sites(config, stack, address).list.map((s) => ({ variable: s.host.upstreamVariable, group: s.group(live) })));
+  return renderUpstreams(stack, live, { name: upstreamGroup(stack, "api"), address: slotUpstreamAddress(config, live, address) });
 }
 
 /**
  * A stack's two proxy files from its config: the API (and Metabase, when on)
- * in conf.d/<stack>.conf, and their live addresses in upstreams/<stack>.conf,
+ * in conf.d/<stack>.conf, and the live slot's group in upstreams/<stack>.conf,
  * with `live` as the slot that serves.
  */
 export function stackProxyFiles(config: SiteConfig, stack: string, layout: ProxyLayout, live: Slot, address: AddressMap = onServer): { conf: string; upstreams: string } {
-  const { list, upstreams, slotGroup } = sites(config, stack, address);
-  const api = list[0]!.host;
+  const { hosts, upstreams, slotGroup } = sites(config, stack, address);
   const slotNames = [config.domains.api, ...(config.app.healthCheck.hostHeader ? [config.app.healthCheck.hostHeader] : [])];
   return {
     conf: renderStackConf(layout, {
       stack,
       upstreams,
-      hosts: list.map((s) => s.host),
+      hosts,
       clientMaxBodySize: config.proxy.clientMaxBodySize,
       cloudflareOnly: config.proxy.cloudflareProxied,
       ...(config.proxy.authenticatedOriginPulls ? { clientCertificateAuthority: `${layout.confDir}/${originPullsCertificatePath(stack)}` } : {}),
-      slotRoutes: { names: slotNames, liveVariable: api.upstreamVariable, slots: { blue: slotGroup("blue"), green: slotGroup("green") } },
+      slotRoutes: { names: slotNames, liveGroup: hosts[0]!.upstream, slots: { blue: slotGroup("blue"), green: slotGroup("green") } },
     }),
     upstreams: stackUpstreams(config, stack, live, address),
   };

@@ -375,8 +375,10 @@ describe("releases through the real SSH path, under load: npm run deploy, rollba
 
   it("a proxy serving another slot than the state says: the deploy refuses before touching anything, naming both", async () => {
     const live = `${host.dataDir}/proxy/live/upstreams/prod.conf`;
-    const flip = (from: string, to: string) => {
-      assert.equal(host.asRoot(`sed -i 's/bbaegok_prod_${from};/bbaegok_prod_${to};/' '${live}'`).status, 0);
+    // The live group's server line names the slot's fixed address on prod's edge network (blue .11, green .12).
+    const address = { blue: "172.30.10.11:8080", green: "172.30.10.12:8080" } as const;
+    const flip = (from: keyof typeof address, to: keyof typeof address) => {
+      assert.equal(host.asRoot(`grep -q 'server ${address[from]};' '${live}' && sed -i 's/server ${address[from]};/server ${address[to]};/' '${live}'`).status, 0);
       docker(["exec", "bbaegok-proxy", "nginx", "-s", "reload"]);
     };
     flip("green", "blue");

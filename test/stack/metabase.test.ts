@@ -36,8 +36,7 @@ describe("Metabase on prod", () => {
     const file = (suffix: string) => plan.resources.find((r) => r.type === "bbaegok:server:File" && String(r.inputs["path"]).endsWith(suffix));
     const conf = String(file("/proposed/prod/conf.d/prod.conf")?.inputs["content"]);
     assert.match(conf, new RegExp(`server_name ${host.replace(/\./g, "\\.")};`));
-    const upstreams = String(file("/proposed/prod/upstreams/prod.conf")?.inputs["content"]);
-    assert.match(upstreams, /set \$bbaegok_prod_metabase bbaegok_prod_metabase;/);
+    assert.match(conf.slice(conf.indexOf(`server_name ${host};`)), /proxy_pass http:\/\/bbaegok_prod_metabase;/);
     // Its upstream group is its fixed address on the edge network.
     assert.match(conf, /upstream bbaegok_prod_metabase \{\s+server 172\.30\.10\.20:3000;/);
     const record = plan.resources.find((r) => r.type === "cloudflare:index/dnsRecord:DnsRecord" && r.inputs["name"] === host);

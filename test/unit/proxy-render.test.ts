@@ -63,12 +63,17 @@ describe("the proxy's production files", () => {
 
   it("route each stack's hosts to its live slot's upstream group, Metabase only where it runs", () => {
     const p = stackProxyFiles(prod, "prod", layout, "blue");
-    assert.equal(p.upstreams.split("\n").filter((l) => l.startsWith("set ")).join("\n"), "set $bbaegok_prod_api bbaegok_prod_blue;\nset $bbaegok_prod_metabase bbaegok_prod_metabase;");
+    // The upstream file declares the live slot's group; the API host proxies to it by name (no variable to look up per request).
+    assert.match(p.upstreams, /^upstream bbaegok_prod_api \{\n {4}server 172\.30\.10\.11:8080;\n {4}keepalive 64;\n {4}keepalive_timeout 15s;\n\}$/m);
+    assert.match(p.upstreams, /^# Slot blue serves\.$/m);
+    assert.match(p.conf, /^include \/srv\/bbaegok\/proxy\/live\/upstreams\/prod\.conf;$/m);
+    const publicServers = p.conf.slice(0, p.conf.indexOf("listen 127.0.0.1:8081;"));
+    assert.deepEqual([...publicServers.matchAll(/proxy_pass (\S+);/g)].map((m) => m[1]), ["http://bbaegok_prod_api", "http://bbaegok_prod_metabase"]);
     assert.match(p.conf, /server_name metabase\.bbaegok\.kr;/);
     const s = stackProxyFiles(staging, "staging", layout, "blue");
     assert.doesNotMatch(s.conf, /metabase/);
     assert.match(s.conf, /ssl_certificate \/srv\/bbaegok\/proxy\/live\/certs\/staging\.crt;/);
-    assert.match(stackUpstreams(staging, "staging", "green"), /set \$bbaegok_staging_api bbaegok_staging_green;/);
+    assert.match(stackUpstreams(staging, "staging", "green"), /upstream bbaegok_staging_api \{\s+server 172\.30\.20\.12:8080;/);
   });
 
   it("declare each slot and Metabase as an upstream group at its fixed address, with kept-alive connections", () => {
@@ -90,6 +95,7 @@ describe("the proxy's production files", () => {
     const conf = stackProxyFiles(prod, "prod", layout, "blue").conf;
     const internal = conf.slice(conf.indexOf("listen 127.0.0.1:8081;"));
     assert.match(internal, new RegExp(`add_header ${UPSTREAM_HEADER} \\$upstream_addr always;`));
+    assert.match(internal, /set \$bbaegok_prod_route bbaegok_prod_api;/, "without the slot header, the live group");
     assert.match(internal, /if \(\$http_x_bbaegok_slot = green\) \{\s+set \$bbaegok_prod_route bbaegok_prod_green;/);
     assert.equal(conf.split(UPSTREAM_HEADER).length - 1, 2, "the header is added in the internal server only (plus its comment)");
   });
@@ -126,7 +132,8 @@ describe("the proxy's production files", () => {
 
   it("refuse to render what nginx would misread", () => {
     assert.throws(() => renderMainConf(layout, { cloudflareRanges: ["173.245.48.0/20; include /etc/passwd"], workerShutdownTimeout: "30s" }), /is not a CIDR block/);
-    assert.throws(() => renderUpstreams("prod", [{ variable: "$x", group: "app; return 200" }]), /must be letters, digits and _/);
+    assert.throws(() => renderUpstreams("prod", "blue", { name: "app; return 200", address: "127.0.0.1:1" }), /must be letters, digits and _/);
+    assert.throws(() => renderUpstreams("prod", "blue", { name: "bbaegok_prod_api", address: "x; return 200" }), /must be an IPv4 address:port/);
     assert.throws(() => stackProxyFiles(prod, "prod", layout, "blue", () => "app; return 200"), /must be an IPv4 address:port/);
     assert.throws(() => stackFilePaths("../etc"), /cannot name proxy files/);
     assert.throws(() => ownerEndpoint(staging, { containerId: "x", network: "y" }), /guest of organization\/bbaegok-infra\/prod/);
