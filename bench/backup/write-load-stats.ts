@@ -88,6 +88,36 @@ export interface Lag {
   transactions: number;
 }
 
+/** What `replica.sh status` said at a moment: where the replica is (a GTID set) and how far behind. */
+export interface ReplicaMark {
+  atUs: number;
+  replicaPosition: string;
+  behind: number;
+}
+
+/** The transactions a GTID set stands for: the sum of its domains' sequence numbers ("0-1-120,1-2-7": 127). */
+export function gtidTransactions(position: string): number {
+  if (position.trim() === "") return 0;
+  return position.split(",").reduce((sum, gtid) => {
+    const seq = /^\s*\d+-\d+-(\d+)\s*$/.exec(gtid);
+    if (!seq) throw new Error(`not a GTID position: ${JSON.stringify(position)}`);
+    return sum + Number(seq[1]);
+  }, 0);
+}
+
+/**
+ * How fast the replica applied between two marks, and how fast the primary
+ * committed then (what the replica applied plus what it fell behind by): the
+ * replica keeps up when the first is not below the second.
+ */
+export function replicaPace(start: ReplicaMark, end: ReplicaMark): { appliedPerSecond: number; primaryPerSecond: number; behindChange: number } {
+  const seconds = (end.atUs - start.atUs) / 1e6;
+  if (!(seconds > 0)) throw new Error(`the second mark must come after the first (${start.atUs} µs, ${end.atUs} µs)`);
+  const applied = gtidTransactions(end.replicaPosition) - gtidTransactions(start.replicaPosition);
+  const behindChange = end.behind - start.behind;
+  return { appliedPerSecond: applied / seconds, primaryPerSecond: (applied + behindChange) / seconds, behindChange };
+}
+
 /** One window of one round. */
 export interface ModeRun {
   mode: Mode;

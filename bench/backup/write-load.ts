@@ -6,7 +6,8 @@
 // with bench:backup's data, and a constant write load on the primary
 // (write-load/main.go: BENCH_CONNECTIONS connections, default 4, running short
 // INSERT + UPDATE transactions as fast as they can, or at BENCH_RATE
-// transactions per second in all). Then, BENCH_ROUNDS times
+// transactions per second in all; the replica's apply workers the program's,
+// or BENCH_APPLY_THREADS). Then, BENCH_ROUNDS times
 // (default 3), three windows:
 //   baseline  no backup, BENCH_BASELINE_SECONDS long (default 30)
 //   primary   the prod stack's real backup script (no replica) dumping the primary
@@ -43,13 +44,15 @@ import {
 import { requireCommand, tempDir } from "../../test/support/system.js";
 import { processTreeCpuSeconds, startCpuSampler } from "../cpu.js";
 import { SCHEMA, SERVER_SETTINGS, generator, growTo, startBenchMariaDb, tablespaceBytes } from "./data.js";
-import { CPU_GROUPS, cpuTable, machineBusySeconds, parseWriteLoad, summarize, summaryTable, windowCpu, windowStats, type CpuGroup, type Lag, type Mode, type ModeRun } from "./write-load-stats.js";
+import { CPU_GROUPS, MODES, cpuTable, machineBusySeconds, median, parseWriteLoad, replicaPace, summarize, summaryTable, windowCpu, windowStats, type CpuGroup, type Lag, type Mode, type ModeRun, type ReplicaMark } from "./write-load-stats.js";
 
 const DB = "bbaegok";
 const SIZE_MB = Number(process.env.BENCH_SIZE ?? 1024);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
 const BASELINE_SECONDS = Number(process.env.BENCH_BASELINE_SECONDS ?? 30);
+/** Set: the replica's apply workers instead of the program's (0: one transaction at a time, to compare with). */
+const APPLY_THREADS = process.env.BENCH_APPLY_THREADS;
 /** 0: as fast as the primary lets the writers. */
 const RATE = Number(process.env.BENCH_RATE ?? 0);
 /**
@@ -81,6 +84,7 @@ async function main(): Promise<void> {
   for (const [name, value] of [["BENCH_SIZE", SIZE_MB], ["BENCH_ROUNDS", ROUNDS], ["BENCH_CONNECTIONS", CONNECTIONS], ["BENCH_BASELINE_SECONDS", BASELINE_SECONDS]] as const) {
     if (!(Number.isInteger(value) && value >= 1)) throw new Error(`${name} must be a positive whole number (is "${process.env[name]}")`);
   }
+  if (APPLY_THREADS !== undefined && !/^\d+$/.test(APPLY_THREADS)) throw new Error(`BENCH_APPLY_THREADS must be a whole number of workers, 0 for one transaction at a time (is "${APPLY_THREADS}")`);
   if (!(RATE >= 0)) throw new Error(`BENCH_RATE must be 0 (as fast as they can) or transactions per second (is "${process.env.BENCH_RATE}")`);
   for (const [command, pkg] of [["mariadb-dump", "mariadb-client"], ["mariadb", "mariadb-client"], ["zstd", "zstd"], ["jq", "jq"], ["flock", "util-linux"]] as const) requireCommand(command, pkg);
   const dir = tempDir("bench-write-load");
@@ -95,10 +99,15 @@ async function main(): Promise<void> {
     return path;
   };
   const client = buildWriteLoad(dir.path);
-  // The replica's flags are those the program gives it; its primary is named to it by replica.sh setup.
+  const database = replicatedDatabase("mariadb", MAX_LAG_SECONDS);
+  // The replica's flags are those the program gives it (its memory the stack's default); its primary is named to it by replica.sh setup.
   const [primary, replica, s3] = await Promise.all([
     startBenchMariaDb(at("primary"), primaryReplicationFlags("mariadb")),
-    startBenchMariaDb(at("replica"), replicaServerFlags({ engine: "mariadb", primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: at("secrets"), slot: "replica_1" })),
+    startBenchMariaDb(at("replica"), [
+      ...replicaServerFlags({ engine: "mariadb", memoryMb: database.memoryMb, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: at("secrets"), slot: "replica_1" }),
+      // A later flag wins.
+      ...(APPLY_THREADS === undefined ? [] : [`--slave-parallel-threads=${APPLY_THREADS}`]),
+    ]),
     startMoto([{ name: "bbaegok-prod-db-backups", versioned: true }]),
   ]);
   let writersProcess: ReturnType<typeof spawn> | undefined;
@@ -119,7 +128,6 @@ async function main(): Promise<void> {
     const secrets = at("secrets");
     writeFileSync(join(secrets, "db_root_password"), "unused-root-uses-the-socket\n", { mode: 0o400 });
     writeFileSync(join(secrets, "replication_password"), `${generatedPassword()}\n`, { mode: 0o400 });
-    const database = replicatedDatabase("mariadb", MAX_LAG_SECONDS);
     const replicaScript = renderReplicaScript(secrets, { database, replica: { maxLagSeconds: MAX_LAG_SECONDS }, primaryHost: "127.0.0.1", primaryPort: primary.port });
     const hook = replicaEnv(secrets, { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: primary.socket }, [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: replica.socket } });
     const t1 = Date.now();
@@ -127,7 +135,8 @@ async function main(): Promise<void> {
     if (setup.status !== 0) throw new Error(`replica.sh setup failed: ${setup.stderr}`);
     const wait = await runScript(replicaScript, hook, ["wait"], DEADLINE_MS);
     if (wait.status !== 0) throw new Error(`replica.sh wait failed: ${wait.stderr}${wait.stdout}`);
-    console.log(`replica seeded by replica.sh setup and replicating in ${((Date.now() - t1) / 1000).toFixed(0)} s`);
+    const [threads, mode] = replica.sql("SELECT @@slave_parallel_threads, @@slave_parallel_mode").trim().split("\t");
+    console.log(`replica seeded by replica.sh setup and replicating in ${((Date.now() - t1) / 1000).toFixed(0)} s; it applies with ${threads} parallel workers (0: one transaction at a time), ${mode} mode`);
 
     // The two backup scripts: the stack without a replica (dumps the primary) and with one (dumps the replica).
     const plain = renderStackScripts("prod", at("plain"), (t) => t.name === DB && t.engine === "mariadb");
@@ -154,15 +163,16 @@ async function main(): Promise<void> {
     await sleep(10_000);
     if (writers.exitCode !== null) throw new Error(`the write load stopped at its start (${writers.exitCode}): ${clientErr}`);
 
-    const lag = async (): Promise<Lag> => {
+    // With where the replica is and when: the replica's apply rate from one to the next.
+    const lag = async (): Promise<Lag & { mark: ReplicaMark }> => {
       const state = await replicaStatus(replicaScript, hook);
-      return { seconds: state.lagSeconds, transactions: state.behind };
+      return { seconds: state.lagSeconds, transactions: state.behind, mark: { atUs: nowUs(), replicaPosition: state.replicaPosition, behind: state.behind } };
     };
     // CPU by window: each server's by its pid, this bench's other processes by name, the whole machine's from /proc/stat.
     const pidOf = (server: string) => Number(readFileSync(join(dir.path, server, "pid"), "utf8").trim());
     const [primaryPid, replicaPid] = [pidOf("primary"), pidOf("replica")];
     const cpuNow = () => ({ primary: processTreeCpuSeconds(primaryPid), replica: processTreeCpuSeconds(replicaPid), machine: machineBusySeconds(readFileSync("/proc/stat", "utf8")) });
-    const windows: { mode: Mode; round: number; startUs: number; endUs: number; backupSeconds?: number; lagAtEnd: Lag; cpu: Map<CpuGroup, number> }[] = [];
+    const windows: { mode: Mode; round: number; startUs: number; endUs: number; backupSeconds?: number; lagAtEnd: Lag; pace: ReturnType<typeof replicaPace>; cpu: Map<CpuGroup, number> }[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const order: Mode[] = round % 2 === 1 ? ["baseline", "primary", "replica"] : ["baseline", "replica", "primary"];
       for (const mode of order) {
@@ -195,9 +205,10 @@ async function main(): Promise<void> {
           // moto keeps objects in memory: each backup goes once checked.
           for (const key of s3.keys(backup.bucket, `prod/${DB}/`)) s3.purge(backup.bucket, key);
         }
-        windows.push({ mode, round, startUs, endUs, ...(backup ? { backupSeconds: (endUs - startUs) / 1e6 } : {}), lagAtEnd, cpu });
+        const pace = replicaPace(before.mark, lagAtEnd.mark);
+        windows.push({ mode, round, startUs, endUs, ...(backup ? { backupSeconds: (endUs - startUs) / 1e6 } : {}), lagAtEnd, pace, cpu });
         console.log(
-          `round ${round} ${mode}: ${((endUs - startUs) / 1e6).toFixed(1)} s; replica ${before.transactions} transactions behind at the start, ${lagAtEnd.seconds ?? "?"} s (${lagAtEnd.transactions} transactions) at the end; cores busy: ${CPU_GROUPS.map((g) => `${g} ${cpu.get(g)!.toFixed(2)}`).join(", ")}`,
+          `round ${round} ${mode}: ${((endUs - startUs) / 1e6).toFixed(1)} s; replica ${before.transactions} transactions behind at the start, ${lagAtEnd.seconds ?? "?"} s (${lagAtEnd.transactions} transactions) at the end; replica applied ${pace.appliedPerSecond.toFixed(0)} transactions/s while the primary committed ${pace.primaryPerSecond.toFixed(0)}/s; cores busy: ${CPU_GROUPS.map((g) => `${g} ${cpu.get(g)!.toFixed(2)}`).join(", ")}`,
         );
       }
     }
@@ -220,6 +231,14 @@ async function main(): Promise<void> {
     console.log("");
     console.log(`${tablespaceMiB.toFixed(0)} MiB of tablespace; ${CONNECTIONS} writer connections, ${rateWords}; medians of ${ROUNDS} rounds (the ratio taken in each round)`);
     for (const line of summaryTable(summarize(runs))) console.log(line);
+    console.log("");
+    console.log("the replica's pace (medians over the rounds; it keeps up when it applies at least what the primary commits):");
+    for (const mode of MODES) {
+      const of = windows.filter((w) => w.mode === mode).map((w) => w.pace);
+      if (of.length === 0) continue;
+      const [applied, committed, behind] = [median(of.map((p) => p.appliedPerSecond)), median(of.map((p) => p.primaryPerSecond)), median(of.map((p) => p.behindChange))];
+      console.log(`  ${mode}: replica applied ${applied.toFixed(0)} transactions/s, primary committed ${committed.toFixed(0)}/s; ${behind > 0 ? `fell ${behind.toFixed(0)} further behind` : `gained ${(-behind).toFixed(0)}`}`);
+    }
     console.log("");
     console.log(`cores busy in each window (CPU seconds per second; the machine has ${cpus().length} in all), medians over the rounds:`);
     for (const line of cpuTable(windows)) console.log(line);

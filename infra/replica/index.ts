@@ -85,7 +85,7 @@ export class ReadReplica extends pulumi.ComponentResource {
     const memoryMb = args.replica.memoryMb ?? database.memoryMb;
     const promoted = replicaIsPrimary(database);
     const primaryAddress = linkAddressOfPrimary(args.replica);
-    const serverSpec = { engine: database.engine, primaryHost: elsewhere && primaryAddress ? primaryAddress : DATABASE_ALIAS, primaryPort: spec.port, secretsDir: SECRETS_MOUNT, slot: replicaName.slot, promoted };
+    const serverSpec = { engine: database.engine, memoryMb, primaryHost: elsewhere && primaryAddress ? primaryAddress : DATABASE_ALIAS, primaryPort: spec.port, secretsDir: SECRETS_MOUNT, slot: replicaName.slot, promoted };
     this.containerName = replicaName.container;
     this.scriptPath = replicaName.script(names.stackDir);
     this.onStackServer = !elsewhere;

@@ -75,7 +75,7 @@ describe("backups of a MariaDB database with a read replica (for real)", () => {
   };
 
   before(async () => {
-    const flags = replicaServerFlags({ engine: "mariadb", primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
+    const flags = replicaServerFlags({ engine: "mariadb", memoryMb: 1024, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
     [primary, replica, restored, s3, ping] = await Promise.all([
       startMariaDb(primaryReplicationFlags("mariadb")),
       startMariaDb(flags),

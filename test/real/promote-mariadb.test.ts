@@ -50,7 +50,7 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
   });
 
   before(async () => {
-    const flags = replicaServerFlags({ engine: "mariadb", primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
+    const flags = replicaServerFlags({ engine: "mariadb", memoryMb: 1024, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
     [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags)]);
     primary.sql(imageInit);
     replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);

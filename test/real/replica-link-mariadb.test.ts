@@ -44,7 +44,7 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
       assert.equal(up.status, 0, up.stderr);
     }
     // The primary's port on its link address only: what the program's port binding (ip: link.primaryAddress) makes of its container.
-    const replicaFlags = replicaServerFlags({ engine: "mariadb", primaryHost: LINK.primary, primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
+    const replicaFlags = replicaServerFlags({ engine: "mariadb", memoryMb: 1024, primaryHost: LINK.primary, primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
     [primary, replica] = await Promise.all([
       startMariaDb([...primaryReplicationFlags("mariadb"), `--bind-address=${LINK.primary}`], { netns: link.ns.primary }),
       startMariaDb(replicaFlags, { netns: link.ns.replica }),

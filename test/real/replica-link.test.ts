@@ -106,7 +106,7 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
       mkdirSync(folder, { mode: 0o700 });
       chownSync(folder, uid, gid);
     }
-    const spec = { engine: "postgres" as const, primaryHost: LINK.primary, primaryPort: pgPort, secretsDir: dir.path, slot: "replica_1" };
+    const spec = { engine: "postgres" as const, memoryMb: 1024, primaryHost: LINK.primary, primaryPort: pgPort, secretsDir: dir.path, slot: "replica_1" };
     const entrypoint = join(dir.path, "replica-entrypoint.sh");
     writeFileSync(entrypoint, postgresReplicaEntrypoint(spec), { mode: 0o755 });
     const standby = startInNs("replica", [entrypoint, join(binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", replicaSocket, "-c", "listen_addresses=", "-c", "fsync=off", ...replicaServerFlags(spec)], { PGDATA: data });

@@ -6,13 +6,24 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
+import { spawn } from "node:child_process";
+import { primaryReplicationFlags, replicaApplyThreads, replicaServerFlags } from "../../infra/replica/render.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica } from "../support/replica-harness.js";
-import { tempDir, waitFor } from "../support/system.js";
+import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
 const APP_PASSWORD = generatedPassword();
+const REPLICA_MEMORY_MB = 1024;
+
+/** Runs SQL as root over `socket` in a client of its own, so that several run at once on the primary. */
+function sqlInBackground(socket: string, statements: string): Promise<void> {
+  const client = spawn(requireCommand("mariadb", "mariadb-client"), ["--no-defaults", `--socket=${socket}`, "-uroot", DB], { stdio: ["pipe", "ignore", "pipe"] });
+  let stderr = "";
+  client.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  client.stdin.end(statements);
+  return new Promise((resolve, reject) => client.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`a writer failed (${code}): ${stderr}`)))));
+}
 
 /** What the MariaDB image's entrypoint creates on a new server from its environment. */
 const imageInit = `CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
@@ -29,7 +40,7 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
   const onReplica = (sql: string) => replica.sql(sql, DB).trim();
 
   before(async () => {
-    const flags = replicaServerFlags({ engine: "mariadb", primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
+    const flags = replicaServerFlags({ engine: "mariadb", memoryMb: REPLICA_MEMORY_MB, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
     [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags)]);
     primary.sql(imageInit);
     replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
@@ -94,6 +105,23 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
     const position = primary.sql("SELECT @@gtid_binlog_pos").trim();
     await waitFor("the replica to catch up", () => replica.sql("SELECT @@gtid_slave_pos").trim() === position, 30_000, 200);
     assert.equal((await status()).healthy, true);
+  });
+
+  it("applies in parallel (optimistic): rows several connections wrote at once arrive identical, at the primary's GTID position", async () => {
+    assert.deepEqual(replica.sql("SELECT @@slave_parallel_threads, @@slave_parallel_mode").trim().split("\t"), [String(replicaApplyThreads(REPLICA_MEMORY_MB)), "optimistic"]);
+    assert.ok(replicaApplyThreads(REPLICA_MEMORY_MB) > 1);
+    primary.sql("CREATE TABLE ledger (id INT AUTO_INCREMENT PRIMARY KEY, writer INT NOT NULL, n INT NOT NULL, memo VARCHAR(100) NOT NULL) ENGINE=InnoDB; CREATE TABLE counters (id INT PRIMARY KEY, total INT NOT NULL) ENGINE=InnoDB; INSERT INTO counters VALUES (0, 0), (1, 0), (2, 0);", DB);
+    // Each transaction inserts its own row and bumps one of three shared counters: the workers' conflicts are retried, never lost.
+    const writer = (w: number) =>
+      Array.from({ length: 150 }, (_, n) => `BEGIN; INSERT INTO ledger (writer, n, memo) VALUES (${w}, ${n}, '쓰기 ${w}-${n}'); UPDATE counters SET total = total + 1 WHERE id = ${n % 3}; COMMIT;`).join("\n");
+    await Promise.all([1, 2, 3, 4].map((w) => sqlInBackground(primary.socket, writer(w))));
+    const position = primary.sql("SELECT @@gtid_binlog_pos").trim();
+    await waitFor("the replica to apply the concurrent writes", () => replica.sql("SELECT @@gtid_slave_pos").trim() === position, 60_000, 200);
+    const checksums = (server: MariaDb) => server.sql("CHECKSUM TABLE ledger, counters EXTENDED", DB);
+    assert.equal(checksums(replica), checksums(primary));
+    assert.equal(onReplica("SELECT SUM(total) FROM counters"), "600");
+    const state = await status();
+    assert.deepEqual([state.healthy, state.behind, state.replicaPosition], [true, 0, position]);
   });
 
   it("with the SQL thread stopped and writes on the primary, status says so and how far behind", async () => {

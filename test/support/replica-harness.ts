@@ -117,7 +117,7 @@ export async function startStandby(primary: Postgres, dir: string, secretsDir: s
     chownSync(folder, uid, gid);
   }
   const port = await freePort();
-  const spec = { engine: "postgres" as const, primaryHost: "127.0.0.1", primaryPort: primary.port, secretsDir, slot: "replica_1" };
+  const spec = { engine: "postgres" as const, memoryMb: 1024, primaryHost: "127.0.0.1", primaryPort: primary.port, secretsDir, slot: "replica_1" };
   const entrypoint = join(dir, "replica-entrypoint.sh");
   writeFileSync(entrypoint, postgresReplicaEntrypoint(spec), { mode: 0o755 });
   const log: string[] = [];

@@ -3,7 +3,7 @@
 // same round's baseline, and the side-by-side table.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { cpuTable, machineBusySeconds, median, parseWriteLoad, summarize, summaryTable, windowCpu, windowStats, type ModeRun, type WindowStats } from "../../bench/backup/write-load-stats.js";
+import { cpuTable, gtidTransactions, machineBusySeconds, median, parseWriteLoad, replicaPace, summarize, summaryTable, windowCpu, windowStats, type ModeRun, type WindowStats } from "../../bench/backup/write-load-stats.js";
 
 describe("bench:backup:write-load arithmetic", () => {
   it("reads transactions and failed ones; a line it cannot read is named by its number", () => {
@@ -84,6 +84,17 @@ describe("bench:backup:write-load arithmetic", () => {
       "| no backup (baseline) | 1000 | 1.00 | 1.0 / 10.0 | 0.5 / 5.0 |  | 0 s (0 transactions) | 0 |",
       "| backup dumping the primary | 500 | 0.50 | 1.0 / 40.0 | 0.5 / 20.0 | 12.3 | unknown (7 transactions) | 2 |",
     ]);
+  });
+
+  it("the replica's pace between two marks: what it applied per second (its GTID sequences), and what the primary committed (that plus how far it fell behind)", () => {
+    assert.equal(gtidTransactions("0-1-120,1-2-7"), 127);
+    assert.equal(gtidTransactions(""), 0);
+    assert.throws(() => gtidTransactions("0-1-x"), /not a GTID position: "0-1-x"/);
+    // Over 2 s: applied 1000, fell 200 further behind: the primary committed 1200.
+    assert.deepEqual(replicaPace({ atUs: 1_000_000, replicaPosition: "0-1-5000", behind: 300 }, { atUs: 3_000_000, replicaPosition: "0-1-6000", behind: 500 }), { appliedPerSecond: 500, primaryPerSecond: 600, behindChange: 200 });
+    // Caught up by 300: applied faster than the primary committed.
+    assert.deepEqual(replicaPace({ atUs: 0, replicaPosition: "0-1-0", behind: 300 }, { atUs: 1_000_000, replicaPosition: "0-1-900", behind: 0 }), { appliedPerSecond: 900, primaryPerSecond: 600, behindChange: -300 });
+    assert.throws(() => replicaPace({ atUs: 5, replicaPosition: "", behind: 0 }, { atUs: 5, replicaPosition: "", behind: 0 }), /must come after the first/);
   });
 
   it("reads the machine's busy CPU seconds from /proc/stat: all but idle and iowait, 100 ticks a second", () => {

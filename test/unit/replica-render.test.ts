@@ -24,7 +24,7 @@ describe("the replica's scripts", () => {
     });
   }
   it("the PostgreSQL entrypoint is shellcheck-clean and holds no password", () => {
-    const script = postgresReplicaEntrypoint({ engine: "postgres", primaryHost: "db", primaryPort: 5432, secretsDir: "/run/secrets", slot: "replica_1" });
+    const script = postgresReplicaEntrypoint({ engine: "postgres", memoryMb: 1024, primaryHost: "db", primaryPort: 5432, secretsDir: "/run/secrets", slot: "replica_1" });
     shellcheck("entrypoint.sh", script);
     assert.match(script, /PGPASSFILE='\/run\/secrets\/replication.pgpass' pg_basebackup/);
   });
