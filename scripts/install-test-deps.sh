@@ -30,6 +30,8 @@ have wg || need+=(wireguard-tools)
 # The link test brings WireGuard up in network namespaces; a kernel without its module
 # (as here) makes wg-quick use the userspace implementation.
 have wireguard-go || need+=(wireguard-go)
+# ...and pings the primary over it from the replica's namespace (test/real/replica-link.test.ts).
+have ping || need+=(iputils-ping)
 have shellcheck || need+=(shellcheck)
 have wrk || need+=(wrk)
 # The proxy's access-log test counts nginx's write(2) calls.
