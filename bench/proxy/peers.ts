@@ -5,6 +5,9 @@
 // Pure renderers (text out); the bench runs each with the real tool, which
 // checks the text before it serves.
 
+/** How to install the peers and callgrind: the bench's alone, so the tests' installer leaves them out (README, bench:proxy). */
+export const PEERS_INSTALL = "apt-get install haproxy caddy valgrind";
+
 export interface PeerFiles {
   /** Listening address for TLS, on 127.0.0.1. */
   port: number;

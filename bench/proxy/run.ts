@@ -41,7 +41,7 @@ import { loopbackAddresses } from "../../test/support/edge.js";
 import { loopbackLayout, nginxBinary, selfSignedCertificate, startNginx } from "../../test/support/nginx.js";
 import { freePort, requireCommand, tempDir, waitFor } from "../../test/support/system.js";
 import { processTreeCpuSeconds } from "../cpu.js";
-import { VARIANTS, caddyfile, haproxyConf, minimalNginxConf, oneWorker, type PeerFiles, type Variant } from "./peers.js";
+import { PEERS_INSTALL, VARIANTS, caddyfile, haproxyConf, minimalNginxConf, oneWorker, type PeerFiles, type Variant } from "./peers.js";
 import { buildLoadgen, commandOutput, runLoadgen } from "./loadgen.js";
 import { addedLatency, callgrindInstructions, cpuUsPerRequest, median, parseWrk, verdict, type FixedRateRun } from "./stats.js";
 
@@ -167,7 +167,7 @@ async function startMinimal(files: PeerFiles): Promise<Peer> {
 }
 
 function startHaproxy(files: PeerFiles): Peer {
-  const bin = requireCommand("haproxy", "haproxy", ["/usr/sbin"]);
+  const bin = requireCommand("haproxy", "haproxy", ["/usr/sbin"], PEERS_INSTALL);
   const pem = join(files.runtimeDir, "haproxy.pem");
   writeFileSync(pem, readFileSync(files.certificate, "utf8") + readFileSync(files.key, "utf8"), { mode: 0o600 });
   const conf = join(files.runtimeDir, "haproxy.cfg");
@@ -179,7 +179,7 @@ function startHaproxy(files: PeerFiles): Peer {
 }
 
 function startCaddy(files: PeerFiles): Peer {
-  const bin = requireCommand("caddy", "caddy");
+  const bin = requireCommand("caddy", "caddy", [], PEERS_INSTALL);
   const conf = join(files.runtimeDir, "Caddyfile");
   writeFileSync(conf, caddyfile(files));
   const home = join(files.runtimeDir, "home");
@@ -239,7 +239,7 @@ async function instructionsPerRequest(peer: Peer, loadgen: string): Promise<numb
   await peer.stop();
   const out = join(runtimeDir, "callgrind.out");
   const args = ["--tool=callgrind", `--callgrind-out-file=${out}`, nginxBinary(), "-p", runtimeDir, "-e", join(runtimeDir, "error.log"), "-c", conf, "-g", "daemon off; master_process off;"];
-  const child = started(spawn(requireCommand("valgrind", "valgrind"), args, { stdio: ["ignore", "ignore", "pipe"] }), `callgrind of ${peer.name}`);
+  const child = started(spawn(requireCommand("valgrind", "valgrind", [], PEERS_INSTALL), args, { stdio: ["ignore", "ignore", "pipe"] }), `callgrind of ${peer.name}`);
   try {
     const port = Number(new URL(peer.url).port);
     await waitFor(`${peer.name} under callgrind to answer`, () => answers(port), 60_000, 500);
@@ -323,7 +323,7 @@ async function main(): Promise<void> {
 
     const versions = [
       spawnSync(nginxBinary(), ["-v"], { encoding: "utf8" }).stderr.trim(),
-      spawnSync(requireCommand("haproxy", "haproxy", ["/usr/sbin"]), ["-v"], { encoding: "utf8" }).stdout.split("\n")[0]!.replace(/ - https.*/, ""),
+      spawnSync(requireCommand("haproxy", "haproxy", ["/usr/sbin"], PEERS_INSTALL), ["-v"], { encoding: "utf8" }).stdout.split("\n")[0]!.replace(/ - https.*/, ""),
       `caddy ${spawnSync("caddy", ["version"], { encoding: "utf8" }).stdout.trim().split(" ")[0]}`,
     ];
     console.log(`bench:proxy — TLS (ECDSA P-256) and HTTP/1.1 keep-alive proxying of a ${Buffer.byteLength(BODY)}-byte JSON body from one node upstream, one worker or thread per proxy`);

@@ -6,13 +6,16 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** The absolute path of `command`, or an error naming the Debian package to install. */
-export function requireCommand(command: string, debianPackage: string, extraDirs: string[] = []): string {
+/** What installs the tests' tools; the benches' own peers say their own way (`install`). */
+const TEST_DEPS = "bash scripts/install-test-deps.sh";
+
+/** The absolute path of `command`, or an error naming the Debian package to install and how. */
+export function requireCommand(command: string, debianPackage: string, extraDirs: string[] = [], install = TEST_DEPS): string {
   const path = [...extraDirs, ...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/sbin"].join(":");
   try {
     return execFileSync("sh", ["-c", `command -v ${command}`], { env: { ...process.env, PATH: path }, encoding: "utf8" }).trim();
   } catch {
-    throw new Error(`${command} is required by this test but is not installed. Run: bash scripts/install-test-deps.sh (Debian package: ${debianPackage})`);
+    throw new Error(`${command} is required here but is not installed. Run: ${install} (Debian package: ${debianPackage})`);
   }
 }
 

@@ -6,9 +6,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { renderMainConf, stackProxyFiles } from "../../infra/proxy/render.js";
-import { VARIANTS, caddyfile, haproxyConf, minimalNginxConf, oneWorker } from "../../bench/proxy/peers.js";
+import { PEERS_INSTALL, VARIANTS, caddyfile, haproxyConf, minimalNginxConf, oneWorker } from "../../bench/proxy/peers.js";
 import { addedLatency, callgrindInstructions, cpuUsPerRequest, parseLoadgen, parseWrk, percentile, verdict, type FixedRateRun } from "../../bench/proxy/stats.js";
 import { loadStack } from "../../stacks/config/load.js";
+import { requireCommand } from "../support/system.js";
 
 const WRK = `Running 8s test @ https://localhost:4443/
   1 threads and 32 connections
@@ -130,5 +131,10 @@ describe("bench:proxy's peers and variants", () => {
   it("a variant whose feature is gone from the rendered configuration fails loudly", () => {
     const noRequestId = VARIANTS.find((v) => v.name === "no-request-id")!;
     assert.throws(() => noRequestId.main!("http {\n}\n"), /"request_id= in the log format" is not in the rendered configuration any more/);
+  });
+
+  it("a missing peer names the bench's own install command, not the tests' installer (which leaves the peers out)", () => {
+    assert.throws(() => requireCommand("bbaegok-no-such-proxy", "haproxy", [], PEERS_INSTALL), /not installed\. Run: apt-get install haproxy caddy valgrind \(Debian package: haproxy\)/);
+    assert.throws(() => requireCommand("bbaegok-no-such-tool", "nginx"), /Run: bash scripts\/install-test-deps\.sh \(Debian package: nginx\)/);
   });
 });
