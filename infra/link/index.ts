@@ -68,15 +68,17 @@ export class WireguardLink extends pulumi.ComponentResource {
         `${name}-${side}-up`,
         {
           connection: self.connection,
-          create: runScriptAsRootCommand(paths.up, linkUpScript(paths.config, paths.iface)),
-          delete: runScriptAsRootCommand(paths.down, linkDownScript(paths.config, paths.iface)),
+          create: runScriptAsRootCommand(paths.up, linkUpScript(paths, { bindsLinkAddress: side === "primary" })),
+          delete: runScriptAsRootCommand(paths.down, linkDownScript(paths)),
           // A changed file (a key, the peer) is applied to the running interface.
           triggers: [text],
           logging: "stderr",
           // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
           addPreviousOutputInEnv: false,
         },
-        { parent, dependsOn: [file] },
+        // A changed file replaces the command. The old one's delete (down.sh: the link down, the boot unit
+        // removed) must run before the new one's create, not after it: the link would end down.
+        { parent, dependsOn: [file], deleteBeforeReplace: true },
       );
     }
   }

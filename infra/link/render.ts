@@ -15,11 +15,26 @@ export function wireguardInterface(prefix: string): string {
   return `bbwg${createHash("sha256").update(prefix).digest("hex").slice(0, 8)}`;
 }
 
-/** Where the link's files are on a host: the wg-quick file (0600, it holds the private key) and the scripts run as root. */
-export function linkPaths(stackDir: string, prefix: string) {
+/**
+ * Where the link's files are on a host: the wg-quick file (0600, it holds the
+ * private key), the scripts run as root, and under `etc` (the host's /etc;
+ * another directory in tests) the boot unit and the primary's sysctl file.
+ */
+export function linkPaths(stackDir: string, prefix: string, etc = "/etc") {
   const iface = wireguardInterface(prefix);
-  return { iface, config: `${stackDir}/link/${iface}.conf`, up: `${stackDir}/link/up.sh`, down: `${stackDir}/link/down.sh` };
+  const unitName = `bbaegok-link-${iface}.service`;
+  return {
+    iface,
+    config: `${stackDir}/link/${iface}.conf`,
+    up: `${stackDir}/link/up.sh`,
+    down: `${stackDir}/link/down.sh`,
+    unitName,
+    unit: `${etc}/systemd/system/${unitName}`,
+    sysctl: `${etc}/sysctl.d/60-bbaegok-link-${iface}.conf`,
+  };
 }
+export type LinkPaths = ReturnType<typeof linkPaths>;
+const SYSTEMD_UNIT_DIR = "/etc/systemd/system/";
 
 // An X25519 private key in PKCS#8 is this DER prefix and the key's 32 bytes (RFC 8410).
 const X25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
@@ -84,24 +99,95 @@ export function wireguardConfig(spec: WireguardConfigSpec): string {
 }
 
 /**
- * Brings the link up from its file, or applies a changed file to the running
- * interface without dropping it (`wg syncconf`: keys and peers; a changed
- * address needs the interface down and up).
+ * The unit that brings the link up at boot. Without it a reboot leaves the
+ * link down until the next `pulumi up`: the replica stops, and on the
+ * primary's server Docker cannot even start the database, whose port is
+ * published on the link address only (docker-proxy's bind fails: "cannot
+ * assign requested address"). Ordered before Docker, so its containers find
+ * the address; retried while the peer's name does not resolve yet.
  */
-export function linkUpScript(configPath: string, iface: string): string {
+export function linkBootUnit(paths: LinkPaths): string {
   return [
-    "#!/bin/bash",
-    "set -euo pipefail",
-    `if ip link show dev ${shellQuote(iface)} >/dev/null 2>&1; then`,
-    `  wg syncconf ${shellQuote(iface)} <(wg-quick strip ${shellQuote(configPath)})`,
-    "else",
-    `  wg-quick up ${shellQuote(configPath)}`,
-    "fi",
+    `# The private link ${paths.iface} (rendered by infra/link/render.ts, installed by Pulumi): up at boot, before Docker.`,
+    "[Unit]",
+    `Description=bbaegok private link ${paths.iface} (WireGuard)`,
+    "Wants=network-online.target",
+    "After=network-online.target",
+    "Before=docker.service",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "RemainAfterExit=yes",
+    `ExecStart=/usr/bin/wg-quick up ${paths.config}`,
+    `ExecStop=/usr/bin/wg-quick down ${paths.config}`,
+    "Restart=on-failure",
+    "RestartSec=30",
+    "",
+    "[Install]",
+    // Docker (re)started by hand pulls the link in too.
+    "WantedBy=multi-user.target docker.service",
     "",
   ].join("\n");
 }
 
-/** Takes the link down; nothing to do when it is not up. */
-export function linkDownScript(configPath: string, iface: string): string {
-  return ["#!/bin/bash", "set -euo pipefail", `if ip link show dev ${shellQuote(iface)} >/dev/null 2>&1; then wg-quick down ${shellQuote(configPath)}; fi`, ""].join("\n");
+/**
+ * On the primary's server: the kernel lets a process bind the link address
+ * while the link is not up (net.ipv4.ip_nonlocal_bind), so Docker starts the
+ * database even when the link does not come up at boot (the peer unreachable,
+ * its name not resolving): the app keeps its database, only the replica waits.
+ */
+export const NONLOCAL_BIND_SYSCTL = "net.ipv4.ip_nonlocal_bind = 1\n";
+
+export interface LinkUpOptions {
+  /** This host's database publishes its port on the link address (the primary's server). */
+  bindsLinkAddress: boolean;
+}
+
+/**
+ * Brings the link up from its file, or applies a changed file to the running
+ * interface without dropping it (`wg syncconf`: keys and peers; a changed
+ * address needs the interface down and up); then installs what brings it back
+ * after a reboot (linkBootUnit; on the primary's server, NONLOCAL_BIND_SYSCTL).
+ */
+export function linkUpScript(paths: LinkPaths, options: LinkUpOptions): string {
+  const q = shellQuote;
+  const install = (path: string, text: string) => [`mkdir -p ${q(path.replace(/\/[^/]+$/, ""))}`, `printf '%s' ${q(text)} >${q(`${path}.new`)}`, `mv -f ${q(`${path}.new`)} ${q(path)}`];
+  return [
+    "#!/bin/bash",
+    "set -euo pipefail",
+    ...(options.bindsLinkAddress ? [...install(paths.sysctl, NONLOCAL_BIND_SYSCTL), `sysctl -q -p ${q(paths.sysctl)}`] : []),
+    `if ip link show dev ${q(paths.iface)} >/dev/null 2>&1; then`,
+    `  wg syncconf ${q(paths.iface)} <(wg-quick strip ${q(paths.config)})`,
+    "else",
+    `  wg-quick up ${q(paths.config)}`,
+    "fi",
+    ...install(paths.unit, linkBootUnit(paths)),
+    // Enabled only where systemd reads the unit (tests install it elsewhere, and run its ExecStart themselves).
+    ...(paths.unit.startsWith(SYSTEMD_UNIT_DIR)
+      ? [
+          "if [ -d /run/systemd/system ]; then",
+          "  systemctl daemon-reload",
+          `  systemctl enable --quiet ${q(paths.unitName)}`,
+          "else",
+          `  echo "link ${paths.iface}: no systemd here, so ${paths.unitName} is installed but not enabled: after a reboot, run ${paths.up} or pulumi up" >&2`,
+          "fi",
+        ]
+      : []),
+    "",
+  ].join("\n");
+}
+
+/** Takes the link down (nothing to do when it is not up) and removes what brought it up at boot. */
+export function linkDownScript(paths: LinkPaths): string {
+  const q = shellQuote;
+  return [
+    "#!/bin/bash",
+    "set -euo pipefail",
+    ...(paths.unit.startsWith(SYSTEMD_UNIT_DIR) ? [`if [ -d /run/systemd/system ] && [ -e ${q(paths.unit)} ]; then systemctl disable --quiet ${q(paths.unitName)} || true; fi`] : []),
+    `rm -f ${q(paths.unit)} ${q(paths.sysctl)}`,
+    ...(paths.unit.startsWith(SYSTEMD_UNIT_DIR) ? ["if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi"] : []),
+    // The running kernel keeps ip_nonlocal_bind until the next boot: something else on the server may rely on it by now.
+    `if ip link show dev ${q(paths.iface)} >/dev/null 2>&1; then wg-quick down ${q(paths.config)}; fi`,
+    "",
+  ].join("\n");
 }

@@ -7,7 +7,7 @@
 // (infra/replica/render.ts) from the primary's link address.
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { postgresReplicaEntrypoint, primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
@@ -123,5 +123,30 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     const refused = sql(replicaSocket, "INSERT INTO orders (memo) VALUES ('x')");
     assert.notEqual(refused.status, 0);
     assert.match(refused.stderr, /read-only transaction/);
+  });
+
+  it("after a reboot: the primary's server can bind its link address while the link is down, and the installed boot unit brings the link back; the standby streams again", async () => {
+    const inNs = (side: "primary" | "replica", ...argv: string[]) => spawnSync("ip", link.inNs(side, ...argv), { encoding: "utf8" });
+    // The up script applied the sysctl file on the primary's server only (a namespace has its own).
+    assert.equal(inNs("primary", "sysctl", "-n", "net.ipv4.ip_nonlocal_bind").stdout.trim(), "1");
+    assert.equal(inNs("replica", "sysctl", "-n", "net.ipv4.ip_nonlocal_bind").stdout.trim(), "0");
+    // A reboot: the interfaces are gone, the files stay.
+    for (const side of ["primary", "replica"] as const) assert.equal(inNs(side, "ip", "link", "del", "dev", link.paths[side].iface).status, 0);
+    // What Docker's userland proxy does at boot for the primary's published port: bind the link address.
+    const bind = (side: "primary" | "replica", address: string) =>
+      inNs(side, "python3", "-c", `import socket; s = socket.socket(); s.bind(("${address}", 0)); print("bound")`);
+    assert.equal(bind("primary", LINK.primary).stdout.trim(), "bound", "the primary's database could not start without the link");
+    assert.match(bind("replica", LINK.replica).stderr, /Cannot assign requested address/, "without the sysctl the bind fails: what the primary's server would see");
+    // The boot unit, as systemd would run it: its ExecStart, on each server.
+    for (const side of ["primary", "replica"] as const) {
+      const unit = readFileSync(link.paths[side].unit, "utf8");
+      const start = /^ExecStart=(.+)$/m.exec(unit)?.[1];
+      assert.ok(start, `no ExecStart in ${link.paths[side].unit}`);
+      const r = inNs(side, "bash", "-c", start);
+      assert.equal(r.status, 0, r.stderr);
+    }
+    await waitFor("the standby to stream again", () => sql(replicaSocket, "SELECT status FROM pg_stat_wal_receiver", "postgres").stdout.trim() === "streaming", 90_000, 500);
+    must(primarySocket, "INSERT INTO orders (memo) VALUES ('주문 3 after the reboot')");
+    await waitFor("the write to reach the standby", () => sql(replicaSocket, "SELECT count(*) FROM orders").stdout.trim() === "3", 150_000, 500);
   });
 });

@@ -237,6 +237,10 @@ describe("a postgres stack with its replica on another server, over WireGuard", 
     const ups = commands.filter((c) => /-link-(primary|replica)-up$/.test(c.name));
     assert.deepEqual(ups.map((c) => c.name).sort(), ["database-replica-1-link-primary-up", "database-replica-1-link-replica-up"]);
     for (const up of ups) assert.match(String(up.inputs["create"]), /sudo -n \/usr\/local\/sbin\/bbaegok-install run '\/srv\/bbaegok\/replicaelsewhere\/link\/up\.sh'$/);
+    // A changed key replaces the command: down.sh (link down, boot unit gone) first, then up.sh; the other way round the link would end down.
+    for (const up of ups) assert.equal(up.options.deleteBeforeReplace, true, `${up.name} would be brought down after its replacement came up`);
+    // What brings the link back after a reboot is installed by the same run (infra/link/render.ts: linkBootUnit).
+    for (const up of ups) assert.match(String(up.inputs["create"]), /systemctl enable --quiet \S*bbaegok-link-bbwg[0-9a-f]{8}\.service/);
     for (const dependent of [primary!, replica!]) assert.deepEqual(ups.map((u) => u.name).filter((n) => !dependent.options.dependsOn.includes(n)), [], `${dependent.name} does not wait for the link`);
     assert.doesNotMatch(JSON.stringify(plan.resources), /PrivateKey = /);
   });

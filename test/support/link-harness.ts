@@ -37,7 +37,11 @@ export function linkedServers(dir: string, tag: string): LinkedServers {
   const ns = { primary: `bblink-p-${tag}`, replica: `bblink-r-${tag}` };
   // Two servers would both name the interface after "bbaegok-prod"; two namespaces share one filesystem, where
   // wireguard-go's control socket is named after the interface (/var/run/wireguard/<name>.sock): two names here.
-  const paths = { primary: linkPaths(join(dir, "primary"), `bbaegok-prod-${tag}p`), replica: linkPaths(join(dir, "replica"), `bbaegok-prod-${tag}r`) };
+  // Each server's /etc is a folder of its own: the boot unit and the sysctl file land there, not in this machine's /etc.
+  const paths = {
+    primary: linkPaths(join(dir, "primary"), `bbaegok-prod-${tag}p`, join(dir, "primary", "etc")),
+    replica: linkPaths(join(dir, "replica"), `bbaegok-prod-${tag}r`, join(dir, "replica", "etc")),
+  };
   const inNs = (side: Side, ...argv: string[]) => ["netns", "exec", ns[side], ...argv];
   const sh = (...argv: string[]) => execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
   for (const name of Object.values(ns)) sh("ip", "netns", "add", name);
@@ -63,9 +67,9 @@ export function linkedServers(dir: string, tag: string): LinkedServers {
     ns,
     paths,
     inNs,
-    up: (side) => spawnSync("ip", inNs(side, "bash", "-c", linkUpScript(paths[side].config, paths[side].iface)), { encoding: "utf8" }),
+    up: (side) => spawnSync("ip", inNs(side, "bash", "-c", linkUpScript(paths[side], { bindsLinkAddress: side === "primary" })), { encoding: "utf8" }),
     remove() {
-      for (const side of ["primary", "replica"] as const) spawnSync("ip", inNs(side, "bash", "-c", linkDownScript(paths[side].config, paths[side].iface)));
+      for (const side of ["primary", "replica"] as const) spawnSync("ip", inNs(side, "bash", "-c", linkDownScript(paths[side])));
       for (const name of Object.values(ns)) spawnSync("ip", ["netns", "del", name]);
     },
   };

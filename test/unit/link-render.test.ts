@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { linkDownScript, linkPaths, linkUpScript, wireguardConfig, wireguardInterface, wireguardPublicKey } from "../../infra/link/render.js";
+import { NONLOCAL_BIND_SYSCTL, linkBootUnit, linkDownScript, linkPaths, linkUpScript, wireguardConfig, wireguardInterface, wireguardPublicKey } from "../../infra/link/render.js";
 import { requireCommand, tempDir } from "../support/system.js";
 
 const hex64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
@@ -75,9 +75,44 @@ describe("the wg-quick file and the scripts", () => {
 
   it("the up and down scripts are shellcheck-clean", () => {
     const paths = linkPaths("/srv/bbaegok/prod", "bbaegok-prod");
-    for (const script of [linkUpScript(paths.config, paths.iface), linkDownScript(paths.config, paths.iface)]) {
+    for (const script of [linkUpScript(paths, { bindsLinkAddress: true }), linkUpScript(paths, { bindsLinkAddress: false }), linkDownScript(paths)]) {
       const r = spawnSync(requireCommand("shellcheck", "shellcheck"), ["--shell=bash", "--severity=style", "-"], { input: script, encoding: "utf8" });
       assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
     }
+  });
+
+  it("after a reboot: the link comes up by a unit ordered before Docker, and on the primary's server the link address can be bound while it is down", () => {
+    const paths = linkPaths("/srv/bbaegok/prod", "bbaegok-prod");
+    assert.equal(paths.unit, `/etc/systemd/system/bbaegok-link-${paths.iface}.service`);
+    const unit = linkBootUnit(paths);
+    assert.match(unit, /^Before=docker\.service$/m);
+    assert.match(unit, /^After=network-online\.target$/m);
+    assert.match(unit, new RegExp(`^ExecStart=/usr/bin/wg-quick up ${paths.config}$`, "m"));
+    assert.match(unit, /^WantedBy=multi-user\.target docker\.service$/m);
+    // systemd's own parser: nothing to say about the unit (a misspelt key or value would be named on stderr).
+    const dir = tempDir("link-unit");
+    try {
+      const file = join(dir.path, paths.unitName);
+      writeFileSync(file, unit);
+      const verify = spawnSync(requireCommand("systemd-analyze", "systemd"), ["verify", file], { encoding: "utf8" });
+      assert.equal(verify.status, 0, verify.stderr);
+      assert.equal(verify.stderr, "");
+      writeFileSync(file, unit.replace("Type=oneshot", "Type=oneshoot"));
+      assert.match(spawnSync("systemd-analyze", ["verify", file], { encoding: "utf8" }).stderr, /Failed to parse service type/);
+    } finally {
+      dir.remove();
+    }
+    const primary = linkUpScript(paths, { bindsLinkAddress: true });
+    const replica = linkUpScript(paths, { bindsLinkAddress: false });
+    for (const script of [primary, replica]) {
+      assert.ok(script.includes(`mv -f '${paths.unit}.new' '${paths.unit}'`), "the unit is installed");
+      assert.ok(script.includes(`systemctl enable --quiet '${paths.unitName}'`));
+    }
+    assert.equal(NONLOCAL_BIND_SYSCTL, "net.ipv4.ip_nonlocal_bind = 1\n");
+    assert.ok(primary.includes(`sysctl -q -p '${paths.sysctl}'`));
+    assert.ok(!replica.includes("sysctl"), "the replica's server binds nothing on the link");
+    const down = linkDownScript(paths);
+    assert.ok(down.includes(`systemctl disable --quiet '${paths.unitName}'`));
+    assert.ok(down.includes(`rm -f '${paths.unit}' '${paths.sysctl}'`));
   });
 });
