@@ -132,11 +132,16 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     assert.equal(inNs("replica", "sysctl", "-n", "net.ipv4.ip_nonlocal_bind").stdout.trim(), "0");
     // A reboot: the interfaces are gone, the files stay.
     for (const side of ["primary", "replica"] as const) assert.equal(inNs(side, "ip", "link", "del", "dev", link.paths[side].iface).status, 0);
-    // What Docker's userland proxy does at boot for the primary's published port: bind the link address.
-    const bind = (side: "primary" | "replica", address: string) =>
-      inNs(side, "python3", "-c", `import socket; s = socket.socket(); s.bind(("${address}", 0)); print("bound")`);
-    assert.equal(bind("primary", LINK.primary).stdout.trim(), "bound", "the primary's database could not start without the link");
-    assert.match(bind("replica", LINK.replica).stderr, /Cannot assign requested address/, "without the sysctl the bind fails: what the primary's server would see");
+    // What Docker does at boot for the primary's published port: its userland proxy binds the link address
+    // (Debian's docker-proxy, as dockerd runs it; it reports 0 or 1 and the error on fd 3, then serves until stopped).
+    const dockerProxy = requireCommand("docker-proxy", "docker.io", ["/usr/sbin"]);
+    const publish = (side: "primary" | "replica", address: string) =>
+      inNs(side, "bash", "-c", `timeout 2 "$0" -proto tcp -host-ip "$1" -host-port 3306 -container-ip 127.0.0.1 -container-port 9 3>&1`, dockerProxy, address);
+    const primaryPort = publish("primary", LINK.primary);
+    assert.equal(primaryPort.stdout.trim(), "0", `the primary's database could not start without the link: ${primaryPort.stdout}`);
+    assert.equal(primaryPort.status, 124, "docker-proxy stopped serving on its own");
+    // Without the sysctl (the replica's server has none) the same bind fails, as it did on the primary's before.
+    assert.match(publish("replica", LINK.replica).stdout, /^1\n.*bind: cannot assign requested address/s);
     // The boot unit, as systemd would run it: its ExecStart, on each server.
     for (const side of ["primary", "replica"] as const) {
       const unit = readFileSync(link.paths[side].unit, "utf8");
