@@ -6,7 +6,7 @@ import { DatabaseBackups } from "../infra/backup/index.js";
 import { ServiceDatabase } from "../infra/database/index.js";
 import { StackDns } from "../infra/dns/index.js";
 import { ReadReplica, replicaIsPrimary, type ReplicaConfig } from "../infra/replica/index.js";
-import { WireguardLink, type ReplicaLink } from "../infra/link/index.js";
+import { WireguardLink, tailnetPrimaryBind, type ReplicaLink } from "../infra/link/index.js";
 import { Metabase } from "../infra/metabase/index.js";
 import { EdgeProxy, GuestProxy, ownerProxyEndpoint, publicHosts } from "../infra/proxy/index.js";
 import { INTERNAL_PORT, proxyContainerName } from "../infra/proxy/contract.js";
@@ -102,10 +102,9 @@ export const backupDatabases = backups.databases;
 /** The other server of a replica there, and the link: WireGuard made here, or a tailnet both are already on. */
 function replicaElsewhere(name: string, other: NonNullable<ReplicaConfig["server"]>, link: ReplicaLink) {
   const host = new OtherServer(`${name}-server`, { server: other, service: config.service, stack });
-  const wireguard =
+  const ready =
     link.type === "wireguard"
-      ? new WireguardLink(`${name}-link`, { primary: { connection: server.connection, names: server.names, endpoint: config.server.host }, replica: { connection: host.connection, names: host.names, endpoint: other.host }, link })
-      : undefined;
-  const ready = wireguard?.ready ?? [];
+      ? new WireguardLink(`${name}-link`, { primary: { connection: server.connection, names: server.names, endpoint: config.server.host }, replica: { connection: host.connection, names: host.names, endpoint: other.host }, link }).ready
+      : [tailnetPrimaryBind(`${name}-link-primary-bind`, server)];
   return { primaryLink: { address: link.primaryAddress, ready }, replicaSide: { host, linkReady: ready } };
 }

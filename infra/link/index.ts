@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { runScriptAsRootCommand, ServerFile, type SshConnection, type StackNames } from "../server/index.js";
-import { linkDownScript, linkPaths, linkUpScript, wireguardConfig, wireguardPublicKey } from "./render.js";
+import { linkDownScript, linkPaths, linkUpScript, tailnetBindScript, tailnetUnbindScript, wireguardConfig, wireguardPublicKey } from "./render.js";
 
 export * from "./render.js";
 
@@ -82,4 +82,26 @@ export class WireguardLink extends pulumi.ComponentResource {
       );
     }
   }
+}
+
+/**
+ * A tailnet link: nothing of the tailnet is the program's to configure, but
+ * on the primary's server Docker must be able to publish the database's port
+ * on the tailnet address before tailscaled has assigned it at boot
+ * (tailnetBindScript).
+ */
+export function tailnetPrimaryBind(name: string, primary: Pick<LinkEnd, "connection" | "names">, opts?: pulumi.CustomResourceOptions): command.remote.Command {
+  const paths = linkPaths(primary.names.stackDir, primary.names.prefix);
+  return new command.remote.Command(
+    name,
+    {
+      connection: primary.connection,
+      create: runScriptAsRootCommand(paths.up, tailnetBindScript(paths)),
+      delete: runScriptAsRootCommand(paths.down, tailnetUnbindScript(paths)),
+      logging: "stderr",
+      // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
+      addPreviousOutputInEnv: false,
+    },
+    opts,
+  );
 }

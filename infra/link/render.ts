@@ -138,6 +138,32 @@ export function linkBootUnit(paths: LinkPaths): string {
  */
 export const NONLOCAL_BIND_SYSCTL = "net.ipv4.ip_nonlocal_bind = 1\n";
 
+/** The lines that install and apply NONLOCAL_BIND_SYSCTL (the primary's server, either kind of link). */
+function nonlocalBindLines(paths: LinkPaths): string[] {
+  return [...installFileLines(paths.sysctl, NONLOCAL_BIND_SYSCTL), `sysctl -q -p ${shellQuote(paths.sysctl)}`];
+}
+
+/** Writes a root-owned file by a rename, so a reader never sees half of it. */
+function installFileLines(path: string, text: string): string[] {
+  const q = shellQuote;
+  return [`mkdir -p ${q(path.replace(/\/[^/]+$/, ""))}`, `printf '%s' ${q(text)} >${q(`${path}.new`)}`, `mv -f ${q(`${path}.new`)} ${q(path)}`];
+}
+
+/**
+ * On the primary's server of a tailnet link: tailscaled may give the server
+ * its tailnet address after Docker has started the containers, so the same
+ * sysctl lets Docker publish the database's port on it (nothing else of a
+ * tailnet is the program's to configure).
+ */
+export function tailnetBindScript(paths: LinkPaths): string {
+  return ["#!/bin/bash", "set -euo pipefail", ...nonlocalBindLines(paths), ""].join("\n");
+}
+
+/** Removes the tailnet primary's sysctl file (the running kernel keeps the setting until the next boot). */
+export function tailnetUnbindScript(paths: LinkPaths): string {
+  return ["#!/bin/bash", "set -euo pipefail", `rm -f ${shellQuote(paths.sysctl)}`, ""].join("\n");
+}
+
 export interface LinkUpOptions {
   /** This host's database publishes its port on the link address (the primary's server). */
   bindsLinkAddress: boolean;
@@ -151,17 +177,16 @@ export interface LinkUpOptions {
  */
 export function linkUpScript(paths: LinkPaths, options: LinkUpOptions): string {
   const q = shellQuote;
-  const install = (path: string, text: string) => [`mkdir -p ${q(path.replace(/\/[^/]+$/, ""))}`, `printf '%s' ${q(text)} >${q(`${path}.new`)}`, `mv -f ${q(`${path}.new`)} ${q(path)}`];
   return [
     "#!/bin/bash",
     "set -euo pipefail",
-    ...(options.bindsLinkAddress ? [...install(paths.sysctl, NONLOCAL_BIND_SYSCTL), `sysctl -q -p ${q(paths.sysctl)}`] : []),
+    ...(options.bindsLinkAddress ? nonlocalBindLines(paths) : []),
     `if ip link show dev ${q(paths.iface)} >/dev/null 2>&1; then`,
     `  wg syncconf ${q(paths.iface)} <(wg-quick strip ${q(paths.config)})`,
     "else",
     `  wg-quick up ${q(paths.config)}`,
     "fi",
-    ...install(paths.unit, linkBootUnit(paths)),
+    ...installFileLines(paths.unit, linkBootUnit(paths)),
     // Enabled only where systemd reads the unit (tests install it elsewhere, and run its ExecStart themselves).
     ...(paths.unit.startsWith(SYSTEMD_UNIT_DIR)
       ? [

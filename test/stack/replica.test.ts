@@ -284,6 +284,15 @@ describe("a postgres stack with its replica on another server of its tailnet", (
     assert.deepEqual(plan.resources.filter((r) => /bbaegok:link:|randomBytes/.test(r.type)).map((r) => r.name), []);
     assert.deepEqual(violations(plan.resources), []);
   });
+
+  it("on the primary's server, the sysctl that lets Docker publish on the tailnet address before tailscaled has it at boot; the primary waits for it", () => {
+    const binds = plan.resources.filter((r) => r.type === "command:remote:Command" && /-link-primary-bind$/.test(r.name));
+    assert.deepEqual(binds.map((r) => r.name), ["database-replica-1-link-primary-bind"]);
+    assert.match(String(binds[0]!.inputs["create"]), /net\.ipv4\.ip_nonlocal_bind = 1/);
+    assert.match(String(binds[0]!.inputs["delete"]), /rm -f \S*\/etc\/sysctl\.d\/60-bbaegok-link-bbwg[0-9a-f]{8}\.conf/);
+    const primary = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db`);
+    assert.ok(primary!.options.dependsOn.includes(binds[0]!.name), "the primary's container does not wait for the sysctl");
+  });
 });
 
 describe("a mariadb stack with its replica on another server, over WireGuard", () => {

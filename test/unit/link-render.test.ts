@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { NONLOCAL_BIND_SYSCTL, linkBootUnit, linkDownScript, linkPaths, linkUpScript, wireguardConfig, wireguardInterface, wireguardPublicKey } from "../../infra/link/render.js";
+import { NONLOCAL_BIND_SYSCTL, linkBootUnit, linkDownScript, linkPaths, linkUpScript, tailnetBindScript, tailnetUnbindScript, wireguardConfig, wireguardInterface, wireguardPublicKey } from "../../infra/link/render.js";
 import { requireCommand, tempDir } from "../support/system.js";
 
 const hex64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
@@ -75,7 +75,7 @@ describe("the wg-quick file and the scripts", () => {
 
   it("the up and down scripts are shellcheck-clean", () => {
     const paths = linkPaths("/srv/bbaegok/prod", "bbaegok-prod");
-    for (const script of [linkUpScript(paths, { bindsLinkAddress: true }), linkUpScript(paths, { bindsLinkAddress: false }), linkDownScript(paths)]) {
+    for (const script of [linkUpScript(paths, { bindsLinkAddress: true }), linkUpScript(paths, { bindsLinkAddress: false }), linkDownScript(paths), tailnetBindScript(paths), tailnetUnbindScript(paths)]) {
       const r = spawnSync(requireCommand("shellcheck", "shellcheck"), ["--shell=bash", "--severity=style", "-"], { input: script, encoding: "utf8" });
       assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
     }
