@@ -11,6 +11,8 @@ export interface MariaDb {
   sql(statements: string, database?: string): string;
   /** Runs SQL as `user` over TCP; returns the exit status and output, never throws. */
   sqlAs(user: string, password: string, statements: string, database?: string): { status: number; stdout: string; stderr: string };
+  /** Stops the server and starts it again on the same data, socket and port with `args` instead (a container replaced, its volume kept). */
+  restart(args: readonly string[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -31,14 +33,34 @@ export async function startMariaDb(args: readonly string[] = [], { netns }: { ne
   const install = spawnSync(installDb, ["--no-defaults", `--datadir=${data}`, "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"], { encoding: "utf8" });
   if (install.status !== 0) throw new Error(`mariadb-install-db failed: ${install.stderr}`);
   const inNetns = (argv: string[]) => (netns ? ["ip", "netns", "exec", netns, ...argv] : argv);
-  const serverArgv = inNetns([
-    server,
-    "--no-defaults", `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", `--pid-file=${join(dir.path, "pid")}`, "--innodb-buffer-pool-size=64M", ...args]);
-  // ip netns exec execs the server: the child is mariadbd itself, as without a namespace.
-  const child: ChildProcess = spawn(serverArgv[0]!, serverArgv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
-  child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let child: ChildProcess;
+  let exited: Promise<void>;
+  const launch = (extra: readonly string[]) => {
+    const serverArgv = inNetns([
+      server,
+      "--no-defaults", `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", `--pid-file=${join(dir.path, "pid")}`, "--innodb-buffer-pool-size=64M", ...extra]);
+    // ip netns exec execs the server: the child is mariadbd itself, as without a namespace.
+    child = spawn(serverArgv[0]!, serverArgv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
+    child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
+    exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  };
+  const halt = async () => {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  };
+  const accepting = async () => {
+    try {
+      await waitFor("MariaDB to accept connections", () => run(["--no-defaults", `--socket=${socket}`, "-uroot", "-e", "SELECT 1"], "").status === 0, 60_000, 200);
+    } catch (err) {
+      await db.stop();
+      throw new Error(`${(err as Error).message}\n${log.slice(-2000)}`);
+    }
+  };
+  launch(args);
 
   const run = (args: string[], input: string) => spawnSync(client, args, { input, encoding: "utf8" });
   const db: MariaDb = {
@@ -58,20 +80,17 @@ export async function startMariaDb(args: readonly string[] = [], { netns }: { ne
       });
       return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
     },
+    async restart(newArgs) {
+      await halt();
+      if (child.exitCode !== 0) throw new Error(`MariaDB did not stop cleanly (exit ${child.exitCode}):\n${log.slice(-2000)}`);
+      launch(newArgs);
+      await accepting();
+    },
     async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-        if (child.exitCode === null) child.kill("SIGKILL");
-      }
+      await halt();
       dir.remove();
     },
   };
-  try {
-    await waitFor("MariaDB to accept connections", () => run(["--no-defaults", `--socket=${socket}`, "-uroot", "-e", "SELECT 1"], "").status === 0, 60_000, 200);
-  } catch (err) {
-    await db.stop();
-    throw new Error(`${(err as Error).message}\n${log.slice(-2000)}`);
-  }
+  await accepting();
   return db;
 }
