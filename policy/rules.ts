@@ -42,26 +42,29 @@ export function roleOf(r: ResourceView): string | undefined {
 
 /**
  * Only the proxy publishes host ports: everything else is reached through it.
- * One named exception, `linkBoundDatabasePort`: the database may publish its
- * own port on a private link address (a replica on another server reaches it
- * over WireGuard or a tailnet), never on every address.
+ * One named exception, `linkBoundDatabasePort`: the database and a replica on
+ * another server may publish their own port on a private link address (the
+ * replica replicates from the primary's, the app and Metabase read the
+ * replica's, over WireGuard or a tailnet), never on every address.
  */
 export function onlyProxyPublishesPorts(r: ResourceView): string[] {
   if (r.type !== CONTAINER) return [];
   const ports = r.inputs["ports"];
   const publishes = (Array.isArray(ports) && ports.length > 0) || r.inputs["publishAllPorts"] === true || r.inputs["networkMode"] === "host";
   if (!publishes || roleOf(r) === "proxy" || linkBoundDatabasePort(r)) return [];
-  const database = roleOf(r) === "database" ? `; a database may publish only its own port (${[...DATABASE_PORTS].join(" or ")}/tcp) bound to a private link address (database.replicas[].link), never 0.0.0.0 or a public one` : "";
+  const database = DATABASE_ROLES.has(roleOf(r) ?? "") ? `; a database may publish only its own port (${[...DATABASE_PORTS].join(" or ")}/tcp) bound to a private link address (database.replicas[].link), never 0.0.0.0 or a public one` : "";
   return [`container ${r.name} (role ${roleOf(r) ?? "none"}) publishes host ports or uses the host network; only the proxy may${database}`];
 }
 
 // The engines' ports (MariaDB/MySQL, PostgreSQL): the only ones a database may publish on a link.
 const DATABASE_PORTS = new Set([3306, 5432]);
+// The primary and its replica.
+const DATABASE_ROLES = new Set(["database", "database-replica"]);
 
-/** A database container whose every published port is its engine's, over TCP, bound to a private link address (isPrivateLinkAddress). */
+/** A database or replica container whose every published port is its engine's, over TCP, bound to a private link address (isPrivateLinkAddress). */
 export function linkBoundDatabasePort(r: ResourceView): boolean {
   const ports = r.inputs["ports"];
-  if (roleOf(r) !== "database" || r.inputs["publishAllPorts"] === true || r.inputs["networkMode"] === "host" || !Array.isArray(ports)) return false;
+  if (!DATABASE_ROLES.has(roleOf(r) ?? "") || r.inputs["publishAllPorts"] === true || r.inputs["networkMode"] === "host" || !Array.isArray(ports)) return false;
   return ports.every((p: { internal?: unknown; external?: unknown; ip?: unknown; protocol?: unknown }) =>
     DATABASE_PORTS.has(Number(p.internal)) && p.external === p.internal && (p.protocol ?? "tcp") === "tcp" && typeof p.ip === "string" && isPrivateLinkAddress(p.ip));
 }

@@ -6,7 +6,7 @@ import { DatabaseBackups } from "../infra/backup/index.js";
 import { ServiceDatabase } from "../infra/database/index.js";
 import { StackDns } from "../infra/dns/index.js";
 import { ReadReplica, replicaIsPrimary, type ReplicaConfig } from "../infra/replica/index.js";
-import { WireguardLink, tailnetPrimaryBind, type ReplicaLink } from "../infra/link/index.js";
+import { WireguardLink, tailnetBind, type ReplicaLink } from "../infra/link/index.js";
 import { Metabase } from "../infra/metabase/index.js";
 import { EdgeProxy, GuestProxy, ownerProxyEndpoint, publicHosts } from "../infra/proxy/index.js";
 import { INTERNAL_PORT, proxyContainerName } from "../infra/proxy/contract.js";
@@ -34,8 +34,9 @@ const replicas = config.database.replicas.map((replica, i) => {
   const elsewhere = replicasElsewhere[i];
   return new ReadReplica(`database-replica-${i + 1}`, { server, database: config.database, replica, primary: database, service: config.service, ...(elsewhere ? { elsewhere: elsewhere.replicaSide } : {}) });
 });
-// The app, Metabase and backups read the replica on this server only: the slots' data network is internal (no route to a link).
-const localReplica = replicas.find((r) => r.onStackServer);
+// The app and Metabase read the replica, on this server's data network or at its link address on another
+// server; backups read it only on this server (infra/backup: replica.sh status needs both containers).
+const readReplica = replicas[0];
 const app = new AppSlots("app", {
   server,
   config,
@@ -45,7 +46,7 @@ const app = new AppSlots("app", {
   proxyContainer: ownerProxy ? ownerProxy.container : proxyContainerName(config.service),
   internalPort: INTERNAL_PORT,
 });
-const metabase = config.metabase.enabled ? new Metabase("metabase", { server, config, database, ...(localReplica ? { replica: localReplica } : {}) }) : undefined;
+const metabase = config.metabase.enabled ? new Metabase("metabase", { server, config, database, ...(readReplica ? { replica: readReplica } : {}) }) : undefined;
 
 /** This stack's environment name. */
 export const environment = stack;
@@ -105,6 +106,6 @@ function replicaElsewhere(name: string, other: NonNullable<ReplicaConfig["server
   const ready =
     link.type === "wireguard"
       ? new WireguardLink(`${name}-link`, { primary: { connection: server.connection, names: server.names, endpoint: config.server.host }, replica: { connection: host.connection, names: host.names, endpoint: other.host }, link }).ready
-      : [tailnetPrimaryBind(`${name}-link-primary-bind`, server)];
+      : [tailnetBind(`${name}-link-primary-bind`, server), tailnetBind(`${name}-link-replica-bind`, host)];
   return { primaryLink: { address: link.primaryAddress, ready }, replicaSide: { host, linkReady: ready } };
 }

@@ -4,7 +4,7 @@
 import { durationSeconds } from "../../stacks/config/rules.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS } from "../database/render.js";
-import { localReplica, primaryHost, REPLICA_ALIAS, replicaIsPrimary } from "../replica/render.js";
+import { primaryHost, readReplica, replicaReadHost } from "../replica/render.js";
 import { dockerHealthCheck, shellQuote } from "../server/render.js";
 
 export const SLOTS: readonly Slot[] = ["blue", "green"];
@@ -34,6 +34,11 @@ export function jdbcUrl(db: StackConfig["database"], host: string = DATABASE_ALI
   }
 }
 
+function readReplicaEnv(db: StackConfig["database"]): Record<string, string> {
+  const replica = readReplica(db);
+  return replica ? { SPRING_DATASOURCE_REPLICA_URL: jdbcUrl(db, replicaReadHost(replica)), SPRING_DATASOURCE_REPLICA_USERNAME: db.user } : {};
+}
+
 /** The slot's environment: the stack's plain `app.env` over what the platform sets. */
 export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Slot): string[] {
   const managed: Record<string, string> = {
@@ -43,12 +48,10 @@ export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Sl
     // The writes: on the original, or on the replica once promoted (npm run promote).
     SPRING_DATASOURCE_URL: jdbcUrl(config.database, primaryHost(config.database)),
     SPRING_DATASOURCE_USERNAME: config.database.user,
-    // With a read replica: the read-only datasource (same user and password file; README, "Read replicas").
-    // A promoted replica is the primary: no replica is left to read from. A replica on another server
-    // is out of the slots' reach (their data network is internal), so they read the primary.
-    ...(localReplica(config.database) && !replicaIsPrimary(config.database)
-      ? { SPRING_DATASOURCE_REPLICA_URL: jdbcUrl(config.database, REPLICA_ALIAS), SPRING_DATASOURCE_REPLICA_USERNAME: config.database.user }
-      : {}),
+    // With a read replica: the read-only datasource (same user and password file; README, "Read replicas"),
+    // on this server's data network or at the other server's link address. A promoted replica is the primary:
+    // no replica is left to read from.
+    ...readReplicaEnv(config.database),
     SPRING_CONFIG_IMPORT: `optional:configtree:${APP_SECRETS_MOUNT}/`,
     // The JVM sizes its heap from the container's limit, not the host's memory.
     JAVA_TOOL_OPTIONS: "-XX:MaxRAMPercentage=75",

@@ -68,7 +68,7 @@ export class WireguardLink extends pulumi.ComponentResource {
         `${name}-${side}-up`,
         {
           connection: self.connection,
-          create: runScriptAsRootCommand(paths.up, linkUpScript(paths, { bindsLinkAddress: side === "primary" })),
+          create: runScriptAsRootCommand(paths.up, linkUpScript(paths)),
           delete: runScriptAsRootCommand(paths.down, linkDownScript(paths)),
           // A changed file (a key, the peer) is applied to the running interface.
           triggers: [text],
@@ -86,16 +86,16 @@ export class WireguardLink extends pulumi.ComponentResource {
 
 /**
  * A tailnet link: nothing of the tailnet is the program's to configure, but
- * on the primary's server Docker must be able to publish the database's port
- * on the tailnet address before tailscaled has assigned it at boot
- * (tailnetBindScript).
+ * on each end Docker must be able to publish a database's port (the
+ * primary's, the replica's) on the tailnet address before tailscaled has
+ * assigned it at boot (tailnetBindScript).
  */
-export function tailnetPrimaryBind(name: string, primary: Pick<LinkEnd, "connection" | "names">, opts?: pulumi.CustomResourceOptions): command.remote.Command {
-  const paths = linkPaths(primary.names.stackDir, primary.names.prefix);
+export function tailnetBind(name: string, end: Pick<LinkEnd, "connection" | "names">, opts?: pulumi.CustomResourceOptions): command.remote.Command {
+  const paths = linkPaths(end.names.stackDir, end.names.prefix);
   return new command.remote.Command(
     name,
     {
-      connection: primary.connection,
+      connection: end.connection,
       create: runScriptAsRootCommand(paths.up, tailnetBindScript(paths)),
       delete: runScriptAsRootCommand(paths.down, tailnetUnbindScript(paths)),
       logging: "stderr",

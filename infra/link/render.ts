@@ -18,7 +18,7 @@ export function wireguardInterface(prefix: string): string {
 /**
  * Where the link's files are on a host: the wg-quick file (0600, it holds the
  * private key), the scripts run as root, and under `etc` (the host's /etc;
- * another directory in tests) the boot unit and the primary's sysctl file.
+ * another directory in tests) the boot unit and the sysctl file.
  */
 export function linkPaths(stackDir: string, prefix: string, etc = "/etc") {
   const iface = wireguardInterface(prefix);
@@ -100,9 +100,9 @@ export function wireguardConfig(spec: WireguardConfigSpec): string {
 
 /**
  * The unit that brings the link up at boot. Without it a reboot leaves the
- * link down until the next `pulumi up`: the replica stops, and on the
- * primary's server Docker cannot even start the database, whose port is
- * published on the link address only (docker-proxy's bind fails: "cannot
+ * link down until the next `pulumi up`: the replica stops, and Docker cannot
+ * even start the primary's database or the replica, whose ports are
+ * published on their link addresses only (docker-proxy's bind fails: "cannot
  * assign requested address"). Ordered before Docker, so its containers find
  * the address; retried while the peer's name does not resolve yet.
  */
@@ -131,14 +131,15 @@ export function linkBootUnit(paths: LinkPaths): string {
 }
 
 /**
- * On the primary's server: the kernel lets a process bind the link address
- * while the link is not up (net.ipv4.ip_nonlocal_bind), so Docker starts the
- * database even when the link does not come up at boot (the peer unreachable,
- * its name not resolving): the app keeps its database, only the replica waits.
+ * On both servers: the kernel lets a process bind the link address while the
+ * link is not up (net.ipv4.ip_nonlocal_bind), so Docker starts the database
+ * and the replica even when the link does not come up at boot (the peer
+ * unreachable, its name not resolving): the app keeps its database, only the
+ * replication and the replica's reads wait.
  */
 export const NONLOCAL_BIND_SYSCTL = "net.ipv4.ip_nonlocal_bind = 1\n";
 
-/** The lines that install and apply NONLOCAL_BIND_SYSCTL (the primary's server, either kind of link). */
+/** The lines that install and apply NONLOCAL_BIND_SYSCTL (both servers, either kind of link). */
 function nonlocalBindLines(paths: LinkPaths): string[] {
   return [...installFileLines(paths.sysctl, NONLOCAL_BIND_SYSCTL), `sysctl -q -p ${shellQuote(paths.sysctl)}`];
 }
@@ -150,37 +151,32 @@ function installFileLines(path: string, text: string): string[] {
 }
 
 /**
- * On the primary's server of a tailnet link: tailscaled may give the server
- * its tailnet address after Docker has started the containers, so the same
- * sysctl lets Docker publish the database's port on it (nothing else of a
- * tailnet is the program's to configure).
+ * On each server of a tailnet link: tailscaled may give the server its
+ * tailnet address after Docker has started the containers, so the same
+ * sysctl lets Docker publish the database's or the replica's port on it
+ * (nothing else of a tailnet is the program's to configure).
  */
 export function tailnetBindScript(paths: LinkPaths): string {
   return ["#!/bin/bash", "set -euo pipefail", ...nonlocalBindLines(paths), ""].join("\n");
 }
 
-/** Removes the tailnet primary's sysctl file (the running kernel keeps the setting until the next boot). */
+/** Removes a tailnet end's sysctl file (the running kernel keeps the setting until the next boot). */
 export function tailnetUnbindScript(paths: LinkPaths): string {
   return ["#!/bin/bash", "set -euo pipefail", `rm -f ${shellQuote(paths.sysctl)}`, ""].join("\n");
-}
-
-export interface LinkUpOptions {
-  /** This host's database publishes its port on the link address (the primary's server). */
-  bindsLinkAddress: boolean;
 }
 
 /**
  * Brings the link up from its file, or applies a changed file to the running
  * interface without dropping it (`wg syncconf`: keys and peers; a changed
  * address needs the interface down and up); then installs what brings it back
- * after a reboot (linkBootUnit; on the primary's server, NONLOCAL_BIND_SYSCTL).
+ * after a reboot (linkBootUnit, NONLOCAL_BIND_SYSCTL).
  */
-export function linkUpScript(paths: LinkPaths, options: LinkUpOptions): string {
+export function linkUpScript(paths: LinkPaths): string {
   const q = shellQuote;
   return [
     "#!/bin/bash",
     "set -euo pipefail",
-    ...(options.bindsLinkAddress ? nonlocalBindLines(paths) : []),
+    ...nonlocalBindLines(paths),
     `if ip link show dev ${q(paths.iface)} >/dev/null 2>&1; then`,
     `  wg syncconf ${q(paths.iface)} <(wg-quick strip ${q(paths.config)})`,
     "else",

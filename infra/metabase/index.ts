@@ -10,7 +10,7 @@ import type { StackConfig } from "../../stacks/config/schema.js";
 import type { ServiceDatabase } from "../database/index.js";
 import { DATABASE_UID, SECRETS_MOUNT } from "../database/render.js";
 import { dockerHealthCheck, platformContainer, ServerFile, shellQuote, type HomeServer } from "../server/index.js";
-import { METABASE_SECRETS_MOUNT, READONLY_USER, adminSqlCommand, metabaseEntrypoint, readOnlyUserSql, setupScript } from "./render.js";
+import { METABASE_SECRETS_MOUNT, READONLY_USER, adminSqlCommand, metabaseEntrypoint, readOnlyUserSql, replicaReadOnlyUserSql, setupScript } from "./render.js";
 
 export interface MetabaseArgs {
   /** The stack's server footprint: Docker provider, networks, Metabase's fixed edge address, SSH. */
@@ -173,12 +173,12 @@ export class Metabase extends pulumi.ComponentResource {
     );
 
     function readOnlyLoginOnReplica(parent: Metabase, replica: ReadReplica): command.remote.Command {
-      // Outside the replica's binary log: its GTIDs must stay the primary's alone.
-      const sql = (pw: string) => `SET SESSION sql_log_bin = 0;\n${readOnlyUserSql(config.database, mb.tables, pw)}`;
+      const sql = (pw: string) => replicaReadOnlyUserSql(config.database, mb.tables, pw);
       return new command.remote.Command(
         `${name}-readonly-user-replica`,
         {
-          connection: server.connection,
+          // On the replica's own server when it runs on another one.
+          connection: replica.connection,
           create: adminSqlCommand(config.database.engine, replica.containerName, config.database.name),
           stdin: pulumi.secret(readonlyPassword.apply(sql)),
           logging: "stderr",

@@ -69,6 +69,15 @@ export function readOnlyUserSql(db: StackConfig["database"], tables: readonly st
   return db.engine === "postgres" ? postgresGrantSql(db, tables, password) : mysqlGrantSql(db, tables, password);
 }
 
+/**
+ * The same login on a MariaDB/MySQL replica, which keeps its own accounts (the
+ * `mysql` schema is not replicated): outside the replica's binary log, so its
+ * GTIDs stay the primary's alone. (A PostgreSQL standby has the primary's roles.)
+ */
+export function replicaReadOnlyUserSql(db: StackConfig["database"], tables: readonly string[], password: string): string {
+  return `SET SESSION sql_log_bin = 0;\n${mysqlGrantSql(db, tables, password)}`;
+}
+
 /** Runs SQL from stdin as the database's administrator, inside its container. */
 export function adminSqlCommand(engine: DatabaseEngine, container: string, database: string): string {
   if (engine === "postgres") {

@@ -4,7 +4,8 @@
 // password as a file beside the database's others, and the setup run by the
 // rendered replica script over SSH. Or, on another server (`elsewhere`), the
 // container there on a routed bridge of its own, reaching the primary over
-// the private link, each server running its own copy of the script.
+// the private link and reached for reads on its own link address, each
+// server running its own copy of the script.
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -12,13 +13,15 @@ import * as random from "@pulumi/random";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import type { ServiceDatabase } from "../database/index.js";
 import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseSpec } from "../database/render.js";
-import { asRootCommand, dockerHealthCheck, platformContainer, ServerFile, type HomeServer, type OtherServer } from "../server/index.js";
+import { asRootCommand, dockerHealthCheck, platformContainer, ServerFile, type HomeServer, type OtherServer, type SshConnection } from "../server/index.js";
 import {
   REPLICA_ALIAS,
   REPLICATION_PASSWORD_FILE,
   REPLICATION_PGPASS_FILE,
   SEEDING_PASSWORD_FILE,
   linkAddressOfPrimary,
+  linkAddressOfReplica,
+  replicaReadHost,
   postgresReplicaEntrypoint,
   standbyStreamingWaitCommand,
   replicaIsPrimary,
@@ -64,13 +67,15 @@ const ENTRYPOINT_MOUNT = "/replica";
 export class ReadReplica extends pulumi.ComponentResource {
   /** Container name, e.g. `bbaegok-prod-db-replica`. */
   readonly containerName: string;
-  /** Host name of the replica on the stack's data network (the app's read-only datasource, Metabase). */
-  readonly host: string = REPLICA_ALIAS;
+  /** Where the app's read-only datasource and Metabase reach it: its alias on the data network, or its address on the link. */
+  readonly host: string;
+  /** The SSH connection of the server it runs on (commands in its container run there). */
+  readonly connection: SshConnection;
   /** The replica's script on the server: `replica.sh setup|wait|status|promote`. */
   readonly scriptPath: string;
   /** The replica's container: what the app's slots wait for once it is the primary. */
   readonly container: docker.Container;
-  /** On the stack's server (the data network): the app, Metabase and backups read it. False for a standby on another server. */
+  /** On the stack's server (the data network): backups and status read it too (they need both containers on one server). */
   readonly onStackServer: boolean;
 
   constructor(name: string, args: ReadReplicaArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -89,6 +94,8 @@ export class ReadReplica extends pulumi.ComponentResource {
     this.containerName = replicaName.container;
     this.scriptPath = replicaName.script(names.stackDir);
     this.onStackServer = !elsewhere;
+    this.host = replicaReadHost(args.replica);
+    this.connection = host.connection;
 
     const replicationPassword = pulumi.secret(new random.RandomPassword(`${name}-replication-password`, { length: 32, special: false }, { parent: this }).result);
     // MariaDB elsewhere: the login the replica's server dumps the primary as, over the link (replica.bash says why a login of its own).
@@ -189,10 +196,13 @@ export class ReadReplica extends pulumi.ComponentResource {
       // The replica's data is a copy, but rebuilding it loads the primary: protected and retained like the primary's.
       const volume = new docker.Volume(`${name}-volume`, { name: replicaName.volume }, { ...dockerOpts, protect: true, retainOnDelete: true });
       const postgres = database.engine === "postgres";
-      // Elsewhere: a routed bridge of its own (an internal network has no route to the link), and still no published port.
+      // Elsewhere: a routed bridge of its own (an internal network has no route to the link, and Docker publishes
+      // no port of a container on internal networks only), its port published on its link address only (the
+      // app's and Metabase's reads); on the stack's server, the data network and no published port.
       const network = elsewhere
         ? { name: new docker.Network(`${name}-network`, { name: replicaName.remoteNetwork, driver: "bridge" }, dockerOpts).name }
         : { name: server.dataNetworkName, aliases: [REPLICA_ALIAS] };
+      const linkAddress = elsewhere ? linkAddressOfReplica(args.replica) : undefined;
       return platformContainer(
         `${name}-container`,
         { role: "database-replica", stack: server.stack },
@@ -205,6 +215,7 @@ export class ReadReplica extends pulumi.ComponentResource {
           // PostgreSQL: the entrypoint seeds an empty volume by pg_basebackup, as the database's uid, then runs the image's own.
           ...(postgres ? { user: DATABASE_UID, entrypoints: [`${ENTRYPOINT_MOUNT}/entrypoint.sh`], command: ["docker-entrypoint.sh", ...spec.command, ...replicaServerFlags(serverSpec)] } : { command: [...spec.command, ...replicaServerFlags(serverSpec)] }),
           networksAdvanced: [network],
+          ...(linkAddress ? { ports: [{ internal: spec.port, external: spec.port, ip: linkAddress, protocol: "tcp" }] } : {}),
           volumes: [{ volumeName: volume.name, containerPath: spec.dataPath }],
           mounts: [
             { type: "bind", source: `${host.names.secretsDir}/db`, target: SECRETS_MOUNT, readOnly: true },

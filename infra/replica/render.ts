@@ -55,9 +55,33 @@ export function replicaNames(prefix: string) {
   };
 }
 
-/** The replica on the stack's own server, if any: the one the app, Metabase, backups and status read (one on another server is a standby only, so far). */
+/** The replica on the stack's own server, if any: the one backups and status read (they need both containers on one server). */
 export function localReplica(db: Pick<StackConfig["database"], "replicas">): ReplicaConfig | undefined {
   return db.replicas.find((r) => !r.server);
+}
+
+/**
+ * The replica the app's read-only datasource and Metabase read: none once
+ * promoted (it is the primary then, and no other replica is left).
+ */
+export function readReplica(db: Pick<StackConfig["database"], "primary" | "replicas">): ReplicaConfig | undefined {
+  return replicaIsPrimary(db) ? undefined : db.replicas[0];
+}
+
+/**
+ * Where the app and Metabase reach a replica: its alias on the data network;
+ * on another server, its address on the link, where its port is published
+ * and nowhere else. The slots and Metabase get there through their routed
+ * edge network: Docker masquerades what leaves it, so the replica's server
+ * sees the primary server's link address, the only peer its link accepts.
+ */
+export function replicaReadHost(replica: ReplicaConfig): string {
+  return linkAddressOfReplica(replica) ?? REPLICA_ALIAS;
+}
+
+/** The address a replica on another server publishes its port on: its address on the link. */
+export function linkAddressOfReplica(replica: ReplicaConfig): string | undefined {
+  return replica.server && replica.link ? replica.link.replicaAddress : undefined;
 }
 
 /** The address the primary listens on for a replica on another server: its address on the link. */

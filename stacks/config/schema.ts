@@ -128,12 +128,14 @@ const otherServerSchema = z.strictObject(
 
 const WIREGUARD_ADDRESS_EXPECTED = 'expected the host\'s private address on the WireGuard link, e.g. "10.99.0.1" (inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)';
 const wireguardAddress = z.string({ error: WIREGUARD_ADDRESS_EXPECTED }).refine((v) => isIpv4(v) && isPrivateCidr(`${v}/32`), { error: WIREGUARD_ADDRESS_EXPECTED });
-const TAILNET_ADDRESS_EXPECTED = 'expected the primary server\'s tailnet address, e.g. "100.101.102.103" (inside 100.64.0.0/10: tailscale ip -4 on that server)';
+const TAILNET_ADDRESS_EXPECTED = 'expected the server\'s tailnet address, e.g. "100.101.102.103" (inside 100.64.0.0/10: tailscale ip -4 on that server)';
 const tailnetAddress = z.string({ error: TAILNET_ADDRESS_EXPECTED }).refine((v) => isPrivateLinkAddress(v) && !isPrivateCidr(`${v}/32`), { error: TAILNET_ADDRESS_EXPECTED });
 
 /**
- * The private link a replica on another server reaches the primary over; the
- * primary's database listens on `primaryAddress` only, never on a public address.
+ * The private link between the primary's server and a replica's: the
+ * primary's database port is published on `primaryAddress` only (the replica
+ * replicates from it), the replica's on `replicaAddress` only (the app and
+ * Metabase read it), never on a public address.
  */
 const replicaLinkSchema = z.discriminatedUnion(
   "type",
@@ -147,12 +149,13 @@ const replicaLinkSchema = z.discriminatedUnion(
       port: port.default(51820),
     }),
     z.strictObject({
-      /** A tailnet both servers already belong to (Tailscale): nothing to configure but the address. */
+      /** A tailnet both servers already belong to (Tailscale): nothing to configure but the addresses. */
       type: z.literal("tailnet"),
       primaryAddress: tailnetAddress,
+      replicaAddress: tailnetAddress,
     }),
   ],
-  { error: 'expected link.type "wireguard" (with primaryAddress and replicaAddress) or "tailnet" (with primaryAddress)' },
+  { error: 'expected link.type "wireguard" or "tailnet", each with primaryAddress and replicaAddress' },
 );
 
 export const domainsSchema = z.strictObject({
@@ -396,7 +399,7 @@ export const stackConfigSchema = z
     database.replicas.forEach((replica, i) => {
       const at = (...path: (string | number)[]) => ["database", "replicas", i, ...path];
       if (replica.server && !replica.link) {
-        ctx.addIssue({ code: "custom", path: at("link"), input: undefined, message: 'expected the private link to the replica\'s server: { type: wireguard, primaryAddress, replicaAddress } or { type: tailnet, primaryAddress } (never a published port)' });
+        ctx.addIssue({ code: "custom", path: at("link"), input: undefined, message: 'expected the private link to the replica\'s server: { type: wireguard, primaryAddress, replicaAddress } or { type: tailnet, primaryAddress, replicaAddress } (never a published port)' });
       }
       if (replica.link && !replica.server) {
         ctx.addIssue({ code: "custom", path: at("link"), input: replica.link, message: "expected no link: the replica is on the stack's own server (set server: to put it on another)" });
@@ -411,8 +414,8 @@ export const stackConfigSchema = z
         ctx.addIssue({ code: "custom", path: at("server", "host"), input: replica.server.host, message: "expected another server than server.host (leave server: out for a replica on the same server)" });
       }
       const link = replica.link;
+      if (link && link.primaryAddress === link.replicaAddress) ctx.addIssue({ code: "custom", path: at("link", "replicaAddress"), input: link.replicaAddress, message: "expected an address other than link.primaryAddress" });
       if (link?.type === "wireguard") {
-        if (link.primaryAddress === link.replicaAddress) ctx.addIssue({ code: "custom", path: at("link", "replicaAddress"), input: link.replicaAddress, message: "expected an address other than link.primaryAddress" });
         for (const key of ["primaryAddress", "replicaAddress"] as const) {
           if (cidrsOverlap(`${link[key]}/32`, config.server.edgeSubnet)) ctx.addIssue({ code: "custom", path: at("link", key), input: link[key], message: `expected an address outside server.edgeSubnet (${config.server.edgeSubnet})` });
         }

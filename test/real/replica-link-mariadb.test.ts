@@ -8,15 +8,19 @@
 // replication from the primary's link address. Each copy's stand-in for
 // `docker exec` knows only its own server's container (the replica's runs in
 // the replica's namespace), so neither side can reach the other but by the link.
+// The replica listens on its link address (standing for its port published
+// there): the app's and Metabase's logins read it from the primary's server.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { SEEDING_PASSWORD_FILE, primaryReplicationFlags, replicaServerFlags, type ThisServer } from "../../infra/replica/render.js";
-import { LINK, linkedServers, type LinkedServers } from "../support/link-harness.js";
+import { READONLY_USER, replicaReadOnlyUserSql } from "../../infra/metabase/render.js";
+import { LINK, UNDERLAY, linkedServers, type LinkedServers } from "../support/link-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, type ContainerEnvs, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica } from "../support/replica-harness.js";
-import { tempDir, waitFor } from "../support/system.js";
+import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
 const APP_PASSWORD = generatedPassword();
@@ -43,11 +47,12 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
       const up = link.up(s);
       assert.equal(up.status, 0, up.stderr);
     }
-    // The primary's port on its link address only: what the program's port binding (ip: link.primaryAddress) makes of its container.
+    // Each server's port on its link address only: what the program's port bindings (ip: link.primaryAddress, link.replicaAddress)
+    // make of the containers (the replica's loopback stays for its own server's checks, as docker exec would).
     const replicaFlags = replicaServerFlags({ engine: "mariadb", memoryMb: 1024, primaryHost: LINK.primary, primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
     [primary, replica] = await Promise.all([
       startMariaDb([...primaryReplicationFlags("mariadb"), `--bind-address=${LINK.primary}`], { netns: link.ns.primary }),
-      startMariaDb(replicaFlags, { netns: link.ns.replica }),
+      startMariaDb([...replicaFlags, `--bind-address=127.0.0.1,${LINK.replica}`], { netns: link.ns.replica }),
     ]);
     primary.sql(imageInit);
     replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
@@ -124,6 +129,37 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
     assert.match(write.stderr, /--read-only/);
     const read = replica.sqlAs(DB, APP_PASSWORD, "SELECT COUNT(*) FROM orders", DB);
     assert.equal(read.stdout.trim(), "3", read.stderr);
+  });
+
+  it("the app and Metabase on the primary's server read the replica at its link address, seen coming from the primary's; neither can write there", () => {
+    const client = requireCommand("mariadb", "mariadb-client");
+    // A client on the primary's server (the slots' and Metabase's traffic leaves their edge network masqueraded as this server).
+    const fromPrimaryServer = (user: string, password: string, statements: string, host: string = LINK.replica) =>
+      spawnSync("ip", link.inNs("primary", client, "--no-defaults", "--default-character-set=utf8mb4", "--connect-timeout=3", `-h${host}`, `-P${replica.port}`, `-u${user}`, "--batch", "--skip-column-names", DB), {
+        input: statements,
+        encoding: "utf8",
+        env: { ...process.env, MYSQL_PWD: password },
+      });
+    const read = fromPrimaryServer(DB, APP_PASSWORD, "SELECT COUNT(*) FROM orders; SELECT SUBSTRING_INDEX(HOST, ':', 1) FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID();");
+    assert.equal(read.status, 0, read.stderr);
+    assert.equal(read.stdout, `3\n${LINK.primary}\n`);
+    const write = fromPrimaryServer(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('x')");
+    assert.notEqual(write.status, 0);
+    assert.match(write.stderr, /--read-only/);
+    // Metabase's login, as its component makes it on the replica: outside the replica's binary log.
+    const position = replica.sql("SELECT @@gtid_binlog_pos").trim();
+    const metabasePassword = generatedPassword();
+    replica.sql(replicaReadOnlyUserSql(replicatedDatabase("mariadb"), [], metabasePassword));
+    assert.equal(replica.sql("SELECT @@gtid_binlog_pos").trim(), position, "the login was written to the replica's binary log");
+    const analytics = fromPrimaryServer(READONLY_USER, metabasePassword, "SELECT GROUP_CONCAT(memo ORDER BY id) FROM orders");
+    assert.equal(analytics.stdout.trim(), "바뀜,주문 2 😀,주문 3 over the link", analytics.stderr);
+    // Its own grants are SELECT alone (read_only refuses every write on the replica anyway).
+    const grants = fromPrimaryServer(READONLY_USER, metabasePassword, "SHOW GRANTS");
+    assert.deepEqual(grants.stdout.trim().split("\n").map((g) => g.replace(/ IDENTIFIED BY PASSWORD '[^']+'/, "")), [`GRANT USAGE ON *.* TO \`${READONLY_USER}\`@\`%\``, `GRANT SELECT ON \`${DB}\`.* TO \`${READONLY_USER}\`@\`%\``], grants.stderr);
+    // Nowhere but the link: the replica's server's own (underlay) address does not answer.
+    const underlay = fromPrimaryServer(DB, APP_PASSWORD, "SELECT 1", UNDERLAY.replica);
+    assert.notEqual(underlay.status, 0);
+    assert.match(underlay.stderr, /Can't connect/);
   });
 
   it("a second setup on each server leaves the replica replicating; promote is refused on both copies", async () => {

@@ -4,19 +4,23 @@
 // (infra/link/render.ts; userspace wireguard-go when the kernel has no
 // WireGuard, as here); the primary listens on its link address only, the
 // replica is seeded and streams through the rendered entrypoint and flags
-// (infra/replica/render.ts) from the primary's link address.
+// (infra/replica/render.ts) from the primary's link address. The standby
+// listens on its own link address (standing for its port published there):
+// the app's and Metabase's logins read it from the primary's server.
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { READONLY_USER, readOnlyUserSql } from "../../infra/metabase/render.js";
 import { postgresReplicaEntrypoint, primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
 import { POSTGRES_OS_USER, postgresBinDir, uidOf } from "../support/postgres.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, renderReplicaScript, replicaEnv, replicatedDatabase, runReplica, writePostgresReplicationSecrets } from "../support/replica-harness.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicatedDatabase, runReplica, writePostgresReplicationSecrets } from "../support/replica-harness.js";
 import { LINK, UNDERLAY, linkedServers, type LinkedServers } from "../support/link-harness.js";
 import { freePort, requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
+const APP_PASSWORD = generatedPassword();
 const tag = String(process.pid % 100000);
 
 describe("a PostgreSQL replica on another server, over the rendered WireGuard link (network namespaces)", () => {
@@ -83,11 +87,15 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     }
     const init = spawnSync(join(binDir, "initdb"), ["-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"], { uid, gid, cwd: dir.path, encoding: "utf8" });
     assert.equal(init.status, 0, init.stderr);
+    // As the official image leaves it: any address may log in with a password (the port is only ever on a link address).
+    writeFileSync(join(data, "pg_hba.conf"), `${readFileSync(join(data, "pg_hba.conf"), "utf8")}host all all all scram-sha-256\n`);
     // On the link address only: what the program's port binding (ip: link.primaryAddress) makes of the primary's container.
     startInNs("primary", [join(binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", primarySocket, "-c", `listen_addresses=${LINK.primary}`, "-c", "fsync=off", ...primaryReplicationFlags("postgres")], {});
     await waitFor("the primary to accept connections", () => sql(primarySocket, "SELECT 1", "postgres").status === 0, 60_000, 200);
     must(primarySocket, `CREATE DATABASE ${DB}`, "postgres");
     must(primarySocket, "CREATE TABLE orders (id serial PRIMARY KEY, memo text NOT NULL); INSERT INTO orders (memo) VALUES ('주문 1');");
+    // The app's login, which may write on the primary.
+    must(primarySocket, `CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; GRANT SELECT, INSERT ON orders TO ${DB};`);
     const isReady = (host: string) => spawnSync("ip", link.inNs("replica", join(binDir, "pg_isready"), "-h", host, "-p", String(pgPort), "-t", "3"), { encoding: "utf8" });
     assert.equal(isReady(LINK.primary).status, 0, "the replica's server does not reach the primary over the link");
     assert.equal(isReady(UNDERLAY.primary).status, 2, "the primary answers on its own (public) address");
@@ -109,7 +117,8 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     const spec = { engine: "postgres" as const, memoryMb: 1024, primaryHost: LINK.primary, primaryPort: pgPort, secretsDir: dir.path, slot: "replica_1" };
     const entrypoint = join(dir.path, "replica-entrypoint.sh");
     writeFileSync(entrypoint, postgresReplicaEntrypoint(spec), { mode: 0o755 });
-    const standby = startInNs("replica", [entrypoint, join(binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", replicaSocket, "-c", "listen_addresses=", "-c", "fsync=off", ...replicaServerFlags(spec)], { PGDATA: data });
+    // On its link address only: what the program's port binding (ip: link.replicaAddress) makes of the standby's container.
+    const standby = startInNs("replica", [entrypoint, join(binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", replicaSocket, "-c", `listen_addresses=${LINK.replica}`, "-c", "fsync=off", ...replicaServerFlags(spec)], { PGDATA: data });
     await waitFor("the standby to accept connections", () => sql(replicaSocket, "SELECT 1", "postgres").status === 0, 90_000, 300).catch((err: Error) => {
       throw new Error(`${err.message}\n${(standby as unknown as { log: string }).log.slice(-3000)}`);
     });
@@ -125,11 +134,36 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     assert.match(refused.stderr, /read-only transaction/);
   });
 
-  it("after a reboot: the primary's server can bind its link address while the link is down, and the installed boot unit brings the link back; the standby streams again", async () => {
+  it("the app and Metabase on the primary's server read the standby at its link address, seen coming from the primary's; neither can write there", async () => {
+    // A client on the primary's server (the slots' and Metabase's traffic leaves their edge network masqueraded as this server).
+    const fromPrimaryServer = (user: string, password: string, statements: string, host: string = LINK.replica) =>
+      spawnSync("ip", link.inNs("primary", psql, "-h", host, "-p", String(pgPort), "-U", user, "-d", DB, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t"), {
+        input: statements,
+        encoding: "utf8",
+        env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: "3" },
+      });
+    const read = fromPrimaryServer(DB, APP_PASSWORD, "SELECT count(*) FROM orders; SELECT host(inet_client_addr());");
+    assert.equal(read.status, 0, read.stderr);
+    assert.equal(read.stdout, `2\n${LINK.primary}\n`);
+    const write = fromPrimaryServer(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('x')");
+    assert.notEqual(write.status, 0);
+    assert.match(write.stderr, /read-only transaction/);
+    // Metabase's login is made on the primary only (its component's plan): the standby has it by replication.
+    const metabasePassword = generatedPassword();
+    must(primarySocket, readOnlyUserSql(replicatedDatabase("postgres"), [], metabasePassword));
+    const analytics = () => fromPrimaryServer(READONLY_USER, metabasePassword, "SELECT string_agg(memo, ',' ORDER BY id) FROM orders");
+    await waitFor("the read-only login to reach the standby", () => analytics().status === 0, 30_000, 200);
+    assert.equal(analytics().stdout.trim(), "주문 1,주문 2 over the link");
+    // Nowhere but the link: the replica's server's own (underlay) address does not answer.
+    const underlay = fromPrimaryServer(DB, APP_PASSWORD, "SELECT 1", UNDERLAY.replica);
+    assert.notEqual(underlay.status, 0);
+    assert.match(underlay.stderr, /Connection refused|could not connect|timeout/);
+  });
+
+  it("after a reboot: each server can bind its link address while the link is down (the sysctl: without it the bind fails), and the installed boot unit brings the link back; the standby streams again", async () => {
     const inNs = (side: "primary" | "replica", ...argv: string[]) => spawnSync("ip", link.inNs(side, ...argv), { encoding: "utf8" });
-    // The up script applied the sysctl file on the primary's server only (a namespace has its own).
-    assert.equal(inNs("primary", "sysctl", "-n", "net.ipv4.ip_nonlocal_bind").stdout.trim(), "1");
-    assert.equal(inNs("replica", "sysctl", "-n", "net.ipv4.ip_nonlocal_bind").stdout.trim(), "0");
+    // The up script applied the sysctl file on both servers (a namespace has its own): each publishes a database's port on its link address.
+    for (const side of ["primary", "replica"] as const) assert.equal(inNs(side, "sysctl", "-n", "net.ipv4.ip_nonlocal_bind").stdout.trim(), "1");
     // A reboot: the interfaces are gone, the files stay.
     for (const side of ["primary", "replica"] as const) assert.equal(inNs(side, "ip", "link", "del", "dev", link.paths[side].iface).status, 0);
     // What Docker does at boot for the primary's published port: its userland proxy binds the link address
@@ -137,11 +171,15 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     const dockerProxy = requireCommand("docker-proxy", "docker.io", ["/usr/sbin"]);
     const publish = (side: "primary" | "replica", address: string) =>
       inNs(side, "bash", "-c", `timeout 2 "$0" -proto tcp -host-ip "$1" -host-port 3306 -container-ip 127.0.0.1 -container-port 9 3>&1`, dockerProxy, address);
-    const primaryPort = publish("primary", LINK.primary);
-    assert.equal(primaryPort.stdout.trim(), "0", `the primary's database could not start without the link: ${primaryPort.stdout}`);
-    assert.equal(primaryPort.status, 124, "docker-proxy stopped serving on its own");
-    // Without the sysctl (the replica's server has none) the same bind fails, as it did on the primary's before.
+    for (const side of ["primary", "replica"] as const) {
+      const port = publish(side, LINK[side]);
+      assert.equal(port.stdout.trim(), "0", `the ${side}'s database could not start without the link: ${port.stdout}`);
+      assert.equal(port.status, 124, "docker-proxy stopped serving on its own");
+    }
+    // Without the sysctl the same bind fails, as it did before the up script installed it.
+    assert.equal(inNs("replica", "sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=0").status, 0);
     assert.match(publish("replica", LINK.replica).stdout, /^1\n.*bind: cannot assign requested address/s);
+    assert.equal(inNs("replica", "sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1").status, 0);
     // The boot unit, as systemd would run it: its ExecStart, on each server.
     for (const side of ["primary", "replica"] as const) {
       const unit = readFileSync(link.paths[side].unit, "utf8");

@@ -138,13 +138,17 @@ describe("the committed stacks list no replica", () => {
   }
 });
 
+/** The stack file with Metabase enabled (staging's has it off). */
+function withMetabase(file: string): string {
+  return file
+    .replace("    api: staging-api.bbaegok.kr\n", "    api: staging-api.bbaegok.kr\n    metabase: staging-metabase.bbaegok.kr\n")
+    .replace("  bbaegok-infra:metabase:\n    enabled: false\n", "  bbaegok-infra:metabase:\n    enabled: true\n    image: metabase/metabase:v0.56.9\n    databaseImage: postgres:16.10\n    memoryMb: 2048\n    adminEmail: dev@bbaegok.kr\n");
+}
+
 for (const engine of ["mariadb", "postgres"] as const) {
   describe(`Metabase on a ${engine} stack with a replica`, () => {
     const stack = `replicametabase${engine}`;
-    const file = stackFileWithReplica(engine, engine === "postgres" ? "16.10" : "11.4.4", `mb-${engine}.bbaegok.kr`)
-      .replace("    api: staging-api.bbaegok.kr\n", "    api: staging-api.bbaegok.kr\n    metabase: staging-metabase.bbaegok.kr\n")
-      .replace("  bbaegok-infra:metabase:\n    enabled: false\n", "  bbaegok-infra:metabase:\n    enabled: true\n    image: metabase/metabase:v0.56.9\n    databaseImage: postgres:16.10\n    memoryMb: 2048\n    adminEmail: dev@bbaegok.kr\n");
-    project.writeStackFile(stack, file);
+    project.writeStackFile(stack, withMetabase(stackFileWithReplica(engine, engine === "postgres" ? "16.10" : "11.4.4", `mb-${engine}.bbaegok.kr`)));
     const plan = planInChild(stack, project.dir);
     const commands = plan.resources.filter((r) => r.type === "command:remote:Command");
 
@@ -215,13 +219,13 @@ describe("a postgres stack with its replica on another server, over WireGuard", 
     assert.equal(primary!.options.provider, stackServer.name);
   });
 
-  it("the replica publishes no port and reaches the primary at its link address; the primary's port is bound to that address only; no guardrail broken", () => {
-    assert.equal(replica!.inputs["ports"], undefined);
+  it("the replica reaches the primary at the primary's link address; each publishes its port on its own link address only; no guardrail broken", () => {
+    assert.deepEqual(replica!.inputs["ports"], [{ internal: 5432, external: 5432, ip: "10.99.0.2", protocol: "tcp" }]);
     assert.deepEqual(replica!.inputs["networksAdvanced"], [{ name: `bbaegok-${stack}-db-replica` }]);
     assert.match((replica!.inputs["command"] as string[]).join(" "), /primary_conninfo=host=10\.99\.0\.1 port=5432 user=replicator passfile=/);
     assert.deepEqual(primary!.inputs["ports"], [{ internal: 5432, external: 5432, ip: "10.99.0.1", protocol: "tcp" }]);
     const publishing = containers.filter((c) => (c.inputs["ports"] as unknown[] | undefined)?.length || c.inputs["networkMode"] === "host");
-    assert.deepEqual(publishing.map((c) => c.inputs["name"]).sort(), ["bbaegok-proxy", `bbaegok-${stack}-db`]);
+    assert.deepEqual(publishing.map((c) => c.inputs["name"]).sort(), ["bbaegok-proxy", `bbaegok-${stack}-db`, `bbaegok-${stack}-db-replica`]);
     assert.deepEqual(violations(plan.resources), []);
   });
 
@@ -261,10 +265,18 @@ describe("a postgres stack with its replica on another server, over WireGuard", 
     assert.ok(wait!.options.dependsOn.includes("database-replica-1-container"));
   });
 
-  it("the app, Metabase and backups keep the primary: the slots' data network has no route to the link", () => {
-    for (const slot of containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])))) {
-      assert.ok(!(slot.inputs["envs"] as string[]).some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), String(slot.inputs["envs"]));
+  it("the app's read-only datasource is the replica at its link address (through the slots' routed edge network); backups keep the primary", () => {
+    const slots = containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])));
+    assert.equal(slots.length, 2);
+    for (const slot of slots) {
+      const envs = slot.inputs["envs"] as string[];
+      assert.ok(envs.includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://10.99.0.2:5432/bbaegok"), envs.join(" "));
+      assert.ok(envs.includes("SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/bbaegok"), envs.join(" "));
+      // The edge network is routed (not internal): its traffic to the link leaves masqueraded as the primary server's link address.
+      assert.ok((slot.inputs["networksAdvanced"] as { name: string }[]).some((n) => n.name === `bbaegok-${stack}-edge`), JSON.stringify(slot.inputs["networksAdvanced"]));
     }
+    const edge = plan.resources.find((r) => r.type === "docker:index/network:Network" && r.inputs["name"] === `bbaegok-${stack}-edge`);
+    assert.notEqual(edge?.inputs["internal"], true);
     const backup = plan.resources.find((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`);
     assert.doesNotMatch(String(backup?.inputs["content"]), /REPLICAS=|replica_script/);
   });
@@ -272,26 +284,33 @@ describe("a postgres stack with its replica on another server, over WireGuard", 
 
 describe("a postgres stack with its replica on another server of its tailnet", () => {
   const stack = "replicatailnet";
-  project.writeStackFile(stack, stackFileWithReplicaElsewhere("tailnet-primary.bbaegok.kr", "          type: tailnet\n          primaryAddress: 100.101.102.103\n"));
+  project.writeStackFile(stack, stackFileWithReplicaElsewhere("tailnet-primary.bbaegok.kr", "          type: tailnet\n          primaryAddress: 100.101.102.103\n          replicaAddress: 100.101.102.104\n"));
   const plan = planInChild(stack, project.dir);
   const containers = plan.resources.filter((r) => r.type === CONTAINER);
 
-  it("the primary's port is bound to its tailnet address, nothing of WireGuard is made, and no guardrail broken", () => {
+  it("each server's database port is bound to its tailnet address, the app reads the replica's, nothing of WireGuard is made, and no guardrail broken", () => {
     const primary = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db`);
     assert.deepEqual(primary!.inputs["ports"], [{ internal: 5432, external: 5432, ip: "100.101.102.103", protocol: "tcp" }]);
     const replica = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db-replica`);
+    assert.deepEqual(replica!.inputs["ports"], [{ internal: 5432, external: 5432, ip: "100.101.102.104", protocol: "tcp" }]);
+    const slot = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-app-blue`);
+    assert.ok((slot!.inputs["envs"] as string[]).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://100.101.102.104:5432/bbaegok"));
     assert.match((replica!.inputs["command"] as string[]).join(" "), /primary_conninfo=host=100\.101\.102\.103 /);
     assert.deepEqual(plan.resources.filter((r) => /bbaegok:link:|randomBytes/.test(r.type)).map((r) => r.name), []);
     assert.deepEqual(violations(plan.resources), []);
   });
 
-  it("on the primary's server, the sysctl that lets Docker publish on the tailnet address before tailscaled has it at boot; the primary waits for it", () => {
-    const binds = plan.resources.filter((r) => r.type === "command:remote:Command" && /-link-primary-bind$/.test(r.name));
-    assert.deepEqual(binds.map((r) => r.name), ["database-replica-1-link-primary-bind"]);
-    assert.match(String(binds[0]!.inputs["create"]), /net\.ipv4\.ip_nonlocal_bind = 1/);
-    assert.match(String(binds[0]!.inputs["delete"]), /rm -f \S*\/etc\/sysctl\.d\/60-bbaegok-link-bbwg[0-9a-f]{8}\.conf/);
-    const primary = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db`);
-    assert.ok(primary!.options.dependsOn.includes(binds[0]!.name), "the primary's container does not wait for the sysctl");
+  it("on each server, the sysctl that lets Docker publish on the tailnet address before tailscaled has it at boot; the primary and the replica wait for both", () => {
+    const binds = plan.resources.filter((r) => r.type === "command:remote:Command" && /-link-(primary|replica)-bind$/.test(r.name));
+    assert.deepEqual(binds.map((r) => r.name).sort(), ["database-replica-1-link-primary-bind", "database-replica-1-link-replica-bind"]);
+    for (const bind of binds) {
+      assert.match(String(bind.inputs["create"]), /net\.ipv4\.ip_nonlocal_bind = 1/);
+      assert.match(String(bind.inputs["delete"]), /rm -f \S*\/etc\/sysctl\.d\/60-bbaegok-link-bbwg[0-9a-f]{8}\.conf/);
+    }
+    for (const name of [`bbaegok-${stack}-db`, `bbaegok-${stack}-db-replica`]) {
+      const container = containers.find((r) => r.inputs["name"] === name);
+      assert.deepEqual(binds.map((b) => b.name).filter((b) => !container!.options.dependsOn.includes(b)), [], `${name} does not wait for the sysctl`);
+    }
   });
 });
 
@@ -301,19 +320,19 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
   const files = plan.resources.filter((r) => r.type === "bbaegok:server:File");
   const run = (step: string) => `sudo -n /usr/local/sbin/bbaegok-install run '/srv/bbaegok/${stack}/replica/replica.sh' '${step}'`;
 
-  it("the replica runs on the replica's server (its own Docker provider over SSH, its pinned key), read-only, publishing no port; the primary's port is bound to its link address only; no guardrail broken", () => {
+  it("the replica runs on the replica's server (its own Docker provider over SSH, its pinned key), read-only; each database's port is bound to its own link address only; no guardrail broken", () => {
     const own = providers.find((p) => p.inputs["host"] === "ssh://deploy@replica.bbaegok.kr:2222");
     assert.ok(own, `no provider for the replica's server among ${providers.map((p) => p.inputs["host"]).join(", ")}`);
     assert.ok((JSON.parse(String(own.inputs["sshOpts"])) as string[]).includes(`KnownHostsCommand=/bin/echo %H ${REPLICA_HOST_KEY}`));
     assert.ok(replica, `no replica container among ${containers.map((c) => c.inputs["name"]).join(", ")}`);
     assert.equal(replica.options.provider, own.name);
-    assert.equal(replica.inputs["ports"], undefined);
+    assert.deepEqual(replica.inputs["ports"], [{ internal: 3306, external: 3306, ip: "10.99.0.2", protocol: "tcp" }]);
     assert.deepEqual(replica.inputs["networksAdvanced"], [{ name: `bbaegok-${stack}-db-replica` }]);
     assert.match((replica.inputs["command"] as string[]).join(" "), /--server-id=2 --read-only=ON .*--log-slave-updates=ON/);
     assert.match((primary!.inputs["command"] as string[]).join(" "), /--log-bin=mysql-bin/);
     assert.deepEqual(primary!.inputs["ports"], [{ internal: 3306, external: 3306, ip: "10.99.0.1", protocol: "tcp" }]);
     const publishing = containers.filter((c) => (c.inputs["ports"] as unknown[] | undefined)?.length || c.inputs["networkMode"] === "host");
-    assert.deepEqual(publishing.map((c) => c.inputs["name"]).sort(), [`bbaegok-${stack}-db`, "bbaegok-proxy"]);
+    assert.deepEqual(publishing.map((c) => c.inputs["name"]).sort(), [`bbaegok-${stack}-db`, `bbaegok-${stack}-db-replica`, "bbaegok-proxy"]);
     assert.deepEqual(violations(plan.resources), []);
   });
 
@@ -347,11 +366,30 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
     assert.deepEqual(ups.filter((n) => !replica!.options.dependsOn.includes(n)), [], "the replica does not wait for the link");
   });
 
-  it("the app, Metabase and backups keep the primary", () => {
-    for (const slot of containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])))) {
-      assert.ok(!(slot.inputs["envs"] as string[]).some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), String(slot.inputs["envs"]));
-    }
+  it("the app reads the replica at its link address; backups keep the primary", () => {
+    const slots = containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])));
+    assert.equal(slots.length, 2);
+    for (const slot of slots) assert.ok((slot.inputs["envs"] as string[]).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://10.99.0.2:3306/bbaegok"), String(slot.inputs["envs"]));
     const backup = files.find((r) => r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`);
     assert.doesNotMatch(String(backup?.inputs["content"]), /REPLICAS=|replica_script/);
+  });
+});
+
+describe("Metabase on a mariadb stack with its replica on another server", () => {
+  const stack = "mbelsewhere";
+  project.writeStackFile(stack, withMetabase(stackFileWithReplicaElsewhere("mb-elsewhere.bbaegok.kr", WIREGUARD_LINK, "mariadb")));
+  const plan = planInChild(stack, project.dir);
+  const commands = plan.resources.filter((r) => r.type === "command:remote:Command");
+
+  it("Metabase's data source is the replica at its link address; its read-only login is made in the replica's container too, outside its binary log", () => {
+    const setup = commands.find((c) => c.name === "metabase-setup");
+    assert.match(String(setup?.inputs["stdin"]), /"details":\{"host":"10\.99\.0\.2",/);
+    const onReplica = commands.find((c) => c.name === "metabase-readonly-user-replica");
+    assert.ok(onReplica, `no read-only login on the replica among ${commands.map((c) => c.name).join(", ")}`);
+    // Its connection is masked in the plan: that it is the replica's server's is the component's wiring (ReadReplica.connection).
+    assert.match(String(onReplica.inputs["create"]), new RegExp(`^docker exec -i bbaegok-${stack}-db-replica `));
+    // Made once the replica runs and is seeded.
+    assert.deepEqual(["database-replica-1-container", "database-replica-1-seed"].filter((n) => !onReplica.options.dependsOn.includes(n)), [], "the login does not wait for the seeded replica");
+    assert.deepEqual(violations(plan.resources), []);
   });
 });

@@ -67,7 +67,7 @@ export function linkedServers(dir: string, tag: string): LinkedServers {
     ns,
     paths,
     inNs,
-    up: (side) => spawnSync("ip", inNs(side, "bash", "-c", linkUpScript(paths[side], { bindsLinkAddress: side === "primary" })), { encoding: "utf8" }),
+    up: (side) => spawnSync("ip", inNs(side, "bash", "-c", linkUpScript(paths[side])), { encoding: "utf8" }),
     remove() {
       for (const side of ["primary", "replica"] as const) spawnSync("ip", inNs(side, "bash", "-c", linkDownScript(paths[side])));
       for (const name of Object.values(ns)) spawnSync("ip", ["netns", "del", name]);

@@ -141,22 +141,25 @@ describe("volume guardrails, split for the policy pack", () => {
   });
 });
 
-describe("the one exception to 'only the proxy publishes ports': a database's own port on a private link address", () => {
+describe("the one exception to 'only the proxy publishes ports': a database's or a replica's own port on a private link address", () => {
   const database = (ports: unknown[], role = "database") => container({ ports, labels: [{ label: "bbaegok.role", value: role }] });
   const port = (ip: string | undefined, internal = 5432) => ({ internal, external: internal, protocol: "tcp", ...(ip === undefined ? {} : { ip }) });
 
-  it("allows the database's port bound to a WireGuard or tailnet address", () => {
+  it("allows the database's and the replica's port bound to a WireGuard or tailnet address", () => {
     assert.deepEqual(RULES.onlyProxyPublishesPorts(database([port("10.99.0.1")])), []);
     assert.deepEqual(RULES.onlyProxyPublishesPorts(database([port("100.101.102.103", 3306)])), []);
+    assert.deepEqual(RULES.onlyProxyPublishesPorts(database([port("10.99.0.2", 3306)], "database-replica")), []);
   });
 
   it("refuses it on every address, on a public or loopback address, another port, another role", () => {
-    for (const refused of [database([port(undefined)]), database([port("0.0.0.0")]), database([port("203.0.113.10")]), database([port("127.0.0.1")]), database([port("10.99.0.1", 8080)]), database([port("10.99.0.1"), port(undefined)]), database([port("10.99.0.1")], "app")]) {
+    for (const refused of [database([port(undefined)]), database([port("0.0.0.0")]), database([port("203.0.113.10")]), database([port("127.0.0.1")]), database([port("10.99.0.1", 8080)]), database([port("10.99.0.1"), port(undefined)]), database([port("10.99.0.1")], "app"), database([port("0.0.0.0")], "database-replica"), database([port("10.99.0.2", 8080)], "database-replica")]) {
       const found = RULES.onlyProxyPublishesPorts(refused);
       assert.equal(found.length, 1, JSON.stringify(refused.inputs["ports"]));
       assert.match(found[0]!, /publishes host ports or uses the host network; only the proxy may/);
     }
-    assert.match(RULES.onlyProxyPublishesPorts(database([port("0.0.0.0")]))[0]!, /a database may publish only its own port \(3306 or 5432\/tcp\) bound to a private link address/);
+    for (const role of ["database", "database-replica"]) {
+      assert.match(RULES.onlyProxyPublishesPorts(database([port("0.0.0.0")], role))[0]!, /a database may publish only its own port \(3306 or 5432\/tcp\) bound to a private link address/);
+    }
     assert.equal(RULES.onlyProxyPublishesPorts({ ...database([port("10.99.0.1")]), inputs: { ...database([port("10.99.0.1")]).inputs, networkMode: "host" } }).length, 1);
   });
 });

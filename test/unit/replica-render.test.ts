@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { backupPaths, backupScript, stackBackupTargets } from "../../infra/backup/render.js";
-import { postgresReplicaEntrypoint, replicaScript, replicationPgpass } from "../../infra/replica/render.js";
+import { postgresReplicaEntrypoint, readReplica, replicaReadHost, replicaScript, replicationPgpass } from "../../infra/replica/render.js";
+import { slotEnvs } from "../../infra/app/render.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { StackConfigError, rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { REPO } from "../support/project.js";
@@ -116,7 +117,22 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     assert.deepEqual(found, []);
     assert.deepEqual(config!.database.replicas[0]!.server, { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey }, dataDir: "/srv/bbaegok" });
     assert.deepEqual(config!.database.replicas[0]!.link, { ...wireguard, port: 51820 });
-    assert.equal(problems({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103" } }), "");
+    assert.equal(problems({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.104" } }), "");
+  });
+
+  it("the app reads a replica where it is: on this server by its alias, on another at its link address; a promoted one is read by nobody", () => {
+    const reads = (replica: unknown, engine = "postgres", primary?: string) => {
+      const { config, problems: found } = validate(replica, engine, primary);
+      assert.deepEqual(found, []);
+      return slotEnvs(config!, "blue").filter((e) => e.startsWith("SPRING_DATASOURCE_"));
+    };
+    assert.ok(reads({}).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://db-replica:5432/bbaegok"));
+    assert.ok(reads({ server, link: wireguard }).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://10.99.0.2:5432/bbaegok"));
+    assert.ok(reads({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.104" } }, "mariadb").includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://100.101.102.104:3306/bbaegok"));
+    assert.ok(reads({ server, link: wireguard }).includes("SPRING_DATASOURCE_REPLICA_USERNAME=bbaegok"));
+    assert.ok(!reads({}, "postgres", "replica").some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")));
+    assert.equal(replicaReadHost({ maxLagSeconds: 300 }), "db-replica");
+    assert.equal(readReplica({ primary: "replica", replicas: [{ maxLagSeconds: 300 }] }), undefined);
   });
 
   it("refuses a server without a link, a link without a server, and the stack's own server, naming the key", () => {
@@ -135,7 +151,9 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     assert.match(problems({ server, link: { ...wireguard, replicaAddress: "8.8.8.8" } }), /database\.replicas\[0\]\.link\.replicaAddress = "8\.8\.8\.8": expected the host's private address/);
     assert.match(problems({ server, link: { ...wireguard, replicaAddress: "10.99.0.1" } }), /database\.replicas\[0\]\.link\.replicaAddress = "10\.99\.0\.1": expected an address other than link\.primaryAddress/);
     assert.match(problems({ server, link: { ...wireguard, primaryAddress: "172.30.10.5" } }), /database\.replicas\[0\]\.link\.primaryAddress = "172\.30\.10\.5": expected an address outside server\.edgeSubnet \(172\.30\.10\.0\/24\)/);
-    assert.match(problems({ server, link: { type: "tailnet", primaryAddress: "10.99.0.1" } }), /database\.replicas\[0\]\.link\.primaryAddress = "10\.99\.0\.1": expected the primary server's tailnet address/);
+    assert.match(problems({ server, link: { type: "tailnet", primaryAddress: "10.99.0.1", replicaAddress: "100.101.102.104" } }), /database\.replicas\[0\]\.link\.primaryAddress = "10\.99\.0\.1": expected the server's tailnet address/);
+    assert.match(problems({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103" } }), /database\.replicas\[0\]\.link\.replicaAddress is missing: expected the server's tailnet address/);
+    assert.match(problems({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.103" } }), /database\.replicas\[0\]\.link\.replicaAddress = "100\.101\.102\.103": expected an address other than link\.primaryAddress/);
     assert.match(problems({ server, link: { type: "vpn", primaryAddress: "10.99.0.1" } }), /database\.replicas\[0\]\.link.*expected link\.type "wireguard"/);
   });
 
@@ -143,7 +161,7 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     const { config, problems: found } = validate({ server, link: wireguard }, "mariadb");
     assert.deepEqual(found, []);
     assert.deepEqual(config!.database.replicas[0]!.link, { ...wireguard, port: 51820 });
-    assert.equal(problems({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103" } }, "mariadb"), "");
+    assert.equal(problems({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.104" } }, "mariadb"), "");
     assert.match(problems({ server }, "mariadb"), /bbaegok-infra:database\.replicas\[0\]\.link is missing: expected the private link/);
     assert.match(problems({ server, link: { ...wireguard, primaryAddress: "203.0.113.7" } }, "mariadb"), /database\.replicas\[0\]\.link\.primaryAddress = "203\.0\.113\.7": expected the host's private address on the WireGuard link/);
   });
