@@ -5,35 +5,20 @@
 // without iptables, the pinned host key enforced, and nothing left at stop().
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { asRootCommand, INSTALL_HELPER, installFileCommand } from "../../infra/server/render.js";
-import { DEPLOY_USER, DOCKER_GROUP, INSTALL_HELPER_CONF, SUDOERS_FILE, docker, runningHostOnMachine, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { freePort, requireCommand, tempDir, waitFor } from "../support/system.js";
+import { DEPLOY_USER, DOCKER_GROUP, INSTALL_HELPER_CONF, SUDOERS_FILE, docker, importBusyboxImage, runningHostOnMachine, startDockerHost, type DockerHost } from "../support/docker-host.js";
+import { freePort, tempDir, waitFor } from "../support/system.js";
 
 const IMAGE = "bbdk-busybox:test";
 const SUBNET = "172.30.10.0/24"; // the prod stack's edge subnet
 const FIXED_IP = "172.30.10.11"; // the blue slot's address on it
 
-/** A one-binary image: busybox-static's busybox (a static binary runs in an empty image), serving /www. */
+/** busybox's httpd serving /www. */
 function importBusybox(host: DockerHost): void {
-  const busybox = requireCommand("busybox", "busybox-static");
-  const ldd = spawnSync("ldd", [busybox], { encoding: "utf8" });
-  if (ldd.status === 0) throw new Error(`${busybox} is dynamically linked; this test needs busybox-static's (apt-get install busybox-static)`);
-  const root = tempDir("bbdk-image");
-  try {
-    mkdirSync(join(root.path, "bin"));
-    mkdirSync(join(root.path, "www"));
-    writeFileSync(join(root.path, "bin", "busybox"), readFileSync(busybox), { mode: 0o755 });
-    symlinkSync("busybox", join(root.path, "bin", "sh"));
-    writeFileSync(join(root.path, "www", "index.html"), "hello from busybox\n");
-    const tar = spawnSync("tar", ["-C", root.path, "-c", "."], { maxBuffer: 64 * 1024 * 1024 });
-    if (tar.status !== 0) throw new Error(`tar failed: ${tar.stderr.toString()}`);
-    docker(["import", "-c", 'CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]', "-", IMAGE], { host, input: tar.stdout });
-  } finally {
-    root.remove();
-  }
+  importBusyboxImage(host, IMAGE, ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"], { "www/index.html": "hello from busybox\n" });
 }
 
 async function get(url: string): Promise<string> {

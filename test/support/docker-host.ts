@@ -23,11 +23,11 @@
 // no NAT to the outside.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { INSTALL_HELPER, INSTALL_HELPER_SOURCE } from "../../infra/server/render.js";
 import { REPO } from "./project.js";
-import { freePort, requireCommand, waitFor } from "./system.js";
+import { freePort, requireCommand, tempDir, waitFor } from "./system.js";
 
 /** The deploy user of the test server (the README's `deploy`). */
 export const DEPLOY_USER = "bbaegok-deploy";
@@ -89,6 +89,13 @@ export interface DockerHost {
 export interface DockerHostOptions {
   /** sshd's MaxStartups; default: unset, Debian's default (10:30:100). */
   maxStartups?: string;
+  /**
+   * Runs dockerd in this network namespace (a server of a link test) with its
+   * iptables on, as a server's dockerd runs: containers on routed bridges
+   * reach what the namespace routes to, masqueraded as its own address.
+   * Default: this machine's namespace, without iptables (above).
+   */
+  netns?: string;
 }
 
 /** The hosts started by this process and not stopped yet, newest last (docker()'s default). */
@@ -320,14 +327,19 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     const containerd = startDaemon("containerd", bin.containerd, ["--config", paths.ctdConfig]);
     await waitReady("containerd to listen", containerd, 30_000, () => existsSync(paths.ctdSocket) || "no socket yet");
 
-    // dockerd: no iptables, no default bridge; published ports through docker-proxy.
+    // dockerd: no iptables (unless in a namespace of its own), no default bridge; published ports through docker-proxy.
     writeFileSync(paths.daemonJson, "{}\n");
-    const dockerd = startDaemon("dockerd", bin.dockerd, [
+    const dockerdArgs = [
       ...["--config-file", paths.daemonJson, "--data-root", join(dir, "root"), "--exec-root", join(dir, "x")],
       ...["--pidfile", join(dir, "docker.pid"), "--host", `unix://${paths.dockerSocket}`, "--group", DOCKER_GROUP],
       ...["--containerd", paths.ctdSocket, "--storage-driver", "overlay2", "--cgroup-parent", `/${name}`],
-      ...["--iptables=false", "--ip6tables=false", "--bridge=none", "--userland-proxy=true", "--userland-proxy-path", bin.dockerProxy],
-    ]);
+      ...[`--iptables=${options.netns ? "true" : "false"}`, "--ip6tables=false", "--bridge=none", "--userland-proxy=true", "--userland-proxy-path", bin.dockerProxy],
+    ];
+    // nsenter (not ip netns exec, whose fresh /sys has no cgroups: "Devices cgroup isn't mounted") execs dockerd:
+    // the child is dockerd itself, tracked and stopped as without a namespace.
+    const dockerd = options.netns
+      ? startDaemon("dockerd", requireCommand("nsenter", "util-linux"), [`--net=/run/netns/${options.netns}`, bin.dockerd, ...dockerdArgs])
+      : startDaemon("dockerd", bin.dockerd, dockerdArgs);
     await waitReady("dockerd to answer `docker version`", dockerd, 60_000, () => {
       const r = run(bin.docker, ["version", "--format", "{{.Server.Version}}"], { env: host.dockerEnv, timeoutMs: 10_000 });
       return r.status === 0 || r.stderr;
@@ -761,5 +773,31 @@ function readState(): { pid: number; dir: string } | undefined {
     return typeof state.dir === "string" ? { pid: Number(state.pid), dir: state.dir } : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * A one-binary image: busybox-static's busybox (a static binary runs in an
+ * empty image) with `files` beside it, running `cmd` by default.
+ */
+export function importBusyboxImage(host: DockerHost, image: string, cmd: string[], files: Record<string, string> = {}): void {
+  const busybox = requireCommand("busybox", "busybox-static");
+  const ldd = spawnSync("ldd", [busybox], { encoding: "utf8" });
+  if (ldd.status === 0) throw new Error(`${busybox} is dynamically linked; this test needs busybox-static's (apt-get install busybox-static)`);
+  const dir = tempDir("bbdk-image");
+  const root = dir.path;
+  try {
+    mkdirSync(join(root, "bin"));
+    writeFileSync(join(root, "bin", "busybox"), readFileSync(busybox), { mode: 0o755 });
+    symlinkSync("busybox", join(root, "bin", "sh"));
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(join(root, dirname(path)), { recursive: true });
+      writeFileSync(join(root, path), text);
+    }
+    const tar = spawnSync("tar", ["-C", root, "-c", "."], { maxBuffer: 64 * 1024 * 1024 });
+    if (tar.status !== 0) throw new Error(`tar failed: ${tar.stderr.toString()}`);
+    docker(["import", "-c", `CMD ${JSON.stringify(cmd)}`, "-", image], { host, input: tar.stdout });
+  } finally {
+    dir.remove();
   }
 }
