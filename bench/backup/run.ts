@@ -157,7 +157,8 @@ async function main(): Promise<void> {
 
       // Restores of the newest backup into the emptied database: the floor from the object on disk, then ours.
       const object = join(dir.path, "newest.sql.zst");
-      const copy = s3.aws(["s3", "cp", "--only-show-errors", `s3://${scripts.bucket}/${newest}`, object]);
+      // A 4 GiB database's object is over a GiB: more than the helper's default minute from moto.
+      const copy = s3.aws(["s3", "cp", "--only-show-errors", `s3://${scripts.bucket}/${newest}`, object], undefined, { timeoutMs: 30 * 60_000 });
       if (copy.status !== 0) throw new Error(`reading s3://${scripts.bucket}/${newest} failed: ${copy.stderr}`);
       const empty = () => db.sql(`DROP DATABASE ${DB}; CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`);
       const floorRestore = async () => {

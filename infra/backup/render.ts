@@ -11,7 +11,7 @@ import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js"
 import { shellQuote, stackNames } from "../server/render.js";
 import { allowedBackupAgeMs, normalizeSchedule } from "./schedule.js";
 import { normalCron } from "../../stacks/config/cron.js";
-import { localReplica, replicaIsPrimary, replicaNames } from "../replica/render.js";
+import { readReplica, replicaIsPrimary, replicaNames } from "../replica/render.js";
 
 export type BackupConfig = StackConfig["backup"];
 
@@ -32,8 +32,12 @@ export interface BackupTarget {
   /**
    * The database's read replica (database.replicas): backed up from it while
    * it is healthy and at most `maxLagSeconds` behind, from `container` otherwise.
+   * `elsewhere`: it runs on another server; its replication is checked the
+   * same way (over the link), but the dump is always the primary's here: a
+   * dump of the replica would cross the link uncompressed, and this server
+   * holds the backup's tools and credentials.
    */
-  replica?: { container: string; maxLagSeconds: number };
+  replica?: { container: string; maxLagSeconds: number; elsewhere?: boolean };
 }
 
 /** Where one stack's backup pieces live on the server. */
@@ -76,8 +80,8 @@ export function stackBackupTargets(config: Pick<StackConfig, "service" | "server
   const db = config.database;
   // Promoted (npm run promote): the replica is the primary, backed up as the primary is.
   const promoted = replicaIsPrimary(db);
-  // A replica on another server is not asked: replica.sh status needs both containers on this server.
-  const replica = promoted ? undefined : localReplica(db);
+  // Promoted, no replica is left (readReplica); one on another server is checked, the primary dumped.
+  const replica = readReplica(db);
   const targets: BackupTarget[] = [
     {
       name: db.name,
@@ -85,7 +89,7 @@ export function stackBackupTargets(config: Pick<StackConfig, "service" | "server
       container: promoted ? replicaNames(names.prefix).container : names.databaseContainer,
       adminUser: db.engine === "postgres" ? "postgres" : "root",
       image: `${db.engine}:${db.version}`,
-      ...(replica ? { replica: { container: replicaNames(names.prefix).container, maxLagSeconds: replica.maxLagSeconds } } : {}),
+      ...(replica ? { replica: { container: replicaNames(names.prefix).container, maxLagSeconds: replica.maxLagSeconds, ...(replica.server ? { elsewhere: true } : {}) } } : {}),
     },
   ];
   if (config.metabase.enabled) {
@@ -332,10 +336,11 @@ function replicaHeader(spec: BackupScriptSpec): string[] {
   const replicated = spec.targets.filter((t) => t.replica);
   if (replicated.length === 0) return [];
   return [
-    "# Dumped from the read replica while replica.sh status says it is healthy (lag within the bound), from the primary otherwise.",
-    "# name replica-container max-lag-seconds",
+    "# Dumped from the read replica while replica.sh status says it is healthy (lag within the bound), from the primary otherwise;",
+    "# a replica on another server (dump-from primary) is checked the same way, and the primary dumped.",
+    "# name replica-container max-lag-seconds dump-from",
     "readonly REPLICAS=(",
-    ...replicated.map((t) => `  ${shellQuote([t.name, t.replica!.container, t.replica!.maxLagSeconds].join(" "))}`),
+    ...replicated.map((t) => `  ${shellQuote([t.name, t.replica!.container, t.replica!.maxLagSeconds, t.replica!.elsewhere ? "primary" : "replica"].join(" "))}`),
     ")",
     `replica_script=\${BACKUP_REPLICA_SCRIPT:-${spec.paths.replicaScript}}`,
   ];

@@ -1,13 +1,16 @@
 # --- backups from the read replica (infra/backup/replica-source.bash) ---
 # Rendered only into the backup script of a stack with a replica; backup.bash
 # calls it from its replica hook lines (see render.ts). Expects from the header:
-# REPLICAS ("<database> <replica container> <max lag seconds>" each) and
+# REPLICAS ("<database> <replica container> <max lag seconds> <dump-from>" each,
+# dump-from "replica", or "primary" for a replica on another server) and
 # replica_script (replica.sh, whose `status` says whether the replica is
 # healthy and within its lag bound, and both positions).
 # A database is dumped from its replica while the replica is healthy and
 # caught up, so the dump does not load the primary; from the primary
 # otherwise, and then the run says why, and pings the failure URL even when
-# every backup succeeded: a broken replica must not go unnoticed.
+# every backup succeeded: a broken replica must not go unnoticed. A replica on
+# another server is checked the same way (replica.sh reads it over the link)
+# and the primary dumped either way.
 
 replication_problems=0
 
@@ -15,11 +18,11 @@ replication_problems=0
 # is dumped from, and writes the manifest's source fields to
 # $work/replication.json (none for a database without a replica).
 pick_source() {
-  local name=$1 engine=$2 primary=$3 entry replica='' max_lag='' state reason position_type=gtid
+  local name=$1 engine=$2 primary=$3 entry replica='' max_lag='' dump_from='' state reason position_type=gtid
   source_container=$primary
   rm -f "$work/replication.json"
   for entry in "${REPLICAS[@]}"; do
-    [[ ${entry%% *} == "$name" ]] && read -r _ replica max_lag <<<"$entry"
+    [[ ${entry%% *} == "$name" ]] && read -r _ replica max_lag dump_from <<<"$entry"
   done
   [[ -n $replica ]] || return 0
   [[ $engine == postgres ]] && position_type=lsn
@@ -27,7 +30,12 @@ pick_source() {
     state=$(jq -cn --arg reason "$replica_script status did not answer: $(tail -n 3 "$work/replica.err" | tr '\n' ' ')" \
       '{healthy: false, lagSeconds: null, primaryPosition: "", replicaPosition: "", reason: $reason}')
   fi
-  if [[ $(jq -r .healthy <<<"$state") == true ]]; then
+  if [[ $(jq -r .healthy <<<"$state") == true && $dump_from == primary ]]; then
+    reason="the replica $replica on another server is healthy and $(jq -r .lagSeconds <<<"$state") s behind (bound $max_lag s); the primary is dumped here"
+    log info "backup of $STACK/$name from the primary $primary: $reason"
+    jq -c --arg why "$reason" --arg type "$position_type" \
+      '{source: "primary", replication: {why: $why, positionType: $type, position: .primaryPosition, replicaPosition: .replicaPosition, lagSeconds: .lagSeconds}}' <<<"$state" >"$work/replication.json"
+  elif [[ $(jq -r .healthy <<<"$state") == true ]]; then
     source_container=$replica
     reason="the replica is healthy and $(jq -r .lagSeconds <<<"$state") s behind (bound $max_lag s)"
     log info "backup of $STACK/$name from its replica $replica: $reason"

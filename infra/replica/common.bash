@@ -1,6 +1,7 @@
 # --- shared by the replica's scripts (infra/replica/common.bash) ---
 # Expects from the rendered header: ENGINE, CLIENT, DATABASE, PRIMARY, REPLICA,
-# PRIMARY_HOST, PRIMARY_PORT, SEEDING_USER, SLOT, MAX_LAG_SECONDS, LOG_TAG,
+# PRIMARY_HOST, PRIMARY_PORT, REPLICA_HOST, REPLICA_PORT, SEEDING_USER, MONITOR_USER, SLOT,
+# MAX_LAG_SECONDS, LOG_TAG,
 # THIS_SERVER (both | primary | replica: which containers run here), and
 # secrets_dir (where the containers see the password files).
 
@@ -24,9 +25,10 @@ in_container() {
 
 # SQL from stdin, run as the engine's administrator in container $1 (extra
 # client options after it). In the SQL, @REPLICATION_PASSWORD@ stands for the
-# replication password (and, MariaDB/MySQL, @SEEDING_PASSWORD@ for the seeding
-# login's, whose file must then be there): each is read from its file inside
-# the container and put in by bash's own expansion, so never on a command line.
+# replication password (and, MariaDB/MySQL, @SEEDING_PASSWORD@ and
+# @MONITOR_PASSWORD@ for the seeding and monitoring logins', whose files must
+# then be there): each is read from its file inside the container and put in
+# by bash's own expansion, so never on a command line.
 # shellcheck disable=SC2016 # expanded inside the container, not here
 admin_sql() {
   local container=$1
@@ -37,6 +39,7 @@ admin_sql() {
   else
     in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true)
       if [[ $sql == *@SEEDING_PASSWORD@* ]]; then seed=$(cat "$1/replica_seed_password") && [[ -n $seed ]] || { echo "no seeding password in $1/replica_seed_password" >&2; exit 1; }; sql=${sql//@SEEDING_PASSWORD@/$seed}; fi
+      if [[ $sql == *@MONITOR_PASSWORD@* ]]; then mon=$(cat "$1/replica_monitor_password") && [[ -n $mon ]] || { echo "no monitoring password in $1/replica_monitor_password" >&2; exit 1; }; sql=${sql//@MONITOR_PASSWORD@/$mon}; fi
       export MYSQL_PWD="$(cat "$1/db_root_password")"; shift; printf "%s\n" "${sql//@REPLICATION_PASSWORD@/$pw}" | exec "$@"' \
       admin-sql "$secrets_dir" "$CLIENT" -uroot --batch --skip-column-names "$@"
   fi
@@ -56,14 +59,35 @@ primary_sql() {
   fi
 }
 
+# SQL from stdin on the replica: as its administrator in its container; from
+# the primary's server of a replica elsewhere (THIS_SERVER=primary), from
+# inside the primary's container over the link as the monitoring login, which
+# can read the replica's state but change nothing (MariaDB/MySQL only).
+# shellcheck disable=SC2016 # expanded inside the container, not here
+replica_sql() {
+  if [[ $THIS_SERVER == primary ]]; then
+    in_container "$PRIMARY" bash -c 'export MYSQL_PWD="$(cat "$1/replica_monitor_password")"; shift; exec "$@"' \
+      replica-sql "$secrets_dir" "$CLIENT" -h "$REPLICA_HOST" -P "$REPLICA_PORT" -u "$MONITOR_USER" --batch --skip-column-names "$@"
+  else
+    admin_sql "$REPLICA" "$@"
+  fi
+}
+
 # How far the replica is behind, as one JSON object on stdout:
 #   {healthy, lagSeconds (null when unknown), behind, unit ("transactions" |
 #    "bytes"), primaryPosition, replicaPosition, reason (when not healthy)}
 # MariaDB/MySQL: GTID positions (primary @@gtid_binlog_pos, replica
 # @@gtid_slave_pos) and the replica's threads; PostgreSQL: WAL positions
-# (primary pg_current_wal_lsn, replica replay LSN), the WAL receiver and replay.
+# (primary pg_current_wal_lsn, replica replay LSN), the WAL receiver and replay;
+# from the primary's server of a standby elsewhere, the primary's own view of it.
 replication_state() {
-  if [[ $ENGINE == postgres ]]; then postgres_replication_state; else mariadb_replication_state; fi
+  if [[ $ENGINE == postgres && $THIS_SERVER == primary ]]; then
+    postgres_state_from_primary
+  elif [[ $ENGINE == postgres ]]; then
+    postgres_replication_state
+  else
+    mariadb_replication_state
+  fi
 }
 
 mariadb_replication_state() {
@@ -72,13 +96,13 @@ mariadb_replication_state() {
     state_json null 0 '' '' transactions "the primary does not answer: $primary_pos"
     return
   fi
-  if ! replica_status=$(admin_sql "$REPLICA" --column-names --vertical <<<'SHOW SLAVE STATUS' 2>&1); then
+  if ! replica_status=$(replica_sql --column-names --vertical <<<'SHOW SLAVE STATUS' 2>&1); then
     state_json null 0 "$primary_pos" '' transactions "the replica does not answer: $replica_status"
     return
   fi
   field() { sed -n "s/^ *$1: //p" <<<"$replica_status" | head -n 1; }
   io=$(field Slave_IO_Running) sql=$(field Slave_SQL_Running) seconds=$(field Seconds_Behind_Master)
-  replica_pos=$(admin_sql "$REPLICA" <<<'SELECT @@gtid_slave_pos')
+  replica_pos=$(replica_sql <<<'SELECT @@gtid_slave_pos')
   # Transactions behind: per replication domain, the primary's sequence number minus the replica's.
   behind=$(awk -v p="$primary_pos" -v r="$replica_pos" 'BEGIN {
     n = split(r, rs, ","); for (i = 1; i <= n; i++) { split(rs[i], g, "-"); seen[g[1]] = g[3] }
@@ -127,6 +151,28 @@ postgres_replication_state() {
     reason="the replica's WAL replay is paused"
   elif [[ $receiver != streaming ]]; then
     reason="the replica's WAL receiver is not streaming ($receiver)"
+  fi
+  state_json "$seconds" "$behind" "$primary_lsn" "$replay_lsn" bytes "$reason"
+}
+
+# A standby on another server, as the primary sees it (pg_stat_replication of
+# its slot's connection): the primary's server cannot reach the standby's
+# container, and needs no login on it. Streaming, and how far its replay is
+# behind the primary's WAL: by the primary's measure of the replay lag (NULL
+# once caught up and idle: 0 then); a standby whose replay stopped keeps
+# reporting, so the bytes behind and the lag grow.
+postgres_state_from_primary() {
+  local row primary_lsn state replay_lsn behind seconds reason=''
+  if ! row=$(admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), COALESCE(r.state, 'none'), COALESCE(r.replay_lsn::text, ''), COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint, 0), COALESCE(floor(EXTRACT(EPOCH FROM r.replay_lag))::text, 'null') FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON r.application_name = '$SLOT'" 2>&1); then
+    state_json null 0 '' '' bytes "the primary does not answer: $row"
+    return
+  fi
+  read -r primary_lsn state replay_lsn behind seconds <<<"$row"
+  ((behind < 0)) && behind=0
+  if [[ $state != streaming ]]; then
+    reason="the standby $REPLICA is not streaming from the primary (its connection: $state)"
+  elif [[ $seconds == null ]] && ((behind == 0)); then
+    seconds=0
   fi
   state_json "$seconds" "$behind" "$primary_lsn" "$replay_lsn" bytes "$reason"
 }

@@ -17,6 +17,7 @@ import { asRootCommand, dockerHealthCheck, platformContainer, ServerFile, type H
 import {
   REPLICA_ALIAS,
   REPLICATION_PASSWORD_FILE,
+  MONITOR_PASSWORD_FILE,
   REPLICATION_PGPASS_FILE,
   SEEDING_PASSWORD_FILE,
   linkAddressOfPrimary,
@@ -101,9 +102,22 @@ export class ReadReplica extends pulumi.ComponentResource {
     // MariaDB elsewhere: the login the replica's server dumps the primary as, over the link (replica.bash says why a login of its own).
     const seedingPassword =
       elsewhere && database.engine !== "postgres" ? pulumi.secret(new random.RandomPassword(`${name}-seeding-password`, { length: 32, special: false }, { parent: this }).result) : undefined;
+    // And the login on the replica the primary's server reads its state as, over the link (backups' check, status).
+    const monitorPassword =
+      elsewhere && database.engine !== "postgres" ? pulumi.secret(new random.RandomPassword(`${name}-monitor-password`, { length: 32, special: false }, { parent: this }).result) : undefined;
     // Each server runs its own copy of replica.sh, which does that server's side; one on the stack's server only has both containers.
     const script = (thisServer: ThisServer) =>
-      replicaScript({ stack: server.stack, service: args.service, database, replica: args.replica, primaryContainer: names.databaseContainer, replicaContainer: replicaName.container, slot: replicaName.slot, thisServer, ...(elsewhere ? { primaryHost: serverSpec.primaryHost } : {}) });
+      replicaScript({
+        stack: server.stack,
+        service: args.service,
+        database,
+        replica: args.replica,
+        primaryContainer: names.databaseContainer,
+        replicaContainer: replicaName.container,
+        slot: replicaName.slot,
+        thisServer,
+        ...(elsewhere ? { primaryHost: serverSpec.primaryHost, replicaHost: linkAddressOfReplica(args.replica) } : {}),
+      });
     const files = placeFiles(this);
     if (elsewhere && database.engine !== "postgres") {
       // MariaDB (the schema refuses MySQL): the logins on the primary's server; once the replica runs, its server seeds it over the link.
@@ -144,6 +158,7 @@ export class ReadReplica extends pulumi.ComponentResource {
         new ServerFile(`${name}-script`, { connection: server.connection, path: replicaName.script(names.stackDir), mode: "0755", owner: "root:root", content: script(elsewhere ? "primary" : "both") }, { parent }),
       ];
       if (seedingPassword) placed.push(secret("seeding-password-file", SEEDING_PASSWORD_FILE, seedingPassword));
+      if (monitorPassword) placed.push(secret("monitor-password-file", MONITOR_PASSWORD_FILE, monitorPassword));
       if (database.engine === "postgres" && !elsewhere) {
         placed.push(
           secret("pgpass-file", REPLICATION_PGPASS_FILE, pulumi.secret(password.apply(replicationPgpass))),
@@ -165,6 +180,7 @@ export class ReadReplica extends pulumi.ComponentResource {
           ...passwords,
           secret("replication-password-file", REPLICATION_PASSWORD_FILE, replicationPassword),
           secret("seeding-password-file", SEEDING_PASSWORD_FILE, seedingPassword),
+          secret("monitor-password-file", MONITOR_PASSWORD_FILE, monitorPassword!),
           new ServerFile(`${name}-elsewhere-script`, { connection: other.connection, path: replicaName.script(other.names.stackDir), mode: "0755", owner: "root:root", content: script("replica") }, { parent }),
         ];
       }

@@ -21,6 +21,13 @@ export const REPLICATION_PASSWORD_FILE = "replication_password";
  */
 export const SEEDING_USER = "replica_seed";
 export const SEEDING_PASSWORD_FILE = "replica_seed_password";
+/**
+ * MariaDB/MySQL, a replica on another server: the login on the replica the
+ * primary's server reads its replication state as, over the link (`SLAVE
+ * MONITOR` only: backups' source check, npm run status).
+ */
+export const MONITOR_USER = "replica_monitor";
+export const MONITOR_PASSWORD_FILE = "replica_monitor_password";
 /** PostgreSQL's password file for the replica's connection (libpq's format; 0400, the database's uid). */
 export const REPLICATION_PGPASS_FILE = "replication.pgpass";
 /** The name the app, Metabase and backups reach the replica by on the data network. */
@@ -221,6 +228,9 @@ export interface ReplicaScriptSpec {
   /** Where the replica reaches the primary (the data network's alias on the server; 127.0.0.1 in tests). */
   primaryHost?: string;
   primaryPort?: number;
+  /** A replica on another server: where the primary's server reaches it (its link address, and port: the primary's by default). */
+  replicaHost?: string;
+  replicaPort?: number;
   /** Where the containers see the password files. */
   secretsDir?: string;
   slot: string;
@@ -247,7 +257,8 @@ export function replicaVariables(spec: Omit<ReplicaScriptSpec, "stack" | "servic
     `readonly DATABASE=${shellQuote(spec.database.name)}`,
     `readonly PRIMARY=${shellQuote(spec.primaryContainer)} REPLICA=${shellQuote(spec.replicaContainer)}`,
     `readonly PRIMARY_HOST=${shellQuote(spec.primaryHost ?? DATABASE_ALIAS)} PRIMARY_PORT=${spec.primaryPort ?? (engine === "postgres" ? 5432 : 3306)}`,
-    `readonly REPLICATION_USER=${REPLICATION_USER} SEEDING_USER=${SEEDING_USER} SLOT=${shellQuote(spec.slot)}`,
+    `readonly REPLICA_HOST=${shellQuote(spec.replicaHost ?? REPLICA_ALIAS)} REPLICA_PORT=${spec.replicaPort ?? spec.primaryPort ?? (engine === "postgres" ? 5432 : 3306)}`,
+    `readonly REPLICATION_USER=${REPLICATION_USER} SEEDING_USER=${SEEDING_USER} MONITOR_USER=${MONITOR_USER} SLOT=${shellQuote(spec.slot)}`,
     `readonly THIS_SERVER=${spec.thisServer ?? "both"}`,
     `readonly MAX_LAG_SECONDS=${spec.replica.maxLagSeconds}`,
     `secrets_dir=\${REPLICA_SECRETS_DIR:-${spec.secretsDir ?? SECRETS_MOUNT}}`,

@@ -3,7 +3,9 @@
 #            PostgreSQL: the primary's side only, before the replica's container first starts;
 #            a replica on another server (THIS_SERVER primary | replica): this server's side only
 #   wait     wait until the replica replicates and is caught up (REPLICA_WAIT_SECONDS, 120)
-#   status   print replication_state's JSON (promoted_state's once promoted)
+#   status   print replication_state's JSON (promoted_state's once promoted); on the primary's server of a
+#            replica elsewhere: the replica read over the link (MariaDB: its monitoring login; PostgreSQL:
+#            the primary's pg_stat_replication)
 #   promote  stop replicating and take writes on REPLICA (the runbook's npm run promote)
 
 # MariaDB/MySQL: a replication user with only REPLICATION SLAVE on the primary;
@@ -25,8 +27,22 @@ mariadb_setup() {
     replica)
       # shellcheck disable=SC2016 # expanded inside the container, not here
       seed_and_replicate "$PRIMARY_HOST:$PRIMARY_PORT" in_container "$REPLICA" bash -c 'export MYSQL_PWD="$(cat "$1/replica_seed_password")"; shift; exec "$@"' dump "$secrets_dir" \
-        "$DUMP" -h "$PRIMARY_HOST" -P "$PRIMARY_PORT" -u "$SEEDING_USER" "${DUMP_OPTIONS[@]}" ;;
+        "$DUMP" -h "$PRIMARY_HOST" -P "$PRIMARY_PORT" -u "$SEEDING_USER" "${DUMP_OPTIONS[@]}"
+      mariadb_monitor_login ;;
   esac
+}
+
+# On a replica on another server, outside its binary log (its GTIDs stay the
+# primary's alone): the login the primary's server reads its replication
+# state as, over the link (SHOW SLAVE STATUS, @@gtid_slave_pos), with
+# SLAVE MONITOR and nothing else. Made on every setup: a changed password applies.
+mariadb_monitor_login() {
+  admin_sql "$REPLICA" <<SQL
+SET SESSION sql_log_bin = 0;
+CREATE USER IF NOT EXISTS '$MONITOR_USER'@'%' IDENTIFIED BY '@MONITOR_PASSWORD@';
+ALTER USER '$MONITOR_USER'@'%' IDENTIFIED BY '@MONITOR_PASSWORD@';
+GRANT SLAVE MONITOR ON *.* TO '$MONITOR_USER'@'%';
+SQL
 }
 
 # On the primary, outside its binary log (the replica keeps its own accounts).

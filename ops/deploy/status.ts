@@ -2,7 +2,7 @@
 // records, the slot the proxy actually routes to, each slot's image and
 // health, and when each was last deployed (from the deploy history).
 import { SLOTS, slotContainerName } from "../../infra/app/render.js";
-import { describeReplication, localReplica, replicaNames, type ReplicaStatus } from "../../infra/replica/render.js";
+import { describeReplication, replicaNames, type ReplicaStatus } from "../../infra/replica/render.js";
 import { containerPrefix, healthCheckHost, stackNames } from "../../infra/server/render.js";
 import type { DeployedSlots } from "../../infra/app/rollout.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
@@ -59,9 +59,9 @@ export async function gatherStatus(
   return { stack, recordedLive: deployed?.liveSlot, served, slots, recent: history.slice(-5), ...(replica ? { replica } : {}) };
 }
 
-/** With database.replicas: the replica's state as its own script reports it on the server. */
+/** With database.replicas: the replica's state as its script on the stack's server reports it (over the link for a replica on another server). */
 async function replicaState(stack: string, config: Partial<Pick<StackConfig, "service" | "server" | "database">>, server: ServerControl): Promise<StackStatus["replica"]> {
-  if (!config.database || !localReplica(config.database) || !config.server || !config.service || !server.replication) return undefined;
+  if (!config.database || config.database.replicas.length === 0 || !config.server || !config.service || !server.replication) return undefined;
   const stackPaths = stackNames(config.service, stack, config.server.dataDir);
   const names = replicaNames(stackPaths.prefix);
   const state = await server.replication(names.script(stackPaths.stackDir)).catch((err: unknown) => ({ error: errorText(err) }));

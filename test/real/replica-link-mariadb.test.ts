@@ -15,11 +15,15 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { SEEDING_PASSWORD_FILE, primaryReplicationFlags, replicaServerFlags, type ThisServer } from "../../infra/replica/render.js";
+import { MONITOR_PASSWORD_FILE, MONITOR_USER, SEEDING_PASSWORD_FILE, primaryReplicationFlags, replicaServerFlags, type ThisServer } from "../../infra/replica/render.js";
 import { READONLY_USER, replicaReadOnlyUserSql } from "../../infra/metabase/render.js";
 import { LINK, UNDERLAY, linkedServers, type LinkedServers } from "../support/link-harness.js";
+import { formatStatus, gatherStatus } from "../../ops/deploy/status.js";
+import { loadStack } from "../../stacks/config/load.js";
+import { runScript, startPingServer } from "../support/backup-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, type ContainerEnvs, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica } from "../support/replica-harness.js";
+import { startMoto, type MotoServer } from "../support/moto.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, type ContainerEnvs, newestManifest, renderReplicaScript, renderReplicatedBackupScript, replicaEnv, replicaStatus, replicatedBackupEnv, replicatedDatabase, runReplica } from "../support/replica-harness.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
@@ -36,6 +40,8 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
   let link: LinkedServers;
   let primary: MariaDb;
   let replica: MariaDb;
+  let s3: MotoServer;
+  let ping: Awaited<ReturnType<typeof startPingServer>>;
   // Each server's copy of replica.sh, its password files (as its containers see them) and its docker exec stand-in.
   const side: Record<Exclude<ThisServer, "both">, { script: string; env: Record<string, string> }> = {} as never;
   const onReplica = (sql: string) => replica.sql(sql, DB).trim();
@@ -50,9 +56,11 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
     // Each server's port on its link address only: what the program's port bindings (ip: link.primaryAddress, link.replicaAddress)
     // make of the containers (the replica's loopback stays for its own server's checks, as docker exec would).
     const replicaFlags = replicaServerFlags({ engine: "mariadb", memoryMb: 1024, primaryHost: LINK.primary, primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
-    [primary, replica] = await Promise.all([
+    [primary, replica, s3, ping] = await Promise.all([
       startMariaDb([...primaryReplicationFlags("mariadb"), `--bind-address=${LINK.primary}`], { netns: link.ns.primary }),
       startMariaDb([...replicaFlags, `--bind-address=127.0.0.1,${LINK.replica}`], { netns: link.ns.replica }),
+      startMoto([{ name: "bbaegok-prod-db-backups", versioned: true }]),
+      startPingServer(),
     ]);
     primary.sql(imageInit);
     replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
@@ -61,18 +69,18 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
       CREATE TRIGGER orders_length BEFORE INSERT ON orders FOR EACH ROW SET NEW.memo_length = CHAR_LENGTH(NEW.memo);
       CREATE PROCEDURE order_count() SELECT COUNT(*) FROM orders;
       INSERT INTO orders (memo) VALUES ('주문 1'), ('주문 2 😀');`, DB);
-    const passwords = { replication_password: generatedPassword(), [SEEDING_PASSWORD_FILE]: generatedPassword(), db_root_password: "unused-root-uses-the-socket" };
+    const passwords = { replication_password: generatedPassword(), [SEEDING_PASSWORD_FILE]: generatedPassword(), [MONITOR_PASSWORD_FILE]: generatedPassword(), db_root_password: "unused-root-uses-the-socket" };
     for (const s of ["primary", "replica"] as const) {
       const own = join(dir.path, `${s}-server`);
       mkdirSync(own, { mode: 0o700 });
       for (const [file, password] of Object.entries(passwords)) writeFileSync(join(own, file), `${password}\n`, { mode: 0o400 });
-      const script = renderReplicaScript(own, { database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryHost: LINK.primary, primaryPort: primary.port, thisServer: s });
+      const script = renderReplicaScript(own, { database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryHost: LINK.primary, primaryPort: primary.port, replicaHost: LINK.replica, replicaPort: replica.port, thisServer: s });
       const container: ContainerEnvs = s === "primary" ? { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: primary.socket } } : { [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: replica.socket } };
       side[s] = { script, env: replicaEnv(own, container, { [PRIMARY_CONTAINER]: link.ns.primary, [REPLICA_CONTAINER]: link.ns.replica }) };
     }
   });
   after(async () => {
-    await Promise.all([primary?.stop(), replica?.stop()]);
+    await Promise.all([primary?.stop(), replica?.stop(), s3?.stop(), ping?.stop()]);
     link?.remove();
     dir.remove();
   });
@@ -160,6 +168,67 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
     const underlay = fromPrimaryServer(DB, APP_PASSWORD, "SELECT 1", UNDERLAY.replica);
     assert.notEqual(underlay.status, 0);
     assert.match(underlay.stderr, /Can't connect/);
+  });
+
+  it("the primary's server reads the replica's state over the link as the monitoring login (SLAVE MONITOR only, outside the replica's binary log): healthy, then a stopped SQL thread and the lag it leaves", async () => {
+    const grants = replica.sql(`SHOW GRANTS FOR '${MONITOR_USER}'@'%'`).trim().split("\n").map((g) => g.replace(/ IDENTIFIED BY PASSWORD '[^']+'/, ""));
+    assert.deepEqual(grants, [`GRANT SLAVE MONITOR ON *.* TO \`${MONITOR_USER}\`@\`%\``]);
+    assert.equal(replica.sql("SELECT @@gtid_binlog_pos").trim(), primary.sql("SELECT @@gtid_binlog_pos").trim(), "the login went into the replica's binary log");
+    const position = primary.sql("SELECT @@gtid_binlog_pos").trim();
+    const healthy = await replicaStatus(side.primary.script, side.primary.env);
+    assert.deepEqual([healthy.healthy, healthy.primaryPosition, healthy.replicaPosition, healthy.behind, healthy.lagSeconds], [true, position, position, 0, 0], JSON.stringify(healthy));
+    // npm run status asks the stack's server's copy, the replica on another server as on the same one.
+    const elsewhere = { maxLagSeconds: 30, server: { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplica" }, dataDir: "/srv/bbaegok" }, link: { type: "wireguard" as const, primaryAddress: LINK.primary, replicaAddress: LINK.replica, port: LINK.port } };
+    const config = { ...loadStack("prod").config, database: { ...replicatedDatabase("mariadb", 30), replicas: [elsewhere] } };
+    const asked: string[] = [];
+    const server = { health: async () => "healthy" as const, servedBy: async () => "blue" as const, readHistory: async () => [], replication: (path: string) => (asked.push(path), replicaStatus(side.primary.script, side.primary.env)) };
+    const line = formatStatus(await gatherStatus("prod", config, undefined, server)).find((l) => l.startsWith("  replica "));
+    assert.deepEqual(asked, ["/srv/bbaegok/prod/replica/replica.sh"]);
+    assert.equal(line, `  replica  bbaegok-prod-db-replica  healthy, 0 s behind (0 transactions), primary at ${position}, replica at ${position}`);
+    // The primary's copy reaches the replica by the link only: its docker exec stand-in knows the primary's container alone.
+    assert.equal(replica.sql(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '${MONITOR_USER}'`).trim(), "0", "the monitoring connection was left open");
+    replica.sql("STOP SLAVE SQL_THREAD");
+    try {
+      primary.sql("INSERT INTO orders (memo) VALUES ('주문 4 while the replica does not apply')", DB);
+      const stopped = await replicaStatus(side.primary.script, side.primary.env);
+      assert.equal(stopped.healthy, false);
+      assert.match(stopped.reason ?? "", /the replica's SQL thread is stopped/);
+      assert.equal(stopped.behind, 1);
+      assert.notEqual(stopped.primaryPosition, stopped.replicaPosition);
+    } finally {
+      replica.sql("START SLAVE SQL_THREAD");
+    }
+    await waitFor("the replica to catch up again", async () => (await replicaStatus(side.primary.script, side.primary.env)).behind === 0, 30_000, 300);
+  });
+
+  it("the primary's server's backup checks the replica over the link and dumps the primary: healthy, then a stopped SQL thread fails the run and pings the failure URL", async () => {
+    const own = join(dir.path, "primary-server");
+    writeFileSync(join(own, "ping-url"), `${ping.url}\n`, { mode: 0o600 });
+    const backup = renderReplicatedBackupScript(own, "mariadb", 30, { elsewhere: true });
+    const env = replicatedBackupEnv(own, side.primary.env, side.primary.script, s3);
+    const position = primary.sql("SELECT @@gtid_binlog_pos").trim();
+    const healthy = await runScript(backup.script, env);
+    assert.equal(healthy.status, 0, healthy.stderr);
+    assert.match(healthy.stderr, /backup of prod\/bbaegok \(mariadb in container bbaegok-prod-db\) done/);
+    let manifest = newestManifest(s3, backup.bucket, DB);
+    assert.equal(manifest.source, "primary");
+    assert.deepEqual(manifest.replication, { why: "the replica bbaegok-prod-db-replica on another server is healthy and 0 s behind (bound 30 s); the primary is dumped here", positionType: "gtid", position, replicaPosition: position, lagSeconds: 0 });
+    assert.deepEqual(ping.hits, ["/ping/test-check"]);
+
+    replica.sql("STOP SLAVE SQL_THREAD");
+    try {
+      primary.sql("INSERT INTO orders (memo) VALUES ('주문 5 not applied')", DB);
+      ping.hits.length = 0;
+      const broken = await runScript(backup.script, env);
+      assert.equal(broken.status, 1, broken.stderr);
+      assert.match(broken.stderr, /replication of prod\/bbaegok is broken or lagging: the replica bbaegok-prod-db-replica is not usable: the replica's SQL thread is stopped; backing up from the primary bbaegok-prod-db instead/);
+      assert.deepEqual(ping.hits, ["/ping/test-check/fail"]);
+      manifest = newestManifest(s3, backup.bucket, DB);
+      assert.equal(manifest.source, "primary");
+      assert.equal(manifest.tables.find((t) => t.name === "orders")?.rows, Number(primary.sql("SELECT COUNT(*) FROM orders", DB).trim()));
+    } finally {
+      replica.sql("START SLAVE SQL_THREAD");
+    }
   });
 
   it("a second setup on each server leaves the replica replicating; promote is refused on both copies", async () => {

@@ -15,7 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { READONLY_USER, readOnlyUserSql } from "../../infra/metabase/render.js";
 import { postgresReplicaEntrypoint, primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
 import { POSTGRES_OS_USER, postgresBinDir, uidOf } from "../support/postgres.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicatedDatabase, runReplica, writePostgresReplicationSecrets } from "../support/replica-harness.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, writePostgresReplicationSecrets } from "../support/replica-harness.js";
 import { LINK, UNDERLAY, linkedServers, type LinkedServers } from "../support/link-harness.js";
 import { freePort, requireCommand, tempDir, waitFor } from "../support/system.js";
 
@@ -160,6 +160,28 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     assert.match(underlay.stderr, /Connection refused|could not connect|timeout/);
   });
 
+  it("the primary's server's copy of replica.sh reports the standby as the primary sees it: streaming and caught up, then its replay paused: bytes behind and a lag past the bound", async () => {
+    const copy = join(dir.path, "primary-server-copy");
+    mkdirSync(copy, { mode: 0o700 });
+    const script = renderReplicaScript(copy, { database: replicatedDatabase("postgres", 2), replica: { maxLagSeconds: 2 }, primaryHost: LINK.primary, primaryPort: pgPort, replicaHost: LINK.replica, thisServer: "primary" });
+    // Its docker exec stand-in knows the primary's container only: nothing of the standby is asked but through the primary.
+    const env = replicaEnv(copy, { [PRIMARY_CONTAINER]: { PGHOST: primarySocket, PGPORT: String(pgPort), PGDATA: join(dir.path, "primary-data") } });
+    await waitFor("the standby to be caught up", async () => (await replicaStatus(script, env)).behind === 0, 30_000, 300);
+    const caughtUp = await replicaStatus(script, env);
+    assert.deepEqual([caughtUp.healthy, caughtUp.lagSeconds, caughtUp.unit, caughtUp.replicaPosition], [true, 0, "bytes", caughtUp.primaryPosition], JSON.stringify(caughtUp));
+    must(replicaSocket, "SELECT pg_wal_replay_pause()", "postgres");
+    try {
+      must(primarySocket, "INSERT INTO orders (memo) VALUES ('주문 while the standby does not replay')");
+      let state = caughtUp;
+      await waitFor("the lag past the bound of 2 s", async () => !(state = await replicaStatus(script, env)).healthy, 60_000, 500);
+      assert.match(state.reason ?? "", /^the replica is \d+ s behind, more than the bound of 2 s$/, JSON.stringify(state));
+      assert.ok(state.behind > 0 && state.lagSeconds! > 2, JSON.stringify(state));
+    } finally {
+      must(replicaSocket, "SELECT pg_wal_replay_resume()", "postgres");
+    }
+    await waitFor("the standby to catch up again", async () => (await replicaStatus(script, env)).healthy, 60_000, 500);
+  });
+
   it("after a reboot: each server can bind its link address while the link is down (the sysctl: without it the bind fails), and the installed boot unit brings the link back; the standby streams again", async () => {
     const inNs = (side: "primary" | "replica", ...argv: string[]) => spawnSync("ip", link.inNs(side, ...argv), { encoding: "utf8" });
     // The up script applied the sysctl file on both servers (a namespace has its own): each publishes a database's port on its link address.
@@ -189,7 +211,8 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
       assert.equal(r.status, 0, r.stderr);
     }
     await waitFor("the standby to stream again", () => sql(replicaSocket, "SELECT status FROM pg_stat_wal_receiver", "postgres").stdout.trim() === "streaming", 90_000, 500);
-    must(primarySocket, "INSERT INTO orders (memo) VALUES ('주문 3 after the reboot')");
-    await waitFor("the write to reach the standby", () => sql(replicaSocket, "SELECT count(*) FROM orders").stdout.trim() === "3", 150_000, 500);
+    must(primarySocket, "INSERT INTO orders (memo) VALUES ('주문 after the reboot')");
+    const rows = must(primarySocket, "SELECT count(*) FROM orders");
+    await waitFor("the write to reach the standby", () => sql(replicaSocket, "SELECT count(*) FROM orders").stdout.trim() === rows, 150_000, 500);
   });
 });

@@ -265,7 +265,7 @@ describe("a postgres stack with its replica on another server, over WireGuard", 
     assert.ok(wait!.options.dependsOn.includes("database-replica-1-container"));
   });
 
-  it("the app's read-only datasource is the replica at its link address (through the slots' routed edge network); backups keep the primary", () => {
+  it("the app's read-only datasource is the replica at its link address (through the slots' routed edge network); backups check it and dump the primary", () => {
     const slots = containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])));
     assert.equal(slots.length, 2);
     for (const slot of slots) {
@@ -277,8 +277,9 @@ describe("a postgres stack with its replica on another server, over WireGuard", 
     }
     const edge = plan.resources.find((r) => r.type === "docker:index/network:Network" && r.inputs["name"] === `bbaegok-${stack}-edge`);
     assert.notEqual(edge?.inputs["internal"], true);
+    // Backups check the replica over the link (replica.sh status on this server) and dump the primary.
     const backup = plan.resources.find((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`);
-    assert.doesNotMatch(String(backup?.inputs["content"]), /REPLICAS=|replica_script/);
+    assert.match(String(backup?.inputs["content"]), new RegExp(`^  'bbaegok bbaegok-${stack}-db-replica 120 primary'$`, "m"));
   });
 });
 
@@ -342,6 +343,7 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
       `/srv/bbaegok/${stack}/replica/replica.sh`,
       `/srv/bbaegok/${stack}/secrets/db/db_password`,
       `/srv/bbaegok/${stack}/secrets/db/db_root_password`,
+      `/srv/bbaegok/${stack}/secrets/db/replica_monitor_password`,
       `/srv/bbaegok/${stack}/secrets/db/replica_seed_password`,
       `/srv/bbaegok/${stack}/secrets/db/replication_password`,
     ]);
@@ -352,6 +354,9 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
     assert.match(copy("database-replica-1-script"), /^readonly THIS_SERVER=primary$/m);
     // The primary's server holds the seeding password too: its setup makes the login.
     assert.ok(files.some((r) => r.name === "database-replica-1-seeding-password-file" && r.inputs["path"] === `/srv/bbaegok/${stack}/secrets/db/replica_seed_password`));
+    // And the monitoring login's: its copy of replica.sh reads the replica's state over the link as that login.
+    assert.ok(files.some((r) => r.name === "database-replica-1-monitor-password-file" && r.inputs["path"] === `/srv/bbaegok/${stack}/secrets/db/replica_monitor_password` && r.inputs["content"] === "[secret]"));
+    assert.match(copy("database-replica-1-script"), /^readonly REPLICA_HOST='10\.99\.0\.2' REPLICA_PORT=3306$/m);
     assert.doesNotMatch(JSON.stringify(plan.resources), /MASTER_PASSWORD='[^@]/);
   });
 
@@ -366,12 +371,12 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
     assert.deepEqual(ups.filter((n) => !replica!.options.dependsOn.includes(n)), [], "the replica does not wait for the link");
   });
 
-  it("the app reads the replica at its link address; backups keep the primary", () => {
+  it("the app reads the replica at its link address; backups check it and dump the primary", () => {
     const slots = containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])));
     assert.equal(slots.length, 2);
     for (const slot of slots) assert.ok((slot.inputs["envs"] as string[]).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://10.99.0.2:3306/bbaegok"), String(slot.inputs["envs"]));
     const backup = files.find((r) => r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`);
-    assert.doesNotMatch(String(backup?.inputs["content"]), /REPLICAS=|replica_script/);
+    assert.match(String(backup?.inputs["content"]), new RegExp(`^  'bbaegok bbaegok-${stack}-db-replica 120 primary'$`, "m"));
   });
 });
 

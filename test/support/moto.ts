@@ -32,7 +32,8 @@ export interface MotoServer {
   /** Turns IAM enforcement on: every later request needs a key of an IAM user moto knows, and that user's policies' permission. */
   enforceIam(): Promise<void>;
   /** Runs the AWS CLI against the server (as the operator, or with `env` over that); never throws. */
-  aws(args: string[], env?: NodeJS.ProcessEnv): { status: number; stdout: string; stderr: string };
+  /** Debian's AWS CLI against this server; `timeoutMs` (default 60 s) for a large object. */
+  aws(args: string[], env?: NodeJS.ProcessEnv, options?: { timeoutMs?: number }): { status: number; stdout: string; stderr: string };
   /** Every key under `prefix`, sorted. */
   keys(bucket: string, prefix?: string): string[];
   get(bucket: string, key: string): Buffer;
@@ -65,9 +66,11 @@ export async function startMoto(buckets: MotoBucket[]): Promise<MotoServer> {
   const endpoint = `http://127.0.0.1:${port}`;
   const env: NodeJS.ProcessEnv = { ...process.env, AWS_ACCESS_KEY_ID: "moto", AWS_SECRET_ACCESS_KEY: "moto", AWS_DEFAULT_REGION: MOTO_REGION, AWS_CONFIG_FILE: "/dev/null", AWS_SHARED_CREDENTIALS_FILE: "/dev/null" };
   delete env.AWS_PROFILE;
-  const aws = (args: string[], extra: NodeJS.ProcessEnv = {}) => {
-    const r = spawnSync(awsCli, ["--endpoint-url", endpoint, ...args], { env: { ...env, ...extra }, encoding: "utf8", timeout: 60_000, maxBuffer: 256 * 1024 * 1024 });
-    return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  const aws = (args: string[], extra: NodeJS.ProcessEnv = {}, { timeoutMs = 60_000 } = {}) => {
+    const r = spawnSync(awsCli, ["--endpoint-url", endpoint, ...args], { env: { ...env, ...extra }, encoding: "utf8", timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024 });
+    // Killed at the timeout: no status, and nothing on stderr to say why.
+    const killed = r.status === null ? `aws was stopped by ${r.signal ?? "a signal"}${r.error ? ` (${r.error.message})` : ""} after at most ${timeoutMs / 1000} s\n` : "";
+    return { status: r.status ?? -1, stdout: r.stdout, stderr: `${r.stderr}${killed}` };
   };
   const must = (args: string[]) => {
     const r = aws(args);

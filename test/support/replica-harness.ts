@@ -165,14 +165,20 @@ export async function startStandby(primary: Postgres, dir: string, secretsDir: s
   return standby;
 }
 
+/** Another server of the prod stack, for a replica there. */
+const REPLICA_SERVER = { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplica" }, dataDir: "/srv/bbaegok" };
+
 /**
  * The backup script of the prod stack given one replica of its service
  * database on `engine` (only that database kept), with the uploader beside
  * it; the environment points it at the rendered replica.sh in `dir`.
  */
-export function renderReplicatedBackupScript(dir: string, engine: StackConfig["database"]["engine"], maxLagSeconds: number): { script: string; bucket: string } {
+export function renderReplicatedBackupScript(dir: string, engine: StackConfig["database"]["engine"], maxLagSeconds: number, { elsewhere = false } = {}): { script: string; bucket: string } {
   const config = loadStack("prod").config;
-  const replicated = { ...config, database: { ...replicatedDatabase(engine, maxLagSeconds), name: config.database.name } };
+  const database = replicatedDatabase(engine, maxLagSeconds);
+  // `elsewhere`: the replica on another server, over a link (the backup checks it and dumps the primary).
+  const replicas = elsewhere ? database.replicas.map((r) => ({ ...r, server: REPLICA_SERVER, link: { type: "wireguard" as const, primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 } })) : database.replicas;
+  const replicated = { ...config, database: { ...database, replicas, name: config.database.name } };
   const targets = stackBackupTargets(replicated, "prod").filter((t) => t.name === config.database.name);
   const script = join(dir, "backup.sh");
   writeFileSync(script, backupScript({ service: config.service, stack: "prod", backup: config.backup, targets, paths: backupPaths(config.service, "prod", config.server.dataDir) }), { mode: 0o755 });

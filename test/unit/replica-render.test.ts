@@ -35,18 +35,25 @@ describe("the replica's scripts", () => {
 });
 
 describe("the backup script of a stack with a replica", () => {
-  const render = (replicas: { maxLagSeconds: number }[]) => {
+  const render = (replicas: unknown[]) => {
     const config = loadStack("prod").config;
-    const withReplicas = { ...config, database: { ...config.database, replicas } };
+    const withReplicas = { ...config, database: { ...config.database, replicas: replicas as typeof config.database.replicas } };
     return backupScript({ service: config.service, stack: "prod", backup: config.backup, targets: stackBackupTargets(withReplicas, "prod"), paths: backupPaths(config.service, "prod", config.server.dataDir) });
   };
   it("is shellcheck-clean, names the replica, its bound and replica.sh, and runs every replica hook", () => {
     const script = render([{ maxLagSeconds: 120 }]);
     shellcheck("backup.sh with a replica", script);
-    assert.match(script, /^readonly REPLICAS=\(\n  'bbaegok bbaegok-prod-db-replica 120'\n\)$/m);
+    assert.match(script, /^readonly REPLICAS=\(\n  'bbaegok bbaegok-prod-db-replica 120 replica'\n\)$/m);
     assert.match(script, /^replica_script=\$\{BACKUP_REPLICA_SCRIPT:-\/srv\/bbaegok\/prod\/replica\/replica\.sh\}$/m);
     assert.doesNotMatch(script, /#\+replica/);
     for (const call of ["pick_source \"$name\"", "add_replication_to_manifest \"$work/manifest.json\"", "fail_on_unhealthy_replication"]) assert.ok(script.includes(`  ${call}`), `${call} is not called`);
+  });
+  it("with a replica on another server: checked the same way, the primary dumped (dump-from primary)", () => {
+    const elsewhere = { maxLagSeconds: 60, server: { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey: "ssh-ed25519 AAAA" }, dataDir: "/srv/bbaegok" }, link: { type: "wireguard", primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 } };
+    const script = render([elsewhere]);
+    shellcheck("backup.sh with a replica elsewhere", script);
+    assert.match(script, /^readonly REPLICAS=\(\n  'bbaegok bbaegok-prod-db-replica 60 primary'\n\)$/m);
+    for (const call of ["pick_source \"$name\"", "fail_on_unhealthy_replication"]) assert.ok(script.includes(`  ${call}`), `${call} is not called`);
   });
   it("without a replica, has none of the replica's code (the script of a stack before replicas existed)", () => {
     const script = render([]);
