@@ -163,11 +163,13 @@ postgres_replication_state() {
 # reporting, so the bytes behind and the lag grow.
 postgres_state_from_primary() {
   local row primary_lsn state replay_lsn behind seconds reason=''
-  if ! row=$(admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), COALESCE(r.state, 'none'), COALESCE(r.replay_lsn::text, ''), COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint, 0), COALESCE(floor(EXTRACT(EPOCH FROM r.replay_lag))::text, 'null') FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON r.application_name = '$SLOT'" 2>&1); then
+  if ! row=$(admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), COALESCE(r.state, 'none'), COALESCE(r.replay_lsn::text, '-'), COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint, 0), COALESCE(floor(EXTRACT(EPOCH FROM r.replay_lag))::text, 'null') FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON r.application_name = '$SLOT'" 2>&1); then
     state_json null 0 '' '' bytes "the primary does not answer: $row"
     return
   fi
+  # Every field is non-empty ('-': no replay position), so read splits them where psql put them.
   read -r primary_lsn state replay_lsn behind seconds <<<"$row"
+  [[ $replay_lsn == - ]] && replay_lsn=''
   ((behind < 0)) && behind=0
   if [[ $state != streaming ]]; then
     reason="the standby $REPLICA is not streaming from the primary (its connection: $state)"

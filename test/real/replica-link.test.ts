@@ -180,6 +180,14 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
       must(replicaSocket, "SELECT pg_wal_replay_resume()", "postgres");
     }
     await waitFor("the standby to catch up again", async () => (await replicaStatus(script, env)).healthy, 60_000, 500);
+    // Its connection gone (the replica's end of the link removed, so it cannot come back; its walsender ended): not streaming, no replay position.
+    assert.equal(spawnSync("ip", link.inNs("replica", "ip", "link", "del", "dev", link.paths.replica.iface)).status, 0);
+    must(primarySocket, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication", "postgres");
+    const gone = await replicaStatus(script, env);
+    assert.deepEqual([gone.healthy, gone.reason, gone.replicaPosition], [false, "the standby bbaegok-prod-db-replica is not streaming from the primary (its connection: none)", ""], JSON.stringify(gone));
+    const up = link.up("replica");
+    assert.equal(up.status, 0, up.stderr);
+    await waitFor("the standby to stream again", async () => (await replicaStatus(script, env)).healthy, 90_000, 500);
   });
 
   it("after a reboot: each server can bind its link address while the link is down (the sysctl: without it the bind fails), and the installed boot unit brings the link back; the standby streams again", async () => {
