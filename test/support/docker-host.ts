@@ -20,7 +20,8 @@
 // user-defined bridge networks are reached from the host at their addresses
 // through the network's bridge, published ports through docker's userland
 // proxy (docker-proxy), names resolve on user-defined networks; containers have
-// no NAT to the outside.
+// no NAT to the outside. With `netns` (a server of a link test), dockerd runs
+// in that network namespace with its iptables on, NAT included, as on a server.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
