@@ -35,7 +35,7 @@ const replicas = config.database.replicas.map((replica, i) => {
   return new ReadReplica(`database-replica-${i + 1}`, { server, database: config.database, replica, primary: database, service: config.service, ...(elsewhere ? { elsewhere: elsewhere.replicaSide } : {}) });
 });
 // The app and Metabase read the replica, on this server's data network or at its link address on another
-// server; backups read it only on this server (infra/backup: replica.sh status needs both containers).
+// server (backups check it either way, and dump it only on this server: infra/backup).
 const readReplica = replicas[0];
 const app = new AppSlots("app", {
   server,

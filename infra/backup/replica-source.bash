@@ -33,8 +33,7 @@ pick_source() {
   if [[ $(jq -r .healthy <<<"$state") == true && $dump_from == primary ]]; then
     reason="the replica $replica on another server is healthy and $(jq -r .lagSeconds <<<"$state") s behind (bound $max_lag s); the primary is dumped here"
     log info "backup of $STACK/$name from the primary $primary: $reason"
-    jq -c --arg why "$reason" --arg type "$position_type" \
-      '{source: "primary", replication: {why: $why, positionType: $type, position: .primaryPosition, replicaPosition: .replicaPosition, lagSeconds: .lagSeconds}}' <<<"$state" >"$work/replication.json"
+    primary_source_json "$reason" "$position_type" "$state"
   elif [[ $(jq -r .healthy <<<"$state") == true ]]; then
     source_container=$replica
     reason="the replica is healthy and $(jq -r .lagSeconds <<<"$state") s behind (bound $max_lag s)"
@@ -45,9 +44,14 @@ pick_source() {
     replication_problems=$((replication_problems + 1))
     reason="the replica $replica is not usable: $(jq -r .reason <<<"$state")"
     log err "replication of $STACK/$name is broken or lagging: $reason; backing up from the primary $primary instead"
-    jq -c --arg why "$reason" --arg type "$position_type" \
-      '{source: "primary", replication: {why: $why, positionType: $type, position: .primaryPosition, replicaPosition: .replicaPosition, lagSeconds: .lagSeconds}}' <<<"$state" >"$work/replication.json"
+    primary_source_json "$reason" "$position_type" "$state"
   fi
+}
+
+# The manifest's source fields of a dump of the primary: why ($1), the position type ($2) and both positions from state $3.
+primary_source_json() {
+  jq -c --arg why "$1" --arg type "$2" \
+    '{source: "primary", replication: {why: $why, positionType: $type, position: .primaryPosition, replicaPosition: .replicaPosition, lagSeconds: .lagSeconds}}' <<<"$3" >"$work/replication.json"
 }
 
 # Adds pick_source's fields to manifest $1 (a database without a replica: unchanged).

@@ -38,8 +38,10 @@ admin_sql() {
       admin-sql "$secrets_dir" psql -X -q -A -t -v ON_ERROR_STOP=1 -U postgres -d "$DATABASE" "$@"
   else
     in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true)
-      if [[ $sql == *@SEEDING_PASSWORD@* ]]; then seed=$(cat "$1/replica_seed_password") && [[ -n $seed ]] || { echo "no seeding password in $1/replica_seed_password" >&2; exit 1; }; sql=${sql//@SEEDING_PASSWORD@/$seed}; fi
-      if [[ $sql == *@MONITOR_PASSWORD@* ]]; then mon=$(cat "$1/replica_monitor_password") && [[ -n $mon ]] || { echo "no monitoring password in $1/replica_monitor_password" >&2; exit 1; }; sql=${sql//@MONITOR_PASSWORD@/$mon}; fi
+      for login in seed:SEEDING monitor:MONITOR; do
+        tag="@${login#*:}_PASSWORD@" file="$1/replica_${login%%:*}_password"
+        if [[ $sql == *"$tag"* ]]; then secret=$(cat "$file") && [[ -n $secret ]] || { echo "no password in $file" >&2; exit 1; }; sql=${sql//"$tag"/$secret}; fi
+      done
       export MYSQL_PWD="$(cat "$1/db_root_password")"; shift; printf "%s\n" "${sql//@REPLICATION_PASSWORD@/$pw}" | exec "$@"' \
       admin-sql "$secrets_dir" "$CLIENT" -uroot --batch --skip-column-names "$@"
   fi

@@ -76,8 +76,6 @@ export class ReadReplica extends pulumi.ComponentResource {
   readonly scriptPath: string;
   /** The replica's container: what the app's slots wait for once it is the primary. */
   readonly container: docker.Container;
-  /** On the stack's server (the data network): backups and status read it too (they need both containers on one server). */
-  readonly onStackServer: boolean;
 
   constructor(name: string, args: ReadReplicaArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bbaegok:replica:ReadReplica", name, { engine: args.database.engine }, opts);
@@ -94,7 +92,6 @@ export class ReadReplica extends pulumi.ComponentResource {
     const serverSpec = { engine: database.engine, memoryMb, primaryHost: elsewhere && primaryAddress ? primaryAddress : DATABASE_ALIAS, primaryPort: spec.port, secretsDir: SECRETS_MOUNT, slot: replicaName.slot, promoted };
     this.containerName = replicaName.container;
     this.scriptPath = replicaName.script(names.stackDir);
-    this.onStackServer = !elsewhere;
     this.host = replicaReadHost(args.replica);
     this.connection = host.connection;
 

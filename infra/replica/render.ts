@@ -62,7 +62,7 @@ export function replicaNames(prefix: string) {
   };
 }
 
-/** The replica on the stack's own server, if any: the one backups and status read (they need both containers on one server). */
+/** The replica on the stack's own server, if any: the one `npm run promote` can promote (replica.sh promote needs both containers on one server). */
 export function localReplica(db: Pick<StackConfig["database"], "replicas">): ReplicaConfig | undefined {
   return db.replicas.find((r) => !r.server);
 }
