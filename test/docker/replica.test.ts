@@ -13,9 +13,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
-import type { BackupManifest } from "../../infra/backup/render.js";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
+import { asAppUser, inSlot, inspect, newestManifest, runInstalledBackup } from "../support/docker-replica.js";
 import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, opsAsync, pointStackAtHost, pulumi, setStackValue, startLoad } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
@@ -65,24 +65,6 @@ function proxyAddress(): string {
   return docker(["inspect", "-f", '{{(index .NetworkSettings.Networks "bbaegok-prod-edge").IPAddress}}', "bbaegok-proxy"]).stdout.trim();
 }
 
-function inspect<T>(container: string, field: string): T {
-  return JSON.parse(docker(["inspect", "-f", `{{json ${field}}}`, container]).stdout) as T;
-}
-
-/** SQL as the app's user (its password from the database's file, inside the container): what the app may do there. */
-function asAppUser(engine: "mariadb" | "postgres", container: string, sql: string) {
-  const client =
-    engine === "mariadb"
-      ? 'MYSQL_PWD="$(cat /run/secrets/db_password)" exec mariadb -N -ubbaegok bbaegok'
-      : 'PGPASSWORD="$(cat /run/secrets/db_password)" exec psql -X -q -tA -v ON_ERROR_STOP=1 -h 127.0.0.1 -U bbaegok -d bbaegok';
-  return docker(["exec", "-i", container, "sh", "-c", client], { input: sql, allowFailure: true });
-}
-
-/** A command in an app slot, its output. */
-function inSlot(slot: string, command: string): string {
-  return docker(["exec", slot, "sh", "-c", command]).stdout;
-}
-
 /** The slot that serves a name now, as the proxy answers. */
 async function servingSlot(stack: string, api: string): Promise<string> {
   const answer = await httpsGet(api, "/", { address: proxyAddress(), localAddress: CLOUDFLARE_CLIENT });
@@ -90,24 +72,10 @@ async function servingSlot(stack: string, api: string): Promise<string> {
   return `bbaegok-${stack}-app-${(JSON.parse(answer.body) as { slot: string }).slot}`;
 }
 
-/** The stack's installed backup script, run as root as cron runs it, against the S3 stand-in; it must succeed. */
+/** The installed backup, run as cron runs it; it must succeed. */
 function runBackup(stack: string): void {
-  const credentials = `${host.dir}/s3-credentials`;
-  host.asRoot(`umask 077; cat > '${credentials}'`, readFileSync(s3.credentialsFile("docker-replica-test")));
-  const run = host.asRoot(
-    `env BACKUP_S3_ENDPOINT_URL=${s3.endpoint} BACKUP_AWS_CREDENTIALS_FILE='${credentials}' BACKUP_PING_URL_FILE=/nonexistent '${host.dataDir}/${stack}/backup/backup.sh'`,
-    undefined,
-    { timeoutMs: 300_000 },
-  );
+  const run = runInstalledBackup(host, s3, stack);
   assert.equal(run.status, 0, run.stdout + run.stderr);
-}
-
-/** The newest manifest of the stack's service database in the S3 stand-in. */
-function newestManifest(stack: string): BackupManifest {
-  const bucket = `bbaegok-${stack}-db-backups`;
-  const key = s3.keys(bucket, `${stack}/bbaegok/`).filter((k) => k.endsWith(".manifest.json")).sort().at(-1);
-  assert.ok(key, `no manifest under s3://${bucket}/${stack}/bbaegok/`);
-  return JSON.parse(s3.get(bucket, key).toString("utf8")) as BackupManifest;
 }
 
 for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
@@ -164,7 +132,7 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
 
     it("the installed backup script, run as cron runs it, dumps the replica (manifest: source replica, its position) into S3", () => {
       runBackup(stack);
-      const manifest = newestManifest(stack);
+      const manifest = newestManifest(s3, stack);
       assert.equal(manifest.source, "replica", JSON.stringify(manifest.replication));
       assert.match(manifest.replication?.why ?? "", /healthy/);
       assert.equal(manifest.replication?.positionType, positionType);
@@ -208,7 +176,7 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
 
     it("after the promotion, the backup dumps the promoted container, its writes included, without asking for replication", () => {
       runBackup(stack);
-      const manifest = newestManifest(stack);
+      const manifest = newestManifest(s3, stack);
       assert.equal(manifest.source, undefined);
       assert.equal(manifest.tables.find((t) => /(^|\.)notes$/.test(t.name))?.rows, 2, JSON.stringify(manifest.tables));
     });

@@ -97,6 +97,11 @@ export interface DockerHostOptions {
    * Default: this machine's namespace, without iptables (above).
    */
   netns?: string;
+  /**
+   * More loopback addresses sshd listens on besides 127.0.0.1 (the same port):
+   * the same test server under another name, standing for a second server.
+   */
+  alsoListenOn?: readonly string[];
 }
 
 /** The hosts started by this process and not stopped yet, newest last (docker()'s default). */
@@ -363,7 +368,7 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     }
     for (let attempt = 1; ; attempt++) {
       sshPort = await freePort();
-      writeFileSync(paths.sshdConfig, sshdConfig(dir, paths, sshPort, options.maxStartups));
+      writeFileSync(paths.sshdConfig, sshdConfig(dir, paths, sshPort, options));
       const check = run(bin.sshd, ["-t", "-f", paths.sshdConfig], { timeoutMs: 10_000 });
       if (check.status !== 0) throw new Error(`sshd -t -f ${paths.sshdConfig} refused the test server's config:\n${check.stderr.trim()}\n--- config:\n${readFileSync(paths.sshdConfig, "utf8")}`);
       const sshd = startDaemon("sshd", bin.sshd, ["-D", "-f", paths.sshdConfig, "-E", join(dir, "sshd.log")]);
@@ -407,11 +412,11 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
   }
 }
 
-function sshdConfig(dir: string, paths: { hostKey: string; authorizedKeys: string; dockerSocket: string }, port: number, maxStartups: string | undefined): string {
+function sshdConfig(dir: string, paths: { hostKey: string; authorizedKeys: string; dockerSocket: string }, port: number, options: DockerHostOptions): string {
   return [
     `# bbaegok test server (${dir})`,
     `Port ${port}`,
-    "ListenAddress 127.0.0.1",
+    ...["127.0.0.1", ...(options.alsoListenOn ?? [])].map((address) => `ListenAddress ${address}`),
     `HostKey ${paths.hostKey}`,
     `PidFile ${join(dir, "sshd.pid")}`,
     `AuthorizedKeysFile ${paths.authorizedKeys}`,
@@ -428,7 +433,7 @@ function sshdConfig(dir: string, paths: { hostKey: string; authorizedKeys: strin
     "Subsystem sftp internal-sftp",
     // The deploy user's `docker` (and `docker system dial-stdio`) reaches the test daemon.
     `SetEnv DOCKER_HOST=unix://${paths.dockerSocket}`,
-    ...(maxStartups !== undefined ? [`MaxStartups ${maxStartups}`] : []),
+    ...(options.maxStartups !== undefined ? [`MaxStartups ${options.maxStartups}`] : []),
     "",
   ].join("\n");
 }

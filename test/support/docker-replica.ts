@@ -1,0 +1,48 @@
+// What the replica tests on the real Docker host ask the running containers
+// and the installed backup: shared by the replica on the stack's server
+// (test/docker/replica.test.ts) and on another server (replica-elsewhere.test.ts).
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import type { BackupManifest } from "../../infra/backup/render.js";
+import { docker, type DockerHost, type RunResult } from "./docker-host.js";
+import type { MotoServer } from "./moto.js";
+
+export type Engine = "mariadb" | "postgres";
+
+/** A field of `docker inspect`, parsed. */
+export function inspect<T>(container: string, field: string): T {
+  return JSON.parse(docker(["inspect", "-f", `{{json ${field}}}`, container]).stdout) as T;
+}
+
+/** SQL as the app's user (its password from the database's file, inside the container): what the app may do there. */
+export function asAppUser(engine: Engine, container: string, sql: string): RunResult {
+  const client =
+    engine === "mariadb"
+      ? 'MYSQL_PWD="$(cat /run/secrets/db_password)" exec mariadb -N -ubbaegok bbaegok'
+      : 'PGPASSWORD="$(cat /run/secrets/db_password)" exec psql -X -q -tA -v ON_ERROR_STOP=1 -h 127.0.0.1 -U bbaegok -d bbaegok';
+  return docker(["exec", "-i", container, "sh", "-c", client], { input: sql, allowFailure: true });
+}
+
+/** A command in an app slot, its output. */
+export function inSlot(slot: string, command: string): string {
+  return docker(["exec", slot, "sh", "-c", command]).stdout;
+}
+
+/** The stack's installed backup script, run as root as cron runs it, against the S3 stand-in; its result. */
+export function runInstalledBackup(host: DockerHost, s3: MotoServer, stack: string): RunResult {
+  const credentials = `${host.dir}/s3-credentials`;
+  host.asRoot(`umask 077; cat > '${credentials}'`, readFileSync(s3.credentialsFile("docker-replica-test")));
+  return host.asRoot(
+    `env BACKUP_S3_ENDPOINT_URL=${s3.endpoint} BACKUP_AWS_CREDENTIALS_FILE='${credentials}' BACKUP_PING_URL_FILE=/nonexistent '${host.dataDir}/${stack}/backup/backup.sh'`,
+    undefined,
+    { timeoutMs: 300_000 },
+  );
+}
+
+/** The newest manifest of the stack's service database in the S3 stand-in. */
+export function newestManifest(s3: MotoServer, stack: string): BackupManifest {
+  const bucket = `bbaegok-${stack}-db-backups`;
+  const key = s3.keys(bucket, `${stack}/bbaegok/`).filter((k) => k.endsWith(".manifest.json")).sort().at(-1);
+  assert.ok(key, `no manifest under s3://${bucket}/${stack}/bbaegok/`);
+  return JSON.parse(s3.get(bucket, key).toString("utf8")) as BackupManifest;
+}
