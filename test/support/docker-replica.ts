@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import type { BackupManifest } from "../../infra/backup/render.js";
 import { docker, type DockerHost, type RunResult } from "./docker-host.js";
 import type { MotoServer } from "./moto.js";
+import { waitFor } from "./system.js";
 
 export type Engine = "mariadb" | "postgres";
 
@@ -21,6 +22,21 @@ export function asAppUser(engine: Engine, container: string, sql: string): RunRe
       ? 'MYSQL_PWD="$(cat /run/secrets/db_password)" exec mariadb -N -ubbaegok bbaegok'
       : 'PGPASSWORD="$(cat /run/secrets/db_password)" exec psql -X -q -tA -v ON_ERROR_STOP=1 -h 127.0.0.1 -U bbaegok -d bbaegok';
   return docker(["exec", "-i", container, "sh", "-c", client], { input: sql, allowFailure: true });
+}
+
+/** What the engine says when a read-only database refuses the app's write. */
+export function readOnlyRefusal(engine: Engine): RegExp {
+  return engine === "mariadb" ? /--read-only/ : /read-only transaction/;
+}
+
+/** Creates `notes` with one row through the app's login on the primary, waits for it on the replica, and has the replica refuse the app's write. */
+export async function writeAndSeeReplicated(engine: Engine, primary: string, replica: string): Promise<void> {
+  const write = asAppUser(engine, primary, "CREATE TABLE IF NOT EXISTS notes (id INT PRIMARY KEY, body VARCHAR(40)); INSERT INTO notes VALUES (1, '빼곡 노트');");
+  assert.equal(write.status, 0, write.stderr);
+  await waitFor("the row on the replica", () => asAppUser(engine, replica, "SELECT body FROM notes WHERE id = 1;").stdout === "빼곡 노트\n", 60_000, 500);
+  const refused = asAppUser(engine, replica, "INSERT INTO notes VALUES (2, 'refused');");
+  assert.notEqual(refused.status, 0, "the replica took a write");
+  assert.match(refused.stderr, readOnlyRefusal(engine));
 }
 
 /** A command in an app slot, its output. */
