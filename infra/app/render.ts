@@ -36,7 +36,15 @@ export function jdbcUrl(db: StackConfig["database"], host: string = DATABASE_ALI
 
 function readReplicaEnv(db: StackConfig["database"]): Record<string, string> {
   const replica = readReplica(db);
-  return replica ? { SPRING_DATASOURCE_REPLICA_URL: jdbcUrl(db, replicaReadHost(replica)), SPRING_DATASOURCE_REPLICA_USERNAME: db.user } : {};
+  if (!replica) return {};
+  return {
+    SPRING_DATASOURCE_REPLICA_URL: jdbcUrl(db, replicaReadHost(replica)),
+    SPRING_DATASOURCE_REPLICA_USERNAME: db.user,
+    // Spring Boot's db health checks a routing DataSource's every target, the replica too: a replica that is
+    // down (or a link that is) would turn every slot unhealthy and stop every deploy. The app reaches the
+    // replica only through its routing DataSource (README, "Read replicas"), so the health follows the primary.
+    MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES: "true",
+  };
 }
 
 /** The slot's environment: the stack's plain `app.env` over what the platform sets. */

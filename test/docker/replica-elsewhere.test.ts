@@ -25,7 +25,7 @@ import { after, before, describe, it } from "node:test";
 import { linkPaths } from "../../infra/link/render.js";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { asAppUser, inSlot, inspect, newestManifest, runInstalledBackup, writeAndSeeReplicated, type Engine } from "../support/docker-replica.js";
+import { asAppUser, inSlot, inspect, newestManifest, runInstalledBackup, servingSlot, writeAndSeeReplicated, type Engine } from "../support/docker-replica.js";
 import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
@@ -33,9 +33,9 @@ import { waitFor } from "../support/system.js";
 
 /** Each stack's engine and what the test asks of it; both stacks on one host, one workspace. */
 const STACKS = [
-  { stack: "prod", engine: "mariadb", port: 3306, scheme: "mysql", unit: "transactions", maxLagSeconds: 30 },
+  { stack: "prod", engine: "mariadb", api: "api.bbaegok.kr", port: 3306, scheme: "mysql", unit: "transactions", maxLagSeconds: 30 },
   // The standby's state is read from the primary's pg_stat_replication: a paused replay shows as a lag past this bound.
-  { stack: "staging", engine: "postgres", port: 5432, scheme: "postgres", unit: "bytes", maxLagSeconds: 5 },
+  { stack: "staging", engine: "postgres", api: "staging-api.bbaegok.kr", port: 5432, scheme: "postgres", unit: "bytes", maxLagSeconds: 5 },
 ] as const;
 const TAILNET = { primary: "100.64.0.1", replica: "100.64.0.2" } as const;
 /** The other server's address: the same sshd as the stack's 127.0.0.1, listening there too. */
@@ -109,7 +109,20 @@ function asAdmin(engine: Engine, container: string, sql: string) {
   return docker(["exec", "-i", container, "sh", "-c", client], { input: sql });
 }
 
-for (const { stack, engine, port, scheme, unit, maxLagSeconds } of STACKS) {
+/** Refuses new and open TCP connections to this machine's sshd on `address` (this machine's firewall), until the returned function runs. */
+function refuseSsh(address: string, port: number): () => void {
+  const rule = ["INPUT", "-d", address, "-p", "tcp", "--dport", String(port), "-j", "REJECT", "--reject-with", "tcp-reset"];
+  const add = spawnSync("iptables", ["-I", ...rule], { encoding: "utf8" });
+  if (add.status !== 0) throw new Error(`iptables -I ${rule.join(" ")} failed: ${add.stderr}`);
+  return () => void spawnSync("iptables", ["-D", ...rule]);
+}
+
+/** An app slot's answer status for a path, asked inside it. */
+function slotStatus(slot: string, path: string): string {
+  return inSlot(slot, `curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080${path}`);
+}
+
+for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) {
   const primary = `bbaegok-${stack}-db`;
   const replica = `bbaegok-${stack}-db-replica`;
   const slots = [`bbaegok-${stack}-app-blue`, `bbaegok-${stack}-app-green`];
@@ -218,6 +231,28 @@ for (const { stack, engine, port, scheme, unit, maxLagSeconds } of STACKS) {
         asAdmin(engine, replica, engine === "mariadb" ? "START SLAVE SQL_THREAD;" : "SELECT pg_wal_replay_resume();");
       }
       await waitFor("the replica caught up", () => asAppUser(engine, replica, "SELECT count(*) FROM notes;").stdout === "2\n", 60_000, 500);
+    });
+
+    it("with the replica's server down (its database stopped, its SSH refused): the slots stay healthy, a release still rolls out by pulumi up, status says the replica is not there", async () => {
+      docker(["stop", replica]);
+      const allowSsh = refuseSsh(OTHER_HOST, host.sshPort);
+      try {
+        // Reads fail; the health (Spring's, the replica ignored: MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES) follows the primary.
+        for (const slot of slots) assert.deepEqual([slotStatus(slot, "/actuator/health"), slotStatus(slot, "/test/replica")], ["200", "503"], slot);
+        const note = "during the replica's outage";
+        setStackValue(ws.projectDir, stack, ["bbaegok-infra:app", "env", "RELEASE_NOTE"], note);
+        const result = pulumi(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
+        assert.equal(result.status, 0, outputOf(result));
+        const serving = await servingSlot(stack, api);
+        assert.ok(inspect<string[]>(serving, ".Config.Env").includes(`RELEASE_NOTE=${note}`), serving);
+        for (const slot of slots) assert.equal(inspect<{ Health?: { Status: string } }>(slot, ".State").Health?.Status, "healthy", slot);
+        const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
+        assert.match(status.stdout, new RegExp(`^  replica  ${replica}  UNHEALTHY.*(does not answer|is not streaming)`, "m"), status.stdout);
+      } finally {
+        allowSsh();
+        docker(["start", replica]);
+      }
+      await waitFor("the replica back and caught up", () => asAppUser(engine, replica, "SELECT count(*) FROM notes;").stdout === "2\n", 120_000, 1000);
     });
 
     it("a second run changes nothing", () => {

@@ -15,8 +15,8 @@ import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { asAppUser, inSlot, inspect, newestManifest, readOnlyRefusal, runInstalledBackup, writeAndSeeReplicated } from "../support/docker-replica.js";
-import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, opsAsync, pointStackAtHost, pulumi, setStackValue, startLoad } from "../support/docker-stacks.js";
+import { asAppUser, inSlot, inspect, newestManifest, proxyAddress, readOnlyRefusal, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
+import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, startLoad } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
 
@@ -57,18 +57,6 @@ after(async () => {
 function up(stack: string): void {
   const result = pulumi(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
   assert.equal(result.status, 0, outputOf(result));
-}
-
-/** The proxy container's address on prod's edge network: where "Cloudflare" connects. */
-function proxyAddress(): string {
-  return docker(["inspect", "-f", '{{(index .NetworkSettings.Networks "bbaegok-prod-edge").IPAddress}}', "bbaegok-proxy"]).stdout.trim();
-}
-
-/** The slot that serves a name now, as the proxy answers. */
-async function servingSlot(stack: string, api: string): Promise<string> {
-  const answer = await httpsGet(api, "/", { address: proxyAddress(), localAddress: CLOUDFLARE_CLIENT });
-  assert.equal(answer.status, 200, answer.body);
-  return `bbaegok-${stack}-app-${(JSON.parse(answer.body) as { slot: string }).slot}`;
 }
 
 /** The installed backup, run as cron runs it; it must succeed. */

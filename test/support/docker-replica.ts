@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import type { BackupManifest } from "../../infra/backup/render.js";
 import { docker, type DockerHost, type RunResult } from "./docker-host.js";
+import { CLOUDFLARE_CLIENT, httpsGet } from "./docker-stacks.js";
 import type { MotoServer } from "./moto.js";
 import { waitFor } from "./system.js";
 
@@ -37,6 +38,18 @@ export async function writeAndSeeReplicated(engine: Engine, primary: string, rep
   const refused = asAppUser(engine, replica, "INSERT INTO notes VALUES (2, 'refused');");
   assert.notEqual(refused.status, 0, "the replica took a write");
   assert.match(refused.stderr, readOnlyRefusal(engine));
+}
+
+/** The proxy container's address on prod's edge network: where "Cloudflare" connects (for either stack's names). */
+export function proxyAddress(): string {
+  return docker(["inspect", "-f", '{{(index .NetworkSettings.Networks "bbaegok-prod-edge").IPAddress}}', "bbaegok-proxy"]).stdout.trim();
+}
+
+/** The slot container that serves a name now, as the proxy answers. */
+export async function servingSlot(stack: string, api: string): Promise<string> {
+  const answer = await httpsGet(api, "/", { address: proxyAddress(), localAddress: CLOUDFLARE_CLIENT });
+  assert.equal(answer.status, 200, answer.body);
+  return `bbaegok-${stack}-app-${(JSON.parse(answer.body) as { slot: string }).slot}`;
 }
 
 /** A command in an app slot, its output. */

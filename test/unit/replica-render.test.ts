@@ -127,17 +127,21 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     assert.equal(problems({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.104" } }), "");
   });
 
-  it("the app reads a replica where it is: on this server by its alias, on another at its link address; a promoted one is read by nobody", () => {
+  it("the app reads a replica where it is: on this server by its alias, on another at its link address; a promoted one is read by nobody; its health ignores the replica", () => {
     const reads = (replica: unknown, engine = "postgres", primary?: string) => {
       const { config, problems: found } = validate(replica, engine, primary);
       assert.deepEqual(found, []);
-      return slotEnvs(config!, "blue").filter((e) => e.startsWith("SPRING_DATASOURCE_"));
+      return slotEnvs(config!, "blue").filter((e) => /^(SPRING_DATASOURCE_|MANAGEMENT_HEALTH_DB_)/.test(e));
     };
     assert.ok(reads({}).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://db-replica:5432/bbaegok"));
     assert.ok(reads({ server, link: wireguard }).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://10.99.0.2:5432/bbaegok"));
     assert.ok(reads({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.104" } }, "mariadb").includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://100.101.102.104:3306/bbaegok"));
     assert.ok(reads({ server, link: wireguard }).includes("SPRING_DATASOURCE_REPLICA_USERNAME=bbaegok"));
     assert.ok(!reads({}, "postgres", "replica").some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")));
+    // The health follows the primary only while there is a replica to read; a stack without one keeps its environment.
+    assert.ok(reads({}).includes("MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES=true"));
+    assert.ok(reads({ server, link: wireguard }).includes("MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES=true"));
+    assert.ok(!reads({}, "postgres", "replica").some((e) => e.startsWith("MANAGEMENT_HEALTH_DB_")));
     assert.equal(replicaReadHost({ maxLagSeconds: 300 }), "db-replica");
     assert.equal(readReplica({ primary: "replica", replicas: [{ maxLagSeconds: 300 }] }), undefined);
   });

@@ -8,6 +8,10 @@
 //   - GET /actuator/health: 200 {"status":"UP"} while SELECT 1 on the
 //     database succeeds, 503 {"status":"DOWN"} otherwise (always 503 when
 //     BBAEGOK_TEST_UNHEALTHY is set: a release that never turns healthy);
+//     with a read-only datasource, it is checked too unless
+//     MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES is true: the README's
+//     app reaches it only through its routing DataSource, whose targets
+//     Spring Boot's db health checks unless told to ignore routing ones;
 //   - GET /slow?ms=N answers after N ms (in-flight requests across a switch);
 //   - the read-only datasource the program gives (SPRING_DATASOURCE_REPLICA_URL,
 //     _USERNAME, the same password): GET /test/replica answers 200 while
@@ -31,6 +35,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 	_ "time/tzdata" // TZ=Asia/Seoul works without the image's zoneinfo
@@ -44,6 +49,8 @@ func main() {
 	version := envOr("BBAEGOK_APP_VERSION", "dev")
 	slot := os.Getenv("BBAEGOK_SLOT")
 	unhealthy := truthy(os.Getenv("BBAEGOK_TEST_UNHEALTHY"))
+	// Spring binds management.health.db.ignore-routing-data-sources from this variable (relaxed binding).
+	ignoreRouting := strings.EqualFold(strings.TrimSpace(os.Getenv("MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES")), "true")
 
 	db, target, err := openDatasource("SPRING_DATASOURCE_URL", "SPRING_DATASOURCE_USERNAME")
 	var replica *sql.DB
@@ -73,6 +80,12 @@ func main() {
 		if err := datasource.Check(r.Context(), db, 3*time.Second); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "DOWN", "details": err.Error()})
 			return
+		}
+		if replica != nil && !ignoreRouting {
+			if err := datasource.Check(r.Context(), replica, 3*time.Second); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "DOWN", "details": fmt.Sprintf("the read-only datasource %s: %v", replicaTarget, err)})
+				return
+			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "UP"})
 	})
