@@ -43,7 +43,8 @@ function readReplicaEnv(db: StackConfig["database"]): Record<string, string> {
     // Spring Boot's db health checks a routing DataSource's every target, the replica too: a replica that is
     // down (or a link that is) would turn every slot unhealthy and stop every deploy. The app reaches the
     // replica only through its routing DataSource (README, "Read replicas"), so the health follows the primary.
-    MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES: "true",
+    // management.health.db.ignore-routing-data-sources, in the variable form Spring documents (dashes removed).
+    MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES: "true",
   };
 }
 

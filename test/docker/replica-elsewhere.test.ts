@@ -237,7 +237,7 @@ for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) 
       docker(["stop", replica]);
       const allowSsh = refuseSsh(OTHER_HOST, host.sshPort);
       try {
-        // Reads fail; the health (Spring's, the replica ignored: MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES) follows the primary.
+        // Reads fail; the health (Spring's, the replica ignored: MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES) follows the primary.
         for (const slot of slots) assert.deepEqual([slotStatus(slot, "/actuator/health"), slotStatus(slot, "/test/replica")], ["200", "503"], slot);
         const note = "during the replica's outage";
         setStackValue(ws.projectDir, stack, ["bbaegok-infra:app", "env", "RELEASE_NOTE"], note);

@@ -139,8 +139,8 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     assert.ok(reads({ server, link: wireguard }).includes("SPRING_DATASOURCE_REPLICA_USERNAME=bbaegok"));
     assert.ok(!reads({}, "postgres", "replica").some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")));
     // The health follows the primary only while there is a replica to read; a stack without one keeps its environment.
-    assert.ok(reads({}).includes("MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES=true"));
-    assert.ok(reads({ server, link: wireguard }).includes("MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES=true"));
+    assert.ok(reads({}).includes("MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES=true"));
+    assert.ok(reads({ server, link: wireguard }).includes("MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES=true"));
     assert.ok(!reads({}, "postgres", "replica").some((e) => e.startsWith("MANAGEMENT_HEALTH_DB_")));
     assert.equal(replicaReadHost({ maxLagSeconds: 300 }), "db-replica");
     assert.equal(readReplica({ primary: "replica", replicas: [{ maxLagSeconds: 300 }] }), undefined);

@@ -9,7 +9,7 @@
 //     database succeeds, 503 {"status":"DOWN"} otherwise (always 503 when
 //     BBAEGOK_TEST_UNHEALTHY is set: a release that never turns healthy);
 //     with a read-only datasource, it is checked too unless
-//     MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES is true: the README's
+//     MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES is true: the README's
 //     app reaches it only through its routing DataSource, whose targets
 //     Spring Boot's db health checks unless told to ignore routing ones;
 //   - GET /slow?ms=N answers after N ms (in-flight requests across a switch);
@@ -50,7 +50,7 @@ func main() {
 	slot := os.Getenv("BBAEGOK_SLOT")
 	unhealthy := truthy(os.Getenv("BBAEGOK_TEST_UNHEALTHY"))
 	// Spring binds management.health.db.ignore-routing-data-sources from this variable (relaxed binding).
-	ignoreRouting := strings.EqualFold(strings.TrimSpace(os.Getenv("MANAGEMENT_HEALTH_DB_IGNORE_ROUTING_DATA_SOURCES")), "true")
+	ignoreRouting := strings.EqualFold(strings.TrimSpace(os.Getenv("MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES")), "true")
 
 	db, target, err := openDatasource("SPRING_DATASOURCE_URL", "SPRING_DATASOURCE_USERNAME")
 	var replica *sql.DB
