@@ -2,7 +2,7 @@
 // health check. Secrets never appear here: the database password reaches
 // Spring Boot as a file through `configtree`.
 import { durationSeconds } from "../../stacks/config/rules.js";
-import type { Slot, StackConfig } from "../../stacks/config/schema.js";
+import type { AppEnvSetByProgram, Slot, StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS } from "../database/render.js";
 import { primaryHost, readReplica, replicaReadHost } from "../replica/render.js";
 import { dockerHealthCheck, shellQuote } from "../server/render.js";
@@ -34,7 +34,7 @@ export function jdbcUrl(db: StackConfig["database"], host: string = DATABASE_ALI
   }
 }
 
-function readReplicaEnv(db: StackConfig["database"]): Record<string, string> {
+function readReplicaEnv(db: StackConfig["database"]): Partial<Record<AppEnvSetByProgram, string>> {
   const replica = readReplica(db);
   if (!replica) return {};
   return {
@@ -50,7 +50,8 @@ function readReplicaEnv(db: StackConfig["database"]): Record<string, string> {
 
 /** The slot's environment: the stack's plain `app.env` over what the platform sets. */
 export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Slot): string[] {
-  const managed: Record<string, string> = {
+  // Only names the schema keeps out of app.env (APP_ENV_SET_BY_PROGRAM): a new one must be added there first.
+  const managed: Partial<Record<AppEnvSetByProgram, string>> = {
     SERVER_PORT: String(config.app.port),
     // Spring Boot finishes in-flight requests on SIGTERM instead of cutting them.
     SERVER_SHUTDOWN: "graceful",

@@ -173,6 +173,27 @@ export const domainsSchema = z.strictObject({
   ddns: z.strictObject({ schedule: cron.default("*/5 * * * *") }, { error: "expected a map with schedule" }).optional(),
 }, { error: "expected a map with zone, api, metabase, ddns" });
 
+/**
+ * The app's environment the program owns: infra/app/render.ts sets each of these (its type allows no other),
+ * and the two passwords are files it mounts. `app.env` may not set one: it would silently undo a promotion
+ * (the writes back on the stale original), the replica, the port the proxy and checks use, or the secrets' files.
+ */
+export const APP_ENV_SET_BY_PROGRAM = {
+  SERVER_PORT: "set app.port",
+  SERVER_SHUTDOWN: "graceful shutdown keeps in-flight requests across a switch",
+  SPRING_DATASOURCE_URL: "set database.*; the program points it at the primary (the promoted replica after npm run promote)",
+  SPRING_DATASOURCE_USERNAME: "set database.user",
+  SPRING_DATASOURCE_PASSWORD: "the password is a file the program mounts (never in the environment)",
+  SPRING_DATASOURCE_REPLICA_URL: "set database.replicas",
+  SPRING_DATASOURCE_REPLICA_USERNAME: "set database.user",
+  SPRING_DATASOURCE_REPLICA_PASSWORD: "the password is a file the program mounts (never in the environment)",
+  MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES: "set with a replica, so the slots' health follows the primary",
+  SPRING_CONFIG_IMPORT: "it imports the secret files; add other imports with spring.config.import in the app",
+  JAVA_TOOL_OPTIONS: "it sizes the heap from the container's limit; put JVM options in JDK_JAVA_OPTIONS",
+  BBAEGOK_SLOT: "it names the slot",
+} as const;
+export type AppEnvSetByProgram = keyof typeof APP_ENV_SET_BY_PROGRAM;
+
 export const appSchema = z.strictObject({
   image: pinnedImage,
   port: port.default(8080),
@@ -215,6 +236,14 @@ export const appSchema = z.strictObject({
   /** Plain (non-secret) environment variables for the app. */
   env: z
     .record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: "expected an environment variable name in UPPER_SNAKE_CASE" }), z.string())
+    .superRefine((env, ctx) => {
+      for (const key of Object.keys(env)) {
+        if (Object.hasOwn(APP_ENV_SET_BY_PROGRAM, key)) {
+          const why = APP_ENV_SET_BY_PROGRAM[key as AppEnvSetByProgram];
+          ctx.addIssue({ code: "custom", path: [key], input: env[key], message: `expected no ${key}: the program sets it (${why})` });
+        }
+      }
+    })
     .default({}),
 }, { error: "expected a map with image, port, healthCheck, …" });
 

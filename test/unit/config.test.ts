@@ -82,6 +82,12 @@ describe("bad input is named precisely", () => {
   it("edge subnet with a bad octet", () => expectOne((r) => (r.server.edgeSubnet = "172.30.300.0/24"), "server.edgeSubnet", "IPv4 /24"));
   it("edge subnet in a public range", () => expectOne((r) => (r.server.edgeSubnet = "203.0.113.0/24"), "server.edgeSubnet", '"203.0.113.0/24"', "private range"));
   it("edge subnet just outside 172.16.0.0/12", () => expectOne((r) => (r.server.edgeSubnet = "172.32.0.0/24"), "server.edgeSubnet", "private range"));
+  it("app.env setting what the program sets: the writes' datasource (a promotion would be undone)", () =>
+    expectOne((r) => (r.app.env.SPRING_DATASOURCE_URL = "jdbc:mariadb://db:3306/bbaegok"), "app.env.SPRING_DATASOURCE_URL", "expected no SPRING_DATASOURCE_URL: the program sets it", "npm run promote"));
+  it("app.env with the database password (a file, never the environment)", () =>
+    expectOne((r) => (r.app.env.SPRING_DATASOURCE_PASSWORD = "hunter2"), "app.env.SPRING_DATASOURCE_PASSWORD", "a file the program mounts"));
+  it("app.env with JVM options where the program sizes the heap: JDK_JAVA_OPTIONS named instead", () =>
+    expectOne((r) => (r.app.env.JAVA_TOOL_OPTIONS = "-Xmx2g"), "app.env.JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"));
   it("bad bucket name", () => expectOne((r) => (r.backup.bucket = "Bbaegok_Backups"), "backup.bucket", "S3 bucket name"));
 });
 

@@ -12,6 +12,7 @@ import { REPO } from "../support/project.js";
 import { replicatedDatabase } from "../support/replica-harness.js";
 import { requireCommand } from "../support/system.js";
 import { loadStack } from "../../stacks/config/load.js";
+import { APP_ENV_SET_BY_PROGRAM } from "../../stacks/config/schema.js";
 
 function shellcheck(name: string, script: string): void {
   const r = spawnSync(requireCommand("shellcheck", "shellcheck"), ["--shell=bash", "--severity=style", "-"], { input: script, encoding: "utf8" });
@@ -109,7 +110,7 @@ describe("database.replicas[].server and link (a replica on another server)", ()
   /** prod's file as PostgreSQL (or `engine`) with this one replica; the problems listed, or the validated config. */
   const validate = (replica: unknown, engine = "postgres", primary?: string) => {
     const raw = rawFromPulumiConfig(readStackFile(REPO, "prod").config) as { database: Record<string, unknown> };
-    Object.assign(raw.database, { engine, version: engine === "postgres" ? "16.10" : "11.4.4", replicas: [replica] }, primary ? { primary } : {});
+    Object.assign(raw.database, { engine, version: engine === "postgres" ? "16.10" : "11.4.4", replicas: replica === undefined ? [] : [replica] }, primary ? { primary } : {});
     try {
       return { config: validateStackConfig("prod", raw, []), problems: [] as string[] };
     } catch (err) {
@@ -144,6 +145,18 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     assert.ok(!reads({}, "postgres", "replica").some((e) => e.startsWith("MANAGEMENT_HEALTH_DB_")));
     assert.equal(replicaReadHost({ maxLagSeconds: 300 }), "db-replica");
     assert.equal(readReplica({ primary: "replica", replicas: [{ maxLagSeconds: 300 }] }), undefined);
+  });
+
+  it("every name the slots get from the program, with a replica or without, is one app.env may not set; the listed ones are set or are the password files", () => {
+    const names = new Set<string>();
+    for (const [replica, primary] of [[undefined], [{}], [{ server, link: wireguard }], [{}, "replica"]] as const) {
+      const { config, problems: found } = validate(replica, "postgres", primary);
+      assert.deepEqual(found, []);
+      for (const e of slotEnvs(config!, "green")) names.add(e.split("=")[0]!);
+    }
+    const program = [...names].filter((n) => !["SPRING_PROFILES_ACTIVE", "TZ"].includes(n)); // prod's own app.env
+    assert.deepEqual(program.sort(), Object.keys(APP_ENV_SET_BY_PROGRAM).filter((n) => !n.endsWith("_PASSWORD")).sort());
+    assert.deepEqual(Object.keys(APP_ENV_SET_BY_PROGRAM).filter((n) => n.endsWith("_PASSWORD")), ["SPRING_DATASOURCE_PASSWORD", "SPRING_DATASOURCE_REPLICA_PASSWORD"]);
   });
 
   it("refuses a server without a link, a link without a server, and the stack's own server, naming the key", () => {
