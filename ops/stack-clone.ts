@@ -180,6 +180,27 @@ function secretCommand(path: string[], stack: string): SecretToSet {
   return { key: dotted, command: `pulumi config set --secret${rest.length > 0 ? " --path" : ""} ${dotted} -s ${stack}`, about };
 }
 
+/**
+ * What of the source's database belongs to its own servers and history, not to a new server's stack: a
+ * promotion (`primary: replica`: the new stack starts with its own primary, and its replica, if one is
+ * listed, is seeded from it), and a replica on another server (that server and the link are the source's).
+ * Left out of `config` in place; returns what to tell the operator.
+ */
+function leaveOutSourceDatabaseHistory(config: YAMLMap, database: string, source: StackConfig["database"], from: string, to: string): string[] {
+  const said: string[] = [];
+  if (source.primary === "replica") {
+    config.deleteIn([database, "primary"]);
+    said.push(`database.primary: replica is left out: ${from}'s promotion is its own history; ${to} starts with a primary of its own${source.replicas.some((r) => !r.server) ? " and a replica seeded from it" : ""}.`);
+  }
+  const elsewhere = source.replicas.flatMap((r, i) => (r.server ? [{ i, host: r.server.host }] : []));
+  for (const { i } of [...elsewhere].reverse()) config.deleteIn([database, "replicas", i]);
+  if (elsewhere.length > 0 && elsewhere.length === source.replicas.length) config.deleteIn([database, "replicas"]);
+  for (const { i, host } of elsewhere) {
+    said.push(`database.replicas[${i}] on ${host} is left out: that server and its link are ${from}'s. Give ${to}'s replica a server and link of its own (README, "A replica on another server").`);
+  }
+  return said;
+}
+
 function ownerReference(ownerStack: string, source: StackConfig): string {
   const organization = source.proxy.mode === "guest" ? (source.proxy.ownerStack.split("/")[0] ?? DEFAULT_ORGANIZATION) : DEFAULT_ORGANIZATION;
   return `${organization}/${PROJECT}/${ownerStack}`;
@@ -301,6 +322,8 @@ export function planClone(projectDir: string, request: CloneRequest): Omit<Clone
   setValue(config, [key("backup"), "bucket"], request.bucket!);
   const env = Object.entries(source.config.app.env);
   if (env.length > 0) decisions.push(`app.env is copied as it is (${env.map(([k, v]) => `${k}=${v}`).join(", ")}): change what differs for ${to}.`);
+
+  decisions.push(...leaveOutSourceDatabaseHistory(config, key("database"), source.config.database, from, to));
 
   const proxy = key("proxy");
   setValue(config, [proxy, "mode"], proxyMode);

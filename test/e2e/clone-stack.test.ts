@@ -207,6 +207,45 @@ describe("npm run stack:clone", () => {
     assert.match(result.stderr, /usage: npm run stack:clone -- --from <stack> --to <name>/);
   });
 
+  describe("what of the source's database is its own servers and history", () => {
+    // A copy of its own: the source stack files here are variants of prod.
+    const own = copyProject();
+    after(() => own.remove());
+    const prod = readFileSync(join(REPO, "Pulumi.prod.yaml"), "utf8");
+    const withDatabase = (lines: string) => prod.replace(/(  bbaegok-infra:database:\n(?:    .*\n)+)/, `$1${lines}`);
+    const cloneOf = (source: string, to: string, octet: number) => {
+      own.writeStackFile("prod", source);
+      const result = runClone(own.dir, newServerArgs("prod", to, octet));
+      assert.equal(result.status, 0, result.stdout + result.stderr);
+      return { result, database: configOf(own.dir, to).database, text: readFileSync(join(own.dir, `Pulumi.${to}.yaml`), "utf8") };
+    };
+
+    it("a promotion (primary: replica) is left out, saying so: the new stack starts with a primary of its own and a replica seeded from it", () => {
+      const { result, database, text } = cloneOf(withDatabase("    primary: replica\n    replicas:\n      - maxLagSeconds: 120\n"), "fresh", 80);
+      assert.equal(database.primary, "original");
+      assert.doesNotMatch(text, /primary: replica/);
+      assert.deepEqual(database.replicas, [{ maxLagSeconds: 120 }]);
+      assert.match(result.stdout, /database\.primary: replica is left out: prod's promotion is its own history; fresh starts with a primary of its own and a replica seeded from it\./);
+    });
+
+    it("a replica on another server is left out with its link, saying so; the rest of the database is kept", () => {
+      const elsewhere =
+        "    replicas:\n      - maxLagSeconds: 120\n        server:\n          host: replica.bbaegok.kr\n          ssh:\n            user: deploy\n            port: 2222\n" +
+        `            hostKey: ${NEW_SERVER_KEY}\n        link: { type: tailnet, primaryAddress: 100.101.102.103, replicaAddress: 100.101.102.104 }\n`;
+      const { result, database, text } = cloneOf(withDatabase(elsewhere), "alone", 81);
+      assert.deepEqual(database.replicas, []);
+      assert.doesNotMatch(text, /replica\.bbaegok\.kr|100\.101\.102/);
+      assert.deepEqual([database.engine, database.version, database.memoryMb], ["mariadb", "11.4.4", 2048]);
+      assert.match(result.stdout, /database\.replicas\[0\] on replica\.bbaegok\.kr is left out: that server and its link are prod's\./);
+    });
+
+    it("a replica on the same server is kept, and nothing is said about it", () => {
+      const { result, database } = cloneOf(withDatabase("    replicas:\n      - maxLagSeconds: 120\n"), "paired", 82);
+      assert.deepEqual(database.replicas, [{ maxLagSeconds: 120 }]);
+      assert.doesNotMatch(result.stdout, /left out/);
+    });
+  });
+
   it("left the repository's own stack files alone (every clone ran in the copy)", () => {
     assert.deepEqual(listStacks(REPO), ["prod", "staging"]);
   });
