@@ -117,7 +117,7 @@ export const dataVolumesProtectedPolicy = resourcePolicy(
 );
 export const containersAreBoundedPolicy = resourcePolicy(
   "containers-bounded",
-  "Every container restarts by itself, has a memory limit, rotates its logs and says its role in a label.",
+  "Every container restarts by itself (but the original primary after a promotion: it stays stopped), has a memory limit, rotates its logs and says its role in a label.",
   containersAreBounded,
 );
 export const noSecretsInContainerEnvPolicy = resourcePolicy(

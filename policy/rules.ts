@@ -109,7 +109,7 @@ export function containersAreBounded(r: ResourceView): string[] {
   if (r.type !== CONTAINER) return [];
   const problems: string[] = [];
   const restart = r.inputs["restart"];
-  if (restart !== "unless-stopped" && restart !== "always") problems.push(`container ${r.name} has restart "${String(restart)}"; expected unless-stopped`);
+  if (restart !== "unless-stopped" && restart !== "always" && !retiredOriginal(r)) problems.push(`container ${r.name} has restart "${String(restart)}"; expected unless-stopped`);
   if (typeof r.inputs["memory"] !== "number" || r.inputs["memory"] <= 0) problems.push(`container ${r.name} has no memory limit`);
   // No swap: a container over its limit is stopped and restarted, not left to slow the whole server down.
   // Unset, Docker picks a swap limit itself and reads it back: a change on every run.
@@ -120,6 +120,15 @@ export function containersAreBounded(r: ResourceView): string[] {
   }
   if (!roleOf(r)) problems.push(`container ${r.name} has no ${ROLE_LABEL} label`);
   return problems;
+}
+
+/**
+ * The one exception to restarting by itself: the original primary after its
+ * replica was promoted (a database left alone by the program, mustRun false),
+ * which must stay stopped after a reboot (infra/server/container.ts, RETIRED_RESTART).
+ */
+function retiredOriginal(r: ResourceView): boolean {
+  return r.inputs["restart"] === "no" && r.inputs["mustRun"] === false && roleOf(r) === "database";
 }
 
 /**

@@ -7,7 +7,7 @@ import * as random from "@pulumi/random";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { dockerHealthCheck, platformContainer, ServerFile, type HomeServer } from "../server/index.js";
 import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseRuntime, databaseSpec, replacementNotice, type DatabaseSpec } from "./render.js";
-import { primaryReplicationFlags, replicaNames } from "../replica/render.js";
+import { primaryReplicationFlags, replicaIsPrimary, replicaNames } from "../replica/render.js";
 
 export interface ServiceDatabaseArgs {
   /** The stack's server footprint (Docker provider, networks, SSH). */
@@ -92,7 +92,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const linkNetwork = args.link ? new docker.Network(`${name}-link-network`, { name: replicaNames(names.prefix).linkNetwork, driver: "bridge" }, dockerOpts) : undefined;
     const container = platformContainer(
       `${name}-container`,
-      { role: "database", stack: server.stack },
+      // Once its replica is promoted, the original is out of date: it must not come back by itself (RETIRED_RESTART).
+      { role: "database", stack: server.stack, retired: replicaIsPrimary(database) },
       {
         name: names.databaseContainer,
         image: image.imageId,

@@ -169,7 +169,8 @@ promote() {
 # After npm run promote (PROMOTED), REPLICA is the primary: status says
 # whether it takes writes and whether the original, now out of date, still
 # answers (it must stay stopped: a MariaDB/MySQL original is writable again
-# after a restart, and the app must never write to it again).
+# after a restart, and the app must never write to it again; the program
+# gives it the restart policy "no", so only a start by hand brings it back).
 #   {promoted: true, healthy, writable, originalAnswers, originalWritable (null when it does not answer), reason (when not healthy)}
 promoted_state() {
   local writable original answers=true reason=''
@@ -180,7 +181,7 @@ promoted_state() {
   fi
   original=$(takes_writes "$PRIMARY" 2>/dev/null) || answers=false original=null
   if [[ -z $reason && $original == true ]]; then
-    reason="the original $PRIMARY takes writes again (restarted?): stop it, the app must not write there"
+    reason="the original $PRIMARY takes writes again (started by hand?): stop it, the app must not write there"
   fi
   jq -cn --argjson writable "$writable" --argjson answers "$answers" --argjson original "$original" --arg reason "$reason" \
     '{promoted: true, healthy: ($reason == ""), writable: $writable, originalAnswers: $answers, originalWritable: $original} + (if $reason == "" then {} else {reason: $reason} end)'

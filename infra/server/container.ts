@@ -40,3 +40,13 @@ export function platformSettings(role: ContainerRole, stack: string, extraLabels
     labels: [{ label: ROLE_LABEL, value: role }, { label: STACK_LABEL, value: stack }, ...extraLabels],
   };
 }
+
+/**
+ * The one container Docker must not start again by itself: the original
+ * primary once its replica was promoted (`database.primary: replica`). It is
+ * out of date and fenced only until its next start (a MariaDB/MySQL original
+ * takes writes again after a restart), so after a reboot or a crash it stays
+ * stopped. Only the restart policy changes, which Docker updates in place
+ * (the container is not recreated; its role label stays "database").
+ */
+export const RETIRED_RESTART = "no";

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { platformSettings, type ContainerRole, type PlatformSettings } from "./container.js";
+import { RETIRED_RESTART, platformSettings, type ContainerRole, type PlatformSettings } from "./container.js";
 import { dockerHost, edgeAddressing, SSH_CONTROL_DIR, sshClientOptions, installFileCommand, removeFileCommand, stackNames, type EdgeAddressing, type FileSpec, type ServerReach, type StackNames } from "./render.js";
 
 export * from "./container.js";
@@ -161,8 +161,11 @@ export class ServerFile extends pulumi.ComponentResource {
 /** A container's inputs but the platform's (platformSettings): a component cannot set those itself. */
 export type PlatformContainerArgs = Omit<docker.ContainerArgs, keyof PlatformSettings>;
 
-/** Which platform settings a container gets: its role in its stack, or (an app slot) the ones its recorded spec holds. */
-export type ContainerPlatform = { role: ContainerRole; stack: string } | { recorded: { [K in keyof PlatformSettings]: pulumi.Input<PlatformSettings[K]> } };
+/**
+ * Which platform settings a container gets: its role in its stack (`retired`: the original primary after a promotion,
+ * see RETIRED_RESTART), or (an app slot) the ones its recorded spec holds.
+ */
+export type ContainerPlatform = { role: ContainerRole; stack: string; retired?: boolean } | { recorded: { [K in keyof PlatformSettings]: pulumi.Input<PlatformSettings[K]> } };
 
 /**
  * Every container of the platform is made here: `args` with the platform's
@@ -172,6 +175,8 @@ export type ContainerPlatform = { role: ContainerRole; stack: string } | { recor
  * is never changed by a new version of this code (infra/app/rollout.ts).
  */
 export function platformContainer(name: string, platform: ContainerPlatform, args: PlatformContainerArgs, opts?: pulumi.CustomResourceOptions): docker.Container {
-  const settings = "recorded" in platform ? platform.recorded : platformSettings(platform.role, platform.stack);
-  return new docker.Container(name, { ...args, ...settings }, opts);
+  if ("recorded" in platform) return new docker.Container(name, { ...args, ...platform.recorded }, opts);
+  const settings = platformSettings(platform.role, platform.stack);
+  // Retired: Docker does not start it again, and the program leaves it stopped (mustRun false: a stopped container is no drift to put back).
+  return new docker.Container(name, { ...args, ...settings, ...(platform.retired ? { restart: RETIRED_RESTART, mustRun: false } : {}) }, opts);
 }

@@ -18,6 +18,7 @@ import { docker, startDockerHost, type DockerHost } from "../support/docker-host
 import { asAppUser, inSlot, inspect, newestManifest, proxyAddress, readOnlyRefusal, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
 import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, startLoad } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
+import { waitFor } from "../support/system.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
 
 let host: DockerHost;
@@ -128,6 +129,7 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
     }
 
     it("npm run promote with the real pulumi up: no failed request; the old replica takes writes, the original refuses them, the serving slot's datasource names db-replica", async () => {
+      const originalId = inspect<string>(primary, ".Id");
       const load = startLoad(proxyAddress, api);
       let result: Awaited<ReturnType<typeof opsAsync>>;
       try {
@@ -153,6 +155,11 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       const fenced = asAppUser(engine, primary, "INSERT INTO notes VALUES (4, 'on the original');");
       assert.notEqual(fenced.status, 0, "the original took a write after the promotion");
       assert.match(fenced.stderr, readOnlyRefusal(engine));
+
+      // The original is kept (its data is the way back), updated in place: Docker will not start it again by itself.
+      assert.equal(inspect<string>(primary, ".Id"), originalId, "the original was recreated by the promotion's up");
+      assert.equal(inspect<string>(primary, ".HostConfig.RestartPolicy.Name"), "no");
+      assert.equal(inspect<string>(replica, ".HostConfig.RestartPolicy.Name"), "unless-stopped");
     });
 
     it("after the promotion, the backup dumps the promoted container, its writes included, without asking for replication", () => {
@@ -165,6 +172,27 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
     it("after the promotion a second up changes nothing", () => {
       const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
       assert.equal(preview.status, 0, outputOf(preview));
+    });
+
+    it("the original, once its server exits (a crash, a reboot), stays down: Docker does not restart it, status is healthy and says it does not answer, a preview with a refresh plans nothing (no up starts it) and npm run drift finds none", async () => {
+      // From inside, as a crash or a shutdown would: `docker stop` would mark it stopped on purpose, which no policy restarts.
+      const exit = docker(["exec", primary, "sh", "-c", `kill -${engine === "postgres" ? "INT" : "TERM"} 1`]);
+      assert.equal(exit.status, 0, exit.stderr);
+      await waitFor(`${primary} to stop`, () => !inspect<boolean>(primary, ".State.Running"), 120_000, 500);
+      // Docker restarts an exited container with a restart policy within a second (its first back-off is 100 ms).
+      await new Promise((r) => setTimeout(r, 5_000));
+      assert.deepEqual([inspect<boolean>(primary, ".State.Running"), inspect<number>(primary, ".RestartCount")], [false, 0]);
+
+      const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
+      assert.equal(status.status, 0, status.stdout + status.stderr);
+      assert.match(status.stdout, new RegExp(`^  replica  ${replica}  promoted, the primary: takes writes; the original does not answer`, "m"), status.stdout);
+
+      // Read from Docker (stopped), the original is what the code says (mustRun false): nothing to start.
+      const refreshed = pulumi(ws, ["preview", "--refresh", "--stack", stack, "--expect-no-changes"]);
+      assert.equal(refreshed.status, 0, outputOf(refreshed));
+      const drift = await opsAsync(ws, "drift.ts", ["--stack", stack]);
+      assert.equal(drift.status, 0, drift.stdout + drift.stderr);
+      assert.equal(inspect<boolean>(primary, ".State.Running"), false);
     });
   });
 }

@@ -138,7 +138,7 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     const replicaLine = async () => formatStatus(await gatherStatus("prod", config, undefined, server)).find((l) => l.startsWith("  replica  "));
     assert.equal(await replicaLine(), `  replica  ${REPLICA_CONTAINER}  promoted, the primary: takes writes; the original still answers, fenced (read-only): stop it once this one's first backup is checked`);
     primary.sql("SET GLOBAL read_only = OFF"); // what its next restart does
-    assert.equal(await replicaLine(), `  replica  ${REPLICA_CONTAINER}  UNHEALTHY (promoted, the primary): the original ${PRIMARY_CONTAINER} takes writes again (restarted?): stop it, the app must not write there`);
+    assert.equal(await replicaLine(), `  replica  ${REPLICA_CONTAINER}  UNHEALTHY (promoted, the primary): the original ${PRIMARY_CONTAINER} takes writes again (started by hand?): stop it, the app must not write there`);
     primary.sql("SET GLOBAL read_only = ON");
   });
 });

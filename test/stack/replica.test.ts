@@ -88,6 +88,9 @@ for (const engine of ["mariadb", "postgres"] as const) {
       .replace("    replicas:\n", "    primary: replica\n    replicas:\n")
       .replace("    api: staging-api.bbaegok.kr\n", "    api: staging-api.bbaegok.kr\n    metabase: staging-metabase.bbaegok.kr\n")
       .replace("  bbaegok-infra:metabase:\n    enabled: false\n", "  bbaegok-infra:metabase:\n    enabled: true\n    image: metabase/metabase:v0.56.9\n    databaseImage: postgres:16.10\n    memoryMb: 2048\n    adminEmail: dev@bbaegok.kr\n");
+    // The same stack before `npm run promote` wrote `primary: replica`: what the promotion's up changes.
+    project.writeStackFile(stack, file.replace("    primary: replica\n", ""));
+    const before = planInChild(stack, project.dir).resources.find((r) => r.type === CONTAINER && r.inputs["name"] === `bbaegok-${stack}-db`);
     project.writeStackFile(stack, file);
     const plan = planInChild(stack, project.dir);
     const containers = plan.resources.filter((r) => r.type === CONTAINER);
@@ -115,6 +118,20 @@ for (const engine of ["mariadb", "postgres"] as const) {
     it("Metabase reads from the promoted container", () => {
       const setup = plan.resources.find((r) => r.name === "metabase-setup");
       assert.match(String(setup?.inputs["stdin"]), /"details":\{"host":"db-replica",/);
+    });
+
+    it("the original stays stopped once down: Docker does not restart it (restart no, updated in place) and the program does not start it (mustRun false); the promoted container restarts", () => {
+      const original = containers.find((c) => c.inputs["name"] === `bbaegok-${stack}-db`);
+      const replica = containers.find((c) => c.inputs["name"] === `bbaegok-${stack}-db-replica`);
+      assert.equal(original!.inputs["restart"], "no");
+      assert.equal(original!.inputs["mustRun"], false);
+      assert.equal(replica!.inputs["restart"], "unless-stopped");
+      assert.equal(replica!.inputs["mustRun"], undefined);
+      // Nothing else differs from before the promotion: no flag, image or label change recreates it (Docker updates a restart policy in place).
+      const { restart, mustRun, ...rest } = original!.inputs;
+      assert.deepEqual([before!.inputs["restart"], before!.inputs["mustRun"]], ["unless-stopped", undefined]);
+      assert.deepEqual(rest, Object.fromEntries(Object.entries(before!.inputs).filter(([k]) => k !== "restart" && k !== "mustRun")));
+      assert.deepEqual(violations(plan.resources), []);
     });
 
     it("the promoted container stays writable across restarts and is never set up again", () => {
