@@ -32,7 +32,15 @@ const database = new ServiceDatabase("database", { server, database: config.data
 // Read replicas (infra/replica): none unless database.replicas lists one.
 const replicas = config.database.replicas.map((replica, i) => {
   const elsewhere = replicasElsewhere[i];
-  return new ReadReplica(`database-replica-${i + 1}`, { server, database: config.database, replica, primary: database, service: config.service, ...(elsewhere ? { elsewhere: elsewhere.replicaSide } : {}) });
+  return new ReadReplica(`database-replica-${i + 1}`, {
+    server,
+    database: config.database,
+    replica,
+    primary: database,
+    service: config.service,
+    lastRuntime: lastRun.apply((o) => o.databaseRuntime),
+    ...(elsewhere ? { elsewhere: elsewhere.replicaSide } : {}),
+  });
 });
 // The app and Metabase read the replica, on this server's data network or at its link address on another
 // server (backups check it either way, and dump it only on this server: infra/backup).
@@ -62,8 +70,8 @@ export const databaseUser = database.user;
 export const databasePassword = database.password;
 /** The read replicas' containers (status, backups and promote read them); empty without database.replicas. */
 export const replicaContainers = replicas.map((r) => r.containerName);
-/** What recreates the database container when it changes: the next run compares (planned downtime). */
-export const databaseRuntime = database.runtime;
+/** What recreates the container the app writes to when it changes: the next run compares (planned downtime). */
+export const databaseRuntime = replicaIsPrimary(config.database) && replicas[0] ? replicas[0].runtime : database.runtime;
 /** The app's blue/green slots: what deploy, rollback and status read. */
 export const liveSlot = app.liveSlot;
 export const idleSlot = app.idleSlot;

@@ -118,11 +118,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       { ...dockerOpts, deleteBeforeReplace: true, dependsOn: [...files, ...(args.link?.ready ?? [])] },
     );
     this.containerName = container.name;
-    // Said in the preview, before anything happens: the engine's own "replace" line does not say the service goes down.
-    args.lastRuntime?.apply((last) => {
-      const notice = replacementNotice(names.databaseContainer, last, this.runtime, { stopSeconds: STOP_SECONDS, healthySeconds: HEALTHY_SECONDS });
-      if (notice) void pulumi.log.warn(notice, container);
-    });
+    // Retired once its replica is promoted: the promoted container announces its own replacement.
+    if (!replicaIsPrimary(database)) announceReplacement(container, names.databaseContainer, args.lastRuntime, this.runtime, { stopSeconds: STOP_SECONDS, healthySeconds: HEALTHY_SECONDS });
 
     this.registerOutputs({ containerName: this.containerName, volumeName: this.volumeName });
   }
@@ -131,4 +128,15 @@ export class ServiceDatabase extends pulumi.ComponentResource {
 /** With a replica (database.replicas), the primary writes what replicas read: its replication flags (a change that recreates it, announced as planned downtime). */
 function withReplication(spec: DatabaseSpec, database: StackConfig["database"]): DatabaseSpec {
   return database.replicas.length === 0 ? spec : { ...spec, command: [...spec.command, ...primaryReplicationFlags(database.engine)] };
+}
+
+/**
+ * Says in the preview, before anything happens, that the database the app writes to is about to be replaced
+ * (the engine's own "replace" line does not say the service goes down): `runtime` against the stack's last.
+ */
+export function announceReplacement(on: pulumi.Resource, container: string, lastRuntime: pulumi.Output<unknown> | undefined, runtime: string, timeouts: { stopSeconds: number; healthySeconds: number }): void {
+  lastRuntime?.apply((last) => {
+    const notice = replacementNotice(container, last, runtime, timeouts);
+    if (notice) void pulumi.log.warn(notice, on);
+  });
 }

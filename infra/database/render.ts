@@ -105,16 +105,20 @@ SQL
  * What makes Docker recreate the database container when it changes: the
  * image, the server flags and the environment. Exported by the stack, so the
  * next run can tell, before anything happens, that the database will be down.
+ * `container`: the promoted replica's name, once it takes the writes (the
+ * original's runtime names none, as it always has).
  */
-export function databaseRuntime(spec: DatabaseSpec): string {
-  return JSON.stringify({ image: spec.image, command: spec.command, envs: spec.envs });
+export function databaseRuntime(spec: Pick<DatabaseSpec, "image" | "command" | "envs">, container?: string): string {
+  return JSON.stringify({ ...(container ? { container } : {}), image: spec.image, command: spec.command, envs: spec.envs });
 }
 
 /** The warning a preview shows when the database container is about to be replaced; undefined when it is not. */
 export function replacementNotice(container: string, previous: unknown, current: string, timeouts: { stopSeconds: number; healthySeconds: number }): string | undefined {
   if (typeof previous !== "string" || previous === current) return undefined;
-  const before = JSON.parse(previous) as { image?: string; command?: string[]; envs?: string[] };
-  const after = JSON.parse(current) as { image: string; command: string[]; envs: string[] };
+  const before = JSON.parse(previous) as { container?: string; image?: string; command?: string[]; envs?: string[] };
+  const after = JSON.parse(current) as { container?: string; image: string; command: string[]; envs: string[] };
+  // Another container takes the writes than at the last run (npm run promote): that is no replacement of one.
+  if (before.container !== after.container) return undefined;
   const changes = [
     before.image !== after.image ? `image ${before.image} → ${after.image}` : undefined,
     JSON.stringify(before.command) !== JSON.stringify(after.command) ? "server flags" : undefined,

@@ -11,8 +11,8 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import type { ServiceDatabase } from "../database/index.js";
-import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseSpec } from "../database/render.js";
+import { announceReplacement, type ServiceDatabase } from "../database/index.js";
+import { APP_PASSWORD_FILE, DATABASE_ALIAS, DATABASE_UID, ROOT_PASSWORD_FILE, SECRETS_MOUNT, databaseRuntime, databaseSpec } from "../database/render.js";
 import { asRootCommand, dockerHealthCheck, platformContainer, ServerFile, type HomeServer, type OtherServer, type SshConnection } from "../server/index.js";
 import {
   REPLICA_ALIAS,
@@ -60,7 +60,13 @@ export interface ReadReplicaArgs {
    * @default the stack's server, on the data network
    */
   elsewhere?: { host: OtherServer; linkReady: pulumi.Resource[] };
+  /** The `databaseRuntime` this stack exported on its last run: once promoted, a change is announced as planned downtime. */
+  lastRuntime?: pulumi.Output<unknown>;
 }
+
+/** Seconds a replica has to flush on stop, and to turn healthy (seeding it may take long). */
+const STOP_SECONDS = 60;
+const HEALTHY_SECONDS = 600;
 
 /** Where the PostgreSQL replica's entrypoint is mounted. */
 const ENTRYPOINT_MOUNT = "/replica";
@@ -76,6 +82,8 @@ export class ReadReplica extends pulumi.ComponentResource {
   readonly scriptPath: string;
   /** The replica's container: what the app's slots wait for once it is the primary. */
   readonly container: docker.Container;
+  /** What recreates its container when it changes (databaseRuntime): the stack exports it once the replica is promoted. */
+  readonly runtime: string;
 
   constructor(name: string, args: ReadReplicaArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bbaegok:replica:ReadReplica", name, { engine: args.database.engine }, opts);
@@ -91,6 +99,9 @@ export class ReadReplica extends pulumi.ComponentResource {
     const primaryAddress = linkAddressOfPrimary(args.replica);
     const serverSpec = { engine: database.engine, memoryMb, primaryHost: elsewhere && primaryAddress ? primaryAddress : DATABASE_ALIAS, primaryPort: spec.port, secretsDir: SECRETS_MOUNT, slot: replicaName.slot, promoted };
     this.containerName = replicaName.container;
+    // PostgreSQL: its entrypoint seeds an empty volume by pg_basebackup, as the database's uid, then runs the image's own.
+    const serverCommand = [...(database.engine === "postgres" ? ["docker-entrypoint.sh"] : []), ...spec.command, ...replicaServerFlags(serverSpec)];
+    this.runtime = databaseRuntime({ image: spec.image, command: serverCommand, envs: spec.envs }, replicaName.container);
     this.scriptPath = replicaName.script(names.stackDir);
     this.host = replicaReadHost(args.replica);
     this.connection = host.connection;
@@ -143,6 +154,8 @@ export class ReadReplica extends pulumi.ComponentResource {
       this.container = createContainer(this, [primary, ...files]);
       runScript(this, "seed", ["setup", "wait"], [this.container]);
     }
+    // Promoted, it is the database the app writes to: its replacement is announced as the original's was.
+    if (promoted) announceReplacement(this.container, replicaName.container, args.lastRuntime, this.runtime, { stopSeconds: STOP_SECONDS, healthySeconds: HEALTHY_SECONDS });
     this.registerOutputs({ containerName: this.containerName, host: this.host });
 
     function placeFiles(parent: ReadReplica): ServerFile[] {
@@ -225,8 +238,8 @@ export class ReadReplica extends pulumi.ComponentResource {
           memory: memoryMb,
           memorySwap: memoryMb,
           envs: spec.envs,
-          // PostgreSQL: the entrypoint seeds an empty volume by pg_basebackup, as the database's uid, then runs the image's own.
-          ...(postgres ? { user: DATABASE_UID, entrypoints: [`${ENTRYPOINT_MOUNT}/entrypoint.sh`], command: ["docker-entrypoint.sh", ...spec.command, ...replicaServerFlags(serverSpec)] } : { command: [...spec.command, ...replicaServerFlags(serverSpec)] }),
+          command: serverCommand,
+          ...(postgres ? { user: DATABASE_UID, entrypoints: [`${ENTRYPOINT_MOUNT}/entrypoint.sh`] } : {}),
           networksAdvanced: [network],
           ...(linkAddress ? { ports: [{ internal: spec.port, external: spec.port, ip: linkAddress, protocol: "tcp" }] } : {}),
           volumes: [{ volumeName: volume.name, containerPath: spec.dataPath }],
@@ -235,9 +248,9 @@ export class ReadReplica extends pulumi.ComponentResource {
             ...(postgres ? [{ type: "bind", source: `${host.names.stackDir}/replica-init`, target: ENTRYPOINT_MOUNT, readOnly: true }] : []),
           ],
           healthcheck: dockerHealthCheck({ tests: spec.healthcheck, interval: "10s", timeout: "5s", retries: 5, startPeriod: "300s" }),
-          stopTimeout: 60,
+          stopTimeout: STOP_SECONDS,
           wait: true,
-          waitTimeout: 600,
+          waitTimeout: HEALTHY_SECONDS,
         },
         // A fixed name: the old container goes before the new one starts (Docker refuses two of one name).
         { ...dockerOpts, deleteBeforeReplace: true, dependsOn },

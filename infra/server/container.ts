@@ -47,6 +47,7 @@ export function platformSettings(role: ContainerRole, stack: string, extraLabels
  * out of date and fenced only until its next start (a MariaDB/MySQL original
  * takes writes again after a restart), so after a reboot or a crash it stays
  * stopped. Only the restart policy changes, which Docker updates in place
- * (the container is not recreated; its role label stays "database").
+ * (the container is not recreated; its role label stays "database"), and
+ * nothing else of it changes after that (platformContainer freezes it).
  */
 export const RETIRED_RESTART = "no";

@@ -158,6 +158,10 @@ export class ServerFile extends pulumi.ComponentResource {
   }
 }
 
+/** What a retired container gets (RETIRED_RESTART), the only inputs of it a run may still change. */
+const RETIRED_INPUTS = { restart: RETIRED_RESTART, mustRun: false };
+const RETIRED_CHANGES: ReadonlySet<string> = new Set(Object.keys(RETIRED_INPUTS));
+
 /** A container's inputs but the platform's (platformSettings): a component cannot set those itself. */
 export type PlatformContainerArgs = Omit<docker.ContainerArgs, keyof PlatformSettings>;
 
@@ -176,7 +180,11 @@ export type ContainerPlatform = { role: ContainerRole; stack: string; retired?: 
  */
 export function platformContainer(name: string, platform: ContainerPlatform, args: PlatformContainerArgs, opts?: pulumi.CustomResourceOptions): docker.Container {
   if ("recorded" in platform) return new docker.Container(name, { ...args, ...platform.recorded }, opts);
-  const settings = platformSettings(platform.role, platform.stack);
-  // Retired: Docker does not start it again, and the program leaves it stopped (mustRun false: a stopped container is no drift to put back).
-  return new docker.Container(name, { ...args, ...settings, ...(platform.retired ? { restart: RETIRED_RESTART, mustRun: false } : {}) }, opts);
+  const inputs = { ...args, ...platformSettings(platform.role, platform.stack) };
+  if (!platform.retired) return new docker.Container(name, inputs, opts);
+  // Retired: Docker does not start it again, and the program leaves it stopped (mustRun false: a stopped container is
+  // no drift to put back). Frozen but for that: a later change of the config (a version, a flag) must not recreate,
+  // and so start, the out-of-date container.
+  const frozen = Object.keys(inputs).filter((key) => !RETIRED_CHANGES.has(key));
+  return new docker.Container(name, { ...inputs, ...RETIRED_INPUTS }, { ...opts, ignoreChanges: [...(opts?.ignoreChanges ?? []), ...frozen] });
 }

@@ -194,5 +194,24 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       assert.equal(drift.status, 0, drift.stdout + drift.stderr);
       assert.equal(inspect<boolean>(primary, ".State.Running"), false);
     });
+
+    it("a later change of the database's flags (memoryMb) replaces the promoted container, announced as planned downtime naming it, and leaves the stopped original as it is", () => {
+      const [originalId, promotedId] = [inspect<string>(primary, ".Id"), inspect<string>(replica, ".Id")];
+      setStackValue(ws.projectDir, stack, ["bbaegok-infra:database", "memoryMb"], 1536);
+      const preview = pulumi(ws, ["preview", "--stack", stack, "--diff"]);
+      assert.equal(preview.status, 0, outputOf(preview));
+      // With --diff (as the pull requests' previews run), the engine writes its diagnostics to stderr.
+      const shown = preview.stdout + preview.stderr;
+      assert.match(shown, new RegExp(`PLANNED DOWNTIME: the database container ${replica} will be replaced \\(server flags\\)`), shown);
+      assert.doesNotMatch(shown, new RegExp(`the database container ${primary} will`));
+      up(stack);
+      assert.deepEqual([inspect<string>(primary, ".Id"), inspect<boolean>(primary, ".State.Running")], [originalId, false]);
+      assert.notEqual(inspect<string>(replica, ".Id"), promotedId);
+      assert.match(inspect<string[]>(replica, ".Args").join(" "), engine === "postgres" ? /shared_buffers=384MB/ : /--innodb-buffer-pool-size=768M/);
+      const write = asAppUser(engine, replica, "INSERT INTO notes VALUES (5, 'after the new flags');");
+      assert.equal(write.status, 0, write.stderr);
+      const again = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
+      assert.equal(again.status, 0, outputOf(again));
+    });
   });
 }

@@ -120,7 +120,7 @@ for (const engine of ["mariadb", "postgres"] as const) {
       assert.match(String(setup?.inputs["stdin"]), /"details":\{"host":"db-replica",/);
     });
 
-    it("the original stays stopped once down: Docker does not restart it (restart no, updated in place) and the program does not start it (mustRun false); the promoted container restarts", () => {
+    it("the original stays stopped once down: Docker does not restart it (restart no, updated in place) and the program does not start it (mustRun false) nor changes it again; the promoted container restarts", () => {
       const original = containers.find((c) => c.inputs["name"] === `bbaegok-${stack}-db`);
       const replica = containers.find((c) => c.inputs["name"] === `bbaegok-${stack}-db-replica`);
       assert.equal(original!.inputs["restart"], "no");
@@ -132,6 +132,11 @@ for (const engine of ["mariadb", "postgres"] as const) {
       assert.deepEqual([before!.inputs["restart"], before!.inputs["mustRun"]], ["unless-stopped", undefined]);
       assert.deepEqual(rest, Object.fromEntries(Object.entries(before!.inputs).filter(([k]) => k !== "restart" && k !== "mustRun")));
       assert.deepEqual(violations(plan.resources), []);
+      // And nothing else of it changes again: a later version or flag would recreate it, and so start it.
+      const frozen = (original!.options as { ignoreChanges?: string[] }).ignoreChanges ?? [];
+      assert.deepEqual(Object.keys(rest).filter((k) => !frozen.includes(k)), []);
+      assert.ok(!frozen.includes("restart") && !frozen.includes("mustRun"), frozen.join(" "));
+      assert.deepEqual((replica!.options as { ignoreChanges?: string[] }).ignoreChanges ?? [], []);
     });
 
     it("the promoted container stays writable across restarts and is never set up again", () => {

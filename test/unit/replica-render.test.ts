@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { backupPaths, backupScript, stackBackupTargets } from "../../infra/backup/render.js";
 import { postgresReplicaEntrypoint, readReplica, replicaReadHost, replicaScript, replicationPgpass } from "../../infra/replica/render.js";
 import { slotEnvs } from "../../infra/app/render.js";
+import { databaseRuntime, replacementNotice } from "../../infra/database/render.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { StackConfigError, rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { REPO } from "../support/project.js";
@@ -197,5 +198,26 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     for (const engine of ["postgres", "mariadb"]) {
       assert.match(problems({ server, link: wireguard }, engine, "replica"), /bbaegok-infra:database\.primary = "replica": expected "original": promoting a replica on another server is not supported yet/);
     }
+  });
+});
+
+describe("the planned-downtime notice follows the container the app writes to", () => {
+  const timeouts = { stopSeconds: 60, healthySeconds: 300 };
+  const original = databaseRuntime({ image: "mariadb:11.4.4", command: ["--log-bin=mysql-bin"], envs: ["TZ=UTC"] });
+  const promoted = databaseRuntime({ image: "mariadb:11.4.4", command: ["--log-bin=mysql-bin", "--read-only=OFF"], envs: ["TZ=UTC"] }, "bbaegok-prod-db-replica");
+
+  it("the original's change names the original", () => {
+    const bumped = original.replace("11.4.4", "11.4.5");
+    assert.match(replacementNotice("bbaegok-prod-db", original, bumped, timeouts) ?? "", /^PLANNED DOWNTIME: the database container bbaegok-prod-db will be replaced \(image mariadb:11\.4\.4 → mariadb:11\.4\.5\)/);
+    assert.equal(replacementNotice("bbaegok-prod-db", original, original, timeouts), undefined);
+  });
+
+  it("the promotion's run (the original's last runtime, the promoted container's now) is no replacement of one container", () => {
+    assert.equal(replacementNotice("bbaegok-prod-db-replica", original, promoted, timeouts), undefined);
+  });
+
+  it("once promoted, a change of the promoted container names it", () => {
+    const flagged = promoted.replace("--read-only=OFF", "--read-only=OFF\",\"--innodb-buffer-pool-size=512M");
+    assert.match(replacementNotice("bbaegok-prod-db-replica", promoted, flagged, timeouts) ?? "", /^PLANNED DOWNTIME: the database container bbaegok-prod-db-replica will be replaced \(server flags\)/);
   });
 });
