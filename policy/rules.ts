@@ -1,7 +1,7 @@
 // Guardrails as pure checks over planned resources: used by the test suite on
 // every committed stack, and by the policy pack that `pulumi preview` enforces.
 // Each rule returns sentences naming the resource and what is wrong.
-import { ROLE_LABEL } from "../infra/server/container.js";
+import { RETIRED_INPUTS, ROLE_LABEL } from "../infra/server/container.js";
 import { goDuration, isPinnedImage, isPrivateLinkAddress, isSshHostKey } from "../stacks/config/rules.js";
 
 /** The shape a rule needs: what the offline plan records (and a policy pack sees). */
@@ -125,10 +125,10 @@ export function containersAreBounded(r: ResourceView): string[] {
 /**
  * The one exception to restarting by itself: the original primary after its
  * replica was promoted (a database left alone by the program, mustRun false),
- * which must stay stopped after a reboot (infra/server/container.ts, RETIRED_RESTART).
+ * which must stay stopped after a reboot (infra/server/container.ts, RETIRED_INPUTS).
  */
 function retiredOriginal(r: ResourceView): boolean {
-  return r.inputs["restart"] === "no" && r.inputs["mustRun"] === false && roleOf(r) === "database";
+  return roleOf(r) === "database" && Object.entries(RETIRED_INPUTS).every(([key, value]) => r.inputs[key] === value);
 }
 
 /**

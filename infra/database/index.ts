@@ -92,7 +92,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const linkNetwork = args.link ? new docker.Network(`${name}-link-network`, { name: replicaNames(names.prefix).linkNetwork, driver: "bridge" }, dockerOpts) : undefined;
     const container = platformContainer(
       `${name}-container`,
-      // Once its replica is promoted, the original is out of date: it must not come back by itself (RETIRED_RESTART).
+      // Once its replica is promoted, the original is out of date: it must not come back by itself (RETIRED_INPUTS).
       { role: "database", stack: server.stack, retired: replicaIsPrimary(database) },
       {
         name: names.databaseContainer,

@@ -42,12 +42,15 @@ export function platformSettings(role: ContainerRole, stack: string, extraLabels
 }
 
 /**
- * The one container Docker must not start again by itself: the original
- * primary once its replica was promoted (`database.primary: replica`). It is
- * out of date and fenced only until its next start (a MariaDB/MySQL original
- * takes writes again after a restart), so after a reboot or a crash it stays
- * stopped. Only the restart policy changes, which Docker updates in place
- * (the container is not recreated; its role label stays "database"), and
- * nothing else of it changes after that (platformContainer freezes it).
+ * The one container that must not start again: the original primary once its
+ * replica was promoted (`database.primary: replica`). It is out of date and
+ * fenced only until its next start (a MariaDB/MySQL original takes writes
+ * again after a restart). So Docker does not restart it after a reboot or a
+ * crash (restart "no"), the program leaves it stopped (mustRun false: a
+ * stopped container is no drift to put back) and, were it removed by hand and
+ * made again by a refreshed up, creates it stopped (start false). Docker and
+ * the provider update these in place (the container is not recreated; its
+ * role label stays "database"), and nothing else of it changes after that
+ * (platformContainer freezes it).
  */
-export const RETIRED_RESTART = "no";
+export const RETIRED_INPUTS = { restart: "no", mustRun: false, start: false } as const;

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { StackConfig } from "../../stacks/config/schema.js";
-import { RETIRED_RESTART, platformSettings, type ContainerRole, type PlatformSettings } from "./container.js";
+import { RETIRED_INPUTS, platformSettings, type ContainerRole, type PlatformSettings } from "./container.js";
 import { dockerHost, edgeAddressing, SSH_CONTROL_DIR, sshClientOptions, installFileCommand, removeFileCommand, stackNames, type EdgeAddressing, type FileSpec, type ServerReach, type StackNames } from "./render.js";
 
 export * from "./container.js";
@@ -158,8 +158,7 @@ export class ServerFile extends pulumi.ComponentResource {
   }
 }
 
-/** What a retired container gets (RETIRED_RESTART), the only inputs of it a run may still change. */
-const RETIRED_INPUTS = { restart: RETIRED_RESTART, mustRun: false };
+/** The only inputs of a retired container (RETIRED_INPUTS) a run may still change. */
 const RETIRED_CHANGES: ReadonlySet<string> = new Set(Object.keys(RETIRED_INPUTS));
 
 /** A container's inputs but the platform's (platformSettings): a component cannot set those itself. */
@@ -167,7 +166,7 @@ export type PlatformContainerArgs = Omit<docker.ContainerArgs, keyof PlatformSet
 
 /**
  * Which platform settings a container gets: its role in its stack (`retired`: the original primary after a promotion,
- * see RETIRED_RESTART), or (an app slot) the ones its recorded spec holds.
+ * see RETIRED_INPUTS), or (an app slot) the ones its recorded spec holds.
  */
 export type ContainerPlatform = { role: ContainerRole; stack: string; retired?: boolean } | { recorded: { [K in keyof PlatformSettings]: pulumi.Input<PlatformSettings[K]> } };
 
@@ -182,9 +181,8 @@ export function platformContainer(name: string, platform: ContainerPlatform, arg
   if ("recorded" in platform) return new docker.Container(name, { ...args, ...platform.recorded }, opts);
   const inputs = { ...args, ...platformSettings(platform.role, platform.stack) };
   if (!platform.retired) return new docker.Container(name, inputs, opts);
-  // Retired: Docker does not start it again, and the program leaves it stopped (mustRun false: a stopped container is
-  // no drift to put back). Frozen but for that: a later change of the config (a version, a flag) must not recreate,
-  // and so start, the out-of-date container.
+  // Retired (RETIRED_INPUTS): it does not start again. Frozen but for that: a later change of the config (a version,
+  // a flag) must not recreate, and so start, the out-of-date container.
   const frozen = Object.keys(inputs).filter((key) => !RETIRED_CHANGES.has(key));
   return new docker.Container(name, { ...inputs, ...RETIRED_INPUTS }, { ...opts, ignoreChanges: [...(opts?.ignoreChanges ?? []), ...frozen] });
 }

@@ -213,5 +213,14 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       const again = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
       assert.equal(again.status, 0, outputOf(again));
     });
+
+    it("the original removed by hand: an up with a refresh creates it again, stopped (start false), with no restart policy", () => {
+      assert.equal(docker(["rm", primary]).status, 0);
+      const refreshed = pulumi(ws, ["up", "--refresh", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
+      assert.equal(refreshed.status, 0, outputOf(refreshed));
+      assert.deepEqual([inspect<string>(primary, ".State.Status"), inspect<string>(primary, ".HostConfig.RestartPolicy.Name")], ["created", "no"]);
+      const again = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
+      assert.equal(again.status, 0, outputOf(again));
+    });
   });
 }

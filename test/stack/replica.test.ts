@@ -123,19 +123,19 @@ for (const engine of ["mariadb", "postgres"] as const) {
     it("the original stays stopped once down: Docker does not restart it (restart no, updated in place) and the program does not start it (mustRun false) nor changes it again; the promoted container restarts", () => {
       const original = containers.find((c) => c.inputs["name"] === `bbaegok-${stack}-db`);
       const replica = containers.find((c) => c.inputs["name"] === `bbaegok-${stack}-db-replica`);
-      assert.equal(original!.inputs["restart"], "no");
-      assert.equal(original!.inputs["mustRun"], false);
-      assert.equal(replica!.inputs["restart"], "unless-stopped");
-      assert.equal(replica!.inputs["mustRun"], undefined);
-      // Nothing else differs from before the promotion: no flag, image or label change recreates it (Docker updates a restart policy in place).
-      const { restart, mustRun, ...rest } = original!.inputs;
-      assert.deepEqual([before!.inputs["restart"], before!.inputs["mustRun"]], ["unless-stopped", undefined]);
-      assert.deepEqual(rest, Object.fromEntries(Object.entries(before!.inputs).filter(([k]) => k !== "restart" && k !== "mustRun")));
+      const retired = ["restart", "mustRun", "start"];
+      const pick = (inputs: Record<string, unknown>) => retired.map((k) => inputs[k]);
+      assert.deepEqual(pick(original!.inputs), ["no", false, false]);
+      assert.deepEqual(pick(replica!.inputs), ["unless-stopped", undefined, undefined]);
+      // Nothing else differs from before the promotion: no flag, image or label change recreates it (the three are updated in place).
+      assert.deepEqual(pick(before!.inputs), ["unless-stopped", undefined, undefined]);
+      const rest = Object.fromEntries(Object.entries(original!.inputs).filter(([k]) => !retired.includes(k)));
+      assert.deepEqual(rest, Object.fromEntries(Object.entries(before!.inputs).filter(([k]) => !retired.includes(k))));
       assert.deepEqual(violations(plan.resources), []);
       // And nothing else of it changes again: a later version or flag would recreate it, and so start it.
       const frozen = (original!.options as { ignoreChanges?: string[] }).ignoreChanges ?? [];
       assert.deepEqual(Object.keys(rest).filter((k) => !frozen.includes(k)), []);
-      assert.ok(!frozen.includes("restart") && !frozen.includes("mustRun"), frozen.join(" "));
+      assert.deepEqual(retired.filter((k) => frozen.includes(k)), [], frozen.join(" "));
       assert.deepEqual((replica!.options as { ignoreChanges?: string[] }).ignoreChanges ?? [], []);
     });
 

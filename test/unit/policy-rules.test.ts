@@ -47,10 +47,11 @@ describe("guardrails", () => {
     assert.equal(RULES.containersAreBounded(container({ restart: "no" })).length, 1);
     // The original primary after a promotion stays stopped after a reboot; nothing else may.
     const database = [{ label: "bbaegok.role", value: "database" }];
-    assert.deepEqual(RULES.containersAreBounded(container({ restart: "no", mustRun: false, labels: database })), []);
+    assert.deepEqual(RULES.containersAreBounded(container({ restart: "no", mustRun: false, start: false, labels: database })), []);
     assert.equal(RULES.containersAreBounded(container({ restart: "no", labels: database })).length, 1);
-    assert.equal(RULES.containersAreBounded(container({ restart: "no", mustRun: false })).length, 1);
-    assert.equal(RULES.containersAreBounded(container({ restart: "no", mustRun: false, labels: [{ label: "bbaegok.role", value: "database-replica" }] })).length, 1);
+    assert.equal(RULES.containersAreBounded(container({ restart: "no", mustRun: false, labels: database })).length, 1);
+    assert.equal(RULES.containersAreBounded(container({ restart: "no", mustRun: false, start: false })).length, 1);
+    assert.equal(RULES.containersAreBounded(container({ restart: "no", mustRun: false, start: false, labels: [{ label: "bbaegok.role", value: "database-replica" }] })).length, 1);
     assert.equal(RULES.containersAreBounded(container({ memory: undefined })).length, 1);
     assert.match(RULES.containersAreBounded(container({ memorySwap: undefined }))[0] ?? "", /memorySwap undefined; set it to its memory \(512\): no swap/);
     assert.equal(RULES.containersAreBounded(container({ memorySwap: 1024 })).length, 1);
