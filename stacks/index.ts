@@ -45,11 +45,13 @@ const replicas = config.database.replicas.map((replica, i) => {
 // The app and Metabase read the replica, on this server's data network or at its link address on another
 // server (backups check it either way, and dump it only on this server: infra/backup).
 const readReplica = replicas[0];
+// Once `npm run promote` made it the primary: the container the app writes to.
+const promotedReplica = replicaIsPrimary(config.database) ? replicas[0] : undefined;
 const app = new AppSlots("app", {
   server,
   config,
   database,
-  ...(replicaIsPrimary(config.database) && replicas[0] ? { promotedPrimary: replicas[0].container } : {}),
+  ...(promotedReplica ? { promotedPrimary: promotedReplica.container } : {}),
   deployed: lastRun.apply((o) => o.appSlots),
   proxyContainer: ownerProxy ? ownerProxy.container : proxyContainerName(config.service),
   internalPort: INTERNAL_PORT,
@@ -71,7 +73,7 @@ export const databasePassword = database.password;
 /** The read replicas' containers (status, backups and promote read them); empty without database.replicas. */
 export const replicaContainers = replicas.map((r) => r.containerName);
 /** What recreates the container the app writes to when it changes: the next run compares (planned downtime). */
-export const databaseRuntime = replicaIsPrimary(config.database) && replicas[0] ? replicas[0].runtime : database.runtime;
+export const databaseRuntime = promotedReplica ? promotedReplica.runtime : database.runtime;
 /** The app's blue/green slots: what deploy, rollback and status read. */
 export const liveSlot = app.liveSlot;
 export const idleSlot = app.idleSlot;

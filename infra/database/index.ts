@@ -90,10 +90,11 @@ export class ServiceDatabase extends pulumi.ComponentResource {
 
     // Docker publishes no port of a container on internal networks only: the link's port goes through a routed bridge of its own.
     const linkNetwork = args.link ? new docker.Network(`${name}-link-network`, { name: replicaNames(names.prefix).linkNetwork, driver: "bridge" }, dockerOpts) : undefined;
+    // Once its replica is promoted, the original is out of date: it must not come back by itself (RETIRED_INPUTS).
+    const retired = replicaIsPrimary(database);
     const container = platformContainer(
       `${name}-container`,
-      // Once its replica is promoted, the original is out of date: it must not come back by itself (RETIRED_INPUTS).
-      { role: "database", stack: server.stack, retired: replicaIsPrimary(database) },
+      { role: "database", stack: server.stack, retired },
       {
         name: names.databaseContainer,
         image: image.imageId,
@@ -119,7 +120,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     );
     this.containerName = container.name;
     // Retired once its replica is promoted: the promoted container announces its own replacement.
-    if (!replicaIsPrimary(database)) announceReplacement(container, names.databaseContainer, args.lastRuntime, this.runtime, { stopSeconds: STOP_SECONDS, healthySeconds: HEALTHY_SECONDS });
+    if (!retired) announceReplacement(container, names.databaseContainer, args.lastRuntime, this.runtime, { stopSeconds: STOP_SECONDS, healthySeconds: HEALTHY_SECONDS });
 
     this.registerOutputs({ containerName: this.containerName, volumeName: this.volumeName });
   }
