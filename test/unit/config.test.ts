@@ -74,6 +74,13 @@ describe("bad input is named precisely", () => {
   it("relative data dir", () => expectOne((r) => (r.server.dataDir = "srv/bbaegok"), "server.dataDir", "absolute path"));
   it("metabase enabled without a host name", () => expectOne((r) => delete r.domains.metabase, "domains.metabase is missing", "metabase.enabled is true"));
   it("lifecycle days out of order", () => expectOne((r) => (r.backup.retention.archiveAfterDays = 10), "backup.retention", "infrequentAfterDays < archiveAfterDays"));
+  it("archive sooner than 30 days after STANDARD_IA (S3 refuses the lifecycle rule)", () =>
+    expectOne((r) => Object.assign(r.backup.retention, { infrequentAfterDays: 30, archiveAfterDays: 45 }), "backup.retention.archiveAfterDays", "at least infrequentAfterDays + 30 (60)"));
+  it("archive exactly 30 days after STANDARD_IA is accepted", () => {
+    const raw = structuredClone(committed("prod"));
+    Object.assign(raw.backup.retention, { infrequentAfterDays: 40, archiveAfterDays: 70 });
+    assert.equal(validateStackConfig("prod", raw).backup.retention.archiveAfterDays, 70);
+  });
   it("object lock longer than retention", () => expectOne((r) => (r.backup.objectLock.days = 1000), "backup.objectLock.days", "a locked backup cannot expire"));
   it("edge subnet missing", () => expectOne((r) => delete r.server.edgeSubnet, "bbaegok-infra:server.edgeSubnet is missing", "private IPv4 /24"));
   it("edge subnet not a CIDR block", () => expectOne((r) => (r.server.edgeSubnet = "172.30.10.0"), "server.edgeSubnet", '"172.30.10.0"', "IPv4 /24"));
