@@ -506,7 +506,11 @@ export function lifecycleRules(retention: BackupConfig["retention"]) {
       filter: { prefix: "" },
       transitions: [
         { days: retention.infrequentAfterDays, storageClass: "STANDARD_IA" },
-        { days: retention.archiveAfterDays, storageClass: "GLACIER" },
+        // Glacier Instant Retrieval, not Flexible Retrieval ("GLACIER"): an
+        // object there is read by a plain GET, so `npm run restore --at` an old
+        // date works at once; a Flexible Retrieval object must be thawed
+        // (RestoreObject, hours) before any read. Storage costs about the same.
+        { days: retention.archiveAfterDays, storageClass: "GLACIER_IR" },
       ],
       expiration: { days: retention.expireAfterDays },
       noncurrentVersionExpiration: { noncurrentDays: retention.noncurrentExpireDays },

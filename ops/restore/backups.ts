@@ -79,6 +79,7 @@ const HINTS: Record<string, string> = {
   NoSuchBucket: "check backup.bucket and backup.region in the stack file",
   NoSuchKey: "the object is not in the bucket",
   NoSuchVersion: "that version of the object is not in the bucket",
+  InvalidObjectState: "the object is archived (S3 Glacier Flexible Retrieval or Deep Archive): bring it back with `aws s3api restore-object` first",
 };
 
 /** An SDK failure as a sentence naming what was asked and what answered. */

@@ -21,6 +21,7 @@ import {
   listObjects,
   openObject,
   readManifest,
+  S3RequestError,
   s3Failure,
   suspicion,
   type BackupEntry,
@@ -123,7 +124,10 @@ async function download(request: RestoreRequest, manifest: BackupManifest, data:
   const file = join(dir, "backup");
   const where = `s3://${store.bucket}/${manifest.key}`;
   if (data.size !== manifest.size) throw new BackupError(`${where} holds ${data.size} bytes, its manifest says ${manifest.size}; nothing was restored`);
-  const { body } = await openObject(store, manifest.key, data.versionId);
+  const { body } = await openObject(store, manifest.key, data.versionId).catch((err: unknown) => {
+    if (err instanceof S3RequestError && err.code === "InvalidObjectState") throw new BackupError(archivedObject(store, manifest.key, data.versionId));
+    throw err;
+  });
   let received = 0;
   const hash = createHash("sha256");
   const progress = throttled(() => say(`  download ${percent(received, manifest.size)} (${formatBytes(received)} of ${formatBytes(manifest.size)})`));
@@ -146,6 +150,21 @@ async function download(request: RestoreRequest, manifest: BackupManifest, data:
     throw new BackupError(`${where} does not match its manifest: ${received} bytes with sha256 ${sha256}, expected ${manifest.size} bytes with ${manifest.sha256}; nothing was restored`);
   }
   return { file, sha256 };
+}
+
+/**
+ * What to do about a data object S3 will not serve until it is thawed: one in
+ * Glacier Flexible Retrieval or Deep Archive (this program's lifecycle archives
+ * to Glacier Instant Retrieval, which reads at once; an object moved by an
+ * older rule, or by hand, may still be there).
+ */
+export function archivedObject(store: Pick<BackupStore, "bucket">, key: string, versionId?: string): string {
+  const version = versionId ? ` --version-id ${versionId}` : "";
+  return (
+    `s3://${store.bucket}/${key} is archived (S3 Glacier Flexible Retrieval or Deep Archive) and cannot be read until it is restored from the archive; nothing was restored. ` +
+    `Bring it back for a few days with \`aws s3api restore-object --bucket ${store.bucket} --key ${key}${version} --restore-request Days=3\`, ` +
+    `wait until \`aws s3api head-object --bucket ${store.bucket} --key ${key}${version}\` says ongoing-request="false" (minutes to hours; Deep Archive up to 48 h), then run this restore again`
+  );
 }
 
 /**

@@ -502,15 +502,15 @@ export const stackConfigSchema = z
     if (r.infrequentAfterDays < 30) {
       ctx.addIssue({ code: "custom", path: ["backup", "retention", "infrequentAfterDays"], input: r.infrequentAfterDays, message: "expected at least 30 days (S3's minimum before STANDARD_IA)" });
     }
-    // S3 keeps an object in STANDARD_IA 30 days before GLACIER and refuses a
-    // lifecycle rule that moves it sooner: caught here, at preview, rather than
+    // S3 keeps an object in STANDARD_IA 30 days before it moves on to the
+    // archive class and refuses a lifecycle rule that moves it sooner: caught here, at preview, rather than
     // by the bucket's lifecycle configuration halfway through an up.
     else if (r.infrequentAfterDays < r.archiveAfterDays && r.archiveAfterDays < r.infrequentAfterDays + 30) {
       ctx.addIssue({
         code: "custom",
         path: ["backup", "retention", "archiveAfterDays"],
         input: r.archiveAfterDays,
-        message: `expected at least infrequentAfterDays + 30 (${r.infrequentAfterDays + 30}): S3 keeps an object 30 days in STANDARD_IA before GLACIER`,
+        message: `expected at least infrequentAfterDays + 30 (${r.infrequentAfterDays + 30}): S3 keeps an object 30 days in STANDARD_IA before it moves on`,
       });
     }
     if (backup.objectLock.mode !== "off" && backup.objectLock.days > r.expireAfterDays) {

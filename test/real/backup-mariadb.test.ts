@@ -213,6 +213,52 @@ describe("backups of a MariaDB database (the prod stack's script, for real)", ()
     }
   });
 
+  it("a backup archived where S3 will not serve it (Glacier Flexible Retrieval) is named with the command that brings it back, and nothing is restored; once brought back, and in Glacier Instant Retrieval (the lifecycle's archive), it restores", async () => {
+    // Copies of the first backup under keys of their own, uploaded straight
+    // into a storage class, as a lifecycle transition leaves them (moto runs
+    // no lifecycle): moto, as S3, refuses a GET of a GLACIER object until it
+    // is restored from the archive.
+    const stamp = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+    const data = join(dir.path, "first.sql.zst");
+    writeFileSync(data, s3.get(scripts.bucket, firstManifest.key));
+    const upload = (storageClass: string, run: string) => {
+      const key = `${STACK}/${DB}/${run}.sql.zst`;
+      assert.equal(s3.aws(["s3", "cp", data, `s3://${scripts.bucket}/${key}`, "--storage-class", storageClass]).status, 0);
+      const manifest = join(dir.path, `${run}.manifest.json`);
+      writeFileSync(manifest, JSON.stringify({ ...firstManifest, key }));
+      assert.equal(s3.aws(["s3", "cp", manifest, `s3://${scripts.bucket}/${STACK}/${DB}/${run}.manifest.json`]).status, 0);
+      return key;
+    };
+    const archived = upload("GLACIER", stamp(30));
+    const instant = upload("GLACIER_IR", stamp(20));
+    try {
+      db.sql(`INSERT INTO ${DB}.users (name, joined) VALUES ('복원 전', NOW())`);
+      const rows = db.sql(`SELECT COUNT(*) FROM ${DB}.users`).trim();
+      const refused = await runRestore(["--stack", STACK, "--key", archived, "--target", target(), "--force", "--endpoint-url", s3.endpoint], s3.operatorEnv());
+      assert.equal(refused.status, 1, refused.stderr);
+      assert.match(refused.stderr, new RegExp(`s3://${scripts.bucket}/${archived.replace(/\./g, "\\.")} is archived \\(S3 Glacier Flexible Retrieval or Deep Archive\\) and cannot be read until it is restored from the archive; nothing was restored`));
+      assert.equal(db.sql(`SELECT COUNT(*) FROM ${DB}.users`).trim(), rows, "the target changed");
+      // The command it names, run as printed.
+      const command = /`aws (s3api restore-object [^`]+)`/.exec(refused.stderr)?.[1];
+      assert.ok(command?.includes("--version-id "), refused.stderr);
+      const thawed = s3.aws(command.split(" "));
+      assert.equal(thawed.status, 0, thawed.stderr);
+      assert.match(s3.aws(["s3api", "head-object", "--bucket", scripts.bucket, "--key", archived]).stdout, /ongoing-request=\\"false\\"/);
+      const restored = await runRestore(["--stack", STACK, "--key", archived, "--target", target(), "--force", "--endpoint-url", s3.endpoint], s3.operatorEnv());
+      assert.equal(restored.status, 0, restored.stderr);
+      assert.equal(db.sql(`SELECT COUNT(*) FROM ${DB}.users`).trim(), "4");
+      db.sql(`DROP DATABASE ${DB}; CREATE DATABASE ${DB};`);
+      const fromInstant = await runRestore(["--stack", STACK, "--key", instant, "--target", target(), "--endpoint-url", s3.endpoint], s3.operatorEnv());
+      assert.equal(fromInstant.status, 0, fromInstant.stderr);
+      assert.equal(mariadbLogicalDump(db.socket, DB), before_);
+    } finally {
+      for (const key of [archived, instant]) {
+        s3.purge(scripts.bucket, key);
+        s3.purge(scripts.bucket, key.replace(/\.sql\.zst$/, ".manifest.json"));
+      }
+    }
+  });
+
   describe("a failed run exits non-zero, says what failed, pings /fail and leaves no manifest", () => {
     const failedRun = async (overrides: Record<string, string>, expected: RegExp) => {
       const manifestsBefore = manifests();

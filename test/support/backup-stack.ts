@@ -121,7 +121,7 @@ export function checkStackBackups(stack: string): void {
       assert.deepEqual(rule!["filter"], { prefix: "" });
       assert.deepEqual(rule!["transitions"], [
         { days: r.infrequentAfterDays, storageClass: "STANDARD_IA" },
-        { days: r.archiveAfterDays, storageClass: "GLACIER" },
+        { days: r.archiveAfterDays, storageClass: "GLACIER_IR" },
       ]);
       assert.deepEqual(rule!["expiration"], { days: r.expireAfterDays });
       assert.deepEqual(rule!["noncurrentVersionExpiration"], { noncurrentDays: r.noncurrentExpireDays });
