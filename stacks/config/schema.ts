@@ -301,6 +301,11 @@ export const databaseSchema = z.strictObject({
   primary: z.enum(["original", "replica"], { error: 'expected "original" or "replica" (written by npm run promote)' }).default("original"),
 }, { error: "expected a map with engine, version, name, user" });
 
+// S3's general purpose bucket naming rules: names it keeps for its own
+// features (access point aliases, directory and table buckets, examples).
+const RESERVED_BUCKET_PREFIXES = ["xn--", "sthree-", "amzn-s3-demo-"];
+const RESERVED_BUCKET_SUFFIXES = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+
 export const backupSchema = z.strictObject({
   schedule: cron.default("0 4 * * *"),
   timezone: z.string().refine(isTimeZone, { error: 'expected an IANA time zone such as "Asia/Seoul"' }).default("Asia/Seoul"),
@@ -308,7 +313,10 @@ export const backupSchema = z.strictObject({
   drillSchedule: cron.default("30 5 * * 0"),
   bucket: z
     .string({ error: "expected an S3 bucket name" })
-    .regex(/^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "expected an S3 bucket name: 3-63 lower-case letters, digits, dots and hyphens" }),
+    .regex(/^(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "expected an S3 bucket name: 3-63 lower-case letters, digits, dots and hyphens" })
+    .refine((name) => !/^\d+\.\d+\.\d+\.\d+$/.test(name), { error: "expected an S3 bucket name, not an IP address (S3 refuses it)" })
+    .refine((name) => !RESERVED_BUCKET_PREFIXES.some((p) => name.startsWith(p)), { error: `expected an S3 bucket name not starting with ${RESERVED_BUCKET_PREFIXES.join(", ")} (reserved by S3)` })
+    .refine((name) => !RESERVED_BUCKET_SUFFIXES.some((p) => name.endsWith(p)), { error: `expected an S3 bucket name not ending with ${RESERVED_BUCKET_SUFFIXES.join(", ")} (reserved by S3)` }),
   region: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, { error: 'expected an AWS region such as "ap-northeast-2"' }).default("ap-northeast-2"),
   /** Days after which objects move to colder storage classes, and when they expire. */
   retention: z

@@ -165,6 +165,22 @@ describe("the real engine, after `pulumi up` of prod", () => {
     assert.doesNotMatch(unchanged.stdout, /PLANNED DOWNTIME/);
   });
 
+  it("refuses, at preview, a backup.region that would move the bucket: S3 cannot move one, and the protected bucket is never replaced", () => {
+    const file = join(ws.projectDir, "Pulumi.prod.yaml");
+    const committed = readFileSync(file, "utf8");
+    assert.match(committed, /^\s+region: ap-northeast-2$/m);
+    try {
+      writeFileSync(file, committed.replace(/^(\s+)region: ap-northeast-2$/m, "$1region: ap-northeast-1"));
+      const result = ws.pulumi(["preview", "--stack", "prod"]);
+      assert.notEqual(result.status, 0, outputOf(result));
+      assert.match(outputOf(result), /unable to replace resource "urn:pulumi:prod::bbaegok-infra::[^"]*aws:s3\/bucket:Bucket::backup-bucket"\s+as it is currently marked for protection/);
+    } finally {
+      writeFileSync(file, committed);
+    }
+    const unchanged = ws.pulumi(["preview", "--stack", "prod", "--expect-no-changes"]);
+    assert.equal(unchanged.status, 0, outputOf(unchanged));
+  });
+
   it("owner-ready now lets staging go", () => {
     const ready = ops("owner-ready.ts", ["--stack", "staging"]);
     assert.equal(ready.stdout.trim(), "ready=true", outputOf(ready));

@@ -96,6 +96,9 @@ describe("bad input is named precisely", () => {
   it("app.env with JVM options where the program sizes the heap: JDK_JAVA_OPTIONS named instead", () =>
     expectOne((r) => (r.app.env.JAVA_TOOL_OPTIONS = "-Xmx2g"), "app.env.JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"));
   it("bad bucket name", () => expectOne((r) => (r.backup.bucket = "Bbaegok_Backups"), "backup.bucket", "S3 bucket name"));
+  it("bucket name shaped as an IP address", () => expectOne((r) => (r.backup.bucket = "10.0.0.1"), "backup.bucket", "not an IP address"));
+  it("bucket name with a prefix S3 reserves", () => expectOne((r) => (r.backup.bucket = "sthree-bbaegok"), "backup.bucket", "not starting with xn--, sthree-, amzn-s3-demo-"));
+  it("bucket name with a suffix S3 reserves", () => expectOne((r) => (r.backup.bucket = "bbaegok--x-s3"), "backup.bucket", "not ending with", "--x-s3"));
 });
 
 describe("stacks that share a server", () => {
