@@ -4,7 +4,7 @@
 // `<file>: <key> = <value>: expected …`.
 import { z } from "zod";
 import { cronProblem, normalCron } from "./cron.js";
-import { cidrsOverlap, isHostname, isInZone, isIpv4, isPinnedImage, isPrivateCidr, isPrivateLinkAddress, isSshHostKey, isSubnet24, isTimeZone, isDockerDuration } from "./rules.js";
+import { cidrsOverlap, isHostname, isInZone, isIpv4, isPinnedImage, isPrivateCidr, isPrivateLinkAddress, isSshHostKey, notPublicIpv4, isSubnet24, isTimeZone, isDockerDuration } from "./rules.js";
 
 /** The Pulumi project name; every key of ours is `bbaegok-infra:<key>`. */
 export const PROJECT = "bbaegok-infra";
@@ -86,7 +86,13 @@ export const serverSchema = z.strictObject({
     .string({ error: "expected the server's DNS name or IPv4 address" })
     .refine((v) => isHostname(v) || isIpv4(v), { error: "expected the server's DNS name or IPv4 address" }),
   /** Public IPv4 address of the home connection; the DNS records point here. */
-  publicIp: z.string({ error: "expected the public IPv4 address" }).refine(isIpv4, { error: "expected a public IPv4 address such as 203.0.113.10" }),
+  publicIp: z
+    .string({ error: "expected the public IPv4 address" })
+    .refine(isIpv4, { error: "expected a public IPv4 address such as 203.0.113.10" })
+    .superRefine((value, ctx) => {
+      const why = isIpv4(value) ? notPublicIpv4(value) : undefined;
+      if (why) ctx.addIssue({ code: "custom", input: value, message: `expected the address the internet reaches the home connection at, not a ${why} one: the DNS records point here (Cloudflare refuses to proxy it); the router's WAN address, or \`curl -4 https://icanhazip.com\` on the server` });
+    }),
   ssh: z
     .strictObject(
       {

@@ -71,6 +71,16 @@ describe("bad input is named precisely", () => {
     ));
   it("origin pulls not a boolean", () => expectOne((r) => (r.proxy.authenticatedOriginPulls = "yes"), "proxy.authenticatedOriginPulls", '"yes"'));
   it("bad public IP", () => expectOne((r) => (r.server.publicIp = "203.0.113"), "server.publicIp", "IPv4"));
+  it("public IP on the home network (Cloudflare refuses to proxy it)", () => expectOne((r) => (r.server.publicIp = "192.168.1.10"), "server.publicIp", '"192.168.1.10"', "not a private (RFC 1918) one"));
+  it("public IP behind carrier-grade NAT", () => expectOne((r) => (r.server.publicIp = "100.64.1.1"), "server.publicIp", "shared address space"));
+  it("public IP on loopback", () => expectOne((r) => (r.server.publicIp = "127.0.0.1"), "server.publicIp", "loopback"));
+  it("public IP just outside the private ranges is accepted", () => {
+    for (const ip of ["172.32.0.1", "100.128.0.1", "11.0.0.1", "223.255.255.254"]) {
+      const raw = structuredClone(committed("prod"));
+      raw.server.publicIp = ip;
+      assert.equal(validateStackConfig("prod", raw).server.publicIp, ip);
+    }
+  });
   it("relative data dir", () => expectOne((r) => (r.server.dataDir = "srv/bbaegok"), "server.dataDir", "absolute path"));
   it("metabase enabled without a host name", () => expectOne((r) => delete r.domains.metabase, "domains.metabase is missing", "metabase.enabled is true"));
   it("lifecycle days out of order", () => expectOne((r) => (r.backup.retention.archiveAfterDays = 10), "backup.retention", "infrequentAfterDays < archiveAfterDays"));
