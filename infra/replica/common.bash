@@ -65,7 +65,7 @@ primary_sql() {
 # the primary's server of a replica elsewhere (THIS_SERVER=primary), from
 # inside the primary's container over the link as the monitoring login, which
 # can read the replica's state but change nothing (MariaDB/MySQL only).
-# shellcheck disable=SC2016 # expanded inside the container, not here
+# shellcheck disable=SC2016,SC2120 # expanded inside the container, not here; options come through capture
 replica_sql() {
   if [[ $THIS_SERVER == primary ]]; then
     in_container "$PRIMARY" bash -c 'export MYSQL_PWD="$(cat "$1/replica_monitor_password")"; shift; exec "$@"' \
@@ -92,13 +92,32 @@ replication_state() {
   fi
 }
 
+# capture <variable> <command…>: the command's stdout into the variable; when
+# it fails, its stderr instead (the reason to report). Its stderr never joins a
+# value it succeeded with: a MariaDB 11.4+ client connecting over TCP with the
+# password in MYSQL_PWD (the link's logins) warns on stderr ("option
+# --ssl-verify-server-cert is disabled, because of an insecure passwordless
+# login") and still answers, as psql does ("WARNING: database … has a
+# collation version mismatch" after an image's C library changed); the
+# warning goes to this script's stderr, the log.
+capture() {
+  local capture_into=$1 capture_err capture_out capture_status=0
+  shift
+  capture_err=$(mktemp) || return
+  capture_out=$("$@" 2>"$capture_err") || capture_status=$?
+  if ((capture_status != 0)); then capture_out=$(<"$capture_err"); else cat "$capture_err" >&2; fi
+  rm -f "$capture_err"
+  printf -v "$capture_into" '%s' "$capture_out"
+  return "$capture_status"
+}
+
 mariadb_replication_state() {
   local primary_pos replica_status io sql seconds replica_pos error behind reason=''
-  if ! primary_pos=$(primary_sql <<<'SELECT @@gtid_binlog_pos' 2>&1); then
+  if ! capture primary_pos primary_sql <<<'SELECT @@gtid_binlog_pos'; then
     state_json null 0 '' '' transactions "the primary does not answer: $primary_pos"
     return
   fi
-  if ! replica_status=$(replica_sql --column-names --vertical <<<'SHOW SLAVE STATUS' 2>&1); then
+  if ! capture replica_status replica_sql --column-names --vertical <<<'SHOW SLAVE STATUS'; then
     state_json null 0 "$primary_pos" '' transactions "the replica does not answer: $replica_status"
     return
   fi
@@ -126,12 +145,12 @@ mariadb_replication_state() {
 
 postgres_replication_state() {
   local replica_row primary_row recovery paused receiver receive_lsn replay_lsn since_replay primary_lsn behind replay_lag seconds reason=''
-  if ! replica_row=$(admin_sql "$REPLICA" -F ' ' <<<"SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() AND pg_get_wal_replay_pause_state() <> 'not paused' THEN 't' ELSE 'f' END, COALESCE((SELECT status FROM pg_stat_wal_receiver), 'none'), COALESCE(pg_last_wal_receive_lsn()::text, '0/0'), COALESCE(pg_last_wal_replay_lsn()::text, '0/0'), COALESCE(floor(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()))::text, 'null')" 2>&1); then
+  if ! capture replica_row admin_sql "$REPLICA" -F ' ' <<<"SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() AND pg_get_wal_replay_pause_state() <> 'not paused' THEN 't' ELSE 'f' END, COALESCE((SELECT status FROM pg_stat_wal_receiver), 'none'), COALESCE(pg_last_wal_receive_lsn()::text, '0/0'), COALESCE(pg_last_wal_replay_lsn()::text, '0/0'), COALESCE(floor(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()))::text, 'null')"; then
     state_json null 0 '' '' bytes "the replica does not answer: $replica_row"
     return
   fi
   read -r recovery paused receiver receive_lsn replay_lsn since_replay <<<"$replica_row"
-  if ! primary_row=$(admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), pg_wal_lsn_diff(pg_current_wal_lsn(), '$replay_lsn')::bigint, COALESCE((SELECT floor(EXTRACT(EPOCH FROM replay_lag))::text FROM pg_stat_replication WHERE application_name = '$SLOT'), 'null')" 2>&1); then
+  if ! capture primary_row admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), pg_wal_lsn_diff(pg_current_wal_lsn(), '$replay_lsn')::bigint, COALESCE((SELECT floor(EXTRACT(EPOCH FROM replay_lag))::text FROM pg_stat_replication WHERE application_name = '$SLOT'), 'null')"; then
     state_json null 0 '' "$replay_lsn" bytes "the primary does not answer: $primary_row"
     return
   fi
@@ -165,7 +184,7 @@ postgres_replication_state() {
 # reporting, so the bytes behind and the lag grow.
 postgres_state_from_primary() {
   local row primary_lsn state replay_lsn behind seconds reason=''
-  if ! row=$(admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), COALESCE(r.state, 'none'), COALESCE(r.replay_lsn::text, '-'), COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint, 0), COALESCE(floor(EXTRACT(EPOCH FROM r.replay_lag))::text, 'null') FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON r.application_name = '$SLOT'" 2>&1); then
+  if ! capture row admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), COALESCE(r.state, 'none'), COALESCE(r.replay_lsn::text, '-'), COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint, 0), COALESCE(floor(EXTRACT(EPOCH FROM r.replay_lag))::text, 'null') FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON r.application_name = '$SLOT'"; then
     state_json null 0 '' '' bytes "the primary does not answer: $row"
     return
   fi

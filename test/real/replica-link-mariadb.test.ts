@@ -23,7 +23,7 @@ import { loadStack } from "../../stacks/config/load.js";
 import { runScript, startPingServer } from "../support/backup-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, type ContainerEnvs, newestManifest, renderReplicaScript, renderReplicatedBackupScript, replicaEnv, replicaStatus, replicatedBackupEnv, replicatedDatabase, runReplica } from "../support/replica-harness.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, writeReplicaExecHook, type ContainerEnvs, newestManifest, renderReplicaScript, renderReplicatedBackupScript, replicaEnv, replicaStatus, replicatedBackupEnv, replicatedDatabase, runReplica } from "../support/replica-harness.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
@@ -199,6 +199,31 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
       replica.sql("START SLAVE SQL_THREAD");
     }
     await waitFor("the replica to catch up again", async () => (await replicaStatus(side.primary.script, side.primary.env)).behind === 0, 30_000, 300);
+  });
+
+  it("with a client that warns on stderr over TCP as MariaDB 11.4+'s does (password from MYSQL_PWD), each server's status still reads the positions: the warning is logged, never taken for a value", async () => {
+    // Production runs mariadb:11.4.4, whose client prints this warning when it
+    // connects over TCP with the password in MYSQL_PWD, as the link's logins
+    // do (its sslopt-vars.h); Debian's 10.11 here does not. A wrapper that
+    // says the 11.4 client's words on stderr, then runs the real client,
+    // stands in for that one behaviour.
+    const warning = "WARNING: option --ssl-verify-server-cert is disabled, because of an insecure passwordless login.";
+    const bin = join(dir.path, "client-11.4");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "mariadb"), `#!/bin/bash\nfor a in "$@"; do [[ $a == -h ]] && [[ -n \${MYSQL_PWD:-} ]] && { echo '${warning}' >&2; break; }; done\nexec ${requireCommand("mariadb", "mariadb-client")} "$@"\n`, { mode: 0o755 });
+    const path = `${bin}:${process.env.PATH}`;
+    const position = primary.sql("SELECT @@gtid_binlog_pos").trim();
+    for (const s of ["primary", "replica"] as const) {
+      const container: ContainerEnvs = s === "primary" ? { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: primary.socket, PATH: path } } : { [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: replica.socket, PATH: path } };
+      const hookDir = join(bin, s);
+      mkdirSync(hookDir);
+      const env = { ...side[s].env, REPLICA_DB_EXEC: writeReplicaExecHook(hookDir, container, { [PRIMARY_CONTAINER]: link.ns.primary, [REPLICA_CONTAINER]: link.ns.replica }) };
+      const run = await runReplica(side[s].script, env, "status");
+      assert.equal(run.status, 0, run.stderr);
+      assert.ok(run.stderr.includes(warning), `the ${s}'s copy did not go through the warning client over the link: ${run.stderr}`);
+      const state = JSON.parse(run.stdout) as { healthy: boolean; primaryPosition: string; replicaPosition: string; behind: number; reason?: string };
+      assert.deepEqual([state.healthy, state.primaryPosition, state.replicaPosition, state.behind], [true, position, position, 0], `${s}: ${run.stdout}`);
+    }
   });
 
   it("the primary's server's backup checks the replica over the link and dumps the primary: healthy, then a stopped SQL thread fails the run and pings the failure URL", async () => {

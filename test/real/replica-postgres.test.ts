@@ -28,7 +28,9 @@ describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real
   before(async () => {
     primary = await startPostgres(primaryReplicationFlags("postgres"));
     // What the image and the program's init file make of a new server: the database and the app's owner role.
-    primary.sql(`CREATE DATABASE ${DB}`);
+    // With a versioned collation, as the official image's en_US.utf8 is (this
+    // machine generates no such locale; ICU's root locale is versioned too).
+    primary.sql(`CREATE DATABASE ${DB} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'und'`);
     primary.sql(`CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; ALTER DATABASE ${DB} OWNER TO ${DB}; ALTER SCHEMA public OWNER TO ${DB};`, DB);
     primary.sql("CREATE TABLE orders (id serial PRIMARY KEY, memo text NOT NULL); INSERT INTO orders (memo) VALUES ('주문 1'), ('주문 2 😀');", DB);
     primary.sql(`ALTER TABLE orders OWNER TO ${DB}`, DB);
@@ -73,6 +75,26 @@ describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real
     assert.equal(state.healthy, true, JSON.stringify(state));
     assert.equal(state.unit, "bytes");
     assert.equal(state.replicaPosition, lsn);
+  });
+
+  it("with the server warning on every connection (a collation version mismatch, as after an image's collation library changed), status still reads the positions: the warning is logged, never taken for a value", async () => {
+    // The database's recorded collation version made stale on the primary (the
+    // catalog replicates, so the standby says it too): each server then sends
+    // psql a WARNING on connecting, which psql prints on stderr, and answers.
+    const recorded = primary.sql(`SELECT datcollversion FROM pg_database WHERE datname = '${DB}'`).trim();
+    assert.notEqual(recorded, "", "the database records no collation version: no mismatch to warn about");
+    primary.sql(`UPDATE pg_database SET datcollversion = '0.1' WHERE datname = '${DB}'`);
+    try {
+      const lsn = primary.sql("SELECT pg_current_wal_lsn()").trim();
+      await waitFor("the replica to replay the catalog change", () => replica.sql("SELECT pg_last_wal_replay_lsn()") === lsn, 30_000, 200);
+      const run = await runReplica(script, env, "status");
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stderr, /WARNING: +database "bbaegok" has a collation version mismatch/);
+      const state = JSON.parse(run.stdout) as { healthy: boolean; primaryPosition: string; replicaPosition: string; behind: number };
+      assert.deepEqual([state.healthy, state.primaryPosition, state.replicaPosition, state.behind], [true, lsn, lsn, 0], run.stdout);
+    } finally {
+      primary.sql(`UPDATE pg_database SET datcollversion = '${recorded}' WHERE datname = '${DB}'`);
+    }
   });
 
   it("the replica refuses the app's writes (a hot standby)", () => {
