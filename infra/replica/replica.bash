@@ -174,7 +174,7 @@ promote() {
 #   {promoted: true, healthy, writable, originalAnswers, originalWritable (null when it does not answer), reason (when not healthy)}
 promoted_state() {
   local writable original answers=true reason=''
-  if ! writable=$(takes_writes "$REPLICA" 2>&1); then
+  if ! capture writable takes_writes "$REPLICA"; then
     reason="the promoted $REPLICA does not answer: ${writable//$'\n'/ }" writable=false
   elif [[ $writable == false ]]; then
     reason="the promoted $REPLICA refuses writes (read-only)"
