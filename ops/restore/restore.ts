@@ -28,7 +28,7 @@ import {
   type BackupStore,
   type StoredObject,
 } from "./backups.js";
-import { clientEnv, clientFailure, describeTarget, existingObjects, familyOf, restoreCommand, type RestoreTarget } from "./target.js";
+import { clientEnv, clientFailure, describeTarget, existingObjects, familyOf, pgRestoreProblem, restoreCommand, type RestoreTarget } from "./target.js";
 
 export interface RestoreRequest {
   store: BackupStore;
@@ -243,6 +243,8 @@ export async function restoreBackup(request: RestoreRequest): Promise<RestoreRes
   if (familyOf(manifest.engine) !== target.family) {
     throw new BackupError(`the backup is ${manifest.engine} but --target ${target.shown} is ${target.family === "postgres" ? "PostgreSQL" : "MySQL/MariaDB"}`);
   }
+  const tooOld = target.family === "postgres" ? pgRestoreProblem(manifest.serverVersion) : undefined;
+  if (tooOld) throw new BackupError(`${tooOld}; nothing was restored`);
   const data = objects.find((o) => o.key === manifest.key);
   if (!data) throw new BackupError(`the manifest ${manifestKey} names ${manifest.key}, which is not in s3://${store.bucket}/; nothing was restored`);
 

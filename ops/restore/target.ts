@@ -135,6 +135,29 @@ export function querySql(t: RestoreTarget, sql: string): string {
 }
 
 /**
+ * Why this machine's pg_restore cannot read a dump taken by the server of
+ * `serverVersion` (the manifest's; pg_dump ran beside that server, in its
+ * image), or undefined. pg_restore reads archives of its own major version
+ * and older only: Debian 12's pg_restore 15 refuses a PostgreSQL 16 dump
+ * ("unsupported version (1.15) in file header"), and would say so only after
+ * the download.
+ */
+export function pgRestoreProblem(serverVersion: string, local: string | null = localPgRestoreVersion()): string | undefined {
+  const dumped = /^(\d+)/.exec(serverVersion.trim())?.[1];
+  if (!dumped) return undefined;
+  const have = local && /\(PostgreSQL\) (\d+)/.exec(local)?.[1];
+  if (!have) return `restoring a PostgreSQL ${dumped} dump needs pg_restore ${dumped} or later, and none runs here${local ? ` (${local})` : ""}: install postgresql-client-${dumped} (apt.postgresql.org for Debian)`;
+  if (Number(have) >= Number(dumped)) return undefined;
+  return `the dump comes from PostgreSQL ${serverVersion.trim()} and pg_restore here is ${have} (${local!.trim()}), which cannot read it; install postgresql-client-${dumped} (apt.postgresql.org for Debian) and restore again`;
+}
+
+/** `pg_restore --version`'s line, or null when none runs here. */
+function localPgRestoreVersion(): string | null {
+  const run = spawnSync("pg_restore", ["--version"], { encoding: "utf8" });
+  return run.status === 0 ? run.stdout.trim() : null;
+}
+
+/**
  * The command a restore pipes the decompressed dump into. A PostgreSQL
  * target whose user could run programs on its server is refused here, at the
  * one place every restore passes before the dump's first byte is sent.

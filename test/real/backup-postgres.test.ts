@@ -4,7 +4,8 @@
 // the restore drill. Only `docker exec` is stood in for.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BackupManifest } from "../../infra/backup/render.js";
@@ -129,6 +130,43 @@ describe("backups of a PostgreSQL database (the prod stack's script, for real)",
     const run = await restore(["--target", target()]);
     assert.equal(run.status, 1);
     assert.match(run.stderr, /restore: the target postgres:\/\/metabase@localhost:\d+\/metabase\?socket=.* is not empty \(table public\.attachments/);
+  });
+
+  it("a dump from a newer PostgreSQL than this machine's pg_restore (prod runs postgres:16, Debian 12's client is 15) is refused before the download, naming both and the package", async () => {
+    const manifestKey = s3.keys(scripts.bucket, `${STACK}/${DB}/`).filter((k) => k.endsWith(".manifest.json")).sort().pop()!;
+    const manifest = JSON.parse(s3.get(scripts.bucket, manifestKey).toString("utf8")) as BackupManifest;
+    const local = spawnSync("pg_restore", ["--version"], { encoding: "utf8" }).stdout.trim();
+    const major = Number(/\(PostgreSQL\) (\d+)/.exec(local)![1]);
+    // The same archive as the next major version's pg_dump writes it: the
+    // header's format version one up ("PGDMP", then major, minor, revision).
+    const archive = spawnSync("zstd", ["-dc"], { input: s3.get(scripts.bucket, manifest.key), maxBuffer: 256 * 1024 * 1024 }).stdout;
+    assert.equal(archive.subarray(0, 5).toString("latin1"), "PGDMP");
+    archive[6] = archive[6]! + 1;
+    const newer = join(dir.path, "newer.pgdump");
+    writeFileSync(newer, archive);
+    // What pg_restore itself says of it: only once the whole object is here.
+    const own = spawnSync("pg_restore", ["-l", newer], { encoding: "utf8" });
+    assert.notEqual(own.status, 0);
+    assert.match(own.stderr, new RegExp(`unsupported version \\(${archive[5]}\\.${archive[6]}\\) in file header`));
+    const run = new Date(Date.now() - 10 * 60_000).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+    const key = `${STACK}/${DB}/${run}.pgdump.zst`;
+    const compressed = spawnSync("zstd", ["-c"], { input: archive, maxBuffer: 256 * 1024 * 1024 }).stdout;
+    writeFileSync(join(dir.path, "newer.zst"), compressed);
+    const serverVersion = `${major + 1}.10 (Debian ${major + 1}.10-1.pgdg120+1)`;
+    writeFileSync(join(dir.path, "newer.json"), JSON.stringify({ ...manifest, key, serverVersion, size: compressed.length, sha256: createHash("sha256").update(compressed).digest("hex") }));
+    assert.equal(s3.aws(["s3", "cp", join(dir.path, "newer.zst"), `s3://${scripts.bucket}/${key}`]).status, 0);
+    assert.equal(s3.aws(["s3", "cp", join(dir.path, "newer.json"), `s3://${scripts.bucket}/${key.replace(".pgdump.zst", ".manifest.json")}`]).status, 0);
+    try {
+      const before = postgresLogicalDump(pg.socketDir, pg.port, DB);
+      const refused = await restore(["--key", key, "--target", target(), "--force"]);
+      assert.equal(refused.status, 1, refused.stderr);
+      assert.match(refused.stderr, new RegExp(`the dump comes from PostgreSQL ${major + 1}\\.10 .*and pg_restore here is ${major} \\(pg_restore \\(PostgreSQL\\) ${major}\\..*\\), which cannot read it; install postgresql-client-${major + 1} .*; nothing was restored`));
+      assert.doesNotMatch(refused.stderr, /Downloading/);
+      assert.equal(postgresLogicalDump(pg.socketDir, pg.port, DB), before, "the target changed");
+    } finally {
+      s3.purge(scripts.bucket, key);
+      s3.purge(scripts.bucket, key.replace(".pgdump.zst", ".manifest.json"));
+    }
   });
 
   it("fails a run whose dump is killed midway, leaving no object and no pending multipart upload", async () => {

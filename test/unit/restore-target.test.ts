@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { BackupError } from "../../ops/restore/backups.js";
-import { clientEnv, parseTarget } from "../../ops/restore/target.js";
+import { clientEnv, parseTarget, pgRestoreProblem } from "../../ops/restore/target.js";
 import { runRestore } from "../support/backup-harness.js";
 import { tempDir } from "../support/system.js";
 
@@ -65,5 +65,23 @@ describe("restore --target and its password", () => {
     assert.equal(run.status, 2, run.stderr);
     assert.match(run.stderr, /^restore: --target mariadb:\/\/root:\*\*\*@127\.0\.0\.1:1\/bbaegok holds a password/m);
     assert.ok(!run.stderr.includes("hunter2"));
+  });
+});
+
+describe("pg_restore's version against the dump's (pgRestoreProblem)", () => {
+  const debian12 = "pg_restore (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)";
+  it("a dump of a newer major version is refused, naming both and the package", () => {
+    assert.equal(
+      pgRestoreProblem("16.10 (Debian 16.10-1.pgdg120+1)", debian12),
+      "the dump comes from PostgreSQL 16.10 (Debian 16.10-1.pgdg120+1) and pg_restore here is 15 (pg_restore (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)), which cannot read it; install postgresql-client-16 (apt.postgresql.org for Debian) and restore again",
+    );
+  });
+  it("the same major version, or an older dump, restores", () => {
+    assert.equal(pgRestoreProblem("15.4", debian12), undefined);
+    assert.equal(pgRestoreProblem("13.2 (Debian 13.2-1)", debian12), undefined);
+    assert.equal(pgRestoreProblem("16.10", "pg_restore (PostgreSQL) 17.2"), undefined);
+  });
+  it("no pg_restore at all names the package for the dump's version", () => {
+    assert.match(pgRestoreProblem("16.10", null) ?? "", /needs pg_restore 16 or later, and none runs here: install postgresql-client-16/);
   });
 });
