@@ -117,35 +117,78 @@ export interface SetupArgs {
 const METABASE_ENGINE: Record<DatabaseEngine, string> = { mariadb: "mysql", mysql: "mysql", postgres: "postgres" };
 
 /**
- * First-run setup, run inside the Metabase container: waits for Metabase, then
- * — only if no admin exists yet — creates the admin and adds the service
- * database (through the read-only user) with Metabase's setup API.
- * Idempotent: a set-up Metabase is left alone.
+ * Setup, run inside the Metabase container: waits for Metabase, creates the
+ * admin if there is none yet (`POST /api/setup`), then, as that admin, adds
+ * the service database through the read-only login unless Metabase already
+ * has a data source of that name (`POST /api/database`). Metabase's setup API
+ * takes only the admin and the site's settings: a `database` in its body is
+ * accepted and ignored (Metabase's setup_rest/api.clj), so the data source is
+ * its own request. Idempotent; a Metabase whose admin password was changed
+ * there is left as it is, saying so. The passwords go in request bodies on
+ * curl's stdin and the session in a header file: none is on a command line.
  */
 export function setupScript(args: SetupArgs): string {
   const secret = (name: string) => `$(cat ${METABASE_SECRETS_MOUNT}/${name})`;
+  const host = args.databaseHost ?? DATABASE_ALIAS;
   return `set -eu
 base=http://127.0.0.1:3000
+umask 077
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# call <method> <path> [curl options…]: Metabase's answer on stdout; on an
+# HTTP error, what was asked and what Metabase answered on stderr, and fails.
+call() {
+  method=$1 path=$2
+  shift 2
+  code=$(curl -sS -o "$work/answer" -w '%{http_code}' -X "$method" "$@" "$base$path") || return 1
+  printf '%s' "$code" > "$work/code"
+  case $code in
+    2??) cat "$work/answer" ;;
+    *) echo "Metabase answered $method $path with HTTP $code: $(cat "$work/answer")" >&2; return 1 ;;
+  esac
+}
+# The first string value of a key in the JSON on stdin.
+value() { sed -n 's/.*"'"$1"'":"\\([^"]*\\)".*/\\1/p'; }
 i=0
 until curl -fsS "$base/api/health" >/dev/null 2>&1; do
   i=$((i + 1))
   if [ "$i" -gt 120 ]; then echo "Metabase did not become healthy in 10 minutes" >&2; exit 1; fi
   sleep 5
 done
-props=$(curl -fsS "$base/api/session/properties")
+props=$(call GET /api/session/properties)
 case "$props" in
-  *'"has-user-setup":true'*) echo "Metabase is already set up; nothing to do"; exit 0 ;;
-esac
-token=$(printf '%s' "$props" | sed -n 's/.*"setup-token":"\\([^"]*\\)".*/\\1/p')
-if [ -z "$token" ]; then echo "Metabase offered no setup token" >&2; exit 1; fi
-body=$(cat <<JSON
-{"token":"$token",
- "user":{"email":"${args.adminEmail}","password":"${secret("admin_password")}","first_name":"Admin","last_name":"${args.siteName}","site_name":"${args.siteName}"},
- "prefs":{"site_name":"${args.siteName}","allow_tracking":false},
- "database":{"engine":"${METABASE_ENGINE[args.engine]}","name":"${args.siteName}","details":{"host":"${args.databaseHost ?? DATABASE_ALIAS}","port":${args.databasePort},"dbname":"${args.databaseName}","user":"${READONLY_USER}","password":"${secret("readonly_password")}"}}}
+  *'"has-user-setup":true'*)
+    if ! answer=$(cat <<JSON | call POST /api/session -H 'Content-Type: application/json' --data-binary @-
+{"username":"${args.adminEmail}","password":"${secret("admin_password")}"}
 JSON
-)
-printf '%s' "$body" | curl -fsS -o /dev/null -H 'Content-Type: application/json' --data-binary @- "$base/api/setup"
-echo "Metabase set up: admin ${args.adminEmail}, data source ${args.databaseName} (read-only)"
+    ); then
+      # 401: the password was changed in Metabase; anything else is a failure.
+      [ "$(cat "$work/code" 2>/dev/null)" = 401 ] || exit 1
+      echo "Metabase is set up, but its admin ${args.adminEmail} cannot log in with the stack's password (changed in Metabase?): its data sources are left as they are" >&2
+      exit 0
+    fi ;;
+  *)
+    token=$(printf '%s' "$props" | value setup-token)
+    if [ -z "$token" ]; then echo "Metabase offered no setup token" >&2; exit 1; fi
+    answer=$(cat <<JSON | call POST /api/setup -H 'Content-Type: application/json' --data-binary @-
+{"token":"$token",
+ "user":{"email":"${args.adminEmail}","password":"${secret("admin_password")}","first_name":"Admin","last_name":"${args.siteName}"},
+ "prefs":{"site_name":"${args.siteName}","allow_tracking":false}}
+JSON
+    )
+    echo "Metabase admin created: ${args.adminEmail}" ;;
+esac
+session=$(printf '%s' "$answer" | value id)
+if [ -z "$session" ]; then echo "Metabase answered with no session: $answer" >&2; exit 1; fi
+printf 'X-Metabase-Session: %s\\n' "$session" > "$work/session"
+databases=$(call GET /api/database -H @"$work/session")
+case "$databases" in
+  *'"name":"${args.siteName}"'*) echo "Metabase already has the data source ${args.siteName}; nothing to do"; exit 0 ;;
+esac
+cat <<JSON | call POST /api/database -H @"$work/session" -H 'Content-Type: application/json' --data-binary @- >/dev/null
+{"name":"${args.siteName}","engine":"${METABASE_ENGINE[args.engine]}",
+ "details":{"host":"${host}","port":${args.databasePort},"dbname":"${args.databaseName}","user":"${READONLY_USER}","password":"${secret("readonly_password")}"}}
+JSON
+echo "Metabase reads ${args.databaseName} at ${host} as ${READONLY_USER} (read-only): data source ${args.siteName}"
 `;
 }

@@ -386,16 +386,32 @@ describe("test images on a real Docker daemon", () => {
     await healthy(`${N}-metabase`);
     assert.match(d(["top", `${N}-metabase`, "-o", "pid,uid,args"]), /^\s*\d+\s+2000\s+\/app\/metabase/m);
     const script = setupScript({ engine: "mariadb", databaseName: "bbaegok", databasePort: 3306, adminEmail: prod.metabase.adminEmail, siteName: prod.service });
+    const sources = () => d(["exec", `${N}-metabase-db`, "psql", "-X", "-tA", "-U", "metabase", "-d", "metabase", "-c", "SELECT name, target FROM metabase_standin_database"]);
     const first = sh(`docker exec -i ${N}-metabase sh -s`, script);
     assert.equal(first.status, 0, first.stderr);
-    assert.match(first.stdout, /Metabase set up: admin/);
+    assert.match(first.stdout, new RegExp(`^Metabase admin created: ${prod.metabase.adminEmail}\nMetabase reads bbaegok at db as ${READONLY_USER} \\(read-only\\): data source bbaegok\n$`));
+    assert.equal(sources(), `bbaegok|mysql://${READONLY_USER}@db:3306/bbaegok`);
     const second = sh(`docker exec -i ${N}-metabase sh -s`, script);
     assert.equal(second.status, 0, second.stderr);
-    assert.match(second.stdout, /already set up/);
+    assert.equal(second.stdout, "Metabase already has the data source bbaegok; nothing to do\n");
     // The set-up outlives the container: it is in the application database.
     d(["restart", `${N}-metabase`]);
     await healthy(`${N}-metabase`);
-    assert.match(sh(`docker exec -i ${N}-metabase sh -s`, script).stdout, /already set up/);
+    assert.match(sh(`docker exec -i ${N}-metabase sh -s`, script).stdout, /already has the data source bbaegok/);
+    // A Metabase set up by the earlier script (admin made, its data source
+    // never added: Metabase ignores a database in /api/setup): the next run
+    // logs in as the admin and adds it.
+    d(["exec", `${N}-metabase-db`, "psql", "-X", "-q", "-U", "metabase", "-d", "metabase", "-c", "DELETE FROM metabase_standin_database"]);
+    d(["restart", `${N}-metabase`]);
+    await healthy(`${N}-metabase`);
+    const repaired = sh(`docker exec -i ${N}-metabase sh -s`, script);
+    assert.equal(repaired.status, 0, repaired.stderr);
+    assert.equal(repaired.stdout, `Metabase reads bbaegok at db as ${READONLY_USER} (read-only): data source bbaegok\n`);
+    assert.equal(sources(), `bbaegok|mysql://${READONLY_USER}@db:3306/bbaegok`);
+    // Its admin password changed in Metabase: left as it is, saying so; not a failed up.
+    const changed = sh(`docker exec -i ${N}-metabase sh -s`, script.replace(`$(cat ${METABASE_SECRETS_MOUNT}/admin_password)`, "NotTheSameAnymore1"));
+    assert.equal(changed.status, 0, changed.stderr);
+    assert.match(changed.stderr, /Metabase answered POST \/api\/session with HTTP 401: .*\nMetabase is set up, but its admin .* cannot log in with the stack's password \(changed in Metabase\?\): its data sources are left as they are/);
     assert.match(d(["exec", `${N}-db`, "sh", "-c", `MYSQL_PWD="$(cat /run/secrets/db_root_password)" mariadb -uroot --batch --skip-column-names -e "SELECT COUNT(*) FROM mysql.user WHERE user = '${READONLY_USER}'"`]), /^1$/);
   });
 });

@@ -191,7 +191,7 @@ for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) 
 
     if (stack === "prod") {
       it("Metabase was set up reading the replica at its tailnet address", () => {
-        const client = "psql -X -tA -U metabase -d metabase -c 'SELECT data_source FROM metabase_standin_setup'";
+        const client = "psql -X -tA -U metabase -d metabase -c 'SELECT target FROM metabase_standin_database'";
         assert.equal(docker(["exec", "bbaegok-prod-metabase-db", "sh", "-c", client]).stdout, `mysql://metabase_ro@${TAILNET.replica}:3306/bbaegok\n`);
       });
     }

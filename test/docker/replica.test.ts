@@ -123,7 +123,7 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
 
     if (stack === "prod") {
       it("Metabase was set up reading the replica, with its read-only login (the stand-in connects before it accepts)", () => {
-        const client = "psql -X -tA -U metabase -d metabase -c 'SELECT data_source FROM metabase_standin_setup'";
+        const client = "psql -X -tA -U metabase -d metabase -c 'SELECT target FROM metabase_standin_database'";
         assert.equal(docker(["exec", "bbaegok-prod-metabase-db", "sh", "-c", client]).stdout, "mysql://metabase_ro@db-replica:3306/bbaegok\n");
       });
     }

@@ -11,10 +11,17 @@
 //     Metabase logs it (encrypted details cannot be read);
 //   - GET /api/health: 200 {"status":"ok"};
 //   - GET /api/session/properties: "has-user-setup" and, before set-up, "setup-token";
-//   - POST /api/setup: the first admin and the first database; refuses a wrong
-//     token (403), a second set-up (403), a password Metabase's default
-//     ("normal") complexity refuses (400), and a database it cannot connect
-//     to with the given details (400), as Metabase checks the connection.
+//   - POST /api/setup: the first admin, logged in (answers {"id": <session>});
+//     refuses a wrong token (403), a second set-up (403) and a password
+//     Metabase's default ("normal") complexity refuses (400). A "database" in
+//     the body is accepted and ignored, as Metabase's setup API does;
+//   - POST /api/session: the admin's login ({"username", "password"}), 401 on
+//     a wrong password;
+//   - GET /api/database and POST /api/database (a data source: name, engine,
+//     details), with the session in X-Metabase-Session (or the
+//     metabase.SESSION cookie), 401 without; a database it cannot connect to
+//     with the given details is refused (400), as Metabase checks the
+//     connection.
 package main
 
 import (
@@ -41,13 +48,23 @@ import (
 )
 
 type state struct {
-	mu         sync.Mutex
-	ready      bool
-	setUp      bool
-	token      string
-	adminEmail string
-	appDB      *sql.DB
-	insertSQL  string
+	mu            sync.Mutex
+	ready         bool
+	setUp         bool
+	token         string
+	adminEmail    string
+	adminPassword string // sha256 of the admin's password
+	appDB         *sql.DB
+	engine        string // of the application database: postgres or mysql
+	sessions      map[string]bool
+	databases     []dataSource
+}
+
+type dataSource struct {
+	ID     int    `json:"id"`
+	Name   string `json:"name"`
+	Engine string `json:"engine"`
+	Target string `json:"-"`
 }
 
 func main() {
@@ -56,7 +73,7 @@ func main() {
 	if key != "" && len(key) < 16 {
 		log.Fatalf("MB_ENCRYPTION_SECRET_KEY must be at least 16 characters.")
 	}
-	st := &state{token: uuid()}
+	st := &state{token: uuid(), sessions: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) {
 		st.mu.Lock()
@@ -78,6 +95,9 @@ func main() {
 		writeJSON(w, http.StatusOK, props)
 	})
 	mux.HandleFunc("POST /api/setup", st.setup)
+	mux.HandleFunc("POST /api/session", st.login)
+	mux.HandleFunc("GET /api/database", st.listDatabases)
+	mux.HandleFunc("POST /api/database", st.addDatabase)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		fmt.Fprint(w, "Unauthenticated")
@@ -143,11 +163,16 @@ func (st *state) initialise(key string) error {
 		time.Sleep(time.Second)
 	}
 	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS metabase_standin_setup (id INT PRIMARY KEY, admin_email VARCHAR(254) NOT NULL, key_hash VARCHAR(64) NOT NULL, data_source TEXT NOT NULL)`); err != nil {
-		return fmt.Errorf("cannot create the set-up table: %v", err)
+	for _, ddl := range []string{
+		`CREATE TABLE IF NOT EXISTS metabase_standin_setup (id INT PRIMARY KEY, admin_email VARCHAR(254) NOT NULL, password_hash VARCHAR(64) NOT NULL, key_hash VARCHAR(64) NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS metabase_standin_database (id INT PRIMARY KEY, name VARCHAR(254) NOT NULL, engine VARCHAR(16) NOT NULL, target TEXT NOT NULL)`,
+	} {
+		if _, err := db.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("cannot create the stand-in's tables: %v", err)
+		}
 	}
-	var email, storedHash string
-	switch err := db.QueryRowContext(ctx, `SELECT admin_email, key_hash FROM metabase_standin_setup WHERE id = 1`).Scan(&email, &storedHash); err {
+	var email, password, storedHash string
+	switch err := db.QueryRowContext(ctx, `SELECT admin_email, password_hash, key_hash FROM metabase_standin_setup WHERE id = 1`).Scan(&email, &password, &storedHash); err {
 	case nil:
 		if storedHash != keyHash(key) {
 			log.Printf("ERROR: Cannot decrypt encrypted details. Have you changed or forgot to set MB_ENCRYPTION_SECRET_KEY?")
@@ -156,14 +181,40 @@ func (st *state) initialise(key string) error {
 	default:
 		return fmt.Errorf("cannot read the set-up state: %v", err)
 	}
+	rows, err := db.QueryContext(ctx, `SELECT id, name, engine, target FROM metabase_standin_database ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("cannot read the data sources: %v", err)
+	}
+	defer rows.Close()
+	var databases []dataSource
+	for rows.Next() {
+		var d dataSource
+		if err := rows.Scan(&d.ID, &d.Name, &d.Engine, &d.Target); err != nil {
+			return fmt.Errorf("cannot read a data source: %v", err)
+		}
+		databases = append(databases, d)
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.appDB, st.setUp, st.adminEmail, st.ready = db, email != "", email, true
-	st.insertSQL = `INSERT INTO metabase_standin_setup (id, admin_email, key_hash, data_source) VALUES (1, ?, ?, ?)`
-	if engine == "postgres" {
-		st.insertSQL = `INSERT INTO metabase_standin_setup (id, admin_email, key_hash, data_source) VALUES (1, $1, $2, $3)`
-	}
+	st.appDB, st.setUp, st.adminEmail, st.adminPassword, st.databases, st.ready = db, email != "", email, password, databases, true
+	st.engine = engine
 	return nil
+}
+
+// insert writes a row into the application database (none in memory).
+func (st *state) insert(ctx context.Context, table string, columns []string, values ...any) error {
+	if st.appDB == nil {
+		return nil
+	}
+	marks := make([]string, len(values))
+	for i := range marks {
+		marks[i] = "?"
+		if st.engine == "postgres" {
+			marks[i] = fmt.Sprintf("$%d", i+1)
+		}
+	}
+	_, err := st.appDB.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table, strings.Join(columns, ", "), strings.Join(marks, ", ")), values...)
+	return err
 }
 
 type setupRequest struct {
@@ -173,22 +224,13 @@ type setupRequest struct {
 		Password  string `json:"password"`
 		FirstName string `json:"first_name"`
 		LastName  string `json:"last_name"`
-		SiteName  string `json:"site_name"`
 	} `json:"user"`
 	Prefs struct {
 		SiteName string `json:"site_name"`
 	} `json:"prefs"`
-	Database *struct {
-		Engine  string `json:"engine"`
-		Name    string `json:"name"`
-		Details struct {
-			Host     string          `json:"host"`
-			Port     json.RawMessage `json:"port"`
-			DBName   string          `json:"dbname"`
-			User     string          `json:"user"`
-			Password string          `json:"password"`
-		} `json:"details"`
-	} `json:"database"`
+	// Accepted and ignored, as Metabase's setup API does (setup_rest/api.clj:
+	// an optional key its handler never reads): a data source is POST /api/database.
+	Database json.RawMessage `json:"database"`
 }
 
 func (st *state) setup(w http.ResponseWriter, r *http.Request) {
@@ -219,36 +261,125 @@ func (st *state) setup(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": map[string]string{"password": msg}})
 		return
 	}
-	dataSource := ""
-	if req.Database != nil {
-		d := req.Database
-		engine := map[string]string{"mysql": "mysql", "postgres": "postgres"}[d.Engine]
-		if engine == "" {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"message": fmt.Sprintf("engine %q is not supported by this stand-in (mysql, postgres)", d.Engine)})
-			return
-		}
-		port := strings.Trim(string(d.Details.Port), `"`)
-		target := datasource.Target{Engine: engine, Host: d.Details.Host, Port: port, Database: d.Details.DBName, User: d.Details.User, Password: d.Details.Password}
-		db, err := datasource.Open(target)
-		if err == nil {
-			err = datasource.Check(r.Context(), db, 10*time.Second)
-			db.Close()
-		}
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"message": fmt.Sprintf("Couldn't connect to the database %s: %v", target, err), "errors": map[string]string{"dbname": "check your connection string"}})
-			return
-		}
-		dataSource = target.String()
+	if strings.TrimSpace(req.Prefs.SiteName) == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": map[string]string{"prefs": "site_name: value must be a non-blank string."}})
+		return
 	}
-	if st.appDB != nil {
-		if _, err := st.appDB.ExecContext(r.Context(), st.insertSQL, req.User.Email, keyHash(os.Getenv("MB_ENCRYPTION_SECRET_KEY")), dataSource); err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]any{"message": fmt.Sprintf("cannot store the set-up: %v", err)})
-			return
-		}
+	password := keyHash(req.User.Password)
+	if err := st.insert(r.Context(), "metabase_standin_setup", []string{"id", "admin_email", "password_hash", "key_hash"}, 1, req.User.Email, password, keyHash(os.Getenv("MB_ENCRYPTION_SECRET_KEY"))); err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"message": fmt.Sprintf("cannot store the set-up: %v", err)})
+		return
 	}
-	st.setUp, st.adminEmail = true, req.User.Email
-	log.Printf("Set up: admin %s, database %s", req.User.Email, dataSource)
-	writeJSON(w, http.StatusOK, map[string]any{"id": uuid()})
+	st.setUp, st.adminEmail, st.adminPassword = true, req.User.Email, password
+	log.Printf("Set up: admin %s", req.User.Email)
+	writeJSON(w, http.StatusOK, map[string]any{"id": st.newSession()})
+}
+
+// login: POST /api/session with the admin's email and password.
+func (st *state) login(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "malformed JSON: " + err.Error()})
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.setUp || !strings.EqualFold(req.Username, st.adminEmail) || keyHash(req.Password) != st.adminPassword {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"errors": map[string]string{"password": "did not match stored password"}})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": st.newSession()})
+}
+
+// newSession: a session id, valid until the process ends. Callers hold st.mu.
+func (st *state) newSession() string {
+	id := uuid()
+	st.sessions[id] = true
+	return id
+}
+
+// authenticated: the request carries a live session (header or cookie); else 401. Callers hold st.mu.
+func (st *state) authenticated(w http.ResponseWriter, r *http.Request) bool {
+	id := r.Header.Get("X-Metabase-Session")
+	if c, err := r.Cookie("metabase.SESSION"); id == "" && err == nil {
+		id = c.Value
+	}
+	if !st.sessions[id] {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, "Unauthenticated")
+		return false
+	}
+	return true
+}
+
+func (st *state) listDatabases(w http.ResponseWriter, r *http.Request) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.authenticated(w, r) {
+		return
+	}
+	data := st.databases
+	if data == nil {
+		data = []dataSource{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "total": len(data)})
+}
+
+func (st *state) addDatabase(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name    string `json:"name"`
+		Engine  string `json:"engine"`
+		Details *struct {
+			Host     string          `json:"host"`
+			Port     json.RawMessage `json:"port"`
+			DBName   string          `json:"dbname"`
+			User     string          `json:"user"`
+			Password string          `json:"password"`
+		} `json:"details"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "malformed JSON: " + err.Error()})
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.authenticated(w, r) {
+		return
+	}
+	engine := map[string]string{"mysql": "mysql", "postgres": "postgres"}[req.Engine]
+	switch {
+	case strings.TrimSpace(req.Name) == "":
+		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": map[string]string{"name": "value must be a non-blank string."}})
+		return
+	case engine == "":
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": fmt.Sprintf("engine %q is not supported by this stand-in (mysql, postgres)", req.Engine)})
+		return
+	case req.Details == nil:
+		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": map[string]string{"details": "value must be a map."}})
+		return
+	}
+	d := req.Details
+	target := datasource.Target{Engine: engine, Host: d.Host, Port: strings.Trim(string(d.Port), `"`), Database: d.DBName, User: d.User, Password: d.Password}
+	db, err := datasource.Open(target)
+	if err == nil {
+		err = datasource.Check(r.Context(), db, 10*time.Second)
+		db.Close()
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": fmt.Sprintf("Couldn't connect to the database %s: %v", target, err), "errors": map[string]string{"dbname": "check your connection string"}})
+		return
+	}
+	source := dataSource{ID: len(st.databases) + 1, Name: req.Name, Engine: req.Engine, Target: target.String()}
+	if err := st.insert(r.Context(), "metabase_standin_database", []string{"id", "name", "engine", "target"}, source.ID, source.Name, source.Engine, source.Target); err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"message": fmt.Sprintf("cannot store the data source: %v", err)})
+		return
+	}
+	st.databases = append(st.databases, source)
+	log.Printf("Data source %s: %s", source.Name, source.Target)
+	writeJSON(w, http.StatusOK, source)
 }
 
 // passwordProblem applies Metabase's password complexity (MB_PASSWORD_COMPLEXITY:
@@ -284,7 +415,7 @@ func passwordProblem(password string) string {
 	return ""
 }
 
-// keyHash marks which encryption key the state was written with (empty: none).
+// keyHash marks which encryption key the state was written with (empty: none); also the admin password's hash.
 func keyHash(key string) string {
 	if key == "" {
 		return ""
