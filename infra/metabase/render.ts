@@ -136,7 +136,8 @@ umask 077
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # call <method> <path> [curl options…]: Metabase's answer on stdout; on an
-# HTTP error, what was asked and what Metabase answered on stderr, and fails.
+# HTTP error, what was asked and what Metabase answered on stderr (its first
+# 2,000 bytes: the command provider stops at a 64 KiB line), and fails.
 call() {
   method=$1 path=$2
   shift 2
@@ -144,7 +145,7 @@ call() {
   printf '%s' "$code" > "$work/code"
   case $code in
     2??) cat "$work/answer" ;;
-    *) echo "Metabase answered $method $path with HTTP $code: $(cat "$work/answer")" >&2; return 1 ;;
+    *) echo "Metabase answered $method $path with HTTP $code: $(head -c 2000 "$work/answer")" >&2; return 1 ;;
   esac
 }
 # The first string value of a key in the JSON on stdin.
@@ -179,7 +180,7 @@ JSON
     echo "Metabase admin created: ${args.adminEmail}" ;;
 esac
 session=$(printf '%s' "$answer" | value id)
-if [ -z "$session" ]; then echo "Metabase answered with no session: $answer" >&2; exit 1; fi
+if [ -z "$session" ]; then echo "Metabase answered with no session: $(printf '%s' "$answer" | head -c 2000)" >&2; exit 1; fi
 printf 'X-Metabase-Session: %s\\n' "$session" > "$work/session"
 databases=$(call GET /api/database -H @"$work/session")
 case "$databases" in

@@ -5,9 +5,15 @@ const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
 const HOSTNAME = new RegExp(`^(?=.{1,253}$)(?:${LABEL}\\.)+[a-z]{2,63}$`);
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
-/** An SSH public host key as the server.ssh.hostKey pin and known_hosts write it: `<type> <base64>`, nothing else. */
+/**
+ * An SSH public host key as the server.ssh.hostKey pin and known_hosts write
+ * it: `<type> <base64>`, nothing else. Ed25519 or ECDSA: the command provider
+ * (pulumi-command's connection.go) offers a pinned key's own type as the only
+ * host key algorithm, and for an RSA key that is `ssh-rsa`, SHA-1 signatures,
+ * which OpenSSH 8.8 and later refuse: every remote command would fail.
+ */
 export function isSshHostKey(value: string): boolean {
-  return /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$/.test(value);
+  return /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}$/.test(value);
 }
 
 /** A fully qualified, lower-case DNS name such as `api.bbaegok.kr`. */

@@ -77,6 +77,8 @@ const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$|^[0-9
   error: "expected a CIDR block such as 203.0.113.0/24",
 });
 
+const RSA_HOST_KEY =
+  "expected the server's ed25519 (or ECDSA) host key, not its RSA one: Pulumi's command provider would offer only ssh-rsa (SHA-1) for it, which OpenSSH 8.8 and later refuse; print the ed25519 key with ssh-keyscan -p <port> -t ed25519 <host>";
 const HOST_KEY_EXPECTED =
   'expected the server\'s SSH host key as "<type> <base64>", e.g. "ssh-ed25519 AAAAC3Nz…": print it with ssh-keyscan -p <port> -t ed25519 <host> (leave out the host name it prints first) and check it on the server (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)';
 
@@ -105,7 +107,7 @@ export const serverSchema = z.strictObject({
        */
       hostKey: z
         .string({ error: HOST_KEY_EXPECTED })
-        .refine(isSshHostKey, { error: HOST_KEY_EXPECTED }),
+        .refine(isSshHostKey, { error: (issue) => (String(issue.input).startsWith("ssh-rsa ") ? RSA_HOST_KEY : HOST_KEY_EXPECTED) }),
       },
       { error: "expected a map with user, port and hostKey" },
     ),

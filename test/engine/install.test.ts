@@ -48,3 +48,11 @@ describe("npm run engine:install", () => {
     }
   });
 });
+
+describe("the command provider built here (engine/go/command), against the real one's behaviour", () => {
+  it("its own Go tests pass: a logged line longer than 64 KiB, on which pulumi-command 1.2.1 hangs, fails the run saying so", () => {
+    const run = spawnSync("go", ["test", "-count=1", "./remote/"], { cwd: join(REPO, "engine", "go", "command"), encoding: "utf8" });
+    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, /^ok\s+\S+\/remote\b/m);
+  });
+});

@@ -58,6 +58,8 @@ describe("bad input is named precisely", () => {
     expectOne((r) => delete r.server.ssh.hostKey, "bbaegok-infra:server.ssh.hostKey is missing", "ssh-keyscan -p <port> -t ed25519 <host>", '"ssh-ed25519 AAAAC3Nz…"'));
   it("ssh host key with the host name ssh-keyscan prints first", () =>
     expectOne((r) => (r.server.ssh.hostKey = `[home.bbaegok.kr]:22022 ${r.server.ssh.hostKey}`), "server.ssh.hostKey", "leave out the host name"));
+  it("an RSA host key (the command provider would offer only SHA-1 ssh-rsa for it, which OpenSSH 8.8+ refuses)", () =>
+    expectOne((r) => (r.server.ssh.hostKey = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7"), "server.ssh.hostKey", "not its RSA one", "ssh-keyscan -p <port> -t ed25519 <host>"));
   it("misspelled key", () => expectOne((r) => (r.server.dataDri = "/srv"), "server.dataDri", "no such key under bbaegok-infra:server"));
   it("unknown top-level key", () => expectOne((r) => (r.databse = {}), "bbaegok-infra:databse", "no such key"));
   it("unknown time zone", () => expectOne((r) => (r.backup.timezone = "Mars/Olympus"), "backup.timezone", "IANA time zone"));

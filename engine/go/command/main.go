@@ -24,7 +24,9 @@
 //   - resource and property descriptions in the schema are short ones of our own;
 //   - the schema has no per-language code generation settings (not needed at run time);
 //   - after a command has run, its SSH connection (and the SSH agent connection) is closed;
-//     the real provider leaves them open until the plugin exits.
+//     the real provider leaves them open until the plugin exits;
+//   - a logged line longer than 64 KiB fails the run, saying why; the real provider stops
+//     reading the output there and the update hangs.
 //
 // Build (see engine/go/command):
 //

@@ -76,12 +76,14 @@ func (s *CommandOutputs) run(ctx context.Context, cmd string) error {
 	session.Stdout = io.MultiWriter(outWriters...)
 	session.Stderr = io.MultiWriter(errWriters...)
 
-	logged := make(chan struct{})
-	go logLines(ctx, logR, logged)
+	logged := make(chan error, 1)
+	go logLines(logR, func(line string) { p.GetLogger(ctx).InfoStatus(line) }, logged)
 
 	err = session.Run(cmd)
 	logW.Close()
-	<-logged
+	if tooLong := <-logged; tooLong != nil && err == nil {
+		err = tooLong
+	}
 
 	if err != nil {
 		return fmt.Errorf("%w: running %q:\n%s", err, cmd, combined.w.(*bytes.Buffer).String())
@@ -93,16 +95,27 @@ func (s *CommandOutputs) run(ctx context.Context, cmd string) error {
 	return nil
 }
 
-// logLines sends each line read from r to the engine as an info status message.
-func logLines(ctx context.Context, r io.Reader, done chan<- struct{}) {
-	defer close(done)
+// maxLoggedLine is the real plugin's limit: bufio.Scanner's default token size.
+const maxLoggedLine = bufio.MaxScanTokenSize
+
+// logLines gives each line read from r to log (the engine's info status
+// messages), then the error that ends the run, if any, on done. A logged line
+// longer than 64 KiB stops pulumi-command 1.2.1's scanner (util.LogOutput),
+// which then reads the pipe no more: the command's output blocks and
+// `pulumi up` hangs with no error. This build fails the run instead, saying so,
+// and reads the rest so the command itself is not blocked.
+func logLines(r io.Reader, log func(string), done chan<- error) {
 	lines := bufio.NewScanner(r)
-	lines.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	lines.Buffer(make([]byte, 0, maxLoggedLine), maxLoggedLine)
 	for lines.Scan() {
-		p.GetLogger(ctx).InfoStatus(lines.Text())
+		log(lines.Text())
 	}
-	// A line too long to log must not block the command's output.
+	var err error
+	if lines.Err() == bufio.ErrTooLong {
+		err = fmt.Errorf("the command logged a line longer than %d KiB: pulumi-command 1.2.1 stops reading the command's output there and the update hangs; log less (shorter lines, or logging: none)", maxLoggedLine/1024)
+	}
 	_, _ = io.Copy(io.Discard, r)
+	done <- err
 }
 
 func setenvHint(key string) string {
