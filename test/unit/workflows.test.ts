@@ -272,6 +272,22 @@ describe("GitHub Actions workflows", () => {
     }
   });
 
+  it("every step that reaches the state backend has its credentials: the AWS key beside the backend URL (the backend is an S3 bucket)", () => {
+    const reaching = files.flatMap((f) => allSteps(f).map((step) => ({ f, step }))).filter(({ step }) => step.env?.["PULUMI_BACKEND_URL"] !== undefined || step.with?.["cloud-url"] !== undefined);
+    assert.ok(reaching.length >= 6, `only ${reaching.length} steps reach the backend`);
+    for (const { f, step } of reaching) {
+      for (const key of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]) {
+        assert.equal(step.env?.[key], `\${{ secrets.${key} }}`, `${f}: step "${step.name ?? step.run ?? step.uses}" reaches the backend without ${key}`);
+      }
+    }
+  });
+
+  it("check out without leaving the token in .git/config (no job pushes; the pull request's code runs next)", () => {
+    const checkouts = files.flatMap((f) => allSteps(f).filter((s) => s.uses?.startsWith("actions/checkout@")).map((step) => ({ f, step })));
+    assert.ok(checkouts.length >= 6);
+    for (const { f, step } of checkouts) assert.equal(step.with?.["persist-credentials"], false, `${f}: a checkout keeps its token`);
+  });
+
   it("install the Pulumi CLI of the same version as the SDK", () => {
     const sdk = (JSON.parse(readFileSync(join(REPO, "node_modules", "@pulumi", "pulumi", "package.json"), "utf8")) as { version: string }).version;
     const pulumi = files.flatMap(allSteps).filter((s) => PULUMI_ACTION.test(s.uses ?? ""));
