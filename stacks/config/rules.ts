@@ -132,17 +132,15 @@ export function isPrivateLinkAddress(value: string): boolean {
  * documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24) are let
  * through: the committed stack files use them as placeholders.
  */
-const NOT_PUBLIC = [
+const NOT_PUBLIC: readonly (readonly [string, string])[] = [
   ["0.0.0.0/8", "this network (unspecified)"],
-  ["10.0.0.0/8", "private (RFC 1918)"],
+  ...PRIVATE_RANGES.map(([base, bits]) => [`${base}/${bits}`, "private (RFC 1918)"] as const),
   ["100.64.0.0/10", "shared address space (carrier-grade NAT or a tailnet, RFC 6598)"],
   ["127.0.0.0/8", "loopback"],
   ["169.254.0.0/16", "link-local"],
-  ["172.16.0.0/12", "private (RFC 1918)"],
-  ["192.168.0.0/16", "private (RFC 1918)"],
   ["224.0.0.0/4", "multicast"],
   ["240.0.0.0/4", "reserved"],
-] as const;
+];
 
 /** Why an IPv4 address cannot be the server's public address, or undefined when it can. */
 export function notPublicIpv4(value: string): string | undefined {
