@@ -2,7 +2,7 @@
 // health check. Secrets never appear here: the database password reaches
 // Spring Boot as a file through `configtree`.
 import { durationSeconds } from "../../stacks/config/rules.js";
-import type { AppEnvSetByProgram, Slot, StackConfig } from "../../stacks/config/schema.js";
+import { JDBC_DRIVERS, type AppEnvSetByProgram, type JdbcDriver, type Slot, type StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS } from "../database/render.js";
 import { primaryHost, readReplica, replicaReadHost } from "../replica/render.js";
 import { dockerHealthCheck, shellQuote } from "../server/render.js";
@@ -22,24 +22,31 @@ export function slotContainerName(prefix: string, slot: Slot): string {
 export const APP_SECRETS_MOUNT = "/run/secrets/app";
 export const DATASOURCE_PASSWORD_FILE = "spring.datasource.password";
 
-/** The JDBC URL of the service database, on the primary (`db`) or on the read replica's host. */
-export function jdbcUrl(db: StackConfig["database"], host: string = DATABASE_ALIAS): string {
-  switch (db.engine) {
-    case "mariadb":
+/** The JDBC driver the app bundles: `app.jdbcDriver`, else the engine's own. */
+export function appJdbcDriver(config: Pick<StackConfig, "app" | "database">): JdbcDriver {
+  return config.app.jdbcDriver ?? JDBC_DRIVERS[config.database.engine][0];
+}
+
+/** The JDBC URL of the service database for the app's driver, on the primary (`db`) or on the read replica's host. */
+export function jdbcUrl(config: Pick<StackConfig, "app" | "database">, host: string = DATABASE_ALIAS): string {
+  const db = config.database;
+  switch (appJdbcDriver(config)) {
+    case "mariadb-java-client":
       return `jdbc:mariadb://${host}:3306/${db.name}`;
-    case "mysql":
+    case "mysql-connector-j":
+      // The servers run in UTC (TZ=UTC): Connector/J converts times with the session's zone, not the JVM's.
       return `jdbc:mysql://${host}:3306/${db.name}?characterEncoding=UTF-8&connectionTimeZone=UTC`;
-    case "postgres":
+    case "postgresql":
       return `jdbc:postgresql://${host}:5432/${db.name}`;
   }
 }
 
-function readReplicaEnv(db: StackConfig["database"]): Partial<Record<AppEnvSetByProgram, string>> {
-  const replica = readReplica(db);
+function readReplicaEnv(config: Pick<StackConfig, "app" | "database">): Partial<Record<AppEnvSetByProgram, string>> {
+  const replica = readReplica(config.database);
   if (!replica) return {};
   return {
-    SPRING_DATASOURCE_REPLICA_URL: jdbcUrl(db, replicaReadHost(replica)),
-    SPRING_DATASOURCE_REPLICA_USERNAME: db.user,
+    SPRING_DATASOURCE_REPLICA_URL: jdbcUrl(config, replicaReadHost(replica)),
+    SPRING_DATASOURCE_REPLICA_USERNAME: config.database.user,
     // Spring Boot's db health checks a routing DataSource's every target, the replica too: a replica that is
     // down (or a link that is) would turn every slot unhealthy and stop every deploy. The app reaches the
     // replica only through its routing DataSource (README, "Read replicas"), so the health follows the primary.
@@ -56,12 +63,12 @@ export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Sl
     // Spring Boot finishes in-flight requests on SIGTERM instead of cutting them.
     SERVER_SHUTDOWN: "graceful",
     // The writes: on the original, or on the replica once promoted (npm run promote).
-    SPRING_DATASOURCE_URL: jdbcUrl(config.database, primaryHost(config.database)),
+    SPRING_DATASOURCE_URL: jdbcUrl(config, primaryHost(config.database)),
     SPRING_DATASOURCE_USERNAME: config.database.user,
     // With a read replica: the read-only datasource (same user and password file; README, "Read replicas"),
     // on this server's data network or at the other server's link address. A promoted replica is the primary:
     // no replica is left to read from.
-    ...readReplicaEnv(config.database),
+    ...readReplicaEnv(config),
     SPRING_CONFIG_IMPORT: `optional:configtree:${APP_SECRETS_MOUNT}/`,
     // The JVM sizes its heap from the container's limit, not the host's memory.
     JAVA_TOOL_OPTIONS: "-XX:MaxRAMPercentage=75",

@@ -260,6 +260,21 @@ describe("test images on a real Docker daemon", () => {
     d(["rm", "--force", `${N}-broken`]);
   });
 
+  it("an app bundling only MySQL's Connector/J: stops at start on the default jdbc:mariadb URL, as Spring Boot does; healthy with app.jdbcDriver: mysql-connector-j", async () => {
+    const image = await tagAppVersion({ env: host.dockerEnv }, "1.8.5-mysql-connector", { jdbcDrivers: ["mysql-connector-j"] });
+    const slot = (app: StackConfig["app"]) => [
+      ...["--network", `${N}-data`, ...slotEnvs({ app, database: mariadbConfig }, "blue").flatMap((e) => ["--env", e])],
+      ...["--mount", `type=bind,source=${join(dir.path, "app")},target=/run/secrets/app,readonly`],
+    ];
+    const refused = attempt(["run", "--rm", ...slot(prod.app), image.ref]);
+    assert.equal(refused.status, 1, refused.stdout + refused.stderr);
+    assert.match(refused.stdout + refused.stderr, /APPLICATION FAILED TO START: Cannot load driver class: org\.mariadb\.jdbc\.Driver/);
+    d(["run", "--detach", "--name", `${N}-connector-j`, ...slot({ ...prod.app, jdbcDriver: "mysql-connector-j" }), ...healthArgs(slotHealthCheck(prod.app, prod.domains.api).tests), image.ref]);
+    await healthy(`${N}-connector-j`);
+    assert.match(d(["inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}", `${N}-connector-j`]), /^SPRING_DATASOURCE_URL=jdbc:mysql:\/\/db:3306\//m);
+    d(["rm", "--force", `${N}-connector-j`]);
+  });
+
   it("the app finishes an in-flight request on SIGTERM before it exits", async () => {
     const slow = spawnSync("sh", ["-c", `docker exec ${N}-green curl -sS -w ' %{http_code}' 'http://127.0.0.1:8080/slow?ms=2500' & sleep 0.7; docker stop --time 30 ${N}-green >/dev/null; wait`], {
       env: host.dockerEnv,

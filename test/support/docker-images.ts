@@ -23,6 +23,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { databaseSpec } from "../../infra/database/render.js";
 import { listStacks } from "../../stacks/config/files.js";
+import type { JdbcDriver } from "../../stacks/config/schema.js";
 import { REPO } from "./project.js";
 import { loadStack } from "../../stacks/config/load.js";
 
@@ -57,6 +58,8 @@ export const KIND_LABEL = "bbaegok.test-image";
 export const APP_REPOSITORY = "ghcr.io/bbaegok/bbaegok-api";
 /** Set (to anything but "", "0", "false", "no") in an app container, it answers 503 on /actuator/health forever. */
 export const APP_UNHEALTHY_ENV = "BBAEGOK_TEST_UNHEALTHY";
+/** The app stand-in's bundled JDBC drivers (Maven artifacts, comma-separated; unset: all). */
+export const APP_JDBC_DRIVERS_ENV = "BBAEGOK_TEST_JDBC_DRIVERS";
 /** The app's port when SERVER_PORT is not set (Spring Boot's default). */
 export const APP_DEFAULT_PORT = 8080;
 
@@ -117,13 +120,16 @@ export async function buildTestImages(docker: DockerCli, refs: Partial<ImageRefs
  * Another version of the app: `ghcr.io/bbaegok/bbaegok-api:<version>`, an
  * image of its own (its own id, its version in every answer). With
  * `unhealthy`, its /actuator/health answers 503 whatever the database does:
- * a release that never turns healthy.
+ * a release that never turns healthy. With `jdbcDrivers`, the image bundles
+ * only those drivers (as a build file decides): a datasource URL naming
+ * another stops its start, as Spring Boot does.
  */
-export async function tagAppVersion(docker: DockerCli, version: string, options: { unhealthy?: boolean } = {}): Promise<BuiltImage> {
+export async function tagAppVersion(docker: DockerCli, version: string, options: { unhealthy?: boolean; jdbcDrivers?: JdbcDriver[] } = {}): Promise<BuiltImage> {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(version)) throw new TestImageError(`"${version}" is not a Docker tag`);
   const ref = `${APP_REPOSITORY}:${version}`;
   const config = imageConfig("app", ref);
   if (options.unhealthy) config.push(`ENV ${APP_UNHEALTHY_ENV}=1`);
+  if (options.jdbcDrivers) config.push(`ENV ${APP_JDBC_DRIVERS_ENV}=${options.jdbcDrivers.join(",")}`);
   return importImage(docker, "app", ref, ROOTFS.app(), config);
 }
 

@@ -2,6 +2,7 @@
 // file, the key path, the value and what is expected — all problems at once.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { slotEnvs } from "../../infra/app/render.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { StackConfigError, rawFromPulumiConfig, validateStackConfig, type SiblingStack } from "../../stacks/config/validate.js";
 import { REPO } from "../support/project.js";
@@ -107,6 +108,23 @@ describe("bad input is named precisely", () => {
     expectOne((r) => (r.app.env.SPRING_DATASOURCE_PASSWORD = "hunter2"), "app.env.SPRING_DATASOURCE_PASSWORD", "a file the program mounts"));
   it("app.env with JVM options where the program sizes the heap: JDK_JAVA_OPTIONS named instead", () =>
     expectOne((r) => (r.app.env.JAVA_TOOL_OPTIONS = "-Xmx2g"), "app.env.JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"));
+  it("a JDBC driver that cannot reach the engine (MariaDB's engine, PostgreSQL's driver)", () =>
+    expectOne((r) => (r.app.jdbcDriver = "postgresql"), "app.jdbcDriver", 'expected a driver for database.engine mariadb: "mariadb-java-client" or "mysql-connector-j"'));
+  it("a JDBC driver the schema does not know", () => expectOne((r) => (r.app.jdbcDriver = "mysql-connector-java"), "app.jdbcDriver", '"mariadb-java-client", "mysql-connector-j" or "postgresql"'));
+  it("the app's JDBC driver decides the datasource URLs' scheme: the engine's own by default, MySQL's Connector/J on MariaDB when the app bundles that", () => {
+    const urls = (mutate: (r: Raw) => void) => {
+      const raw = structuredClone(committed("prod"));
+      raw.database.replicas = [{}];
+      mutate(raw);
+      return slotEnvs(validateStackConfig("prod", raw), "blue").filter((e) => /^SPRING_DATASOURCE_(REPLICA_)?URL=/.test(e));
+    };
+    assert.deepEqual(urls(() => {}), ["SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://db-replica:3306/bbaegok", "SPRING_DATASOURCE_URL=jdbc:mariadb://db:3306/bbaegok"]);
+    assert.deepEqual(urls((r) => (r.app.jdbcDriver = "mysql-connector-j")), [
+      "SPRING_DATASOURCE_REPLICA_URL=jdbc:mysql://db-replica:3306/bbaegok?characterEncoding=UTF-8&connectionTimeZone=UTC",
+      "SPRING_DATASOURCE_URL=jdbc:mysql://db:3306/bbaegok?characterEncoding=UTF-8&connectionTimeZone=UTC",
+    ]);
+    assert.deepEqual(urls((r) => Object.assign(r.database, { engine: "postgres", version: "16.10" })), ["SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://db-replica:5432/bbaegok", "SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/bbaegok"]);
+  });
   it("bad bucket name", () => expectOne((r) => (r.backup.bucket = "Bbaegok_Backups"), "backup.bucket", "S3 bucket name"));
   it("bucket name shaped as an IP address", () => expectOne((r) => (r.backup.bucket = "10.0.0.1"), "backup.bucket", "not an IP address"));
   it("bucket name with a prefix S3 reserves", () => expectOne((r) => (r.backup.bucket = "sthree-bbaegok"), "backup.bucket", "not starting with xn--, sthree-, amzn-s3-demo-"));

@@ -20,6 +20,10 @@
 //     reaches it with what it is given);
 //   - any other path: JSON naming the version (BBAEGOK_APP_VERSION, set by the
 //     image) and the slot (BBAEGOK_SLOT), so tests tell blue from green;
+//   - the JDBC drivers the image bundles: BBAEGOK_TEST_JDBC_DRIVERS (Maven
+//     artifacts, comma-separated; unset: all three); a URL whose driver is
+//     not among them stops the start with Spring Boot's "Cannot load driver
+//     class", as the real app does when its build lacks the driver;
 //   - SIGTERM: stops accepting, finishes in-flight requests (at most 30 s, as
 //     Spring's graceful shutdown), then exits 0.
 package main
@@ -147,6 +151,9 @@ func openDatasource(urlVar, userVar string) (*sql.DB, string, error) {
 	jdbc := os.Getenv(urlVar)
 	if jdbc == "" {
 		return nil, "(none)", nil
+	}
+	if err := datasource.CheckDriver(jdbc, os.Getenv("BBAEGOK_TEST_JDBC_DRIVERS")); err != nil {
+		return nil, "", err
 	}
 	target, err := datasource.ParseJDBC(jdbc)
 	if err != nil {

@@ -36,6 +36,33 @@ func (t Target) String() string {
 	return fmt.Sprintf("%s://%s@%s/%s", t.Engine, t.User, net.JoinHostPort(t.Host, t.Port), t.Database)
 }
 
+// DriverClass is the JDBC driver class Spring Boot loads for a URL's scheme
+// (DatabaseDriver.fromJdbcUrl), and the Maven artifact that ships it.
+type DriverClass struct{ Class, Artifact string }
+
+var driverClasses = map[string]DriverClass{
+	"mariadb":    {"org.mariadb.jdbc.Driver", "mariadb-java-client"},
+	"mysql":      {"com.mysql.cj.jdbc.Driver", "mysql-connector-j"},
+	"postgresql": {"org.postgresql.Driver", "postgresql"},
+}
+
+// CheckDriver fails as Spring Boot does when the URL's driver is not on the
+// classpath: bundled lists the artifacts the image has (comma-separated;
+// empty: every one), as the real app's build file decides.
+func CheckDriver(jdbc, bundled string) error {
+	scheme, _, _ := strings.Cut(strings.TrimPrefix(jdbc, "jdbc:"), ":")
+	driver, ok := driverClasses[scheme]
+	if !ok || strings.TrimSpace(bundled) == "" {
+		return nil
+	}
+	for _, artifact := range strings.Split(bundled, ",") {
+		if strings.TrimSpace(artifact) == driver.Artifact {
+			return nil
+		}
+	}
+	return fmt.Errorf("Cannot load driver class: %s (the image bundles %s, not %s)", driver.Class, bundled, driver.Artifact)
+}
+
 // ParseJDBC reads jdbc:mariadb://, jdbc:mysql:// and jdbc:postgresql:// URLs
 // (host, optional port, database; query parameters are accepted and ignored).
 func ParseJDBC(jdbc string) (Target, error) {
