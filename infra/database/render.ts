@@ -30,6 +30,20 @@ const DATA_PATHS: Record<DatabaseEngine, string> = {
   postgres: "/var/lib/postgresql/data",
 };
 
+/**
+ * MariaDB 11.2 and later map a bare `utf8mb4` (a table's `DEFAULT CHARSET=utf8mb4`
+ * with no COLLATE, every connection's `SET NAMES utf8mb4`) to the collation
+ * `character_set_collations` names, and the official image's config names
+ * `uca1400_ai_ci`: without this flag the app's new tables would get another
+ * collation than the database's `utf8mb4_unicode_ci` (joins across them fail
+ * with "Illegal mix of collations", Korean text sorts and compares
+ * differently). Older servers have no such variable and refuse to start with it.
+ */
+export function mapsCharsetCollations(db: Pick<StackConfig["database"], "engine" | "version">): boolean {
+  const [major = 0, minor = 0] = db.version.split(".").map(Number);
+  return db.engine === "mariadb" && (major > 11 || (major === 11 && minor >= 2));
+}
+
 export function databaseSpec(db: StackConfig["database"]): DatabaseSpec {
   const image = `${db.engine}:${db.version}`;
   const secret = (file: string) => `${SECRETS_MOUNT}/${file}`;
@@ -52,6 +66,7 @@ export function databaseSpec(db: StackConfig["database"]): DatabaseSpec {
           // Korean text and emoji need 4-byte UTF-8.
           "--character-set-server=utf8mb4",
           "--collation-server=utf8mb4_unicode_ci",
+          ...(mapsCharsetCollations(db) ? ["--character-set-collations=utf8mb4=utf8mb4_unicode_ci"] : []),
           "--skip-name-resolve",
           // Half the container's memory for InnoDB's cache leaves room for connections.
           `--innodb-buffer-pool-size=${Math.floor(db.memoryMb / 2)}M`,

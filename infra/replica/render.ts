@@ -32,6 +32,13 @@ export const MONITOR_PASSWORD_FILE = "replica_monitor_password";
 export const REPLICATION_PGPASS_FILE = "replication.pgpass";
 /** The name the app, Metabase and backups reach the replica by on the data network. */
 export const REPLICA_ALIAS = "db-replica";
+/**
+ * How long MariaDB/MySQL keep binary logs, the primary's and the replica's
+ * (kept for a promotion) alike: a week. Set on both, never left to the image's
+ * config (the official MariaDB image's says 10 days, other builds nothing: a
+ * replica's log would then grow until the disk is full).
+ */
+const BINLOG_KEEP_SECONDS = 7 * 24 * 3600;
 /** The primary's server id; the replica's is 2 (MariaDB/MySQL need them distinct). */
 const PRIMARY_SERVER_ID = 1;
 const REPLICA_SERVER_ID = 2;
@@ -106,9 +113,9 @@ export function linkAddressOfPrimary(replica: ReplicaConfig): string | undefined
 export function primaryReplicationFlags(engine: DatabaseEngine): string[] {
   switch (engine) {
     case "mariadb":
-      return [`--server-id=${PRIMARY_SERVER_ID}`, "--log-bin=mysql-bin", "--binlog-format=ROW", "--gtid-strict-mode=ON", "--binlog-expire-logs-seconds=604800"];
+      return [`--server-id=${PRIMARY_SERVER_ID}`, "--log-bin=mysql-bin", "--binlog-format=ROW", "--gtid-strict-mode=ON", `--binlog-expire-logs-seconds=${BINLOG_KEEP_SECONDS}`];
     case "mysql":
-      return [`--server-id=${PRIMARY_SERVER_ID}`, "--log-bin=mysql-bin", "--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--binlog-expire-logs-seconds=604800"];
+      return [`--server-id=${PRIMARY_SERVER_ID}`, "--log-bin=mysql-bin", "--gtid-mode=ON", "--enforce-gtid-consistency=ON", `--binlog-expire-logs-seconds=${BINLOG_KEEP_SECONDS}`];
     case "postgres":
       return ["-c", "max_slot_wal_keep_size=4096MB"];
   }
@@ -164,7 +171,7 @@ export function replicaServerFlags(spec: ReplicaServerSpec): string[] {
   const readOnly = spec.promoted ? "OFF" : "ON";
   switch (spec.engine) {
     case "mariadb":
-      return [`--server-id=${REPLICA_SERVER_ID}`, `--read-only=${readOnly}`, "--log-bin=mysql-bin", "--log-slave-updates=ON", "--binlog-format=ROW", "--gtid-strict-mode=ON", "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%", `--slave-parallel-threads=${replicaApplyThreads(spec.memoryMb)}`, "--slave-parallel-mode=optimistic"];
+      return [`--server-id=${REPLICA_SERVER_ID}`, `--read-only=${readOnly}`, "--log-bin=mysql-bin", "--log-slave-updates=ON", "--binlog-format=ROW", "--gtid-strict-mode=ON", `--binlog-expire-logs-seconds=${BINLOG_KEEP_SECONDS}`, "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%", `--slave-parallel-threads=${replicaApplyThreads(spec.memoryMb)}`, "--slave-parallel-mode=optimistic"];
     case "mysql":
       return [`--server-id=${REPLICA_SERVER_ID}`, `--super-read-only=${readOnly}`, "--log-bin=mysql-bin", "--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%"];
     case "postgres":

@@ -84,6 +84,10 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
     assert.deepEqual([state.primaryPosition, state.replicaPosition, state.behind], [position, position, 0]);
   });
 
+  it("both keep their binary logs a week, whatever the image's config says (the replica's serves a promotion)", () => {
+    for (const server of [primary, replica]) assert.deepEqual(server.sql("SELECT @@log_bin, @@binlog_expire_logs_seconds").trim().split("\t"), ["1", String(7 * 24 * 3600)]);
+  });
+
   it("the replica refuses the app's writes (read_only)", () => {
     const write = replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('x')", DB);
     assert.notEqual(write.status, 0);

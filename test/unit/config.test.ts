@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { slotEnvs } from "../../infra/app/render.js";
+import { databaseSpec } from "../../infra/database/render.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { StackConfigError, rawFromPulumiConfig, validateStackConfig, type SiblingStack } from "../../stacks/config/validate.js";
 import { REPO } from "../support/project.js";
@@ -124,6 +125,13 @@ describe("bad input is named precisely", () => {
       "SPRING_DATASOURCE_URL=jdbc:mysql://db:3306/bbaegok?characterEncoding=UTF-8&connectionTimeZone=UTC",
     ]);
     assert.deepEqual(urls((r) => Object.assign(r.database, { engine: "postgres", version: "16.10" })), ["SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://db-replica:5432/bbaegok", "SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/bbaegok"]);
+  });
+  it("MariaDB 11.2 and later get utf8mb4's collation mapped to the database's (the official image maps it to uca1400_ai_ci); older servers and other engines, which have no such variable, do not", () => {
+    const flags = (engine: string, version: string) => databaseSpec({ ...validateStackConfig("prod", committed("prod")).database, engine: engine as "mariadb", version }).command.filter((f) => f.startsWith("--character-set-collations"));
+    for (const version of ["11.4.4", "11.2", "11.8.3", "12.0.1"]) assert.deepEqual(flags("mariadb", version), ["--character-set-collations=utf8mb4=utf8mb4_unicode_ci"], version);
+    for (const version of ["10.11.9", "11.1.6", "10.6"]) assert.deepEqual(flags("mariadb", version), [], version);
+    assert.deepEqual(flags("mysql", "8.4.3"), []);
+    assert.deepEqual(flags("postgres", "16.10"), []);
   });
   it("bad bucket name", () => expectOne((r) => (r.backup.bucket = "Bbaegok_Backups"), "backup.bucket", "S3 bucket name"));
   it("bucket name shaped as an IP address", () => expectOne((r) => (r.backup.bucket = "10.0.0.1"), "backup.bucket", "not an IP address"));

@@ -280,6 +280,20 @@ if [ "${1:0:1}" = '-' ]; then
   set -- mariadbd "$@"
 fi
 
+# MariaDB 11.2+'s --character-set-collations (the program passes it to 11.2 and
+# later): Debian's 10.11 has no such variable and would refuse to start, so the
+# test image drops it, saying so (CONTRACTS.md: not implemented).
+if [ "$1" = mariadbd ] || [ "$1" = mysqld ]; then
+  kept=()
+  for arg in "$@"; do
+    case $arg in
+      --character-set-collations=*) mysql_warn "test image: $arg dropped: MariaDB $(mariadbd --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*' | head -n 1) inside has no character_set_collations (11.2+)" ;;
+      *) kept+=("$arg") ;;
+    esac
+  done
+  set -- "${kept[@]}"
+fi
+
 if { [ "$1" = mariadbd ] || [ "$1" = mysqld ]; } && ! want_help "$@"; then
   mysql_note "Entrypoint script for the MariaDB test image ($(mariadbd --version)) started."
   setup_env "$@"
