@@ -115,6 +115,15 @@ export interface SetupArgs {
 }
 
 const METABASE_ENGINE: Record<DatabaseEngine, string> = { mariadb: "mysql", mysql: "mysql", postgres: "postgres" };
+/**
+ * Connection options Metabase appends to the JDBC URL (`additional-options`).
+ * MySQL 8 logins use caching_sha2_password, whose login without TLS needs the
+ * server's RSA key; Metabase's mysql driver (MariaDB's Connector/J, with
+ * MySQL's own certificate unverifiable) asks for it only when told, so its
+ * connection check would refuse the read-only login (Metabase issues 12545,
+ * 15436) and the setup fail with a 400. MariaDB and PostgreSQL need nothing.
+ */
+const METABASE_OPTIONS: Record<DatabaseEngine, string | undefined> = { mariadb: undefined, mysql: "allowPublicKeyRetrieval=true", postgres: undefined };
 
 /**
  * Setup, run inside the Metabase container: waits for Metabase, creates the
@@ -188,7 +197,7 @@ case "$databases" in
 esac
 cat <<JSON | call POST /api/database -H @"$work/session" -H 'Content-Type: application/json' --data-binary @- >/dev/null
 {"name":"${args.siteName}","engine":"${METABASE_ENGINE[args.engine]}",
- "details":{"host":"${host}","port":${args.databasePort},"dbname":"${args.databaseName}","user":"${READONLY_USER}","password":"${secret("readonly_password")}"}}
+ "details":{"host":"${host}","port":${args.databasePort},"dbname":"${args.databaseName}","user":"${READONLY_USER}","password":"${secret("readonly_password")}"${METABASE_OPTIONS[args.engine] ? `,"additional-options":"${METABASE_OPTIONS[args.engine]}"` : ""}}}
 JSON
 echo "Metabase reads ${args.databaseName} at ${host} as ${READONLY_USER} (read-only): data source ${args.siteName}"
 `;

@@ -246,7 +246,6 @@ const ROOTFS: Record<ImageKind, () => Built> = {
     fs.tree("/usr/lib/locale/C.utf8", "libc-bin");
     databaseCommon(fs);
     fs.localFile("/usr/local/bin/docker-entrypoint.sh", "postgres/docker-entrypoint.sh", 0o755);
-    fs.symlink("/docker-entrypoint.sh", "usr/local/bin/docker-entrypoint.sh");
     fs.dir("/var/lib/postgresql", 0o755, { uid: 999, gid: 999 });
     fs.dir("/var/lib/postgresql/data", 0o1777, { uid: 999, gid: 999 });
     fs.dir("/run/postgresql", 0o3777, { uid: 999, gid: 999 });
