@@ -58,7 +58,7 @@ export interface ProxySiteArgs {
   server: HomeServer;
   /**
    * The stack's validated config: its host names, slots, Metabase and `proxy` settings.
-   * @default proxy.image "nginx:1.28.0", proxy.clientMaxBodySize "20m", proxy.cloudflareProxied true, proxy.authenticatedOriginPulls false
+   * @default proxy.image "nginx:1.28.3", proxy.clientMaxBodySize "20m", proxy.cloudflareProxied true, proxy.authenticatedOriginPulls false
    */
   config: ProxyConfig;
   /** The stack's certificate and key, placed beside its site files. */
@@ -161,7 +161,7 @@ export interface EdgeProxyArgs {
   server: HomeServer;
   /**
    * The stack's validated config: its host names, slots, Metabase and `proxy` settings.
-   * @default proxy.image "nginx:1.28.0", proxy.clientMaxBodySize "20m", proxy.cloudflareProxied true, proxy.authenticatedOriginPulls false
+   * @default proxy.image "nginx:1.28.3", proxy.clientMaxBodySize "20m", proxy.cloudflareProxied true, proxy.authenticatedOriginPulls false
    */
   config: ProxyConfig;
   /** The owner stack's own certificate. */
@@ -263,7 +263,7 @@ export interface GuestProxyArgs {
   server: HomeServer;
   /**
    * The stack's validated config: its host names, slots, Metabase and `proxy` settings.
-   * @default proxy.image "nginx:1.28.0", proxy.clientMaxBodySize "20m", proxy.cloudflareProxied true, proxy.authenticatedOriginPulls false
+   * @default proxy.image "nginx:1.28.3", proxy.clientMaxBodySize "20m", proxy.cloudflareProxied true, proxy.authenticatedOriginPulls false
    */
   config: ProxyConfig;
   /** The guest stack's own certificate. */

@@ -427,7 +427,7 @@ export const proxySchema = z.discriminatedUnion(
     z.strictObject({
       /** This stack runs the server's one nginx proxy; other stacks attach to it. */
       mode: z.literal("owner"),
-      image: pinnedImage.default("nginx:1.28.0"),
+      image: pinnedImage.default("nginx:1.28.3"),
       ...proxyCommon,
     }),
     z.strictObject({

@@ -194,7 +194,7 @@ describe("the proxy's configuration on the real container", () => {
     const conf = stackFilePaths("prod").conf;
     const broken = "server { this is not nginx\n";
     const manifest = `${createHash("sha256").update(broken).digest("hex")}  ${conf}\n`;
-    const endpoint = { container: "bbaegok-proxy", image: "nginx:1.28.0", dir: `${host.dataDir}/proxy` };
+    const endpoint = { container: "bbaegok-proxy", image: "nginx:1.28.3", dir: `${host.dataDir}/proxy` };
     const script = activationScript({ label: "stack prod", liveDir: dirs.live, files: [conf], lockPath: dirs.lock, commands: dockerNginxCommands(endpoint), change: { kind: "install", proposedDir: dirs.proposed("prod") } });
     const proposedConf = `${dirs.proposed("prod")}/${conf}`;
     const scriptFile = `${host.dir}/activate-prod.sh`;
@@ -253,18 +253,18 @@ describe("backups on the real host", () => {
 
 describe("image bumps of the proxy, the database and Metabase", () => {
   before(async () => {
-    await buildTestImages({ env: host.dockerEnv }, { nginx: ["nginx:1.28.1"], mariadb: ["mariadb:11.4.5"], metabase: ["metabase/metabase:v0.56.10"] });
+    await buildTestImages({ env: host.dockerEnv }, { nginx: ["nginx:1.28.4"], mariadb: ["mariadb:11.4.5"], metabase: ["metabase/metabase:v0.56.10"] });
   });
 
   it("the preview announces the database's downtime, the up replaces each container old-first, the data stays", async () => {
-    setStackValue(ws.projectDir, "prod", ["bbaegok-infra:proxy", "image"], "nginx:1.28.1");
+    setStackValue(ws.projectDir, "prod", ["bbaegok-infra:proxy", "image"], "nginx:1.28.4");
     setStackValue(ws.projectDir, "prod", ["bbaegok-infra:database", "version"], "11.4.5");
     setStackValue(ws.projectDir, "prod", ["bbaegok-infra:metabase", "image"], "metabase/metabase:v0.56.10");
     const preview = pulumi(ws, ["preview", "--stack", "prod"]);
     assert.equal(preview.status, 0, outputOf(preview));
     assert.match(preview.stdout, /PLANNED DOWNTIME: the database container bbaegok-prod-db will be replaced \(image mariadb:11\.4\.4 → mariadb:11\.4\.5\)/);
     up("prod");
-    for (const [name, image] of [["bbaegok-proxy", "nginx:1.28.1"], ["bbaegok-prod-db", "mariadb:11.4.5"], ["bbaegok-prod-metabase", "metabase/metabase:v0.56.10"]] as const) {
+    for (const [name, image] of [["bbaegok-proxy", "nginx:1.28.4"], ["bbaegok-prod-db", "mariadb:11.4.5"], ["bbaegok-prod-metabase", "metabase/metabase:v0.56.10"]] as const) {
       const id = docker(["image", "inspect", "-f", "{{.Id}}", image]).stdout.trim();
       assert.equal(docker(["inspect", "-f", "{{.Image}}", name]).stdout.trim(), id, `${name} does not run ${image}`);
       assert.equal(state(name).running, true, name);

@@ -5,7 +5,7 @@
 // entrypoints in test/docker/images/. They are tagged with the exact
 // references the committed stacks pin (read through the program's own config
 // loader), so a real `pulumi up` runs the program's own image references —
-// with Debian's versions inside (nginx:1.28.0 holds nginx 1.22, mariadb:11.4.4
+// with Debian's versions inside (nginx:1.28.3 holds nginx 1.22, mariadb:11.4.4
 // holds MariaDB 10.11, postgres:16.10 holds PostgreSQL 15): what each image
 // implements of its official counterpart is in test/docker/images/CONTRACTS.md.
 //
@@ -96,7 +96,7 @@ export const COMMITTED_IMAGE_REFS: readonly string[] = Object.values(committedIm
 /**
  * Builds (or finds already built) the test images: by default every reference
  * the committed stacks pin; `refs` builds exactly the references it lists
- * instead, by builder (e.g. `{ nginx: ["nginx:1.28.0"] }`).
+ * instead, by builder (e.g. `{ nginx: ["nginx:1.28.3"] }`).
  */
 export async function buildTestImages(docker: DockerCli, refs: Partial<ImageRefs> = committedImageRefs()): Promise<BuiltImage[]> {
   const results: BuiltImage[] = [];

@@ -100,7 +100,7 @@ describe("reading the server's answers", () => {
       new SshServerControl({
         stack: "prod",
         config,
-        proxy: { container: "bbaegok-proxy", image: "nginx:1.28.0", dir: "/srv/bbaegok/proxy", internalPort: 8081 },
+        proxy: { container: "bbaegok-proxy", image: "nginx:1.28.3", dir: "/srv/bbaegok/proxy", internalPort: 8081 },
         // Whatever the script, the proxy's internal route answers with this upstream.
         shell: { where: "test", start: () => spawn("printf", [`HTTP/1.1 200 OK\r\nX-Bbaegok-Upstream: ${upstream}\r\n\r\n`], { stdio: "pipe" }) },
         privilege: "none",

@@ -148,7 +148,7 @@ describe("the scripts that change the proxy on the server", () => {
   it("check with the proxy container, or a throwaway one of the same image while it is not running", () => {
     assert.equal(
       commands.test,
-      "if [ \"$(docker inspect -f '{{.State.Running}}' 'bbaegok-proxy' 2>/dev/null)\" = true ]; then docker exec 'bbaegok-proxy' nginx -t -c '/srv/bbaegok/proxy/live/nginx.conf'; else docker run --rm --network none -v '/srv/bbaegok/proxy/live:/srv/bbaegok/proxy/live:ro' 'nginx:1.28.0' nginx -t -c '/srv/bbaegok/proxy/live/nginx.conf'; fi",
+      "if [ \"$(docker inspect -f '{{.State.Running}}' 'bbaegok-proxy' 2>/dev/null)\" = true ]; then docker exec 'bbaegok-proxy' nginx -t -c '/srv/bbaegok/proxy/live/nginx.conf'; else docker run --rm --network none -v '/srv/bbaegok/proxy/live:/srv/bbaegok/proxy/live:ro' 'nginx:1.28.3' nginx -t -c '/srv/bbaegok/proxy/live/nginx.conf'; fi",
     );
     assert.match(commands.reload, /then docker exec 'bbaegok-proxy' nginx -s reload -c '\/srv\/bbaegok\/proxy\/live\/nginx\.conf'; fi$/);
   });
