@@ -19,7 +19,7 @@ export interface MetabaseArgs {
    * The stack's validated config: `metabase` (images, memory, tables the
    * read-only login sees, admin), `domains.metabase` (its public host, required),
    * `database` (what the read-only login is made on).
-   * @default metabase.image "metabase/metabase:v0.56.9", metabase.databaseImage "postgres:16.10", metabase.memoryMb 2048, metabase.tables [] (every table)
+   * @default metabase.image "metabase/metabase:v0.56.9", metabase.databaseImage "postgres:16.13", metabase.memoryMb 2048, metabase.tables [] (every table)
    */
   config: Pick<StackConfig, "metabase" | "database" | "domains" | "service">;
   /** The service database: the read-only login is applied through its container, after it runs. */

@@ -366,7 +366,7 @@ export const metabaseSchema = z.strictObject({
   enabled: z.boolean({ error: "expected true or false" }).default(false),
   image: pinnedImage.default("metabase/metabase:v0.56.9"),
   /** The PostgreSQL image of Metabase's own application database. */
-  databaseImage: pinnedImage.default("postgres:16.10"),
+  databaseImage: pinnedImage.default("postgres:16.13"),
   memoryMb: memoryMb.default(2048),
   /** When non-empty, only these client addresses reach the dashboard. */
   allowFrom: z.array(cidr).default([]),

@@ -47,7 +47,7 @@ const APP_PASSWORD = "AppPassw0rdForImages";
 const N = "bbimg";
 
 const mariadbConfig: StackConfig["database"] = { ...prod.database, engine: "mariadb", memoryMb: 256 };
-const postgresConfig: StackConfig["database"] = { ...prod.database, engine: "postgres", version: "16.10", memoryMb: 256 };
+const postgresConfig: StackConfig["database"] = { ...prod.database, engine: "postgres", version: "16.13", memoryMb: 256 };
 
 describe("test images on a real Docker daemon", () => {
   let host: DockerHost;
@@ -150,7 +150,7 @@ describe("test images on a real Docker daemon", () => {
     await healthy(`${N}-db`);
     const output = logs(`${N}-db`);
     assert.match(output, /init script ran as uid 999/);
-    // 11.4's collation map, rendered for the tag (11.4.4), is what 10.11 inside cannot take: dropped, said in the log.
+    // 11.4's collation map, rendered for the tag (11.4.12), is what 10.11 inside cannot take: dropped, said in the log.
     assert.ok(spec.command.includes("--character-set-collations=utf8mb4=utf8mb4_unicode_ci"));
     const whole = attempt(["logs", `${N}-db`]);
     assert.match(whole.stdout + whole.stderr, /test image: --character-set-collations=utf8mb4=utf8mb4_unicode_ci dropped: MariaDB 10\.11\.\d+ inside has no character_set_collations/);

@@ -45,7 +45,7 @@ before(async () => {
   }
   // PostgreSQL's image is the one Metabase's database already runs.
   setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "engine"], "postgres");
-  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "version"], "16.10");
+  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "version"], "16.13");
 });
 
 after(async () => {

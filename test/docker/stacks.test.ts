@@ -253,18 +253,18 @@ describe("backups on the real host", () => {
 
 describe("image bumps of the proxy, the database and Metabase", () => {
   before(async () => {
-    await buildTestImages({ env: host.dockerEnv }, { nginx: ["nginx:1.28.4"], mariadb: ["mariadb:11.4.5"], metabase: ["metabase/metabase:v0.56.10"] });
+    await buildTestImages({ env: host.dockerEnv }, { nginx: ["nginx:1.28.4"], mariadb: ["mariadb:11.4.13"], metabase: ["metabase/metabase:v0.56.10"] });
   });
 
   it("the preview announces the database's downtime, the up replaces each container old-first, the data stays", async () => {
     setStackValue(ws.projectDir, "prod", ["bbaegok-infra:proxy", "image"], "nginx:1.28.4");
-    setStackValue(ws.projectDir, "prod", ["bbaegok-infra:database", "version"], "11.4.5");
+    setStackValue(ws.projectDir, "prod", ["bbaegok-infra:database", "version"], "11.4.13");
     setStackValue(ws.projectDir, "prod", ["bbaegok-infra:metabase", "image"], "metabase/metabase:v0.56.10");
     const preview = pulumi(ws, ["preview", "--stack", "prod"]);
     assert.equal(preview.status, 0, outputOf(preview));
-    assert.match(preview.stdout, /PLANNED DOWNTIME: the database container bbaegok-prod-db will be replaced \(image mariadb:11\.4\.4 → mariadb:11\.4\.5\)/);
+    assert.match(preview.stdout, /PLANNED DOWNTIME: the database container bbaegok-prod-db will be replaced \(image mariadb:11\.4\.12 → mariadb:11\.4\.13\)/);
     up("prod");
-    for (const [name, image] of [["bbaegok-proxy", "nginx:1.28.4"], ["bbaegok-prod-db", "mariadb:11.4.5"], ["bbaegok-prod-metabase", "metabase/metabase:v0.56.10"]] as const) {
+    for (const [name, image] of [["bbaegok-proxy", "nginx:1.28.4"], ["bbaegok-prod-db", "mariadb:11.4.13"], ["bbaegok-prod-metabase", "metabase/metabase:v0.56.10"]] as const) {
       const id = docker(["image", "inspect", "-f", "{{.Id}}", image]).stdout.trim();
       assert.equal(docker(["inspect", "-f", "{{.Image}}", name]).stdout.trim(), id, `${name} does not run ${image}`);
       assert.equal(state(name).running, true, name);

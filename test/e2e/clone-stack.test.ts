@@ -235,7 +235,7 @@ describe("npm run stack:clone", () => {
       const { result, database, text } = cloneOf(withDatabase(elsewhere), "alone", 81);
       assert.deepEqual(database.replicas, []);
       assert.doesNotMatch(text, /replica\.bbaegok\.kr|100\.101\.102/);
-      assert.deepEqual([database.engine, database.version, database.memoryMb], ["mariadb", "11.4.4", 2048]);
+      assert.deepEqual([database.engine, database.version, database.memoryMb], ["mariadb", "11.4.12", 2048]);
       assert.match(result.stdout, /database\.replicas\[0\] on replica\.bbaegok\.kr is left out: that server and its link are prod's\./);
     });
 

@@ -153,11 +153,11 @@ describe("the real engine, after `pulumi up` of prod", () => {
     const file = join(ws.projectDir, "Pulumi.prod.yaml");
     const committed = readFileSync(file, "utf8");
     try {
-      writeFileSync(file, committed.replace('version: "11.4.4"', 'version: "11.4.5"'));
+      writeFileSync(file, committed.replace('version: "11.4.12"', 'version: "11.4.13"'));
       const result = ws.pulumi(["preview", "--stack", "prod"]);
       assert.equal(result.status, 0, outputOf(result));
       assert.match(result.stdout, /docker:index:Container database-container replace/);
-      assert.match(result.stdout, /warning: PLANNED DOWNTIME: the database container bbaegok-prod-db will be replaced \(image mariadb:11\.4\.4 → mariadb:11\.4\.5\)/);
+      assert.match(result.stdout, /warning: PLANNED DOWNTIME: the database container bbaegok-prod-db will be replaced \(image mariadb:11\.4\.12 → mariadb:11\.4\.13\)/);
     } finally {
       writeFileSync(file, committed);
     }

@@ -202,7 +202,7 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
   });
 
   it("with a client that warns on stderr over TCP as MariaDB 11.4+'s does (password from MYSQL_PWD), each server's status still reads the positions: the warning is logged, never taken for a value", async () => {
-    // Production runs mariadb:11.4.4, whose client prints this warning when it
+    // Production runs mariadb:11.4.12, whose client prints this warning when it
     // connects over TCP with the password in MYSQL_PWD, as the link's logins
     // do (its sslopt-vars.h); Debian's 10.11 here does not. A wrapper that
     // says the 11.4 client's words on stderr, then runs the real client,

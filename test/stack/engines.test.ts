@@ -15,7 +15,7 @@ function stackFileWith(engine: string, version: string, host: string): string {
   return readFileSync(join(REPO, "Pulumi.staging.yaml"), "utf8")
     .replace("host: home.bbaegok.kr", `host: ${host}`)
     .replace(/engine: mariadb/, `engine: ${engine}`)
-    .replace(/version: "11\.4\.4"/, `version: "${version}"`)
+    .replace(/version: "[0-9.]+"/, `version: "${version}"`)
     .replace(/mode: guest\n\s+ownerStack: .*\n/, "mode: owner\n");
 }
 

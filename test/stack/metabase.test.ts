@@ -16,7 +16,7 @@ describe("Metabase on prod", () => {
   it("runs Metabase and its PostgreSQL application database, pinned", () => {
     assert.ok(metabase && appDb);
     const images = plan.resources.filter((r) => r.type === "docker:index/remoteImage:RemoteImage").map((r) => r.inputs["name"]);
-    assert.ok(images.includes("metabase/metabase:v0.56.9") && images.includes("postgres:16.10"), String(images));
+    assert.ok(images.includes("metabase/metabase:v0.56.9") && images.includes("postgres:16.13"), String(images));
     assert.ok((metabase!.inputs["envs"] as string[]).includes("MB_DB_TYPE=postgres"), "Metabase would use the embedded H2");
   });
 

@@ -19,7 +19,7 @@ function stackFileWithReplica(engine: string, version: string, host: string): st
   return readFileSync(join(REPO, "Pulumi.staging.yaml"), "utf8")
     .replace("host: home.bbaegok.kr", `host: ${host}`)
     .replace(/engine: mariadb/, `engine: ${engine}`)
-    .replace(/version: "11\.4\.4"/, `version: "${version}"`)
+    .replace(/version: "[0-9.]+"/, `version: "${version}"`)
     .replace(/(  bbaegok-infra:database:\n(?:    .*\n)+)/, "$1    replicas:\n      - maxLagSeconds: 120\n")
     .replace(/mode: guest\n\s+ownerStack: .*\n/, "mode: owner\n");
 }

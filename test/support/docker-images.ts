@@ -5,8 +5,8 @@
 // entrypoints in test/docker/images/. They are tagged with the exact
 // references the committed stacks pin (read through the program's own config
 // loader), so a real `pulumi up` runs the program's own image references —
-// with Debian's versions inside (nginx:1.28.3 holds nginx 1.22, mariadb:11.4.4
-// holds MariaDB 10.11, postgres:16.10 holds PostgreSQL 15): what each image
+// with Debian's versions inside (nginx:1.28.3 holds nginx 1.22, mariadb:11.4.12
+// holds MariaDB 10.11, postgres:16.13 holds PostgreSQL 15): what each image
 // implements of its official counterpart is in test/docker/images/CONTRACTS.md.
 //
 // Idempotent per daemon: an image whose tag already carries the same content
