@@ -34,7 +34,7 @@ export function jdbcUrl(config: Pick<StackConfig, "app" | "database">, host: str
     case "mariadb-java-client":
       return `jdbc:mariadb://${host}:3306/${db.name}`;
     case "mysql-connector-j":
-      // The servers run in UTC (TZ=UTC): Connector/J converts times with the session's zone, not the JVM's.
+      // connectionTimeZone: the servers' zone (TZ=UTC), which Connector/J would otherwise take to be the JVM's.
       return `jdbc:mysql://${host}:3306/${db.name}?characterEncoding=UTF-8&connectionTimeZone=UTC`;
     case "postgresql":
       return `jdbc:postgresql://${host}:5432/${db.name}`;

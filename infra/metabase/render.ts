@@ -118,10 +118,10 @@ const METABASE_ENGINE: Record<DatabaseEngine, string> = { mariadb: "mysql", mysq
 /**
  * Connection options Metabase appends to the JDBC URL (`additional-options`).
  * MySQL 8 logins use caching_sha2_password, whose login without TLS needs the
- * server's RSA key; Metabase's mysql driver (MariaDB's Connector/J, with
- * MySQL's own certificate unverifiable) asks for it only when told, so its
- * connection check would refuse the read-only login (Metabase issues 12545,
- * 15436) and the setup fail with a 400. MariaDB and PostgreSQL need nothing.
+ * server's RSA key; Metabase's mysql driver (MariaDB's Connector/J) asks for
+ * it only when told, so its connection check would refuse the read-only login
+ * (Metabase issues 12545, 15436) and the setup fail with a 400. MariaDB and
+ * PostgreSQL need nothing.
  */
 const METABASE_OPTIONS: Record<DatabaseEngine, string | undefined> = { mariadb: undefined, mysql: "allowPublicKeyRetrieval=true", postgres: undefined };
 
