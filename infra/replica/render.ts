@@ -33,8 +33,8 @@ export const REPLICATION_PGPASS_FILE = "replication.pgpass";
 /** The name the app, Metabase and backups reach the replica by on the data network. */
 export const REPLICA_ALIAS = "db-replica";
 /**
- * How long MariaDB/MySQL keep binary logs, the primary's and the replica's
- * (kept for a promotion) alike: a week. Set on both, never left to the image's
+ * How long the primary's binary log is kept (MariaDB and MySQL) and a MariaDB
+ * replica's (kept for a promotion): a week. Set on both, never left to the image's
  * config (the official MariaDB image's says 10 days, other builds nothing: a
  * replica's log would then grow until the disk is full).
  */

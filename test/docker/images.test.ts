@@ -156,6 +156,11 @@ describe("test images on a real Docker daemon", () => {
     assert.match(whole.stdout + whole.stderr, /test image: --character-set-collations=utf8mb4=utf8mb4_unicode_ci dropped: MariaDB 10\.11\.\d+ inside has no character_set_collations/);
     assert.equal(d(["exec", `${N}-db`, ...spec.healthcheck.slice(1)]), "");
     assert.match(d(["top", `${N}-db`, "-o", "pid,uid,args"]), /^\s*\d+\s+999\s+mariadbd /m);
+    // As 11.4.12's entrypoint: the server's own environment holds no password it was given through *_FILE.
+    const serverEnv = d(["exec", "--user", "999:999", `${N}-db`, "sh", "-c", "tr '\\0' '\\n' < /proc/1/environ"]);
+    assert.match(serverEnv, /^TZ=UTC$/m);
+    assert.doesNotMatch(serverEnv, /^(MARIADB|MYSQL)_(ROOT_)?PASSWORD=/m);
+    assert.ok(!serverEnv.includes(ROOT_PASSWORD) && !serverEnv.includes(APP_PASSWORD), "a password in the server's environment");
 
     // The backup's commands (infra/backup/common.bash, backup.bash): root's password from the container's own file, stdbuf when present.
     const dbExec = (...command: string[]) => ["exec", "-i", `${N}-db`, "sh", "-c", 'MYSQL_PWD="$(cat /run/secrets/db_root_password)" exec "$@"', "db-exec", ...command];
@@ -272,7 +277,7 @@ describe("test images on a real Docker daemon", () => {
     ];
     const refused = attempt(["run", "--rm", ...slot(prod.app), image.ref]);
     assert.equal(refused.status, 1, refused.stdout + refused.stderr);
-    assert.match(refused.stdout + refused.stderr, /APPLICATION FAILED TO START: Cannot load driver class: org\.mariadb\.jdbc\.Driver/);
+    assert.match(refused.stdout + refused.stderr, /APPLICATION FAILED TO START: Failed to load driver class org\.mariadb\.jdbc\.Driver in either of HikariConfig class loader/);
     d(["run", "--detach", "--name", `${N}-connector-j`, ...slot({ ...prod.app, jdbcDriver: "mysql-connector-j" }), ...healthArgs(slotHealthCheck(prod.app, prod.domains.api).tests), image.ref]);
     await healthy(`${N}-connector-j`);
     assert.match(d(["inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}", `${N}-connector-j`]), /^SPRING_DATASOURCE_URL=jdbc:mysql:\/\/db:3306\//m);

@@ -84,7 +84,7 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
     assert.deepEqual([state.primaryPosition, state.replicaPosition, state.behind], [position, position, 0]);
   });
 
-  it("both keep their binary logs a week, whatever the image's config says (the replica's serves a promotion)", () => {
+  it("both keep their binary logs a week by their own flags, the replica's too (its log serves a promotion), not by the server's defaults", () => {
     for (const server of [primary, replica]) assert.deepEqual(server.sql("SELECT @@log_bin, @@binlog_expire_logs_seconds").trim().split("\t"), ["1", String(7 * 24 * 3600)]);
   });
 

@@ -22,7 +22,7 @@
 //     image) and the slot (BBAEGOK_SLOT), so tests tell blue from green;
 //   - the JDBC drivers the image bundles: BBAEGOK_TEST_JDBC_DRIVERS (Maven
 //     artifacts, comma-separated; unset: all three); a URL whose driver is
-//     not among them stops the start with Spring Boot's "Cannot load driver
+//     not among them stops the start with Hikari's "Failed to load driver
 //     class", as the real app does when its build lacks the driver;
 //   - SIGTERM: stops accepting, finishes in-flight requests (at most 30 s, as
 //     Spring's graceful shutdown), then exits 0.

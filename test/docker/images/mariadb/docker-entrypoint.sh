@@ -307,6 +307,11 @@ if { [ "$1" = mariadbd ] || [ "$1" = mysqld ]; } && ! want_help "$@"; then
   if [ -z "$DATABASE_ALREADY_EXISTS" ]; then
     init_database "$@"
   fi
+  # As the official image does from 11.4.12 on: the passwords it read never reach the server's environment.
+  for password_var in ROOT_ REPLICATION_ ''; do
+    unset "MARIADB_${password_var}PASSWORD" "MARIADB_${password_var}PASSWORD_HASH" "MYSQL_${password_var}PASSWORD"
+  done
+  unset MYSQL_ROOT_HOST MARIADB_ROOT_HOST
 fi
 
 exec "$@"

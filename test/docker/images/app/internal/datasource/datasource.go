@@ -47,7 +47,8 @@ var driverClasses = map[string]DriverClass{
 }
 
 // CheckDriver fails as Spring Boot does when the URL's driver is not on the
-// classpath: bundled lists the artifacts the image has (comma-separated;
+// classpath (Spring derives the class from the URL and Hikari's
+// setDriverClassName refuses it): bundled lists the artifacts the image has (comma-separated;
 // empty: every one), as the real app's build file decides.
 func CheckDriver(jdbc, bundled string) error {
 	scheme, _, _ := strings.Cut(strings.TrimPrefix(jdbc, "jdbc:"), ":")
@@ -60,7 +61,7 @@ func CheckDriver(jdbc, bundled string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("Cannot load driver class: %s (the image bundles %s, not %s)", driver.Class, bundled, driver.Artifact)
+	return fmt.Errorf("Failed to load driver class %s in either of HikariConfig class loader or Thread context classloader (the image bundles %s, not %s)", driver.Class, bundled, driver.Artifact)
 }
 
 // ParseJDBC reads jdbc:mariadb://, jdbc:mysql:// and jdbc:postgresql:// URLs
