@@ -202,24 +202,28 @@ export const APP_ENV_SET_BY_PROGRAM = {
 } as const;
 export type AppEnvSetByProgram = keyof typeof APP_ENV_SET_BY_PROGRAM;
 
+/** The JDBC drivers an app may bundle (Maven artifacts). */
+const JDBC_DRIVER_NAMES = ["mariadb-java-client", "mysql-connector-j", "postgresql"] as const;
+export type JdbcDriver = (typeof JDBC_DRIVER_NAMES)[number];
 /**
- * The JDBC drivers an app may bundle for each engine, its own first (the
+ * The drivers an app may bundle for each engine, its own first (the
  * default). The driver decides the datasource URL's scheme, and Spring Boot
- * loads the driver the URL names: an app without it does not start ("Cannot
- * load driver class"). MySQL's Connector/J also speaks to MariaDB; MariaDB's
- * Connector/J 3 does not support MySQL servers.
+ * loads the driver the URL names: an app without it does not start (Hikari's
+ * "Failed to load driver class"). MySQL's Connector/J also speaks to MariaDB;
+ * MariaDB's Connector/J 3 does not support MySQL servers.
  */
 export const JDBC_DRIVERS = {
   mariadb: ["mariadb-java-client", "mysql-connector-j"],
   mysql: ["mysql-connector-j"],
   postgres: ["postgresql"],
-} as const;
-export type JdbcDriver = (typeof JDBC_DRIVERS)[keyof typeof JDBC_DRIVERS][number];
+} as const satisfies Record<string, readonly [JdbcDriver, ...JdbcDriver[]]>;
+/** `"a", "b" or "c"`: the choices, as the error messages name them. */
+const quotedChoices = (names: readonly string[]) => names.map((n) => `"${n}"`).join(", ").replace(/, ([^,]*)$/, " or $1");
 
 export const appSchema = z.strictObject({
   image: pinnedImage,
   /** The JDBC driver the app's image bundles (a runtime dependency of its build); default: the engine's own (JDBC_DRIVERS). */
-  jdbcDriver: z.enum(["mariadb-java-client", "mysql-connector-j", "postgresql"], { error: 'expected the JDBC driver the app bundles: "mariadb-java-client", "mysql-connector-j" or "postgresql"' }).optional(),
+  jdbcDriver: z.enum(JDBC_DRIVER_NAMES, { error: `expected the JDBC driver the app bundles: ${quotedChoices(JDBC_DRIVER_NAMES)}` }).optional(),
   port: port.default(8080),
   /** No longer in the stack file: which slot serves, and what each runs, is the stack's state (npm run status). */
   slots: z.never({ error: "no longer set in the stack file: what each slot runs is the stack's state (npm run status shows it); remove the key, and set app.image to the release that should serve" }).optional(),
@@ -459,7 +463,7 @@ export const stackConfigSchema = z
     const { domains, metabase, backup, proxy, database } = config;
     const drivers: readonly string[] = JDBC_DRIVERS[database.engine];
     if (config.app.jdbcDriver && !drivers.includes(config.app.jdbcDriver)) {
-      ctx.addIssue({ code: "custom", path: ["app", "jdbcDriver"], input: config.app.jdbcDriver, message: `expected a driver for database.engine ${database.engine}: ${drivers.map((d) => `"${d}"`).join(" or ")}` });
+      ctx.addIssue({ code: "custom", path: ["app", "jdbcDriver"], input: config.app.jdbcDriver, message: `expected a driver for database.engine ${database.engine}: ${quotedChoices(drivers)}` });
     }
     database.replicas.forEach((replica, i) => {
       const at = (...path: (string | number)[]) => ["database", "replicas", i, ...path];
