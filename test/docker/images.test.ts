@@ -19,6 +19,7 @@ import { adminSqlCommand, metabaseEntrypoint, METABASE_SECRETS_MOUNT, READONLY_U
 import { dockerNginxCommands } from "../../infra/proxy/activation.js";
 import { INTERNAL_PORT, MAIN_CONF, proxyDirs, SLOT_HEADER, stackFilePaths } from "../../infra/proxy/contract.js";
 import { containerLayout, renderMainConf, stackProxyFiles } from "../../infra/proxy/render.js";
+import { platformSettings } from "../../infra/server/container.js";
 import { edgeAddressing } from "../../infra/server/render.js";
 import { loadStack } from "../../stacks/config/load.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
@@ -239,6 +240,29 @@ describe("test images on a real Docker daemon", () => {
     d(["start", `${N}-db`]);
     await healthy(`${N}-db`);
     await healthy(`${N}-blue`);
+  });
+
+  it("the app stops at start while its database does not answer, as the team's JPA app does; the program's restart policy brings it up once the database answers", async () => {
+    const slot = [
+      ...["--network", `${N}-data`, ...slotEnvs({ app: prod.app, database: mariadbConfig }, "blue").flatMap((e) => ["--env", e])],
+      ...["--mount", `type=bind,source=${join(dir.path, "app")},target=/run/secrets/app,readonly`],
+    ];
+    d(["stop", `${N}-db`]);
+    try {
+      const refused = attempt(["run", "--rm", ...slot, IMAGE.blue]);
+      assert.equal(refused.status, 1, refused.stdout + refused.stderr);
+      assert.match(refused.stdout + refused.stderr, /APPLICATION FAILED TO START: Failed to initialize JPA EntityManagerFactory: .*Unable to determine Dialect without JDBC metadata/);
+      // As after a reboot, when Docker starts every container at once: the app exits until its database answers.
+      const restart = platformSettings("app", "prod").restart;
+      d(["run", "--detach", "--name", `${N}-restarting`, "--restart", restart, ...slot, ...healthArgs(slotHealthCheck(prod.app, prod.domains.api).tests), IMAGE.blue]);
+      await waitFor("the app to exit and be restarted by Docker", () => Number(d(["inspect", "-f", "{{.RestartCount}}", `${N}-restarting`])) >= 2, 60_000, 250);
+    } finally {
+      d(["start", `${N}-db`]);
+    }
+    await healthy(`${N}-db`);
+    await healthy(`${N}-restarting`);
+    assert.match(logs(`${N}-restarting`), /Unable to determine Dialect without JDBC metadata[\s\S]*Started bbaegok-api/);
+    d(["rm", "--force", `${N}-restarting`]);
   });
 
   it("the app stops at start when its config tree cannot be listed, as Spring Boot does", () => {

@@ -438,3 +438,37 @@ describe("releases through the real SSH path, under load: npm run deploy, rollba
     assert.match(final.stdout, /green is live and serving\.$/m);
   });
 });
+
+describe("a power cut on the home server: everything serves again by itself", () => {
+  it("after Docker's every process is killed and the daemons start again, every container that ran runs again and is healthy, each stack serves what it served, and a preview with a refresh plans nothing", async (t) => {
+    const running = () => docker(["ps", "--format", "{{.Names}}"]).stdout.split("\n").filter(Boolean).sort();
+    const startedAt = (name: string) => docker(["inspect", "-f", "{{.State.StartedAt}}", name]).stdout.trim();
+    const before = running();
+    assert.deepEqual(before, [...containersOf("prod"), ...containersOf("staging")].sort(), "every container of both stacks runs before the cut");
+    const started = Object.fromEntries(before.map((name) => [name, startedAt(name)]));
+    const served = await servingVersion();
+    await host.powerCut();
+    // No one runs `pulumi up` or `docker start`: Docker's restart policies alone bring the server back. The
+    // app exits while its database recovers (a JPA app does not wait for it) and Docker starts it again.
+    let now: string[] = [];
+    await waitFor(
+      "every container that ran before the cut to run again and be healthy",
+      () => {
+        now = running();
+        return before.every((name) => now.includes(name) && (state(name).health ?? "healthy") === "healthy");
+      },
+      300_000,
+      1000,
+    ).catch((err: Error) => assert.fail(`${err.message}; running: ${now.map((n) => `${n} (${state(n).health ?? "no check"})`).join(", ")}`));
+    assert.deepEqual(running(), before);
+    for (const name of before) assert.notEqual(startedAt(name), started[name], `${name} was not started again: the cut did not stop it`);
+    t.diagnostic(`restarts after the cut: ${before.map((name) => `${name} ${docker(["inspect", "-f", "{{.RestartCount}}", name]).stdout.trim()}`).join(", ")}`);
+    assert.deepEqual(await servingVersion(), served);
+    assert.equal((await viaCloudflare("staging-api.bbaegok.kr", "/")).status, 200);
+    assert.equal((await viaCloudflare("metabase.bbaegok.kr", "/api/health")).status, 200);
+    for (const stack of ["prod", "staging"]) {
+      const preview = pulumi(ws, ["preview", "--stack", stack, "--refresh", "--expect-no-changes"]);
+      assert.equal(preview.status, 0, outputOf(preview));
+    }
+  });
+});

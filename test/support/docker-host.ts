@@ -84,6 +84,16 @@ export interface DockerHost {
    * does. Never the program's way: the deploy user's sudo allows only the helper.
    */
   asRoot(command: string, input?: string | Buffer, options?: { timeoutMs?: number }): RunResult;
+  /**
+   * A power cut and the boot after it, as far as Docker can tell: dockerd,
+   * containerd, every shim, every container's process and docker-proxy die
+   * at once (SIGKILL: nothing is told, nothing stops cleanly); what a server
+   * keeps only in memory or on /run goes (mounts, bridges, the daemons'
+   * runtime state and sockets); then both daemons start again on the same
+   * data roots with the same flags, as systemd starts them at boot. Docker
+   * then starts what its restart policies say. sshd and the server's files stay.
+   */
+  powerCut(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -242,6 +252,7 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
       const env = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", DOCKER_HOST: `unix://${paths.dockerSocket}` };
       return run("sh", ["-c", command], { env, input, timeoutMs: opts?.timeoutMs ?? 120_000 });
     },
+    powerCut: () => powerCut(),
     stop,
   };
 
@@ -281,6 +292,59 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
       throw new Error(`${(err as Error).message}${last ? `\nlast attempt: ${last.trim()}` : ""}\n--- ${daemon.log}:\n${tail(daemon.log)}`);
     }
     if (exited) throw new Error(`${what}: the process exited (${daemon.child.exitCode ?? daemon.child.signalCode})\n--- ${daemon.log}:\n${tail(daemon.log)}`);
+  };
+
+  /** containerd, then dockerd on it: at the first start, and again after a power cut (the same data, the same flags). */
+  const startDocker = async () => {
+    const containerd = startDaemon("containerd", bin.containerd, ["--config", paths.ctdConfig]);
+    await waitReady("containerd to listen", containerd, 30_000, () => existsSync(paths.ctdSocket) || "no socket yet");
+    // dockerd: no iptables (unless in a namespace of its own), no default bridge; published ports through docker-proxy.
+    const dockerdArgs = [
+      ...["--config-file", paths.daemonJson, "--data-root", join(dir, "root"), "--exec-root", join(dir, "x")],
+      ...["--pidfile", join(dir, "docker.pid"), "--host", `unix://${paths.dockerSocket}`, "--group", DOCKER_GROUP],
+      ...["--containerd", paths.ctdSocket, "--storage-driver", "overlay2", "--cgroup-parent", `/${name}`],
+      ...[`--iptables=${options.netns ? "true" : "false"}`, "--ip6tables=false", "--bridge=none", "--userland-proxy=true", "--userland-proxy-path", bin.dockerProxy],
+    ];
+    // nsenter (not ip netns exec, whose fresh /sys has no cgroups: "Devices cgroup isn't mounted") execs dockerd:
+    // the child is dockerd itself, tracked and stopped as without a namespace.
+    const dockerd = options.netns
+      ? startDaemon("dockerd", requireCommand("nsenter", "util-linux"), [`--net=/run/netns/${options.netns}`, bin.dockerd, ...dockerdArgs])
+      : startDaemon("dockerd", bin.dockerd, dockerdArgs);
+    await waitReady("dockerd to answer `docker version`", dockerd, 60_000, () => {
+      const r = run(bin.docker, ["version", "--format", "{{.Server.Version}}"], { env: host.dockerEnv, timeoutMs: 10_000 });
+      return r.status === 0 || r.stderr;
+    });
+  };
+
+  const powerCut = async () => {
+    // Every process of Docker's at once, with no warning: the daemons, the shims, docker-proxy and
+    // everything in the containers' cgroups. sshd, its sessions and the agent are the operator's side: they stay.
+    const dockerSide = () => [
+      ...safeReaddir(join(trackingRoot, name))
+        .filter((entry) => entry !== "harness" && existsSync(join(trackingRoot, name, entry, "cgroup.procs")))
+        .flatMap((entry) => cgroupPids(join(trackingRoot, name, entry))),
+      ...cgroupPids(join(trackingRoot, name, "harness")).filter((pid) => /^(dockerd|containerd|containerd-shim.*|docker-proxy|runc)$/.test(comm(pid))),
+    ];
+    const problems = await killAll(dockerSide, "every process of Docker's to die");
+    if (problems.length > 0) throw new Error(`power cut: ${problems.join("; ")}`);
+    for (const what of ["dockerd", "containerd"]) {
+      for (const c of children.filter((x) => x.what === what)) await terminate(c.child, 1000);
+    }
+    children.splice(0, children.length, ...children.filter((c) => c.what !== "dockerd" && c.what !== "containerd"));
+    // What a real server keeps in memory or on /run (a tmpfs) is gone after the boot: mounts, bridges,
+    // the runtime state of containerd and dockerd, their sockets and pid file. The data roots stay.
+    for (const socket of shimSockets(dir)) rmSync(socket, { force: true });
+    for (const mount of mountsUnder(dir)) {
+      if (run("umount", [mount]).status !== 0 && run("umount", ["-l", mount]).status !== 0) throw new Error(`power cut: cannot unmount ${mount}`);
+    }
+    for (const bridge of leftoverBridges(dir)) {
+      const r = run("ip", ["link", "delete", bridge]);
+      if (r.status !== 0) throw new Error(`power cut: ip link delete ${bridge}: ${r.stderr.trim()}`);
+    }
+    for (const volatile of [join(dir, "containerd", "state"), join(dir, "x"), join(dir, "docker.pid"), paths.dockerSocket, paths.ctdSocket, `${paths.ctdSocket}.ttrpc`]) {
+      rmSync(volatile, { recursive: true, force: true });
+    }
+    await startDocker();
   };
 
   try {
@@ -330,26 +394,8 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
         "",
       ].join("\n"),
     );
-    const containerd = startDaemon("containerd", bin.containerd, ["--config", paths.ctdConfig]);
-    await waitReady("containerd to listen", containerd, 30_000, () => existsSync(paths.ctdSocket) || "no socket yet");
-
-    // dockerd: no iptables (unless in a namespace of its own), no default bridge; published ports through docker-proxy.
     writeFileSync(paths.daemonJson, "{}\n");
-    const dockerdArgs = [
-      ...["--config-file", paths.daemonJson, "--data-root", join(dir, "root"), "--exec-root", join(dir, "x")],
-      ...["--pidfile", join(dir, "docker.pid"), "--host", `unix://${paths.dockerSocket}`, "--group", DOCKER_GROUP],
-      ...["--containerd", paths.ctdSocket, "--storage-driver", "overlay2", "--cgroup-parent", `/${name}`],
-      ...[`--iptables=${options.netns ? "true" : "false"}`, "--ip6tables=false", "--bridge=none", "--userland-proxy=true", "--userland-proxy-path", bin.dockerProxy],
-    ];
-    // nsenter (not ip netns exec, whose fresh /sys has no cgroups: "Devices cgroup isn't mounted") execs dockerd:
-    // the child is dockerd itself, tracked and stopped as without a namespace.
-    const dockerd = options.netns
-      ? startDaemon("dockerd", requireCommand("nsenter", "util-linux"), [`--net=/run/netns/${options.netns}`, bin.dockerd, ...dockerdArgs])
-      : startDaemon("dockerd", bin.dockerd, dockerdArgs);
-    await waitReady("dockerd to answer `docker version`", dockerd, 60_000, () => {
-      const r = run(bin.docker, ["version", "--format", "{{.Server.Version}}"], { env: host.dockerEnv, timeoutMs: 10_000 });
-      return r.status === 0 || r.stderr;
-    });
+    await startDocker();
 
     // The operator's key, in an ssh-agent of its own.
     runChecked(bin.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", "bbaegok-test-operator", "-f", paths.userKey]);
@@ -613,6 +659,15 @@ async function killAll(list: () => number[], what: string): Promise<string[]> {
     return [];
   } catch (err) {
     return [`${(err as Error).message}: ${list().map((p) => `${p} ${cmdline(p)}`).join("; ")}`];
+  }
+}
+
+/** A process's name as the kernel keeps it (15 characters at most). */
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
   }
 }
 

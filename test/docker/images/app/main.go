@@ -24,6 +24,9 @@
 //     artifacts, comma-separated; unset: all three); a URL whose driver is
 //     not among them stops the start with Hikari's "Failed to load driver
 //     class", as the real app does when its build lacks the driver;
+//   - the database not answering at start (after BBAEGOK_TEST_STARTUP_DELAY_MS):
+//     exits 1 with Hibernate's "Unable to determine Dialect without JDBC
+//     metadata", as the team's JPA app does (it never waits for the database);
 //   - SIGTERM: stops accepting, finishes in-flight requests (at most 30 s, as
 //     Spring's graceful shutdown), then exits 0.
 package main
@@ -69,6 +72,16 @@ func main() {
 	}
 	if ms, _ := strconv.Atoi(os.Getenv("BBAEGOK_TEST_STARTUP_DELAY_MS")); ms > 0 {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
+	// The team's app is a JPA app: at start Hibernate reads the database's
+	// metadata through one connection of the primary pool (Hikari tries once),
+	// and without it Spring Boot does not start; it does not wait for the
+	// database to come up. Docker's restart policy starts it again.
+	if db != nil {
+		if err := datasource.Check(context.Background(), db, 30*time.Second); err != nil {
+			log.Printf("APPLICATION FAILED TO START: Failed to initialize JPA EntityManagerFactory: Unable to create requested service [org.hibernate.engine.jdbc.env.spi.JdbcEnvironment] due to: Unable to determine Dialect without JDBC metadata (no connection to %s: %v)", target, err)
+			os.Exit(1)
+		}
 	}
 
 	mux := http.NewServeMux()
