@@ -259,5 +259,25 @@ for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) 
       const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
       assert.equal(preview.status, 0, outputOf(preview));
     });
+
+    it("a power cut of both servers, the tailnet's addresses back only after Docker has started everything (tailscaled may come up after Docker at boot): every container runs again, the replica catches up over the link, status says healthy", async () => {
+      const containers = [primary, replica, ...slots];
+      const started = containers.map((name) => inspect<string>(name, ".State.StartedAt"));
+      const addresses = Object.values(TAILNET);
+      await host.powerCut({ beforeBoot: () => addresses.forEach((address) => spawnSync("ip", ["addr", "del", `${address}/32`, "dev", "lo"])) });
+      try {
+        // Each database's port is published on its tailnet address, absent now: Docker starts it all the same (the program's ip_nonlocal_bind).
+        await waitFor("every container to run again", () => containers.every((name) => inspect<boolean>(name, ".State.Running")), 120_000, 1000);
+        containers.forEach((name, i) => assert.notEqual(inspect<string>(name, ".State.StartedAt"), started[i], `${name} was not started again: the cut did not stop it`));
+      } finally {
+        for (const address of addresses) spawnSync("ip", ["addr", "add", `${address}/32`, "dev", "lo"]);
+      }
+      await waitFor("every container healthy", () => containers.every((name) => (inspect<{ Health?: { Status: string } }>(name, ".State").Health?.Status ?? "healthy") === "healthy"), 300_000, 1000);
+      assert.equal(asAppUser(engine, primary, "INSERT INTO notes VALUES (7, 'after the power cut');").status, 0);
+      // MariaDB's replica retries its connection every MASTER_CONNECT_RETRY (60 s); PostgreSQL's every 5 s.
+      await waitFor("the row written after the cut on the replica", () => asAppUser(engine, replica, "SELECT body FROM notes WHERE id = 7;").stdout === "after the power cut\n", 180_000, 1000);
+      const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
+      assert.match(status.stdout, new RegExp(`^  replica  ${replica}  healthy, \\d+ s behind \\(\\d+ ${unit}\\)`, "m"), status.stdout);
+    });
   });
 }

@@ -121,6 +121,32 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       assert.ok(manifest.replication?.position, "no position in the manifest");
     });
 
+    it("a power cut of the server: once Docker is back, the stack's containers run again by themselves, the replica replicates again (a row written after the cut arrives) and npm run status says healthy", async () => {
+      const ofStack = () => docker(["ps", "--filter", `label=bbaegok.stack=${stack}`, "--format", "{{.Names}}"]).stdout.split("\n").filter(Boolean).sort();
+      const before = ofStack();
+      assert.ok(before.includes(primary) && before.includes(replica), before.join(", "));
+      const started = before.map((name) => inspect<string>(name, ".State.StartedAt"));
+      await host.powerCut();
+      // No up, no docker start: the restart policies alone. The replica resumes from the position it had made durable.
+      await waitFor(
+        `every container of ${stack} that ran before the cut to run again and be healthy`,
+        () => {
+          const now = ofStack();
+          return before.every((name) => now.includes(name) && (inspect<{ Health?: { Status: string } }>(name, ".State").Health?.Status ?? "healthy") === "healthy");
+        },
+        300_000,
+        1000,
+      );
+      before.forEach((name, i) => assert.notEqual(inspect<string>(name, ".State.StartedAt"), started[i], `${name} was not started again: the cut did not stop it`));
+      const write = asAppUser(engine, primary, "INSERT INTO notes VALUES (6, 'after the power cut');");
+      assert.equal(write.status, 0, write.stderr);
+      await waitFor("the row written after the cut on the replica", () => asAppUser(engine, replica, "SELECT body FROM notes WHERE id = 6;").stdout === "after the power cut\n", 120_000, 500);
+      const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
+      assert.equal(status.status, 0, status.stdout + status.stderr);
+      assert.match(status.stdout, new RegExp(`^  replica  ${replica}  healthy, \\d+ s behind \\(\\d+ (transactions|bytes)\\)`, "m"), status.stdout);
+      assert.equal((await servingSlot(stack, api)).startsWith(`bbaegok-${stack}-app-`), true);
+    });
+
     if (stack === "prod") {
       it("Metabase was set up reading the replica, with its read-only login (the stand-in connects before it accepts)", () => {
         const client = "psql -X -tA -U metabase -d metabase -c 'SELECT target FROM metabase_standin_database'";
@@ -166,12 +192,31 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       runBackup(stack);
       const manifest = newestManifest(s3, stack);
       assert.equal(manifest.source, undefined);
-      assert.equal(manifest.tables.find((t) => /(^|\.)notes$/.test(t.name))?.rows, 2, JSON.stringify(manifest.tables));
+      assert.equal(manifest.tables.find((t) => /(^|\.)notes$/.test(t.name))?.rows, 3, JSON.stringify(manifest.tables));
     });
 
     it("after the promotion a second up changes nothing", () => {
       const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
       assert.equal(preview.status, 0, outputOf(preview));
+    });
+
+    it("a power cut while the fenced original still runs: after the boot Docker starts the promoted container and the serving slot, never the original (restart policy no); status is healthy and says the original does not answer", async () => {
+      assert.equal(inspect<boolean>(primary, ".State.Running"), true, "the original runs, fenced, after the promotion");
+      const serving = await servingSlot(stack, api);
+      const started = inspect<string>(replica, ".State.StartedAt");
+      await host.powerCut();
+      // The warm slot (the previous release) still names the original, which stays down: it exits at start (README: Read replicas).
+      await waitFor(`${replica} and ${serving} to run again and be healthy`, () => [replica, serving].every((name) => inspect<{ Health?: { Status: string } }>(name, ".State").Health?.Status === "healthy"), 300_000, 1000);
+      assert.equal(await servingSlot(stack, api), serving);
+      assert.notEqual(inspect<string>(replica, ".State.StartedAt"), started, "the cut did not stop the promoted container");
+      assert.equal(inspect<boolean>(primary, ".State.Running"), false, "Docker started the original after the cut: it would take writes");
+      assert.equal(asAppUser(engine, replica, "INSERT INTO notes VALUES (8, 'after the cut, promoted');").status, 0);
+      const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
+      assert.equal(status.status, 0, status.stdout + status.stderr);
+      assert.match(status.stdout, new RegExp(`^  replica  ${replica}  promoted, the primary: takes writes; the original does not answer`, "m"), status.stdout);
+      // Back as before the cut for the next test (a crash of a running original): started by hand, as the README says never to do.
+      docker(["start", primary]);
+      await waitFor(`${primary} healthy`, () => inspect<{ Health?: { Status: string } }>(primary, ".State").Health?.Status === "healthy", 120_000, 1000);
     });
 
     it("the original, once its server exits (a crash, a reboot), stays down: Docker does not restart it, status is healthy and says it does not answer, a preview with a refresh plans nothing (no up starts it) and npm run drift finds none", async () => {

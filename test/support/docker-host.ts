@@ -92,8 +92,9 @@ export interface DockerHost {
    * runtime state and sockets); then both daemons start again on the same
    * data roots with the same flags, as systemd starts them at boot. Docker
    * then starts what its restart policies say. sshd and the server's files stay.
+   * `beforeBoot` runs while everything is down (what the boot is without).
    */
-  powerCut(): Promise<void>;
+  powerCut(options?: { beforeBoot?: () => void }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -252,7 +253,7 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
       const env = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", DOCKER_HOST: `unix://${paths.dockerSocket}` };
       return run("sh", ["-c", command], { env, input, timeoutMs: opts?.timeoutMs ?? 120_000 });
     },
-    powerCut: () => powerCut(),
+    powerCut: (cut) => powerCut(cut?.beforeBoot),
     stop,
   };
 
@@ -316,7 +317,7 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     });
   };
 
-  const powerCut = async () => {
+  const powerCut = async (beforeBoot?: () => void) => {
     // Every process of Docker's at once, with no warning: the daemons, the shims, docker-proxy and
     // everything in the containers' cgroups. sshd, its sessions and the agent are the operator's side: they stay.
     const dockerSide = () => [
@@ -344,6 +345,7 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     for (const volatile of [join(dir, "containerd", "state"), join(dir, "x"), join(dir, "docker.pid"), paths.dockerSocket, paths.ctdSocket, `${paths.ctdSocket}.ttrpc`]) {
       rmSync(volatile, { recursive: true, force: true });
     }
+    beforeBoot?.();
     await startDocker();
   };
 
