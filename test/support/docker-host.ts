@@ -326,22 +326,16 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
         .flatMap((entry) => cgroupPids(join(trackingRoot, name, entry))),
       ...cgroupPids(join(trackingRoot, name, "harness")).filter((pid) => /^(dockerd|containerd|containerd-shim.*|docker-proxy|runc)$/.test(comm(pid))),
     ];
-    const problems = await killAll(dockerSide, "every process of Docker's to die");
-    if (problems.length > 0) throw new Error(`power cut: ${problems.join("; ")}`);
+    const killed = await killAll(dockerSide, "every process of Docker's to die");
+    if (killed.length > 0) throw new Error(`power cut: ${killed.join("; ")}`);
     for (const what of ["dockerd", "containerd"]) {
       for (const c of children.filter((x) => x.what === what)) await terminate(c.child, 1000);
     }
     children.splice(0, children.length, ...children.filter((c) => c.what !== "dockerd" && c.what !== "containerd"));
     // What a real server keeps in memory or on /run (a tmpfs) is gone after the boot: mounts, bridges,
     // the runtime state of containerd and dockerd, their sockets and pid file. The data roots stay.
-    for (const socket of shimSockets(dir)) rmSync(socket, { force: true });
-    for (const mount of mountsUnder(dir)) {
-      if (run("umount", [mount]).status !== 0 && run("umount", ["-l", mount]).status !== 0) throw new Error(`power cut: cannot unmount ${mount}`);
-    }
-    for (const bridge of leftoverBridges(dir)) {
-      const r = run("ip", ["link", "delete", bridge]);
-      if (r.status !== 0) throw new Error(`power cut: ip link delete ${bridge}: ${r.stderr.trim()}`);
-    }
+    const left = dropKernelState(dir);
+    if (left.length > 0) throw new Error(`power cut: ${left.join("; ")}`);
     for (const volatile of [join(dir, "containerd", "state"), join(dir, "x"), join(dir, "docker.pid"), paths.dockerSocket, paths.ctdSocket, `${paths.ctdSocket}.ttrpc`]) {
       rmSync(volatile, { recursive: true, force: true });
     }
@@ -695,19 +689,7 @@ async function cleanUp(dir: string | undefined, trackingRoot: string): Promise<s
   problems.push(...(await killAll(() => strayPids(dir, uid), `the processes of ${dir ?? "the test host"} and of ${DEPLOY_USER} to end`)));
 
   if (dir) {
-    // Bridges of the daemon's networks outlive it: a later daemon's network on the same subnet would lose its route.
-    for (const bridge of leftoverBridges(dir)) {
-      const r = run("ip", ["link", "delete", bridge]);
-      if (r.status !== 0) problems.push(`ip link delete ${bridge}: ${r.stderr.trim()}`);
-    }
-    // A killed containerd-shim leaves its socket where containerd puts them all, /run/containerd/s/<sha256(address/ns/id)>.
-    for (const socket of shimSockets(dir)) rmSync(socket, { force: true });
-    for (const mount of mountsUnder(dir)) {
-      if (run("umount", [mount]).status !== 0) {
-        const lazy = run("umount", ["-l", mount]);
-        if (lazy.status !== 0) problems.push(`umount ${mount}: ${lazy.stderr.trim()}`);
-      }
-    }
+    problems.push(...dropKernelState(dir));
     try {
       rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
     } catch (err) {
@@ -738,6 +720,29 @@ async function cleanUp(dir: string | undefined, trackingRoot: string): Promise<s
   rmSync(SUDOERS_FILE, { force: true });
   rmSync(join("/etc/sudoers.d", `.${basename(SUDOERS_FILE)}.new`), { force: true });
   for (const file of [INSTALL_HELPER, `${INSTALL_HELPER}.new`, INSTALL_HELPER_CONF]) rmSync(file, { force: true });
+  return problems;
+}
+
+/**
+ * What the daemons under `dir` leave in the kernel and on /run once they are
+ * gone (what a reboot drops): their networks' bridges, the shims' sockets, the
+ * mounts under `dir`. Returns what could not be removed.
+ */
+function dropKernelState(dir: string): string[] {
+  const problems: string[] = [];
+  // Bridges of the daemon's networks outlive it: a later daemon's network on the same subnet would lose its route.
+  for (const bridge of leftoverBridges(dir)) {
+    const r = run("ip", ["link", "delete", bridge]);
+    if (r.status !== 0) problems.push(`ip link delete ${bridge}: ${r.stderr.trim()}`);
+  }
+  // A killed containerd-shim leaves its socket where containerd puts them all, /run/containerd/s/<sha256(address/ns/id)>.
+  for (const socket of shimSockets(dir)) rmSync(socket, { force: true });
+  for (const mount of mountsUnder(dir)) {
+    if (run("umount", [mount]).status !== 0) {
+      const lazy = run("umount", ["-l", mount]);
+      if (lazy.status !== 0) problems.push(`umount ${mount}: ${lazy.stderr.trim()}`);
+    }
+  }
   return problems;
 }
 
