@@ -9,6 +9,12 @@
 //      up` runs, as `npm run deploy` does: the app's datasource moves to the
 //      promoted container by the ordinary blue/green rollout (the serving slot
 //      is never touched), and backups follow. A failed run puts the file back.
+//   3. `pulumi up` again: the slot that served before, warm now, still names
+//      the original (a rollout cannot touch it: it serves until the flip); it
+//      is re-created naming the promoted container (a rewarm, see
+//      infra/app/rollout.ts). Left as it was, it would hold connections to the
+//      fenced original, and once that is down (after a reboot Docker does not
+//      start it) it would fail at start again and again.
 // Commit the stack file afterwards: it is what CI deploys. The why, and what
 // the operator does with the old primary: ARCHITECTURE.md and README ("Read
 // replicas").
@@ -64,6 +70,12 @@ function promoteCommand(script: string, privilege: Privilege): string {
   return privilege === "sudo" ? asRootCommand("run", script, "promote") : `bash ${shellQuote(script)} promote`;
 }
 
+/** The lines of a failed pulumi up that say why. */
+function failureReason(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split("\n").filter((l) => /error|refus|fail/i.test(l)).slice(-3).join(" / ") || "pulumi up failed";
+}
+
 /** Runs the command; returns the exit status. */
 export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: Reporter, errors: Reporter): Promise<number> {
   let stack: string;
@@ -116,14 +128,23 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
       await engine.up();
     } catch (err) {
       restore();
-      const reason = (err instanceof Error ? err.message : String(err)).split("\n").filter((l) => /error|refus|fail/i.test(l)).slice(-3).join(" / ");
       errors.line(
-        `promote of ${stack}: pulumi up FAILED: ${reason || "pulumi up failed"}. The stack file is back as it was. ` +
+        `promote of ${stack}: pulumi up FAILED: ${failureReason(err)}. The stack file is back as it was. ` +
           `${replica.container} IS promoted and takes writes; the original is fenced, so the app's writes fail until the up succeeds: fix the cause and run npm run promote again (promoting again changes nothing on the server).`,
       );
       return EXIT.failed;
     }
-    out.line(`${stack}: ${replica.container} is the primary; the app writes to it and backups are taken from it. Commit ${file}: the stack file is what CI deploys.`);
+    out.line(`${stack}: the serving slot writes to ${replica.container}; pulumi up of ${stack} again: the warm slot, which still names the original, is re-created naming it`);
+    try {
+      await engine.up();
+    } catch (err) {
+      errors.line(
+        `promote of ${stack}: ${replica.container} is the primary and the serving slot writes to it, but the second pulumi up, re-creating the warm slot, FAILED: ${failureReason(err)}. ` +
+          `The serving slot was not touched. Commit ${file} (it says database.primary: replica), fix the cause and run npm run deploy -- --stack ${stack} (no --image: what the file says) again: until then the warm slot may be down or still name the fenced original.`,
+      );
+      return EXIT.failed;
+    }
+    out.line(`${stack}: ${replica.container} is the primary; both slots and the backups use it. Commit ${file}: the stack file is what CI deploys.`);
     return EXIT.ok;
   } catch (err) {
     if (err instanceof PulumiCliMissingError) {

@@ -17,7 +17,7 @@ import { precheckScript, RELEASE_LABEL, smokeScript, verifyScript, type RolloutS
 import { platformContainer, ServerFile, type HomeServer, type SshConnection } from "../server/index.js";
 import { healthCheckHost } from "../server/render.js";
 import { DATASOURCE_PASSWORD_FILE, SLOTS, otherSlot, slotContainerName } from "./render.js";
-import { canonical, desiredSpec, parseDeployed, planRollout, type DeployedSlots, type RolloutPlan, type SlotSpec } from "./rollout.js";
+import { canonical, desiredSpec, parseDeployed, planRollout, slotRenderer, type DeployedSlots, type RolloutPlan, type SlotSpec } from "./rollout.js";
 
 export interface AppSlotsArgs {
   /** The stack's server footprint: Docker provider, edge and data networks, fixed slot addresses, SSH. */
@@ -88,11 +88,12 @@ export class AppSlots extends pulumi.ComponentResource {
       hostHeader,
     };
     const desired = { blue: desiredSpec(config, place, "blue"), green: desiredSpec(config, place, "green") };
-    this.plan = args.deployed.apply((value) => planRollout(parseDeployed(value), desired));
+    const render = slotRenderer(config, place);
+    this.plan = args.deployed.apply((value) => planRollout(parseDeployed(value), desired, render));
     this.liveSlot = this.plan.live;
     this.idleSlot = this.plan.live.apply(otherSlot);
     this.images = this.plan.slots.apply((slots) => ({ blue: slots.blue.container.image, green: slots.green.container.image }));
-    // Changes exactly when a rollout or a flip happens: the checks run (again) only then.
+    // Changes exactly when a rollout, a flip or a rewarm happens: the checks run (again) only then.
     this.key = this.plan.apply((p) => `${p.live}:${releaseId(p.slots[p.live])}:${releaseId(p.slots[otherSlot(p.live)])}`);
 
     const passwordFile = new ServerFile(
@@ -103,11 +104,13 @@ export class AppSlots extends pulumi.ComponentResource {
     );
 
     const proxyDir = names.proxyDir;
-    this.checks = pulumi.all([this.plan, args.proxyContainer]).apply(([plan, proxyContainer]) => ({
+    this.checks = pulumi.all([this.plan, args.proxyContainer]).apply(([plan, proxyContainer]): RolloutScriptArgs => ({
       stack: server.stack,
-      target: plan.live,
-      release: releaseId(plan.slots[plan.live]),
-      image: plan.slots[plan.live].container.image,
+      action: plan.action === "rewarm" ? "rewarm" : "rollout",
+      target: plan.target,
+      live: plan.live,
+      release: releaseId(plan.slots[plan.target]),
+      image: plan.slots[plan.target].container.image,
       containers: this.containerNames,
       addresses: { blue: slotUpstreamAddress(config, "blue"), green: slotUpstreamAddress(config, "green") },
       proxyContainer,

@@ -8,13 +8,20 @@
 //     release going back): no container starts, the upstream flips;
 //   - rollout: anything else (image, env, memory, health check, mounts, or a
 //     change in how this code renders a slot): the idle slot gets it, turns
-//     healthy, passes the smoke checks, then the upstream flips.
+//     healthy, passes the smoke checks, then the upstream flips;
+//   - rewarm: nothing to release, but the idle slot's container is not what
+//     its own release renders now (a rollout of a setting outside the release
+//     left it as it was: `npm run promote` moving the datasource to the
+//     promoted database is one): it is re-created with its release as the
+//     stack says now, turns healthy and passes the smoke checks; nothing flips.
+//     A rollout cannot do this in its own run: the slot it leaves warm serves
+//     until the flip at the run's end.
 //
 // The live slot's container is always the one recorded, field for field: no
 // change in the file or in this code can update or replace the container
 // that serves. The previous release stays warm in the other slot.
 import { z } from "zod";
-import type { Slot, StackConfig } from "../../stacks/config/schema.js";
+import { appSchema, type Slot, type StackConfig } from "../../stacks/config/schema.js";
 import { platformSettings, type PlatformSettings } from "../server/container.js";
 import { APP_SECRETS_MOUNT, SLOTS, otherSlot, slotContainerName, slotEnvs, slotHealthCheck, slotWaitSeconds } from "./render.js";
 
@@ -55,7 +62,7 @@ export interface DeployedSlots {
   slots: Record<Slot, SlotSpec>;
 }
 
-export type RolloutAction = "first" | "none" | "flip" | "rollout";
+export type RolloutAction = "first" | "none" | "flip" | "rollout" | "rewarm";
 
 export interface RolloutPlan {
   action: RolloutAction;
@@ -63,6 +70,8 @@ export interface RolloutPlan {
   live: Slot;
   /** The slot serving when the run starts (undefined on a stack's first run). */
   previous: Slot | undefined;
+  /** The slot the run's checks are about: the one a rollout or a flip makes live, the warm one a rewarm re-creates; the live one otherwise. */
+  target: Slot;
   /** What each slot's container is after the run. */
   slots: Record<Slot, SlotSpec>;
 }
@@ -121,15 +130,35 @@ export function canonical(value: unknown): string {
 
 const same = (a: SlotSpec, b: SlotSpec) => canonical(a.container) === canonical(b.container);
 
-/** Decides this run's rollout from what serves (`deployed`, the last run's output) and what the file wants. */
-export function planRollout(deployed: DeployedSlots | undefined, desired: Record<Slot, SlotSpec>): RolloutPlan {
-  if (!deployed) return { action: "first", live: "blue", previous: undefined, slots: desired };
+/** What this code renders for a stack: `release`'s container in `slot`, or undefined when the release is not valid in the stack file now. */
+export type SlotRenderer = (slot: Slot, release: SlotRelease) => SlotSpec | undefined;
+
+/** The stack's renderer: a release is rendered with the rest of the stack file as it is now (database, domains, port, …). */
+export function slotRenderer(config: Pick<StackConfig, "app" | "database">, place: SlotPlace): SlotRenderer {
+  return (slot, release) => {
+    // A recorded release is checked as the stack file would be: one this code no longer accepts is left as it runs.
+    const app = appSchema.safeParse({ ...config.app, ...release });
+    return app.success ? desiredSpec({ ...config, app: app.data }, place, slot) : undefined;
+  };
+}
+
+/**
+ * Decides this run's rollout from what serves (`deployed`, the last run's
+ * output) and what the file wants (`desired`); `render` gives the idle slot's
+ * own release as this code and the file render it now.
+ */
+export function planRollout(deployed: DeployedSlots | undefined, desired: Record<Slot, SlotSpec>, render: SlotRenderer): RolloutPlan {
+  if (!deployed) return { action: "first", live: "blue", previous: undefined, target: "blue", slots: desired };
   const live = deployed.liveSlot;
   const idle = otherSlot(live);
-  if (same(desired[live], deployed.slots[live])) return { action: "none", live, previous: live, slots: deployed.slots };
-  if (same(desired[idle], deployed.slots[idle])) return { action: "flip", live: idle, previous: live, slots: deployed.slots };
+  if (same(desired[live], deployed.slots[live])) {
+    const warm = render(idle, deployed.slots[idle].release);
+    if (!warm || same(warm, deployed.slots[idle])) return { action: "none", live, previous: live, target: live, slots: deployed.slots };
+    return { action: "rewarm", live, previous: live, target: idle, slots: { ...deployed.slots, [idle]: warm } as Record<Slot, SlotSpec> };
+  }
+  if (same(desired[idle], deployed.slots[idle])) return { action: "flip", live: idle, previous: live, target: idle, slots: deployed.slots };
   const slots = { ...deployed.slots, [idle]: desired[idle] } as Record<Slot, SlotSpec>;
-  return { action: "rollout", live: idle, previous: live, slots };
+  return { action: "rollout", live: idle, previous: live, target: idle, slots };
 }
 
 const containerSpec = z.looseObject({ name: z.string(), image: z.string() });

@@ -8,11 +8,13 @@
 //             to record it), that is fine only when the target already runs
 //             this very release (its container's release label): nothing
 //             would change in it. Anything else is refused, naming both.
+//             A rewarm (the warm slot re-created, no flip) goes on only when
+//             the proxy serves the live slot: the target must not serve.
 //   smoke     after the target turned healthy: the stack's smoke checks sent
 //             to the target through the proxy's internal route.
-//   verify    after the flip: requests through the proxy reach the target,
-//             several in a row; else it says what serves now. Then one line
-//             in the stack's deploy history.
+//   verify    after the flip (none in a rewarm): requests through the proxy
+//             reach the live slot, several in a row; else it says what serves
+//             now. Then one line in the stack's deploy history.
 //
 // Each script takes nothing but its text: the same release gives the same
 // text, so a run that changes nothing re-runs nothing.
@@ -25,9 +27,13 @@ export const RELEASE_LABEL = "bbaegok.release";
 
 export interface RolloutScriptArgs {
   stack: string;
-  /** The slot that serves when the rollout is done. */
+  /** "rollout": the target goes live (a first run, a rollout, a flip); "rewarm": the idle target is re-created and stays idle. */
+  action: "rollout" | "rewarm";
+  /** The slot the run creates or flips to: it serves when a rollout is done; the warm one in a rewarm. */
   target: Slot;
-  /** Its release: the hash its container carries in RELEASE_LABEL. */
+  /** The slot that serves when the run is done: the target but in a rewarm. */
+  live: Slot;
+  /** The target's release: the hash its container carries in RELEASE_LABEL. */
   release: string;
   image: string;
   /** Containers of the two slots. */
@@ -53,6 +59,7 @@ function prelude(a: RolloutScriptArgs, what: string): string {
   return `set -u
 stack=${q(a.stack)}
 target=${q(a.target)}
+live=${q(a.live)}
 fail() { printf '%s of %s: %s\\n' ${q(what)} "$stack" "$*" >&2; exit 1; }
 # GET through the proxy's internal route (inside the proxy container; never published); prints the response head.
 through() {
@@ -78,6 +85,13 @@ first_rollout() { ! ${asRootCommand("exists", a.liveConf)}; }
 export function precheckScript(a: RolloutScriptArgs): string {
   const q = shellQuote;
   const previous = other(a.target);
+  if (a.action === "rewarm") {
+    return `${prelude(a, "rewarm")}
+now=$(served_by)
+[ "$now" = "$live" ] || fail "the proxy serves \${now}, but the stack's state says $live serves; re-creating ${a.target} (the warm slot) could stop the slot that serves. Nothing was changed. See npm run status -- --stack $stack"
+echo "rewarm of $stack: $live serves, as the stack's state says; ${a.target} (warm) is re-created with its release as the stack renders it now"
+`;
+  }
   return `${prelude(a, "rollout")}
 if first_rollout; then echo "rollout of $stack: first rollout, nothing serves yet"; exit 0; fi
 now=$(served_by)
@@ -99,27 +113,29 @@ esac
 export function smokeScript(a: RolloutScriptArgs): string {
   const q = shellQuote;
   const checks = a.smokeChecks.length > 0 ? a.smokeChecks : [{ path: a.healthPath, status: 200 }];
-  return `${prelude(a, "rollout")}
-if first_rollout; then echo "rollout of $stack: first rollout, no route to smoke through yet (Docker reported ${a.target} healthy)"; exit 0; fi
-${checks
+  // A rewarm follows a run that served: there is always a route to smoke through.
+  const first = a.action === "rollout" ? `if first_rollout; then echo "rollout of $stack: first rollout, no route to smoke through yet (Docker reported ${a.target} healthy)"; exit 0; fi\n` : "";
+  return `${prelude(a, a.action)}
+${first}${checks
   .map(
     (c) => `head=$(through ${q(c.path)} -H ${q(`${SLOT_HEADER}: ${a.target}`)}) || fail "smoke check GET ${c.path} on ${a.target} did not complete: $head"
 got=$(status_of "$head")
 [ "$got" = ${c.status} ] || fail "smoke check GET ${c.path} on ${a.target} answered \${got:-nothing}, expected ${c.status}; ${other(a.target)} keeps serving"`,
   )
   .join("\n")}
-echo "rollout of $stack: smoke checks of ${a.target} passed"
+echo "${a.action} of $stack: smoke checks of ${a.target} passed"
 `;
 }
 
-/** After the flip: the target serves, then one history line. */
+/** After the flip (none in a rewarm): the live slot serves, then one history line naming the target. */
 export function verifyScript(a: RolloutScriptArgs): string {
   const q = shellQuote;
-  return `${prelude(a, "rollout")}
+  const after = a.action === "rewarm" ? "the rewarm" : "the flip";
+  return `${prelude(a, a.action)}
 record() {
   by="\${USER:-?}\${SSH_CLIENT:+ from \${SSH_CLIENT%% *}}"
-  line=$(printf '{"at":"%s","action":"rollout","stack":"%s","slot":"%s","image":"%s","release":"%s","result":"%s","by":"%s"}' \\
-    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$stack" "$target" ${q(a.image)} ${q(a.release)} "$1" "$by")
+  line=$(printf '{"at":"%s","action":"%s","stack":"%s","slot":"%s","image":"%s","release":"%s","result":"%s","by":"%s"}' \\
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${q(a.action)} "$stack" "$target" ${q(a.image)} ${q(a.release)} "$1" "$by")
   printf '%s\\n' "$line" | ${asRootCommand("append", a.historyFile)} || true
 }
 streak=0
@@ -127,15 +143,15 @@ now=none
 i=0
 while [ $i -lt 40 ]; do
   now=$(served_by)
-  if [ "$now" = "$target" ]; then streak=$((streak + 1)); [ $streak -ge 3 ] && break; else streak=0; fi
+  if [ "$now" = "$live" ]; then streak=$((streak + 1)); [ $streak -ge 3 ] && break; else streak=0; fi
   i=$((i + 1))
   sleep 0.25
 done
 if [ $streak -lt 3 ]; then
   record failed
-  fail "after the flip the proxy serves $now, not $target: check npm run status -- --stack $stack"
+  fail "after ${after} the proxy serves $now, not $live: check npm run status -- --stack $stack"
 fi
 record succeeded
-echo "rollout of $stack: $target serves ${a.image}"
+${a.action === "rewarm" ? `echo "rewarm of $stack: $live serves; $target (warm) runs ${a.image}"` : `echo "rollout of $stack: $target serves ${a.image}"`}
 `;
 }

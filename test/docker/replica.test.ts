@@ -15,7 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { asAppUser, inSlot, inspect, newestManifest, proxyAddress, readOnlyRefusal, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
+import { asAppUser, inSlot, inspect, newestManifest, otherSlotOf, proxyAddress, readOnlyRefusal, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
 import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, startLoad } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
@@ -175,6 +175,13 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       const env = inspect<string[]>(serving, ".Config.Env");
       assert.ok(env.includes(`SPRING_DATASOURCE_URL=${jdbc}://db-replica:${port}/bbaegok`), `${serving}: ${env.join(" ")}`);
       assert.equal(inSlot(serving, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/actuator/health"), "200");
+      // The promotion's second up re-created the warm slot (the one that served before) naming the promoted container.
+      const warm = otherSlotOf(serving);
+      const warmEnv = inspect<string[]>(warm, ".Config.Env");
+      assert.ok(warmEnv.includes(`SPRING_DATASOURCE_URL=${jdbc}://db-replica:${port}/bbaegok`), `the warm slot still names the original: ${warm}: ${warmEnv.join(" ")}`);
+      assert.equal(inspect<{ Health?: { Status: string } }>(warm, ".State").Health?.Status, "healthy");
+      const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
+      assert.match(status.stdout, new RegExp(`^    \\S+  \\S+( from \\S+)?  rewarm of \\S+ to ${warm.replace(/^.*-/, "")}: succeeded$`, "m"), status.stdout);
 
       const write = asAppUser(engine, replica, "INSERT INTO notes VALUES (3, 'after the promotion');");
       assert.equal(write.status, 0, write.stderr);
@@ -205,8 +212,9 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       const serving = await servingSlot(stack, api);
       const started = inspect<string>(replica, ".State.StartedAt");
       await host.powerCut();
-      // The warm slot (the previous release) still names the original, which stays down: it exits at start (README: Read replicas).
-      await waitFor(`${replica} and ${serving} to run again and be healthy`, () => [replica, serving].every((name) => inspect<{ Health?: { Status: string } }>(name, ".State").Health?.Status === "healthy"), 300_000, 1000);
+      // Both slots name the promoted container (the promotion's rewarm): both run again on it.
+      const slots = [serving, otherSlotOf(serving)];
+      await waitFor(`${replica} and both slots to run again and be healthy`, () => [replica, ...slots].every((name) => inspect<{ Health?: { Status: string } }>(name, ".State").Health?.Status === "healthy"), 300_000, 1000);
       assert.equal(await servingSlot(stack, api), serving);
       assert.notEqual(inspect<string>(replica, ".State.StartedAt"), started, "the cut did not stop the promoted container");
       assert.equal(inspect<boolean>(primary, ".State.Running"), false, "Docker started the original after the cut: it would take writes");

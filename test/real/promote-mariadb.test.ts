@@ -104,11 +104,27 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     assert.match(out.join("\n"), /pulumi up FAILED: error: the rollout failed\. The stack file is back as it was\. bbaegok-prod-db-replica IS promoted/);
   });
 
-  it("promotes (again, after the failed up): the old replica takes the app's writes, the original refuses them, and the app's datasource (from the file written) is the promoted container", async () => {
-    let seen = "";
+  it("when the second pulumi up (the warm slot's) fails, the stack file stays promoted and the operator is told to commit it and deploy again", async () => {
+    const before = readFileSync(stackFile, "utf8");
+    let ups = 0;
     const { out, reporter } = lines();
-    const status = await runPromoteCommand(["--stack", "prod"], deps((file) => (seen = file)), reporter, reporter);
+    const status = await runPromoteCommand(["--stack", "prod"], deps(() => { if (++ups === 2) throw new Error("error: the warm slot did not turn healthy"); }), reporter, reporter);
+    assert.deepEqual([status, ups], [EXIT.failed, 2]);
+    assert.match(readFileSync(stackFile, "utf8"), /    primary: replica\n/);
+    assert.match(out.join("\n"), /bbaegok-prod-db-replica is the primary and the serving slot writes to it, but the second pulumi up, re-creating the warm slot, FAILED: error: the warm slot did not turn healthy\. The serving slot was not touched\. Commit Pulumi\.prod\.yaml .*npm run deploy -- --stack prod/);
+    // As before, for the next test: promote from the unpromoted file (the server's promotion is done; again changes nothing there).
+    writeFileSync(stackFile, before);
+  });
+
+  it("promotes (again, after the failed ups): the old replica takes the app's writes, the original refuses them, and the app's datasource (from the file written) is the promoted container", async () => {
+    const seen: string[] = [];
+    const { out, reporter } = lines();
+    const status = await runPromoteCommand(["--stack", "prod"], deps((file) => void seen.push(file)), reporter, reporter);
     assert.equal(status, EXIT.ok, out.join("\n"));
+    // Two ups of the promoted file: the rollout to the idle slot, then the warm slot's rewarm.
+    assert.equal(seen.length, 2);
+    assert.equal(seen[0], seen[1]);
+    assert.match(out.join("\n"), /pulumi up of prod again: the warm slot, which still names the original, is re-created naming it/);
     assert.match(out.join("\n"), /bbaegok-prod-db fenced: it refuses the app's writes from now on/);
     // Nothing the app wrote on the primary before the fence was lost.
     assert.equal(replica.sql("SELECT GROUP_CONCAT(memo ORDER BY id) FROM orders", DB).trim(), "주문 1,주문 2");
@@ -118,8 +134,8 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     assert.notEqual(fenced.status, 0);
     assert.match(fenced.stderr, /--read-only/);
 
-    assert.match(seen, /    primary: replica\n/, "pulumi up did not see the promotion in the stack file");
-    assert.match(seen, /# No secret is stored here/, "the file's comments were lost");
+    assert.match(seen[0]!, /    primary: replica\n/, "pulumi up did not see the promotion in the stack file");
+    assert.match(seen[0]!, /# No secret is stored here/, "the file's comments were lost");
     const config = readConfig("prod");
     assert.ok(slotEnvs(config, "blue").includes("SPRING_DATASOURCE_URL=jdbc:mariadb://db-replica:3306/bbaegok"));
     assert.ok(!slotEnvs(config, "green").some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_URL=")));

@@ -2,7 +2,8 @@
 // the slot that serves keeps exactly its container (every input the same as
 // the last run recorded), the change lands on the idle slot only, and the
 // stack's upstream file flips to it. A change back to what the idle slot
-// runs touches no container at all: it only flips.
+// runs touches no container at all: it only flips. A setting outside the
+// release reaches the warm slot one run later, never the serving one.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseDocument } from "yaml";
@@ -64,6 +65,27 @@ describe("the rollout, planned", () => {
     assert.equal(slotInputs(next, "blue"), slotInputs(first, "blue"));
     assert.equal(slotInputs(next, "green"), slotInputs(first, "green"));
     assert.equal(live(next), "blue");
+  });
+
+  it("a setting outside the release (the database's name): the run rolls it out to the idle slot; the next re-creates the warm slot alone (a rewarm), nothing flips; then nothing changes", () => {
+    const doc = parseDocument(committed);
+    doc.setIn(["config", "bbaegok-infra:database", "name"], "bbaegok2");
+    project.writeStackFile("prod", doc.toString());
+    try {
+      const rolled = planInChild("prod", project.dir, { [SELF]: { appSlots: deployed } }, true);
+      assert.equal(slotInputs(rolled, "blue"), slotInputs(first, "blue"), "the serving slot changed");
+      assert.match(slotInputs(rolled, "green"), /\/bbaegok2"/);
+      assert.equal(live(rolled), "green");
+      const rewarm = planInChild("prod", project.dir, { [SELF]: { appSlots: rolled.outputs["appSlots"] } }, true);
+      assert.equal(slotInputs(rewarm, "green"), slotInputs(rolled, "green"), "the serving slot changed");
+      assert.match(slotInputs(rewarm, "blue"), /\/bbaegok2"/);
+      assert.equal(live(rewarm), "green");
+      assert.equal((rewarm.outputs["liveSlot"] as string) ?? "", "green");
+      const after = planInChild("prod", project.dir, { [SELF]: { appSlots: rewarm.outputs["appSlots"] } });
+      assert.deepEqual([slotInputs(after, "blue"), slotInputs(after, "green")], [slotInputs(rewarm, "blue"), slotInputs(rewarm, "green")]);
+    } finally {
+      project.writeStackFile("prod", committed);
+    }
   });
 
   it("back to the release the idle slot runs (a rollback): no container changes, only the flip", () => {

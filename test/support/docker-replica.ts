@@ -52,6 +52,12 @@ export async function servingSlot(stack: string, api: string): Promise<string> {
   return `bbaegok-${stack}-app-${(JSON.parse(answer.body) as { slot: string }).slot}`;
 }
 
+/** The other slot's container: the warm one when `serving` serves. */
+export function otherSlotOf(serving: string): string {
+  const [, prefix, slot] = /^(.*-app-)(blue|green)$/.exec(serving) ?? assert.fail(`${serving} is not a slot's container`);
+  return `${prefix}${slot === "blue" ? "green" : "blue"}`;
+}
+
 /** A command in an app slot, its output. */
 export function inSlot(slot: string, command: string): string {
   return docker(["exec", slot, "sh", "-c", command]).stdout;
