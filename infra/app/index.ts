@@ -17,7 +17,7 @@ import { precheckScript, RELEASE_LABEL, smokeScript, verifyScript, type RolloutS
 import { platformContainer, ServerFile, type HomeServer, type SshConnection } from "../server/index.js";
 import { healthCheckHost } from "../server/render.js";
 import { DATASOURCE_PASSWORD_FILE, SLOTS, otherSlot, slotContainerName } from "./render.js";
-import { canonical, desiredSpec, parseDeployed, planRollout, slotRenderer, type DeployedSlots, type RolloutPlan, type SlotSpec } from "./rollout.js";
+import { canonical, desiredSpec, parseDeployed, planRollout, recordOf, slotRenderer, type DeployedSlots, type RolloutPlan, type SlotSpec } from "./rollout.js";
 
 export interface AppSlotsArgs {
   /** The stack's server footprint: Docker provider, edge and data networks, fixed slot addresses, SSH. */
@@ -106,11 +106,10 @@ export class AppSlots extends pulumi.ComponentResource {
     const proxyDir = names.proxyDir;
     this.checks = pulumi.all([this.plan, args.proxyContainer]).apply(([plan, proxyContainer]): RolloutScriptArgs => ({
       stack: server.stack,
-      action: plan.action === "rewarm" ? "rewarm" : "rollout",
-      target: plan.target,
+      ...plan.checks,
       live: plan.live,
-      release: releaseId(plan.slots[plan.target]),
-      image: plan.slots[plan.target].container.image,
+      release: releaseId(plan.slots[plan.checks.target]),
+      image: plan.slots[plan.checks.target].container.image,
       containers: this.containerNames,
       addresses: { blue: slotUpstreamAddress(config, "blue"), green: slotUpstreamAddress(config, "green") },
       proxyContainer,
@@ -191,6 +190,6 @@ export class AppSlots extends pulumi.ComponentResource {
    */
   verifyAfter(name: string, after: pulumi.Resource[]): pulumi.Output<DeployedSlots> {
     const verify = this.check(`${name}-verify`, verifyScript, after);
-    return pulumi.all([verify.stdout, this.plan]).apply(([, plan]) => ({ liveSlot: plan.live, slots: plan.slots }));
+    return pulumi.all([verify.stdout, this.plan]).apply(([, plan]) => recordOf(plan));
   }
 }

@@ -60,6 +60,15 @@ export interface SlotSpec {
 export interface DeployedSlots {
   liveSlot: Slot;
   slots: Record<Slot, SlotSpec>;
+  /** The slot the last change re-created without a flip (a rewarm); absent when it was a rollout or a flip. */
+  rewarmed?: Slot;
+}
+
+/** What a run's checks (infra/proxy/rollout.ts) are about. */
+export interface RolloutChecks {
+  /** "rollout": the target goes live (a first run, a rollout, a flip); "rewarm": the idle target is re-created and stays idle. */
+  action: "rollout" | "rewarm";
+  target: Slot;
 }
 
 export type RolloutAction = "first" | "none" | "flip" | "rollout" | "rewarm";
@@ -70,8 +79,12 @@ export interface RolloutPlan {
   live: Slot;
   /** The slot serving when the run starts (undefined on a stack's first run). */
   previous: Slot | undefined;
-  /** The slot the run's checks are about: the one a rollout or a flip makes live, the warm one a rewarm re-creates; the live one otherwise. */
-  target: Slot;
+  /**
+   * What the checks are about: this run's change (the slot a rollout or a flip
+   * makes live, the warm slot a rewarm re-creates), or the last run's when
+   * nothing changes, so that their text, and so the run, stays the same.
+   */
+  checks: RolloutChecks;
   /** What each slot's container is after the run. */
   slots: Record<Slot, SlotSpec>;
 }
@@ -148,22 +161,31 @@ export function slotRenderer(config: Pick<StackConfig, "app" | "database">, plac
  * own release as this code and the file render it now.
  */
 export function planRollout(deployed: DeployedSlots | undefined, desired: Record<Slot, SlotSpec>, render: SlotRenderer): RolloutPlan {
-  if (!deployed) return { action: "first", live: "blue", previous: undefined, target: "blue", slots: desired };
+  if (!deployed) return { action: "first", live: "blue", previous: undefined, checks: { action: "rollout", target: "blue" }, slots: desired };
   const live = deployed.liveSlot;
   const idle = otherSlot(live);
+  const goLive: RolloutChecks = { action: "rollout", target: idle };
   if (same(desired[live], deployed.slots[live])) {
     const warm = render(idle, deployed.slots[idle].release);
-    if (!warm || same(warm, deployed.slots[idle])) return { action: "none", live, previous: live, target: live, slots: deployed.slots };
-    return { action: "rewarm", live, previous: live, target: idle, slots: { ...deployed.slots, [idle]: warm } as Record<Slot, SlotSpec> };
+    if (!warm || same(warm, deployed.slots[idle])) {
+      const last: RolloutChecks = deployed.rewarmed ? { action: "rewarm", target: deployed.rewarmed } : { action: "rollout", target: live };
+      return { action: "none", live, previous: live, checks: last, slots: deployed.slots };
+    }
+    return { action: "rewarm", live, previous: live, checks: { action: "rewarm", target: idle }, slots: { ...deployed.slots, [idle]: warm } as Record<Slot, SlotSpec> };
   }
-  if (same(desired[idle], deployed.slots[idle])) return { action: "flip", live: idle, previous: live, target: idle, slots: deployed.slots };
+  if (same(desired[idle], deployed.slots[idle])) return { action: "flip", live: idle, previous: live, checks: goLive, slots: deployed.slots };
   const slots = { ...deployed.slots, [idle]: desired[idle] } as Record<Slot, SlotSpec>;
-  return { action: "rollout", live: idle, previous: live, target: idle, slots };
+  return { action: "rollout", live: idle, previous: live, checks: goLive, slots };
+}
+
+/** What the run exports as `app` once its checks passed: what the next run reads back. */
+export function recordOf(plan: RolloutPlan): DeployedSlots {
+  return { liveSlot: plan.live, slots: plan.slots, ...(plan.checks.action === "rewarm" ? { rewarmed: plan.checks.target } : {}) };
 }
 
 const containerSpec = z.looseObject({ name: z.string(), image: z.string() });
 const slotSpec = z.object({ release: z.looseObject({ image: z.string() }), container: containerSpec });
-const deployedSchema = z.object({ liveSlot: z.enum(SLOTS), slots: z.object({ blue: slotSpec, green: slotSpec }) });
+const deployedSchema = z.object({ liveSlot: z.enum(SLOTS), slots: z.object({ blue: slotSpec, green: slotSpec }), rewarmed: z.enum(SLOTS).optional() });
 
 /**
  * The last run's `app` output, checked: undefined before the first run; an

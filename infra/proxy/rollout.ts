@@ -19,18 +19,15 @@
 // Each script takes nothing but its text: the same release gives the same
 // text, so a run that changes nothing re-runs nothing.
 import type { Slot } from "../../stacks/config/schema.js";
+import type { RolloutChecks } from "../app/rollout.js";
 import { asRootCommand, shellQuote } from "../server/render.js";
 import { SLOT_HEADER, UPSTREAM_HEADER } from "./contract.js";
 
 /** The container label naming the release a slot runs (a hash of its container spec). */
 export const RELEASE_LABEL = "bbaegok.release";
 
-export interface RolloutScriptArgs {
+export interface RolloutScriptArgs extends RolloutChecks {
   stack: string;
-  /** "rollout": the target goes live (a first run, a rollout, a flip); "rewarm": the idle target is re-created and stays idle. */
-  action: "rollout" | "rewarm";
-  /** The slot the run creates or flips to: it serves when a rollout is done; the warm one in a rewarm. */
-  target: Slot;
   /** The slot that serves when the run is done: the target but in a rewarm. */
   live: Slot;
   /** The target's release: the hash its container carries in RELEASE_LABEL. */

@@ -207,7 +207,7 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       assert.equal(preview.status, 0, outputOf(preview));
     });
 
-    it("a power cut while the fenced original still runs: after the boot Docker starts the promoted container and the serving slot, never the original (restart policy no); status is healthy and says the original does not answer", async () => {
+    it("a power cut while the fenced original still runs: after the boot Docker starts the promoted container and both slots (healthy on it), never the original (restart policy no); status is healthy and says the original does not answer", async () => {
       assert.equal(inspect<boolean>(primary, ".State.Running"), true, "the original runs, fenced, after the promotion");
       const serving = await servingSlot(stack, api);
       const started = inspect<string>(replica, ".State.StartedAt");

@@ -16,6 +16,7 @@ const SELF = "organization/bbaegok-infra/prod";
 const CONTAINER = "docker:index/container:Container";
 
 const slotInputs = (plan: StackPlan, slot: string) => JSON.stringify(plan.resources.find((r) => r.type === CONTAINER && r.name === `app-${slot}`)?.inputs);
+const commandInputs = (plan: StackPlan, name: string) => JSON.stringify(plan.resources.find((r) => r.type === "command:remote:Command" && r.name === name)?.inputs ?? assert.fail(`no ${name}`));
 const upstreams = (plan: StackPlan) => String(plan.resources.find((r) => r.type === "bbaegok:server:File" && r.name === "proxy-site-upstreams-prod-conf")?.inputs["content"]);
 /** The live group's address in the upstream file, as the slot it is (prod's fixed addresses: blue .11, green .12). */
 const live = (plan: StackPlan) => ({ "172.30.10.11:8080": "blue", "172.30.10.12:8080": "green" })[/upstream bbaegok_prod_api \{\s+server ([\d.:]+);/.exec(upstreams(plan))?.[1] ?? ""];
@@ -83,6 +84,9 @@ describe("the rollout, planned", () => {
       assert.equal((rewarm.outputs["liveSlot"] as string) ?? "", "green");
       const after = planInChild("prod", project.dir, { [SELF]: { appSlots: rewarm.outputs["appSlots"] } });
       assert.deepEqual([slotInputs(after, "blue"), slotInputs(after, "green")], [slotInputs(rewarm, "blue"), slotInputs(rewarm, "green")]);
+      // The checks' text is their run: the same as the rewarm's, so nothing runs again (a real preview: an update of each).
+      for (const check of ["app-precheck", "app-smoke", "app-verify"]) assert.equal(commandInputs(after, check), commandInputs(rewarm, check), check);
+      assert.match(commandInputs(rewarm, "app-precheck"), /rewarm of/);
     } finally {
       project.writeStackFile("prod", committed);
     }

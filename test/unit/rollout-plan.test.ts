@@ -6,7 +6,7 @@
 // never touching the live one; then nothing changes, and a rollback is a flip.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { canonical, desiredSpec, planRollout, slotRenderer, type DeployedSlots, type RolloutPlan, type SlotPlace } from "../../infra/app/rollout.js";
+import { canonical, desiredSpec, planRollout, recordOf, slotRenderer, type DeployedSlots, type RolloutPlan, type SlotPlace } from "../../infra/app/rollout.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { loadStack } from "../../stacks/config/load.js";
 import { REPO } from "../support/project.js";
@@ -28,7 +28,7 @@ const url = (envs: string[]) => envs.find((e) => e.startsWith("SPRING_DATASOURCE
 const plan = (deployed: DeployedSlots | undefined, config: Config) =>
   planRollout(deployed, { blue: desiredSpec(config, place, "blue"), green: desiredSpec(config, place, "green") }, slotRenderer(config, place));
 /** What the run records for the next one (the stack's `app` output). */
-const recorded = (p: RolloutPlan): DeployedSlots => ({ liveSlot: p.live, slots: p.slots });
+const recorded = (p: RolloutPlan): DeployedSlots => recordOf(p);
 const withImage = (config: Config, image: string): Config => ({ ...config, app: { ...config.app, image } });
 
 describe("the rollout plan across a promotion", () => {
@@ -38,7 +38,7 @@ describe("the rollout plan across a promotion", () => {
   const promotion = plan(before, promoted);
 
   it("the promotion's run rolls the same release out to the idle slot naming the promoted database; the previous slot stays as it was, naming the original", () => {
-    assert.deepEqual([promotion.action, promotion.live, promotion.target], ["rollout", "green", "green"]);
+    assert.deepEqual([promotion.action, promotion.live, promotion.checks.target], ["rollout", "green", "green"]);
     assert.equal(url(promotion.slots.green.container.envs), "SPRING_DATASOURCE_URL=jdbc:mariadb://db-replica:3306/bbaegok");
     assert.equal(canonical(promotion.slots.blue), canonical(before.slots.blue));
     assert.equal(url(promotion.slots.blue.container.envs), "SPRING_DATASOURCE_URL=jdbc:mariadb://db:3306/bbaegok");
@@ -46,13 +46,27 @@ describe("the rollout plan across a promotion", () => {
 
   it("the next run (the promotion's second up) re-creates the warm slot naming the promoted database; the live slot stays exactly as recorded and nothing flips", () => {
     const rewarm = plan(recorded(promotion), promoted);
-    assert.deepEqual([rewarm.action, rewarm.live, rewarm.previous, rewarm.target], ["rewarm", "green", "green", "blue"]);
+    assert.deepEqual([rewarm.action, rewarm.live, rewarm.previous, rewarm.checks.target], ["rewarm", "green", "green", "blue"]);
     assert.equal(canonical(rewarm.slots.green), canonical(promotion.slots.green));
     assert.equal(url(rewarm.slots.blue.container.envs), "SPRING_DATASOURCE_URL=jdbc:mariadb://db-replica:3306/bbaegok");
     assert.equal(canonical(rewarm.slots.blue), canonical(desiredSpec(promoted, place, "blue")));
     const after = plan(recorded(rewarm), promoted);
     assert.deepEqual([after.action, after.live], ["none", "green"]);
     assert.equal(canonical(after.slots), canonical(rewarm.slots));
+  });
+
+  it("a run after the rewarm keeps its checks (their text is the run: nothing runs again) and its record; the next release's rollout drops them", () => {
+    const rewarm = plan(recorded(promotion), promoted);
+    assert.deepEqual(rewarm.checks, { action: "rewarm", target: "blue" });
+    assert.equal(recorded(rewarm).rewarmed, "blue");
+    const after = plan(recorded(rewarm), promoted);
+    assert.deepEqual(after.checks, rewarm.checks);
+    assert.equal(canonical(recorded(after)), canonical(recorded(rewarm)));
+    const release = plan(recorded(after), withImage(promoted, "ghcr.io/bbaegok/bbaegok-api:1.9.0"));
+    assert.deepEqual([release.action, release.checks], ["rollout", { action: "rollout", target: "blue" }]);
+    assert.equal(recorded(release).rewarmed, undefined);
+    // A rollout's record has no rewarm; the run after it checks the live slot, as before rewarms existed.
+    assert.equal(canonical(plan(recorded(release), withImage(promoted, "ghcr.io/bbaegok/bbaegok-api:1.9.0")).checks), canonical({ action: "rollout", target: "blue" }));
   });
 });
 
@@ -67,7 +81,7 @@ describe("the rollout plan across a setting outside the release", () => {
   it("the change rolls out to the idle slot; the next run gives the warm slot (1.8.2) the new setting with its own release, the live one untouched", () => {
     assert.deepEqual([rollout.action, rollout.live], ["rollout", "green"]);
     assert.equal(canonical(rollout.slots.blue), canonical(first.slots.blue));
-    assert.deepEqual([rewarm.action, rewarm.live, rewarm.target], ["rewarm", "green", "blue"]);
+    assert.deepEqual([rewarm.action, rewarm.live, rewarm.checks.target], ["rewarm", "green", "blue"]);
     assert.equal(rewarm.slots.blue.release.image, prod.app.image);
     assert.equal(rewarm.slots.blue.container.image, prod.app.image);
     assert.match(url(rewarm.slots.blue.container.envs)!, /\/bbaegok2$/);
@@ -91,7 +105,7 @@ describe("the rollout plan across a setting outside the release", () => {
 
   it("a release in the file is a rollout, never a rewarm: the warm slot gets the new release", () => {
     const next = plan(recorded(rollout), withImage(changed, "ghcr.io/bbaegok/bbaegok-api:1.8.5"));
-    assert.deepEqual([next.action, next.live, next.target], ["rollout", "blue", "blue"]);
+    assert.deepEqual([next.action, next.live, next.checks.target], ["rollout", "blue", "blue"]);
     assert.equal(next.slots.blue.container.image, "ghcr.io/bbaegok/bbaegok-api:1.8.5");
   });
 });
