@@ -6,9 +6,10 @@
 // Cloudflare-only proxy included: the tests reach it from an address in
 // Cloudflare's ranges (see CLOUDFLARE_CLIENT).
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:https";
 import type { Socket } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import type { EngineWorkspace } from "../../engine/workspace.js";
@@ -78,10 +79,32 @@ export interface HttpAnswer {
  */
 export const CLOUDFLARE_CLIENT = "173.245.48.7";
 
+/** One file per test process using CLOUDFLARE_CLIENT, named by its pid: the address goes when the last one is done. */
+const CLOUDFLARE_CLIENT_HOLDERS = join(tmpdir(), "bbaegok-test-cloudflare-client");
+
+/** Puts CLOUDFLARE_CLIENT on loopback; returns what lets it go (removed once no other living test process holds it). */
 export function addCloudflareClientAddress(): () => void {
+  mkdirSync(CLOUDFLARE_CLIENT_HOLDERS, { recursive: true });
+  const mine = join(CLOUDFLARE_CLIENT_HOLDERS, String(process.pid));
+  writeFileSync(mine, "");
   const add = spawnSync("ip", ["addr", "add", `${CLOUDFLARE_CLIENT}/32`, "dev", "lo"], { encoding: "utf8" });
   if (add.status !== 0 && !/File exists|already assigned/.test(add.stderr)) throw new Error(`ip addr add ${CLOUDFLARE_CLIENT}/32 dev lo failed: ${add.stderr}`);
-  return () => void spawnSync("ip", ["addr", "del", `${CLOUDFLARE_CLIENT}/32`, "dev", "lo"]);
+  return () => {
+    rmSync(mine, { force: true });
+    const alive = (pid: string) => {
+      try {
+        process.kill(Number(pid), 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const holders = readdirSync(CLOUDFLARE_CLIENT_HOLDERS);
+    for (const pid of holders.filter((p) => !alive(p))) rmSync(join(CLOUDFLARE_CLIENT_HOLDERS, pid), { force: true });
+    // Another test file run at the same time still sends from it: leave it to that one.
+    if (holders.some(alive)) return;
+    spawnSync("ip", ["addr", "del", `${CLOUDFLARE_CLIENT}/32`, "dev", "lo"]);
+  };
 }
 
 /**
