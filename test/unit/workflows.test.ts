@@ -226,6 +226,16 @@ describe("GitHub Actions workflows", () => {
       }
     });
 
+    it("ups every stack twice per push, the second after the first (a setting outside the release reaches the warm slot by the second: a rewarm)", () => {
+      const ups = (job: Job) => pulumiSteps(job).filter((s) => s.with?.["command"] === "up");
+      const prod = ups(wf.jobs["prod"]!);
+      assert.equal(prod.length, 2);
+      assert.deepEqual(prod[1]!.with, prod[0]!.with);
+      assert.deepEqual(prod[1]!.env, prod[0]!.env);
+      // The other stacks: once before prod, once after it.
+      assert.deepEqual([ups(wf.jobs["staging"]!).length, ups(wf.jobs["guests"]!).length], [1, 1]);
+    });
+
     it("never runs two updates of one stack at once, and never cancels a running one", () => {
       const first = concurrencyOf(wf.jobs["staging"]!);
       const prod = concurrencyOf(wf.jobs["prod"]!);
