@@ -31,7 +31,7 @@ import type { StackConfig } from "../stacks/config/schema.js";
 import { stackFileName } from "../stacks/config/validate.js";
 import { PulumiCliMissingError } from "./automation.js";
 import { automationStackControl } from "./deploy/engine.js";
-import type { Reporter, StackControl } from "./deploy/orchestrator.js";
+import { upFailureReason, type Reporter, type StackControl } from "./deploy/orchestrator.js";
 import { runScript, sshShell, type Shell } from "./deploy/server.js";
 import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
 
@@ -68,12 +68,6 @@ export function writePromotion(path: string): () => void {
 /** `replica.sh promote` on the server; its log lines (stderr) are the progress. */
 function promoteCommand(script: string, privilege: Privilege): string {
   return privilege === "sudo" ? asRootCommand("run", script, "promote") : `bash ${shellQuote(script)} promote`;
-}
-
-/** The lines of a failed pulumi up that say why. */
-function failureReason(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return text.split("\n").filter((l) => /error|refus|fail/i.test(l)).slice(-3).join(" / ") || "pulumi up failed";
 }
 
 /** Runs the command; returns the exit status. */
@@ -129,7 +123,7 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
     } catch (err) {
       restore();
       errors.line(
-        `promote of ${stack}: pulumi up FAILED: ${failureReason(err)}. The stack file is back as it was. ` +
+        `promote of ${stack}: pulumi up FAILED: ${upFailureReason(err)}. The stack file is back as it was. ` +
           `${replica.container} IS promoted and takes writes; the original is fenced, so the app's writes fail until the up succeeds: fix the cause and run npm run promote again (promoting again changes nothing on the server).`,
       );
       return EXIT.failed;
@@ -139,7 +133,7 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
       await engine.up();
     } catch (err) {
       errors.line(
-        `promote of ${stack}: ${replica.container} is the primary and the serving slot writes to it, but the second pulumi up, re-creating the warm slot, FAILED: ${failureReason(err)}. ` +
+        `promote of ${stack}: ${replica.container} is the primary and the serving slot writes to it, but the second pulumi up, re-creating the warm slot, FAILED: ${upFailureReason(err)}. ` +
           `The serving slot was not touched. Commit ${file} (it says database.primary: replica), fix the cause and run npm run deploy -- --stack ${stack} (no --image: what the file says) again: until then the warm slot may be down or still name the fenced original.`,
       );
       return EXIT.failed;

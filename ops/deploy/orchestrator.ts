@@ -67,6 +67,12 @@ export interface Outcome {
   summary: string;
 }
 
+/** The lines of a failed pulumi up that say why (the engine's error is long). */
+export function upFailureReason(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split("\n").filter((l) => /error|refus|fail/i.test(l)).slice(-3).join(" / ") || "pulumi up failed";
+}
+
 const seconds = (clock: Clock, since: number) => `${((clock.now() - since) / 1000).toFixed(1)} s`;
 
 async function release(
@@ -83,8 +89,7 @@ async function release(
     await engine.up();
   } catch (err) {
     restore();
-    const reason = (err instanceof Error ? err.message : String(err)).split("\n").filter((l) => /error|refus|fail/i.test(l)).slice(-3).join(" / ");
-    return { ok: false, summary: `${what} of ${stack} FAILED after ${seconds(clock, started)}: ${reason || "pulumi up failed"}. The stack file is back as it was.` };
+    return { ok: false, summary: `${what} of ${stack} FAILED after ${seconds(clock, started)}: ${upFailureReason(err)}. The stack file is back as it was.` };
   }
   const now = await engine.deployed();
   const live = now?.liveSlot;
