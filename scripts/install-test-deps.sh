@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real on a fresh Debian machine: nginx,
 # MariaDB, PostgreSQL, the AWS CLI, Debian's boto3 for python3, zstd, shellcheck,
-# wrk, strace, Docker (docker.io), OpenSSH's server and client, sudo, busybox-static;
-# then the npm packages; then moto's S3 server (PyPI, pinned) in .test-venv/;
+# wrk, strace, Docker (docker.io), OpenSSH's server and client, sudo, busybox-static,
+# OpenJDK 17 and Maven; then the npm packages; the Spring Boot test app's Maven
+# dependencies (Maven Central, into ~/.m2); then moto's S3 server (PyPI, pinned) in .test-venv/;
 # then Pulumi's engine and the program's plugins, built from the Go module proxy
 # (npm run engine:install: a few seconds when Go's caches and .engine/ are warm).
 # Packages already present are left alone. Services are NOT started by the
@@ -36,6 +37,9 @@ have ping || need+=(iputils-ping)
 have systemd-analyze || need+=(systemd)
 have shellcheck || need+=(shellcheck)
 have wrk || need+=(wrk)
+# The real Spring Boot test app (test/docker/images/spring-app): built by Maven, run on Debian's OpenJDK 17.
+have javac || need+=(openjdk-17-jdk-headless)
+have mvn || need+=(maven)
 # The proxy's access-log test counts nginx's write(2) calls.
 have strace || need+=(strace)
 have flock || need+=(util-linux)
@@ -86,4 +90,11 @@ if ! have go; then
   echo "install-test-deps: Go is not installed; the engine build needs it (https://go.dev/doc/install, or Debian's golang-go from bookworm-backports)" >&2
   exit 1
 fi
+# The Spring Boot test app's Maven dependencies, fetched from Maven Central into
+# ~/.m2 by one build (the tests build it again offline: test/support/docker-images.ts).
+echo "install-test-deps: the Spring Boot test app's Maven dependencies"
+spring_out=$(mktemp -d)
+scripts/build-spring-app.sh "$spring_out/app.jar"
+rm -rf "$spring_out"
+
 npm run -s engine:install

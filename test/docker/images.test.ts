@@ -272,7 +272,7 @@ describe("test images on a real Docker daemon", () => {
       ...["--mount", `type=bind,source=${join(dir.path, "closed")},target=/run/secrets/app,readonly`, IMAGE.blue],
     ]);
     assert.equal(r.status, 1, r.stdout + r.stderr);
-    assert.match(r.stdout + r.stderr, /Unable to find files in '\/run\/secrets\/app\/'.*permission denied/);
+    assert.match(r.stdout + r.stderr, /Unable to find files in '\/run\/secrets\/app'.*permission denied/);
   });
 
   it("tags other app versions: each its own image; an unhealthy one never passes its health check", async () => {

@@ -37,7 +37,8 @@ export interface DockerCli {
 
 export interface BuiltImage {
   ref: string;
-  kind: ImageKind;
+  /** The builder: one of the committed images', or the real Spring Boot app (tagSpringAppVersion). */
+  kind: ImageKind | "spring-app";
   /** Docker's image id (sha256:…). */
   id: string;
   /** false when the tag already held an image with the same content label. */
@@ -131,6 +132,20 @@ export async function tagAppVersion(docker: DockerCli, version: string, options:
   if (options.unhealthy) config.push(`ENV ${APP_UNHEALTHY_ENV}=1`);
   if (options.jdbcDrivers) config.push(`ENV ${APP_JDBC_DRIVERS_ENV}=${options.jdbcDrivers.join(",")}`);
   return importImage(docker, "app", ref, ROOTFS.app(), config);
+}
+
+/**
+ * The real Spring Boot app of test/docker/images/spring-app (Spring Boot 3.5
+ * with JPA, actuator, the MariaDB and PostgreSQL JDBC drivers, and the
+ * read-only routing README "Read replicas" prescribes), on Debian's OpenJDK
+ * 17, as `ghcr.io/bbaegok/bbaegok-api:<version>`: what the Go stand-in
+ * imitates of Spring Boot (the config tree, relaxed binding, the db health
+ * indicator, the drivers) is then Spring Boot's own doing.
+ */
+export async function tagSpringAppVersion(docker: DockerCli, version: string): Promise<BuiltImage> {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(version)) throw new TestImageError(`"${version}" is not a Docker tag`);
+  const ref = `${APP_REPOSITORY}:${version}`;
+  return importImage(docker, "spring-app", ref, springRootFs(), springImageConfig(ref));
 }
 
 // --- the images ------------------------------------------------------------
@@ -368,6 +383,70 @@ function goBinaries(): GoBinaries {
   return binaries;
 }
 
+// --- the real Spring Boot app ---------------------------------------------
+
+/** The JDK's libraries a headless server app never loads (AWT, sound, fonts, images); they would pull X11 and ALSA in. */
+const JDK_DESKTOP_LIBRARIES = /^lib\/(lib(awt|awt_headless|awt_xawt|atk-wrapper|splashscreen|jsound|fontmanager|javajpeg|lcms|mlib_image|jawt)\.so|ct\.sym|src\.zip)$/;
+
+/** Debian's OpenJDK (the `java` on PATH, through its alternatives link): its home folder. */
+function javaHome(): string {
+  const java = spawnSync("sh", ["-c", "readlink -f \"$(command -v java)\""], { encoding: "utf8" });
+  const path = java.stdout.trim();
+  if (java.status !== 0 || !path.endsWith("/bin/java")) throw missing("java (Debian's OpenJDK 17, for the Spring Boot test app)", "openjdk-17-jdk-headless");
+  return path.slice(0, -"/bin/java".length);
+}
+
+function springImageConfig(ref: string): string[] {
+  // As a Spring Boot image built the usual way: the fat jar run by java as PID 1 (SIGTERM reaches Spring), not as root.
+  return [`ENV ${PATH_ENV}`, `ENV JAVA_HOME=${javaHome()}`, `ENV BBAEGOK_APP_VERSION=${tagOf(ref)}`, "USER 1000:1000", "WORKDIR /app", 'ENTRYPOINT ["java", "-jar", "/app/app.jar"]', `EXPOSE ${APP_DEFAULT_PORT}/tcp`];
+}
+
+function springRootFs(): Built {
+  const home = javaHome();
+  const jar = springAppJar();
+  const fs = base([{ name: "app", uid: 1000, gid: 1000, home: "/app", shell: "/bin/sh" }]);
+  const pkg = "openjdk-17-jre-headless";
+  const runtime = fs.tree(home, pkg, (p) => p === "bin/java" || p === "release" || p.startsWith("conf/") || (p.startsWith("lib/") && !JDK_DESKTOP_LIBRARIES.test(p)));
+  fs.binaries(runtime.filter((p) => p.endsWith("/bin/java") || p.endsWith(".so")), pkg, [`${home}/lib`, `${home}/lib/server`]);
+  // conf/ and lib/ link into Debian's /etc/java-17-openjdk (java.security, jvm.cfg, …).
+  const etc = `/etc/java-${/java-(\d+)-/.exec(home)?.[1] ?? "17"}-openjdk`;
+  fs.tree(etc, pkg);
+  fs.symlink("/usr/bin/java", `${home}/bin/java`);
+  fs.file("/app/app.jar", jar.bytes);
+  // The program's health check runs curl (or wget) in the slot.
+  fs.binaries(["/usr/bin/curl"], "curl");
+  fs.busybox();
+  return { fs, inside: `Spring Boot test app (test/docker/images/spring-app) on Debian OpenJDK ${debianVersion(pkg)}` };
+}
+
+let springCache: { key: string; bytes: Buffer } | undefined;
+
+/** The app's jar, built by scripts/build-spring-app.sh --offline once per source hash and Java/Maven versions; cached in the temp dir. */
+function springAppJar(): { bytes: Buffer } {
+  const src = join(IMAGES_DIR, "spring-app");
+  const versions = spawnSync("sh", ["-c", "java -version 2>&1; mvn --version 2>&1 | head -1"], { encoding: "utf8" });
+  if (spawnSync("mvn", ["--version"]).error) throw missing("mvn (Maven, to build the Spring Boot test app)", "maven");
+  const hash = createHash("sha256").update(versions.stdout).update(readFileSync(join(REPO, "scripts", "build-spring-app.sh")));
+  for (const file of listFiles(src)) hash.update(file).update("\0").update(readFileSync(join(src, file)));
+  const key = hash.digest("hex").slice(0, 16);
+  if (springCache?.key === key) return springCache;
+  const jar = join(tmpdir(), "bbaegok-test-images", `spring-${key}.jar`);
+  if (!existsSync(jar)) {
+    mkdirSync(join(jar, ".."), { recursive: true });
+    const partial = `${jar}.${process.pid}`;
+    const build = spawnSync(join(REPO, "scripts", "build-spring-app.sh"), [partial, "--offline"], { encoding: "utf8" });
+    if (build.status !== 0) {
+      throw new TestImageError(
+        `scripts/build-spring-app.sh (Maven, offline) failed: ${(build.stdout + build.stderr).trim() || build.error?.message}\n` +
+          "Its Maven dependencies are fetched by scripts/install-test-deps.sh (scripts/build-spring-app.sh without --offline).",
+      );
+    }
+    renameSync(partial, jar);
+  }
+  springCache = { key, bytes: readFileSync(jar) };
+  return springCache;
+}
+
 function listFiles(dir: string, prefix = ""): string[] {
   return readdirSync(join(dir, prefix), { withFileTypes: true })
     .flatMap((e) => (e.isDirectory() ? listFiles(dir, join(prefix, e.name)) : [join(prefix, e.name)]))
@@ -439,14 +518,18 @@ class RootFs {
     return files;
   }
 
-  /** Host ELF binaries (or libraries) and every shared library ldd names for them. */
-  binaries(paths: string[], pkg: string): void {
+  /**
+   * Host ELF binaries (or libraries) and every shared library ldd names for
+   * them; `libraryPath`: folders of a program's own libraries, which it finds
+   * by itself (the JDK's libraries need the already loaded libjvm.so).
+   */
+  binaries(paths: string[], pkg: string, libraryPath: string[] = []): void {
     const elf: string[] = [];
     for (const path of paths) {
       const real = this.host(path, pkg);
       if (readFileSync(real).subarray(0, 4).toString("latin1") === "\x7fELF") elf.push(real);
     }
-    for (const lib of sharedLibraries(elf)) this.host(lib, `of ${lib}`, `dpkg -S ${lib}`);
+    for (const lib of sharedLibraries(elf, libraryPath)) this.host(lib, `of ${lib}`, `dpkg -S ${lib}`);
   }
 
   /**
@@ -577,9 +660,10 @@ function ustar(name: string, type: string, mode: number, owner: { uid: number; g
 }
 
 /** The shared libraries (and dynamic loader) `ldd` names for these ELF files; fails naming any it cannot find. */
-function sharedLibraries(files: string[]): string[] {
+function sharedLibraries(files: string[], libraryPath: string[] = []): string[] {
   if (files.length === 0) return [];
-  const result = spawnSync("ldd", files, { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+  const env = libraryPath.length > 0 ? { ...process.env, LD_LIBRARY_PATH: libraryPath.join(":") } : process.env;
+  const result = spawnSync("ldd", files, { encoding: "utf8", maxBuffer: 16 * 1024 * 1024, env });
   if (result.error) throw missing("ldd", "libc-bin");
   const libs = new Set<string>();
   let current = "";
@@ -588,7 +672,8 @@ function sharedLibraries(files: string[]): string[] {
     const notFound = /^\s*(\S+) => not found/.exec(line);
     if (notFound) throw new TestImageError(`${current || files[0]} needs ${notFound[1]}, which ldd cannot find on this machine`);
     const path = /=> (\/\S+)/.exec(line)?.[1] ?? /^\s*(\/\S+) \(0x/.exec(line)?.[1];
-    if (path) libs.add(path);
+    // A library found by its loader's $ORIGIN (the JDK's) is named through "bin/../lib".
+    if (path) libs.add(posix.normalize(path));
   }
   return [...libs].sort();
 }
@@ -611,7 +696,7 @@ function docker(cli: DockerCli, args: string[]): { status: number; stdout: strin
   return { status: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
 }
 
-async function importImage(cli: DockerCli, kind: ImageKind, ref: string, built: Built, config: string[]): Promise<BuiltImage> {
+async function importImage(cli: DockerCli, kind: BuiltImage["kind"], ref: string, built: Built, config: string[]): Promise<BuiltImage> {
   const started = Date.now();
   const content = built.fs.fingerprint(config);
   const existing = docker(cli, ["image", "inspect", "--format", `{{.Id}} {{with .Config.Labels}}{{index . "${CONTENT_LABEL}"}}{{end}}`, ref]);

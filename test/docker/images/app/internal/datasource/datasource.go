@@ -144,7 +144,8 @@ func ConfigTreeProperty(imports, property string) (string, bool, error) {
 			return nil
 		})
 		if err != nil {
-			return "", false, fmt.Errorf("Unable to find files in '%s': %v", dir, err)
+			// Spring names the folder as a Path, without the location's trailing "/" (seen from the real app: test/docker/spring-app.test.ts).
+			return "", false, fmt.Errorf("Unable to find files in '%s': %v", strings.TrimSuffix(dir, "/"), err)
 		}
 	}
 	return value, found, nil

@@ -1,0 +1,207 @@
+// The real Spring Boot app on the real Docker host, where every other Docker
+// test runs the Go stand-in (test/docker/images/app): the app of
+// test/docker/images/spring-app (Spring Boot 3.5, JPA, actuator, the MariaDB
+// and PostgreSQL JDBC drivers, and the read-only routing README "Read
+// replicas" tells the team to write), on Debian's OpenJDK 17, as the app
+// image of prod (MariaDB) and staging (PostgreSQL), each with a replica,
+// brought up by the real engine. What the stand-in imitates is then Spring
+// Boot's own doing: the password read from the config tree the program
+// names, the JDBC URLs the program renders, the db health indicator and the
+// program's MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES, readOnly
+// transactions reaching the replica, graceful shutdown across a rollout.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { APP_REPOSITORY, buildTestImages, tagSpringAppVersion } from "../support/docker-images.js";
+import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
+import { asAppUser, inspect, proxyAddress, servingSlot } from "../support/docker-replica.js";
+import { addCloudflareClientAddress, pointStackAtHost, pulumi, pulumiAsync, setStackValue, startLoad } from "../support/docker-stacks.js";
+import { engineWorkspace, outputOf } from "../support/engine.js";
+import { waitFor } from "../support/system.js";
+
+let host: DockerHost;
+let ws: ReturnType<typeof engineWorkspace>;
+let removeClientAddress: (() => void) | undefined;
+/** Docker's id of the Spring Boot image: what the slots run (the program pins the image by id). */
+let springImageId: string;
+
+const SPRING_IMAGE = `${APP_REPOSITORY}:2.0.0-spring`;
+const STACKS = [
+  { stack: "prod", engine: "mariadb", api: "api.bbaegok.kr", database: "MariaDB" },
+  { stack: "staging", engine: "postgres", api: "staging-api.bbaegok.kr", database: "PostgreSQL" },
+] as const;
+
+before(async () => {
+  removeClientAddress = addCloudflareClientAddress();
+  host = await startDockerHost();
+  await buildTestImages({ env: host.dockerEnv });
+  springImageId = (await tagSpringAppVersion({ env: host.dockerEnv }, "2.0.0-spring")).id;
+  ws = engineWorkspace("server", host.operatorEnv);
+  for (const { stack } of STACKS) {
+    pointStackAtHost(ws.projectDir, stack, host);
+    setStackValue(ws.projectDir, stack, ["bbaegok-infra:database", "replicas"], [{}]);
+    setStackValue(ws.projectDir, stack, ["bbaegok-infra:app", "image"], SPRING_IMAGE);
+    const init = pulumi(ws, ["stack", "init", stack]);
+    assert.equal(init.status, 0, outputOf(init));
+  }
+  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "engine"], "postgres");
+  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "version"], "16.13");
+});
+
+after(async () => {
+  ws?.remove();
+  await host?.stop();
+  removeClientAddress?.();
+});
+
+function up(stack: string): void {
+  const result = pulumi(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
+  assert.equal(result.status, 0, outputOf(result));
+}
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** An HTTP request to the app from inside a container (its own curl), on the app's port. */
+function http(container: string, method: "GET" | "POST", path: string, timeoutSeconds = 60): Answer {
+  const out = docker(["exec", container, "curl", "-s", "-m", String(timeoutSeconds), "-X", method, "-w", "\n%{http_code}", `http://127.0.0.1:8080${path}`], { allowFailure: true }).stdout;
+  const at = out.lastIndexOf("\n");
+  return { status: Number(out.slice(at + 1)), body: out.slice(0, at) };
+}
+
+function json<T>(answer: Answer, expectedStatus = 200): T {
+  assert.equal(answer.status, expectedStatus, answer.body);
+  return JSON.parse(answer.body) as T;
+}
+
+interface Health {
+  status: string;
+  components: Record<string, { status: string; details?: Record<string, unknown>; components?: Record<string, Health["components"][string]> }>;
+}
+
+/** Which database server answered, as the app's query read it: MariaDB's host name (the container's) or PostgreSQL's address on the data network. */
+function serverIdentity(engine: "mariadb" | "postgres", stack: string, container: string): string {
+  return engine === "mariadb" ? inspect<string>(container, ".Config.Hostname") : inspect<Record<string, { IPAddress: string }>>(container, ".NetworkSettings.Networks")[`bbaegok-${stack}-data`]!.IPAddress;
+}
+
+for (const { stack, engine, api, database } of STACKS) {
+  const primary = `bbaegok-${stack}-db`;
+  const replica = `bbaegok-${stack}-db-replica`;
+  const slots = [`bbaegok-${stack}-app-blue`, `bbaegok-${stack}-app-green`];
+
+  describe(`${stack}: the Spring Boot app on ${engine} with a replica, on the real Docker host`, () => {
+    it("pulumi up: both slots run the Spring Boot image and turn healthy by the program's health check; Spring's db indicator checks the primary's pool only", () => {
+      up(stack);
+      for (const slot of slots) {
+        assert.equal(inspect<string>(slot, ".Image"), springImageId);
+        assert.equal(inspect<{ Health?: { Status: string } }>(slot, ".State").Health?.Status, "healthy", slot);
+        const health = json<Health>(http(slot, "GET", "/actuator/health"));
+        assert.equal(health.status, "UP", JSON.stringify(health));
+        // One DataSource checked (the primaryDataSource bean): the routing one is ignored, as the program's variable says.
+        assert.equal(health.components.db?.status, "UP", JSON.stringify(health.components.db));
+        assert.equal(health.components.db?.details?.database, database, JSON.stringify(health.components.db));
+        assert.equal(health.components.db?.components, undefined, `more than one DataSource checked: ${JSON.stringify(health.components.db)}`);
+        // The program's JAVA_TOOL_OPTIONS: the heap is sized from the container's memory limit, not the host's 24 GiB.
+        const limit = inspect<number>(slot, ".HostConfig.Memory");
+        const flags = docker(["exec", slot, "java", "-XX:+PrintFlagsFinal", "-version"]).stdout;
+        const maxHeap = Number(/\bMaxHeapSize\s*=\s*(\d+)/.exec(flags)?.[1]);
+        assert.ok(limit > 0 && maxHeap <= limit * 0.75 && maxHeap >= limit * 0.7, `MaxHeapSize ${maxHeap} for a limit of ${limit}`);
+      }
+    });
+
+    it("Spring read the datasource's password from the config tree the program mounts: no password in the slot's environment, the file readable by the app's uid only", () => {
+      for (const slot of slots) {
+        const env = inspect<string[]>(slot, ".Config.Env");
+        assert.ok(!env.some((e) => /PASSWORD/.test(e.split("=")[0]!)), `${slot}: ${env.join(" ")}`);
+        assert.ok(env.includes("SPRING_CONFIG_IMPORT=optional:configtree:/run/secrets/app/"), env.join(" "));
+        assert.equal(docker(["exec", slot, "id", "-u"]).stdout.trim(), "1000");
+        assert.equal(docker(["exec", slot, "stat", "-c", "%a %u", "/run/secrets/app/spring.datasource.password"]).stdout.trim(), "400 1000");
+      }
+    });
+
+    it("a write goes to the primary; a @Transactional(readOnly = true) read goes to the replica (as each server says of itself) and sees it; a write in a readOnly transaction is refused there", async () => {
+      const [slot] = slots as [string, string];
+      const written = json<{ id: number; server: string; readOnlyServer: boolean }>(http(slot, "POST", "/test/notes?body=ppaegok-note"));
+      assert.equal(written.server, serverIdentity(engine, stack, primary));
+      assert.equal(written.readOnlyServer, false);
+      type Read = { body: string | null; server: string; readOnlyServer: boolean };
+      let read: Read = { body: null, server: "", readOnlyServer: false };
+      await waitFor("the note through the read-only datasource", () => (read = json<Read>(http(slot, "GET", `/test/notes/${written.id}`))).body === "ppaegok-note", 60_000, 500);
+      assert.equal(read.server, serverIdentity(engine, stack, replica));
+      assert.equal(read.readOnlyServer, true);
+      const refused = http(slot, "POST", "/test/notes/read-only?body=refused");
+      assert.equal(refused.status, 500, refused.body);
+      assert.equal(asAppUser(engine, primary, "SELECT count(*) FROM note WHERE body = 'refused';").stdout, "0\n");
+    });
+
+    it("the replica stopped: the slots stay healthy (the program's MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES), writes go on, readOnly reads fail; the same app without that variable says DOWN", async () => {
+      const [slot] = slots as [string, string];
+      docker(["stop", replica]);
+      try {
+        for (const s of slots) assert.equal(json<Health>(http(s, "GET", "/actuator/health")).status, "UP", s);
+        json(http(slot, "POST", "/test/notes?body=while-the-replica-is-down"));
+        const read = http(slot, "GET", "/test/notes/1");
+        assert.equal(read.status, 500, read.body);
+        // The counterfactual, for real: the slot's own container settings without the program's variable.
+        const env = inspect<string[]>(slot, ".Config.Env").filter((e) => !e.startsWith("MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES="));
+        const envFile = join(host.dir, "spring-probe.env");
+        writeFileSync(envFile, `${env.join("\n")}\n`);
+        const source = inspect<{ Source: string; Destination: string }[]>(slot, ".Mounts").find((m) => m.Destination === "/run/secrets/app")!.Source;
+        docker(["run", "-d", "--name", "bbaegok-spring-probe", "--env-file", envFile, "--network", `bbaegok-${stack}-data`, "--mount", `type=bind,source=${source},target=/run/secrets/app,readonly`, SPRING_IMAGE]);
+        let health: Answer = { status: 0, body: "" };
+        await waitFor("the probe's health answer", () => (health = http("bbaegok-spring-probe", "GET", "/actuator/health")).status !== 0, 120_000, 1000);
+        const probe = json<Health>(health, 503);
+        assert.equal(probe.status, "DOWN");
+        assert.equal(probe.components.db?.components?.primaryDataSource?.status, "UP", JSON.stringify(probe.components.db));
+        assert.equal(probe.components.db?.components?.dataSource?.status, "DOWN", JSON.stringify(probe.components.db));
+      } finally {
+        docker(["rm", "--force", "bbaegok-spring-probe"], { allowFailure: true });
+        docker(["start", replica]);
+      }
+      await waitFor(`${replica} healthy again`, () => inspect<{ Health?: { Status: string } }>(replica, ".State").Health?.Status === "healthy", 120_000, 1000);
+      await waitFor("readOnly reads served again", () => http(slot, "GET", "/test/notes/1").status === 200, 120_000, 1000);
+    });
+
+    if (stack === "prod") {
+      it("what the Go stand-in imitates at start holds for the real app: with no database it exits 1 (Hibernate's \"Unable to determine Dialect without JDBC metadata\"); a secrets folder its uid cannot list stops it (Spring lists the config tree)", () => {
+        const [slot] = slots as [string, string];
+        const envFile = join(host.dir, "spring-probe.env");
+        writeFileSync(envFile, `${inspect<string[]>(slot, ".Config.Env").join("\n")}\n`);
+        const source = inspect<{ Source: string; Destination: string }[]>(slot, ".Mounts").find((m) => m.Destination === "/run/secrets/app")!.Source;
+        const probe = (args: string[]) => docker(["run", "--rm", "--env-file", envFile, ...args, SPRING_IMAGE], { allowFailure: true, timeoutMs: 180_000 });
+        // The slot's own settings, but no network: its database does not answer.
+        const alone = probe(["--network", "none", "--mount", `type=bind,source=${source},target=/run/secrets/app,readonly`]);
+        assert.equal(alone.status, 1, alone.stdout.slice(-2000));
+        assert.match(alone.stdout, /Unable to determine Dialect without JDBC metadata/);
+        // The password file as the program places it, in a folder uid 1000 may traverse but not list.
+        const hidden = join(host.dir, "spring-unlistable");
+        host.asRoot(`mkdir -p '${hidden}' && cp '${source}/spring.datasource.password' '${hidden}/' && chown 1000:1000 '${hidden}/spring.datasource.password' && chmod 0400 '${hidden}/spring.datasource.password' && chmod 0711 '${hidden}'`);
+        const unlistable = probe(["--network", `bbaegok-${stack}-data`, "--mount", `type=bind,source=${hidden},target=/run/secrets/app,readonly`]);
+        assert.equal(unlistable.status, 1, unlistable.stdout.slice(-2000));
+        assert.match(unlistable.stdout, /Unable to find files in '\/run\/secrets\/app'/);
+      });
+
+      it("a release of the Spring Boot app (a changed app.env) by pulumi up under HTTPS load: the other slot starts, turns healthy and takes over; no request fails", async () => {
+        const before = await servingSlot(stack, api);
+        setStackValue(ws.projectDir, stack, ["bbaegok-infra:app", "env", "FEATURE_X"], "on");
+        const load = startLoad(proxyAddress, api);
+        try {
+          const result = await pulumiAsync(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
+          assert.equal(result.status, 0, outputOf(result));
+          await new Promise((r) => setTimeout(r, 1500));
+        } finally {
+          await load.stop();
+        }
+        const failed = load.answers.filter((a) => a.error);
+        assert.deepEqual(failed, [], `failed requests during the rollout (of ${load.answers.length})`);
+        const after = await servingSlot(stack, api);
+        assert.notEqual(after, before);
+        assert.ok(inspect<string[]>(after, ".Config.Env").includes("FEATURE_X=on"));
+        assert.ok(load.answers.some((a) => `bbaegok-${stack}-app-${a.slot}` === after), "the new slot never answered under load");
+      });
+    }
+  });
+}
