@@ -419,10 +419,10 @@ function springRootFs(): Built {
   return { fs, inside: `Spring Boot test app (test/docker/images/spring-app) on Debian OpenJDK ${debianVersion(pkg)}` };
 }
 
-let springCache: { key: string; bytes: Buffer } | undefined;
+let springCache: { key: string; path: string; bytes: Buffer } | undefined;
 
-/** The app's jar, built by scripts/build-spring-app.sh --offline once per source hash and Java/Maven versions; cached in the temp dir. */
-function springAppJar(): { bytes: Buffer } {
+/** The app's jar, built by scripts/build-spring-app.sh --offline once per source hash and Java/Maven versions; cached in the temp dir (`path`). */
+export function springAppJar(): { path: string; bytes: Buffer } {
   const src = join(IMAGES_DIR, "spring-app");
   const versions = spawnSync("sh", ["-c", "java -version 2>&1; mvn --version 2>&1 | head -1"], { encoding: "utf8" });
   if (spawnSync("mvn", ["--version"]).error) throw missing("mvn (Maven, to build the Spring Boot test app)", "maven");
@@ -443,7 +443,7 @@ function springAppJar(): { bytes: Buffer } {
     }
     renameSync(partial, jar);
   }
-  springCache = { key, bytes: readFileSync(jar) };
+  springCache = { key, path: jar, bytes: readFileSync(jar) };
   return springCache;
 }
 

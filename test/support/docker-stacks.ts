@@ -108,14 +108,14 @@ export function addCloudflareClientAddress(): () => void {
 }
 
 /**
- * An HTTPS request to the proxy with the given name in SNI and Host (the test's
+ * An HTTPS request (GET unless `method` says POST) to the proxy with the given name in SNI and Host (the test's
  * certificates come from the stand-in CA): by default from CLOUDFLARE_CLIENT to
  * `address` (the proxy container's), or from anywhere to 127.0.0.1's published port.
  */
 export function httpsGet(
   name: string,
   path = "/",
-  options: { address?: string; localAddress?: string; host?: string; port?: number; timeoutMs?: number } = {},
+  options: { address?: string; localAddress?: string; host?: string; port?: number; timeoutMs?: number; method?: "GET" | "POST" } = {},
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = request(
@@ -124,6 +124,7 @@ export function httpsGet(
         ...(options.localAddress ? { localAddress: options.localAddress } : {}),
         port: options.port ?? 443,
         path,
+        method: options.method ?? "GET",
         servername: name,
         headers: { host: options.host ?? name },
         rejectUnauthorized: false,

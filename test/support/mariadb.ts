@@ -11,8 +11,10 @@ export interface MariaDb {
   sql(statements: string, database?: string): string;
   /** Runs SQL as `user` over TCP; returns the exit status and output, never throws. */
   sqlAs(user: string, password: string, statements: string, database?: string): { status: number; stdout: string; stderr: string };
-  /** Stops the server and starts it again on the same data, socket and port with `args` instead (a container replaced, its volume kept). */
+  /** Stops the server and starts it again on the same data, socket and port with `args` instead (a container replaced, its volume kept); after crash(), starts it again (InnoDB recovers). */
   restart(args: readonly string[]): Promise<void>;
+  /** Kills the server with SIGKILL (a crash, a power cut): its clients' connections are closed by the kernel, mid-whatever. */
+  crash(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -82,9 +84,13 @@ export async function startMariaDb(args: readonly string[] = [], { netns }: { ne
     },
     async restart(newArgs) {
       await halt();
-      if (child.exitCode !== 0) throw new Error(`MariaDB did not stop cleanly (exit ${child.exitCode}):\n${log.slice(-2000)}`);
+      if (child.exitCode !== 0 && child.signalCode !== "SIGKILL") throw new Error(`MariaDB did not stop cleanly (exit ${child.exitCode}):\n${log.slice(-2000)}`);
       launch(newArgs);
       await accepting();
+    },
+    async crash() {
+      child.kill("SIGKILL");
+      await exited;
     },
     async stop() {
       await halt();
