@@ -8,7 +8,8 @@
 // Boot's own doing: the password read from the config tree the program
 // names, the JDBC URLs the program renders, the db health indicator and the
 // program's MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES, readOnly
-// transactions reaching the replica, graceful shutdown across a rollout.
+// transactions reaching the replica, a JVM's start in a rollout under load,
+// and `npm run promote` under the app's own writes (none acknowledged lost).
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
