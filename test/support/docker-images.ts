@@ -442,6 +442,9 @@ export function springAppJar(): { path: string; bytes: Buffer } {
       );
     }
     renameSync(partial, jar);
+    // Jars of older sources are not used again (56 MB each).
+    const parent = join(jar, "..");
+    for (const old of readdirSync(parent)) if (/^spring-[0-9a-f]{16}\.jar$/.test(old) && join(parent, old) !== jar) rmSync(join(parent, old), { force: true });
   }
   springCache = { key, path: jar, bytes: readFileSync(jar) };
   return springCache;
