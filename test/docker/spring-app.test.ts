@@ -279,5 +279,20 @@ for (const { stack, engine, api, database } of STACKS) {
         assert.equal(written.readOnlyServer, false);
       }
     });
+
+    if (stack === "prod") {
+      it("a power cut after the promotion: Docker alone brings the promoted database and both JVM slots back healthy (each slot's restarts by Docker printed), and the app writes to the promoted container through the proxy", async () => {
+        const serving = await servingSlot(stack, api);
+        const started = slots.map((slot) => inspect<string>(slot, ".State.StartedAt"));
+        await host.powerCut();
+        await waitFor(`${replica} and both slots to run again and be healthy`, () => [replica, ...slots].every((name) => inspect<{ Health?: { Status: string } }>(name, ".State").Health?.Status === "healthy"), 300_000, 1000);
+        slots.forEach((slot, i) => assert.notEqual(inspect<string>(slot, ".State.StartedAt"), started[i], `${slot} was not started again: the cut did not stop it`));
+        assert.equal(await servingSlot(stack, api), serving);
+        const answer = await httpsGet(api, "/test/notes?body=after-the-cut", { address: proxyAddress(), localAddress: CLOUDFLARE_CLIENT, method: "POST" });
+        assert.equal(answer.status, 200, answer.body);
+        assert.equal((JSON.parse(answer.body) as { server: string }).server, serverIdentity(engine, stack, replica));
+        console.log(`${stack}: after the power cut, restarts by Docker: ${slots.map((slot) => `${slot} ${inspect<number>(slot, ".RestartCount")}`).join(", ")}`);
+      });
+    }
   });
 }
