@@ -26,7 +26,7 @@ import { linkPaths } from "../../infra/link/render.js";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
 import { asAppUser, inSlot, inspect, newestManifest, runInstalledBackup, servingSlot, writeAndSeeReplicated, type Engine } from "../support/docker-replica.js";
-import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue } from "../support/docker-stacks.js";
+import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
 import { waitFor } from "../support/system.js";
@@ -79,9 +79,7 @@ before(async () => {
     const init = pulumi(ws, ["stack", "init", stack]);
     assert.equal(init.status, 0, outputOf(init));
   }
-  // PostgreSQL's image is the one Metabase's database already runs.
-  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "engine"], "postgres");
-  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "version"], "16.13");
+  stagingOnPostgres(ws.projectDir);
 });
 
 after(async () => {

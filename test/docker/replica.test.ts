@@ -16,7 +16,7 @@ import { parse } from "yaml";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
 import { asAppUser, inSlot, inspect, newestManifest, otherSlotOf, proxyAddress, readOnlyRefusal, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
-import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, startLoad } from "../support/docker-stacks.js";
+import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres, startLoad } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
@@ -43,9 +43,7 @@ before(async () => {
     const init = pulumi(ws, ["stack", "init", stack]);
     assert.equal(init.status, 0, outputOf(init));
   }
-  // PostgreSQL's image is the one Metabase's database already runs.
-  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "engine"], "postgres");
-  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "version"], "16.13");
+  stagingOnPostgres(ws.projectDir);
 });
 
 after(async () => {

@@ -18,7 +18,7 @@ import { parse } from "yaml";
 import { APP_REPOSITORY, buildTestImages, tagSpringAppVersion } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
 import { asAppUser, inspect, proxyAddress, servingSlot } from "../support/docker-replica.js";
-import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, opsAsync, pointStackAtHost, pulumi, pulumiAsync, setStackValue, startLoad } from "../support/docker-stacks.js";
+import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, opsAsync, pointStackAtHost, pulumi, pulumiAsync, setStackValue, stagingOnPostgres, startLoad } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
 
@@ -47,8 +47,7 @@ before(async () => {
     const init = pulumi(ws, ["stack", "init", stack]);
     assert.equal(init.status, 0, outputOf(init));
   }
-  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "engine"], "postgres");
-  setStackValue(ws.projectDir, "staging", ["bbaegok-infra:database", "version"], "16.13");
+  stagingOnPostgres(ws.projectDir);
 });
 
 after(async () => {

@@ -126,8 +126,7 @@ export async function buildTestImages(docker: DockerCli, refs: Partial<ImageRefs
  * another stops its start, as Spring Boot does.
  */
 export async function tagAppVersion(docker: DockerCli, version: string, options: { unhealthy?: boolean; jdbcDrivers?: JdbcDriver[] } = {}): Promise<BuiltImage> {
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(version)) throw new TestImageError(`"${version}" is not a Docker tag`);
-  const ref = `${APP_REPOSITORY}:${version}`;
+  const ref = appRef(version);
   const config = imageConfig("app", ref);
   if (options.unhealthy) config.push(`ENV ${APP_UNHEALTHY_ENV}=1`);
   if (options.jdbcDrivers) config.push(`ENV ${APP_JDBC_DRIVERS_ENV}=${options.jdbcDrivers.join(",")}`);
@@ -143,9 +142,14 @@ export async function tagAppVersion(docker: DockerCli, version: string, options:
  * indicator, the drivers) is then Spring Boot's own doing.
  */
 export async function tagSpringAppVersion(docker: DockerCli, version: string): Promise<BuiltImage> {
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(version)) throw new TestImageError(`"${version}" is not a Docker tag`);
-  const ref = `${APP_REPOSITORY}:${version}`;
+  const ref = appRef(version);
   return importImage(docker, "spring-app", ref, springRootFs(), springImageConfig(ref));
+}
+
+/** The app's image reference for a version, which must be a Docker tag. */
+function appRef(version: string): string {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(version)) throw new TestImageError(`"${version}" is not a Docker tag`);
+  return `${APP_REPOSITORY}:${version}`;
 }
 
 // --- the images ------------------------------------------------------------

@@ -35,6 +35,12 @@ export function setStackValue(projectDir: string, stack: string, path: (string |
   writeFileSync(file, doc.toString());
 }
 
+/** Staging on PostgreSQL (the committed file runs MariaDB): the image Metabase's database already runs, so no other is built. */
+export function stagingOnPostgres(projectDir: string): void {
+  setStackValue(projectDir, "staging", [`${PROJECT}:database`, "engine"], "postgres");
+  setStackValue(projectDir, "staging", [`${PROJECT}:database`, "version"], "16.13");
+}
+
 /** The CLI in the workspace with the operator's SSH agent, output returned. */
 export function pulumi(ws: EngineWorkspace, args: string[], timeoutMs = 15 * 60_000) {
   return spawnSync(join(ws.env["PATH"]!.split(":")[0]!, "pulumi"), [...args, "--non-interactive"], { cwd: ws.projectDir, env: ws.env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs });
