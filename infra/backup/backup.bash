@@ -135,11 +135,11 @@ meter_stream() {
   ' "$1" "$2"
 }
 
-# $1 name, $2 engine, $3 container, $4 admin user. Prints the server version.
+# $1 name, $2 engine, $3 container; the login in `login`. Prints the server version.
 database_version() {
   case $2 in
-    postgres) db_exec "$3" "$2" psql -X -A -t -v ON_ERROR_STOP=1 -U "$4" -d "$1" -c 'SHOW server_version' ;;
-    *) db_exec "$3" "$2" "$CLIENT" --batch --skip-column-names -u"$4" "$1" -e 'SELECT VERSION()' ;;
+    postgres) db_exec "$3" "$2" psql -X -A -t -v ON_ERROR_STOP=1 "${login[@]}" -d "$1" -c 'SHOW server_version' ;;
+    *) db_exec "$3" "$2" "$CLIENT" --batch --skip-column-names "${login[@]}" "$1" -e 'SELECT VERSION()' ;;
   esac
 }
 
@@ -161,18 +161,22 @@ backup_target() {
   ext=$([[ $engine == postgres ]] && echo pgdump.zst || echo sql.zst)
   key="$STACK/$name/$stamp.$ext"
   manifest_key="$STACK/$name/$stamp.manifest.json"
+  # How the clients log in: as the administrator in the database's container
+  # (a replica on another server: over the link, see replica-source.bash).
+  login=(-u"$admin")
+  [[ $engine == postgres ]] && login=(-U "$admin")
   #+replica pick_source "$name" "$engine" "$container"; container=$source_container
-  local where="$STACK/$name ($engine in container $container)"
+  local where="$STACK/$name ($engine in container $container${source_label:-})"
   log info "backup of $where to s3://$BUCKET/$key started"
 
-  if ! version=$(database_version "$name" "$engine" "$container" "$admin" 2>"$work/db.err"); then
+  if ! version=$(database_version "$name" "$engine" "$container" 2>"$work/db.err"); then
     log err "backup of $where failed: the database did not answer: $(tail -n 3 "$work/db.err" | tr '\n' ' ')"
     return 1
   fi
 
   # What the manifest lists, and (PostgreSQL) the snapshot the dump shares.
   if [[ $engine == postgres ]]; then
-    coproc PG_SESSION { db_exec "$container" "$engine" psql -X -q -A -t -v ON_ERROR_STOP=1 -U "$admin" -d "$name" 2>"$work/session.err"; }
+    coproc PG_SESSION { db_exec "$container" "$engine" psql -X -q -A -t -v ON_ERROR_STOP=1 "${login[@]}" -d "$name" 2>"$work/session.err"; }
     printf '%s\n' 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;' 'SELECT pg_export_snapshot();' >&"${PG_SESSION[1]}"
     IFS= read -r -t 60 snapshot <&"${PG_SESSION[0]}" || snapshot=''
     printf '%s\n' "$PG_COUNTS_SQL" "SELECT '--end--';" "$PG_OBJECTS_SQL" "SELECT '--end--';" >&"${PG_SESSION[1]}"
@@ -182,8 +186,8 @@ backup_target() {
       return 1
     fi
   else
-    if ! db_exec "$container" "$engine" "$CLIENT" --batch --skip-column-names -u"$admin" "$name" -e "$MYSQL_TABLES_SQL" >"$work/tables.txt" 2>"$work/db.err" ||
-      ! db_exec "$container" "$engine" "$CLIENT" --batch --skip-column-names -u"$admin" "$name" -e "$MYSQL_OBJECTS_SQL" >"$work/objects.tsv" 2>>"$work/db.err"; then
+    if ! db_exec "$container" "$engine" "$CLIENT" --batch --skip-column-names "${login[@]}" "$name" -e "$MYSQL_TABLES_SQL" >"$work/tables.txt" 2>"$work/db.err" ||
+      ! db_exec "$container" "$engine" "$CLIENT" --batch --skip-column-names "${login[@]}" "$name" -e "$MYSQL_OBJECTS_SQL" >"$work/objects.tsv" 2>>"$work/db.err"; then
       log err "backup of $where failed: could not list its tables: $(tail -n 3 "$work/db.err" | tr '\n' ' ')"
       return 1
     fi
@@ -200,7 +204,7 @@ backup_target() {
     upstream+=(--upstream-status "$work/$stage.status")
   done
   set +e
-  { dump_database "$name" "$engine" "$container" "$admin" "$snapshot" 2>"$work/dump.err"; record_stage dump $?; } |
+  { dump_database "$name" "$engine" "$container" "$snapshot" 2>"$work/dump.err"; record_stage dump $?; } |
     { meter_stream "$measure" "$work/dump.meter" 2>"$work/meter.err"; record_stage measure $?; } |
     { zstd --quiet --stdout -T1 "-$ZSTD_LEVEL"; record_stage zstd $?; } |
     s3_put - "s3://$BUCKET/$key" --content-type application/zstd --digest-file "$work/upload.meter" "${upstream[@]}" 2>"$work/upload.err"
@@ -267,14 +271,14 @@ readonly LARGE_OUTPUT_BUFFER=(sh -c 'if command -v stdbuf >/dev/null 2>&1; then 
 
 # The consistent dump, on stdout.
 dump_database() {
-  local name=$1 engine=$2 container=$3 admin=$4 snapshot=$5
+  local name=$1 engine=$2 container=$3 snapshot=$4
   if [[ $engine == postgres ]]; then
     # Uncompressed custom format: zstd compresses better and faster than pg_dump's zlib.
-    db_exec "$container" "$engine" "${LARGE_OUTPUT_BUFFER[@]}" pg_dump --format=custom --compress=0 --snapshot="$snapshot" -U "$admin" -d "$name"
+    db_exec "$container" "$engine" "${LARGE_OUTPUT_BUFFER[@]}" pg_dump --format=custom --compress=0 --snapshot="$snapshot" "${login[@]}" -d "$name"
   else
     local dump=mariadb-dump
     [[ $engine == mysql ]] && dump=mysqldump
-    db_exec "$container" "$engine" "${LARGE_OUTPUT_BUFFER[@]}" "$dump" "${MYSQL_DUMP_OPTIONS[@]}" -u"$admin" "$name"
+    db_exec "$container" "$engine" "${LARGE_OUTPUT_BUFFER[@]}" "$dump" "${MYSQL_DUMP_OPTIONS[@]}" "${login[@]}" "$name"
   fi
 }
 

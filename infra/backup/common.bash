@@ -58,13 +58,23 @@ use_server_credentials() {
 # `docker exec` into the database container (MySQL/MariaDB as root with the
 # password from the container's own secret file); BACKUP_DB_EXEC names another
 # program that gets the container name and the command (the tests run local
-# servers this way, with this same script).
+# servers this way, with this same script). With link_password_file set (a
+# replica on another server, dumped over the link), the client's password is
+# read from that file in the container, into the engine's variable, never
+# onto a command line.
 db_exec() {
   local container=$1 engine=$2
   shift 2
+  if [[ -n ${link_password_file:-} ]]; then
+    local variable=MYSQL_PWD
+    [[ $engine == postgres ]] && variable=PGPASSWORD
+    # shellcheck disable=SC2016 # expanded inside the container, not here
+    set -- sh -c 'password=$(cat "$2") && [ -n "$password" ] || { echo "no password in $2" >&2; exit 1; }; export "$1=$password"; shift 2; exec "$@"' \
+      db-link "$variable" "$link_password_file" "$@"
+  fi
   if [[ -n ${BACKUP_DB_EXEC:-} ]]; then
     "$BACKUP_DB_EXEC" "$container" "$@"
-  elif [[ $engine == postgres ]]; then
+  elif [[ $engine == postgres || -n ${link_password_file:-} ]]; then
     docker exec -i "$container" "$@"
   else
     # shellcheck disable=SC2016 # expanded inside the container, not here

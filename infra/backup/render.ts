@@ -11,7 +11,8 @@ import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js"
 import { shellQuote, stackNames } from "../server/render.js";
 import { allowedBackupAgeMs, normalizeSchedule } from "./schedule.js";
 import { normalCron } from "../../stacks/config/cron.js";
-import { readReplica, replicaIsPrimary, replicaNames } from "../replica/render.js";
+import { SECRETS_MOUNT, databaseSpec } from "../database/render.js";
+import { BACKUP_PASSWORD_FILE, BACKUP_USER, linkAddressOfReplica, readReplica, replicaIsPrimary, replicaNames, type ReplicaConfig } from "../replica/render.js";
 
 export type BackupConfig = StackConfig["backup"];
 
@@ -32,12 +33,14 @@ export interface BackupTarget {
   /**
    * The database's read replica (database.replicas): backed up from it while
    * it is healthy and at most `maxLagSeconds` behind, from `container` otherwise.
-   * `elsewhere`: it runs on another server; its replication is checked the
-   * same way (over the link), but the dump is always the primary's here: a
-   * dump of the replica would cross the link uncompressed, and this server
-   * holds the backup's tools and credentials.
+   * `link`: it runs on another server; its replication is checked the same
+   * way (over the link), and it is dumped over the link, at its link address
+   * and port, as the backup login (BACKUP_USER), by the client in the
+   * primary's container: this server keeps the backup's tools and
+   * credentials, the replica's server does the reading. The dump crosses the
+   * link uncompressed, as the writes it replicates do.
    */
-  replica?: { container: string; maxLagSeconds: number; elsewhere?: boolean };
+  replica?: { container: string; maxLagSeconds: number; link?: { host: string; port: number } };
 }
 
 /** Where one stack's backup pieces live on the server. */
@@ -89,13 +92,24 @@ export function stackBackupTargets(config: Pick<StackConfig, "service" | "server
       container: promoted ? replicaNames(names.prefix).container : names.databaseContainer,
       adminUser: db.engine === "postgres" ? "postgres" : "root",
       image: `${db.engine}:${db.version}`,
-      ...(replica ? { replica: { container: replicaNames(names.prefix).container, maxLagSeconds: replica.maxLagSeconds, ...(replica.server ? { elsewhere: true } : {}) } } : {}),
+      ...(replica ? { replica: replicaTarget(replica, names.prefix, db) } : {}),
     },
   ];
   if (config.metabase.enabled) {
     targets.push({ name: "metabase", engine: "postgres", container: names.metabaseDatabaseContainer, adminUser: "metabase", image: config.metabase.databaseImage });
   }
   return targets;
+}
+
+/** A target's replica: its container, bound and, on another server, where it is reached over the link. */
+function replicaTarget(replica: ReplicaConfig, prefix: string, database: StackConfig["database"]): NonNullable<BackupTarget["replica"]> {
+  const host = linkAddressOfReplica(replica);
+  return {
+    container: replicaNames(prefix).container,
+    maxLagSeconds: replica.maxLagSeconds,
+    // Published on its link address at the engine's port (infra/replica).
+    ...(host ? { link: { host, port: databaseSpec(database).port } } : {}),
+  };
 }
 
 export interface BackupScriptSpec {
@@ -337,11 +351,17 @@ function replicaHeader(spec: BackupScriptSpec): string[] {
   if (replicated.length === 0) return [];
   return [
     "# Dumped from the read replica while replica.sh status says it is healthy (lag within the bound), from the primary otherwise;",
-    "# a replica on another server (dump-from primary) is checked the same way, and the primary dumped.",
-    "# name replica-container max-lag-seconds dump-from",
+    "# a replica on another server (link <host> <port>) is checked the same way and dumped over the link.",
+    "# name replica-container max-lag-seconds container|link [host port]",
     "readonly REPLICAS=(",
-    ...replicated.map((t) => `  ${shellQuote([t.name, t.replica!.container, t.replica!.maxLagSeconds, t.replica!.elsewhere ? "primary" : "replica"].join(" "))}`),
+    ...replicated.map((t) => {
+      const { container, maxLagSeconds, link } = t.replica!;
+      return `  ${shellQuote([t.name, container, maxLagSeconds, ...(link ? ["link", link.host, link.port] : ["container"])].join(" "))}`;
+    }),
     ")",
+    `readonly LINK_BACKUP_USER=${BACKUP_USER} LINK_BACKUP_PASSWORD_FILE=${BACKUP_PASSWORD_FILE}`,
+    // Where the database containers see their password files (the tests point it at theirs).
+    `link_secrets_dir=\${BACKUP_SECRETS_DIR:-${SECRETS_MOUNT}}`,
     `replica_script=\${BACKUP_REPLICA_SCRIPT:-${spec.paths.replicaScript}}`,
   ];
 }

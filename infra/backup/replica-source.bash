@@ -1,28 +1,34 @@
 # --- backups from the read replica (infra/backup/replica-source.bash) ---
 # Rendered only into the backup script of a stack with a replica; backup.bash
 # calls it from its replica hook lines (see render.ts). Expects from the header:
-# REPLICAS ("<database> <replica container> <max lag seconds> <dump-from>" each,
-# dump-from "replica", or "primary" for a replica on another server) and
-# replica_script (replica.sh, whose `status` says whether the replica is
-# healthy and within its lag bound, and both positions).
+# REPLICAS ("<database> <replica container> <max lag seconds> container" each,
+# or "… link <host> <port>" for a replica on another server), LINK_BACKUP_USER,
+# LINK_BACKUP_PASSWORD_FILE and replica_script (replica.sh, whose `status`
+# says whether the replica is healthy and within its lag bound, and both
+# positions).
 # A database is dumped from its replica while the replica is healthy and
 # caught up, so the dump does not load the primary; from the primary
 # otherwise, and then the run says why, and pings the failure URL even when
 # every backup succeeded: a broken replica must not go unnoticed. A replica on
 # another server is checked the same way (replica.sh reads it over the link)
-# and the primary dumped either way.
+# and dumped over the link: the client runs in the primary's container here
+# (this server holds the backup's tools and credentials), the reading on the
+# replica's server, as the backup login, whose password the client reads
+# from its file in the container.
 
 replication_problems=0
 
 # Sets source_container, where database $1 (engine $2, primary container $3)
-# is dumped from, and writes the manifest's source fields to
+# is dumped from (for a replica on another server: the container its client
+# runs in, with `login` and link_password_file set to reach the replica, and
+# source_label saying so), and writes the manifest's source fields to
 # $work/replication.json (none for a database without a replica).
 pick_source() {
-  local name=$1 engine=$2 primary=$3 entry replica='' max_lag='' dump_from='' state reason position_type=gtid
-  source_container=$primary
+  local name=$1 engine=$2 primary=$3 entry replica='' max_lag='' reached='' link_host='' link_port='' state reason position_type=gtid
+  source_container=$primary source_label='' link_password_file=''
   rm -f "$work/replication.json"
   for entry in "${REPLICAS[@]}"; do
-    [[ ${entry%% *} == "$name" ]] && read -r _ replica max_lag dump_from <<<"$entry"
+    [[ ${entry%% *} == "$name" ]] && read -r _ replica max_lag reached link_host link_port <<<"$entry"
   done
   [[ -n $replica ]] || return 0
   [[ $engine == postgres ]] && position_type=lsn
@@ -30,13 +36,17 @@ pick_source() {
     state=$(jq -cn --arg reason "$replica_script status did not answer: $(tail -n 3 "$work/replica.err" | tr '\n' ' ')" \
       '{healthy: false, lagSeconds: null, primaryPosition: "", replicaPosition: "", reason: $reason}')
   fi
-  if [[ $(jq -r .healthy <<<"$state") == true && $dump_from == primary ]]; then
-    reason="the replica $replica on another server is healthy and $(jq -r .lagSeconds <<<"$state") s behind (bound $max_lag s); the primary is dumped here"
-    log info "backup of $STACK/$name from the primary $primary: $reason"
-    primary_source_json "$reason" "$position_type" "$state"
-  elif [[ $(jq -r .healthy <<<"$state") == true ]]; then
-    source_container=$replica
+  if [[ $(jq -r .healthy <<<"$state") == true ]]; then
     reason="the replica is healthy and $(jq -r .lagSeconds <<<"$state") s behind (bound $max_lag s)"
+    if [[ $reached == link ]]; then
+      reason="the replica $replica on another server is healthy and $(jq -r .lagSeconds <<<"$state") s behind (bound $max_lag s); dumped over the link at $link_host:$link_port"
+      source_label=", over the link from its replica at $link_host:$link_port"
+      link_password_file=$link_secrets_dir/$LINK_BACKUP_PASSWORD_FILE
+      login=(-h "$link_host" -P "$link_port" -u "$LINK_BACKUP_USER")
+      [[ $engine == postgres ]] && login=(-h "$link_host" -p "$link_port" -U "$LINK_BACKUP_USER")
+    else
+      source_container=$replica
+    fi
     log info "backup of $STACK/$name from its replica $replica: $reason"
     jq -c --arg why "$reason" --arg type "$position_type" \
       '{source: "replica", replication: {why: $why, positionType: $type, position: .replicaPosition, primaryPosition: .primaryPosition, lagSeconds: .lagSeconds}}' <<<"$state" >"$work/replication.json"

@@ -25,20 +25,23 @@ in_container() {
 
 # SQL from stdin, run as the engine's administrator in container $1 (extra
 # client options after it). In the SQL, @REPLICATION_PASSWORD@ stands for the
-# replication password (and, MariaDB/MySQL, @SEEDING_PASSWORD@ and
-# @MONITOR_PASSWORD@ for the seeding and monitoring logins', whose files must
-# then be there): each is read from its file inside the container and put in
-# by bash's own expansion, so never on a command line.
+# replication password (and @BACKUP_PASSWORD@ for the backup's login over
+# the link, and, MariaDB/MySQL, @SEEDING_PASSWORD@ and @MONITOR_PASSWORD@ for
+# the seeding and monitoring logins', whose files must then be there): each
+# is read from its file inside the container and put in by bash's own
+# expansion, so never on a command line.
 # shellcheck disable=SC2016 # expanded inside the container, not here
 admin_sql() {
   local container=$1
   shift
   if [[ $ENGINE == postgres ]]; then
-    in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true); shift; printf "%s\n" "${sql//@REPLICATION_PASSWORD@/$pw}" | exec "$@"' \
+    in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true)
+      if [[ $sql == *@BACKUP_PASSWORD@* ]]; then secret=$(cat "$1/replica_backup_password") && [[ -n $secret ]] || { echo "no password in $1/replica_backup_password" >&2; exit 1; }; sql=${sql//@BACKUP_PASSWORD@/$secret}; fi
+      shift; printf "%s\n" "${sql//@REPLICATION_PASSWORD@/$pw}" | exec "$@"' \
       admin-sql "$secrets_dir" psql -X -q -A -t -v ON_ERROR_STOP=1 -U postgres -d "$DATABASE" "$@"
   else
     in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true)
-      for login in seed:SEEDING monitor:MONITOR; do
+      for login in seed:SEEDING monitor:MONITOR backup:BACKUP; do
         tag="@${login#*:}_PASSWORD@" file="$1/replica_${login%%:*}_password"
         if [[ $sql == *"$tag"* ]]; then secret=$(cat "$file") && [[ -n $secret ]] || { echo "no password in $file" >&2; exit 1; }; sql=${sql//"$tag"/$secret}; fi
       done

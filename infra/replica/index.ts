@@ -18,6 +18,7 @@ import {
   REPLICA_ALIAS,
   REPLICATION_PASSWORD_FILE,
   MONITOR_PASSWORD_FILE,
+  BACKUP_PASSWORD_FILE,
   REPLICATION_PGPASS_FILE,
   SEEDING_PASSWORD_FILE,
   linkAddressOfPrimary,
@@ -113,6 +114,8 @@ export class ReadReplica extends pulumi.ComponentResource {
     // And the login on the replica the primary's server reads its state as, over the link (backups' check, status).
     const monitorPassword =
       elsewhere && database.engine !== "postgres" ? pulumi.secret(new random.RandomPassword(`${name}-monitor-password`, { length: 32, special: false }, { parent: this }).result) : undefined;
+    // And the login the primary's server's backup dumps the replica as, over the link (both engines).
+    const backupPassword = elsewhere ? pulumi.secret(new random.RandomPassword(`${name}-backup-password`, { length: 32, special: false }, { parent: this }).result) : undefined;
     // Each server runs its own copy of replica.sh, which does that server's side; one on the stack's server only has both containers.
     const script = (thisServer: ThisServer) =>
       replicaScript({
@@ -169,6 +172,8 @@ export class ReadReplica extends pulumi.ComponentResource {
       ];
       if (seedingPassword) placed.push(secret("seeding-password-file", SEEDING_PASSWORD_FILE, seedingPassword));
       if (monitorPassword) placed.push(secret("monitor-password-file", MONITOR_PASSWORD_FILE, monitorPassword));
+      // The backup's client runs in the primary's container; PostgreSQL's setup makes the role here too.
+      if (backupPassword) placed.push(secret("backup-password-file", BACKUP_PASSWORD_FILE, backupPassword));
       if (database.engine === "postgres" && !elsewhere) {
         placed.push(
           secret("pgpass-file", REPLICATION_PGPASS_FILE, pulumi.secret(password.apply(replicationPgpass))),
@@ -191,6 +196,7 @@ export class ReadReplica extends pulumi.ComponentResource {
           secret("replication-password-file", REPLICATION_PASSWORD_FILE, replicationPassword),
           secret("seeding-password-file", SEEDING_PASSWORD_FILE, seedingPassword),
           secret("monitor-password-file", MONITOR_PASSWORD_FILE, monitorPassword!),
+          secret("backup-password-file", BACKUP_PASSWORD_FILE, backupPassword!),
           new ServerFile(`${name}-elsewhere-script`, { connection: other.connection, path: replicaName.script(other.names.stackDir), mode: "0755", owner: "root:root", content: script("replica") }, { parent }),
         ];
       }

@@ -28,6 +28,15 @@ export const SEEDING_PASSWORD_FILE = "replica_seed_password";
  */
 export const MONITOR_USER = "replica_monitor";
 export const MONITOR_PASSWORD_FILE = "replica_monitor_password";
+/**
+ * A replica on another server: the login the primary's server's backup dumps
+ * the replica as, over the link (read grants only). MariaDB/MySQL: made on the
+ * replica outside its binary log, as the monitoring login; PostgreSQL: a role
+ * made on the primary (a standby has the primary's roles) with
+ * pg_read_all_data and BYPASSRLS, what a dump needs and no more.
+ */
+export const BACKUP_USER = "replica_backup";
+export const BACKUP_PASSWORD_FILE = "replica_backup_password";
 /** PostgreSQL's password file for the replica's connection (libpq's format; 0400, the database's uid). */
 export const REPLICATION_PGPASS_FILE = "replication.pgpass";
 /** The name the app, Metabase and backups reach the replica by on the data network. */
@@ -265,7 +274,7 @@ export function replicaVariables(spec: Omit<ReplicaScriptSpec, "stack" | "servic
     `readonly PRIMARY=${shellQuote(spec.primaryContainer)} REPLICA=${shellQuote(spec.replicaContainer)}`,
     `readonly PRIMARY_HOST=${shellQuote(spec.primaryHost ?? DATABASE_ALIAS)} PRIMARY_PORT=${spec.primaryPort ?? (engine === "postgres" ? 5432 : 3306)}`,
     `readonly REPLICA_HOST=${shellQuote(spec.replicaHost ?? REPLICA_ALIAS)} REPLICA_PORT=${spec.replicaPort ?? spec.primaryPort ?? (engine === "postgres" ? 5432 : 3306)}`,
-    `readonly REPLICATION_USER=${REPLICATION_USER} SEEDING_USER=${SEEDING_USER} MONITOR_USER=${MONITOR_USER} SLOT=${shellQuote(spec.slot)}`,
+    `readonly REPLICATION_USER=${REPLICATION_USER} SEEDING_USER=${SEEDING_USER} MONITOR_USER=${MONITOR_USER} BACKUP_USER=${BACKUP_USER} SLOT=${shellQuote(spec.slot)}`,
     `readonly THIS_SERVER=${spec.thisServer ?? "both"}`,
     `readonly MAX_LAG_SECONDS=${spec.replica.maxLagSeconds}`,
     `secrets_dir=\${REPLICA_SECRETS_DIR:-${spec.secretsDir ?? SECRETS_MOUNT}}`,

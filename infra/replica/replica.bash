@@ -28,38 +28,49 @@ mariadb_setup() {
       # shellcheck disable=SC2016 # expanded inside the container, not here
       seed_and_replicate "$PRIMARY_HOST:$PRIMARY_PORT" in_container "$REPLICA" bash -c 'export MYSQL_PWD="$(cat "$1/replica_seed_password")"; shift; exec "$@"' dump "$secrets_dir" \
         "$DUMP" -h "$PRIMARY_HOST" -P "$PRIMARY_PORT" -u "$SEEDING_USER" "${DUMP_OPTIONS[@]}"
-      mariadb_monitor_login ;;
+      mariadb_replica_logins ;;
   esac
 }
 
 # On a replica on another server, outside its binary log (its GTIDs stay the
-# primary's alone): the login the primary's server reads its replication
-# state as, over the link (SHOW SLAVE STATUS, @@gtid_slave_pos), with
-# SLAVE MONITOR and nothing else. Made on every setup: a changed password applies.
-mariadb_monitor_login() {
+# primary's alone), the logins the primary's server uses over the link: one
+# reads its replication state (SHOW SLAVE STATUS, @@gtid_slave_pos) with
+# SLAVE MONITOR and nothing else; the backup's dumps it with the seeding
+# login's read grants (below) and nothing else. Made on every setup: a
+# changed password applies.
+mariadb_replica_logins() {
   admin_sql "$REPLICA" <<SQL
 SET SESSION sql_log_bin = 0;
 CREATE USER IF NOT EXISTS '$MONITOR_USER'@'%' IDENTIFIED BY '@MONITOR_PASSWORD@';
 ALTER USER '$MONITOR_USER'@'%' IDENTIFIED BY '@MONITOR_PASSWORD@';
 GRANT SLAVE MONITOR ON *.* TO '$MONITOR_USER'@'%';
+$(mariadb_read_login "$BACKUP_USER" @BACKUP_PASSWORD@)
+SQL
+}
+
+# The SQL making login $1 (password placeholder $2) with what a consistent
+# dump of the service database needs and no more: SELECT, SHOW VIEW, TRIGGER
+# and EVENT on it and SELECT on mysql.proc (without TRIGGER or mysql.proc the
+# dump silently leaves out triggers and routines); --single-transaction takes
+# no lock and, with --master-data, the position from the snapshot, so no RELOAD.
+mariadb_read_login() {
+  cat <<SQL
+CREATE USER IF NOT EXISTS '$1'@'%' IDENTIFIED BY '$2';
+ALTER USER '$1'@'%' IDENTIFIED BY '$2';
+GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON \`$DATABASE\`.* TO '$1'@'%';
+GRANT SELECT ON mysql.proc TO '$1'@'%';
 SQL
 }
 
 # On the primary, outside its binary log (the replica keeps its own accounts).
-# A replica on another server also gets a seeding login with what the dump
-# needs and no more: SELECT, SHOW VIEW, TRIGGER and EVENT on the service
-# database and SELECT on mysql.proc (without TRIGGER or mysql.proc the dump
-# silently leaves out triggers and routines); --single-transaction with
-# --master-data takes the position from the consistent snapshot, with no
-# FLUSH, so no RELOAD. A separate login, not the replicator with SELECT added,
-# so the replication user keeps replication grants only.
+# A replica on another server also gets a seeding login, which dumps the
+# primary with read grants only (mariadb_read_login). A separate login, not
+# the replicator with SELECT added, so the replication user keeps
+# replication grants only.
 mariadb_primary_logins() {
   local seeding=''
   if [[ $THIS_SERVER == primary ]]; then
-    seeding="CREATE USER IF NOT EXISTS '$SEEDING_USER'@'%' IDENTIFIED BY '@SEEDING_PASSWORD@';
-ALTER USER '$SEEDING_USER'@'%' IDENTIFIED BY '@SEEDING_PASSWORD@';
-GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON \`$DATABASE\`.* TO '$SEEDING_USER'@'%';
-GRANT SELECT ON mysql.proc TO '$SEEDING_USER'@'%';"
+    seeding=$(mariadb_read_login "$SEEDING_USER" @SEEDING_PASSWORD@)
   fi
   admin_sql "$PRIMARY" <<SQL
 SET SESSION sql_log_bin = 0;
@@ -97,7 +108,8 @@ SQL
 
 # PostgreSQL, the primary's side: a role with REPLICATION and LOGIN only, a
 # physical slot (the primary keeps the WAL the replica has not received, up to
-# max_slot_wal_keep_size), and a pg_hba line for its replication connections.
+# max_slot_wal_keep_size), and a pg_hba line for its replication connections;
+# for a standby on another server, the backup's role too (below).
 # The replica's side is its entrypoint (pg_basebackup on an empty data folder).
 postgres_setup() {
   admin_sql "$PRIMARY" <<SQL
@@ -105,9 +117,23 @@ SELECT format('CREATE ROLE %I', '$REPLICATION_USER') WHERE NOT EXISTS (SELECT 1 
 ALTER ROLE $REPLICATION_USER WITH REPLICATION LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '@REPLICATION_PASSWORD@';
 SELECT pg_create_physical_replication_slot('$SLOT') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$SLOT');
 SQL
+  if [[ $THIS_SERVER == primary ]]; then postgres_backup_role; fi
   # shellcheck disable=SC2016 # expanded inside the container, not here
   in_container "$PRIMARY" bash -c 'hba="$PGDATA/pg_hba.conf"; grep -qxF "$1" "$hba" || printf "%s\n" "$1" >>"$hba"' hba "host replication $REPLICATION_USER all scram-sha-256"
   admin_sql "$PRIMARY" <<<'SELECT pg_reload_conf();' >/dev/null
+}
+
+# A standby on another server: the role the primary's server's backup dumps
+# it as, over the link. Made on the primary, the standby has it by
+# replication: pg_read_all_data (every table, view and sequence, as SELECT
+# would) and BYPASSRLS (pg_dump refuses a table with row security policies
+# otherwise); nothing that writes. Made on every setup: a changed password applies.
+postgres_backup_role() {
+  admin_sql "$PRIMARY" <<SQL
+SELECT format('CREATE ROLE %I', '$BACKUP_USER') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$BACKUP_USER') \\gexec
+ALTER ROLE $BACKUP_USER WITH LOGIN BYPASSRLS NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD '@BACKUP_PASSWORD@';
+GRANT pg_read_all_data TO $BACKUP_USER;
+SQL
 }
 
 # Waits until the replica is healthy, up to $1 seconds; prints the last state.

@@ -200,13 +200,27 @@ for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) 
       assert.match(status.stdout, new RegExp(`^  replica  ${replica}  healthy, \\d+ s behind \\(0 ${unit}\\)`, "m"), status.stdout);
     });
 
-    it("the installed backup checks the replica and dumps the primary, saying why", () => {
-      const run = runInstalledBackup(host, s3, stack);
+    it("the installed backup checks the replica and dumps it over the link as the backup login, saying why", () => {
+      // What shows the dump read the replica: MariaDB, a row on the replica alone (its administrator, outside the binary log);
+      // PostgreSQL (a standby takes no writes), the table's scans counted on the standby and not on the primary.
+      const scans = (container: string) => asAdmin(engine, container, "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'notes';").stdout.trim();
+      const before = engine === "postgres" ? { primary: scans(primary), replica: scans(replica) } : undefined;
+      if (engine === "mariadb") assert.equal(asAdmin(engine, replica, "SET SESSION sql_log_bin = 0; INSERT INTO bbaegok.notes VALUES (1000, 'on the replica only');").status, 0);
+      let run: ReturnType<typeof runInstalledBackup>;
+      try {
+        run = runInstalledBackup(host, s3, stack);
+      } finally {
+        if (engine === "mariadb") asAdmin(engine, replica, "SET SESSION sql_log_bin = 0; DELETE FROM bbaegok.notes WHERE id = 1000;");
+      }
       assert.equal(run.status, 0, run.stdout + run.stderr);
       const manifest = newestManifest(s3, stack);
-      assert.equal(manifest.source, "primary");
-      assert.match(manifest.replication?.why ?? "", /another server is healthy/);
-      assert.equal(manifest.tables.find((t) => /(^|\.)notes$/.test(t.name))?.rows, 1, JSON.stringify(manifest.tables));
+      assert.equal(manifest.source, "replica");
+      assert.match(manifest.replication?.why ?? "", new RegExp(`another server is healthy and \\d+ s behind \\(bound ${maxLagSeconds} s\\); dumped over the link at ${TAILNET.replica.replace(/\./g, "\\.")}:${port}$`));
+      assert.equal(manifest.tables.find((t) => /(^|\.)notes$/.test(t.name))?.rows, engine === "mariadb" ? 2 : 1, JSON.stringify(manifest.tables));
+      if (before) {
+        assert.equal(scans(primary), before.primary, "the backup read the primary's table");
+        assert.ok(Number(scans(replica)) > Number(before.replica), `the standby's scans of notes: ${before.replica} → ${scans(replica)}`);
+      }
     });
 
     const stopped = engine === "mariadb" ? /the replica's SQL thread is stopped/ : new RegExp(`more than the bound of ${maxLagSeconds} s`);

@@ -15,7 +15,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { MONITOR_PASSWORD_FILE, MONITOR_USER, SEEDING_PASSWORD_FILE, primaryReplicationFlags, replicaServerFlags, type ThisServer } from "../../infra/replica/render.js";
+import { BACKUP_PASSWORD_FILE, BACKUP_USER, MONITOR_PASSWORD_FILE, MONITOR_USER, SEEDING_PASSWORD_FILE, primaryReplicationFlags, replicaServerFlags, type ThisServer } from "../../infra/replica/render.js";
 import { READONLY_USER, replicaReadOnlyUserSql } from "../../infra/metabase/render.js";
 import { LINK, UNDERLAY, linkedServers, type LinkedServers } from "../support/link-harness.js";
 import { formatStatus, gatherStatus } from "../../ops/deploy/status.js";
@@ -69,7 +69,13 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
       CREATE TRIGGER orders_length BEFORE INSERT ON orders FOR EACH ROW SET NEW.memo_length = CHAR_LENGTH(NEW.memo);
       CREATE PROCEDURE order_count() SELECT COUNT(*) FROM orders;
       INSERT INTO orders (memo) VALUES ('주문 1'), ('주문 2 😀');`, DB);
-    const passwords = { replication_password: generatedPassword(), [SEEDING_PASSWORD_FILE]: generatedPassword(), [MONITOR_PASSWORD_FILE]: generatedPassword(), db_root_password: "unused-root-uses-the-socket" };
+    const passwords = {
+      replication_password: generatedPassword(),
+      [SEEDING_PASSWORD_FILE]: generatedPassword(),
+      [MONITOR_PASSWORD_FILE]: generatedPassword(),
+      [BACKUP_PASSWORD_FILE]: generatedPassword(),
+      db_root_password: "unused-root-uses-the-socket",
+    };
     for (const s of ["primary", "replica"] as const) {
       const own = join(dir.path, `${s}-server`);
       mkdirSync(own, { mode: 0o700 });
@@ -226,18 +232,44 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
     }
   });
 
-  it("the primary's server's backup checks the replica over the link and dumps the primary: healthy, then a stopped SQL thread fails the run and pings the failure URL", async () => {
+  it("the primary's server's backup checks the replica over the link and dumps it there as the backup login (read grants only, on the replica alone): healthy, then a stopped SQL thread fails the run, pings the failure URL and dumps the primary", async () => {
     const own = join(dir.path, "primary-server");
     writeFileSync(join(own, "ping-url"), `${ping.url}\n`, { mode: 0o600 });
-    const backup = renderReplicatedBackupScript(own, "mariadb", 30, { elsewhere: true });
-    const env = replicatedBackupEnv(own, side.primary.env, side.primary.script, s3);
+    // The replica's copy made the backup login on the replica, outside its binary log: the primary has no such login.
+    const grants = replica.sql(`SHOW GRANTS FOR '${BACKUP_USER}'@'%'`).trim().split("\n").map((g) => g.replace(/ IDENTIFIED BY PASSWORD '[^']+'/, ""));
+    assert.deepEqual(grants, [`GRANT USAGE ON *.* TO \`${BACKUP_USER}\`@\`%\``, `GRANT SELECT, SHOW VIEW, EVENT, TRIGGER ON \`${DB}\`.* TO \`${BACKUP_USER}\`@\`%\``, `GRANT SELECT ON \`mysql\`.\`proc\` TO \`${BACKUP_USER}\`@\`%\``]);
+    assert.equal(primary.sql(`SELECT COUNT(*) FROM mysql.user WHERE user = '${BACKUP_USER}'`).trim(), "0");
+    const backup = renderReplicatedBackupScript(own, "mariadb", 30, { elsewhere: true, replicaPort: replica.port });
+    const env = { ...replicatedBackupEnv(own, side.primary.env, side.primary.script, s3), BACKUP_SECRETS_DIR: own };
     const position = primary.sql("SELECT @@gtid_binlog_pos").trim();
-    const healthy = await runScript(backup.script, env);
+    // A row on the replica alone (its administrator, outside the binary log): the dump has it only if it read the replica.
+    replica.sql("SET SESSION sql_log_bin = 0; INSERT INTO orders (id, memo) VALUES (1000, 'on the replica only')", DB);
+    let healthy: Awaited<ReturnType<typeof runScript>>;
+    try {
+      healthy = await runScript(backup.script, env);
+    } finally {
+      replica.sql("SET SESSION sql_log_bin = 0; DELETE FROM orders WHERE id = 1000", DB);
+    }
     assert.equal(healthy.status, 0, healthy.stderr);
-    assert.match(healthy.stderr, /backup of prod\/bbaegok \(mariadb in container bbaegok-prod-db\) done/);
+    assert.match(healthy.stderr, /backup of prod\/bbaegok \(mariadb in container bbaegok-prod-db, over the link from its replica at 10\.99\.0\.2:\d+\) done/);
     let manifest = newestManifest(s3, backup.bucket, DB);
-    assert.equal(manifest.source, "primary");
-    assert.deepEqual(manifest.replication, { why: "the replica bbaegok-prod-db-replica on another server is healthy and 0 s behind (bound 30 s); the primary is dumped here", positionType: "gtid", position, replicaPosition: position, lagSeconds: 0 });
+    assert.equal(manifest.source, "replica");
+    assert.deepEqual(manifest.replication, {
+      why: `the replica bbaegok-prod-db-replica on another server is healthy and 0 s behind (bound 30 s); dumped over the link at ${LINK.replica}:${replica.port}`,
+      positionType: "gtid",
+      position,
+      primaryPosition: position,
+      lagSeconds: 0,
+    });
+    const rows = Number(primary.sql("SELECT COUNT(*) FROM orders", DB).trim());
+    assert.equal(manifest.tables.find((t) => t.name === "orders")?.rows, rows + 1);
+    const dump = spawnSync("zstd", ["-dc"], { input: s3.get(backup.bucket, manifest.key), maxBuffer: 64 << 20 });
+    assert.equal(dump.status, 0, String(dump.stderr));
+    const sql = dump.stdout.toString("utf8");
+    assert.ok(sql.includes("'on the replica only'"), "the dump does not have the replica's own row");
+    // The trigger and the routine came through the backup login's grants.
+    assert.match(sql, /TRIGGER `?orders_length`?/);
+    assert.match(sql, /PROCEDURE `?order_count`?/);
     assert.deepEqual(ping.hits, ["/ping/test-check"]);
 
     replica.sql("STOP SLAVE SQL_THREAD");

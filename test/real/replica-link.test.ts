@@ -13,9 +13,24 @@ import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "no
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { READONLY_USER, readOnlyUserSql } from "../../infra/metabase/render.js";
-import { postgresReplicaEntrypoint, primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
+import { BACKUP_PASSWORD_FILE, BACKUP_USER, postgresReplicaEntrypoint, primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
+import { runScript, startPingServer } from "../support/backup-harness.js";
+import { startMoto } from "../support/moto.js";
 import { POSTGRES_OS_USER, postgresBinDir, uidOf } from "../support/postgres.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, writePostgresReplicationSecrets } from "../support/replica-harness.js";
+import {
+  PRIMARY_CONTAINER,
+  REPLICA_CONTAINER,
+  generatedPassword,
+  newestManifest,
+  renderReplicaScript,
+  renderReplicatedBackupScript,
+  replicaEnv,
+  replicaStatus,
+  replicatedBackupEnv,
+  replicatedDatabase,
+  runReplica,
+  writePostgresReplicationSecrets,
+} from "../support/replica-harness.js";
 import { LINK, UNDERLAY, linkedServers, type LinkedServers } from "../support/link-harness.js";
 import { freePort, requireCommand, tempDir, waitFor } from "../support/system.js";
 
@@ -188,6 +203,61 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     const up = link.up("replica");
     assert.equal(up.status, 0, up.stderr);
     await waitFor("the standby to stream again", async () => (await replicaStatus(script, env)).healthy, 90_000, 500);
+  });
+
+  it("the primary's server's backup dumps the standby over the link as the backup role (made on the primary by its copy of replica.sh: pg_read_all_data and BYPASSRLS, no writes), reading what the standby has applied", async () => {
+    const own = join(dir.path, "primary-server-backup");
+    mkdirSync(own, { mode: 0o700 });
+    // The primary's server's password files, as its database container sees them: the replication password it already has.
+    writeFileSync(join(own, "replication_password"), readFileSync(join(dir.path, "replication_password")), { mode: 0o400 });
+    writeFileSync(join(own, BACKUP_PASSWORD_FILE), `${generatedPassword()}\n`, { mode: 0o400 });
+    const primaryContainer = { [PRIMARY_CONTAINER]: { PGHOST: primarySocket, PGPORT: String(pgPort), PGDATA: join(dir.path, "primary-data") } };
+    const script = renderReplicaScript(own, { database: replicatedDatabase("postgres", 30), replica: { maxLagSeconds: 30 }, primaryHost: LINK.primary, primaryPort: pgPort, replicaHost: LINK.replica, thisServer: "primary" });
+    // Its docker exec stand-in runs in the primary's namespace: the standby is reached over the link only.
+    const env = replicaEnv(own, primaryContainer, { [PRIMARY_CONTAINER]: link.ns.primary });
+    const setup = await runReplica(script, env, "setup");
+    assert.equal(setup.status, 0, setup.stderr);
+    const role = `SELECT rolcanlogin, rolbypassrls, rolsuper, rolreplication, rolcreatedb, rolcreaterole, pg_has_role('${BACKUP_USER}', 'pg_read_all_data', 'MEMBER') FROM pg_roles WHERE rolname = '${BACKUP_USER}'`;
+    assert.equal(must(primarySocket, role, "postgres"), "t|t|f|f|f|f|t");
+    await waitFor("the role to reach the standby", () => sql(replicaSocket, role, "postgres").stdout.trim() === "t|t|f|f|f|f|t", 30_000, 200);
+    const write = spawnSync(psql, ["-h", primarySocket, "-p", String(pgPort), "-U", BACKUP_USER, "-d", DB, "-X", "-c", "INSERT INTO orders (memo) VALUES ('x')"], { encoding: "utf8" });
+    assert.notEqual(write.status, 0);
+    assert.match(write.stderr, /permission denied for table orders/);
+
+    const [s3, ping] = await Promise.all([startMoto([{ name: "bbaegok-prod-db-backups", versioned: true }]), startPingServer()]);
+    try {
+      writeFileSync(join(own, "ping-url"), `${ping.url}\n`, { mode: 0o600 });
+      const backup = renderReplicatedBackupScript(own, "postgres", 30, { elsewhere: true, replicaPort: pgPort });
+      const backupEnv = { ...replicatedBackupEnv(own, env, script, s3), BACKUP_SECRETS_DIR: own };
+      // The standby's replay paused and a row written on the primary: the dump has it only if it read the primary.
+      const applied = must(primarySocket, "SELECT count(*) FROM orders");
+      await waitFor("the standby to have every row", () => sql(replicaSocket, "SELECT count(*) FROM orders").stdout.trim() === applied, 30_000, 200);
+      must(replicaSocket, "SELECT pg_wal_replay_pause()", "postgres");
+      let run: Awaited<ReturnType<typeof runScript>>;
+      try {
+        must(primarySocket, "INSERT INTO orders (memo) VALUES ('주문 not replayed yet')");
+        run = await runScript(backup.script, backupEnv);
+      } finally {
+        must(replicaSocket, "SELECT pg_wal_replay_resume()", "postgres");
+      }
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stderr, /backup of prod\/bbaegok \(postgres in container bbaegok-prod-db, over the link from its replica at 10\.99\.0\.2:\d+\) done/);
+      const manifest = newestManifest(s3, backup.bucket, DB);
+      assert.equal(manifest.source, "replica");
+      assert.match(manifest.replication?.why ?? "", new RegExp(`^the replica bbaegok-prod-db-replica on another server is healthy and \\d+ s behind \\(bound 30 s\\); dumped over the link at ${LINK.replica.replace(/\./g, "\\.")}:${pgPort}$`));
+      assert.equal(manifest.replication?.positionType, "lsn");
+      assert.equal(manifest.tables.find((t) => t.name === "public.orders")?.rows, Number(applied));
+      // The archive restores (pg_restore reads it), with the standby's rows and not the one it had not replayed.
+      const archive = spawnSync("zstd", ["-dc"], { input: s3.get(backup.bucket, manifest.key), maxBuffer: 64 << 20 });
+      assert.equal(archive.status, 0, String(archive.stderr));
+      const restored = spawnSync(join(binDir, "pg_restore"), ["--data-only", "--table=orders", "-f", "-"], { input: archive.stdout, encoding: "utf8" });
+      assert.equal(restored.status, 0, restored.stderr);
+      assert.ok(restored.stdout.includes("주문 2 over the link"), restored.stdout);
+      assert.ok(!restored.stdout.includes("주문 not replayed yet"), restored.stdout);
+      assert.deepEqual(ping.hits, ["/ping/test-check"]);
+    } finally {
+      await Promise.all([s3.stop(), ping.stop()]);
+    }
   });
 
   it("after a reboot: each server can bind its link address while the link is down (the sysctl: without it the bind fails), and the installed boot unit brings the link back; the standby streams again", async () => {

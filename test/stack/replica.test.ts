@@ -287,7 +287,7 @@ describe("a postgres stack with its replica on another server, over WireGuard", 
     assert.ok(wait!.options.dependsOn.includes("database-replica-1-container"));
   });
 
-  it("the app's read-only datasource is the replica at its link address (through the slots' routed edge network); backups check it and dump the primary", () => {
+  it("the app's read-only datasource is the replica at its link address (through the slots' routed edge network); backups check it and dump it over the link as the backup role", () => {
     const slots = containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])));
     assert.equal(slots.length, 2);
     for (const slot of slots) {
@@ -299,9 +299,12 @@ describe("a postgres stack with its replica on another server, over WireGuard", 
     }
     const edge = plan.resources.find((r) => r.type === "docker:index/network:Network" && r.inputs["name"] === `bbaegok-${stack}-edge`);
     assert.notEqual(edge?.inputs["internal"], true);
-    // Backups check the replica over the link (replica.sh status on this server) and dump the primary.
+    // Backups check the replica over the link (replica.sh status on this server) and dump it there, its client in the primary's container.
     const backup = plan.resources.find((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`);
-    assert.match(String(backup?.inputs["content"]), new RegExp(`^  'bbaegok bbaegok-${stack}-db-replica 120 primary'$`, "m"));
+    assert.match(String(backup?.inputs["content"]), new RegExp(`^  'bbaegok bbaegok-${stack}-db-replica 120 link 10\\.99\\.0\\.2 5432'$`, "m"));
+    // The backup role's password: on this server only (the role is made on the primary; the standby has it by replication).
+    const passwords = plan.resources.filter((r) => r.type === "bbaegok:server:File" && String(r.inputs["path"]).endsWith("/replica_backup_password"));
+    assert.deepEqual(passwords.map((r) => [r.name, r.inputs["path"], r.inputs["mode"], r.inputs["content"]]), [["database-replica-1-backup-password-file", `/srv/bbaegok/${stack}/secrets/db/replica_backup_password`, "0400", "[secret]"]]);
   });
 });
 
@@ -365,6 +368,7 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
       `/srv/bbaegok/${stack}/replica/replica.sh`,
       `/srv/bbaegok/${stack}/secrets/db/db_password`,
       `/srv/bbaegok/${stack}/secrets/db/db_root_password`,
+      `/srv/bbaegok/${stack}/secrets/db/replica_backup_password`,
       `/srv/bbaegok/${stack}/secrets/db/replica_monitor_password`,
       `/srv/bbaegok/${stack}/secrets/db/replica_seed_password`,
       `/srv/bbaegok/${stack}/secrets/db/replication_password`,
@@ -378,6 +382,8 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
     assert.ok(files.some((r) => r.name === "database-replica-1-seeding-password-file" && r.inputs["path"] === `/srv/bbaegok/${stack}/secrets/db/replica_seed_password`));
     // And the monitoring login's: its copy of replica.sh reads the replica's state over the link as that login.
     assert.ok(files.some((r) => r.name === "database-replica-1-monitor-password-file" && r.inputs["path"] === `/srv/bbaegok/${stack}/secrets/db/replica_monitor_password` && r.inputs["content"] === "[secret]"));
+    // And the backup login's: the replica's setup makes it there, the backup's client here logs in as it over the link.
+    assert.ok(files.some((r) => r.name === "database-replica-1-backup-password-file" && r.inputs["path"] === `/srv/bbaegok/${stack}/secrets/db/replica_backup_password` && r.inputs["content"] === "[secret]"));
     assert.match(copy("database-replica-1-script"), /^readonly REPLICA_HOST='10\.99\.0\.2' REPLICA_PORT=3306$/m);
     assert.doesNotMatch(JSON.stringify(plan.resources), /MASTER_PASSWORD='[^@]/);
   });
@@ -393,12 +399,12 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
     assert.deepEqual(ups.filter((n) => !replica!.options.dependsOn.includes(n)), [], "the replica does not wait for the link");
   });
 
-  it("the app reads the replica at its link address; backups check it and dump the primary", () => {
+  it("the app reads the replica at its link address; backups check it and dump it over the link", () => {
     const slots = containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])));
     assert.equal(slots.length, 2);
     for (const slot of slots) assert.ok((slot.inputs["envs"] as string[]).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://10.99.0.2:3306/bbaegok"), String(slot.inputs["envs"]));
     const backup = files.find((r) => r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`);
-    assert.match(String(backup?.inputs["content"]), new RegExp(`^  'bbaegok bbaegok-${stack}-db-replica 120 primary'$`, "m"));
+    assert.match(String(backup?.inputs["content"]), new RegExp(`^  'bbaegok bbaegok-${stack}-db-replica 120 link 10\\.99\\.0\\.2 3306'$`, "m"));
   });
 });
 

@@ -14,6 +14,7 @@ import { runScript, type ScriptRun } from "./backup-harness.js";
 import { POSTGRES_OS_USER, uidOf, type Postgres } from "./postgres.js";
 import type { MotoServer } from "./moto.js";
 import { freePort, requireCommand, waitFor } from "./system.js";
+import { LINK } from "./link-harness.js";
 
 export const PRIMARY_CONTAINER = "bbaegok-prod-db";
 export const REPLICA_CONTAINER = "bbaegok-prod-db-replica";
@@ -173,13 +174,21 @@ const REPLICA_SERVER = { host: "replica.bbaegok.kr", ssh: { user: "deploy", port
  * database on `engine` (only that database kept), with the uploader beside
  * it; the environment points it at the rendered replica.sh in `dir`.
  */
-export function renderReplicatedBackupScript(dir: string, engine: StackConfig["database"]["engine"], maxLagSeconds: number, { elsewhere = false } = {}): { script: string; bucket: string } {
+export function renderReplicatedBackupScript(
+  dir: string,
+  engine: StackConfig["database"]["engine"],
+  maxLagSeconds: number,
+  { elsewhere = false, replicaPort }: { elsewhere?: boolean; replicaPort?: number } = {},
+): { script: string; bucket: string } {
   const config = loadStack("prod").config;
   const database = replicatedDatabase(engine, maxLagSeconds);
-  // `elsewhere`: the replica on another server, over a link (the backup checks it and dumps the primary).
-  const replicas = elsewhere ? database.replicas.map((r) => ({ ...r, server: REPLICA_SERVER, link: { type: "wireguard" as const, primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 } })) : database.replicas;
+  // `elsewhere`: the replica on another server, over a link at LINK's addresses (the backup checks it and dumps it over the link).
+  const replicas = elsewhere ? database.replicas.map((r) => ({ ...r, server: REPLICA_SERVER, link: { type: "wireguard" as const, primaryAddress: LINK.primary, replicaAddress: LINK.replica, port: LINK.port } })) : database.replicas;
   const replicated = { ...config, database: { ...database, replicas, name: config.database.name } };
-  const targets = stackBackupTargets(replicated, "prod").filter((t) => t.name === config.database.name);
+  const targets = stackBackupTargets(replicated, "prod")
+    .filter((t) => t.name === config.database.name)
+    // A test's server listens on a port of its own, not the engine's (the program publishes the replica's port as it is).
+    .map((t) => (replicaPort && t.replica?.link ? { ...t, replica: { ...t.replica, link: { ...t.replica.link, port: replicaPort } } } : t));
   const script = join(dir, "backup.sh");
   writeFileSync(script, backupScript({ service: config.service, stack: "prod", backup: config.backup, targets, paths: backupPaths(config.service, "prod", config.server.dataDir) }), { mode: 0o755 });
   writeFileSync(join(dir, "s3-put.py"), uploaderScript(), { mode: 0o755 });

@@ -45,21 +45,23 @@ describe("the backup script of a stack with a replica", () => {
   it("is shellcheck-clean, names the replica, its bound and replica.sh, and runs every replica hook", () => {
     const script = render([{ maxLagSeconds: 120 }]);
     shellcheck("backup.sh with a replica", script);
-    assert.match(script, /^readonly REPLICAS=\(\n  'bbaegok bbaegok-prod-db-replica 120 replica'\n\)$/m);
+    assert.match(script, /^readonly REPLICAS=\(\n  'bbaegok bbaegok-prod-db-replica 120 container'\n\)$/m);
     assert.match(script, /^replica_script=\$\{BACKUP_REPLICA_SCRIPT:-\/srv\/bbaegok\/prod\/replica\/replica\.sh\}$/m);
     assert.doesNotMatch(script, /#\+replica/);
     for (const call of ["pick_source \"$name\"", "add_replication_to_manifest \"$work/manifest.json\"", "fail_on_unhealthy_replication"]) assert.ok(script.includes(`  ${call}`), `${call} is not called`);
   });
-  it("with a replica on another server: checked the same way, the primary dumped (dump-from primary)", () => {
+  it("with a replica on another server: checked the same way, dumped over the link at its link address and port as the backup login", () => {
     const elsewhere = { maxLagSeconds: 60, server: { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey: "ssh-ed25519 AAAA" }, dataDir: "/srv/bbaegok" }, link: { type: "wireguard", primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 } };
     const script = render([elsewhere]);
     shellcheck("backup.sh with a replica elsewhere", script);
-    assert.match(script, /^readonly REPLICAS=\(\n  'bbaegok bbaegok-prod-db-replica 60 primary'\n\)$/m);
+    assert.match(script, /^readonly REPLICAS=\(\n  'bbaegok bbaegok-prod-db-replica 60 link 10\.99\.0\.2 3306'\n\)$/m);
+    assert.match(script, /^readonly LINK_BACKUP_USER=replica_backup LINK_BACKUP_PASSWORD_FILE=replica_backup_password$/m);
+    assert.match(script, /^link_secrets_dir=\$\{BACKUP_SECRETS_DIR:-\/run\/secrets\}$/m);
     for (const call of ["pick_source \"$name\"", "fail_on_unhealthy_replication"]) assert.ok(script.includes(`  ${call}`), `${call} is not called`);
   });
   it("without a replica, has none of the replica's code (the script of a stack before replicas existed)", () => {
     const script = render([]);
-    assert.doesNotMatch(script, /REPLICAS|replica_script|pick_source|add_replication_to_manifest|fail_on_unhealthy_replication|#\+replica/);
+    assert.doesNotMatch(script, /REPLICAS|replica_script|pick_source|add_replication_to_manifest|fail_on_unhealthy_replication|#\+replica|LINK_BACKUP|link_secrets_dir/);
   });
 });
 
