@@ -479,6 +479,18 @@ export const stackConfigSchema = z
       if (i === 0 && database.engine === "mysql") {
         ctx.addIssue({ code: "custom", path: ["database", "replicas"], input: database.replicas, message: "expected no replicas with engine mysql: read replicas are built for mariadb and postgres (MySQL's GTID replication statements differ and are not built)" });
       }
+      // The replication flags (max_slot_wal_keep_size) need PostgreSQL 13; the backup's role on a standby
+      // elsewhere, pg_read_all_data, needs 14 (replica.bash).
+      const postgresMajor = database.engine === "postgres" ? Number(database.version.split(".")[0]) : undefined;
+      const postgresNeeded = replica.server ? 14 : 13;
+      if (i === 0 && postgresMajor !== undefined && postgresMajor < postgresNeeded) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["database", "version"],
+          input: database.version,
+          message: `expected PostgreSQL ${postgresNeeded} or newer with ${replica.server ? "a replica on another server (its backup role needs pg_read_all_data)" : "a replica (its slot's max_slot_wal_keep_size)"}`,
+        });
+      }
       if (replica.server && replica.server.host === config.server.host) {
         ctx.addIssue({ code: "custom", path: at("server", "host"), input: replica.server.host, message: "expected another server than server.host (leave server: out for a replica on the same server)" });
       }

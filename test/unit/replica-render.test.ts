@@ -111,9 +111,9 @@ describe("database.replicas[].server and link (a replica on another server)", ()
   const server = { host: "replica.bbaegok.kr", ssh: { user: "deploy", hostKey } };
   const wireguard = { type: "wireguard", primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2" };
   /** prod's file as PostgreSQL (or `engine`) with this one replica; the problems listed, or the validated config. */
-  const validate = (replica: unknown, engine = "postgres", primary?: string) => {
+  const validate = (replica: unknown, engine = "postgres", primary?: string, version = engine === "postgres" ? "16.10" : "11.4.4") => {
     const raw = rawFromPulumiConfig(readStackFile(REPO, "prod").config) as { database: Record<string, unknown> };
-    Object.assign(raw.database, { engine, version: engine === "postgres" ? "16.10" : "11.4.4", replicas: replica === undefined ? [] : [replica] }, primary ? { primary } : {});
+    Object.assign(raw.database, { engine, version, replicas: replica === undefined ? [] : [replica] }, primary ? { primary } : {});
     try {
       return { config: validateStackConfig("prod", raw, []), problems: [] as string[] };
     } catch (err) {
@@ -191,6 +191,14 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     assert.equal(problems({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.104" } }, "mariadb"), "");
     assert.match(problems({ server }, "mariadb"), /bbaegok-infra:database\.replicas\[0\]\.link is missing: expected the private link/);
     assert.match(problems({ server, link: { ...wireguard, primaryAddress: "203.0.113.7" } }, "mariadb"), /database\.replicas\[0\]\.link\.primaryAddress = "203\.0\.113\.7": expected the host's private address on the WireGuard link/);
+  });
+
+  it("refuses a PostgreSQL too old for its replica's flags (13) or, elsewhere, its backup role's pg_read_all_data (14), naming the version", () => {
+    assert.match(validate({ server, link: wireguard }, "postgres", undefined, "13.18").problems.join("\n"), /bbaegok-infra:database\.version = "13\.18": expected PostgreSQL 14 or newer with a replica on another server \(its backup role needs pg_read_all_data\)/);
+    assert.deepEqual(validate({}, "postgres", undefined, "13.18").problems, []);
+    assert.match(validate({}, "postgres", undefined, "12.22").problems.join("\n"), /bbaegok-infra:database\.version = "12\.22": expected PostgreSQL 13 or newer with a replica \(its slot's max_slot_wal_keep_size\)/);
+    assert.deepEqual(validate({ server, link: wireguard }, "postgres", undefined, "14.0").problems, []);
+    assert.deepEqual(validate(undefined, "postgres", undefined, "12.22").problems, []);
   });
 
   it("refuses any replica on MySQL (its replication SQL is not built), and promoting one elsewhere on either engine, naming the key", () => {
