@@ -13,8 +13,10 @@
 # primary is locked only for the instant the dump reads its GTID position),
 # which sets the replica's gtid_slave_pos; then replication by GTID.
 # With the replica on another server, each server's copy does its side: the
-# primary's makes the logins, the replica's dumps the primary over the link
-# (so the dump goes from one server to the other, never through the operator's).
+# primary's makes the replication and seeding logins; the replica's dumps the
+# primary over the link (so the dump goes from one server to the other, never
+# through the operator's), then makes the logins the primary's server reads
+# the replica as (status, backups).
 readonly DUMP_OPTIONS=(--single-transaction --gtid --master-data=1 --routines --triggers --events --hex-blob --default-character-set=utf8mb4 --databases "$DATABASE")
 mariadb_setup() {
   case $THIS_SERVER in
