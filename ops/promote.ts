@@ -1,15 +1,23 @@
 // npm run promote -- --stack <name>
 //
 // The runbook's failover: the read replica becomes the primary and the app
-// writes to it. Two steps, in this order:
-//   1. on the server, `replica.sh promote` (through the install helper): the
+// writes to it. Four steps, in this order:
+//   1. `database.primary: promoting` is written into the stack file and
+//      `pulumi up` runs: the warm slot is re-created with the file's release
+//      naming the replica as its primary (it starts against the read-only
+//      replica, as a JVM app may take half a minute to) and checked; nothing
+//      flips, nothing else changes. A failed run puts the file back; nothing
+//      is promoted;
+//   2. on the server, `replica.sh promote` (through the install helper): the
 //      original primary is fenced (it refuses the app's writes), the replica
-//      catches up, stops replicating and takes writes;
-//   2. `database.primary: replica` is written into the stack file and `pulumi
-//      up` runs, as `npm run deploy` does: the app's datasource moves to the
-//      promoted container by the ordinary blue/green rollout (the serving slot
-//      is never touched), and backups follow. A failed run puts the file back.
-//   3. `pulumi up` again: the slot that served before, warm now, still names
+//      catches up, stops replicating and takes writes. From here the app's
+//      writes fail, until 3's flip;
+//   3. `database.primary: replica` is written and `pulumi up` runs, as `npm
+//      run deploy` does: the slot staged in 1 is what the file wants, so the
+//      upstream flips to it and no container starts (the serving slot is never
+//      touched); backups and the promoted container's flags follow. A failed
+//      run puts the file back as it was before 1;
+//   4. `pulumi up` again: the slot that served before, warm now, still names
 //      the original (a rollout cannot touch it: it serves until the flip); it
 //      is re-created naming the promoted container (a rewarm, see
 //      infra/app/rollout.ts). Left as it was, it would hold connections to the
@@ -56,11 +64,11 @@ export const productionDeps: PromoteDeps = {
   privilege: "sudo",
 };
 
-/** Writes `database.primary: replica` into the stack file, comments and order kept; returns what puts the file back. */
-export function writePromotion(path: string): () => void {
+/** Writes `database.primary: <value>` into the stack file, comments and order kept; returns what puts the file back. */
+export function writePromotion(path: string, value: "promoting" | "replica" = "replica"): () => void {
   const before = readFileSync(path, "utf8");
   const doc = parseDocument(before);
-  doc.setIn(["config", `${PROJECT}:database`, "primary"], "replica");
+  doc.setIn(["config", `${PROJECT}:database`, "primary"], value);
   writeFileSync(path, doc.toString());
   return () => writeFileSync(path, before);
 }
@@ -98,6 +106,10 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
     errors.line(`promote: ${file}'s replica is on another server (database.replicas[0].server): promoting it is not supported yet; nothing was done`);
     return EXIT.usage;
   }
+  if (config.database.primary === "promoting") {
+    errors.line(`promote: ${file} says database.primary: promoting, which only npm run promote writes for its first step and puts back: an earlier promote was stopped. Set it back to "original" and run npm run promote again`);
+    return EXIT.usage;
+  }
   if (replicaIsPrimary(config.database)) {
     errors.line(`promote: ${file} says database.primary: replica already: the replica is the primary; nothing to promote`);
     return EXIT.usage;
@@ -109,15 +121,39 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
     // The engine first: without the Pulumi CLI nothing on the server is touched.
     const engine = await deps.openEngine(stack, out);
     const shell = deps.shell(config);
+    const path = join(deps.projectDir, file);
+    // The slot the promotion flips to is started first, while the original still takes the writes: the writes
+    // then fail from the fence to the flip only, not for as long as the app takes to start.
+    const unstage = writePromotion(path, "promoting");
+    out.line(`${file}: database.primary: promoting; pulumi up of ${stack}: the warm slot is started naming ${replica.container}, nothing goes live`);
+    try {
+      await engine.up();
+    } catch (err) {
+      unstage();
+      errors.line(
+        `promote of ${stack}: the first pulumi up, starting the warm slot for the promotion, FAILED: ${upFailureReason(err)}. The stack file is back as it was; nothing was promoted and the app still writes to the original primary. ` +
+          `The warm slot may name ${replica.container} until the next npm run deploy -- --stack ${stack} re-creates it.`,
+      );
+      return EXIT.failed;
+    }
+    unstage();
     out.line(`promote of ${stack}: ${replica.container} becomes the primary (replica.sh promote on ${shell.where})`);
     const promoted = await runScript(shell, promoteCommand(script, deps.privilege));
     for (const line of promoted.stderr.split("\n")) if (line.trim()) out.line(`      ${line}`);
     if (promoted.status !== 0) {
-      errors.line(`promote of ${stack} FAILED on the server (exit ${promoted.status}); the stack file is unchanged and the app still writes to the original primary.`);
+      // The warm slot names the replica, which still refuses writes: re-created naming the original again, so
+      // that nothing is left half done (a later flip to it would send the writes to the read-only replica).
+      let warm = "the warm slot is re-created naming the original primary again";
+      try {
+        await engine.up();
+      } catch (err) {
+        warm = `re-creating the warm slot naming the original FAILED too (${upFailureReason(err)}): it names ${replica.container} until npm run deploy -- --stack ${stack} succeeds`;
+      }
+      errors.line(`promote of ${stack} FAILED on the server (exit ${promoted.status}); the stack file is unchanged and the app still writes to the original primary; ${warm}.`);
       return EXIT.failed;
     }
-    const restore = writePromotion(join(deps.projectDir, file));
-    out.line(`${file}: database.primary: replica; pulumi up of ${stack} (the app's datasource by the blue/green rollout, backups)`);
+    const restore = writePromotion(path);
+    out.line(`${file}: database.primary: replica; pulumi up of ${stack} (the upstream flips to the slot started above; backups)`);
     try {
       await engine.up();
     } catch (err) {

@@ -188,9 +188,9 @@ function secretCommand(path: string[], stack: string): SecretToSet {
  */
 function leaveOutSourceDatabaseHistory(config: YAMLMap, database: string, source: StackConfig["database"], from: string, to: string): string[] {
   const said: string[] = [];
-  if (source.primary === "replica") {
+  if (source.primary !== "original") {
     config.deleteIn([database, "primary"]);
-    said.push(`database.primary: replica is left out: ${from}'s promotion is its own history; ${to} starts with a primary of its own${source.replicas.some((r) => !r.server) ? " and a replica seeded from it" : ""}.`);
+    said.push(`database.primary: ${source.primary} is left out: ${from}'s promotion is its own history; ${to} starts with a primary of its own${source.replicas.some((r) => !r.server) ? " and a replica seeded from it" : ""}.`);
   }
   const elsewhere = source.replicas.flatMap((r, i) => (r.server ? [{ i, host: r.server.host }] : []));
   for (const { i } of [...elsewhere].reverse()) config.deleteIn([database, "replicas", i]);

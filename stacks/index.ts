@@ -43,7 +43,7 @@ const replicas = config.database.replicas.map((replica, i) => {
   });
 });
 // The app and Metabase read the replica, on this server's data network or at its link address on another
-// server (backups check it either way, and dump it only on this server: infra/backup).
+// server (backups check it and dump it either way, over the link from another server: infra/backup).
 const readReplica = replicas[0];
 // Once `npm run promote` made it the primary: the container the app writes to.
 const promotedReplica = replicaIsPrimary(config.database) ? replicas[0] : undefined;

@@ -17,6 +17,7 @@ import { precheckScript, RELEASE_LABEL, smokeScript, verifyScript, type RolloutS
 import { platformContainer, ServerFile, type HomeServer, type SshConnection } from "../server/index.js";
 import { healthCheckHost } from "../server/render.js";
 import { DATASOURCE_PASSWORD_FILE, SLOTS, otherSlot, slotContainerName } from "./render.js";
+import { promotionStaged } from "../replica/render.js";
 import { canonical, desiredSpec, parseDeployed, planRollout, recordOf, slotRenderer, type DeployedSlots, type RolloutPlan, type SlotSpec } from "./rollout.js";
 
 export interface AppSlotsArgs {
@@ -89,7 +90,9 @@ export class AppSlots extends pulumi.ComponentResource {
     };
     const desired = { blue: desiredSpec(config, place, "blue"), green: desiredSpec(config, place, "green") };
     const render = slotRenderer(config, place);
-    this.plan = args.deployed.apply((value) => planRollout(parseDeployed(value), desired, render));
+    // npm run promote's first step (database.primary: promoting): the warm slot only, nothing flips.
+    const staged = promotionStaged(config.database);
+    this.plan = args.deployed.apply((value) => planRollout(parseDeployed(value), desired, render, { staged }));
     this.liveSlot = this.plan.live;
     this.idleSlot = this.plan.live.apply(otherSlot);
     this.images = this.plan.slots.apply((slots) => ({ blue: slots.blue.container.image, green: slots.green.container.image }));

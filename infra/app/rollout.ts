@@ -9,6 +9,10 @@
 //   - rollout: anything else (image, env, memory, health check, mounts, or a
 //     change in how this code renders a slot): the idle slot gets it, turns
 //     healthy, passes the smoke checks, then the upstream flips;
+//   - staged (`npm run promote`'s first step, `database.primary: promoting`):
+//     the idle slot gets the file's release as it will run once promoted and
+//     is checked as a rewarm is; nothing flips, whatever the file says of the
+//     live slot. The promotion's own run then finds it there and only flips.
 //   - rewarm: nothing to release, but the idle slot's container is not what
 //     its own release renders now (a rollout of a setting outside the release
 //     left it as it was: `npm run promote` moving the datasource to the
@@ -160,10 +164,16 @@ export function slotRenderer(config: Pick<StackConfig, "app" | "database">, plac
  * output) and what the file wants (`desired`); `render` gives the idle slot's
  * own release as this code and the file render it now.
  */
-export function planRollout(deployed: DeployedSlots | undefined, desired: Record<Slot, SlotSpec>, render: SlotRenderer): RolloutPlan {
+export function planRollout(deployed: DeployedSlots | undefined, desired: Record<Slot, SlotSpec>, render: SlotRenderer, { staged = false } = {}): RolloutPlan {
+  if (!deployed && staged) throw new Error("database.primary: promoting stages the warm slot of a stack that serves; this stack has not served yet (npm run promote writes it, never by hand)");
   if (!deployed) return { action: "first", live: "blue", previous: undefined, checks: { action: "rollout", target: "blue" }, slots: desired };
   const live = deployed.liveSlot;
   const idle = otherSlot(live);
+  if (staged) {
+    // Started and checked as a rewarm is, and left idle: what serves is not touched until the promotion.
+    if (same(desired[idle], deployed.slots[idle])) return { action: "none", live, previous: live, checks: { action: "rewarm", target: idle }, slots: deployed.slots };
+    return { action: "rewarm", live, previous: live, checks: { action: "rewarm", target: idle }, slots: { ...deployed.slots, [idle]: desired[idle] } as Record<Slot, SlotSpec> };
+  }
   const goLive: RolloutChecks = { action: "rollout", target: idle };
   if (same(desired[live], deployed.slots[live])) {
     const warm = render(idle, deployed.slots[idle].release);

@@ -57,9 +57,18 @@ export function replicaIsPrimary(db: Pick<StackConfig["database"], "primary" | "
   return db.primary === "replica" && db.replicas.length > 0;
 }
 
-/** Where the app writes on the data network: the original (`db`), or the promoted replica. */
+/**
+ * True while `npm run promote` prepares the promotion (`database.primary:
+ * promoting`): the slots are rendered as once promoted, the databases,
+ * backups and Metabase as before, and the run may only start the warm slot.
+ */
+export function promotionStaged(db: Pick<StackConfig["database"], "primary" | "replicas">): boolean {
+  return db.primary === "promoting" && db.replicas.length > 0;
+}
+
+/** Where the app writes on the data network: the original (`db`), or the promoted replica (and the slot staged for it). */
 export function primaryHost(db: Pick<StackConfig["database"], "primary" | "replicas">): string {
-  return replicaIsPrimary(db) ? REPLICA_ALIAS : DATABASE_ALIAS;
+  return replicaIsPrimary(db) || promotionStaged(db) ? REPLICA_ALIAS : DATABASE_ALIAS;
 }
 
 /** Names of the replica's container, volume and PostgreSQL slot; one function, used by infra, ops and tests. */

@@ -324,9 +324,15 @@ export const databaseSchema = z.strictObject({
    * `npm run promote` has promoted the replica (the app, Metabase and
    * backups then use `db-replica`). Written by that command; never set back
    * by hand (README, "Read replicas": the original is out of date).
+   * "promoting" is that command's first step only, before it promotes: the
+   * warm slot is started naming `db-replica` and nothing goes live, so the
+   * promotion's flip starts no container (the program refuses any other
+   * change while the file says so; never commit it).
    * @default "original"
    */
-  primary: z.enum(["original", "replica"], { error: 'expected "original" or "replica" (written by npm run promote)' }).default("original"),
+  primary: z
+    .enum(["original", "promoting", "replica"], { error: 'expected "original" or "replica" (written by npm run promote; "promoting" during its first step only)' })
+    .default("original"),
 }, { error: "expected a map with engine, version, name, user" });
 
 // S3's general purpose bucket naming rules: names it keeps for its own
@@ -502,10 +508,10 @@ export const stackConfigSchema = z
         }
       }
     });
-    if (database.primary === "replica" && database.replicas.some((r) => r.server)) {
+    if (database.primary !== "original" && database.replicas.some((r) => r.server)) {
       ctx.addIssue({ code: "custom", path: ["database", "primary"], input: database.primary, message: 'expected "original": promoting a replica on another server is not supported yet (README, "Read replicas")' });
     }
-    if (database.primary === "replica" && database.replicas.length === 0) {
+    if (database.primary !== "original" && database.replicas.length === 0) {
       ctx.addIssue({
         code: "custom",
         path: ["database", "primary"],

@@ -172,6 +172,12 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       const serving = await servingSlot(stack, api);
       const env = inspect<string[]>(serving, ".Config.Env");
       assert.ok(env.includes(`SPRING_DATASOURCE_URL=${jdbc}://db-replica:${port}/bbaegok`), `${serving}: ${env.join(" ")}`);
+      // The slot the promotion flipped to was started by its first up, before the fence (replica.sh's log line, to the second):
+      // the writes fail from the fence to the flip only, never while the new slot starts.
+      const fence = /^\s*(\S+Z) \S+\[info\]: \S+ fenced: it refuses the app's writes from now on$/m.exec(result.stdout)?.[1];
+      assert.ok(fence, result.stdout);
+      assert.ok(Date.parse(inspect<string>(serving, ".State.StartedAt")) < Date.parse(fence) + 1000, `${serving} started at ${inspect<string>(serving, ".State.StartedAt")}, after the fence at ${fence}`);
+      assert.match(result.stdout, /database\.primary: promoting; pulumi up of \S+: the warm slot is started naming \S+, nothing goes live/);
       assert.equal(inSlot(serving, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/actuator/health"), "200");
       // The promotion's second up re-created the warm slot (the one that served before) naming the promoted container.
       const warm = otherSlotOf(serving);

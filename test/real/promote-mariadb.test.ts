@@ -93,23 +93,54 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     assert.equal(replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('x')", DB).status === 0, false, "the replica took a write before promote");
   });
 
-  it("when pulumi up fails, the stack file is put back and the operator is told the replica is promoted", async () => {
+  it("when the first pulumi up (starting the warm slot for the promotion) fails: the file is put back, nothing is promoted", async () => {
+    const before = readFileSync(stackFile, "utf8");
+    const seen: string[] = [];
+    const { out, reporter } = lines();
+    const status = await runPromoteCommand(["--stack", "prod"], deps((file) => { seen.push(file); throw new Error("error: the warm slot did not turn healthy"); }), reporter, reporter);
+    assert.deepEqual([status, seen.length], [EXIT.failed, 1]);
+    assert.match(seen[0]!, /    primary: promoting\n/, "the first up did not see the staged promotion");
+    assert.equal(readFileSync(stackFile, "utf8"), before);
+    assert.match(out.join("\n"), /the first pulumi up, starting the warm slot for the promotion, FAILED: error: the warm slot did not turn healthy\. The stack file is back as it was; nothing was promoted/);
+    // The primary still takes the app's writes; the replica still replicates.
+    assert.equal(primary.sqlAs(DB, APP_PASSWORD, "SELECT @@read_only", DB).stdout.trim(), "0");
+    assert.match(replica.sql("SHOW STATUS LIKE 'Slave_running'"), /^Slave_running\tON$/m);
+  });
+
+  it("when replica.sh promote fails on the server: the file is unchanged, and one more pulumi up re-creates the warm slot naming the original", async () => {
+    const before = readFileSync(stackFile, "utf8");
+    const seen: string[] = [];
+    const { out, reporter } = lines();
+    // Its docker exec stand-in fails: neither container answers.
+    const failing: PromoteDeps = { ...deps((file) => void seen.push(file)), shell: () => localShell({ ...env, REPLICA_DB_EXEC: "/bin/false" }) };
+    const status = await runPromoteCommand(["--stack", "prod"], failing, reporter, reporter);
+    assert.equal(status, EXIT.failed);
+    assert.equal(seen.length, 2);
+    assert.match(seen[0]!, /    primary: promoting\n/);
+    assert.equal(seen[1], before, "the second up did not see the file as it was");
+    assert.equal(readFileSync(stackFile, "utf8"), before);
+    assert.match(out.join("\n"), /FAILED on the server \(exit 1\); the stack file is unchanged and the app still writes to the original primary; the warm slot is re-created naming the original primary again\./);
+    assert.equal(primary.sqlAs(DB, APP_PASSWORD, "SELECT @@read_only", DB).stdout.trim(), "0");
+  });
+
+  it("when the promotion's pulumi up fails, the stack file is put back and the operator is told the replica is promoted", async () => {
     // Written just before the promotion: it must reach the promoted replica.
     primary.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('주문 2')", DB);
     const before = readFileSync(stackFile, "utf8");
+    let ups = 0;
     const { out, reporter } = lines();
-    const status = await runPromoteCommand(["--stack", "prod"], deps(() => { throw new Error("error: the rollout failed"); }), reporter, reporter);
-    assert.equal(status, EXIT.failed);
+    const status = await runPromoteCommand(["--stack", "prod"], deps(() => { if (++ups === 2) throw new Error("error: the rollout failed"); }), reporter, reporter);
+    assert.deepEqual([status, ups], [EXIT.failed, 2]);
     assert.equal(readFileSync(stackFile, "utf8"), before);
     assert.match(out.join("\n"), /pulumi up FAILED: error: the rollout failed\. The stack file is back as it was\. bbaegok-prod-db-replica IS promoted/);
   });
 
-  it("when the second pulumi up (the warm slot's) fails, the stack file stays promoted and the operator is told to commit it and deploy again", async () => {
+  it("when the last pulumi up (the old serving slot's rewarm) fails, the stack file stays promoted and the operator is told to commit it and deploy again", async () => {
     const before = readFileSync(stackFile, "utf8");
     let ups = 0;
     const { out, reporter } = lines();
-    const status = await runPromoteCommand(["--stack", "prod"], deps(() => { if (++ups === 2) throw new Error("error: the warm slot did not turn healthy"); }), reporter, reporter);
-    assert.deepEqual([status, ups], [EXIT.failed, 2]);
+    const status = await runPromoteCommand(["--stack", "prod"], deps(() => { if (++ups === 3) throw new Error("error: the warm slot did not turn healthy"); }), reporter, reporter);
+    assert.deepEqual([status, ups], [EXIT.failed, 3]);
     assert.match(readFileSync(stackFile, "utf8"), /    primary: replica\n/);
     assert.match(out.join("\n"), /bbaegok-prod-db-replica is the primary and the serving slot writes to it, but the second pulumi up, re-creating the warm slot, FAILED: error: the warm slot did not turn healthy\. The serving slot was not touched\. Commit Pulumi\.prod\.yaml .*npm run deploy -- --stack prod/);
     // As before, for the next test: promote from the unpromoted file (the server's promotion is done; again changes nothing there).
@@ -121,9 +152,10 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     const { out, reporter } = lines();
     const status = await runPromoteCommand(["--stack", "prod"], deps((file) => void seen.push(file)), reporter, reporter);
     assert.equal(status, EXIT.ok, out.join("\n"));
-    // Two ups of the promoted file: the rollout to the idle slot, then the warm slot's rewarm.
-    assert.equal(seen.length, 2);
-    assert.equal(seen[0], seen[1]);
+    // The staged file (the warm slot started naming the replica), then two ups of the promoted file: the flip, then the rewarm.
+    assert.equal(seen.length, 3);
+    assert.equal(seen[0], seen[1]!.replace("primary: replica", "primary: promoting"));
+    assert.equal(seen[1], seen[2]);
     assert.match(out.join("\n"), /pulumi up of prod again: the warm slot, which still names the original, is re-created naming it/);
     assert.match(out.join("\n"), /bbaegok-prod-db fenced: it refuses the app's writes from now on/);
     // Nothing the app wrote on the primary before the fence was lost.
@@ -134,8 +166,8 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     assert.notEqual(fenced.status, 0);
     assert.match(fenced.stderr, /--read-only/);
 
-    assert.match(seen[0]!, /    primary: replica\n/, "pulumi up did not see the promotion in the stack file");
-    assert.match(seen[0]!, /# No secret is stored here/, "the file's comments were lost");
+    assert.match(seen[1]!, /    primary: replica\n/, "pulumi up did not see the promotion in the stack file");
+    assert.match(seen[1]!, /# No secret is stored here/, "the file's comments were lost");
     const config = readConfig("prod");
     assert.ok(slotEnvs(config, "blue").includes("SPRING_DATASOURCE_URL=jdbc:mariadb://db-replica:3306/bbaegok"));
     assert.ok(!slotEnvs(config, "green").some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_URL=")));

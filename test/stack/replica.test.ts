@@ -82,6 +82,33 @@ for (const [engine, version, flag] of [
 }
 
 for (const engine of ["mariadb", "postgres"] as const) {
+  describe(`a ${engine} stack staged for its promotion (database.primary: promoting, npm run promote's first up)`, () => {
+    const stack = `staged${engine}`;
+    const file = stackFileWithReplica(engine, engine === "postgres" ? "16.10" : "11.4.4", `staged-${engine}.bbaegok.kr`);
+    project.writeStackFile(stack, file);
+    const self = { [`organization/bbaegok-infra/${stack}`]: {} as Record<string, unknown> };
+    const served = planInChild(stack, project.dir, self, true);
+    self[`organization/bbaegok-infra/${stack}`] = { appSlots: served.outputs["appSlots"] };
+    const before = planInChild(stack, project.dir, self);
+    project.writeStackFile(stack, file.replace("    replicas:\n", "    primary: promoting\n    replicas:\n"));
+    const staged = planInChild(stack, project.dir, self);
+    const inputsOf = (plan: typeof staged, name: string) => plan.resources.find((r) => r.type === CONTAINER && r.inputs["name"] === name)?.inputs;
+
+    it("only the warm slot changes: it names db-replica, with no replica datasource; the serving slot, both databases and the backup are as before", () => {
+      const live = served.outputs["liveSlot"] as string;
+      const warm = live === "blue" ? "green" : "blue";
+      assert.equal(staged.outputs["liveSlot"], live, "the staged up made another slot live");
+      const envs = inputsOf(staged, `bbaegok-${stack}-app-${warm}`)!["envs"] as string[];
+      assert.ok(envs.includes(`SPRING_DATASOURCE_URL=jdbc:${engine === "postgres" ? "postgresql" : "mariadb"}://db-replica:${engine === "postgres" ? 5432 : 3306}/bbaegok`), envs.join(" "));
+      assert.ok(!envs.some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), envs.join(" "));
+      assert.notDeepEqual(inputsOf(staged, `bbaegok-${stack}-app-${warm}`), inputsOf(before, `bbaegok-${stack}-app-${warm}`));
+      for (const name of [`app-${live}`, "db", "db-replica"]) assert.deepEqual(inputsOf(staged, `bbaegok-${stack}-${name}`), inputsOf(before, `bbaegok-${stack}-${name}`), name);
+      const backup = (plan: typeof staged) => plan.resources.find((r) => r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`)?.inputs["content"];
+      assert.equal(backup(staged), backup(before));
+      assert.deepEqual(violations(staged.resources), []);
+    });
+  });
+
   describe(`a ${engine} stack whose replica was promoted (database.primary: replica)`, () => {
     const stack = `promoted${engine}`;
     const file = stackFileWithReplica(engine, engine === "postgres" ? "16.10" : "11.4.4", `promoted-${engine}.bbaegok.kr`)

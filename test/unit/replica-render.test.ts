@@ -102,7 +102,9 @@ describe("database.replicas in the stack file", () => {
     };
     assert.deepEqual(primary("replica", []), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "replica": expected "original": there is no replica to be the primary (database.replicas is empty)']);
     assert.deepEqual(primary("replica", [{}]), []);
-    assert.deepEqual(primary("db", [{}]), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "db": expected "original" or "replica" (written by npm run promote)']);
+    assert.deepEqual(primary("db", [{}]), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "db": expected "original" or "replica" (written by npm run promote; "promoting" during its first step only)']);
+    assert.deepEqual(primary("promoting", [{}]), []);
+    assert.deepEqual(primary("promoting", []), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "promoting": expected "original": there is no replica to be the primary (database.replicas is empty)']);
   });
 });
 

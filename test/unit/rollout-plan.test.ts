@@ -11,6 +11,7 @@ import type { StackConfig } from "../../stacks/config/schema.js";
 import { loadStack } from "../../stacks/config/load.js";
 import { REPO } from "../support/project.js";
 import { replicatedDatabase } from "../support/replica-harness.js";
+import { promotionStaged } from "../../infra/replica/render.js";
 
 const prod = loadStack("prod", REPO).config;
 const place: SlotPlace = {
@@ -26,10 +27,52 @@ type Config = Pick<StackConfig, "app" | "database">;
 const url = (envs: string[]) => envs.find((e) => e.startsWith("SPRING_DATASOURCE_URL="));
 /** The run of `config` after `deployed`, as AppSlots plans it. */
 const plan = (deployed: DeployedSlots | undefined, config: Config) =>
-  planRollout(deployed, { blue: desiredSpec(config, place, "blue"), green: desiredSpec(config, place, "green") }, slotRenderer(config, place));
+  planRollout(deployed, { blue: desiredSpec(config, place, "blue"), green: desiredSpec(config, place, "green") }, slotRenderer(config, place), { staged: promotionStaged(config.database) });
 /** What the run records for the next one (the stack's `app` output). */
 const recorded = (p: RolloutPlan): DeployedSlots => recordOf(p);
 const withImage = (config: Config, image: string): Config => ({ ...config, app: { ...config.app, image } });
+
+describe("the rollout plan across a staged promotion (npm run promote: promoting, then replica)", () => {
+  const original: Config = { app: prod.app, database: replicatedDatabase("mariadb") };
+  const staging: Config = { ...original, database: { ...original.database, primary: "promoting" } };
+  const promoted: Config = { ...original, database: { ...original.database, primary: "replica" } };
+  // 1.8.2 served, then 1.8.3 rolled out: green serves 1.8.3, blue keeps 1.8.2 warm (the usual state).
+  const first = recorded(plan(undefined, withImage(original, "ghcr.io/bbaegok/api:1.8.2")));
+  const before = recorded(plan(first, withImage(original, "ghcr.io/bbaegok/api:1.8.3")));
+  const staged = plan(before, withImage(staging, "ghcr.io/bbaegok/api:1.8.3"));
+
+  it("the first up starts the file's release in the warm slot naming the replica, as it will run once promoted; nothing flips and the live slot is exactly as recorded", () => {
+    assert.equal(before.liveSlot, "green");
+    assert.deepEqual([staged.action, staged.live, staged.previous, staged.checks], ["rewarm", "green", "green", { action: "rewarm", target: "blue" }]);
+    assert.equal(canonical(staged.slots.green), canonical(before.slots.green));
+    assert.equal(staged.slots.blue.container.image, "ghcr.io/bbaegok/api:1.8.3");
+    assert.equal(canonical(staged.slots.blue), canonical(desiredSpec(withImage(promoted, "ghcr.io/bbaegok/api:1.8.3"), place, "blue")));
+    assert.equal(url(staged.slots.blue.container.envs), "SPRING_DATASOURCE_URL=jdbc:mariadb://db-replica:3306/bbaegok");
+    assert.ok(!staged.slots.blue.container.envs.some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_URL=")));
+    // Staged again (a promote run again after a failure): nothing changes.
+    assert.equal(plan(recorded(staged), withImage(staging, "ghcr.io/bbaegok/api:1.8.3")).action, "none");
+  });
+
+  it("the promotion's up then only flips to the staged slot: no container is created; the next up re-creates the old serving slot naming the promoted database", () => {
+    const flip = plan(recorded(staged), withImage(promoted, "ghcr.io/bbaegok/api:1.8.3"));
+    assert.deepEqual([flip.action, flip.live, flip.previous], ["flip", "blue", "green"]);
+    assert.equal(canonical(flip.slots), canonical(staged.slots));
+    const rewarm = plan(recorded(flip), withImage(promoted, "ghcr.io/bbaegok/api:1.8.3"));
+    assert.deepEqual([rewarm.action, rewarm.live, rewarm.checks.target], ["rewarm", "blue", "green"]);
+    assert.equal(url(rewarm.slots.green.container.envs), "SPRING_DATASOURCE_URL=jdbc:mariadb://db-replica:3306/bbaegok");
+  });
+
+  it("staged, a release in the file the live slot does not run still goes to the warm slot only: nothing goes live before the promotion", () => {
+    const other = plan(before, withImage(staging, "ghcr.io/bbaegok/api:1.9.0"));
+    assert.deepEqual([other.action, other.live], ["rewarm", "green"]);
+    assert.equal(canonical(other.slots.green), canonical(before.slots.green));
+    assert.equal(other.slots.blue.container.image, "ghcr.io/bbaegok/api:1.9.0");
+  });
+
+  it("staged on a stack that never served: refused, naming the setting", () => {
+    assert.throws(() => plan(undefined, staging), /database\.primary: promoting stages the warm slot of a stack that serves/);
+  });
+});
 
 describe("the rollout plan across a promotion", () => {
   const original: Config = { app: prod.app, database: replicatedDatabase("mariadb") };
