@@ -19,6 +19,7 @@ import type { StackConfig } from "../stacks/config/schema.js";
 import { PulumiCliMissingError } from "./automation.js";
 import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
 import { loadStack } from "../stacks/config/load.js";
+import { stackFileName } from "../stacks/config/validate.js";
 import { automationStackControl, stackReleaseFile } from "./deploy/engine.js";
 import { deploy, rollback, type Clock, type Outcome, type ReleaseFile, type Reporter, type ServerControl, type StackControl, realClock } from "./deploy/orchestrator.js";
 import { deployProxy, SshServerControl, sshShell } from "./deploy/server.js";
@@ -97,6 +98,14 @@ export async function runDeployCommand(argv: string[], deps: DeployDeps, out: Re
   } catch (err) {
     errors.line(`${command}: ${(err as Error).message}`);
     return isStackFileProblem(err) ? EXIT.usage : EXIT.failed;
+  }
+  if (command !== "status" && config.database.primary === "promoting") {
+    // Left by a stopped npm run promote: a run of it only stages the warm slot, so a release would never go live.
+    errors.line(
+      `${command}: ${stackFileName(stack)} says database.primary: promoting, which only npm run promote writes for its first step and puts back: a promote was stopped. ` +
+        `It stopped in its first step, before promoting anything: set it back to "original", then ${command} or npm run promote -- --stack ${stack} again`,
+    );
+    return EXIT.usage;
   }
   const progress = timestamped(out, deps.clock);
   try {

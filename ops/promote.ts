@@ -107,7 +107,9 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
     return EXIT.usage;
   }
   if (config.database.primary === "promoting") {
-    errors.line(`promote: ${file} says database.primary: promoting, which only npm run promote writes for its first step and puts back: an earlier promote was stopped. Set it back to "original" and run npm run promote again`);
+    errors.line(
+      `promote: ${file} says database.primary: promoting, which only npm run promote writes for its first step and puts back: an earlier promote stopped in that step, before promoting anything. Set it back to "original" and run npm run promote again`,
+    );
     return EXIT.usage;
   }
   if (replicaIsPrimary(config.database)) {

@@ -78,7 +78,7 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     dir.remove();
   });
 
-  it("refuses bad usage and a stack without a replica (exit 2), touching nothing", async () => {
+  it("refuses bad usage, a stack without a replica, one elsewhere and a file a stopped promote left staged (exit 2), touching nothing", async () => {
     const { out, reporter } = lines();
     assert.equal(await runPromoteCommand([], deps(() => assert.fail("up ran")), reporter, reporter), EXIT.usage);
     assert.match(out.join("\n"), /--stack is required\nusage: npm run promote -- --stack <name>/);
@@ -90,6 +90,10 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     const remote: PromoteDeps = { ...deps(() => assert.fail("up ran")), shell: () => assert.fail("the server was reached"), readConfig: (s) => ({ ...readConfig(s), database: { ...readConfig(s).database, replicas: [elsewhere] } }) };
     assert.equal(await runPromoteCommand(["--stack", "prod"], remote, reporter, reporter), EXIT.usage);
     assert.match(out.join("\n"), /Pulumi\.prod\.yaml's replica is on another server \(database\.replicas\[0\]\.server\): promoting it is not supported yet; nothing was done/);
+    // A file a stopped promote left in its first step.
+    const stopped: PromoteDeps = { ...deps(() => assert.fail("up ran")), shell: () => assert.fail("the server was reached"), readConfig: (s) => ({ ...readConfig(s), database: { ...readConfig(s).database, primary: "promoting" } }) };
+    assert.equal(await runPromoteCommand(["--stack", "prod"], stopped, reporter, reporter), EXIT.usage);
+    assert.match(out.join("\n"), /Pulumi\.prod\.yaml says database\.primary: promoting, .*stopped in that step, before promoting anything\. Set it back to "original" and run npm run promote again/);
     assert.equal(replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('x')", DB).status === 0, false, "the replica took a write before promote");
   });
 

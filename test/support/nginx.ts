@@ -86,21 +86,42 @@ export async function startNginx(confFile: string, runtimeDir: string, httpPort:
   let log = "";
   child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  await waitFor(
-    `nginx to listen on ${httpPort}`,
-    () =>
-      new Promise<boolean>((resolve) => {
-        const socket = connect(httpPort, "127.0.0.1", () => {
-          socket.destroy();
-          resolve(true);
-        });
-        socket.on("error", () => resolve(false));
-      }),
-    15_000,
-  ).catch((err: Error) => {
-    child.kill("SIGKILL");
-    throw new Error(`${err.message}\n${log}`);
-  });
+  // Listening means this nginx's master wrote its pid file, which it does once it has bound every port: a
+  // connect alone may reach another process that took the port first (freePort's race), and nginx, failing
+  // to bind, retries for 2.5 s and exits. It exiting before it listened fails the start with its own words.
+  const pidFile = join(runtimeDir, "nginx.pid");
+  const ownPidFile = () => {
+    try {
+      return Number(readFileSync(pidFile, "utf8").trim()) === child.pid;
+    } catch {
+      return false;
+    }
+  };
+  let started = false;
+  const died = new Promise<never>((_, reject) => void exited.then(() => started || reject(new Error(`nginx exited (${child.exitCode ?? child.signalCode}) before it listened`))));
+  await Promise.race([
+    waitFor(
+      `nginx (pid ${child.pid}) to listen on ${httpPort}`,
+      () =>
+        ownPidFile() &&
+        new Promise<boolean>((resolve) => {
+          const socket = connect(httpPort, "127.0.0.1", () => {
+            socket.destroy();
+            resolve(true);
+          });
+          socket.on("error", () => resolve(false));
+        }),
+      15_000,
+    ),
+    died,
+  ])
+    .then(() => {
+      started = true;
+    })
+    .catch((err: Error) => {
+      child.kill("SIGKILL");
+      throw new Error(`${err.message}\n${log}`);
+    });
   return {
     pid: child.pid!,
     test() {
