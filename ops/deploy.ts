@@ -102,8 +102,8 @@ export async function runDeployCommand(argv: string[], deps: DeployDeps, out: Re
   if (command !== "status" && config.database.primary === "promoting") {
     // Left by a stopped npm run promote: a run of it only stages the warm slot, so a release would never go live.
     errors.line(
-      `${command}: ${stackFileName(stack)} says database.primary: promoting, which only npm run promote writes for its first step and puts back: a promote was stopped. ` +
-        `It stopped in its first step, before promoting anything: set it back to "original", then ${command} or npm run promote -- --stack ${stack} again`,
+      `${command}: ${stackFileName(stack)} says database.primary: promoting, which only npm run promote writes for its first step and puts back: ` +
+        `a promote stopped in its first step, before promoting anything: set it back to "original", then ${command} or npm run promote -- --stack ${stack} again`,
     );
     return EXIT.usage;
   }

@@ -326,8 +326,8 @@ export const databaseSchema = z.strictObject({
    * by hand (README, "Read replicas": the original is out of date).
    * "promoting" is that command's first step only, before it promotes: the
    * warm slot is started naming `db-replica` and nothing goes live, so the
-   * promotion's flip starts no container (the program refuses any other
-   * change while the file says so; never commit it).
+   * promotion's flip starts no container (a run of it makes nothing live,
+   * and npm run deploy and rollback refuse it; never commit it).
    * @default "original"
    */
   primary: z
