@@ -30,6 +30,8 @@ import {
   replicaNames,
   replicaScript,
   replicaServerFlags,
+  replicaRoleOptions,
+  REPLICA_ROLE_MOUNT,
   replicationPgpass,
   type ReplicaConfig,
   type ThisServer,
@@ -98,7 +100,7 @@ export class ReadReplica extends pulumi.ComponentResource {
     const memoryMb = args.replica.memoryMb ?? database.memoryMb;
     const promoted = replicaIsPrimary(database);
     const primaryAddress = linkAddressOfPrimary(args.replica);
-    const serverSpec = { engine: database.engine, memoryMb, primaryHost: elsewhere && primaryAddress ? primaryAddress : DATABASE_ALIAS, primaryPort: spec.port, secretsDir: SECRETS_MOUNT, slot: replicaName.slot, promoted };
+    const serverSpec = { engine: database.engine, memoryMb, primaryHost: elsewhere && primaryAddress ? primaryAddress : DATABASE_ALIAS, primaryPort: spec.port, secretsDir: SECRETS_MOUNT, slot: replicaName.slot };
     this.containerName = replicaName.container;
     // PostgreSQL: its entrypoint seeds an empty volume by pg_basebackup, as the database's uid, then runs the image's own.
     const serverCommand = [...(database.engine === "postgres" ? ["docker-entrypoint.sh"] : []), ...spec.command, ...replicaServerFlags(serverSpec)];
@@ -224,6 +226,12 @@ export class ReadReplica extends pulumi.ComponentResource {
     }
 
     function createContainer(parent: ReadReplica, dependsOn: pulumi.Resource[]): docker.Container {
+      // MariaDB/MySQL: read-only or, once promoted, writable, by an option file on the replica's server: the flip's
+      // up rewrites it and leaves the container as it is (replicaRoleOptions says why).
+      const roleOptions = replicaRoleOptions(database.engine, promoted);
+      const roleFile = roleOptions
+        ? new ServerFile(`${name}-${elsewhere ? "elsewhere-" : ""}role-file`, { connection: host.connection, path: replicaName.roleFile(host.names.stackDir), mode: "0644", owner: "root:root", content: roleOptions }, { parent })
+        : undefined;
       const image = new docker.RemoteImage(`${name}-image`, { name: spec.image, keepLocally: true }, dockerOpts);
       // The replica's data is a copy, but rebuilding it loads the primary: protected and retained like the primary's.
       const volume = new docker.Volume(`${name}-volume`, { name: replicaName.volume }, { ...dockerOpts, protect: true, retainOnDelete: true });
@@ -252,6 +260,7 @@ export class ReadReplica extends pulumi.ComponentResource {
           mounts: [
             { type: "bind", source: `${host.names.secretsDir}/db`, target: SECRETS_MOUNT, readOnly: true },
             ...(postgres ? [{ type: "bind", source: `${host.names.stackDir}/replica-init`, target: ENTRYPOINT_MOUNT, readOnly: true }] : []),
+            ...(roleFile ? [{ type: "bind", source: roleFile.path, target: REPLICA_ROLE_MOUNT, readOnly: true }] : []),
           ],
           healthcheck: dockerHealthCheck({ tests: spec.healthcheck, interval: "10s", timeout: "5s", retries: 5, startPeriod: "300s" }),
           stopTimeout: STOP_SECONDS,

@@ -80,6 +80,8 @@ export function replicaNames(prefix: string) {
     slot: "replica_1",
     /** The replica's script on the server: `replica.sh setup|wait|status|promote`. */
     script: (stackDir: string) => `${stackDir}/replica/replica.sh`,
+    /** MariaDB/MySQL: the replica's role option file on the server (replicaRoleOptions), mounted at REPLICA_ROLE_MOUNT. */
+    roleFile: (stackDir: string) => `${stackDir}/replica/role.cnf`,
     /** With a replica on another server: the primary's routed bridge, through which its port is published on the link's address. */
     linkNetwork: `${prefix}-db-link`,
     /** The replica's network on the other server: routed, so it reaches the primary's link address. */
@@ -149,8 +151,6 @@ export interface ReplicaServerSpec {
   /** Where the password files are, as the replica sees them. */
   secretsDir: string;
   slot: string;
-  /** Promoted (`database.primary: replica`): it takes writes, so a restart must not make it read-only again. */
-  promoted?: boolean;
 }
 
 /**
@@ -167,8 +167,33 @@ export function replicaApplyThreads(memoryMb: number): number {
 }
 
 /**
- * The replica's own server flags. MariaDB/MySQL: read-only (super_read_only
- * on MySQL), its own id, a binary log of what it applies (so it can be
+ * Where a MariaDB/MySQL replica's role option file is mounted: a directory
+ * both images' option files include (the official images' `my.cnf` ends with
+ * `!includedir /etc/mysql/conf.d/`, as Debian's does), under a name sorted
+ * after the image's own files there.
+ */
+export const REPLICA_ROLE_MOUNT = "/etc/mysql/conf.d/zz-bbaegok-replica-role.cnf";
+
+/**
+ * A MariaDB/MySQL replica's role: read-only (super_read_only on MySQL) until
+ * promoted, writable after. An option file rather than a server flag: the
+ * flip's `pulumi up` after `replica.sh promote` (which made the running
+ * server writable by SET GLOBAL) rewrites this file and changes nothing of
+ * the container, so the promoted database is not restarted while the app
+ * waits to write (it was: a 12 s longer write window on prod, its health
+ * check's first run 10 s after the start), and a later restart still finds it
+ * writable. PostgreSQL: none (promotion removes the standby's marker).
+ */
+export function replicaRoleOptions(engine: DatabaseEngine, promoted: boolean): string | undefined {
+  if (engine === "postgres") return undefined;
+  const setting = engine === "mysql" ? "super_read_only" : "read_only";
+  const why = promoted ? "promoted (npm run promote): it takes the writes" : "a read replica: it refuses writes but its replication's";
+  return `# The read replica's role, rendered by infra/replica/render.ts: ${why}.\n[mysqld]\n${setting} = ${promoted ? "OFF" : "ON"}\n`;
+}
+
+/**
+ * The replica's own server flags. MariaDB/MySQL (read-only by its role
+ * option file, replicaRoleOptions): its own id, a binary log of what it applies (so it can be
  * promoted and replicated from), and the `mysql` schema not replicated: the
  * replica keeps its own accounts (its image creates root and the app user
  * from the same password files; the replication user exists on the primary
@@ -184,14 +209,13 @@ export function replicaApplyThreads(memoryMb: number): number {
  * the replica is not cancelled).
  */
 export function replicaServerFlags(spec: ReplicaServerSpec): string[] {
-  // Promoted: writable across restarts (replica.sh promote's SET GLOBAL lasts until one). PostgreSQL's
-  // standby flags are inert once promotion removed standby.signal, so its container is left as it is.
-  const readOnly = spec.promoted ? "OFF" : "ON";
+  // The same once promoted, so promotion never re-creates the container: the role is in its option file
+  // (replicaRoleOptions); PostgreSQL's standby flags are inert once promotion removed standby.signal.
   switch (spec.engine) {
     case "mariadb":
-      return [`--server-id=${REPLICA_SERVER_ID}`, `--read-only=${readOnly}`, "--log-bin=mysql-bin", "--log-slave-updates=ON", "--binlog-format=ROW", "--gtid-strict-mode=ON", `--binlog-expire-logs-seconds=${BINLOG_KEEP_SECONDS}`, "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%", `--slave-parallel-threads=${replicaApplyThreads(spec.memoryMb)}`, "--slave-parallel-mode=optimistic"];
+      return [`--server-id=${REPLICA_SERVER_ID}`, "--log-bin=mysql-bin", "--log-slave-updates=ON", "--binlog-format=ROW", "--gtid-strict-mode=ON", `--binlog-expire-logs-seconds=${BINLOG_KEEP_SECONDS}`, "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%", `--slave-parallel-threads=${replicaApplyThreads(spec.memoryMb)}`, "--slave-parallel-mode=optimistic"];
     case "mysql":
-      return [`--server-id=${REPLICA_SERVER_ID}`, `--super-read-only=${readOnly}`, "--log-bin=mysql-bin", "--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%"];
+      return [`--server-id=${REPLICA_SERVER_ID}`, "--log-bin=mysql-bin", "--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--relay-log=relay-bin", "--replicate-wild-ignore-table=mysql.%"];
     case "postgres":
       return [
         "-c", "hot_standby=on",

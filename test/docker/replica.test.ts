@@ -20,6 +20,7 @@ import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStac
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
+import { REPLICA_ROLE_MOUNT } from "../../infra/replica/render.js";
 
 let host: DockerHost;
 let ws: ReturnType<typeof engineWorkspace>;
@@ -152,8 +153,9 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       });
     }
 
-    it("npm run promote with the real pulumi up: no failed request; the old replica takes writes, the original refuses them, the serving slot's datasource names db-replica", async () => {
+    it("npm run promote with the real pulumi up: no failed request; the old replica takes writes (the same container, never restarted), the original refuses them, the serving slot's datasource names db-replica", async () => {
       const originalId = inspect<string>(primary, ".Id");
+      const replicaRun = [inspect<string>(replica, ".Id"), inspect<string>(replica, ".State.StartedAt")];
       const load = startLoad(proxyAddress, api);
       let result: Awaited<ReturnType<typeof opsAsync>>;
       try {
@@ -189,6 +191,8 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
 
       const write = asAppUser(engine, replica, "INSERT INTO notes VALUES (3, 'after the promotion');");
       assert.equal(write.status, 0, write.stderr);
+      // Writable by promote's own change to the running server: no up re-created or restarted it (MariaDB's role is a file the flip's up rewrote).
+      assert.deepEqual([inspect<string>(replica, ".Id"), inspect<string>(replica, ".State.StartedAt")], replicaRun, "the promoted container was re-created or restarted by the promotion");
       const fenced = asAppUser(engine, primary, "INSERT INTO notes VALUES (4, 'on the original');");
       assert.notEqual(fenced.status, 0, "the original took a write after the promotion");
       assert.match(fenced.stderr, readOnlyRefusal(engine));
@@ -221,6 +225,8 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       await waitFor(`${replica} and both slots to run again and be healthy`, () => [replica, ...slots].every((name) => inspect<{ Health?: { Status: string } }>(name, ".State").Health?.Status === "healthy"), 300_000, 1000);
       assert.equal(await servingSlot(stack, api), serving);
       assert.notEqual(inspect<string>(replica, ".State.StartedAt"), started, "the cut did not stop the promoted container");
+      // Started again, it is writable by its role file (MariaDB), as the promotion's up rewrote it.
+      if (engine !== "postgres") assert.match(docker(["exec", replica, "cat", REPLICA_ROLE_MOUNT]).stdout, /^read_only = OFF$/m);
       assert.equal(inspect<boolean>(primary, ".State.Running"), false, "Docker started the original after the cut: it would take writes");
       assert.equal(asAppUser(engine, replica, "INSERT INTO notes VALUES (8, 'after the cut, promoted');").status, 0);
       const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);

@@ -17,7 +17,7 @@ import { mariadbLogicalDump, runNodeCommand, runRestore, runScript, startPingSer
 import { REPO } from "../support/project.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, newestManifest, renderReplicatedBackupScript, replicaEnv, replicaStatus, replicatedBackupEnv, replicatedDatabase, runReplica } from "../support/replica-harness.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, newestManifest, renderReplicatedBackupScript, replicaEnv, replicaStatus, replicatedBackupEnv, replicatedDatabase, runReplica, writeReplicaRole } from "../support/replica-harness.js";
 import { tempDir, waitFor } from "../support/system.js";
 import { loadStack } from "../../stacks/config/load.js";
 
@@ -78,7 +78,7 @@ describe("backups of a MariaDB database with a read replica (for real)", () => {
     const flags = replicaServerFlags({ engine: "mariadb", memoryMb: 1024, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
     [primary, replica, restored, s3, ping] = await Promise.all([
       startMariaDb(primaryReplicationFlags("mariadb")),
-      startMariaDb(flags),
+      startMariaDb(flags, { optionFile: writeReplicaRole(dir.path) }),
       startMariaDb(),
       startMoto([{ name: "bbaegok-prod-db-backups", versioned: true }]),
       startPingServer(),

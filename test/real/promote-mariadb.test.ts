@@ -19,7 +19,7 @@ import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { REPO } from "../support/project.js";
-import { generatedPassword, replicaEnv, replicatedDatabase, runReplica, PRIMARY_CONTAINER, REPLICA_CONTAINER } from "../support/replica-harness.js";
+import { generatedPassword, replicaEnv, replicatedDatabase, runReplica, PRIMARY_CONTAINER, REPLICA_CONTAINER, writeReplicaRole } from "../support/replica-harness.js";
 import { replicaScript } from "../../infra/replica/render.js";
 import { tempDir } from "../support/system.js";
 
@@ -51,7 +51,7 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
 
   before(async () => {
     const flags = replicaServerFlags({ engine: "mariadb", memoryMb: 1024, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
-    [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags)]);
+    [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags, { optionFile: writeReplicaRole(dir.path) })]);
     primary.sql(imageInit);
     replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
     primary.sql("CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, memo VARCHAR(100) NOT NULL); INSERT INTO orders (memo) VALUES ('주문 1');", DB);

@@ -23,7 +23,7 @@ import { loadStack } from "../../stacks/config/load.js";
 import { runScript, startPingServer } from "../support/backup-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, writeReplicaExecHook, type ContainerEnvs, newestManifest, renderReplicaScript, renderReplicatedBackupScript, replicaEnv, replicaStatus, replicatedBackupEnv, replicatedDatabase, runReplica } from "../support/replica-harness.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, writeReplicaExecHook, type ContainerEnvs, newestManifest, renderReplicaScript, renderReplicatedBackupScript, replicaEnv, replicaStatus, replicatedBackupEnv, replicatedDatabase, runReplica, writeReplicaRole } from "../support/replica-harness.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
@@ -58,7 +58,7 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
     const replicaFlags = replicaServerFlags({ engine: "mariadb", memoryMb: 1024, primaryHost: LINK.primary, primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
     [primary, replica, s3, ping] = await Promise.all([
       startMariaDb([...primaryReplicationFlags("mariadb"), `--bind-address=${LINK.primary}`], { netns: link.ns.primary }),
-      startMariaDb([...replicaFlags, `--bind-address=127.0.0.1,${LINK.replica}`], { netns: link.ns.replica }),
+      startMariaDb([...replicaFlags, `--bind-address=127.0.0.1,${LINK.replica}`], { netns: link.ns.replica, optionFile: writeReplicaRole(dir.path) }),
       startMoto([{ name: "bbaegok-prod-db-backups", versioned: true }]),
       startPingServer(),
     ]);

@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { spawn } from "node:child_process";
 import { primaryReplicationFlags, replicaApplyThreads, replicaServerFlags } from "../../infra/replica/render.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica } from "../support/replica-harness.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, writeReplicaRole } from "../support/replica-harness.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
@@ -41,7 +41,7 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
 
   before(async () => {
     const flags = replicaServerFlags({ engine: "mariadb", memoryMb: REPLICA_MEMORY_MB, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
-    [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags)]);
+    [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags, { optionFile: writeReplicaRole(dir.path) })]);
     primary.sql(imageInit);
     replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
     primary.sql(`CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, memo VARCHAR(100) NOT NULL) ENGINE=InnoDB;
@@ -172,5 +172,17 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
     assert.equal(replica.sql("SHOW SLAVE STATUS"), "");
     // Every row the primary had, and the one written after the promotion.
     assert.equal(onReplica("SELECT COUNT(*) FROM orders"), String(rows + 1));
+  });
+
+  it("promoted, its role is its option file: a restart with the server's flags unchanged (the container left as it is) is read-only while the file says replica, writable once the flip's up rewrote it", async () => {
+    const flags = replicaServerFlags({ engine: "mariadb", memoryMb: REPLICA_MEMORY_MB, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
+    await replica.restart(flags);
+    assert.equal(onReplica("SELECT @@read_only"), "1");
+    assert.notEqual(replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('refused')", DB).status, 0);
+    writeReplicaRole(dir.path, true);
+    await replica.restart(flags);
+    assert.equal(onReplica("SELECT @@read_only"), "0");
+    const write = replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('재시작 후')", DB);
+    assert.equal(write.status, 0, write.stderr);
   });
 });

@@ -14,6 +14,11 @@ const CONTAINER = "docker:index/container:Container";
 /** A command that runs the replica's script (any step, any way). */
 const REPLICA_SCRIPT_RUN = /bbaegok-install run '[^']*\/replica\/replica\.sh'/;
 
+/** A MariaDB replica's role option file (read-only or promoted), as the plan places it on the stack's server. */
+function roleFile(resources: { type: string; inputs: Record<string, unknown> }[], stack: string) {
+  return resources.find((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === `/srv/bbaegok/${stack}/replica/role.cnf`);
+}
+
 /** Staging's file on a server of its own (it owns its proxy), with `engine` and one replica. */
 function stackFileWithReplica(engine: string, version: string, host: string): string {
   return readFileSync(join(REPO, "Pulumi.staging.yaml"), "utf8")
@@ -59,10 +64,21 @@ for (const [engine, version, flag] of [
       assert.equal(file.inputs["mode"], "0400");
     });
 
-    it("the primary gets its replication flags, the replica its own", () => {
+    it("the primary gets its replication flags, the replica its own; a MariaDB replica is read-only by its role file, mounted read-only", () => {
       assert.ok((primary!.inputs["command"] as string[]).includes(flag), String(primary!.inputs["command"]));
       const command = (replica!.inputs["command"] as string[]).join(" ");
-      assert.match(command, engine === "postgres" ? /hot_standby=on .*primary_conninfo=host=db port=5432 user=replicator passfile=\/run\/secrets\/replication.pgpass/ : /--read-only=ON .*--log-slave-updates=ON/);
+      assert.match(command, engine === "postgres" ? /hot_standby=on .*primary_conninfo=host=db port=5432 user=replicator passfile=\/run\/secrets\/replication.pgpass/ : /--server-id=2 --log-bin=mysql-bin --log-slave-updates=ON/);
+      assert.doesNotMatch(command, /read-only|read_only/);
+      const role = roleFile(plan.resources, stack);
+      const mounts = replica!.inputs["mounts"] as { source: string; target: string; readOnly: boolean }[];
+      if (engine === "postgres") {
+        assert.equal(role, undefined);
+        assert.ok(!mounts.some((m) => m.target.startsWith("/etc/mysql")));
+      } else {
+        assert.match(String(role?.inputs["content"]), /^\[mysqld\]\nread_only = ON$/m);
+        assert.deepEqual([role!.inputs["mode"], role!.inputs["owner"]], ["0644", "root:root"]);
+        assert.deepEqual(mounts.find((m) => m.source === `/srv/bbaegok/${stack}/replica/role.cnf`), { type: "bind", source: `/srv/bbaegok/${stack}/replica/role.cnf`, target: "/etc/mysql/conf.d/zz-bbaegok-replica-role.cnf", readOnly: true });
+      }
     });
 
     it("the app's slots get a read-only datasource on the replica", () => {
@@ -117,7 +133,9 @@ for (const engine of ["mariadb", "postgres"] as const) {
       .replace("  bbaegok-infra:metabase:\n    enabled: false\n", "  bbaegok-infra:metabase:\n    enabled: true\n    image: metabase/metabase:v0.56.9\n    databaseImage: postgres:16.10\n    memoryMb: 2048\n    adminEmail: dev@bbaegok.kr\n");
     // The same stack before `npm run promote` wrote `primary: replica`: what the promotion's up changes.
     project.writeStackFile(stack, file.replace("    primary: replica\n", ""));
-    const before = planInChild(stack, project.dir).resources.find((r) => r.type === CONTAINER && r.inputs["name"] === `bbaegok-${stack}-db`);
+    const planBefore = planInChild(stack, project.dir).resources;
+    const before = planBefore.find((r) => r.type === CONTAINER && r.inputs["name"] === `bbaegok-${stack}-db`);
+    const replicaBefore = planBefore.find((r) => r.type === CONTAINER && r.inputs["name"] === `bbaegok-${stack}-db-replica`);
     project.writeStackFile(stack, file);
     const plan = planInChild(stack, project.dir);
     const containers = plan.resources.filter((r) => r.type === CONTAINER);
@@ -166,11 +184,15 @@ for (const engine of ["mariadb", "postgres"] as const) {
       assert.deepEqual((replica!.options as { ignoreChanges?: string[] }).ignoreChanges ?? [], []);
     });
 
-    it("the promoted container stays writable across restarts and is never set up again", () => {
+    it("the promoted container is the one that ran before (no input changes, so the flip's up neither re-creates nor restarts it), stays writable across restarts by its role file, and is never set up again", () => {
       const replica = containers.find((c) => c.inputs["name"] === `bbaegok-${stack}-db-replica`);
-      const command = (replica!.inputs["command"] as string[]).join(" ");
-      if (engine === "postgres") assert.match(command, /hot_standby=on/, "the standby's flags changed: its container would be replaced for nothing");
-      else assert.match(command, /--read-only=OFF/);
+      assert.deepEqual(replica!.inputs, replicaBefore!.inputs);
+      const role = roleFile(plan.resources, stack);
+      if (engine === "postgres") assert.equal(role, undefined);
+      else {
+        assert.match(String(role?.inputs["content"]), /^\[mysqld\]\nread_only = OFF$/m);
+        assert.match(String(roleFile(planBefore, stack)?.inputs["content"]), /^read_only = ON$/m);
+      }
       const setups = plan.resources.filter((r) => r.type === "command:remote:Command" && REPLICA_SCRIPT_RUN.test(String(r.inputs["create"])));
       assert.deepEqual(setups.map((r) => r.name), []);
     });
@@ -381,7 +403,11 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
     assert.equal(replica.options.provider, own.name);
     assert.deepEqual(replica.inputs["ports"], [{ internal: 3306, external: 3306, ip: "10.99.0.2", protocol: "tcp" }]);
     assert.deepEqual(replica.inputs["networksAdvanced"], [{ name: `bbaegok-${stack}-db-replica` }]);
-    assert.match((replica.inputs["command"] as string[]).join(" "), /--server-id=2 --read-only=ON .*--log-slave-updates=ON/);
+    assert.match((replica.inputs["command"] as string[]).join(" "), /--server-id=2 --log-bin=mysql-bin --log-slave-updates=ON/);
+    // Read-only by its role file on its own server, mounted from there.
+    const role = plan.resources.find((r) => r.name === "database-replica-1-elsewhere-role-file");
+    assert.match(String(role?.inputs["content"]), /^read_only = ON$/m);
+    assert.ok((replica.inputs["mounts"] as { source: string }[]).some((m) => m.source === `/srv/bbaegok/${stack}/replica/role.cnf`));
     assert.match((primary!.inputs["command"] as string[]).join(" "), /--log-bin=mysql-bin/);
     assert.deepEqual(primary!.inputs["ports"], [{ internal: 3306, external: 3306, ip: "10.99.0.1", protocol: "tcp" }]);
     const publishing = containers.filter((c) => (c.inputs["ports"] as unknown[] | undefined)?.length || c.inputs["networkMode"] === "host");
@@ -389,10 +415,11 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
     assert.deepEqual(violations(plan.resources), []);
   });
 
-  it("the replica's server gets its password files (0400, secret) and its own copy of replica.sh, which replicates from the primary's link address", () => {
+  it("the replica's server gets its password files (0400, secret), its role file and its own copy of replica.sh, which replicates from the primary's link address", () => {
     const onReplicaServer = files.filter((r) => /-elsewhere-/.test(r.name));
     assert.deepEqual(onReplicaServer.map((r) => r.inputs["path"]).sort(), [
       `/srv/bbaegok/${stack}/replica/replica.sh`,
+      `/srv/bbaegok/${stack}/replica/role.cnf`,
       `/srv/bbaegok/${stack}/secrets/db/db_password`,
       `/srv/bbaegok/${stack}/secrets/db/db_root_password`,
       `/srv/bbaegok/${stack}/secrets/db/replica_backup_password`,

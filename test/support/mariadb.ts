@@ -19,12 +19,15 @@ export interface MariaDb {
 }
 
 /**
- * `args`: more server flags (a replication test's binary log, server id,
- * read-only; a later --bind-address wins). `netns`: the server, and sqlAs's
- * client, run in that network namespace (another server in a link test); sql
- * reaches it by its socket, which a namespace does not hide.
+ * `args`: more server flags (a replication test's binary log, server id; a
+ * later --bind-address wins). `netns`: the server, and sqlAs's client, run in
+ * that network namespace (another server in a link test); sql reaches it by
+ * its socket, which a namespace does not hide. `optionFile`: the one option
+ * file the server reads (a replica's rendered role, as its container's
+ * conf.d has it), at every start: a restart reads what it says then;
+ * otherwise none.
  */
-export async function startMariaDb(args: readonly string[] = [], { netns }: { netns?: string } = {}): Promise<MariaDb> {
+export async function startMariaDb(args: readonly string[] = [], { netns, optionFile }: { netns?: string; optionFile?: string } = {}): Promise<MariaDb> {
   const server = requireCommand("mariadbd", "mariadb-server", ["/usr/sbin"]);
   const installDb = requireCommand("mariadb-install-db", "mariadb-server");
   const client = requireCommand("mariadb", "mariadb-client");
@@ -41,7 +44,7 @@ export async function startMariaDb(args: readonly string[] = [], { netns }: { ne
   const launch = (extra: readonly string[]) => {
     const serverArgv = inNetns([
       server,
-      "--no-defaults", `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", `--pid-file=${join(dir.path, "pid")}`, "--innodb-buffer-pool-size=64M", ...extra]);
+      optionFile ? `--defaults-file=${optionFile}` : "--no-defaults", `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", `--pid-file=${join(dir.path, "pid")}`, "--innodb-buffer-pool-size=64M", ...extra]);
     // ip netns exec execs the server: the child is mariadbd itself, as without a namespace.
     child = spawn(serverArgv[0]!, serverArgv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
     child.stderr?.on("data", (d: Buffer) => (log += d.toString()));

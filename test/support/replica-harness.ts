@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { postgresReplicaEntrypoint, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec, type ReplicaStatus, type ReplicationState } from "../../infra/replica/render.js";
+import { postgresReplicaEntrypoint, replicaRoleOptions, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec, type ReplicaStatus, type ReplicationState } from "../../infra/replica/render.js";
 import { shellQuote } from "../../infra/server/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { backupPaths, backupScript, stackBackupTargets, uploaderScript, type BackupManifest } from "../../infra/backup/render.js";
@@ -71,6 +71,17 @@ export function generatedPassword(): string {
 /** The database config of a stack with one replica. */
 export function replicatedDatabase(engine: StackConfig["database"]["engine"], maxLagSeconds = 300): StackConfig["database"] {
   return { engine, version: engine === "postgres" ? "16.6" : "11.4.4", name: "bbaegok", user: "bbaegok", memoryMb: 1024, replicas: [{ maxLagSeconds }], primary: "original" };
+}
+
+/**
+ * Writes a MariaDB replica's role option file as the program renders it
+ * (read-only, or writable once promoted) at `dir/role.cnf`, what its
+ * container's conf.d has: startMariaDb's `optionFile`.
+ */
+export function writeReplicaRole(dir: string, promoted = false): string {
+  const path = join(dir, "role.cnf");
+  writeFileSync(path, replicaRoleOptions("mariadb", promoted)!);
+  return path;
 }
 
 /** Writes the rendered replica script into `dir`. */

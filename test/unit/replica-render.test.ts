@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { backupPaths, backupScript, stackBackupTargets } from "../../infra/backup/render.js";
-import { postgresReplicaEntrypoint, readReplica, replicaReadHost, replicaScript, replicationPgpass } from "../../infra/replica/render.js";
+import { postgresReplicaEntrypoint, readReplica, replicaReadHost, replicaRoleOptions, replicaScript, replicationPgpass } from "../../infra/replica/render.js";
 import { slotEnvs } from "../../infra/app/render.js";
 import { databaseRuntime, replacementNotice } from "../../infra/database/render.js";
 import { readStackFile } from "../../stacks/config/files.js";
@@ -30,6 +30,12 @@ describe("the replica's scripts", () => {
     const script = postgresReplicaEntrypoint({ engine: "postgres", memoryMb: 1024, primaryHost: "db", primaryPort: 5432, secretsDir: "/run/secrets", slot: "replica_1" });
     shellcheck("entrypoint.sh", script);
     assert.match(script, /PGPASSFILE='\/run\/secrets\/replication.pgpass' pg_basebackup/);
+  });
+  it("the role option file: read-only until promoted, in the group both MariaDB's and MySQL's servers read (super_read_only on MySQL); none for PostgreSQL", () => {
+    assert.match(replicaRoleOptions("mariadb", false)!, /^\[mysqld\]\nread_only = ON\n$/m);
+    assert.match(replicaRoleOptions("mariadb", true)!, /^\[mysqld\]\nread_only = OFF\n$/m);
+    assert.match(replicaRoleOptions("mysql", false)!, /^\[mysqld\]\nsuper_read_only = ON\n$/m);
+    assert.equal(replicaRoleOptions("postgres", false), undefined);
   });
   it("libpq's password file escapes : and \\", () => {
     assert.equal(replicationPgpass("a:b\\c"), "*:*:*:replicator:a\\:b\\\\c\n");
