@@ -51,7 +51,7 @@ const app = new AppSlots("app", {
   server,
   config,
   database,
-  ...(promotedReplica ? { promotedPrimary: promotedReplica.container } : {}),
+  ...(promotedReplica?.primaryReady ? { promotedPrimary: promotedReplica.primaryReady } : {}),
   deployed: lastRun.apply((o) => o.appSlots),
   proxyContainer: ownerProxy ? ownerProxy.container : proxyContainerName(config.service),
   internalPort: INTERNAL_PORT,

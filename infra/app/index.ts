@@ -32,9 +32,10 @@ export interface AppSlotsArgs {
   /** The service database: its password becomes the slots' datasource password file; the slots start after it. */
   database: ServiceDatabase;
   /**
-   * The promoted replica's container when `database.primary` is "replica": the
-   * slots start after it (leaving read-only replaces it), so a new slot never
-   * turns healthy on a database about to restart.
+   * When `database.primary` is "replica": the promoted replica's check that it
+   * takes writes (ReadReplica.primaryReady), after its container. The slots
+   * start after it, so neither a new slot nor the flip (after the slots) goes
+   * to a database that was not promoted on the server or refuses writes.
    * @default none (the original is the primary)
    */
   promotedPrimary?: pulumi.Resource;

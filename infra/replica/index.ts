@@ -81,10 +81,16 @@ export class ReadReplica extends pulumi.ComponentResource {
   readonly host: string;
   /** The SSH connection of the server it runs on (commands in its container run there). */
   readonly connection: SshConnection;
-  /** The replica's script on the server: `replica.sh setup|wait|status|promote`. */
+  /** The replica's script on the server: `replica.sh setup|wait|status|promote|writable`. */
   readonly scriptPath: string;
-  /** The replica's container: what the app's slots wait for once it is the primary. */
+  /** The replica's container. */
   readonly container: docker.Container;
+  /**
+   * Once promoted: `replica.sh writable` run on its server after the container
+   * (it was promoted there, and takes writes): what the app's slots, and so
+   * the flip, wait for.
+   */
+  readonly primaryReady?: command.remote.Command;
   /** What recreates its container when it changes (databaseRuntime): the stack exports it once the replica is promoted. */
   readonly runtime: string;
 
@@ -149,6 +155,8 @@ export class ReadReplica extends pulumi.ComponentResource {
     } else if (promoted) {
       // The primary now (npm run promote): no setup runs again, it would seed it from the out-of-date original.
       this.container = createContainer(this, [primary, ...files]);
+      // Checked again for each container it runs as (a new one after a version change).
+      this.primaryReady = runScript(this, "writable", ["writable"], [this.container], server, [this.container.id]);
     } else if (database.engine === "postgres") {
       // The primary's side first: the replica's entrypoint takes its base backup through the slot on its first start.
       const setup = runScript(this, "setup", ["setup"], [primary, ...files]);
@@ -211,12 +219,13 @@ export class ReadReplica extends pulumi.ComponentResource {
 
     // As root through the install helper, as promote and status run it: the script's folder is root's, not the deploy user's.
     // On the stack's server, or (`on`) the replica's own, with that server's copy of the script.
-    function runScript(parent: ReadReplica, suffix: string, steps: string[], dependsOn: pulumi.Resource[], on: HomeServer | OtherServer = server): command.remote.Command {
+    function runScript(parent: ReadReplica, suffix: string, steps: string[], dependsOn: pulumi.Resource[], on: HomeServer | OtherServer = server, triggers?: pulumi.Input<string>[]): command.remote.Command {
       return new command.remote.Command(
         `${name}-${suffix}`,
         {
           connection: on.connection,
           create: steps.map((step) => asRootCommand("run", replicaName.script(on.names.stackDir), step)).join(" && "),
+          ...(triggers ? { triggers } : {}),
           logging: "stderr",
           // The previous output is never needed, and sshd (without AcceptEnv) refuses the variables with a warning on every update.
           addPreviousOutputInEnv: false,

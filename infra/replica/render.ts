@@ -78,7 +78,7 @@ export function replicaNames(prefix: string) {
     volume: `${prefix}-db-replica-data`,
     /** PostgreSQL's physical replication slot (and the replica's application_name). */
     slot: "replica_1",
-    /** The replica's script on the server: `replica.sh setup|wait|status|promote`. */
+    /** The replica's script on the server: `replica.sh setup|wait|status|promote|writable`. */
     script: (stackDir: string) => `${stackDir}/replica/replica.sh`,
     /** MariaDB/MySQL: the replica's role option file on the server (replicaRoleOptions), mounted at REPLICA_ROLE_MOUNT. */
     roleFile: (stackDir: string) => `${stackDir}/replica/role.cnf`,
@@ -356,7 +356,7 @@ export function describeReplication(state: ReplicaStatus): string {
   return state.healthy ? `healthy, ${detail}` : `UNHEALTHY: ${state.reason ?? "unknown"}; ${detail}`;
 }
 
-/** The replica's commands on the server: `replica.sh setup|wait|status|promote`. */
+/** The replica's commands on the server: `replica.sh setup|wait|status|promote|writable`. */
 export function replicaScript(spec: ReplicaScriptSpec): string {
   return [
     "#!/usr/bin/env bash",

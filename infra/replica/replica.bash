@@ -7,6 +7,8 @@
 #            replica elsewhere: the replica read over the link (MariaDB: its monitoring login; PostgreSQL:
 #            the primary's pg_stat_replication)
 #   promote  stop replicating and take writes on REPLICA (the runbook's npm run promote)
+#   writable once promoted (the flip's pulumi up, before the app moves): refuse unless REPLICA was
+#            promoted on the server; make it writable if a restart since left it read-only
 
 # MariaDB/MySQL: a replication user with only REPLICATION SLAVE on the primary;
 # the replica seeded from one consistent dump (--single-transaction: the
@@ -215,6 +217,37 @@ promoted_state() {
     '{promoted: true, healthy: ($reason == ""), writable: $writable, originalAnswers: $answers, originalWritable: $original} + (if $reason == "" then {} else {reason: $reason} end)'
 }
 
+# After npm run promote (PROMOTED), the flip's pulumi up runs this before it
+# moves the app: REPLICA must have been promoted on the server (a stack file
+# saying so by a hand edit would move the app onto a read-only replica) and
+# take writes. A MariaDB/MySQL one restarted between its promotion and this
+# up started read-only, from its role file as it was then (the up rewrites
+# it): made writable again here, as promote did.
+ensure_writable() {
+  local query='SHOW SLAVE STATUS' still writable
+  [[ $ENGINE == postgres ]] && query='SELECT pg_is_in_recovery()'
+  if ! capture still admin_sql "$REPLICA" <<<"$query"; then
+    replica_log err "$REPLICA does not answer: ${still//$'\n'/ }"
+    exit 1
+  fi
+  [[ $ENGINE == postgres && $still == f ]] && still=''
+  if [[ -n $still ]]; then
+    replica_log err "$REPLICA still replicates from $PRIMARY: it was not promoted (the stack file says database.primary: replica; npm run promote does both): refused"
+    exit 1
+  fi
+  writable=$(takes_writes "$REPLICA")
+  if [[ $writable == false && $ENGINE != postgres ]]; then
+    replica_log warning "$REPLICA was read-only (restarted since its promotion, before its role file said promoted): made writable"
+    admin_sql "$REPLICA" <<<'SET GLOBAL read_only = OFF;'
+    writable=$(takes_writes "$REPLICA")
+  fi
+  if [[ $writable == false ]]; then
+    replica_log err "$REPLICA refuses writes (read-only): the app cannot be moved to it"
+    exit 1
+  fi
+  replica_log info "$REPLICA is the primary: it takes writes"
+}
+
 # Prints true or false: whether container $1 takes writes; fails when it does not answer.
 takes_writes() {
   local answer
@@ -248,8 +281,14 @@ main() {
         exit 1
       fi
       promote ;;
+    writable)
+      if [[ $PROMOTED != true ]]; then
+        replica_log err "$REPLICA is a replica (the stack file does not say database.primary: replica): refused"
+        exit 1
+      fi
+      ensure_writable ;;
     *)
-      echo "usage: $0 setup|wait|status|promote" >&2
+      echo "usage: $0 setup|wait|status|promote|writable" >&2
       exit 2 ;;
   esac
 }

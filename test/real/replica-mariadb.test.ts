@@ -3,7 +3,7 @@
 // replica, and the rendered replica script (setup, wait, status, promote)
 // run against them. The only stand-in is `docker exec` (test/support/replica-harness.ts).
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { spawn } from "node:child_process";
@@ -38,6 +38,12 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
   let env: Record<string, string>;
   const status = () => replicaStatus(script, env);
   const onReplica = (sql: string) => replica.sql(sql, DB).trim();
+  // The script as the up after `npm run promote` renders it (database.primary: replica).
+  const promotedScript = () => {
+    const promotedDir = join(dir.path, "promoted");
+    mkdirSync(promotedDir, { recursive: true });
+    return renderReplicaScript(promotedDir, { database: { ...replicatedDatabase("mariadb", 30), primary: "replica" }, replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
+  };
 
   before(async () => {
     const flags = replicaServerFlags({ engine: "mariadb", memoryMb: REPLICA_MEMORY_MB, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
@@ -162,8 +168,12 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
     await waitFor("the replica to catch up", async () => (await status()).behind === 0, 30_000, 300);
   });
 
-  it("promote: the old replica stops replicating and takes the app's writes", async () => {
+  it("promote: the old replica stops replicating and takes the app's writes; writable (the flip's check) refuses before it", async () => {
     const rows = Number(primary.sql("SELECT COUNT(*) FROM orders", DB).trim());
+    const early = await runReplica(promotedScript(), env, "writable");
+    assert.equal(early.status, 1, early.stderr);
+    assert.match(early.stderr, /bbaegok-prod-db-replica still replicates from bbaegok-prod-db: it was not promoted .*refused/);
+    assert.equal(onReplica("SELECT @@read_only"), "1");
     const run = await runReplica(script, env, "promote");
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stderr, /bbaegok-prod-db-replica promoted: it takes writes now/);
@@ -174,11 +184,15 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
     assert.equal(onReplica("SELECT COUNT(*) FROM orders"), String(rows + 1));
   });
 
-  it("promoted, its role is its option file: a restart with the server's flags unchanged (the container left as it is) is read-only while the file says replica, writable once the flip's up rewrote it", async () => {
+  it("promoted, its role is its option file: restarted (flags unchanged, the container left as it is) before the flip's up rewrote it, it is read-only, and the up's writable check makes it writable; once rewritten, a restart keeps it writable", async () => {
     const flags = replicaServerFlags({ engine: "mariadb", memoryMb: REPLICA_MEMORY_MB, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
     await replica.restart(flags);
     assert.equal(onReplica("SELECT @@read_only"), "1");
     assert.notEqual(replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('refused')", DB).status, 0);
+    const check = await runReplica(promotedScript(), env, "writable");
+    assert.equal(check.status, 0, check.stderr);
+    assert.match(check.stderr, /bbaegok-prod-db-replica was read-only \(restarted since its promotion, before its role file said promoted\): made writable/);
+    assert.equal(replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('확인 후')", DB).status, 0);
     writeReplicaRole(dir.path, true);
     await replica.restart(flags);
     assert.equal(onReplica("SELECT @@read_only"), "0");

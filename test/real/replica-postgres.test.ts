@@ -115,13 +115,26 @@ describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real
     await waitFor("the replica to catch up", async () => (await status()).behind === 0, 30_000, 300);
   });
 
-  it("promote: the old replica leaves recovery and takes the app's writes", async () => {
+  it("promote: the old replica leaves recovery and takes the app's writes; writable (the flip's check) refuses before it, passes after", async () => {
+    // The script as the flip's up renders it (database.primary: replica) and as before it.
+    const promotedDir = join(dir.path, "flip");
+    mkdirSync(promotedDir);
+    const promoted = renderReplicaScript(promotedDir, { database: { ...replicatedDatabase("postgres", 30), primary: "replica" }, replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
+    const early = await runReplica(promoted, env, "writable");
+    assert.equal(early.status, 1, early.stderr);
+    assert.match(early.stderr, /bbaegok-prod-db-replica still replicates from bbaegok-prod-db: it was not promoted .*refused/);
+    const unpromoted = await runReplica(script, env, "writable");
+    assert.equal(unpromoted.status, 1, unpromoted.stderr);
+    assert.match(unpromoted.stderr, /is a replica \(the stack file does not say database\.primary: replica\): refused/);
     const run = await runReplica(script, env, "promote");
     assert.equal(run.status, 0, run.stderr);
     assert.equal(replica.sql("SELECT pg_is_in_recovery()"), "f");
     const write = replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('승격 후')");
     assert.equal(write.status, 0, write.stderr);
     assert.equal(replica.sql("SELECT count(*) FROM orders"), "1004");
+    const check = await runReplica(promoted, env, "writable");
+    assert.equal(check.status, 0, check.stderr);
+    assert.match(check.stderr, /bbaegok-prod-db-replica is the primary: it takes writes/);
     const state = await status();
     assert.equal(state.healthy, false);
     assert.match(state.reason ?? "", /not in recovery: it was promoted/);

@@ -193,8 +193,16 @@ for (const engine of ["mariadb", "postgres"] as const) {
         assert.match(String(role?.inputs["content"]), /^\[mysqld\]\nread_only = OFF$/m);
         assert.match(String(roleFile(planBefore, stack)?.inputs["content"]), /^read_only = ON$/m);
       }
-      const setups = plan.resources.filter((r) => r.type === "command:remote:Command" && REPLICA_SCRIPT_RUN.test(String(r.inputs["create"])));
-      assert.deepEqual(setups.map((r) => r.name), []);
+      // The one run of its script: the check that it was promoted on the server and takes writes, never a setup.
+      const runs = plan.resources.filter((r) => r.type === "command:remote:Command" && REPLICA_SCRIPT_RUN.test(String(r.inputs["create"])));
+      assert.deepEqual(runs.map((r) => [r.name, r.inputs["create"]]), [["database-replica-1-writable", `sudo -n /usr/local/sbin/bbaegok-install run '/srv/bbaegok/${stack}/replica/replica.sh' 'writable'`]]);
+    });
+
+    it("the slots (and so the flip, after their smoke checks) wait for that check, which waits for the promoted container", () => {
+      const check = plan.resources.find((r) => r.name === "database-replica-1-writable")!;
+      assert.ok(check.options.dependsOn.includes(`database-replica-1-container`), check.options.dependsOn.join(" "));
+      const slots = containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])));
+      for (const slot of slots) assert.ok(slot.options.dependsOn.includes("database-replica-1-writable"), `${slot.name}: ${slot.options.dependsOn.join(" ")}`);
     });
   });
 }
