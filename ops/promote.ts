@@ -15,8 +15,10 @@
 //   3. `database.primary: replica` is written and `pulumi up` runs, as `npm
 //      run deploy` does: the slot staged in 1 is what the file wants, so the
 //      upstream flips to it and no container starts (the serving slot is never
-//      touched); backups and the promoted container's flags follow. A failed
-//      run puts the file back as it was before 1;
+//      touched), once `replica.sh writable` found the replica promoted and
+//      taking writes; backups and the promoted replica's role file follow (its
+//      container is left as it is). A failed run puts the file back as it was
+//      before 1;
 //   4. `pulumi up` again: the slot that served before, warm now, still names
 //      the original (a rollout cannot touch it: it serves until the flip); it
 //      is re-created naming the promoted container (a rewarm, see
