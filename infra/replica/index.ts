@@ -277,7 +277,8 @@ export class ReadReplica extends pulumi.ComponentResource {
           waitTimeout: HEALTHY_SECONDS,
         },
         // A fixed name: the old container goes before the new one starts (Docker refuses two of one name).
-        { ...dockerOpts, deleteBeforeReplace: true, dependsOn },
+        // The role file is mounted by its path, no output: waited for by hand (Docker refuses a missing bind source).
+        { ...dockerOpts, deleteBeforeReplace: true, dependsOn: roleFile ? [...dependsOn, roleFile] : dependsOn },
       );
     }
   }

@@ -78,6 +78,7 @@ for (const [engine, version, flag] of [
         assert.match(String(role?.inputs["content"]), /^\[mysqld\]\nread_only = ON$/m);
         assert.deepEqual([role!.inputs["mode"], role!.inputs["owner"]], ["0644", "root:root"]);
         assert.deepEqual(mounts.find((m) => m.source === `/srv/bbaegok/${stack}/replica/role.cnf`), { type: "bind", source: `/srv/bbaegok/${stack}/replica/role.cnf`, target: "/etc/mysql/conf.d/zz-bbaegok-replica-role.cnf", readOnly: true });
+        assert.ok(replica!.options.dependsOn.includes("database-replica-1-role-file-install"), `the container could be made before its role file: ${replica!.options.dependsOn.join(" ")}`);
       }
     });
 
@@ -416,6 +417,7 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
     const role = plan.resources.find((r) => r.name === "database-replica-1-elsewhere-role-file");
     assert.match(String(role?.inputs["content"]), /^read_only = ON$/m);
     assert.ok((replica.inputs["mounts"] as { source: string }[]).some((m) => m.source === `/srv/bbaegok/${stack}/replica/role.cnf`));
+    assert.ok(replica.options.dependsOn.includes("database-replica-1-elsewhere-role-file-install"), replica.options.dependsOn.join(" "));
     assert.match((primary!.inputs["command"] as string[]).join(" "), /--log-bin=mysql-bin/);
     assert.deepEqual(primary!.inputs["ports"], [{ internal: 3306, external: 3306, ip: "10.99.0.1", protocol: "tcp" }]);
     const publishing = containers.filter((c) => (c.inputs["ports"] as unknown[] | undefined)?.length || c.inputs["networkMode"] === "host");
