@@ -119,6 +119,8 @@ function startWrites(api: string, prefix: string) {
   })();
   return {
     answers,
+    /** When the writes began (Date.now()): each answer's `at` is counted from it. */
+    startedAt: t0,
     async stop(): Promise<WriteAnswer[]> {
       running = false;
       await loop;
@@ -271,6 +273,12 @@ for (const { stack, engine, api, database } of STACKS) {
       assert.match(sequence, /^o+x*p+$/, `writes in order (o original, x failed, p promoted): ${sequence}`);
       const window = failed.length > 0 ? `${failed.length} failed writes, ${failed.at(-1)!.at - failed[0]!.at} ms apart` : "no failed write";
       console.log(`${stack}: promotion under writes: ${acknowledged.length} acknowledged, ${window}, ${failed.map((f) => f.error).filter((e, i, all) => all.indexOf(e) === i).join("; ")}`);
+      // Where the window goes: replica.sh's own log lines (to the second) and the first write the promoted container acknowledged.
+      const logged = (what: string) => Date.parse(new RegExp(`^\\s*(\\S+Z) \\S+\\[info\\]: \\S+ ${what}$`, "m").exec(result.stdout)?.[1] ?? "");
+      const fenced = logged("fenced: it refuses the app's writes from now on");
+      const promotedAt = logged("promoted: it takes writes now");
+      const firstOnPromoted = writes.startedAt + writes.answers.find((a) => a.server === promoted)!.at;
+      console.log(`${stack}: promotion's parts: fence to promoted ${((promotedAt - fenced) / 1000).toFixed(0)} s (replica.sh, its log to the second), promoted to the first write the promoted container acknowledged ${((firstOnPromoted - promotedAt) / 1000).toFixed(1)} s (the flip's pulumi up)`);
       // Both slots, the rewarmed warm one too, write to the promoted container.
       for (const slot of slots) {
         const written = json<{ server: string; readOnlyServer: boolean }>(http(slot, "POST", `/test/notes?body=after-promotion-${slot}`));
