@@ -187,7 +187,7 @@ export const REPLICA_ROLE_MOUNT = "/etc/mysql/conf.d/zz-bbaegok-replica-role.cnf
 export function replicaRoleOptions(engine: DatabaseEngine, promoted: boolean): string | undefined {
   if (engine === "postgres") return undefined;
   const setting = engine === "mysql" ? "super_read_only" : "read_only";
-  const why = promoted ? "promoted (npm run promote): it takes the writes" : "a read replica: it refuses writes but its replication's";
+  const why = promoted ? "promoted (npm run promote): it takes the writes" : "a read replica: only its replication writes to it";
   return `# The read replica's role, rendered by infra/replica/render.ts: ${why}.\n[mysqld]\n${setting} = ${promoted ? "OFF" : "ON"}\n`;
 }
 
