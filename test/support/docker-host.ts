@@ -21,7 +21,11 @@
 // through the network's bridge, published ports through docker's userland
 // proxy (docker-proxy), names resolve on user-defined networks; containers have
 // no NAT to the outside. With `netns` (a server of a link test), dockerd runs
-// in that network namespace with its iptables on, NAT included, as on a server.
+// in that network namespace with its iptables on, NAT included, as on a server;
+// with `address` too, sshd runs there as well (see `address`). `otherServer`
+// adds a second server (a replica's): a network namespace with a dockerd, a
+// containerd and an sshd of its own, sharing the deploy user, the operator's
+// key, the install helper and this machine's filesystem.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
@@ -54,8 +58,8 @@ export interface RunResult {
 }
 
 export interface DockerHost {
-  /** ssh endpoint the stacks use */
-  host: "127.0.0.1";
+  /** ssh endpoint the stacks use: 127.0.0.1, or `address` */
+  host: string;
   sshPort: number;
   user: string;
   /** the server's SSH host public key line ("ssh-ed25519 AAAA…"), for server.ssh.hostKey */
@@ -95,7 +99,25 @@ export interface DockerHost {
    * `beforeBoot` runs while everything is down (what the boot is without).
    */
   powerCut(options?: { beforeBoot?: () => void }): Promise<void>;
+  /** The second server, with `otherServer`. */
+  other?: OtherServer;
   stop(): Promise<void>;
+}
+
+/** The second server of a host started with `otherServer` (the same deploy user, operator's key and install helper). */
+export interface OtherServer {
+  /** Its address in its namespace, where its sshd listens (its `server.host`). */
+  host: string;
+  sshPort: number;
+  hostKey: string;
+  /** env for the docker CLI here against its daemon. */
+  dockerEnv: NodeJS.ProcessEnv;
+  /** a data dir on it for its server.dataDir (not created) */
+  dataDir: string;
+  /** as the deploy user over real ssh */
+  ssh(command: string, input?: string | Buffer, options?: { timeoutMs?: number }): RunResult;
+  /** as root on it: in its network and mount namespaces, its docker the default */
+  asRoot(command: string, input?: string | Buffer, options?: { timeoutMs?: number }): RunResult;
 }
 
 export interface DockerHostOptions {
@@ -108,6 +130,18 @@ export interface DockerHostOptions {
    * Default: this machine's namespace, without iptables (above).
    */
   netns?: string;
+  /**
+   * With `netns`: sshd runs in that namespace too, listening on this address
+   * of it (the stacks' `server.host`), so that what the program runs over SSH
+   * runs there (a WireGuard interface, a sysctl). Each server's sshd has a
+   * mount namespace of its own, with its own /etc/systemd/system,
+   * /etc/sysctl.d and /run/wireguard (folders of the test's): two servers on
+   * one filesystem would otherwise write the same files and wireguard-go's
+   * control socket (named after the interface, the same on both).
+   */
+  address?: string;
+  /** A second server (see OtherServer): its own namespace (made by the caller) and its address there. */
+  otherServer?: { netns: string; address: string };
   /**
    * More loopback addresses sshd listens on besides 127.0.0.1 (the same port):
    * the same test server under another name, standing for a second server.
@@ -153,6 +187,8 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     visudo: requireCommand("visudo", "sudo"),
     useradd: requireCommand("useradd", "passwd"),
     ip: requireCommand("ip", "iproute2"),
+    nsenter: requireCommand("nsenter", "util-linux"),
+    unshare: requireCommand("unshare", "util-linux"),
   };
   if (process.getuid?.() !== 0) throw new Error("startDockerHost() must run as root: it starts dockerd and sshd and creates a test user");
   const trackingRoot = cgroupTrackingRoot();
@@ -172,6 +208,7 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
   const name = basename(dir);
   const children: { what: string; child: ChildProcess; log: string }[] = [];
   let createdRunSshd = false;
+  let createdRunWireguard = false;
   let stopped: Promise<void> | undefined;
 
   const stop = (): Promise<void> => {
@@ -181,9 +218,10 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
       if (index >= 0) running.splice(index, 1);
       // Gracefully first: containers and networks removed through the daemon (the
       // networks' bridges would outlive it), then each daemon asked to stop.
-      const daemon = children.find((c) => c.what === "dockerd");
-      if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) {
-        const env = dockerEnvFor(dir);
+      for (const server of servers) {
+        const daemon = children.find((c) => c.what === `dockerd${server.suffix}`);
+        if (!daemon || daemon.child.exitCode !== null || daemon.child.signalCode !== null) continue;
+        const env = dockerEnvFor(server.paths.base);
         const ids = run(bin.docker, ["ps", "-aq"], { env, timeoutMs: 30_000 });
         const list = ids.stdout.split("\n").filter(Boolean);
         if (list.length > 0) {
@@ -193,11 +231,12 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
         const prune = run(bin.docker, ["network", "prune", "-f"], { env, timeoutMs: 30_000 });
         if (prune.status !== 0) problems.push(`docker network prune: ${prune.stderr.trim()}`);
       }
-      for (const what of ["dockerd", "sshd", "ssh-agent", "containerd"]) {
-        for (const c of children.filter((x) => x.what === what)) await terminate(c.child, what === "dockerd" ? 30_000 : 10_000);
+      for (const what of ["dockerd", "dockerd-other", "sshd", "sshd-other", "ssh-agent", "containerd", "containerd-other"]) {
+        for (const c of children.filter((x) => x.what === what)) await terminate(c.child, what.startsWith("dockerd") ? 30_000 : 10_000);
       }
       problems.push(...(await cleanUp(dir, trackingRoot)));
       if (createdRunSshd) rmSync("/run/sshd", { recursive: true, force: true });
+      if (createdRunWireguard) rmSync("/run/wireguard", { recursive: true, force: true });
       if (problems.length === 0) rmSync(STATE_FILE, { force: true });
       await lock.release();
       if (problems.length > 0) throw new Error(`stopping the test Docker host left problems:\n- ${problems.join("\n- ")}`);
@@ -206,33 +245,44 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
   };
 
   const paths = {
-    ctdConfig: join(dir, "containerd.toml"),
-    ctdSocket: join(dir, "containerd.sock"),
-    dockerSocket: join(dir, "docker.sock"),
-    daemonJson: join(dir, "daemon.json"),
+    ...serverPaths(dir),
     hostKey: join(dir, "ssh_host_ed25519_key"),
     userKey: join(dir, "id_ed25519"),
     authorizedKeys: join(dir, "authorized_keys"),
-    knownHosts: join(dir, "known_hosts"),
     sshConfig: join(dir, "ssh_config"),
-    sshdConfig: join(dir, "sshd_config"),
     agentSocket: join(dir, "agent.sock"),
     home: join(dir, "home"),
   };
   const operatorEnv: NodeJS.ProcessEnv = { ...process.env, SSH_AUTH_SOCK: paths.agentSocket };
-  let sshPort = 0;
   let hostKey = "";
+  /** This server and, with `otherServer`, the other one: each its own daemons, sshd and namespaces. */
+  const servers: Server[] = [{ suffix: "", paths, netns: options.netns, address: options.netns && options.address ? options.address : "127.0.0.1", sshPort: 0 }];
+  if (options.otherServer) {
+    if (!options.netns || !options.address) throw new Error("startDockerHost: otherServer needs this server in a namespace too (netns and address)");
+    servers.push({ suffix: "-other", paths: serverPaths(join(dir, "other")), netns: options.otherServer.netns, address: options.otherServer.address, sshPort: 0 });
+  }
+  const [self, other] = servers as [Server, Server | undefined];
 
-  const sshArgs = (knownHosts: string) => [
+  const sshArgs = (server: Server) => [
     ...["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"],
-    ...["-o", `UserKnownHostsFile=${knownHosts}`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10"],
-    ...["-p", String(sshPort), "-l", DEPLOY_USER, "127.0.0.1"],
+    ...["-o", `UserKnownHostsFile=${server.paths.knownHosts}`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10"],
+    ...["-p", String(server.sshPort), "-l", DEPLOY_USER, server.address],
   ];
+  const sshTo = (server: Server) => (command: string, input?: string | Buffer, opts?: { timeoutMs?: number }) =>
+    run(bin.ssh, [...sshArgs(server), "--", command], { env: operatorEnv, input, timeoutMs: opts?.timeoutMs ?? 120_000 });
+  /** As root on a server: in its sshd's network and mount namespaces when it has them. */
+  const asRootOn = (server: Server) => (command: string, input?: string | Buffer, opts?: { timeoutMs?: number }) => {
+    const env = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", DOCKER_HOST: `unix://${server.paths.dockerSocket}` };
+    const sshd = children.find((c) => c.what === `sshd${server.suffix}` && c.child.exitCode === null);
+    if (!server.netns || !options.address) return run("sh", ["-c", command], { env, input, timeoutMs: opts?.timeoutMs ?? 120_000 });
+    if (!sshd?.child.pid) throw new Error(`asRoot: the sshd of ${server.address} is not running`);
+    return run(bin.nsenter, [`--target=${sshd.child.pid}`, "--net", "--mount", "--", "sh", "-c", command], { env, input, timeoutMs: opts?.timeoutMs ?? 120_000 });
+  };
 
   const host: DockerHost = {
-    host: "127.0.0.1",
+    host: self.address,
     get sshPort() {
-      return sshPort;
+      return self.sshPort;
     },
     user: DEPLOY_USER,
     get hostKey() {
@@ -246,14 +296,22 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     knownHostsFile: paths.knownHosts,
     sshConfigFile: paths.sshConfig,
     sshdConfigFile: paths.sshdConfig,
-    ssh(command, input, opts) {
-      return run(bin.ssh, [...sshArgs(paths.knownHosts), "--", command], { env: operatorEnv, input, timeoutMs: opts?.timeoutMs ?? 120_000 });
-    },
-    asRoot(command, input, opts) {
-      const env = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", DOCKER_HOST: `unix://${paths.dockerSocket}` };
-      return run("sh", ["-c", command], { env, input, timeoutMs: opts?.timeoutMs ?? 120_000 });
-    },
+    ssh: sshTo(self),
+    asRoot: asRootOn(self),
     powerCut: (cut) => powerCut(cut?.beforeBoot),
+    other: other && {
+      host: other.address,
+      get sshPort() {
+        return other.sshPort;
+      },
+      get hostKey() {
+        return hostKey;
+      },
+      dockerEnv: dockerEnvFor(other.paths.base),
+      dataDir: join(dir, "srv", "bbaegok", "other-server"),
+      ssh: sshTo(other),
+      asRoot: asRootOn(other),
+    },
     stop,
   };
 
@@ -295,25 +353,72 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     if (exited) throw new Error(`${what}: the process exited (${daemon.child.exitCode ?? daemon.child.signalCode})\n--- ${daemon.log}:\n${tail(daemon.log)}`);
   };
 
-  /** containerd, then dockerd on it: at the first start, and again after a power cut (the same data, the same flags). */
-  const startDocker = async () => {
-    const containerd = startDaemon("containerd", bin.containerd, ["--config", paths.ctdConfig]);
-    await waitReady("containerd to listen", containerd, 30_000, () => existsSync(paths.ctdSocket) || "no socket yet");
+  /** A server's containerd, then dockerd on it: at the first start, and again after a power cut (the same data, the same flags). */
+  const startDocker = async (server: Server = self) => {
+    const { paths: at, suffix } = server;
+    writeFileSync(at.ctdConfig, containerdConfig(at));
+    if (!existsSync(at.daemonJson)) writeFileSync(at.daemonJson, "{}\n");
+    const containerd = startDaemon(`containerd${suffix}`, bin.containerd, ["--config", at.ctdConfig]);
+    await waitReady(`containerd${suffix} to listen`, containerd, 30_000, () => existsSync(at.ctdSocket) || "no socket yet");
     // dockerd: no iptables (unless in a namespace of its own), no default bridge; published ports through docker-proxy.
     const dockerdArgs = [
-      ...["--config-file", paths.daemonJson, "--data-root", join(dir, "root"), "--exec-root", join(dir, "x")],
-      ...["--pidfile", join(dir, "docker.pid"), "--host", `unix://${paths.dockerSocket}`, "--group", DOCKER_GROUP],
-      ...["--containerd", paths.ctdSocket, "--storage-driver", "overlay2", "--cgroup-parent", `/${name}`],
-      ...[`--iptables=${options.netns ? "true" : "false"}`, "--ip6tables=false", "--bridge=none", "--userland-proxy=true", "--userland-proxy-path", bin.dockerProxy],
+      ...["--config-file", at.daemonJson, "--data-root", join(at.base, "root"), "--exec-root", join(at.base, "x")],
+      ...["--pidfile", join(at.base, "docker.pid"), "--host", `unix://${at.dockerSocket}`, "--group", DOCKER_GROUP],
+      ...["--containerd", at.ctdSocket, "--storage-driver", "overlay2", "--cgroup-parent", `/${name}`],
+      ...[`--iptables=${server.netns ? "true" : "false"}`, "--ip6tables=false", "--bridge=none", "--userland-proxy=true", "--userland-proxy-path", bin.dockerProxy],
     ];
     // nsenter (not ip netns exec, whose fresh /sys has no cgroups: "Devices cgroup isn't mounted") execs dockerd:
     // the child is dockerd itself, tracked and stopped as without a namespace.
-    const dockerd = options.netns
-      ? startDaemon("dockerd", requireCommand("nsenter", "util-linux"), [`--net=/run/netns/${options.netns}`, bin.dockerd, ...dockerdArgs])
-      : startDaemon("dockerd", bin.dockerd, dockerdArgs);
-    await waitReady("dockerd to answer `docker version`", dockerd, 60_000, () => {
-      const r = run(bin.docker, ["version", "--format", "{{.Server.Version}}"], { env: host.dockerEnv, timeoutMs: 10_000 });
+    const dockerd = server.netns
+      ? startDaemon(`dockerd${suffix}`, bin.nsenter, [`--net=/run/netns/${server.netns}`, bin.dockerd, ...dockerdArgs])
+      : startDaemon(`dockerd${suffix}`, bin.dockerd, dockerdArgs);
+    await waitReady(`dockerd${suffix} to answer \`docker version\``, dockerd, 60_000, () => {
+      const r = run(bin.docker, ["version", "--format", "{{.Server.Version}}"], { env: dockerEnvFor(at.base), timeoutMs: 10_000 });
       return r.status === 0 || r.stderr;
+    });
+  };
+
+  /**
+   * A server's sshd (keys only; the deploy user's docker is that server's daemon). In a namespace
+   * (`address`), it runs there in a mount namespace of its own (see DockerHostOptions.address).
+   */
+  const startSshd = async (server: Server) => {
+    for (let attempt = 1; ; attempt++) {
+      server.sshPort = await freePort();
+      writeFileSync(server.paths.sshdConfig, sshdConfig(dir, server, paths, options));
+      const check = run(bin.sshd, ["-t", "-f", server.paths.sshdConfig], { timeoutMs: 10_000 });
+      if (check.status !== 0) throw new Error(`sshd -t -f ${server.paths.sshdConfig} refused the test server's config:\n${check.stderr.trim()}\n--- config:\n${readFileSync(server.paths.sshdConfig, "utf8")}`);
+      const sshdArgs = ["-D", "-f", server.paths.sshdConfig, "-E", join(server.paths.base, "sshd.log")];
+      let sshd: { child: ChildProcess; log: string };
+      if (server.netns && options.address) {
+        const own = (path: string) => join(server.paths.base, "fs", path);
+        const mounts = [
+          "set -e",
+          "mount -t tmpfs -o mode=0755 bbaegok-test-wireguard /run/wireguard",
+          ...["/etc/systemd/system", "/etc/sysctl.d"].map((path) => {
+            mkdirSync(own(path), { recursive: true });
+            return `mount --bind ${own(path)} ${path}`;
+          }),
+          'exec "$0" "$@"',
+        ].join("\n");
+        sshd = startDaemon(`sshd${server.suffix}`, bin.nsenter, [`--net=/run/netns/${server.netns}`, bin.unshare, "--mount", "--propagation", "private", "sh", "-c", mounts, bin.sshd, ...sshdArgs]);
+      } else {
+        sshd = startDaemon(`sshd${server.suffix}`, bin.sshd, sshdArgs);
+      }
+      try {
+        // Port taken between freePort() and sshd's bind: sshd exits, try another port.
+        await waitReady(`sshd to listen on ${server.address}:${server.sshPort}`, sshd, 15_000, () => (portOpen(server.address, server.sshPort) ? true : "not listening yet"));
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
+      }
+    }
+    writeFileSync(server.paths.knownHosts, `[${server.address}]:${server.sshPort} ${hostKey}\n`, { mode: 0o644 });
+    const sshd = children.find((c) => c.what === `sshd${server.suffix}` && c.child.exitCode === null);
+    if (!sshd) throw new Error(`sshd${server.suffix} is not running`);
+    await waitReady(`an ssh login as ${DEPLOY_USER} on ${server.address}`, sshd, 20_000, () => {
+      const r = sshTo(server)("true", undefined, { timeoutMs: 15_000 });
+      return r.status === 0 || `status ${r.status}: ${r.stderr}`;
     });
   };
 
@@ -369,29 +474,10 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     chmodSync(sudoersNext, 0o440);
     renameSync(sudoersNext, SUDOERS_FILE);
 
-    // containerd of its own (dockerd would share a system one at /run/containerd if one ran).
-    writeFileSync(
-      paths.ctdConfig,
-      [
-        "version = 2",
-        `root = ${JSON.stringify(join(dir, "containerd", "root"))}`,
-        `state = ${JSON.stringify(join(dir, "containerd", "state"))}`,
-        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-        "[grpc]",
-        `  address = ${JSON.stringify(paths.ctdSocket)}`,
-        "[ttrpc]",
-        `  address = ${JSON.stringify(`${paths.ctdSocket}.ttrpc`)}`,
-        "[debug]",
-        '  address = ""',
-        "[metrics]",
-        '  address = ""',
-        '[plugins."io.containerd.internal.v1.opt"]',
-        `  path = ${JSON.stringify(join(dir, "containerd", "opt"))}`,
-        "",
-      ].join("\n"),
-    );
-    writeFileSync(paths.daemonJson, "{}\n");
-    await startDocker();
+    for (const server of servers) {
+      mkdirSync(server.paths.base, { recursive: true, mode: 0o711 });
+      await startDocker(server);
+    }
 
     // The operator's key, in an ssh-agent of its own.
     runChecked(bin.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", "bbaegok-test-operator", "-f", paths.userKey]);
@@ -400,7 +486,7 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     runChecked(bin.sshAdd, ["-q", paths.userKey], { env: operatorEnv });
     writeFileSync(paths.authorizedKeys, readFileSync(`${paths.userKey}.pub`), { mode: 0o644 });
 
-    // sshd: keys only, on loopback, its own host key; the deploy user's docker is the test daemon.
+    // sshd: keys only, one host key for every server; the deploy user's docker is that server's daemon.
     runChecked(bin.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", paths.hostKey]);
     hostKey = readFileSync(`${paths.hostKey}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
     if (!existsSync("/run/sshd")) {
@@ -408,26 +494,17 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
       mkdirSync("/run/sshd", { mode: 0o755 });
       createdRunSshd = true;
     }
-    for (let attempt = 1; ; attempt++) {
-      sshPort = await freePort();
-      writeFileSync(paths.sshdConfig, sshdConfig(dir, paths, sshPort, options));
-      const check = run(bin.sshd, ["-t", "-f", paths.sshdConfig], { timeoutMs: 10_000 });
-      if (check.status !== 0) throw new Error(`sshd -t -f ${paths.sshdConfig} refused the test server's config:\n${check.stderr.trim()}\n--- config:\n${readFileSync(paths.sshdConfig, "utf8")}`);
-      const sshd = startDaemon("sshd", bin.sshd, ["-D", "-f", paths.sshdConfig, "-E", join(dir, "sshd.log")]);
-      try {
-        // Port taken between freePort() and sshd's bind: sshd exits, try another port.
-        await waitReady(`sshd to listen on 127.0.0.1:${sshPort}`, sshd, 15_000, () => (portOpen(sshPort) ? true : "not listening yet"));
-        break;
-      } catch (err) {
-        if (attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
-      }
+    if (options.address && !existsSync("/run/wireguard")) {
+      // The mount point of each server's own /run/wireguard (wireguard-go makes this folder on a real server).
+      mkdirSync("/run/wireguard", { mode: 0o755 });
+      createdRunWireguard = true;
     }
-    writeFileSync(paths.knownHosts, `[127.0.0.1]:${sshPort} ${hostKey}\n`, { mode: 0o644 });
+    for (const server of servers) await startSshd(server);
     writeFileSync(
       paths.sshConfig,
       [
-        "Host 127.0.0.1",
-        `  Port ${sshPort}`,
+        `Host ${self.address}`,
+        `  Port ${self.sshPort}`,
         `  User ${DEPLOY_USER}`,
         "  BatchMode yes",
         "  StrictHostKeyChecking yes",
@@ -436,12 +513,6 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
         "",
       ].join("\n"),
     );
-    const sshd = children.find((c) => c.what === "sshd" && c.child.exitCode === null);
-    if (!sshd) throw new Error("sshd is not running");
-    await waitReady(`an ssh login as ${DEPLOY_USER}`, sshd, 20_000, () => {
-      const r = host.ssh("true", undefined, { timeoutMs: 15_000 });
-      return r.status === 0 || `status ${r.status}: ${r.stderr}`;
-    });
     running.push(host);
     return host;
   } catch (err) {
@@ -454,13 +525,57 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
   }
 }
 
-function sshdConfig(dir: string, paths: { hostKey: string; authorizedKeys: string; dockerSocket: string }, port: number, options: DockerHostOptions): string {
+/** One server of a test host: its daemons' files under `paths.base`, its namespace, its sshd's address and port. */
+interface Server {
+  /** "" for the stack's server, "-other" for the second one: in its daemons' names. */
+  suffix: string;
+  paths: ReturnType<typeof serverPaths>;
+  netns?: string;
+  address: string;
+  sshPort: number;
+}
+
+/** Where one server's daemons keep their files (the stack's server: the host's folder itself). */
+function serverPaths(base: string) {
+  return {
+    base,
+    ctdConfig: join(base, "containerd.toml"),
+    ctdSocket: join(base, "containerd.sock"),
+    dockerSocket: join(base, "docker.sock"),
+    daemonJson: join(base, "daemon.json"),
+    knownHosts: join(base, "known_hosts"),
+    sshdConfig: join(base, "sshd_config"),
+  };
+}
+
+/** A containerd of the server's own (dockerd would share a system one at /run/containerd if one ran). */
+function containerdConfig(at: ReturnType<typeof serverPaths>): string {
   return [
-    `# bbaegok test server (${dir})`,
-    `Port ${port}`,
-    ...["127.0.0.1", ...(options.alsoListenOn ?? [])].map((address) => `ListenAddress ${address}`),
+    "version = 2",
+    `root = ${JSON.stringify(join(at.base, "containerd", "root"))}`,
+    `state = ${JSON.stringify(join(at.base, "containerd", "state"))}`,
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+    "[grpc]",
+    `  address = ${JSON.stringify(at.ctdSocket)}`,
+    "[ttrpc]",
+    `  address = ${JSON.stringify(`${at.ctdSocket}.ttrpc`)}`,
+    "[debug]",
+    '  address = ""',
+    "[metrics]",
+    '  address = ""',
+    '[plugins."io.containerd.internal.v1.opt"]',
+    `  path = ${JSON.stringify(join(at.base, "containerd", "opt"))}`,
+    "",
+  ].join("\n");
+}
+
+function sshdConfig(dir: string, server: Server, paths: { hostKey: string; authorizedKeys: string }, options: DockerHostOptions): string {
+  return [
+    `# bbaegok test server ${server.address} (${dir})`,
+    `Port ${server.sshPort}`,
+    ...[server.address, ...(server.suffix === "" ? (options.alsoListenOn ?? []) : [])].map((address) => `ListenAddress ${address}`),
     `HostKey ${paths.hostKey}`,
-    `PidFile ${join(dir, "sshd.pid")}`,
+    `PidFile ${join(server.paths.base, "sshd.pid")}`,
     `AuthorizedKeysFile ${paths.authorizedKeys}`,
     "PubkeyAuthentication yes",
     "PasswordAuthentication no",
@@ -474,7 +589,7 @@ function sshdConfig(dir: string, paths: { hostKey: string; authorizedKeys: strin
     "LogLevel VERBOSE",
     "Subsystem sftp internal-sftp",
     // The deploy user's `docker` (and `docker system dial-stdio`) reaches the test daemon.
-    `SetEnv DOCKER_HOST=unix://${paths.dockerSocket}`,
+    `SetEnv DOCKER_HOST=unix://${server.paths.dockerSocket}`,
     ...(options.maxStartups !== undefined ? [`MaxStartups ${options.maxStartups}`] : []),
     "",
   ].join("\n");
@@ -526,9 +641,9 @@ function tail(file: string, chars = 3000): string {
   }
 }
 
-function portOpen(port: number): boolean {
+function portOpen(address: string, port: number): boolean {
   // Synchronous probe through bash's /dev/tcp: the waits stay simple.
-  return spawnSync("bash", ["-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`], { timeout: 3000 }).status === 0;
+  return spawnSync("bash", ["-c", `exec 3<>/dev/tcp/${address}/${port}`], { timeout: 3000 }).status === 0;
 }
 
 async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
@@ -689,7 +804,8 @@ async function cleanUp(dir: string | undefined, trackingRoot: string): Promise<s
   problems.push(...(await killAll(() => strayPids(dir, uid), `the processes of ${dir ?? "the test host"} and of ${DEPLOY_USER} to end`)));
 
   if (dir) {
-    problems.push(...dropKernelState(dir));
+    // The stack's server's, and a second server's (its bridges went with its namespace).
+    problems.push(...dropKernelState(dir), ...(existsSync(join(dir, "other")) ? dropKernelState(join(dir, "other")) : []));
     try {
       rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
     } catch (err) {

@@ -11,18 +11,21 @@ import { waitFor } from "./system.js";
 
 export type Engine = "mariadb" | "postgres";
 
+/** Which Docker host a container is on (default: the newest test host's daemon); a second server's `dockerEnv` too. */
+type On = Pick<DockerHost, "dockerEnv">;
+
 /** A field of `docker inspect`, parsed. */
-export function inspect<T>(container: string, field: string): T {
-  return JSON.parse(docker(["inspect", "-f", `{{json ${field}}}`, container]).stdout) as T;
+export function inspect<T>(container: string, field: string, on?: On): T {
+  return JSON.parse(docker(["inspect", "-f", `{{json ${field}}}`, container], { host: on }).stdout) as T;
 }
 
 /** SQL as the app's user (its password from the database's file, inside the container): what the app may do there. */
-export function asAppUser(engine: Engine, container: string, sql: string): RunResult {
+export function asAppUser(engine: Engine, container: string, sql: string, on?: On): RunResult {
   const client =
     engine === "mariadb"
       ? 'MYSQL_PWD="$(cat /run/secrets/db_password)" exec mariadb -N -ubbaegok bbaegok'
       : 'PGPASSWORD="$(cat /run/secrets/db_password)" exec psql -X -q -tA -v ON_ERROR_STOP=1 -h 127.0.0.1 -U bbaegok -d bbaegok';
-  return docker(["exec", "-i", container, "sh", "-c", client], { input: sql, allowFailure: true });
+  return docker(["exec", "-i", container, "sh", "-c", client], { host: on, input: sql, allowFailure: true });
 }
 
 /** What the engine says when a read-only database refuses the app's write. */
@@ -31,11 +34,11 @@ export function readOnlyRefusal(engine: Engine): RegExp {
 }
 
 /** Creates `notes` with one row through the app's login on the primary, waits for it on the replica, and has the replica refuse the app's write. */
-export async function writeAndSeeReplicated(engine: Engine, primary: string, replica: string): Promise<void> {
+export async function writeAndSeeReplicated(engine: Engine, primary: string, replica: string, replicaOn?: On): Promise<void> {
   const write = asAppUser(engine, primary, "CREATE TABLE IF NOT EXISTS notes (id INT PRIMARY KEY, body VARCHAR(40)); INSERT INTO notes VALUES (1, '빼곡 노트');");
   assert.equal(write.status, 0, write.stderr);
-  await waitFor("the row on the replica", () => asAppUser(engine, replica, "SELECT body FROM notes WHERE id = 1;").stdout === "빼곡 노트\n", 60_000, 500);
-  const refused = asAppUser(engine, replica, "INSERT INTO notes VALUES (2, 'refused');");
+  await waitFor("the row on the replica", () => asAppUser(engine, replica, "SELECT body FROM notes WHERE id = 1;", replicaOn).stdout === "빼곡 노트\n", 60_000, 500);
+  const refused = asAppUser(engine, replica, "INSERT INTO notes VALUES (2, 'refused');", replicaOn);
   assert.notEqual(refused.status, 0, "the replica took a write");
   assert.match(refused.stderr, readOnlyRefusal(engine));
 }

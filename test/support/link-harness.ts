@@ -74,3 +74,47 @@ export function linkedServers(dir: string, tag: string): LinkedServers {
     },
   };
 }
+
+/** Two servers' own network for two Docker hosts (TEST-NET-2, standing for the internet), and this machine's address on it (the operator's). */
+export const SERVERS = { primary: "198.51.100.1", replica: "198.51.100.2", operator: "198.51.100.254" } as const;
+
+export interface ServerNamespaces {
+  /** Each server's network namespace. */
+  ns: Record<Side, string>;
+  /** Removes both namespaces (and whatever runs in them has lost its network) and the bridge. */
+  remove(): void;
+}
+
+/**
+ * Two network namespaces on one bridge of this machine's: each server reaches
+ * the other (a WireGuard endpoint is the other's SSH address) and this
+ * machine reaches both (Pulumi and ops over SSH), by the bridge alone (no
+ * routing, nothing of this machine's firewall or forwarding involved).
+ */
+export function serverNamespaces(tag: string): ServerNamespaces {
+  const ns = { primary: `bbsrv-p-${tag}`, replica: `bbsrv-r-${tag}` };
+  const bridge = `bbbr${tag}`;
+  const sh = (...argv: string[]) => execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
+  const remove = () => {
+    for (const name of Object.values(ns)) spawnSync("ip", ["netns", "del", name]);
+    spawnSync("ip", ["link", "del", bridge]);
+  };
+  try {
+    sh("ip", "link", "add", bridge, "type", "bridge");
+    sh("ip", "addr", "add", `${SERVERS.operator}/24`, "dev", bridge);
+    sh("ip", "link", "set", bridge, "up");
+    for (const side of ["primary", "replica"] as const) {
+      const port = `bbs${tag}${side[0]}`;
+      sh("ip", "netns", "add", ns[side]);
+      sh("ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns[side]);
+      sh("ip", "link", "set", port, "master", bridge, "up");
+      sh("ip", "netns", "exec", ns[side], "ip", "addr", "add", `${SERVERS[side]}/24`, "dev", "eth0");
+      sh("ip", "netns", "exec", ns[side], "ip", "link", "set", "eth0", "up");
+      sh("ip", "netns", "exec", ns[side], "ip", "link", "set", "lo", "up");
+    }
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return { ns, remove };
+}

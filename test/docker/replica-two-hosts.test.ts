@@ -1,0 +1,163 @@
+// A read replica on another server, on two Docker hosts, over the program's
+// WireGuard link brought up by `pulumi up`: prod (MariaDB) and staging
+// (PostgreSQL) with `database.replicas: [{ server, link: { type: wireguard } }]`.
+// Each "server" is a network namespace of its own (test/support/link-harness.ts's
+// serverNamespaces: a bridge of this machine's is the internet between them)
+// with its own dockerd and containerd (iptables on, as on a server) and its
+// own sshd, whose sessions have their own /etc/systemd/system, /etc/sysctl.d
+// and /run/wireguard (test/support/docker-host.ts's `otherServer`). What runs
+// for real: both Docker providers over their own ssh://, the link's keys made
+// by Pulumi, each end's wg-quick file installed and brought up on its server
+// (userspace wireguard-go: no WireGuard module in this kernel), the sysctl
+// and the boot unit on each; the primary's port published on its link
+// address by its dockerd, the replica on the other daemon seeded over the
+// tunnel and replicating (GTID; streaming), the slots reading it through the
+// tunnel (Docker's masquerading on the primary's server: the one source the
+// replica's end accepts), `npm run status` over both SSH connections.
+//
+// Stood in: both servers share this machine's filesystem, users and the
+// install helper (the replica's data folder is a folder of the primary's);
+// no systemd (the unit is installed, not enabled: its ExecStart is run by
+// test/real/replica-link.test.ts).
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { linkPaths } from "../../infra/link/render.js";
+import { buildTestImages, committedImageRefs } from "../support/docker-images.js";
+import { docker, startDockerHost, type DockerHost, type OtherServer } from "../support/docker-host.js";
+import { asAppUser, inSlot, inspect, writeAndSeeReplicated } from "../support/docker-replica.js";
+import { opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres } from "../support/docker-stacks.js";
+import { engineWorkspace, outputOf } from "../support/engine.js";
+import { SERVERS, serverNamespaces, type ServerNamespaces } from "../support/link-harness.js";
+import { waitFor } from "../support/system.js";
+
+/** Each stack's engine and its own link (its own addresses and UDP port: both stacks' links join the same two servers). */
+const STACKS = [
+  { stack: "prod", engine: "mariadb", port: 3306, scheme: "mysql", unit: "transactions", link: { primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 } },
+  { stack: "staging", engine: "postgres", port: 5432, scheme: "postgres", unit: "bytes", link: { primaryAddress: "10.99.1.1", replicaAddress: "10.99.1.2", port: 51821 } },
+] as const;
+
+const tag = String(process.pid % 100000);
+let nets: ServerNamespaces;
+let host: DockerHost;
+let other: OtherServer;
+let ws: ReturnType<typeof engineWorkspace>;
+
+before(async () => {
+  nets = serverNamespaces(tag);
+  host = await startDockerHost({ netns: nets.ns.primary, address: SERVERS.primary, otherServer: { netns: nets.ns.replica, address: SERVERS.replica } });
+  other = host.other!;
+  await buildTestImages({ env: host.dockerEnv });
+  // The other server runs the replica only: the databases' images.
+  const refs = committedImageRefs();
+  await buildTestImages({ env: other.dockerEnv }, { mariadb: refs.mariadb, postgres: refs.postgres });
+  ws = engineWorkspace("server", host.operatorEnv);
+  for (const { stack, link } of STACKS) {
+    pointStackAtHost(ws.projectDir, stack, host);
+    setStackValue(ws.projectDir, stack, ["bbaegok-infra:database", "replicas"], [
+      {
+        server: { host: other.host, ssh: { user: host.user, port: other.sshPort, hostKey: other.hostKey }, dataDir: other.dataDir },
+        link: { type: "wireguard", ...link },
+      },
+    ]);
+    const init = pulumi(ws, ["stack", "init", stack]);
+    assert.equal(init.status, 0, outputOf(init));
+  }
+  stagingOnPostgres(ws.projectDir);
+});
+
+after(async () => {
+  ws?.remove();
+  await host?.stop();
+  nets?.remove();
+});
+
+/** A server's containers, by name. */
+function containersOn(on: Pick<DockerHost, "dockerEnv">): string[] {
+  return docker(["ps", "-a", "--format", "{{.Names}}"], { host: on }).stdout.split("\n").filter(Boolean).sort();
+}
+
+/** SQL as the database's administrator inside a container (the test's own steps). */
+function asAdmin(engine: string, container: string, sql: string, on?: Pick<DockerHost, "dockerEnv">) {
+  const client =
+    engine === "mariadb" ? 'MYSQL_PWD="$(cat /run/secrets/db_root_password)" exec mariadb -uroot' : "exec psql -X -q -tA -F ' ' -v ON_ERROR_STOP=1 -U postgres -d bbaegok";
+  return docker(["exec", "-i", container, "sh", "-c", client], { host: on, input: sql });
+}
+
+for (const { stack, engine, port, scheme, unit, link } of STACKS) {
+  const primary = `bbaegok-${stack}-db`;
+  const replica = `bbaegok-${stack}-db-replica`;
+  const slots = [`bbaegok-${stack}-app-blue`, `bbaegok-${stack}-app-green`];
+  const paths = linkPaths("/unused", `bbaegok-${stack}`);
+
+  describe(`${stack} with a ${engine} replica on a second Docker host, over the WireGuard link pulumi up configures`, () => {
+    it("pulumi up brings the link up on both servers, and creates the replica on the other server's daemon, seeded over it and replicating", () => {
+      const result = pulumi(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
+      assert.equal(result.status, 0, outputOf(result));
+      assert.ok(containersOn(other).includes(replica), containersOn(other).join(" "));
+      assert.ok(!containersOn(host).includes(replica), `${replica} on the stack's server too`);
+      assert.deepEqual(containersOn(other).filter((name) => name.startsWith(`bbaegok-${stack}-`)), [replica], "the other server runs the stack's replica and nothing else of it");
+      const state = inspect<{ Running: boolean; Health?: { Status: string } }>(replica, ".State", other);
+      assert.equal(state.Running, true);
+      assert.equal(state.Health?.Status, "healthy");
+    });
+
+    it("each server has its end of the tunnel up, a handshake with the other, its boot unit and its sysctl file", () => {
+      for (const [server, self, peer] of [[host, link.primaryAddress, link.replicaAddress], [other, link.replicaAddress, link.primaryAddress]] as const) {
+        const shown = server.asRoot(`ip -4 -br addr show dev '${paths.iface}'; wg show '${paths.iface}' latest-handshakes; wg show '${paths.iface}' allowed-ips; sysctl -n net.ipv4.ip_nonlocal_bind; cat '${paths.unit}' '${paths.sysctl}'`);
+        assert.equal(shown.status, 0, shown.stderr);
+        const [address, handshake, allowed, nonlocal] = shown.stdout.split("\n");
+        assert.match(address!, new RegExp(`^${paths.iface}\\s+UNKNOWN\\s+${self.replace(/\./g, "\\.")}/32`), shown.stdout);
+        assert.ok(Number(handshake!.split("\t")[1]) > 0, `no handshake on ${server.host}: ${shown.stdout}`);
+        assert.match(allowed!, new RegExp(`\\t${peer.replace(/\./g, "\\.")}/32$`), shown.stdout);
+        assert.equal(nonlocal, "1");
+        assert.match(shown.stdout, new RegExp(`^ExecStart=/usr/bin/wg-quick up ${server.dataDir}/${stack}/link/${paths.iface}\\.conf$`, "m"));
+      }
+    });
+
+    it("each database publishes its port on its own server's link address only", () => {
+      const bindings = (container: string, on: Pick<DockerHost, "dockerEnv">) =>
+        Object.entries(inspect<Record<string, { HostIp: string; HostPort: string }[] | null>>(container, ".HostConfig.PortBindings", on)).flatMap(([p, list]) =>
+          (list ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${p}`),
+        );
+      assert.deepEqual(bindings(primary, host), [`${link.primaryAddress}:${port}->${port}/tcp`]);
+      assert.deepEqual(bindings(replica, other), [`${link.replicaAddress}:${port}->${port}/tcp`]);
+    });
+
+    it("the replica replicates from the primary's link address, through the tunnel: the primary sees it come from the replica's link address", async () => {
+      if (engine === "mariadb") {
+        const slave = asAdmin(engine, replica, "SHOW SLAVE STATUS\\G", other).stdout;
+        assert.match(slave, new RegExp(`Master_Host: ${link.primaryAddress.replace(/\./g, "\\.")}$`, "m"));
+        assert.match(slave, /Slave_IO_Running: Yes$/m);
+        assert.match(slave, /Using_Gtid: Slave_Pos$/m);
+        const from = asAdmin(engine, primary, "SELECT SUBSTRING_INDEX(host, ':', 1) AS source FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%';").stdout;
+        assert.equal(from, `source\n${link.replicaAddress}\n`);
+      } else {
+        assert.equal(asAdmin(engine, replica, "SELECT status, sender_host FROM pg_stat_wal_receiver;", other).stdout, `streaming ${link.primaryAddress}\n`);
+        assert.equal(asAdmin(engine, primary, "SELECT client_addr FROM pg_stat_replication;").stdout, `${link.replicaAddress}\n`);
+      }
+      await writeAndSeeReplicated(engine, primary, replica, other);
+    });
+
+    it("the slots on the stack's server read the replica at its link address on the other server, with the password from their file", () => {
+      for (const slot of slots) {
+        const env = inspect<string[]>(slot, ".Config.Env");
+        assert.ok(env.includes(`SPRING_DATASOURCE_REPLICA_URL=jdbc:${engine === "mariadb" ? "mariadb" : "postgresql"}://${link.replicaAddress}:${port}/bbaegok`), `${slot}: ${env.join(" ")}`);
+        const [body, status] = inSlot(slot, "curl -s -w '\\n%{http_code}' http://127.0.0.1:8080/test/replica").split("\n").filter(Boolean);
+        assert.equal(status, "200", `${slot}: ${body}`);
+        assert.deepEqual(JSON.parse(body!), { status: "UP", replica: `${scheme}://bbaegok@${link.replicaAddress}:${port}/bbaegok` });
+      }
+    });
+
+    it(`npm run status reads the replica from the stack's server, over the tunnel: healthy, 0 ${unit} behind`, async () => {
+      await waitFor("the replica caught up", () => asAppUser(engine, replica, "SELECT count(*) FROM notes;", other).stdout === "1\n", 60_000, 500);
+      const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
+      assert.equal(status.status, 0, status.stdout + status.stderr);
+      assert.match(status.stdout, new RegExp(`^  replica  ${replica}  healthy, \\d+ s behind \\(0 ${unit}\\)`, "m"), status.stdout);
+    });
+
+    it("a second run changes nothing", () => {
+      const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
+      assert.equal(preview.status, 0, outputOf(preview));
+    });
+  });
+}
