@@ -1,6 +1,7 @@
 // Guardrails as pure checks over planned resources: used by the test suite on
 // every committed stack, and by the policy pack that `pulumi preview` enforces.
 // Each rule returns sentences naming the resource and what is wrong.
+import { REPLICA_VOLUME_SUFFIX } from "../infra/replica/render.js";
 import { RETIRED_INPUTS, ROLE_LABEL } from "../infra/server/container.js";
 import { goDuration, isPinnedImage, isPrivateLinkAddress, isSshHostKey } from "../stacks/config/rules.js";
 
@@ -34,6 +35,11 @@ function labelsOf(r: ResourceView): Record<string, string> {
   const labels = r.inputs["labels"];
   if (!Array.isArray(labels)) return {};
   return Object.fromEntries(labels.map((l: { label?: string; value?: string }) => [String(l.label), String(l.value)]));
+}
+
+/** A read replica's volume, by its name (replicaNames). */
+function isReplicaCopy(r: ResourceView): boolean {
+  return String(r.inputs["name"] ?? "").endsWith(REPLICA_VOLUME_SUFFIX);
 }
 
 export function roleOf(r: ResourceView): string | undefined {
@@ -83,19 +89,25 @@ export function imagesArePinned(r: ResourceView): string[] {
   return [];
 }
 
-/** Volumes hold data: `protect`ed, so no `pulumi destroy` or removal from the program deletes them. */
+/**
+ * Volumes hold data: `protect`ed, so no `pulumi destroy` or removal from the
+ * program deletes them. But a read replica's: a copy of the primary's data,
+ * which goes with the replica when the stack file drops it (protected, that
+ * up would fail half-way, the replica's container and link already gone);
+ * once promoted the program protects it (test/stack/replica.test.ts).
+ */
 export function volumesAreProtected(r: ResourceView): string[] {
-  if (r.type !== VOLUME || r.options?.protect === true) return [];
+  if (r.type !== VOLUME || r.options?.protect === true || isReplicaCopy(r)) return [];
   return [`volume ${r.name} is not protected`];
 }
 
 /**
  * Volumes are `retainOnDelete`: kept on the server even when Pulumi deletes
- * them. Pulumi's policy protocol does not carry this option, so only the
- * offline plan (the test suite) can check it.
+ * them (a replica's aside, as above). Pulumi's policy protocol does not carry
+ * this option, so only the offline plan (the test suite) can check it.
  */
 export function volumesAreRetained(r: ResourceView): string[] {
-  if (r.type !== VOLUME || r.options?.retainOnDelete === true) return [];
+  if (r.type !== VOLUME || r.options?.retainOnDelete === true || isReplicaCopy(r)) return [];
   return [`volume ${r.name} is not retained on delete`];
 }
 

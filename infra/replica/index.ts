@@ -81,7 +81,7 @@ export class ReadReplica extends pulumi.ComponentResource {
   readonly host: string;
   /** The SSH connection of the server it runs on (commands in its container run there). */
   readonly connection: SshConnection;
-  /** The replica's script on the server: `replica.sh setup|wait|status|promote|writable`. */
+  /** The replica's script on the server: `replica.sh setup|wait|status|promote|writable|retire`. */
   readonly scriptPath: string;
   /** The replica's container. */
   readonly container: docker.Container;
@@ -138,15 +138,24 @@ export class ReadReplica extends pulumi.ComponentResource {
         ...(elsewhere ? { primaryHost: serverSpec.primaryHost, replicaHost: linkAddressOfReplica(args.replica) } : {}),
       });
     const files = placeFiles(this);
+    // Taken out of the stack, the replica's container goes first (it depends on this), then this
+    // command's delete drops what setup made for it on the primary (replica.sh retire says why);
+    // the script it runs goes after it. Declared in every state, promoted too, so only the
+    // replica's removal deletes it.
+    const retire = new command.remote.Command(
+      `${name}-retire`,
+      { connection: server.connection, delete: asRootCommand("run", replicaName.script(names.stackDir), "retire"), logging: "stderr", addPreviousOutputInEnv: false },
+      { parent: this, dependsOn: files },
+    );
     if (elsewhere && database.engine !== "postgres") {
       // MariaDB (the schema refuses MySQL): the logins on the primary's server; once the replica runs, its server seeds it over the link.
       const setup = runScript(this, "setup", ["setup"], [primary, ...files]);
-      this.container = createContainer(this, [...placeFilesElsewhere(this, elsewhere.host), ...elsewhere.linkReady]);
+      this.container = createContainer(this, [retire, ...placeFilesElsewhere(this, elsewhere.host), ...elsewhere.linkReady]);
       runScript(this, "seed", ["setup", "wait"], [this.container, setup], elsewhere.host);
     } else if (elsewhere) {
       // PostgreSQL: the primary's side here, then the standby's first start there takes its base backup over the link.
       const setup = runScript(this, "setup", ["setup"], [primary, ...files]);
-      this.container = createContainer(this, [setup, ...placeFilesElsewhere(this, elsewhere.host), ...elsewhere.linkReady]);
+      this.container = createContainer(this, [setup, retire, ...placeFilesElsewhere(this, elsewhere.host), ...elsewhere.linkReady]);
       new command.remote.Command(
         `${name}-wait`,
         { connection: host.connection, create: standbyStreamingWaitCommand(replicaName.container), logging: "stderr", addPreviousOutputInEnv: false },
@@ -154,17 +163,17 @@ export class ReadReplica extends pulumi.ComponentResource {
       );
     } else if (promoted) {
       // The primary now (npm run promote): no setup runs again, it would seed it from the out-of-date original.
-      this.container = createContainer(this, [primary, ...files]);
+      this.container = createContainer(this, [primary, retire, ...files]);
       // Checked again for each container it runs as (a new one after a version change).
       this.primaryReady = runScript(this, "writable", ["writable"], [this.container], server, [this.container.id]);
     } else if (database.engine === "postgres") {
       // The primary's side first: the replica's entrypoint takes its base backup through the slot on its first start.
       const setup = runScript(this, "setup", ["setup"], [primary, ...files]);
-      this.container = createContainer(this, [setup]);
+      this.container = createContainer(this, [setup, retire]);
       runScript(this, "wait", ["wait"], [this.container]);
     } else {
       // MariaDB/MySQL: the replica is seeded from a dump once its own server runs.
-      this.container = createContainer(this, [primary, ...files]);
+      this.container = createContainer(this, [primary, retire, ...files]);
       runScript(this, "seed", ["setup", "wait"], [this.container]);
     }
     // Promoted, it is the database the app writes to: its replacement is announced as the original's was.
@@ -242,8 +251,11 @@ export class ReadReplica extends pulumi.ComponentResource {
         ? new ServerFile(`${name}-${elsewhere ? "elsewhere-" : ""}role-file`, { connection: host.connection, path: replicaName.roleFile(host.names.stackDir), mode: "0644", owner: "root:root", content: roleOptions }, { parent })
         : undefined;
       const image = new docker.RemoteImage(`${name}-image`, { name: spec.image, keepLocally: true }, dockerOpts);
-      // The replica's data is a copy, but rebuilding it loads the primary: protected and retained like the primary's.
-      const volume = new docker.Volume(`${name}-volume`, { name: replicaName.volume }, { ...dockerOpts, protect: true, retainOnDelete: true });
+      // A replica's data is a copy: taken out of the stack, its volume goes with it (protected, the up would
+      // fail half-way, after its container and link were gone; retained, a replica added again would start on
+      // stale data). Once promoted it is the service's data: protected and retained like the primary's (and
+      // the schema refuses removing a promoted replica).
+      const volume = new docker.Volume(`${name}-volume`, { name: replicaName.volume }, { ...dockerOpts, protect: promoted, retainOnDelete: promoted });
       const postgres = database.engine === "postgres";
       // Elsewhere: a routed bridge of its own (an internal network has no route to the link, and Docker publishes
       // no port of a container on internal networks only), its port published on its link address only (the

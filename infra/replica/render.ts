@@ -71,11 +71,18 @@ export function primaryHost(db: Pick<StackConfig["database"], "primary" | "repli
   return replicaIsPrimary(db) || promotionStaged(db) ? REPLICA_ALIAS : DATABASE_ALIAS;
 }
 
+/**
+ * How a replica's volume name ends: the one volume the guardrails let go
+ * unprotected (policy/rules.ts), a copy of the primary's data that goes with
+ * the replica; the program protects it once the replica is promoted.
+ */
+export const REPLICA_VOLUME_SUFFIX = "-db-replica-data";
+
 /** Names of the replica's container, volume and PostgreSQL slot; one function, used by infra, ops and tests. */
 export function replicaNames(prefix: string) {
   return {
     container: `${prefix}-db-replica`,
-    volume: `${prefix}-db-replica-data`,
+    volume: `${prefix}${REPLICA_VOLUME_SUFFIX}`,
     /** PostgreSQL's physical replication slot (and the replica's application_name). */
     slot: "replica_1",
     /** The replica's script on the server: `replica.sh setup|wait|status|promote|writable`. */

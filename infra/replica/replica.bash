@@ -9,6 +9,10 @@
 #   promote  stop replicating and take writes on REPLICA (the runbook's npm run promote)
 #   writable once promoted (the flip's pulumi up, before the app moves): refuse unless REPLICA was
 #            promoted on the server; make it writable if a restart since left it read-only
+#   retire   the replica was taken out of the stack (pulumi up, after removing its container): drop
+#            what setup made on PRIMARY for it (PostgreSQL: its slot, which would keep WAL for ever once
+#            the primary's max_slot_wal_keep_size is gone with the replica; the replication logins);
+#            kept, with a warning, while a replica still replicates from PRIMARY (RETIRE_WAIT_SECONDS, 90)
 
 # MariaDB/MySQL: a replication user with only REPLICATION SLAVE on the primary;
 # the replica seeded from one consistent dump (--single-transaction: the
@@ -260,6 +264,50 @@ takes_writes() {
   fi
 }
 
+# What a replica taken out of the stack leaves on the primary: PostgreSQL, its
+# slot (the primary keeps WAL for it, and the bound on that,
+# max_slot_wal_keep_size, went with the replica's flags) and the replication
+# and backup roles; MariaDB/MySQL, the replication and seeding logins (the
+# binary log stops with the flags). The up removes the replica's container
+# first; its connection may take a while to end (the primary notices at its
+# next write to it), so this waits for that before it drops anything. One
+# still there after the wait is a replica still replicating (never one this
+# program removed): everything is kept, with a warning.
+retire() {
+  local waited=0 limit=${RETIRE_WAIT_SECONDS:-90} live query
+  if [[ $ENGINE == postgres ]]; then
+    query="SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND active"
+  else
+    query="SELECT count(*) FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'"
+  fi
+  while :; do
+    if ! live=$(admin_sql "$PRIMARY" <<<"$query"); then
+      replica_log err "$PRIMARY does not answer: the replica's slot and logins are not dropped (pulumi up tries again)"
+      exit 1
+    fi
+    [[ $live == 0 ]] && break
+    if ((waited >= limit)); then
+      replica_log warning "a replica still replicates from $PRIMARY after ${limit} s: its slot and logins are kept"
+      return 0
+    fi
+    sleep 2
+    waited=$((waited + 2))
+  done
+  if [[ $ENGINE == postgres ]]; then
+    admin_sql "$PRIMARY" >/dev/null <<SQL
+SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$SLOT';
+DROP ROLE IF EXISTS $REPLICATION_USER;
+DROP ROLE IF EXISTS $BACKUP_USER;
+SQL
+  else
+    admin_sql "$PRIMARY" <<SQL
+SET SESSION sql_log_bin = 0;
+DROP USER IF EXISTS '$REPLICATION_USER'@'%', '$SEEDING_USER'@'%';
+SQL
+  fi
+  replica_log info "the replica's slot and logins are dropped on $PRIMARY"
+}
+
 main() {
   case ${1:-} in
     setup)
@@ -287,8 +335,14 @@ main() {
         exit 1
       fi
       ensure_writable ;;
+    retire)
+      if [[ $PROMOTED == true ]]; then
+        replica_log err "$REPLICA is the primary (promoted): nothing of it is retired"
+        exit 1
+      fi
+      retire ;;
     *)
-      echo "usage: $0 setup|wait|status|promote|writable" >&2
+      echo "usage: $0 setup|wait|status|promote|writable|retire" >&2
       exit 2 ;;
   esac
 }

@@ -159,5 +159,40 @@ for (const { stack, engine, port, scheme, unit, link } of STACKS) {
       const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
       assert.equal(preview.status, 0, outputOf(preview));
     });
+
+    it("the replica taken out of the stack file: pulumi up removes it from the other server, takes the link down on both and leaves the primary's data", () => {
+      setStackValue(ws.projectDir, stack, ["bbaegok-infra:database", "replicas"], []);
+      const result = pulumi(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
+      assert.equal(result.status, 0, outputOf(result));
+      assert.deepEqual(containersOn(other).filter((name) => name.startsWith(`bbaegok-${stack}-`)), []);
+      // Its volume, a copy, went with it; on the primary, what setup made for it (PostgreSQL: the slot, which would keep WAL for ever).
+      assert.ok(!docker(["volume", "ls", "-q"], { host: other }).stdout.split("\n").includes(`bbaegok-${stack}-db-replica-data`), "the replica's volume is still there");
+      const left =
+        engine === "mariadb"
+          ? asAdmin(engine, primary, "SELECT COUNT(*) AS logins FROM mysql.user WHERE user IN ('replicator', 'replica_seed');").stdout
+          : asAdmin(engine, primary, "SELECT (SELECT count(*) FROM pg_replication_slots) || ' ' || (SELECT count(*) FROM pg_roles WHERE rolname IN ('replicator', 'replica_backup'));").stdout;
+      assert.equal(left, engine === "mariadb" ? "logins\n0\n" : "0 0\n");
+      assert.match(outputOf(result), /the replica's slot and logins are dropped on bbaegok-/);
+      for (const server of [host, other]) {
+        const left = server.asRoot(`ip link show dev '${paths.iface}' 2>&1; ls '${paths.unit}' '${paths.sysctl}' 2>&1`);
+        assert.match(left.stdout, new RegExp(`Device "${paths.iface}" does not exist`), `${server.host}: ${left.stdout}`);
+        assert.equal((left.stdout.match(/No such file or directory/g) ?? []).length, 2, `${server.host}: ${left.stdout}`);
+      }
+      assert.deepEqual(Object.values(inspect<Record<string, unknown[] | null> | null>(primary, ".HostConfig.PortBindings") ?? {}).flat().filter(Boolean), [], "the primary still publishes a port");
+      // The up rolled the release out to the other slot, which serves now; the one that served before keeps the replica's
+      // datasource until the next deploy re-creates it (README: a rewarm, `npm run deploy` without --image).
+      const live = host.asRoot(`cat '${host.dataDir}/proxy/live/upstreams/${stack}.conf'`).stdout.match(/^# Slot (blue|green) serves\.$/m)?.[1];
+      const reads = (slot: string) => inspect<string[]>(slot, ".Config.Env").some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_URL="));
+      assert.deepEqual(slots.map(reads), slots.map((slot) => !slot.endsWith(`-${live}`)), `live: ${live}`);
+      assert.equal(asAppUser(engine, primary, "SELECT body FROM notes WHERE id = 1;").stdout, "빼곡 노트\n");
+    });
+
+    it("the next up rewarms the slot that served before without the replica's datasource (as after any release); then nothing changes", () => {
+      const rewarm = pulumi(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
+      assert.equal(rewarm.status, 0, outputOf(rewarm));
+      for (const slot of slots) assert.ok(!inspect<string[]>(slot, ".Config.Env").some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_URL=")), slot);
+      const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
+      assert.equal(preview.status, 0, outputOf(preview));
+    });
   });
 }

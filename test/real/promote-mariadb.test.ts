@@ -10,22 +10,20 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { slotEnvs } from "../../infra/app/render.js";
 import { stackBackupTargets } from "../../infra/backup/render.js";
-import { primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
 import { localShell, SshServerControl } from "../../ops/deploy/server.js";
 import { formatStatus, gatherStatus } from "../../ops/deploy/status.js";
 import { EXIT } from "../../ops/exit.js";
 import { runPromoteCommand, type PromoteDeps } from "../../ops/promote.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
-import { startMariaDb, type MariaDb } from "../support/mariadb.js";
+import type { MariaDb } from "../support/mariadb.js";
 import { REPO } from "../support/project.js";
-import { generatedPassword, replicaEnv, replicatedDatabase, runReplica, PRIMARY_CONTAINER, REPLICA_CONTAINER, writeReplicaRole } from "../support/replica-harness.js";
+import { generatedPassword, replicaEnv, replicatedDatabase, runReplica, PRIMARY_CONTAINER, REPLICA_CONTAINER, mariaDbPairEnv, setUpReplica, startMariaDbPair } from "../support/replica-harness.js";
 import { replicaScript } from "../../infra/replica/render.js";
 import { tempDir } from "../support/system.js";
 
 const DB = "bbaegok";
 const APP_PASSWORD = generatedPassword();
-const imageInit = `CREATE DATABASE ${DB}; CREATE USER '${DB}'@'%' IDENTIFIED BY '${APP_PASSWORD}'; GRANT ALL ON ${DB}.* TO '${DB}'@'%';`;
 
 describe("npm run promote (a real MariaDB primary and replica)", () => {
   let primary: MariaDb;
@@ -50,13 +48,8 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
   });
 
   before(async () => {
-    const flags = replicaServerFlags({ engine: "mariadb", memoryMb: 1024, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
-    [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags, { optionFile: writeReplicaRole(dir.path) })]);
-    primary.sql(imageInit);
-    replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
+    ({ primary, replica } = await startMariaDbPair(dir.path, { database: DB, appPassword: APP_PASSWORD, memoryMb: 1024 }));
     primary.sql("CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, memo VARCHAR(100) NOT NULL); INSERT INTO orders (memo) VALUES ('주문 1');", DB);
-    writeFileSync(join(dir.path, "db_root_password"), "unused-root-uses-the-socket\n", { mode: 0o400 });
-    writeFileSync(join(dir.path, "replication_password"), `${generatedPassword()}\n`, { mode: 0o400 });
     // prod's stack file with one replica and the server's data folder here, where promote finds replica.sh.
     mkdirSync(join(dir.path, "prod", "replica"), { recursive: true });
     mkdirSync(project);
@@ -67,11 +60,8 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
         .replace(/(  bbaegok-infra:database:\n(?:    .*\n)+)/, "$1    replicas:\n      - maxLagSeconds: 30\n"),
     );
     writeFileSync(script, replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryContainer: PRIMARY_CONTAINER, replicaContainer: REPLICA_CONTAINER, slot: "replica_1", primaryHost: "127.0.0.1", primaryPort: primary.port }), { mode: 0o755 });
-    env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: primary.socket }, [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: replica.socket } });
-    for (const step of ["setup", "wait"]) {
-      const run = await runReplica(script, env, step);
-      assert.equal(run.status, 0, run.stderr);
-    }
+    env = mariaDbPairEnv(dir.path, { primary, replica });
+    await setUpReplica(script, env);
   });
   after(async () => {
     await Promise.all([primary?.stop(), replica?.stop()]);

@@ -3,13 +3,13 @@
 // replica, and the rendered replica script (setup, wait, status, promote)
 // run against them. The only stand-in is `docker exec` (test/support/replica-harness.ts).
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { spawn } from "node:child_process";
-import { primaryReplicationFlags, replicaApplyThreads, replicaServerFlags } from "../../infra/replica/render.js";
-import { startMariaDb, type MariaDb } from "../support/mariadb.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, writeReplicaRole } from "../support/replica-harness.js";
+import { replicaApplyThreads, replicaServerFlags } from "../../infra/replica/render.js";
+import type { MariaDb } from "../support/mariadb.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, mariaDbPairEnv, setUpReplica, startMariaDbPair, writeReplicaRole } from "../support/replica-harness.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
@@ -25,10 +25,6 @@ function sqlInBackground(socket: string, statements: string): Promise<void> {
   return new Promise((resolve, reject) => client.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`a writer failed (${code}): ${stderr}`)))));
 }
 
-/** What the MariaDB image's entrypoint creates on a new server from its environment. */
-const imageInit = `CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-CREATE USER '${DB}'@'%' IDENTIFIED BY '${APP_PASSWORD}';
-GRANT ALL ON ${DB}.* TO '${DB}'@'%';`;
 
 describe("a MariaDB read replica (the rendered setup, for real)", () => {
   let primary: MariaDb;
@@ -46,15 +42,9 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
   };
 
   before(async () => {
-    const flags = replicaServerFlags({ engine: "mariadb", memoryMb: REPLICA_MEMORY_MB, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
-    [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags, { optionFile: writeReplicaRole(dir.path) })]);
-    primary.sql(imageInit);
-    replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
+    ({ primary, replica } = await startMariaDbPair(dir.path, { database: DB, appPassword: APP_PASSWORD, memoryMb: REPLICA_MEMORY_MB }));
     primary.sql(`CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, memo VARCHAR(100) NOT NULL) ENGINE=InnoDB;
       INSERT INTO orders (memo) VALUES ('주문 1'), ('주문 2 😀');`, DB);
-    // The password files, as the containers see them under /run/secrets.
-    writeFileSync(join(dir.path, "db_root_password"), "unused-root-uses-the-socket\n", { mode: 0o400 });
-    writeFileSync(join(dir.path, "replication_password"), `${generatedPassword()}\n`, { mode: 0o400 });
     script = renderReplicaScript(dir.path, { database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
     env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: primary.socket }, [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: replica.socket } });
   });
@@ -198,5 +188,55 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
     assert.equal(onReplica("SELECT @@read_only"), "0");
     const write = replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('재시작 후')", DB);
     assert.equal(write.status, 0, write.stderr);
+  });
+});
+
+describe("a MariaDB replica taken out of the stack: replica.sh retire on the primary (the up's delete, after the replica's container)", () => {
+  let primary: MariaDb;
+  let replica: MariaDb;
+  const dir = tempDir("replica-mariadb-retire");
+  let script: string;
+  let env: Record<string, string>;
+  const logins = () => primary.sql("SELECT GROUP_CONCAT(user ORDER BY user) FROM mysql.user WHERE user IN ('replicator', 'replica_seed')").trim();
+
+  before(async () => {
+    ({ primary, replica } = await startMariaDbPair(dir.path, { database: DB, appPassword: APP_PASSWORD, memoryMb: 512 }));
+    primary.sql("CREATE TABLE orders (id INT PRIMARY KEY, memo VARCHAR(100) NOT NULL); INSERT INTO orders VALUES (1, '주문 1');", DB);
+    script = renderReplicaScript(dir.path, { database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
+    env = mariaDbPairEnv(dir.path, { primary, replica });
+    await setUpReplica(script, env);
+  });
+  after(async () => {
+    await Promise.all([primary?.stop(), replica?.stop()]);
+    dir.remove();
+  });
+
+  it("while a replica still replicates from the primary, retire keeps its login and says so (exit 0: the up goes on)", async () => {
+    const run = await runReplica(script, { ...env, RETIRE_WAIT_SECONDS: "2" }, "retire");
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /a replica still replicates from bbaegok-prod-db after 2 s: its slot and logins are kept/);
+    assert.equal(logins(), "replicator");
+  });
+
+  it("with the replica gone, retire drops the replication login on the primary, outside its binary log; the data stays; a second run changes nothing", async () => {
+    await replica.stop();
+    const before = primary.sql("SELECT @@gtid_binlog_pos").trim();
+    const run = await runReplica(script, env, "retire");
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /the replica's slot and logins are dropped on bbaegok-prod-db/);
+    assert.equal(logins(), "NULL");
+    assert.equal(primary.sql("SELECT @@gtid_binlog_pos").trim(), before, "the drop went into the binary log");
+    assert.equal(primary.sql("SELECT memo FROM orders", DB).trim(), "주문 1");
+    const again = await runReplica(script, env, "retire");
+    assert.equal(again.status, 0, again.stderr);
+  });
+
+  it("rendered once promoted (database.primary: replica), retire refuses: the promoted replica is the primary", async () => {
+    const promotedDir = join(dir.path, "promoted");
+    mkdirSync(promotedDir, { recursive: true });
+    const promoted = renderReplicaScript(promotedDir, { database: { ...replicatedDatabase("mariadb", 30), primary: "replica" }, replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
+    const run = await runReplica(promoted, env, "retire");
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /is the primary \(promoted\): nothing of it is retired/);
   });
 });

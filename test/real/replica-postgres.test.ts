@@ -158,3 +158,52 @@ describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real
     }
   });
 });
+
+describe("a PostgreSQL replica taken out of the stack: replica.sh retire on the primary (the up's delete, after the replica's container)", () => {
+  let primary: Postgres;
+  let replica: Standby;
+  const dir = tempDir("replica-postgres-retire");
+  let script: string;
+  let env: Record<string, string>;
+  const slots = () => primary.sql("SELECT count(*) FROM pg_replication_slots").trim();
+  const roles = () => primary.sql("SELECT count(*) FROM pg_roles WHERE rolname IN ('replicator', 'replica_backup')").trim();
+
+  before(async () => {
+    primary = await startPostgres(primaryReplicationFlags("postgres"));
+    primary.sql(`CREATE DATABASE ${DB}`);
+    primary.sql(`CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; ALTER DATABASE ${DB} OWNER TO ${DB};`, DB);
+    primary.sql("CREATE TABLE orders (id int PRIMARY KEY, memo text NOT NULL); INSERT INTO orders VALUES (1, '주문 1');", DB);
+    writePostgresReplicationSecrets(dir.path);
+    script = renderReplicaScript(dir.path, { database: replicatedDatabase("postgres", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
+    const primaryEnv = { PGHOST: primary.socketDir, PGPORT: String(primary.port), PGDATA: join(primary.socketDir, "data") };
+    env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: primaryEnv, [REPLICA_CONTAINER]: { PGHOST: dir.path, PGPORT: "1" } });
+    const setup = await runReplica(script, env, "setup");
+    assert.equal(setup.status, 0, setup.stderr);
+    replica = await startStandby(primary, dir.path, dir.path, DB);
+    env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: primaryEnv, [REPLICA_CONTAINER]: { PGHOST: replica.socketDir, PGPORT: String(replica.port) } });
+    const wait = await runReplica(script, env, "wait");
+    assert.equal(wait.status, 0, wait.stderr);
+  });
+  after(async () => {
+    await Promise.all([replica?.stop(), primary?.stop()]);
+    dir.remove();
+  });
+
+  it("while the standby streams through the slot, retire keeps the slot and the roles and says so (exit 0: the up goes on)", async () => {
+    const run = await runReplica(script, { ...env, RETIRE_WAIT_SECONDS: "2" }, "retire");
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /a replica still replicates from bbaegok-prod-db after 2 s: its slot and logins are kept/);
+    assert.deepEqual([slots(), roles()], ["1", "1"]);
+  });
+
+  it("with the standby gone, retire drops the slot (which would keep WAL for ever) and the replication role; the data stays; a second run changes nothing", async () => {
+    await replica.stop();
+    const run = await runReplica(script, env, "retire");
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /the replica's slot and logins are dropped on bbaegok-prod-db/);
+    assert.deepEqual([slots(), roles()], ["0", "0"]);
+    assert.equal(primary.sql("SELECT memo FROM orders", DB).trim(), "주문 1");
+    const again = await runReplica(script, env, "retire");
+    assert.equal(again.status, 0, again.stderr);
+  });
+});

@@ -52,11 +52,11 @@ for (const [engine, version, flag] of [
       assert.deepEqual(publishing.map((c) => c.inputs["name"]), ["bbaegok-proxy"]);
     });
 
-    it("keeps its data on its own protected, retained volume, and reads its passwords from files", () => {
+    it("keeps its data on a volume of its own, a copy removed with it (neither protected nor retained), and reads its passwords from files", () => {
       const volume = plan.resources.find((r) => r.type === "docker:index/volume:Volume" && r.inputs["name"] === `bbaegok-${stack}-db-replica-data`);
       assert.ok(volume);
-      assert.equal(volume.options.protect, true);
-      assert.equal(volume.options.retainOnDelete, true);
+      assert.equal(volume.options.protect, false);
+      assert.equal(volume.options.retainOnDelete, false);
       const envs = replica!.inputs["envs"] as string[];
       assert.ok(!envs.some((e) => /PASSWORD=/.test(e)), envs.join(" "));
       const file = plan.resources.find((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === `/srv/bbaegok/${stack}/secrets/db/replication_password`);
@@ -94,6 +94,15 @@ for (const [engine, version, flag] of [
       const commands = plan.resources.filter((r) => r.type === "command:remote:Command" && REPLICA_SCRIPT_RUN.test(String(r.inputs["create"])));
       const run = (step: string) => `sudo -n /usr/local/sbin/bbaegok-install run '/srv/bbaegok/${stack}/replica/replica.sh' '${step}'`;
       assert.deepEqual(commands.map((c) => String(c.inputs["create"])).sort(), engine === "postgres" ? [run("setup"), run("wait")] : [`${run("setup")} && ${run("wait")}`]);
+    });
+
+    it("taken out of the stack, the replica's container goes before its retirement (replica.sh retire on the primary's server), which goes before the script", () => {
+      const retire = plan.resources.find((r) => r.name === "database-replica-1-retire");
+      assert.equal(retire?.inputs["create"], undefined, "the retirement runs something on create");
+      assert.equal(retire?.inputs["delete"], `sudo -n /usr/local/sbin/bbaegok-install run '/srv/bbaegok/${stack}/replica/replica.sh' 'retire'`);
+      // Pulumi deletes dependents first: the container, then the retirement, then the script it runs.
+      assert.ok(replica!.options.dependsOn.includes("database-replica-1-retire"), replica!.options.dependsOn.join(" "));
+      assert.ok(retire!.options.dependsOn.includes("database-replica-1-script-install"), retire!.options.dependsOn.join(" "));
     });
   });
 }
@@ -197,6 +206,13 @@ for (const engine of ["mariadb", "postgres"] as const) {
       // The one run of its script: the check that it was promoted on the server and takes writes, never a setup.
       const runs = plan.resources.filter((r) => r.type === "command:remote:Command" && REPLICA_SCRIPT_RUN.test(String(r.inputs["create"])));
       assert.deepEqual(runs.map((r) => [r.name, r.inputs["create"]]), [["database-replica-1-writable", `sudo -n /usr/local/sbin/bbaegok-install run '/srv/bbaegok/${stack}/replica/replica.sh' 'writable'`]]);
+    });
+
+    it("the promoted container's volume holds the service's data now: protected and retained; its retirement is still declared (never deleted by the promotion)", () => {
+      const volume = plan.resources.find((r) => r.type === "docker:index/volume:Volume" && r.inputs["name"] === `bbaegok-${stack}-db-replica-data`);
+      assert.equal(volume?.options.protect, true);
+      assert.equal(volume?.options.retainOnDelete, true);
+      assert.ok(plan.resources.some((r) => r.name === "database-replica-1-retire"), "the promotion's up would run the retirement on the original");
     });
 
     it("the slots (and so the flip, after their smoke checks) wait for that check, which waits for the promoted container", () => {

@@ -5,12 +5,13 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { postgresReplicaEntrypoint, replicaRoleOptions, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec, type ReplicaStatus, type ReplicationState } from "../../infra/replica/render.js";
+import { postgresReplicaEntrypoint, primaryReplicationFlags, replicaRoleOptions, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec, type ReplicaStatus, type ReplicationState } from "../../infra/replica/render.js";
 import { shellQuote } from "../../infra/server/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { backupPaths, backupScript, stackBackupTargets, uploaderScript, type BackupManifest } from "../../infra/backup/render.js";
 import { loadStack } from "../../stacks/config/load.js";
 import { runScript, type ScriptRun } from "./backup-harness.js";
+import { startMariaDb, type MariaDb } from "./mariadb.js";
 import { POSTGRES_OS_USER, uidOf, type Postgres } from "./postgres.js";
 import type { MotoServer } from "./moto.js";
 import { freePort, requireCommand, waitFor } from "./system.js";
@@ -238,4 +239,39 @@ export function newestManifest(s3: MotoServer, bucket: string, database: string)
   const key = s3.keys(bucket, `prod/${database}/`).filter((k) => k.endsWith(".manifest.json")).sort().at(-1);
   if (!key) throw new Error(`no manifest under s3://${bucket}/prod/${database}/`);
   return JSON.parse(s3.get(bucket, key).toString("utf8")) as BackupManifest;
+}
+
+/**
+ * A MariaDB primary and replica on loopback as the program starts them (the
+ * primary's replication flags; the replica's flags and its role file), each
+ * initialised as the image does from its environment (the database and the
+ * app's login; the replica's outside its binary log, as it keeps its own
+ * accounts), and the password files the containers see under `dir`. Not
+ * replicating yet: `replica.sh setup` does that.
+ */
+export async function startMariaDbPair(dir: string, options: { database: string; appPassword: string; memoryMb: number }): Promise<{ primary: MariaDb; replica: MariaDb }> {
+  const { database, appPassword } = options;
+  const flags = replicaServerFlags({ engine: "mariadb", memoryMb: options.memoryMb, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir, slot: "replica_1" });
+  const [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags, { optionFile: writeReplicaRole(dir) })]);
+  const imageInit = `CREATE DATABASE ${database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE USER '${database}'@'%' IDENTIFIED BY '${appPassword}';
+GRANT ALL ON ${database}.* TO '${database}'@'%';`;
+  primary.sql(imageInit);
+  replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
+  writeFileSync(join(dir, "db_root_password"), "unused-root-uses-the-socket\n", { mode: 0o400 });
+  writeFileSync(join(dir, "replication_password"), `${generatedPassword()}\n`, { mode: 0o400 });
+  return { primary, replica };
+}
+
+/** The replica script's environment for a pair from startMariaDbPair: each "container" is its server's socket. */
+export function mariaDbPairEnv(dir: string, pair: { primary: MariaDb; replica: MariaDb }): Record<string, string> {
+  return replicaEnv(dir, { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: pair.primary.socket }, [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: pair.replica.socket } });
+}
+
+/** `replica.sh setup`, then `wait`: the replica replicating and caught up, or an error with the script's output. */
+export async function setUpReplica(script: string, env: Record<string, string>): Promise<void> {
+  for (const step of ["setup", "wait"]) {
+    const run = await runReplica(script, env, step);
+    if (run.status !== 0) throw new Error(`replica.sh ${step} failed (${run.status}): ${run.stderr}`);
+  }
 }

@@ -143,6 +143,13 @@ describe("volume guardrails, split for the policy pack", () => {
     assert.deepEqual(volumesAreProtected(volume({ protect: true })), []);
     assert.equal(volumesAreRetained(volume({ protect: true })).length, 1);
   });
+  it("a read replica's volume (a copy, by its name) may go unprotected and unretained; no other volume may", () => {
+    const named = (name: string): ResourceView => ({ type: "docker:index/volume:Volume", name: "v", inputs: { name }, options: {} });
+    assert.deepEqual(RULES.dataVolumesProtected(named("bbaegok-prod-db-replica-data")), []);
+    for (const name of ["bbaegok-prod-db-data", "bbaegok-prod-metabase-db-data", "bbaegok-prod-db-replica-data-old"]) {
+      assert.deepEqual(RULES.dataVolumesProtected(named(name)), [`volume v is not protected`, `volume v is not retained on delete`], name);
+    }
+  });
   it("a container whose image is another resource's unknown output is judged on that resource", () => {
     assert.deepEqual(RULES.imagesArePinned(container({ image: UNKNOWN_PLACEHOLDER })), []);
   });
