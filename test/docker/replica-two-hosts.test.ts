@@ -24,10 +24,11 @@ import { after, before, describe, it } from "node:test";
 import { linkPaths } from "../../infra/link/render.js";
 import { buildTestImages, committedImageRefs } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost, type OtherServer } from "../support/docker-host.js";
-import { asAppUser, inSlot, inspect, writeAndSeeReplicated } from "../support/docker-replica.js";
+import { asAppUser, inSlot, inspect, newestManifest, runInstalledBackup, writeAndSeeReplicated } from "../support/docker-replica.js";
 import { opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { SERVERS, serverNamespaces, type ServerNamespaces } from "../support/link-harness.js";
+import { startMoto, type MotoServer } from "../support/moto.js";
 import { waitFor } from "../support/system.js";
 
 /** Each stack's engine and its own link (its own addresses and UDP port: both stacks' links join the same two servers). */
@@ -41,6 +42,7 @@ let nets: ServerNamespaces;
 let host: DockerHost;
 let other: OtherServer;
 let ws: ReturnType<typeof engineWorkspace>;
+let s3: MotoServer;
 
 before(async () => {
   nets = serverNamespaces(tag);
@@ -51,6 +53,8 @@ before(async () => {
   const refs = committedImageRefs();
   await buildTestImages({ env: other.dockerEnv }, { mariadb: refs.mariadb, postgres: refs.postgres });
   ws = engineWorkspace("server", host.operatorEnv);
+  // The S3 stand-in on this machine's address on the servers' network: the stack's server uploads to it from its namespace.
+  s3 = await startMoto(STACKS.map(({ stack }) => ({ name: `bbaegok-${stack}-db-backups`, versioned: true })), { host: SERVERS.operator });
   for (const { stack, link } of STACKS) {
     pointStackAtHost(ws.projectDir, stack, host);
     setStackValue(ws.projectDir, stack, ["bbaegok-infra:database", "replicas"], [
@@ -67,6 +71,7 @@ before(async () => {
 
 after(async () => {
   ws?.remove();
+  await s3?.stop();
   await host?.stop();
   nets?.remove();
 });
@@ -153,6 +158,15 @@ for (const { stack, engine, port, scheme, unit, link } of STACKS) {
       const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
       assert.equal(status.status, 0, status.stdout + status.stderr);
       assert.match(status.stdout, new RegExp(`^  replica  ${replica}  healthy, \\d+ s behind \\(0 ${unit}\\)`, "m"), status.stdout);
+    });
+
+    it("the installed backup on the stack's server checks the replica and dumps it through the tunnel, saying so", () => {
+      const run = runInstalledBackup(host, s3, stack);
+      assert.equal(run.status, 0, run.stdout + run.stderr);
+      const manifest = newestManifest(s3, stack);
+      assert.equal(manifest.source, "replica");
+      assert.match(manifest.replication?.why ?? "", new RegExp(`dumped over the link at ${link.replicaAddress.replace(/\./g, "\\.")}:${port}$`));
+      assert.equal(manifest.tables.find((t) => /(^|\.)notes$/.test(t.name))?.rows, 1, JSON.stringify(manifest.tables));
     });
 
     it("a second run changes nothing", () => {

@@ -50,7 +50,8 @@ export interface MotoServer {
   stop(): Promise<void>;
 }
 
-export async function startMoto(buckets: MotoBucket[]): Promise<MotoServer> {
+/** `host`: the address it listens on and is reached at (default 127.0.0.1; a test server in a namespace reaches this machine elsewhere). */
+export async function startMoto(buckets: MotoBucket[], { host = "127.0.0.1" }: { host?: string } = {}): Promise<MotoServer> {
   if (!existsSync(MOTO_SERVER)) {
     throw new Error(`moto_server is required by this test but is not installed at ${MOTO_SERVER}. Run: bash scripts/install-test-deps.sh`);
   }
@@ -59,11 +60,11 @@ export async function startMoto(buckets: MotoBucket[]): Promise<MotoServer> {
   const port = await freePort();
   // Through sh, which stops moto when this process closes its stdin or dies:
   // a crashed test never leaves the server running.
-  const child: ChildProcess = spawn("sh", ["-c", '"$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 & pid=$!; cat >/dev/null; kill "$pid"; wait "$pid"', MOTO_SERVER, String(port), join(dir.path, "moto.log")], {
+  const child: ChildProcess = spawn("sh", ["-c", '"$0" -H "$3" -p "$1" >"$2" 2>&1 & pid=$!; cat >/dev/null; kill "$pid"; wait "$pid"', MOTO_SERVER, String(port), join(dir.path, "moto.log"), host], {
     stdio: ["pipe", "ignore", "ignore"],
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `http://${host}:${port}`;
   const env: NodeJS.ProcessEnv = { ...process.env, AWS_ACCESS_KEY_ID: "moto", AWS_SECRET_ACCESS_KEY: "moto", AWS_DEFAULT_REGION: MOTO_REGION, AWS_CONFIG_FILE: "/dev/null", AWS_SHARED_CREDENTIALS_FILE: "/dev/null" };
   delete env.AWS_PROFILE;
   const aws = (args: string[], extra: NodeJS.ProcessEnv = {}, { timeoutMs = 60_000 } = {}) => {
