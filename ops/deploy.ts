@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { appSchema } from "../stacks/config/schema.js";
 import type { StackConfig } from "../stacks/config/schema.js";
 import { PulumiCliMissingError } from "./automation.js";
-import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
+import { EXIT, readStackOrExit, runCommand } from "./exit.js";
 import { loadStack } from "../stacks/config/load.js";
 import { stackFileName } from "../stacks/config/validate.js";
 import { automationStackControl, stackReleaseFile } from "./deploy/engine.js";
@@ -92,13 +92,9 @@ export async function runDeployCommand(argv: string[], deps: DeployDeps, out: Re
     return EXIT.usage;
   }
   const { command, stack } = args;
-  let config: StackConfig;
-  try {
-    config = deps.readConfig(stack);
-  } catch (err) {
-    errors.line(`${command}: ${(err as Error).message}`);
-    return isStackFileProblem(err) ? EXIT.usage : EXIT.failed;
-  }
+  const read = readStackOrExit(command, () => deps.readConfig(stack), errors);
+  if ("exit" in read) return read.exit;
+  const config = read.config;
   if (command !== "status" && config.database.primary === "promoting") {
     // Left by a stopped npm run promote: a run of it only stages the warm slot, so a release would never go live.
     errors.line(

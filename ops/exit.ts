@@ -22,6 +22,20 @@ export function isStackFileProblem(err: unknown): err is StackFileError | StackC
 }
 
 /**
+ * Reads a command's stack file. Its config, or, said on `errors`, the status
+ * to exit with: EXIT.usage for the stack file (the operator's input),
+ * EXIT.failed for anything else.
+ */
+export function readStackOrExit<T>(command: string, read: () => T, errors: { line(text: string): void }): { config: T } | { exit: number } {
+  try {
+    return { config: read() };
+  } catch (err) {
+    errors.line(`${command}: ${(err as Error).message}`);
+    return { exit: isStackFileProblem(err) ? EXIT.usage : EXIT.failed };
+  }
+}
+
+/**
  * Runs a command's main and exits with the status it returns. An error it did
  * not expect is printed with its stack and exits `crash`: EXIT.failed for an
  * operation, EXIT.unknown for a check (a crash finds no problem, it finds nothing).

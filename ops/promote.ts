@@ -43,7 +43,7 @@ import { PulumiCliMissingError } from "./automation.js";
 import { automationStackControl } from "./deploy/engine.js";
 import { upFailureReason, type Reporter, type StackControl } from "./deploy/orchestrator.js";
 import { runScript, sshShell, type Shell } from "./deploy/server.js";
-import { EXIT, isStackFileProblem, runCommand } from "./exit.js";
+import { EXIT, readStackOrExit, runCommand } from "./exit.js";
 
 const USAGE = "usage: npm run promote -- --stack <name>";
 
@@ -91,13 +91,9 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
     errors.line(`${(err as Error).message}\n${USAGE}`);
     return EXIT.usage;
   }
-  let config: StackConfig;
-  try {
-    config = deps.readConfig(stack);
-  } catch (err) {
-    errors.line(`promote: ${(err as Error).message}`);
-    return isStackFileProblem(err) ? EXIT.usage : EXIT.failed;
-  }
+  const read = readStackOrExit("promote", () => deps.readConfig(stack), errors);
+  if ("exit" in read) return read.exit;
+  const config = read.config;
   const file = stackFileName(stack);
   if (config.database.replicas.length === 0) {
     errors.line(`promote: ${file} lists no database.replicas: there is no replica to promote`);

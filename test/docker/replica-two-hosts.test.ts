@@ -32,9 +32,10 @@ import { startMoto, type MotoServer } from "../support/moto.js";
 import { waitFor } from "../support/system.js";
 
 /** Each stack's engine and its own link (its own addresses and UDP port: both stacks' links join the same two servers). */
+/** How each takes its replica out: prod's with the other server up (pulumi up alone); staging's once that server is gone (unplugged: npm run forget-server, then pulumi up). */
 const STACKS = [
-  { stack: "prod", engine: "mariadb", port: 3306, scheme: "mysql", unit: "transactions", link: { primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 } },
-  { stack: "staging", engine: "postgres", port: 5432, scheme: "postgres", unit: "bytes", link: { primaryAddress: "10.99.1.1", replicaAddress: "10.99.1.2", port: 51821 } },
+  { stack: "prod", engine: "mariadb", port: 3306, scheme: "mysql", unit: "transactions", link: { primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 }, serverGone: false },
+  { stack: "staging", engine: "postgres", port: 5432, scheme: "postgres", unit: "bytes", link: { primaryAddress: "10.99.1.1", replicaAddress: "10.99.1.2", port: 51821 }, serverGone: true },
 ] as const;
 
 const tag = String(process.pid % 100000);
@@ -70,6 +71,7 @@ before(async () => {
 });
 
 after(async () => {
+  nets?.plug("replica", true);
   ws?.remove();
   await s3?.stop();
   await host?.stop();
@@ -88,7 +90,7 @@ function asAdmin(engine: string, container: string, sql: string, on?: Pick<Docke
   return docker(["exec", "-i", container, "sh", "-c", client], { host: on, input: sql });
 }
 
-for (const { stack, engine, port, scheme, unit, link } of STACKS) {
+for (const { stack, engine, port, scheme, unit, link, serverGone } of STACKS) {
   const primary = `bbaegok-${stack}-db`;
   const replica = `bbaegok-${stack}-db-replica`;
   const slots = [`bbaegok-${stack}-app-blue`, `bbaegok-${stack}-app-green`];
@@ -174,18 +176,57 @@ for (const { stack, engine, port, scheme, unit, link } of STACKS) {
       assert.equal(preview.status, 0, outputOf(preview));
     });
 
-    it("the replica taken out of the stack file: pulumi up removes it from the other server, takes the link down on both and leaves the primary's data", () => {
+    /** What setup made on the primary for the replica: MariaDB its logins; PostgreSQL its slot and roles. */
+    const leftOnPrimary = () =>
+      engine === "mariadb"
+        ? asAdmin(engine, primary, "SELECT COUNT(*) AS logins FROM mysql.user WHERE user IN ('replicator', 'replica_seed');").stdout
+        : asAdmin(engine, primary, "SELECT (SELECT count(*) FROM pg_replication_slots) || ' ' || (SELECT count(*) FROM pg_roles WHERE rolname IN ('replicator', 'replica_backup'));").stdout;
+    const nothingLeft = engine === "mariadb" ? "logins\n0\n" : "0 0\n";
+
+    if (serverGone) it("the replica taken out of the stack file while its server still answers: npm run forget-server refuses (pulumi up removes what is there)", async () => {
+      setStackValue(ws.projectDir, stack, ["bbaegok-infra:database", "replicas"], []);
+      const refused = await opsAsync(ws, "forget-server.ts", ["--stack", stack, "--server", other.host]);
+      assert.equal(refused.status, 2, refused.stdout + refused.stderr);
+      assert.match(refused.stderr, new RegExp(`${other.host.replace(/\./g, "\\.")} answers SSH at ssh://[^ ]+ \\(it ran a command\\): it is not gone`));
+    });
+
+    if (serverGone) it("its server gone (unplugged): pulumi up cannot take the replica out, it must reach that server to delete what is there", () => {
+      nets.plug("replica", false);
+      const result = pulumi(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
+      assert.notEqual(result.status, 0, outputOf(result));
+      assert.match(outputOf(result), new RegExp(other.host.replace(/\./g, "\\.")));
+    });
+
+    if (serverGone) it("npm run forget-server takes what was on it out of the state, runs nothing there; then pulumi up removes the rest on the stack's server: the link's end, the primary's port, the slot and roles (retire)", async () => {
+      const forgot = await opsAsync(ws, "forget-server.ts", ["--stack", stack, "--server", other.host]);
+      assert.equal(forgot.status, 0, forgot.stdout + forgot.stderr);
+      assert.match(forgot.stdout, new RegExp(`resources on ${other.host.replace(/\./g, "\\.")}, which does not answer, are taken out of the state`));
+      for (const what of ["docker:index/container:Container  database-replica-1-container", "docker:index/volume:Volume  database-replica-1-volume", "pulumi:providers:docker  database-replica-1-server-docker", "command:remote:Command  database-replica-1-link-replica-up"]) {
+        assert.ok(forgot.stdout.includes(what), `${what} not listed:\n${forgot.stdout}`);
+      }
+      const result = pulumi(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
+      assert.equal(result.status, 0, outputOf(result));
+      // Nothing was run on the gone server: its replica is still there (a server that comes back must be wiped).
+      assert.ok(containersOn(other).includes(replica), containersOn(other).join(" "));
+      assert.equal(leftOnPrimary(), nothingLeft);
+      const left = host.asRoot(`ip link show dev '${paths.iface}' 2>&1; ls '${paths.unit}' '${paths.sysctl}' 2>&1`);
+      assert.match(left.stdout, new RegExp(`Device "${paths.iface}" does not exist`), left.stdout);
+      assert.equal((left.stdout.match(/No such file or directory/g) ?? []).length, 2, left.stdout);
+      assert.deepEqual(Object.values(inspect<Record<string, unknown[] | null> | null>(primary, ".HostConfig.PortBindings") ?? {}).flat().filter(Boolean), [], "the primary still publishes a port");
+      assert.equal(asAppUser(engine, primary, "SELECT body FROM notes WHERE id = 1;").stdout, "빼곡 노트\n");
+      const again = await opsAsync(ws, "forget-server.ts", ["--stack", stack, "--server", other.host]);
+      assert.equal(again.status, 0, again.stdout + again.stderr);
+      assert.match(again.stdout, /nothing in its state is on .*; nothing to forget/);
+    });
+
+    if (!serverGone) it("the replica taken out of the stack file: pulumi up removes it from the other server, takes the link down on both and leaves the primary's data", () => {
       setStackValue(ws.projectDir, stack, ["bbaegok-infra:database", "replicas"], []);
       const result = pulumi(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
       assert.equal(result.status, 0, outputOf(result));
       assert.deepEqual(containersOn(other).filter((name) => name.startsWith(`bbaegok-${stack}-`)), []);
       // Its volume, a copy, went with it; on the primary, what setup made for it (PostgreSQL: the slot, which would keep WAL for ever).
       assert.ok(!docker(["volume", "ls", "-q"], { host: other }).stdout.split("\n").includes(`bbaegok-${stack}-db-replica-data`), "the replica's volume is still there");
-      const left =
-        engine === "mariadb"
-          ? asAdmin(engine, primary, "SELECT COUNT(*) AS logins FROM mysql.user WHERE user IN ('replicator', 'replica_seed');").stdout
-          : asAdmin(engine, primary, "SELECT (SELECT count(*) FROM pg_replication_slots) || ' ' || (SELECT count(*) FROM pg_roles WHERE rolname IN ('replicator', 'replica_backup'));").stdout;
-      assert.equal(left, engine === "mariadb" ? "logins\n0\n" : "0 0\n");
+      assert.equal(leftOnPrimary(), nothingLeft);
       assert.match(outputOf(result), /the replica's slot and logins are dropped on bbaegok-/);
       for (const server of [host, other]) {
         const left = server.asRoot(`ip link show dev '${paths.iface}' 2>&1; ls '${paths.unit}' '${paths.sysctl}' 2>&1`);

@@ -81,6 +81,8 @@ export const SERVERS = { primary: "198.51.100.1", replica: "198.51.100.2", opera
 export interface ServerNamespaces {
   /** Each server's network namespace. */
   ns: Record<Side, string>;
+  /** Unplugs a server from the network (its bridge port down: nothing reaches it, nothing leaves it), or plugs it back. */
+  plug(side: Side, plugged: boolean): void;
   /** Removes both namespaces (and whatever runs in them has lost its network) and the bridge. */
   remove(): void;
 }
@@ -95,6 +97,7 @@ export function serverNamespaces(tag: string): ServerNamespaces {
   const ns = { primary: `bbsrv-p-${tag}`, replica: `bbsrv-r-${tag}` };
   const bridge = `bbbr${tag}`;
   const sh = (...argv: string[]) => execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
+  const portOf = (side: Side) => `bbs${tag}${side[0]}`;
   const remove = () => {
     for (const name of Object.values(ns)) spawnSync("ip", ["netns", "del", name]);
     spawnSync("ip", ["link", "del", bridge]);
@@ -104,7 +107,7 @@ export function serverNamespaces(tag: string): ServerNamespaces {
     sh("ip", "addr", "add", `${SERVERS.operator}/24`, "dev", bridge);
     sh("ip", "link", "set", bridge, "up");
     for (const side of ["primary", "replica"] as const) {
-      const port = `bbs${tag}${side[0]}`;
+      const port = portOf(side);
       sh("ip", "netns", "add", ns[side]);
       sh("ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns[side]);
       sh("ip", "link", "set", port, "master", bridge, "up");
@@ -116,5 +119,5 @@ export function serverNamespaces(tag: string): ServerNamespaces {
     remove();
     throw err;
   }
-  return { ns, remove };
+  return { ns, plug: (side, plugged) => void sh("ip", "link", "set", portOf(side), plugged ? "up" : "down"), remove };
 }

@@ -21,6 +21,7 @@ const commands = Object.entries(scripts).flatMap(([name, line]) => {
 /** What each command needs besides --stack to get as far as reading the stack file. */
 const EXTRA: Record<string, string[]> = {
   restore: ["--target", "postgres://restorer@127.0.0.1:1/restored"],
+  "forget-server": ["--server", "198.51.100.2"],
   "stack:clone": ["--to", "qa", "--host", "qa.bbaegok.kr", "--public-ip", "203.0.113.9", "--api", "qa-api.bbaegok.kr", "--bucket", "bbaegok-qa-db-backups"],
 };
 const stackOption = (name: string) => (name === "stack:clone" ? "--from" : "--stack");
@@ -52,7 +53,7 @@ function run(file: string, args: string[]): Promise<Run> {
 it("package.json has the operator commands this test runs", () => {
   assert.deepEqual(
     commands.map((c) => c.name),
-    ["plan", "engine:preview", "engine:up", "stack:clone", "drift", "restore", "deploy", "rollback", "status", "promote", "drill", "backup:status", "owner-ready"],
+    ["plan", "engine:preview", "engine:up", "stack:clone", "drift", "restore", "deploy", "rollback", "status", "promote", "forget-server", "drill", "backup:status", "owner-ready"],
   );
 });
 
