@@ -272,9 +272,13 @@ takes_writes() {
 # first; its connection may take a while to end (the primary notices at its
 # next write to it), so this waits for that before it drops anything. One
 # still there after the wait is a replica still replicating (never one this
-# program removed): everything is kept, with a warning.
+# program removed): everything is kept, with a warning. Except a MariaDB
+# replica elsewhere that no longer answers over the link (its server gone,
+# npm run forget-server): the primary keeps a dead peer's binlog dump thread
+# until TCP gives up, about 15 minutes, so that one is ended and the logins
+# dropped. (PostgreSQL's walsender ends a dead one by wal_sender_timeout, 60 s.)
 retire() {
-  local waited=0 limit=${RETIRE_WAIT_SECONDS:-90} live query
+  local waited=0 limit=${RETIRE_WAIT_SECONDS:-90} live query dead=false
   if [[ $ENGINE == postgres ]]; then
     query="SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND active"
   else
@@ -287,6 +291,11 @@ retire() {
     fi
     [[ $live == 0 ]] && break
     if ((waited >= limit)); then
+      if [[ $ENGINE != postgres && $THIS_SERVER == primary ]] && ! replica_sql --connect-timeout=10 <<<'SELECT 1' >/dev/null 2>&1; then
+        replica_log warning "$REPLICA does not answer at $REPLICA_HOST:$REPLICA_PORT: the replication connection still open on $PRIMARY is a dead one (its server gone); it is ended"
+        dead=true
+        break
+      fi
       replica_log warning "a replica still replicates from $PRIMARY after ${limit} s: its slot and logins are kept"
       return 0
     fi
@@ -304,6 +313,12 @@ SQL
 SET SESSION sql_log_bin = 0;
 DROP USER IF EXISTS '$REPLICATION_USER'@'%', '$SEEDING_USER'@'%';
 SQL
+    if [[ $dead == true ]]; then
+      local id
+      for id in $(admin_sql "$PRIMARY" <<<"SELECT id FROM information_schema.processlist WHERE user = '$REPLICATION_USER' AND command LIKE 'Binlog Dump%'"); do
+        admin_sql "$PRIMARY" <<<"KILL CONNECTION $id;" || true
+      done
+    fi
   fi
   replica_log info "the replica's slot and logins are dropped on $PRIMARY"
 }

@@ -302,4 +302,34 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
     await waitFor("the replica to apply the write", () => replica.sql("SELECT @@gtid_slave_pos").trim() === position, 30_000, 200);
     assert.equal(primary.sql("SELECT @@read_only").trim(), "0", "a refused promote fenced the primary");
   });
+
+  /** The replica's logins on the primary, and the binlog dump threads it serves them. */
+  const replicationOnPrimary = () => ({
+    logins: primary.sql("SELECT COALESCE(GROUP_CONCAT(user ORDER BY user), '-') FROM mysql.user WHERE user IN ('replicator', 'replica_seed')").trim(),
+    dumps: Number(primary.sql("SELECT COUNT(*) FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'").trim()),
+  });
+
+  it("retire on the primary's server while the replica still replicates and answers over the link: everything kept, said so", async () => {
+    const run = await runReplica(side.primary.script, { ...side.primary.env, RETIRE_WAIT_SECONDS: "2" }, "retire");
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /a replica still replicates from bbaegok-prod-db after 2 s: its slot and logins are kept/);
+    assert.deepEqual(replicationOnPrimary(), { logins: "replica_seed,replicator", dumps: 1 });
+  });
+
+  it("its server gone (unplugged from the link's underlay): the primary keeps the dead binlog dump thread; retire ends it once the replica does not answer, and drops the logins", async () => {
+    const down = spawnSync("ip", link.inNs("replica", "ip", "link", "set", `bbv${tag}r`, "down"), { encoding: "utf8" });
+    assert.equal(down.status, 0, down.stderr);
+    // A write the dead peer never acknowledges: the thread stays (TCP retries for minutes).
+    const rows = Number(primary.sql("SELECT COUNT(*) FROM orders", DB).trim());
+    primary.sql("INSERT INTO orders (memo) VALUES ('주문 5')", DB);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    assert.equal(replicationOnPrimary().dumps, 1, "the primary noticed the dead peer by itself");
+    const run = await runReplica(side.primary.script, { ...side.primary.env, RETIRE_WAIT_SECONDS: "2" }, "retire");
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, new RegExp(`does not answer at ${LINK.replica.replace(/\./g, "\\.")}:${replica.port}: the replication connection still open on bbaegok-prod-db is a dead one \\(its server gone\\); it is ended`));
+    assert.match(run.stderr, /the replica's slot and logins are dropped on bbaegok-prod-db/);
+    await waitFor("the dead binlog dump thread to end", () => replicationOnPrimary().dumps === 0, 15_000, 200);
+    assert.deepEqual(replicationOnPrimary(), { logins: "-", dumps: 0 });
+    assert.equal(Number(primary.sql("SELECT COUNT(*) FROM orders", DB).trim()), rows + 1, "the primary's data changed");
+  });
 });
