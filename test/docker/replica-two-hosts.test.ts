@@ -32,10 +32,14 @@ import { startMoto, type MotoServer } from "../support/moto.js";
 import { waitFor } from "../support/system.js";
 
 /** Each stack's engine and its own link (its own addresses and UDP port: both stacks' links join the same two servers). */
-/** How each takes its replica out: prod's with the other server up (pulumi up alone); staging's once that server is gone (unplugged: npm run forget-server, then pulumi up). */
+/**
+ * How each takes its replica out: prod's once the other server is gone (unplugged: npm run forget-server, then
+ * pulumi up; the primary keeps MariaDB's dead binlog dump thread, which retire ends), and plugged back after;
+ * staging's with the other server up (pulumi up alone).
+ */
 const STACKS = [
-  { stack: "prod", engine: "mariadb", port: 3306, scheme: "mysql", unit: "transactions", link: { primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 }, serverGone: false },
-  { stack: "staging", engine: "postgres", port: 5432, scheme: "postgres", unit: "bytes", link: { primaryAddress: "10.99.1.1", replicaAddress: "10.99.1.2", port: 51821 }, serverGone: true },
+  { stack: "prod", engine: "mariadb", port: 3306, scheme: "mysql", unit: "transactions", link: { primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 }, serverGone: true },
+  { stack: "staging", engine: "postgres", port: 5432, scheme: "postgres", unit: "bytes", link: { primaryAddress: "10.99.1.1", replicaAddress: "10.99.1.2", port: 51821 }, serverGone: false },
 ] as const;
 
 const tag = String(process.pid % 100000);
@@ -182,6 +186,9 @@ for (const { stack, engine, port, scheme, unit, link, serverGone } of STACKS) {
         ? asAdmin(engine, primary, "SELECT COUNT(*) AS logins FROM mysql.user WHERE user IN ('replicator', 'replica_seed');").stdout
         : asAdmin(engine, primary, "SELECT (SELECT count(*) FROM pg_replication_slots) || ' ' || (SELECT count(*) FROM pg_roles WHERE rolname IN ('replicator', 'replica_backup'));").stdout;
     const nothingLeft = engine === "mariadb" ? "logins\n0\n" : "0 0\n";
+
+    // The next stack's replica goes on the same server: back on the network once this one is forgotten.
+    if (serverGone) after(() => nets.plug("replica", true));
 
     if (serverGone) it("the replica taken out of the stack file while its server still answers: npm run forget-server refuses (pulumi up removes what is there)", async () => {
       setStackValue(ws.projectDir, stack, ["bbaegok-infra:database", "replicas"], []);
