@@ -4,10 +4,13 @@
 // dependencies, propertyDependencies). The real engine's: test/docker/replica-two-hosts.test.ts.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { runForgetServerCommand, sshAnswers, type ForgetDeps } from "../../ops/forget-server.js";
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { productionDeps, runForgetServerCommand, sshAnswers, type ForgetDeps } from "../../ops/forget-server.js";
 import { dockerSshHost, forgetServer, type StateDeployment, type StateResource } from "../../ops/forget-server/state.js";
 import { loadStack } from "../../stacks/config/index.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
+import { tempDir } from "../support/system.js";
 
 const P = "urn:pulumi:prod::bbaegok-infra::";
 const HERE = "home.example.kr";
@@ -258,5 +261,51 @@ describe("npm run forget-server: when it refuses, what it writes", () => {
     });
     assert.equal(result.status, 1);
     assert.match(result.errors, /forget-server of prod failed: .*its connection is not readable/);
+  });
+});
+
+describe("the state through the Pulumi CLI: pipes only, no secret on disk", () => {
+  it("exports twice (the second with secrets shown, only read), imports the edited state on stdin, writes no file in the temp folder", async () => {
+    const dir = tempDir("forget-cli");
+    const tmp = tempDir("forget-tmp");
+    const saved = { PATH: process.env["PATH"], TMPDIR: process.env["TMPDIR"] };
+    try {
+      // A stand-in `pulumi` that logs its arguments and what it was given on stdin.
+      const bin = join(dir.path, "pulumi");
+      writeFileSync(
+        bin,
+        [
+          "#!/bin/bash",
+          `echo "$*" >> '${dir.path}/args'`,
+          'case "$*" in',
+          `  "stack export --stack prod --non-interactive") echo '{"version":3,"deployment":{"resources":[{"urn":"u","type":"t","inputs":{"s":{"ciphertext":"x"}}}]}}' ;;`,
+          `  "stack export --show-secrets --stack prod --non-interactive") echo '{"version":3,"deployment":{"resources":[{"urn":"u","type":"t","inputs":{"s":{"plaintext":"\\"shown\\""}}}]}}' ;;`,
+          `  "stack import --stack prod --non-interactive") cat > '${dir.path}/imported' ;;`,
+          "  *) echo unexpected >&2; exit 9 ;;",
+          "esac",
+        ].join("\n"),
+      );
+      chmodSync(bin, 0o755);
+      process.env["PATH"] = `${dir.path}:${saved.PATH}`;
+      process.env["TMPDIR"] = tmp.path;
+      const store = await productionDeps.openState("prod");
+      const { state, readable } = await store.read();
+      assert.deepEqual(state.deployment.resources![0]!.inputs, { s: { ciphertext: "x" } });
+      assert.deepEqual(readable.deployment.resources![0]!.inputs, { s: { plaintext: '"shown"' } });
+      await store.write(state);
+      assert.deepEqual(JSON.parse(readFileSync(join(dir.path, "imported"), "utf8")), state);
+      assert.deepEqual(readFileSync(join(dir.path, "args"), "utf8").trim().split("\n"), [
+        "stack export --stack prod --non-interactive",
+        "stack export --show-secrets --stack prod --non-interactive",
+        "stack import --stack prod --non-interactive",
+      ]);
+      assert.deepEqual(readdirSync(tmp.path), [], "a file was written in the temp folder");
+    } finally {
+      process.env["PATH"] = saved.PATH;
+      if (saved.TMPDIR === undefined) delete process.env["TMPDIR"];
+      else process.env["TMPDIR"] = saved.TMPDIR;
+      dir.remove();
+      tmp.remove();
+    }
   });
 });
