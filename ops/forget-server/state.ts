@@ -29,7 +29,7 @@ export interface StateResource {
   [key: string]: unknown;
 }
 
-/** A deployment as exportStack returns it: `deployment.resources` and `deployment.pending_operations` are what this reads. */
+/** A deployment as `pulumi stack export` prints it: `deployment.resources` and `deployment.pending_operations` are what this reads. */
 export interface StateDeployment {
   version: number;
   deployment: { resources?: StateResource[]; pending_operations?: { resource: StateResource }[]; [key: string]: unknown };
@@ -130,7 +130,7 @@ export function forgetServer(state: StateDeployment, host: string, readable: Sta
       throw new Error(`${r.urn}: its connection is not readable in the state (encrypted): cannot tell which server it runs on; nothing was changed`);
     }
   }
-  // Components whose children all went, innermost first (a component's children follow it in the state).
+  // Components whose children all went, repeated until none is added (a component of components goes once they have).
   for (let changed = true; changed; ) {
     changed = false;
     for (const r of resources) {

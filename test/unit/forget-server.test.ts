@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { chmodSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { productionDeps, runForgetServerCommand, sshAnswers, type ForgetDeps } from "../../ops/forget-server.js";
-import { dockerSshHost, forgetServer, type StateDeployment, type StateResource } from "../../ops/forget-server/state.js";
+import { dockerSshHost, forgetServer, urnName, type StateDeployment, type StateResource } from "../../ops/forget-server/state.js";
 import { loadStack } from "../../stacks/config/index.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { tempDir } from "../support/system.js";
@@ -65,7 +65,7 @@ function state(): StateDeployment {
   return { version: 3, deployment: { manifest: { time: "t" }, resources, pending_operations: [{ resource: resources[11]! }, { resource: resources[3]! }] } };
 }
 
-const names = (s: StateDeployment) => (s.deployment.resources ?? []).map((r) => r.urn.slice(r.urn.lastIndexOf("::") + 2));
+const names = (s: StateDeployment) => (s.deployment.resources ?? []).map((r) => urnName(r.urn));
 
 describe("forgetServer: what a gone server's forgetting takes out of the state", () => {
   it("takes its Docker provider, what that provider manages, the commands whose connection is to it and the components left empty; nothing of the stack's server", () => {
@@ -93,7 +93,7 @@ describe("forgetServer: what a gone server's forgetting takes out of the state",
     assert.deepEqual(blue.propertyDependencies, { envs: [], image: [] });
     assert.equal(blue.deletedWith, undefined);
     const pending = forgetServer(state(), GONE).deployment.deployment.pending_operations!;
-    assert.deepEqual(pending.map((op) => op.resource.urn.slice(op.resource.urn.lastIndexOf("::") + 2)), ["db"]);
+    assert.deepEqual(pending.map((op) => urnName(op.resource.urn)), ["db"]);
   });
 
   it("leaves the exported state as it was, and what stays keeps every other field", () => {
