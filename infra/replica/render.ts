@@ -335,7 +335,6 @@ export interface ReplicationState {
   reason?: string;
 }
 
-/** One line for an operator: healthy or not, why, how far behind, both positions. */
 /** `replica.sh status` once `npm run promote` made the replica the primary. */
 export interface PromotedState {
   promoted: true;
@@ -352,6 +351,7 @@ export interface PromotedState {
 /** What `replica.sh status` prints: the replication, or the promoted replica's role. */
 export type ReplicaStatus = ReplicationState | PromotedState;
 
+/** One line for an operator: healthy or not, why, how far behind, both positions; or the promoted replica's role. */
 export function describeReplication(state: ReplicaStatus): string {
   if ("promoted" in state) {
     if (!state.healthy) return `UNHEALTHY (promoted, the primary): ${state.reason ?? "unknown"}`;

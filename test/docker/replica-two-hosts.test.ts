@@ -31,8 +31,8 @@ import { SERVERS, serverNamespaces, type ServerNamespaces } from "../support/lin
 import { startMoto, type MotoServer } from "../support/moto.js";
 import { waitFor } from "../support/system.js";
 
-/** Each stack's engine and its own link (its own addresses and UDP port: both stacks' links join the same two servers). */
 /**
+ * Each stack's engine and its own link (its own addresses and UDP port: both stacks' links join the same two servers).
  * How each takes its replica out: prod's once the other server is gone (unplugged: npm run forget-server, then
  * pulumi up; the primary keeps MariaDB's dead binlog dump thread, which retire ends), and plugged back after;
  * staging's with the other server up (pulumi up alone).

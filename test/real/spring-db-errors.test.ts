@@ -1,21 +1,28 @@
 // What the real Spring Boot app (test/docker/images/spring-app, on this
 // machine's JVM) answers when its database drops the connection under it: a
 // crash, a power cut, the container replaced by an image bump, the original
-// stopped after a promotion. Two real MariaDB servers on loopback stand for
+// stopped after a promotion; and where its readOnly transactions go while the
+// replica gives no connection. Two real MariaDB servers on loopback stand for
 // the primary and the replica (no replication needed here: each only has to
-// answer and then die). Spring Framework 6.2's DefaultHandlerExceptionResolver
-// takes an exception with an EOFException among its causes for a client that
-// went away (DisconnectedClientHelper), and MariaDB Connector/J reports a
-// connection the server closed with one: the request is answered 200 with an
-// empty body. README "Read replicas" tells the team to map the database's
-// connection failures to 503 (the app's DatabaseErrors); here both, so the
-// advice is shown to be needed and to work. PostgreSQL stopped as Docker
-// stops its image (SIGINT, a fast shutdown) tells its clients why (SQLSTATE
-// 57P01): a 500 unless the advice counts that as unreachable too.
+// answer and then die; each holds its own row 1, so an answer says which one
+// served it). Spring Framework 6.2's DefaultHandlerExceptionResolver takes an
+// exception with an EOFException among its causes for a client that went away
+// (DisconnectedClientHelper), and MariaDB Connector/J reports a connection the
+// server closed with one: the request is answered 200 with an empty body.
+// README "Read replicas" tells the team to map the database's connection
+// failures to 503 (the app's DatabaseErrors); here both, so the advice is
+// shown to be needed and to work. PostgreSQL stopped as Docker stops its
+// image (SIGINT, a fast shutdown) tells its clients why (SQLSTATE 57P01): a
+// 500 unless the advice counts that as unreachable too. The README's routing
+// falls back to the primary when the replica gives no connection (refused,
+// or a server that accepts and never answers), skips the replica for its
+// retry period, then reads from it again.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { springAppJar } from "../support/docker-images.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
@@ -33,8 +40,10 @@ before(async () => {
   jar = springAppJar().path;
   [primary, replica] = await Promise.all([startMariaDb(), startMariaDb()]);
   for (const db of [primary, replica]) db.sql(`CREATE DATABASE bbaegok; CREATE USER bbaegok@'%' IDENTIFIED BY '${PASSWORD}'; GRANT ALL ON bbaegok.* TO bbaegok@'%';`);
-  // On the "replica", what the primary's JPA schema and first row would have replicated.
-  replica.sql("CREATE TABLE note (id BIGINT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(255)); INSERT INTO note VALUES (1, 'replicated');", "bbaegok");
+  // Each its own row 1: an answer's body says which server read it.
+  for (const [db, body] of [[primary, "primary"], [replica, "replicated"]] as const) {
+    db.sql(`CREATE TABLE note (id BIGINT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(255)); INSERT INTO note VALUES (1, '${body}');`, "bbaegok");
+  }
   secrets = tempDir("spring-secrets");
   writeFileSync(join(secrets.path, "spring.datasource.password"), PASSWORD);
   chmodSync(join(secrets.path, "spring.datasource.password"), 0o400);
@@ -51,8 +60,20 @@ interface App {
   stop(): Promise<void>;
 }
 
-/** The app with the program's environment (as slotEnvs renders it, on loopback); `raw`: without its DatabaseErrors advice. */
-async function startApp(raw: boolean, urls = { primary: `jdbc:mariadb://127.0.0.1:${primary.port}/bbaegok`, replica: `jdbc:mariadb://127.0.0.1:${replica.port}/bbaegok` }): Promise<App> {
+const mariadbUrls = (replicaPort = replica.port) => ({ primary: `jdbc:mariadb://127.0.0.1:${primary.port}/bbaegok`, replica: `jdbc:mariadb://127.0.0.1:${replicaPort}/bbaegok` });
+
+/** The body of a note read, which says which server read it. */
+const bodyOf = (answer: { status: number; body: string }) => {
+  assert.equal(answer.status, 200, answer.body);
+  return (JSON.parse(answer.body) as { body: string | null }).body;
+};
+
+/**
+ * The app with the program's environment (as slotEnvs renders it, on
+ * loopback); `raw`: without its DatabaseErrors advice; `retryAfterSeconds`:
+ * how long its routing skips a replica that gave no connection.
+ */
+async function startApp(raw: boolean, urls = mariadbUrls(), retryAfterSeconds = 30): Promise<App> {
   const port = await freePort();
   const child: ChildProcess = spawn("java", ["-jar", jar], {
     env: {
@@ -66,6 +87,7 @@ async function startApp(raw: boolean, urls = { primary: `jdbc:mariadb://127.0.0.
       MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES: "true",
       SPRING_CONFIG_IMPORT: `optional:configtree:${secrets.path}/`,
       BBAEGOK_TEST_RAW_DATABASE_ERRORS: String(raw),
+      BBAEGOK_REPLICA_RETRY_AFTER_SECONDS: String(retryAfterSeconds),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -104,14 +126,23 @@ for (const raw of [true, false]) {
       await Promise.all([primary.restart([]), replica.restart([])]);
     });
 
-    it(raw ? "a readOnly read on a replica connection the server dropped (SIGKILL) is answered 200 with an empty body" : "a readOnly read on a replica connection the server dropped is answered 503", async () => {
+    it(raw ? "a readOnly read whose replica connection the server drops inside its transaction (SIGKILL) is answered 200 with an empty body" : "a readOnly read whose replica connection the server drops inside its transaction is answered 503", async () => {
       const before = await app.get("/test/notes/1");
       assert.equal(before.status, 200, before.body);
       assert.equal((JSON.parse(before.body) as { body: string }).body, "replicated");
+      // The read takes its connection, holds it 4 s, then reads again: the replica dies in between.
+      const held = app.get("/test/notes/1?holdMs=4000");
+      await sleep(1500);
       await replica.crash();
-      const after = await app.get("/test/notes/1");
+      const after = await held;
       if (raw) assert.deepEqual(after, { status: 200, body: "" });
       else assert.deepEqual([after.status, JSON.parse(after.body)], [503, { status: 503, error: "the database cannot be reached" }]);
+    });
+
+    it("the next readOnly read, with the replica down, is answered by the primary (the routing's fallback)", async () => {
+      const next = await app.get("/test/notes/1");
+      assert.equal(next.status, 200, next.body);
+      assert.equal((JSON.parse(next.body) as { body: string }).body, "primary");
     });
 
     it(raw ? "a write on a primary connection the server dropped is answered 200 with an empty body, and nothing was written" : "a write on a primary connection the server dropped is answered 503, and nothing was written", async () => {
@@ -128,19 +159,79 @@ for (const raw of [true, false]) {
   });
 }
 
+/** A "replica" that accepts connections and never answers (a link whose packets vanish, a hung server); counts them. */
+async function silentServer(): Promise<{ port: number; accepted: () => number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted += 1;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    accepted: () => accepted,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe("readOnly transactions while the replica gives no connection: the README's routing falls back to the primary", () => {
+  it("a replica that accepts and never answers: reads go to the primary, and the replica is not tried again within the retry period", async () => {
+    const silent = await silentServer();
+    let app: App | undefined;
+    try {
+      app = await startApp(false, mariadbUrls(silent.port), 600);
+      assert.equal(bodyOf(await app.get("/test/notes/1")), "primary");
+      const tried = silent.accepted();
+      assert.ok(tried >= 1, "the first read did not try the replica");
+      for (let i = 0; i < 3; i++) assert.equal(bodyOf(await app.get("/test/notes/1")), "primary");
+      assert.equal(silent.accepted(), tried, "a read within the retry period tried the replica again");
+      // Writes never depended on it.
+      assert.equal((await app.post("/test/notes?body=while-silent")).status, 200);
+    } finally {
+      await app?.stop();
+      await silent.close();
+    }
+  });
+
+  it("the replica killed and started again: reads go to the primary, then, after the retry period, back to the replica", async () => {
+    const app = await startApp(false, mariadbUrls(), 1);
+    try {
+      assert.equal(bodyOf(await app.get("/test/notes/1")), "replicated");
+      await replica.crash();
+      // Its pooled connections are dead now: the read checks them (idle longer than Hikari's 500 ms), finds none alive and falls back.
+      await sleep(1000);
+      assert.equal(bodyOf(await app.get("/test/notes/1")), "primary");
+      await replica.restart([]);
+      await waitFor("readOnly reads from the replica again", async () => bodyOf(await app.get("/test/notes/1")) === "replicated", 60_000, 500);
+    } finally {
+      await app.stop();
+    }
+  });
+});
+
 describe("PostgreSQL, with the README's advice", () => {
-  it("a readOnly read after the replica's fast shutdown (SIGINT, as Docker stops the postgres image: SQLSTATE 57P01 to its clients) is answered 503", async () => {
+  it("a readOnly read whose replica stops (fast shutdown: SIGINT, as Docker stops the postgres image, SQLSTATE 57P01 to its clients) inside its transaction is answered 503; the next read goes to the primary", async () => {
     const [pgPrimary, pgReplica] = await Promise.all([startPostgres(), startPostgres()]);
     let app: App | undefined;
     try {
-      for (const pg of [pgPrimary, pgReplica]) pg.sql(`CREATE ROLE bbaegok LOGIN PASSWORD '${PASSWORD}'; CREATE DATABASE bbaegok OWNER bbaegok;`);
-      pgReplica.sql("CREATE TABLE note (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, body VARCHAR(255)); INSERT INTO note VALUES (1, 'replicated'); GRANT ALL ON note TO bbaegok;", "bbaegok");
+      for (const [pg, body] of [[pgPrimary, "primary"], [pgReplica, "replicated"]] as const) {
+        pg.sql(`CREATE ROLE bbaegok LOGIN PASSWORD '${PASSWORD}'; CREATE DATABASE bbaegok OWNER bbaegok;`);
+        pg.sql(`CREATE TABLE note (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, body VARCHAR(255)); INSERT INTO note VALUES (1, '${body}'); GRANT ALL ON note TO bbaegok;`, "bbaegok");
+      }
       app = await startApp(false, { primary: `jdbc:postgresql://127.0.0.1:${pgPrimary.port}/bbaegok`, replica: `jdbc:postgresql://127.0.0.1:${pgReplica.port}/bbaegok` });
-      const before = await app.get("/test/notes/1");
-      assert.equal(before.status, 200, before.body);
+      assert.equal(bodyOf(await app.get("/test/notes/1")), "replicated");
+      const held = app.get("/test/notes/1?holdMs=4000");
+      await sleep(1500);
       await pgReplica.stop();
-      const after = await app.get("/test/notes/1");
+      const after = await held;
       assert.deepEqual([after.status, JSON.parse(after.body)], [503, { status: 503, error: "the database cannot be reached" }]);
+      assert.equal(bodyOf(await app.get("/test/notes/1")), "primary");
     } finally {
       await app?.stop();
       await Promise.all([pgPrimary.stop(), pgReplica.stop()]);

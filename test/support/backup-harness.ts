@@ -177,7 +177,6 @@ export function runScript(script: string, env: Record<string, string>, args: str
   });
 }
 
-/** Runs `npm run restore` as the operator would (same entry file), with the operator's S3 environment. */
 /**
  * Holds `lockPath` with flock in another process until `release`, the way a
  * running backup does; resolves only once the lock is really held.
@@ -204,6 +203,7 @@ export async function assertBackupRefusedWhileLocked(script: string, env: Record
   }
 }
 
+/** Runs `npm run restore` as the operator would (same entry file), with the operator's S3 environment. */
 export function runRestore(args: string[], env: NodeJS.ProcessEnv): Promise<ScriptRun> {
   return runNodeCommand(join(REPO, "ops", "restore.ts"), args, env);
 }

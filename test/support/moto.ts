@@ -31,8 +31,7 @@ export interface MotoServer {
   operatorEnv(): NodeJS.ProcessEnv;
   /** Turns IAM enforcement on: every later request needs a key of an IAM user moto knows, and that user's policies' permission. */
   enforceIam(): Promise<void>;
-  /** Runs the AWS CLI against the server (as the operator, or with `env` over that); never throws. */
-  /** Debian's AWS CLI against this server; `timeoutMs` (default 60 s) for a large object. */
+  /** Debian's AWS CLI against this server (as the operator, or with `env` over that); never throws; `timeoutMs` (default 60 s) for a large object. */
   aws(args: string[], env?: NodeJS.ProcessEnv, options?: { timeoutMs?: number }): { status: number; stdout: string; stderr: string };
   /** Every key under `prefix`, sorted. */
   keys(bucket: string, prefix?: string): string[];

@@ -39,8 +39,8 @@ class Endpoints {
   }
 
   @GetMapping("/test/notes/{id}")
-  Map<String, Object> read(@PathVariable long id) {
-    return notes.read(id);
+  Map<String, Object> read(@PathVariable long id, @RequestParam(defaultValue = "0") long holdMs) throws InterruptedException {
+    return notes.read(id, holdMs);
   }
 
   @PostMapping("/test/notes/read-only")

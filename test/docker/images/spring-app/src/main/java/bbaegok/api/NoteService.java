@@ -34,10 +34,12 @@ class NoteService {
     return answer;
   }
 
+  /** holdMs: the transaction holds its connection that long between its two queries (a test breaks the connection in between). */
   @Transactional(readOnly = true)
-  public Map<String, Object> read(long id) {
-    Note note = em.find(Note.class, id);
+  public Map<String, Object> read(long id, long holdMs) throws InterruptedException {
     Map<String, Object> answer = server();
+    Thread.sleep(holdMs);
+    Note note = em.find(Note.class, id);
     answer.put("body", note == null ? null : note.body);
     return answer;
   }
