@@ -33,13 +33,14 @@ import { waitFor } from "../support/system.js";
 
 /**
  * Each stack's engine and its own link (its own addresses and UDP port: both stacks' links join the same two servers).
+ * Prod's servers lose power together once its replica runs (`powerCut`).
  * How each takes its replica out: prod's once the other server is gone (unplugged: npm run forget-server, then
  * pulumi up; the primary keeps MariaDB's dead binlog dump thread, which retire ends), and plugged back after;
  * staging's with the other server up (pulumi up alone).
  */
 const STACKS = [
-  { stack: "prod", engine: "mariadb", port: 3306, scheme: "mysql", unit: "transactions", link: { primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 }, serverGone: true },
-  { stack: "staging", engine: "postgres", port: 5432, scheme: "postgres", unit: "bytes", link: { primaryAddress: "10.99.1.1", replicaAddress: "10.99.1.2", port: 51821 }, serverGone: false },
+  { stack: "prod", engine: "mariadb", port: 3306, scheme: "mysql", unit: "transactions", link: { primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 }, serverGone: true, powerCut: true },
+  { stack: "staging", engine: "postgres", port: 5432, scheme: "postgres", unit: "bytes", link: { primaryAddress: "10.99.1.1", replicaAddress: "10.99.1.2", port: 51821 }, serverGone: false, powerCut: false },
 ] as const;
 
 const tag = String(process.pid % 100000);
@@ -94,7 +95,7 @@ function asAdmin(engine: string, container: string, sql: string, on?: Pick<Docke
   return docker(["exec", "-i", container, "sh", "-c", client], { host: on, input: sql });
 }
 
-for (const { stack, engine, port, scheme, unit, link, serverGone } of STACKS) {
+for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of STACKS) {
   const primary = `bbaegok-${stack}-db`;
   const replica = `bbaegok-${stack}-db-replica`;
   const slots = [`bbaegok-${stack}-app-blue`, `bbaegok-${stack}-app-green`];
@@ -178,6 +179,36 @@ for (const { stack, engine, port, scheme, unit, link, serverGone } of STACKS) {
     it("a second run changes nothing", () => {
       const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
       assert.equal(preview.status, 0, outputOf(preview));
+    });
+
+    if (powerCut) it("a power cut of both servers: at boot each applies its sysctl file and brings its end of the link up by its unit, before Docker; every container of the stack runs again on its server, the replica catches up over the tunnel, status says healthy", async () => {
+      const onHost = [primary, ...slots];
+      const startedOnHost = onHost.map((name) => inspect<string>(name, ".State.StartedAt"));
+      const replicaStarted = inspect<string>(replica, ".State.StartedAt", other);
+      await host.powerCut({
+        beforeBoot: () => {
+          // What goes with the power besides Docker: the tunnel (wireguard-go, userspace here, and its interface) and the kernel's sysctl.
+          for (const server of [host, other]) {
+            server.asRoot(`pkill -KILL -f 'wireguard-go ${paths.iface}$'; sleep 0.5; ip link delete '${paths.iface}' 2>/dev/null; rm -f '/run/wireguard/${paths.iface}.sock'; sysctl -qw net.ipv4.ip_nonlocal_bind=0`);
+            assert.notEqual(server.asRoot(`ip link show '${paths.iface}'`).status, 0, `${paths.iface} survived the cut on ${server.host}`);
+          }
+          // The boot as systemd runs it (no systemd here): systemd-sysctl applies the program's file, then the link's unit (ordered before docker.service).
+          for (const server of [host, other]) {
+            const boot = server.asRoot(`sysctl -q -p '${paths.sysctl}' && $(sed -n 's/^ExecStart=//p' '${paths.unit}')`);
+            assert.equal(boot.status, 0, `${server.host}: ${boot.stdout}${boot.stderr}`);
+          }
+        },
+      });
+      await waitFor("every container of the stack to run again", () => onHost.every((name) => inspect<boolean>(name, ".State.Running")) && inspect<boolean>(replica, ".State.Running", other), 120_000, 1000);
+      onHost.forEach((name, i) => assert.notEqual(inspect<string>(name, ".State.StartedAt"), startedOnHost[i], `${name} was not started again: the cut did not stop it`));
+      assert.notEqual(inspect<string>(replica, ".State.StartedAt", other), replicaStarted, `${replica} was not started again`);
+      const healthy = (name: string, on?: OtherServer) => (inspect<{ Health?: { Status: string } }>(name, ".State", on).Health?.Status ?? "healthy") === "healthy";
+      await waitFor("every container healthy", () => onHost.every((name) => healthy(name)) && healthy(replica, other), 300_000, 1000);
+      const write = asAppUser(engine, primary, "INSERT INTO notes VALUES (7, 'after the power cut');");
+      assert.equal(write.status, 0, write.stderr);
+      await waitFor("the row written after the cut on the replica, over the tunnel", () => asAppUser(engine, replica, "SELECT body FROM notes WHERE id = 7;", other).stdout === "after the power cut\n", 180_000, 1000);
+      const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
+      assert.match(status.stdout, new RegExp(`^  replica  ${replica}  healthy, \\d+ s behind \\(\\d+ ${unit}\\)`, "m"), status.stdout);
     });
 
     /** What setup made on the primary for the replica: MariaDB its logins; PostgreSQL its slot and roles. */

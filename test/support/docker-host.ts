@@ -96,7 +96,9 @@ export interface DockerHost {
    * runtime state and sockets); then both daemons start again on the same
    * data roots with the same flags, as systemd starts them at boot. Docker
    * then starts what its restart policies say. sshd and the server's files stay.
-   * `beforeBoot` runs while everything is down (what the boot is without).
+   * With `otherServer`, both servers lose power and boot together.
+   * `beforeBoot` runs while everything is down (what the boot is without,
+   * and what a unit ordered before docker.service does).
    */
   powerCut(options?: { beforeBoot?: () => void }): Promise<void>;
   /** The second server, with `otherServer`. */
@@ -433,19 +435,22 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     ];
     const killed = await killAll(dockerSide, "every process of Docker's to die");
     if (killed.length > 0) throw new Error(`power cut: ${killed.join("; ")}`);
-    for (const what of ["dockerd", "containerd"]) {
-      for (const c of children.filter((x) => x.what === what)) await terminate(c.child, 1000);
-    }
-    children.splice(0, children.length, ...children.filter((c) => c.what !== "dockerd" && c.what !== "containerd"));
+    // Every server's (with otherServer, both lose power).
+    const dockerDaemon = (what: string) => /^(dockerd|containerd)(-other)?$/.test(what);
+    for (const c of children.filter((x) => dockerDaemon(x.what))) await terminate(c.child, 1000);
+    children.splice(0, children.length, ...children.filter((c) => !dockerDaemon(c.what)));
     // What a real server keeps in memory or on /run (a tmpfs) is gone after the boot: mounts, bridges,
     // the runtime state of containerd and dockerd, their sockets and pid file. The data roots stay.
-    const left = dropKernelState(dir);
-    if (left.length > 0) throw new Error(`power cut: ${left.join("; ")}`);
-    for (const volatile of [join(dir, "containerd", "state"), join(dir, "x"), join(dir, "docker.pid"), paths.dockerSocket, paths.ctdSocket, `${paths.ctdSocket}.ttrpc`]) {
-      rmSync(volatile, { recursive: true, force: true });
+    for (const server of servers) {
+      const base = server.paths.base;
+      const left = dropKernelState(base, server.netns);
+      if (left.length > 0) throw new Error(`power cut: ${left.join("; ")}`);
+      for (const volatile of [join(base, "containerd", "state"), join(base, "x"), join(base, "docker.pid"), server.paths.dockerSocket, server.paths.ctdSocket, `${server.paths.ctdSocket}.ttrpc`]) {
+        rmSync(volatile, { recursive: true, force: true });
+      }
     }
     beforeBoot?.();
-    await startDocker();
+    for (const server of servers) await startDocker(server);
   };
 
   try {
@@ -844,11 +849,11 @@ async function cleanUp(dir: string | undefined, trackingRoot: string): Promise<s
  * gone (what a reboot drops): their networks' bridges, the shims' sockets, the
  * mounts under `dir`. Returns what could not be removed.
  */
-function dropKernelState(dir: string): string[] {
+function dropKernelState(dir: string, netns?: string): string[] {
   const problems: string[] = [];
   // Bridges of the daemon's networks outlive it: a later daemon's network on the same subnet would lose its route.
-  for (const bridge of leftoverBridges(dir)) {
-    const r = run("ip", ["link", "delete", bridge]);
+  for (const bridge of leftoverBridges(dir, netns)) {
+    const r = run("ip", [...(netns ? ["-n", netns] : []), "link", "delete", bridge]);
     if (r.status !== 0) problems.push(`ip link delete ${bridge}: ${r.stderr.trim()}`);
   }
   // A killed containerd-shim leaves its socket where containerd puts them all, /run/containerd/s/<sha256(address/ns/id)>.
@@ -862,12 +867,17 @@ function dropKernelState(dir: string): string[] {
   return problems;
 }
 
-/** Bridges (br-<id>) of the networks recorded in the daemon's network store under `dir`. */
-function leftoverBridges(dir: string): string[] {
+/** Bridges (br-<id>) of the networks recorded in the daemon's network store under `dir`; in `netns` when its daemon ran there. */
+function leftoverBridges(dir: string, netns?: string): string[] {
   const store = join(dir, "root", "network", "files", "local-kv.db");
   if (!existsSync(store)) return [];
   const ids = new Set(readFileSync(store).toString("latin1").match(/[0-9a-f]{64}/g) ?? []);
-  return [...ids].map((id) => `br-${id.slice(0, 12)}`).filter((bridge) => {
+  const candidates = [...ids].map((id) => `br-${id.slice(0, 12)}`);
+  if (netns) {
+    const there = new Set(run("ip", ["-n", netns, "-o", "link", "show", "type", "bridge"]).stdout.split("\n").map((line) => line.split(": ")[1]?.split("@")[0]));
+    return candidates.filter((bridge) => there.has(bridge));
+  }
+  return candidates.filter((bridge) => {
     try {
       return readlinkSync(`/sys/class/net/${bridge}`).length > 0 && existsSync(`/sys/class/net/${bridge}/bridge`);
     } catch {
