@@ -81,7 +81,7 @@ class ReadReplicaRouting {
       this.primary = primary;
       this.replica = replica;
       this.retryAfterNanos = TimeUnit.SECONDS.toNanos(retryAfterSeconds);
-      // Spring's health (management.health.db.ignore-routing-data-sources) and tools see the two targets.
+      // Spring's db health sees these targets (unless management.health.db.ignore-routing-data-sources).
       setTargetDataSources(replica == null ? Map.of("primary", primary) : Map.of("primary", primary, "replica", replica));
       setDefaultTargetDataSource(primary);
       afterPropertiesSet();
