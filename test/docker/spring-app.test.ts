@@ -73,8 +73,13 @@ function http(container: string, method: "GET" | "POST", path: string, timeoutSe
   return { status: Number(out.slice(at + 1)), body: out.slice(0, at) };
 }
 
-function json<T>(answer: Answer, expectedStatus = 200): T {
-  assert.equal(answer.status, expectedStatus, answer.body);
+/** The answer's JSON, after its status; `logsOf`: a container whose log's tail a wrong status shows (the app's own account of it). */
+function json<T>(answer: Answer, expectedStatus = 200, logsOf?: string): T {
+  const logs = () => {
+    const tail = docker(["logs", "--tail", "40", logsOf!], { allowFailure: true });
+    return `\n${logsOf}'s log:\n${tail.stdout}${tail.stderr}`;
+  };
+  assert.equal(answer.status, expectedStatus, `${answer.body}${answer.status !== expectedStatus && logsOf ? logs() : ""}`);
   return JSON.parse(answer.body) as T;
 }
 
@@ -186,7 +191,7 @@ for (const { stack, engine, api, database } of STACKS) {
         for (const s of slots) assert.equal(json<Health>(http(s, "GET", "/actuator/health")).status, "UP", s);
         json(http(slot, "POST", "/test/notes?body=while-the-replica-is-down"));
         // The routing's fallback: the replica gives no connection, so the readOnly transaction runs on the primary.
-        const read = json<{ server: string; readOnlyServer: boolean }>(http(slot, "GET", "/test/notes/1"));
+        const read = json<{ server: string; readOnlyServer: boolean }>(http(slot, "GET", "/test/notes/1"), 200, slot);
         assert.equal(read.server, serverIdentity(engine, stack, primary));
         assert.equal(read.readOnlyServer, false);
         // The counterfactual, for real: the slot's own container settings without the program's variable.

@@ -71,13 +71,13 @@ class ReadReplicaRouting {
   static final class ReplicaRouting extends AbstractRoutingDataSource {
     private static final Logger log = LoggerFactory.getLogger(ReplicaRouting.class);
     private final DataSource primary;
-    private final DataSource replica;
+    private final HikariDataSource replica;
     private final long retryAfterNanos;
     /** System.nanoTime() until which readOnly transactions skip the replica; meaningful while replicaDown. */
     private volatile long skipReplicaUntil;
     private volatile boolean replicaDown;
 
-    ReplicaRouting(DataSource primary, DataSource replica, long retryAfterSeconds) {
+    ReplicaRouting(DataSource primary, HikariDataSource replica, long retryAfterSeconds) {
       this.primary = primary;
       this.replica = replica;
       this.retryAfterNanos = TimeUnit.SECONDS.toNanos(retryAfterSeconds);
@@ -98,6 +98,14 @@ class ReadReplicaRouting {
       if (replicaDown && System.nanoTime() - skipReplicaUntil < 0) return primary.getConnection();
       try {
         Connection connection = replica.getConnection();
+        // Hikari hands out a connection used or opened in the last 500 ms without checking it
+        // (its aliveBypassWindowMs): one whose replica died since would fail this read inside its
+        // transaction (503). One ping per readOnly transaction finds it dead first; it waits at
+        // most the connection timeout, rounded up to whole seconds (isValid's unit).
+        if (!connection.isValid(validSeconds())) {
+          replica.evictConnection(connection);
+          throw new SQLException("a pooled connection to the replica is dead");
+        }
         if (replicaDown) {
           replicaDown = false;
           log.info("the read replica gives connections again: readOnly transactions go to it");
@@ -109,6 +117,10 @@ class ReadReplicaRouting {
         log.warn("the read replica gives no connection ({}): readOnly transactions go to the primary for {} s", e.getMessage(), TimeUnit.NANOSECONDS.toSeconds(retryAfterNanos));
         return primary.getConnection();
       }
+    }
+
+    private int validSeconds() {
+      return (int) Math.max(1, TimeUnit.MILLISECONDS.toSeconds(replica.getConnectionTimeout() + 999));
     }
   }
 }
