@@ -27,18 +27,32 @@ export function appJdbcDriver(config: Pick<StackConfig, "app" | "database">): Jd
   return config.app.jdbcDriver ?? JDBC_DRIVERS[config.database.engine][0];
 }
 
-/** The JDBC URL of the service database for the app's driver, on the primary (`db`) or on the read replica's host. */
-export function jdbcUrl(config: Pick<StackConfig, "app" | "database">, host: string = DATABASE_ALIAS): string {
+/**
+ * The JDBC URL of the service database for the app's driver, on the primary
+ * (`db`) or on the read replica's host; `readTimeoutSeconds`: the driver's
+ * socketTimeout (in its own unit: milliseconds for MariaDB's and MySQL's
+ * drivers, seconds for PostgreSQL's), none when absent.
+ */
+export function jdbcUrl(config: Pick<StackConfig, "app" | "database">, host: string = DATABASE_ALIAS, readTimeoutSeconds?: number): string {
   const db = config.database;
+  const params: string[] = [];
   switch (appJdbcDriver(config)) {
     case "mariadb-java-client":
-      return `jdbc:mariadb://${host}:3306/${db.name}`;
+      if (readTimeoutSeconds) params.push(`socketTimeout=${readTimeoutSeconds * 1000}`);
+      return withParams(`jdbc:mariadb://${host}:3306/${db.name}`, params);
     case "mysql-connector-j":
       // connectionTimeZone: the servers' zone (TZ=UTC), which Connector/J would otherwise take to be the JVM's.
-      return `jdbc:mysql://${host}:3306/${db.name}?characterEncoding=UTF-8&connectionTimeZone=UTC`;
+      params.push("characterEncoding=UTF-8", "connectionTimeZone=UTC");
+      if (readTimeoutSeconds) params.push(`socketTimeout=${readTimeoutSeconds * 1000}`);
+      return withParams(`jdbc:mysql://${host}:3306/${db.name}`, params);
     case "postgresql":
-      return `jdbc:postgresql://${host}:5432/${db.name}`;
+      if (readTimeoutSeconds) params.push(`socketTimeout=${readTimeoutSeconds}`);
+      return withParams(`jdbc:postgresql://${host}:5432/${db.name}`, params);
   }
+}
+
+function withParams(url: string, params: string[]): string {
+  return params.length ? `${url}?${params.join("&")}` : url;
 }
 
 function readReplicaEnv(config: Pick<StackConfig, "app" | "database">): Partial<Record<AppEnvSetByProgram, string>> {
@@ -46,7 +60,8 @@ function readReplicaEnv(config: Pick<StackConfig, "app" | "database">): Partial<
   const replica = promotionStaged(config.database) ? undefined : readReplica(config.database);
   if (!replica) return {};
   return {
-    SPRING_DATASOURCE_REPLICA_URL: jdbcUrl(config, replicaReadHost(replica)),
+    // A bounded wait for the replica's answers: one whose server loses power leaves reads in flight hanging otherwise.
+    SPRING_DATASOURCE_REPLICA_URL: jdbcUrl(config, replicaReadHost(replica), replica.readTimeoutSeconds),
     SPRING_DATASOURCE_REPLICA_USERNAME: config.database.user,
     // Spring Boot's db health checks a routing DataSource's every target, the replica too: a replica that is
     // down (or a link that is) would turn every slot unhealthy and stop every deploy. The app reaches the

@@ -116,17 +116,17 @@ export function readReplica(db: Pick<StackConfig["database"], "primary" | "repli
  * edge network: Docker masquerades what leaves it, so the replica's server
  * sees the primary server's link address, the only peer its link accepts.
  */
-export function replicaReadHost(replica: ReplicaConfig): string {
+export function replicaReadHost(replica: Pick<ReplicaConfig, "server" | "link">): string {
   return linkAddressOfReplica(replica) ?? REPLICA_ALIAS;
 }
 
 /** The address a replica on another server publishes its port on: its address on the link. */
-export function linkAddressOfReplica(replica: ReplicaConfig): string | undefined {
+export function linkAddressOfReplica(replica: Pick<ReplicaConfig, "server" | "link">): string | undefined {
   return replica.server && replica.link ? replica.link.replicaAddress : undefined;
 }
 
 /** The address the primary listens on for a replica on another server: its address on the link. */
-export function linkAddressOfPrimary(replica: ReplicaConfig): string | undefined {
+export function linkAddressOfPrimary(replica: Pick<ReplicaConfig, "server" | "link">): string | undefined {
   return replica.server && replica.link ? replica.link.primaryAddress : undefined;
 }
 
@@ -278,7 +278,8 @@ export interface ReplicaScriptSpec {
   stack: string;
   service: string;
   database: StackConfig["database"];
-  replica: ReplicaConfig;
+  /** What the script checks the replica by: how far behind backups may read it. */
+  replica: Pick<ReplicaConfig, "maxLagSeconds">;
   primaryContainer: string;
   replicaContainer: string;
   /** Where the replica reaches the primary (the data network's alias on the server; 127.0.0.1 in tests). */

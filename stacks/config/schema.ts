@@ -290,7 +290,7 @@ export const databaseSchema = z.strictObject({
    * read-only datasource on it, Metabase reads from it, backups are taken from
    * it while it is healthy and caught up (a replica on the primary's server;
    * one on another server, `server` and `link`, MariaDB or PostgreSQL, is
-   * a standby: the app, Metabase and backups keep the primary).
+   * read by the app and Metabase over the link, and backups keep the primary).
    * @example [{ maxLagSeconds: 120 }]
    */
   replicas: z
@@ -301,6 +301,12 @@ export const databaseSchema = z.strictObject({
           memoryMb: memoryMb.optional(),
           /** Backups are taken from the replica only while it is at most this far behind (seconds); from the primary otherwise. */
           maxLagSeconds: z.number({ error: "expected a number of seconds" }).int({ error: "expected whole seconds" }).min(1, { error: "expected 1-86400 seconds" }).max(86400, { error: "expected 1-86400 seconds" }).default(300),
+          /**
+           * How long the app waits for the replica's answer before it gives the read up (its JDBC socketTimeout):
+           * a replica whose server loses power sends nothing, not even a reset, and a read in flight would wait
+           * for TCP's keepalive, two hours. Longer than the app's slowest read-only transaction.
+           */
+          readTimeoutSeconds: z.number({ error: "expected a number of seconds" }).int({ error: "expected whole seconds" }).min(1, { error: "expected 1-3600 seconds" }).max(3600, { error: "expected 1-3600 seconds" }).default(30),
           /**
            * Another server of this stack for the replica, reached over SSH with its host key pinned like `server`'s.
            * @default the primary's server
@@ -313,7 +319,7 @@ export const databaseSchema = z.strictObject({
            */
           link: replicaLinkSchema.optional(),
         },
-        { error: "expected a map with memoryMb, maxLagSeconds, server, link" },
+        { error: "expected a map with memoryMb, maxLagSeconds, readTimeoutSeconds, server, link" },
       ),
       { error: "expected a list of replicas, e.g. [{ maxLagSeconds: 300 }]" },
     )

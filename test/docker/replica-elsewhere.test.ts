@@ -179,7 +179,7 @@ for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) 
     it("the slots read the replica at its tailnet address, with the password from their file", () => {
       for (const slot of slots) {
         const env = inspect<string[]>(slot, ".Config.Env");
-        assert.ok(env.includes(`SPRING_DATASOURCE_REPLICA_URL=jdbc:${engine === "mariadb" ? "mariadb" : "postgresql"}://${TAILNET.replica}:${port}/bbaegok`), `${slot}: ${env.join(" ")}`);
+        assert.ok(env.includes(`SPRING_DATASOURCE_REPLICA_URL=jdbc:${engine === "mariadb" ? "mariadb" : "postgresql"}://${TAILNET.replica}:${port}/bbaegok?socketTimeout=${engine === "mariadb" ? 30000 : 30}`), `${slot}: ${env.join(" ")}`);
         assert.ok(!env.some((e) => /PASSWORD=/.test(e)), `${slot} has a password in its environment`);
         const [body, status] = inSlot(slot, "curl -s -w '\\n%{http_code}' http://127.0.0.1:8080/test/replica").split("\n").filter(Boolean);
         assert.equal(status, "200", `${slot}: ${body}`);

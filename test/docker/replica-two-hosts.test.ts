@@ -153,7 +153,7 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
     it("the slots on the stack's server read the replica at its link address on the other server, with the password from their file", () => {
       for (const slot of slots) {
         const env = inspect<string[]>(slot, ".Config.Env");
-        assert.ok(env.includes(`SPRING_DATASOURCE_REPLICA_URL=jdbc:${engine === "mariadb" ? "mariadb" : "postgresql"}://${link.replicaAddress}:${port}/bbaegok`), `${slot}: ${env.join(" ")}`);
+        assert.ok(env.includes(`SPRING_DATASOURCE_REPLICA_URL=jdbc:${engine === "mariadb" ? "mariadb" : "postgresql"}://${link.replicaAddress}:${port}/bbaegok?socketTimeout=${engine === "mariadb" ? 30000 : 30}`), `${slot}: ${env.join(" ")}`);
         const [body, status] = inSlot(slot, "curl -s -w '\\n%{http_code}' http://127.0.0.1:8080/test/replica").split("\n").filter(Boolean);
         assert.equal(status, "200", `${slot}: ${body}`);
         assert.deepEqual(JSON.parse(body!), { status: "UP", replica: `${scheme}://bbaegok@${link.replicaAddress}:${port}/bbaegok` });

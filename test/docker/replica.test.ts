@@ -95,7 +95,7 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
     it("the slots get the read-only datasource and reach the replica with the password from their file (as uid 1000)", () => {
       for (const slot of slots) {
         const env = inspect<string[]>(slot, ".Config.Env");
-        assert.ok(env.includes(`SPRING_DATASOURCE_REPLICA_URL=${jdbc}://db-replica:${port}/bbaegok`), `${slot}: ${env.join(" ")}`);
+        assert.ok(env.includes(`SPRING_DATASOURCE_REPLICA_URL=${jdbc}://db-replica:${port}/bbaegok?socketTimeout=${engine === "mariadb" ? 30000 : 30}`), `${slot}: ${env.join(" ")}`);
         assert.ok(env.includes("SPRING_DATASOURCE_REPLICA_USERNAME=bbaegok"), slot);
         assert.ok(!env.some((e) => /PASSWORD=/.test(e)), `${slot} has a password in its environment`);
         assert.equal(inSlot(slot, "id -u").trim(), "1000");

@@ -76,7 +76,7 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     assert.equal(await runPromoteCommand(["--stack", "prod"], noReplica, reporter, reporter), EXIT.usage);
     assert.match(out.join("\n"), /Pulumi\.prod\.yaml lists no database\.replicas: there is no replica to promote/);
     // A replica on another server: replica.sh promote would fence the primary and find no replica here.
-    const elsewhere = { maxLagSeconds: 30, server: { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplica" }, dataDir: "/srv/bbaegok" }, link: { type: "tailnet" as const, primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.104" } };
+    const elsewhere = { maxLagSeconds: 30, readTimeoutSeconds: 30, server: { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplica" }, dataDir: "/srv/bbaegok" }, link: { type: "tailnet" as const, primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.104" } };
     const remote: PromoteDeps = { ...deps(() => assert.fail("up ran")), shell: () => assert.fail("the server was reached"), readConfig: (s) => ({ ...readConfig(s), database: { ...readConfig(s).database, replicas: [elsewhere] } }) };
     assert.equal(await runPromoteCommand(["--stack", "prod"], remote, reporter, reporter), EXIT.usage);
     assert.match(out.join("\n"), /Pulumi\.prod\.yaml's replica is on another server \(database\.replicas\[0\]\.server\): promoting it is not supported yet; nothing was done/);

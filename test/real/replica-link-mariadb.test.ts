@@ -184,7 +184,7 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
     const healthy = await replicaStatus(side.primary.script, side.primary.env);
     assert.deepEqual([healthy.healthy, healthy.primaryPosition, healthy.replicaPosition, healthy.behind, healthy.lagSeconds], [true, position, position, 0, 0], JSON.stringify(healthy));
     // npm run status asks the stack's server's copy, the replica on another server as on the same one.
-    const elsewhere = { maxLagSeconds: 30, server: { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplica" }, dataDir: "/srv/bbaegok" }, link: { type: "wireguard" as const, primaryAddress: LINK.primary, replicaAddress: LINK.replica, port: LINK.port } };
+    const elsewhere = { maxLagSeconds: 30, readTimeoutSeconds: 30, server: { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplica" }, dataDir: "/srv/bbaegok" }, link: { type: "wireguard" as const, primaryAddress: LINK.primary, replicaAddress: LINK.replica, port: LINK.port } };
     const config = { ...loadStack("prod").config, database: { ...replicatedDatabase("mariadb", 30), replicas: [elsewhere] } };
     const asked: string[] = [];
     const server = { health: async () => "healthy" as const, servedBy: async () => "blue" as const, readHistory: async () => [], replication: (path: string) => (asked.push(path), replicaStatus(side.primary.script, side.primary.env)) };

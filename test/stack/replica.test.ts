@@ -85,7 +85,7 @@ for (const [engine, version, flag] of [
     it("the app's slots get a read-only datasource on the replica", () => {
       for (const slot of containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])))) {
         const envs = slot.inputs["envs"] as string[];
-        assert.ok(envs.includes(`SPRING_DATASOURCE_REPLICA_URL=jdbc:${engine === "postgres" ? "postgresql" : "mariadb"}://db-replica:${engine === "postgres" ? 5432 : 3306}/bbaegok`), envs.join(" "));
+        assert.ok(envs.includes(`SPRING_DATASOURCE_REPLICA_URL=jdbc:${engine === "postgres" ? "postgresql" : "mariadb"}://db-replica:${engine === "postgres" ? "5432/bbaegok?socketTimeout=30" : "3306/bbaegok?socketTimeout=30000"}`), envs.join(" "));
         assert.ok(envs.includes("SPRING_DATASOURCE_REPLICA_USERNAME=bbaegok"));
       }
     });
@@ -366,7 +366,7 @@ describe("a postgres stack with its replica on another server, over WireGuard", 
     assert.equal(slots.length, 2);
     for (const slot of slots) {
       const envs = slot.inputs["envs"] as string[];
-      assert.ok(envs.includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://10.99.0.2:5432/bbaegok"), envs.join(" "));
+      assert.ok(envs.includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://10.99.0.2:5432/bbaegok?socketTimeout=30"), envs.join(" "));
       assert.ok(envs.includes("SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/bbaegok"), envs.join(" "));
       // The edge network is routed (not internal): its traffic to the link leaves masqueraded as the primary server's link address.
       assert.ok((slot.inputs["networksAdvanced"] as { name: string }[]).some((n) => n.name === `bbaegok-${stack}-edge`), JSON.stringify(slot.inputs["networksAdvanced"]));
@@ -394,7 +394,7 @@ describe("a postgres stack with its replica on another server of its tailnet", (
     const replica = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-db-replica`);
     assert.deepEqual(replica!.inputs["ports"], [{ internal: 5432, external: 5432, ip: "100.101.102.104", protocol: "tcp" }]);
     const slot = containers.find((r) => r.inputs["name"] === `bbaegok-${stack}-app-blue`);
-    assert.ok((slot!.inputs["envs"] as string[]).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://100.101.102.104:5432/bbaegok"));
+    assert.ok((slot!.inputs["envs"] as string[]).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://100.101.102.104:5432/bbaegok?socketTimeout=30"));
     assert.match((replica!.inputs["command"] as string[]).join(" "), /primary_conninfo=host=100\.101\.102\.103 /);
     assert.deepEqual(plan.resources.filter((r) => /bbaegok:link:|randomBytes/.test(r.type)).map((r) => r.name), []);
     assert.deepEqual(violations(plan.resources), []);
@@ -482,7 +482,7 @@ describe("a mariadb stack with its replica on another server, over WireGuard", (
   it("the app reads the replica at its link address; backups check it and dump it over the link", () => {
     const slots = containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])));
     assert.equal(slots.length, 2);
-    for (const slot of slots) assert.ok((slot.inputs["envs"] as string[]).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://10.99.0.2:3306/bbaegok"), String(slot.inputs["envs"]));
+    for (const slot of slots) assert.ok((slot.inputs["envs"] as string[]).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://10.99.0.2:3306/bbaegok?socketTimeout=30000"), String(slot.inputs["envs"]));
     const backup = files.find((r) => r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`);
     assert.match(String(backup?.inputs["content"]), new RegExp(`^  'bbaegok bbaegok-${stack}-db-replica 120 link 10\\.99\\.0\\.2 3306'$`, "m"));
   });

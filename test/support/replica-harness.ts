@@ -71,7 +71,7 @@ export function generatedPassword(): string {
 
 /** The database config of a stack with one replica. */
 export function replicatedDatabase(engine: StackConfig["database"]["engine"], maxLagSeconds = 300): StackConfig["database"] {
-  return { engine, version: engine === "postgres" ? "16.6" : "11.4.4", name: "bbaegok", user: "bbaegok", memoryMb: 1024, replicas: [{ maxLagSeconds }], primary: "original" };
+  return { engine, version: engine === "postgres" ? "16.6" : "11.4.4", name: "bbaegok", user: "bbaegok", memoryMb: 1024, replicas: [{ maxLagSeconds, readTimeoutSeconds: 30 }], primary: "original" };
 }
 
 /**

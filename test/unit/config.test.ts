@@ -119,12 +119,12 @@ describe("bad input is named precisely", () => {
       mutate(raw);
       return slotEnvs(validateStackConfig("prod", raw), "blue").filter((e) => /^SPRING_DATASOURCE_(REPLICA_)?URL=/.test(e));
     };
-    assert.deepEqual(urls(() => {}), ["SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://db-replica:3306/bbaegok", "SPRING_DATASOURCE_URL=jdbc:mariadb://db:3306/bbaegok"]);
+    assert.deepEqual(urls(() => {}), ["SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://db-replica:3306/bbaegok?socketTimeout=30000", "SPRING_DATASOURCE_URL=jdbc:mariadb://db:3306/bbaegok"]);
     assert.deepEqual(urls((r) => (r.app.jdbcDriver = "mysql-connector-j")), [
-      "SPRING_DATASOURCE_REPLICA_URL=jdbc:mysql://db-replica:3306/bbaegok?characterEncoding=UTF-8&connectionTimeZone=UTC",
+      "SPRING_DATASOURCE_REPLICA_URL=jdbc:mysql://db-replica:3306/bbaegok?characterEncoding=UTF-8&connectionTimeZone=UTC&socketTimeout=30000",
       "SPRING_DATASOURCE_URL=jdbc:mysql://db:3306/bbaegok?characterEncoding=UTF-8&connectionTimeZone=UTC",
     ]);
-    assert.deepEqual(urls((r) => Object.assign(r.database, { engine: "postgres", version: "16.10" })), ["SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://db-replica:5432/bbaegok", "SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/bbaegok"]);
+    assert.deepEqual(urls((r) => Object.assign(r.database, { engine: "postgres", version: "16.10" })), ["SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://db-replica:5432/bbaegok?socketTimeout=30", "SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/bbaegok"]);
   });
   it("MariaDB 11.2 and later get utf8mb4's collation mapped to the database's (the official image maps it to uca1400_ai_ci); older servers and other engines, which have no such variable, do not", () => {
     const flags = (engine: string, version: string) => databaseSpec({ ...validateStackConfig("prod", committed("prod")).database, engine: engine as "mariadb", version }).command.filter((f) => f.startsWith("--character-set-collations"));

@@ -93,6 +93,8 @@ describe("database.replicas in the stack file", () => {
     assert.deepEqual(problems([{}, {}]), ["- Pulumi.prod.yaml: bbaegok-infra:database.replicas = [{},{}]: expected at most one replica (one is supported so far)"]);
     assert.match(problems([{ lag: 5 }]).join("\n"), /bbaegok-infra:database\.replicas\[0\].*lag/);
     assert.match(problems([{ maxLagSeconds: 0 }]).join("\n"), /bbaegok-infra:database\.replicas\[0\]\.maxLagSeconds = 0: expected 1-86400 seconds/);
+    assert.match(problems([{ readTimeoutSeconds: 0 }]).join("\n"), /bbaegok-infra:database\.replicas\[0\]\.readTimeoutSeconds = 0: expected 1-3600 seconds/);
+    assert.match(problems([{ readTimeoutSeconds: 2.5 }]).join("\n"), /bbaegok-infra:database\.replicas\[0\]\.readTimeoutSeconds = 2\.5: expected whole seconds/);
   });
   it("refuses database.primary: replica without a replica, and an unknown primary, naming the key", () => {
     const primary = (value: unknown, replicas: unknown[]) => {
@@ -145,17 +147,22 @@ describe("database.replicas[].server and link (a replica on another server)", ()
       assert.deepEqual(found, []);
       return slotEnvs(config!, "blue").filter((e) => /^(SPRING_DATASOURCE_|MANAGEMENT_HEALTH_DB_)/.test(e));
     };
-    assert.ok(reads({}).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://db-replica:5432/bbaegok"));
-    assert.ok(reads({ server, link: wireguard }).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://10.99.0.2:5432/bbaegok"));
-    assert.ok(reads({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.104" } }, "mariadb").includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://100.101.102.104:3306/bbaegok"));
+    assert.ok(reads({}).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://db-replica:5432/bbaegok?socketTimeout=30"));
+    assert.ok(reads({ server, link: wireguard }).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://10.99.0.2:5432/bbaegok?socketTimeout=30"));
+    assert.ok(reads({ server, link: { type: "tailnet", primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.104" } }, "mariadb").includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://100.101.102.104:3306/bbaegok?socketTimeout=30000"));
     assert.ok(reads({ server, link: wireguard }).includes("SPRING_DATASOURCE_REPLICA_USERNAME=bbaegok"));
+    // readTimeoutSeconds in each driver's own unit for socketTimeout: PostgreSQL's seconds, MariaDB's milliseconds.
+    assert.ok(reads({ readTimeoutSeconds: 120 }).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://db-replica:5432/bbaegok?socketTimeout=120"));
+    assert.ok(reads({ readTimeoutSeconds: 120 }, "mariadb").includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://db-replica:3306/bbaegok?socketTimeout=120000"));
+    // The primary's URL gets none: its server is the app's own.
+    assert.ok(reads({ server, link: wireguard }).includes("SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/bbaegok"));
     assert.ok(!reads({}, "postgres", "replica").some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")));
     // The health follows the primary only while there is a replica to read; a stack without one keeps its environment.
     assert.ok(reads({}).includes("MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES=true"));
     assert.ok(reads({ server, link: wireguard }).includes("MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES=true"));
     assert.ok(!reads({}, "postgres", "replica").some((e) => e.startsWith("MANAGEMENT_HEALTH_DB_")));
-    assert.equal(replicaReadHost({ maxLagSeconds: 300 }), "db-replica");
-    assert.equal(readReplica({ primary: "replica", replicas: [{ maxLagSeconds: 300 }] }), undefined);
+    assert.equal(replicaReadHost({}), "db-replica");
+    assert.equal(readReplica({ primary: "replica", replicas: [{ maxLagSeconds: 300, readTimeoutSeconds: 30 }] }), undefined);
   });
 
   it("every name the slots get from the program, with a replica or without, is one app.env may not set; the listed ones are set or are the password files", () => {
