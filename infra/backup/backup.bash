@@ -176,7 +176,7 @@ backup_target() {
 
   # What the manifest lists, and (PostgreSQL) the snapshot the dump shares.
   if [[ $engine == postgres ]]; then
-    coproc PG_SESSION { db_exec "$container" "$engine" psql -X -q -A -t -v ON_ERROR_STOP=1 "${login[@]}" -d "$name" 2>"$work/session.err"; }
+    coproc PG_SESSION { link_stall_seconds=0 db_exec "$container" "$engine" psql -X -q -A -t -v ON_ERROR_STOP=1 "${login[@]}" -d "$name" 2>"$work/session.err"; }
     printf '%s\n' 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;' 'SELECT pg_export_snapshot();' >&"${PG_SESSION[1]}"
     IFS= read -r -t 60 snapshot <&"${PG_SESSION[0]}" || snapshot=''
     printf '%s\n' "$PG_COUNTS_SQL" "SELECT '--end--';" "$PG_OBJECTS_SQL" "SELECT '--end--';" >&"${PG_SESSION[1]}"
@@ -259,6 +259,13 @@ backup_target() {
 end_postgres_session() {
   if [[ -n ${PG_SESSION_PID:-} && -n ${PG_SESSION[1]:-} ]]; then
     { printf '%s\n' 'COMMIT;' '\q' >&"${PG_SESSION[1]}"; } 2>/dev/null || true
+    # A session over a link gone silent never answers its COMMIT: given 10 s, then left behind.
+    local tenths=0
+    while kill -0 "$PG_SESSION_PID" 2>/dev/null && ((tenths < 100)); do
+      sleep 0.1
+      tenths=$((tenths + 1))
+    done
+    kill "$PG_SESSION_PID" 2>/dev/null || true
     wait "$PG_SESSION_PID" 2>/dev/null || true
   fi
 }

@@ -68,6 +68,10 @@ db_exec() {
   if [[ -n ${link_password_file:-} ]]; then
     local variable=MYSQL_PWD
     [[ $engine == postgres ]] && variable=PGPASSWORD
+    # A client whose output stops for link_stall_seconds is stopped (replica-source.bash); 0 for a session that waits for its input.
+    if ((${link_stall_seconds:-0} > 0)); then
+      set -- perl -e "$LINK_STALL_GUARD" "$link_stall_seconds" "$@"
+    fi
     # shellcheck disable=SC2016 # expanded inside the container, not here
     set -- sh -c 'password=$(cat "$2") && [ -n "$password" ] || { echo "no password in $2" >&2; exit 1; }; export "$1=$password"; shift 2; exec "$@"' \
       db-link "$variable" "$link_password_file" "$@"

@@ -345,6 +345,13 @@ function header(spec: BackupScriptSpec, kind: ScriptKind): string {
   ].join("\n");
 }
 
+/**
+ * How long a dump over the link may send nothing before the backup stops it
+ * and fails: longer than any pause of a healthy dump (pg_dump reading the
+ * catalog, mariadb-dump between tables), short beside TCP's two hours.
+ */
+export const LINK_STALL_SECONDS = 600;
+
 /** The replicated targets' lines of the backup script's header; none without a replica (the script is then as before replicas existed). */
 function replicaHeader(spec: BackupScriptSpec): string[] {
   const replicated = spec.targets.filter((t) => t.replica);
@@ -360,6 +367,8 @@ function replicaHeader(spec: BackupScriptSpec): string[] {
     }),
     ")",
     `readonly LINK_BACKUP_USER=${BACKUP_USER} LINK_BACKUP_PASSWORD_FILE=${BACKUP_PASSWORD_FILE}`,
+    // How long a client over the link may send nothing before it is stopped (the tests shorten it).
+    `link_stall_seconds=\${BACKUP_LINK_STALL_SECONDS:-${LINK_STALL_SECONDS}}`,
     // Where the database containers see their password files (the tests point it at theirs).
     `link_secrets_dir=\${BACKUP_SECRETS_DIR:-${SECRETS_MOUNT}}`,
     `replica_script=\${BACKUP_REPLICA_SCRIPT:-${spec.paths.replicaScript}}`,

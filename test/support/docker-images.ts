@@ -319,9 +319,15 @@ function base(users: User[]): RootFs {
   return fs;
 }
 
-/** The database images: bash (entrypoints, init scripts), stdbuf (the backup's dumps), zoneinfo, gosu (as util-linux's setpriv), the init folder. */
+/**
+ * The database images: bash (entrypoints, init scripts), stdbuf (the
+ * backup's dumps), perl (the backup's guard of a dump over the link: the
+ * official images, Debian's and Ubuntu's, carry perl-base, which both mark
+ * Essential), zoneinfo, gosu (as util-linux's setpriv), the init folder.
+ */
 function databaseCommon(fs: RootFs): void {
   fs.binaries(["/usr/bin/bash"], "bash");
+  fs.binaries(["/usr/bin/perl"], "perl-base");
   fs.binaries(["/usr/bin/stdbuf"], "coreutils");
   fs.host("/usr/libexec/coreutils/libstdbuf.so", "coreutils");
   fs.binaries(["/usr/bin/setpriv"], "util-linux");
