@@ -258,15 +258,16 @@ backup_target() {
 
 end_postgres_session() {
   if [[ -n ${PG_SESSION_PID:-} && -n ${PG_SESSION[1]:-} ]]; then
+    # Bash unsets PG_SESSION_PID once the session exits: its own copy.
+    local pid=$PG_SESSION_PID tenths=0
     { printf '%s\n' 'COMMIT;' '\q' >&"${PG_SESSION[1]}"; } 2>/dev/null || true
     # A session over a link gone silent never answers its COMMIT: given 10 s, then left behind.
-    local tenths=0
-    while kill -0 "$PG_SESSION_PID" 2>/dev/null && ((tenths < 100)); do
+    while kill -0 "$pid" 2>/dev/null && ((tenths < 100)); do
       sleep 0.1
       tenths=$((tenths + 1))
     done
-    kill "$PG_SESSION_PID" 2>/dev/null || true
-    wait "$PG_SESSION_PID" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   fi
 }
 
