@@ -224,7 +224,7 @@ describe("npm run stack:clone", () => {
       const { result, database, text } = cloneOf(withDatabase("    primary: replica\n    replicas:\n      - maxLagSeconds: 120\n"), "fresh", 80);
       assert.equal(database.primary, "original");
       assert.doesNotMatch(text, /primary: replica/);
-      assert.deepEqual(database.replicas, [{ maxLagSeconds: 120 }]);
+      assert.deepEqual(database.replicas, [{ maxLagSeconds: 120, readTimeoutSeconds: 30 }]);
       assert.match(result.stdout, /database\.primary: replica is left out: prod's promotion is its own history; fresh starts with a primary of its own and a replica seeded from it\./);
     });
 
@@ -241,7 +241,7 @@ describe("npm run stack:clone", () => {
 
     it("a replica on the same server is kept, and nothing is said about it", () => {
       const { result, database } = cloneOf(withDatabase("    replicas:\n      - maxLagSeconds: 120\n"), "paired", 82);
-      assert.deepEqual(database.replicas, [{ maxLagSeconds: 120 }]);
+      assert.deepEqual(database.replicas, [{ maxLagSeconds: 120, readTimeoutSeconds: 30 }]);
       assert.doesNotMatch(result.stdout, /left out/);
     });
   });
