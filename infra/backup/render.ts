@@ -13,6 +13,7 @@ import { allowedBackupAgeMs, normalizeSchedule } from "./schedule.js";
 import { normalCron } from "../../stacks/config/cron.js";
 import { SECRETS_MOUNT, databaseSpec } from "../database/render.js";
 import { BACKUP_PASSWORD_FILE, BACKUP_USER, linkAddressOfReplica, readReplica, replicaIsPrimary, replicaNames, type ReplicaConfig } from "../replica/render.js";
+import { LINK_STALL_SECONDS, linkStallGuardBash } from "../link/render.js";
 
 export type BackupConfig = StackConfig["backup"];
 
@@ -345,13 +346,6 @@ function header(spec: BackupScriptSpec, kind: ScriptKind): string {
   ].join("\n");
 }
 
-/**
- * How long a dump over the link may send nothing before the backup stops it
- * and fails: longer than any pause of a healthy dump (pg_dump reading the
- * catalog, mariadb-dump between tables), short beside TCP's two hours.
- */
-export const LINK_STALL_SECONDS = 600;
-
 /** The replicated targets' lines of the backup script's header; none without a replica (the script is then as before replicas existed). */
 function replicaHeader(spec: BackupScriptSpec): string[] {
   const replicated = spec.targets.filter((t) => t.replica);
@@ -384,7 +378,7 @@ function replicaHeader(spec: BackupScriptSpec): string[] {
 function backupBash(replicated: boolean): string {
   const hook = /^( *)#\+replica (.*)\n/gm;
   const body = bashPart("backup.bash");
-  return replicated ? [bashPart("replica-source.bash"), body.replace(hook, "$1$2\n")].join("\n") : body.replace(hook, "");
+  return replicated ? [linkStallGuardBash(), bashPart("replica-source.bash"), body.replace(hook, "$1$2\n")].join("\n") : body.replace(hook, "");
 }
 
 /** The backup script (bash): every target dumped, compressed and streamed to S3, manifest last. */

@@ -18,39 +18,6 @@
 
 replication_problems=0
 
-# A dump over the link runs under this guard, inside the container (perl-base
-# is in every Debian and Ubuntu image): the guard runs the client and passes
-# its output on; when nothing comes for $1 seconds it kills the client and
-# exits 124. A replica's server that loses power sends nothing, not even a
-# reset, and the client would wait for TCP's keepalive (two hours) with the
-# backup's lock held; now the run fails, says why and pings the failure URL.
-# shellcheck disable=SC2016 # perl's variables, not the shell's
-readonly LINK_STALL_GUARD='
-my ($stall, @command) = @ARGV;
-my $pid = open(my $in, "-|") // die "link guard: fork: $!\n";
-if ($pid == 0) { exec { $command[0] } @command or die "link guard: cannot run $command[0]: $!\n" }
-binmode $in; binmode STDOUT;
-$SIG{ALRM} = sub {
-  kill "KILL", $pid;
-  print STDERR "nothing came over the link for $stall s (the replica or its server is gone): the client was stopped\n";
-  exit 124;
-};
-while (1) {
-  alarm $stall;
-  my $n = sysread $in, my $block, 1 << 20;
-  alarm 0;
-  die "link guard: read: $!\n" unless defined $n;
-  last if $n == 0;
-  for (my $at = 0; $at < $n;) {
-    my $written = syswrite STDOUT, $block, $n - $at, $at;
-    die "link guard: write: $!\n" unless defined $written;
-    $at += $written;
-  }
-}
-close $in;
-exit($? & 127 ? 128 + ($? & 127) : $? >> 8);
-'
-
 # Sets source_container, where database $1 (engine $2, primary container $3)
 # is dumped from (for a replica on another server: the container its client
 # runs in, with `login` and link_password_file set to reach the replica, and

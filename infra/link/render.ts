@@ -4,6 +4,8 @@
 // private key, and the scripts that bring the interface up and down.
 // No Pulumi import: tested on its own and by the real `wg` tool.
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { shellQuote } from "../server/render.js";
 
 /**
@@ -34,6 +36,23 @@ export function linkPaths(stackDir: string, prefix: string, etc = "/etc") {
   };
 }
 export type LinkPaths = ReturnType<typeof linkPaths>;
+/**
+ * How long a dump over the link (a backup's, a replica's seeding) may send
+ * nothing before the guard stops it: longer than any pause of a healthy dump
+ * (pg_dump reading the catalog, mariadb-dump between tables), short beside
+ * TCP's two hours.
+ */
+export const LINK_STALL_SECONDS = 600;
+
+/**
+ * The guard every client over the link runs under (LINK_STALL_GUARD, perl, in
+ * the database container): rendered into the backup script of a stack with a
+ * replica and into replica.sh. stall-guard.bash says why.
+ */
+export function linkStallGuardBash(): string {
+  return readFileSync(join(__dirname, "stall-guard.bash"), "utf8");
+}
+
 const SYSTEMD_UNIT_DIR = "/etc/systemd/system/";
 
 // An X25519 private key in PKCS#8 is this DER prefix and the key's 32 bytes (RFC 8410).

@@ -1,7 +1,8 @@
 # --- shared by the replica's scripts (infra/replica/common.bash) ---
 # Expects from the rendered header: ENGINE, CLIENT, DATABASE, PRIMARY, REPLICA,
 # PRIMARY_HOST, PRIMARY_PORT, REPLICA_HOST, REPLICA_PORT, SEEDING_USER, MONITOR_USER, SLOT,
-# MAX_LAG_SECONDS, LOG_TAG,
+# MAX_LAG_SECONDS, LOG_TAG, LINK_CONNECT_SECONDS, link_query_stall_seconds, link_dump_stall_seconds,
+# LINK_STALL_GUARD (infra/link/stall-guard.bash),
 # THIS_SERVER (both | primary | replica: which containers run here), and
 # secrets_dir (where the containers see the password files).
 
@@ -50,6 +51,13 @@ admin_sql() {
   fi
 }
 
+# The client over the link (primary_sql, replica_sql below): under the link's
+# guard (infra/link/stall-guard.bash), which stops it once nothing has come
+# for link_query_stall_seconds, and with a bound on its connection, so that a
+# peer whose server lost power makes a query fail in under a minute instead
+# of waiting for TCP's two hours (status, and the backup's check with it).
+LINK_CLIENT=(perl -e "$LINK_STALL_GUARD" "$link_query_stall_seconds" "$CLIENT" "--connect-timeout=$LINK_CONNECT_SECONDS")
+
 # SQL from stdin on the primary: as its administrator in its container; on a
 # replica's own server (THIS_SERVER=replica), from inside the replica's
 # container over the link as the seeding login, which can read the primary's
@@ -58,7 +66,7 @@ admin_sql() {
 primary_sql() {
   if [[ $THIS_SERVER == replica ]]; then
     in_container "$REPLICA" bash -c 'export MYSQL_PWD="$(cat "$1/replica_seed_password")"; shift; exec "$@"' \
-      primary-sql "$secrets_dir" "$CLIENT" -h "$PRIMARY_HOST" -P "$PRIMARY_PORT" -u "$SEEDING_USER" --batch --skip-column-names
+      primary-sql "$secrets_dir" "${LINK_CLIENT[@]}" -h "$PRIMARY_HOST" -P "$PRIMARY_PORT" -u "$SEEDING_USER" --batch --skip-column-names
   else
     admin_sql "$PRIMARY"
   fi
@@ -72,7 +80,7 @@ primary_sql() {
 replica_sql() {
   if [[ $THIS_SERVER == primary ]]; then
     in_container "$PRIMARY" bash -c 'export MYSQL_PWD="$(cat "$1/replica_monitor_password")"; shift; exec "$@"' \
-      replica-sql "$secrets_dir" "$CLIENT" -h "$REPLICA_HOST" -P "$REPLICA_PORT" -u "$MONITOR_USER" --batch --skip-column-names "$@"
+      replica-sql "$secrets_dir" "${LINK_CLIENT[@]}" -h "$REPLICA_HOST" -P "$REPLICA_PORT" -u "$MONITOR_USER" --batch --skip-column-names "$@"
   else
     admin_sql "$REPLICA" "$@"
   fi
@@ -126,7 +134,10 @@ mariadb_replication_state() {
   fi
   field() { sed -n "s/^ *$1: //p" <<<"$replica_status" | head -n 1; }
   io=$(field Slave_IO_Running) sql=$(field Slave_SQL_Running) seconds=$(field Seconds_Behind_Master)
-  replica_pos=$(replica_sql <<<'SELECT @@gtid_slave_pos')
+  if ! capture replica_pos replica_sql <<<'SELECT @@gtid_slave_pos'; then
+    state_json null 0 "$primary_pos" '' transactions "the replica does not answer: $replica_pos"
+    return
+  fi
   # Transactions behind: per replication domain, the primary's sequence number minus the replica's.
   behind=$(awk -v p="$primary_pos" -v r="$replica_pos" 'BEGIN {
     n = split(r, rs, ","); for (i = 1; i <= n; i++) { split(rs[i], g, "-"); seen[g[1]] = g[3] }

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS, SECRETS_MOUNT } from "../database/render.js";
+import { LINK_STALL_SECONDS, linkStallGuardBash } from "../link/render.js";
 import { containerPrefix, shellQuote } from "../server/render.js";
 
 export type ReplicaConfig = StackConfig["database"]["replicas"][number];
@@ -305,6 +306,17 @@ export type ThisServer = "both" | "primary" | "replica";
 
 const bashPart = (file: string) => readFileSync(join(__dirname, file), "utf8");
 
+/**
+ * replica.sh's queries over the link (status, and so the backup's check of
+ * the replica; seeding's reads of the primary's position): how long one may
+ * wait for a connection, and for its answer before the link guard stops it.
+ * They are short queries; a healthy link answers them at once. Bounded, a
+ * replica whose server lost power is reported unhealthy in under a minute
+ * instead of hanging status, and with it the backup, for TCP's two hours.
+ */
+export const LINK_CONNECT_SECONDS = 10;
+export const LINK_QUERY_STALL_SECONDS = 30;
+
 /** The replica's shell variables: the header of replica.sh and of the backup script's replication check. */
 export function replicaVariables(spec: Omit<ReplicaScriptSpec, "stack" | "service">): string[] {
   const engine = spec.database.engine;
@@ -319,6 +331,9 @@ export function replicaVariables(spec: Omit<ReplicaScriptSpec, "stack" | "servic
     `readonly THIS_SERVER=${spec.thisServer ?? "both"}`,
     `readonly MAX_LAG_SECONDS=${spec.replica.maxLagSeconds}`,
     `secrets_dir=\${REPLICA_SECRETS_DIR:-${spec.secretsDir ?? SECRETS_MOUNT}}`,
+    // Queries over the link (the tests shorten the stall bound).
+    `readonly LINK_CONNECT_SECONDS=${LINK_CONNECT_SECONDS}`,
+    `link_query_stall_seconds=\${REPLICA_LINK_STALL_SECONDS:-${LINK_QUERY_STALL_SECONDS}} link_dump_stall_seconds=\${REPLICA_LINK_DUMP_STALL_SECONDS:-${LINK_STALL_SECONDS}}`,
   ];
 }
 
@@ -378,12 +393,9 @@ export function replicaScript(spec: ReplicaScriptSpec): string {
     // Promoted: setup would seed it again from the out-of-date original, over the writes it took since.
     `readonly PROMOTED=${replicaIsPrimary(spec.database)}`,
     "",
+    linkStallGuardBash(),
     bashPart("common.bash"),
     bashPart("replica.bash"),
   ].join("\n");
 }
 
-/** The replication check (replication_state) the backup script runs to pick its source. */
-export function replicationCheckBash(): string {
-  return bashPart("common.bash");
-}

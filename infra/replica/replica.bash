@@ -34,8 +34,9 @@ mariadb_setup() {
     primary) mariadb_primary_logins ;;
     replica)
       # shellcheck disable=SC2016 # expanded inside the container, not here
+      # The dump over the link runs under the link's guard: a primary gone silent fails the setup (and the up) instead of hanging it.
       seed_and_replicate "$PRIMARY_HOST:$PRIMARY_PORT" in_container "$REPLICA" bash -c 'export MYSQL_PWD="$(cat "$1/replica_seed_password")"; shift; exec "$@"' dump "$secrets_dir" \
-        "$DUMP" -h "$PRIMARY_HOST" -P "$PRIMARY_PORT" -u "$SEEDING_USER" "${DUMP_OPTIONS[@]}"
+        perl -e "$LINK_STALL_GUARD" "$link_dump_stall_seconds" "$DUMP" -h "$PRIMARY_HOST" -P "$PRIMARY_PORT" -u "$SEEDING_USER" "${DUMP_OPTIONS[@]}"
       mariadb_replica_logins ;;
   esac
 }
@@ -291,7 +292,7 @@ retire() {
     fi
     [[ $live == 0 ]] && break
     if ((waited >= limit)); then
-      if [[ $ENGINE != postgres && $THIS_SERVER == primary ]] && ! replica_sql --connect-timeout=10 <<<'SELECT 1' >/dev/null 2>&1; then
+      if [[ $ENGINE != postgres && $THIS_SERVER == primary ]] && ! replica_sql <<<'SELECT 1' >/dev/null 2>&1; then
         replica_log warning "$REPLICA does not answer at $REPLICA_HOST:$REPLICA_PORT: the replication connection still open on $PRIMARY is a dead one (its server gone); it is ended"
         dead=true
         break

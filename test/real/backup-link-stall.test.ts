@@ -12,7 +12,8 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { LINK_STALL_SECONDS, backupPaths, backupScript, stackBackupTargets } from "../../infra/backup/render.js";
+import { backupPaths, backupScript, stackBackupTargets } from "../../infra/backup/render.js";
+import { LINK_STALL_SECONDS } from "../../infra/link/render.js";
 import { loadStack } from "../../stacks/config/index.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startPostgres, type Postgres } from "../support/postgres.js";
@@ -121,7 +122,7 @@ describe("a dump over the link whose far end goes silent (a power cut) is stoppe
         const run = await dumpOverLink(dir.path, engine, relay.port, { serverPort: postgres.port });
         assert.ok(relay.isCut(), "the relay never went silent: the dump was too small to be cut");
         assert.equal(run.status, 124, run.stderr);
-        assert.match(run.stderr, /nothing came over the link for 3 s \(the replica or its server is gone\): the client was stopped/);
+        assert.match(run.stderr, /nothing came over the link for 3 s \(the server at its other end, or the link, is gone\): the client was stopped/);
         // At most what passed before the silence (the dump's 1 MiB output buffer may still hold it all).
         assert.ok(run.bytes <= CUT_AFTER_BYTES, `${run.bytes} bytes`);
       } finally {

@@ -15,7 +15,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { BACKUP_PASSWORD_FILE, BACKUP_USER, MONITOR_PASSWORD_FILE, MONITOR_USER, SEEDING_PASSWORD_FILE, primaryReplicationFlags, replicaServerFlags, type ThisServer } from "../../infra/replica/render.js";
+import { BACKUP_USER, MONITOR_USER, primaryReplicationFlags, replicaServerFlags, type ThisServer } from "../../infra/replica/render.js";
 import { READONLY_USER, replicaReadOnlyUserSql } from "../../infra/metabase/render.js";
 import { LINK, UNDERLAY, linkedServers, type LinkedServers } from "../support/link-harness.js";
 import { formatStatus, gatherStatus } from "../../ops/deploy/status.js";
@@ -23,7 +23,7 @@ import { loadStack } from "../../stacks/config/load.js";
 import { runScript, startPingServer } from "../support/backup-harness.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, writeReplicaExecHook, type ContainerEnvs, newestManifest, renderReplicaScript, renderReplicatedBackupScript, replicaEnv, replicaStatus, replicatedBackupEnv, replicatedDatabase, runReplica, writeReplicaRole } from "../support/replica-harness.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, elsewherePasswords, generatedPassword, writeReplicaExecHook, type ContainerEnvs, newestManifest, renderReplicaScript, renderReplicatedBackupScript, replicaEnv, replicaStatus, replicatedBackupEnv, replicatedDatabase, runReplica, writeReplicaRole } from "../support/replica-harness.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
@@ -69,13 +69,7 @@ describe("a MariaDB replica on another server, seeded and replicating over the r
       CREATE TRIGGER orders_length BEFORE INSERT ON orders FOR EACH ROW SET NEW.memo_length = CHAR_LENGTH(NEW.memo);
       CREATE PROCEDURE order_count() SELECT COUNT(*) FROM orders;
       INSERT INTO orders (memo) VALUES ('주문 1'), ('주문 2 😀');`, DB);
-    const passwords = {
-      replication_password: generatedPassword(),
-      [SEEDING_PASSWORD_FILE]: generatedPassword(),
-      [MONITOR_PASSWORD_FILE]: generatedPassword(),
-      [BACKUP_PASSWORD_FILE]: generatedPassword(),
-      db_root_password: "unused-root-uses-the-socket",
-    };
+    const passwords = elsewherePasswords();
     for (const s of ["primary", "replica"] as const) {
       const own = join(dir.path, `${s}-server`);
       mkdirSync(own, { mode: 0o700 });

@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { postgresReplicaEntrypoint, primaryReplicationFlags, replicaRoleOptions, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec, type ReplicaStatus, type ReplicationState } from "../../infra/replica/render.js";
+import { BACKUP_PASSWORD_FILE, MONITOR_PASSWORD_FILE, SEEDING_PASSWORD_FILE, postgresReplicaEntrypoint, primaryReplicationFlags, replicaRoleOptions, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec, type ReplicaStatus, type ReplicationState } from "../../infra/replica/render.js";
 import { shellQuote } from "../../infra/server/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { backupPaths, backupScript, stackBackupTargets, uploaderScript, type BackupManifest } from "../../infra/backup/render.js";
@@ -67,6 +67,17 @@ exec "$@"
 /** A generated password as the program makes them: letters and digits. */
 export function generatedPassword(): string {
   return randomBytes(24).toString("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, 24);
+}
+
+/** The password files of a MariaDB replica on another server, as both servers' containers see them (generated here). */
+export function elsewherePasswords(): Record<string, string> {
+  return {
+    replication_password: generatedPassword(),
+    [SEEDING_PASSWORD_FILE]: generatedPassword(),
+    [MONITOR_PASSWORD_FILE]: generatedPassword(),
+    [BACKUP_PASSWORD_FILE]: generatedPassword(),
+    db_root_password: "unused-root-uses-the-socket",
+  };
 }
 
 /** The database config of a stack with one replica. */
