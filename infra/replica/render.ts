@@ -246,6 +246,15 @@ export function postgresReplicaEntrypoint(spec: ReplicaServerSpec): string {
   return `#!/bin/bash
 # The read replica's first start: seeded by pg_basebackup (rendered by infra/replica/render.ts).
 set -euo pipefail
+# A folder seeded and never started still holds pg_basebackup's backup_label (the server renames it at
+# its first start): a base backup cut short (the container stopped, a power cut) or one whose
+# standby.signal below was never written. Started as it is, it would run on a partial copy, or as a
+# writable primary. Cleared and seeded again; so is a folder with files but no PG_VERSION. A folder a
+# server has run on (the replica, or once promoted the primary) has neither.
+if [ -e "$PGDATA/backup_label" ] || { [ ! -s "$PGDATA/PG_VERSION" ] && [ -n "$(ls -A "$PGDATA")" ]; }; then
+  echo "replica: $PGDATA holds a base backup that never started (cut short, or stopped before its standby.signal): cleared, seeded again" >&2
+  find "$PGDATA" -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +
+fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "replica: waiting for the primary at ${spec.primaryHost}:${spec.primaryPort}" >&2
   until pg_isready -q -h ${shellQuote(spec.primaryHost)} -p ${spec.primaryPort}; do sleep 1; done

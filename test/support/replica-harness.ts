@@ -131,13 +131,14 @@ export interface Standby {
   stop(): Promise<void>;
 }
 
-/** The replica's first start as its container does it: the rendered entrypoint, then the server with the replica's flags. */
+/** The replica's start as its container does it, on `dir/replica-data`: the rendered entrypoint, then the server with the replica's flags. */
 export async function startStandby(primary: Postgres, dir: string, secretsDir: string, database: string): Promise<Standby> {
   const { uid, gid } = uidOf(POSTGRES_OS_USER);
   const data = join(dir, "replica-data");
   const socketDir = join(dir, "replica-run");
+  // An existing data folder is started as it is (what a container started again on its volume finds).
   for (const folder of [data, socketDir]) {
-    mkdirSync(folder, { mode: 0o700 });
+    mkdirSync(folder, { mode: 0o700, recursive: true });
     chownSync(folder, uid, gid);
   }
   const port = await freePort();
