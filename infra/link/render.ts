@@ -36,6 +36,7 @@ export function linkPaths(stackDir: string, prefix: string, etc = "/etc") {
   };
 }
 export type LinkPaths = ReturnType<typeof linkPaths>;
+
 /**
  * How long a dump over the link (a backup's, a replica's seeding) may send
  * nothing before the guard stops it: longer than any pause of a healthy dump

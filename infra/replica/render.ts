@@ -326,7 +326,7 @@ const bashPart = (file: string) => readFileSync(join(__dirname, file), "utf8");
 export const LINK_CONNECT_SECONDS = 10;
 export const LINK_QUERY_STALL_SECONDS = 30;
 
-/** The replica's shell variables: the header of replica.sh and of the backup script's replication check. */
+/** The replica's shell variables: the header of replica.sh. */
 export function replicaVariables(spec: Omit<ReplicaScriptSpec, "stack" | "service">): string[] {
   const engine = spec.database.engine;
   return [

@@ -33,8 +33,8 @@ mariadb_setup() {
         "$DUMP" -uroot "${DUMP_OPTIONS[@]}" ;;
     primary) mariadb_primary_logins ;;
     replica)
-      # shellcheck disable=SC2016 # expanded inside the container, not here
       # The dump over the link runs under the link's guard: a primary gone silent fails the setup (and the up) instead of hanging it.
+      # shellcheck disable=SC2016 # expanded inside the container, not here
       seed_and_replicate "$PRIMARY_HOST:$PRIMARY_PORT" in_container "$REPLICA" bash -c 'export MYSQL_PWD="$(cat "$1/replica_seed_password")"; shift; exec "$@"' dump "$secrets_dir" \
         perl -e "$LINK_STALL_GUARD" "$link_dump_stall_seconds" "$DUMP" -h "$PRIMARY_HOST" -P "$PRIMARY_PORT" -u "$SEEDING_USER" "${DUMP_OPTIONS[@]}"
       mariadb_replica_logins ;;

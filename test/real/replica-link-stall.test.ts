@@ -12,7 +12,7 @@
 // on command or after the first bytes of the seeding dump. Only `docker
 // exec` is stood in for: each copy's hook knows its own server's "container".
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LINK_QUERY_STALL_SECONDS, type ThisServer } from "../../infra/replica/render.js";
@@ -68,9 +68,14 @@ describe("replica.sh over a link that goes silent (real MariaDB on both ends, a 
     dir.remove();
   });
 
-  it("the bounds are the program's: queries over the link get 30 s, the seeding dump 600 s (the tests shorten both)", () => {
+  it("the bounds are the program's: queries over the link get 30 s, the seeding dump 600 s (the tests shorten both), a connection 10 s", () => {
     assert.equal(LINK_QUERY_STALL_SECONDS, 30);
     assert.equal(LINK_STALL_SECONDS, 600);
+    // What the rendered script runs with when nothing shortens them.
+    const { script } = copyOf("primary", relays[0]!, "rendered-bounds");
+    const header = readFileSync(script, "utf8");
+    assert.ok(header.includes("link_query_stall_seconds=${REPLICA_LINK_STALL_SECONDS:-30} link_dump_stall_seconds=${REPLICA_LINK_DUMP_STALL_SECONDS:-600}"), "the header sets the stall bounds");
+    assert.ok(header.includes("readonly LINK_CONNECT_SECONDS=10"), "the header sets the connection bound");
   });
 
   it("seeding: the primary goes silent mid-dump; setup stops with the guard's reason, the replica is left not replicating, and a setup over a sound link seeds it", async () => {
