@@ -235,6 +235,33 @@ export function replicaServerFlags(spec: ReplicaServerSpec): string[] {
 }
 
 /**
+ * How long the PostgreSQL standby's first base backup waits on a dead link
+ * before it gives up: keepalive probes after 20 s of silence, every
+ * few seconds, and the same bound on data sent and never acknowledged. A
+ * healthy link acknowledges at once, and a primary busy with its checkpoint
+ * still answers the probes (the kernel does), so only a gone peer trips it.
+ * Only the seeding's connections: the standby's own streaming is bounded by
+ * wal_receiver_timeout (60 s), and its command left unchanged, so a promoted
+ * replica's container is not re-created for it.
+ */
+export const BASE_BACKUP_DEAD_LINK_SECONDS = 40;
+const BASE_BACKUP_KEEPALIVE_IDLE = 20;
+const BASE_BACKUP_KEEPALIVE_PROBES = 4;
+
+/** libpq's connection options of the base backup (BASE_BACKUP_DEAD_LINK_SECONDS), and the connection bound the link's other clients have. */
+export function baseBackupConnectionOptions(): string {
+  const interval = (BASE_BACKUP_DEAD_LINK_SECONDS - BASE_BACKUP_KEEPALIVE_IDLE) / BASE_BACKUP_KEEPALIVE_PROBES;
+  return [
+    `connect_timeout=${LINK_CONNECT_SECONDS}`,
+    "keepalives=1",
+    `keepalives_idle=${BASE_BACKUP_KEEPALIVE_IDLE}`,
+    `keepalives_interval=${interval}`,
+    `keepalives_count=${BASE_BACKUP_KEEPALIVE_PROBES}`,
+    `tcp_user_timeout=${BASE_BACKUP_DEAD_LINK_SECONDS * 1000}`,
+  ].join(" ");
+}
+
+/**
  * The PostgreSQL replica's entrypoint, run as the database's uid before the
  * image's own: on an empty data folder, a base backup of the primary through
  * the slot (WAL streamed alongside, so it is consistent) and the standby
@@ -259,8 +286,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "replica: waiting for the primary at ${spec.primaryHost}:${spec.primaryPort}" >&2
   until pg_isready -q -h ${shellQuote(spec.primaryHost)} -p ${spec.primaryPort}; do sleep 1; done
   echo "replica: base backup of the primary into $PGDATA" >&2
-  PGPASSFILE=${shellQuote(pgpass)} pg_basebackup --no-password -h ${shellQuote(spec.primaryHost)} -p ${spec.primaryPort} -U ${REPLICATION_USER} \\
-    -D "$PGDATA" -X stream -S ${shellQuote(spec.slot)} --checkpoint=fast
+  # Bounded on a link that goes dead (its other end lost power: no reset, no FIN): libpq's TCP keepalives
+  # and user timeout end the copy in ${BASE_BACKUP_DEAD_LINK_SECONDS} s instead of the kernel's two hours; the container then
+  # exits, Docker starts it again, and pg_basebackup has cleared the folder it made (or the check above does).
+  PGPASSFILE=${shellQuote(pgpass)} pg_basebackup --no-password -d ${shellQuote(baseBackupConnectionOptions())} \\
+    -h ${shellQuote(spec.primaryHost)} -p ${spec.primaryPort} -U ${REPLICATION_USER} -D "$PGDATA" -X stream -S ${shellQuote(spec.slot)} --checkpoint=fast
   chmod 0700 "$PGDATA"
   touch "$PGDATA/standby.signal"
 fi

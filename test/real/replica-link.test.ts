@@ -8,15 +8,15 @@
 // listens on its own link address (standing for its port published there):
 // the app's and Metabase's logins read it from the primary's server.
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { READONLY_USER, readOnlyUserSql } from "../../infra/metabase/render.js";
-import { BACKUP_PASSWORD_FILE, BACKUP_USER, postgresReplicaEntrypoint, primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
+import { BACKUP_PASSWORD_FILE, BACKUP_USER, postgresReplicaEntrypoint, replicaServerFlags } from "../../infra/replica/render.js";
 import { runScript, startPingServer } from "../support/backup-harness.js";
 import { startMoto } from "../support/moto.js";
-import { POSTGRES_OS_USER, postgresBinDir, uidOf } from "../support/postgres.js";
+import { linkedPostgres, type LinkedPostgres } from "../support/link-postgres.js";
 import {
   PRIMARY_CONTAINER,
   REPLICA_CONTAINER,
@@ -40,43 +40,23 @@ const tag = String(process.pid % 100000);
 
 describe("a PostgreSQL replica on another server, over the rendered WireGuard link (network namespaces)", () => {
   const dir = tempDir("replica-link");
-  const { uid, gid } = uidOf(POSTGRES_OS_USER);
-  const binDir = postgresBinDir();
   const psql = requireCommand("psql", "postgresql-client");
-  const servers: ChildProcess[] = [];
   let link: LinkedServers;
+  let pg: LinkedPostgres;
   let pgPort: number;
   const primarySocket = join(dir.path, "primary-run");
   const replicaSocket = join(dir.path, "replica-run");
-  const sql = (socket: string, statements: string, database = DB) =>
-    spawnSync(psql, ["-h", socket, "-p", String(pgPort), "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t"], { input: statements, encoding: "utf8" });
-  const must = (socket: string, statements: string, database = DB) => {
-    const r = sql(socket, statements, database);
-    assert.equal(r.status, 0, r.stderr);
-    return r.stdout.trim();
-  };
-
-  /** A server process in a namespace as the database's OS user (setpriv execs: the signal reaches postgres itself). */
-  function startInNs(side: "primary" | "replica", argv: string[], env: Record<string, string>): ChildProcess {
-    const child = spawn("ip", [...link.inNs(side, "setpriv"), `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", ...argv], { env: { PATH: `${binDir}:/usr/bin:/bin`, ...env }, stdio: ["ignore", "ignore", "pipe"], cwd: dir.path });
-    let log = "";
-    child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
-    Object.defineProperty(child, "log", { get: () => log });
-    servers.push(child);
-    return child;
-  }
+  const sql = (socket: string, statements: string, database = DB) => pg.sql(socket, statements, database);
+  const must = (socket: string, statements: string, database = DB) => pg.must(socket, statements, database);
 
   before(async () => {
-    requireCommand("setpriv", "util-linux");
-    chmodSync(dir.path, 0o755);
     link = linkedServers(dir.path, tag);
     pgPort = await freePort();
+    pg = linkedPostgres(link, dir.path, pgPort);
   });
 
   after(async () => {
-    for (const child of servers) if (child.exitCode === null) child.kill("SIGINT");
-    await new Promise((r) => setTimeout(r, 2000));
-    for (const child of servers) if (child.exitCode === null) child.kill("SIGKILL");
+    await pg?.stop();
     link?.remove();
     dir.remove();
   });
@@ -95,23 +75,13 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
   });
 
   it("the primary listens on its link address only: the replica's server reaches it there, not on the primary's own address", async () => {
-    const data = join(dir.path, "primary-data");
-    for (const folder of [data, primarySocket]) {
-      mkdirSync(folder, { mode: 0o700 });
-      chownSync(folder, uid, gid);
-    }
-    const init = spawnSync(join(binDir, "initdb"), ["-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"], { uid, gid, cwd: dir.path, encoding: "utf8" });
-    assert.equal(init.status, 0, init.stderr);
-    // As the official image leaves it: any address may log in with a password (the port is only ever on a link address).
-    writeFileSync(join(data, "pg_hba.conf"), `${readFileSync(join(data, "pg_hba.conf"), "utf8")}host all all all scram-sha-256\n`);
     // On the link address only: what the program's port binding (ip: link.primaryAddress) makes of the primary's container.
-    startInNs("primary", [join(binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", primarySocket, "-c", `listen_addresses=${LINK.primary}`, "-c", "fsync=off", ...primaryReplicationFlags("postgres")], {});
-    await waitFor("the primary to accept connections", () => sql(primarySocket, "SELECT 1", "postgres").status === 0, 60_000, 200);
+    await pg.startPrimary({ data: join(dir.path, "primary-data"), socket: primarySocket });
     must(primarySocket, `CREATE DATABASE ${DB}`, "postgres");
     must(primarySocket, "CREATE TABLE orders (id serial PRIMARY KEY, memo text NOT NULL); INSERT INTO orders (memo) VALUES ('주문 1');");
     // The app's login, which may write on the primary.
     must(primarySocket, `CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; GRANT SELECT, INSERT ON orders TO ${DB};`);
-    const isReady = (host: string) => spawnSync("ip", link.inNs("replica", join(binDir, "pg_isready"), "-h", host, "-p", String(pgPort), "-t", "3"), { encoding: "utf8" });
+    const isReady = (host: string) => spawnSync("ip", link.inNs("replica", join(pg.binDir, "pg_isready"), "-h", host, "-p", String(pgPort), "-t", "3"), { encoding: "utf8" });
     assert.equal(isReady(LINK.primary).status, 0, "the replica's server does not reach the primary over the link");
     assert.equal(isReady(UNDERLAY.primary).status, 2, "the primary answers on its own (public) address");
   });
@@ -125,17 +95,14 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     assert.equal(setup.status, 0, setup.stderr);
 
     const data = join(dir.path, "replica-data");
-    for (const folder of [data, replicaSocket]) {
-      mkdirSync(folder, { mode: 0o700 });
-      chownSync(folder, uid, gid);
-    }
+    pg.ownedFolders(data, replicaSocket);
     const spec = { engine: "postgres" as const, memoryMb: 1024, primaryHost: LINK.primary, primaryPort: pgPort, secretsDir: dir.path, slot: "replica_1" };
     const entrypoint = join(dir.path, "replica-entrypoint.sh");
     writeFileSync(entrypoint, postgresReplicaEntrypoint(spec), { mode: 0o755 });
     // On its link address only: what the program's port binding (ip: link.replicaAddress) makes of the standby's container.
-    const standby = startInNs("replica", [entrypoint, join(binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", replicaSocket, "-c", `listen_addresses=${LINK.replica}`, "-c", "fsync=off", ...replicaServerFlags(spec)], { PGDATA: data });
+    const standby = pg.start("replica", [entrypoint, join(pg.binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", replicaSocket, "-c", `listen_addresses=${LINK.replica}`, "-c", "fsync=off", ...replicaServerFlags(spec)], { PGDATA: data });
     await waitFor("the standby to accept connections", () => sql(replicaSocket, "SELECT 1", "postgres").status === 0, 90_000, 300).catch((err: Error) => {
-      throw new Error(`${err.message}\n${(standby as unknown as { log: string }).log.slice(-3000)}`);
+      throw new Error(`${err.message}\n${standby.log().slice(-3000)}`);
     });
     await waitFor("the standby to stream", () => sql(replicaSocket, "SELECT status FROM pg_stat_wal_receiver", "postgres").stdout.trim() === "streaming", 60_000, 200);
     // The primary sees the standby's connection coming from the replica's link address: it came through the tunnel.
@@ -250,7 +217,7 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
       // The archive restores (pg_restore reads it), with the standby's rows and not the one it had not replayed.
       const archive = spawnSync("zstd", ["-dc"], { input: s3.get(backup.bucket, manifest.key), maxBuffer: 64 << 20 });
       assert.equal(archive.status, 0, String(archive.stderr));
-      const restored = spawnSync(join(binDir, "pg_restore"), ["--data-only", "--table=orders", "-f", "-"], { input: archive.stdout, encoding: "utf8" });
+      const restored = spawnSync(join(pg.binDir, "pg_restore"), ["--data-only", "--table=orders", "-f", "-"], { input: archive.stdout, encoding: "utf8" });
       assert.equal(restored.status, 0, restored.stderr);
       assert.ok(restored.stdout.includes("주문 2 over the link"), restored.stdout);
       assert.ok(!restored.stdout.includes("주문 not replayed yet"), restored.stdout);
