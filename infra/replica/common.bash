@@ -153,22 +153,25 @@ mariadb_replication_state() {
   elif [[ $io != Yes ]]; then
     error=$(field Last_IO_Error)
     reason="the replica's IO thread is not running ($io)${error:+: $error}"
+    # 1236: the primary cannot send from the replica's position (its binary logs from there are purged, after
+    # BINLOG_KEEP_SECONDS, or it never had them): retrying never helps.
+    [[ $(field Last_IO_Errno) == 1236 ]] && reason+="; $CANNOT_CATCH_UP"
   fi
   state_json "$seconds" "$behind" "$primary_pos" "$replica_pos" transactions "$reason"
 }
 
 postgres_replication_state() {
-  local replica_row primary_row recovery paused receiver receive_lsn replay_lsn since_replay primary_lsn behind replay_lag seconds reason=''
+  local replica_row primary_row recovery paused receiver receive_lsn replay_lsn since_replay primary_lsn behind replay_lag wal_status seconds reason=''
   if ! capture replica_row admin_sql "$REPLICA" -F ' ' <<<"SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() AND pg_get_wal_replay_pause_state() <> 'not paused' THEN 't' ELSE 'f' END, COALESCE((SELECT status FROM pg_stat_wal_receiver), 'none'), COALESCE(pg_last_wal_receive_lsn()::text, '0/0'), COALESCE(pg_last_wal_replay_lsn()::text, '0/0'), COALESCE(floor(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()))::text, 'null')"; then
     state_json null 0 '' '' bytes "the replica does not answer: $replica_row"
     return
   fi
   read -r recovery paused receiver receive_lsn replay_lsn since_replay <<<"$replica_row"
-  if ! capture primary_row admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), pg_wal_lsn_diff(pg_current_wal_lsn(), '$replay_lsn')::bigint, COALESCE((SELECT floor(EXTRACT(EPOCH FROM replay_lag))::text FROM pg_stat_replication WHERE application_name = '$SLOT'), 'null')"; then
+  if ! capture primary_row admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), pg_wal_lsn_diff(pg_current_wal_lsn(), '$replay_lsn')::bigint, COALESCE((SELECT floor(EXTRACT(EPOCH FROM replay_lag))::text FROM pg_stat_replication WHERE application_name = '$SLOT'), 'null'), $SLOT_WAL_STATUS"; then
     state_json null 0 '' "$replay_lsn" bytes "the primary does not answer: $primary_row"
     return
   fi
-  read -r primary_lsn behind replay_lag <<<"$primary_row"
+  read -r primary_lsn behind replay_lag wal_status <<<"$primary_row"
   ((behind < 0)) && behind=0
   # Caught up with what it received and replaying: the primary's own measure
   # of the replay lag (NULL once idle). Otherwise: since the last replayed
@@ -184,6 +187,8 @@ postgres_replication_state() {
     reason='the replica is not in recovery: it was promoted, or is not a replica'
   elif [[ $paused == t ]]; then
     reason="the replica's WAL replay is paused"
+  elif [[ $wal_status == lost ]]; then
+    reason="the replica's WAL receiver is not streaming ($receiver); $SLOT_LOST"
   elif [[ $receiver != streaming ]]; then
     reason="the replica's WAL receiver is not streaming ($receiver)"
   fi
@@ -197,22 +202,32 @@ postgres_replication_state() {
 # once caught up and idle: 0 then); a standby whose replay stopped keeps
 # reporting, so the bytes behind and the lag grow.
 postgres_state_from_primary() {
-  local row primary_lsn state replay_lsn behind seconds reason=''
-  if ! capture row admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), COALESCE(r.state, 'none'), COALESCE(r.replay_lsn::text, '-'), COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint, 0), COALESCE(floor(EXTRACT(EPOCH FROM r.replay_lag))::text, 'null') FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON r.application_name = '$SLOT'"; then
+  local row primary_lsn state replay_lsn behind seconds wal_status reason=''
+  if ! capture row admin_sql "$PRIMARY" -F ' ' <<<"SELECT pg_current_wal_lsn(), COALESCE(r.state, 'none'), COALESCE(r.replay_lsn::text, '-'), COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint, 0), COALESCE(floor(EXTRACT(EPOCH FROM r.replay_lag))::text, 'null'), $SLOT_WAL_STATUS FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON r.application_name = '$SLOT'"; then
     state_json null 0 '' '' bytes "the primary does not answer: $row"
     return
   fi
   # Every field is non-empty ('-': no replay position), so read splits them where psql put them.
-  read -r primary_lsn state replay_lsn behind seconds <<<"$row"
+  read -r primary_lsn state replay_lsn behind seconds wal_status <<<"$row"
   [[ $replay_lsn == - ]] && replay_lsn=''
   ((behind < 0)) && behind=0
-  if [[ $state != streaming ]]; then
+  if [[ $state != streaming && $wal_status == lost ]]; then
+    reason="the standby $REPLICA is not streaming from the primary (its connection: $state); $SLOT_LOST"
+  elif [[ $state != streaming ]]; then
     reason="the standby $REPLICA is not streaming from the primary (its connection: $state)"
   elif [[ $seconds == null ]] && ((behind == 0)); then
     seconds=0
   fi
   state_json "$seconds" "$behind" "$primary_lsn" "$replay_lsn" bytes "$reason"
 }
+
+# A replica that can never catch up by itself: what status says, so that the
+# backup's failure ping and npm run status tell the operator what to do.
+readonly CANNOT_CATCH_UP='it cannot continue from its position and must be seeded again (README, "Read replicas": a replica that cannot catch up)'
+# PostgreSQL: the slot's WAL was removed (the replica was away for more than
+# max_slot_wal_keep_size of the primary's writes): 'lost' in pg_replication_slots.
+readonly SLOT_WAL_STATUS="COALESCE((SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$SLOT'), 'none')"
+readonly SLOT_LOST="the primary removed WAL its slot $SLOT held for it (it was away past max_slot_wal_keep_size): $CANNOT_CATCH_UP"
 
 # state_json <lagSeconds|null> <behind> <primaryPosition> <replicaPosition> <unit> [reason]
 # Healthy when no reason is given and the lag is known and within MAX_LAG_SECONDS.

@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { spawn } from "node:child_process";
 import { replicaApplyThreads, replicaServerFlags } from "../../infra/replica/render.js";
 import type { MariaDb } from "../support/mariadb.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, mariaDbPairEnv, setUpReplica, startMariaDbPair, writeReplicaRole } from "../support/replica-harness.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, mariaDbPairEnv, setUpReplica, startMariaDbPair, startReplicatedMariaDb, writeReplicaRole } from "../support/replica-harness.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
@@ -200,11 +200,7 @@ describe("a MariaDB replica taken out of the stack: replica.sh retire on the pri
   const logins = () => primary.sql("SELECT GROUP_CONCAT(user ORDER BY user) FROM mysql.user WHERE user IN ('replicator', 'replica_seed')").trim();
 
   before(async () => {
-    ({ primary, replica } = await startMariaDbPair(dir.path, { database: DB, appPassword: APP_PASSWORD, memoryMb: 512 }));
-    primary.sql("CREATE TABLE orders (id INT PRIMARY KEY, memo VARCHAR(100) NOT NULL); INSERT INTO orders VALUES (1, '주문 1');", DB);
-    script = renderReplicaScript(dir.path, { database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
-    env = mariaDbPairEnv(dir.path, { primary, replica });
-    await setUpReplica(script, env);
+    ({ primary, replica, script, env } = await startReplicatedMariaDb(dir.path, { database: DB, appPassword: APP_PASSWORD, memoryMb: 512, schema: "CREATE TABLE orders (id INT PRIMARY KEY, memo VARCHAR(100) NOT NULL); INSERT INTO orders VALUES (1, '주문 1');" }));
   });
   after(async () => {
     await Promise.all([primary?.stop(), replica?.stop()]);

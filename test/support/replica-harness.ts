@@ -262,22 +262,48 @@ export function newestManifest(s3: MotoServer, bucket: string, database: string)
  * replicating yet: `replica.sh setup` does that.
  */
 export async function startMariaDbPair(dir: string, options: { database: string; appPassword: string; memoryMb: number }): Promise<{ primary: MariaDb; replica: MariaDb }> {
-  const { database, appPassword } = options;
-  const flags = replicaServerFlags({ engine: "mariadb", memoryMb: options.memoryMb, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir, slot: "replica_1" });
-  const [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDb(flags, { optionFile: writeReplicaRole(dir) })]);
-  const imageInit = `CREATE DATABASE ${database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-CREATE USER '${database}'@'%' IDENTIFIED BY '${appPassword}';
-GRANT ALL ON ${database}.* TO '${database}'@'%';`;
-  primary.sql(imageInit);
-  replica.sql(`SET SESSION sql_log_bin = 0; ${imageInit}`);
+  const [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDbReplica(dir, options)]);
+  primary.sql(mariaDbImageInit(options));
   writeFileSync(join(dir, "db_root_password"), "unused-root-uses-the-socket\n", { mode: 0o400 });
   writeFileSync(join(dir, "replication_password"), `${generatedPassword()}\n`, { mode: 0o400 });
   return { primary, replica };
 }
 
+/** What the image makes of a new server from its environment: the database and the app's login. */
+function mariaDbImageInit({ database, appPassword }: { database: string; appPassword: string }): string {
+  return `CREATE DATABASE ${database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE USER '${database}'@'%' IDENTIFIED BY '${appPassword}';
+GRANT ALL ON ${database}.* TO '${database}'@'%';`;
+}
+
+/** A new MariaDB replica's server (a new container on a new volume): the replica's flags and role file, the image's init outside its binary log. */
+export async function startMariaDbReplica(dir: string, options: { database: string; appPassword: string; memoryMb: number }): Promise<MariaDb> {
+  const flags = replicaServerFlags({ engine: "mariadb", memoryMb: options.memoryMb, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir, slot: "replica_1" });
+  const replica = await startMariaDb(flags, { optionFile: writeReplicaRole(dir) });
+  replica.sql(`SET SESSION sql_log_bin = 0; ${mariaDbImageInit(options)}`);
+  return replica;
+}
+
 /** The replica script's environment for a pair from startMariaDbPair: each "container" is its server's socket. */
 export function mariaDbPairEnv(dir: string, pair: { primary: MariaDb; replica: MariaDb }): Record<string, string> {
   return replicaEnv(dir, { [PRIMARY_CONTAINER]: { MYSQL_UNIX_PORT: pair.primary.socket }, [REPLICA_CONTAINER]: { MYSQL_UNIX_PORT: pair.replica.socket } });
+}
+
+/**
+ * A MariaDB pair (startMariaDbPair) with `schema` run on the primary, set up
+ * replicating by the rendered replica.sh in `dir` (both containers on one
+ * server); the script and its environment.
+ */
+export async function startReplicatedMariaDb(
+  dir: string,
+  options: { database: string; appPassword: string; memoryMb: number; schema: string },
+): Promise<{ primary: MariaDb; replica: MariaDb; script: string; env: Record<string, string> }> {
+  const { primary, replica } = await startMariaDbPair(dir, options);
+  primary.sql(options.schema, options.database);
+  const script = renderReplicaScript(dir, { database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
+  const env = mariaDbPairEnv(dir, { primary, replica });
+  await setUpReplica(script, env);
+  return { primary, replica, script, env };
 }
 
 /** `replica.sh setup`, then `wait`: the replica replicating and caught up, or an error with the script's output. */

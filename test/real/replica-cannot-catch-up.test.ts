@@ -1,0 +1,172 @@
+// A replica away for longer than its primary keeps what it needs, for real:
+// PostgreSQL's slot invalidated (its WAL past max_slot_wal_keep_size, set
+// small here) and MariaDB's binary logs purged past the replica's position.
+// Neither ever catches up by itself; `replica.sh status` (the rendered
+// script, whose reason the backup's failure ping and npm run status carry)
+// says so and that it must be seeded again, and says nothing of the kind for
+// a replica merely stopped, which resumes.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { primaryReplicationFlags } from "../../infra/replica/render.js";
+import type { MariaDb } from "../support/mariadb.js";
+import { startPostgres, type Postgres } from "../support/postgres.js";
+import {
+  PRIMARY_CONTAINER,
+  REPLICA_CONTAINER,
+  generatedPassword,
+  mariaDbPairEnv,
+  renderReplicaScript,
+  replicaEnv,
+  replicaStatus,
+  replicatedDatabase,
+  runReplica,
+  setUpReplica,
+  startReplicatedMariaDb,
+  startMariaDbReplica,
+  startStandby,
+  writePostgresReplicationSecrets,
+  type Standby,
+} from "../support/replica-harness.js";
+import { tempDir, waitFor } from "../support/system.js";
+
+const DB = "bbaegok";
+const MUST_SEED = /it cannot continue from its position and must be seeded again \(README, "Read replicas": a replica that cannot catch up\)/;
+
+describe("PostgreSQL: a standby whose slot the primary invalidated while it was away", () => {
+  let primary: Postgres;
+  let standby: Standby | undefined;
+  const dir = tempDir("replica-lost-slot");
+  let both: { script: string; env: Record<string, string> };
+  let fromPrimary: { script: string; env: Record<string, string> };
+  const primaryContainer = () => ({ PGHOST: primary.socketDir, PGPORT: String(primary.port), PGDATA: join(primary.socketDir, "data") });
+
+  before(async () => {
+    // The program's flags, then a bound of one megabyte instead of 4 GiB: a few WAL segments away is too far.
+    primary = await startPostgres([...primaryReplicationFlags("postgres"), "-c", "max_slot_wal_keep_size=1MB"]);
+    primary.sql(`CREATE DATABASE ${DB}`);
+    primary.sql("CREATE TABLE orders (id serial PRIMARY KEY, memo text NOT NULL); INSERT INTO orders (memo) VALUES ('주문 1');", DB);
+    writePostgresReplicationSecrets(dir.path);
+    both = { script: renderReplicaScript(dir.path, { database: replicatedDatabase("postgres", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port }), env: {} };
+    both.env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: primaryContainer(), [REPLICA_CONTAINER]: { PGHOST: dir.path, PGPORT: "1" } });
+    const setup = await runReplica(both.script, both.env, "setup");
+    assert.equal(setup.status, 0, setup.stderr);
+    standby = await startStandby(primary, dir.path, dir.path, DB);
+    both.env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: primaryContainer(), [REPLICA_CONTAINER]: { PGHOST: standby.socketDir, PGPORT: String(standby.port) } });
+    // The copy of the stack's server when the standby is on another one: it asks the primary alone.
+    const own = join(dir.path, "primary-server");
+    mkdirSync(own);
+    fromPrimary = {
+      script: renderReplicaScript(own, { database: replicatedDatabase("postgres", 30), replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port, replicaHost: "127.0.0.1", thisServer: "primary" }),
+      env: replicaEnv(own, { [PRIMARY_CONTAINER]: primaryContainer() }),
+    };
+    await waitFor("the standby to be caught up", async () => (await replicaStatus(both.script, both.env)).healthy, 60_000, 300);
+  });
+  after(async () => {
+    await Promise.all([standby?.stop(), primary?.stop()]);
+    dir.remove();
+  });
+
+  it("stopped, with its slot still holding its WAL: not streaming, and nothing said of seeding it again", async () => {
+    await standby!.stop();
+    const state = await replicaStatus(fromPrimary.script, fromPrimary.env);
+    assert.equal(state.healthy, false);
+    assert.match(state.reason ?? "", /not streaming from the primary \(its connection: none\)$/);
+    assert.equal(primary.sql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'replica_1'").trim(), "reserved");
+  });
+
+  it("the primary writes past the bound and checkpoints: the slot is lost; started again, the standby cannot stream, and both copies of status say it must be seeded again", async () => {
+    for (let segment = 0; segment < 4; segment++) primary.sql("INSERT INTO orders (memo) SELECT md5(g::text) FROM generate_series(1, 2000) g; SELECT pg_switch_wal();", DB);
+    primary.sql("CHECKPOINT");
+    assert.equal(primary.sql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'replica_1'").trim(), "lost");
+    const seen = await replicaStatus(fromPrimary.script, fromPrimary.env);
+    assert.equal(seen.healthy, false);
+    assert.match(seen.reason ?? "", /the primary removed WAL its slot replica_1 held for it \(it was away past max_slot_wal_keep_size\)/);
+    assert.match(seen.reason ?? "", MUST_SEED);
+    // Started again on its folder (its container restarted): it serves what it had, and never streams again.
+    standby = await startStandby(primary, dir.path, dir.path, DB);
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.notEqual(standby.sql("SELECT COALESCE((SELECT status FROM pg_stat_wal_receiver), 'none')"), "streaming");
+    both.env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: primaryContainer(), [REPLICA_CONTAINER]: { PGHOST: standby.socketDir, PGPORT: String(standby.port) } });
+    const state = await replicaStatus(both.script, both.env);
+    assert.equal(state.healthy, false, JSON.stringify(state));
+    assert.match(state.reason ?? "", /the replica's WAL receiver is not streaming/);
+    assert.match(state.reason ?? "", MUST_SEED);
+  });
+
+  it("seeded again as the README says, taken out and put back: retire (the up's delete, its container gone) drops the lost slot; setup and a new volume's first start seed a standby that streams", async () => {
+    await standby!.stop();
+    const retire = await runReplica(both.script, both.env, "retire");
+    assert.equal(retire.status, 0, retire.stderr);
+    assert.equal(primary.sql("SELECT count(*) FROM pg_replication_slots").trim(), "0");
+    const setup = await runReplica(both.script, both.env, "setup");
+    assert.equal(setup.status, 0, setup.stderr);
+    const volume = join(dir.path, "new-volume");
+    mkdirSync(volume);
+    standby = await startStandby(primary, volume, dir.path, DB);
+    both.env = replicaEnv(dir.path, { [PRIMARY_CONTAINER]: primaryContainer(), [REPLICA_CONTAINER]: { PGHOST: standby.socketDir, PGPORT: String(standby.port) } });
+    await waitFor("the new standby to be caught up", async () => (await replicaStatus(both.script, both.env)).healthy, 60_000, 300);
+    assert.equal(standby.sql("SELECT count(*) FROM orders"), primary.sql("SELECT count(*) FROM orders", DB).trim());
+    assert.equal(primary.sql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'replica_1'").trim(), "reserved");
+  });
+});
+
+describe("MariaDB: a replica whose position the primary's binary logs no longer hold", () => {
+  let primary: MariaDb;
+  let replica: MariaDb;
+  const dir = tempDir("replica-purged");
+  let script: string;
+  let env: Record<string, string>;
+
+  before(async () => {
+    ({ primary, replica, script, env } = await startReplicatedMariaDb(dir.path, { database: DB, appPassword: generatedPassword(), memoryMb: 512, schema: "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, memo VARCHAR(100) NOT NULL) ENGINE=InnoDB; INSERT INTO orders (memo) VALUES ('주문 1');" }));
+  });
+  after(async () => {
+    await Promise.all([primary?.stop(), replica?.stop()]);
+    dir.remove();
+  });
+
+  it("its IO thread stopped by hand: unhealthy, and nothing said of seeding it again", async () => {
+    replica.sql("STOP SLAVE IO_THREAD");
+    const state = await replicaStatus(script, env);
+    assert.equal(state.healthy, false);
+    assert.match(state.reason ?? "", /the replica's IO thread is not running \(No\)$/);
+    replica.sql("START SLAVE IO_THREAD");
+  });
+
+  it("away while the primary purged its binary logs: the replica's restart fails with 1236, and status says it must be seeded again", async () => {
+    replica.sql("STOP SLAVE");
+    for (let log = 0; log < 2; log++) primary.sql("INSERT INTO orders (memo) VALUES ('away'); FLUSH BINARY LOGS;", DB);
+    // MariaDB keeps a log until its binlog checkpoint has passed it (InnoDB's commits durable): flushed and purged until one is left.
+    await waitFor(
+      "the primary's binary logs to be purged but the current one",
+      () => {
+        primary.sql("FLUSH BINARY LOGS");
+        const current = primary.sql("SHOW MASTER STATUS").trim().split("\t")[0]!;
+        primary.sql(`PURGE BINARY LOGS TO '${current}'`);
+        return primary.sql("SHOW BINARY LOGS").trim().split("\n").length === 1;
+      },
+      30_000,
+      500,
+    );
+    replica.sql("START SLAVE");
+    let state = await replicaStatus(script, env);
+    await waitFor("the replica's IO thread to fail", async () => /1236/.test((state = await replicaStatus(script, env)).reason ?? ""), 30_000, 300);
+    assert.equal(state.healthy, false, JSON.stringify(state));
+    assert.match(state.reason ?? "", /the replica's IO thread is not running \(No\): Got fatal error 1236/);
+    assert.match(state.reason ?? "", MUST_SEED);
+  });
+
+  it("seeded again as the README says, taken out and put back: retire (its server gone) drops the logins; setup seeds a new server, which replicates every row", async () => {
+    await replica.stop();
+    const retire = await runReplica(script, env, "retire");
+    assert.equal(retire.status, 0, retire.stderr);
+    assert.equal(primary.sql("SELECT count(*) FROM mysql.user WHERE user = 'replicator'").trim(), "0");
+    replica = await startMariaDbReplica(dir.path, { database: DB, appPassword: generatedPassword(), memoryMb: 512 });
+    env = mariaDbPairEnv(dir.path, { primary, replica });
+    await setUpReplica(script, env);
+    assert.equal(replica.sql("SELECT count(*) FROM orders", DB).trim(), primary.sql("SELECT count(*) FROM orders", DB).trim());
+    assert.equal((await replicaStatus(script, env)).healthy, true);
+  });
+});
