@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { spawn } from "node:child_process";
 import { replicaApplyThreads, replicaServerFlags } from "../../infra/replica/render.js";
 import type { MariaDb } from "../support/mariadb.js";
-import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, mariaDbPairEnv, setUpReplica, startMariaDbPair, startReplicatedMariaDb, writeReplicaRole } from "../support/replica-harness.js";
+import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, startMariaDbPair, startReplicatedMariaDb, writeReplicaRole } from "../support/replica-harness.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";

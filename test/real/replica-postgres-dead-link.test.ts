@@ -102,7 +102,7 @@ describe("a PostgreSQL standby's first base backup over the link, the primary's 
     const code = await Promise.race([replica.exited, new Promise<"waiting">((r) => setTimeout(() => r("waiting"), (BASE_BACKUP_DEAD_LINK_SECONDS + 60) * 1000))]);
     assert.notEqual(code, "waiting", `pg_basebackup still waits ${BASE_BACKUP_DEAD_LINK_SECONDS + 60} s after the cut:\n${replica.log().slice(-2000)}`);
     assert.notEqual(code, 0, replica.log());
-    assert.match(replica.log(), /pg_basebackup: error: .*(timed out|Connection timed out)/i);
+    assert.match(replica.log(), /pg_basebackup: error: .*timed out/i);
     assert.match(replica.log(), /removing contents of data directory/);
     assert.deepEqual(readdirSync(replicaData), [], "the half copy is left in the folder");
     // For the record (no assertion: timings are not tested), how long the cut took to end the copy.
