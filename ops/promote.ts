@@ -45,8 +45,6 @@ import { upFailureReason, type Reporter, type StackControl } from "./deploy/orch
 import { runScript, sshShell, type Shell } from "./deploy/server.js";
 import { EXIT, readStackOrExit, runCommand } from "./exit.js";
 
-const USAGE = "usage: npm run promote -- --stack <name>";
-
 /** What the command is wired to: the engine, the stack file and the server in production; stand-ins in tests. */
 export interface PromoteDeps {
   readConfig(stack: string): StackConfig;
@@ -75,30 +73,46 @@ export function writePromotion(path: string, value: "promoting" | "replica" = "r
   return () => writeFileSync(path, before);
 }
 
-/** `replica.sh promote` on the server; its log lines (stderr) are the progress. */
-function promoteCommand(script: string, privilege: Privilege): string {
-  return privilege === "sudo" ? asRootCommand("run", script, "promote") : `bash ${shellQuote(script)} promote`;
+/** `replica.sh <step>` on the server (promote, reseed); its log lines (stderr) are the progress. */
+export function replicaStepCommand(script: string, step: "promote" | "reseed", privilege: Privilege): string {
+  return privilege === "sudo" ? asRootCommand("run", script, step) : `bash ${shellQuote(script)} ${step}`;
 }
 
-/** Runs the command; returns the exit status. */
-export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: Reporter, errors: Reporter): Promise<number> {
+/**
+ * The start the replica's commands share: `--stack <name>` parsed, its file
+ * read, a replica in it. The stack, its config and its file's name; or, said
+ * on `errors`, the status to exit with.
+ */
+export function readReplicaStack(
+  command: "promote" | "reseed",
+  argv: string[],
+  readConfig: PromoteDeps["readConfig"],
+  errors: Reporter,
+): { stack: string; config: StackConfig; file: string } | { exit: number } {
   let stack: string;
   try {
     const { values } = parseArgs({ args: argv, options: { stack: { type: "string" } }, strict: true });
     if (!values.stack) throw new Error("--stack is required");
     stack = values.stack;
   } catch (err) {
-    errors.line(`${(err as Error).message}\n${USAGE}`);
-    return EXIT.usage;
+    errors.line(`${(err as Error).message}\nusage: npm run ${command} -- --stack <name>`);
+    return { exit: EXIT.usage };
   }
-  const read = readStackOrExit("promote", () => deps.readConfig(stack), errors);
-  if ("exit" in read) return read.exit;
-  const config = read.config;
+  const read = readStackOrExit(command, () => readConfig(stack), errors);
+  if ("exit" in read) return read;
   const file = stackFileName(stack);
-  if (config.database.replicas.length === 0) {
-    errors.line(`promote: ${file} lists no database.replicas: there is no replica to promote`);
-    return EXIT.usage;
+  if (read.config.database.replicas.length === 0) {
+    errors.line(`${command}: ${file} lists no database.replicas: there is no replica to ${command === "promote" ? "promote" : "seed"}`);
+    return { exit: EXIT.usage };
   }
+  return { stack, config: read.config, file };
+}
+
+/** Runs the command; returns the exit status. */
+export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: Reporter, errors: Reporter): Promise<number> {
+  const read = readReplicaStack("promote", argv, deps.readConfig, errors);
+  if ("exit" in read) return read.exit;
+  const { stack, config, file } = read;
   if (!localReplica(config.database)) {
     // replica.sh promote would fence the primary here and then find no replica on this server: no writer at all.
     errors.line(`promote: ${file}'s replica is on another server (database.replicas[0].server): promoting it is not supported yet; nothing was done`);
@@ -138,7 +152,7 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
     }
     unstage();
     out.line(`promote of ${stack}: ${replica.container} becomes the primary (replica.sh promote on ${shell.where})`);
-    const promoted = await runScript(shell, promoteCommand(script, deps.privilege));
+    const promoted = await runScript(shell, replicaStepCommand(script, "promote", deps.privilege));
     for (const line of promoted.stderr.split("\n")) if (line.trim()) out.line(`      ${line}`);
     if (promoted.status !== 0) {
       // The warm slot names the replica, which still refuses writes: re-created naming the original again, so

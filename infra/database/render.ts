@@ -24,7 +24,8 @@ export interface DatabaseSpec {
   initFiles: { name: string; content: string }[];
 }
 
-const DATA_PATHS: Record<DatabaseEngine, string> = {
+/** Where each engine's image keeps its data: the volume's mount in the database's and the replica's containers. */
+export const DATA_PATHS: Record<DatabaseEngine, string> = {
   mysql: "/var/lib/mysql",
   mariadb: "/var/lib/mysql",
   postgres: "/var/lib/postgresql/data",

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
-import { DATABASE_ALIAS, SECRETS_MOUNT } from "../database/render.js";
+import { DATABASE_ALIAS, DATA_PATHS, SECRETS_MOUNT } from "../database/render.js";
 import { LINK_STALL_SECONDS, linkStallGuardBash } from "../link/render.js";
 import { containerPrefix, shellQuote } from "../server/render.js";
 
@@ -86,7 +86,7 @@ export function replicaNames(prefix: string) {
     volume: `${prefix}${REPLICA_VOLUME_SUFFIX}`,
     /** PostgreSQL's physical replication slot (and the replica's application_name). */
     slot: "replica_1",
-    /** The replica's script on the server: `replica.sh setup|wait|status|promote|writable`. */
+    /** The replica's script on the server: `replica.sh setup|wait|status|promote|writable|reseed|retire`. */
     script: (stackDir: string) => `${stackDir}/replica/replica.sh`,
     /** MariaDB/MySQL: the replica's role option file on the server (replicaRoleOptions), mounted at REPLICA_ROLE_MOUNT. */
     roleFile: (stackDir: string) => `${stackDir}/replica/role.cnf`,
@@ -368,6 +368,8 @@ export function replicaVariables(spec: Omit<ReplicaScriptSpec, "stack" | "servic
     `readonly REPLICA_HOST=${shellQuote(spec.replicaHost ?? REPLICA_ALIAS)} REPLICA_PORT=${spec.replicaPort ?? spec.primaryPort ?? (engine === "postgres" ? 5432 : 3306)}`,
     `readonly REPLICATION_USER=${REPLICATION_USER} SEEDING_USER=${SEEDING_USER} MONITOR_USER=${MONITOR_USER} BACKUP_USER=${BACKUP_USER} SLOT=${shellQuote(spec.slot)}`,
     `readonly THIS_SERVER=${spec.thisServer ?? "both"}`,
+    // The replica's volume inside its container: reseed empties it (PostgreSQL).
+    `readonly REPLICA_DATA=${shellQuote(DATA_PATHS[engine])}`,
     `readonly MAX_LAG_SECONDS=${spec.replica.maxLagSeconds}`,
     `secrets_dir=\${REPLICA_SECRETS_DIR:-${spec.secretsDir ?? SECRETS_MOUNT}}`,
     // Queries over the link (the tests shorten the stall bound).
@@ -418,7 +420,7 @@ export function describeReplication(state: ReplicaStatus): string {
   return state.healthy ? `healthy, ${detail}` : `UNHEALTHY: ${state.reason ?? "unknown"}; ${detail}`;
 }
 
-/** The replica's commands on the server: `replica.sh setup|wait|status|promote|writable`. */
+/** The replica's commands on the server: `replica.sh setup|wait|status|promote|writable|reseed|retire`. */
 export function replicaScript(spec: ReplicaScriptSpec): string {
   return [
     "#!/usr/bin/env bash",

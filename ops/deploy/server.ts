@@ -29,16 +29,26 @@ export interface Shell {
   start(script: string): ChildProcessWithoutNullStreams;
 }
 
-/** Runs `script` to its end with `stdin` as its input. */
-export function runScript(shell: Shell, script: string, stdin = ""): Promise<ShellResult> {
+/** Runs `script` to its end with `stdin` as its input; `progress`, when given, gets each line of its stderr as it comes (a long run's log). */
+export function runScript(shell: Shell, script: string, stdin = "", progress?: (line: string) => void): Promise<ShellResult> {
   return new Promise((resolve, reject) => {
     const child = shell.start(script);
     let stdout = "";
     let stderr = "";
+    let shown = 0;
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (!progress) return;
+      const end = stderr.lastIndexOf("\n") + 1;
+      for (const line of stderr.slice(shown, end).split("\n")) if (line.trim()) progress(line);
+      shown = Math.max(shown, end);
+    });
     child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ status: code ?? (signal ? 128 : 1), stdout, stderr }));
+    child.on("close", (code, signal) => {
+      if (progress) for (const line of stderr.slice(shown).split("\n")) if (line.trim()) progress(line);
+      resolve({ status: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
     // A script that does not read its input closes the pipe early; that is not a failure.
     child.stdin.on("error", () => undefined);
     child.stdin.end(stdin);

@@ -25,7 +25,7 @@ import { after, before, describe, it } from "node:test";
 import { linkPaths } from "../../infra/link/render.js";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { asAppUser, inSlot, inspect, newestManifest, runInstalledBackup, servingSlot, writeAndSeeReplicated, type Engine } from "../support/docker-replica.js";
+import { asAdmin, asAppUser, inSlot, inspect, newestManifest, runInstalledBackup, servingSlot, writeAndSeeReplicated, type Engine } from "../support/docker-replica.js";
 import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
@@ -101,13 +101,6 @@ after(async () => {
 function published(container: string): string[] {
   const bindings = inspect<Record<string, { HostIp: string; HostPort: string }[] | null> | null>(container, ".HostConfig.PortBindings") ?? {};
   return Object.entries(bindings).flatMap(([port, list]) => (list ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${port}`));
-}
-
-/** SQL as the database's administrator inside a container (the test's own steps). */
-function asAdmin(engine: Engine, container: string, sql: string) {
-  const client =
-    engine === "mariadb" ? 'MYSQL_PWD="$(cat /run/secrets/db_root_password)" exec mariadb -uroot' : "exec psql -X -q -tA -F ' ' -v ON_ERROR_STOP=1 -U postgres -d bbaegok";
-  return docker(["exec", "-i", container, "sh", "-c", client], { input: sql });
 }
 
 /** Refuses new and open TCP connections to this machine's sshd on `address` (this machine's firewall), until the returned function runs. */

@@ -24,7 +24,7 @@ import { after, before, describe, it } from "node:test";
 import { linkPaths } from "../../infra/link/render.js";
 import { buildTestImages, committedImageRefs } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost, type OtherServer } from "../support/docker-host.js";
-import { asAppUser, inSlot, inspect, newestManifest, runInstalledBackup, writeAndSeeReplicated } from "../support/docker-replica.js";
+import { asAdmin, asAppUser, inSlot, inspect, newestManifest, runInstalledBackup, writeAndSeeReplicated } from "../support/docker-replica.js";
 import { opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { SERVERS, serverNamespaces, type ServerNamespaces } from "../support/link-harness.js";
@@ -86,13 +86,6 @@ after(async () => {
 /** A server's containers, by name. */
 function containersOn(on: Pick<DockerHost, "dockerEnv">): string[] {
   return docker(["ps", "-a", "--format", "{{.Names}}"], { host: on }).stdout.split("\n").filter(Boolean).sort();
-}
-
-/** SQL as the database's administrator inside a container (the test's own steps). */
-function asAdmin(engine: string, container: string, sql: string, on?: Pick<DockerHost, "dockerEnv">) {
-  const client =
-    engine === "mariadb" ? 'MYSQL_PWD="$(cat /run/secrets/db_root_password)" exec mariadb -uroot' : "exec psql -X -q -tA -F ' ' -v ON_ERROR_STOP=1 -U postgres -d bbaegok";
-  return docker(["exec", "-i", container, "sh", "-c", client], { host: on, input: sql });
 }
 
 for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of STACKS) {

@@ -119,8 +119,11 @@ describe("MariaDB: a replica whose position the primary's binary logs no longer 
   let script: string;
   let env: Record<string, string>;
 
+  const appPassword = generatedPassword();
+  const appRead = () => replica.sqlAs(DB, appPassword, "SELECT count(*) FROM orders", DB);
+
   before(async () => {
-    ({ primary, replica, script, env } = await startReplicatedMariaDb(dir.path, { database: DB, appPassword: generatedPassword(), memoryMb: 512, schema: "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, memo VARCHAR(100) NOT NULL) ENGINE=InnoDB; INSERT INTO orders (memo) VALUES ('주문 1');" }));
+    ({ primary, replica, script, env } = await startReplicatedMariaDb(dir.path, { database: DB, appPassword, memoryMb: 512, schema: "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, memo VARCHAR(100) NOT NULL) ENGINE=InnoDB; INSERT INTO orders (memo) VALUES ('주문 1');" }));
   });
   after(async () => {
     await Promise.all([primary?.stop(), replica?.stop()]);
@@ -156,6 +159,33 @@ describe("MariaDB: a replica whose position the primary's binary logs no longer 
     assert.equal(state.healthy, false, JSON.stringify(state));
     assert.match(state.reason ?? "", /the replica's IO thread is not running \(No\): Got fatal error 1236/);
     assert.match(state.reason ?? "", MUST_SEED);
+  });
+
+  it("npm run reseed's replica.sh reseed, failing to catch up (its replication login locked on the primary): exit 1, and the app's login stays locked on the replica, so its reads go to the primary", async () => {
+    primary.sql("SET SESSION sql_log_bin = 0; ALTER USER 'replicator'@'%' ACCOUNT LOCK;");
+    const reseed = await runReplica(script, { ...env, REPLICA_RESEED_WAIT_SECONDS: "5" }, "reseed");
+    assert.equal(reseed.status, 1, reseed.stderr);
+    assert.match(reseed.stderr, /seeding bbaegok-prod-db-replica again from bbaegok-prod-db; its replication before: .*must be seeded again/);
+    assert.match(reseed.stderr, /bbaegok@% on bbaegok-prod-db-replica: locked/);
+    assert.match(reseed.stderr, /seeded again, does not replicate from bbaegok-prod-db yet .*run npm run reseed again if it stays so/);
+    assert.doesNotMatch(reseed.stderr, /unlocked/);
+    const refused = appRead();
+    assert.notEqual(refused.status, 0, "the app's login read the replica of a failed reseed");
+    assert.match(refused.stderr, /account is locked/i);
+  });
+
+  it("run again, it seeds the replica in place: every row, replicating, the app's login unlocked; the primary keeps running", async () => {
+    primary.sql("SET SESSION sql_log_bin = 0; ALTER USER 'replicator'@'%' ACCOUNT UNLOCK;");
+    const rows = primary.sql("SELECT count(*) FROM orders", DB).trim();
+    const uptime = Number(primary.sql("SHOW GLOBAL STATUS LIKE 'Uptime'").trim().split("\t")[1]);
+    const reseed = await runReplica(script, env, "reseed");
+    assert.equal(reseed.status, 0, reseed.stderr);
+    assert.match(reseed.stderr, /bbaegok@% on bbaegok-prod-db-replica: unlocked/);
+    assert.equal(appRead().stdout.trim(), rows);
+    primary.sql("INSERT INTO orders (memo) VALUES ('after the reseed')", DB);
+    await waitFor("the row written after the reseed on the replica", () => appRead().stdout.trim() === String(Number(rows) + 1), 30_000, 300);
+    assert.equal((await replicaStatus(script, env)).healthy, true);
+    assert.ok(Number(primary.sql("SHOW GLOBAL STATUS LIKE 'Uptime'").trim().split("\t")[1]) >= uptime, "the primary restarted");
   });
 
   it("seeded again as the README says, taken out and put back: retire (its server gone) drops the logins; setup seeds a new server, which replicates every row", async () => {

@@ -28,6 +28,13 @@ export function asAppUser(engine: Engine, container: string, sql: string, on?: O
   return docker(["exec", "-i", container, "sh", "-c", client], { host: on, input: sql, allowFailure: true });
 }
 
+/** SQL as the database's administrator inside a container (the test's own steps); it must succeed. */
+export function asAdmin(engine: Engine, container: string, sql: string, on?: On): RunResult {
+  const client =
+    engine === "mariadb" ? 'MYSQL_PWD="$(cat /run/secrets/db_root_password)" exec mariadb -uroot' : "exec psql -X -q -tA -F ' ' -v ON_ERROR_STOP=1 -U postgres -d bbaegok";
+  return docker(["exec", "-i", container, "sh", "-c", client], { host: on, input: sql });
+}
+
 /** What the engine says when a read-only database refuses the app's write. */
 export function readOnlyRefusal(engine: Engine): RegExp {
   return engine === "mariadb" ? /--read-only/ : /read-only transaction/;
