@@ -73,9 +73,9 @@ export function writePromotion(path: string, value: "promoting" | "replica" = "r
   return () => writeFileSync(path, before);
 }
 
-/** `replica.sh <step>` on the server (promote, reseed); its log lines (stderr) are the progress. */
-export function replicaStepCommand(script: string, step: "promote" | "reseed", privilege: Privilege): string {
-  return privilege === "sudo" ? asRootCommand("run", script, step) : `bash ${shellQuote(script)} ${step}`;
+/** `replica.sh <command…>` on a server (promote; reseed and its steps); its log lines (stderr) are the progress. */
+export function replicaStepCommand(script: string, args: string[], privilege: Privilege): string {
+  return privilege === "sudo" ? asRootCommand("run", script, ...args) : `bash ${[script, ...args].map(shellQuote).join(" ")}`;
 }
 
 /**
@@ -152,7 +152,7 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
     }
     unstage();
     out.line(`promote of ${stack}: ${replica.container} becomes the primary (replica.sh promote on ${shell.where})`);
-    const promoted = await runScript(shell, replicaStepCommand(script, "promote", deps.privilege));
+    const promoted = await runScript(shell, replicaStepCommand(script, ["promote"], deps.privilege));
     for (const line of promoted.stderr.split("\n")) if (line.trim()) out.line(`      ${line}`);
     if (promoted.status !== 0) {
       // The warm slot names the replica, which still refuses writes: re-created naming the original again, so

@@ -204,23 +204,27 @@ export class ReadReplica extends pulumi.ComponentResource {
 
     // The replica's image still reads the database's password files at start. A PostgreSQL standby's connection
     // needs libpq's password file and its entrypoint; a MariaDB replica's server its copy of replica.sh, which seeds
-    // and connects it with the seeding and replication passwords.
+    // and connects it with the seeding and replication passwords. On either engine, that copy runs the replica's
+    // steps of npm run reseed there.
     function placeFilesElsewhere(parent: ReadReplica, other: OtherServer): ServerFile[] {
       const secret = (suffix: string, file: string, content: pulumi.Output<string>) =>
         new ServerFile(`${name}-elsewhere-${suffix}`, { connection: other.connection, path: `${other.names.secretsDir}/db/${file}`, mode: "0400", owner: DATABASE_UID, content }, { parent });
-      const passwords = [secret("root-password-file", ROOT_PASSWORD_FILE, primary.rootPassword), secret("app-password-file", APP_PASSWORD_FILE, primary.password)];
+      const placed = [
+        secret("root-password-file", ROOT_PASSWORD_FILE, primary.rootPassword),
+        secret("app-password-file", APP_PASSWORD_FILE, primary.password),
+        new ServerFile(`${name}-elsewhere-script`, { connection: other.connection, path: replicaName.script(other.names.stackDir), mode: "0755", owner: "root:root", content: script("replica") }, { parent }),
+      ];
       if (seedingPassword) {
         return [
-          ...passwords,
+          ...placed,
           secret("replication-password-file", REPLICATION_PASSWORD_FILE, replicationPassword),
           secret("seeding-password-file", SEEDING_PASSWORD_FILE, seedingPassword),
           secret("monitor-password-file", MONITOR_PASSWORD_FILE, monitorPassword!),
           secret("backup-password-file", BACKUP_PASSWORD_FILE, backupPassword!),
-          new ServerFile(`${name}-elsewhere-script`, { connection: other.connection, path: replicaName.script(other.names.stackDir), mode: "0755", owner: "root:root", content: script("replica") }, { parent }),
         ];
       }
       return [
-        ...passwords,
+        ...placed,
         secret("pgpass-file", REPLICATION_PGPASS_FILE, pulumi.secret(replicationPassword.apply(replicationPgpass))),
         new ServerFile(`${name}-elsewhere-entrypoint`, { connection: other.connection, path: `${other.names.stackDir}/replica-init/entrypoint.sh`, mode: "0755", owner: "root:root", dirMode: "0755", content: postgresReplicaEntrypoint(serverSpec) }, { parent }),
       ];

@@ -9,8 +9,9 @@
 #   promote  stop replicating and take writes on REPLICA (the runbook's npm run promote)
 #   writable once promoted (the flip's pulumi up, before the app moves): refuse unless REPLICA was
 #            promoted on the server; make it writable if a restart since left it read-only
-#   reseed   seed REPLICA again in place from PRIMARY, which keeps running (npm run reseed): a replica that
-#            cannot catch up (status says "must be seeded again"), or any other; both on this server only
+#   reseed [step]  seed REPLICA again in place from PRIMARY, which keeps running (npm run reseed): a replica
+#            that cannot catch up (status says "must be seeded again"), or any other; every step with both
+#            containers here, one step (below) on each server of a replica elsewhere
 #   retire   the replica was taken out of the stack (pulumi up, after removing its container): drop
 #            what setup made on PRIMARY for it (PostgreSQL: its slot, which would keep WAL for ever once
 #            the primary's max_slot_wal_keep_size is gone with the replica; the replication logins);
@@ -332,74 +333,87 @@ SQL
 # keeps its container, and so does the replica (Pulumi's state is unchanged).
 # While it is seeded nothing reads a half-copied replica: the app's reads go
 # to the primary (README, "Fall back to the primary…"), Metabase's fail
-# until it is done, and the backup dumps the primary (status says why). Run again after a failure, it
-# starts over: every step is safe to repeat.
-# REPLICA_RESEED_WAIT_SECONDS (1800): how long it waits for the seeded replica
-# to catch up before it reports failure (the seeding itself goes on).
+# until it is done, and the backup dumps the primary (status says why). Run
+# again after a failure, it starts over: every step is safe to repeat.
+# In five steps, each on the server holding what it changes, in this order
+# (`reseed` alone runs them all, both containers on this server; a replica on
+# another server gets them from npm run reseed, over two SSH connections):
+#   check    (the primary's server) the primary answers: else nothing is touched
+#   stop     (the replica's) out of reads and replication: PostgreSQL, the standby's container stopped;
+#            MariaDB, its network logins locked, replication reset, the database dropped
+#   primary  (the primary's) PostgreSQL, the slot made anew (a lost one cannot be used again, an old one
+#            holds WAL from the old position); MariaDB, the replication and seeding logins
+#   seed     (the replica's) PostgreSQL, its volume emptied and the container started: its entrypoint
+#            seeds an empty folder by pg_basebackup; MariaDB, a consistent dump of the primary loaded
+#   wait     (the primary's) until it replicates and is caught up, REPLICA_RESEED_WAIT_SECONDS (1800);
+#            the seeding goes on after a failed wait
+#   finish   (the replica's) MariaDB, the logins unlocked
 reseed() {
-  local state
-  # The primary first: without it nothing can be seeded, and the replica is left as it is.
-  if ! capture state admin_sql "$PRIMARY" <<<'SELECT 1'; then
-    replica_log err "$PRIMARY does not answer (${state//$'\n'/ }): $REPLICA is left as it is, nothing was seeded"
-    exit 1
-  fi
-  replica_log info "seeding $REPLICA again from $PRIMARY; its replication before: $(replication_state)"
-  if [[ $ENGINE == postgres ]]; then postgres_reseed; else mariadb_reseed; fi
-  if ! state=$(wait_until_replicating "${REPLICA_RESEED_WAIT_SECONDS:-1800}"); then
-    replica_log err "$REPLICA, seeded again, does not replicate from $PRIMARY yet ($state): see npm run status; run npm run reseed again if it stays so"
-    exit 1
-  fi
-  [[ $ENGINE == postgres ]] || app_logins unlock
-  replica_log info "$REPLICA is seeded again and replicates from $PRIMARY: $state"
+  local step
+  for step in check stop primary seed wait finish; do reseed_step "$step"; done
 }
 
-# PostgreSQL: the standby's container stopped (connections to it are refused,
-# so the app's routing reads from the primary), its slot on the primary made
-# anew (a lost slot cannot be used again, and an old one would hold WAL from
-# its old position), its data folder emptied by a one-off container of its
-# image on its volume, no network; then started: its entrypoint seeds an
-# empty folder by pg_basebackup, as the first time. PG_VERSION goes first: a
-# folder left half-emptied (the command stopped) has none, and the entrypoint
-# clears such a folder before seeding.
-postgres_reseed() {
-  local image waited=0
-  image=$(docker inspect --format '{{.Config.Image}}' "$REPLICA")
-  replica_log info "stopping $REPLICA"
-  docker stop --time 60 "$REPLICA" >/dev/null
-  while [[ $(admin_sql "$PRIMARY" <<<"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND active") != 0 ]]; do
-    if ((waited >= 60)); then
-      replica_log err "the slot $SLOT on $PRIMARY is still in use 60 s after $REPLICA stopped: another standby uses it? Nothing was dropped; $REPLICA stays stopped: run npm run reseed again"
-      exit 1
-    fi
-    sleep 1
-    waited=$((waited + 1))
-  done
-  admin_sql "$PRIMARY" >/dev/null <<<"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$SLOT';"
-  postgres_setup
-  replica_log info "emptying $REPLICA's data folder ($REPLICA_DATA)"
-  # shellcheck disable=SC2016 # expanded in the one-off container
-  docker run --rm --network none --user 0:0 --volumes-from "$REPLICA" --entrypoint sh "$image" \
-    -c 'rm -f -- "$1/PG_VERSION" && find "$1" -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +' clear "$REPLICA_DATA"
-  replica_log info "starting $REPLICA: its entrypoint seeds it by pg_basebackup"
-  docker start "$REPLICA" >/dev/null
-}
-
-# MariaDB/MySQL: the app's and Metabase's logins on the replica locked and
-# their connections ended first (a locked login is refused, so the app's
-# routing reads from the primary; a half-loaded database would answer with
-# part of the rows instead), replication reset and the database dropped,
-# then seeded as setup seeds it; the logins are unlocked once it is caught
-# up. A reseed that fails leaves them locked: reads stay on the primary
-# until one succeeds.
-mariadb_reseed() {
-  app_logins lock
-  admin_sql "$REPLICA" <<SQL
+reseed_step() {
+  local state waited=0
+  case $1 in
+    check)
+      if ! capture state admin_sql "$PRIMARY" <<<'SELECT 1'; then
+        replica_log err "$PRIMARY does not answer (${state//$'\n'/ }): $REPLICA is left as it is, nothing was seeded"
+        exit 1
+      fi
+      replica_log info "seeding $REPLICA again from $PRIMARY; its replication before: $(replication_state)" ;;
+    stop)
+      if [[ $ENGINE == postgres ]]; then
+        replica_log info "stopping $REPLICA"
+        docker stop --time 60 "$REPLICA" >/dev/null
+      else
+        app_logins lock
+        admin_sql "$REPLICA" <<SQL
 STOP SLAVE;
 RESET SLAVE ALL;
 SET SESSION sql_log_bin = 0;
 DROP DATABASE IF EXISTS \`$DATABASE\`;
 SQL
-  mariadb_setup
+      fi ;;
+    primary)
+      if [[ $ENGINE == postgres ]]; then
+        while [[ $(admin_sql "$PRIMARY" <<<"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND active") != 0 ]]; do
+          if ((waited >= 60)); then
+            replica_log err "the slot $SLOT on $PRIMARY is still in use 60 s after $REPLICA stopped: another standby uses it? Nothing was dropped; $REPLICA stays stopped: run npm run reseed again"
+            exit 1
+          fi
+          sleep 1
+          waited=$((waited + 1))
+        done
+        admin_sql "$PRIMARY" >/dev/null <<<"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$SLOT';"
+        postgres_setup
+      else
+        mariadb_primary_logins
+      fi ;;
+    seed)
+      if [[ $ENGINE == postgres ]]; then
+        local image
+        image=$(docker inspect --format '{{.Config.Image}}' "$REPLICA")
+        replica_log info "emptying $REPLICA's data folder ($REPLICA_DATA)"
+        # PG_VERSION first: a folder left half-emptied (this stopped) has none, and the entrypoint clears such a folder.
+        # shellcheck disable=SC2016 # expanded in the one-off container
+        docker run --rm --network none --user 0:0 --volumes-from "$REPLICA" --entrypoint sh "$image" \
+          -c 'rm -f -- "$1/PG_VERSION" && find "$1" -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +' clear "$REPLICA_DATA"
+        replica_log info "starting $REPLICA: its entrypoint seeds it by pg_basebackup"
+        docker start "$REPLICA" >/dev/null
+      else
+        # What setup does on this server (both: the primary's logins again, unchanged).
+        mariadb_setup
+      fi ;;
+    wait)
+      if ! state=$(wait_until_replicating "${REPLICA_RESEED_WAIT_SECONDS:-1800}"); then
+        replica_log err "$REPLICA, seeded again, does not replicate from $PRIMARY yet ($state): see npm run status; run npm run reseed again if it stays so"
+        exit 1
+      fi
+      replica_log info "$REPLICA is seeded again and replicates from $PRIMARY: $state" ;;
+    finish)
+      [[ $ENGINE == postgres ]] || app_logins unlock ;;
+  esac
 }
 
 # app_logins lock|unlock: every login on the replica a client reaches it by
@@ -458,11 +472,16 @@ main() {
         replica_log err "$REPLICA is the primary (promoted); seeding it again from $PRIMARY, which is out of date, would lose its writes: refused"
         exit 1
       fi
-      if [[ $THIS_SERVER != both ]]; then
-        replica_log err "reseed needs $PRIMARY and $REPLICA on this server; the replica is on another server: refused (README, \"Read replicas\": a replica that cannot catch up)"
-        exit 1
-      fi
-      reseed ;;
+      case ${2:-all}:$THIS_SERVER in
+        all:both) reseed ;;
+        all:*)
+          replica_log err "reseed needs $PRIMARY and $REPLICA on this server; the replica is on another server: npm run reseed runs its steps on each server"
+          exit 1 ;;
+        check:both | check:primary | primary:both | primary:primary | wait:both | wait:primary | stop:both | stop:replica | seed:both | seed:replica | finish:both | finish:replica) reseed_step "$2" ;;
+        *)
+          replica_log err "reseed $2 is not a step this server runs ($THIS_SERVER): check, primary and wait run on the primary's server; stop, seed and finish on the replica's"
+          exit 2 ;;
+      esac ;;
     retire)
       if [[ $PROMOTED == true ]]; then
         replica_log err "$REPLICA is the primary (promoted): nothing of it is retired"
@@ -470,7 +489,7 @@ main() {
       fi
       retire ;;
     *)
-      echo "usage: $0 setup|wait|status|promote|writable|reseed|retire" >&2
+      echo "usage: $0 setup|wait|status|promote|writable|reseed [check|stop|primary|seed|wait|finish]|retire" >&2
       exit 2 ;;
   esac
 }

@@ -67,7 +67,7 @@ export function localShell(env: NodeJS.ProcessEnv = {}): Shell {
  * The server over SSH with the operator's agent or the CI key: BatchMode (never
  * a prompt), strict host keys; a pinned `server.ssh.hostKey` is the only key accepted.
  */
-export function sshShell(server: StackConfig["server"]): Shell {
+export function sshShell(server: Pick<StackConfig["server"], "host" | "ssh">): Shell {
   const options = [...sshClientOptions(server), "-p", String(server.ssh.port)];
   mkdirSync(join(homedir(), SSH_CONTROL_DIR), { recursive: true, mode: 0o700 });
   const destination = `${server.ssh.user}@${server.host}`;

@@ -15,7 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { asAdmin, asAppUser, inSlot, inspect, newestManifest, otherSlotOf, proxyAddress, readOnlyRefusal, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
+import { asAppUser, inSlot, inspect, newestManifest, otherSlotOf, proxyAddress, readOnlyRefusal, reseedInPlace, RESEED_IN_PLACE, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
 import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres, startLoad } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
@@ -153,87 +153,7 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       });
     }
 
-    it("a replica that can no longer catch up (MariaDB: its binary logs purged; PostgreSQL: its slot lost) is seeded again in place by npm run reseed: no read of it ever sees part of the rows, the primary never restarts, and the stack's state is unchanged", async () => {
-      const ROWS = 200_000;
-      // A bigger table, so that the seeding lasts long enough for reads to land in it.
-      const bulk =
-        engine === "mariadb"
-          ? `CREATE TABLE reseed_rows (id INT PRIMARY KEY, body CHAR(32)); INSERT INTO reseed_rows SELECT seq, MD5(seq) FROM seq_1_to_${ROWS};`
-          : `CREATE TABLE reseed_rows (id INT PRIMARY KEY, body CHAR(32)); INSERT INTO reseed_rows SELECT g, md5(g::text) FROM generate_series(1, ${ROWS}) g;`;
-      assert.equal(asAppUser(engine, primary, bulk).status, 0);
-      const count = () => asAppUser(engine, replica, "SELECT count(*) FROM reseed_rows;");
-      await waitFor("the bulk rows on the replica", () => count().stdout === `${ROWS}\n`, 120_000, 500);
-      if (engine === "mariadb") {
-        // Away while the primary wrote, then its binary logs purged past its position: error 1236 once it is back.
-        asAdmin(engine, replica, "STOP SLAVE;");
-        asAdmin(engine, primary, "INSERT INTO bbaegok.reseed_rows VALUES (0, 'written while it was away');");
-        // MariaDB keeps a log until its binlog checkpoint has passed it: flushed and purged until one is left.
-        await waitFor(
-          "the primary's binary logs to be purged but the current one",
-          () => {
-            const current = asAdmin(engine, primary, "FLUSH BINARY LOGS; SHOW MASTER STATUS;").stdout.split("\n")[1]!.split("\t")[0]!;
-            asAdmin(engine, primary, `PURGE BINARY LOGS TO '${current}';`);
-            return asAdmin(engine, primary, "SHOW BINARY LOGS;").stdout.trim().split("\n").length === 2;
-          },
-          30_000,
-          500,
-        );
-        asAdmin(engine, replica, "START SLAVE;");
-      } else {
-        // Away for more than max_slot_wal_keep_size (4 GiB) of the primary's WAL: its slot is lost. The segments are
-        // made sparse (wal_init_zero off, for this test) so the 4 GiB costs no disk.
-        docker(["stop", replica]);
-        asAdmin(engine, primary, "ALTER SYSTEM SET wal_init_zero = off; SELECT pg_reload_conf();");
-        asAdmin(engine, primary, "INSERT INTO reseed_rows VALUES (0, 'written while it was away'); CREATE TABLE wal_filler (i INT); DO $$ BEGIN FOR i IN 1..300 LOOP INSERT INTO wal_filler VALUES (i); PERFORM pg_switch_wal(); END LOOP; END $$; DROP TABLE wal_filler; CHECKPOINT;");
-        asAdmin(engine, primary, "ALTER SYSTEM RESET wal_init_zero; SELECT pg_reload_conf();");
-        assert.equal(asAdmin(engine, primary, "SELECT wal_status FROM pg_replication_slots;").stdout, "lost\n");
-        docker(["start", replica]);
-      }
-      const full = ROWS + 1;
-      await waitFor(
-        "npm run status to say the replica must be seeded again",
-        async () => /UNHEALTHY: .*must be seeded again/.test((await opsAsync(ws, "deploy.ts", ["status", "--stack", stack])).stdout),
-        120_000,
-        1000,
-      );
-      const before = { primary: [inspect<string>(primary, ".Id"), inspect<string>(primary, ".State.StartedAt")], replica: inspect<string>(replica, ".Id") };
-
-      // Reads of the replica as the app's login, all through the seeding: each is refused or sees every row (or,
-      // before the seeding starts, the stale copy); never a part of them.
-      const reads: string[] = [];
-      let seeding = true;
-      const reader = (async () => {
-        while (seeding) {
-          const read = count();
-          reads.push(read.status === 0 ? read.stdout.trim() : "refused");
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      })();
-      const reseed = await opsAsync(ws, "reseed.ts", ["--stack", stack]);
-      seeding = false;
-      await reader;
-      assert.equal(reseed.status, 0, reseed.stdout + reseed.stderr);
-      assert.match(reseed.stdout, /is seeded again and caught up; the app reads from it again/);
-      const firstRefused = reads.indexOf("refused");
-      assert.ok(firstRefused >= 0, `no read was refused while the replica was seeded: ${reads.join(" ")}`);
-      assert.deepEqual(
-        reads.filter((r, i) => (i < firstRefused ? r !== String(ROWS) : r !== "refused" && r !== String(full))),
-        [],
-        `a read saw part of the rows: ${reads.join(" ")}`,
-      );
-      assert.equal(count().stdout, `${full}\n`, "the seeded replica lacks rows");
-      // Replicating again: a row written now arrives.
-      assert.equal(asAppUser(engine, primary, "INSERT INTO reseed_rows VALUES (-1, 'after the reseed');").status, 0);
-      await waitFor("the row written after the reseed on the replica", () => count().stdout === `${full + 1}\n`, 60_000, 500);
-      const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
-      assert.match(status.stdout, new RegExp(`^  replica  ${replica}  healthy, `, "m"), status.stdout);
-      // In place: the primary never restarted, the replica's container is the same one, and Pulumi has nothing to change.
-      assert.deepEqual([inspect<string>(primary, ".Id"), inspect<string>(primary, ".State.StartedAt")], before.primary, "the primary was re-created or restarted");
-      assert.equal(inspect<string>(replica, ".Id"), before.replica, "the replica's container was re-created");
-      const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
-      assert.equal(preview.status, 0, outputOf(preview));
-      assert.equal(asAppUser(engine, primary, "DROP TABLE reseed_rows;").status, 0);
-    });
+    it(RESEED_IN_PLACE, () => reseedInPlace({ engine, stack, primary, replica, ws }));
 
     it("npm run promote with the real pulumi up: no failed request; the old replica takes writes (the same container, never restarted), the original refuses them, the serving slot's datasource names db-replica", async () => {
       const originalId = inspect<string>(primary, ".Id");

@@ -345,10 +345,11 @@ describe("a postgres stack with its replica on another server, over WireGuard", 
     assert.doesNotMatch(JSON.stringify(plan.resources), /PrivateKey = /);
   });
 
-  it("the standby's password files and entrypoint are placed for its server; the primary's side is set up by replica.sh; the standby is waited for until it streams", () => {
+  it("the standby's password files, entrypoint and copy of replica.sh (npm run reseed's steps there) are placed for its server; the primary's side is set up by replica.sh; the standby is waited for until it streams", () => {
     const onReplicaServer = plan.resources.filter((r) => r.type === "bbaegok:server:File" && /-elsewhere-/.test(r.name));
     assert.deepEqual(onReplicaServer.map((r) => r.inputs["path"]).sort(), [
       `/srv/bbaegok/${stack}/replica-init/entrypoint.sh`,
+      `/srv/bbaegok/${stack}/replica/replica.sh`,
       `/srv/bbaegok/${stack}/secrets/db/db_password`,
       `/srv/bbaegok/${stack}/secrets/db/db_root_password`,
       `/srv/bbaegok/${stack}/secrets/db/replication.pgpass`,

@@ -172,7 +172,7 @@ describe("scripts over ssh", () => {
     const path = process.env.PATH;
     process.env.PATH = `${dir.path}:${path}`;
     try {
-      const shell = sshShell({ host: "home.bbaegok.kr", publicIp: "203.0.113.24", ssh: { user: "deploy", port: 22022, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbaegok" }, dataDir: "/srv/bbaegok", edgeSubnet: "172.30.10.0/24" });
+      const shell = sshShell({ host: "home.bbaegok.kr", ssh: { user: "deploy", port: 22022, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbaegok" } });
       const result = await runScript(shell, `printf '%s|' "it's" "$((6 * 7))"; cat`, "from stdin");
       assert.equal(result.stdout, "it's|42|from stdin");
       const argv = readFileSync(log, "utf8").split("\n");

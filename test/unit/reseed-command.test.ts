@@ -1,15 +1,17 @@
 // npm run reseed (ops/reseed.ts): when it refuses, touching nothing, and how
-// it runs the server's replica.sh reseed: its log shown line by line as it
-// comes, its exit status passed on. The server's script here is a stand-in
-// that logs and exits as told; the real one runs against real MariaDB in
-// test/real/replica-cannot-catch-up.test.ts and, both engines in real
-// containers, in test/docker/replica.test.ts. And the rendered script's own
-// refusals, which come before it touches any container.
+// it runs replica.sh reseed: on the stack's server, or step by step on each
+// server of a replica elsewhere; its log shown line by line as it comes, its
+// exit status passed on, nothing run after a failed step. The servers'
+// scripts here are stand-ins that log and exit as told; the real one runs
+// against real MariaDB in test/real/replica-cannot-catch-up.test.ts and, both
+// engines in real containers, in test/docker/replica.test.ts and
+// replica-elsewhere.test.ts. And the rendered script's own refusals, which
+// come before it touches any container.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { replicaNames, replicaScript } from "../../infra/replica/render.js";
 import { stackNames } from "../../infra/server/render.js";
 import { localShell } from "../../ops/deploy/server.js";
@@ -38,10 +40,10 @@ function reporter() {
   return { lines, reporter: { line: (text: string) => void lines.push(text) } };
 }
 
-const noServer = (config: StackConfig): ReseedDeps => ({ readConfig: () => config, shell: () => assert.fail("the server was reached"), privilege: "none" });
+const noServer = (config: StackConfig): ReseedDeps => ({ readConfig: () => config, shell: () => assert.fail("a server was reached"), privilege: "none" });
 
 describe("npm run reseed", () => {
-  it("refuses bad usage, a stack without a replica, one promoted or promoting, and one on another server (exit 2), reaching no server", async () => {
+  it("refuses bad usage, a stack without a replica, and one promoted or promoting (exit 2), reaching no server", async () => {
     const replica = { maxLagSeconds: 30, readTimeoutSeconds: 30 };
     const cases: [string[], ReseedDeps, RegExp][] = [
       [[], noServer(prod({ replicas: [replica] })), /--stack is required\nusage: npm run reseed -- --stack <name>/],
@@ -49,7 +51,6 @@ describe("npm run reseed", () => {
       [["--stack", "prod"], noServer(prod({ replicas: [] })), /Pulumi\.prod\.yaml lists no database\.replicas: there is no replica to seed/],
       [["--stack", "prod"], noServer(prod({ replicas: [replica], primary: "replica" })), /says database\.primary: replica: the replica is \(or is becoming\) the primary; seeding it again from the original would lose its writes\. Nothing was done/],
       [["--stack", "prod"], noServer(prod({ replicas: [replica], primary: "promoting" })), /says database\.primary: promoting/],
-      [["--stack", "prod"], noServer(prod({ replicas: [ELSEWHERE] })), /replica is on another server \(database\.replicas\[0\]\.server\): seeding it again in place is not supported yet; take it out of database\.replicas, pulumi up, put it back, pulumi up/],
     ];
     for (const [argv, deps, message] of cases) {
       const { lines, reporter: r } = reporter();
@@ -58,29 +59,43 @@ describe("npm run reseed", () => {
     }
   });
 
-  describe("on the server (a stand-in replica.sh at the stack's path)", () => {
+  describe("on the servers (stand-in replica.sh copies at each server's path, each server a local shell)", () => {
     const dir = tempDir("reseed-command");
-    const config = prod({ replicas: [{ maxLagSeconds: 30, readTimeoutSeconds: 30 }] }, dir.path);
-    const script = replicaNames(stackNames(config.service, "prod", config.server.dataDir).prefix).script(stackNames(config.service, "prod", config.server.dataDir).stackDir);
-    /** The stand-in: logs two lines a moment apart (on stderr, as replica.sh logs), records its argument, exits `status`. */
-    const standIn = (status: number) => {
-      mkdirSync(dirname(script), { recursive: true });
-      writeFileSync(script, `echo "$1" > "${dir.path}/ran"\necho "first line" >&2\nsleep 0.3\necho "last line, no newline" | tr -d '\\n' >&2\nexit ${status}\n`, { mode: 0o755 });
+    after(() => dir.remove());
+    const replicaDir = join(dir.path, "replica-server");
+    const scriptIn = (dataDir: string) => {
+      const names = stackNames("bbaegok", "prod", dataDir);
+      return replicaNames(names.prefix).script(names.stackDir);
     };
-    const deps: ReseedDeps = { readConfig: () => config, shell: () => localShell(), privilege: "none" };
+    const ran = join(dir.path, "ran");
+    /** A stand-in at the script's path of `dataDir`: records where it ran and its arguments, logs two lines a moment apart (stderr, as replica.sh logs), exits 1 for the step `failing`. */
+    const standIn = (dataDir: string, label: string, failing = "") => {
+      const script = scriptIn(dataDir);
+      mkdirSync(dirname(script), { recursive: true });
+      writeFileSync(
+        script,
+        `echo "${label} $*" >> "${ran}"\necho "${label}: first line" >&2\nsleep 0.3\necho "${label}: last line, no newline" | tr -d '\\n' >&2\n[ "$*" = "${failing}" ] && exit 1\nexit 0\n`,
+        { mode: 0o755 },
+      );
+    };
+    const runs = () => readFileSync(ran, "utf8").trim().split("\n");
+    const deps = (config: StackConfig): ReseedDeps => ({ readConfig: () => config, shell: (server) => ({ ...localShell(), where: server.host }), privilege: "none" });
+    const here = prod({ replicas: [{ maxLagSeconds: 30, readTimeoutSeconds: 30 }] }, dir.path);
+    const elsewhere = prod({ replicas: [{ ...ELSEWHERE, server: { ...ELSEWHERE.server, dataDir: replicaDir } }] }, dir.path);
 
-    it("runs replica.sh reseed, shows each line of its log as it comes, and says the replica is seeded (exit 0)", async () => {
-      standIn(0);
+    it("a replica on the stack's server: replica.sh reseed there, each line of its log shown as it comes, then that it is seeded (exit 0)", async () => {
+      rmSync(ran, { force: true });
+      standIn(dir.path, "stack's server");
       const shown: { text: string; at: number }[] = [];
       const out = { line: (text: string) => void shown.push({ text, at: Date.now() }) };
-      assert.equal(await runReseedCommand(["--stack", "prod"], deps, out, out), EXIT.ok);
-      assert.equal(spawnSync("cat", [join(dir.path, "ran")], { encoding: "utf8" }).stdout, "reseed\n");
+      assert.equal(await runReseedCommand(["--stack", "prod"], deps(here), out, out), EXIT.ok);
+      assert.deepEqual(runs(), ["stack's server reseed"]);
       assert.deepEqual(
         shown.map((l) => l.text),
         [
-          "reseed of prod: bbaegok-prod-db-replica is seeded again from the primary (replica.sh reseed on this machine); the app reads from the primary meanwhile",
-          "      first line",
-          "      last line, no newline",
+          `reseed of prod: bbaegok-prod-db-replica is seeded again from the primary (replica.sh reseed on ${here.server.host}); the app reads from the primary meanwhile`,
+          "      stack's server: first line",
+          "      stack's server: last line, no newline",
           "prod: bbaegok-prod-db-replica is seeded again and caught up; the app reads from it again.",
         ],
       );
@@ -88,29 +103,56 @@ describe("npm run reseed", () => {
       assert.ok(shown[2]!.at - shown[1]!.at >= 200, `the log was shown at the end: ${JSON.stringify(shown)}`);
     });
 
-    it("a failure on the server: its log, then what is left and what to do (exit 1)", async () => {
-      standIn(1);
+    it("a replica on another server: each step on the server holding what it changes, in order, each copy at its own server's path (exit 0)", async () => {
+      rmSync(ran, { force: true });
+      standIn(dir.path, "stack's server");
+      standIn(replicaDir, "replica's server");
       const { lines, reporter: r } = reporter();
-      assert.equal(await runReseedCommand(["--stack", "prod"], deps, r, r), EXIT.failed);
-      assert.match(lines.join("\n"), /      first line\n[^]*reseed of prod FAILED on the server \(exit 1\): the primary is untouched and the app reads from it; .*run npm run reseed -- --stack prod again \(it starts over\)\./);
-      dir.remove();
+      assert.equal(await runReseedCommand(["--stack", "prod"], deps(elsewhere), r, r), EXIT.ok, lines.join("\n"));
+      assert.deepEqual(runs(), [
+        "stack's server reseed check",
+        "replica's server reseed stop",
+        "stack's server reseed primary",
+        "replica's server reseed seed",
+        "stack's server reseed wait",
+        "replica's server reseed finish",
+      ]);
+      assert.match(lines[0]!, new RegExp(`on ${here.server.host} and replica\\.bbaegok\\.kr\\)`));
+    });
+
+    it("a failed step: its log, then where it failed and what to do; no later step runs (exit 1)", async () => {
+      rmSync(ran, { force: true });
+      standIn(dir.path, "stack's server", "reseed primary");
+      standIn(replicaDir, "replica's server");
+      const { lines, reporter: r } = reporter();
+      assert.equal(await runReseedCommand(["--stack", "prod"], deps(elsewhere), r, r), EXIT.failed);
+      assert.deepEqual(runs(), ["stack's server reseed check", "replica's server reseed stop", "stack's server reseed primary"]);
+      assert.match(
+        lines.join("\n"),
+        new RegExp(`      stack's server: first line\\n[^]*reseed of prod FAILED on ${here.server.host.replace(/\./g, "\\.")} \\(reseed primary, exit 1\\): the primary is untouched and the app reads from it; .*run npm run reseed -- --stack prod again \\(it starts over\\)\\.`),
+      );
     });
   });
 
-  it("the rendered replica.sh reseed refuses a promoted replica and, on either server of a replica elsewhere, any: before it touches a container (exit 1)", () => {
-    const run = (database: StackConfig["database"], thisServer: "both" | "primary" | "replica") => {
+  it("the rendered replica.sh reseed refuses a promoted replica, all steps at once on either server of a replica elsewhere, and a step on the wrong server: before it touches a container", () => {
+    const run = (database: StackConfig["database"], thisServer: "both" | "primary" | "replica", ...args: string[]) => {
       const script = replicaScript({ stack: "prod", service: "bbaegok", database, replica: { maxLagSeconds: 30 }, primaryContainer: "bbaegok-prod-db", replicaContainer: "bbaegok-prod-db-replica", slot: "replica_1", thisServer });
-      // docker on PATH fails loudly: the refusal must come first.
-      return spawnSync("bash", ["-c", 'docker() { echo "docker $*: reached" >&2; exit 99; }; export -f docker; bash -s reseed', "reseed"], { input: script, encoding: "utf8" });
+      // docker fails loudly: the refusal must come first.
+      return spawnSync("bash", ["-c", 'docker() { echo "docker $*: reached" >&2; exit 99; }; export -f docker; bash -s reseed "$@"', "reseed", ...args], { input: script, encoding: "utf8" });
     };
     for (const engine of ["mariadb", "postgres"] as const) {
       const promoted = run({ ...replicatedDatabase(engine), primary: "replica" }, "both");
       assert.equal(promoted.status, 1, promoted.stderr);
       assert.match(promoted.stderr, /bbaegok-prod-db-replica is the primary \(promoted\); seeding it again from bbaegok-prod-db, which is out of date, would lose its writes: refused/);
       for (const side of ["primary", "replica"] as const) {
-        const elsewhere = run(replicatedDatabase(engine), side);
-        assert.equal(elsewhere.status, 1, elsewhere.stderr);
-        assert.match(elsewhere.stderr, /reseed needs bbaegok-prod-db and bbaegok-prod-db-replica on this server; the replica is on another server: refused/);
+        const all = run(replicatedDatabase(engine), side);
+        assert.equal(all.status, 1, all.stderr);
+        assert.match(all.stderr, /reseed needs bbaegok-prod-db and bbaegok-prod-db-replica on this server; the replica is on another server: npm run reseed runs its steps on each server/);
+      }
+      for (const [side, step] of [["primary", "stop"], ["primary", "seed"], ["primary", "finish"], ["replica", "check"], ["replica", "primary"], ["replica", "wait"], ["both", "bogus"]] as const) {
+        const wrong = run(replicatedDatabase(engine), side, step);
+        assert.equal(wrong.status, 2, `${side} ${step}: ${wrong.stderr}`);
+        assert.match(wrong.stderr, new RegExp(`reseed ${step} is not a step this server runs \\(${side}\\): check, primary and wait run on the primary's server; stop, seed and finish on the replica's`));
       }
     }
   });
