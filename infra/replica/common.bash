@@ -1,5 +1,5 @@
 # --- shared by the replica's scripts (infra/replica/common.bash) ---
-# Expects from the rendered header: ENGINE, CLIENT, DATABASE, PRIMARY, REPLICA,
+# Expects from the rendered header: STACK, ENGINE, CLIENT, DATABASE, PRIMARY, REPLICA,
 # PRIMARY_HOST, PRIMARY_PORT, REPLICA_HOST, REPLICA_PORT, SEEDING_USER, MONITOR_USER, SLOT,
 # MAX_LAG_SECONDS, LOG_TAG, LINK_CONNECT_SECONDS, link_query_stall_seconds, link_dump_stall_seconds,
 # LINK_STALL_GUARD (infra/link/stall-guard.bash),
@@ -223,7 +223,7 @@ postgres_state_from_primary() {
 
 # A replica that can never catch up by itself: what status says, so that the
 # backup's failure ping and npm run status tell the operator what to do.
-readonly CANNOT_CATCH_UP='it cannot continue from its position and must be seeded again (README, "Read replicas": a replica that cannot catch up)'
+readonly CANNOT_CATCH_UP="it cannot continue from its position and must be seeded again: npm run reseed -- --stack $STACK (README, \"Read replicas\": a replica that cannot catch up)"
 # PostgreSQL: the slot's WAL was removed (the replica was away for more than
 # max_slot_wal_keep_size of the primary's writes): 'lost' in pg_replication_slots.
 readonly SLOT_WAL_STATUS="COALESCE((SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$SLOT'), 'none')"

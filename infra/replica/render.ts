@@ -357,10 +357,10 @@ export const LINK_CONNECT_SECONDS = 10;
 export const LINK_QUERY_STALL_SECONDS = 30;
 
 /** The replica's shell variables: the header of replica.sh. */
-export function replicaVariables(spec: Omit<ReplicaScriptSpec, "stack" | "service">): string[] {
+export function replicaVariables(spec: Omit<ReplicaScriptSpec, "service">): string[] {
   const engine = spec.database.engine;
   return [
-    `readonly ENGINE=${shellQuote(engine)}`,
+    `readonly STACK=${shellQuote(spec.stack)} ENGINE=${shellQuote(engine)}`,
     `readonly CLIENT=${engine === "mysql" ? "mysql" : "mariadb"} DUMP=${engine === "mysql" ? "mysqldump" : "mariadb-dump"}`,
     `readonly DATABASE=${shellQuote(spec.database.name)}`,
     `readonly PRIMARY=${shellQuote(spec.primaryContainer)} REPLICA=${shellQuote(spec.replicaContainer)}`,

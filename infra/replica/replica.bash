@@ -440,7 +440,30 @@ SQL
   done <<<"$logins"
 }
 
+# The commands that change the databases take this server's lock first, so
+# that two of them never interleave (a second npm run reseed started while
+# the first loads, a promote during a reseed, pulumi up's setup during
+# either): the second is refused at once, naming the first. status and wait
+# only read. A replica on another server's reseed takes it step by step, so
+# there it keeps two runs' steps from overlapping, not from alternating.
+take_lock() {
+  local dir=${REPLICA_LOCK_DIR:-/run/lock} holder
+  # Each copy its own (THIS_SERVER): two servers' copies never share a folder, but a test host holds both.
+  local file="$dir/$LOG_TAG-$THIS_SERVER.lock"
+  mkdir -p "$dir"
+  exec 9<>"$file"
+  if ! flock -n 9; then
+    holder=$(<"$file")
+    replica_log err "another replica.sh command is running on this server (${holder:-unknown}): $* refused; run it again once that one has ended"
+    exit 1
+  fi
+  printf '%s (pid %s, since %s)\n' "$*" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$file"
+}
+
 main() {
+  case ${1:-} in
+    setup | promote | writable | reseed | retire) take_lock "$@" ;;
+  esac
   case ${1:-} in
     setup)
       if [[ $PROMOTED == true ]]; then

@@ -32,7 +32,7 @@ import {
 import { tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
-const MUST_SEED = /it cannot continue from its position and must be seeded again \(README, "Read replicas": a replica that cannot catch up\)/;
+const MUST_SEED = /it cannot continue from its position and must be seeded again: npm run reseed -- --stack prod \(README, "Read replicas": a replica that cannot catch up\)/;
 
 describe("PostgreSQL: a standby whose slot the primary invalidated while it was away", () => {
   let primary: Postgres;

@@ -113,7 +113,7 @@ export async function replicaStatus<T extends ReplicaStatus = ReplicationState>(
 
 /** The environment of the replica script in a test: the exec hook and where the password files are. */
 export function replicaEnv(dir: string, envs: ContainerEnvs, netns: Record<string, string> = {}): Record<string, string> {
-  return { REPLICA_DB_EXEC: writeReplicaExecHook(dir, envs, netns), REPLICA_SECRETS_DIR: dir, REPLICA_WAIT_SECONDS: "60" };
+  return { REPLICA_DB_EXEC: writeReplicaExecHook(dir, envs, netns), REPLICA_SECRETS_DIR: dir, REPLICA_LOCK_DIR: dir, REPLICA_WAIT_SECONDS: "60" };
 }
 
 /** Runs `replica.sh <command>` with the test's environment. */

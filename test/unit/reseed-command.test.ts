@@ -134,6 +134,33 @@ describe("npm run reseed", () => {
     });
   });
 
+  it("the rendered replica.sh takes its server's lock for what changes the databases: a reseed, setup, promote or retire while another holds it is refused at once, naming the holder; status does not wait for it", () => {
+    const dir = tempDir("replica-lock");
+    try {
+      const script = replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase("postgres"), replica: { maxLagSeconds: 30 }, primaryContainer: "bbaegok-prod-db", replicaContainer: "bbaegok-prod-db-replica", slot: "replica_1" });
+      writeFileSync(join(dir.path, "replica.sh"), script, { mode: 0o755 });
+      const env = { ...process.env, REPLICA_LOCK_DIR: dir.path, REPLICA_DB_EXEC: "false" };
+      // The first command: the lock held, and what it wrote to say who holds it, as replica.sh does.
+      const lock = join(dir.path, "bbaegok-prod-replica-both.lock");
+      writeFileSync(lock, "reseed (pid 4242, since 2026-12-06T03:00:00Z)\n");
+      for (const command of ["reseed", "setup", "promote", "retire"]) {
+        const held = spawnSync("flock", [lock, "bash", join(dir.path, "replica.sh"), command], { env, encoding: "utf8" });
+        // flock's own command holds it; the script's flock -n on a second descriptor is then refused.
+        assert.equal(held.status, 1, `${command}: ${held.stderr}`);
+        assert.match(held.stderr, new RegExp(`another replica\\.sh command is running on this server \\(reseed \\(pid 4242, since 2026-12-06T03:00:00Z\\)\\): ${command} refused; run it again once that one has ended`));
+      }
+      const status = spawnSync("flock", [lock, "bash", join(dir.path, "replica.sh"), "status"], { env, encoding: "utf8", timeout: 20_000 });
+      assert.doesNotMatch(status.stderr, /another replica\.sh command/);
+      assert.match(status.stdout, /"healthy":false/);
+      // Free, the lock is taken and says who holds it.
+      const free = spawnSync("bash", [join(dir.path, "replica.sh"), "retire"], { env: { ...env, RETIRE_WAIT_SECONDS: "0" }, encoding: "utf8" });
+      assert.doesNotMatch(free.stderr, /another replica\.sh command/);
+      assert.match(readFileSync(lock, "utf8"), /^retire \(pid \d+, since \S+Z\)$/m);
+    } finally {
+      dir.remove();
+    }
+  });
+
   it("the rendered replica.sh reseed refuses a promoted replica, all steps at once on either server of a replica elsewhere, and a step on the wrong server: before it touches a container", () => {
     const run = (database: StackConfig["database"], thisServer: "both" | "primary" | "replica", ...args: string[]) => {
       const script = replicaScript({ stack: "prod", service: "bbaegok", database, replica: { maxLagSeconds: 30 }, primaryContainer: "bbaegok-prod-db", replicaContainer: "bbaegok-prod-db-replica", slot: "replica_1", thisServer });
