@@ -335,7 +335,7 @@ SQL
 # to the primary (README, "Fall back to the primary…"), Metabase's fail
 # until it is done, and the backup dumps the primary (status says why). Run
 # again after a failure, it starts over: every step is safe to repeat.
-# In five steps, each on the server holding what it changes, in this order
+# In six steps, each on the server holding what it changes, in this order
 # (`reseed` alone runs them all, both containers on this server; a replica on
 # another server gets them from npm run reseed, over two SSH connections):
 #   check    (the primary's server) the primary answers: else nothing is touched

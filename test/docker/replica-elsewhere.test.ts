@@ -140,7 +140,7 @@ for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) 
       assert.ok(publishing.every((name) => name === "bbaegok-proxy" || /^bbaegok-(prod|staging)-db(-replica)?$/.test(name)), publishing.join(" "));
     });
 
-    it("each server got its own files under its own data folder: the primary's copy of replica.sh here, the replica's side there", () => {
+    it("each server got its own files under its own data folder: the primary's copy of replica.sh here, the replica's side and copy (npm run reseed's steps there) there", () => {
       const cat = (path: string) => {
         const r = host.asRoot(`cat '${path}'`);
         assert.equal(r.status, 0, r.stderr);
@@ -149,16 +149,12 @@ for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) 
       const mine = cat(`${host.dataDir}/${stack}/replica/replica.sh`);
       assert.match(mine, /^readonly THIS_SERVER=primary$/m);
       assert.ok(mine.includes(`readonly PRIMARY_HOST='${TAILNET.primary}' PRIMARY_PORT=${port}\n`), mine.slice(0, 800));
-      if (engine === "mariadb") {
-        // The replica's server seeds it over the link with its own copy.
-        const theirs = cat(`${otherDataDir}/${stack}/replica/replica.sh`);
-        assert.match(theirs, /^readonly THIS_SERVER=replica$/m);
-        assert.ok(theirs.includes(`readonly PRIMARY_HOST='${TAILNET.primary}' PRIMARY_PORT=${port}\n`), theirs.slice(0, 800));
-      } else {
-        // The standby's entrypoint takes its base backup from the primary's tailnet address; no replica.sh there.
-        assert.ok(cat(`${otherDataDir}/${stack}/replica-init/entrypoint.sh`).includes(TAILNET.primary));
-        assert.notEqual(host.asRoot(`test -e '${otherDataDir}/${stack}/replica/replica.sh'`).status, 0);
-      }
+      // The replica's server has its own copy: MariaDB's seeds it over the link; either runs npm run reseed's steps there.
+      const theirs = cat(`${otherDataDir}/${stack}/replica/replica.sh`);
+      assert.match(theirs, /^readonly THIS_SERVER=replica$/m);
+      assert.ok(theirs.includes(`readonly PRIMARY_HOST='${TAILNET.primary}' PRIMARY_PORT=${port}\n`), theirs.slice(0, 800));
+      // The standby's entrypoint takes its base backup from the primary's tailnet address.
+      if (engine === "postgres") assert.ok(cat(`${otherDataDir}/${stack}/replica-init/entrypoint.sh`).includes(TAILNET.primary));
     });
 
     it("the replica replicates from the primary's tailnet address; a row written on the primary appears; the app's write is refused there", async () => {
