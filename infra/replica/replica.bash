@@ -446,11 +446,15 @@ SQL
 # either): the second is refused at once, naming the first. status and wait
 # only read. A replica on another server's reseed takes it step by step, so
 # there it keeps two runs' steps from overlapping, not from alternating.
-take_lock() {
-  local dir=${REPLICA_LOCK_DIR:-/run/lock} holder
+lock_file() {
   # Each copy its own (THIS_SERVER): two servers' copies never share a folder, but a test host holds both.
-  local file="$dir/$LOG_TAG-$THIS_SERVER.lock"
-  mkdir -p "$dir"
+  printf '%s/%s-%s.lock' "${REPLICA_LOCK_DIR:-/run/lock}" "$LOG_TAG" "$THIS_SERVER"
+}
+
+take_lock() {
+  local file holder
+  file=$(lock_file)
+  mkdir -p "${file%/*}"
   exec 9<>"$file"
   if ! flock -n 9; then
     holder=$(<"$file")
@@ -458,6 +462,24 @@ take_lock() {
     exit 1
   fi
   printf '%s (pid %s, since %s)\n' "$*" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$file"
+}
+
+# Status' JSON from stdin, and when a command holds this server's lock (a
+# reseed loading the replica, a setup), why the replica is not healthy says
+# so: the backup's ping and npm run status then tell a reseed under way from
+# a broken replica. It never takes the lock, not even for an instant (a
+# setup refused because a status held it would fail an up): the holder is
+# the process the lock file names, if it still runs this script (a pid is
+# soon reused by another process).
+with_running_command() {
+  local state file holder running=''
+  state=$(cat)
+  file=$(lock_file)
+  if [[ -r $file ]]; then
+    holder=$(<"$file")
+    if [[ $holder =~ \(pid\ ([0-9]+), ]] && tr '\0' ' ' <"/proc/${BASH_REMATCH[1]}/cmdline" 2>/dev/null | grep -qF -- "$0"; then running=$holder; fi
+  fi
+  jq -c --arg running "$running" 'if $running != "" and .reason then .reason += "; replica.sh \($running) is running on this server" else . end' <<<"$state"
 }
 
 main() {
@@ -477,7 +499,7 @@ main() {
         exit 1
       fi
       replica_log info "$REPLICA replicates from $PRIMARY" ;;
-    status) if [[ $PROMOTED == true ]]; then promoted_state; else replication_state; fi ;;
+    status) if [[ $PROMOTED == true ]]; then promoted_state; else replication_state | with_running_command; fi ;;
     promote)
       if [[ $THIS_SERVER != both ]]; then
         replica_log err "promote needs $PRIMARY and $REPLICA on this server; the replica is on another server: refused"

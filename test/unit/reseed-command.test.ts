@@ -8,7 +8,7 @@
 // replica-elsewhere.test.ts. And the rendered script's own refusals, which
 // come before it touches any container.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -68,15 +68,34 @@ describe("npm run reseed", () => {
       return replicaNames(names.prefix).script(names.stackDir);
     };
     const ran = join(dir.path, "ran");
-    /** A stand-in at the script's path of `dataDir`: records where it ran and its arguments, logs two lines a moment apart (stderr, as replica.sh logs), exits 1 for the step `failing`. */
+    const shownFirst = join(dir.path, "first-line-shown");
+    /**
+     * A stand-in at the script's path of `dataDir`: records where it ran and its arguments, logs two lines (stderr,
+     * as replica.sh logs) and exits 1 for the step `failing`. Between them it waits (10 s at most) for `shownFirst`,
+     * which the test makes once the command has shown the first line: its last line says whether it came.
+     */
     const standIn = (dataDir: string, label: string, failing = "") => {
       const script = scriptIn(dataDir);
       mkdirSync(dirname(script), { recursive: true });
       writeFileSync(
         script,
-        `echo "${label} $*" >> "${ran}"\necho "${label}: first line" >&2\nsleep 0.3\necho "${label}: last line, no newline" | tr -d '\\n' >&2\n[ "$*" = "${failing}" ] && exit 1\nexit 0\n`,
+        [
+          `echo "${label} $*" >> "${ran}"`,
+          `echo "${label}: first line" >&2`,
+          `for _ in $(seq 100); do [ -e "${shownFirst}" ] && break; sleep 0.1; done`,
+          `[ -e "${shownFirst}" ] && when="after the first was shown" || when="the first never shown"`,
+          `rm -f "${shownFirst}"`,
+          `echo "${label}: last line, $when, no newline" | tr -d '\\n' >&2`,
+          `[ "$*" = "${failing}" ] && exit 1`,
+          "exit 0",
+        ].join("\n"),
         { mode: 0o755 },
       );
+    };
+    /** A reporter collecting lines; the first line of a stand-in's log is acknowledged, as a reader would see it. */
+    const collecting = () => {
+      const lines: string[] = [];
+      return { lines, reporter: { line: (text: string) => void (lines.push(text), / first line$/.test(text) && writeFileSync(shownFirst, "")) } };
     };
     const runs = () => readFileSync(ran, "utf8").trim().split("\n");
     const deps = (config: StackConfig): ReseedDeps => ({ readConfig: () => config, shell: (server) => ({ ...localShell(), where: server.host }), privilege: "none" });
@@ -86,28 +105,23 @@ describe("npm run reseed", () => {
     it("a replica on the stack's server: replica.sh reseed there, each line of its log shown as it comes, then that it is seeded (exit 0)", async () => {
       rmSync(ran, { force: true });
       standIn(dir.path, "stack's server");
-      const shown: { text: string; at: number }[] = [];
-      const out = { line: (text: string) => void shown.push({ text, at: Date.now() }) };
+      const { lines, reporter: out } = collecting();
       assert.equal(await runReseedCommand(["--stack", "prod"], deps(here), out, out), EXIT.ok);
       assert.deepEqual(runs(), ["stack's server reseed"]);
-      assert.deepEqual(
-        shown.map((l) => l.text),
-        [
-          `reseed of prod: bbaegok-prod-db-replica is seeded again from the primary (replica.sh reseed on ${here.server.host}); the app reads from the primary meanwhile`,
-          "      stack's server: first line",
-          "      stack's server: last line, no newline",
-          "prod: bbaegok-prod-db-replica is seeded again and caught up; the app reads from it again.",
-        ],
-      );
-      // Shown as it came, not all at the end: the first line before the script's pause.
-      assert.ok(shown[2]!.at - shown[1]!.at >= 200, `the log was shown at the end: ${JSON.stringify(shown)}`);
+      // Shown as it came, not all at the end: the script's first line reached the reader while the script still ran.
+      assert.deepEqual(lines, [
+        `reseed of prod: bbaegok-prod-db-replica is seeded again from the primary (replica.sh reseed on ${here.server.host}); the app reads from the primary meanwhile`,
+        "      stack's server: first line",
+        "      stack's server: last line, after the first was shown, no newline",
+        "prod: bbaegok-prod-db-replica is seeded again and caught up; the app reads from it again.",
+      ]);
     });
 
     it("a replica on another server: each step on the server holding what it changes, in order, each copy at its own server's path (exit 0)", async () => {
       rmSync(ran, { force: true });
       standIn(dir.path, "stack's server");
       standIn(replicaDir, "replica's server");
-      const { lines, reporter: r } = reporter();
+      const { lines, reporter: r } = collecting();
       assert.equal(await runReseedCommand(["--stack", "prod"], deps(elsewhere), r, r), EXIT.ok, lines.join("\n"));
       assert.deepEqual(runs(), [
         "stack's server reseed check",
@@ -124,7 +138,7 @@ describe("npm run reseed", () => {
       rmSync(ran, { force: true });
       standIn(dir.path, "stack's server", "reseed primary");
       standIn(replicaDir, "replica's server");
-      const { lines, reporter: r } = reporter();
+      const { lines, reporter: r } = collecting();
       assert.equal(await runReseedCommand(["--stack", "prod"], deps(elsewhere), r, r), EXIT.failed);
       assert.deepEqual(runs(), ["stack's server reseed check", "replica's server reseed stop", "stack's server reseed primary"]);
       assert.match(
@@ -134,7 +148,7 @@ describe("npm run reseed", () => {
     });
   });
 
-  it("the rendered replica.sh takes its server's lock for what changes the databases: a reseed, setup, promote or retire while another holds it is refused at once, naming the holder; status does not wait for it", () => {
+  it("the rendered replica.sh takes its server's lock for what changes the databases: a reseed, setup, promote or retire while another holds it is refused at once, naming the holder; status does not wait for it, and names the holder while its process runs", () => {
     const dir = tempDir("replica-lock");
     try {
       const script = replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase("postgres"), replica: { maxLagSeconds: 30 }, primaryContainer: "bbaegok-prod-db", replicaContainer: "bbaegok-prod-db-replica", slot: "replica_1" });
@@ -149,9 +163,25 @@ describe("npm run reseed", () => {
         assert.equal(held.status, 1, `${command}: ${held.stderr}`);
         assert.match(held.stderr, new RegExp(`another replica\\.sh command is running on this server \\(reseed \\(pid 4242, since 2026-12-06T03:00:00Z\\)\\): ${command} refused; run it again once that one has ended`));
       }
-      const status = spawnSync("flock", [lock, "bash", join(dir.path, "replica.sh"), "status"], { env, encoding: "utf8", timeout: 20_000 });
-      assert.doesNotMatch(status.stderr, /another replica\.sh command/);
-      assert.match(status.stdout, /"healthy":false/);
+      // Status does not wait for the lock, and its reason names the command holding it while that one's process runs
+      // the script (a stand-in process with the script in its command line, here); not once it has ended, nor when its
+      // pid is another program's (this test's own). `; true` keeps bash from exec'ing sleep in its own place.
+      const holder = spawn("bash", ["-c", "sleep 60; true", join(dir.path, "replica.sh")], { stdio: "ignore" });
+      try {
+        writeFileSync(lock, `reseed (pid ${holder.pid}, since 2026-12-06T03:00:00Z)\n`);
+        const status = spawnSync("flock", [lock, "bash", join(dir.path, "replica.sh"), "status"], { env, encoding: "utf8", timeout: 20_000 });
+        assert.doesNotMatch(status.stderr, /another replica\.sh command/);
+        assert.equal(status.status, 0, status.stderr);
+        const reason = (JSON.parse(status.stdout) as { reason: string }).reason;
+        assert.match(reason, new RegExp(`^the replica does not answer: .*; replica\\.sh reseed \\(pid ${holder.pid}, since 2026-12-06T03:00:00Z\\) is running on this server$`));
+      } finally {
+        holder.kill();
+      }
+      for (const pid of [holder.pid, process.pid]) {
+        writeFileSync(lock, `reseed (pid ${pid}, since 2026-12-06T03:00:00Z)\n`);
+        const ended = spawnSync("bash", [join(dir.path, "replica.sh"), "status"], { env, encoding: "utf8", timeout: 20_000 });
+        assert.doesNotMatch(ended.stdout, /is running on this server/, `pid ${pid}`);
+      }
       // Free, the lock is taken and says who holds it.
       const free = spawnSync("bash", [join(dir.path, "replica.sh"), "retire"], { env: { ...env, RETIRE_WAIT_SECONDS: "0" }, encoding: "utf8" });
       assert.doesNotMatch(free.stderr, /another replica\.sh command/);
