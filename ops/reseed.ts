@@ -9,9 +9,9 @@
 // (replica.bash lists them), over two SSH connections. No `pulumi up`, and no
 // container is created or removed, so the stack's state is unchanged. While
 // it runs the app's reads go to the primary, Metabase's fail, and the backup
-// dumps the primary (replica.bash says how). How long it waits for the seeded
-// replica to catch up: `REPLICA_RESEED_WAIT_SECONDS` on the server's script,
-// 30 min.
+// dumps the primary (replica.bash says how). It waits 30 min for the seeded
+// replica to catch up (`REPLICA_RESEED_WAIT_SECONDS`, when the script is run
+// by hand on the server).
 // Exit status (ops/exit.ts): 0 seeded and caught up, 1 failed (run it again:
 // it starts over), 2 usage, an unknown stack, an invalid stack file, a stack
 // without a replica, or one promoted or promoting.
@@ -40,7 +40,7 @@ export const productionDeps: ReseedDeps = {
 };
 
 /** Which server runs which step of replica.sh reseed, in order: one `reseed` on the stack's server when the replica is there too. */
-export function reseedSteps(elsewhere: boolean): { on: "primary" | "replica"; args: string[] }[] {
+function reseedSteps(elsewhere: boolean): { on: "primary" | "replica"; args: string[] }[] {
   if (!elsewhere) return [{ on: "primary", args: ["reseed"] }];
   const on = { check: "primary", stop: "replica", primary: "primary", seed: "replica", wait: "primary", finish: "replica" } as const;
   return Object.entries(on).map(([step, server]) => ({ on: server, args: ["reseed", step] }));
@@ -58,11 +58,10 @@ export async function runReseedCommand(argv: string[], deps: ReseedDeps, out: Re
   const replicaServer = config.database.replicas[0]!.server;
   const names = stackNames(config.service, stack, config.server.dataDir);
   const replica = replicaNames(names.prefix);
+  const own = { shell: deps.shell(config.server), script: replica.script(names.stackDir) };
   const servers = {
-    primary: { shell: deps.shell(config.server), script: replica.script(names.stackDir) },
-    replica: replicaServer
-      ? { shell: deps.shell(replicaServer), script: replica.script(stackNames(config.service, stack, replicaServer.dataDir).stackDir) }
-      : { shell: deps.shell(config.server), script: replica.script(names.stackDir) },
+    primary: own,
+    replica: replicaServer ? { shell: deps.shell(replicaServer), script: replica.script(stackNames(config.service, stack, replicaServer.dataDir).stackDir) } : own,
   };
   const where = replicaServer ? `${servers.primary.shell.where} and ${servers.replica.shell.where}` : servers.primary.shell.where;
   out.line(`reseed of ${stack}: ${replica.container} is seeded again from the primary (replica.sh reseed on ${where}); the app reads from the primary meanwhile`);
