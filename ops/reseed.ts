@@ -11,11 +11,13 @@
 // it runs the app's reads go to the primary, Metabase's fail, and the backup
 // dumps the primary (replica.bash says how). It waits 30 min for the seeded
 // replica to catch up (`REPLICA_RESEED_WAIT_SECONDS`, when the script is run
-// by hand on the server).
+// by hand on the server). The reseed runs detached on the server: a dropped
+// connection (or Ctrl-C) ends the following, not the reseed, and running
+// this again follows it (replica.bash, detach).
 // Exit status (ops/exit.ts): 0 seeded and caught up, 1 failed (run it again:
 // it starts over), 2 usage, an unknown stack, an invalid stack file, a stack
 // without a replica, or one promoted or promoting.
-import { replicaNames } from "../infra/replica/render.js";
+import { replicaNames, replicaRunFile } from "../infra/replica/render.js";
 import { stackNames, type Privilege } from "../infra/server/render.js";
 import { loadStack } from "../stacks/config/index.js";
 import type { StackConfig } from "../stacks/config/schema.js";
@@ -38,6 +40,9 @@ export const productionDeps: ReseedDeps = {
   shell: sshShell,
   privilege: "sudo",
 };
+
+/** ssh's own exit status: it could not connect, or the connection ended (replica.sh exits 0, 1 or 2). */
+const SSH_CONNECTION_LOST = 255;
 
 /** Which server runs which step of replica.sh reseed, in order: one `reseed` on the stack's server when the replica is there too. */
 function reseedSteps(elsewhere: boolean): { on: "primary" | "replica"; args: string[] }[] {
@@ -69,6 +74,16 @@ export async function runReseedCommand(argv: string[], deps: ReseedDeps, out: Re
     const server = servers[on];
     try {
       const run = await runScript(server.shell, replicaStepCommand(server.script, args, deps.privilege), "", (line) => out.line(`      ${line}`));
+      if (run.status === SSH_CONNECTION_LOST) {
+        const log = replicaRunFile(config.service, stack, !replicaServer ? "both" : on, "log");
+        const next = replicaServer
+          ? `once it has ended, npm run reseed -- --stack ${stack} again starts over (until then that server refuses it, naming the step)`
+          : `npm run reseed -- --stack ${stack} again follows it to its end (or starts one, if none runs)`;
+        errors.line(
+          `reseed of ${stack}: the connection to ${server.shell.where} failed or ended (ssh exit 255) during ${args.join(" ")}: a reseed that started goes on on the server, its log in ${log}; ${next}.`,
+        );
+        return EXIT.failed;
+      }
       if (run.status !== 0) {
         errors.line(
           `reseed of ${stack} FAILED on ${server.shell.where} (${args.join(" ")}, exit ${run.status}): the primary is untouched and the app reads from it; fix what the log above says and run npm run reseed -- --stack ${stack} again (it starts over).`,

@@ -420,6 +420,19 @@ export function describeReplication(state: ReplicaStatus): string {
   return state.healthy ? `healthy, ${detail}` : `UNHEALTHY: ${state.reason ?? "unknown"}; ${detail}`;
 }
 
+/** What replica.sh logs as (syslog's tag), and names its files on the server by. */
+function replicaLogTag(service: string, stack: string): string {
+  return `${containerPrefix(service, stack)}-replica`;
+}
+
+/** Where replica.sh keeps its server's lock: a tmpfs, like the run it stands for, gone at a reboot. */
+const REPLICA_LOCK_DIR = "/run/lock";
+
+/** A server's copy's lock, and its last reseed's log beside it (replica.bash lock_file). */
+export function replicaRunFile(service: string, stack: string, thisServer: ThisServer, kind: "lock" | "log"): string {
+  return `${REPLICA_LOCK_DIR}/${replicaLogTag(service, stack)}-${thisServer}.${kind}`;
+}
+
 /** The replica's commands on the server: `replica.sh setup|wait|status|promote|writable|reseed|retire`. */
 export function replicaScript(spec: ReplicaScriptSpec): string {
   return [
@@ -429,7 +442,9 @@ export function replicaScript(spec: ReplicaScriptSpec): string {
     "set -Eeuo pipefail",
     "umask 077",
     "",
-    `readonly LOG_TAG=${shellQuote(`${containerPrefix(spec.service, spec.stack)}-replica`)}`,
+    `readonly LOG_TAG=${shellQuote(replicaLogTag(spec.service, spec.stack))}`,
+    // The tests keep theirs in their own folder.
+    `lock_dir=\${REPLICA_LOCK_DIR:-${REPLICA_LOCK_DIR}}`,
     ...replicaVariables(spec),
     // Promoted: setup would seed it again from the out-of-date original, over the writes it took since.
     `readonly PROMOTED=${replicaIsPrimary(spec.database)}`,

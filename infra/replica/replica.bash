@@ -11,7 +11,8 @@
 #            promoted on the server; make it writable if a restart since left it read-only
 #   reseed [step]  seed REPLICA again in place from PRIMARY, which keeps running (npm run reseed): a replica
 #            that cannot catch up (status says "must be seeded again"), or any other; every step with both
-#            containers here, one step (below) on each server of a replica elsewhere
+#            containers here, one step (below) on each server of a replica elsewhere; run detached from the
+#            session, which follows its log (detach)
 #   retire   the replica was taken out of the stack (pulumi up, after removing its container): drop
 #            what setup made on PRIMARY for it (PostgreSQL: its slot, which would keep WAL for ever once
 #            the primary's max_slot_wal_keep_size is gone with the replica; the replication logins);
@@ -448,20 +449,33 @@ SQL
 # there it keeps two runs' steps from overlapping, not from alternating.
 lock_file() {
   # Each copy its own (THIS_SERVER): two servers' copies never share a folder, but a test host holds both.
-  printf '%s/%s-%s.lock' "${REPLICA_LOCK_DIR:-/run/lock}" "$LOG_TAG" "$THIS_SERVER"
+  printf '%s/%s-%s.lock' "$lock_dir" "$LOG_TAG" "$THIS_SERVER"
 }
 
 take_lock() {
-  local file holder
+  try_lock || refuse_held "$@"
+  say_holder "$$" "$@"
+}
+
+# The lock on fd 9: fails at once when another process holds it.
+try_lock() {
+  local file
   file=$(lock_file)
   mkdir -p "${file%/*}"
   exec 9<>"$file"
-  if ! flock -n 9; then
-    holder=$(<"$file")
-    replica_log err "another replica.sh command is running on this server (${holder:-unknown}): $* refused; run it again once that one has ended"
-    exit 1
-  fi
-  printf '%s (pid %s, since %s)\n' "$*" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$file"
+  flock -n 9
+}
+
+refuse_held() {
+  local holder
+  holder=$(<"$(lock_file)")
+  replica_log err "another replica.sh command is running on this server (${holder:-unknown}): $* refused; run it again once that one has ended"
+  exit 1
+}
+
+# The lock file's line: what holds it, so that the refused and status can name it. say_holder <pid> <command…>
+say_holder() {
+  printf '%s (pid %s, since %s)\n' "${*:2}" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$(lock_file)"
 }
 
 # Status' JSON from stdin, and when a command holds this server's lock (a
@@ -477,14 +491,49 @@ with_running_command() {
   file=$(lock_file)
   if [[ -r $file ]]; then
     holder=$(<"$file")
-    if [[ $holder =~ \(pid\ ([0-9]+), ]] && tr '\0' ' ' <"/proc/${BASH_REMATCH[1]}/cmdline" 2>/dev/null | grep -qF -- "$0"; then running=$holder; fi
+    if running_holder "$holder" >/dev/null; then running=$holder; fi
   fi
   jq -c --arg running "$running" 'if $running != "" and .reason then .reason += "; replica.sh \($running) is running on this server" else . end' <<<"$state"
 }
 
+# A reseed outlives the SSH session that started it (a dump loading for an
+# hour, and the operator's connection drops or they press Ctrl-C): it runs in
+# a session of its own, its log in a file beside the lock (this server's
+# last reseed's log stays there), and this process follows that log to its
+# end and exits with its status. A dropped connection ends the following,
+# not the reseed. The same command run again while it runs follows it to
+# its end instead of being refused; any other command is refused, naming it.
+# The detached run holds the lock, taken here and passed down (fd 9).
+detach() {
+  local file log status holder pid
+  file=$(lock_file)
+  log=${file%.lock}.log status=${file%.lock}.status
+  if try_lock; then
+    rm -f -- "$status"
+    : >"$log"
+    REPLICA_DETACHED_STATUS=$status setsid "$BASH" "$0" "$@" </dev/null >>"$log" 2>&1 &
+    pid=$!
+    say_holder "$pid" "$@"
+  else
+    holder=$(<"$file")
+    if ! { [[ $holder == "$* (pid "* ]] && pid=$(running_holder "$holder"); }; then refuse_held "$@"; fi
+    replica_log info "replica.sh $holder is running on this server: following its log to its end"
+  fi
+  exec 9>&-
+  tail -n +1 -f --pid="$pid" -- "$log" >&2
+  if [[ -s $status ]]; then exit "$(<"$status")"; fi
+  replica_log err "replica.sh $* (pid $pid) ended without an exit status (killed?): the log above is where it stopped; run npm run reseed again"
+  exit 1
+}
+
+# The pid a lock file's line names, if that process still runs this script (pids are soon reused).
+running_holder() {
+  [[ $1 =~ \(pid\ ([0-9]+), ]] && tr '\0' ' ' <"/proc/${BASH_REMATCH[1]}/cmdline" 2>/dev/null | grep -qF -- "$0" && echo "${BASH_REMATCH[1]}"
+}
+
 main() {
   case ${1:-} in
-    setup | promote | writable | reseed | retire) take_lock "$@" ;;
+    setup | promote | writable | retire) take_lock "$@" ;;
   esac
   case ${1:-} in
     setup)
@@ -518,15 +567,18 @@ main() {
         exit 1
       fi
       case ${2:-all}:$THIS_SERVER in
-        all:both) reseed ;;
+        all:both | check:both | check:primary | primary:both | primary:primary | wait:both | wait:primary | stop:both | stop:replica | seed:both | seed:replica | finish:both | finish:replica) ;;
         all:*)
           replica_log err "reseed needs $PRIMARY and $REPLICA on this server; the replica is on another server: npm run reseed runs its steps on each server"
           exit 1 ;;
-        check:both | check:primary | primary:both | primary:primary | wait:both | wait:primary | stop:both | stop:replica | seed:both | seed:replica | finish:both | finish:replica) reseed_step "$2" ;;
         *)
           replica_log err "reseed $2 is not a step this server runs ($THIS_SERVER): check, primary and wait run on the primary's server; stop, seed and finish on the replica's"
           exit 2 ;;
-      esac ;;
+      esac
+      if [[ -z ${REPLICA_DETACHED_STATUS:-} ]]; then detach "$@"; fi
+      # The detached run: its status for the process following it, written before the lock goes with it.
+      trap 'echo "$?" >"$REPLICA_DETACHED_STATUS"' EXIT
+      if [[ ${2:-all} == all ]]; then reseed; else reseed_step "$2"; fi ;;
     retire)
       if [[ $PROMOTED == true ]]; then
         replica_log err "$REPLICA is the primary (promoted): nothing of it is retired"

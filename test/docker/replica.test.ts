@@ -15,7 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { asAppUser, inSlot, inspect, newestManifest, otherSlotOf, proxyAddress, readOnlyRefusal, reseedInPlace, RESEED_IN_PLACE, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
+import { asAppUser, inSlot, inspect, newestManifest, otherSlotOf, proxyAddress, readOnlyRefusal, reseedInPlace, RESEED_HUNG_UP, RESEED_IN_PLACE, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
 import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres, startLoad } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
@@ -153,7 +153,7 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       });
     }
 
-    it(RESEED_IN_PLACE, () => reseedInPlace({ engine, stack, primary, replica, ws }));
+    it(RESEED_IN_PLACE + (engine === "mariadb" ? RESEED_HUNG_UP : ""), () => reseedInPlace({ engine, stack, primary, replica, ws, hangUp: engine === "mariadb" }));
 
     it("npm run promote with the real pulumi up: no failed request; the old replica takes writes (the same container, never restarted), the original refuses them, the serving slot's datasource names db-replica", async () => {
       const originalId = inspect<string>(primary, ".Id");

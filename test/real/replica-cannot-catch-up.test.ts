@@ -23,6 +23,7 @@ import {
   replicatedDatabase,
   runReplica,
   setUpReplica,
+  startReplicaSession,
   startReplicatedMariaDb,
   startMariaDbReplica,
   startStandby,
@@ -174,12 +175,24 @@ describe("MariaDB: a replica whose position the primary's binary logs no longer 
     assert.match(refused.stderr, /account is locked/i);
   });
 
-  it("run again, it seeds the replica in place: every row, replicating, the app's login unlocked; the primary keeps running", async () => {
-    primary.sql("SET SESSION sql_log_bin = 0; ALTER USER 'replicator'@'%' ACCOUNT UNLOCK;");
+  it("run again, its session killed while it waits (the replicator still locked): the reseed goes on, status names it, and the same command run again follows it to its end once it can catch up; it seeds the replica in place: every row, replicating, the app's login unlocked; the primary keeps running", async () => {
     const rows = primary.sql("SELECT count(*) FROM orders", DB).trim();
     const uptime = Number(primary.sql("SHOW GLOBAL STATUS LIKE 'Uptime'").trim().split("\t")[1]);
-    const reseed = await runReplica(script, env, "reseed");
+    const waiting = { ...env, REPLICA_RESEED_WAIT_SECONDS: "120" };
+    const first = startReplicaSession(script, waiting, "reseed");
+    await waitFor("the reseed to load the dump", () => /seeding bbaegok-prod-db-replica from a consistent dump/.test(first.stderr()), 30_000, 100);
+    await first.hangUp();
+    const state = await replicaStatus(script, env);
+    assert.match(state.reason ?? "", /; replica\.sh reseed \(pid \d+, since \S+Z\) is running on this server$/, JSON.stringify(state));
+    // A second reseed is not started beside it: this one follows the first, from its log's first line.
+    const again = startReplicaSession(script, waiting, "reseed");
+    await waitFor("the second run to follow the first", () => /following its log to its end/.test(again.stderr()), 10_000, 100);
+    primary.sql("SET SESSION sql_log_bin = 0; ALTER USER 'replicator'@'%' ACCOUNT UNLOCK;");
+    const reseed = await again.done;
     assert.equal(reseed.status, 0, reseed.stderr);
+    assert.match(reseed.stderr, /replica\.sh reseed \(pid \d+, since \S+Z\) is running on this server: following its log to its end/);
+    assert.match(reseed.stderr, /seeding bbaegok-prod-db-replica again from bbaegok-prod-db/, "the log was not followed from its start");
+    assert.equal(reseed.stderr.match(/seeding bbaegok-prod-db-replica from a consistent dump/g)?.length, 1, "the replica was seeded twice");
     assert.match(reseed.stderr, /bbaegok@% on bbaegok-prod-db-replica: unlocked/);
     assert.equal(appRead().stdout.trim(), rows);
     primary.sql("INSERT INTO orders (memo) VALUES ('after the reseed')", DB);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import type { BackupManifest } from "../../infra/backup/render.js";
 import { docker, type DockerHost, type RunResult } from "./docker-host.js";
-import { CLOUDFLARE_CLIENT, httpsGet, opsAsync, pulumi } from "./docker-stacks.js";
+import { CLOUDFLARE_CLIENT, httpsGet, opsAsync, opsSession, pulumi } from "./docker-stacks.js";
 import { outputOf } from "./engine.js";
 import type { EngineWorkspace } from "../../engine/workspace.js";
 import type { MotoServer } from "./moto.js";
@@ -103,7 +103,7 @@ export const RESEED_IN_PLACE =
  * reseed` with the app's login reading the replica all along; what must hold
  * after it. Leaves the stack as it found it: its table is dropped at the end.
  */
-export async function reseedInPlace({ engine, stack, primary, replica, ws }: { engine: Engine; stack: string; primary: string; replica: string; ws: EngineWorkspace }): Promise<void> {
+export async function reseedInPlace({ engine, stack, primary, replica, ws, hangUp = false }: { engine: Engine; stack: string; primary: string; replica: string; ws: EngineWorkspace; hangUp?: boolean }): Promise<void> {
   const ROWS = 200_000;
   // A bigger table, so that the seeding lasts long enough for reads to land in it.
   const bulk =
@@ -159,7 +159,7 @@ export async function reseedInPlace({ engine, stack, primary, replica, ws }: { e
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
-  const reseed = await opsAsync(ws, "reseed.ts", ["--stack", stack]);
+  const reseed = hangUp ? await reseedHungUp(stack, primary, ws) : await opsAsync(ws, "reseed.ts", ["--stack", stack]);
   seeding = false;
   await reader;
   assert.equal(reseed.status, 0, reseed.stdout + reseed.stderr);
@@ -183,4 +183,29 @@ export async function reseedInPlace({ engine, stack, primary, replica, ws }: { e
   const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
   assert.equal(preview.status, 0, outputOf(preview));
   assert.equal(asAppUser(engine, primary, "DROP TABLE reseed_rows;").status, 0);
+}
+
+/** What reseedInPlace's `hangUp` adds to its title. */
+export const RESEED_HUNG_UP = "; the operator's connection dropped while it seeds (MariaDB), the reseed goes on on the server and npm run reseed again follows it to its end";
+
+/**
+ * MariaDB: npm run reseed, its terminal killed (the command and its ssh) while
+ * the seeding dump waits for a table lock the test holds on the primary;
+ * then npm run reseed again, which follows the first to its end once the lock
+ * goes. The second run's result.
+ */
+async function reseedHungUp(stack: string, primary: string, ws: EngineWorkspace): Promise<{ status: number; stdout: string; stderr: string }> {
+  // The dump's FLUSH TABLES waits for this session's write lock (for 120 s at most, or until it is killed below).
+  docker(["exec", "-d", primary, "sh", "-c", 'MYSQL_PWD="$(cat /run/secrets/db_root_password)" exec mariadb -uroot -e "LOCK TABLES bbaegok.reseed_rows WRITE; DO SLEEP(120);"']);
+  const SEEDING = /seeding \S+ from a consistent dump/;
+  const first = opsSession(ws, "reseed.ts", ["--stack", stack]);
+  await waitFor("the first reseed to seed the replica", () => SEEDING.test(first.stdout()), 120_000, 200);
+  await first.hangUp();
+  const second = opsSession(ws, "reseed.ts", ["--stack", stack]);
+  await waitFor("the second run to follow the first", () => /following its log to its end/.test(second.stdout()), 60_000, 200);
+  asAdmin("mariadb", primary, "SELECT id FROM information_schema.processlist WHERE info LIKE 'DO SLEEP%' INTO @id; EXECUTE IMMEDIATE CONCAT('KILL ', @id);");
+  const result = await second.done;
+  assert.match(result.stdout, /replica\.sh reseed \(pid \d+, since \S+Z\) is running on this server: following its log to its end/);
+  assert.equal(result.stdout.match(new RegExp(SEEDING, "g"))?.length, 1, `not one seeding, followed from its first line: ${result.stdout}`);
+  return result;
 }

@@ -60,14 +60,29 @@ export function pulumiAsync(ws: EngineWorkspace, args: string[], cwd = ws.projec
 
 /** An ops command (npm run deploy/rollback/status/promote…) from the workspace's project copy, without blocking (load can run meanwhile). */
 export function opsAsync(ws: EngineWorkspace, script: string, args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ws.projectDir, "ops", script), ...args], { cwd: ws.projectDir, env: ws.env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("exit", (code) => resolve({ status: code ?? -1, stdout, stderr }));
-  });
+  return opsSession(ws, script, args, false).done;
+}
+
+/**
+ * An ops command as an operator's terminal runs it, in a process group of its
+ * own; `hangUp()` kills the group (the command and its ssh) at once, as a
+ * closed laptop or a dropped network ends it.
+ */
+export function opsSession(ws: EngineWorkspace, script: string, args: string[], ownGroup = true): { stdout(): string; done: Promise<{ status: number; stdout: string; stderr: string }>; hangUp(): Promise<void> } {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ws.projectDir, "ops", script), ...args], { cwd: ws.projectDir, env: ws.env, detached: ownGroup });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => child.on("exit", (code) => resolve({ status: code ?? -1, stdout, stderr })));
+  return {
+    stdout: () => stdout,
+    done,
+    hangUp: async () => {
+      process.kill(-child.pid!, "SIGKILL");
+      await done;
+    },
+  };
 }
 
 export interface HttpAnswer {

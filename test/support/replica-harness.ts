@@ -10,7 +10,7 @@ import { shellQuote } from "../../infra/server/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { backupPaths, backupScript, stackBackupTargets, uploaderScript, type BackupManifest } from "../../infra/backup/render.js";
 import { loadStack } from "../../stacks/config/load.js";
-import { runScript, type ScriptRun } from "./backup-harness.js";
+import { runScript, serverEnv, type ScriptRun } from "./backup-harness.js";
 import { startMariaDb, type MariaDb } from "./mariadb.js";
 import { POSTGRES_OS_USER, uidOf, type Postgres } from "./postgres.js";
 import type { MotoServer } from "./moto.js";
@@ -119,6 +119,29 @@ export function replicaEnv(dir: string, envs: ContainerEnvs, netns: Record<strin
 /** Runs `replica.sh <command>` with the test's environment. */
 export function runReplica(script: string, env: Record<string, string>, command: string): Promise<ScriptRun> {
   return runScript(script, env, [command]);
+}
+
+/**
+ * `replica.sh <command>` as an SSH session runs it, in a process group of its
+ * own; `hangUp()` kills that whole group at once (harsher than a dropped
+ * connection, whose processes die at their next write), so that only what
+ * the script detached from its session is left running.
+ */
+export function startReplicaSession(script: string, env: Record<string, string>, command: string): { stderr(): string; done: Promise<ScriptRun>; hangUp(): Promise<void> } {
+  const child = spawn("bash", [script, command], { env: serverEnv(env), stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<ScriptRun>((resolve) => child.once("close", (code, signal) => resolve({ status: code ?? (signal ? 128 : -1), stdout, stderr })));
+  return {
+    stderr: () => stderr,
+    done,
+    hangUp: async () => {
+      process.kill(-child.pid!, "SIGKILL");
+      await done;
+    },
+  };
 }
 
 /** A PostgreSQL hot standby started as the replica's container starts it. */

@@ -9,7 +9,7 @@
 // come before it touches any container.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { replicaNames, replicaScript } from "../../infra/replica/render.js";
@@ -71,10 +71,10 @@ describe("npm run reseed", () => {
     const shownFirst = join(dir.path, "first-line-shown");
     /**
      * A stand-in at the script's path of `dataDir`: records where it ran and its arguments, logs two lines (stderr,
-     * as replica.sh logs) and exits 1 for the step `failing`. Between them it waits (10 s at most) for `shownFirst`,
+     * as replica.sh logs) and exits `status` (1) for the step `failing`. Between them it waits (10 s at most) for `shownFirst`,
      * which the test makes once the command has shown the first line: its last line says whether it came.
      */
-    const standIn = (dataDir: string, label: string, failing = "") => {
+    const standIn = (dataDir: string, label: string, failing = "", status = 1) => {
       const script = scriptIn(dataDir);
       mkdirSync(dirname(script), { recursive: true });
       writeFileSync(
@@ -86,7 +86,7 @@ describe("npm run reseed", () => {
           `[ -e "${shownFirst}" ] && when="after the first was shown" || when="the first never shown"`,
           `rm -f "${shownFirst}"`,
           `echo "${label}: last line, $when, no newline" | tr -d '\\n' >&2`,
-          `[ "$*" = "${failing}" ] && exit 1`,
+          `[ "$*" = "${failing}" ] && exit ${status}`,
           "exit 0",
         ].join("\n"),
         { mode: 0o755 },
@@ -146,6 +146,26 @@ describe("npm run reseed", () => {
         new RegExp(`      stack's server: first line\\n[^]*reseed of prod FAILED on ${here.server.host.replace(/\./g, "\\.")} \\(reseed primary, exit 1\\): the primary is untouched and the app reads from it; .*run npm run reseed -- --stack prod again \\(it starts over\\)\\.`),
       );
     });
+
+    it("the connection lost (ssh's exit 255): the reseed goes on on that server, and what running it again does there, with its log's path; no later step runs (exit 1)", async () => {
+      rmSync(ran, { force: true });
+      standIn(dir.path, "stack's server", "reseed", 255);
+      const { lines, reporter: r } = collecting();
+      assert.equal(await runReseedCommand(["--stack", "prod"], deps(here), r, r), EXIT.failed);
+      assert.equal(
+        lines.at(-1),
+        `reseed of prod: the connection to ${here.server.host} failed or ended (ssh exit 255) during reseed: a reseed that started goes on on the server, its log in /run/lock/bbaegok-prod-replica-both.log; npm run reseed -- --stack prod again follows it to its end (or starts one, if none runs).`,
+      );
+      rmSync(ran, { force: true });
+      standIn(dir.path, "stack's server");
+      standIn(replicaDir, "replica's server", "reseed seed", 255);
+      assert.equal(await runReseedCommand(["--stack", "prod"], deps(elsewhere), r, r), EXIT.failed);
+      assert.deepEqual(runs(), ["stack's server reseed check", "replica's server reseed stop", "stack's server reseed primary", "replica's server reseed seed"]);
+      assert.equal(
+        lines.at(-1),
+        "reseed of prod: the connection to replica.bbaegok.kr failed or ended (ssh exit 255) during reseed seed: a reseed that started goes on on the server, its log in /run/lock/bbaegok-prod-replica-replica.log; once it has ended, npm run reseed -- --stack prod again starts over (until then that server refuses it, naming the step).",
+      );
+    });
   });
 
   it("the rendered replica.sh takes its server's lock for what changes the databases: a reseed, setup, promote or retire while another holds it is refused at once, naming the holder; status does not wait for it, and names the holder while its process runs", () => {
@@ -166,7 +186,7 @@ describe("npm run reseed", () => {
       // Status does not wait for the lock, and its reason names the command holding it while that one's process runs
       // the script (a stand-in process with the script in its command line, here); not once it has ended, nor when its
       // pid is another program's (this test's own). `; true` keeps bash from exec'ing sleep in its own place.
-      const holder = spawn("bash", ["-c", "sleep 60; true", join(dir.path, "replica.sh")], { stdio: "ignore" });
+      const holder = spawn("bash", ["-c", "sleep 60; true", join(dir.path, "replica.sh")], { stdio: "ignore", detached: true });
       try {
         writeFileSync(lock, `reseed (pid ${holder.pid}, since 2026-12-06T03:00:00Z)\n`);
         const status = spawnSync("flock", [lock, "bash", join(dir.path, "replica.sh"), "status"], { env, encoding: "utf8", timeout: 20_000 });
@@ -175,7 +195,7 @@ describe("npm run reseed", () => {
         const reason = (JSON.parse(status.stdout) as { reason: string }).reason;
         assert.match(reason, new RegExp(`^the replica does not answer: .*; replica\\.sh reseed \\(pid ${holder.pid}, since 2026-12-06T03:00:00Z\\) is running on this server$`));
       } finally {
-        holder.kill();
+        process.kill(-holder.pid!); // its sleep too
       }
       for (const pid of [holder.pid, process.pid]) {
         writeFileSync(lock, `reseed (pid ${pid}, since 2026-12-06T03:00:00Z)\n`);
@@ -186,6 +206,47 @@ describe("npm run reseed", () => {
       const free = spawnSync("bash", [join(dir.path, "replica.sh"), "retire"], { env: { ...env, RETIRE_WAIT_SECONDS: "0" }, encoding: "utf8" });
       assert.doesNotMatch(free.stderr, /another replica\.sh command/);
       assert.match(readFileSync(lock, "utf8"), /^retire \(pid \d+, since \S+Z\)$/m);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("the rendered replica.sh reseed runs detached from its session: the log in a file beside the lock; another command meanwhile refused, naming it; the follower killed, it runs on; killed itself (no exit status), its follower says so and exits 1", async () => {
+    const dir = tempDir("replica-detached");
+    try {
+      const script = join(dir.path, "replica.sh");
+      writeFileSync(script, replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase("mariadb"), replica: { maxLagSeconds: 30 }, primaryContainer: "bbaegok-prod-db", replicaContainer: "bbaegok-prod-db-replica", slot: "replica_1" }), { mode: 0o755 });
+      // Every query hangs (a primary that does not answer yet): the reseed stays in its first step.
+      const hang = join(dir.path, "hang");
+      writeFileSync(hang, "#!/bin/sh\nexec sleep 60\n", { mode: 0o755 });
+      const env = { ...process.env, REPLICA_LOCK_DIR: dir.path, REPLICA_DB_EXEC: hang };
+      const lock = join(dir.path, "bbaegok-prod-replica-both.lock");
+      const follower = spawn("bash", [script, "reseed"], { env, stdio: ["ignore", "ignore", "pipe"], detached: true });
+      const followerEnded = new Promise((resolve) => follower.once("close", resolve));
+      let pid = 0;
+      for (let i = 0; i < 100 && !pid; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        pid = Number(/^reseed \(pid (\d+), since \S+Z\)$/m.exec(readFileSync(lock, "utf8"))?.[1] ?? 0);
+      }
+      assert.ok(pid && pid !== follower.pid, "the lock does not name a detached run");
+      const setup = spawnSync("bash", [script, "setup"], { env, encoding: "utf8", timeout: 20_000 });
+      assert.equal(setup.status, 1, setup.stderr);
+      assert.match(setup.stderr, new RegExp(`another replica\\.sh command is running on this server \\(reseed \\(pid ${pid}, `));
+      // Its session killed: the detached run goes on.
+      process.kill(-follower.pid!, "SIGKILL");
+      await followerEnded;
+      process.kill(pid, 0);
+      // Followed again, then killed itself: no status to exit with.
+      let stderr = "";
+      const again = spawn("bash", [script, "reseed"], { env, stdio: ["ignore", "ignore", "pipe"] });
+      again.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const status = new Promise<number | null>((resolve) => again.once("close", resolve));
+      for (let i = 0; i < 100 && !/following its log/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
+      process.kill(-pid, "SIGKILL"); // its session's group: the run and its hung query
+      assert.equal(await status, 1, stderr);
+      assert.match(stderr, new RegExp(`replica\\.sh reseed \\(pid ${pid}, since \\S+Z\\) is running on this server: following its log to its end`));
+      assert.match(stderr, /reseed \(pid \d+\) ended without an exit status \(killed\?\): the log above is where it stopped; run npm run reseed again/);
+      assert.ok(existsSync(join(dir.path, "bbaegok-prod-replica-both.log")), "no log beside the lock");
     } finally {
       dir.remove();
     }
