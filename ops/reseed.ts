@@ -13,10 +13,12 @@
 // replica to catch up (`REPLICA_RESEED_WAIT_SECONDS`, when the script is run
 // by hand on the server). The reseed runs detached on the server: a dropped
 // connection (or Ctrl-C) ends the following, not the reseed, and running
-// this again follows it (replica.bash, detach).
+// this again follows it (replica.bash, detach); for a replica elsewhere, it
+// goes on from the step where the run was cut (resumePoint).
 // Exit status (ops/exit.ts): 0 seeded and caught up, 1 failed (run it again:
 // it starts over), 2 usage, an unknown stack, an invalid stack file, a stack
 // without a replica, or one promoted or promoting.
+import { randomBytes } from "node:crypto";
 import { replicaNames, replicaRunFile } from "../infra/replica/render.js";
 import { stackNames, type Privilege } from "../infra/server/render.js";
 import { loadStack } from "../stacks/config/index.js";
@@ -44,11 +46,52 @@ export const productionDeps: ReseedDeps = {
 /** ssh's own exit status: it could not connect, or the connection ended (replica.sh exits 0, 1 or 2). */
 const SSH_CONNECTION_LOST = 255;
 
-/** Which server runs which step of replica.sh reseed, in order: one `reseed` on the stack's server when the replica is there too. */
-function reseedSteps(elsewhere: boolean): { on: "primary" | "replica"; args: string[] }[] {
-  if (!elsewhere) return [{ on: "primary", args: ["reseed"] }];
-  const on = { check: "primary", stop: "replica", primary: "primary", seed: "replica", wait: "primary", finish: "replica" } as const;
-  return Object.entries(on).map(([step, server]) => ({ on: server, args: ["reseed", step] }));
+/** The steps of a replica elsewhere's reseed, in order, and the server each runs on (replica.bash lists them). */
+const STEPS = [
+  ["check", "primary"],
+  ["stop", "replica"],
+  ["primary", "primary"],
+  ["seed", "replica"],
+  ["wait", "primary"],
+  ["finish", "replica"],
+] as const;
+
+type Server = "primary" | "replica";
+
+/** `replica.sh reseed last` on one server: its last reseed step ({} when none). */
+export interface LastStep {
+  step?: string;
+  run?: string;
+  state?: "running" | "ok" | "failed" | "killed";
+}
+
+/**
+ * Where a replica elsewhere's reseed goes on from, after a run was cut (a
+ * dropped connection ends npm run reseed, not the step on the server): the
+ * later of the two servers' last steps, if the step before it, on the other
+ * server, is of the same run and ended ok. Running, it is followed; ended
+ * ok, the run goes on with the next step. Anything else (failed, killed,
+ * finished, two runs mixed) starts a new run.
+ */
+export function resumePoint(last: Record<Server, LastStep>): { run: string; from: number; follow: boolean } | undefined {
+  const at = (server: Server) => STEPS.findIndex(([step, on]) => step === last[server].step && on === server);
+  const later: Server = at("primary") > at("replica") ? "primary" : "replica";
+  const other: Server = later === "primary" ? "replica" : "primary";
+  const k = at(later);
+  const { run, state } = last[later];
+  if (k < 0 || !run || k === STEPS.length - 1) return undefined;
+  const before = k === 0 || (last[other].run === run && at(other) === k - 1 && last[other].state === "ok");
+  if (!before) return undefined;
+  if (state === "running") return { run, from: k, follow: true };
+  if (state === "ok") return { run, from: k + 1, follow: false };
+  return undefined;
+}
+
+/** A server's `replica.sh reseed last`. */
+async function lastStep(server: { shell: Shell; script: string }, privilege: Privilege): Promise<LastStep> {
+  const run = await runScript(server.shell, replicaStepCommand(server.script, ["reseed", "last"], privilege));
+  if (run.status !== 0) throw new Error(`asking ${server.shell.where} for its last reseed step failed (exit ${run.status}): ${run.stderr.trim()}`);
+  return JSON.parse(run.stdout) as LastStep;
 }
 
 /** Runs the command; returns the exit status. */
@@ -70,28 +113,45 @@ export async function runReseedCommand(argv: string[], deps: ReseedDeps, out: Re
   };
   const where = replicaServer ? `${servers.primary.shell.where} and ${servers.replica.shell.where}` : servers.primary.shell.where;
   out.line(`reseed of ${stack}: ${replica.container} is seeded again from the primary (replica.sh reseed on ${where}); the app reads from the primary meanwhile`);
-  for (const { on, args } of reseedSteps(Boolean(replicaServer))) {
+  let steps: { on: Server; args: string[] }[] = [{ on: "primary", args: ["reseed"] }];
+  if (replicaServer) {
+    let resume: ReturnType<typeof resumePoint>;
+    try {
+      resume = resumePoint({ primary: await lastStep(servers.primary, deps.privilege), replica: await lastStep(servers.replica, deps.privilege) });
+    } catch (err) {
+      errors.line(`reseed of ${stack} failed: ${(err as Error).message}; nothing was done`);
+      return EXIT.failed;
+    }
+    const run = resume?.run ?? randomBytes(4).toString("hex");
+    if (resume) {
+      const [step, on] = STEPS[resume.from]!;
+      const how = resume.follow ? `its step ${step} still runs on ${servers[on].shell.where}: following it, then` : `its steps before ${step} ended ok:`;
+      out.line(`reseed of ${stack}: run ${run} was cut (a dropped connection?); ${how} going on from there`);
+    }
+    steps = STEPS.slice(resume?.from ?? 0).map(([step, on]) => ({ on, args: ["reseed", step, run] }));
+  }
+  for (const { on, args } of steps) {
     const server = servers[on];
     try {
       const run = await runScript(server.shell, replicaStepCommand(server.script, args, deps.privilege), "", (line) => out.line(`      ${line}`));
       if (run.status === SSH_CONNECTION_LOST) {
         const log = replicaRunFile(config.service, stack, !replicaServer ? "both" : on, "log");
         const next = replicaServer
-          ? `once it has ended, npm run reseed -- --stack ${stack} again starts over (until then that server refuses it, naming the step)`
+          ? `npm run reseed -- --stack ${stack} again goes on from where it was cut (following the step if it still runs)`
           : `npm run reseed -- --stack ${stack} again follows it to its end (or starts one, if none runs)`;
         errors.line(
-          `reseed of ${stack}: the connection to ${server.shell.where} failed or ended (ssh exit 255) during ${args.join(" ")}: a reseed that started goes on on the server, its log in ${log}; ${next}.`,
+          `reseed of ${stack}: the connection to ${server.shell.where} failed or ended (ssh exit 255) during ${args.slice(0, 2).join(" ")}: a reseed that started goes on on the server, its log in ${log}; ${next}.`,
         );
         return EXIT.failed;
       }
       if (run.status !== 0) {
         errors.line(
-          `reseed of ${stack} FAILED on ${server.shell.where} (${args.join(" ")}, exit ${run.status}): the primary is untouched and the app reads from it; fix what the log above says and run npm run reseed -- --stack ${stack} again (it starts over).`,
+          `reseed of ${stack} FAILED on ${server.shell.where} (${args.slice(0, 2).join(" ")}, exit ${run.status}): the primary is untouched and the app reads from it; fix what the log above says and run npm run reseed -- --stack ${stack} again (it starts over).`,
         );
         return EXIT.failed;
       }
     } catch (err) {
-      errors.line(`reseed of ${stack} failed on ${server.shell.where} (${args.join(" ")}): ${(err as Error).message ?? String(err)}`);
+      errors.line(`reseed of ${stack} failed on ${server.shell.where} (${args.slice(0, 2).join(" ")}): ${(err as Error).message ?? String(err)}`);
       return EXIT.failed;
     }
   }

@@ -9,10 +9,11 @@
 #   promote  stop replicating and take writes on REPLICA (the runbook's npm run promote)
 #   writable once promoted (the flip's pulumi up, before the app moves): refuse unless REPLICA was
 #            promoted on the server; make it writable if a restart since left it read-only
-#   reseed [step]  seed REPLICA again in place from PRIMARY, which keeps running (npm run reseed): a replica
-#            that cannot catch up (status says "must be seeded again"), or any other; every step with both
-#            containers here, one step (below) on each server of a replica elsewhere; run detached from the
-#            session, which follows its log (detach)
+#   reseed [step [run]]  seed REPLICA again in place from PRIMARY, which keeps running (npm run reseed): a
+#            replica that cannot catch up (status says "must be seeded again"), or any other; every step with
+#            both containers here, one step (below) of a named run on each server of a replica elsewhere; run
+#            detached from the session, which follows its log (detach)
+#   reseed last  the last reseed or step run here, and whether it runs, ended ok, failed or was killed
 #   retire   the replica was taken out of the stack (pulumi up, after removing its container): drop
 #            what setup made on PRIMARY for it (PostgreSQL: its slot, which would keep WAL for ever once
 #            the primary's max_slot_wal_keep_size is gone with the replica; the replication logins);
@@ -511,6 +512,7 @@ detach() {
   if try_lock; then
     rm -f -- "$status"
     : >"$log"
+    printf '%s\n' "$*" >"${file%.lock}.run"
     REPLICA_DETACHED_STATUS=$status setsid "$BASH" "$0" "$@" </dev/null >>"$log" 2>&1 &
     pid=$!
     say_holder "$pid" "$@"
@@ -524,6 +526,27 @@ detach() {
   if [[ -s $status ]]; then exit "$(<"$status")"; fi
   replica_log err "replica.sh $* (pid $pid) ended without an exit status (killed?): the log above is where it stopped; run npm run reseed again"
   exit 1
+}
+
+# reseed last: the last reseed (or step) this server ran, as JSON: {} when
+# none; else its step ("all" for every step at once), the run it belongs to
+# (npm run reseed names each run of a replica elsewhere, so that a run cut
+# by a dropped connection goes on from where it stopped), and its state:
+# running, ok, failed, or killed (it ended without an exit status).
+reseed_last() {
+  local file args step run state
+  file=$(lock_file)
+  [[ -s ${file%.lock}.run ]] || { echo '{}'; return; }
+  args=$(<"${file%.lock}.run")
+  read -r _ step run <<<"$args"
+  if [[ $(<"$file") == "$args (pid "* ]] && running_holder "$(<"$file")" >/dev/null; then
+    state=running
+  elif [[ -s ${file%.lock}.status ]]; then
+    if [[ $(<"${file%.lock}.status") == 0 ]]; then state=ok; else state=failed; fi
+  else
+    state=killed
+  fi
+  jq -cn --arg step "${step:-all}" --arg run "${run:-}" --arg state "$state" '{step: $step, run: $run, state: $state}'
 }
 
 # The pid a lock file's line names, if that process still runs this script (pids are soon reused).
@@ -566,6 +589,14 @@ main() {
         replica_log err "$REPLICA is the primary (promoted); seeding it again from $PRIMARY, which is out of date, would lose its writes: refused"
         exit 1
       fi
+      if [[ ${2:-} == last ]]; then
+        reseed_last
+        exit
+      fi
+      if [[ -n ${3:-} && ! ${3} =~ ^[0-9a-f]{8,32}$ ]]; then
+        replica_log err "reseed $2 $3: expected a run's name of 8 to 32 hexadecimal digits (npm run reseed names its runs)"
+        exit 2
+      fi
       case ${2:-all}:$THIS_SERVER in
         all:both | check:both | check:primary | primary:both | primary:primary | wait:both | wait:primary | stop:both | stop:replica | seed:both | seed:replica | finish:both | finish:replica) ;;
         all:*)
@@ -586,7 +617,7 @@ main() {
       fi
       retire ;;
     *)
-      echo "usage: $0 setup|wait|status|promote|writable|reseed [check|stop|primary|seed|wait|finish]|retire" >&2
+      echo "usage: $0 setup|wait|status|promote|writable|reseed [check|stop|primary|seed|wait|finish [run]|last]|retire" >&2
       exit 2 ;;
   esac
 }

@@ -10,6 +10,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { primaryReplicationFlags } from "../../infra/replica/render.js";
+import { runScript } from "../support/backup-harness.js";
 import type { MariaDb } from "../support/mariadb.js";
 import { startPostgres, type Postgres } from "../support/postgres.js";
 import {
@@ -170,6 +171,7 @@ describe("MariaDB: a replica whose position the primary's binary logs no longer 
     assert.match(reseed.stderr, /bbaegok@% on bbaegok-prod-db-replica: locked/);
     assert.match(reseed.stderr, /seeded again, does not replicate from bbaegok-prod-db yet .*run npm run reseed again if it stays so/);
     assert.doesNotMatch(reseed.stderr, /unlocked/);
+    assert.deepEqual(JSON.parse((await runScript(script, env, ["reseed", "last"])).stdout), { step: "all", run: "", state: "failed" });
     const refused = appRead();
     assert.notEqual(refused.status, 0, "the app's login read the replica of a failed reseed");
     assert.match(refused.stderr, /account is locked/i);
@@ -194,6 +196,7 @@ describe("MariaDB: a replica whose position the primary's binary logs no longer 
     assert.match(reseed.stderr, /seeding bbaegok-prod-db-replica again from bbaegok-prod-db/, "the log was not followed from its start");
     assert.equal(reseed.stderr.match(/seeding bbaegok-prod-db-replica from a consistent dump/g)?.length, 1, "the replica was seeded twice");
     assert.match(reseed.stderr, /bbaegok@% on bbaegok-prod-db-replica: unlocked/);
+    assert.deepEqual(JSON.parse((await runScript(script, env, ["reseed", "last"])).stdout), { step: "all", run: "", state: "ok" });
     assert.equal(appRead().stdout.trim(), rows);
     primary.sql("INSERT INTO orders (memo) VALUES ('after the reseed')", DB);
     await waitFor("the row written after the reseed on the replica", () => appRead().stdout.trim() === String(Number(rows) + 1), 30_000, 300);

@@ -80,13 +80,16 @@ describe("npm run reseed", () => {
       writeFileSync(
         script,
         [
+          // Its last step, as the test set it (none by default).
+          `if [ "$*" = "reseed last" ]; then cat "${dirname(script)}/last.json" 2>/dev/null || echo '{}'; exit 0; fi`,
           `echo "${label} $*" >> "${ran}"`,
           `echo "${label}: first line" >&2`,
           `for _ in $(seq 100); do [ -e "${shownFirst}" ] && break; sleep 0.1; done`,
           `[ -e "${shownFirst}" ] && when="after the first was shown" || when="the first never shown"`,
           `rm -f "${shownFirst}"`,
           `echo "${label}: last line, $when, no newline" | tr -d '\\n' >&2`,
-          `[ "$*" = "${failing}" ] && exit ${status}`,
+          // The step failing, whatever run it is of.
+          `case "$* " in "${failing} "*) exit ${status} ;; esac`,
           "exit 0",
         ].join("\n"),
         { mode: 0o755 },
@@ -98,6 +101,17 @@ describe("npm run reseed", () => {
       return { lines, reporter: { line: (text: string) => void (lines.push(text), / first line$/.test(text) && writeFileSync(shownFirst, "")) } };
     };
     const runs = () => readFileSync(ran, "utf8").trim().split("\n");
+    /** The steps run, each run's name taken off; and the names, which must be one. */
+    const steps = () => {
+      const names = new Set(runs().map((line) => /\b([0-9a-f]{8})$/.exec(line)?.[1]));
+      assert.equal(names.size, 1, `not one run's name: ${runs().join("; ")}`);
+      return runs().map((line) => line.replace(/ [0-9a-f]{8}$/, ""));
+    };
+    const setLast = (dataDir: string, last: object | undefined) => {
+      const file = join(dirname(scriptIn(dataDir)), "last.json");
+      if (last) writeFileSync(file, JSON.stringify(last));
+      else rmSync(file, { force: true });
+    };
     const deps = (config: StackConfig): ReseedDeps => ({ readConfig: () => config, shell: (server) => ({ ...localShell(), where: server.host }), privilege: "none" });
     const here = prod({ replicas: [{ maxLagSeconds: 30, readTimeoutSeconds: 30 }] }, dir.path);
     const elsewhere = prod({ replicas: [{ ...ELSEWHERE, server: { ...ELSEWHERE.server, dataDir: replicaDir } }] }, dir.path);
@@ -123,7 +137,7 @@ describe("npm run reseed", () => {
       standIn(replicaDir, "replica's server");
       const { lines, reporter: r } = collecting();
       assert.equal(await runReseedCommand(["--stack", "prod"], deps(elsewhere), r, r), EXIT.ok, lines.join("\n"));
-      assert.deepEqual(runs(), [
+      assert.deepEqual(steps(), [
         "stack's server reseed check",
         "replica's server reseed stop",
         "stack's server reseed primary",
@@ -140,7 +154,7 @@ describe("npm run reseed", () => {
       standIn(replicaDir, "replica's server");
       const { lines, reporter: r } = collecting();
       assert.equal(await runReseedCommand(["--stack", "prod"], deps(elsewhere), r, r), EXIT.failed);
-      assert.deepEqual(runs(), ["stack's server reseed check", "replica's server reseed stop", "stack's server reseed primary"]);
+      assert.deepEqual(steps(), ["stack's server reseed check", "replica's server reseed stop", "stack's server reseed primary"]);
       assert.match(
         lines.join("\n"),
         new RegExp(`      stack's server: first line\\n[^]*reseed of prod FAILED on ${here.server.host.replace(/\./g, "\\.")} \\(reseed primary, exit 1\\): the primary is untouched and the app reads from it; .*run npm run reseed -- --stack prod again \\(it starts over\\)\\.`),
@@ -160,11 +174,48 @@ describe("npm run reseed", () => {
       standIn(dir.path, "stack's server");
       standIn(replicaDir, "replica's server", "reseed seed", 255);
       assert.equal(await runReseedCommand(["--stack", "prod"], deps(elsewhere), r, r), EXIT.failed);
-      assert.deepEqual(runs(), ["stack's server reseed check", "replica's server reseed stop", "stack's server reseed primary", "replica's server reseed seed"]);
+      assert.deepEqual(steps(), ["stack's server reseed check", "replica's server reseed stop", "stack's server reseed primary", "replica's server reseed seed"]);
       assert.equal(
         lines.at(-1),
-        "reseed of prod: the connection to replica.bbaegok.kr failed or ended (ssh exit 255) during reseed seed: a reseed that started goes on on the server, its log in /run/lock/bbaegok-prod-replica-replica.log; once it has ended, npm run reseed -- --stack prod again starts over (until then that server refuses it, naming the step).",
+        "reseed of prod: the connection to replica.bbaegok.kr failed or ended (ssh exit 255) during reseed seed: a reseed that started goes on on the server, its log in /run/lock/bbaegok-prod-replica-replica.log; npm run reseed -- --stack prod again goes on from where it was cut (following the step if it still runs).",
       );
+    });
+
+    it("run again after a cut, a replica elsewhere's reseed goes on from where its run stopped, under the same name: the step still running followed, or the next one after a step that ended ok; a failed or finished run, or two runs mixed, start a new one", async () => {
+      const RUN = "0a1b2c3d";
+      const again = async (primary: object, replica: object) => {
+        rmSync(ran, { force: true });
+        standIn(dir.path, "stack's server");
+        standIn(replicaDir, "replica's server");
+        setLast(dir.path, primary);
+        setLast(replicaDir, replica);
+        const { lines, reporter: r } = collecting();
+        try {
+          assert.equal(await runReseedCommand(["--stack", "prod"], deps(elsewhere), r, r), EXIT.ok, lines.join("\n"));
+        } finally {
+          setLast(dir.path, undefined);
+          setLast(replicaDir, undefined);
+        }
+        return { lines, ran: runs() };
+      };
+      const seeding = await again({ step: "primary", run: RUN, state: "ok" }, { step: "seed", run: RUN, state: "running" });
+      assert.deepEqual(seeding.ran, [`replica's server reseed seed ${RUN}`, `stack's server reseed wait ${RUN}`, `replica's server reseed finish ${RUN}`]);
+      assert.equal(seeding.lines[1], `reseed of prod: run ${RUN} was cut (a dropped connection?); its step seed still runs on replica.bbaegok.kr: following it, then going on from there`);
+      const seeded = await again({ step: "primary", run: RUN, state: "ok" }, { step: "seed", run: RUN, state: "ok" });
+      assert.deepEqual(seeded.ran, [`stack's server reseed wait ${RUN}`, `replica's server reseed finish ${RUN}`]);
+      assert.match(seeded.lines[1]!, /its steps before wait ended ok: going on from there$/);
+      for (const [primary, replica] of [
+        [{ step: "primary", run: RUN, state: "ok" }, { step: "seed", run: RUN, state: "failed" }],
+        [{ step: "primary", run: RUN, state: "ok" }, { step: "seed", run: RUN, state: "killed" }],
+        [{ step: "wait", run: RUN, state: "ok" }, { step: "finish", run: RUN, state: "ok" }],
+        [{ step: "primary", run: "ffffffff", state: "ok" }, { step: "seed", run: RUN, state: "running" }],
+        [{ step: "primary", run: RUN, state: "failed" }, { step: "stop", run: RUN, state: "ok" }],
+        [{}, {}],
+      ]) {
+        const fresh = await again(primary!, replica!);
+        assert.equal(fresh.ran.length, 6, `${JSON.stringify([primary, replica])}: ${fresh.ran.join("; ")}`);
+        assert.doesNotMatch(fresh.ran.join("\n"), new RegExp(RUN), "a new run took the old one's name");
+      }
     });
   });
 
@@ -232,10 +283,13 @@ describe("npm run reseed", () => {
       const setup = spawnSync("bash", [script, "setup"], { env, encoding: "utf8", timeout: 20_000 });
       assert.equal(setup.status, 1, setup.stderr);
       assert.match(setup.stderr, new RegExp(`another replica\\.sh command is running on this server \\(reseed \\(pid ${pid}, `));
+      const last = () => JSON.parse(spawnSync("bash", [script, "reseed", "last"], { env, encoding: "utf8", timeout: 20_000 }).stdout) as object;
+      assert.deepEqual(last(), { step: "all", run: "", state: "running" });
       // Its session killed: the detached run goes on.
       process.kill(-follower.pid!, "SIGKILL");
       await followerEnded;
       process.kill(pid, 0);
+      assert.deepEqual(last(), { step: "all", run: "", state: "running" });
       // Followed again, then killed itself: no status to exit with.
       let stderr = "";
       const again = spawn("bash", [script, "reseed"], { env, stdio: ["ignore", "ignore", "pipe"] });
@@ -247,6 +301,7 @@ describe("npm run reseed", () => {
       assert.match(stderr, new RegExp(`replica\\.sh reseed \\(pid ${pid}, since \\S+Z\\) is running on this server: following its log to its end`));
       assert.match(stderr, /reseed \(pid \d+\) ended without an exit status \(killed\?\): the log above is where it stopped; run npm run reseed again/);
       assert.ok(existsSync(join(dir.path, "bbaegok-prod-replica-both.log")), "no log beside the lock");
+      assert.deepEqual(last(), { step: "all", run: "", state: "killed" });
     } finally {
       dir.remove();
     }
@@ -267,6 +322,9 @@ describe("npm run reseed", () => {
         assert.equal(all.status, 1, all.stderr);
         assert.match(all.stderr, /reseed needs bbaegok-prod-db and bbaegok-prod-db-replica on this server; the replica is on another server: npm run reseed runs its steps on each server/);
       }
+      const badName = run(replicatedDatabase(engine), "replica", "seed", "not-a-run");
+      assert.equal(badName.status, 2, badName.stderr);
+      assert.match(badName.stderr, /reseed seed not-a-run: expected a run's name of 8 to 32 hexadecimal digits/);
       for (const [side, step] of [["primary", "stop"], ["primary", "seed"], ["primary", "finish"], ["replica", "check"], ["replica", "primary"], ["replica", "wait"], ["both", "bogus"]] as const) {
         const wrong = run(replicatedDatabase(engine), side, step);
         assert.equal(wrong.status, 2, `${side} ${step}: ${wrong.stderr}`);
