@@ -153,7 +153,7 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       });
     }
 
-    it(RESEED_IN_PLACE + (engine === "mariadb" ? RESEED_HUNG_UP : ""), () => reseedInPlace({ engine, stack, primary, replica, ws, hangUp: engine === "mariadb" }));
+    it(RESEED_IN_PLACE + (engine === "mariadb" ? RESEED_HUNG_UP : ""), () => reseedInPlace({ engine, stack, primary, replica, ws, hangUp: engine === "mariadb" ? "here" : undefined }));
 
     it("npm run promote with the real pulumi up: no failed request; the old replica takes writes (the same container, never restarted), the original refuses them, the serving slot's datasource names db-replica", async () => {
       const originalId = inspect<string>(primary, ".Id");

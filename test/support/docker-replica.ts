@@ -103,7 +103,7 @@ export const RESEED_IN_PLACE =
  * reseed` with the app's login reading the replica all along; what must hold
  * after it. Leaves the stack as it found it: its table is dropped at the end.
  */
-export async function reseedInPlace({ engine, stack, primary, replica, ws, hangUp = false }: { engine: Engine; stack: string; primary: string; replica: string; ws: EngineWorkspace; hangUp?: boolean }): Promise<void> {
+export async function reseedInPlace({ engine, stack, primary, replica, ws, hangUp }: { engine: Engine; stack: string; primary: string; replica: string; ws: EngineWorkspace; hangUp?: "here" | "elsewhere" }): Promise<void> {
   const ROWS = 200_000;
   // A bigger table, so that the seeding lasts long enough for reads to land in it.
   const bulk =
@@ -159,9 +159,13 @@ export async function reseedInPlace({ engine, stack, primary, replica, ws, hangU
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
-  const reseed = hangUp ? await reseedHungUp(stack, primary, ws) : await opsAsync(ws, "reseed.ts", ["--stack", stack]);
-  seeding = false;
-  await reader;
+  let reseed: Awaited<ReturnType<typeof opsAsync>>;
+  try {
+    reseed = hangUp ? await reseedHungUp(stack, primary, ws, hangUp) : await opsAsync(ws, "reseed.ts", ["--stack", stack]);
+  } finally {
+    seeding = false;
+    await reader;
+  }
   assert.equal(reseed.status, 0, reseed.stdout + reseed.stderr);
   assert.match(reseed.stdout, /is seeded again and caught up; the app reads from it again/);
   const firstRefused = reads.indexOf("refused");
@@ -192,9 +196,10 @@ export const RESEED_HUNG_UP = "; the operator's connection dropped while it seed
  * MariaDB: npm run reseed, its terminal killed (the command and its ssh) while
  * the seeding dump waits for a table lock the test holds on the primary;
  * then npm run reseed again, which follows the first to its end once the lock
- * goes. The second run's result.
+ * goes (elsewhere: the run's seed step, named as cut, then its last steps).
+ * The second run's result.
  */
-async function reseedHungUp(stack: string, primary: string, ws: EngineWorkspace): Promise<{ status: number; stdout: string; stderr: string }> {
+async function reseedHungUp(stack: string, primary: string, ws: EngineWorkspace, where: "here" | "elsewhere"): Promise<{ status: number; stdout: string; stderr: string }> {
   // The dump's FLUSH TABLES waits for this session's write lock (for 120 s at most, or until it is killed below).
   docker(["exec", "-d", primary, "sh", "-c", 'MYSQL_PWD="$(cat /run/secrets/db_root_password)" exec mariadb -uroot -e "LOCK TABLES bbaegok.reseed_rows WRITE; DO SLEEP(120);"']);
   const SEEDING = /seeding \S+ from a consistent dump/;
@@ -205,7 +210,12 @@ async function reseedHungUp(stack: string, primary: string, ws: EngineWorkspace)
   await waitFor("the second run to follow the first", () => /following its log to its end/.test(second.stdout()), 60_000, 200);
   asAdmin("mariadb", primary, "SELECT id FROM information_schema.processlist WHERE info LIKE 'DO SLEEP%' INTO @id; EXECUTE IMMEDIATE CONCAT('KILL ', @id);");
   const result = await second.done;
-  assert.match(result.stdout, /replica\.sh reseed \(pid \d+, since \S+Z\) is running on this server: following its log to its end/);
+  assert.match(result.stdout, /replica\.sh reseed(?: seed [0-9a-f]{8})? \(pid \d+, since \S+Z\) is running on this server: following its log to its end/);
   assert.equal(result.stdout.match(new RegExp(SEEDING, "g"))?.length, 1, `not one seeding, followed from its first line: ${result.stdout}`);
+  if (where === "elsewhere") {
+    const run = /reseed seed ([0-9a-f]{8}) \(pid/.exec(result.stdout)?.[1];
+    assert.ok(run, result.stdout);
+    assert.match(result.stdout, new RegExp(`run ${run} was cut \\(a dropped connection\\?\\); its step seed still runs on \\S+: following it, then going on from there`));
+  }
   return result;
 }
