@@ -9,7 +9,7 @@
 // come before it touches any container.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { replicaNames, replicaScript } from "../../infra/replica/render.js";
@@ -300,7 +300,7 @@ describe("npm run reseed", () => {
       assert.equal(await status, 1, stderr);
       assert.match(stderr, new RegExp(`replica\\.sh reseed \\(pid ${pid}, since \\S+Z\\) is running on this server: following its log to its end`));
       assert.match(stderr, /reseed \(pid \d+\) ended without an exit status \(killed\?\): the log above is where it stopped; run npm run reseed again/);
-      assert.ok(existsSync(join(dir.path, "bbaegok-prod-replica-both.log")), "no log beside the lock");
+      assert.equal(statSync(join(dir.path, "bbaegok-prod-replica-both.log")).mode & 0o777, 0o600, "the log beside the lock is not root's alone");
       assert.deepEqual(last(), { step: "all", run: "", state: "killed" });
     } finally {
       dir.remove();
