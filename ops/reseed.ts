@@ -16,10 +16,11 @@
 // this again follows it (replica.bash, detach); for a replica elsewhere, it
 // goes on from the step where the run was cut (resumePoint).
 // Exit status (ops/exit.ts): 0 seeded and caught up, 1 failed (run it again:
-// it starts over), 2 usage, an unknown stack, an invalid stack file, a stack
+// it starts over) or the connection lost (run it again: it follows or goes
+// on), 2 usage, an unknown stack, an invalid stack file, a stack
 // without a replica, or one promoted or promoting.
 import { randomBytes } from "node:crypto";
-import { replicaNames, replicaRunFile } from "../infra/replica/render.js";
+import { replicaNames, replicaReseedLog } from "../infra/replica/render.js";
 import { stackNames, type Privilege } from "../infra/server/render.js";
 import { loadStack } from "../stacks/config/index.js";
 import type { StackConfig } from "../stacks/config/schema.js";
@@ -135,7 +136,7 @@ export async function runReseedCommand(argv: string[], deps: ReseedDeps, out: Re
     try {
       const run = await runScript(server.shell, replicaStepCommand(server.script, args, deps.privilege), "", (line) => out.line(`      ${line}`));
       if (run.status === SSH_CONNECTION_LOST) {
-        const log = replicaRunFile(config.service, stack, !replicaServer ? "both" : on, "log");
+        const log = replicaReseedLog(config.service, stack, !replicaServer ? "both" : on);
         const next = replicaServer
           ? `npm run reseed -- --stack ${stack} again goes on from where it was cut (following the step if it still runs)`
           : `npm run reseed -- --stack ${stack} again follows it to its end (or starts one, if none runs)`;

@@ -428,9 +428,9 @@ function replicaLogTag(service: string, stack: string): string {
 /** Where replica.sh keeps its server's lock: a tmpfs, like the run it stands for, gone at a reboot. */
 const REPLICA_LOCK_DIR = "/run/lock";
 
-/** A server's copy's lock, and its last reseed's log beside it (replica.bash lock_file). */
-export function replicaRunFile(service: string, stack: string, thisServer: ThisServer, kind: "lock" | "log"): string {
-  return `${REPLICA_LOCK_DIR}/${replicaLogTag(service, stack)}-${thisServer}.${kind}`;
+/** A server's copy's last reseed's log, beside its lock (replica.bash lock_file, detach). */
+export function replicaReseedLog(service: string, stack: string, thisServer: ThisServer): string {
+  return `${REPLICA_LOCK_DIR}/${replicaLogTag(service, stack)}-${thisServer}.log`;
 }
 
 /** The replica's commands on the server: `replica.sh setup|wait|status|promote|writable|reseed|retire`. */

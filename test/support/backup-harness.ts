@@ -157,12 +157,12 @@ export interface ScriptRun {
   stderr: string;
 }
 
-/** Runs a rendered script with the given environment (added to a clean one), bounded in time. */
 /** A script's environment as the server gives it (its PATH alone), with the test's own variables. */
 export function serverEnv(env: Record<string, string>): Record<string, string> {
   return { PATH: SERVER_PATH, HOME: process.env.HOME ?? "/root", TMPDIR: process.env.TMPDIR ?? "/tmp", ...env };
 }
 
+/** Runs a rendered script with the given environment (added to a clean one), bounded in time. */
 export function runScript(script: string, env: Record<string, string>, args: string[] = [], timeoutMs = 120_000): Promise<ScriptRun> {
   requireServerTools();
   return new Promise((resolve) => {
