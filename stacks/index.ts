@@ -80,9 +80,9 @@ export const idleSlot = app.idleSlot;
 export const slotContainers = app.containerNames;
 export const slotImages = app.images;
 export const appPort = app.port;
-/** Metabase, when this stack runs it. */
-export const metabaseUrl = metabase?.url;
-export const metabaseAdminPassword = metabase?.adminPassword;
+/** Metabase, when this stack runs it; null when it does not (Pulumi warns on every run of a stack whose output is undefined). */
+export const metabaseUrl = metabase ? metabase.url : null;
+export const metabaseAdminPassword = metabase ? metabase.adminPassword : null;
 
 // The edge (infra/tls, infra/proxy, infra/dns): this stack's certificate, its
 // routes on the server's one proxy (run by the owner stack, joined by guests
