@@ -262,7 +262,6 @@ const ROOTFS: Record<ImageKind, () => Built> = {
     // As the official image does: the server listens on every interface once initialised.
     const sample = readFileSync(`${share}/postgresql.conf.sample`, "utf8").replace(/^#?(listen_addresses)\s*=\s*\S+.*$/m, "$1 = '*'");
     fs.file(`${share}/postgresql.conf.sample`, sample);
-    fs.tree("/usr/lib/locale/C.utf8", "libc-bin");
     databaseCommon(fs);
     fs.localFile("/usr/local/bin/docker-entrypoint.sh", "postgres/docker-entrypoint.sh", 0o755);
     fs.dir("/var/lib/postgresql", 0o755, { uid: 999, gid: 999 });
@@ -323,7 +322,9 @@ function base(users: User[]): RootFs {
  * The database images: bash (entrypoints, init scripts), stdbuf (the
  * backup's dumps), perl (the backup's guard of a dump over the link: the
  * official images, Debian's and Ubuntu's, carry perl-base, which both mark
- * Essential), zoneinfo, gosu (as util-linux's setpriv), the init folder.
+ * Essential), zoneinfo, the C.UTF-8 locale their LANG names (the official
+ * images have it; without it perl warned on every run of the link's guard),
+ * gosu (as util-linux's setpriv), the init folder.
  */
 function databaseCommon(fs: RootFs): void {
   fs.binaries(["/usr/bin/bash"], "bash");
@@ -333,6 +334,7 @@ function databaseCommon(fs: RootFs): void {
   fs.binaries(["/usr/bin/setpriv"], "util-linux");
   fs.localFile("/usr/local/bin/gosu", "common/gosu", 0o755);
   fs.tree("/usr/share/zoneinfo", "tzdata");
+  fs.tree("/usr/lib/locale/C.utf8", "libc-bin");
   fs.dir("/docker-entrypoint-initdb.d");
 }
 
