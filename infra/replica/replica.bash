@@ -447,7 +447,8 @@ SQL
 # the first loads, a promote during a reseed, pulumi up's setup during
 # either): the second is refused at once, naming the first. status and wait
 # only read. A replica on another server's reseed takes it step by step, so
-# there it keeps two runs' steps from overlapping, not from alternating.
+# there it keeps two runs' steps from overlapping; in_run_order keeps them
+# from alternating.
 lock_file() {
   # Each copy its own (THIS_SERVER): two servers' copies never share a folder, but a test host holds both.
   printf '%s/%s-%s.lock' "$lock_dir" "$LOG_TAG" "$THIS_SERVER"
@@ -510,6 +511,7 @@ detach() {
   file=$(lock_file)
   log=${file%.lock}.log status=${file%.lock}.status
   if try_lock; then
+    in_run_order "$@"
     rm -f -- "$status"
     : >"$log"
     printf '%s\n' "$*" >"${file%.lock}.run"
@@ -526,6 +528,42 @@ detach() {
   if [[ -s $status ]]; then exit "$(<"$status")"; fi
   replica_log err "replica.sh $* (pid $pid) ended without an exit status (killed?): the log above is where it stopped; run npm run reseed again"
   exit 1
+}
+
+# A named run's step (reseed <step> <run>, a replica elsewhere's) goes only
+# after its step before it on this server ended ok, with nothing between:
+# two npm run reseed at once (two operators, or one run again while the
+# first still went) would otherwise alternate their steps on the two servers
+# and one run's seeding follow the other's stopping and primary's side.
+# This server's first step of a run (check, stop) goes after anything.
+# Refused (exit 1) before its record is touched, so the other run goes on.
+in_run_order() {
+  local before last
+  [[ -n ${3:-} ]] || return 0
+  before=$(step_before "$2")
+  [[ -n $before ]] || return 0
+  last=$(reseed_last)
+  if [[ $last != "$(jq -cn --arg step "$before" --arg run "$3" '{step: $step, run: $run, state: "ok"}')" ]]; then
+    replica_log err "reseed $2 $3: this server's last reseed step is $last, not $before of run $3 ended ok: another run's step came between (a second npm run reseed at once?) or the step before failed; refused: run npm run reseed again once none runs (it starts a new run)"
+    exit 1
+  fi
+}
+
+# The step before $1 in a run's order on this server (nothing for its first).
+step_before() {
+  local steps step before=''
+  case $THIS_SERVER in
+    primary) steps='check primary wait' ;;
+    replica) steps='stop seed finish' ;;
+    *) steps='check stop primary seed wait finish' ;;
+  esac
+  for step in $steps; do
+    if [[ $step == "$1" ]]; then
+      echo "$before"
+      return
+    fi
+    before=$step
+  done
 }
 
 # reseed last: the last reseed (or step) this server ran, as JSON: {} when
@@ -549,9 +587,10 @@ reseed_last() {
   jq -cn --arg step "${step:-all}" --arg run "${run:-}" --arg state "$state" '{step: $step, run: $run, state: $state}'
 }
 
-# The pid a lock file's line names, if that process still runs this script (pids are soon reused).
+# The pid a lock file's line names, if that process still runs this script (pids are soon reused). Its
+# cmdline's redirection after 2>/dev/null: a process gone is no error to print.
 running_holder() {
-  [[ $1 =~ \(pid\ ([0-9]+), ]] && tr '\0' ' ' <"/proc/${BASH_REMATCH[1]}/cmdline" 2>/dev/null | grep -qF -- "$0" && echo "${BASH_REMATCH[1]}"
+  [[ $1 =~ \(pid\ ([0-9]+), ]] && tr '\0' ' ' 2>/dev/null <"/proc/${BASH_REMATCH[1]}/cmdline" | grep -qF -- "$0" && echo "${BASH_REMATCH[1]}"
 }
 
 main() {

@@ -248,10 +248,12 @@ describe("npm run reseed", () => {
       } finally {
         process.kill(-holder.pid!); // its sleep too
       }
-      for (const pid of [holder.pid, process.pid]) {
+      for (const pid of [holder.pid, process.pid, 999_999_999]) {
         writeFileSync(lock, `reseed (pid ${pid}, since 2026-12-06T03:00:00Z)\n`);
         const ended = spawnSync("bash", [join(dir.path, "replica.sh"), "status"], { env, encoding: "utf8", timeout: 20_000 });
         assert.doesNotMatch(ended.stdout, /is running on this server/, `pid ${pid}`);
+        // A holder gone is no error: nothing of its /proc entry on stderr (the backup's log, status' output).
+        assert.doesNotMatch(ended.stderr, /\/proc\//, `pid ${pid}`);
       }
       // Free, the lock is taken and says who holds it.
       const free = spawnSync("bash", [join(dir.path, "replica.sh"), "retire"], { env: { ...env, RETIRE_WAIT_SECONDS: "0" }, encoding: "utf8" });
@@ -302,6 +304,68 @@ describe("npm run reseed", () => {
       assert.match(stderr, /reseed \(pid \d+\) ended without an exit status \(killed\?\): the log above is where it stopped; run npm run reseed again/);
       assert.equal(statSync(join(dir.path, "bbaegok-prod-replica-both.log")).mode & 0o777, 0o600, "the log beside the lock is not root's alone");
       assert.deepEqual(last(), { step: "all", run: "", state: "killed" });
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("the rendered replica.sh runs a named run's step only after that run's step before it on this server ended ok: two runs' steps never alternate; the refused step leaves the record as it was", () => {
+    const dir = tempDir("replica-order");
+    try {
+      const [a, b] = ["a1a1a1a1", "b2b2b2b2"];
+      // Every query fails loudly: a step let through fails on them; a refused one never reaches one.
+      const reached = join(dir.path, "reached");
+      writeFileSync(reached, '#!/bin/sh\necho "query: reached" >&2\nexit 1\n', { mode: 0o755 });
+      const env = { ...process.env, REPLICA_LOCK_DIR: dir.path, REPLICA_DB_EXEC: reached, REPLICA_RESEED_WAIT_SECONDS: "1" };
+      const side = (thisServer: "primary" | "replica") => {
+        const script = join(dir.path, `replica-${thisServer}.sh`);
+        writeFileSync(script, replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase("mariadb"), replica: { maxLagSeconds: 30 }, primaryContainer: "bbaegok-prod-db", replicaContainer: "bbaegok-prod-db-replica", slot: "replica_1", thisServer }), { mode: 0o755 });
+        const file = (ext: string) => join(dir.path, `bbaegok-prod-replica-${thisServer}.${ext}`);
+        return {
+          // This server's last step, as a detached run leaves it (its holder long gone).
+          record(args: string | undefined, status?: number) {
+            for (const ext of ["lock", "run", "status", "log"]) rmSync(file(ext), { force: true });
+            if (!args) return;
+            writeFileSync(file("run"), `${args}\n`);
+            writeFileSync(file("lock"), `${args} (pid 999999999, since 2026-12-06T03:00:00Z)\n`);
+            if (status !== undefined) writeFileSync(file("status"), `${status}\n`);
+          },
+          step: (...args: string[]) => spawnSync("bash", [script, "reseed", ...args], { env, encoding: "utf8", timeout: 30_000 }),
+          run: () => readFileSync(file("run"), "utf8").trim(),
+        };
+      };
+      const refused = (result: ReturnType<typeof spawnSync>, what: string, before: string) => {
+        assert.equal(result.status, 1, `${what}: ${result.stderr}`);
+        assert.match(String(result.stderr), new RegExp(`reseed ${what}: this server's last reseed step is .*, not ${before} of run ${what.split(" ")[1]} ended ok: another run's step came between`));
+        assert.doesNotMatch(String(result.stderr), /reached|No such file/, `${what} touched a database`);
+      };
+      // Let through: the step ran (and failed, on its stand-in queries), its record is now this server's last.
+      const letThrough = (server: { step: (...args: string[]) => ReturnType<typeof spawnSync>; run: () => string }, ...args: string[]) => {
+        const result = server.step(...args);
+        assert.doesNotMatch(String(result.stderr), /this server's last reseed step|No such file/, args.join(" "));
+        assert.equal(result.status, 1, String(result.stderr));
+        assert.equal(server.run(), ["reseed", ...args].join(" "), `${args.join(" ")} did not run`);
+      };
+      const primary = side("primary");
+      const replica = side("replica");
+      for (const [server, first, second, third] of [[primary, "check", "primary", "wait"], [replica, "stop", "seed", "finish"]] as const) {
+        // In order, one run: each step after its run's step before.
+        server.record(`reseed ${first} ${a}`, 0);
+        letThrough(server, second, a);
+        server.record(`reseed ${second} ${a}`, 0);
+        letThrough(server, third, a);
+        // Another run's first step came between (a second npm run reseed): the first run's next step is refused, the record kept.
+        for (const [record, status] of [[`reseed ${first} ${b}`, 0], [`reseed ${first} ${a}`, 1], [`reseed ${first} ${a}`, undefined], [`reseed ${third} ${a}`, 0], [undefined, undefined]] as const) {
+          server.record(record, status);
+          refused(server.step(second, a), `${second} ${a}`, first);
+          if (record) assert.equal(server.run(), record);
+        }
+        // A run's first step on this server goes after anything; so does a step without a run's name (by hand).
+        server.record(`reseed ${second} ${b}`, 0);
+        letThrough(server, first, a);
+        server.record(`reseed ${first} ${b}`, 0);
+        letThrough(server, third);
+      }
     } finally {
       dir.remove();
     }
