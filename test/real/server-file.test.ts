@@ -1,7 +1,7 @@
 // The command that places files on the server, run for real by a local shell:
 // atomic, with its mode and owner, idempotent, and removable.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -58,7 +58,9 @@ describe("server files", () => {
     const spec = { path: join(dir.path, "conf/keep.conf"), mode: "0644", owner };
     sh(installFileCommand(spec, "none"), "good\n");
     // An owner that does not exist makes chown fail after the content was written to the temp file.
-    assert.throws(() => sh(installFileCommand({ ...spec, owner: "no-such-user:no-such-group" }, "none"), "bad\n"));
+    const failed = spawnSync("sh", ["-c", installFileCommand({ ...spec, owner: "no-such-user:no-such-group" }, "none")], { input: "bad\n", encoding: "utf8" });
+    assert.notEqual(failed.status, 0);
+    assert.match(failed.stderr, /chown: invalid user: .no-such-user:no-such-group./, "the failure is said, naming the owner");
     assert.equal(readFileSync(spec.path, "utf8"), "good\n");
     assert.deepEqual(readdirSync(join(dir.path, "conf")).sort(), ["app.conf", "keep.conf"]);
   });
