@@ -122,9 +122,10 @@ for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) 
   const slots = [`bbaegok-${stack}-app-blue`, `bbaegok-${stack}-app-green`];
 
   describe(`${stack} with a ${engine} replica on another server (a tailnet between them) on the real Docker host`, () => {
-    it("pulumi up creates the replica on the other server, seeds it over the link and leaves it replicating", () => {
+    it("pulumi up creates the replica on the other server, seeds it over the link and leaves it replicating, warning of nothing", () => {
       const result = pulumi(ws, ["up", "--stack", stack, "--policy-pack", "policy", "--yes", "--skip-preview"]);
       assert.equal(result.status, 0, outputOf(result));
+      assert.doesNotMatch(outputOf(result), /warning/i);
       const state = inspect<{ Running: boolean; Health?: { Status: string } }>(replica, ".State");
       assert.equal(state.Running, true);
       assert.equal(state.Health?.Status, "healthy");
