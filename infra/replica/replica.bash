@@ -486,16 +486,27 @@ say_holder() {
 # a broken replica. It never takes the lock, not even for an instant (a
 # setup refused because a status held it would fail an up): the holder is
 # the process the lock file names, if it still runs this script (a pid is
-# soon reused by another process).
+# soon reused by another process). While none runs, a last reseed here that
+# failed or was killed is said, when it ended and where its log is: the first
+# place to look when the replica is not healthy after it.
 with_running_command() {
-  local state file holder running=''
+  local state file holder running='' last='{}' ended=''
   state=$(cat)
   file=$(lock_file)
   if [[ -r $file ]]; then
     holder=$(<"$file")
     if running_holder "$holder" >/dev/null; then running=$holder; fi
   fi
-  jq -c --arg running "$running" 'if $running != "" and .reason then .reason += "; replica.sh \($running) is running on this server" else . end' <<<"$state"
+  if [[ -z $running ]]; then
+    last=$(reseed_last)
+    # A failed run's end is its status file's time; a killed one left none: when it started, then.
+    if [[ -s ${file%.lock}.status ]]; then ended=$(date -u -r "${file%.lock}.status" +%Y-%m-%dT%H:%M:%SZ); elif [[ -e ${file%.lock}.run ]]; then ended=$(date -u -r "${file%.lock}.run" +%Y-%m-%dT%H:%M:%SZ); fi
+  fi
+  jq -c --arg running "$running" --argjson last "$last" --arg ended "$ended" --arg log "${file%.lock}.log" '
+    if .reason and $running != "" then .reason += "; replica.sh \($running) is running on this server"
+    elif .reason and ($last.state == "failed" or $last.state == "killed") then
+      .reason += "; the last reseed here \(if $last.step == "all" then "" else "(its \($last.step) step, run \($last.run)) " end)\(if $last.state == "failed" then "failed at \($ended)" else "was killed (it started at \($ended))" end): its log is \($log) on this server"
+    else . end' <<<"$state"
 }
 
 # A reseed outlives the SSH session that started it (a dump loading for an

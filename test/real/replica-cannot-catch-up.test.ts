@@ -172,6 +172,10 @@ describe("MariaDB: a replica whose position the primary's binary logs no longer 
     assert.match(reseed.stderr, /seeded again, does not replicate from bbaegok-prod-db yet .*run npm run reseed again if it stays so/);
     assert.doesNotMatch(reseed.stderr, /unlocked/);
     assert.deepEqual(JSON.parse((await runScript(script, env, ["reseed", "last"])).stdout), { step: "all", run: "", state: "failed" });
+    // Status, why the replica is not healthy: that reseed failed, when, and where its log is.
+    const state = await replicaStatus(script, env);
+    assert.equal(state.healthy, false, JSON.stringify(state));
+    assert.match(state.reason ?? "", /; the last reseed here failed at \S+Z: its log is \S+\/bbaegok-prod-replica-both\.log on this server$/, JSON.stringify(state));
     const refused = appRead();
     assert.notEqual(refused.status, 0, "the app's login read the replica of a failed reseed");
     assert.match(refused.stderr, /account is locked/i);

@@ -309,6 +309,40 @@ describe("npm run reseed", () => {
     }
   });
 
+  it("the rendered replica.sh status, while no command runs, says a last reseed that failed or was killed, when, and where its log is; not one that ended ok", () => {
+    const dir = tempDir("replica-last-status");
+    try {
+      const env = { ...process.env, REPLICA_LOCK_DIR: dir.path, REPLICA_DB_EXEC: "false" };
+      const reason = (thisServer: "both" | "primary") => {
+        const script = join(dir.path, `replica-${thisServer}.sh`);
+        writeFileSync(script, replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase("postgres"), replica: { maxLagSeconds: 30 }, primaryContainer: "bbaegok-prod-db", replicaContainer: "bbaegok-prod-db-replica", slot: "replica_1", thisServer }), { mode: 0o755 });
+        const status = spawnSync("bash", [script, "status"], { env, encoding: "utf8", timeout: 20_000 });
+        assert.equal(status.status, 0, status.stderr);
+        return (JSON.parse(status.stdout) as { reason: string }).reason;
+      };
+      const record = (thisServer: string, args: string, status?: number) => {
+        const file = (ext: string) => join(dir.path, `bbaegok-prod-replica-${thisServer}.${ext}`);
+        for (const ext of ["lock", "run", "status"]) rmSync(file(ext), { force: true });
+        writeFileSync(file("run"), `${args}\n`);
+        writeFileSync(file("lock"), `${args} (pid 999999999, since 2026-12-06T03:00:00Z)\n`);
+        if (status !== undefined) writeFileSync(file("status"), `${status}\n`);
+      };
+      const log = join(dir.path, "bbaegok-prod-replica-both.log");
+      assert.doesNotMatch(reason("both"), /last reseed/, "no reseed ever ran");
+      record("both", "reseed", 1);
+      assert.match(reason("both"), new RegExp(`^the replica does not answer: .*; the last reseed here failed at \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ: its log is ${log} on this server$`));
+      record("both", "reseed");
+      assert.match(reason("both"), /; the last reseed here was killed \(it started at \S+Z\): its log is /);
+      record("both", "reseed", 0);
+      assert.doesNotMatch(reason("both"), /last reseed/, "one that ended ok");
+      // A replica elsewhere's server: the step and the run it belongs to.
+      record("primary", "reseed wait a1a1a1a1", 1);
+      assert.match(reason("primary"), new RegExp(`; the last reseed here \\(its wait step, run a1a1a1a1\\) failed at \\S+Z: its log is ${join(dir.path, "bbaegok-prod-replica-primary.log")} on this server$`));
+    } finally {
+      dir.remove();
+    }
+  });
+
   it("the rendered replica.sh runs a named run's step only after that run's step before it on this server ended ok: two runs' steps never alternate; the refused step leaves the record as it was", () => {
     const dir = tempDir("replica-order");
     try {
