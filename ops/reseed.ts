@@ -14,7 +14,8 @@
 // by hand on the server). The reseed runs detached on the server: a dropped
 // connection (or Ctrl-C) ends the following, not the reseed, and running
 // this again follows it (replica.bash, detach); for a replica elsewhere, it
-// goes on from the step where the run was cut (resumePoint).
+// goes on from the step where the run was cut (resumePoint), and two runs
+// started at once never alternate their steps (replica.bash, in_run_order).
 // Exit status (ops/exit.ts): 0 seeded and caught up, 1 failed (run it again:
 // it starts over) or the connection lost (run it again: it follows or goes
 // on), 2 usage, an unknown stack, an invalid stack file, a stack
