@@ -547,7 +547,9 @@ detach() {
 # first still went) would otherwise alternate their steps on the two servers
 # and one run's seeding follow the other's stopping and primary's side.
 # This server's first step of a run (check, stop) goes after anything.
-# Refused (exit 1) before its record is touched, so the other run goes on.
+# Refused (exit 1) before its record is touched, so the other run goes on
+# (or, its own steps split the same way on the other server, is refused
+# too: nothing is left half-done that a new run does not redo).
 in_run_order() {
   local before last
   [[ -n ${3:-} ]] || return 0
@@ -555,7 +557,7 @@ in_run_order() {
   [[ -n $before ]] || return 0
   last=$(reseed_last)
   if [[ $last != "$(jq -cn --arg step "$before" --arg run "$3" '{step: $step, run: $run, state: "ok"}')" ]]; then
-    replica_log err "reseed $2 $3: this server's last reseed step is $last, not $before of run $3 ended ok: another run's step came between (a second npm run reseed at once?) or the step before failed; refused: run npm run reseed again once none runs (it starts a new run)"
+    replica_log err "reseed $2 $3: this server's last reseed step is $last, not $before of run $3 ended ok: another run's step came between (a second npm run reseed at once?) or the step before failed; refused: run npm run reseed again (it follows a run still going, or starts a new one)"
     exit 1
   fi
 }

@@ -343,7 +343,7 @@ describe("npm run reseed", () => {
     }
   });
 
-  it("the rendered replica.sh runs a named run's step only after that run's step before it on this server ended ok: two runs' steps never alternate; the refused step leaves the record as it was", () => {
+  it("the rendered replica.sh runs a named run's step only after that run's step before it on this server ended ok: two runs' steps never alternate (split on both servers, both are refused); the refused step leaves the record as it was", () => {
     const dir = tempDir("replica-order");
     try {
       const [a, b] = ["a1a1a1a1", "b2b2b2b2"];
@@ -400,6 +400,22 @@ describe("npm run reseed", () => {
         server.record(`reseed ${first} ${b}`, 0);
         letThrough(server, third);
       }
+      // Two runs started at once, their steps split on both servers (each step let through is taken as ended ok):
+      // neither goes on past the split, so no seeding follows the other run's stop.
+      const ok = (server: typeof primary, ...args: string[]) => {
+        letThrough(server, ...args);
+        server.record(["reseed", ...args].join(" "), 0);
+      };
+      primary.record(undefined);
+      replica.record(undefined);
+      ok(primary, "check", b);
+      ok(primary, "check", a);
+      ok(replica, "stop", a);
+      ok(replica, "stop", b);
+      ok(primary, "primary", a);
+      refused(primary.step("primary", b), `primary ${b}`, "check");
+      refused(replica.step("seed", a), `seed ${a}`, "stop");
+      assert.deepEqual([primary.run(), replica.run()], [`reseed primary ${a}`, `reseed stop ${b}`]);
     } finally {
       dir.remove();
     }
