@@ -118,8 +118,10 @@ export async function runReseedCommand(argv: string[], deps: ReseedDeps, out: Re
   let steps: { on: Server; args: string[] }[] = [{ on: "primary", args: ["reseed"] }];
   if (replicaServer) {
     let resume: ReturnType<typeof resumePoint>;
+    let last: Record<Server, LastStep>;
     try {
-      resume = resumePoint({ primary: await lastStep(servers.primary, deps.privilege), replica: await lastStep(servers.replica, deps.privilege) });
+      last = { primary: await lastStep(servers.primary, deps.privilege), replica: await lastStep(servers.replica, deps.privilege) };
+      resume = resumePoint(last);
     } catch (err) {
       errors.line(`reseed of ${stack} failed: ${(err as Error).message}; nothing was done`);
       return EXIT.failed;
@@ -129,6 +131,13 @@ export async function runReseedCommand(argv: string[], deps: ReseedDeps, out: Re
       const [step, on] = STEPS[resume.from]!;
       const how = resume.follow ? `its step ${step} still runs on ${servers[on].shell.where}: following it, then` : `its steps before ${step} ended ok:`;
       out.line(`reseed of ${stack}: run ${run} was cut (a dropped connection?); ${how} going on from there`);
+    } else {
+      // A new run after one that failed or was killed: where that one stopped, and its log, before it is overwritten.
+      for (const on of ["primary", "replica"] as const) {
+        const { step, run: before, state } = last[on];
+        if (state !== "failed" && state !== "killed") continue;
+        out.line(`reseed of ${stack}: the last run, ${before}, ${state === "failed" ? "failed" : "was killed"} at its ${step} step on ${servers[on].shell.where} (its log: ${replicaReseedLog(config.service, stack, on)} there, replaced once this run reaches that server); starting run ${run}`);
+      }
     }
     steps = STEPS.slice(resume?.from ?? 0).map(([step, on]) => ({ on, args: ["reseed", step, run] }));
   }

@@ -215,6 +215,18 @@ describe("npm run reseed", () => {
         const fresh = await again(primary!, replica!);
         assert.equal(fresh.ran.length, 6, `${JSON.stringify([primary, replica])}: ${fresh.ran.join("; ")}`);
         assert.doesNotMatch(fresh.ran.join("\n"), new RegExp(RUN), "a new run took the old one's name");
+        // A run that failed or was killed is said first: where it stopped and its log.
+        const ended = [["stack's", primary!], ["replica's", replica!]].find(([, l]) => ["failed", "killed"].includes((l as { state?: string }).state ?? ""));
+        const said = fresh.lines.filter((l) => l.includes("the last run"));
+        if (!ended) assert.deepEqual(said, [], JSON.stringify([primary, replica]));
+        else {
+          const { step, state } = ended[1] as { step: string; state: string };
+          const [server, log] = ended[0] === "stack's" ? ["home.bbaegok.kr", "primary"] : ["replica.bbaegok.kr", "replica"];
+          const newRun = /reseed check ([0-9a-f]{8})$/.exec(fresh.ran[0]!)![1];
+          assert.deepEqual(said, [
+            `reseed of prod: the last run, ${RUN}, ${state === "failed" ? "failed" : "was killed"} at its ${step} step on ${server} (its log: /run/lock/bbaegok-prod-replica-${log}.log there, replaced once this run reaches that server); starting run ${newRun}`,
+          ]);
+        }
       }
     });
   });
