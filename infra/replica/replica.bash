@@ -601,9 +601,10 @@ reseed_last() {
 }
 
 # The pid a lock file's line names, if that process still runs this script (pids are soon reused). Its
-# cmdline's redirection after 2>/dev/null: a process gone is no error to print.
+# cmdline's redirection after 2>/dev/null: a process gone is no error to print. Never this process or
+# its parent (the install helper's command names this script too): a dead holder's pid reused by either.
 running_holder() {
-  [[ $1 =~ \(pid\ ([0-9]+), ]] && tr '\0' ' ' 2>/dev/null <"/proc/${BASH_REMATCH[1]}/cmdline" | grep -qF -- "$0" && echo "${BASH_REMATCH[1]}"
+  [[ $1 =~ \(pid\ ([0-9]+), ]] && ((BASH_REMATCH[1] != $$ && BASH_REMATCH[1] != PPID)) && tr '\0' ' ' 2>/dev/null <"/proc/${BASH_REMATCH[1]}/cmdline" | grep -qF -- "$0" && echo "${BASH_REMATCH[1]}"
 }
 
 main() {

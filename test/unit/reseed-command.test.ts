@@ -239,12 +239,13 @@ describe("npm run reseed", () => {
       const env = { ...process.env, REPLICA_LOCK_DIR: dir.path, REPLICA_DB_EXEC: "false" };
       // The first command: the lock held, and what it wrote to say who holds it, as replica.sh does.
       const lock = join(dir.path, "bbaegok-prod-replica-both.lock");
-      writeFileSync(lock, "reseed (pid 4242, since 2026-12-06T03:00:00Z)\n");
+      // A pid no process can have (above the kernel's 4,194,304 limit): 4242 once was the refused command's own bash.
+      writeFileSync(lock, "reseed (pid 999999999, since 2026-12-06T03:00:00Z)\n");
       for (const command of ["reseed", "setup", "promote", "retire"]) {
         const held = spawnSync("flock", [lock, "bash", join(dir.path, "replica.sh"), command], { env, encoding: "utf8" });
         // flock's own command holds it; the script's flock -n on a second descriptor is then refused.
         assert.equal(held.status, 1, `${command}: ${held.stderr}`);
-        assert.match(held.stderr, new RegExp(`another replica\\.sh command is running on this server \\(reseed \\(pid 4242, since 2026-12-06T03:00:00Z\\)\\): ${command} refused; run it again once that one has ended`));
+        assert.match(held.stderr, new RegExp(`another replica\\.sh command is running on this server \\(reseed \\(pid 999999999, since 2026-12-06T03:00:00Z\\)\\): ${command} refused; run it again once that one has ended`));
       }
       // Status does not wait for the lock, and its reason names the command holding it while that one's process runs
       // the script (a stand-in process with the script in its command line, here); not once it has ended, nor when its
@@ -260,6 +261,10 @@ describe("npm run reseed", () => {
       } finally {
         process.kill(-holder.pid!); // its sleep too
       }
+      // A dead holder's pid reused by the status process itself (exec keeps the pid): not a holder either.
+      const self = spawnSync("bash", ["-c", `echo "reseed (pid $$, since 2026-12-06T03:00:00Z)" >"$1"; exec bash "$2" status`, "self", lock, join(dir.path, "replica.sh")], { env, encoding: "utf8", timeout: 20_000 });
+      assert.equal(self.status, 0, self.stderr);
+      assert.doesNotMatch(self.stdout, /is running on this server/, "the status process took itself for the holder");
       for (const pid of [holder.pid, process.pid, 999_999_999]) {
         writeFileSync(lock, `reseed (pid ${pid}, since 2026-12-06T03:00:00Z)\n`);
         const ended = spawnSync("bash", [join(dir.path, "replica.sh"), "status"], { env, encoding: "utf8", timeout: 20_000 });
