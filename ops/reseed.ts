@@ -21,7 +21,7 @@
 // on), 2 usage, an unknown stack, an invalid stack file, a stack
 // without a replica, or one promoted or promoting.
 import { randomBytes } from "node:crypto";
-import { replicaNames, replicaReseedLog } from "../infra/replica/render.js";
+import { RESEED_STEPS, replicaNames, replicaReseedLog } from "../infra/replica/render.js";
 import { stackNames, type Privilege } from "../infra/server/render.js";
 import { loadStack } from "../stacks/config/index.js";
 import type { StackConfig } from "../stacks/config/schema.js";
@@ -48,16 +48,6 @@ export const productionDeps: ReseedDeps = {
 /** ssh's own exit status: it could not connect, or the connection ended (replica.sh exits 0, 1 or 2). */
 const SSH_CONNECTION_LOST = 255;
 
-/** The steps of a replica elsewhere's reseed, in order, and the server each runs on (replica.bash lists them). */
-const STEPS = [
-  ["check", "primary"],
-  ["stop", "replica"],
-  ["primary", "primary"],
-  ["seed", "replica"],
-  ["wait", "primary"],
-  ["finish", "replica"],
-] as const;
-
 type Server = "primary" | "replica";
 
 /** `replica.sh reseed last` on one server: its last reseed step ({} when none). */
@@ -76,12 +66,12 @@ export interface LastStep {
  * finished, two runs mixed) starts a new run.
  */
 export function resumePoint(last: Record<Server, LastStep>): { run: string; from: number; follow: boolean } | undefined {
-  const at = (server: Server) => STEPS.findIndex(([step, on]) => step === last[server].step && on === server);
+  const at = (server: Server) => RESEED_STEPS.findIndex(([step, on]) => step === last[server].step && on === server);
   const later: Server = at("primary") > at("replica") ? "primary" : "replica";
   const other: Server = later === "primary" ? "replica" : "primary";
   const k = at(later);
   const { run, state } = last[later];
-  if (k < 0 || !run || k === STEPS.length - 1) return undefined;
+  if (k < 0 || !run || k === RESEED_STEPS.length - 1) return undefined;
   const before = k === 0 || (last[other].run === run && at(other) === k - 1 && last[other].state === "ok");
   if (!before) return undefined;
   if (state === "running") return { run, from: k, follow: true };
@@ -128,7 +118,7 @@ export async function runReseedCommand(argv: string[], deps: ReseedDeps, out: Re
     }
     const run = resume?.run ?? randomBytes(4).toString("hex");
     if (resume) {
-      const [step, on] = STEPS[resume.from]!;
+      const [step, on] = RESEED_STEPS[resume.from]!;
       const how = resume.follow ? `its step ${step} still runs on ${servers[on].shell.where}: following it, then` : `its steps before ${step} ended ok:`;
       out.line(`reseed of ${stack}: run ${run} was cut (a dropped connection?); ${how} going on from there`);
     } else {
@@ -139,7 +129,7 @@ export async function runReseedCommand(argv: string[], deps: ReseedDeps, out: Re
         out.line(`reseed of ${stack}: the last run, ${before}, ${state === "failed" ? "failed" : "was killed"} at its ${step} step on ${servers[on].shell.where} (its log: ${replicaReseedLog(config.service, stack, on)} there, replaced once this run reaches that server); starting run ${run}`);
       }
     }
-    steps = STEPS.slice(resume?.from ?? 0).map(([step, on]) => ({ on, args: ["reseed", step, run] }));
+    steps = RESEED_STEPS.slice(resume?.from ?? 0).map(([step, on]) => ({ on, args: ["reseed", step, run] }));
   }
   for (const { on, args } of steps) {
     const server = servers[on];

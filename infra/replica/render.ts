@@ -433,6 +433,21 @@ export function replicaReseedLog(service: string, stack: string, thisServer: Thi
   return `${REPLICA_LOCK_DIR}/${replicaLogTag(service, stack)}-${thisServer}.log`;
 }
 
+/**
+ * The steps of a replica elsewhere's reseed, in order, and the server each
+ * runs on (replica.bash says what each does): npm run reseed runs them one by
+ * one; the script, rendered with them, refuses a step on the wrong server or
+ * out of its run's order.
+ */
+export const RESEED_STEPS = [
+  ["check", "primary"],
+  ["stop", "replica"],
+  ["primary", "primary"],
+  ["seed", "replica"],
+  ["wait", "primary"],
+  ["finish", "replica"],
+] as const;
+
 /** The replica's commands on the server: `replica.sh setup|wait|status|promote|writable|reseed|retire`. */
 export function replicaScript(spec: ReplicaScriptSpec): string {
   return [
@@ -445,6 +460,7 @@ export function replicaScript(spec: ReplicaScriptSpec): string {
     `readonly LOG_TAG=${shellQuote(replicaLogTag(spec.service, spec.stack))}`,
     // The tests keep theirs in their own folder.
     `lock_dir=\${REPLICA_LOCK_DIR:-${REPLICA_LOCK_DIR}}`,
+    `readonly RESEED_STEPS=(${RESEED_STEPS.map(([step, on]) => `${step}:${on}`).join(" ")})`,
     ...replicaVariables(spec),
     // Promoted: setup would seed it again from the out-of-date original, over the writes it took since.
     `readonly PROMOTED=${replicaIsPrimary(spec.database)}`,

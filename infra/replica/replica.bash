@@ -562,15 +562,18 @@ in_run_order() {
   fi
 }
 
+# This server's steps of a run, in order (RESEED_STEPS, from infra/replica/render.ts): all of them with both containers here.
+server_steps() {
+  local entry
+  for entry in "${RESEED_STEPS[@]}"; do
+    if [[ $THIS_SERVER == both || ${entry#*:} == "$THIS_SERVER" ]]; then echo "${entry%%:*}"; fi
+  done
+}
+
 # The step before $1 in a run's order on this server (nothing for its first).
 step_before() {
-  local steps step before=''
-  case $THIS_SERVER in
-    primary) steps='check primary wait' ;;
-    replica) steps='stop seed finish' ;;
-    *) steps='check stop primary seed wait finish' ;;
-  esac
-  for step in $steps; do
+  local step before=''
+  for step in $(server_steps); do
     if [[ $step == "$1" ]]; then
       echo "$before"
       return
@@ -650,15 +653,13 @@ main() {
         replica_log err "reseed $2 $3: expected a run's name of 8 to 32 hexadecimal digits (npm run reseed names its runs)"
         exit 2
       fi
-      case ${2:-all}:$THIS_SERVER in
-        all:both | check:both | check:primary | primary:both | primary:primary | wait:both | wait:primary | stop:both | stop:replica | seed:both | seed:replica | finish:both | finish:replica) ;;
-        all:*)
-          replica_log err "reseed needs $PRIMARY and $REPLICA on this server; the replica is on another server: npm run reseed runs its steps on each server"
-          exit 1 ;;
-        *)
-          replica_log err "reseed $2 is not a step this server runs ($THIS_SERVER): check, primary and wait run on the primary's server; stop, seed and finish on the replica's"
-          exit 2 ;;
-      esac
+      if [[ ${2:-all} == all && $THIS_SERVER != both ]]; then
+        replica_log err "reseed needs $PRIMARY and $REPLICA on this server; the replica is on another server: npm run reseed runs its steps on each server"
+        exit 1
+      elif [[ ${2:-all} != all && " $(server_steps | tr '\n' ' ')" != *" $2 "* ]]; then
+        replica_log err "reseed $2 is not a step this server runs ($THIS_SERVER): check, primary and wait run on the primary's server; stop, seed and finish on the replica's"
+        exit 2
+      fi
       if [[ -z ${REPLICA_DETACHED_STATUS:-} ]]; then detach "$@"; fi
       # The detached run: its status for the process following it, written before the lock goes with it.
       trap 'echo "$?" >"$REPLICA_DETACHED_STATUS"' EXIT
