@@ -74,11 +74,16 @@ primary_sql() {
 
 # SQL from stdin on the replica: as its administrator in its container; from
 # the primary's server of a replica elsewhere (THIS_SERVER=primary), from
-# inside the primary's container over the link as the monitoring login, which
-# can read the replica's state but change nothing (MariaDB/MySQL only).
+# inside the primary's container over the link, by a login that can read but
+# change nothing: MariaDB/MySQL the monitoring login (the replica's state),
+# PostgreSQL the backup's role (a promoted standby's role: status).
 # shellcheck disable=SC2016,SC2120 # expanded inside the container, not here; options come through capture
 replica_sql() {
-  if [[ $THIS_SERVER == primary ]]; then
+  if [[ $THIS_SERVER == primary && $ENGINE == postgres ]]; then
+    in_container "$PRIMARY" bash -c 'export PGPASSWORD="$(cat "$1/replica_backup_password")" PGCONNECT_TIMEOUT="$2"; shift 2; exec "$@"' \
+      replica-sql "$secrets_dir" "$LINK_CONNECT_SECONDS" perl -e "$LINK_STALL_GUARD" "$link_query_stall_seconds" \
+      psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$REPLICA_HOST" -p "$REPLICA_PORT" -U "$BACKUP_USER" -d "$DATABASE" "$@"
+  elif [[ $THIS_SERVER == primary ]]; then
     in_container "$PRIMARY" bash -c 'export MYSQL_PWD="$(cat "$1/replica_monitor_password")"; shift; exec "$@"' \
       replica-sql "$secrets_dir" "${LINK_CLIENT[@]}" -h "$REPLICA_HOST" -P "$REPLICA_PORT" -u "$MONITOR_USER" --batch --skip-column-names "$@"
   else

@@ -6,7 +6,9 @@
 #   status   print replication_state's JSON (promoted_state's once promoted); on the primary's server of a
 #            replica elsewhere: the replica read over the link (MariaDB: its monitoring login; PostgreSQL:
 #            the primary's pg_stat_replication)
-#   promote  stop replicating and take writes on REPLICA (the runbook's npm run promote)
+#   promote  fence PRIMARY, then stop replicating and take writes on REPLICA (the runbook's npm run
+#            promote); a replica on another server: on the primary's server, fence and print its
+#            position; on the replica's, `promote <position>`: apply up to it, then take writes
 #   writable once promoted (the flip's pulumi up, before the app moves): refuse unless REPLICA was
 #            promoted on the server; make it writable if a restart since left it read-only
 #   reseed [step [run]]  seed REPLICA again in place from PRIMARY, which keeps running (npm run reseed): a
@@ -164,13 +166,21 @@ wait_until_replicating() {
   done
 }
 
-# Promotion (the runbook's npm run promote): the original primary is fenced
-# first, so from then on it refuses the app's writes (MariaDB/MySQL
-# read_only, until its next restart; PostgreSQL default_transaction_read_only
-# by ALTER SYSTEM, which lasts), the replica is given REPLICA_PROMOTE_WAIT_SECONDS
-# (60) to apply everything the primary has, then it stops replicating and
-# takes writes. A primary that does not answer (it is down: why one promotes)
-# cannot be fenced and is left as it is. Running it again changes nothing more.
+# Promotion (the runbook's npm run promote), in two halves, each run on the
+# server holding its container: with both here, one after the other; with the
+# replica on another server, npm run promote runs `promote` on the primary's
+# server, then `promote <position>` on the replica's with what the first
+# printed. Running either again changes nothing more.
+#   fence  the original primary is fenced, so from then on it refuses the
+#          app's writes (MariaDB/MySQL read_only, until its next restart;
+#          PostgreSQL default_transaction_read_only by ALTER SYSTEM, which
+#          lasts), and its position then is printed: everything it committed
+#          (MariaDB @@gtid_binlog_pos, PostgreSQL pg_current_wal_lsn). A
+#          primary that does not answer (it is down: why one promotes) cannot
+#          be fenced, is left as it is, and nothing is printed.
+#   take   the replica is given REPLICA_PROMOTE_WAIT_SECONDS (60) to apply up
+#          to that position, then it stops replicating and takes writes;
+#          without a position, at once, with what it has.
 fence_primary() {
   if [[ $ENGINE == postgres ]]; then
     admin_sql "$PRIMARY" <<<'ALTER SYSTEM SET default_transaction_read_only = on;
@@ -180,24 +190,79 @@ SELECT pg_reload_conf();' >/dev/null
   fi
 }
 
-promote() {
-  local state behind fence deadline=$((SECONDS + ${REPLICA_PROMOTE_WAIT_SECONDS:-60}))
-  if fence=$(fence_primary 2>&1); then
-    replica_log info "$PRIMARY fenced: it refuses the app's writes from now on"
-    while :; do
-      state=$(replication_state)
-      behind=$(jq -r .behind <<<"$state")
-      ((behind > 0 && SECONDS < deadline)) || break
-      sleep 1
-    done
-    if ((behind > 0)); then
-      replica_log warning "$REPLICA is still $behind $(jq -r .unit <<<"$state") behind $PRIMARY; promoting anyway: those writes stay on $PRIMARY only ($state)"
-    fi
-  else
-    state=$(replication_state)
-    replica_log warning "$PRIMARY cannot be fenced (${fence//$'\n'/ }); promoting $REPLICA with what it has ($state)"
+promote_fence() {
+  local fence position
+  if ! capture fence fence_primary; then
+    replica_log warning "$PRIMARY cannot be fenced (${fence//$'\n'/ }); $REPLICA is promoted with what it has"
+    return 0
   fi
-  replica_log info "promoting $REPLICA; replication before: $state"
+  replica_log info "$PRIMARY fenced: it refuses the app's writes from now on"
+  if [[ $ENGINE == postgres ]]; then
+    capture position admin_sql "$PRIMARY" <<<'SELECT pg_current_wal_lsn()' || position=''
+  else
+    capture position admin_sql "$PRIMARY" <<<'SELECT @@gtid_binlog_pos' || position=''
+  fi
+  replica_log info "$PRIMARY's position once fenced: ${position:-none}"
+  printf '%s\n' "$position"
+}
+
+# Whether REPLICA still replicates (t or f): a MariaDB/MySQL one has its replication configured, a
+# PostgreSQL one is in recovery.
+still_replicates() {
+  local answer
+  if [[ $ENGINE == postgres ]]; then
+    answer=$(admin_sql "$REPLICA" <<<'SELECT pg_is_in_recovery()') || return
+    echo "$answer"
+  else
+    answer=$(admin_sql "$REPLICA" <<<'SHOW SLAVE STATUS') || return
+    [[ -n $answer ]] && echo t || echo f
+  fi
+}
+
+# What REPLICA has applied: its GTID position (MariaDB/MySQL) or its replay LSN (PostgreSQL).
+replica_position() {
+  if [[ $ENGINE == postgres ]]; then
+    admin_sql "$REPLICA" <<<'SELECT COALESCE(pg_last_wal_replay_lsn()::text, pg_current_wal_lsn()::text)'
+  else
+    admin_sql "$REPLICA" <<<'SELECT @@gtid_slave_pos'
+  fi
+}
+
+# Waits up to $2 seconds until REPLICA has applied everything up to the primary's position $1.
+applied_up_to() {
+  local deadline=$((SECONDS + $2))
+  if [[ $ENGINE != postgres ]]; then
+    [[ $(admin_sql "$REPLICA" <<<"SELECT MASTER_GTID_WAIT('$1', $2)") == 0 ]]
+    return
+  fi
+  until [[ $(admin_sql "$REPLICA" <<<"SELECT pg_last_wal_replay_lsn() >= '$1'::pg_lsn") == t ]]; do
+    ((SECONDS < deadline)) || return 1
+    sleep 1
+  done
+}
+
+promote_take() {
+  local position=${1:-} wait=${REPLICA_PROMOTE_WAIT_SECONDS:-60} replicates at
+  # The position is the fence's output, passed on by npm run promote: checked before it is put in SQL.
+  if [[ -n $position && ! $position =~ ^([0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-[0-9]+)*|[0-9A-F]+/[0-9A-F]+)$ ]]; then
+    replica_log err "promote $position: expected the primary's position as its fence printed it (a GTID list, or a WAL LSN): refused"
+    exit 2
+  fi
+  if ! capture replicates still_replicates; then
+    replica_log err "$REPLICA does not answer (${replicates//$'\n'/ }): nothing was promoted"
+    exit 1
+  fi
+  if [[ $replicates == f ]]; then
+    ensure_writable
+    return
+  fi
+  if [[ -z $position ]]; then
+    replica_log warning "no position of $PRIMARY to wait for: $REPLICA is promoted with what it has ($(replica_position))"
+  elif ! applied_up_to "$position" "$wait"; then
+    replica_log warning "$REPLICA has not applied $PRIMARY's writes up to $position after $wait s (it is at $(replica_position)); promoting anyway: the writes after its position stay on $PRIMARY only"
+  fi
+  at=$(replica_position)
+  replica_log info "promoting $REPLICA at $at (the primary's position: ${position:-unknown})"
   if [[ $ENGINE == postgres ]]; then
     admin_sql "$REPLICA" <<<'SELECT pg_promote(wait => true, wait_seconds => 60) WHERE pg_is_in_recovery();' >/dev/null
   else
@@ -214,12 +279,12 @@ promote() {
 #   {promoted: true, healthy, writable, originalAnswers, originalWritable (null when it does not answer), reason (when not healthy)}
 promoted_state() {
   local writable original answers=true reason=''
-  if ! capture writable takes_writes "$REPLICA"; then
+  if ! capture writable takes_writes replica_sql; then
     reason="the promoted $REPLICA does not answer: ${writable//$'\n'/ }" writable=false
   elif [[ $writable == false ]]; then
     reason="the promoted $REPLICA refuses writes (read-only)"
   fi
-  original=$(takes_writes "$PRIMARY" 2>/dev/null) || answers=false original=null
+  original=$(takes_writes admin_sql "$PRIMARY" 2>/dev/null) || answers=false original=null
   if [[ -z $reason && $original == true ]]; then
     reason="the original $PRIMARY takes writes again (started by hand?): stop it, the app must not write there"
   fi
@@ -245,11 +310,11 @@ ensure_writable() {
     replica_log err "$REPLICA still replicates from $PRIMARY: it was not promoted (the stack file says database.primary: replica; npm run promote does both): refused"
     exit 1
   fi
-  writable=$(takes_writes "$REPLICA")
+  writable=$(takes_writes admin_sql "$REPLICA")
   if [[ $writable == false && $ENGINE != postgres ]]; then
     replica_log warning "$REPLICA was read-only (restarted since its promotion, before its role file said promoted): made writable"
     admin_sql "$REPLICA" <<<'SET GLOBAL read_only = OFF;'
-    writable=$(takes_writes "$REPLICA")
+    writable=$(takes_writes admin_sql "$REPLICA")
   fi
   if [[ $writable == false ]]; then
     replica_log err "$REPLICA refuses writes (read-only): the app cannot be moved to it"
@@ -258,14 +323,16 @@ ensure_writable() {
   replica_log info "$REPLICA is the primary: it takes writes"
 }
 
-# Prints true or false: whether container $1 takes writes; fails when it does not answer.
+# Prints true or false: whether the database the SQL runner "$@" reaches (admin_sql <container>, or
+# replica_sql: the replica, over the link from the primary's server) takes writes; fails when it does
+# not answer.
 takes_writes() {
   local answer
   if [[ $ENGINE == postgres ]]; then
-    answer=$(admin_sql "$1" <<<"SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off'") || return
+    answer=$("$@" <<<"SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off'") || return
     [[ $answer == t ]] && echo true || echo false
   else
-    answer=$(admin_sql "$1" <<<'SELECT @@read_only') || return
+    answer=$("$@" <<<'SELECT @@read_only') || return
     [[ $answer == 0 ]] && echo true || echo false
   fi
 }
@@ -629,11 +696,16 @@ main() {
       replica_log info "$REPLICA replicates from $PRIMARY" ;;
     status) if [[ $PROMOTED == true ]]; then promoted_state; else replication_state | with_running_command; fi ;;
     promote)
-      if [[ $THIS_SERVER != both ]]; then
-        replica_log err "promote needs $PRIMARY and $REPLICA on this server; the replica is on another server: refused"
-        exit 1
-      fi
-      promote ;;
+      case $THIS_SERVER in
+        both) promote_take "$(promote_fence)" ;;
+        primary)
+          if [[ $# -gt 1 ]]; then
+            replica_log err "promote takes no position on the primary's server ($THIS_SERVER): it fences $PRIMARY and prints its position for the replica's server"
+            exit 2
+          fi
+          promote_fence ;;
+        replica) promote_take "${2:-}" ;;
+      esac ;;
     writable)
       if [[ $PROMOTED != true ]]; then
         replica_log err "$REPLICA is a replica (the stack file does not say database.primary: replica): refused"
@@ -671,7 +743,7 @@ main() {
       fi
       retire ;;
     *)
-      echo "usage: $0 setup|wait|status|promote|writable|reseed [check|stop|primary|seed|wait|finish [run]|last]|retire" >&2
+      echo "usage: $0 setup|wait|status|promote [position]|writable|reseed [check|stop|primary|seed|wait|finish [run]|last]|retire" >&2
       exit 2 ;;
   esac
 }
