@@ -34,7 +34,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseDocument } from "yaml";
-import { localReplica, replicaIsPrimary, replicaNames } from "../infra/replica/render.js";
+import { PROMOTE_UNTOUCHED_EXIT, replicaIsPrimary, replicaNames } from "../infra/replica/render.js";
 import { asRootCommand, shellQuote, stackNames, type Privilege } from "../infra/server/render.js";
 import { PROJECT, PROJECT_DIR, loadStack } from "../stacks/config/index.js";
 import type { StackConfig } from "../stacks/config/schema.js";
@@ -51,7 +51,8 @@ export interface PromoteDeps {
   openEngine(stack: string, reporter: Reporter): Promise<Pick<StackControl, "up">>;
   /** The folder holding `Pulumi.<stack>.yaml`. */
   projectDir: string;
-  shell(config: StackConfig): Shell;
+  /** A shell on a server of the stack: its own, or the replica's. */
+  shell(server: Pick<StackConfig["server"], "host" | "ssh">): Shell;
   /** "sudo": through the install helper, as the deploy user; "none" where the shell may run the script itself. */
   privilege: Privilege;
 }
@@ -60,7 +61,7 @@ export const productionDeps: PromoteDeps = {
   readConfig: (stack) => loadStack(stack).config,
   openEngine: automationStackControl,
   projectDir: PROJECT_DIR,
-  shell: (config) => sshShell(config.server),
+  shell: sshShell,
   privilege: "sudo",
 };
 
@@ -108,16 +109,53 @@ export function readReplicaStack(
   return { stack, config: read.config, file };
 }
 
+/** Where the promotion runs: the stack's server, and the replica's when it is on another one. */
+interface PromotionServers {
+  primary: { shell: Shell; script: string };
+  replica?: { shell: Shell; script: string };
+}
+
+function promotionServers(stack: string, config: StackConfig, deps: PromoteDeps): PromotionServers {
+  const script = (dataDir: string) => replicaNames(stackNames(config.service, stack, dataDir).prefix).script(stackNames(config.service, stack, dataDir).stackDir);
+  const other = config.database.replicas[0]?.server;
+  return {
+    primary: { shell: deps.shell(config.server), script: script(config.server.dataDir) },
+    ...(other ? { replica: { shell: deps.shell(other), script: script(other.dataDir) } } : {}),
+  };
+}
+
+/**
+ * `replica.sh promote` on the server: with both containers on the stack's
+ * server, one run there; with the replica on another server, the fence on
+ * the stack's server, which prints the primary's position then, and the
+ * replica's server's `promote <position>`, which applies up to it before it
+ * takes writes. Their log lines are the progress. The first that fails ends
+ * it: `where` it failed, and what it `left`: "unfenced" when nothing changed
+ * on the replica and the original takes writes again (replica.sh took the
+ * fence off, or never put it on); else "unknown" (the log says).
+ */
+async function promoteOnServers(servers: PromotionServers, privilege: Privilege, out: Reporter): Promise<{ status: number; where: string; left: "unfenced" | "unknown" }> {
+  const step = async (server: { shell: Shell; script: string }, args: string[]) => {
+    const run = await runScript(server.shell, replicaStepCommand(server.script, args, privilege));
+    for (const line of run.stderr.split("\n")) if (line.trim()) out.line(`      ${line}`);
+    return run;
+  };
+  const fence = await step(servers.primary, ["promote"]);
+  if (!servers.replica) return { status: fence.status, where: servers.primary.shell.where, left: fence.status === PROMOTE_UNTOUCHED_EXIT ? "unfenced" : "unknown" };
+  if (fence.status !== 0) return { status: fence.status, where: servers.primary.shell.where, left: "unknown" };
+  const position = fence.stdout.trim();
+  const take = await step(servers.replica, position ? ["promote", position] : ["promote"]);
+  if (take.status !== PROMOTE_UNTOUCHED_EXIT || !position) return { status: take.status, where: servers.replica.shell.where, left: "unknown" };
+  // Nothing changed on the replica: the original takes the writes again, as before.
+  const unfence = await step(servers.primary, ["unfence"]);
+  return { status: take.status, where: servers.replica.shell.where, left: unfence.status === 0 ? "unfenced" : "unknown" };
+}
+
 /** Runs the command; returns the exit status. */
 export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: Reporter, errors: Reporter): Promise<number> {
   const read = readReplicaStack("promote", argv, deps.readConfig, errors);
   if ("exit" in read) return read.exit;
   const { stack, config, file } = read;
-  if (!localReplica(config.database)) {
-    // replica.sh promote would fence the primary here and then find no replica on this server: no writer at all.
-    errors.line(`promote: ${file}'s replica is on another server (database.replicas[0].server): promoting it is not supported yet; nothing was done`);
-    return EXIT.usage;
-  }
   if (config.database.primary === "promoting") {
     errors.line(
       `promote: ${file} says database.primary: promoting, which only npm run promote writes for its first step and puts back: an earlier promote stopped in that step, before promoting anything. Set it back to "original" and run npm run promote again`,
@@ -130,11 +168,10 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
   }
   const names = stackNames(config.service, stack, config.server.dataDir);
   const replica = replicaNames(names.prefix);
-  const script = replica.script(names.stackDir);
   try {
     // The engine first: without the Pulumi CLI nothing on the server is touched.
     const engine = await deps.openEngine(stack, out);
-    const shell = deps.shell(config);
+    const servers = promotionServers(stack, config, deps);
     const path = join(deps.projectDir, file);
     // The slot the promotion flips to is started first, while the original still takes the writes: the writes
     // then fail from the fence to the flip only, not for as long as the app takes to start.
@@ -151,9 +188,9 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
       return EXIT.failed;
     }
     unstage();
-    out.line(`promote of ${stack}: ${replica.container} becomes the primary (replica.sh promote on ${shell.where})`);
-    const promoted = await runScript(shell, replicaStepCommand(script, ["promote"], deps.privilege));
-    for (const line of promoted.stderr.split("\n")) if (line.trim()) out.line(`      ${line}`);
+    const where = servers.replica ? `${servers.primary.shell.where}, then ${servers.replica.shell.where}` : servers.primary.shell.where;
+    out.line(`promote of ${stack}: ${replica.container} becomes the primary (replica.sh promote on ${where})`);
+    const promoted = await promoteOnServers(servers, deps.privilege, out);
     if (promoted.status !== 0) {
       // The warm slot names the replica, which still refuses writes: re-created naming the original again, so
       // that nothing is left half done (a later flip to it would send the writes to the read-only replica).
@@ -163,7 +200,11 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
       } catch (err) {
         warm = `re-creating the warm slot naming the original FAILED too (${upFailureReason(err)}): it names ${replica.container} until npm run deploy -- --stack ${stack} succeeds`;
       }
-      errors.line(`promote of ${stack} FAILED on the server (exit ${promoted.status}); the stack file is unchanged and the app still writes to the original primary; ${warm}.`);
+      const left =
+        promoted.left === "unfenced"
+          ? `nothing changed on ${replica.container}, and the original primary takes the app's writes (never fenced, or its fence taken off again)`
+          : `the original primary may be FENCED, refusing the app's writes, and ${replica.container} half promoted: the log above says how far it got; fix its cause and run npm run promote again (it finishes what is done)`;
+      errors.line(`promote of ${stack} FAILED on ${promoted.where} (exit ${promoted.status}); the stack file is unchanged; ${left}; ${warm}.`);
       return EXIT.failed;
     }
     const restore = writePromotion(path);

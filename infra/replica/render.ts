@@ -448,6 +448,14 @@ export const RESEED_STEPS = [
   ["finish", "replica"],
 ] as const;
 
+/**
+ * `replica.sh promote`'s exit status on the replica's server when it failed
+ * before it changed anything there (the replica did not answer): the
+ * original's fence may come off again (`replica.sh unfence`), and nothing is
+ * half done.
+ */
+export const PROMOTE_UNTOUCHED_EXIT = 3;
+
 /** The replica's commands on the server: `replica.sh setup|wait|status|promote|writable|reseed|retire`. */
 export function replicaScript(spec: ReplicaScriptSpec): string {
   return [
@@ -461,6 +469,7 @@ export function replicaScript(spec: ReplicaScriptSpec): string {
     // The tests keep theirs in their own folder.
     `lock_dir=\${REPLICA_LOCK_DIR:-${REPLICA_LOCK_DIR}}`,
     `readonly RESEED_STEPS=(${RESEED_STEPS.map(([step, on]) => `${step}:${on}`).join(" ")})`,
+    `readonly UNTOUCHED=${PROMOTE_UNTOUCHED_EXIT}`,
     ...replicaVariables(spec),
     // Promoted: setup would seed it again from the out-of-date original, over the writes it took since.
     `readonly PROMOTED=${replicaIsPrimary(spec.database)}`,

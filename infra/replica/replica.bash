@@ -9,6 +9,7 @@
 #   promote  fence PRIMARY, then stop replicating and take writes on REPLICA (the runbook's npm run
 #            promote); a replica on another server: on the primary's server, fence and print its
 #            position; on the replica's, `promote <position>`: apply up to it, then take writes
+#   unfence  take the fence off PRIMARY again: a promotion that failed before it changed REPLICA
 #   writable once promoted (the flip's pulumi up, before the app moves): refuse unless REPLICA was
 #            promoted on the server; make it writable if a restart since left it read-only
 #   reseed [step [run]]  seed REPLICA again in place from PRIMARY, which keeps running (npm run reseed): a
@@ -190,6 +191,19 @@ SELECT pg_reload_conf();' >/dev/null
   fi
 }
 
+# The fence taken off again (unfence): a promotion that failed before it
+# changed anything on the replica leaves the original taking the app's
+# writes, as it found it. Never once promoted: the original must stay fenced.
+unfence_primary() {
+  if [[ $ENGINE == postgres ]]; then
+    admin_sql "$PRIMARY" <<<'ALTER SYSTEM RESET default_transaction_read_only;
+SELECT pg_reload_conf();' >/dev/null
+  else
+    admin_sql "$PRIMARY" <<<'SET GLOBAL read_only = OFF;'
+  fi
+  replica_log info "$PRIMARY unfenced: it takes the app's writes again"
+}
+
 promote_fence() {
   local fence position
   if ! capture fence fence_primary; then
@@ -250,7 +264,7 @@ promote_take() {
   fi
   if ! capture replicates still_replicates; then
     replica_log err "$REPLICA does not answer (${replicates//$'\n'/ }): nothing was promoted"
-    exit 1
+    exit "$UNTOUCHED" # the header's: nothing changed on the replica, the fence may come off
   fi
   if [[ $replicates == f ]]; then
     ensure_writable
@@ -679,7 +693,7 @@ running_holder() {
 
 main() {
   case ${1:-} in
-    setup | promote | writable | retire) take_lock "$@" ;;
+    setup | promote | unfence | writable | retire) take_lock "$@" ;;
   esac
   case ${1:-} in
     setup)
@@ -697,7 +711,19 @@ main() {
     status) if [[ $PROMOTED == true ]]; then promoted_state; else replication_state | with_running_command; fi ;;
     promote)
       case $THIS_SERVER in
-        both) promote_take "$(promote_fence)" ;;
+        both)
+          local position status=0
+          position=$(promote_fence)
+          # A subshell of its own, errexit on inside (an `||` would switch it off there), so that its status is read.
+          set +e
+          (
+            set -e
+            promote_take "$position"
+          )
+          status=$?
+          set -e
+          if ((status == UNTOUCHED)) && [[ -n $position ]]; then unfence_primary; fi
+          exit "$status" ;;
         primary)
           if [[ $# -gt 1 ]]; then
             replica_log err "promote takes no position on the primary's server ($THIS_SERVER): it fences $PRIMARY and prints its position for the replica's server"
@@ -706,6 +732,12 @@ main() {
           promote_fence ;;
         replica) promote_take "${2:-}" ;;
       esac ;;
+    unfence)
+      if [[ $PROMOTED == true ]]; then
+        replica_log err "$REPLICA is the primary (promoted): $PRIMARY stays fenced, the app must not write there: refused"
+        exit 1
+      fi
+      unfence_primary ;;
     writable)
       if [[ $PROMOTED != true ]]; then
         replica_log err "$REPLICA is a replica (the stack file does not say database.primary: replica): refused"
@@ -743,7 +775,7 @@ main() {
       fi
       retire ;;
     *)
-      echo "usage: $0 setup|wait|status|promote [position]|writable|reseed [check|stop|primary|seed|wait|finish [run]|last]|retire" >&2
+      echo "usage: $0 setup|wait|status|promote [position]|unfence|writable|reseed [check|stop|primary|seed|wait|finish [run]|last]|retire" >&2
       exit 2 ;;
   esac
 }

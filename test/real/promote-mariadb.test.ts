@@ -68,18 +68,13 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     dir.remove();
   });
 
-  it("refuses bad usage, a stack without a replica, one elsewhere and a file a stopped promote left staged (exit 2), touching nothing", async () => {
+  it("refuses bad usage, a stack without a replica and a file a stopped promote left staged (exit 2), touching nothing", async () => {
     const { out, reporter } = lines();
     assert.equal(await runPromoteCommand([], deps(() => assert.fail("up ran")), reporter, reporter), EXIT.usage);
     assert.match(out.join("\n"), /--stack is required\nusage: npm run promote -- --stack <name>/);
     const noReplica: PromoteDeps = { ...deps(() => assert.fail("up ran")), readConfig: (s) => ({ ...readConfig(s), database: { ...readConfig(s).database, replicas: [] } }) };
     assert.equal(await runPromoteCommand(["--stack", "prod"], noReplica, reporter, reporter), EXIT.usage);
     assert.match(out.join("\n"), /Pulumi\.prod\.yaml lists no database\.replicas: there is no replica to promote/);
-    // A replica on another server: replica.sh promote would fence the primary and find no replica here.
-    const elsewhere = { maxLagSeconds: 30, readTimeoutSeconds: 30, server: { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplica" }, dataDir: "/srv/bbaegok" }, link: { type: "tailnet" as const, primaryAddress: "100.101.102.103", replicaAddress: "100.101.102.104" } };
-    const remote: PromoteDeps = { ...deps(() => assert.fail("up ran")), shell: () => assert.fail("the server was reached"), readConfig: (s) => ({ ...readConfig(s), database: { ...readConfig(s).database, replicas: [elsewhere] } }) };
-    assert.equal(await runPromoteCommand(["--stack", "prod"], remote, reporter, reporter), EXIT.usage);
-    assert.match(out.join("\n"), /Pulumi\.prod\.yaml's replica is on another server \(database\.replicas\[0\]\.server\): promoting it is not supported yet; nothing was done/);
     // A file a stopped promote left in its first step.
     const stopped: PromoteDeps = { ...deps(() => assert.fail("up ran")), shell: () => assert.fail("the server was reached"), readConfig: (s) => ({ ...readConfig(s), database: { ...readConfig(s).database, primary: "promoting" } }) };
     assert.equal(await runPromoteCommand(["--stack", "prod"], stopped, reporter, reporter), EXIT.usage);
@@ -113,8 +108,24 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     assert.match(seen[0]!, /    primary: promoting\n/);
     assert.equal(seen[1], before, "the second up did not see the file as it was");
     assert.equal(readFileSync(stackFile, "utf8"), before);
-    assert.match(out.join("\n"), /FAILED on the server \(exit 1\); the stack file is unchanged and the app still writes to the original primary; the warm slot is re-created naming the original primary again\./);
+    assert.match(out.join("\n"), /FAILED on this machine \(exit 3\); the stack file is unchanged; nothing changed on bbaegok-prod-db-replica, and the original primary takes the app's writes \(never fenced, or its fence taken off again\); the warm slot is re-created naming the original primary again\./);
     assert.equal(primary.sqlAs(DB, APP_PASSWORD, "SELECT @@read_only", DB).stdout.trim(), "0");
+  });
+
+  it("when the primary is fenced and then the replica does not answer: the fence comes off again, the app writes to the original", async () => {
+    const { out, reporter } = lines();
+    // Its docker exec stand-in fails for the replica alone.
+    const hook = join(dir.path, "replica-down-exec");
+    writeFileSync(hook, `#!/bin/bash\n[[ $1 == ${REPLICA_CONTAINER} ]] && { echo "Error response from daemon: container ${REPLICA_CONTAINER} is not running" >&2; exit 1; }\nexec ${env.REPLICA_DB_EXEC} "$@"\n`, { mode: 0o755 });
+    const failing: PromoteDeps = { ...deps(() => undefined), shell: () => localShell({ ...env, REPLICA_DB_EXEC: hook }) };
+    assert.equal(await runPromoteCommand(["--stack", "prod"], failing, reporter, reporter), EXIT.failed);
+    const said = out.join("\n");
+    assert.match(said, /bbaegok-prod-db fenced: it refuses the app's writes from now on/);
+    assert.match(said, /bbaegok-prod-db-replica does not answer \(Error response from daemon: container bbaegok-prod-db-replica is not running\): nothing was promoted/);
+    assert.match(said, /bbaegok-prod-db unfenced: it takes the app's writes again/);
+    assert.match(said, /FAILED on this machine \(exit 3\); the stack file is unchanged; nothing changed on bbaegok-prod-db-replica, and the original primary takes the app's writes/);
+    const write = primary.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('after a failed promote'); DELETE FROM orders WHERE memo = 'after a failed promote';", DB);
+    assert.equal(write.status, 0, write.stderr);
   });
 
   it("when the promotion's pulumi up fails, the stack file is put back and the operator is told the replica is promoted", async () => {
