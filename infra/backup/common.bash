@@ -78,6 +78,9 @@ db_exec() {
   fi
   if [[ -n ${BACKUP_DB_EXEC:-} ]]; then
     "$BACKUP_DB_EXEC" "$container" "$@"
+  elif [[ -n ${link_client_image:-} ]]; then
+    # A database on another server with no container here: a one-off client (replica-source.bash).
+    link_client "$@"
   elif [[ $engine == postgres || -n ${link_password_file:-} ]]; then
     docker exec -i "$container" "$@"
   else

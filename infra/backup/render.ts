@@ -11,7 +11,7 @@ import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js"
 import { shellQuote, stackNames } from "../server/render.js";
 import { allowedBackupAgeMs, normalizeSchedule } from "./schedule.js";
 import { normalCron } from "../../stacks/config/cron.js";
-import { SECRETS_MOUNT, databaseSpec } from "../database/render.js";
+import { DATABASE_UID, SECRETS_MOUNT, databaseSpec } from "../database/render.js";
 import { BACKUP_PASSWORD_FILE, BACKUP_USER, linkAddressOfReplica, readReplica, replicaIsPrimary, replicaNames, type ReplicaConfig } from "../replica/render.js";
 import { LINK_STALL_SECONDS, linkStallGuardBash } from "../link/render.js";
 
@@ -42,6 +42,15 @@ export interface BackupTarget {
    * link uncompressed, as the writes it replicates do.
    */
   replica?: { container: string; maxLagSeconds: number; link?: { host: string; port: number } };
+  /**
+   * The database runs on another server: a replica there promoted by npm run
+   * promote. Nothing to check: always dumped over the link, at its link
+   * address and port, as the backup login (BACKUP_USER), by a one-off client
+   * container of `image` on this server's network (the original's container
+   * here is fenced and kept stopped), the login's password file mounted
+   * from the database's secrets folder here read-only.
+   */
+  remote?: { host: string; port: number };
 }
 
 /** Where one stack's backup pieces live on the server. */
@@ -51,6 +60,8 @@ export function backupPaths(service: string, stack: string, dataDir: string) {
   const secretsDir = `${stackSecretsDir}/backup`;
   return {
     dir,
+    /** The database containers' password files (mounted at SECRETS_MOUNT): a one-off client's, for a promoted replica elsewhere. */
+    databaseSecretsDir: `${stackSecretsDir}/db`,
     backupScript: `${dir}/backup.sh`,
     drillScript: `${dir}/restore-drill.sh`,
     /** The backup's uploader (infra/backup/s3-put.py): beside backup.sh, which runs it from there. */
@@ -94,12 +105,19 @@ export function stackBackupTargets(config: Pick<StackConfig, "service" | "server
       adminUser: db.engine === "postgres" ? "postgres" : "root",
       image: `${db.engine}:${db.version}`,
       ...(replica ? { replica: replicaTarget(replica, names.prefix, db) } : {}),
+      ...(promoted ? remoteTarget(db.replicas[0]!, db) : {}),
     },
   ];
   if (config.metabase.enabled) {
     targets.push({ name: "metabase", engine: "postgres", container: names.metabaseDatabaseContainer, adminUser: "metabase", image: config.metabase.databaseImage });
   }
   return targets;
+}
+
+/** A promoted replica on another server: where it is reached over the link (none on this server). */
+function remoteTarget(replica: ReplicaConfig, database: StackConfig["database"]): Pick<BackupTarget, "remote"> {
+  const host = linkAddressOfReplica(replica);
+  return host ? { remote: { host, port: databaseSpec(database).port } } : {};
 }
 
 /** A target's replica: its container, bound and, on another server, where it is reached over the link. */
@@ -348,18 +366,22 @@ function header(spec: BackupScriptSpec, kind: ScriptKind): string {
 
 /** The replicated targets' lines of the backup script's header; none without a replica (the script is then as before replicas existed). */
 function replicaHeader(spec: BackupScriptSpec): string[] {
-  const replicated = spec.targets.filter((t) => t.replica);
+  const replicated = spec.targets.filter((t) => t.replica || t.remote);
   if (replicated.length === 0) return [];
   return [
     "# Dumped from the read replica while replica.sh status says it is healthy (lag within the bound), from the primary otherwise;",
-    "# a replica on another server (link <host> <port>) is checked the same way and dumped over the link.",
-    "# name replica-container max-lag-seconds container|link [host port]",
+    "# a replica on another server (link <host> <port>) is checked the same way and dumped over the link; a promoted one there",
+    "# (promoted <host> <port> <image>), the primary, is always dumped over the link, by a one-off client of its image.",
+    "# name replica-container max-lag-seconds container|link|promoted [host port [image]]",
     "readonly REPLICAS=(",
     ...replicated.map((t) => {
+      if (t.remote) return `  ${shellQuote([t.name, t.container, 0, "promoted", t.remote.host, t.remote.port, t.image].join(" "))}`;
       const { container, maxLagSeconds, link } = t.replica!;
       return `  ${shellQuote([t.name, container, maxLagSeconds, ...(link ? ["link", link.host, link.port] : ["container"])].join(" "))}`;
     }),
     ")",
+    // A promoted replica elsewhere's one-off client: the password files the database containers mount, and their uid.
+    `readonly LINK_CLIENT_SECRETS=${shellQuote(spec.paths.databaseSecretsDir)} LINK_CLIENT_USER=${DATABASE_UID}`,
     `readonly LINK_BACKUP_USER=${BACKUP_USER} LINK_BACKUP_PASSWORD_FILE=${BACKUP_PASSWORD_FILE}`,
     // How long a client over the link may send nothing before it is stopped (the tests shorten it).
     `link_stall_seconds=\${BACKUP_LINK_STALL_SECONDS:-${LINK_STALL_SECONDS}}`,
@@ -383,7 +405,7 @@ function backupBash(replicated: boolean): string {
 
 /** The backup script (bash): every target dumped, compressed and streamed to S3, manifest last. */
 export function backupScript(spec: BackupScriptSpec): string {
-  return [header(spec, backupKind(spec)), bashPart("common.bash"), backupBash(spec.targets.some((t) => t.replica))].join("\n");
+  return [header(spec, backupKind(spec)), bashPart("common.bash"), backupBash(spec.targets.some((t) => t.replica || t.remote))].join("\n");
 }
 
 /**

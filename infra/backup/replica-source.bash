@@ -24,13 +24,22 @@ replication_problems=0
 # source_label saying so), and writes the manifest's source fields to
 # $work/replication.json (none for a database without a replica).
 pick_source() {
-  local name=$1 engine=$2 primary=$3 entry replica='' max_lag='' reached='' link_host='' link_port='' state reason position_type=gtid
-  source_container=$primary source_label='' link_password_file=''
+  local name=$1 engine=$2 primary=$3 entry replica='' max_lag='' reached='' link_host='' link_port='' image='' state reason position_type=gtid
+  source_container=$primary source_label='' link_password_file='' link_client_image=''
   rm -f "$work/replication.json"
   for entry in "${REPLICAS[@]}"; do
-    [[ ${entry%% *} == "$name" ]] && read -r _ replica max_lag reached link_host link_port <<<"$entry"
+    [[ ${entry%% *} == "$name" ]] && read -r _ replica max_lag reached link_host link_port image <<<"$entry"
   done
   [[ -n $replica ]] || return 0
+  if [[ $reached == promoted ]]; then
+    # The primary is the promoted replica on another server: no replication to check (none is left), and no
+    # container of it here: a one-off client of its image dumps it over the link, as the backup login.
+    source_label=", the promoted replica on another server, over the link at $link_host:$link_port"
+    link_password_file=$link_secrets_dir/$LINK_BACKUP_PASSWORD_FILE link_client_image=$image
+    login=(-h "$link_host" -P "$link_port" -u "$LINK_BACKUP_USER")
+    [[ $engine == postgres ]] && login=(-h "$link_host" -p "$link_port" -U "$LINK_BACKUP_USER")
+    return 0
+  fi
   [[ $engine == postgres ]] && position_type=lsn
   if ! state=$("$replica_script" status 2>"$work/replica.err") || ! jq -e 'type == "object" and has("healthy")' <<<"$state" >/dev/null 2>&1; then
     state=$(jq -cn --arg reason "$replica_script status did not answer: $(tail -n 3 "$work/replica.err" | tr '\n' ' ')" \
@@ -62,6 +71,14 @@ pick_source() {
 primary_source_json() {
   jq -c --arg why "$1" --arg type "$2" \
     '{source: "primary", replication: {why: $why, positionType: $type, position: .primaryPosition, replicaPosition: .replicaPosition, lagSeconds: .lagSeconds}}' <<<"$3" >"$work/replication.json"
+}
+
+# A promoted replica on another server has no container on this server: its
+# client runs in a one-off container of its image (link_client_image) on this
+# server's network, which reaches the link, as the database's uid, which can
+# read the login's password file, mounted read-only where db_exec reads it.
+link_client() {
+  docker run --rm -i --network host --user "$LINK_CLIENT_USER" --entrypoint '' -v "$LINK_CLIENT_SECRETS:$link_secrets_dir:ro" "$link_client_image" "$@"
 }
 
 # Adds pick_source's fields to manifest $1 (a database without a replica: unchanged).

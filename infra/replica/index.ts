@@ -147,7 +147,12 @@ export class ReadReplica extends pulumi.ComponentResource {
       { connection: server.connection, delete: asRootCommand("run", replicaName.script(names.stackDir), "retire"), logging: "stderr", addPreviousOutputInEnv: false },
       { parent: this, dependsOn: files },
     );
-    if (elsewhere && database.engine !== "postgres") {
+    if (elsewhere && promoted) {
+      // The primary now, on its own server (npm run promote): no setup or seeding runs again, they would copy the
+      // out-of-date original over it; its server's copy of the script checks it takes writes, as on one server.
+      this.container = createContainer(this, [primary, retire, ...files, ...placeFilesElsewhere(this, elsewhere.host), ...elsewhere.linkReady]);
+      this.primaryReady = runScript(this, "writable", ["writable"], [this.container], elsewhere.host, [this.container.id]);
+    } else if (elsewhere && database.engine !== "postgres") {
       // MariaDB (the schema refuses MySQL): the logins on the primary's server; once the replica runs, its server seeds it over the link.
       const setup = runScript(this, "setup", ["setup"], [primary, ...files]);
       this.container = createContainer(this, [retire, ...placeFilesElsewhere(this, elsewhere.host), ...elsewhere.linkReady]);

@@ -67,9 +67,14 @@ export function promotionStaged(db: Pick<StackConfig["database"], "primary" | "r
   return db.primary === "promoting" && db.replicas.length > 0;
 }
 
-/** Where the app writes on the data network: the original (`db`), or the promoted replica (and the slot staged for it). */
+/**
+ * Where the app writes: the original (`db` on the data network), or the
+ * promoted replica (and the slot staged for it): on the data network, or on
+ * another server at its link address, where its port is published.
+ */
 export function primaryHost(db: Pick<StackConfig["database"], "primary" | "replicas">): string {
-  return replicaIsPrimary(db) || promotionStaged(db) ? REPLICA_ALIAS : DATABASE_ALIAS;
+  const replica = db.replicas[0];
+  return replica && (replicaIsPrimary(db) || promotionStaged(db)) ? replicaReadHost(replica) : DATABASE_ALIAS;
 }
 
 /**

@@ -514,9 +514,6 @@ export const stackConfigSchema = z
         }
       }
     });
-    if (database.primary !== "original" && database.replicas.some((r) => r.server)) {
-      ctx.addIssue({ code: "custom", path: ["database", "primary"], input: database.primary, message: 'expected "original": promoting a replica on another server is not supported yet (README, "Read replicas")' });
-    }
     if (database.primary !== "original" && database.replicas.length === 0) {
       ctx.addIssue({
         code: "custom",

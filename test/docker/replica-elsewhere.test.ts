@@ -25,8 +25,8 @@ import { after, before, describe, it } from "node:test";
 import { linkPaths } from "../../infra/link/render.js";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { asAdmin, asAppUser, inSlot, inspect, newestManifest, reseedInPlace, RESEED_HUNG_UP, RESEED_IN_PLACE, runInstalledBackup, servingSlot, writeAndSeeReplicated, type Engine } from "../support/docker-replica.js";
-import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres } from "../support/docker-stacks.js";
+import { asAdmin, asAppUser, inSlot, inspect, newestManifest, proxyAddress, readOnlyRefusal, reseedInPlace, RESEED_HUNG_UP, RESEED_IN_PLACE, runInstalledBackup, servingSlot, writeAndSeeReplicated, type Engine } from "../support/docker-replica.js";
+import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres, startLoad } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
 import { waitFor } from "../support/system.js";
@@ -285,6 +285,58 @@ for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) 
       await waitFor("the row written after the cut on the replica", () => asAppUser(engine, replica, "SELECT body FROM notes WHERE id = 7;").stdout === "after the power cut\n", 180_000, 1000);
       const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
       assert.match(status.stdout, new RegExp(`^  replica  ${replica}  healthy, \\d+ s behind \\(\\d+ ${unit}\\)`, "m"), status.stdout);
+    });
+
+    it("npm run promote with the real pulumi up: no failed request; fenced here, promoted there at the fence's position; the slots write to it at its tailnet address; the original refuses writes; the backup dumps the promoted database over the link, the original stopped too", async () => {
+      const rows = Number(asAppUser(engine, primary, "SELECT count(*) FROM notes;").stdout.trim());
+      const replicaRun = [inspect<string>(replica, ".Id"), inspect<string>(replica, ".State.StartedAt")];
+      const load = startLoad(proxyAddress, api);
+      let result: Awaited<ReturnType<typeof opsAsync>>;
+      try {
+        result = await opsAsync(ws, "promote.ts", ["--stack", stack]);
+        await new Promise((r) => setTimeout(r, 1500));
+      } finally {
+        await load.stop();
+      }
+      assert.equal(result.status, 0, result.stdout + result.stderr);
+      assert.deepEqual(load.answers.filter((a) => a.error), [], `failed requests during the promotion (of ${load.answers.length})`);
+      assert.doesNotMatch(result.stdout, /has not applied|cannot be fenced/);
+      // The fence on the stack's server printed the primary's position; the replica's server promoted it there.
+      const fencedAt = new RegExp(`\\[info\\]: ${primary}'s position once fenced: (\\S+)$`, "m").exec(result.stdout)?.[1];
+      assert.ok(fencedAt && fencedAt !== "none", result.stdout);
+      assert.ok(result.stdout.includes(`(the primary's position: ${fencedAt})`), result.stdout);
+      assert.match(result.stdout, new RegExp(`promote of ${stack}: ${replica} becomes the primary \\(replica\\.sh promote on \\S+@127\\.0\\.0\\.1:\\d+, then \\S+@${OTHER_HOST.replace(/\./g, "\\.")}:\\d+\\)`));
+      const url = `SPRING_DATASOURCE_URL=jdbc:${engine === "mariadb" ? "mariadb" : "postgresql"}://${TAILNET.replica}:${port}/bbaegok`;
+      for (const slot of slots) {
+        const env = inspect<string[]>(slot, ".Config.Env");
+        assert.ok(env.includes(url), `${slot}: ${env.join(" ")}`);
+        assert.ok(!env.some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_URL=")), `${slot} still reads a replica`);
+        assert.equal(inspect<{ Health?: { Status: string } }>(slot, ".State").Health?.Status, "healthy", slot);
+      }
+      const write = asAppUser(engine, replica, "INSERT INTO notes VALUES (8, 'after the promotion elsewhere');");
+      assert.equal(write.status, 0, write.stderr);
+      assert.deepEqual([inspect<string>(replica, ".Id"), inspect<string>(replica, ".State.StartedAt")], replicaRun, "the promoted container was re-created or restarted by the promotion");
+      const fenced = asAppUser(engine, primary, "INSERT INTO notes VALUES (9, 'on the original');");
+      assert.notEqual(fenced.status, 0, "the original took a write after the promotion");
+      assert.match(fenced.stderr, readOnlyRefusal(engine));
+      assert.equal(inspect<string>(primary, ".HostConfig.RestartPolicy.Name"), "no");
+      const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
+      assert.match(status.stdout, new RegExp(`^  replica  ${replica}  promoted, the primary: takes writes; the original still answers, fenced`, "m"), status.stdout);
+
+      // The installed backup dumps the promoted database over the link by a one-off client here: the write above is in it.
+      const run = runInstalledBackup(host, s3, stack);
+      assert.equal(run.status, 0, run.stdout + run.stderr);
+      assert.match(run.stdout + run.stderr, new RegExp(`the promoted replica on another server, over the link at ${TAILNET.replica.replace(/\./g, "\\.")}:${port}\\) done`));
+      const manifest = newestManifest(s3, stack);
+      assert.equal(manifest.source, undefined);
+      assert.equal(manifest.tables.find((t) => /(^|\.)notes$/.test(t.name))?.rows, rows + 1, JSON.stringify(manifest.tables));
+      // Stopped, as the runbook says once the first backup is checked: the backup does not need it.
+      docker(["stop", primary]);
+      const again = runInstalledBackup(host, s3, stack);
+      assert.equal(again.status, 0, again.stdout + again.stderr);
+
+      const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
+      assert.equal(preview.status, 0, outputOf(preview));
     });
   });
 }
