@@ -25,8 +25,8 @@ import { after, before, describe, it } from "node:test";
 import { linkPaths } from "../../infra/link/render.js";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { asAdmin, asAppUser, inSlot, inspect, newestManifest, proxyAddress, readOnlyRefusal, reseedInPlace, RESEED_HUNG_UP, RESEED_IN_PLACE, runInstalledBackup, servingSlot, writeAndSeeReplicated, type Engine } from "../support/docker-replica.js";
-import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres, startLoad } from "../support/docker-stacks.js";
+import { asAdmin, asAppUser, inSlot, inspect, newestManifest, promoteUnderLoad, readOnlyRefusal, reseedInPlace, RESEED_HUNG_UP, RESEED_IN_PLACE, runInstalledBackup, servingSlot, writeAndSeeReplicated, type Engine } from "../support/docker-replica.js";
+import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
 import { waitFor } from "../support/system.js";
@@ -290,16 +290,7 @@ for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) 
     it("npm run promote with the real pulumi up: no failed request; fenced here, promoted there at the fence's position; the slots write to it at its tailnet address; the original refuses writes; the backup dumps the promoted database over the link, the original stopped too", async () => {
       const rows = Number(asAppUser(engine, primary, "SELECT count(*) FROM notes;").stdout.trim());
       const replicaRun = [inspect<string>(replica, ".Id"), inspect<string>(replica, ".State.StartedAt")];
-      const load = startLoad(proxyAddress, api);
-      let result: Awaited<ReturnType<typeof opsAsync>>;
-      try {
-        result = await opsAsync(ws, "promote.ts", ["--stack", stack]);
-        await new Promise((r) => setTimeout(r, 1500));
-      } finally {
-        await load.stop();
-      }
-      assert.equal(result.status, 0, result.stdout + result.stderr);
-      assert.deepEqual(load.answers.filter((a) => a.error), [], `failed requests during the promotion (of ${load.answers.length})`);
+      const result = await promoteUnderLoad(ws, stack, api);
       assert.doesNotMatch(result.stdout, /has not applied|cannot be fenced/);
       // The fence on the stack's server printed the primary's position; the replica's server promoted it there.
       const fencedAt = new RegExp(`\\[info\\]: ${primary}'s position once fenced: (\\S+)$`, "m").exec(result.stdout)?.[1];

@@ -15,8 +15,8 @@ import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { asAppUser, inSlot, inspect, newestManifest, otherSlotOf, proxyAddress, readOnlyRefusal, reseedInPlace, RESEED_HUNG_UP, RESEED_IN_PLACE, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
-import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres, startLoad } from "../support/docker-stacks.js";
+import { asAppUser, inSlot, inspect, newestManifest, otherSlotOf, promoteUnderLoad, readOnlyRefusal, reseedInPlace, RESEED_HUNG_UP, RESEED_IN_PLACE, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
+import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
@@ -159,18 +159,7 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
     it("npm run promote with the real pulumi up: no failed request; the old replica takes writes (the same container, never restarted), the original refuses them, the serving slot's datasource names db-replica", async () => {
       const originalId = inspect<string>(primary, ".Id");
       const replicaRun = [inspect<string>(replica, ".Id"), inspect<string>(replica, ".State.StartedAt")];
-      const load = startLoad(proxyAddress, api);
-      let result: Awaited<ReturnType<typeof opsAsync>>;
-      try {
-        result = await opsAsync(ws, "promote.ts", ["--stack", stack]);
-        await new Promise((r) => setTimeout(r, 1500));
-      } finally {
-        await load.stop();
-      }
-      assert.equal(result.status, 0, result.stdout + result.stderr);
-      const failed = load.answers.filter((a) => a.error);
-      assert.deepEqual(failed, [], `failed requests during the promotion (of ${load.answers.length})`);
-      assert.ok(load.answers.length > 20, `only ${load.answers.length} requests`);
+      const result = await promoteUnderLoad(ws, stack, api);
       const file = parse(readFileSync(join(ws.projectDir, `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, { primary?: string }> };
       assert.equal(file.config["bbaegok-infra:database"]?.primary, "replica");
 

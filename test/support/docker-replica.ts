@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import type { BackupManifest } from "../../infra/backup/render.js";
 import { docker, type DockerHost, type RunResult } from "./docker-host.js";
-import { CLOUDFLARE_CLIENT, httpsGet, opsAsync, opsSession, pulumi } from "./docker-stacks.js";
+import { CLOUDFLARE_CLIENT, httpsGet, opsAsync, opsSession, pulumi, startLoad } from "./docker-stacks.js";
 import { outputOf } from "./engine.js";
 import type { EngineWorkspace } from "../../engine/workspace.js";
 import type { MotoServer } from "./moto.js";
@@ -219,5 +219,25 @@ async function reseedHungUp(stack: string, primary: string, ws: EngineWorkspace,
     assert.ok(run, result.stdout);
     assert.match(result.stdout, new RegExp(`run ${run} was cut \\(a dropped connection\\?\\); its step seed still runs on \\S+: following it, then going on from there`));
   }
+  return result;
+}
+
+/**
+ * `npm run promote` of a stack while clients call its API through the proxy
+ * (startLoad): its result, once it succeeded and every request of the more
+ * than 20 made meanwhile was answered.
+ */
+export async function promoteUnderLoad(ws: EngineWorkspace, stack: string, api: string): Promise<RunResult> {
+  const load = startLoad(proxyAddress, api);
+  let result: Awaited<ReturnType<typeof opsAsync>>;
+  try {
+    result = await opsAsync(ws, "promote.ts", ["--stack", stack]);
+    await new Promise((r) => setTimeout(r, 1500));
+  } finally {
+    await load.stop();
+  }
+  assert.equal(result.status, 0, result.stdout + result.stderr);
+  assert.deepEqual(load.answers.filter((a) => a.error), [], `failed requests during the promotion (of ${load.answers.length})`);
+  assert.ok(load.answers.length > 20, `only ${load.answers.length} requests`);
   return result;
 }
