@@ -109,30 +109,7 @@ for (const [engine, version, flag] of [
 
 for (const engine of ["mariadb", "postgres"] as const) {
   describe(`a ${engine} stack staged for its promotion (database.primary: promoting, npm run promote's first up)`, () => {
-    const stack = `staged${engine}`;
-    const file = stackFileWithReplica(engine, engine === "postgres" ? "16.10" : "11.4.4", `staged-${engine}.bbaegok.kr`);
-    project.writeStackFile(stack, file);
-    const self = { [`organization/bbaegok-infra/${stack}`]: {} as Record<string, unknown> };
-    const served = planInChild(stack, project.dir, self, true);
-    self[`organization/bbaegok-infra/${stack}`] = { appSlots: served.outputs["appSlots"] };
-    const before = planInChild(stack, project.dir, self);
-    project.writeStackFile(stack, file.replace("    replicas:\n", "    primary: promoting\n    replicas:\n"));
-    const staged = planInChild(stack, project.dir, self);
-    const inputsOf = (plan: typeof staged, name: string) => plan.resources.find((r) => r.type === CONTAINER && r.inputs["name"] === name)?.inputs;
-
-    it("only the warm slot changes: it names db-replica, with no replica datasource; the serving slot, both databases and the backup are as before", () => {
-      const live = served.outputs["liveSlot"] as string;
-      const warm = live === "blue" ? "green" : "blue";
-      assert.equal(staged.outputs["liveSlot"], live, "the staged up made another slot live");
-      const envs = inputsOf(staged, `bbaegok-${stack}-app-${warm}`)!["envs"] as string[];
-      assert.ok(envs.includes(`SPRING_DATASOURCE_URL=jdbc:${engine === "postgres" ? "postgresql" : "mariadb"}://db-replica:${engine === "postgres" ? 5432 : 3306}/bbaegok`), envs.join(" "));
-      assert.ok(!envs.some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), envs.join(" "));
-      assert.notDeepEqual(inputsOf(staged, `bbaegok-${stack}-app-${warm}`), inputsOf(before, `bbaegok-${stack}-app-${warm}`));
-      for (const name of [`app-${live}`, "db", "db-replica"]) assert.deepEqual(inputsOf(staged, `bbaegok-${stack}-${name}`), inputsOf(before, `bbaegok-${stack}-${name}`), name);
-      const backup = (plan: typeof staged) => plan.resources.find((r) => r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`)?.inputs["content"];
-      assert.equal(backup(staged), backup(before));
-      assert.deepEqual(violations(staged.resources), []);
-    });
+    itStagesThePromotion(`staged${engine}`, engine, stackFileWithReplica(engine, engine === "postgres" ? "16.10" : "11.4.4", `staged-${engine}.bbaegok.kr`), "db-replica");
   });
 
   describe(`a ${engine} stack whose replica was promoted (database.primary: replica)`, () => {
@@ -224,6 +201,40 @@ for (const engine of ["mariadb", "postgres"] as const) {
   });
 }
 
+/**
+ * npm run promote's first up (database.primary: promoting) of `stack`, whose
+ * stack file `file` lists its replica (not promoted yet): planned as served,
+ * then again as before and as staged, with the stack's own outputs; the
+ * staged slot writes to `writeHost`, where the replica is.
+ */
+function itStagesThePromotion(stack: string, engine: "mariadb" | "postgres", file: string, writeHost: string): void {
+  project.writeStackFile(stack, file);
+  const self = { [`organization/bbaegok-infra/${stack}`]: {} as Record<string, unknown> };
+  const served = planInChild(stack, project.dir, self, true);
+  self[`organization/bbaegok-infra/${stack}`] = { appSlots: served.outputs["appSlots"] };
+  const before = planInChild(stack, project.dir, self);
+  project.writeStackFile(stack, file.replace("    replicas:\n", "    primary: promoting\n    replicas:\n"));
+  const staged = planInChild(stack, project.dir, self);
+  const inputsOf = (plan: typeof staged, name: string) => plan.resources.find((r) => r.type === CONTAINER && r.inputs["name"] === name)?.inputs;
+
+  it(`only the warm slot changes: it names ${writeHost}, with no replica datasource; the serving slot, both databases and the backup are as before`, () => {
+    const live = served.outputs["liveSlot"] as string;
+    const warm = live === "blue" ? "green" : "blue";
+    assert.equal(staged.outputs["liveSlot"], live, "the staged up made another slot live");
+    const envs = inputsOf(staged, `bbaegok-${stack}-app-${warm}`)!["envs"] as string[];
+    assert.ok(envs.includes(`SPRING_DATASOURCE_URL=jdbc:${engine === "postgres" ? "postgresql" : "mariadb"}://${writeHost}:${engine === "postgres" ? 5432 : 3306}/bbaegok`), envs.join(" "));
+    assert.ok(!envs.some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), envs.join(" "));
+    assert.notDeepEqual(inputsOf(staged, `bbaegok-${stack}-app-${warm}`), inputsOf(before, `bbaegok-${stack}-app-${warm}`));
+    for (const name of [`app-${live}`, "db", "db-replica"]) assert.deepEqual(inputsOf(staged, `bbaegok-${stack}-${name}`), inputsOf(before, `bbaegok-${stack}-${name}`), name);
+    const backup = (plan: typeof staged) => String(plan.resources.find((r) => r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`)?.inputs["content"]);
+    assert.equal(backup(staged), backup(before));
+    // The original is still the primary: dumped from its container here, no promoted replica reached over the link.
+    assert.match(backup(staged), new RegExp(`^  'bbaegok ${engine} bbaegok-${stack}-db (root|postgres) `, "m"));
+    assert.doesNotMatch(backup(staged), /^  '.* promoted /m);
+    assert.deepEqual(violations(staged.resources), []);
+  });
+}
+
 describe("the committed stacks list no replica", () => {
   for (const stack of ["prod", "staging"]) {
     it(`${stack}: no replica container, no replication flag, no replica datasource`, () => {
@@ -280,9 +291,9 @@ function stackFileWithReplicaElsewhere(host: string, link: string, engine: "post
 
 const WIREGUARD_LINK = "          type: wireguard\n          primaryAddress: 10.99.0.1\n          replicaAddress: 10.99.0.2\n";
 
-/** The plan of `stack` with its `engine` replica on another server over WireGuard, and what its tests look at. */
-function planWithReplicaElsewhere(stack: string, host: string, engine: "postgres" | "mariadb") {
-  project.writeStackFile(stack, stackFileWithReplicaElsewhere(host, WIREGUARD_LINK, engine));
+/** The plan of `stack` with its `engine` replica on another server over WireGuard (its stack file changed by `edit`), and what its tests look at. */
+function planWithReplicaElsewhere(stack: string, host: string, engine: "postgres" | "mariadb", edit: (file: string) => string = (file) => file) {
+  project.writeStackFile(stack, edit(stackFileWithReplicaElsewhere(host, WIREGUARD_LINK, engine)));
   const plan = planInChild(stack, project.dir);
   const containers = plan.resources.filter((r) => r.type === CONTAINER);
   return {
@@ -507,3 +518,66 @@ describe("Metabase on a mariadb stack with its replica on another server", () =>
     assert.deepEqual(violations(plan.resources), []);
   });
 });
+
+for (const engine of ["mariadb", "postgres"] as const) {
+  describe(`a ${engine} stack staged for the promotion of its replica on another server (database.primary: promoting)`, () => {
+    itStagesThePromotion(`stagedelsewhere${engine}`, engine, stackFileWithReplicaElsewhere(`staged-elsewhere-${engine}.bbaegok.kr`, WIREGUARD_LINK, engine), "10.99.0.2");
+  });
+
+  describe(`a ${engine} stack whose replica on another server was promoted (database.primary: replica)`, () => {
+    const stack = `promotedelsewhere${engine}`;
+    // The replica's server keeps its stacks in another folder than the stack's own: a path tells which server a command runs on.
+    const promote = (file: string) =>
+      file.replace(`            hostKey: ${REPLICA_HOST_KEY}\n`, `            hostKey: ${REPLICA_HOST_KEY}\n          dataDir: /data/bbaegok\n`).replace("    replicas:\n", "    primary: replica\n    replicas:\n");
+    const { plan, containers, replica, primary, providers, commands } = planWithReplicaElsewhere(stack, `promoted-elsewhere-${engine}.bbaegok.kr`, engine, promote);
+    const port = engine === "postgres" ? 5432 : 3306;
+    const slots = containers.filter((c) => /-app-(blue|green)$/.test(String(c.inputs["name"])));
+
+    it("the slots write to the promoted replica at its link address and get no replica datasource", () => {
+      assert.equal(slots.length, 2);
+      for (const slot of slots) {
+        const envs = slot.inputs["envs"] as string[];
+        assert.ok(envs.includes(`SPRING_DATASOURCE_URL=jdbc:${engine === "postgres" ? "postgresql" : "mariadb"}://10.99.0.2:${port}/bbaegok`), envs.join(" "));
+        assert.ok(!envs.some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), envs.join(" "));
+      }
+    });
+
+    it("its server's copy of replica.sh checks it takes writes, once its container runs, before the slots; nothing sets it up, seeds it or waits for it again", () => {
+      // A command's connection is masked in the plan: the path of the script it runs, under the replica's server's
+      // data directory, is that server's (ReadReplica's runScript takes both from the server it runs on).
+      const runs = commands.filter((r) => REPLICA_SCRIPT_RUN.test(String(r.inputs["create"])));
+      assert.deepEqual(runs.map((r) => [r.name, r.inputs["create"]]), [["database-replica-1-writable", `sudo -n /usr/local/sbin/bbaegok-install run '/data/bbaegok/${stack}/replica/replica.sh' 'writable'`]]);
+      assert.equal(plan.resources.find((r) => r.name === "database-replica-1-elsewhere-script")?.inputs["path"], `/data/bbaegok/${stack}/replica/replica.sh`);
+      assert.deepEqual(commands.map((c) => c.name).filter((n) => /^database-replica-1-(setup|seed|wait)$/.test(n)), []);
+      assert.ok(runs[0]!.options.dependsOn.includes("database-replica-1-container"), runs[0]!.options.dependsOn.join(" "));
+      for (const slot of slots) assert.ok(slot.options.dependsOn.includes("database-replica-1-writable"), `${slot.name}: ${slot.options.dependsOn.join(" ")}`);
+    });
+
+    it("it runs on its own server (that server's Docker provider), its volume protected and retained; the original stays stopped (restart no, neither started nor run)", () => {
+      const own = providers.find((p) => p.inputs["host"] === "ssh://deploy@replica.bbaegok.kr:2222");
+      assert.ok(own && replica, "no provider or no container for the replica's server");
+      assert.equal(replica.options.provider, own.name);
+      const volume = plan.resources.find((r) => r.type === "docker:index/volume:Volume" && r.inputs["name"] === `bbaegok-${stack}-db-replica-data`);
+      assert.deepEqual([volume?.options.provider, volume?.options.protect, volume?.options.retainOnDelete], [own.name, true, true]);
+      const pick = (inputs: Record<string, unknown>) => ["restart", "mustRun", "start"].map((k) => inputs[k]);
+      assert.deepEqual(pick(primary!.inputs), ["no", false, false]);
+      assert.deepEqual(pick(replica.inputs), ["unless-stopped", undefined, undefined]);
+      if (engine === "mariadb") assert.match(String(plan.resources.find((r) => r.name === "database-replica-1-elsewhere-role-file")?.inputs["content"]), /^read_only = OFF$/m);
+    });
+
+    it("no container but the proxy publishes a port on any address but a link address: each database its own port, on its own link address; no guardrail broken", () => {
+      const publishing = containers.filter((c) => (c.inputs["ports"] as unknown[] | undefined)?.length || c.inputs["networkMode"] === "host");
+      assert.deepEqual(publishing.map((c) => c.inputs["name"]).sort(), [`bbaegok-${stack}-db`, `bbaegok-${stack}-db-replica`, "bbaegok-proxy"].sort());
+      assert.deepEqual(primary!.inputs["ports"], [{ internal: port, external: port, ip: "10.99.0.1", protocol: "tcp" }]);
+      assert.deepEqual(replica!.inputs["ports"], [{ internal: port, external: port, ip: "10.99.0.2", protocol: "tcp" }]);
+      assert.deepEqual(violations(plan.resources), []);
+    });
+
+    it("the backup job dumps it over the link, by a one-off client of its image with this server's password files, and checks no replica", () => {
+      const text = String(plan.resources.find((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === `/srv/bbaegok/${stack}/backup/backup.sh`)?.inputs["content"]);
+      const image = `${engine}:${engine === "postgres" ? "16.10" : "11.4.4"}`.replace(/\./g, "\\.");
+      assert.match(text, new RegExp(`^readonly REPLICAS=\\(\\n  'bbaegok bbaegok-${stack}-db-replica 0 promoted 10\\.99\\.0\\.2 ${port} ${image}'\\n\\)$`, "m"));
+      assert.match(text, new RegExp(`^readonly LINK_CLIENT_SECRETS='/srv/bbaegok/${stack}/secrets/db' LINK_CLIENT_USER=999:999$`, "m"));
+    });
+  });
+}

@@ -43,11 +43,17 @@ describe("the replica's scripts", () => {
 });
 
 describe("the backup script of a stack with a replica", () => {
-  const render = (replicas: unknown[]) => {
+  /** prod's backup targets with these replicas (and `database.primary`, `engine`: prod's own by default). */
+  const targets = (replicas: unknown[], primary?: "replica" | "promoting", engine?: "postgres") => {
     const config = loadStack("prod").config;
-    const withReplicas = { ...config, database: { ...config.database, replicas: replicas as typeof config.database.replicas } };
-    return backupScript({ service: config.service, stack: "prod", backup: config.backup, targets: stackBackupTargets(withReplicas, "prod"), paths: backupPaths(config.service, "prod", config.server.dataDir) });
+    const database = { ...config.database, ...(engine ? { engine, version: "16.10" } : {}), ...(primary ? { primary } : {}), replicas: replicas as typeof config.database.replicas };
+    return stackBackupTargets({ ...config, database }, "prod");
   };
+  const render = (replicas: unknown[], primary?: "replica" | "promoting") => {
+    const config = loadStack("prod").config;
+    return backupScript({ service: config.service, stack: "prod", backup: config.backup, targets: targets(replicas, primary), paths: backupPaths(config.service, "prod", config.server.dataDir) });
+  };
+  const elsewhere = { maxLagSeconds: 60, server: { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey: "ssh-ed25519 AAAA" }, dataDir: "/srv/bbaegok" }, link: { type: "wireguard", primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 } };
   it("is shellcheck-clean, names the replica, its bound and replica.sh, and runs every replica hook", () => {
     const script = render([{ maxLagSeconds: 120 }]);
     shellcheck("backup.sh with a replica", script);
@@ -57,13 +63,36 @@ describe("the backup script of a stack with a replica", () => {
     for (const call of ["pick_source \"$name\"", "add_replication_to_manifest \"$work/manifest.json\"", "fail_on_unhealthy_replication"]) assert.ok(script.includes(`  ${call}`), `${call} is not called`);
   });
   it("with a replica on another server: checked the same way, dumped over the link at its link address and port as the backup login", () => {
-    const elsewhere = { maxLagSeconds: 60, server: { host: "replica.bbaegok.kr", ssh: { user: "deploy", port: 22, hostKey: "ssh-ed25519 AAAA" }, dataDir: "/srv/bbaegok" }, link: { type: "wireguard", primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 } };
     const script = render([elsewhere]);
     shellcheck("backup.sh with a replica elsewhere", script);
     assert.match(script, /^readonly REPLICAS=\(\n  'bbaegok bbaegok-prod-db-replica 60 link 10\.99\.0\.2 3306'\n\)$/m);
     assert.match(script, /^readonly LINK_BACKUP_USER=replica_backup LINK_BACKUP_PASSWORD_FILE=replica_backup_password$/m);
     assert.match(script, /^link_secrets_dir=\$\{BACKUP_SECRETS_DIR:-\/run\/secrets\}$/m);
     for (const call of ["pick_source \"$name\"", "fail_on_unhealthy_replication"]) assert.ok(script.includes(`  ${call}`), `${call} is not called`);
+  });
+  it("with a replica on another server promoted: the primary there, reached over the link at its link address and the engine's port; no replica left to check", () => {
+    const [target] = targets([elsewhere], "replica");
+    assert.deepEqual(target!.remote, { host: "10.99.0.2", port: 3306 });
+    assert.equal(target!.replica, undefined);
+    assert.equal(target!.container, "bbaegok-prod-db-replica");
+    assert.deepEqual(targets([elsewhere], "replica", "postgres")[0]!.remote, { host: "10.99.0.2", port: 5432 });
+    // Staged (promoting), the original is still the primary: its replica there is checked and dumped as before.
+    const [staged] = targets([elsewhere], "promoting");
+    assert.equal(staged!.remote, undefined);
+    assert.deepEqual(staged!.replica, { container: "bbaegok-prod-db-replica", maxLagSeconds: 60, link: { host: "10.99.0.2", port: 3306 } });
+    // Promoted on the stack's own server, it is dumped in its container here.
+    assert.equal(targets([{ maxLagSeconds: 60 }], "replica")[0]!.remote, undefined);
+  });
+  it("with a replica on another server promoted: always dumped over the link by a one-off client of its image, which mounts this server's password files as the database's uid", () => {
+    const script = render([elsewhere], "replica");
+    shellcheck("backup.sh with a promoted replica elsewhere", script);
+    const { version } = loadStack("prod").config.database;
+    assert.match(script, new RegExp(`^readonly REPLICAS=\\(\\n  'bbaegok bbaegok-prod-db-replica 0 promoted 10\\.99\\.0\\.2 3306 mariadb:${version.replace(/\./g, "\\.")}'\\n\\)$`, "m"));
+    assert.match(script, /^readonly LINK_CLIENT_SECRETS='\/srv\/bbaegok\/prod\/secrets\/db' LINK_CLIENT_USER=999:999$/m);
+    assert.match(script, /^readonly LINK_BACKUP_USER=replica_backup LINK_BACKUP_PASSWORD_FILE=replica_backup_password$/m);
+    assert.ok(script.includes('  pick_source "$name"'), "pick_source is not called");
+    // Not promoted, a replica there is checked and dumped by the primary's container, as before.
+    assert.doesNotMatch(render([elsewhere]), /^  '.* promoted /m);
   });
   it("without a replica, has none of the replica's code (the script of a stack before replicas existed)", () => {
     const script = render([]);
@@ -157,6 +186,13 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     // The primary's URL gets none: its server is the app's own.
     assert.ok(reads({ server, link: wireguard }).includes("SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/bbaegok"));
     assert.ok(!reads({}, "postgres", "replica").some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")));
+    // Promoted, or staged for it, the app writes to it: on another server at its link address.
+    for (const primary of ["replica", "promoting"]) {
+      assert.ok(reads({ server, link: wireguard }, "postgres", primary).includes("SPRING_DATASOURCE_URL=jdbc:postgresql://10.99.0.2:5432/bbaegok"), primary);
+      assert.ok(reads({ server, link: wireguard }, "mariadb", primary).includes("SPRING_DATASOURCE_URL=jdbc:mariadb://10.99.0.2:3306/bbaegok"), primary);
+      assert.ok(!reads({ server, link: wireguard }, "postgres", primary).some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), primary);
+    }
+    assert.ok(reads({}, "postgres", "replica").includes("SPRING_DATASOURCE_URL=jdbc:postgresql://db-replica:5432/bbaegok"));
     // The health follows the primary only while there is a replica to read; a stack without one keeps its environment.
     assert.ok(reads({}).includes("MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES=true"));
     assert.ok(reads({ server, link: wireguard }).includes("MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES=true"));
@@ -216,12 +252,20 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     assert.deepEqual(validate(undefined, "postgres", undefined, "12.22").problems, []);
   });
 
-  it("refuses any replica on MySQL (its replication SQL is not built), and promoting one elsewhere on either engine, naming the key", () => {
+  it("refuses any replica on MySQL (its replication SQL is not built), naming the key", () => {
     for (const replica of [{ server, link: wireguard }, {}]) {
       assert.match(problems(replica, "mysql"), /bbaegok-infra:database\.replicas = .*expected no replicas with engine mysql: read replicas are built for mariadb and postgres/);
     }
+  });
+
+  it("takes promoting one elsewhere on either engine: staged (promoting) and promoted (replica)", () => {
     for (const engine of ["postgres", "mariadb"]) {
-      assert.match(problems({ server, link: wireguard }, engine, "replica"), /bbaegok-infra:database\.primary = "replica": expected "original": promoting a replica on another server is not supported yet/);
+      for (const primary of ["promoting", "replica"]) {
+        const { config, problems: found } = validate({ server, link: wireguard }, engine, primary);
+        assert.deepEqual(found, [], `${engine}, database.primary ${primary}`);
+        assert.equal(config!.database.primary, primary);
+        assert.equal(config!.database.replicas[0]!.server?.host, "replica.bbaegok.kr");
+      }
     }
   });
 });
