@@ -204,6 +204,27 @@ SELECT pg_reload_conf();' >/dev/null
   replica_log info "$PRIMARY unfenced: it takes the app's writes again"
 }
 
+# PostgreSQL's fence makes new transactions read-only, not one already open:
+# a transaction begun before it could still write and commit after the
+# position is read, a write the promoted replica would never get. Those are
+# given REPLICA_FENCE_DRAIN_SECONDS (10) to end; any still open then is
+# ended (rolled back: its client is told it failed, never that it
+# committed). MariaDB/MySQL's read_only waits for the commits in progress.
+drain_after_fence() {
+  local fenced_at open waited=0 limit=${REPLICA_FENCE_DRAIN_SECONDS:-10} before
+  fenced_at=$(admin_sql "$PRIMARY" <<<'SELECT clock_timestamp()')
+  before="backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start < '$fenced_at'::timestamptz"
+  while open=$(admin_sql "$PRIMARY" <<<"SELECT count(*) FROM pg_stat_activity WHERE $before") && ((open > 0)); do
+    if ((waited >= limit)); then
+      admin_sql "$PRIMARY" >/dev/null <<<"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE $before"
+      replica_log warning "$open transaction(s) begun on $PRIMARY before its fence still open after $limit s: ended, rolled back (their clients see them fail)"
+      return
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
 promote_fence() {
   local fence position
   if ! capture fence fence_primary; then
@@ -211,6 +232,7 @@ promote_fence() {
     return 0
   fi
   replica_log info "$PRIMARY fenced: it refuses the app's writes from now on"
+  [[ $ENGINE == postgres ]] && drain_after_fence
   if [[ $ENGINE == postgres ]]; then
     capture position admin_sql "$PRIMARY" <<<'SELECT pg_current_wal_lsn()' || position=''
   else

@@ -8,7 +8,7 @@
 // has replayed up to it, then promotes it. Each copy's stand-in for `docker
 // exec` knows its own server's container alone, and runs in its namespace.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -136,9 +136,26 @@ CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; GRANT SELECT, INSERT ON orde
     await waitFor("the standby to receive the write", () => pg.sql(replicaSocket, `SELECT pg_last_wal_receive_lsn() >= '${afterRow}'::pg_lsn`, "postgres").stdout.trim() === "t", 30_000, 200);
     assert.equal(memos(replicaSocket), "주문 1", "the standby replayed the write: nothing left to wait for");
 
-    const fence = await runReplica(side.primary.script, side.primary.env, "promote");
+    // A transaction of the app begun before the fence and still open: it has written a row, not committed it.
+    const inFlight = spawn("ip", link.inNs("primary", psql, "-h", LINK.primary, "-p", String(pgPort), "-U", DB, "-d", DB, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t"), {
+      env: { ...process.env, PGPASSWORD: APP_PASSWORD },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let inFlightOut = "";
+    inFlight.stdout.on("data", (d: Buffer) => (inFlightOut += d.toString()));
+    inFlight.stderr.on("data", (d: Buffer) => (inFlightOut += d.toString()));
+    const inFlightExit = new Promise<number | null>((resolve) => inFlight.once("exit", resolve));
+    inFlight.stdin.write("BEGIN;\nINSERT INTO orders (memo) VALUES ('in flight at the fence');\n\\echo written\n");
+    await waitFor("the open transaction's write", () => inFlightOut.includes("written"), 10_000, 100);
+
+    const fence = await runScript(side.primary.script, { ...side.primary.env, REPLICA_FENCE_DRAIN_SECONDS: "2" }, ["promote"]);
     assert.equal(fence.status, 0, fence.stderr);
     assert.match(fence.stderr, /bbaegok-prod-db fenced: it refuses the app's writes from now on/);
+    // Begun before the fence, it could still commit after the position is read: ended instead, its client told so.
+    assert.match(fence.stderr, /1 transaction\(s\) begun on bbaegok-prod-db before its fence still open after 2 s: ended, rolled back/);
+    inFlight.stdin.end("COMMIT;\n");
+    assert.notEqual(await inFlightExit, 0, inFlightOut);
+    assert.match(inFlightOut, /terminating connection due to administrator command|server closed the connection unexpectedly/);
     fencedAt = fence.stdout.trim();
     const now = must(primarySocket, "SELECT pg_current_wal_lsn()", "postgres");
     // The primary's position once fenced: past the write; nothing but the server's own records (a running-transactions snapshot) after it.
