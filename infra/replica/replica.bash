@@ -232,8 +232,8 @@ promote_fence() {
     return 0
   fi
   replica_log info "$PRIMARY fenced: it refuses the app's writes from now on"
-  [[ $ENGINE == postgres ]] && drain_after_fence
   if [[ $ENGINE == postgres ]]; then
+    drain_after_fence
     capture position admin_sql "$PRIMARY" <<<'SELECT pg_current_wal_lsn()' || position=''
   else
     capture position admin_sql "$PRIMARY" <<<'SELECT @@gtid_binlog_pos' || position=''

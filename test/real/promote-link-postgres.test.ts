@@ -12,7 +12,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { BACKUP_PASSWORD_FILE, postgresReplicaEntrypoint, replicaServerFlags, type PromotedState } from "../../infra/replica/render.js";
+import { BACKUP_PASSWORD_FILE, type PromotedState } from "../../infra/replica/render.js";
 import { runScript } from "../support/backup-harness.js";
 import { LINK, linkedServers, type LinkedServers, type Side } from "../support/link-harness.js";
 import { linkedPostgres, type LinkedPostgres, type NsProcess } from "../support/link-postgres.js";
@@ -108,15 +108,7 @@ CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; GRANT SELECT, INSERT ON orde
     const setup = await runReplica(side.primary.script, side.primary.env, "setup");
     assert.equal(setup.status, 0, setup.stderr);
     // The replica's side: its container's entrypoint seeds the standby over the link, which then streams.
-    const data = join(dir.path, "replica-data");
-    pg.ownedFolders(data, replicaSocket);
-    const standbySpec = { engine: "postgres" as const, memoryMb: 1024, primaryHost: LINK.primary, primaryPort: pgPort, secretsDir: own.replica, slot: "replica_1" };
-    const entrypoint = join(dir.path, "replica-entrypoint.sh");
-    writeFileSync(entrypoint, postgresReplicaEntrypoint(standbySpec), { mode: 0o755 });
-    const standby = pg.start("replica", [entrypoint, join(pg.binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", replicaSocket, "-c", `listen_addresses=${LINK.replica}`, "-c", "fsync=off", ...replicaServerFlags(standbySpec)], { PGDATA: data });
-    await waitFor("the standby to accept connections", () => pg.sql(replicaSocket, "SELECT 1", "postgres").status === 0, 90_000, 300).catch((err: Error) => {
-      throw new Error(`${err.message}\n${standby.log().slice(-3000)}`);
-    });
+    await pg.startStandby({ dir: dir.path, data: join(dir.path, "replica-data"), socket: replicaSocket, secretsDir: own.replica });
     const wait = await runReplica(side.primary.script, side.primary.env, "wait");
     assert.equal(wait.status, 0, wait.stderr);
   });

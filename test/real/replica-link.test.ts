@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { READONLY_USER, readOnlyUserSql } from "../../infra/metabase/render.js";
-import { BACKUP_PASSWORD_FILE, BACKUP_USER, postgresReplicaEntrypoint, replicaServerFlags } from "../../infra/replica/render.js";
+import { BACKUP_PASSWORD_FILE, BACKUP_USER } from "../../infra/replica/render.js";
 import { runScript, startPingServer } from "../support/backup-harness.js";
 import { startMoto } from "../support/moto.js";
 import { linkedPostgres, type LinkedPostgres } from "../support/link-postgres.js";
@@ -94,16 +94,7 @@ describe("a PostgreSQL replica on another server, over the rendered WireGuard li
     const setup = await runReplica(script, env, "setup");
     assert.equal(setup.status, 0, setup.stderr);
 
-    const data = join(dir.path, "replica-data");
-    pg.ownedFolders(data, replicaSocket);
-    const spec = { engine: "postgres" as const, memoryMb: 1024, primaryHost: LINK.primary, primaryPort: pgPort, secretsDir: dir.path, slot: "replica_1" };
-    const entrypoint = join(dir.path, "replica-entrypoint.sh");
-    writeFileSync(entrypoint, postgresReplicaEntrypoint(spec), { mode: 0o755 });
-    // On its link address only: what the program's port binding (ip: link.replicaAddress) makes of the standby's container.
-    const standby = pg.start("replica", [entrypoint, join(pg.binDir, "postgres"), "-D", data, "-p", String(pgPort), "-k", replicaSocket, "-c", `listen_addresses=${LINK.replica}`, "-c", "fsync=off", ...replicaServerFlags(spec)], { PGDATA: data });
-    await waitFor("the standby to accept connections", () => sql(replicaSocket, "SELECT 1", "postgres").status === 0, 90_000, 300).catch((err: Error) => {
-      throw new Error(`${err.message}\n${standby.log().slice(-3000)}`);
-    });
+    await pg.startStandby({ dir: dir.path, data: join(dir.path, "replica-data"), socket: replicaSocket, secretsDir: dir.path });
     await waitFor("the standby to stream", () => sql(replicaSocket, "SELECT status FROM pg_stat_wal_receiver", "postgres").stdout.trim() === "streaming", 60_000, 200);
     // The primary sees the standby's connection coming from the replica's link address: it came through the tunnel.
     assert.equal(must(primarySocket, "SELECT client_addr, application_name, state FROM pg_stat_replication", "postgres"), `${LINK.replica}|replica_1|streaming`);

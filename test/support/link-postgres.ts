@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { primaryReplicationFlags } from "../../infra/replica/render.js";
+import { postgresReplicaEntrypoint, primaryReplicationFlags, replicaServerFlags } from "../../infra/replica/render.js";
 import { LINK, type LinkedServers, type Side } from "./link-harness.js";
 import { POSTGRES_OS_USER, postgresBinDir, uidOf } from "./postgres.js";
 import { requireCommand, waitFor } from "./system.js";
@@ -36,6 +36,14 @@ export interface LinkedPostgres {
    * replication flags; resolves once it answers.
    */
   startPrimary(options: { data: string; socket: string }): Promise<NsProcess>;
+  /**
+   * A standby on the replica's server, as its container runs it: the
+   * rendered entrypoint (its base backup of the primary over the link) then
+   * the server with the program's replica flags, listening on its link
+   * address only (what the program's port binding makes of its container);
+   * the password files in `secretsDir`. Resolves once it answers.
+   */
+  startStandby(options: { dir: string; data: string; socket: string; secretsDir: string }): Promise<NsProcess>;
   /** Stops every process started (SIGINT, then SIGKILL), each with its group. */
   stop(): Promise<void>;
 }
@@ -89,6 +97,17 @@ export function linkedPostgres(link: LinkedServers, cwd: string, port: number): 
         throw new Error(`${err.message}\n${primary.log().slice(-2000)}`);
       });
       return primary;
+    },
+    async startStandby({ dir, data, socket, secretsDir }) {
+      ownedFolders(data, socket);
+      const spec = { engine: "postgres" as const, memoryMb: 1024, primaryHost: LINK.primary, primaryPort: port, secretsDir, slot: "replica_1" };
+      const entrypoint = join(dir, "replica-entrypoint.sh");
+      writeFileSync(entrypoint, postgresReplicaEntrypoint(spec), { mode: 0o755 });
+      const standby = start("replica", [entrypoint, join(binDir, "postgres"), "-D", data, "-p", String(port), "-k", socket, "-c", `listen_addresses=${LINK.replica}`, "-c", "fsync=off", ...replicaServerFlags(spec)], { PGDATA: data });
+      await waitFor("the standby to accept connections", () => sql(socket, "SELECT 1", "postgres").status === 0, 90_000, 300).catch((err: Error) => {
+        throw new Error(`${err.message}\n${standby.log().slice(-3000)}`);
+      });
+      return standby;
     },
     async stop() {
       const signal = (sig: NodeJS.Signals) => {
