@@ -735,6 +735,10 @@ main() {
       case $THIS_SERVER in
         both)
           local position status=0
+          if [[ $# -gt 1 ]]; then
+            replica_log err "promote takes no position with both containers on this server: it fences $PRIMARY and reads its position itself"
+            exit 2
+          fi
           position=$(promote_fence)
           # A subshell of its own, errexit on inside (an `||` would switch it off there), so that its status is read.
           set +e

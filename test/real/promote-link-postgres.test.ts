@@ -120,13 +120,14 @@ CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; GRANT SELECT, INSERT ON orde
   });
 
   it("the primary's copy fences the primary (the app's writes refused) and prints its WAL position: everything it committed", async () => {
-    // The standby stops replaying (it still receives); the primary takes one more write: the standby is now behind the fence's position.
-    must(replicaSocket, "SELECT pg_wal_replay_pause()", "postgres");
+    // The replica's server is cut off under the link (its cable out); the primary takes one more write, which the
+    // standby has not received: it is behind the fence's position. PostgreSQL promotes a standby with the WAL it has
+    // received, so only a write it has not received shows whether the replica's half waits for the position.
+    link.plug("replica", false);
     const write = app("primary", "INSERT INTO orders (memo) VALUES ('주문 2 before the fence')");
     assert.equal(write.status, 0, write.stderr);
     const afterRow = must(primarySocket, "SELECT pg_current_wal_lsn()", "postgres");
-    await waitFor("the standby to receive the write", () => pg.sql(replicaSocket, `SELECT pg_last_wal_receive_lsn() >= '${afterRow}'::pg_lsn`, "postgres").stdout.trim() === "t", 30_000, 200);
-    assert.equal(memos(replicaSocket), "주문 1", "the standby replayed the write: nothing left to wait for");
+    assert.equal(memos(replicaSocket), "주문 1", "the standby has the write: nothing left to wait for");
 
     // A transaction of the app begun before the fence and still open: it has written a row, not committed it.
     const inFlight = spawn("ip", link.inNs("primary", psql, "-h", LINK.primary, "-p", String(pgPort), "-U", DB, "-d", DB, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t"), {
@@ -155,25 +156,28 @@ CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; GRANT SELECT, INSERT ON orde
     const refused = app("primary", "INSERT INTO orders (memo) VALUES ('after the fence')");
     assert.notEqual(refused.status, 0);
     assert.match(refused.stderr, /cannot execute INSERT in a read-only transaction/);
-    assert.equal(must(replicaSocket, `SELECT pg_last_wal_replay_lsn() < '${fencedAt}'::pg_lsn`, "postgres"), "t", "the standby replayed up to the fence already");
+    const received = must(replicaSocket, "SELECT COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())", "postgres");
+    assert.ok(lsn(received) < lsn(afterRow), `the standby received the write (up to ${received}) with its server cut off`);
   });
 
   it("the replica's copy, given that position, waits until the standby replayed it, then promotes it: the app writes there over the link", async () => {
-    // The standby resumes replaying two seconds into the wait: promoted at once, it would have been promoted short of the fence's position.
-    const resume = setTimeout(() => pg.sql(replicaSocket, "SELECT pg_wal_replay_resume()", "postgres"), 2000);
+    // The replica's server is plugged back two seconds into the wait: promoted at once, the standby would have been
+    // promoted without the last write (and short of the fence's position).
+    const plugBack = setTimeout(() => link.plug("replica", true), 2000);
     let take: Awaited<ReturnType<typeof runScript>>;
     try {
       take = await runScript(side.replica.script, side.replica.env, ["promote", fencedAt]);
     } finally {
-      clearTimeout(resume);
+      clearTimeout(plugBack);
+      link.plug("replica", true);
     }
     assert.equal(take.status, 0, take.stderr);
     assert.doesNotMatch(take.stderr, /has not applied/);
+    assert.equal(memos(replicaSocket), "주문 1,주문 2 before the fence", "promoted without the write before the fence");
     const promoting = new RegExp(`promoting bbaegok-prod-db-replica at ([0-9A-F]+/[0-9A-F]+) \\(the primary's position: ${fencedAt}\\)`).exec(take.stderr);
     assert.ok(promoting, take.stderr);
     assert.ok(lsn(promoting[1]!) >= lsn(fencedAt), `promoted at ${promoting[1]}, short of the fence's ${fencedAt}`);
     assert.match(take.stderr, /bbaegok-prod-db-replica promoted: it takes writes now/);
-    assert.equal(memos(replicaSocket), "주문 1,주문 2 before the fence");
     assert.equal(must(replicaSocket, "SELECT pg_is_in_recovery()", "postgres"), "f");
     const write = app("replica", "INSERT INTO orders (memo) VALUES ('주문 3 on the promoted standby'); SELECT count(*) FROM orders;");
     assert.equal(write.status, 0, write.stderr);

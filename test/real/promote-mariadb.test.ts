@@ -20,6 +20,7 @@ import type { MariaDb } from "../support/mariadb.js";
 import { REPO } from "../support/project.js";
 import { generatedPassword, replicaEnv, replicatedDatabase, runReplica, PRIMARY_CONTAINER, REPLICA_CONTAINER, mariaDbPairEnv, setUpReplica, startMariaDbPair } from "../support/replica-harness.js";
 import { replicaScript } from "../../infra/replica/render.js";
+import { runScript } from "../support/backup-harness.js";
 import { tempDir } from "../support/system.js";
 
 const DB = "bbaegok";
@@ -80,6 +81,12 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     assert.equal(await runPromoteCommand(["--stack", "prod"], stopped, reporter, reporter), EXIT.usage);
     assert.match(out.join("\n"), /Pulumi\.prod\.yaml says database\.primary: promoting, .*stopped in that step, before promoting anything\. Set it back to "original" and run npm run promote again/);
     assert.equal(replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('x')", DB).status === 0, false, "the replica took a write before promote");
+    // The server's script with both containers here reads the primary's position itself: one given is refused, not ignored.
+    const positioned = await runScript(script, env, ["promote", "0-1-1"]);
+    assert.equal(positioned.status, 2, positioned.stderr);
+    assert.match(positioned.stderr, /promote takes no position with both containers on this server/);
+    assert.equal(primary.sqlAs(DB, APP_PASSWORD, "SELECT @@read_only", DB).stdout.trim(), "0", "the primary was fenced");
+    assert.match(replica.sql("SHOW STATUS LIKE 'Slave_running'"), /^Slave_running\tON$/m);
   });
 
   it("when the first pulumi up (starting the warm slot for the promotion) fails: the file is put back, nothing is promoted", async () => {

@@ -26,6 +26,8 @@ export interface LinkedServers {
   inNs(side: Side, ...argv: string[]): string[];
   /** Runs the rendered up script on that server. */
   up(side: Side): SpawnSyncReturns<string>;
+  /** Unplugs that server's cable under the link (its end of the underlay down: the link carries nothing), or plugs it back. */
+  plug(side: Side, plugged: boolean): void;
   /** Brings the link down and removes both namespaces. */
   remove(): void;
 }
@@ -43,12 +45,13 @@ export function linkedServers(dir: string, tag: string): LinkedServers {
     replica: linkPaths(join(dir, "replica"), `bbaegok-prod-${tag}r`, join(dir, "replica", "etc")),
   };
   const inNs = (side: Side, ...argv: string[]) => ["netns", "exec", ns[side], ...argv];
+  const underlay = (side: Side) => `bbv${tag}${side[0]}`;
   const sh = (...argv: string[]) => execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
   for (const name of Object.values(ns)) sh("ip", "netns", "add", name);
-  sh("ip", "link", "add", `bbv${tag}p`, "netns", ns.primary, "type", "veth", "peer", "name", `bbv${tag}r`, "netns", ns.replica);
+  sh("ip", "link", "add", underlay("primary"), "netns", ns.primary, "type", "veth", "peer", "name", underlay("replica"), "netns", ns.replica);
   const keys = { primary: randomBytes(32).toString("base64"), replica: randomBytes(32).toString("base64") };
   for (const [self, peer] of [["primary", "replica"], ["replica", "primary"]] as const) {
-    const dev = `bbv${tag}${self[0]}`;
+    const dev = underlay(self);
     sh("ip", ...inNs(self, "ip", "addr", "add", `${UNDERLAY[self]}/24`, "dev", dev));
     sh("ip", ...inNs(self, "ip", "link", "set", dev, "up"));
     sh("ip", ...inNs(self, "ip", "link", "set", "lo", "up"));
@@ -68,6 +71,7 @@ export function linkedServers(dir: string, tag: string): LinkedServers {
     paths,
     inNs,
     up: (side) => spawnSync("ip", inNs(side, "bash", "-c", linkUpScript(paths[side])), { encoding: "utf8" }),
+    plug: (side, plugged) => void sh("ip", ...inNs(side, "ip", "link", "set", underlay(side), plugged ? "up" : "down")),
     remove() {
       for (const side of ["primary", "replica"] as const) spawnSync("ip", inNs(side, "bash", "-c", linkDownScript(paths[side])));
       for (const name of Object.values(ns)) spawnSync("ip", ["netns", "del", name]);
