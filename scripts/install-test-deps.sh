@@ -33,7 +33,7 @@ have wg || need+=(wireguard-tools)
 have wireguard-go || need+=(wireguard-go)
 # ...and pings the primary over it from the replica's namespace (test/real/replica-link.test.ts).
 have ping || need+=(iputils-ping)
-# The link's boot unit is checked by systemd's own parser (test/unit/link-render.test.ts).
+# The link's boot unit is checked by systemd's own parser (test/unit/link-render.test.ts) and booted by systemd itself (test/real/link-boot.test.ts).
 have systemd-analyze || need+=(systemd)
 have shellcheck || need+=(shellcheck)
 have wrk || need+=(wrk)

@@ -700,7 +700,7 @@ function safeReaddir(dir: string): string[] {
 }
 
 /** Sub-folders of a cgroup, deepest first, the cgroup itself last. */
-function cgroupTree(dir: string): string[] {
+export function cgroupTree(dir: string): string[] {
   const out: string[] = [];
   for (const entry of safeReaddir(dir)) {
     const d = join(dir, entry);
@@ -714,7 +714,8 @@ function cgroupTree(dir: string): string[] {
   return out;
 }
 
-function cgroupPids(dir: string): number[] {
+/** The processes in a cgroup and every cgroup beneath it. */
+export function cgroupPids(dir: string): number[] {
   const pids: number[] = [];
   for (const d of cgroupTree(dir)) {
     try {

@@ -32,8 +32,12 @@ export interface LinkedServers {
   remove(): void;
 }
 
-/** Two namespaces and their link files under `dir`, named after `tag` (unique per test process); the link is not up yet. */
-export function linkedServers(dir: string, tag: string): LinkedServers {
+/**
+ * Two namespaces and their link files under `dir`, named after `tag` (unique per test process); the link is not up yet.
+ * `etc`: a server's /etc for the boot unit and the sysctl file (by default a folder of its own under `dir`; "/etc" for
+ * a server booted under systemd, whose /etc is its own: test/support/systemd-boot.ts).
+ */
+export function linkedServers(dir: string, tag: string, etc: Partial<Record<Side, string>> = {}): LinkedServers {
   requireCommand("wg-quick", "wireguard-tools");
   requireCommand("wireguard-go", "wireguard-go");
   const ns = { primary: `bblink-p-${tag}`, replica: `bblink-r-${tag}` };
@@ -41,8 +45,8 @@ export function linkedServers(dir: string, tag: string): LinkedServers {
   // wireguard-go's control socket is named after the interface (/var/run/wireguard/<name>.sock): two names here.
   // Each server's /etc is a folder of its own: the boot unit and the sysctl file land there, not in this machine's /etc.
   const paths = {
-    primary: linkPaths(join(dir, "primary"), `bbaegok-prod-${tag}p`, join(dir, "primary", "etc")),
-    replica: linkPaths(join(dir, "replica"), `bbaegok-prod-${tag}r`, join(dir, "replica", "etc")),
+    primary: linkPaths(join(dir, "primary"), `bbaegok-prod-${tag}p`, etc.primary ?? join(dir, "primary", "etc")),
+    replica: linkPaths(join(dir, "replica"), `bbaegok-prod-${tag}r`, etc.replica ?? join(dir, "replica", "etc")),
   };
   const inNs = (side: Side, ...argv: string[]) => ["netns", "exec", ns[side], ...argv];
   const underlay = (side: Side) => `bbv${tag}${side[0]}`;

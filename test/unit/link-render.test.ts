@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { NONLOCAL_BIND_SYSCTL, linkBootUnit, linkDownScript, linkPaths, linkUpScript, tailnetBindScript, tailnetUnbindScript, wireguardConfig, wireguardInterface, wireguardPublicKey } from "../../infra/link/render.js";
+import { LINK_BOOT_TRY_SECONDS, NONLOCAL_BIND_SYSCTL, linkBootUnit, linkDownScript, linkPaths, linkUpScript, tailnetBindScript, tailnetUnbindScript, wireguardConfig, wireguardInterface, wireguardPublicKey } from "../../infra/link/render.js";
 import { requireCommand, tempDir } from "../support/system.js";
 
 const hex64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
@@ -89,6 +89,8 @@ describe("the wg-quick file and the scripts", () => {
     assert.match(unit, /^After=network-online\.target$/m);
     assert.match(unit, new RegExp(`^ExecStart=/usr/bin/wg-quick up ${paths.config}$`, "m"));
     assert.match(unit, /^WantedBy=multi-user\.target docker\.service$/m);
+    // A try is cut, so Docker never waits on it for long (test/real/link-boot.test.ts boots it under systemd).
+    assert.match(unit, new RegExp(`^TimeoutStartSec=${LINK_BOOT_TRY_SECONDS}$`, "m"));
     // systemd's own parser: nothing to say about the unit (a misspelt key or value would be named on stderr).
     const dir = tempDir("link-unit");
     try {
