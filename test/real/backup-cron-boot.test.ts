@@ -1,0 +1,101 @@
+// The backup's cron file as a server runs it: Debian's cron, started by the
+// real systemd at boot (test/support/systemd-boot.ts: systemd as PID 1 of a
+// network namespace of its own, with a disk of its own), reads the rendered
+// /etc/cron.d file and runs the rendered backup script as root, in cron's own
+// bare environment; the script logs through `logger` to systemd's journal
+// under its tag (the README's `journalctl -t bbaegok-prod-backup`) and pings
+// the health check. The server has no S3 credentials file: the run must fail
+// loudly (logged, pinged /fail), the one outcome that needs no database or S3
+// on that server; a successful run is the backup tests' (test/real/backup-*).
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { cpSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { backupPaths, backupScript, cronFile, restoreDrillScript, stackBackupTargets, uploaderScript } from "../../infra/backup/render.js";
+import { loadStack } from "../../stacks/config/load.js";
+import { bootServer, serverDisk, type BootedServer, type ServerDisk } from "../support/systemd-boot.js";
+import { freePort, tempDir, waitFor } from "../support/system.js";
+
+const tag = String(process.pid % 100000);
+const STACK = "prod";
+
+describe("the backup's cron file on a server booted by systemd: Debian's cron runs the script as root, its log is in the journal under its tag, a failure pings the health check", () => {
+  const dir = tempDir("backup-cron-boot");
+  const ns = `bbcron-${tag}`;
+  let disk: ServerDisk;
+  let server: BootedServer | undefined;
+  let listener: ChildProcess | undefined;
+  const hits: string[] = [];
+  const config = loadStack(STACK).config;
+  const dataDir = join(dir.path, "srv");
+  const paths = backupPaths(config.service, STACK, dataDir);
+
+  before(async () => {
+    spawnSync("ip", ["netns", "add", ns]);
+    spawnSync("ip", ["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
+    disk = serverDisk(join(dir.path, "root"), ns, [dir.path]);
+    // cron opens a PAM session for each job: the server's PAM configuration, as Debian installs it.
+    for (const d of ["pam.d", "security"]) cpSync(join("/etc", d), join(disk.root, "etc", d), { recursive: true });
+    const wants = join(disk.root, "etc/systemd/system/multi-user.target.wants");
+    mkdirSync(wants, { recursive: true });
+    symlinkSync("/usr/lib/systemd/system/cron.service", join(wants, "cron.service"));
+
+    // The stack's scripts and cron file as Pulumi installs them, the schedule due every minute.
+    const spec = {
+      service: config.service,
+      stack: STACK,
+      backup: { ...config.backup, schedule: "* * * * *" },
+      targets: stackBackupTargets({ ...config, server: { ...config.server, dataDir } }, STACK),
+      paths,
+    };
+    mkdirSync(paths.dir, { recursive: true });
+    mkdirSync(paths.secretsDir, { recursive: true, mode: 0o700 });
+    writeFileSync(paths.backupScript, backupScript(spec), { mode: 0o755 });
+    writeFileSync(paths.drillScript, restoreDrillScript(spec), { mode: 0o755 });
+    writeFileSync(paths.uploader, uploaderScript(), { mode: 0o755 });
+    mkdirSync(dirname(join(disk.root, paths.cronFile)), { recursive: true });
+    writeFileSync(join(disk.root, paths.cronFile), cronFile(spec), { mode: 0o644 });
+
+    // The health check, on the server's loopback.
+    const port = await freePort();
+    listener = spawn("ip", ["netns", "exec", ns, "python3", "-u", "-c", PING_SERVER, String(port)], { stdio: ["ignore", "pipe", "inherit"] });
+    listener.stdout!.on("data", (d: Buffer) => hits.push(...d.toString().split("\n").filter(Boolean)));
+    await waitFor("the health check to listen", () => hits.includes("listening"), 10_000, 50);
+    writeFileSync(paths.pingUrlFile, `http://127.0.0.1:${port}/ping/backup-check\n`, { mode: 0o600 });
+
+    server = await bootServer(disk, `bbcron-${tag}`);
+  });
+
+  after(async () => {
+    await server?.powerCut();
+    listener?.kill();
+    spawnSync("ip", ["netns", "del", ns]);
+    dir.remove();
+  });
+
+  it("within a minute or so of the boot, cron runs the backup; without its S3 credentials it logs why to the journal and pings /fail", async () => {
+    const booted = server!;
+    const journal = (...args: string[]) => booted.run(["journalctl", "--no-pager", "-o", "cat", ...args]).stdout;
+    await waitFor("the backup's failure ping", () => hits.includes("/ping/backup-check/fail"), 150_000, 500);
+    assert.match(journal("-u", "cron.service"), new RegExp(`\\(root\\) CMD \\(${paths.backupScript.replace(/[/.]/g, "\\$&")} --scheduled`));
+    const logged = journal("-t", paths.logTag);
+    assert.match(logged, new RegExp(`backup\\.sh cannot run: the S3 credentials file ${paths.credentialsFile.replace(/[/.]/g, "\\$&")} is missing or unreadable`), logged);
+    // The drill's schedule is not due: it ran too and exited at once, pinging nothing.
+    assert.deepEqual(hits.filter((h) => h.startsWith("/ping")).filter((h) => h !== "/ping/backup-check/fail"), []);
+  });
+});
+
+/** A health check that prints each path it is called on (and "listening" once it listens). */
+const PING_SERVER = `
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        print(self.path, flush=True)
+        self.send_response(200); self.end_headers(); self.wfile.write(b"OK")
+    do_POST = do_GET
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+print("listening", flush=True)
+s.serve_forever()
+`;
