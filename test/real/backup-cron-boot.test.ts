@@ -9,12 +9,12 @@
 // on that server; a successful run is the backup tests' (test/real/backup-*).
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { cpSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { backupPaths, backupScript, cronFile, restoreDrillScript, stackBackupTargets, uploaderScript } from "../../infra/backup/render.js";
 import { loadStack } from "../../stacks/config/load.js";
-import { bootServer, serverDisk, type BootedServer, type ServerDisk } from "../support/systemd-boot.js";
+import { bootServer, enableUnit, serverDisk, type BootedServer, type ServerDisk } from "../support/systemd-boot.js";
 import { freePort, tempDir, waitFor } from "../support/system.js";
 
 const tag = String(process.pid % 100000);
@@ -37,9 +37,7 @@ describe("the backup's cron file on a server booted by systemd: Debian's cron ru
     disk = serverDisk(join(dir.path, "root"), ns, [dir.path]);
     // cron opens a PAM session for each job: the server's PAM configuration, as Debian installs it.
     for (const d of ["pam.d", "security"]) cpSync(join("/etc", d), join(disk.root, "etc", d), { recursive: true });
-    const wants = join(disk.root, "etc/systemd/system/multi-user.target.wants");
-    mkdirSync(wants, { recursive: true });
-    symlinkSync("/usr/lib/systemd/system/cron.service", join(wants, "cron.service"));
+    enableUnit(disk, "cron.service");
 
     // The stack's scripts and cron file as Pulumi installs them, the schedule due every minute.
     const spec = {

@@ -15,7 +15,7 @@
 // mount namespace; the test resets what the kernel keeps per network
 // namespace (a sysctl) as a real reboot would.
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cgroupPids, cgroupTree } from "./docker-host.js";
 import { requireCommand, waitFor } from "./system.js";
@@ -23,8 +23,8 @@ import { requireCommand, waitFor } from "./system.js";
 const CGROUP_FS = "/sys/fs/cgroup";
 const SYSTEMD = "/usr/lib/systemd/systemd";
 
-/** What of this machine's /etc the boot needs: users, name lookup, the dynamic linker's cache. */
-const ETC_FILES = ["passwd", "group", "shadow", "gshadow", "nsswitch.conf", "hosts", "resolv.conf", "ld.so.cache", "ld.so.conf", "login.defs"];
+/** What of this machine's /etc the boot needs: users, name lookup, the dynamic linker's cache, Debian's alternatives (iptables). */
+const ETC_FILES = ["passwd", "group", "shadow", "gshadow", "nsswitch.conf", "hosts", "resolv.conf", "ld.so.cache", "ld.so.conf", "login.defs", "alternatives"];
 
 export interface ServerDisk {
   /** The server's root folder. */
@@ -39,7 +39,7 @@ export interface BootedServer {
   /** systemd's PID, as this machine sees it. */
   pid: number;
   /** Runs argv on the booted server (its namespaces and root), as root. */
-  run(argv: string[], input?: string): SpawnSyncReturns<string>;
+  run(argv: string[], input?: string | Buffer): SpawnSyncReturns<string>;
   /** `systemctl show <unit> -p <property> --value` on the server. */
   property(unit: string, property: string): string;
   /** Kills every process of the boot at once; resolves once they are gone. */
@@ -54,10 +54,18 @@ export function serverDisk(root: string, ns: string, binds: string[]): ServerDis
   for (const d of ["usr", "etc/systemd/system", "etc/sysctl.d", "var/lib", "var/log", "proc", "sys", "dev", "run", "tmp", "root", "srv"]) mkdirSync(join(root, d), { recursive: true });
   const links: [string, string][] = [["bin", "usr/bin"], ["sbin", "usr/sbin"], ["lib", "usr/lib"], ["lib64", "usr/lib64"], ["etc/os-release", "../usr/lib/os-release"], ["var/run", "../run"]];
   for (const [link, target] of links) if (!existsSync(join(root, link))) symlinkSync(target, join(root, link));
-  for (const f of ETC_FILES) if (existsSync(join("/etc", f))) copyFileSync(join("/etc", f), join(root, "etc", f));
+  for (const f of ETC_FILES) if (existsSync(join("/etc", f))) cpSync(join("/etc", f), join(root, "etc", f), { recursive: true, verbatimSymlinks: true });
   // Empty: systemd gives this boot a machine id of its own (and leaves the file as it is).
   writeFileSync(join(root, "etc", "machine-id"), "");
   return { root, ns, binds };
+}
+
+/** Enables a unit on the disk, as `systemctl enable` would: Debian's (under /usr/lib/systemd/system) or one in the disk's /etc/systemd/system. */
+export function enableUnit(disk: ServerDisk, unit: string, wantedBy = "multi-user.target"): void {
+  const wants = join(disk.root, "etc/systemd/system", `${wantedBy}.wants`);
+  mkdirSync(wants, { recursive: true });
+  const own = `/etc/systemd/system/${unit}`;
+  symlinkSync(existsSync(join(disk.root, own)) ? own : `/usr/lib/systemd/system/${unit}`, join(wants, unit));
 }
 
 /** The mounts of one boot, then systemd: run in the boot's own mount, PID, UTS and cgroup namespaces, in the server's network namespace. */
@@ -66,6 +74,8 @@ function bootScript(disk: ServerDisk): string {
   return [
     "set -euo pipefail",
     `R=${q(disk.root)}`,
+    // The root a mount point of its own, as a server's is (dockerd looks for the mount its data root is on).
+    'mount --bind "$R" "$R"',
     'mount --bind /usr "$R/usr"',
     'mount -o remount,bind,ro "$R/usr"',
     'mount -t proc proc "$R/proc"',
@@ -125,7 +135,7 @@ export async function bootServer(disk: ServerDisk, name: string): Promise<Booted
     await waitFor("the boot's processes to be gone", () => cgroups.every((d) => cgroupPids(d).length === 0), 10_000, 50);
     for (const d of cgroups) for (const c of cgroupTree(d)) rmdirSync(c);
   };
-  const run = (argv: string[], input?: string) =>
+  const run = (argv: string[], input?: string | Buffer) =>
     spawnSync("nsenter", ["-t", String(pid), "-m", "-p", "-n", "-u", "-r", "-w", "--", "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin", ...argv], { encoding: "utf8", input });
   try {
     // unshare forks the boot script, which execs systemd: unshare's one child.
