@@ -82,6 +82,19 @@ describe("the backup's cron file on a server booted by systemd: Debian's cron ru
     // The drill's schedule is not due: it ran too and exited at once, pinging nothing.
     assert.deepEqual(hits.filter((h) => h.startsWith("/ping")).filter((h) => h !== "/ping/backup-check/fail"), []);
   });
+
+  it("with its credentials in place, the next minute's run takes its lock under the boot's /run/lock and fails at the database (no Docker on this server), saying which and why, and pings /fail again", async () => {
+    const booted = server!;
+    const failures = () => hits.filter((h) => h === "/ping/backup-check/fail").length;
+    const before = failures();
+    writeFileSync(paths.credentialsFile, "[default]\naws_access_key_id = AKIATESTTESTTESTTEST\naws_secret_access_key = test\n", { mode: 0o600 });
+    await waitFor("the next run's failure ping", () => failures() > before, 150_000, 500);
+    const logged = booted.run(["journalctl", "--no-pager", "-o", "cat", "-t", paths.logTag]).stdout;
+    assert.match(logged, /backup of prod\/bbaegok \(mariadb in container bbaegok-prod-db\) failed: the database did not answer: Cannot connect to the Docker daemon/, logged);
+    assert.match(logged, /backup of stack prod: \d+ of \d+ databases FAILED/);
+    // Its lock where the program puts it, on the boot's fresh /run (systemd's tmpfiles made /run/lock).
+    assert.equal(booted.run(["test", "-e", paths.lockFile]).status, 0, `no ${paths.lockFile}`);
+  });
 });
 
 /** A health check that prints each path it is called on (and "listening" once it listens). */
