@@ -81,14 +81,17 @@ function bootScript(disk: ServerDisk): string {
     'mount -t proc proc "$R/proc"',
     // A sysfs of this network namespace, and cgroup file systems mounted here: each shows this cgroup namespace's root.
     'mount -t sysfs sysfs "$R/sys"',
-    'mount -t tmpfs -o mode=755 tmpfs "$R/sys/fs/cgroup"',
-    "while read -r _ at type opts _; do",
-    `  [[ $at == ${CGROUP_FS}/* ]] || continue`,
-    '  mkdir -p "$R$at"',
-    '  if [[ $type == cgroup2 ]]; then mount -t cgroup2 cgroup2 "$R$at"; else',
-    '    opts=${opts#rw,}; opts=${opts#relatime,}; mount -t cgroup -o "$opts" cgroup "$R$at"',
-    "  fi",
-    "done < <(grep -E ' cgroup2? ' /proc/self/mounts)",
+    // cgroup v2 alone: one file system. v1 or hybrid (this machine's): a tmpfs with each hierarchy mounted in it.
+    `if [[ -e ${CGROUP_FS}/cgroup.controllers ]]; then mount -t cgroup2 cgroup2 "$R${CGROUP_FS}"; else`,
+    `  mount -t tmpfs -o mode=755 tmpfs "$R${CGROUP_FS}"`,
+    "  while read -r _ at type opts _; do",
+    `    [[ $at == ${CGROUP_FS}/* ]] || continue`,
+    '    mkdir -p "$R$at"',
+    '    if [[ $type == cgroup2 ]]; then mount -t cgroup2 cgroup2 "$R$at"; else',
+    '      opts=${opts#rw,}; opts=${opts#relatime,}; mount -t cgroup -o "$opts" cgroup "$R$at"',
+    "    fi",
+    "  done < <(grep -E ' cgroup2? ' /proc/self/mounts)",
+    "fi",
     'mount --rbind /dev "$R/dev"',
     'mount -t tmpfs -o mode=755 tmpfs "$R/run"',
     'mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"',
@@ -101,9 +104,12 @@ function bootScript(disk: ServerDisk): string {
 
 /** This boot's cgroup in every hierarchy (created), so systemd's own go beneath it and are removed with it. */
 function bootCgroups(name: string): string[] {
-  const hierarchies = readdirSync(CGROUP_FS)
-    .map((h) => join(CGROUP_FS, h))
-    .filter((h) => existsSync(join(h, "cgroup.procs")));
+  // cgroup v2 alone: the one hierarchy is the root (its folders are cgroups). v1 or hybrid: a hierarchy per folder.
+  const hierarchies = existsSync(join(CGROUP_FS, "cgroup.controllers"))
+    ? [CGROUP_FS]
+    : readdirSync(CGROUP_FS)
+        .map((h) => join(CGROUP_FS, h))
+        .filter((h) => existsSync(join(h, "cgroup.procs")));
   return hierarchies.map((h) => {
     const d = join(h, name);
     mkdirSync(d, { recursive: true });
