@@ -51,7 +51,7 @@ have sshd || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 have ssh || need+=(openssh-client)
 have sudo || need+=(sudo)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
-# Debian's cron: its parser (crontab) checks the rendered /etc/cron.d files; its daemon runs them on a server booted by systemd (test/real/backup-cron-boot.test.ts).
+# Debian's cron: its parser (crontab) checks the rendered /etc/cron.d files; its daemon runs them on a server booted by systemd (test/real/cron-boot.test.ts).
 have crontab || need+=(cron)
 
 if [ "${#need[@]}" -gt 0 ]; then

@@ -1,18 +1,23 @@
-// The backup's cron file as a server runs it: Debian's cron, started by the
+// A stack's cron jobs as a server runs them: Debian's cron, started by the
 // real systemd at boot (test/support/systemd-boot.ts: systemd as PID 1 of a
 // network namespace of its own, with a disk of its own), reads the rendered
-// /etc/cron.d file and runs the rendered backup script as root, in cron's own
-// bare environment; the script logs through `logger` to systemd's journal
-// under its tag (the README's `journalctl -t bbaegok-prod-backup`) and pings
-// the health check. The server has no S3 credentials file: the run must fail
-// loudly (logged, pinged /fail), the one outcome that needs no database or S3
-// on that server; a successful run is the backup tests' (test/real/backup-*).
+// /etc/cron.d files and runs the rendered scripts as root, in cron's own bare
+// environment; their lines land in systemd's journal under their tags (the
+// README's `journalctl -t bbaegok-prod-backup`, `-t bbaegok-prod-ddns`).
+// - The backup: the server has no database and, at first, no S3 credentials
+//   file: each run must fail loudly (logged, pinged /fail), the outcomes that
+//   need no database or S3 there; a successful run is the backup tests'.
+// - The DDNS job, against stand-ins on the server's loopback for Cloudflare's
+//   trace endpoint and API (the script's own parameters for them): it sets
+//   the records to the address the trace gives, with the token, once.
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { backupPaths, backupScript, cronFile, restoreDrillScript, stackBackupTargets, uploaderScript } from "../../infra/backup/render.js";
+import { ddnsCronFile, ddnsPaths, ddnsScript } from "../../infra/dns/render.js";
+import { stackNames } from "../../infra/server/render.js";
 import { loadStack } from "../../stacks/config/load.js";
 import { bootServer, enableUnit, serverDisk, type BootedServer, type ServerDisk } from "../support/systemd-boot.js";
 import { freePort, tempDir, waitFor } from "../support/system.js";
@@ -20,8 +25,8 @@ import { freePort, tempDir, waitFor } from "../support/system.js";
 const tag = String(process.pid % 100000);
 const STACK = "prod";
 
-describe("the backup's cron file on a server booted by systemd: Debian's cron runs the script as root, its log is in the journal under its tag, a failure pings the health check", () => {
-  const dir = tempDir("backup-cron-boot");
+describe("a stack's cron files on a server booted by systemd: Debian's cron runs the backup and the DDNS job as root, their lines in the journal under their tags", () => {
+  const dir = tempDir("cron-boot");
   const ns = `bbcron-${tag}`;
   let disk: ServerDisk;
   let server: BootedServer | undefined;
@@ -30,6 +35,12 @@ describe("the backup's cron file on a server booted by systemd: Debian's cron ru
   const config = loadStack(STACK).config;
   const dataDir = join(dir.path, "srv");
   const paths = backupPaths(config.service, STACK, dataDir);
+  const names = stackNames(config.service, STACK, dataDir);
+  const ddns = ddnsPaths(config.service, STACK, names.stackDir, names.secretsDir);
+  const DDNS_TOKEN = "cf-token-only-the-job-reads";
+  const ZONE = "zone0123";
+  const RECORDS = ["record0a", "record0b"];
+  const HOME_ADDRESS = "203.0.113.7";
 
   before(async () => {
     spawnSync("ip", ["netns", "add", ns]);
@@ -62,6 +73,18 @@ describe("the backup's cron file on a server booted by systemd: Debian's cron ru
     await waitFor("the health check to listen", () => hits.includes("listening"), 10_000, 50);
     writeFileSync(paths.pingUrlFile, `http://127.0.0.1:${port}/ping/backup-check\n`, { mode: 0o600 });
 
+    // The DDNS job as Pulumi installs it (infra/dns), every minute, Cloudflare's endpoints stood in by the same server.
+    const stand = `http://127.0.0.1:${port}`;
+    mkdirSync(dirname(ddns.script), { recursive: true });
+    mkdirSync(dirname(ddns.tokenFile), { recursive: true, mode: 0o700 });
+    writeFileSync(ddns.tokenFile, DDNS_TOKEN, { mode: 0o400 });
+    writeFileSync(
+      ddns.script,
+      ddnsScript({ stack: STACK, zoneId: ZONE, recordIds: RECORDS, scriptPath: ddns.script, tokenFile: ddns.tokenFile, stateFile: ddns.stateFile, apiUrl: `${stand}/client/v4`, ipUrl: `${stand}/cdn-cgi/trace?ip=${HOME_ADDRESS}` }),
+      { mode: 0o755 },
+    );
+    writeFileSync(join(disk.root, ddns.cronFile), ddnsCronFile("* * * * *", ddns.script, ddns.logTag), { mode: 0o644 });
+
     server = await bootServer(disk, `bbcron-${tag}`);
   });
 
@@ -83,6 +106,18 @@ describe("the backup's cron file on a server booted by systemd: Debian's cron ru
     assert.deepEqual(hits.filter((h) => h.startsWith("/ping")).filter((h) => h !== "/ping/backup-check/fail"), []);
   });
 
+  it("the DDNS job: points both records at the address the trace gives, with the token, and says so in the journal; the next minute, the address unchanged, it calls nothing", async () => {
+    const booted = server!;
+    const patches = () => hits.filter((h) => h.startsWith("PATCH "));
+    await waitFor("the DDNS job's updates", () => patches().length >= RECORDS.length, 150_000, 500);
+    assert.deepEqual(patches().sort(), RECORDS.map((r) => `PATCH /client/v4/zones/${ZONE}/dns_records/${r} Bearer ${DDNS_TOKEN} {"content":"${HOME_ADDRESS}"}`).sort());
+    assert.match(booted.run(["journalctl", "--no-pager", "-o", "cat", "-t", ddns.logTag]).stdout, new RegExp(`ddns of stack prod: records now point at ${HOME_ADDRESS.replace(/\./g, "\\.")} \\(were unknown\\)`));
+    const traces = () => hits.filter((h) => h.startsWith("GET /cdn-cgi/trace")).length;
+    const asked = traces();
+    await waitFor("the next minute's run", () => traces() > asked, 90_000, 500);
+    assert.equal(patches().length, RECORDS.length, "an unchanged address was sent again");
+  });
+
   it("with its credentials in place, the next minute's run takes its lock under the boot's /run/lock and fails at the database (no Docker on this server), saying which and why, and pings /fail again", async () => {
     const booted = server!;
     const failures = () => hits.filter((h) => h === "/ping/backup-check/fail").length;
@@ -97,14 +132,28 @@ describe("the backup's cron file on a server booted by systemd: Debian's cron ru
   });
 });
 
-/** A health check that prints each path it is called on (and "listening" once it listens). */
+/**
+ * The server's loopback stand-ins, printing each call (and "listening" once it listens): the health check
+ * (the path alone), Cloudflare's trace endpoint (answers ip=<its ip parameter>) and API (a PATCH, printed with
+ * its token and body, answered as a success).
+ */
 const PING_SERVER = `
-import http.server, sys
+import http.server, sys, urllib.parse
 class H(http.server.BaseHTTPRequestHandler):
+    def answer(self, body):
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
     def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/cdn-cgi/trace":
+            print("GET " + url.path, flush=True)
+            return self.answer(("fl=1\\nip=%s\\nts=0\\n" % urllib.parse.parse_qs(url.query)["ip"][0]).encode())
         print(self.path, flush=True)
-        self.send_response(200); self.end_headers(); self.wfile.write(b"OK")
+        self.answer(b"OK")
     do_POST = do_GET
+    def do_PATCH(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+        print("PATCH %s %s %s" % (self.path, self.headers.get("Authorization", "none"), body), flush=True)
+        self.answer(b'{"success":true,"errors":[],"messages":[],"result":{}}')
     def log_message(self, *a): pass
 s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
 print("listening", flush=True)
