@@ -9,6 +9,8 @@
 // are bound at the same path inside, so the files the program renders there
 // (the link's config) are where they say. systemd sees cgroups of its own, in
 // a cgroup namespace under one folder per hierarchy, removed at the end.
+// Debian's units a test enables (enableUnit) run as on a server: cron,
+// containerd and Docker among them.
 //
 // A power cut is SIGKILL to that PID 1: every process of the boot dies with
 // it (wireguard-go among them, so its interface goes), the mounts go with the
@@ -17,6 +19,7 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { shellQuote } from "../../infra/server/render.js";
 import { cgroupPids, cgroupTree } from "./docker-host.js";
 import { requireCommand, waitFor } from "./system.js";
 
@@ -70,7 +73,7 @@ export function enableUnit(disk: ServerDisk, unit: string, wantedBy = "multi-use
 
 /** The mounts of one boot, then systemd: run in the boot's own mount, PID, UTS and cgroup namespaces, in the server's network namespace. */
 function bootScript(disk: ServerDisk): string {
-  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const q = shellQuote;
   return [
     "set -euo pipefail",
     `R=${q(disk.root)}`,
