@@ -11,7 +11,7 @@
 // power cuts and boots, as a home server gets them.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { linkUpScript } from "../../infra/link/render.js";
@@ -84,7 +84,7 @@ describe("the private link after a reboot, under the real systemd and Docker (th
 
     // The image, built offline: busybox-static and a page.
     const rootfs = join(dir.path, "image");
-    spawnSync("mkdir", ["-p", join(rootfs, "bin"), join(rootfs, "www")]);
+    for (const d of ["bin", "www"]) mkdirSync(join(rootfs, d), { recursive: true });
     writeFileSync(join(rootfs, "bin", "busybox"), readFileSync(busybox), { mode: 0o755 });
     writeFileSync(join(rootfs, "www", "index.html"), ANSWER);
     const tar = spawnSync("tar", ["-C", rootfs, "-c", "."], { maxBuffer: 64 * 1024 * 1024 });
