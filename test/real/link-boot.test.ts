@@ -11,10 +11,11 @@
 // power cuts and boots, as a home server gets them.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { linkUpScript } from "../../infra/link/render.js";
+import { busyboxRootfsTar } from "../support/docker-host.js";
 import { LINK, UNDERLAY, linkedServers, type LinkedServers } from "../support/link-harness.js";
 import { bootServer, enableUnit, serverDisk, type BootedServer, type ServerDisk } from "../support/systemd-boot.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
@@ -31,7 +32,6 @@ const ANSWER = "the replica's server, through the link";
 describe("the private link after a reboot, under the real systemd and Docker (the replica's server booted in its network namespace)", () => {
   const dir = tempDir("link-boot");
   requireCommand("curl", "curl");
-  const busybox = requireCommand("busybox", "busybox-static");
   let link: LinkedServers;
   let disk: ServerDisk;
   let server: BootedServer | undefined;
@@ -83,12 +83,7 @@ describe("the private link after a reboot, under the real systemd and Docker (th
     assert.doesNotMatch(up.stderr, /no systemd here/);
 
     // The image, built offline: busybox-static and a page.
-    const rootfs = join(dir.path, "image");
-    for (const d of ["bin", "www"]) mkdirSync(join(rootfs, d), { recursive: true });
-    writeFileSync(join(rootfs, "bin", "busybox"), readFileSync(busybox), { mode: 0o755 });
-    writeFileSync(join(rootfs, "www", "index.html"), ANSWER);
-    const tar = spawnSync("tar", ["-C", rootfs, "-c", "."], { maxBuffer: 64 * 1024 * 1024 });
-    const load = running.run(["docker", "import", "-c", `CMD ["/bin/busybox", "httpd", "-f", "-p", "${PORT}", "-h", "/www"]`, "-", IMAGE], tar.stdout);
+    const load = running.run(["docker", "import", "-c", `CMD ["/bin/busybox", "httpd", "-f", "-p", "${PORT}", "-h", "/www"]`, "-", IMAGE], busyboxRootfsTar({ "www/index.html": ANSWER }));
     assert.equal(load.status, 0, load.stderr);
     const start = running.run(["docker", "run", "-d", "--name", CONTAINER, "--restart", "unless-stopped", "-p", `${LINK.replica}:${PORT}:${PORT}`, IMAGE]);
     assert.equal(start.status, 0, start.stderr);

@@ -976,6 +976,11 @@ function readState(): { pid: number; dir: string } | undefined {
  * empty image) with `files` beside it, running `cmd` by default.
  */
 export function importBusyboxImage(host: DockerHost, image: string, cmd: string[], files: Record<string, string> = {}): void {
+  docker(["import", "-c", `CMD ${JSON.stringify(cmd)}`, "-", image], { host, input: busyboxRootfsTar(files) });
+}
+
+/** An image's root file system as a tar stream, for `docker import`: busybox-static as /bin/busybox and /bin/sh, and `files` (path: text). */
+export function busyboxRootfsTar(files: Record<string, string> = {}): Buffer {
   const busybox = requireCommand("busybox", "busybox-static");
   const ldd = spawnSync("ldd", [busybox], { encoding: "utf8" });
   if (ldd.status === 0) throw new Error(`${busybox} is dynamically linked; this test needs busybox-static's (apt-get install busybox-static)`);
@@ -991,7 +996,7 @@ export function importBusyboxImage(host: DockerHost, image: string, cmd: string[
     }
     const tar = spawnSync("tar", ["-C", root, "-c", "."], { maxBuffer: 64 * 1024 * 1024 });
     if (tar.status !== 0) throw new Error(`tar failed: ${tar.stderr.toString()}`);
-    docker(["import", "-c", `CMD ${JSON.stringify(cmd)}`, "-", image], { host, input: tar.stdout });
+    return tar.stdout;
   } finally {
     dir.remove();
   }

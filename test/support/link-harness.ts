@@ -28,7 +28,7 @@ export interface LinkedServers {
   up(side: Side): SpawnSyncReturns<string>;
   /** Unplugs that server's cable under the link (its end of the underlay down: the link carries nothing), or plugs it back. */
   plug(side: Side, plugged: boolean): void;
-  /** Brings the link down and removes both namespaces. */
+  /** Brings the link down (a side with its own /etc folder, by its down script) and removes both namespaces. */
   remove(): void;
 }
 
@@ -77,7 +77,8 @@ export function linkedServers(dir: string, tag: string, etc: Partial<Record<Side
     up: (side) => spawnSync("ip", inNs(side, "bash", "-c", linkUpScript(paths[side])), { encoding: "utf8" }),
     plug: (side, plugged) => void sh("ip", ...inNs(side, "ip", "link", "set", underlay(side), plugged ? "up" : "down")),
     remove() {
-      for (const side of ["primary", "replica"] as const) spawnSync("ip", inNs(side, "bash", "-c", linkDownScript(paths[side])));
+      // A side given "/etc" is a booted server's: its link went with its boot, and its down script would act on this machine's systemd.
+      for (const side of ["primary", "replica"] as const) if (etc[side] !== "/etc") spawnSync("ip", inNs(side, "bash", "-c", linkDownScript(paths[side])));
       for (const name of Object.values(ns)) spawnSync("ip", ["netns", "del", name]);
     },
   };
