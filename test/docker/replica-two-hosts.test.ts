@@ -3,23 +3,26 @@
 // (PostgreSQL) with `database.replicas: [{ server, link: { type: wireguard } }]`.
 // Each "server" is a network namespace of its own (test/support/link-harness.ts's
 // serverNamespaces: a bridge of this machine's is the internet between them)
-// with its own dockerd and containerd (iptables on, as on a server) and its
-// own sshd, whose sessions have their own /etc/systemd/system, /etc/sysctl.d
-// and /run/wireguard (test/support/docker-host.ts's `otherServer`). What runs
+// booted by Debian's systemd as its PID 1 on a disk of its own, its Docker
+// (iptables on, as on a server) and its sshd started by Debian's units
+// (test/support/docker-host.ts's `otherServer` and `boot`). What runs
 // for real: both Docker providers over their own ssh://, the link's keys made
 // by Pulumi, each end's wg-quick file installed and brought up on its server
 // (userspace wireguard-go: no WireGuard module in this kernel), the sysctl
-// and the boot unit on each; the primary's port published on its link
+// and the boot unit on each, enabled with that server's systemd; the
+// primary's port published on its link
 // address by its dockerd, the replica on the other daemon seeded over the
 // tunnel and replicating (GTID; streaming), the slots reading it through the
 // tunnel (Docker's masquerading on the primary's server: the one source the
-// replica's end accepts), `npm run status` over both SSH connections.
+// replica's end accepts), `npm run status` over both SSH connections, and a
+// power cut of both servers with systemd's boot after it.
 //
-// Stood in: both servers share this machine's filesystem, users and the
-// install helper (the replica's data folder is a folder of the primary's);
-// no systemd (the unit is installed, not enabled: its ExecStart is run by
-// test/real/replica-link.test.ts).
+// Stood in: both servers share this machine's /usr, users and the install
+// helper, and the test's folder (the replica's data folder is a folder of
+// the primary's); the kernel is this machine's (a power cut resets what the
+// harness knows it keeps per namespace: bridges, the sysctl).
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { linkPaths } from "../../infra/link/render.js";
 import { buildTestImages, committedImageRefs } from "../support/docker-images.js";
@@ -43,6 +46,9 @@ const STACKS = [
   { stack: "staging", engine: "postgres", port: 5432, scheme: "postgres", unit: "bytes", link: { primaryAddress: "10.99.1.1", replicaAddress: "10.99.1.2", port: 51821 }, serverGone: false, powerCut: false },
 ] as const;
 
+/** What each engine logs at the end of a clean shutdown (and only then). */
+const CLEAN_SHUTDOWN = { mariadb: /mariadbd: Shutdown complete/g, postgres: /database system is shut down/g } as const;
+
 const tag = String(process.pid % 100000);
 let nets: ServerNamespaces;
 let host: DockerHost;
@@ -52,7 +58,7 @@ let s3: MotoServer;
 
 before(async () => {
   nets = serverNamespaces(tag);
-  host = await startDockerHost({ netns: nets.ns.primary, address: SERVERS.primary, otherServer: { netns: nets.ns.replica, address: SERVERS.replica } });
+  host = await startDockerHost({ netns: nets.ns.primary, address: SERVERS.primary, otherServer: { netns: nets.ns.replica, address: SERVERS.replica }, boot: true });
   other = host.other!;
   await buildTestImages({ env: host.dockerEnv });
   // The other server runs the replica only: the databases' images.
@@ -93,6 +99,9 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
   const replica = `bbaegok-${stack}-db-replica`;
   const slots = [`bbaegok-${stack}-app-blue`, `bbaegok-${stack}-app-green`];
   const paths = linkPaths("/unused", `bbaegok-${stack}`);
+  /** The containers of the stack on its own server. */
+  const onHost = [primary, ...slots];
+  const startTimes = () => ({ onHost: onHost.map((name) => inspect<string>(name, ".State.StartedAt")), replica: inspect<string>(replica, ".State.StartedAt", other) });
 
   describe(`${stack} with a ${engine} replica on a second Docker host, over the WireGuard link pulumi up configures`, () => {
     it("pulumi up brings the link up on both servers, and creates the replica on the other server's daemon, seeded over it and replicating", () => {
@@ -106,7 +115,7 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
       assert.equal(state.Health?.Status, "healthy");
     });
 
-    it("each server has its end of the tunnel up, a handshake with the other, its boot unit and its sysctl file", () => {
+    it("each server has its end of the tunnel up, a handshake with the other, its boot unit (enabled with its systemd) and its sysctl file", () => {
       for (const [server, self, peer] of [[host, link.primaryAddress, link.replicaAddress], [other, link.replicaAddress, link.primaryAddress]] as const) {
         const shown = server.asRoot(`ip -4 -br addr show dev '${paths.iface}'; wg show '${paths.iface}' latest-handshakes; wg show '${paths.iface}' allowed-ips; sysctl -n net.ipv4.ip_nonlocal_bind; cat '${paths.unit}' '${paths.sysctl}'`);
         assert.equal(shown.status, 0, shown.stderr);
@@ -116,6 +125,7 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
         assert.match(allowed!, new RegExp(`\\t${peer.replace(/\./g, "\\.")}/32$`), shown.stdout);
         assert.equal(nonlocal, "1");
         assert.match(shown.stdout, new RegExp(`^ExecStart=/usr/bin/wg-quick up ${server.dataDir}/${stack}/link/${paths.iface}\\.conf$`, "m"));
+        assert.equal(server.asRoot(`systemctl is-enabled '${paths.unitName}'`).stdout.trim(), "enabled", `${paths.unitName} on ${server.host}`);
       }
     });
 
@@ -174,35 +184,67 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
       assert.equal(preview.status, 0, outputOf(preview));
     });
 
-    if (powerCut) it("a power cut of both servers: at boot each applies its sysctl file and brings its end of the link up by its unit, before Docker; every container of the stack runs again on its server, the replica catches up over the tunnel, status says healthy", async () => {
-      const onHost = [primary, ...slots];
-      const startedOnHost = onHost.map((name) => inspect<string>(name, ".State.StartedAt"));
-      const replicaStarted = inspect<string>(replica, ".State.StartedAt", other);
+    if (powerCut) it("a power cut of both servers: at boot each one's systemd applies its sysctl file and brings its end of the link up by its unit, before Docker; every container of the stack runs again on its server, the replica catches up over the tunnel, status says healthy", async () => {
+      const started = startTimes();
       await host.powerCut({
         beforeBoot: () => {
-          // What goes with the power besides Docker: the tunnel (wireguard-go, userspace here, and its interface) and the kernel's sysctl.
-          for (const server of [host, other]) {
-            server.asRoot(`pkill -KILL -f 'wireguard-go ${paths.iface}$'; sleep 0.5; ip link delete '${paths.iface}' 2>/dev/null; rm -f '/run/wireguard/${paths.iface}.sock'; sysctl -qw net.ipv4.ip_nonlocal_bind=0`);
-            assert.notEqual(server.asRoot(`ip link show '${paths.iface}'`).status, 0, `${paths.iface} survived the cut on ${server.host}`);
-          }
-          // The boot as systemd runs it (no systemd here): systemd-sysctl applies the program's file, then the link's unit (ordered before docker.service).
-          for (const server of [host, other]) {
-            const boot = server.asRoot(`sysctl -q -p '${paths.sysctl}' && $(sed -n 's/^ExecStart=//p' '${paths.unit}')`);
-            assert.equal(boot.status, 0, `${server.host}: ${boot.stdout}${boot.stderr}`);
+          // The tunnel went with the power (wireguard-go, userspace here, and its interface), and the kernel's sysctl is 0 again.
+          for (const ns of [nets.ns.primary, nets.ns.replica]) {
+            assert.notEqual(spawnSync("ip", ["-n", ns, "link", "show", paths.iface]).status, 0, `${paths.iface} survived the cut in ${ns}`);
+            assert.equal(spawnSync("ip", ["netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_nonlocal_bind"], { encoding: "utf8" }).stdout.trim(), "0");
           }
         },
       });
+      // Nothing by hand: each server's systemd applied the sysctl file, and started the link's unit before Docker.
+      for (const server of [host, other]) {
+        const show = (unit: string, property: string) => server.asRoot(`systemctl show '${unit}' -p ${property} --value`).stdout.trim();
+        assert.equal(show(paths.unitName, "ActiveState"), "active", server.asRoot(`journalctl -u '${paths.unitName}' --no-pager -o cat`).stdout);
+        const linkUp = Number(show(paths.unitName, "ActiveEnterTimestampMonotonic"));
+        const dockerStart = Number(show("docker.service", "InactiveExitTimestampMonotonic"));
+        assert.ok(linkUp > 0 && linkUp <= dockerStart, `${server.host}: the link up at ${linkUp} µs, Docker started at ${dockerStart} µs`);
+        assert.equal(server.asRoot("sysctl -n net.ipv4.ip_nonlocal_bind").stdout.trim(), "1", `${server.host}: the sysctl file not applied at boot`);
+      }
+      await backAfterBoot(started, { id: 7, body: "after the power cut" }, "both");
+    });
+
+    if (powerCut) it("a clean reboot of the stack's server (systemctl poweroff, then its boot): Docker stops every container before the link goes down, the database shuts down cleanly, and Docker starts every container again by itself (unless-stopped)", async (t) => {
+      const started = startTimes();
+      const cleanShutdowns = () => {
+        const logs = docker(["logs", primary], { host });
+        return (`${logs.stdout}${logs.stderr}`.match(CLEAN_SHUTDOWN[engine]) ?? []).length;
+      };
+      const before = cleanShutdowns();
+      await host.reboot();
+      assert.equal(cleanShutdowns(), before + 1, `${primary} did not log a clean shutdown (${CLEAN_SHUTDOWN[engine]})`);
+      // The order systemd stopped them in, from the journal kept across the boot (the last shutdown is this one).
+      const journal = host.asRoot("journalctl --no-pager -o short-unix _PID=1").stdout.split("\n");
+      const at = (text: string) => Number(journal.filter((line) => line.includes(text)).pop()?.split(" ")[0] ?? NaN);
+      const dockerStopping = at("Stopping docker.service");
+      const dockerStopped = at("Stopped docker.service");
+      const linkStopping = at(`Stopping ${paths.unitName}`);
+      assert.ok(dockerStopped <= linkStopping, `Docker stopped at ${dockerStopped}, the link began to stop at ${linkStopping}`);
+      t.diagnostic(`Docker took ${(dockerStopped - dockerStopping).toFixed(1)} s to stop the containers`);
+      await backAfterBoot(started, { id: 8, body: "after the reboot" }, "stack's");
+    });
+
+    /**
+     * After a boot of both servers, or of the stack's alone: every container runs again (those of a booted
+     * server started anew, by Docker alone; the replica's kept running when its server stayed up) and is
+     * healthy, a row written on the primary reaches the replica over the tunnel, status says healthy.
+     */
+    async function backAfterBoot(started: ReturnType<typeof startTimes>, row: { id: number; body: string }, booted: "both" | "stack's"): Promise<void> {
       await waitFor("every container of the stack to run again", () => onHost.every((name) => inspect<boolean>(name, ".State.Running")) && inspect<boolean>(replica, ".State.Running", other), 120_000, 1000);
-      onHost.forEach((name, i) => assert.notEqual(inspect<string>(name, ".State.StartedAt"), startedOnHost[i], `${name} was not started again: the cut did not stop it`));
-      assert.notEqual(inspect<string>(replica, ".State.StartedAt", other), replicaStarted, `${replica} was not started again`);
+      onHost.forEach((name, i) => assert.notEqual(inspect<string>(name, ".State.StartedAt"), started.onHost[i], `${name} was not started again: it did not go down`));
+      if (booted === "both") assert.notEqual(inspect<string>(replica, ".State.StartedAt", other), started.replica, `${replica} was not started again`);
+      else assert.equal(inspect<string>(replica, ".State.StartedAt", other), started.replica, `${replica} was restarted: its server stayed up`);
       const healthy = (name: string, on?: OtherServer) => (inspect<{ Health?: { Status: string } }>(name, ".State", on).Health?.Status ?? "healthy") === "healthy";
       await waitFor("every container healthy", () => onHost.every((name) => healthy(name)) && healthy(replica, other), 300_000, 1000);
-      const write = asAppUser(engine, primary, "INSERT INTO notes VALUES (7, 'after the power cut');");
+      const write = asAppUser(engine, primary, `INSERT INTO notes VALUES (${row.id}, '${row.body}');`);
       assert.equal(write.status, 0, write.stderr);
-      await waitFor("the row written after the cut on the replica, over the tunnel", () => asAppUser(engine, replica, "SELECT body FROM notes WHERE id = 7;", other).stdout === "after the power cut\n", 180_000, 1000);
+      await waitFor(`the row written ${row.body} on the replica, over the tunnel`, () => asAppUser(engine, replica, `SELECT body FROM notes WHERE id = ${row.id};`, other).stdout === `${row.body}\n`, 180_000, 1000);
       const status = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
       assert.match(status.stdout, new RegExp(`^  replica  ${replica}  healthy, \\d+ s behind \\(\\d+ ${unit}\\)`, "m"), status.stdout);
-    });
+    }
 
     /** What setup made on the primary for the replica: MariaDB its logins; PostgreSQL its slot and roles. */
     const leftOnPrimary = () =>

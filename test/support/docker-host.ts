@@ -25,13 +25,16 @@
 // with `address` too, sshd runs there as well (see `address`). `otherServer`
 // adds a second server (a replica's): a network namespace with a dockerd, a
 // containerd and an sshd of its own, sharing the deploy user, the operator's
-// key, the install helper and this machine's filesystem.
+// key, the install helper and this machine's filesystem. With `boot`, each
+// server in its namespace boots Debian's systemd instead, on a disk of its own
+// (test/support/systemd-boot.ts), and Debian's units start its Docker and sshd.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { INSTALL_HELPER, INSTALL_HELPER_SOURCE } from "../../infra/server/render.js";
 import { REPO } from "./project.js";
+import { bootServer, copyEtc, enableUnit, serverDisk, type BootedServer, type ServerDisk } from "./systemd-boot.js";
 import { freePort, requireCommand, tempDir, waitFor } from "./system.js";
 
 /** The deploy user of the test server (the README's `deploy`). */
@@ -42,6 +45,8 @@ export const DOCKER_GROUP = "bbaegok-docker";
 export const SUDOERS_FILE = "/etc/sudoers.d/bbaegok-deploy-test";
 /** The install helper's configuration, as the README writes it (data_dir: the host's). */
 export const INSTALL_HELPER_CONF = "/etc/bbaegok-install.conf";
+/** What of this machine's /etc a booted server's disk has besides systemd-boot's: sudo and PAM (the deploy user's rule), sshd's folder, Debian's containerd config, the install helper's configuration. */
+const BOOT_ETC = ["sudoers", "sudoers.d", "pam.d", "security", "environment", "ssh", "containerd", basename(INSTALL_HELPER_CONF)];
 /** Held (flock) by the process running a test host; the kernel lets it go when that process dies. */
 const LOCK_FILE = "/run/lock/bbaegok-docker-host.lock";
 /** The running host's {"pid":…,"dir":…}: still there at the next start means that run did not stop, its leftovers are removed. */
@@ -101,6 +106,12 @@ export interface DockerHost {
    * and what a unit ordered before docker.service does).
    */
   powerCut(options?: { beforeBoot?: () => void }): Promise<void>;
+  /**
+   * With `boot`: a clean reboot of the stack's server. `systemctl poweroff`
+   * (systemd stops its units in their order: Docker stops each container
+   * within its stop timeout), then systemd's next boot.
+   */
+  reboot(): Promise<void>;
   /** The second server, with `otherServer`. */
   other?: OtherServer;
   stop(): Promise<void>;
@@ -144,6 +155,19 @@ export interface DockerHostOptions {
   address?: string;
   /** A second server (see OtherServer): its own namespace (made by the caller) and its address there. */
   otherServer?: { netns: string; address: string };
+  /**
+   * With `netns` and `address`: each server boots Debian's systemd as its PID 1
+   * (test/support/systemd-boot.ts) on a disk of its own (its /etc: this
+   * machine's users, sudo and PAM, the install helper's configuration), and
+   * Docker (containerd.service, docker.socket, docker.service) and sshd
+   * (ssh.service) are started by their units, as `apt-get install docker.io
+   * openssh-server` leaves them; dockerd's flags come from /etc/default/docker.
+   * What the program installs over SSH (units, sysctl files) lands on that
+   * server's disk and is run by its systemd. A power cut is a real one: every
+   * process of the boot dies, sshd and its sessions too, and the next boot is
+   * systemd's.
+   */
+  boot?: boolean;
   /**
    * More loopback addresses sshd listens on besides 127.0.0.1 (the same port):
    * the same test server under another name, standing for a second server.
@@ -193,6 +217,7 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     unshare: requireCommand("unshare", "util-linux"),
   };
   if (process.getuid?.() !== 0) throw new Error("startDockerHost() must run as root: it starts dockerd and sshd and creates a test user");
+  if (options.boot && !(options.netns && options.address)) throw new Error("startDockerHost: boot needs the server in a namespace of its own (netns and address)");
   const trackingRoot = cgroupTrackingRoot();
 
   const lock = await acquireLock(trackingRoot);
@@ -222,7 +247,8 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
       // networks' bridges would outlive it), then each daemon asked to stop.
       for (const server of servers) {
         const daemon = children.find((c) => c.what === `dockerd${server.suffix}`);
-        if (!daemon || daemon.child.exitCode !== null || daemon.child.signalCode !== null) continue;
+        const answers = server.booted ? true : daemon && daemon.child.exitCode === null && daemon.child.signalCode === null;
+        if (!answers) continue;
         const env = dockerEnvFor(server.paths.base);
         const ids = run(bin.docker, ["ps", "-aq"], { env, timeoutMs: 30_000 });
         const list = ids.stdout.split("\n").filter(Boolean);
@@ -233,6 +259,8 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
         const prune = run(bin.docker, ["network", "prune", "-f"], { env, timeoutMs: 30_000 });
         if (prune.status !== 0) problems.push(`docker network prune: ${prune.stderr.trim()}`);
       }
+      // A booted server goes down with its systemd: every process of its boot, then what its kernel keeps.
+      for (const server of servers) problems.push(...(await shutDown(server)));
       for (const what of ["dockerd", "dockerd-other", "sshd", "sshd-other", "ssh-agent", "containerd", "containerd-other"]) {
         for (const c of children.filter((x) => x.what === what)) await terminate(c.child, what.startsWith("dockerd") ? 30_000 : 10_000);
       }
@@ -275,6 +303,12 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
   /** As root on a server: in its sshd's network and mount namespaces when it has them. */
   const asRootOn = (server: Server) => (command: string, input?: string | Buffer, opts?: { timeoutMs?: number }) => {
     const env = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", DOCKER_HOST: `unix://${server.paths.dockerSocket}` };
+    if (options.boot) {
+      // In the boot's namespaces and root, where root's `docker` is the server's own (/run/docker.sock).
+      if (!server.booted) throw new Error(`asRoot: ${server.address} is not booted`);
+      const r = server.booted.run(["sh", "-c", command], input, opts?.timeoutMs);
+      return { status: r.status ?? -1, stdout: r.stdout ?? "", stderr: `${r.stderr ?? ""}${r.error ? `\n${r.error.message}` : ""}` };
+    }
     const sshd = children.find((c) => c.what === `sshd${server.suffix}` && c.child.exitCode === null);
     if (!server.netns || !options.address) return run("sh", ["-c", command], { env, input, timeoutMs: opts?.timeoutMs ?? 120_000 });
     if (!sshd?.child.pid) throw new Error(`asRoot: the sshd of ${server.address} is not running`);
@@ -301,6 +335,12 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     ssh: sshTo(self),
     asRoot: asRootOn(self),
     powerCut: (cut) => powerCut(cut?.beforeBoot),
+    reboot: async () => {
+      if (!self.booted) throw new Error("reboot: the server was not booted by systemd (startDockerHost's boot option)");
+      const left = await shutDown(self, "clean");
+      if (left.length > 0) throw new Error(`reboot: ${left.join("; ")}`);
+      await bootSystem(self);
+    },
     other: other && {
       host: other.address,
       get sshPort() {
@@ -363,11 +403,10 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     const containerd = startDaemon(`containerd${suffix}`, bin.containerd, ["--config", at.ctdConfig]);
     await waitReady(`containerd${suffix} to listen`, containerd, 30_000, () => existsSync(at.ctdSocket) || "no socket yet");
     // dockerd: no iptables (unless in a namespace of its own), no default bridge; published ports through docker-proxy.
+    // By hand, its runtime state and containers where the harness finds and removes them.
     const dockerdArgs = [
-      ...["--config-file", at.daemonJson, "--data-root", join(at.base, "root"), "--exec-root", join(at.base, "x")],
-      ...["--pidfile", join(at.base, "docker.pid"), "--host", `unix://${at.dockerSocket}`, "--group", DOCKER_GROUP],
-      ...["--containerd", at.ctdSocket, "--storage-driver", "overlay2", "--cgroup-parent", `/${name}`],
-      ...[`--iptables=${server.netns ? "true" : "false"}`, "--ip6tables=false", "--bridge=none", "--userland-proxy=true", "--userland-proxy-path", bin.dockerProxy],
+      ...dockerdFlags(server),
+      ...["--exec-root", join(at.base, "x"), "--pidfile", join(at.base, "docker.pid"), "--containerd", at.ctdSocket, "--cgroup-parent", `/${name}`],
     ];
     // nsenter (not ip netns exec, whose fresh /sys has no cgroups: "Devices cgroup isn't mounted") execs dockerd:
     // the child is dockerd itself, tracked and stopped as without a namespace.
@@ -424,7 +463,75 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     });
   };
 
+  /** The flags of a server's dockerd (its daemon.json holds nothing else): by hand, and in /etc/default/docker with `boot`. */
+  const dockerdFlags = (server: Server): string[] => {
+    const at = server.paths;
+    return [
+      ...["--config-file", at.daemonJson, "--data-root", join(at.base, "root")],
+      ...["--host", `unix://${at.dockerSocket}`, "--group", DOCKER_GROUP, "--storage-driver", "overlay2"],
+      ...[`--iptables=${server.netns ? "true" : "false"}`, "--ip6tables=false", "--bridge=none", "--userland-proxy=true", "--userland-proxy-path", bin.dockerProxy],
+    ];
+  };
+
+  /**
+   * With `boot`: the server's disk (the first time: Docker and sshd enabled, dockerd's flags in
+   * /etc/default/docker, sshd's config where its unit checks it), then its boot. Resolves once its
+   * Docker answers and the deploy user can log in: what a server that has booted gives.
+   */
+  const bootSystem = async (server: Server) => {
+    const at = server.paths;
+    if (!server.disk) {
+      const disk = serverDisk(join(at.base, "disk"), server.netns!, [dir]);
+      copyEtc(disk, BOOT_ETC);
+      if (!existsSync(at.daemonJson)) writeFileSync(at.daemonJson, "{}\n");
+      mkdirSync(join(disk.root, "etc", "default"), { recursive: true });
+      writeFileSync(join(disk.root, "etc", "default", "docker"), `DOCKER_OPTS="${dockerdFlags(server).join(" ")}"\n`);
+      for (const unit of ["containerd.service", "docker.service", "ssh.service"]) enableUnit(disk, unit);
+      enableUnit(disk, "docker.socket", "sockets.target");
+      server.sshPort = await freePort();
+      writeFileSync(join(disk.root, "etc", "ssh", "sshd_config"), sshdConfig(dir, server, paths, options));
+      server.disk = disk;
+    }
+    // Under the harness's cgroup: its stop and the next start's clean-up find whatever a boot left.
+    const booted = await bootServer(server.disk, `${name}/boot${server.suffix}`);
+    server.booted = booted;
+    const journal = (unit: string) => booted.run(["journalctl", "-u", unit, "--no-pager", "-o", "cat"]).stdout.slice(-3000);
+    await waitFor(`Docker on ${server.address} to answer`, () => run(bin.docker, ["version", "--format", "{{.Server.Version}}"], { env: dockerEnvFor(at.base), timeoutMs: 10_000 }).status === 0, 120_000, 250).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- containerd.service:\n${journal("containerd.service")}\n--- docker.service:\n${journal("docker.service")}`);
+    });
+    writeFileSync(at.knownHosts, `[${server.address}]:${server.sshPort} ${hostKey}\n`, { mode: 0o644 });
+    let last = "";
+    await waitFor(`an ssh login as ${DEPLOY_USER} on ${server.address}`, () => {
+      const r = sshTo(server)("true", undefined, { timeoutMs: 15_000 });
+      last = r.stderr;
+      return r.status === 0;
+    }, 60_000, 250).catch((err: Error) => {
+      throw new Error(`${err.message}: ${last.trim()}\n--- ssh.service:\n${journal("ssh.service")}`);
+    });
+  };
+
+  /** A booted server down, by a power cut or a clean shutdown; then what its kernel keeps until a reboot goes (bridges, a sysctl). */
+  const shutDown = async (server: Server, how: "cut" | "clean" = "cut"): Promise<string[]> => {
+    if (!server.booted) return [];
+    await (how === "clean" ? server.booted.shutdown() : server.booted.powerCut());
+    server.booted = undefined;
+    const problems = dropKernelState(server.paths.base, server.netns);
+    const sysctl = run("ip", ["netns", "exec", server.netns!, "sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=0"]);
+    if (sysctl.status !== 0) problems.push(`sysctl in ${server.netns}: ${sysctl.stderr.trim()}`);
+    return problems;
+  };
+
   const powerCut = async (beforeBoot?: () => void) => {
+    if (options.boot) {
+      // Both servers at once (with otherServer), then systemd boots each: nothing started by hand.
+      for (const server of servers) {
+        const left = await shutDown(server);
+        if (left.length > 0) throw new Error(`power cut: ${left.join("; ")}`);
+      }
+      beforeBoot?.();
+      for (const server of servers) await bootSystem(server);
+      return;
+    }
     // Every process of Docker's at once, with no warning: the daemons, the shims, docker-proxy and
     // everything in the containers' cgroups. sshd, its sessions and the agent are the operator's side: they stay.
     const dockerSide = () => [
@@ -481,7 +588,8 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
 
     for (const server of servers) {
       mkdirSync(server.paths.base, { recursive: true, mode: 0o711 });
-      await startDocker(server);
+      // Booted, Docker starts with the server's boot, below (sshd with it).
+      if (!options.boot) await startDocker(server);
     }
 
     // The operator's key, in an ssh-agent of its own.
@@ -504,7 +612,7 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
       mkdirSync("/run/wireguard", { mode: 0o755 });
       createdRunWireguard = true;
     }
-    for (const server of servers) await startSshd(server);
+    for (const server of servers) await (options.boot ? bootSystem(server) : startSshd(server));
     writeFileSync(
       paths.sshConfig,
       [
@@ -538,6 +646,9 @@ interface Server {
   netns?: string;
   address: string;
   sshPort: number;
+  /** With `boot`: its disk, and its boot while it runs. */
+  disk?: ServerDisk;
+  booted?: BootedServer;
 }
 
 /** Where one server's daemons keep their files (the stack's server: the host's folder itself). */

@@ -41,12 +41,18 @@ export interface ServerDisk {
 export interface BootedServer {
   /** systemd's PID, as this machine sees it. */
   pid: number;
-  /** Runs argv on the booted server (its namespaces and root), as root. */
-  run(argv: string[], input?: string | Buffer): SpawnSyncReturns<string>;
+  /** Runs argv on the booted server (its namespaces and root), as root; killed after timeoutMs (default 120 s). */
+  run(argv: string[], input?: string | Buffer, timeoutMs?: number): SpawnSyncReturns<string>;
   /** `systemctl show <unit> -p <property> --value` on the server. */
   property(unit: string, property: string): string;
   /** Kills every process of the boot at once; resolves once they are gone. */
   powerCut(): Promise<void>;
+  /**
+   * A clean shutdown: `systemctl poweroff`, systemd stopping every unit in its
+   * order (Docker its containers), then its PID 1 exits. Resolves once every
+   * process of the boot is gone; one not down within `timeoutMs` is cut and throws.
+   */
+  shutdown(timeoutMs?: number): Promise<void>;
 }
 
 /** A server's disk: its root folder with an /etc of its own, nearly empty. */
@@ -54,13 +60,22 @@ export function serverDisk(root: string, ns: string, binds: string[]): ServerDis
   requireCommand("systemctl", "systemd");
   requireCommand("nsenter", "util-linux");
   if (!existsSync(SYSTEMD)) throw new Error(`${SYSTEMD} is missing: apt-get install systemd`);
-  for (const d of ["usr", "etc/systemd/system", "etc/sysctl.d", "var/lib", "var/log", "proc", "sys", "dev", "run", "tmp", "root", "srv"]) mkdirSync(join(root, d), { recursive: true });
+  // var/log/journal: the journal kept across boots, as on Debian 12 (whose systemd makes that folder).
+  for (const d of ["usr", "etc/systemd/system", "etc/sysctl.d", "var/lib", "var/log/journal", "proc", "sys", "dev", "run", "tmp", "root", "srv"]) mkdirSync(join(root, d), { recursive: true });
   const links: [string, string][] = [["bin", "usr/bin"], ["sbin", "usr/sbin"], ["lib", "usr/lib"], ["lib64", "usr/lib64"], ["etc/os-release", "../usr/lib/os-release"], ["var/run", "../run"]];
   for (const [link, target] of links) if (!existsSync(join(root, link))) symlinkSync(target, join(root, link));
-  for (const f of ETC_FILES) if (existsSync(join("/etc", f))) cpSync(join("/etc", f), join(root, "etc", f), { recursive: true, verbatimSymlinks: true });
+  // No login prompt: /dev is this machine's, and a console getty would take this machine's console.
+  if (!existsSync(join(root, "etc/systemd/system/getty.target"))) symlinkSync("/dev/null", join(root, "etc/systemd/system/getty.target"));
+  const disk = { root, ns, binds };
+  copyEtc(disk, ETC_FILES);
   // Empty: systemd gives this boot a machine id of its own (and leaves the file as it is).
   writeFileSync(join(root, "etc", "machine-id"), "");
-  return { root, ns, binds };
+  return disk;
+}
+
+/** Copies more of this machine's /etc onto the disk (files or folders, by their names under /etc): what a server set up like this one has. */
+export function copyEtc(disk: ServerDisk, names: string[]): void {
+  for (const f of names) if (existsSync(join("/etc", f))) cpSync(join("/etc", f), join(disk.root, "etc", f), { recursive: true, verbatimSymlinks: true });
 }
 
 /** Enables a unit on the disk, as `systemctl enable` would: Debian's (under /usr/lib/systemd/system) or one in the disk's /etc/systemd/system. */
@@ -100,7 +115,13 @@ function bootScript(disk: ServerDisk): string {
     'mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"',
     // After /run and /tmp: a folder of the test's under /tmp shows through the boot's own /tmp.
     ...disk.binds.map((d) => `mkdir -p "$R"${q(d)} && mount --bind ${q(d)} "$R"${q(d)}`),
-    `exec chroot "$R" /usr/bin/env -i container=bbaegok-test ${SYSTEMD} --unit=multi-user.target --log-target=journal`,
+    // The disk becomes the namespace's root (pivot_root, not chroot), and this machine's root is let go:
+    // a chroot would leave it the namespace's root, and runc's pivot_root for a container would then
+    // give the container this machine's whole file system instead of its image.
+    'mkdir -p "$R/.oldroot"',
+    'cd "$R"',
+    "pivot_root . .oldroot",
+    `exec chroot . /bin/sh -c 'umount -l /.oldroot && rmdir /.oldroot && exec /usr/bin/env -i container=bbaegok-test ${SYSTEMD} --unit=multi-user.target --log-target=journal'`,
     "",
   ].join("\n");
 }
@@ -123,7 +144,7 @@ function bootCgroups(name: string): string[] {
 /** Boots the server: resolves once its systemd answers, while the boot's units still start. */
 export async function bootServer(disk: ServerDisk, name: string): Promise<BootedServer> {
   const cgroups = bootCgroups(name);
-  const script = join(disk.root, "..", `${name}-boot.sh`);
+  const script = join(disk.root, "..", `${name.replace(/\//g, "-")}-boot.sh`);
   writeFileSync(script, bootScript(disk), { mode: 0o700 });
   const enterCgroups = cgroups.map((d) => `echo $$ > '${d}/cgroup.procs'`).join("; ");
   const child: ChildProcess = spawn(
@@ -138,14 +159,20 @@ export async function bootServer(disk: ServerDisk, name: string): Promise<Booted
   let pid = 0;
   /** The power cut: SIGKILL to PID 1 ends every process of the boot (or to unshare, before systemd runs); then its cgroups go. */
   const stop = async () => {
-    if (child.exitCode === null) process.kill(pid > 0 ? pid : child.pid!, "SIGKILL");
+    if (child.exitCode === null && child.signalCode === null) process.kill(pid > 0 ? pid : child.pid!, "SIGKILL");
     await exited;
     // The kernel frees the namespace's processes after its init: the cgroups empty a little later.
     await waitFor("the boot's processes to be gone", () => cgroups.every((d) => cgroupPids(d).length === 0), 10_000, 50);
     for (const d of cgroups) for (const c of cgroupTree(d)) rmdirSync(c);
   };
-  const run = (argv: string[], input?: string | Buffer) =>
-    spawnSync("nsenter", ["-t", String(pid), "-m", "-p", "-n", "-u", "-r", "-w", "--", "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin", ...argv], { encoding: "utf8", input });
+  const run = (argv: string[], input?: string | Buffer, timeoutMs = 120_000) =>
+    spawnSync("nsenter", ["-t", String(pid), "-m", "-p", "-n", "-u", "-r", "-w", "--", "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin", "HOME=/root", ...argv], {
+      encoding: "utf8",
+      input,
+      timeout: timeoutMs,
+      killSignal: "SIGKILL",
+      maxBuffer: 256 * 1024 * 1024,
+    });
   try {
     // unshare forks the boot script, which execs systemd: unshare's one child.
     await waitFor("systemd to start", () => {
@@ -166,5 +193,14 @@ export async function bootServer(disk: ServerDisk, name: string): Promise<Booted
     run,
     property: (unit, property) => run(["systemctl", "show", unit, "-p", property, "--value"]).stdout.trim(),
     powerCut: stop,
+    shutdown: async (timeoutMs = 180_000) => {
+      const asked = run(["systemctl", "poweroff"]);
+      if (asked.status !== 0) throw new Error(`systemctl poweroff: ${asked.stderr}`);
+      let timer: NodeJS.Timeout | undefined;
+      const down = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+      clearTimeout(timer);
+      await stop();
+      if (!down) throw new Error(`the server was not down ${timeoutMs / 1000} s after systemctl poweroff: cut`);
+    },
   };
 }
