@@ -101,6 +101,11 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
   const paths = linkPaths("/unused", `bbaegok-${stack}`);
   /** The containers of the stack on its own server. */
   const onHost = [primary, ...slots];
+  /** How many clean shutdowns the primary has logged (its first start's temporary server's included). */
+  const cleanShutdowns = () => {
+    const logs = docker(["logs", primary], { host });
+    return (`${logs.stdout}${logs.stderr}`.match(CLEAN_SHUTDOWN[engine]) ?? []).length;
+  };
   const startTimes = () => ({ onHost: onHost.map((name) => inspect<string>(name, ".State.StartedAt")), replica: inspect<string>(replica, ".State.StartedAt", other) });
 
   describe(`${stack} with a ${engine} replica on a second Docker host, over the WireGuard link pulumi up configures`, () => {
@@ -186,6 +191,7 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
 
     if (powerCut) it("a power cut of both servers: at boot each one's systemd applies its sysctl file and brings its end of the link up by its unit, before Docker; every container of the stack runs again on its server, the replica catches up over the tunnel, status says healthy", async () => {
       const started = startTimes();
+      const shutdowns = cleanShutdowns();
       await host.powerCut({
         beforeBoot: () => {
           // The tunnel went with the power (wireguard-go, userspace here, and its interface), and the kernel's sysctl is 0 again.
@@ -205,14 +211,11 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
         assert.equal(server.asRoot("sysctl -n net.ipv4.ip_nonlocal_bind").stdout.trim(), "1", `${server.host}: the sysctl file not applied at boot`);
       }
       await backAfterBoot(started, { id: 7, body: "after the power cut" }, "both");
+      assert.equal(cleanShutdowns(), shutdowns, `${primary} logged a clean shutdown at a power cut`);
     });
 
     if (powerCut) it("a clean reboot of the stack's server (systemctl poweroff, then its boot): Docker stops every container before the link goes down, the database shuts down cleanly, and Docker starts every container again by itself (unless-stopped)", async (t) => {
       const started = startTimes();
-      const cleanShutdowns = () => {
-        const logs = docker(["logs", primary], { host });
-        return (`${logs.stdout}${logs.stderr}`.match(CLEAN_SHUTDOWN[engine]) ?? []).length;
-      };
       const before = cleanShutdowns();
       await host.reboot();
       assert.equal(cleanShutdowns(), before + 1, `${primary} did not log a clean shutdown (${CLEAN_SHUTDOWN[engine]})`);
