@@ -195,34 +195,45 @@ export function tailnetUnbindScript(paths: LinkPaths): string {
 }
 
 /**
- * Brings the link up from its file, or applies a changed file to the running
- * interface without dropping it (`wg syncconf`: keys and peers; a changed
- * address needs the interface down and up); then installs what brings it back
- * after a reboot (linkBootUnit, NONLOCAL_BIND_SYSCTL).
+ * Installs what brings the link back after a reboot (linkBootUnit,
+ * NONLOCAL_BIND_SYSCTL), then brings the link up from its file, or applies a
+ * changed file to the running interface without dropping it (`wg syncconf`:
+ * keys and peers; a changed address needs the interface down and up).
+ *
+ * Under systemd the link comes up by its unit (`systemctl start`), so the
+ * unit is active while the link runs: `systemctl status` tells the truth, and
+ * a shutdown stops the unit (wg-quick down) only after Docker has stopped the
+ * containers (Before=docker.service, reversed at shutdown). A link already
+ * up when this runs is left running, its unit active from the next boot.
  */
 export function linkUpScript(paths: LinkPaths): string {
   const q = shellQuote;
+  // Enabled and started only where systemd reads the unit (tests install it elsewhere, and run its ExecStart themselves).
+  const bySystemd = paths.unit.startsWith(SYSTEMD_UNIT_DIR);
   return [
     "#!/bin/bash",
     "set -euo pipefail",
     ...nonlocalBindLines(paths),
-    `if ip link show dev ${q(paths.iface)} >/dev/null 2>&1; then`,
-    `  wg syncconf ${q(paths.iface)} <(wg-quick strip ${q(paths.config)})`,
-    "else",
-    `  wg-quick up ${q(paths.config)}`,
-    "fi",
     ...installFileLines(paths.unit, linkBootUnit(paths)),
-    // Enabled only where systemd reads the unit (tests install it elsewhere, and run its ExecStart themselves).
-    ...(paths.unit.startsWith(SYSTEMD_UNIT_DIR)
+    "systemd=",
+    ...(bySystemd
       ? [
           "if [ -d /run/systemd/system ]; then",
           "  systemctl daemon-reload",
           `  systemctl enable --quiet ${q(paths.unitName)}`,
+          "  systemd=yes",
           "else",
           `  echo "link ${paths.iface}: no systemd here, so ${paths.unitName} is installed but not enabled: after a reboot, run ${paths.up} or pulumi up" >&2`,
           "fi",
         ]
       : []),
+    `if ip link show dev ${q(paths.iface)} >/dev/null 2>&1; then`,
+    `  wg syncconf ${q(paths.iface)} <(wg-quick strip ${q(paths.config)})`,
+    'elif [ -n "$systemd" ]; then',
+    `  systemctl start ${q(paths.unitName)}`,
+    "else",
+    `  wg-quick up ${q(paths.config)}`,
+    "fi",
     "",
   ].join("\n");
 }

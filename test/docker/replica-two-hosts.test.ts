@@ -36,14 +36,15 @@ import { waitFor } from "../support/system.js";
 
 /**
  * Each stack's engine and its own link (its own addresses and UDP port: both stacks' links join the same two servers).
- * Prod's servers lose power together once its replica runs (`powerCut`).
+ * Prod's servers lose power together once its replica runs (`powerCut`); then one server has a clean reboot:
+ * prod's own (its MariaDB primary), staging's replica's (its PostgreSQL standby, which the slots read).
  * How each takes its replica out: prod's once the other server is gone (unplugged: npm run forget-server, then
  * pulumi up; the primary keeps MariaDB's dead binlog dump thread, which retire ends), and plugged back after;
  * staging's with the other server up (pulumi up alone).
  */
 const STACKS = [
-  { stack: "prod", engine: "mariadb", port: 3306, scheme: "mysql", unit: "transactions", link: { primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 }, serverGone: true, powerCut: true },
-  { stack: "staging", engine: "postgres", port: 5432, scheme: "postgres", unit: "bytes", link: { primaryAddress: "10.99.1.1", replicaAddress: "10.99.1.2", port: 51821 }, serverGone: false, powerCut: false },
+  { stack: "prod", engine: "mariadb", port: 3306, scheme: "mysql", unit: "transactions", link: { primaryAddress: "10.99.0.1", replicaAddress: "10.99.0.2", port: 51820 }, serverGone: true, powerCut: true, reboot: "stack's" },
+  { stack: "staging", engine: "postgres", port: 5432, scheme: "postgres", unit: "bytes", link: { primaryAddress: "10.99.1.1", replicaAddress: "10.99.1.2", port: 51821 }, serverGone: false, powerCut: false, reboot: "replica's" },
 ] as const;
 
 /** What each engine logs at the end of a clean shutdown (and only then). */
@@ -94,16 +95,16 @@ function containersOn(on: Pick<DockerHost, "dockerEnv">): string[] {
   return docker(["ps", "-a", "--format", "{{.Names}}"], { host: on }).stdout.split("\n").filter(Boolean).sort();
 }
 
-for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of STACKS) {
+for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut, reboot } of STACKS) {
   const primary = `bbaegok-${stack}-db`;
   const replica = `bbaegok-${stack}-db-replica`;
   const slots = [`bbaegok-${stack}-app-blue`, `bbaegok-${stack}-app-green`];
   const paths = linkPaths("/unused", `bbaegok-${stack}`);
   /** The containers of the stack on its own server. */
   const onHost = [primary, ...slots];
-  /** How many clean shutdowns the primary has logged (its first start's temporary server's included). */
-  const cleanShutdowns = () => {
-    const logs = docker(["logs", primary], { host });
+  /** How many clean shutdowns a database container has logged (the primary's first start's temporary server's included). */
+  const cleanShutdowns = (database: string, on: Pick<DockerHost, "dockerEnv">) => {
+    const logs = docker(["logs", database], { host: on });
     return (`${logs.stdout}${logs.stderr}`.match(CLEAN_SHUTDOWN[engine]) ?? []).length;
   };
   const startTimes = () => ({ onHost: onHost.map((name) => inspect<string>(name, ".State.StartedAt")), replica: inspect<string>(replica, ".State.StartedAt", other) });
@@ -120,7 +121,7 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
       assert.equal(state.Health?.Status, "healthy");
     });
 
-    it("each server has its end of the tunnel up, a handshake with the other, its boot unit (enabled with its systemd) and its sysctl file", () => {
+    it("each server has its end of the tunnel up, a handshake with the other, its boot unit (enabled and active: the link up by it) and its sysctl file", () => {
       for (const [server, self, peer] of [[host, link.primaryAddress, link.replicaAddress], [other, link.replicaAddress, link.primaryAddress]] as const) {
         const shown = server.asRoot(`ip -4 -br addr show dev '${paths.iface}'; wg show '${paths.iface}' latest-handshakes; wg show '${paths.iface}' allowed-ips; sysctl -n net.ipv4.ip_nonlocal_bind; cat '${paths.unit}' '${paths.sysctl}'`);
         assert.equal(shown.status, 0, shown.stderr);
@@ -130,7 +131,8 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
         assert.match(allowed!, new RegExp(`\\t${peer.replace(/\./g, "\\.")}/32$`), shown.stdout);
         assert.equal(nonlocal, "1");
         assert.match(shown.stdout, new RegExp(`^ExecStart=/usr/bin/wg-quick up ${server.dataDir}/${stack}/link/${paths.iface}\\.conf$`, "m"));
-        assert.equal(server.asRoot(`systemctl is-enabled '${paths.unitName}'`).stdout.trim(), "enabled", `${paths.unitName} on ${server.host}`);
+        // Enabled, and active: up.sh brought the link up by starting its unit.
+        assert.equal(server.asRoot(`systemctl is-enabled '${paths.unitName}'; systemctl is-active '${paths.unitName}'`).stdout, "enabled\nactive\n", `${paths.unitName} on ${server.host}`);
       }
     });
 
@@ -191,7 +193,7 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
 
     if (powerCut) it("a power cut of both servers: at boot each one's systemd applies its sysctl file and brings its end of the link up by its unit, before Docker; every container of the stack runs again on its server, the replica catches up over the tunnel, status says healthy", async () => {
       const started = startTimes();
-      const shutdowns = cleanShutdowns();
+      const shutdowns = cleanShutdowns(primary, host);
       await host.powerCut({
         beforeBoot: () => {
           // The tunnel went with the power (wireguard-go, userspace here, and its interface), and the kernel's sysctl is 0 again.
@@ -211,35 +213,40 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut } of 
         assert.equal(server.asRoot("sysctl -n net.ipv4.ip_nonlocal_bind").stdout.trim(), "1", `${server.host}: the sysctl file not applied at boot`);
       }
       await backAfterBoot(started, { id: 7, body: "after the power cut" }, "both");
-      assert.equal(cleanShutdowns(), shutdowns, `${primary} logged a clean shutdown at a power cut`);
+      assert.equal(cleanShutdowns(primary, host), shutdowns, `${primary} logged a clean shutdown at a power cut`);
     });
 
-    if (powerCut) it("a clean reboot of the stack's server (systemctl poweroff, then its boot): Docker stops every container before the link goes down, the database shuts down cleanly, and Docker starts every container again by itself (unless-stopped)", async (t) => {
+    it(`a clean reboot of the ${reboot} server (systemctl poweroff, then its boot): Docker stops its containers before the link goes down, the database there shuts down cleanly, and Docker starts them again by itself (unless-stopped)`, async (t) => {
+      const [database, server] = reboot === "stack's" ? [primary, host] : [replica, other];
       const started = startTimes();
-      const before = cleanShutdowns();
-      await host.reboot();
-      assert.equal(cleanShutdowns(), before + 1, `${primary} did not log a clean shutdown (${CLEAN_SHUTDOWN[engine]})`);
+      const before = cleanShutdowns(database, server);
+      await host.reboot(reboot === "stack's" ? "stack" : "other");
+      assert.equal(cleanShutdowns(database, server), before + 1, `${database} did not log a clean shutdown (${CLEAN_SHUTDOWN[engine]})`);
       // The order systemd stopped them in, from the journal kept across the boot (the last shutdown is this one).
-      const journal = host.asRoot("journalctl --no-pager -o short-unix _PID=1").stdout.split("\n");
+      const journal = server.asRoot("journalctl --no-pager -o short-unix _PID=1").stdout.split("\n");
       const at = (text: string) => Number(journal.filter((line) => line.includes(text)).pop()?.split(" ")[0] ?? NaN);
       const dockerStopping = at("Stopping docker.service");
       const dockerStopped = at("Stopped docker.service");
       const linkStopping = at(`Stopping ${paths.unitName}`);
       assert.ok(dockerStopped <= linkStopping, `Docker stopped at ${dockerStopped}, the link began to stop at ${linkStopping}`);
       t.diagnostic(`Docker took ${(dockerStopped - dockerStopping).toFixed(1)} s to stop the containers`);
-      await backAfterBoot(started, { id: 8, body: "after the reboot" }, "stack's");
+      await backAfterBoot(started, { id: 8, body: "after the reboot" }, reboot);
     });
 
     /**
-     * After a boot of both servers, or of the stack's alone: every container runs again (those of a booted
-     * server started anew, by Docker alone; the replica's kept running when its server stayed up) and is
-     * healthy, a row written on the primary reaches the replica over the tunnel, status says healthy.
+     * After a boot of both servers, or of one: every container runs again (those of a booted server
+     * started anew, by Docker alone; those of a server that stayed up kept running) and is healthy,
+     * a row written on the primary reaches the replica over the tunnel, status says healthy.
      */
-    async function backAfterBoot(started: ReturnType<typeof startTimes>, row: { id: number; body: string }, booted: "both" | "stack's"): Promise<void> {
+    async function backAfterBoot(started: ReturnType<typeof startTimes>, row: { id: number; body: string }, booted: "both" | "stack's" | "replica's"): Promise<void> {
       await waitFor("every container of the stack to run again", () => onHost.every((name) => inspect<boolean>(name, ".State.Running")) && inspect<boolean>(replica, ".State.Running", other), 120_000, 1000);
-      onHost.forEach((name, i) => assert.notEqual(inspect<string>(name, ".State.StartedAt"), started.onHost[i], `${name} was not started again: it did not go down`));
-      if (booted === "both") assert.notEqual(inspect<string>(replica, ".State.StartedAt", other), started.replica, `${replica} was not started again`);
-      else assert.equal(inspect<string>(replica, ".State.StartedAt", other), started.replica, `${replica} was restarted: its server stayed up`);
+      const startedAgain = (name: string, was: string, on: OtherServer | undefined, bootedHere: boolean) => {
+        const now = inspect<string>(name, ".State.StartedAt", on);
+        if (bootedHere) assert.notEqual(now, was, `${name} was not started again: it did not go down`);
+        else assert.equal(now, was, `${name} was restarted: its server stayed up`);
+      };
+      onHost.forEach((name, i) => startedAgain(name, started.onHost[i]!, undefined, booted !== "replica's"));
+      startedAgain(replica, started.replica, other, booted !== "stack's");
       const healthy = (name: string, on?: OtherServer) => (inspect<{ Health?: { Status: string } }>(name, ".State", on).Health?.Status ?? "healthy") === "healthy";
       await waitFor("every container healthy", () => onHost.every((name) => healthy(name)) && healthy(replica, other), 300_000, 1000);
       const write = asAppUser(engine, primary, `INSERT INTO notes VALUES (${row.id}, '${row.body}');`);

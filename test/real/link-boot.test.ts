@@ -76,7 +76,7 @@ describe("the private link after a reboot, under the real systemd and Docker (th
     dir.remove();
   });
 
-  it("on the booted server, up.sh brings the link up and enables its boot unit with systemd; a container published on the link address answers through it", async () => {
+  it("on the booted server, up.sh enables its boot unit with systemd and brings the link up by starting it; a container published on the link address answers through it", async () => {
     const running = await boot();
     const up = running.run(["bash", paths().up]);
     assert.equal(up.status, 0, up.stderr);
@@ -89,6 +89,8 @@ describe("the private link after a reboot, under the real systemd and Docker (th
     assert.equal(start.status, 0, start.stderr);
     await waitFor("the container to answer through the link", () => askReplica().stdout === ANSWER, 20_000, 250);
     assert.equal(running.run(["systemctl", "is-enabled", paths().unitName]).stdout.trim(), "enabled");
+    // Up by its unit: active while the link runs (so a shutdown stops it, after Docker).
+    assert.equal(running.property(paths().unitName, "ActiveState"), "active", journal(paths().unitName));
     assert.ok(existsSync(join(disk.root, paths().unit)), "the unit is not on the server's disk");
     assert.equal(readFileSync(join(disk.root, paths().sysctl), "utf8"), "net.ipv4.ip_nonlocal_bind = 1\n");
   });

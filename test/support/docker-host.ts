@@ -107,11 +107,11 @@ export interface DockerHost {
    */
   powerCut(options?: { beforeBoot?: () => void }): Promise<void>;
   /**
-   * With `boot`: a clean reboot of the stack's server. `systemctl poweroff`
-   * (systemd stops its units in their order: Docker stops each container
-   * within its stop timeout), then systemd's next boot.
+   * With `boot`: a clean reboot of the stack's server, or of the other one.
+   * `systemctl poweroff` (systemd stops its units in their order: Docker
+   * stops each container within its stop timeout), then systemd's next boot.
    */
-  reboot(): Promise<void>;
+  reboot(server?: "stack" | "other"): Promise<void>;
   /** The second server, with `otherServer`. */
   other?: OtherServer;
   stop(): Promise<void>;
@@ -335,11 +335,12 @@ export async function startDockerHost(options: DockerHostOptions = {}): Promise<
     ssh: sshTo(self),
     asRoot: asRootOn(self),
     powerCut: (cut) => powerCut(cut?.beforeBoot),
-    reboot: async () => {
-      if (!self.booted) throw new Error("reboot: the server was not booted by systemd (startDockerHost's boot option)");
-      const left = await shutDown(self, "clean");
+    reboot: async (which = "stack") => {
+      const server = which === "other" ? other : self;
+      if (!server?.booted) throw new Error(`reboot: the ${which} server was not booted by systemd (startDockerHost's boot option${which === "other" ? ", with otherServer" : ""})`);
+      const left = await shutDown(server, "clean");
       if (left.length > 0) throw new Error(`reboot: ${left.join("; ")}`);
-      await bootSystem(self);
+      await bootSystem(server);
     },
     other: other && {
       host: other.address,

@@ -111,6 +111,9 @@ describe("the wg-quick file and the scripts", () => {
     assert.equal(NONLOCAL_BIND_SYSCTL, "net.ipv4.ip_nonlocal_bind = 1\n");
     assert.ok(up.includes(`sysctl -q -p '${paths.sysctl}'`));
     assert.ok(up.indexOf("sysctl -q -p") < up.indexOf("wg-quick up"), "the sysctl is applied before the link comes up");
+    // Under systemd the unit brings the link up (active while it runs, stopped after Docker at shutdown), once installed and enabled.
+    const start = up.indexOf(`systemctl start '${paths.unitName}'`);
+    assert.ok(start > up.indexOf(`systemctl enable --quiet '${paths.unitName}'`) && start > up.indexOf(`mv -f '${paths.unit}.new'`), "the unit is started once installed and enabled");
     const down = linkDownScript(paths);
     assert.ok(down.includes(`systemctl disable --quiet '${paths.unitName}'`));
     assert.ok(down.includes(`rm -f '${paths.unit}' '${paths.sysctl}'`));
