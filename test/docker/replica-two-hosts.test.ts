@@ -49,6 +49,12 @@ const STACKS = [
 
 /** What each engine logs at the end of a clean shutdown (and only then). */
 const CLEAN_SHUTDOWN = { mariadb: /mariadbd: Shutdown complete/g, postgres: /database system is shut down/g } as const;
+/**
+ * What each engine logs when Docker's stop signal reaches it: MariaDB's SIGTERM ends the sessions; PostgreSQL's
+ * must be SIGINT, a fast shutdown, since a smart one (SIGTERM) waits for the app's pooled sessions to end, and
+ * a real app's pool holds them past Docker's stop timeout, then SIGKILL (the app stand-in closes its own sooner).
+ */
+const STOP_REQUEST = { mariadb: /\(initiated by: [^)]*\): Normal shutdown/g, postgres: /received fast shutdown request/g } as const;
 
 const tag = String(process.pid % 100000);
 let nets: ServerNamespaces;
@@ -102,11 +108,12 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut, rebo
   const paths = linkPaths("/unused", `bbaegok-${stack}`);
   /** The containers of the stack on its own server. */
   const onHost = [primary, ...slots];
-  /** How many clean shutdowns a database container has logged (the primary's first start's temporary server's included). */
-  const cleanShutdowns = (database: string, on: Pick<DockerHost, "dockerEnv">) => {
+  /** How many times a database container has logged `what` (the primary's first start's temporary server included). */
+  const logged = (what: RegExp, database: string, on: Pick<DockerHost, "dockerEnv">) => {
     const logs = docker(["logs", database], { host: on });
-    return (`${logs.stdout}${logs.stderr}`.match(CLEAN_SHUTDOWN[engine]) ?? []).length;
+    return (`${logs.stdout}${logs.stderr}`.match(what) ?? []).length;
   };
+  const cleanShutdowns = (database: string, on: Pick<DockerHost, "dockerEnv">) => logged(CLEAN_SHUTDOWN[engine], database, on);
   const startTimes = () => ({ onHost: onHost.map((name) => inspect<string>(name, ".State.StartedAt")), replica: inspect<string>(replica, ".State.StartedAt", other) });
 
   describe(`${stack} with a ${engine} replica on a second Docker host, over the WireGuard link pulumi up configures`, () => {
@@ -220,8 +227,10 @@ for (const { stack, engine, port, scheme, unit, link, serverGone, powerCut, rebo
       const [database, server] = reboot === "stack's" ? [primary, host] : [replica, other];
       const started = startTimes();
       const before = cleanShutdowns(database, server);
+      const requested = logged(STOP_REQUEST[engine], database, server);
       await host.reboot(reboot === "stack's" ? "stack" : "other");
       assert.equal(cleanShutdowns(database, server), before + 1, `${database} did not log a clean shutdown (${CLEAN_SHUTDOWN[engine]})`);
+      assert.equal(logged(STOP_REQUEST[engine], database, server), requested + 1, `${database} was not asked to stop as it should be (${STOP_REQUEST[engine]})`);
       // The order systemd stopped them in, from the journal kept across the boot (the last shutdown is this one).
       const journal = server.asRoot("journalctl --no-pager -o short-unix _PID=1").stdout.split("\n");
       const at = (text: string) => Number(journal.filter((line) => line.includes(text)).pop()?.split(" ")[0] ?? NaN);
