@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
-import { DATABASE_ALIAS, DATA_PATHS, SECRETS_MOUNT } from "../database/render.js";
+import { DATABASE_ALIAS, DATABASE_UID, DATA_PATHS, SECRETS_MOUNT } from "../database/render.js";
 import { LINK_STALL_SECONDS, linkStallGuardBash } from "../link/render.js";
 import { containerPrefix, shellQuote } from "../server/render.js";
 
@@ -93,6 +93,10 @@ export function replicaNames(prefix: string) {
     slot: "replica_1",
     /** The replica's script on the server: `replica.sh setup|wait|status|promote|writable|reseed|retire`. */
     script: (stackDir: string) => `${stackDir}/replica/replica.sh`,
+    /** Once promoted, the failback's copy of it (failbackScript): `failback.sh follow|return|status`. */
+    failbackScript: (stackDir: string) => `${stackDir}/replica/failback.sh`,
+    /** Where failback.sh dumps the original's own data before it seeds it again (root's). */
+    failbackDir: (stackDir: string) => `${stackDir}/replica/failback`,
     /** MariaDB/MySQL: the replica's role option file on the server (replicaRoleOptions), mounted at REPLICA_ROLE_MOUNT. */
     roleFile: (stackDir: string) => `${stackDir}/replica/role.cnf`,
     /** With a replica on another server: the primary's routed bridge, through which its port is published on the link's address. */
@@ -461,11 +465,11 @@ export const RESEED_STEPS = [
  */
 export const PROMOTE_UNTOUCHED_EXIT = 3;
 
-/** The replica's commands on the server: `replica.sh setup|wait|status|promote|writable|reseed|retire`. */
-export function replicaScript(spec: ReplicaScriptSpec): string {
+/** What both copies of the script start with: the shell's settings, the log tag, the lock's folder, the reseed's steps. */
+function scriptPreamble(spec: Pick<ReplicaScriptSpec, "service" | "stack">, what: string): string[] {
   return [
     "#!/usr/bin/env bash",
-    `# The read replica of stack "${spec.stack}": ${spec.replicaContainer} replicating ${spec.database.name} from ${spec.primaryContainer}.`,
+    `# ${what}`,
     "# Rendered by infra/replica/render.ts and installed by Pulumi: edit the stack, not this file.",
     "set -Eeuo pipefail",
     "umask 077",
@@ -475,6 +479,13 @@ export function replicaScript(spec: ReplicaScriptSpec): string {
     `lock_dir=\${REPLICA_LOCK_DIR:-${REPLICA_LOCK_DIR}}`,
     `readonly RESEED_STEPS=(${RESEED_STEPS.map(([step, on]) => `${step}:${on}`).join(" ")})`,
     `readonly UNTOUCHED=${PROMOTE_UNTOUCHED_EXIT}`,
+  ];
+}
+
+/** The replica's commands on the server: `replica.sh setup|wait|status|promote|writable|reseed|retire`. */
+export function replicaScript(spec: ReplicaScriptSpec): string {
+  return [
+    ...scriptPreamble(spec, `The read replica of stack "${spec.stack}": ${spec.replicaContainer} replicating ${spec.database.name} from ${spec.primaryContainer}.`),
     ...replicaVariables(spec),
     // Promoted: setup would seed it again from the out-of-date original, over the writes it took since.
     `readonly PROMOTED=${replicaIsPrimary(spec.database)}`,
@@ -482,6 +493,42 @@ export function replicaScript(spec: ReplicaScriptSpec): string {
     linkStallGuardBash(),
     bashPart("common.bash"),
     bashPart("replica.bash"),
+    'main "$@"',
+    "",
+  ].join("\n");
+}
+
+/**
+ * The failback's copy of the replica's script (`failback.sh
+ * follow|return|status`, infra/replica/failback.bash), for npm run failback
+ * once `npm run promote` made the replica the primary: the same functions,
+ * rendered with the roles swapped. Its PRIMARY is the promoted replica's
+ * container (reached at the replica's alias), its REPLICA the original's,
+ * which it seeds as a replica of the promoted one and then makes the
+ * primary again. Both containers on the stack's server only.
+ */
+export function failbackScript(
+  spec: Omit<ReplicaScriptSpec, "primaryHost" | "replicaHost" | "thisServer" | "primaryPort" | "replicaPort"> & {
+    failbackDir: string;
+    /** Where the original reaches the promoted replica (its alias on the data network; 127.0.0.1 in tests). */
+    promotedHost?: string;
+    promotedPort?: number;
+  },
+): string {
+  return [
+    // The replica's script's lock (the same LOG_TAG, and THIS_SERVER both): a failback never runs beside its reseed or promote.
+    ...scriptPreamble(spec, `The failback of stack "${spec.stack}": ${spec.primaryContainer} seeded again as a replica of ${spec.replicaContainer}, promoted since, then the primary again.`),
+    "readonly RUN_BY=failback",
+    // The roles swapped: the promoted replica is the primary the original follows.
+    ...replicaVariables({ ...spec, primaryContainer: spec.replicaContainer, replicaContainer: spec.primaryContainer, primaryHost: spec.promotedHost ?? REPLICA_ALIAS, primaryPort: spec.promotedPort, replicaHost: DATABASE_ALIAS }),
+    `readonly DATABASE_UID=${shellQuote(DATABASE_UID)} FAILBACK_DIR_DEFAULT=${shellQuote(spec.failbackDir)}`,
+    "",
+    linkStallGuardBash(),
+    bashPart("common.bash"),
+    bashPart("replica.bash"),
+    bashPart("failback.bash"),
+    'failback_main "$@"',
+    "",
   ].join("\n");
 }
 

@@ -307,6 +307,24 @@ promote_take() {
   replica_log info "$REPLICA promoted: it takes writes now"
 }
 
+# Both halves on this server, one after the other: PRIMARY fenced, REPLICA
+# takes the writes. Exits with promote_take's status when it fails; when
+# that changed nothing on REPLICA, PRIMARY's fence comes off again first.
+fence_and_take() {
+  local position status
+  position=$(promote_fence)
+  # A subshell of its own, errexit on inside (an `||` would switch it off there), so that its status is read.
+  set +e
+  (
+    set -e
+    promote_take "$position"
+  )
+  status=$?
+  set -e
+  if ((status == UNTOUCHED)) && [[ -n $position ]]; then unfence_primary; fi
+  if ((status != 0)); then exit "$status"; fi
+}
+
 # After npm run promote (PROMOTED), REPLICA is the primary: status says
 # whether it takes writes and whether the original, now out of date, still
 # answers (it must stay stopped: a MariaDB/MySQL original is writable again
@@ -521,13 +539,14 @@ SQL
   esac
 }
 
-# app_logins lock|unlock: every login on the replica a client reaches it by
-# over the network (the app's, Metabase's read-only one), outside its binary
-# log; not root, roles (no host), the image's local logins (its health
-# check) or this script's own. Locking also ends their open connections.
+# app_logins lock|unlock [container]: every login on the replica (or the
+# container given) a client reaches it by over the network (the app's,
+# Metabase's read-only one), outside its binary log; not root, roles (no
+# host), the image's local logins (its health check) or this script's own.
+# Locking also ends their open connections.
 app_logins() {
-  local logins user host id
-  logins=$(admin_sql "$REPLICA" <<SQL
+  local logins user host id on=${2:-$REPLICA}
+  logins=$(admin_sql "$on" <<SQL
 SELECT User, Host FROM mysql.user
 WHERE User NOT IN ('', 'root', 'mariadb.sys', '$REPLICATION_USER', '$SEEDING_USER', '$MONITOR_USER', '$BACKUP_USER')
   AND Host NOT IN ('', 'localhost', '127.0.0.1', '::1');
@@ -535,13 +554,13 @@ SQL
   )
   while IFS=$'\t' read -r user host; do
     [[ -n $user ]] || continue
-    admin_sql "$REPLICA" <<<"SET SESSION sql_log_bin = 0; ALTER USER '$user'@'$host' ACCOUNT ${1^^};"
+    admin_sql "$on" <<<"SET SESSION sql_log_bin = 0; ALTER USER '$user'@'$host' ACCOUNT ${1^^};"
     if [[ $1 == lock ]]; then
-      for id in $(admin_sql "$REPLICA" <<<"SELECT id FROM information_schema.processlist WHERE user = '$user'"); do
-        admin_sql "$REPLICA" <<<"KILL CONNECTION $id;" 2>/dev/null || true # it may have ended by itself meanwhile
+      for id in $(admin_sql "$on" <<<"SELECT id FROM information_schema.processlist WHERE user = '$user'"); do
+        admin_sql "$on" <<<"KILL CONNECTION $id;" 2>/dev/null || true # it may have ended by itself meanwhile
       done
     fi
-    replica_log info "$user@$host on $REPLICA: ${1}ed"
+    replica_log info "$user@$host on $on: ${1}ed"
   done <<<"$logins"
 }
 
@@ -640,7 +659,7 @@ detach() {
   exec 9>&-
   tail -n +1 -f --pid="$pid" -- "$log" >&2
   if [[ -s $status ]]; then exit "$(<"$status")"; fi
-  replica_log err "replica.sh $* (pid $pid) ended without an exit status (killed?): the log above is where it stopped; run npm run reseed again"
+  replica_log err "${0##*/} $* (pid $pid) ended without an exit status (killed?): the log above is where it stopped; run npm run ${RUN_BY:-reseed} again"
   exit 1
 }
 
@@ -695,6 +714,8 @@ reseed_last() {
   file=$(lock_file)
   [[ -s ${file%.lock}.run ]] || { echo '{}'; return; }
   args=$(<"${file%.lock}.run")
+  # A failback's follow (failback.sh) runs detached under the same lock: not a reseed.
+  [[ $args == reseed* ]] || { echo '{}'; return; }
   read -r _ step run <<<"$args"
   if [[ $(<"$file") == "$args (pid "* ]] && running_holder "$(<"$file")" >/dev/null; then
     state=running
@@ -734,22 +755,11 @@ main() {
     promote)
       case $THIS_SERVER in
         both)
-          local position status=0
           if [[ $# -gt 1 ]]; then
             replica_log err "promote takes no position with both containers on this server: it fences $PRIMARY and reads its position itself"
             exit 2
           fi
-          position=$(promote_fence)
-          # A subshell of its own, errexit on inside (an `||` would switch it off there), so that its status is read.
-          set +e
-          (
-            set -e
-            promote_take "$position"
-          )
-          status=$?
-          set -e
-          if ((status == UNTOUCHED)) && [[ -n $position ]]; then unfence_primary; fi
-          exit "$status" ;;
+          fence_and_take ;;
         primary)
           if [[ $# -gt 1 ]]; then
             replica_log err "promote takes no position on the primary's server ($THIS_SERVER): it fences $PRIMARY and prints its position for the replica's server"
@@ -805,5 +815,3 @@ main() {
       exit 2 ;;
   esac
 }
-
-main "$@"

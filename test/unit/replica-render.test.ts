@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { backupPaths, backupScript, stackBackupTargets } from "../../infra/backup/render.js";
-import { postgresReplicaEntrypoint, readReplica, replicaReadHost, replicaRoleOptions, replicaScript, replicationPgpass } from "../../infra/replica/render.js";
+import { failbackScript, postgresReplicaEntrypoint, readReplica, replicaReadHost, replicaRoleOptions, replicaScript, replicationPgpass } from "../../infra/replica/render.js";
 import { slotEnvs } from "../../infra/app/render.js";
 import { databaseRuntime, replacementNotice } from "../../infra/database/render.js";
 import { readStackFile } from "../../stacks/config/files.js";
@@ -24,6 +24,19 @@ describe("the replica's scripts", () => {
   for (const engine of ["mariadb", "postgres"] as const) {
     it(`${engine}: replica.sh is shellcheck-clean`, () => {
       shellcheck(`replica.sh (${engine})`, replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase(engine), replica: { maxLagSeconds: 300 }, primaryContainer: "bbaegok-prod-db", replicaContainer: "bbaegok-prod-db-replica", slot: "replica_1" }));
+    });
+    it(`${engine}: failback.sh is shellcheck-clean, and the replica's script with the roles swapped: the promoted replica is the primary the original follows`, () => {
+      const spec = { stack: "prod", service: "bbaegok", database: { ...replicatedDatabase(engine), primary: "replica" as const }, replica: { maxLagSeconds: 300 }, primaryContainer: "bbaegok-prod-db", replicaContainer: "bbaegok-prod-db-replica", slot: "replica_1" };
+      const script = failbackScript({ ...spec, failbackDir: "/srv/bbaegok/prod/replica/failback" });
+      shellcheck(`failback.sh (${engine})`, script);
+      assert.match(script, /^readonly PRIMARY='bbaegok-prod-db-replica' REPLICA='bbaegok-prod-db'$/m);
+      assert.match(script, new RegExp(`^readonly PRIMARY_HOST='db-replica' PRIMARY_PORT=${engine === "postgres" ? 5432 : 3306}$`, "m"));
+      assert.match(script, /^readonly REPLICA_HOST='db' /m);
+      assert.match(script, /^failback_main "\$@"$/m);
+      // The replica's lock: the same log tag and server as replica.sh's, so the two never run at once.
+      const replica = replicaScript(spec);
+      for (const line of [/^readonly LOG_TAG=.*$/m, /^readonly THIS_SERVER=.*$/m, /^lock_dir=.*$/m]) assert.equal(script.match(line)?.[0], replica.match(line)?.[0]);
+      assert.doesNotMatch(script, /^main "\$@"$/m);
     });
   }
   it("the PostgreSQL entrypoint is shellcheck-clean and holds no password", () => {
