@@ -166,7 +166,9 @@ wait_until_answers() {
 # original's data).
 lock_promoted() {
   if [[ $ENGINE == postgres ]]; then
+    # Fenced (default_transaction_read_only): this session alone writes.
     admin_sql "$PRIMARY" >/dev/null <<SQL
+SET default_transaction_read_only = off;
 SELECT format('ALTER ROLE %I NOLOGIN', rolname) FROM pg_roles
 WHERE rolcanlogin AND rolname NOT IN ('postgres', '$REPLICATION_USER', '$BACKUP_USER') \\gexec
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -183,6 +185,7 @@ failback_return() {
   if ! capture follows follows_promoted || [[ $follows != t ]]; then
     if [[ $follows == f ]] && [[ $(takes_writes admin_sql "$REPLICA") == true ]] && [[ $(takes_writes admin_sql "$PRIMARY" 2>/dev/null || echo false) == false ]]; then
       replica_log info "$REPLICA already takes writes and $PRIMARY is fenced: returned before"
+      lock_promoted
       return
     fi
     replica_log err "$REPLICA does not follow $PRIMARY (${follows//$'\n'/ }): run npm run failback again, which seeds it first; nothing was changed"
@@ -191,8 +194,12 @@ failback_return() {
   fence_and_take
   if [[ $ENGINE == postgres ]]; then
     # The standby's settings follow wrote, taken out: a primary has no use for them, and a reseed's base backup copies the file.
-    admin_sql "$REPLICA" >/dev/null <<<'ALTER SYSTEM RESET primary_conninfo; ALTER SYSTEM RESET primary_slot_name; ALTER SYSTEM RESET hot_standby_feedback; SELECT pg_reload_conf();'
-    admin_sql "$PRIMARY" >/dev/null <<<"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND NOT active;" || true
+    # The switch is made: what is left is tidying, said when it fails, never a failed return.
+    admin_sql "$REPLICA" >/dev/null <<<'ALTER SYSTEM RESET primary_conninfo; ALTER SYSTEM RESET primary_slot_name; ALTER SYSTEM RESET hot_standby_feedback; SELECT pg_reload_conf();' ||
+      replica_log warning "$REPLICA keeps the standby's settings in its postgresql.auto.conf (inert without standby.signal)"
+    # The slot the original streamed through would keep the promoted one's WAL until its reseed.
+    admin_sql "$PRIMARY" >/dev/null <<<"SET default_transaction_read_only = off; SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND NOT active;" ||
+      replica_log warning "the slot $SLOT on $PRIMARY is left: its reseed removes it"
   fi
   lock_promoted
   rm -f -- "$(failback_dir)/original-dumped"

@@ -17,6 +17,7 @@ import { asRootCommand, dockerHealthCheck, platformContainer, ServerFile, type H
 import {
   REPLICA_ALIAS,
   REPLICATION_PASSWORD_FILE,
+  failbackScript,
   MONITOR_PASSWORD_FILE,
   BACKUP_PASSWORD_FILE,
   REPLICATION_PGPASS_FILE,
@@ -168,7 +169,19 @@ export class ReadReplica extends pulumi.ComponentResource {
       );
     } else if (promoted) {
       // The primary now (npm run promote): no setup runs again, it would seed it from the out-of-date original.
-      this.container = createContainer(this, [primary, retire, ...files]);
+      // Beside it, the failback's copy of the script (the roles swapped): it brings the original back.
+      const failback = new ServerFile(
+        `${name}-failback-script`,
+        {
+          connection: server.connection,
+          path: replicaName.failbackScript(names.stackDir),
+          mode: "0755",
+          owner: "root:root",
+          content: failbackScript({ stack: server.stack, service: args.service, database, replica: args.replica, primaryContainer: names.databaseContainer, replicaContainer: replicaName.container, slot: replicaName.slot, failbackDir: replicaName.failbackDir(names.stackDir) }),
+        },
+        { parent: this },
+      );
+      this.container = createContainer(this, [primary, retire, failback, ...files]);
       // Checked again for each container it runs as (a new one after a version change).
       this.primaryReady = runScript(this, "writable", ["writable"], [this.container], server, [this.container.id]);
     } else if (database.engine === "postgres") {

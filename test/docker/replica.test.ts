@@ -15,12 +15,13 @@ import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import { buildTestImages } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { asAppUser, inSlot, inspect, newestManifest, otherSlotOf, promoteUnderLoad, readOnlyRefusal, reseedInPlace, RESEED_HUNG_UP, RESEED_IN_PLACE, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
+import { asAdmin, asAppUser, inSlot, inspect, newestManifest, otherSlotOf, promoteUnderLoad, readOnlyRefusal, reseedInPlace, RESEED_HUNG_UP, RESEED_IN_PLACE, runInstalledBackup, servingSlot, writeAndSeeReplicated } from "../support/docker-replica.js";
 import { addCloudflareClientAddress, opsAsync, pointStackAtHost, pulumi, setStackValue, stagingOnPostgres } from "../support/docker-stacks.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
-import { REPLICA_ROLE_MOUNT } from "../../infra/replica/render.js";
+import { REPLICA_ROLE_MOUNT, replicaNames } from "../../infra/replica/render.js";
+import { asRootCommand, stackNames } from "../../infra/server/render.js";
 
 let host: DockerHost;
 let ws: ReturnType<typeof engineWorkspace>;
@@ -276,6 +277,37 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       assert.deepEqual([inspect<string>(primary, ".State.Status"), inspect<string>(primary, ".HostConfig.RestartPolicy.Name")], ["created", "no"]);
       const again = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
       assert.equal(again.status, 0, outputOf(again));
+    });
+
+    it("failback.sh, placed by the promotion's up: follow starts the stopped original, dumps its own data and seeds it as a replica of the promoted container; return makes it the primary again, the promoted one fenced and its app login locked", async () => {
+      const stackDir = stackNames("bbaegok", stack, host.dataDir).stackDir;
+      const names = replicaNames(stackNames("bbaegok", stack, host.dataDir).prefix);
+      const failback = (command: string) => host.ssh(asRootCommand("run", names.failbackScript(stackDir), command), undefined, { timeoutMs: 600_000 });
+      const aggregate = engine === "postgres" ? "string_agg(memo, ',' ORDER BY id)" : "group_concat(memo ORDER BY id)";
+      // The last line: MariaDB's client prints the column's name first.
+      const lastLine = (text: string) => text.trim().split("\n").pop();
+      const rows = (container: string) => lastLine(asAdmin(engine, container, `SELECT ${aggregate} FROM bbaegok.failback_rows;`).stdout);
+      const created = asAppUser(engine, replica, "CREATE TABLE failback_rows (id INT PRIMARY KEY, memo VARCHAR(40)); INSERT INTO failback_rows VALUES (1, '승격 후');");
+      assert.equal(created.status, 0, created.stderr);
+      assert.equal(inspect<string>(primary, ".State.Status"), "created");
+
+      const follow = failback("follow");
+      assert.equal(follow.status, 0, follow.stdout + follow.stderr);
+      assert.match(follow.stdout + follow.stderr, new RegExp(`starting ${primary} \\(stopped since the promotion\\)[\\s\\S]*${primary} follows ${replica}, caught up`));
+      assert.match(host.asRoot(`ls ${names.failbackDir(stackDir)}`).stdout, new RegExp(`^${primary}-\\d{8}T\\d{6}Z\\.sql\\.zst$`, "m"), "the original's own data was dumped first");
+      assert.equal(rows(primary), "승격 후");
+      assert.equal(lastLine(asAdmin(engine, primary, engine === "postgres" ? "SELECT pg_is_in_recovery();" : "SELECT @@read_only;").stdout), engine === "postgres" ? "t" : "1");
+      assert.equal(asAppUser(engine, replica, "INSERT INTO failback_rows VALUES (2, '되돌리기 전');").status, 0);
+      await waitFor("the promoted container's write on the original", () => rows(primary) === "승격 후,되돌리기 전", 60_000, 500);
+
+      const back = failback("return");
+      assert.equal(back.status, 0, back.stdout + back.stderr);
+      assert.match(back.stdout + back.stderr, new RegExp(`${primary} is the primary again; ${replica} is fenced`));
+      const written = asAppUser(engine, primary, "INSERT INTO failback_rows VALUES (3, '되돌린 후');");
+      assert.equal(written.status, 0, written.stderr);
+      assert.equal(rows(primary), "승격 후,되돌리기 전,되돌린 후");
+      assert.notEqual(asAppUser(engine, replica, "SELECT 1;").status, 0, "the app still logs in to the promoted container");
+      if (engine === "postgres") assert.equal(asAdmin(engine, primary, "SHOW primary_conninfo;").stdout.trim(), "");
     });
   });
 }

@@ -185,6 +185,16 @@ for (const engine of ["mariadb", "postgres"] as const) {
       assert.deepEqual(runs.map((r) => [r.name, r.inputs["create"]]), [["database-replica-1-writable", `sudo -n /usr/local/sbin/bbaegok-install run '/srv/bbaegok/${stack}/replica/replica.sh' 'writable'`]]);
     });
 
+    it("the failback's copy of the script is placed beside replica.sh (root's, 0755), the roles swapped: the promoted container is the primary the original follows; none before the promotion", () => {
+      const at = `/srv/bbaegok/${stack}/replica/failback.sh`;
+      const failback = plan.resources.find((r) => r.type === "bbaegok:server:File" && r.inputs["path"] === at);
+      assert.deepEqual([failback?.inputs["mode"], failback?.inputs["owner"]], ["0755", "root:root"]);
+      const text = String(failback?.inputs["content"]);
+      assert.match(text, new RegExp(`^readonly PRIMARY='bbaegok-${stack}-db-replica' REPLICA='bbaegok-${stack}-db'$`, "m"));
+      assert.match(text, new RegExp(`FAILBACK_DIR_DEFAULT='/srv/bbaegok/${stack}/replica/failback'$`, "m"));
+      assert.equal(planBefore.find((r) => r.inputs["path"] === at), undefined);
+    });
+
     it("the promoted container's volume holds the service's data now: protected and retained; its retirement is still declared (never deleted by the promotion)", () => {
       const volume = plan.resources.find((r) => r.type === "docker:index/volume:Volume" && r.inputs["name"] === `bbaegok-${stack}-db-replica-data`);
       assert.equal(volume?.options.protect, true);
