@@ -109,6 +109,12 @@ seed_and_replicate() {
     replica_log info "$REPLICA already replicates from $from; left as it is"
     return
   fi
+  # A replica takes no writes (its role file, a reseed's or a failback's fence): one that does was promoted and
+  # holds the only copy of the app's writes since (a stack file edited back from database.primary: replica).
+  if [[ $(takes_writes admin_sql "$REPLICA") == true ]]; then
+    replica_log err "$REPLICA takes writes: promoted (npm run promote)? Seeding it from $PRIMARY would replace its data: refused. Once promoted, the stack file must keep database.primary: replica; npm run failback brings the original back"
+    exit 1
+  fi
   replica_log info "seeding $REPLICA from a consistent dump of $DATABASE on $from"
   # The replica's own binary log (its entrypoint's writes) would conflict with the primary's GTIDs.
   admin_sql "$REPLICA" <<<'STOP SLAVE; RESET SLAVE ALL; RESET MASTER;'

@@ -66,6 +66,13 @@ describe("npm run failback's server side (a real MariaDB pair, promoted)", () =>
     dir.remove();
   });
 
+  it("the replica's setup, as an up of a stack file edited back to database.primary: original would run it, refuses to seed the promoted one over its writes", async () => {
+    const setup = await runReplica(script, env, "setup");
+    assert.equal(setup.status, 1, setup.stderr);
+    assert.match(setup.stderr, /bbaegok-prod-db-replica takes writes: promoted \(npm run promote\)\? Seeding it from bbaegok-prod-db would replace its data: refused/);
+    assert.equal(memos(promoted), "주문 1|승격 후");
+  });
+
   it("return before follow, and follow while the promoted one refuses writes, are refused and change nothing", async () => {
     const early = await runReplica(failback, env, "return");
     assert.equal(early.status, 1, early.stderr);
