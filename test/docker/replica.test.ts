@@ -286,7 +286,9 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       const aggregate = engine === "postgres" ? "string_agg(memo, ',' ORDER BY id)" : "group_concat(memo ORDER BY id)";
       // The last line: MariaDB's client prints the column's name first.
       const lastLine = (text: string) => text.trim().split("\n").pop();
-      const rows = (container: string) => lastLine(asAdmin(engine, container, `SELECT ${aggregate} FROM bbaegok.failback_rows;`).stdout);
+      // MariaDB's administrator has no database selected; PostgreSQL's is connected to it.
+      const table = engine === "postgres" ? "failback_rows" : "bbaegok.failback_rows";
+      const rows = (container: string) => lastLine(asAdmin(engine, container, `SELECT ${aggregate} FROM ${table};`).stdout);
       const created = asAppUser(engine, replica, "CREATE TABLE failback_rows (id INT PRIMARY KEY, memo VARCHAR(40)); INSERT INTO failback_rows VALUES (1, '승격 후');");
       assert.equal(created.status, 0, created.stderr);
       assert.equal(inspect<string>(primary, ".State.Status"), "created");
