@@ -106,13 +106,20 @@ failback_follow() {
     replica_log err "$PRIMARY, the promoted primary, does not take writes (${state//$'\n'/ }): $REPLICA is left as it is"
     exit 1
   fi
-  # Stopped since the promotion (a reboot, or by hand: Docker does not start it again, its restart policy is no).
-  if ! admin_sql "$REPLICA" <<<'SELECT 1' >/dev/null 2>&1; then
+  if admin_sql "$REPLICA" <<<'SELECT 1' >/dev/null 2>&1; then
+    :
+  elif [[ $ENGINE == postgres && -s $(failback_dir)/original-dumped ]]; then
+    # Its seeding began (its data dumped, then replaced): cut short, by a power cut in its base backup, a
+    # half-copied folder may never start again; seeded again without starting it (nothing of it is lost).
+    replica_log info "$REPLICA does not answer and its seeding began before: seeded again"
+    follows=f
+  else
+    # Stopped since the promotion (a reboot, or by hand: Docker does not start it again, its restart policy is no).
     replica_log info "starting $REPLICA (stopped since the promotion)"
     docker start "$REPLICA" >/dev/null
     wait_until_answers "$REPLICA" 120
   fi
-  if ! capture follows follows_promoted; then
+  if [[ -z ${follows:-} ]] && ! capture follows follows_promoted; then
     replica_log err "$REPLICA does not answer (${follows//$'\n'/ }): nothing was changed"
     exit 1
   fi

@@ -301,6 +301,16 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       assert.equal(lastLine(asAdmin(engine, primary, engine === "postgres" ? "SELECT pg_is_in_recovery();" : "SELECT @@read_only;").stdout), engine === "postgres" ? "t" : "1");
       assert.equal(asAppUser(engine, replica, "INSERT INTO failback_rows VALUES (2, '되돌리기 전');").status, 0);
       await waitFor("the promoted container's write on the original", () => rows(primary) === "승격 후,되돌리기 전", 60_000, 500);
+      if (engine === "postgres") {
+        // A power cut in a follow's base backup, as its folder is left: no PG_VERSION, the image would not start it again.
+        assert.equal(docker(["stop", primary]).status, 0);
+        const image = inspect<string>(primary, ".Config.Image");
+        assert.equal(docker(["run", "--rm", "--user", "999:999", "--volumes-from", primary, "--entrypoint", "rm", image, "-f", "/var/lib/postgresql/data/PG_VERSION"]).status, 0);
+        const again = failback("follow");
+        assert.equal(again.status, 0, again.stdout + again.stderr);
+        assert.match(again.stdout + again.stderr, new RegExp(`${primary} does not answer and its seeding began before: seeded again[\\s\\S]*${primary} follows ${replica}, caught up`));
+        assert.equal(rows(primary), "승격 후,되돌리기 전");
+      }
 
       const back = failback("return");
       assert.equal(back.status, 0, back.stdout + back.stderr);
