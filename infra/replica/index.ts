@@ -167,32 +167,37 @@ export class ReadReplica extends pulumi.ComponentResource {
         { connection: host.connection, create: standbyStreamingWaitCommand(replicaName.container), logging: "stderr", addPreviousOutputInEnv: false },
         { parent: this, dependsOn: [this.container] },
       );
-    } else if (promoted) {
-      // The primary now (npm run promote): no setup runs again, it would seed it from the out-of-date original.
-      // Beside it, the failback's copy of the script (the roles swapped): it brings the original back.
-      const failback = new ServerFile(
-        `${name}-failback-script`,
-        {
-          connection: server.connection,
-          path: replicaName.failbackScript(names.stackDir),
-          mode: "0755",
-          owner: "root:root",
-          content: failbackScript({ stack: server.stack, service: args.service, database, replica: args.replica, primaryContainer: names.databaseContainer, replicaContainer: replicaName.container, slot: replicaName.slot, failbackDir: replicaName.failbackDir(names.stackDir) }),
-        },
-        { parent: this },
-      );
-      this.container = createContainer(this, [primary, retire, failback, ...files]);
-      // Checked again for each container it runs as (a new one after a version change).
-      this.primaryReady = runScript(this, "writable", ["writable"], [this.container], server, [this.container.id]);
-    } else if (database.engine === "postgres") {
-      // The primary's side first: the replica's entrypoint takes its base backup through the slot on its first start.
-      const setup = runScript(this, "setup", ["setup"], [primary, ...files]);
-      this.container = createContainer(this, [setup, retire]);
-      runScript(this, "wait", ["wait"], [this.container]);
     } else {
+      // On the stack's server the setup commands are declared in every state, promoted too, with the same
+      // inputs: no promotion, and no way back (npm run failback), creates them again or runs them again, which
+      // would set up the promoted replica, fenced or not, from the original (and PostgreSQL's wait would fail
+      // the up). A stack promoted before they were declared there gets them at its next up: promoted,
+      // replica.sh setup and wait have nothing to do.
+      const postgres = database.engine === "postgres";
+      // PostgreSQL: the primary's side first; the replica's entrypoint takes its base backup through the slot on its first start.
+      const setup = postgres ? [runScript(this, "setup", ["setup"], [primary, ...files])] : [];
+      // The primary now (npm run promote): beside it, the failback's copy of the script (the roles swapped), which brings the original back.
+      const failback = promoted
+        ? [
+            new ServerFile(
+              `${name}-failback-script`,
+              {
+                connection: server.connection,
+                path: replicaName.failbackScript(names.stackDir),
+                mode: "0755",
+                owner: "root:root",
+                content: failbackScript({ stack: server.stack, service: args.service, database, replica: args.replica, primaryContainer: names.databaseContainer, replicaContainer: replicaName.container, slot: replicaName.slot, failbackDir: replicaName.failbackDir(names.stackDir) }),
+              },
+              { parent: this },
+            ),
+          ]
+        : [];
+      this.container = createContainer(this, [primary, retire, ...setup, ...failback, ...files]);
       // MariaDB/MySQL: the replica is seeded from a dump once its own server runs.
-      this.container = createContainer(this, [primary, retire, ...files]);
-      runScript(this, "seed", ["setup", "wait"], [this.container]);
+      if (postgres) runScript(this, "wait", ["wait"], [this.container]);
+      else runScript(this, "seed", ["setup", "wait"], [this.container]);
+      // Promoted: checked again for each container it runs as (a new one after a version change).
+      if (promoted) this.primaryReady = runScript(this, "writable", ["writable"], [this.container], server, [this.container.id]);
     }
     // Promoted, it is the database the app writes to: its replacement is announced as the original's was.
     if (promoted) announceReplacement(this.container, replicaName.container, args.lastRuntime, this.runtime, { stopSeconds: STOP_SECONDS, healthySeconds: HEALTHY_SECONDS });

@@ -487,7 +487,7 @@ export function replicaScript(spec: ReplicaScriptSpec): string {
   return [
     ...scriptPreamble(spec, `The read replica of stack "${spec.stack}": ${spec.replicaContainer} replicating ${spec.database.name} from ${spec.primaryContainer}.`),
     ...replicaVariables(spec),
-    // Promoted: setup would seed it again from the out-of-date original, over the writes it took since.
+    // Promoted: setup and wait do nothing (never seeded again from the out-of-date original), status, writable and the rest as the primary.
     `readonly PROMOTED=${replicaIsPrimary(spec.database)}`,
     "",
     linkStallGuardBash(),

@@ -741,16 +741,19 @@ running_holder() {
 }
 
 main() {
+  # The up's setup commands are declared in every state with the same inputs, so they never run again on a
+  # promotion or its way back; a stack promoted before that gets them at its next up, which must not fail.
+  # Seeding the promoted replica from the out-of-date original would lose its writes: nothing is done, and
+  # no lock taken (a failback under way holds it).
+  if [[ ${1:-} == setup || ${1:-} == wait ]] && [[ $PROMOTED == true ]]; then
+    replica_log info "$REPLICA is the primary (promoted): nothing to $1; it is never set up again from $PRIMARY, which is out of date"
+    return 0
+  fi
   case ${1:-} in
     setup | promote | unfence | writable | retire) take_lock "$@" ;;
   esac
   case ${1:-} in
-    setup)
-      if [[ $PROMOTED == true ]]; then
-        replica_log err "$REPLICA is the primary (promoted); setup would seed it again from $PRIMARY, which is out of date: refused"
-        exit 1
-      fi
-      if [[ $ENGINE == postgres ]]; then postgres_setup; else mariadb_setup; fi ;;
+    setup) if [[ $ENGINE == postgres ]]; then postgres_setup; else mariadb_setup; fi ;;
     wait)
       if ! wait_until_replicating "${REPLICA_WAIT_SECONDS:-120}"; then
         replica_log err "$REPLICA does not replicate from $PRIMARY"

@@ -5,6 +5,7 @@
 // records what the file said. The app's datasource is then rendered from that
 // file, as the program renders it.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -200,5 +201,18 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     primary.sql("SET GLOBAL read_only = OFF"); // what its next restart does
     assert.equal(await replicaLine(), `  replica  ${REPLICA_CONTAINER}  UNHEALTHY (promoted, the primary): the original ${PRIMARY_CONTAINER} takes writes again (started by hand?): stop it, the app must not write there`);
     primary.sql("SET GLOBAL read_only = ON");
+  });
+
+  it("the up's setup commands, on a stack promoted before they were declared in every state (its next up creates them), do nothing: exit 0, the promoted container untouched, even while a failback holds the lock", async () => {
+    const rows = () => replica.sql("SELECT GROUP_CONCAT(memo ORDER BY id) FROM orders", DB).trim();
+    const before = rows();
+    const lock = join(env["REPLICA_LOCK_DIR"]!, "bbaegok-prod-replica-both.lock");
+    const holder = spawnSync("flock", ["-n", lock, "bash", "-c", `"$0" setup && "$0" wait`, script], { env: { ...process.env, ...env }, encoding: "utf8" });
+    assert.equal(holder.status, 0, holder.stderr);
+    assert.match(holder.stderr, /bbaegok-prod-db-replica is the primary \(promoted\): nothing to setup; it is never set up again from bbaegok-prod-db/);
+    assert.match(holder.stderr, /nothing to wait/);
+    assert.equal(rows(), before);
+    assert.equal(replica.sql("SHOW SLAVE STATUS").trim(), "");
+    assert.equal(replica.sql("SELECT @@read_only").trim(), "0");
   });
 });

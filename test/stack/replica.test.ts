@@ -171,7 +171,7 @@ for (const engine of ["mariadb", "postgres"] as const) {
       assert.deepEqual((replica!.options as { ignoreChanges?: string[] }).ignoreChanges ?? [], []);
     });
 
-    it("the promoted container is the one that ran before (no input changes, so the flip's up neither re-creates nor restarts it), stays writable across restarts by its role file, and is never set up again", () => {
+    it("the promoted container is the one that ran before (no input changes, so the flip's up neither re-creates nor restarts it), stays writable across restarts by its role file, and is never set up again: its setup commands are still declared, with their inputs before the promotion", () => {
       const replica = containers.find((c) => c.inputs["name"] === `bbaegok-${stack}-db-replica`);
       assert.deepEqual(replica!.inputs, replicaBefore!.inputs);
       const role = roleFile(plan.resources, stack);
@@ -180,9 +180,16 @@ for (const engine of ["mariadb", "postgres"] as const) {
         assert.match(String(role?.inputs["content"]), /^\[mysqld\]\nread_only = OFF$/m);
         assert.match(String(roleFile(planBefore, stack)?.inputs["content"]), /^read_only = ON$/m);
       }
-      // The one run of its script: the check that it was promoted on the server and takes writes, never a setup.
-      const runs = plan.resources.filter((r) => r.type === "command:remote:Command" && REPLICA_SCRIPT_RUN.test(String(r.inputs["create"])));
-      assert.deepEqual(runs.map((r) => [r.name, r.inputs["create"]]), [["database-replica-1-writable", `sudo -n /usr/local/sbin/bbaegok-install run '/srv/bbaegok/${stack}/replica/replica.sh' 'writable'`]]);
+      // The one new run of its script: the check that it was promoted on the server and takes writes. The setup
+      // commands are the ones before it, inputs unchanged, so neither this up nor the failback's flip back runs them.
+      const runs = (resources: typeof plan.resources) =>
+        resources.filter((r) => r.type === "command:remote:Command" && REPLICA_SCRIPT_RUN.test(String(r.inputs["create"]))).map((r) => [r.name, r.inputs]);
+      const setups = runs(planBefore);
+      assert.deepEqual(setups.map(([n]) => n), engine === "postgres" ? ["database-replica-1-setup", "database-replica-1-wait"] : ["database-replica-1-seed"]);
+      const after = runs(plan.resources);
+      assert.deepEqual(after.filter(([n]) => n !== "database-replica-1-writable"), setups);
+      const writable = after.find(([n]) => n === "database-replica-1-writable")?.[1] as Record<string, unknown> | undefined;
+      assert.equal(writable?.["create"], `sudo -n /usr/local/sbin/bbaegok-install run '/srv/bbaegok/${stack}/replica/replica.sh' 'writable'`);
     });
 
     it("the failback's copy of the script is placed beside replica.sh (root's, 0755), the roles swapped: the promoted container is the primary the original follows; none before the promotion", () => {
