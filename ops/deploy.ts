@@ -95,11 +95,12 @@ export async function runDeployCommand(argv: string[], deps: DeployDeps, out: Re
   const read = readStackOrExit(command, () => deps.readConfig(stack), errors);
   if ("exit" in read) return read.exit;
   const config = read.config;
-  if (command !== "status" && config.database.primary === "promoting") {
-    // Left by a stopped npm run promote: a run of it only stages the warm slot, so a release would never go live.
+  if (command !== "status" && (config.database.primary === "promoting" || config.database.primary === "returning")) {
+    // Left by a stopped npm run promote or failback: a run of it only stages the warm slot, so a release would never go live.
+    const [by, before] = config.database.primary === "promoting" ? ["promote", "original"] : ["failback", "replica"];
     errors.line(
-      `${command}: ${stackFileName(stack)} says database.primary: promoting, which only npm run promote writes for its first step and puts back: ` +
-        `a promote stopped in its first step, before promoting anything: set it back to "original", then ${command} or npm run promote -- --stack ${stack} again`,
+      `${command}: ${stackFileName(stack)} says database.primary: ${config.database.primary}, which only npm run ${by} writes for its first step and puts back: ` +
+        `an npm run ${by} stopped in its first step, before switching anything: set it back to "${before}", then ${command} or npm run ${by} -- --stack ${stack} again`,
     );
     return EXIT.usage;
   }

@@ -66,7 +66,7 @@ export const productionDeps: PromoteDeps = {
 };
 
 /** Writes `database.primary: <value>` into the stack file, comments and order kept; returns what puts the file back. */
-export function writePromotion(path: string, value: "promoting" | "replica" = "replica"): () => void {
+export function writePromotion(path: string, value: StackConfig["database"]["primary"] = "replica"): () => void {
   const before = readFileSync(path, "utf8");
   const doc = parseDocument(before);
   doc.setIn(["config", `${PROJECT}:database`, "primary"], value);
@@ -85,7 +85,7 @@ export function replicaStepCommand(script: string, args: string[], privilege: Pr
  * on `errors`, the status to exit with.
  */
 export function readReplicaStack(
-  command: "promote" | "reseed",
+  command: "promote" | "reseed" | "failback",
   argv: string[],
   readConfig: PromoteDeps["readConfig"],
   errors: Reporter,
@@ -103,7 +103,8 @@ export function readReplicaStack(
   if ("exit" in read) return read;
   const file = stackFileName(stack);
   if (read.config.database.replicas.length === 0) {
-    errors.line(`${command}: ${file} lists no database.replicas: there is no replica to ${command === "promote" ? "promote" : "seed"}`);
+    const what = { promote: "there is no replica to promote", reseed: "there is no replica to seed", failback: "no replica was promoted" }[command];
+    errors.line(`${command}: ${file} lists no database.replicas: ${what}`);
     return { exit: EXIT.usage };
   }
   return { stack, config: read.config, file };
@@ -160,6 +161,10 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
     errors.line(
       `promote: ${file} says database.primary: promoting, which only npm run promote writes for its first step and puts back: an earlier promote stopped in that step, before promoting anything. Set it back to "original" and run npm run promote again`,
     );
+    return EXIT.usage;
+  }
+  if (config.database.primary === "returning") {
+    errors.line(`promote: ${file} says database.primary: returning, which only npm run failback writes for its first step and puts back: an earlier failback stopped there. Set it back to "replica" and run npm run failback again`);
     return EXIT.usage;
   }
   if (replicaIsPrimary(config.database)) {

@@ -4,7 +4,7 @@
 import { durationSeconds } from "../../stacks/config/rules.js";
 import { JDBC_DRIVERS, type AppEnvSetByProgram, type JdbcDriver, type Slot, type StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS } from "../database/render.js";
-import { primaryHost, promotionStaged, readReplica, replicaReadHost } from "../replica/render.js";
+import { primaryHost, readReplica, replicaReadHost, slotDatabase } from "../replica/render.js";
 import { dockerHealthCheck, shellQuote } from "../server/render.js";
 
 export const SLOTS: readonly Slot[] = ["blue", "green"];
@@ -56,8 +56,8 @@ function withParams(url: string, params: string[]): string {
 }
 
 function readReplicaEnv(config: Pick<StackConfig, "app" | "database">): Partial<Record<AppEnvSetByProgram, string>> {
-  // A slot staged for the promotion is rendered as it will be once promoted, when the flip makes it live as it is.
-  const replica = promotionStaged(config.database) ? undefined : readReplica(config.database);
+  // A slot staged for a switch of the primary is rendered as it will be once switched, when the flip makes it live as it is.
+  const replica = readReplica(slotDatabase(config.database));
   if (!replica) return {};
   return {
     // A bounded wait for the replica's answers: one whose server loses power leaves reads in flight hanging otherwise.
@@ -78,7 +78,7 @@ export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Sl
     SERVER_PORT: String(config.app.port),
     // Spring Boot finishes in-flight requests on SIGTERM instead of cutting them.
     SERVER_SHUTDOWN: "graceful",
-    // The writes: on the original, or on the replica once promoted (npm run promote; its staged slot too).
+    // The writes: on the original, or on the replica once promoted (npm run promote); a slot staged for a switch as once switched.
     SPRING_DATASOURCE_URL: jdbcUrl(config, primaryHost(config.database)),
     SPRING_DATASOURCE_USERNAME: config.database.user,
     // With a read replica: the read-only datasource (same user and password file; README, "Read replicas"),

@@ -165,7 +165,7 @@ export function slotRenderer(config: Pick<StackConfig, "app" | "database">, plac
  * own release as this code and the file render it now.
  */
 export function planRollout(deployed: DeployedSlots | undefined, desired: Record<Slot, SlotSpec>, render: SlotRenderer, { staged = false } = {}): RolloutPlan {
-  if (!deployed && staged) throw new Error("database.primary: promoting stages the warm slot of a stack that serves; this stack has not served yet (npm run promote writes it, never by hand)");
+  if (!deployed && staged) throw new Error("database.primary: promoting and returning stage the warm slot of a stack that serves; this stack has not served yet (npm run promote and npm run failback write them, never by hand)");
   if (!deployed) return { action: "first", live: "blue", previous: undefined, checks: { action: "rollout", target: "blue" }, slots: desired };
   const live = deployed.liveSlot;
   const idle = otherSlot(live);

@@ -103,6 +103,11 @@ postgres_seed_original() {
 failback_follow() {
   local state follows
   if ! capture state takes_writes admin_sql "$PRIMARY" || [[ $state != true ]]; then
+    # npm run failback run again after a failed up that came after its return: nothing to follow.
+    if [[ $state == false ]] && returned_before; then
+      replica_log info "$REPLICA already takes writes and $PRIMARY is fenced: returned before, nothing to follow"
+      return
+    fi
     replica_log err "$PRIMARY, the promoted primary, does not take writes (${state//$'\n'/ }): $REPLICA is left as it is"
     exit 1
   fi
@@ -187,10 +192,15 @@ SQL
   replica_log info "$PRIMARY's logins locked: it is out of date until npm run reseed seeds it again"
 }
 
+# Whether return was done before: the original takes writes and follows nothing, the promoted one is fenced.
+returned_before() {
+  [[ $(follows_promoted 2>/dev/null) == f ]] && [[ $(takes_writes admin_sql "$REPLICA" 2>/dev/null) == true ]] && [[ $(takes_writes admin_sql "$PRIMARY" 2>/dev/null || echo false) == false ]]
+}
+
 failback_return() {
   local follows
   if ! capture follows follows_promoted || [[ $follows != t ]]; then
-    if [[ $follows == f ]] && [[ $(takes_writes admin_sql "$REPLICA") == true ]] && [[ $(takes_writes admin_sql "$PRIMARY" 2>/dev/null || echo false) == false ]]; then
+    if returned_before; then
       replica_log info "$REPLICA already takes writes and $PRIMARY is fenced: returned before"
       lock_promoted
       return

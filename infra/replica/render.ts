@@ -53,18 +53,31 @@ const BINLOG_KEEP_SECONDS = 7 * 24 * 3600;
 const PRIMARY_SERVER_ID = 1;
 const REPLICA_SERVER_ID = 2;
 
-/** True once `npm run promote` made the replica the primary (`database.primary: replica`). */
+/**
+ * True once `npm run promote` made the replica the primary (`database.primary:
+ * replica`), and while `npm run failback` prepares the way back
+ * (`returning`): the databases, backups and Metabase as promoted.
+ */
 export function replicaIsPrimary(db: Pick<StackConfig["database"], "primary" | "replicas">): boolean {
-  return db.primary === "replica" && db.replicas.length > 0;
+  return (db.primary === "replica" || db.primary === "returning") && db.replicas.length > 0;
 }
 
 /**
- * True while `npm run promote` prepares the promotion (`database.primary:
- * promoting`): the slots are rendered as once promoted, the databases,
- * backups and Metabase as before, and the run may only start the warm slot.
+ * True while `npm run promote` or `npm run failback` prepares its switch of
+ * the primary (`database.primary: promoting` or `returning`): the run may
+ * only start the warm slot, rendered as it is once switched (slotDatabase);
+ * the databases, backups and Metabase stay as before.
  */
 export function promotionStaged(db: Pick<StackConfig["database"], "primary" | "replicas">): boolean {
-  return db.primary === "promoting" && db.replicas.length > 0;
+  return (db.primary === "promoting" || db.primary === "returning") && db.replicas.length > 0;
+}
+
+/** The database part of the stack file as the slots are rendered: a staged slot as it is once the switch is made, so that the switch's flip starts nothing. */
+export function slotDatabase<T extends Pick<StackConfig["database"], "primary" | "replicas">>(db: T): T {
+  if (db.replicas.length === 0) return db;
+  if (db.primary === "promoting") return { ...db, primary: "replica" };
+  if (db.primary === "returning") return { ...db, primary: "original" };
+  return db;
 }
 
 /**
@@ -74,7 +87,7 @@ export function promotionStaged(db: Pick<StackConfig["database"], "primary" | "r
  */
 export function primaryHost(db: Pick<StackConfig["database"], "primary" | "replicas">): string {
   const replica = db.replicas[0];
-  return replica && (replicaIsPrimary(db) || promotionStaged(db)) ? replicaReadHost(replica) : DATABASE_ALIAS;
+  return replica && replicaIsPrimary(slotDatabase(db)) ? replicaReadHost(replica) : DATABASE_ALIAS;
 }
 
 /**

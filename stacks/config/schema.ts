@@ -334,10 +334,14 @@ export const databaseSchema = z.strictObject({
    * warm slot is started naming `db-replica` and nothing goes live, so the
    * promotion's flip starts no container (a run of it makes nothing live,
    * and npm run deploy and rollback refuse it; never commit it).
+   * "returning" is the same step of `npm run failback`, which makes the
+   * original the primary again: the warm slot is started naming `db`.
    * @default "original"
    */
   primary: z
-    .enum(["original", "promoting", "replica"], { error: 'expected "original" or "replica" (written by npm run promote; "promoting" during its first step only)' })
+    .enum(["original", "promoting", "replica", "returning"], {
+      error: 'expected "original" or "replica" (written by npm run promote and npm run failback; "promoting" and "returning" during their first step only)',
+    })
     .default("original"),
 }, { error: "expected a map with engine, version, name, user" });
 
@@ -520,6 +524,14 @@ export const stackConfigSchema = z
         path: ["database", "primary"],
         input: database.primary,
         message: 'expected "original": there is no replica to be the primary (database.replicas is empty)',
+      });
+    } else if (database.primary === "returning" && database.replicas[0]?.server) {
+      // failback.sh seeds and switches both containers on one server only.
+      ctx.addIssue({
+        code: "custom",
+        path: ["database", "primary"],
+        input: database.primary,
+        message: 'expected "replica": npm run failback brings back the original of a replica on the stack\'s own server only (this one is on database.replicas[0].server)',
       });
     }
     if (proxy.authenticatedOriginPulls && !proxy.cloudflareProxied) {

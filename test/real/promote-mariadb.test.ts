@@ -18,8 +18,7 @@ import { runPromoteCommand, type PromoteDeps } from "../../ops/promote.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import type { MariaDb } from "../support/mariadb.js";
-import { REPO } from "../support/project.js";
-import { generatedPassword, replicaEnv, replicatedDatabase, runReplica, PRIMARY_CONTAINER, REPLICA_CONTAINER, mariaDbPairEnv, setUpReplica, startMariaDbPair } from "../support/replica-harness.js";
+import { generatedPassword, replicaEnv, replicatedDatabase, runReplica, PRIMARY_CONTAINER, REPLICA_CONTAINER, mariaDbPairEnv, setUpReplica, startMariaDbPair, writeReplicatedStackFile } from "../support/replica-harness.js";
 import { replicaScript } from "../../infra/replica/render.js";
 import { runScript } from "../support/backup-harness.js";
 import { tempDir } from "../support/system.js";
@@ -54,13 +53,7 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     primary.sql("CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, memo VARCHAR(100) NOT NULL); INSERT INTO orders (memo) VALUES ('주문 1');", DB);
     // prod's stack file with one replica and the server's data folder here, where promote finds replica.sh.
     mkdirSync(join(dir.path, "prod", "replica"), { recursive: true });
-    mkdirSync(project);
-    writeFileSync(
-      stackFile,
-      readFileSync(join(REPO, "Pulumi.prod.yaml"), "utf8")
-        .replace("dataDir: /srv/bbaegok", `dataDir: ${dir.path}`)
-        .replace(/(  bbaegok-infra:database:\n(?:    .*\n)+)/, "$1    replicas:\n      - maxLagSeconds: 30\n"),
-    );
+    writeReplicatedStackFile(project, dir.path);
     writeFileSync(script, replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryContainer: PRIMARY_CONTAINER, replicaContainer: REPLICA_CONTAINER, slot: "replica_1", primaryHost: "127.0.0.1", primaryPort: primary.port }), { mode: 0o755 });
     env = mariaDbPairEnv(dir.path, { primary, replica });
     await setUpReplica(script, env);

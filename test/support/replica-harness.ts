@@ -2,7 +2,7 @@
 // stack with a replica, pointed at two local servers (the primary and the
 // replica) through a stand-in for `docker exec <container>`.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { BACKUP_PASSWORD_FILE, MONITOR_PASSWORD_FILE, SEEDING_PASSWORD_FILE, postgresReplicaEntrypoint, primaryReplicationFlags, replicaRoleOptions, replicaScript, replicaServerFlags, replicationPgpass, type ReplicaScriptSpec, type ReplicaStatus, type ReplicationState } from "../../infra/replica/render.js";
@@ -16,6 +16,7 @@ import { POSTGRES_OS_USER, uidOf, type Postgres } from "./postgres.js";
 import type { MotoServer } from "./moto.js";
 import { freePort, requireCommand, waitFor } from "./system.js";
 import { LINK } from "./link-harness.js";
+import { REPO } from "./project.js";
 
 export const PRIMARY_CONTAINER = "bbaegok-prod-db";
 export const REPLICA_CONTAINER = "bbaegok-prod-db-replica";
@@ -335,4 +336,17 @@ export async function setUpReplica(script: string, env: Record<string, string>):
     const run = await runReplica(script, env, step);
     if (run.status !== 0) throw new Error(`replica.sh ${step} failed (${run.status}): ${run.stderr}`);
   }
+}
+
+/** prod's committed stack file in `project` with one replica and the server's data folder `dataDir` (where the commands find its scripts). */
+export function writeReplicatedStackFile(project: string, dataDir: string): string {
+  const file = join(project, "Pulumi.prod.yaml");
+  mkdirSync(project, { recursive: true });
+  writeFileSync(
+    file,
+    readFileSync(join(REPO, "Pulumi.prod.yaml"), "utf8")
+      .replace("dataDir: /srv/bbaegok", `dataDir: ${dataDir}`)
+      .replace(/(  bbaegok-infra:database:\n(?:    .*\n)+)/, "$1    replicas:\n      - maxLagSeconds: 30\n"),
+  );
+  return file;
 }

@@ -53,7 +53,7 @@ function run(file: string, args: string[]): Promise<Run> {
 it("package.json has the operator commands this test runs", () => {
   assert.deepEqual(
     commands.map((c) => c.name),
-    ["plan", "engine:preview", "engine:up", "stack:clone", "drift", "restore", "deploy", "rollback", "status", "promote", "reseed", "forget-server", "drill", "backup:status", "owner-ready"],
+    ["plan", "engine:preview", "engine:up", "stack:clone", "drift", "restore", "deploy", "rollback", "status", "promote", "failback", "reseed", "forget-server", "drill", "backup:status", "owner-ready"],
   );
 });
 

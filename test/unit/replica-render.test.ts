@@ -152,9 +152,11 @@ describe("database.replicas in the stack file", () => {
     };
     assert.deepEqual(primary("replica", []), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "replica": expected "original": there is no replica to be the primary (database.replicas is empty)']);
     assert.deepEqual(primary("replica", [{}]), []);
-    assert.deepEqual(primary("db", [{}]), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "db": expected "original" or "replica" (written by npm run promote; "promoting" during its first step only)']);
+    assert.deepEqual(primary("db", [{}]), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "db": expected "original" or "replica" (written by npm run promote and npm run failback; "promoting" and "returning" during their first step only)']);
     assert.deepEqual(primary("promoting", [{}]), []);
     assert.deepEqual(primary("promoting", []), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "promoting": expected "original": there is no replica to be the primary (database.replicas is empty)']);
+    assert.deepEqual(primary("returning", [{}]), []);
+    assert.deepEqual(primary("returning", []), ['- Pulumi.prod.yaml: bbaegok-infra:database.primary = "returning": expected "original": there is no replica to be the primary (database.replicas is empty)']);
   });
 });
 
@@ -206,6 +208,9 @@ describe("database.replicas[].server and link (a replica on another server)", ()
       assert.ok(!reads({ server, link: wireguard }, "postgres", primary).some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), primary);
     }
     assert.ok(reads({}, "postgres", "replica").includes("SPRING_DATASOURCE_URL=jdbc:postgresql://db-replica:5432/bbaegok"));
+    // Staged for the way back (npm run failback), as once returned: writes to the original, reads the replica again.
+    assert.deepEqual(reads({}, "mariadb", "returning"), reads({}, "mariadb"));
+    assert.ok(reads({}, "mariadb", "returning").includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://db-replica:3306/bbaegok?socketTimeout=30000"));
     // The health follows the primary only while there is a replica to read; a stack without one keeps its environment.
     assert.ok(reads({}).includes("MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES=true"));
     assert.ok(reads({ server, link: wireguard }).includes("MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES=true"));
@@ -269,6 +274,10 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     for (const replica of [{ server, link: wireguard }, {}]) {
       assert.match(problems(replica, "mysql"), /bbaegok-infra:database\.replicas = .*expected no replicas with engine mysql: read replicas are built for mariadb and postgres/);
     }
+  });
+
+  it("refuses the way back (returning) for one elsewhere, which npm run failback does not bring back, naming the key", () => {
+    assert.match(problems({ server, link: wireguard }, "mariadb", "returning"), /bbaegok-infra:database\.primary = "returning": expected "replica": npm run failback brings back the original of a replica on the stack's own server only/);
   });
 
   it("takes promoting one elsewhere on either engine: staged (promoting) and promoted (replica)", () => {

@@ -70,7 +70,35 @@ describe("the rollout plan across a staged promotion (npm run promote: promoting
   });
 
   it("staged on a stack that never served: refused, naming the setting", () => {
-    assert.throws(() => plan(undefined, staging), /database\.primary: promoting stages the warm slot of a stack that serves/);
+    assert.throws(() => plan(undefined, staging), /database\.primary: promoting and returning stage the warm slot of a stack that serves/);
+  });
+});
+
+describe("the rollout plan across the way back (npm run failback: returning, then original)", () => {
+  const original: Config = { app: prod.app, database: replicatedDatabase("mariadb") };
+  const promoted: Config = { ...original, database: { ...original.database, primary: "replica" } };
+  const returning: Config = { ...original, database: { ...original.database, primary: "returning" } };
+  // Promoted and rewarmed: both slots write to the promoted replica.
+  const before = recorded(plan(recorded(plan(recorded(plan(undefined, original)), promoted)), promoted));
+  const staged = plan(before, returning);
+
+  it("the first up starts the warm slot as it runs once the original is back (writing to db, reading db-replica); nothing flips", () => {
+    assert.equal(url(before.slots.blue.container.envs), "SPRING_DATASOURCE_URL=jdbc:mariadb://db-replica:3306/bbaegok");
+    const idle = staged.live === "blue" ? "green" : "blue";
+    assert.deepEqual([staged.action, staged.live, staged.checks], ["rewarm", before.liveSlot, { action: "rewarm", target: idle }]);
+    assert.equal(canonical(staged.slots[before.liveSlot]), canonical(before.slots[before.liveSlot]));
+    assert.equal(canonical(staged.slots[idle]), canonical(desiredSpec(original, place, idle)));
+    assert.equal(url(staged.slots[idle].container.envs), "SPRING_DATASOURCE_URL=jdbc:mariadb://db:3306/bbaegok");
+    assert.ok(staged.slots[idle].container.envs.some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://db-replica:3306/")));
+  });
+
+  it("the flip's up (original) starts nothing; the next up re-creates the other slot naming the original", () => {
+    const flip = plan(recorded(staged), original);
+    assert.deepEqual([flip.action, flip.live], ["flip", staged.checks.target]);
+    const rewarm = plan(recorded(flip), original);
+    assert.deepEqual([rewarm.action, rewarm.checks.target], ["rewarm", before.liveSlot]);
+    assert.equal(url(rewarm.slots[before.liveSlot].container.envs), "SPRING_DATASOURCE_URL=jdbc:mariadb://db:3306/bbaegok");
+    assert.equal(plan(recorded(rewarm), original).action, "none");
   });
 });
 
