@@ -73,6 +73,12 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
   const slots = [`bbaegok-${stack}-app-blue`, `bbaegok-${stack}-app-green`];
 
   describe(`${stack} with a ${engine} replica on the real Docker host`, () => {
+    const aggregate = engine === "postgres" ? "string_agg(memo, ',' ORDER BY id)" : "group_concat(memo ORDER BY id)";
+    // The last line: MariaDB's client prints the column's name first.
+    const lastLine = (text: string) => text.trim().split("\n").pop();
+    // MariaDB's administrator has no database selected; PostgreSQL's is connected to it.
+    const failbackRows = (container: string) => lastLine(asAdmin(engine, container, `SELECT ${aggregate} FROM ${engine === "postgres" ? "failback_rows" : "bbaegok.failback_rows"};`).stdout);
+
     it(`pulumi up of ${stack} with database.replicas: [{}] creates the replica and sets it up, warning of nothing`, () => {
       assert.doesNotMatch(up(stack), /warning/i);
       const state = inspect<{ Running: boolean; Health?: { Status: string } }>(replica, ".State");
@@ -279,16 +285,10 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       assert.equal(again.status, 0, outputOf(again));
     });
 
-    it("failback.sh, placed by the promotion's up: follow starts the stopped original, dumps its own data and seeds it as a replica of the promoted container; return makes it the primary again, the promoted one fenced and its app login locked", async () => {
+    it("failback.sh, placed by the promotion's up: follow starts the stopped original, dumps its own data and seeds it as a replica of the promoted container, which keeps the app's writes", async () => {
       const stackDir = stackNames("bbaegok", stack, host.dataDir).stackDir;
       const names = replicaNames(stackNames("bbaegok", stack, host.dataDir).prefix);
       const failback = (command: string) => host.ssh(asRootCommand("run", names.failbackScript(stackDir), command), undefined, { timeoutMs: 600_000 });
-      const aggregate = engine === "postgres" ? "string_agg(memo, ',' ORDER BY id)" : "group_concat(memo ORDER BY id)";
-      // The last line: MariaDB's client prints the column's name first.
-      const lastLine = (text: string) => text.trim().split("\n").pop();
-      // MariaDB's administrator has no database selected; PostgreSQL's is connected to it.
-      const table = engine === "postgres" ? "failback_rows" : "bbaegok.failback_rows";
-      const rows = (container: string) => lastLine(asAdmin(engine, container, `SELECT ${aggregate} FROM ${table};`).stdout);
       const created = asAppUser(engine, replica, "CREATE TABLE failback_rows (id INT PRIMARY KEY, memo VARCHAR(40)); INSERT INTO failback_rows VALUES (1, '승격 후');");
       assert.equal(created.status, 0, created.stderr);
       assert.equal(inspect<string>(primary, ".State.Status"), "created");
@@ -297,10 +297,10 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
       assert.equal(follow.status, 0, follow.stdout + follow.stderr);
       assert.match(follow.stdout + follow.stderr, new RegExp(`starting ${primary} \\(stopped since the promotion\\)[\\s\\S]*${primary} follows ${replica}, caught up`));
       assert.match(host.asRoot(`ls ${names.failbackDir(stackDir)}`).stdout, new RegExp(`^${primary}-\\d{8}T\\d{6}Z\\.sql\\.zst$`, "m"), "the original's own data was dumped first");
-      assert.equal(rows(primary), "승격 후");
+      assert.equal(failbackRows(primary), "승격 후");
       assert.equal(lastLine(asAdmin(engine, primary, engine === "postgres" ? "SELECT pg_is_in_recovery();" : "SELECT @@read_only;").stdout), engine === "postgres" ? "t" : "1");
       assert.equal(asAppUser(engine, replica, "INSERT INTO failback_rows VALUES (2, '되돌리기 전');").status, 0);
-      await waitFor("the promoted container's write on the original", () => rows(primary) === "승격 후,되돌리기 전", 60_000, 500);
+      await waitFor("the promoted container's write on the original", () => failbackRows(primary) === "승격 후,되돌리기 전", 60_000, 500);
       if (engine === "postgres") {
         // A power cut in a follow's base backup, as its folder is left: no PG_VERSION, the image would not start it again.
         assert.equal(docker(["stop", primary]).status, 0);
@@ -309,17 +309,50 @@ for (const { stack, engine, api, jdbc, port, positionType } of STACKS) {
         const again = failback("follow");
         assert.equal(again.status, 0, again.stdout + again.stderr);
         assert.match(again.stdout + again.stderr, new RegExp(`${primary} does not answer and its seeding began before: seeded again[\\s\\S]*${primary} follows ${replica}, caught up`));
-        assert.equal(rows(primary), "승격 후,되돌리기 전");
+        assert.equal(failbackRows(primary), "승격 후,되돌리기 전");
       }
+    });
 
-      const back = failback("return");
-      assert.equal(back.status, 0, back.stdout + back.stderr);
-      assert.match(back.stdout + back.stderr, new RegExp(`${primary} is the primary again; ${replica} is fenced`));
+    it("npm run failback with the real pulumi up: no failed request; the original (the same container, its restart policy back) takes the app's writes, the serving slot writes to db and reads db-replica, seeded again as its replica", async () => {
+      const originalId = inspect<string>(primary, ".Id");
+      const result = await promoteUnderLoad(ws, stack, api, "failback");
+      const file = parse(readFileSync(join(ws.projectDir, `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, { primary?: string }> };
+      assert.equal(file.config["bbaegok-infra:database"]?.primary, "original");
+      // It followed already (the test above): follow only waited, then the staged up, the return, the flip, the rewarm, the reseed.
+      assert.match(result.stdout, new RegExp(`${primary} already follows ${replica}: waiting until it is caught up`));
+      assert.match(result.stdout, /database\.primary: returning; pulumi up of \S+: the warm slot is started naming \S+, nothing goes live/);
+      assert.match(result.stdout, new RegExp(`${primary} is the primary again and ${replica} its read replica`));
+
+      const serving = await servingSlot(stack, api);
+      // The slot the way back flipped to was started by its staged up, before the return's fence.
+      const fence = new RegExp(`^\\s*(\\S+Z) \\S+\\[info\\]: ${replica} fenced: it refuses the app's writes from now on$`, "m").exec(result.stdout)?.[1];
+      assert.ok(fence, result.stdout);
+      assert.ok(Date.parse(inspect<string>(serving, ".State.StartedAt")) < Date.parse(fence) + 1000, `${serving} started after the fence at ${fence}`);
+      for (const slot of slots) {
+        const env = inspect<string[]>(slot, ".Config.Env");
+        assert.ok(env.includes(`SPRING_DATASOURCE_URL=${jdbc}://db:${port}/bbaegok`), `${slot}: ${env.join(" ")}`);
+        assert.ok(env.some((e) => e.startsWith(`SPRING_DATASOURCE_REPLICA_URL=${jdbc}://db-replica:${port}/bbaegok`)), `${slot}: ${env.join(" ")}`);
+        assert.equal(inspect<{ Health?: { Status: string } }>(slot, ".State").Health?.Status, "healthy", slot);
+      }
+      // The original is the container that ran before, updated in place: Docker restarts it again.
+      assert.equal(inspect<string>(primary, ".Id"), originalId, "the original was re-created by the way back");
+      assert.equal(inspect<string>(primary, ".HostConfig.RestartPolicy.Name"), "unless-stopped");
+
       const written = asAppUser(engine, primary, "INSERT INTO failback_rows VALUES (3, '되돌린 후');");
       assert.equal(written.status, 0, written.stderr);
-      assert.equal(rows(primary), "승격 후,되돌리기 전,되돌린 후");
-      assert.notEqual(asAppUser(engine, replica, "SELECT 1;").status, 0, "the app still logs in to the promoted container");
-      if (engine === "postgres") assert.equal(asAdmin(engine, primary, "SHOW primary_conninfo;").stdout.trim(), "");
+      await waitFor("the original's write on the reseeded replica", () => failbackRows(replica) === "승격 후,되돌리기 전,되돌린 후", 60_000, 500);
+      const refused = asAppUser(engine, replica, "INSERT INTO failback_rows VALUES (4, 'on the replica');");
+      assert.notEqual(refused.status, 0, "the reseeded replica took a write");
+      assert.match(refused.stderr, readOnlyRefusal(engine));
+      const [body, status] = inSlot(serving, "curl -s -w '\\n%{http_code}' http://127.0.0.1:8080/test/replica").split("\n").filter(Boolean);
+      assert.equal(status, "200", `${serving}: ${body}`);
+      const state = await opsAsync(ws, "deploy.ts", ["status", "--stack", stack]);
+      assert.match(state.stdout, new RegExp(`^  replica  ${replica}  healthy, \\d+ s behind`, "m"), state.stdout);
+    });
+
+    it("after the way back a second up changes nothing", () => {
+      const preview = pulumi(ws, ["preview", "--stack", stack, "--expect-no-changes"]);
+      assert.equal(preview.status, 0, outputOf(preview));
     });
   });
 }

@@ -223,21 +223,21 @@ async function reseedHungUp(stack: string, primary: string, ws: EngineWorkspace,
 }
 
 /**
- * `npm run promote` of a stack while clients call its API through the proxy
- * (startLoad): its result, once it succeeded and every request of the more
- * than 20 made meanwhile was answered.
+ * `npm run promote` (or `failback`) of a stack while clients call its API
+ * through the proxy (startLoad): its result, once it succeeded and every
+ * request of the more than 20 made meanwhile was answered.
  */
-export async function promoteUnderLoad(ws: EngineWorkspace, stack: string, api: string): Promise<RunResult> {
+export async function promoteUnderLoad(ws: EngineWorkspace, stack: string, api: string, command: "promote" | "failback" = "promote"): Promise<RunResult> {
   const load = startLoad(proxyAddress, api);
   let result: Awaited<ReturnType<typeof opsAsync>>;
   try {
-    result = await opsAsync(ws, "promote.ts", ["--stack", stack]);
+    result = await opsAsync(ws, `${command}.ts`, ["--stack", stack]);
     await new Promise((r) => setTimeout(r, 1500));
   } finally {
     await load.stop();
   }
   assert.equal(result.status, 0, result.stdout + result.stderr);
-  assert.deepEqual(load.answers.filter((a) => a.error), [], `failed requests during the promotion (of ${load.answers.length})`);
+  assert.deepEqual(load.answers.filter((a) => a.error), [], `failed requests during npm run ${command} (of ${load.answers.length})`);
   assert.ok(load.answers.length > 20, `only ${load.answers.length} requests`);
   return result;
 }
