@@ -252,6 +252,36 @@ function itStagesThePromotion(stack: string, engine: "mariadb" | "postgres", fil
   });
 }
 
+for (const engine of ["mariadb", "postgres"] as const) {
+  describe(`a ${engine} stack staged for the way back (database.primary: returning, npm run failback's first up)`, () => {
+    const stack = `returning${engine}`;
+    const promoted = stackFileWithReplica(engine, engine === "postgres" ? "16.10" : "11.4.4", `returning-${engine}.bbaegok.kr`).replace("    replicas:\n", "    primary: replica\n    replicas:\n");
+    project.writeStackFile(stack, promoted);
+    const self = { [`organization/bbaegok-infra/${stack}`]: {} as Record<string, unknown> };
+    const served = planInChild(stack, project.dir, self, true);
+    self[`organization/bbaegok-infra/${stack}`] = { appSlots: served.outputs["appSlots"] };
+    const before = planInChild(stack, project.dir, self);
+    project.writeStackFile(stack, promoted.replace("    primary: replica\n", "    primary: returning\n"));
+    const staged = planInChild(stack, project.dir, self);
+    const inputsOf = (plan: typeof staged, name: string) => plan.resources.find((r) => r.inputs["name"] === name || r.inputs["path"] === name)?.inputs;
+
+    it("only the warm slot changes: it writes to db and reads db-replica, as once returned; the serving slot, both databases, failback.sh and the backup are as promoted", () => {
+      const live = served.outputs["liveSlot"] as string;
+      const warm = live === "blue" ? "green" : "blue";
+      assert.equal(staged.outputs["liveSlot"], live, "the staged up made another slot live");
+      const envs = inputsOf(staged, `bbaegok-${stack}-app-${warm}`)!["envs"] as string[];
+      const [scheme, port] = engine === "postgres" ? ["postgresql", 5432] : ["mariadb", 3306];
+      assert.ok(envs.includes(`SPRING_DATASOURCE_URL=jdbc:${scheme}://db:${port}/bbaegok`), envs.join(" "));
+      assert.ok(envs.some((e) => e.startsWith(`SPRING_DATASOURCE_REPLICA_URL=jdbc:${scheme}://db-replica:${port}/bbaegok`)), envs.join(" "));
+      const unchanged = [`app-${live}`, "db", "db-replica"].map((n) => `bbaegok-${stack}-${n}`);
+      for (const path of ["backup/backup.sh", "replica/failback.sh", "replica/replica.sh"]) unchanged.push(`/srv/bbaegok/${stack}/${path}`);
+      for (const name of unchanged) assert.deepEqual(inputsOf(staged, name), inputsOf(before, name), name);
+      assert.ok(inputsOf(staged, `/srv/bbaegok/${stack}/replica/failback.sh`), "no failback.sh while returning");
+      assert.deepEqual(violations(staged.resources), []);
+    });
+  });
+}
+
 describe("the committed stacks list no replica", () => {
   for (const stack of ["prod", "staging"]) {
     it(`${stack}: no replica container, no replication flag, no replica datasource`, () => {

@@ -56,18 +56,20 @@ describe("the deploy command's arguments", () => {
     }
   });
 
-  it("refuse a deploy or rollback of a file a stopped npm run promote left at database.primary: promoting (exit 2, the engine untouched): a run of it never makes a release live", async () => {
+  it("refuse a deploy or rollback of a file a stopped npm run promote or failback left at database.primary: promoting or returning (exit 2, the engine untouched): a run of it never makes a release live", async () => {
     const errors: string[] = [];
     const untouched = () => {
       throw new Error("reached past the stack file's check");
     };
     const prod = productionDeps.readConfig("prod");
-    const staged = { ...prod, database: { ...prod.database, primary: "promoting" as const, replicas: [{ maxLagSeconds: 300 }] } };
-    const deps: DeployDeps = { ...productionDeps, readConfig: () => staged as typeof prod, openEngine: untouched, openServer: untouched, releaseFile: untouched };
-    for (const argv of [["deploy", "--stack", "prod"], ["rollback", "--stack", "prod"]]) {
-      const code = await runDeployCommand(argv, deps, { line: untouched }, { line: (t) => errors.push(t) });
-      assert.equal(code, 2, errors.join("\n"));
-      assert.match(errors.at(-1)!, new RegExp(`^${argv[0]}: Pulumi\\.prod\\.yaml says database\\.primary: promoting, .*stopped in its first step, before promoting anything: set it back to "original"`));
+    for (const [primary, by, before] of [["promoting", "promote", "original"], ["returning", "failback", "replica"]] as const) {
+      const staged = { ...prod, database: { ...prod.database, primary, replicas: [{ maxLagSeconds: 300 }] } };
+      const deps: DeployDeps = { ...productionDeps, readConfig: () => staged as typeof prod, openEngine: untouched, openServer: untouched, releaseFile: untouched };
+      for (const argv of [["deploy", "--stack", "prod"], ["rollback", "--stack", "prod"]]) {
+        const code = await runDeployCommand(argv, deps, { line: untouched }, { line: (t) => errors.push(t) });
+        assert.equal(code, 2, errors.join("\n"));
+        assert.match(errors.at(-1)!, new RegExp(`^${argv[0]}: Pulumi\\.prod\\.yaml says database\\.primary: ${primary}, which only npm run ${by} writes .*stopped in its first step, before switching anything: set it back to "${before}"`));
+      }
     }
   });
 
