@@ -423,6 +423,8 @@ export interface PromotedState {
   originalAnswers: boolean;
   /** Whether the original takes writes; null when it does not answer. */
   originalWritable: boolean | null;
+  /** Whether the original replicates from it (npm run failback's follow seeded it, and its return is still to come). */
+  originalFollows: boolean;
   /** Why not healthy. */
   reason?: string;
 }
@@ -434,7 +436,11 @@ export type ReplicaStatus = ReplicationState | PromotedState;
 export function describeReplication(state: ReplicaStatus): string {
   if ("promoted" in state) {
     if (!state.healthy) return `UNHEALTHY (promoted, the primary): ${state.reason ?? "unknown"}`;
-    const original = state.originalAnswers ? "the original still answers, fenced (read-only): stop it once this one's first backup is checked" : "the original does not answer";
+    const original = state.originalFollows
+      ? "the original follows it, read-only (npm run failback seeded it and stopped before its return): run npm run failback to finish the way back"
+      : state.originalAnswers
+        ? "the original still answers, fenced (read-only): stop it once this one's first backup is checked"
+        : "the original does not answer";
     return `promoted, the primary: takes writes; ${original}`;
   }
   const lag = state.lagSeconds === null ? "lag unknown" : `${state.lagSeconds} s behind`;

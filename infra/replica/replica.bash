@@ -248,15 +248,15 @@ promote_fence() {
   printf '%s\n' "$position"
 }
 
-# Whether REPLICA still replicates (t or f): a MariaDB/MySQL one has its replication configured, a
-# PostgreSQL one is in recovery.
+# Whether REPLICA (or container $1) still replicates (t or f): a MariaDB/MySQL one has its replication
+# configured, a PostgreSQL one is in recovery.
 still_replicates() {
-  local answer
+  local answer on=${1:-$REPLICA}
   if [[ $ENGINE == postgres ]]; then
-    answer=$(admin_sql "$REPLICA" <<<'SELECT pg_is_in_recovery()') || return
+    answer=$(admin_sql "$on" <<<'SELECT pg_is_in_recovery()') || return
     echo "$answer"
   else
-    answer=$(admin_sql "$REPLICA" <<<'SHOW SLAVE STATUS') || return
+    answer=$(admin_sql "$on" <<<'SHOW SLAVE STATUS') || return
     [[ -n $answer ]] && echo t || echo f
   fi
 }
@@ -338,7 +338,7 @@ fence_and_take() {
 # gives it the restart policy "no", so only a start by hand brings it back).
 #   {promoted: true, healthy, writable, originalAnswers, originalWritable (null when it does not answer), reason (when not healthy)}
 promoted_state() {
-  local writable original answers=true reason=''
+  local writable original answers=true follows=false reason=''
   if ! capture writable takes_writes replica_sql; then
     reason="the promoted $REPLICA does not answer: ${writable//$'\n'/ }" writable=false
   elif [[ $writable == false ]]; then
@@ -348,8 +348,10 @@ promoted_state() {
   if [[ -z $reason && $original == true ]]; then
     reason="the original $PRIMARY takes writes again (started by hand?): stop it, the app must not write there"
   fi
-  jq -cn --argjson writable "$writable" --argjson answers "$answers" --argjson original "$original" --arg reason "$reason" \
-    '{promoted: true, healthy: ($reason == ""), writable: $writable, originalAnswers: $answers, originalWritable: $original} + (if $reason == "" then {} else {reason: $reason} end)'
+  # Seeded again by npm run failback's follow (a failback stopped before its return): it replicates from the promoted one.
+  if [[ $original == false && $(still_replicates "$PRIMARY" 2>/dev/null) == t ]]; then follows=true; fi
+  jq -cn --argjson writable "$writable" --argjson answers "$answers" --argjson original "$original" --argjson follows "$follows" --arg reason "$reason" \
+    '{promoted: true, healthy: ($reason == ""), writable: $writable, originalAnswers: $answers, originalWritable: $original, originalFollows: $follows} + (if $reason == "" then {} else {reason: $reason} end)'
 }
 
 # After npm run promote (PROMOTED), the flip's pulumi up runs this before it

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { failbackScript, replicaIsPrimary, replicaNames, replicaScript } from "../../infra/replica/render.js";
+import { describeReplication, failbackScript, replicaIsPrimary, replicaNames, replicaScript, type PromotedState } from "../../infra/replica/render.js";
 import { stackNames } from "../../infra/server/render.js";
 import { localShell } from "../../ops/deploy/server.js";
 import { EXIT } from "../../ops/exit.js";
@@ -20,7 +20,7 @@ import { writePromotion, type PromoteDeps } from "../../ops/promote.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import type { MariaDb } from "../support/mariadb.js";
-import { generatedPassword, mariaDbPairEnv, PRIMARY_CONTAINER, REPLICA_CONTAINER, runReplica, setUpReplica, startMariaDbPair, writeReplicatedStackFile } from "../support/replica-harness.js";
+import { generatedPassword, mariaDbPairEnv, PRIMARY_CONTAINER, REPLICA_CONTAINER, replicaStatus, runReplica, setUpReplica, startMariaDbPair, writeReplicatedStackFile } from "../support/replica-harness.js";
 import { tempDir, waitFor } from "../support/system.js";
 
 const DB = "bbaegok";
@@ -116,6 +116,10 @@ describe("npm run failback (a real MariaDB pair, promoted)", () => {
     assert.equal(original.sql("SELECT @@read_only").trim(), "1");
     assert.notEqual(original.sql("SHOW SLAVE STATUS").trim(), "");
     assert.equal(appWrite(promoted, "실패 후").status, 0);
+    // npm run status says what is left: not "stop it", which the next run would undo.
+    const state = await replicaStatus<PromotedState>(replica.script(names.stackDir), env);
+    assert.deepEqual([state.healthy, state.originalFollows], [true, true], JSON.stringify(state));
+    assert.match(describeReplication(state), /the original follows it, read-only \(npm run failback seeded it and stopped before its return\): run npm run failback to finish the way back/);
   });
 
   it("return refused on the server (another command holds its lock): the warm slot is put back naming the promoted one, which takes the app's writes", async () => {

@@ -187,7 +187,7 @@ CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; GRANT SELECT, INSERT ON orde
 
   it("the primary's server's status, rendered promoted, reads the promoted standby over the link (the backup's role): takes writes, the original fenced; an original writable again is unhealthy", async () => {
     const state = await replicaStatus<PromotedState>(promotedOnPrimary, side.primary.env);
-    assert.deepEqual(state, { promoted: true, healthy: true, writable: true, originalAnswers: true, originalWritable: false });
+    assert.deepEqual(state, { promoted: true, healthy: true, writable: true, originalAnswers: true, originalWritable: false, originalFollows: false });
     const readOnly = (value: "on" | "off") => {
       must(primarySocket, `ALTER SYSTEM SET default_transaction_read_only = ${value}; SELECT pg_reload_conf();`, "postgres");
       return waitFor(`the original's default_transaction_read_only ${value}`, () => pg.sql(primarySocket, "SHOW default_transaction_read_only", "postgres").stdout.trim() === value, 10_000, 100);

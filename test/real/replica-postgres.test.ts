@@ -144,7 +144,7 @@ describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real
     const promotedDir = join(dir.path, "promoted");
     mkdirSync(promotedDir);
     const promoted = renderReplicaScript(promotedDir, { database: { ...replicatedDatabase("postgres", 30), primary: "replica" }, replica: { maxLagSeconds: 30 }, primaryHost: "127.0.0.1", primaryPort: primary.port });
-    assert.deepEqual(await replicaStatus<PromotedState>(promoted, env), { promoted: true, healthy: true, writable: true, originalAnswers: true, originalWritable: false });
+    assert.deepEqual(await replicaStatus<PromotedState>(promoted, env), { promoted: true, healthy: true, writable: true, originalAnswers: true, originalWritable: false, originalFollows: false });
     // The promoted server warning on every connection (a stale collation version): the same answer, the warning logged.
     const recorded = replica.sql(`SELECT datcollversion FROM pg_database WHERE datname = '${DB}'`).trim();
     replica.sql(`UPDATE pg_database SET datcollversion = '0.1' WHERE datname = '${DB}'`);
@@ -152,7 +152,7 @@ describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real
       const run = await runReplica(promoted, env, "status");
       assert.equal(run.status, 0, run.stderr);
       assert.match(run.stderr, /WARNING: +database "bbaegok" has a collation version mismatch/);
-      assert.deepEqual(JSON.parse(run.stdout), { promoted: true, healthy: true, writable: true, originalAnswers: true, originalWritable: false });
+      assert.deepEqual(JSON.parse(run.stdout), { promoted: true, healthy: true, writable: true, originalAnswers: true, originalWritable: false, originalFollows: false });
     } finally {
       replica.sql(`UPDATE pg_database SET datcollversion = '${recorded}' WHERE datname = '${DB}'`);
     }
