@@ -88,7 +88,7 @@ describe("npm run failback (a real MariaDB pair, promoted)", () => {
     dir.remove();
   });
 
-  it("refuses a stack whose original is the primary and a file a stopped failback left staged (exit 2), running nothing", async () => {
+  it("refuses a stack whose original is the primary, a file a stopped failback left staged and a replica on another server (exit 2), running nothing", async () => {
     const notPromoted = await run([() => assert.fail("up ran")]);
     assert.equal(notPromoted.status, EXIT.usage);
     assert.match(notPromoted.out, /failback: Pulumi\.prod\.yaml says database\.primary: original: the original is the primary; nothing to fail back/);
@@ -97,6 +97,20 @@ describe("npm run failback (a real MariaDB pair, promoted)", () => {
     unstage();
     assert.equal(staged.status, EXIT.usage);
     assert.match(staged.out, /says database\.primary: returning, which only npm run failback writes for its first step and puts back: an earlier failback stopped there\. Set it back to "replica"/);
+    // A promoted replica on another server: failback.sh is not built there.
+    const file = readFileSync(stackFile, "utf8");
+    writeFileSync(
+      stackFile,
+      file.replace(
+        "      - maxLagSeconds: 30\n",
+        "      - maxLagSeconds: 30\n        server:\n          host: replica.bbaegok.kr\n          ssh:\n            user: deploy\n            hostKey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplicaHostKeyForTheCommandTest00000000\n        link:\n          type: wireguard\n          primaryAddress: 10.99.0.1\n          replicaAddress: 10.99.0.2\n",
+      ),
+    );
+    writePromotion(stackFile, "replica");
+    const elsewhere = await run([() => assert.fail("up ran")]);
+    writeFileSync(stackFile, file);
+    assert.equal(elsewhere.status, EXIT.usage, elsewhere.out);
+    assert.match(elsewhere.out, /failback: the replica of prod is on another server \(replica\.bbaegok\.kr\): npm run failback brings back an original on the stack's own server only; nothing was done/);
     assert.equal(original.sql("SELECT @@read_only").trim(), "0");
   });
 
