@@ -5,7 +5,7 @@
 // given up in a minute, not five. Everything else is the committed file,
 // Cloudflare-only proxy included: the tests reach it from an address in
 // Cloudflare's ranges (see CLOUDFLARE_CLIENT).
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:https";
 import type { Socket } from "node:net";
@@ -48,14 +48,32 @@ export function pulumi(ws: EngineWorkspace, args: string[], timeoutMs = 15 * 60_
 
 /** The same, without blocking: for runs under load (the load's requests need the event loop). */
 export function pulumiAsync(ws: EngineWorkspace, args: string[], cwd = ws.projectDir): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(join(ws.env["PATH"]!.split(":")[0]!, "pulumi"), [...args, "--non-interactive"], { cwd, env: ws.env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("exit", (code) => resolve({ status: code ?? -1, stdout, stderr }));
-  });
+  return collected(spawn(join(ws.env["PATH"]!.split(":")[0]!, "pulumi"), [...args, "--non-interactive"], { cwd, env: ws.env })).done;
+}
+
+/**
+ * A child's output as it comes, and its status with all of it: "exit" may come
+ * before the last of its pipes is read (a command's last line was seen missing),
+ * so the end of both is waited for too, up to 10 s (a grandchild that
+ * inherited them, such as an SSH master, may keep them open).
+ */
+function collected(child: ChildProcessWithoutNullStreams): { stdout(): string; done: Promise<{ status: number; stdout: string; stderr: string }> } {
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const ended = (stream: NodeJS.ReadableStream) => new Promise<void>((resolve) => (stream.readable ? stream.once("end", () => resolve()) : resolve()));
+  const drained = Promise.all([ended(child.stdout), ended(child.stderr)]);
+  const done = new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
+    child.once("exit", (code) => {
+      let timer: NodeJS.Timeout | undefined;
+      void Promise.race([drained, new Promise((r) => (timer = setTimeout(r, 10_000)))]).then(() => {
+        clearTimeout(timer);
+        resolve({ status: code ?? -1, stdout, stderr });
+      });
+    }),
+  );
+  return { stdout: () => stdout, done };
 }
 
 /** An ops command (npm run deploy/rollback/status/promote…) from the workspace's project copy, without blocking (load can run meanwhile). */
@@ -70,13 +88,9 @@ export function opsAsync(ws: EngineWorkspace, script: string, args: string[]): P
  */
 export function opsSession(ws: EngineWorkspace, script: string, args: string[], ownGroup = true): { stdout(): string; done: Promise<{ status: number; stdout: string; stderr: string }>; hangUp(): Promise<void> } {
   const child = spawn(process.execPath, ["--import", "tsx", join(ws.projectDir, "ops", script), ...args], { cwd: ws.projectDir, env: ws.env, detached: ownGroup });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => child.on("exit", (code) => resolve({ status: code ?? -1, stdout, stderr })));
+  const { stdout, done } = collected(child);
   return {
-    stdout: () => stdout,
+    stdout,
     done,
     hangUp: async () => {
       process.kill(-child.pid!, "SIGKILL");
