@@ -219,19 +219,28 @@ for (const engine of ["mariadb", "postgres"] as const) {
 }
 
 /**
+ * A staged switch's first up (npm run promote's or failback's): `stack` planned
+ * as served from `file`, then again as before and from `stagedFile`, with the
+ * stack's own outputs (what serves).
+ */
+function plansOfStagedSwitch(stack: string, file: string, stagedFile: string) {
+  project.writeStackFile(stack, file);
+  const self = { [`organization/bbaegok-infra/${stack}`]: {} as Record<string, unknown> };
+  const served = planInChild(stack, project.dir, self, true);
+  self[`organization/bbaegok-infra/${stack}`] = { appSlots: served.outputs["appSlots"] };
+  const before = planInChild(stack, project.dir, self);
+  project.writeStackFile(stack, stagedFile);
+  return { served, before, staged: planInChild(stack, project.dir, self) };
+}
+
+/**
  * npm run promote's first up (database.primary: promoting) of `stack`, whose
  * stack file `file` lists its replica (not promoted yet): planned as served,
  * then again as before and as staged, with the stack's own outputs; the
  * staged slot writes to `writeHost`, where the replica is.
  */
 function itStagesThePromotion(stack: string, engine: "mariadb" | "postgres", file: string, writeHost: string): void {
-  project.writeStackFile(stack, file);
-  const self = { [`organization/bbaegok-infra/${stack}`]: {} as Record<string, unknown> };
-  const served = planInChild(stack, project.dir, self, true);
-  self[`organization/bbaegok-infra/${stack}`] = { appSlots: served.outputs["appSlots"] };
-  const before = planInChild(stack, project.dir, self);
-  project.writeStackFile(stack, file.replace("    replicas:\n", "    primary: promoting\n    replicas:\n"));
-  const staged = planInChild(stack, project.dir, self);
+  const { served, before, staged } = plansOfStagedSwitch(stack, file, file.replace("    replicas:\n", "    primary: promoting\n    replicas:\n"));
   const inputsOf = (plan: typeof staged, name: string) => plan.resources.find((r) => r.type === CONTAINER && r.inputs["name"] === name)?.inputs;
 
   it(`only the warm slot changes: it names ${writeHost}, with no replica datasource; the serving slot, both databases and the backup are as before`, () => {
@@ -256,13 +265,7 @@ for (const engine of ["mariadb", "postgres"] as const) {
   describe(`a ${engine} stack staged for the way back (database.primary: returning, npm run failback's first up)`, () => {
     const stack = `returning${engine}`;
     const promoted = stackFileWithReplica(engine, engine === "postgres" ? "16.10" : "11.4.4", `returning-${engine}.bbaegok.kr`).replace("    replicas:\n", "    primary: replica\n    replicas:\n");
-    project.writeStackFile(stack, promoted);
-    const self = { [`organization/bbaegok-infra/${stack}`]: {} as Record<string, unknown> };
-    const served = planInChild(stack, project.dir, self, true);
-    self[`organization/bbaegok-infra/${stack}`] = { appSlots: served.outputs["appSlots"] };
-    const before = planInChild(stack, project.dir, self);
-    project.writeStackFile(stack, promoted.replace("    primary: replica\n", "    primary: returning\n"));
-    const staged = planInChild(stack, project.dir, self);
+    const { served, before, staged } = plansOfStagedSwitch(stack, promoted, promoted.replace("    primary: replica\n", "    primary: returning\n"));
     const inputsOf = (plan: typeof staged, name: string) => plan.resources.find((r) => r.inputs["name"] === name || r.inputs["path"] === name)?.inputs;
 
     it("only the warm slot changes: it writes to db and reads db-replica, as once returned; the serving slot, both databases, failback.sh and the backup are as promoted", () => {
