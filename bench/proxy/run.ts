@@ -6,8 +6,8 @@
 //   minimal   nginx with TLS, one upstream with keepalive, nothing else (the floor for nginx)
 //   haproxy   HAProxy from Debian (2.6), caddy: Caddy from Debian (2.6)
 //   kamal     kamal-proxy, when BENCH_KAMAL_PROXY names a binary (README: how to build it)
-// For each: CPU µs per request of the proxy's own processes (bench/cpu.ts,
-// /proc), requests/s at saturation (wrk, closed loop), and p50/p99 at a fixed
+// For each: CPU µs per request of the proxy's own processes (bench/cpu.ts:
+// each thread's run time in /proc, to the nanosecond), requests/s at saturation (wrk, closed loop), and p50/p99 at a fixed
 // rate well under saturation with bench/proxy/loadgen (open loop, counted from
 // each request's due time, so no coordinated omission), printed as what the
 // proxy adds over the same rate sent straight to the upstream. Then how the
@@ -40,7 +40,7 @@ import { loadStack } from "../../stacks/config/load.js";
 import { loopbackAddresses } from "../../test/support/edge.js";
 import { loopbackLayout, nginxBinary, selfSignedCertificate, startNginx } from "../../test/support/nginx.js";
 import { freePort, requireCommand, tempDir, waitFor } from "../../test/support/system.js";
-import { processTreeCpuSeconds } from "../cpu.js";
+import { processTreeRunTimes, runSecondsBetween } from "../cpu.js";
 import { PEERS_INSTALL, VARIANTS, caddyfile, haproxyConf, minimalNginxConf, oneWorker, type PeerFiles, type Variant } from "./peers.js";
 import { buildLoadgen, commandOutput, runLoadgen } from "./loadgen.js";
 import { addedLatency, callgrindInstructions, cpuUsPerRequest, median, parseWrk, verdict, type FixedRateRun } from "./stats.js";
@@ -208,11 +208,11 @@ async function startKamal(bin: string, files: PeerFiles): Promise<Peer> {
   return { name: "kamal", url: `https://${HOST}:${files.port}/`, pid: child.pid!, stop: stopChild(child) };
 }
 
-/** CPU the peer's processes spent while `work` ran. */
+/** CPU the peer's processes spent while `work` ran, to the nanosecond (bench/cpu.ts). */
 async function measured<T>(pid: number | undefined, work: () => Promise<T>): Promise<{ result: T; cpuSeconds: number }> {
-  const before = pid === undefined ? 0 : processTreeCpuSeconds(pid);
+  const before = pid === undefined ? undefined : processTreeRunTimes(pid);
   const result = await work();
-  return { result, cpuSeconds: pid === undefined ? 0 : processTreeCpuSeconds(pid) - before };
+  return { result, cpuSeconds: pid === undefined ? 0 : runSecondsBetween(before!, processTreeRunTimes(pid)) };
 }
 
 async function saturation(url: string, pid: number | undefined, connections: number, seconds: number) {
@@ -282,6 +282,13 @@ async function main(): Promise<void> {
     console.error("bench:proxy: still running after its deadline; stopping");
     void stopAll().then(() => process.exit(1));
   }, 60 * 60_000);
+  // Stopped by hand (Ctrl-C, kill): the proxies and the upstream stop with it instead of living on.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      console.error(`bench:proxy: ${signal}; stopping the proxies`);
+      void stopAll().then(() => process.exit(1));
+    });
+  }
   try {
     const loadgen = buildLoadgen(dir.path);
     const kamal = kamalBinary(dir.path);
