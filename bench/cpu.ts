@@ -89,9 +89,10 @@ export function parseSchedstat(line: string): number {
   return ns;
 }
 
-/** Run time in nanoseconds of every thread of every process in the tree, by "<pid>/<tid>". */
+/** Run time in nanoseconds of threads, by "<pid>/<tid>". */
 export type ThreadRunTimes = Map<string, number>;
 
+/** Every thread of every process in `rootPid`'s tree, with its run time now (the readers are /proc's, or a test's). */
 export function processTreeRunTimes(rootPid: number, stats = readStats(), readTask = (path: string) => readFileSync(path, "utf8"), listTasks = (pid: number) => readdirSync(`/proc/${pid}/task`)): ThreadRunTimes {
   const times: ThreadRunTimes = new Map();
   for (const { pid } of processTree(rootPid, stats)) {

@@ -152,6 +152,30 @@ export const VARIANTS: readonly Variant[] = [
     change: 'client-settable forwarding headers passed on (no proxy_set_header … "")',
     site: (c) => replaceOnce(c, /^ {8}proxy_set_header \S+ "";\n/m, "", 'proxy_set_header … ""'),
   },
+  // One item each, to find what a feature's cost is made of (README, bench:proxy).
+  {
+    name: "request-id-no-msec",
+    change: "the request id without its time part ($msec)",
+    main: (c) => replaceOnce(c, /default \$msec-\$connection-\$connection_requests;/, "default $connection-$connection_requests;", "the request id's $msec"),
+  },
+  {
+    name: "no-cloudflare-gate",
+    change: "no Cloudflare gate (the real IP kept)",
+    site: (c) => replaceOnce(c, / {4}if \(\$bbaegok_via_cloudflare = 0\) \{\n {8}return 444;\n {4}\}\n/, "", "the Cloudflare gate"),
+  },
+  { name: "no-x-real-ip", change: "no X-Real-IP to the app", site: (c) => replaceOnce(c, /^ +proxy_set_header X-Real-IP \$remote_addr;\n/m, "", "proxy_set_header X-Real-IP") },
+  { name: "no-hsts", change: "no HSTS header", site: (c) => replaceOnce(c, /^ +add_header Strict-Transport-Security .*;\n/m, "", "add_header Strict-Transport-Security") },
+  {
+    name: "no-tls-name-check",
+    change: "no check of the TLS name against Host (421)",
+    site: (c) => replaceOnce(c, / {4}if \(\$ssl_server_name != "[^"]+"\) \{\n {8}return 421;\n {4}\}\n/, "", "the TLS name check"),
+  },
+  {
+    name: "log-no-times",
+    change: "the access log without rt= and upstream_time=",
+    main: (c) => replaceOnce(replaceOnce(c, /rt=\$request_time /, "", "rt= in the log format"), /upstream_time=\$upstream_response_time /, "", "upstream_time= in the log format"),
+  },
+  { name: "log-no-upstream-addr", change: "the access log without upstream=", main: (c) => replaceOnce(c, /upstream=\$upstream_addr /, "", "upstream= in the log format") },
   {
     name: "no-request-id",
     change: "no request id (log, X-Request-ID both ways)",

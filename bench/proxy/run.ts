@@ -7,8 +7,9 @@
 //   haproxy   HAProxy from Debian (2.6), caddy: Caddy from Debian (2.6)
 //   kamal     kamal-proxy, when BENCH_KAMAL_PROXY names a binary (README: how to build it)
 // For each: CPU µs per request of the proxy's own processes (bench/cpu.ts:
-// each thread's run time in /proc, to the nanosecond), requests/s at saturation (wrk, closed loop), and p50/p99 at a fixed
-// rate well under saturation with bench/proxy/loadgen (open loop, counted from
+// each thread's run time in /proc, to the nanosecond), requests/s at
+// saturation (wrk, closed loop), and p50/p99 at a fixed rate well under
+// saturation with bench/proxy/loadgen (open loop, counted from
 // each request's due time, so no coordinated omission), printed as what the
 // proxy adds over the same rate sent straight to the upstream. Then how the
 // CPU per request grows from 1 to 256 connections, and (BENCH_VARIANTS=1) our
