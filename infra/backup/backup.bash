@@ -143,10 +143,35 @@ database_version() {
   esac
 }
 
+# The PostgreSQL session (a coproc) can end at any moment (too many clients,
+# a restart, a dropped link). Bash then closes and unsets PG_SESSION, and a
+# write into its pipe would kill this script with SIGPIPE: no FAILED line, no
+# /fail ping, the databases after this one skipped. Every exchange with it
+# goes through these three, which fail instead.
+
+# Sends lines ($@) to the session.
+session_send() {
+  local fd=${PG_SESSION[1]:-} status=0
+  [[ -n $fd ]] || return 1
+  trap '' PIPE
+  { printf '%s\n' "$@" >&"$fd"; } 2>/dev/null || status=1
+  trap - PIPE
+  return "$status"
+}
+
+# Prints one line of the session's output, waiting at most $1 seconds.
+session_read_line() {
+  local fd=${PG_SESSION[0]:-} line
+  [[ -n $fd ]] || return 1
+  IFS= read -r -t "$1" line <&"$fd" || return 1
+  printf '%s\n' "$line"
+}
+
 # Reads lines from the PostgreSQL session until the end marker.
 read_session_until_end() {
-  local line
-  while IFS= read -r -t 600 line <&"${PG_SESSION[0]}"; do
+  local line fd=${PG_SESSION[0]:-}
+  [[ -n $fd ]] || return 1
+  while IFS= read -r -t 600 line <&"$fd"; do
     [[ $line == '--end--' ]] && return 0
     printf '%s\n' "$line"
   done
@@ -177,10 +202,10 @@ backup_target() {
   # What the manifest lists, and (PostgreSQL) the snapshot the dump shares.
   if [[ $engine == postgres ]]; then
     coproc PG_SESSION { link_stall_seconds=0 db_exec "$container" "$engine" psql -X -q -A -t -v ON_ERROR_STOP=1 "${login[@]}" -d "$name" 2>"$work/session.err"; }
-    printf '%s\n' 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;' 'SELECT pg_export_snapshot();' >&"${PG_SESSION[1]}"
-    IFS= read -r -t 60 snapshot <&"${PG_SESSION[0]}" || snapshot=''
-    printf '%s\n' "$PG_COUNTS_SQL" "SELECT '--end--';" "$PG_OBJECTS_SQL" "SELECT '--end--';" >&"${PG_SESSION[1]}"
-    if [[ -z $snapshot ]] || ! read_session_until_end >"$work/counts.tsv" || ! read_session_until_end >"$work/objects.tsv"; then
+    if ! session_send 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;' 'SELECT pg_export_snapshot();' ||
+      ! snapshot=$(session_read_line 60) || [[ -z $snapshot ]] ||
+      ! session_send "$PG_COUNTS_SQL" "SELECT '--end--';" "$PG_OBJECTS_SQL" "SELECT '--end--';" ||
+      ! read_session_until_end >"$work/counts.tsv" || ! read_session_until_end >"$work/objects.tsv"; then
       log err "backup of $where failed: could not read the table list in a snapshot: $(tail -n 3 "$work/session.err" | tr '\n' ' ')"
       end_postgres_session
       return 1
@@ -260,7 +285,7 @@ end_postgres_session() {
   if [[ -n ${PG_SESSION_PID:-} && -n ${PG_SESSION[1]:-} ]]; then
     # Bash unsets PG_SESSION_PID once the session exits: its own copy.
     local pid=$PG_SESSION_PID tenths=0
-    { printf '%s\n' 'COMMIT;' '\q' >&"${PG_SESSION[1]}"; } 2>/dev/null || true
+    session_send 'COMMIT;' '\q' || true
     # A session over a link gone silent never answers its COMMIT: given 10 s, then left behind.
     while kill -0 "$pid" 2>/dev/null && ((tenths < 100)); do
       sleep 0.1

@@ -199,6 +199,13 @@ describe("backups of a PostgreSQL database (the prod stack's script, for real)",
       );
     });
 
+    it("when its snapshot session fails after the version check (bash's SIGPIPE into the dead session used to kill the run unlogged)", async () => {
+      await failedRun(
+        { TEST_SESSION_DOWN: join(dir.path, "no-such-dir") },
+        /backup of prod\/metabase \(postgres in container bbaegok-prod-metabase-db\) failed: could not read the table list in a snapshot: .*(No such file|could not connect|connection to server)/,
+      );
+    });
+
     it("when S3 is unreachable", async () => {
       const closed = await freePort();
       await failedRun({ BACKUP_S3_ENDPOINT_URL: `http://127.0.0.1:${closed}` }, /failed at: .*upload \(exit \d+\); no manifest written, .*Could not connect to the endpoint URL/);

@@ -71,8 +71,14 @@ shift
 ${exportLines(env)}
 ${SOCKET_ARG}
 # The dump may come wrapped (the script's stdbuf wrapper): look at every word.
-is_dump=false
-for word in "$@"; do [[ $word == mariadb-dump || $word == pg_dump ]] && is_dump=true; done
+is_dump=false is_psql=false
+for word in "$@"; do
+  [[ $word == mariadb-dump || $word == pg_dump ]] && is_dump=true
+  [[ $word == psql ]] && is_psql=true
+done
+# TEST_SESSION_DOWN: the PostgreSQL session (psql reading SQL from stdin: no -c)
+# connects where no server is, so it fails for real just after the version check.
+if [[ -n \${TEST_SESSION_DOWN:-} && $is_psql == true && " $* " != *" -c "* ]]; then export PGHOST=$TEST_SESSION_DOWN; fi
 if [[ -n \${TEST_KILL_DUMP_AFTER:-} && $is_dump == true ]]; then
   fifo=$(mktemp -u)
   mkfifo "$fifo"
