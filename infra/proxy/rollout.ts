@@ -74,7 +74,14 @@ served_by() {
   esac
 }
 status_of() { printf '%s\\n' "$1" | tr -d '\\r' | sed -n 's/^HTTP\\/[^ ]* \\([0-9][0-9][0-9]\\).*/\\1/p' | tail -n 1; }
-first_rollout() { ! ${asRootCommand("exists", a.liveConf)}; }
+# True only when the helper says the stack's conf is not there (exit 1, nothing
+# said). sudo refusing (also exit 1, with its message) or the helper refusing
+# the path (2) is no answer: taken as "first", it would skip the checks.
+first_rollout() {
+  answer=$(${asRootCommand("exists", a.liveConf)} 2>&1) && return 1
+  [ $? -eq 1 ] && [ -z "$answer" ] && return 0
+  fail "cannot tell whether the proxy has this stack's files (the install helper's exists: $answer); nothing was changed"
+}
 `;
 }
 

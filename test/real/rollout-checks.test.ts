@@ -5,10 +5,12 @@
 // the real proxy container), and the install helper's `append` writes the
 // history line to a file here (test/real/install-helper.test.ts tests it).
 // A rewarm re-creates the warm slot: it must go on only while the live slot
-// serves, and it must never wait for a flip.
+// serves, and it must never wait for a flip. A rollout's checks skip only on
+// the stack's first rollout, which the helper's `exists` tells (here a stand-in
+// sudo): any other failure of it stops them.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -33,8 +35,21 @@ describe("the rewarm's checks, run by sh against the proxy's answers", () => {
     requireCommand("curl", "curl");
     // docker exec <container> <command…>: the command, here.
     writeFileSync(join(dir.path, "docker"), '#!/bin/sh\n[ "$1" = exec ] || exit 99\nshift 2\nexec "$@"\n');
-    // sudo -n <helper> append <file>: stdin appended to the file.
-    writeFileSync(join(dir.path, "sudo"), '#!/bin/sh\n[ "$1" = -n ] && [ "$3" = append ] || exit 99\ncat >> "$4"\n');
+    // sudo -n <helper> append <file>: stdin appended to the file; exists <file>:
+    // as the helper (exit 1, nothing said, when absent), or as sudo refusing
+    // when SUDO_REFUSES is set (exit 1 too, with its message).
+    writeFileSync(
+      join(dir.path, "sudo"),
+      `#!/bin/sh
+[ "$1" = -n ] || exit 99
+[ -z "\${SUDO_REFUSES:-}" ] || { echo "sudo: a password is required" >&2; exit 1; }
+case "$3" in
+  append) cat >> "$4" ;;
+  exists) [ -e "$4" ] ;;
+  *) exit 99 ;;
+esac
+`,
+    );
     for (const f of ["docker", "sudo"]) chmodSync(join(dir.path, f), 0o755);
     server = createServer((req, res) => {
       const slot = req.headers["x-bbaegok-slot"];
@@ -68,9 +83,9 @@ describe("the rewarm's checks, run by sh against the proxy's answers", () => {
   });
 
   /** The script by sh, without blocking this process (its HTTP server answers the script's curl). */
-  const run = (script: string) =>
+  const run = (script: string, env: Record<string, string> = {}) =>
     new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn("sh", ["-c", script], { env: { ...process.env, PATH: `${dir.path}:${process.env.PATH}` }, timeout: 60_000 });
+      const child = spawn("sh", ["-c", script], { env: { ...process.env, ...env, PATH: `${dir.path}:${process.env.PATH}` }, timeout: 60_000 });
       let [stdout, stderr] = ["", ""];
       child.stdout.on("data", (d: Buffer) => (stdout += d));
       child.stderr.on("data", (d: Buffer) => (stderr += d));
@@ -122,5 +137,37 @@ describe("the rewarm's checks, run by sh against the proxy's answers", () => {
     assert.equal(result.status, 1);
     assert.match(result.stderr, /^rewarm of prod: after the rewarm the proxy serves blue, not green/m);
     assert.equal((JSON.parse(readFileSync(history, "utf8").trim().split("\n").pop()!) as { result: string }).result, "failed");
+  });
+
+  describe("a rollout's first-rollout test (is the stack's conf on the proxy yet?)", () => {
+    const rollout = () => ({ ...args, action: "rollout" as const });
+
+    it("the conf absent (the helper's exit 1, nothing said): a first rollout, nothing to check yet", async () => {
+      const result = await run(precheckScript(rollout()));
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(result.stdout, /^rollout of prod: first rollout, nothing serves yet$/m);
+    });
+
+    it("the conf there: the proxy is asked what serves", async () => {
+      mkdirSync(join(dir.path, "live"), { recursive: true });
+      writeFileSync(args.liveConf, "# live\n");
+      try {
+        serving = "green";
+        const result = await run(precheckScript(rollout()));
+        assert.equal(result.status, 0, result.stderr);
+        assert.match(result.stdout, /^rollout of prod: green serves, as the stack's state says; blue gets the release$/m);
+      } finally {
+        rmSync(args.liveConf);
+      }
+    });
+
+    it("sudo refusing (exit 1 too) is no answer: the precheck and the smoke checks fail naming it, never skip as a first rollout", async () => {
+      for (const script of [precheckScript(rollout()), smokeScript(rollout())]) {
+        const result = await run(script, { SUDO_REFUSES: "1" });
+        assert.equal(result.status, 1, result.stdout);
+        assert.match(result.stderr, /^rollout of prod: cannot tell whether the proxy has this stack's files \(the install helper's exists: sudo: a password is required\); nothing was changed$/m);
+        assert.doesNotMatch(result.stdout, /first rollout/);
+      }
+    });
   });
 });
