@@ -23,7 +23,7 @@ import { stackFileName } from "../stacks/config/validate.js";
 import { automationStackControl, stackReleaseFile } from "./deploy/engine.js";
 import { deploy, rollback, type Clock, type Outcome, type ReleaseFile, type Reporter, type ServerControl, type StackControl, realClock } from "./deploy/orchestrator.js";
 import { deployProxy, SshServerControl, sshShell } from "./deploy/server.js";
-import { formatStatus, gatherStatus } from "./deploy/status.js";
+import { describeHealthCheck, formatStatus, gatherStatus } from "./deploy/status.js";
 
 const USAGE = `usage: npm run deploy -- --stack <name> [--image <ref>]
        npm run rollback -- --stack <name>
@@ -120,7 +120,14 @@ export async function runDeployCommand(argv: string[], deps: DeployDeps, out: Re
     if (!outcome.ok) {
       // What serves now, asked of the proxy: the failed step may have been anywhere.
       const status = await gatherStatus(stack, config, await engine.deployed(), deps.openServer(stack, config)).catch(() => undefined);
-      if (status) errors.line(formatStatus(status).pop()!);
+      if (status) {
+        // Why a slot did not turn healthy, when that is what stopped the run: Docker's last check of it.
+        for (const slot of status.slots) {
+          const check = describeHealthCheck(slot);
+          if (check) errors.line(check);
+        }
+        errors.line(formatStatus(status).pop()!);
+      }
     }
     return outcome.ok ? EXIT.ok : EXIT.failed;
   } catch (err) {

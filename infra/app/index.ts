@@ -155,6 +155,7 @@ export class AppSlots extends pulumi.ComponentResource {
         image: image.imageId,
         memory: container.memory,
         memorySwap: container.memorySwap,
+        user: container.user,
         envs: container.envs,
         networksAdvanced: container.networksAdvanced,
         mounts: container.mounts,

@@ -47,6 +47,8 @@ export interface ContainerSpec extends PlatformSettings {
   image: string;
   memory: number;
   memorySwap: number;
+  /** `app.runAs`. Absent in slots recorded before it was set: those ran as their image's own user. */
+  user?: string;
   envs: string[];
   networksAdvanced: { name: string; ipv4Address?: string }[];
   mounts: { type: string; source: string; target: string; readOnly: boolean }[];
@@ -120,6 +122,10 @@ export function desiredSpec(config: Pick<StackConfig, "app" | "database">, place
       ...platformSettings("app", place.stack, [{ label: "bbaegok.slot", value: slot }]),
       memory: app.memoryMb,
       memorySwap: app.memoryMb,
+      // The owner of the password file (0400): the app must run as it whatever
+      // user its image names (Paketo's builds run as their own uid, a plain
+      // Dockerfile often as root).
+      user: app.runAs,
       envs: slotEnvs(config, slot),
       // A fixed address on the edge network: the proxy's upstream for this slot.
       networksAdvanced: [{ name: place.edgeNetwork, ipv4Address: place.addresses[slot] }, { name: place.dataNetwork }],

@@ -42,8 +42,16 @@ export interface ReleaseFile {
 }
 
 /** What the server answers for status (over SSH; locally in tests). */
+/** Docker's last run of a container's health check. */
+export interface HealthCheckRun {
+  exitCode: number;
+  output: string;
+}
+
 export interface ServerControl {
   health(container: string): Promise<SlotHealth>;
+  /** Docker's last run of the container's health check; undefined when it has none or never ran it. */
+  lastHealthCheck?(container: string): Promise<HealthCheckRun | undefined>;
   /** Which slot answers a request through the proxy's public route now. */
   servedBy(hostHeader: string): Promise<Slot | undefined>;
   readHistory(limit: number): Promise<DeployRecord[]>;

@@ -13,7 +13,7 @@ import { slotUpstreamAddress, type AddressMap } from "../../infra/proxy/render.j
 import { asRootCommand, serverProxyDir, shellQuote, SSH_CONTROL_DIR, sshClientOptions, stackNames, type Privilege } from "../../infra/server/render.js";
 import type { ReplicaStatus } from "../../infra/replica/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
-import type { DeployRecord, ServerControl, SlotHealth } from "./orchestrator.js";
+import type { DeployRecord, HealthCheckRun, ServerControl, SlotHealth } from "./orchestrator.js";
 
 export interface ShellResult {
   status: number;
@@ -119,6 +119,20 @@ export function parseHealth(result: ShellResult): SlotHealth {
   return "healthy";
 }
 
+/** Reads `docker inspect -f '{{json .State.Health}}'`: its last run, or undefined without a health check or a run. */
+export function parseLastHealthCheck(result: ShellResult): HealthCheckRun | undefined {
+  if (result.status !== 0) {
+    if (/no such (object|container)/i.test(result.stderr)) return undefined;
+    throw new Error(`docker inspect failed (${result.status}): ${result.stderr.trim()}`);
+  }
+  const health = JSON.parse(result.stdout) as { Log?: { ExitCode?: number; Output?: string }[] } | null;
+  const last = health?.Log?.at(-1);
+  if (!last) return undefined;
+  // Docker keeps 4 KiB of it; the first lines say why.
+  const output = (last.Output ?? "").trim().split("\n").map((l) => l.trim()).filter(Boolean).join(" / ");
+  return { exitCode: last.ExitCode ?? -1, output: output.length > 500 ? `${output.slice(0, 500)}…` : output };
+}
+
 /** Reads a `curl -D -` header dump: the last response's status and headers (lower-case names). */
 export function parseResponseHead(head: string): { status: number; headers: Map<string, string> } {
   const blocks = head.replace(/\r/g, "").trim().split(/\n\n+/);
@@ -166,6 +180,10 @@ export class SshServerControl implements ServerControl {
 
   async health(container: string): Promise<SlotHealth> {
     return parseHealth(await this.run(`docker inspect -f ${shellQuote(HEALTH_FORMAT)} ${shellQuote(container)}`));
+  }
+
+  async lastHealthCheck(container: string): Promise<HealthCheckRun | undefined> {
+    return parseLastHealthCheck(await this.run(`docker inspect -f ${shellQuote("{{json .State.Health}}")} ${shellQuote(container)}`));
   }
 
   /** GET through the proxy's internal port, from inside the proxy container (the port is never published). */

@@ -6,13 +6,15 @@ import { describeReplication, replicaNames, type ReplicaStatus } from "../../inf
 import { containerPrefix, healthCheckHost, stackNames } from "../../infra/server/render.js";
 import type { DeployedSlots } from "../../infra/app/rollout.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
-import type { DeployRecord, ServerControl, SlotHealth } from "./orchestrator.js";
+import type { DeployRecord, HealthCheckRun, ServerControl, SlotHealth } from "./orchestrator.js";
 
 export interface SlotState {
   slot: Slot;
   container: string;
   image: string;
   health: SlotHealth | `unknown (${string})`;
+  /** When the slot is not healthy: Docker's last run of its health check, which says why. */
+  lastCheck?: HealthCheckRun;
   /** The last successful deploy to this slot. */
   lastDeploy?: DeployRecord;
 }
@@ -47,7 +49,8 @@ export async function gatherStatus(
       SLOTS.map(async (slot): Promise<SlotState> => {
         const container = slotContainerName(containerPrefix(config.service, stack), slot);
         const health = await server.health(container).catch((err: unknown) => `unknown (${errorText(err)})` as const);
-        return { slot, container, image: deployed?.slots[slot].container.image ?? "(never deployed)", health };
+        const lastCheck = health === "unhealthy" || health === "starting" ? await server.lastHealthCheck?.(container).catch(() => undefined) : undefined;
+        return { slot, container, image: deployed?.slots[slot].container.image ?? "(never deployed)", health, ...(lastCheck ? { lastCheck } : {}) };
       }),
     ),
     replicaState(stack, config, server),
@@ -72,6 +75,19 @@ function describeRecord(r: DeployRecord): string {
   return `${r.at}  ${r.by ?? "?"}  ${r.action} of ${r.image} to ${r.slot}: ${r.result}`;
 }
 
+/**
+ * A slot's last health check as the operator reads it. A check that could not
+ * run at all (no /bin/sh, no curl nor wget in the image: Paketo's and
+ * distroless images) says what the image lacks.
+ */
+export function describeHealthCheck(s: SlotState): string | undefined {
+  if (!s.lastCheck) return undefined;
+  const { exitCode, output } = s.lastCheck;
+  const toolsMissing = /\/bin\/sh.*(no such file|not found)|(curl|wget): (command )?not found/i.test(output);
+  const hint = toolsMissing ? " (the health check runs /bin/sh with curl or wget inside the slot: the image has to have them; README, Blue/green deploys)" : "";
+  return `${s.container} is ${s.health}; Docker's last health check of it (exit ${exitCode}): ${output || "no output"}${hint}`;
+}
+
 /** The status as the operator reads it; the last line says what is true now. */
 export function formatStatus(status: StackStatus): string[] {
   const lines = [`Stack ${status.stack}`];
@@ -79,6 +95,8 @@ export function formatStatus(status: StackStatus): string[] {
     const live = s.slot === status.recordedLive ? "live" : "idle";
     const deployed = s.lastDeploy ? `deployed ${s.lastDeploy.at} by ${s.lastDeploy.by ?? "?"}` : "no deploy recorded";
     lines.push(`  ${s.slot.padEnd(5)}  ${live}  ${s.image}  ${s.health}  ${deployed}`);
+    const check = describeHealthCheck(s);
+    if (check) lines.push(`    ${check}`);
   }
   if (status.replica) {
     const state = status.replica.state;

@@ -229,7 +229,7 @@ export const appSchema = z.strictObject({
   slots: z.never({ error: "no longer set in the stack file: what each slot runs is the stack's state (npm run status shows it); remove the key, and set app.image to the release that should serve" }).optional(),
   liveSlot: z.never({ error: "no longer set in the stack file: which slot serves is the stack's state (npm run status shows it); remove the key" }).optional(),
   memoryMb: memoryMb.default(1024),
-  /** The `uid:gid` the app image runs as; its secret files on the server belong to it. */
+  /** The `uid:gid` the app's containers run as, whatever user the image names; its secret files on the server belong to it. */
   runAs: z.string().regex(/^\d+:\d+$/, { error: 'expected a numeric "uid:gid" such as "1000:1000"' }).default("1000:1000"),
   healthCheck: z
     .strictObject({

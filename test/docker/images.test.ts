@@ -23,8 +23,10 @@ import { platformSettings } from "../../infra/server/container.js";
 import { edgeAddressing } from "../../infra/server/render.js";
 import { loadStack } from "../../stacks/config/load.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
+import { describeHealthCheck } from "../../ops/deploy/status.js";
+import { parseLastHealthCheck } from "../../ops/deploy/server.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { APP_REPOSITORY, buildTestImages, COMMITTED_IMAGE_REFS, committedImageRefs, CONTENT_LABEL, tagAppVersion, type BuiltImage } from "../support/docker-images.js";
+import { APP_IMAGE_USER, APP_REPOSITORY, buildTestImages, COMMITTED_IMAGE_REFS, committedImageRefs, CONTENT_LABEL, tagAppVersion, type BuiltImage } from "../support/docker-images.js";
 import { selfSignedCertificate } from "../support/nginx.js";
 import { REPO } from "../support/project.js";
 import { tempDir, waitFor } from "../support/system.js";
@@ -94,6 +96,15 @@ describe("test images on a real Docker daemon", () => {
     chownSync(path, owner, owner);
     chmodSync(path, 0o400);
   };
+  /** A release as the program runs it in prod's green slot on MariaDB, with the health check run every second. */
+  const greenSlot = (name: string, image: string) =>
+    d([
+      ...["run", "--detach", "--name", name, "--network", `${N}-data`, "--user", prod.app.runAs],
+      ...slotEnvs({ app: prod.app, database: mariadbConfig }, "green").flatMap((e) => ["--env", e]),
+      ...["--mount", `type=bind,source=${join(dir.path, "app")},target=/run/secrets/app,readonly`],
+      ...healthArgs(slotHealthCheck(prod.app, prod.domains.api).tests),
+      image,
+    ]);
   const ip = (container: string, network: string) => d(["inspect", "-f", `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, container]);
 
   before(async () => {
@@ -213,7 +224,7 @@ describe("test images on a real Docker daemon", () => {
   it("the app reads its password from a 0400 file owned by 1000, is healthy only while its database answers, and tells its slot and version", async () => {
     const app = (name: string, image: string, database: StackConfig["database"], slot: "blue" | "green", secrets: string) =>
       d([
-        ...["run", "--detach", "--name", name, "--network", database.engine === "postgres" ? `${N}-pgdata` : `${N}-data`],
+        ...["run", "--detach", "--name", name, "--network", database.engine === "postgres" ? `${N}-pgdata` : `${N}-data`, "--user", prod.app.runAs],
         ...slotEnvs({ app: prod.app, database }, slot).flatMap((e) => ["--env", e]),
         ...["--mount", `type=bind,source=${secrets},target=/run/secrets/app,readonly`],
         ...healthArgs(slotHealthCheck(prod.app, prod.domains.api).tests),
@@ -225,7 +236,9 @@ describe("test images on a real Docker daemon", () => {
     app(`${N}-green`, IMAGE.green, postgresConfig, "green", join(dir.path, "app"));
     await healthy(`${N}-blue`);
     await healthy(`${N}-green`);
-    assert.equal(d(["inspect", "-f", "{{.Config.User}}", `${N}-blue`]), "1000:1000");
+    // The image names another user (APP_IMAGE_USER); the slot runs as app.runAs, the password file's owner.
+    assert.equal(d(["image", "inspect", "-f", "{{.Config.User}}", IMAGE.blue]), APP_IMAGE_USER);
+    assert.equal(d(["inspect", "-f", "{{.Config.User}}", `${N}-blue`]), prod.app.runAs);
     const get = (container: string, path: string) => attempt(["exec", container, "curl", "-sS", "-w", "\n%{http_code}", `http://127.0.0.1:8080${path}`]).stdout;
     assert.equal(get(`${N}-blue`, "/actuator/health"), '{"status":"UP"}\n\n200');
     const blue = JSON.parse(get(`${N}-blue`, "/anything").split("\n")[0]!) as { slot: string; version: string };
@@ -244,7 +257,7 @@ describe("test images on a real Docker daemon", () => {
 
   it("the app stops at start while its database does not answer, as the team's JPA app does; the program's restart policy brings it up once the database answers", async () => {
     const slot = [
-      ...["--network", `${N}-data`, ...slotEnvs({ app: prod.app, database: mariadbConfig }, "blue").flatMap((e) => ["--env", e])],
+      ...["--network", `${N}-data`, "--user", prod.app.runAs, ...slotEnvs({ app: prod.app, database: mariadbConfig }, "blue").flatMap((e) => ["--env", e])],
       ...["--mount", `type=bind,source=${join(dir.path, "app")},target=/run/secrets/app,readonly`],
     ];
     d(["stop", `${N}-db`]);
@@ -281,22 +294,34 @@ describe("test images on a real Docker daemon", () => {
     assert.equal(next.ref, `${APP_REPOSITORY}:1.8.3`);
     assert.notEqual(next.id, built.find((b) => b.ref === IMAGE.blue)?.id);
     assert.equal((await tagAppVersion({ env: host.dockerEnv }, "1.8.3")).built, false);
-    d([
-      ...["run", "--detach", "--name", `${N}-broken`, "--network", `${N}-data`],
-      ...slotEnvs({ app: prod.app, database: mariadbConfig }, "green").flatMap((e) => ["--env", e]),
-      ...["--mount", `type=bind,source=${join(dir.path, "app")},target=/run/secrets/app,readonly`],
-      ...healthArgs(slotHealthCheck(prod.app, prod.domains.api).tests),
-      broken.ref,
-    ]);
+    greenSlot(`${N}-broken`, broken.ref);
     await waitFor("the broken release to turn unhealthy", () => d(["inspect", "-f", "{{.State.Health.Status}}", `${N}-broken`]) === "unhealthy", 60_000, 250);
     assert.match(attempt(["exec", `${N}-broken`, "curl", "-sS", "http://127.0.0.1:8080/"]).stdout, /"version":"1.8.4-broken"/);
+    // What npm run status and a failed deploy print of it: Docker's last run of the check, read as the server control reads it.
+    const last = parseLastHealthCheck(attempt(["inspect", "-f", "{{json .State.Health}}", `${N}-broken`]));
+    assert.equal(last?.exitCode, 1);
+    assert.match(last!.output, /curl: \(22\) The requested URL returned error: 503/);
     d(["rm", "--force", `${N}-broken`]);
+  });
+
+  it("an image without a shell, curl or wget (Paketo's tiny, distroless) never turns healthy, and Docker's last check says what it lacks", async () => {
+    const bare = await tagAppVersion({ env: host.dockerEnv }, "1.8.4-no-health-tools", { withoutHealthTools: true });
+    greenSlot(`${N}-bare`, bare.ref);
+    try {
+      await waitFor("the bare image to turn unhealthy", () => d(["inspect", "-f", "{{.State.Health.Status}}", `${N}-bare`]) === "unhealthy", 60_000, 250);
+      const last = parseLastHealthCheck(attempt(["inspect", "-f", "{{json .State.Health}}", `${N}-bare`]))!;
+      assert.match(last.output, /\/bin\/sh.*no such file/i);
+      const line = describeHealthCheck({ slot: "green", container: `${N}-bare`, image: bare.ref, health: "unhealthy", lastCheck: last });
+      assert.match(line!, /the health check runs \/bin\/sh with curl or wget inside the slot: the image has to have them/);
+    } finally {
+      d(["rm", "--force", `${N}-bare`]);
+    }
   });
 
   it("an app bundling only MySQL's Connector/J: stops at start on the default jdbc:mariadb URL, as Spring Boot does; healthy with app.jdbcDriver: mysql-connector-j", async () => {
     const image = await tagAppVersion({ env: host.dockerEnv }, "1.8.5-mysql-connector", { jdbcDrivers: ["mysql-connector-j"] });
     const slot = (app: StackConfig["app"]) => [
-      ...["--network", `${N}-data`, ...slotEnvs({ app, database: mariadbConfig }, "blue").flatMap((e) => ["--env", e])],
+      ...["--network", `${N}-data`, "--user", app.runAs, ...slotEnvs({ app, database: mariadbConfig }, "blue").flatMap((e) => ["--env", e])],
       ...["--mount", `type=bind,source=${join(dir.path, "app")},target=/run/secrets/app,readonly`],
     ];
     const refused = attempt(["run", "--rm", ...slot(prod.app), image.ref]);

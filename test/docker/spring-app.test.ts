@@ -199,7 +199,7 @@ for (const { stack, engine, api, database } of STACKS) {
         const envFile = join(host.dir, "spring-probe.env");
         writeFileSync(envFile, `${env.join("\n")}\n`);
         const source = inspect<{ Source: string; Destination: string }[]>(slot, ".Mounts").find((m) => m.Destination === "/run/secrets/app")!.Source;
-        docker(["run", "-d", "--name", "bbaegok-spring-probe", "--env-file", envFile, "--network", `bbaegok-${stack}-data`, "--mount", `type=bind,source=${source},target=/run/secrets/app,readonly`, SPRING_IMAGE]);
+        docker(["run", "-d", "--name", "bbaegok-spring-probe", "--user", inspect<string>(slot, ".Config.User"), "--env-file", envFile, "--network", `bbaegok-${stack}-data`, "--mount", `type=bind,source=${source},target=/run/secrets/app,readonly`, SPRING_IMAGE]);
         let health: Answer = { status: 0, body: "" };
         await waitFor("the probe's health answer", () => (health = http("bbaegok-spring-probe", "GET", "/actuator/health")).status !== 0, 120_000, 1000);
         const probe = json<Health>(health, 503);
@@ -221,7 +221,7 @@ for (const { stack, engine, api, database } of STACKS) {
         const envFile = join(host.dir, "spring-probe.env");
         writeFileSync(envFile, `${inspect<string[]>(slot, ".Config.Env").join("\n")}\n`);
         const source = inspect<{ Source: string; Destination: string }[]>(slot, ".Mounts").find((m) => m.Destination === "/run/secrets/app")!.Source;
-        const probe = (args: string[]) => docker(["run", "--rm", "--env-file", envFile, ...args, SPRING_IMAGE], { allowFailure: true, timeoutMs: 180_000 });
+        const probe = (args: string[]) => docker(["run", "--rm", "--user", inspect<string>(slot, ".Config.User"), "--env-file", envFile, ...args, SPRING_IMAGE], { allowFailure: true, timeoutMs: 180_000 });
         // The slot's own settings, but no network: its database does not answer.
         const alone = probe(["--network", "none", "--mount", `type=bind,source=${source},target=/run/secrets/app,readonly`]);
         assert.equal(alone.status, 1, alone.stdout.slice(-2000));

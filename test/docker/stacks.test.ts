@@ -364,13 +364,15 @@ describe("releases through the real SSH path, under load: npm run deploy, rollba
     assert.doesNotMatch(readFileSync(file(), "utf8"), /FEATURE_X/);
   });
 
-  it("a release that never turns healthy never becomes live: the deploy fails, the file is put back, nothing fails", async () => {
+  it("a release that never turns healthy never becomes live: the deploy fails saying why (Docker's last check), the file is put back, nothing fails", async () => {
     const before = readFileSync(file(), "utf8");
     let result: Awaited<ReturnType<typeof ops>> | undefined;
     const { failed, answers } = await underLoad(async () => {
       result = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.4-broken"]);
     });
     assert.equal(result!.status, 1, result!.stdout + result!.stderr);
+    // Why, from the server: Docker's last run of the new slot's health check.
+    assert.match(result!.stderr, /bbaegok-prod-app-blue is (unhealthy|starting); Docker's last health check of it \(exit 1\): curl: \(22\) The requested URL returned error: 503/);
     assert.deepEqual(failed, []);
     assert.ok(answers.every((a) => a.slot === "green"), "only green answered");
     assert.equal(readFileSync(file(), "utf8"), before);

@@ -123,14 +123,16 @@ export async function buildTestImages(docker: DockerCli, refs: Partial<ImageRefs
  * `unhealthy`, its /actuator/health answers 503 whatever the database does:
  * a release that never turns healthy. With `jdbcDrivers`, the image bundles
  * only those drivers (as a build file decides): a datasource URL naming
- * another stops its start, as Spring Boot does.
+ * another stops its start, as Spring Boot does. With `withoutHealthTools`, no
+ * shell, curl or wget (Paketo's tiny and distroless images): the program's
+ * health check cannot run in it.
  */
-export async function tagAppVersion(docker: DockerCli, version: string, options: { unhealthy?: boolean; jdbcDrivers?: JdbcDriver[] } = {}): Promise<BuiltImage> {
+export async function tagAppVersion(docker: DockerCli, version: string, options: { unhealthy?: boolean; jdbcDrivers?: JdbcDriver[]; withoutHealthTools?: boolean } = {}): Promise<BuiltImage> {
   const ref = appRef(version);
   const config = imageConfig("app", ref);
   if (options.unhealthy) config.push(`ENV ${APP_UNHEALTHY_ENV}=1`);
   if (options.jdbcDrivers) config.push(`ENV ${APP_JDBC_DRIVERS_ENV}=${options.jdbcDrivers.join(",")}`);
-  return importImage(docker, "app", ref, ROOTFS.app(), config);
+  return importImage(docker, "app", ref, appRootFs(!options.withoutHealthTools), config);
 }
 
 /**
@@ -155,6 +157,19 @@ function appRef(version: string): string {
 // --- the images ------------------------------------------------------------
 
 const ROOT = { uid: 0, gid: 0 };
+
+/**
+ * The user the app images name, on purpose not the program's `app.runAs`
+ * (1000:1000): a team's image names whatever its build gives it (Paketo's
+ * builds their own uid, a plain Dockerfile often root), and the program must
+ * run the slots as `app.runAs`, the owner of the password file, whatever it is.
+ */
+export const APP_IMAGE_USER = "2000:2000";
+// 1000 is in /etc/passwd too, as in Ubuntu-based images (their `ubuntu` user).
+const APP_USERS: User[] = [
+  { name: "image", uid: 2000, gid: 2000, home: "/app", shell: "/bin/sh" },
+  { name: "app", uid: 1000, gid: 1000, home: "/app", shell: "/bin/sh" },
+];
 
 function tagOf(ref: string): string {
   const at = ref.lastIndexOf(":");
@@ -185,7 +200,7 @@ function imageConfig(kind: ImageKind, ref: string): string[] {
     case "metabase":
       return [`ENV ${PATH_ENV}`, `ENV BBAEGOK_METABASE_VERSION=${tagOf(ref)}`, 'ENTRYPOINT ["/app/run_metabase.sh"]', "EXPOSE 3000/tcp"];
     case "app":
-      return [`ENV ${PATH_ENV}`, `ENV BBAEGOK_APP_VERSION=${tagOf(ref)}`, "USER 1000:1000", "WORKDIR /app", 'ENTRYPOINT ["/app/bbaegok-api"]', `EXPOSE ${APP_DEFAULT_PORT}/tcp`];
+      return [`ENV ${PATH_ENV}`, `ENV BBAEGOK_APP_VERSION=${tagOf(ref)}`, `USER ${APP_IMAGE_USER}`, "WORKDIR /app", 'ENTRYPOINT ["/app/bbaegok-api"]', `EXPOSE ${APP_DEFAULT_PORT}/tcp`];
   }
 }
 
@@ -282,15 +297,23 @@ const ROOTFS: Record<ImageKind, () => Built> = {
     return { fs, inside: `Go stand-in (test/docker/images/app/metabase), ${go.version}` };
   },
 
-  app() {
-    const go = goBinaries();
-    const fs = base([{ name: "app", uid: 1000, gid: 1000, home: "/app", shell: "/bin/sh" }]);
-    fs.file("/app/bbaegok-api", go.api, 0o755);
+  app: () => appRootFs(true),
+};
+
+/**
+ * The Go stand-in. `healthTools` false: no shell, curl or wget, as Paketo's
+ * tiny and distroless images, where the program's health check cannot run.
+ */
+function appRootFs(healthTools: boolean): Built {
+  const go = goBinaries();
+  const fs = base(APP_USERS);
+  fs.file("/app/bbaegok-api", go.api, 0o755);
+  if (healthTools) {
     fs.binaries(["/usr/bin/curl"], "curl");
     fs.busybox();
-    return { fs, inside: `Go stand-in (test/docker/images/app), ${go.version}` };
-  },
-};
+  }
+  return { fs, inside: `Go stand-in (test/docker/images/app), ${go.version}${healthTools ? "" : ", no shell, curl or wget"}` };
+}
 
 interface User {
   name: string;
@@ -410,13 +433,13 @@ function javaHome(): string {
 
 function springImageConfig(ref: string): string[] {
   // As a Spring Boot image built the usual way: the fat jar run by java as PID 1 (SIGTERM reaches Spring), not as root.
-  return [`ENV ${PATH_ENV}`, `ENV JAVA_HOME=${javaHome()}`, `ENV BBAEGOK_APP_VERSION=${tagOf(ref)}`, "USER 1000:1000", "WORKDIR /app", 'ENTRYPOINT ["java", "-jar", "/app/app.jar"]', `EXPOSE ${APP_DEFAULT_PORT}/tcp`];
+  return [`ENV ${PATH_ENV}`, `ENV JAVA_HOME=${javaHome()}`, `ENV BBAEGOK_APP_VERSION=${tagOf(ref)}`, `USER ${APP_IMAGE_USER}`, "WORKDIR /app", 'ENTRYPOINT ["java", "-jar", "/app/app.jar"]', `EXPOSE ${APP_DEFAULT_PORT}/tcp`];
 }
 
 function springRootFs(): Built {
   const home = javaHome();
   const jar = springAppJar();
-  const fs = base([{ name: "app", uid: 1000, gid: 1000, home: "/app", shell: "/bin/sh" }]);
+  const fs = base(APP_USERS);
   const pkg = "openjdk-17-jre-headless";
   const runtime = fs.tree(home, pkg, (p) => p === "bin/java" || p === "release" || p.startsWith("conf/") || (p.startsWith("lib/") && !JDK_DESKTOP_LIBRARIES.test(p)));
   fs.binaries(runtime.filter((p) => p.endsWith("/bin/java") || p.endsWith(".so")), pkg, [`${home}/lib`, `${home}/lib/server`]);

@@ -9,10 +9,10 @@ import { after, describe, it } from "node:test";
 import { productionDeps, runDeployCommand, type DeployDeps } from "../../ops/deploy.js";
 import type { DeployRecord } from "../../ops/deploy/orchestrator.js";
 import { spawn } from "node:child_process";
-import { deployProxy, parseHealth, parseHistory, parseResponseHead, runScript, sshShell, SshServerControl } from "../../ops/deploy/server.js";
+import { deployProxy, parseHealth, parseHistory, parseLastHealthCheck, parseResponseHead, runScript, sshShell, SshServerControl } from "../../ops/deploy/server.js";
 import { loadStack } from "../../stacks/config/load.js";
 import { REPO } from "../support/project.js";
-import { formatStatus } from "../../ops/deploy/status.js";
+import { describeHealthCheck, formatStatus } from "../../ops/deploy/status.js";
 import { tempDir } from "../support/system.js";
 
 const record = (over: Partial<DeployRecord>): DeployRecord => ({
@@ -103,6 +103,20 @@ describe("reading the server's answers", () => {
     assert.throws(() => parseHealth({ status: 1, stdout: "", stderr: "permission denied while trying to connect to the Docker daemon socket" }), /docker inspect failed \(1\): permission denied/);
   });
 
+  it("docker inspect of the health: its last run (exit status, output on one line), nothing without a check, a run or a container", () => {
+    const inspect = (stdout: string) => parseLastHealthCheck({ status: 0, stdout, stderr: "" });
+    const log = (...runs: { ExitCode: number; Output: string }[]) => `${JSON.stringify({ Status: "unhealthy", FailingStreak: runs.length, Log: runs.map((r) => ({ Start: "2026-12-07T11:00:00Z", End: "2026-12-07T11:00:01Z", ...r })) })}\n`;
+    assert.deepEqual(inspect(log({ ExitCode: 0, Output: "" }, { ExitCode: 1, Output: "curl: (22) The requested URL returned error: 503\nwget: server returned error: HTTP/1.1 503 Service Unavailable\n" })), {
+      exitCode: 1,
+      output: "curl: (22) The requested URL returned error: 503 / wget: server returned error: HTTP/1.1 503 Service Unavailable",
+    });
+    assert.equal(inspect(log({ ExitCode: 1, Output: "x".repeat(4096) }))!.output.length, 501);
+    assert.equal(inspect("null\n"), undefined);
+    assert.equal(inspect(JSON.stringify({ Status: "starting", FailingStreak: 0, Log: [] })), undefined);
+    assert.equal(parseLastHealthCheck({ status: 1, stdout: "", stderr: "Error: No such object: bbaegok-prod-app-green\n" }), undefined);
+    assert.throws(() => parseLastHealthCheck({ status: 1, stdout: "", stderr: "permission denied" }), /docker inspect failed \(1\): permission denied/);
+  });
+
   it("curl's header dump: the final response's status and headers", () => {
     const head = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nServer: nginx\r\nX-Bbaegok-Upstream: 172.30.10.12:8080\r\n\r\n";
     const parsed = parseResponseHead(head);
@@ -153,6 +167,18 @@ describe("the status text", () => {
     assert.match(text, /^ {2}green {2}live {2}ghcr\.io\/bbaegok\/bbaegok-api:1\.9\.0 {2}healthy {2}deployed 2025-05-01T02:03:04Z by deploy from 198\.51\.100\.7$/m);
     assert.match(text, /deploy from 198\.51\.100\.7 {2}rollout of ghcr\.io\/bbaegok\/bbaegok-api:1\.9\.0 to blue: failed/);
     assert.match(text, /green is live and serving\.$/);
+  });
+
+  it("under a slot that is not healthy, Docker's last check of it; a check that could not run names what the image lacks", () => {
+    const failing = (output: string, exitCode = 1) => [slots[0]!, { ...slots[1]!, health: "unhealthy" as const, lastCheck: { exitCode, output } }];
+    const lines = formatStatus({ stack: "prod", recordedLive: "blue", served: "blue", slots: failing("curl: (22) The requested URL returned error: 503"), recent: [] });
+    assert.equal(lines[3], "    bbaegok-prod-app-green is unhealthy; Docker's last health check of it (exit 1): curl: (22) The requested URL returned error: 503");
+    assert.equal(lines.filter((l) => l.includes("last health check")).length, 1, "only the unhealthy slot");
+    const hint = /the health check runs \/bin\/sh with curl or wget inside the slot: the image has to have them/;
+    assert.doesNotMatch(lines.join("\n"), hint);
+    const noShell = 'OCI runtime exec failed: exec failed: unable to start container process: exec: "/bin/sh": stat /bin/sh: no such file or directory: unknown';
+    const noTools = "/bin/sh: 1: curl: not found / /bin/sh: 1: wget: not found";
+    for (const [output, code] of [[noShell, -1], [noTools, 127]] as const) assert.match(describeHealthCheck(failing(output, code)[1]!)!, hint, output);
   });
 
   it("warns when the proxy and the stack's state disagree, and says when the proxy could not be asked", () => {

@@ -180,3 +180,29 @@ describe("the rollout plan across a setting outside the release", () => {
     assert.equal(next.slots.blue.container.image, "ghcr.io/bbaegok/bbaegok-api:1.8.5");
   });
 });
+
+describe("the slots run as app.runAs, whatever user the image names", () => {
+  const config: Config = { app: prod.app, database: prod.database };
+
+  it("each slot's container names app.runAs, the owner of the password file", () => {
+    for (const slot of ["blue", "green"] as const) assert.equal(desiredSpec(config, place, slot).container.user, prod.app.runAs);
+    const other: Config = { ...config, app: { ...config.app, runAs: "1002:1000" } };
+    assert.equal(desiredSpec(other, place, "blue").container.user, "1002:1000");
+  });
+
+  it("slots recorded before the user was set (they ran as their image's user): the live one stays as recorded; the change rolls out to the idle one, then the warm one is rewarmed", () => {
+    const withoutUser = (d: DeployedSlots): DeployedSlots => ({
+      ...d,
+      slots: { blue: { ...d.slots.blue, container: { ...d.slots.blue.container, user: undefined } }, green: { ...d.slots.green, container: { ...d.slots.green.container, user: undefined } } },
+    });
+    const before = withoutUser(recorded(plan(undefined, config)));
+    const rollout = plan(before, config);
+    assert.deepEqual([rollout.action, rollout.live], ["rollout", "green"]);
+    assert.equal(rollout.slots.blue.container.user, undefined, "the live slot is touched");
+    assert.equal(rollout.slots.green.container.user, prod.app.runAs);
+    const rewarm = plan(recorded(rollout), config);
+    assert.deepEqual([rewarm.action, rewarm.live, rewarm.checks.target], ["rewarm", "green", "blue"]);
+    assert.equal(rewarm.slots.blue.container.user, prod.app.runAs);
+    assert.equal(plan(recorded(rewarm), config).action, "none");
+  });
+});
