@@ -29,24 +29,28 @@ in_container() {
 # replication password (and @BACKUP_PASSWORD@ for the backup's login over
 # the link, and, MariaDB/MySQL, @SEEDING_PASSWORD@ and @MONITOR_PASSWORD@ for
 # the seeding and monitoring logins', whose files must then be there): each
-# is read from its file inside the container and put in by bash's own
-# expansion, so never on a command line.
+# is read from its file inside the container, only when the SQL names it, and
+# put in by bash's own expansion, so never on a command line; an empty or
+# missing file stops it (never a login with an empty password).
 # shellcheck disable=SC2016 # expanded inside the container, not here
 admin_sql() {
   local container=$1
   shift
   if [[ $ENGINE == postgres ]]; then
-    in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true)
-      if [[ $sql == *@BACKUP_PASSWORD@* ]]; then secret=$(cat "$1/replica_backup_password") && [[ -n $secret ]] || { echo "no password in $1/replica_backup_password" >&2; exit 1; }; sql=${sql//@BACKUP_PASSWORD@/$secret}; fi
-      shift; printf "%s\n" "${sql//@REPLICATION_PASSWORD@/$pw}" | exec "$@"' \
-      admin-sql "$secrets_dir" psql -X -q -A -t -v ON_ERROR_STOP=1 -U postgres -d "$DATABASE" "$@"
-  else
-    in_container "$container" bash -c 'sql=$(cat); pw=$(cat "$1/replication_password" 2>/dev/null || true)
-      for login in seed:SEEDING monitor:MONITOR backup:BACKUP; do
-        tag="@${login#*:}_PASSWORD@" file="$1/replica_${login%%:*}_password"
+    in_container "$container" bash -c 'sql=$(cat)
+      for tag in REPLICATION:replication_password BACKUP:replica_backup_password; do
+        file="$1/${tag#*:}" tag="@${tag%%:*}_PASSWORD@"
         if [[ $sql == *"$tag"* ]]; then secret=$(cat "$file") && [[ -n $secret ]] || { echo "no password in $file" >&2; exit 1; }; sql=${sql//"$tag"/$secret}; fi
       done
-      export MYSQL_PWD="$(cat "$1/db_root_password")"; shift; printf "%s\n" "${sql//@REPLICATION_PASSWORD@/$pw}" | exec "$@"' \
+      shift; printf "%s\n" "$sql" | exec "$@"' \
+      admin-sql "$secrets_dir" psql -X -q -A -t -v ON_ERROR_STOP=1 -U postgres -d "$DATABASE" "$@"
+  else
+    in_container "$container" bash -c 'sql=$(cat)
+      for tag in REPLICATION:replication_password SEEDING:replica_seed_password MONITOR:replica_monitor_password BACKUP:replica_backup_password; do
+        file="$1/${tag#*:}" tag="@${tag%%:*}_PASSWORD@"
+        if [[ $sql == *"$tag"* ]]; then secret=$(cat "$file") && [[ -n $secret ]] || { echo "no password in $file" >&2; exit 1; }; sql=${sql//"$tag"/$secret}; fi
+      done
+      export MYSQL_PWD="$(cat "$1/db_root_password")"; shift; printf "%s\n" "$sql" | exec "$@"' \
       admin-sql "$secrets_dir" "$CLIENT" -uroot --batch --skip-column-names "$@"
   fi
 }

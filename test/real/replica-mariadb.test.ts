@@ -3,11 +3,11 @@
 // replica, and the rendered replica script (setup, wait, status, promote)
 // run against them. The only stand-in is `docker exec` (test/support/replica-harness.ts).
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { spawn } from "node:child_process";
-import { replicaApplyThreads, replicaServerFlags } from "../../infra/replica/render.js";
+import { REPLICATION_USER, replicaApplyThreads, replicaServerFlags } from "../../infra/replica/render.js";
 import type { MariaDb } from "../support/mariadb.js";
 import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, startMariaDbPair, startReplicatedMariaDb, writeReplicaRole } from "../support/replica-harness.js";
 import { requireCommand, tempDir, waitFor } from "../support/system.js";
@@ -51,6 +51,22 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
   after(async () => {
     await Promise.all([primary?.stop(), replica?.stop()]);
     dir.remove();
+  });
+
+  it("refuses to set up with an empty replication password file, naming it: no replication login with an empty password", async () => {
+    const file = join(dir.path, "replication_password");
+    const password = readFileSync(file, "utf8");
+    chmodSync(file, 0o600);
+    writeFileSync(file, "");
+    try {
+      const setup = await runReplica(script, env, "setup");
+      assert.notEqual(setup.status, 0, setup.stderr);
+      assert.match(setup.stderr, new RegExp(`no password in ${file}`));
+      assert.equal(primary.sql(`SELECT COUNT(*) FROM mysql.user WHERE user = '${REPLICATION_USER}'`).trim(), "0", "a replication login was made");
+    } finally {
+      writeFileSync(file, password);
+      chmodSync(file, 0o400);
+    }
   });
 
   it("sets up GTID replication from a consistent dump: the primary's rows are on the replica, the positions equal", async () => {
