@@ -494,6 +494,15 @@ reseed_step() {
       fi
       replica_log info "seeding $REPLICA again from $PRIMARY; its replication before: $(replication_state)" ;;
     stop)
+      # The stack file is the only other guard, and it can be behind: a
+      # promotion not yet committed when CI deployed, or a hand edit, renders
+      # this as a replica. One that answers and takes the app's writes is the
+      # primary whatever the file says: seeding it again would drop its writes.
+      # (One that does not answer, as a reseed cut after this step leaves it, goes on.)
+      if [[ $(takes_writes admin_sql "$REPLICA" 2>/dev/null) == true ]]; then
+        replica_log err "$REPLICA takes the app's writes: it is a primary (promoted?), not a replica to seed again; nothing was touched. If npm run promote made it the primary, the stack file must say database.primary: replica: commit it, then pulumi up"
+        exit 1
+      fi
       if [[ $ENGINE == postgres ]]; then
         replica_log info "stopping $REPLICA"
         docker stop --time 60 "$REPLICA" >/dev/null

@@ -190,6 +190,15 @@ describe("a MariaDB read replica (the rendered setup, for real)", () => {
     assert.equal(onReplica("SELECT COUNT(*) FROM orders"), String(rows + 1));
   });
 
+  it("promoted, but the stack file still says original (the promotion not committed when CI deployed): a reseed refuses, its writes kept", async () => {
+    const rows = onReplica("SELECT COUNT(*) FROM orders");
+    const reseed = await runReplica(script, env, "reseed");
+    assert.equal(reseed.status, 1, reseed.stderr);
+    assert.match(reseed.stderr, /bbaegok-prod-db-replica takes the app's writes: it is a primary \(promoted\?\), not a replica to seed again; nothing was touched/);
+    assert.equal(onReplica("SELECT COUNT(*) FROM orders"), rows);
+    assert.equal(replica.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('재시드 거부 후')", DB).status, 0, "its logins were locked");
+  });
+
   it("promoted, its role is its option file: restarted (flags unchanged, the container left as it is) before the flip's up rewrote it, it is read-only, and the up's writable check makes it writable; once rewritten, a restart keeps it writable", async () => {
     const flags = replicaServerFlags({ engine: "mariadb", memoryMb: REPLICA_MEMORY_MB, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir.path, slot: "replica_1" });
     await replica.restart(flags);
