@@ -9,6 +9,7 @@ import type { StackConfig } from "../../stacks/config/schema.js";
 import { ServerFile, type HomeServer } from "../server/index.js";
 import {
   awsCredentialsFile,
+  backupIamUserName,
   backupPaths,
   backupScript,
   backupBucketPolicy,
@@ -67,9 +68,11 @@ export class DatabaseBackups extends pulumi.ComponentResource {
     this.prefix = `${stack}/`;
     this.databases = targets.map((t) => t.name);
 
+    // Named first: a name AWS would refuse stops the preview before anything is made.
+    const userNames = { writer: backupIamUserName(server.names.prefix, "backup"), drill: backupIamUserName(server.names.prefix, "restore-drill") };
     const bucket = createBucket(this);
-    const writer = createIdentity(this, "writer", "backup", backupWriterPolicy(backup.bucket, stack));
-    const reader = createIdentity(this, "drill", "restore-drill", restoreDrillReaderPolicy(backup.bucket, stack));
+    const writer = createIdentity(this, "writer", userNames.writer, "backup", backupWriterPolicy(backup.bucket, stack));
+    const reader = createIdentity(this, "drill", userNames.drill, "restore-drill", restoreDrillReaderPolicy(backup.bucket, stack));
     const files = placeFilesOnServer(this, writer.key, reader.key);
     createCronEntry(this, [...files, bucket]);
 
@@ -110,8 +113,8 @@ export class DatabaseBackups extends pulumi.ComponentResource {
       return bucket;
     }
 
-    function createIdentity(parent: DatabaseBackups, suffix: string, role: string, policy: string) {
-      const user = new aws.iam.User(`${name}-${suffix}`, { name: `${server.names.prefix}-${role}`, path: "/bbaegok/", tags: { "bbaegok:stack": stack } }, { parent });
+    function createIdentity(parent: DatabaseBackups, suffix: string, userName: string, role: string, policy: string) {
+      const user = new aws.iam.User(`${name}-${suffix}`, { name: userName, path: "/bbaegok/", tags: { "bbaegok:stack": stack } }, { parent });
       new aws.iam.UserPolicy(`${name}-${suffix}-policy`, { user: user.name, name: `${role}-${stack}`, policy }, { parent });
       // The provider marks `secret` as a secret output; it stays encrypted in state.
       const key = new aws.iam.AccessKey(`${name}-${suffix}-key`, { user: user.name }, { parent });

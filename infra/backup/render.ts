@@ -464,6 +464,22 @@ export function stackPrefix(stack: string): string {
   return `${stack}/`;
 }
 
+/** AWS's bound on an IAM user's name (CreateUser's UserName); the provider checks only its characters. */
+const IAM_USER_NAME_MAX = 64;
+
+/**
+ * The IAM user of one of a stack's backup identities (`backup`,
+ * `restore-drill`): `<service>-<stack>-<role>`. Refused here, at preview, when
+ * AWS would refuse it at CreateUser, after the bucket was made.
+ */
+export function backupIamUserName(prefix: string, role: "backup" | "restore-drill"): string {
+  const name = `${prefix}-${role}`;
+  if (name.length > IAM_USER_NAME_MAX) {
+    throw new Error(`the backup's IAM user name "${name}" is ${name.length} characters; AWS allows ${IAM_USER_NAME_MAX}: shorten the service's or the stack's name`);
+  }
+  return name;
+}
+
 /**
  * The server's backup identity: PutObject under `<stack>/`, and the abort of
  * its own failed multipart uploads; nothing else. No delete, no read, no

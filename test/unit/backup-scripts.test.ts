@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { backupPaths, backupScript, restoreDrillScript, stackBackupTargets } from "../../infra/backup/render.js";
+import { backupIamUserName, backupPaths, backupScript, restoreDrillScript, stackBackupTargets } from "../../infra/backup/render.js";
 import { allowedBackupAgeMs } from "../../infra/backup/schedule.js";
 import { listStacks } from "../../stacks/config/files.js";
 import { REPO } from "../support/project.js";
@@ -127,5 +127,15 @@ describe("the backup's stream meter", () => {
     const r = spawnSync("bash", ["-c", `${meter}\nmeter_stream rows /dev/null`], { input: "x", encoding: "utf8" });
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /unknown measure "rows"/);
+  });
+});
+
+describe("the backup identities' IAM user names", () => {
+  it("<service>-<stack>-<role> within AWS's 64 characters; longer is refused at preview, naming it and what to shorten", () => {
+    assert.equal(backupIamUserName("bbaegok-prod", "restore-drill"), "bbaegok-prod-restore-drill");
+    const prefix = `${"s".repeat(32)}-${"t".repeat(17)}`;
+    assert.equal(backupIamUserName(prefix, "restore-drill").length, 64);
+    assert.throws(() => backupIamUserName(`${prefix}t`, "restore-drill"), /the backup's IAM user name "s{32}-t{18}-restore-drill" is 65 characters; AWS allows 64: shorten the service's or the stack's name/);
+    assert.equal(backupIamUserName(`${prefix}t`, "backup").length, 58);
   });
 });
