@@ -232,12 +232,23 @@ export function backupsFromObjects(stack: string, objects: readonly StoredObject
  * without one, read in `timeZone` (the stack's backup time zone).
  */
 export function parseTime(text: string, timeZone: string): Date {
+  const usage = `use e.g. 2026-01-05, "2026-01-05 13:30" (in ${timeZone}) or 2026-01-05T04:30:00Z`;
+  // Date.UTC and Date's parser roll an impossible field over (2026-02-30 is
+  // 2 March, 25:00 the next day): a restore of another moment than asked.
+  const fields = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?/.exec(text);
+  if (fields) {
+    const [y, mo, d, h, mi, sec] = fields.slice(1).map((f) => Number(f ?? 0)) as [number, number, number, number, number, number];
+    const t = new Date(Date.UTC(y, mo - 1, d, h, mi, sec));
+    if (t.getUTCFullYear() !== y || t.getUTCMonth() !== mo - 1 || t.getUTCDate() !== d || t.getUTCHours() !== h || t.getUTCMinutes() !== mi || t.getUTCSeconds() !== sec) {
+      throw new BackupError(`--at "${text}": there is no such date or time; ${usage}`);
+    }
+  }
   if (/[zZ]$|[+-]\d{2}:?\d{2}$/.test(text)) {
     const date = new Date(text);
     if (!Number.isNaN(date.getTime())) return date;
   }
   const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(text);
-  if (!m) throw new BackupError(`--at "${text}" is not a time: use e.g. 2026-01-05, "2026-01-05 13:30" (in ${timeZone}) or 2026-01-05T04:30:00Z`);
+  if (!m) throw new BackupError(`--at "${text}" is not a time: ${usage}`);
   const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4] ?? 23), Number(m[5] ?? 59), Number(m[6] ?? 59));
   // The zone's offset at that wall time (twice, to settle across a DST change).
   let guess = wall;

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { BackupError } from "../../ops/restore/backups.js";
+import { BackupError, parseTime } from "../../ops/restore/backups.js";
 import { clientEnv, parseTarget, pgRestoreProblem } from "../../ops/restore/target.js";
 import { runRestore } from "../support/backup-harness.js";
 import { tempDir } from "../support/system.js";
@@ -83,5 +83,21 @@ describe("pg_restore's version against the dump's (pgRestoreProblem)", () => {
   });
   it("no pg_restore at all names the package for the dump's version", () => {
     assert.match(pgRestoreProblem("16.10", null) ?? "", /needs pg_restore 16 or later, and none runs here: install postgresql-client-16/);
+  });
+});
+
+describe("restore --at (parseTime)", () => {
+  it("reads a date, a wall time in the stack's zone, or a zoned time", () => {
+    assert.equal(parseTime("2026-01-05", "Asia/Seoul").toISOString(), "2026-01-05T14:59:59.000Z");
+    assert.equal(parseTime("2026-01-05 13:30", "Asia/Seoul").toISOString(), "2026-01-05T04:30:59.000Z");
+    assert.equal(parseTime("2026-01-05T04:30:00Z", "Asia/Seoul").toISOString(), "2026-01-05T04:30:00.000Z");
+    assert.equal(parseTime("2024-02-29T13:00+09:00", "UTC").toISOString(), "2024-02-29T04:00:00.000Z");
+  });
+
+  it("refuses a date or time that does not exist instead of rolling it over to another moment", () => {
+    for (const text of ["2026-13-45", "2026-02-30", "2026-01-05 25:00", "2026-01-05 13:60", "2026-02-30T00:00:00Z", "2025-02-29T13:00+09:00"]) {
+      assert.throws(() => parseTime(text, "Asia/Seoul"), (err: unknown) => err instanceof BackupError && err.message.startsWith(`--at "${text}": there is no such date or time; use e.g.`), text);
+    }
+    assert.throws(() => parseTime("yesterday", "Asia/Seoul"), /--at "yesterday" is not a time: use e\.g\. 2026-01-05/);
   });
 });
