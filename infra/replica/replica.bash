@@ -327,7 +327,9 @@ fence_and_take() {
   )
   status=$?
   set -e
-  if ((status == UNTOUCHED)) && [[ -n $position ]]; then unfence_primary; fi
+  # No position is not proof of no fence: one read that failed after the
+  # fence leaves it on too, so the primary is asked when there is none.
+  if ((status == UNTOUCHED)) && [[ -n $position || $(takes_writes admin_sql "$PRIMARY" 2>/dev/null) == false ]]; then unfence_primary; fi
   if ((status != 0)); then exit "$status"; fi
 }
 

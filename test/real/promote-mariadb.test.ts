@@ -129,6 +129,30 @@ describe("npm run promote (a real MariaDB primary and replica)", () => {
     assert.equal(write.status, 0, write.stderr);
   });
 
+  it("when the primary is fenced, its position cannot be read, and then the replica does not answer: the fence still comes off", async () => {
+    const { out, reporter } = lines();
+    // The replica never answers; the primary fails the one query for its position (read after the fence).
+    const hook = join(dir.path, "position-lost-exec");
+    writeFileSync(
+      hook,
+      `#!/bin/bash
+[[ $1 == ${REPLICA_CONTAINER} ]] && { echo "Error response from daemon: container ${REPLICA_CONTAINER} is not running" >&2; exit 1; }
+sql=$(cat)
+[[ $1 == ${PRIMARY_CONTAINER} && $sql == *@@gtid_binlog_pos* ]] && { echo "Lost connection to server during query" >&2; exit 1; }
+printf '%s\n' "$sql" | exec ${env.REPLICA_DB_EXEC} "$@"
+`,
+      { mode: 0o755 },
+    );
+    const failing: PromoteDeps = { ...deps(() => undefined), shell: () => localShell({ ...env, REPLICA_DB_EXEC: hook }) };
+    assert.equal(await runPromoteCommand(["--stack", "prod"], failing, reporter, reporter), EXIT.failed);
+    const said = out.join("\n");
+    assert.match(said, /bbaegok-prod-db fenced: it refuses the app's writes from now on/);
+    assert.match(said, /bbaegok-prod-db's position once fenced: none/);
+    assert.match(said, /bbaegok-prod-db unfenced: it takes the app's writes again/);
+    assert.match(said, /nothing changed on bbaegok-prod-db-replica, and the original primary takes the app's writes/);
+    assert.equal(primary.sqlAs(DB, APP_PASSWORD, "SELECT @@read_only", DB).stdout.trim(), "0", "the original was left fenced");
+  });
+
   it("when the promotion's pulumi up fails, the stack file is put back and the operator is told the replica is promoted", async () => {
     // Written just before the promotion: it must reach the promoted replica.
     primary.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('주문 2')", DB);
