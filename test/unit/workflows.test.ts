@@ -30,7 +30,7 @@ interface Job {
   if?: string;
   needs?: string | string[];
   "runs-on"?: string;
-  container?: string;
+  container?: string | { image: string; options?: string };
   environment?: string | { name: string };
   permissions?: Record<string, string>;
   strategy?: { matrix?: Record<string, unknown> };
@@ -122,12 +122,18 @@ describe("GitHub Actions workflows", () => {
     const wf = workflow("preview.yml");
     it("runs on pull requests", () => assert.deepEqual(Object.keys(wf.on), ["pull_request"]));
 
-    it("runs the test suite the README's way: checkout, Node 20, install-test-deps, npm test", () => {
-      const steps = wf.jobs["test"]!.steps;
+    it("runs the test suite the README's way: on Debian, privileged, checkout, Node 20, Go (the engine's build), install-test-deps, npm test", () => {
+      const job = wf.jobs["test"]!;
+      // The suite starts Docker daemons, network namespaces and a systemd boot; install-test-deps stops without Go.
+      assert.deepEqual(job.container, { image: "node:20-bookworm", options: "--privileged" });
+      const steps = job.steps;
       assert.match(steps[0]!.uses ?? "", /^actions\/checkout@/);
       assert.match(steps[1]!.uses ?? "", /^actions\/setup-node@/);
       assert.equal(String(steps[1]!.with?.["node-version"]), "20");
-      assert.equal(steps[2]!.run?.trim(), "bash scripts/install-test-deps.sh && npm test");
+      assert.match(steps[2]!.uses ?? "", /^actions\/setup-go@/);
+      // At least what the engine's go.mod files name (go 1.26.x).
+      assert.equal(String(steps[2]!.with?.["go-version"]), "1.26");
+      assert.equal(steps[3]!.run?.trim(), "bash scripts/install-test-deps.sh && npm test");
     });
 
     it("previews every committed stack after the tests, with the policy pack, posting the diff on the pull request", () => {
