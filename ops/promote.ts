@@ -69,7 +69,9 @@ export const productionDeps: PromoteDeps = {
 export function writePromotion(path: string, value: StackConfig["database"]["primary"] = "replica"): () => void {
   const before = readFileSync(path, "utf8");
   const doc = parseDocument(before);
-  doc.setIn(["config", `${PROJECT}:database`, "primary"], value);
+  // The key as the file spells it: Pulumi takes `database` as the project's own too, and a second, partial key would not validate.
+  const key = !doc.hasIn(["config", `${PROJECT}:database`]) && doc.hasIn(["config", "database"]) ? "database" : `${PROJECT}:database`;
+  doc.setIn(["config", key, "primary"], value);
   writeFileSync(path, doc.toString());
   return () => writeFileSync(path, before);
 }

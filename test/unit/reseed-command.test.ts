@@ -17,6 +17,8 @@ import { stackNames } from "../../infra/server/render.js";
 import { localShell } from "../../ops/deploy/server.js";
 import { EXIT } from "../../ops/exit.js";
 import { runReseedCommand, type ReseedDeps } from "../../ops/reseed.js";
+import { writePromotion } from "../../ops/promote.js";
+import { readStackFile } from "../../stacks/config/files.js";
 import { loadStack } from "../../stacks/config/index.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { replicatedDatabase } from "../support/replica-harness.js";
@@ -461,6 +463,27 @@ describe("npm run reseed", () => {
         assert.equal(wrong.status, 2, `${side} ${step}: ${wrong.stderr}`);
         assert.match(wrong.stderr, new RegExp(`reseed ${step} is not a step this server runs \\(${side}\\): check, primary and wait run on the primary's server; stop, seed and finish on the replica's`));
       }
+    }
+  });
+});
+
+describe("the stack file promote and failback write (writePromotion)", () => {
+  it("sets database.primary under the key as the file spells it (prefixed or not), and puts the file back", () => {
+    const dir = tempDir("write-promotion");
+    try {
+      for (const key of ["bbaegok-infra:database", "database"]) {
+        const path = join(dir.path, "Pulumi.prod.yaml");
+        const before = `config:\n  ${key}:\n    engine: mariadb\n    primary: original\n`;
+        writeFileSync(path, before);
+        const restore = writePromotion(path, "replica");
+        const written = readStackFile(dir.path, "prod");
+        assert.equal(JSON.parse(written.config["bbaegok-infra:database"]!).primary, "replica", key);
+        assert.equal(readFileSync(path, "utf8").match(/database:/g)?.length, 1, `${key}: a second database key`);
+        restore();
+        assert.equal(readFileSync(path, "utf8"), before);
+      }
+    } finally {
+      dir.remove();
     }
   });
 });
