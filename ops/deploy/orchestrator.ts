@@ -41,13 +41,13 @@ export interface ReleaseFile {
   write(release: Partial<SlotRelease>): () => void;
 }
 
-/** What the server answers for status (over SSH; locally in tests). */
 /** Docker's last run of a container's health check. */
 export interface HealthCheckRun {
   exitCode: number;
   output: string;
 }
 
+/** What the server answers for status (over SSH; locally in tests). */
 export interface ServerControl {
   health(container: string): Promise<SlotHealth>;
   /** Docker's last run of the container's health check; undefined when it has none or never ran it. */

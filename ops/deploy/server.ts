@@ -106,12 +106,16 @@ export function deployProxy(config: ProxyOwnerConfig, readOwner: (stack: string)
 /** The health format `docker inspect` prints: `<status>/<health>`, health empty without a health check. */
 const HEALTH_FORMAT = "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}";
 
+/** Whether `docker inspect` found the container: false when there is none; throws on any other failure. */
+function inspected(result: ShellResult): boolean {
+  if (result.status === 0) return true;
+  if (/no such (object|container)/i.test(result.stderr)) return false;
+  throw new Error(`docker inspect failed (${result.status}): ${result.stderr.trim()}`);
+}
+
 /** Reads `docker inspect`'s answer for one container. */
 export function parseHealth(result: ShellResult): SlotHealth {
-  if (result.status !== 0) {
-    if (/no such (object|container)/i.test(result.stderr)) return "missing";
-    throw new Error(`docker inspect failed (${result.status}): ${result.stderr.trim()}`);
-  }
+  if (!inspected(result)) return "missing";
   const [status, health] = result.stdout.trim().split("/");
   if (status !== "running") return "stopped";
   if (health === "healthy" || health === "unhealthy" || health === "starting") return health;
@@ -121,10 +125,7 @@ export function parseHealth(result: ShellResult): SlotHealth {
 
 /** Reads `docker inspect -f '{{json .State.Health}}'`: its last run, or undefined without a health check or a run. */
 export function parseLastHealthCheck(result: ShellResult): HealthCheckRun | undefined {
-  if (result.status !== 0) {
-    if (/no such (object|container)/i.test(result.stderr)) return undefined;
-    throw new Error(`docker inspect failed (${result.status}): ${result.stderr.trim()}`);
-  }
+  if (!inspected(result)) return undefined;
   const health = JSON.parse(result.stdout) as { Log?: { ExitCode?: number; Output?: string }[] } | null;
   const last = health?.Log?.at(-1);
   if (!last) return undefined;

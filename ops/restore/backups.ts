@@ -226,6 +226,9 @@ export function backupsFromObjects(stack: string, objects: readonly StoredObject
   return { entries, suspicious };
 }
 
+/** A date, with an optional time (`T` or a space) to the minute or second, at the start of `--at`. */
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?/;
+
 /**
  * A point in time from the command line: ISO 8601 with a zone
  * (`2026-01-05T04:00:00Z`, `2026-01-05T13:00+09:00`), or a date or date-time
@@ -235,7 +238,7 @@ export function parseTime(text: string, timeZone: string): Date {
   const usage = `use e.g. 2026-01-05, "2026-01-05 13:30" (in ${timeZone}) or 2026-01-05T04:30:00Z`;
   // Date.UTC and Date's parser roll an impossible field over (2026-02-30 is
   // 2 March, 25:00 the next day): a restore of another moment than asked.
-  const fields = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?/.exec(text);
+  const fields = DATE_TIME.exec(text);
   if (fields) {
     const [y, mo, d, h, mi, sec] = fields.slice(1).map((f) => Number(f ?? 0)) as [number, number, number, number, number, number];
     const t = new Date(Date.UTC(y, mo - 1, d, h, mi, sec));
@@ -247,7 +250,8 @@ export function parseTime(text: string, timeZone: string): Date {
     const date = new Date(text);
     if (!Number.isNaN(date.getTime())) return date;
   }
-  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(text);
+  // Without a zone: the date (and time) and nothing else.
+  const m = fields?.[0] === text ? fields : null;
   if (!m) throw new BackupError(`--at "${text}" is not a time: ${usage}`);
   const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4] ?? 23), Number(m[5] ?? 59), Number(m[6] ?? 59));
   // The zone's offset at that wall time (twice, to settle across a DST change).
