@@ -481,16 +481,24 @@ export function backupIamUserName(prefix: string, role: "backup" | "restore-dril
 }
 
 /**
- * The server's backup identity: PutObject under `<stack>/`, and the abort of
- * its own failed multipart uploads; nothing else. No delete, no read, no
- * listing, no bucket configuration. Multipart uploads are covered by
- * PutObject; AbortMultipartUpload discards the parts of an upload that never
- * completed and can touch no object (uploads it could not abort, a killed
- * run's, are aborted by the lifecycle rules).
+ * The server's backup identity: PutObject under `<stack>/`, and for its own
+ * multipart uploads the abort and the list of parts; nothing else. No delete,
+ * no read of an object, no listing of the bucket, no bucket configuration.
+ * Multipart uploads are covered by PutObject; AbortMultipartUpload discards the
+ * parts of an upload that never completed and can touch no object (uploads
+ * it could not abort, a killed run's, are aborted by the lifecycle rules);
+ * ListMultipartUploadParts (ListParts, by upload id) tells the uploader
+ * whether a completion refused on its retry was done by its first try, and
+ * shows no object's data.
  */
 export function backupWriterPolicy(bucket: string, stack: string): string {
   return policy([
-    { Sid: "PutBackupsUnderStackPrefix", Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: `arn:aws:s3:::${bucket}/${stackPrefix(stack)}*` },
+    {
+      Sid: "PutBackupsUnderStackPrefix",
+      Effect: "Allow",
+      Action: ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+      Resource: `arn:aws:s3:::${bucket}/${stackPrefix(stack)}*`,
+    },
   ]);
 }
 

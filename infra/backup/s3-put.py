@@ -9,11 +9,20 @@
 usage: s3-put.py [options] SOURCE s3://BUCKET/KEY      (SOURCE: a file, or - for stdin)
 
 Every write is conditional (If-None-Match: *): S3 refuses it with 412 when an
-object already exists at the key, so a backup is never replaced. Input that
-fits in one part goes up as a single PutObject; longer input as a multipart
-upload, read and sent a part at a time (a few parts in memory at most, never
-the whole stream, nothing on disk). Every request that carries data has a
-CRC32 checksum, which S3 requires in a bucket with Object Lock.
+object already exists at the key, so a backup is never replaced. Every input,
+even one part long, goes up as a multipart upload, read and sent a part at a
+time (a few parts in memory at most, never the whole stream, nothing on
+disk). Every request that carries data has a CRC32 checksum, which S3
+requires in a bucket with Object Lock. Empty input is refused: no backup is
+empty.
+
+When the completion is refused (412: the key is taken; or NoSuchUpload), the
+uploader asks S3 whether its upload is still open (ListParts). An upload that
+is gone was completed by an earlier try whose answer was lost (botocore
+retries a request that timed out or lost its connection), so the object is
+this upload's own: a success. An upload still open means another object holds
+the key: it is aborted and exit 3. A lone PutObject could not tell the two
+apart: the server's key may not read the object that is there.
 
 The object appears only once the whole input has arrived and every
 --upstream-status file says 0. With --digest-file, the sha256 and size of
@@ -61,9 +70,11 @@ EXIT_FAILED, EXIT_USAGE, EXIT_EXISTS, EXIT_UPSTREAM = 1, 2, 3, 4
 class Failure(Exception):
     """What failed, as the one line the uploader prints, and its exit status."""
 
-    def __init__(self, message, status=EXIT_FAILED):
+    def __init__(self, message, status=EXIT_FAILED, code=None):
         super().__init__(message)
         self.status = status
+        # S3's error code, when S3 answered with one.
+        self.code = code
 
 
 class Interrupted(BaseException):
@@ -145,13 +156,12 @@ def s3_client(args):
     if "ChecksumAlgorithm" not in client.meta.service_model.operation_model("UploadPart").input_shape.members:
         raise Failure(f"botocore {botocore.__version__} is too old to send checksums (1.23 or later needed)", EXIT_USAGE)
 
-    # botocore 1.29 has no IfNoneMatch parameter: the header goes on the two
-    # requests that create the object, before they are signed.
+    # botocore 1.29 has no IfNoneMatch parameter: the header goes on the
+    # request that creates the object, before it is signed.
     def if_none_match(request, **_):
         request.headers["If-None-Match"] = "*"
 
-    for operation in ("PutObject", "CompleteMultipartUpload"):
-        client.meta.events.register(f"before-sign.s3.{operation}", if_none_match)
+    client.meta.events.register("before-sign.s3.CompleteMultipartUpload", if_none_match)
     return client
 
 
@@ -214,21 +224,43 @@ class Upload:
         first = read_part(source, part_size)
         self.measure(first)
         if len(first) < part_size:
-            # The whole input fits in one part: one conditional PutObject.
+            # The input has ended: the stages before are done, nothing need be opened if one failed.
             self.check_upstream()
-            self.call("PutObject", Body=body(first), ChecksumAlgorithm="CRC32", ChecksumCRC32=crc32(first), **self.object_args())
-            return
+        if not first:
+            raise Failure(f"upload to {self.where} refused: the input is empty; nothing was written")
         self.upload_id = self.call("CreateMultipartUpload", ChecksumAlgorithm="CRC32", **self.object_args())["UploadId"]
         parts = self.send_parts(source, first, part_size)
         self.check_upstream()
-        self.call(
-            "CompleteMultipartUpload",
-            Bucket=self.args.bucket,
-            Key=self.args.key,
-            UploadId=self.upload_id,
-            MultipartUpload={"Parts": parts},
-        )
+        self.complete(parts)
         self.upload_id = None
+
+    def complete(self, parts):
+        try:
+            self.call(
+                "CompleteMultipartUpload",
+                Bucket=self.args.bucket,
+                Key=self.args.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except Failure as e:
+            if not (e.status == EXIT_EXISTS or e.code == "NoSuchUpload") or self.still_open(e) is not False:
+                raise
+            # Completed by an earlier try: S3 forgets an upload once it is
+            # completed or aborted, and nothing here aborted it.
+
+    def still_open(self, refusal):
+        """Whether the multipart upload is still open (ListParts): True, or False once S3 has forgotten it."""
+        try:
+            self.client.list_parts(Bucket=self.args.bucket, Key=self.args.key, UploadId=self.upload_id, MaxParts=1)
+            return True
+        except botocore.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return False
+            reason = one_line(e)
+        except botocore.exceptions.BotoCoreError as e:
+            reason = one_line(e)
+        raise Failure(f"{refusal}; whether an earlier try of this upload wrote it cannot be told, ListParts failed: {reason}", refusal.status, refusal.code) from None
 
     def object_args(self):
         return {"Bucket": self.args.bucket, "Key": self.args.key, "ContentType": self.args.content_type}
@@ -280,8 +312,8 @@ class Upload:
             error = e.response.get("Error", {})
             status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 412 or error.get("Code") == "PreconditionFailed":
-                raise Failure(f"an object already exists at {self.where}: backups are never overwritten", EXIT_EXISTS) from None
-            raise Failure(f"upload to {self.where} failed: {one_line(e)}") from None
+                raise Failure(f"an object already exists at {self.where}: backups are never overwritten", EXIT_EXISTS, error.get("Code")) from None
+            raise Failure(f"upload to {self.where} failed: {one_line(e)}", code=error.get("Code")) from None
         except botocore.exceptions.BotoCoreError as e:
             raise Failure(f"upload to {self.where} failed: {one_line(e)}") from None
 

@@ -12,12 +12,15 @@
 // action (it takes it for s3:PutObject), so the writer's lack of it is shown
 // by its policy's statements, not here.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { backupWriterPolicy, restoreDrillReaderPolicy } from "../../infra/backup/render.js";
 import { SERVER_PATH } from "../support/backup-harness.js";
 import { MOTO_REGION, startMoto, type MotoServer } from "../support/moto.js";
+import { answerLosingRelay } from "../support/relay.js";
 import { REPO } from "../support/project.js";
 import { tempDir } from "../support/system.js";
 
@@ -110,8 +113,26 @@ describe("the backup identities on moto with IAM enforced: what a compromised se
   it("the put-only key cannot overwrite a backup: 412 from If-None-Match, and the key keeps its one version", () => {
     const r = upload(writer.file, EXISTING, "ransom note");
     assert.equal(r.status, 3, r.stderr);
-    assert.equal(r.stderr, `s3-put: an object already exists at s3://${BUCKET}/${EXISTING}: backups are never overwritten\n`);
+    assert.equal(r.stderr, `s3-put: an object already exists at s3://${BUCKET}/${EXISTING}: backups are never overwritten; the multipart upload was aborted, nothing was written\n`);
     assert.equal(versionsOf(EXISTING).length, 1);
+  });
+
+  it("the put-only key may ask whether its own upload completed: a completion whose answer was lost, refused on the retry, is found done", async () => {
+    const key = `${STACK}/bbaegok/20260104T040001Z.sql.zst`;
+    const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code><Message>forged by the test</Message></Error>`;
+    const refusal = `HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/xml\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+    const relay = await answerLosingRelay(s3.endpoint, new RegExp(`^POST /${BUCKET}/${key}\\?uploadId=`), refusal);
+    // spawnSync would block the relay, which runs in this process.
+    const r = await new Promise<{ status: number; stderr: string }>((resolve) => {
+      const child = spawn("python3", [UPLOADER, "--region", MOTO_REGION, "--endpoint-url", relay.endpoint, "--credentials-file", writer.file, "-", `s3://${BUCKET}/${key}`], { env: { PATH: SERVER_PATH, HOME: "/nonexistent" } });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.once("close", (code) => resolve({ status: code ?? -1, stderr }));
+      child.stdin.end("the fourth backup");
+    }).finally(() => relay.close());
+    assert.equal(relay.matched().length, 2, relay.matched().join(" | "));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(versionsOf(key).length, 1);
   });
 
   it("the put-only key cannot write outside its stack's prefix", () => {
@@ -145,10 +166,20 @@ describe("the backup identities on moto with IAM enforced: what a compromised se
   });
 
   it("Object Lock refuses to delete a version inside its retention, even to a key that may do everything", () => {
-    const [version] = versionsOf(EXISTING);
+    // moto 5.2.5 applies the bucket's default retention to a PutObject only,
+    // not to a completed multipart upload, which is how the uploader writes
+    // every backup (S3 applies it to every new version): the locked version
+    // here is the operator's PutObject.
+    const key = `${STACK}/bbaegok/20260105T040001Z.sql.zst`;
+    const file = join(dir.path, "locked");
+    writeFileSync(file, "a locked backup");
+    const md5 = createHash("md5").update("a locked backup").digest("base64");
+    const put = as(admin, ["s3api", "put-object", "--bucket", BUCKET, "--key", key, "--body", file, "--content-md5", md5]);
+    assert.equal(put.status, 0, put.stderr);
+    const [version] = versionsOf(key);
     assert.ok(version);
-    const r = as(admin, ["s3api", "delete-object", "--bucket", BUCKET, "--key", EXISTING, "--version-id", version.VersionId]);
+    const r = as(admin, ["s3api", "delete-object", "--bucket", BUCKET, "--key", key, "--version-id", version.VersionId]);
     refused(r, "deleting a locked version");
-    assert.equal(versionsOf(EXISTING).length, 1);
+    assert.equal(versionsOf(key).length, 1);
   });
 });

@@ -1,9 +1,10 @@
 // The backup's uploader (infra/backup/s3-put.py) run by Debian's python3 with
 // Debian's python3-boto3, and the prod stack's backup script that uses it,
 // against moto's S3 server: conditional writes (If-None-Match), aborted and
-// listed multipart uploads, which is what this file checks. The bucket is set up
-// as prod's: Object Lock with a default retention, so a PutObject without a
-// checksum is refused.
+// listed multipart uploads, the retry of a write whose answer was lost, which
+// is what this file checks. The bucket is set up as prod's: Object Lock with a
+// default retention (which moto applies to a PutObject only, not to the
+// uploader's multipart uploads).
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -15,6 +16,7 @@ import { SERVER_PATH, renderStackScripts, runScript, writeDbExecHook, type Rende
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { MOTO_REGION, startMoto, type MotoServer } from "../support/moto.js";
 import { REPO } from "../support/project.js";
+import { answerLosingRelay } from "../support/relay.js";
 import { freePort, tempDir, waitFor } from "../support/system.js";
 
 const BUCKET = "bbaegok-prod-db-backups";
@@ -72,7 +74,7 @@ describe("the backup's uploader (infra/backup/s3-put.py, Debian's python3-boto3)
     dir.remove();
   });
 
-  it("puts a small input with one conditional PutObject carrying its CRC32, which an Object Lock bucket accepts", async () => {
+  it("puts a small input as a multipart upload of one CRC32-checked part, which an Object Lock bucket accepts", async () => {
     const data = Buffer.from("{\"format\": 1, \"이름\": \"빼곡 🥟\"}\n");
     const up = await put(["-", `s3://${BUCKET}/prod/small.json`, "--content-type", "application/json"], send(data));
     assert.equal(up.status, 0, up.stderr);
@@ -80,9 +82,69 @@ describe("the backup's uploader (infra/backup/s3-put.py, Debian's python3-boto3)
     assert.ok(object("prod/small.json").equals(data));
     const head = s3.head(BUCKET, "prod/small.json");
     assert.equal(head["ContentType"], "application/json");
-    assert.equal(head["ChecksumCRC32"], crc32(data));
-    assert.doesNotMatch(String(head["ETag"]), /-\d+"$/, "not a single PutObject");
-    assert.equal(head["ObjectLockMode"], "GOVERNANCE", "the bucket's default retention was not applied");
+    assert.match(String(head["ETag"]), /-1"$/, `expected one part: ${String(head["ETag"])}`);
+    // A multipart object's checksum is the CRC32 of its parts' CRC32s, "-<parts>" after it (S3; moto leaves that out).
+    assert.equal(String(head["ChecksumCRC32"]).replace(/-1$/, ""), crc32(Buffer.from(crc32(data), "base64")), "not the CRC32 of the one part's CRC32");
+    // The bucket's default retention is S3's to apply, to every new version; moto 5.2.5 applies it to a
+    // PutObject only (backup-identities.test.ts shows it there), not to a completed multipart upload.
+  });
+
+  it("refuses empty input: no backup is empty, and nothing is written", async () => {
+    const empty = await put(["-", `s3://${BUCKET}/prod/empty.zst`], send(Buffer.alloc(0)));
+    assert.equal(empty.status, 1);
+    assert.equal(empty.stderr, `s3-put: upload to s3://${BUCKET}/prod/empty.zst refused: the input is empty; nothing was written\n`);
+    assert.deepEqual(s3.keys(BUCKET, "prod/empty"), []);
+    assert.deepEqual(s3.pendingUploads(BUCKET), []);
+  });
+
+  describe("when the answer to the request that wrote the object is lost, and botocore retries it", () => {
+    /** The request that creates the object at `key`: a PutObject, or the completion of a multipart upload. */
+    const creates = (key: string) => new RegExp(`^(PUT /${BUCKET}/${key} |POST /${BUCKET}/${key}\\?uploadId=)`);
+    const s3Error = (status: string, code: string) => {
+      const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>forged by the test</Message></Error>`;
+      return `HTTP/1.1 ${status}\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+    };
+    const digestOf = (data: Buffer) => `${createHash("sha256").update(data).digest("hex")} ${data.length}\n`;
+    const cases: { name: string; retry?: string }[] = [
+      { name: "moto's own answer to the retry" },
+      { name: "412 PreconditionFailed to the retry (the key is taken, by the first try)", retry: s3Error("412 Precondition Failed", "PreconditionFailed") },
+      { name: "NoSuchUpload to the retry (the first try completed it)", retry: s3Error("404 Not Found", "NoSuchUpload") },
+    ];
+    for (const [i, c] of cases.entries()) {
+      for (const size of [100, 6 * MiB]) {
+        it(`is a success with ${c.name}, ${size < MiB ? "one part" : "two parts"}: the one object is the input, the digest written`, async () => {
+          const key = `prod/lost-${i}-${size}.zst`;
+          const data = randomBytes(size);
+          const relay = await answerLosingRelay(s3.endpoint, creates(key), c.retry);
+          try {
+            const out = join(dir.path, `digest-lost-${i}-${size}`);
+            const up = await put(["--endpoint-url", relay.endpoint, "--part-size", "5", "--digest-file", out, "-", `s3://${BUCKET}/${key}`], send(data));
+            assert.equal(relay.matched().length, 2, `the write was not retried once: ${relay.matched().join(" | ")}`);
+            assert.equal(up.status, 0, up.stderr);
+            assert.equal(up.stderr, "");
+            assert.ok(object(key).equals(data), "the object is not the input");
+            assert.equal(readFileSync(out, "utf8"), digestOf(data));
+            assert.deepEqual(s3.pendingUploads(BUCKET), []);
+          } finally {
+            await relay.close();
+          }
+        });
+      }
+    }
+
+    it("still refuses a key another object holds, and aborts, when the refusal comes to a retry", async () => {
+      // The first try is refused and that answer lost; the retry is refused too, and the upload is still open.
+      const relay = await answerLosingRelay(s3.endpoint, creates("prod/small.json"));
+      try {
+        const up = await put(["--endpoint-url", relay.endpoint, "-", `s3://${BUCKET}/prod/small.json`], send(Buffer.from("replacement\n")));
+        assert.equal(relay.matched().length, 2);
+        assert.equal(up.status, 3, up.stderr);
+        assert.equal(up.stderr, `s3-put: an object already exists at s3://${BUCKET}/prod/small.json: backups are never overwritten; the multipart upload was aborted, nothing was written\n`);
+        assert.deepEqual(s3.pendingUploads(BUCKET), []);
+      } finally {
+        await relay.close();
+      }
+    });
   });
 
   it("uploads a file the same way", async () => {
@@ -162,7 +224,7 @@ describe("the backup's uploader (infra/backup/s3-put.py, Debian's python3-boto3)
     const first = object("prod/small.json");
     const small = await put(["-", `s3://${BUCKET}/prod/small.json`], send(Buffer.from("replacement\n")));
     assert.equal(small.status, 3);
-    assert.equal(small.stderr, `s3-put: an object already exists at s3://${BUCKET}/prod/small.json: backups are never overwritten\n`);
+    assert.equal(small.stderr, `s3-put: an object already exists at s3://${BUCKET}/prod/small.json: backups are never overwritten; the multipart upload was aborted, nothing was written\n`);
     assert.ok(object("prod/small.json").equals(first), "the object was overwritten");
 
     const streamed = await put(["-", `s3://${BUCKET}/prod/stream.zst`, "--part-size", "5"], send(randomBytes(11 * MiB)));
@@ -211,7 +273,7 @@ describe("the backup's uploader (infra/backup/s3-put.py, Debian's python3-boto3)
       child.stdin.end("data");
     });
     assert.equal(unreachable.status, 1);
-    assert.equal(unreachable.stderr, `s3-put: upload to s3://${BUCKET}/prod/x failed: Could not connect to the endpoint URL: "${closed}/${BUCKET}/prod/x"\n`);
+    assert.equal(unreachable.stderr, `s3-put: upload to s3://${BUCKET}/prod/x failed: Could not connect to the endpoint URL: "${closed}/${BUCKET}/prod/x?uploads"\n`);
     // A credentials file that does not parse: configparser would quote the line that holds the secret.
     const broken = join(dir.path, "broken-credentials");
     writeFileSync(broken, `[default]\naws_access_key_id = AKIAMOTOTEST\n${SECRET}\n`, { mode: 0o600 });

@@ -140,7 +140,7 @@ export function checkStackBackups(stack: string): void {
       assert.ok(locks[0]!.options.dependsOn.includes("backup-versioning"), "Object Lock needs versioning first");
     });
 
-    it("gives the server's backup identity PutObject (and the abort of its own multipart uploads) under the stack's prefix and nothing else", () => {
+    it("gives the server's backup identity PutObject (and the abort and list of parts of its own multipart uploads) under the stack's prefix and nothing else", () => {
       const policy = plan.resources.find((r) => r.type === "aws:iam/userPolicy:UserPolicy" && r.name === "backup-writer-policy");
       assert.ok(policy);
       assert.equal(policy.inputs["user"], `${config.service}-${stack}-backup`);
@@ -148,7 +148,7 @@ export function checkStackBackups(stack: string): void {
         assert.equal(s.Effect, "Allow", `statement ${s.Sid}`);
         assert.equal(s.NotAction, undefined);
         assert.equal(s.NotResource, undefined);
-        assert.deepEqual(list(s.Action), ["s3:PutObject", "s3:AbortMultipartUpload"], `statement ${s.Sid} allows ${String(s.Action)}`);
+        assert.deepEqual(list(s.Action), ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"], `statement ${s.Sid} allows ${String(s.Action)}`);
         assert.deepEqual(list(s.Resource), [`${bucketArn}/${stack}/*`], `statement ${s.Sid} reaches ${String(s.Resource)}`);
         assert.equal(s.Condition, undefined);
       }
