@@ -20,6 +20,7 @@ import { requireCommand, tempDir } from "../support/system.js";
 interface Step {
   id?: string;
   name?: string;
+  if?: string;
   uses?: string;
   run?: string;
   with?: Record<string, string | number | boolean>;
@@ -28,6 +29,7 @@ interface Step {
 interface Job {
   name?: string;
   if?: string;
+  outputs?: Record<string, string>;
   needs?: string | string[];
   "runs-on"?: string;
   container?: string | { image: string; options?: string };
@@ -222,8 +224,8 @@ describe("GitHub Actions workflows", () => {
       assert.equal(check.id, "owner");
       assert.match(check.run!, />> "\$GITHUB_OUTPUT"/);
       assert.equal(check.env?.["STACK"], "${{ matrix.stack }}");
-      const up = upStep(first) as Step & { if?: string };
-      assert.equal(up.if, "steps.owner.outputs.ready == 'true'");
+      const up = upStep(first)!;
+      assert.equal(up.if, "steps.newest.outputs.newest == 'true' && steps.owner.outputs.ready == 'true'");
       assert.ok(first.steps.indexOf(check) < first.steps.indexOf(up));
       // The owner of every guest in the first pass is the stack the prod job brings up.
       for (const stack of matrixStacks(first) as string[]) {
@@ -240,6 +242,24 @@ describe("GitHub Actions workflows", () => {
       assert.deepEqual(prod[1]!.env, prod[0]!.env);
       // The other stacks: once before prod, once after it.
       assert.deepEqual([ups(wf.jobs["staging"]!).length, ups(wf.jobs["guests"]!).length], [1, 1]);
+    });
+
+    it("a run whose commit is no longer main's newest deploys nothing: every step after the check waits on it, and the later jobs on the earlier's answer", () => {
+      const NEWEST = "steps.newest.outputs.newest == 'true'";
+      for (const id of ["staging", "prod", "guests"]) {
+        const steps = wf.jobs[id]!.steps;
+        assert.match(steps[0]!.uses ?? "", /^actions\/checkout@/, `${id}: the checkout comes first`);
+        const check = steps[1]!;
+        assert.equal(check.id, "newest", `${id}: the check comes right after the checkout`);
+        assert.equal(check.run, 'bash scripts/ci-newest.sh "$GITHUB_SERVER_URL/$GITHUB_REPOSITORY" "$GITHUB_REF_NAME" "$GITHUB_SHA"');
+        assert.deepEqual(check.env, { GITHUB_TOKEN: "${{ github.token }}" });
+        for (const step of steps.slice(2)) assert.ok(step.if?.startsWith(NEWEST), `${id}: "${step.name ?? step.uses}" runs without the check's yes`);
+      }
+      for (const id of ["staging", "prod"]) assert.deepEqual(wf.jobs[id]!.outputs, { newest: "${{ steps.newest.outputs.newest }}" });
+      assert.equal(wf.jobs["prod"]!.if, "needs.staging.outputs.newest == 'true'");
+      assert.equal(wf.jobs["guests"]!.if, "needs.prod.outputs.newest == 'true'");
+      // The workflow can read main: the job's token has contents: read.
+      assert.deepEqual(wf.permissions, { contents: "read" });
     });
 
     it("never runs two updates of one stack at once, and never cancels a running one", () => {
@@ -321,6 +341,8 @@ describe("GitHub Actions workflows", () => {
       for (const step of allSteps(file)) {
         for (const [key, value] of [...Object.entries(step.env ?? {}), ...Object.entries(step.with ?? {})]) {
           if (!SENSITIVE.test(key)) continue;
+          // The run's own token (read-only: the workflows' permissions), which ci-newest.sh reads main with.
+          if (key === "GITHUB_TOKEN" && value === "${{ github.token }}") continue;
           assert.match(String(value), /^\$\{\{ secrets\.[A-Z][A-Z0-9_]* \}\}$/, `${file}: ${key} is not taken from a secret`);
         }
       }
