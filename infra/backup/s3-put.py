@@ -16,7 +16,7 @@ disk). Every request that carries data has a CRC32 checksum, which S3
 requires in a bucket with Object Lock. Empty input is refused: no backup is
 empty.
 
-When the completion is refused (412: the key is taken; or NoSuchUpload), the
+When the completion is refused (412: the key is taken; NoSuchUpload; 409), the
 uploader asks S3 whether its upload is still open (ListParts). An upload that
 is gone was completed by an earlier try whose answer was lost (botocore
 retries a request that timed out or lost its connection), so the object is
@@ -45,6 +45,7 @@ import io
 import os
 import signal
 import sys
+import time
 import zlib
 
 try:
@@ -65,6 +66,12 @@ DEFAULT_PART_MIB = 16
 PARTS_IN_FLIGHT = 2
 
 EXIT_FAILED, EXIT_USAGE, EXIT_EXISTS, EXIT_UPSTREAM = 1, 2, 3, 4
+# Besides 412, what S3 may answer a retried completion whose first try did
+# complete: the upload is gone (404), or the first try was still completing
+# (409, "a conflicting operation").
+REFUSED_RETRY = ("NoSuchUpload", "ConditionalRequestConflict")
+# How long a completion still under way is waited for: 5 minutes.
+COMPLETING_POLL_SECONDS, COMPLETING_WAITS = 5, 60
 
 
 class Failure(Exception):
@@ -244,8 +251,16 @@ class Upload:
                 MultipartUpload={"Parts": parts},
             )
         except Failure as e:
-            if not (e.status == EXIT_EXISTS or e.code == "NoSuchUpload") or self.still_open(e) is not False:
+            if not (e.status == EXIT_EXISTS or e.code in REFUSED_RETRY):
                 raise
+            # A first try still completing (409) is waited for: S3 may take
+            # minutes to complete a large upload.
+            waits = COMPLETING_WAITS if e.code == "ConditionalRequestConflict" else 0
+            while self.still_open(e):
+                if waits == 0:
+                    raise
+                waits -= 1
+                time.sleep(COMPLETING_POLL_SECONDS)
             # Completed by an earlier try: S3 forgets an upload once it is
             # completed or aborted, and nothing here aborted it.
 

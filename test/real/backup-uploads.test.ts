@@ -109,6 +109,7 @@ describe("the backup's uploader (infra/backup/s3-put.py, Debian's python3-boto3)
       { name: "moto's own answer to the retry" },
       { name: "412 PreconditionFailed to the retry (the key is taken, by the first try)", retry: s3Error("412 Precondition Failed", "PreconditionFailed") },
       { name: "NoSuchUpload to the retry (the first try completed it)", retry: s3Error("404 Not Found", "NoSuchUpload") },
+      { name: "409 ConditionalRequestConflict to the retry (the first try was completing)", retry: s3Error("409 Conflict", "ConditionalRequestConflict") },
     ];
     for (const [i, c] of cases.entries()) {
       for (const size of [100, 6 * MiB]) {
@@ -131,6 +132,22 @@ describe("the backup's uploader (infra/backup/s3-put.py, Debian's python3-boto3)
         });
       }
     }
+
+    it("waits for a first try still completing when the retry gets 409, and is then a success", async () => {
+      const key = "prod/lost-completing.zst";
+      const data = randomBytes(100);
+      // The first completion reaches moto 3 s after botocore gave up on it and retried.
+      const relay = await answerLosingRelay(s3.endpoint, creates(key), s3Error("409 Conflict", "ConditionalRequestConflict"), 3000);
+      try {
+        const up = await put(["--endpoint-url", relay.endpoint, "-", `s3://${BUCKET}/${key}`], send(data));
+        assert.equal(relay.matched().length, 2, relay.matched().join(" | "));
+        assert.equal(up.status, 0, up.stderr);
+        assert.ok(object(key).equals(data), "the object is not the input");
+        assert.deepEqual(s3.pendingUploads(BUCKET), []);
+      } finally {
+        await relay.close();
+      }
+    });
 
     it("still refuses a key another object holds, and aborts, when the refusal comes to a retry", async () => {
       // The first try is refused and that answer lost; the retry is refused too, and the upload is still open.

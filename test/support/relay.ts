@@ -85,9 +85,12 @@ const INTERIM = /^HTTP\/1\.1 1\d\d [^\r]*\r\n(?:[^\r]+\r\n)*\r\n$/;
  * server answers, the client's connection is closed instead (an interim
  * 100 Continue still passes). A later match is relayed as any request, or,
  * with `laterAnswer` (a whole HTTP response), answered with it and not sent
- * on: how a server that answers a retry differently from moto would.
+ * on: how a server that answers a retry differently from moto would. With
+ * `firstReachesAfterMs`, the first match is held back that long, its client
+ * cut off half a second after it began: a first try still being carried out
+ * while its retry is answered.
  */
-export async function answerLosingRelay(target: string, request: RegExp, laterAnswer?: string): Promise<AnswerLosingRelay> {
+export async function answerLosingRelay(target: string, request: RegExp, laterAnswer?: string, firstReachesAfterMs?: number): Promise<AnswerLosingRelay> {
   const { hostname, port } = new URL(target);
   const { track, closeAll } = openSockets();
   const matched: string[] = [];
@@ -99,6 +102,8 @@ export async function answerLosingRelay(target: string, request: RegExp, laterAn
     // pipelining: what the server sends after it is that request's answer.
     let losing = false;
     let answered = false;
+    // A held-back first try still goes to the server after its client is gone.
+    let holding = false;
     client.on("data", (d: Buffer) => {
       if (answered) return;
       const line = REQUEST_LINE.exec(d.toString("latin1"));
@@ -106,6 +111,16 @@ export async function answerLosingRelay(target: string, request: RegExp, laterAn
         matched.push(line[0].trim());
         if (matched.length === 1) {
           losing = true;
+          if (firstReachesAfterMs !== undefined) {
+            // The rest of the request (its body) arrives within the half second.
+            holding = true;
+            const held: Buffer[] = [d];
+            client.removeAllListeners("data");
+            client.on("data", (more: Buffer) => held.push(more));
+            setTimeout(() => client.destroy(), 500);
+            setTimeout(() => upstream.write(Buffer.concat(held)), firstReachesAfterMs);
+            return;
+          }
         } else if (laterAnswer !== undefined) {
           answered = true;
           client.end(laterAnswer);
@@ -123,7 +138,7 @@ export async function answerLosingRelay(target: string, request: RegExp, laterAn
       }
       client.write(d);
     });
-    client.on("close", () => upstream.destroy());
+    client.on("close", () => holding || upstream.destroy());
     upstream.on("close", () => answered || client.destroy());
   });
   return {
