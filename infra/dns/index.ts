@@ -6,7 +6,7 @@ import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { ServerFile, type HomeServer } from "../server/index.js";
-import { ddnsCronFile, ddnsPaths, ddnsScript, stackRecords } from "./render.js";
+import { ddnsCronFile, ddnsPaths, ddnsScript, stackRecords, type RecordsAsWritten } from "./render.js";
 
 export interface StackDnsArgs {
   /** The stack's server footprint: the DDNS job's files go there. */
@@ -36,6 +36,8 @@ export class StackDns extends pulumi.ComponentResource {
     // With a filter, the zone's id is the result's id.
     this.zoneId = zone.id;
     const dynamic = config.domains.ddns !== undefined;
+    // What Pulumi writes; with DDNS, the job's state file records it too (ddnsRecordsKey).
+    const written: RecordsAsWritten = { content: config.server.publicIp, proxied: config.proxy.cloudflareProxied };
     const records = planned.map(
       (r) =>
         new cloudflare.DnsRecord(
@@ -44,8 +46,7 @@ export class StackDns extends pulumi.ComponentResource {
             zoneId: this.zoneId,
             name: r.name,
             type: "A",
-            content: config.server.publicIp,
-            proxied: config.proxy.cloudflareProxied,
+            ...written,
             // 1 = automatic, the only TTL a proxied record takes.
             ttl: 1,
             comment: `bbaegok-infra stack ${server.stack}: ${r.role}`,
@@ -58,12 +59,12 @@ export class StackDns extends pulumi.ComponentResource {
     if (config.domains.ddns) {
       // The stack loader refuses a DDNS stack without its token; this guards other callers.
       if (args.ddnsApiToken === undefined) throw new Error(`dns ${name}: domains.ddns needs the secret ddnsApiToken`);
-      this.keepCurrent(name, server, config, config.domains.ddns.schedule, records, args.ddnsApiToken);
+      this.keepCurrent(name, server, config, config.domains.ddns.schedule, records, written, args.ddnsApiToken);
     }
     this.registerOutputs({ hostnames: this.hostnames, zoneId: this.zoneId });
   }
 
-  private keepCurrent(name: string, server: HomeServer, config: StackDnsArgs["config"], schedule: string, records: cloudflare.DnsRecord[], token: pulumi.Input<string>): void {
+  private keepCurrent(name: string, server: HomeServer, config: StackDnsArgs["config"], schedule: string, records: cloudflare.DnsRecord[], written: RecordsAsWritten, token: pulumi.Input<string>): void {
     const paths = ddnsPaths(config.service, server.stack, server.names.stackDir, server.names.secretsDir);
     const file = (suffix: string, path: string, mode: string, content: pulumi.Input<string>, dependsOn: pulumi.Resource[] = []) =>
       new ServerFile(`${name}-${suffix}`, { connection: server.connection, path, mode, owner: "root:root", content }, { parent: this, dependsOn });
@@ -73,7 +74,15 @@ export class StackDns extends pulumi.ComponentResource {
       paths.script,
       "0755",
       pulumi.all([this.zoneId, pulumi.all(records.map((r) => r.id))]).apply(([zoneId, recordIds]) =>
-        ddnsScript({ stack: server.stack, zoneId, recordIds, scriptPath: paths.script, tokenFile: paths.tokenFile, stateFile: paths.stateFile }),
+        ddnsScript({
+          stack: server.stack,
+          zoneId,
+          recordIds,
+          written,
+          scriptPath: paths.script,
+          tokenFile: paths.tokenFile,
+          stateFile: paths.stateFile,
+        }),
       ),
     );
     // Installed last and removed first: cron never runs a script or token that is not there.

@@ -8,6 +8,7 @@
 // lives in a 0400 root file and reaches curl through stdin, never the command
 // line. The records are still created and deleted by Pulumi; only their
 // address belongs to the job (Pulumi ignores changes to it).
+import { createHash } from "node:crypto";
 import { containerPrefix, publicHostNames, shellQuote } from "../server/render.js";
 import { normalCron } from "../../stacks/config/cron.js";
 
@@ -31,7 +32,7 @@ export function ddnsPaths(service: string, stack: string, stackDir: string, secr
   return {
     script: `${stackDir}/bin/ddns.sh`,
     tokenFile: `${secretsDir}/ddns/api_token`,
-    /** The address the records were last set to, so an unchanged address costs no API call. */
+    /** The address the records were last set to, and which records (ddnsRecordsKey), so an unchanged address costs no API call. */
     stateFile: `${stackDir}/ddns/last-ip`,
     /** No dots: Debian's cron skips such file names. */
     cronFile: `/etc/cron.d/${containerPrefix(service, stack)}-ddns`,
@@ -44,6 +45,8 @@ export interface DdnsScriptSpec {
   zoneId: string;
   /** Cloudflare's ids of the records to keep current. */
   recordIds: readonly string[];
+  /** What Pulumi writes to the records when it creates or updates them (its address is the stack file's, not the job's). */
+  written: RecordsAsWritten;
   /** Where the script itself is installed (for the run-by-hand line of its header). */
   scriptPath: string;
   tokenFile: string;
@@ -52,6 +55,22 @@ export interface DdnsScriptSpec {
   apiUrl?: string;
   /** Answers with a line `ip=<address>` (Cloudflare's trace endpoint); a stand-in in tests. */
   ipUrl?: string;
+}
+
+export interface RecordsAsWritten {
+  content: string;
+  proxied: boolean;
+}
+
+/**
+ * Which records, as Pulumi last wrote them, the job's state file vouches
+ * for. A record Pulumi creates or replaces (Metabase turned on) or updates
+ * (proxied turned off) carries the stack file's address, not the job's; the
+ * key then changes with the rendered script, and the next run sets every
+ * record again even though the home address did not move.
+ */
+export function ddnsRecordsKey(recordIds: readonly string[], written: RecordsAsWritten): string {
+  return createHash("sha256").update(JSON.stringify([recordIds, written.content, written.proxied])).digest("hex").slice(0, 16);
 }
 
 export const CLOUDFLARE_API = "https://api.cloudflare.com/client/v4";
@@ -73,6 +92,8 @@ ip_url=${shellQuote(spec.ipUrl ?? PUBLIC_IP_URL)}
 zone=${shellQuote(spec.zoneId)}
 token_file=${shellQuote(spec.tokenFile)}
 state_file=${shellQuote(spec.stateFile)}
+# The records as Pulumi last wrote them: the state file vouches only for these.
+records_key=${ddnsRecordsKey(spec.recordIds, spec.written)}
 fail() { printf 'ddns of stack %s: %s\\n' ${shellQuote(spec.stack)} "$*" >&2; exit 1; }
 
 # Four dot-separated numbers of at most 255, and nothing else (one line, no spaces).
@@ -96,7 +117,7 @@ if ! is_ipv4 "$current"; then
   fail "$ip_url did not answer an IPv4 address (got \\"$current\\"); records unchanged"
 fi
 last=$(cat "$state_file" 2>/dev/null || true)
-if [ "$current" = "$last" ]; then exit 0; fi
+if [ "$current $records_key" = "$last" ]; then exit 0; fi
 
 [ -r "$token_file" ] || fail "cannot read the API token $token_file"
 token=$(cat "$token_file")
@@ -112,9 +133,11 @@ for record in ${spec.recordIds.map(shellQuote).join(" ")}; do
   esac
 done
 mkdir -p "$(dirname "$state_file")"
-printf '%s\\n' "$current" > "$state_file.tmp"
+printf '%s %s\\n' "$current" "$records_key" > "$state_file.tmp"
 mv -f "$state_file.tmp" "$state_file"
-echo "ddns of stack ${spec.stack}: records now point at $current (were \${last:-unknown})"
+was=\${last%% *}
+if [ "$was" = "$current" ]; then why="the address is the same; Pulumi wrote the records since"; else why="were \${was:-unknown}"; fi
+echo "ddns of stack ${spec.stack}: records now point at $current ($why)"
 `;
 }
 

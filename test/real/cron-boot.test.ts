@@ -80,7 +80,7 @@ describe("a stack's cron files on a server booted by systemd: Debian's cron runs
     writeFileSync(ddns.tokenFile, DDNS_TOKEN, { mode: 0o400 });
     writeFileSync(
       ddns.script,
-      ddnsScript({ stack: STACK, zoneId: ZONE, recordIds: RECORDS, scriptPath: ddns.script, tokenFile: ddns.tokenFile, stateFile: ddns.stateFile, apiUrl: `${stand}/client/v4`, ipUrl: `${stand}/cdn-cgi/trace?ip=${HOME_ADDRESS}` }),
+      ddnsScript({ stack: STACK, zoneId: ZONE, recordIds: RECORDS, written: { content: "192.0.2.10", proxied: true }, scriptPath: ddns.script, tokenFile: ddns.tokenFile, stateFile: ddns.stateFile, apiUrl: `${stand}/client/v4`, ipUrl: `${stand}/cdn-cgi/trace?ip=${HOME_ADDRESS}` }),
       { mode: 0o755 },
     );
     writeFileSync(join(disk.root, ddns.cronFile), ddnsCronFile("* * * * *", ddns.script, ddns.logTag), { mode: 0o644 });

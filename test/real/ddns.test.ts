@@ -10,13 +10,17 @@ import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
-import { ddnsCronFile, ddnsScript } from "../../infra/dns/render.js";
+import { ddnsCronFile, ddnsRecordsKey, ddnsScript, type RecordsAsWritten } from "../../infra/dns/render.js";
 import { cronProblem } from "../../stacks/config/cron.js";
 import { requireCommand, tempDir } from "../support/system.js";
 
 const TOKEN = "cf-token-Zq3VtM8pLx2Rk9WsA4nB7yHd";
 const ZONE = "f1bb2e85958d7bf58add2a78964b25d8";
 const RECORDS = ["372e67954025e0ba6aaa6d586b9e0b59", "9a7806061c88ada191ed06f989cc3dac"];
+/** What Pulumi wrote to the records: the stack file's address. */
+const WRITTEN: RecordsAsWritten = { content: "192.0.2.10", proxied: true };
+/** The state file's line after the job set RECORDS (as WRITTEN) to `ip`. */
+const stateLine = (ip: string, records: readonly string[] = RECORDS, written = WRITTEN) => `${ip} ${ddnsRecordsKey(records, written)}\n`;
 
 interface Patch {
   zone: string;
@@ -58,11 +62,12 @@ describe("the DDNS job, run for real with sh and curl against a stand-in Cloudfl
   let tokenInProcessList = false;
   let processListsChecked = 0;
 
-  const render = (overrides: { apiUrl?: string } = {}) =>
+  const render = (overrides: { apiUrl?: string; recordIds?: string[]; written?: RecordsAsWritten } = {}) =>
     ddnsScript({
       stack: "prod",
       zoneId: ZONE,
-      recordIds: RECORDS,
+      recordIds: overrides.recordIds ?? RECORDS,
+      written: overrides.written ?? WRITTEN,
       scriptPath,
       tokenFile,
       stateFile,
@@ -157,7 +162,7 @@ describe("the DDNS job, run for real with sh and curl against a stand-in Cloudfl
       patches.map((p) => [p.zone, p.record, p.authorized, p.body]),
       RECORDS.map((r) => [ZONE, r, true, { content: "198.51.100.7" }]),
     );
-    assert.equal(readFileSync(stateFile, "utf8"), "198.51.100.7\n");
+    assert.equal(readFileSync(stateFile, "utf8"), stateLine("198.51.100.7"));
     assert.match(first.stdout, /records now point at 198\.51\.100\.7 \(were unknown\)/);
 
     patches.length = 0;
@@ -165,17 +170,42 @@ describe("the DDNS job, run for real with sh and curl against a stand-in Cloudfl
     const second = await run();
     assert.equal(second.code, 0, second.stderr);
     assert.deepEqual(patches.map((p) => [p.record, p.body]), RECORDS.map((r) => [r, { content: "203.0.113.99" }]));
-    assert.equal(readFileSync(stateFile, "utf8"), "203.0.113.99\n");
+    assert.equal(readFileSync(stateFile, "utf8"), stateLine("203.0.113.99"));
     assert.match(second.stdout, /now point at 203\.0\.113\.99 \(were 198\.51\.100\.7\)/);
   });
 
   it("does nothing, quietly, when the address is unchanged", async () => {
-    writeFileSync(stateFile, "198.51.100.7\n");
+    writeFileSync(stateFile, stateLine("198.51.100.7"));
     const result = await run();
     assert.equal(result.code, 0, result.stderr);
     assert.equal(traces, 1, "the public address was not asked for");
     assert.deepEqual(patches, []);
     assert.equal(result.stdout + result.stderr, "");
+  });
+
+  it("sets every record again, the address unchanged, once Pulumi has written records the state file does not vouch for", async () => {
+    const added = [...RECORDS, "5c1e0b7d2f4a4e6b8c9d0a1b2c3d4e5f"];
+    for (const [what, overrides, records] of [
+      // Metabase turned on: a new record, created with the stack file's address.
+      ["a record added", { recordIds: added }, added],
+      // proxied turned off: Pulumi updates the records and may write its address back.
+      ["the records updated", { written: { ...WRITTEN, proxied: false } }, RECORDS],
+      // The state file of the job before it recorded the records.
+      ["a state file of the address alone", {}, RECORDS],
+    ] as const) {
+      patches.length = 0;
+      writeFileSync(stateFile, what.startsWith("a state file") ? "198.51.100.7\n" : stateLine("198.51.100.7"));
+      writeFileSync(scriptPath, render(overrides), { mode: 0o755 });
+      const result = await run();
+      assert.equal(result.code, 0, `${what}: ${result.stderr}`);
+      assert.deepEqual(patches.map((p) => [p.record, p.body]), records.map((r) => [r, { content: "198.51.100.7" }]), what);
+      assert.match(result.stdout, /records now point at 198\.51\.100\.7 \(the address is the same; Pulumi wrote the records since\)/, what);
+      // And the run after it is quiet again.
+      patches.length = 0;
+      const again = await run();
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(patches, [], `${what}: the next run set the records again`);
+    }
   });
 
   for (const [what, body] of [
@@ -198,13 +228,13 @@ describe("the DDNS job, run for real with sh and curl against a stand-in Cloudfl
   }
 
   it("fails clearly when Cloudflare answers success:false, and keeps the old address so the next run retries", async () => {
-    writeFileSync(stateFile, "192.0.2.1\n");
+    writeFileSync(stateFile, stateLine("192.0.2.1"));
     refuse = true;
     const result = await run();
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, new RegExp(`ddns of stack prod: Cloudflare refused to update record ${RECORDS[0]} to 198\\.51\\.100\\.7: .*"success":false.*Content for A record is invalid`));
     assert.equal(patches.length, 1, "it went on after a refusal");
-    assert.equal(readFileSync(stateFile, "utf8"), "192.0.2.1\n");
+    assert.equal(readFileSync(stateFile, "utf8"), stateLine("192.0.2.1"));
   });
 
   it("fails clearly on a token Cloudflare rejects", async () => {

@@ -24,7 +24,7 @@ describe("DNS renderers", () => {
   });
 
   it("refuses ids that are not Cloudflare ids, and a job with no record", () => {
-    const spec = { stack: "prod", zoneId: "abc123", recordIds: ["def456"], scriptPath: "/x/ddns.sh", tokenFile: "/x/token", stateFile: "/x/state" };
+    const spec = { stack: "prod", zoneId: "abc123", recordIds: ["def456"], written: { content: "192.0.2.10", proxied: true }, scriptPath: "/x/ddns.sh", tokenFile: "/x/token", stateFile: "/x/state" };
     assert.match(ddnsScript(spec), /for record in 'def456'; do/);
     assert.throws(() => ddnsScript({ ...spec, zoneId: "abc; rm -rf /" }), /zone id .* is not a Cloudflare id/);
     assert.throws(() => ddnsScript({ ...spec, recordIds: ["$(reboot)"] }), /record id .* is not a Cloudflare id/);
