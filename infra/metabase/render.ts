@@ -90,18 +90,26 @@ export function adminSqlCommand(engine: DatabaseEngine, container: string, datab
 /** Where Metabase's own secrets are mounted inside its container. */
 export const METABASE_SECRETS_MOUNT = "/run/secrets/metabase";
 
+/** The entrypoint's secrets: the environment variable Metabase reads, from the file of that name under METABASE_SECRETS_MOUNT. */
+const METABASE_ENV_SECRETS = [
+  ["MB_DB_PASS", "app_db_password"],
+  ["MB_ENCRYPTION_SECRET_KEY", "encryption_key"],
+] as const;
+
 /**
- * Metabase reads its secrets from the environment only; exporting them from
- * files in the entrypoint keeps them out of `docker inspect` and the state's
- * container definition.
+ * Exports Metabase's secrets from files, then runs the image's own
+ * entrypoint: kept out of `docker inspect` and the state's container
+ * definition. (The image's run_metabase.sh reads MB_DB_PASS_FILE itself, but
+ * not the encryption key: one way for both.) A missing or empty file stops
+ * the container, naming it: with an empty key Metabase would start and store
+ * connection details unencrypted, or fail to read those it encrypted.
  */
 export function metabaseEntrypoint(): string[] {
-  const read = (name: string) => `"$(cat ${METABASE_SECRETS_MOUNT}/${name})"`;
-  return [
-    "/bin/sh",
-    "-c",
-    `export MB_DB_PASS=${read("app_db_password")} MB_ENCRYPTION_SECRET_KEY=${read("encryption_key")}; exec /app/run_metabase.sh`,
-  ];
+  const reads = METABASE_ENV_SECRETS.map(
+    ([env, file]) =>
+      `${env}=$(cat ${METABASE_SECRETS_MOUNT}/${file}) && [ -n "$${env}" ] || { echo "metabase: cannot read ${METABASE_SECRETS_MOUNT}/${file}, or it is empty: not starting" >&2; exit 1; }`,
+  );
+  return ["/bin/sh", "-c", `${reads.join("; ")}; export ${METABASE_ENV_SECRETS.map(([env]) => env).join(" ")}; exec /app/run_metabase.sh`];
 }
 
 export interface SetupArgs {
