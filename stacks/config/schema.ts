@@ -382,6 +382,15 @@ export const backupSchema = z.strictObject({
   encryption: z.enum(["sse-s3", "kms"], { error: 'expected "sse-s3" or "kms"' }).default("sse-s3"),
 }, { error: "expected a map with bucket, schedule, timezone, retention, objectLock" });
 
+/** The postgres image's first major version that keeps its data under /var/lib/postgresql/<major>/docker. */
+const POSTGRES_NEW_DATA_LAYOUT = 18;
+
+/** The major version a postgres image's tag names ("postgres:16.13", "postgres:17-alpine"); undefined for a digest alone or another image. */
+export function postgresImageMajor(image: string): number | undefined {
+  const tag = /^(?:[^/]+\/)*postgres:(\d+)(?:[.-][^@]*)?(?:@sha256:[0-9a-f]{64})?$/.exec(image);
+  return tag ? Number(tag[1]) : undefined;
+}
+
 export const metabaseSchema = z.strictObject({
   enabled: z.boolean({ error: "expected true or false" }).default(false),
   image: pinnedImage.default("metabase/metabase:v0.56.9"),
@@ -481,6 +490,16 @@ export const stackConfigSchema = z
     if (config.app.jdbcDriver && !drivers.includes(config.app.jdbcDriver)) {
       ctx.addIssue({ code: "custom", path: ["app", "jdbcDriver"], input: config.app.jdbcDriver, message: `expected a driver for database.engine ${database.engine}: ${quotedChoices(drivers)}` });
     }
+    // The official postgres image keeps its data under /var/lib/postgresql/<major>/docker from 18
+    // on, and refuses to start with a volume at /var/lib/postgresql/data (DATA_PATHS), where this
+    // program mounts it for the database, its replica and Metabase's own database.
+    const postgres18 = (major: number | undefined, path: (string | number)[], input: string, what: string) => {
+      if (major !== undefined && major >= POSTGRES_NEW_DATA_LAYOUT) {
+        ctx.addIssue({ code: "custom", path, input, message: `expected PostgreSQL ${POSTGRES_NEW_DATA_LAYOUT - 1} or older for ${what}: from ${POSTGRES_NEW_DATA_LAYOUT} on, the postgres image keeps its data under /var/lib/postgresql/${POSTGRES_NEW_DATA_LAYOUT}/docker and refuses to start with the volume this program mounts at /var/lib/postgresql/data` });
+      }
+    };
+    if (database.engine === "postgres") postgres18(Number(database.version.split(".")[0]), ["database", "version"], database.version, "the database");
+    if (metabase.enabled) postgres18(postgresImageMajor(metabase.databaseImage), ["metabase", "databaseImage"], metabase.databaseImage, "Metabase's own database");
     database.replicas.forEach((replica, i) => {
       const at = (...path: (string | number)[]) => ["database", "replicas", i, ...path];
       if (replica.server && !replica.link) {

@@ -54,6 +54,17 @@ describe("bad input is named precisely", () => {
   it("image without a tag", () => expectOne((r) => (r.app.image = "ghcr.io/bbaegok/bbaegok-api"), "app.image", "pinned version"));
   it("image on latest", () => expectOne((r) => (r.metabase.image = "metabase/metabase:latest"), "metabase.image", '"metabase/metabase:latest"'));
   it("database version not pinned", () => expectOne((r) => (r.database.version = "11"), "database.version", "major.minor"));
+  it("PostgreSQL 18, whose image refuses the data volume where the program mounts it", () => {
+    expectOne((r) => Object.assign(r.database, { engine: "postgres", version: "18.1", replicas: [] }), "database.version", '"18.1"', "PostgreSQL 17 or older for the database", "/var/lib/postgresql/18/docker");
+    expectOne((r) => (r.metabase.databaseImage = "postgres:18.1-alpine"), "metabase.databaseImage", "PostgreSQL 17 or older for Metabase's own database");
+  });
+  it("PostgreSQL 17 and a digest-pinned Metabase database image pass", () => {
+    for (const mutate of [(r: Raw) => Object.assign(r.database, { engine: "postgres", version: "17.7", replicas: [] }), (r: Raw) => (r.metabase.databaseImage = `postgres@sha256:${"a".repeat(64)}`)]) {
+      const raw = structuredClone(committed("prod"));
+      mutate(raw);
+      assert.doesNotThrow(() => validateStackConfig("prod", raw, []));
+    }
+  });
   it("port out of range", () => expectOne((r) => (r.app.port = 70000), "app.port", "70000", "1-65535"));
   it("ssh port not a number", () => expectOne((r) => (r.server.ssh.port = "twenty-two"), "server.ssh.port", "TCP port"));
   it("ssh host key missing", () =>
