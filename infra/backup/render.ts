@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
-import { shellQuote, stackNames } from "../server/render.js";
+import { cronFilePath, shellQuote, stackNames } from "../server/render.js";
 import { allowedBackupAgeMs, normalizeSchedule } from "./schedule.js";
 import { normalCron } from "../../stacks/config/cron.js";
 import { DATABASE_UID, SECRETS_MOUNT, databaseSpec } from "../database/render.js";
@@ -72,8 +72,8 @@ export function backupPaths(service: string, stack: string, dataDir: string) {
     /** The restore drill's key: may only list and read objects under `<stack>/`. */
     drillCredentialsFile: `${secretsDir}/drill-aws-credentials`,
     pingUrlFile: `${secretsDir}/ping-url`,
-    /** One file per stack: a stack's entry never touches another's. No dots: cron skips such names. */
-    cronFile: `/etc/cron.d/${prefix}-backup`,
+    /** One file per stack: a stack's entry never touches another's. */
+    cronFile: cronFilePath(service, stack, "backup"),
     lockFile: `/run/lock/${prefix}-backup.lock`,
     drillLockFile: `/run/lock/${prefix}-restore-drill.lock`,
     /** The syslog tag: `journalctl -t bbaegok-prod-backup`. */

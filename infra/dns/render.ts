@@ -9,7 +9,7 @@
 // line. The records are still created and deleted by Pulumi; only their
 // address belongs to the job (Pulumi ignores changes to it).
 import { createHash } from "node:crypto";
-import { containerPrefix, publicHostNames, shellQuote } from "../server/render.js";
+import { containerPrefix, cronFilePath, publicHostNames, shellQuote } from "../server/render.js";
 import { normalCron } from "../../stacks/config/cron.js";
 
 export type RecordRole = "api" | "metabase";
@@ -34,8 +34,7 @@ export function ddnsPaths(service: string, stack: string, stackDir: string, secr
     tokenFile: `${secretsDir}/ddns/api_token`,
     /** The address the records were last set to, and which records (ddnsRecordsKey), so an unchanged address costs no API call. */
     stateFile: `${stackDir}/ddns/last-ip`,
-    /** No dots: Debian's cron skips such file names. */
-    cronFile: `/etc/cron.d/${containerPrefix(service, stack)}-ddns`,
+    cronFile: cronFilePath(service, stack, "ddns"),
     logTag: `${containerPrefix(service, stack)}-ddns`,
   };
 }

@@ -58,6 +58,16 @@ export function containerPrefix(service: string, stack: string): string {
   return `${service}-${stack}`;
 }
 
+/**
+ * The file in /etc/cron.d of one of the stack's jobs. Debian's cron reads
+ * only names of letters, digits, `_` and `-` there (run-parts' rule) and
+ * skips any other without a word, so a dot in the stack's name (Pulumi
+ * allows one) becomes `_`.
+ */
+export function cronFilePath(service: string, stack: string, job: string): string {
+  return `/etc/cron.d/${containerPrefix(service, stack).replaceAll(".", "_")}-${job}`;
+}
+
 /** The proxy's directory on the server: one per server, the owner stack's and every guest's alike. */
 export function serverProxyDir(dataDir: string): string {
   return `${dataDir}/proxy`;

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ddnsPaths, ddnsScript, stackRecords } from "../../infra/dns/render.js";
+import { backupPaths } from "../../infra/backup/render.js";
 
 describe("DNS renderers", () => {
   it("plans the API's record, and Metabase's only when it runs and has a name", () => {
@@ -15,10 +16,15 @@ describe("DNS renderers", () => {
     assert.deepEqual(stackRecords({ api: "staging-api.bbaegok.kr" }, true), [{ role: "api", name: "staging-api.bbaegok.kr" }]);
   });
 
-  it("names the cron file without dots (Debian's cron skips those) and keeps the token under the secrets directory", () => {
+  it("names the cron files without dots, the stack's name's too (Debian's cron skips those) and keeps the token under the secrets directory", () => {
     const paths = ddnsPaths("bbaegok", "prod", "/srv/bbaegok/prod", "/srv/bbaegok/prod/secrets");
     assert.equal(paths.cronFile, "/etc/cron.d/bbaegok-prod-ddns");
     assert.doesNotMatch(paths.cronFile.split("/").pop()!, /\./);
+    // A stack name with a dot, which Pulumi allows: cron would skip the file without a word.
+    for (const cronFile of [ddnsPaths("bbaegok", "prod.kr", "/srv/x", "/srv/x/secrets").cronFile, backupPaths("bbaegok", "prod.kr", "/srv").cronFile]) {
+      assert.match(cronFile.split("/").pop()!, /^[A-Za-z0-9_-]+$/, cronFile);
+      assert.match(cronFile, /^\/etc\/cron\.d\/bbaegok-prod_kr-(ddns|backup)$/);
+    }
     assert.ok(paths.tokenFile.startsWith("/srv/bbaegok/prod/secrets/"));
     assert.ok(paths.stateFile.startsWith("/srv/bbaegok/prod/"));
   });
