@@ -4,7 +4,7 @@
 import { durationSeconds } from "../../stacks/config/rules.js";
 import { JDBC_DRIVERS, type AppEnvSetByProgram, type JdbcDriver, type Slot, type StackConfig } from "../../stacks/config/schema.js";
 import { DATABASE_ALIAS } from "../database/render.js";
-import { primaryHost, readReplica, replicaReadHost, slotDatabase } from "../replica/render.js";
+import { primaryHost, primaryReadTimeoutSeconds, readReplica, replicaReadHost, slotDatabase } from "../replica/render.js";
 import { dockerHealthCheck, shellQuote } from "../server/render.js";
 
 export const SLOTS: readonly Slot[] = ["blue", "green"];
@@ -79,7 +79,7 @@ export function slotEnvs(config: Pick<StackConfig, "app" | "database">, slot: Sl
     // Spring Boot finishes in-flight requests on SIGTERM instead of cutting them.
     SERVER_SHUTDOWN: "graceful",
     // The writes: on the original, or on the replica once promoted (npm run promote); a slot staged for a switch as once switched.
-    SPRING_DATASOURCE_URL: jdbcUrl(config, primaryHost(config.database)),
+    SPRING_DATASOURCE_URL: jdbcUrl(config, primaryHost(config.database), primaryReadTimeoutSeconds(config.database)),
     SPRING_DATASOURCE_USERNAME: config.database.user,
     // With a read replica: the read-only datasource (same user and password file; README, "Read replicas"),
     // on this server's data network or at the other server's link address. A promoted replica is the primary:

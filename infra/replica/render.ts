@@ -91,6 +91,18 @@ export function primaryHost(db: Pick<StackConfig["database"], "primary" | "repli
 }
 
 /**
+ * How long the app waits for the primary's answer (its driver's
+ * socketTimeout): none on the app's own server, the replica's
+ * `readTimeoutSeconds` once a replica on another server is promoted. Writes
+ * then cross the link, and a server that loses power answers nothing, not
+ * even a reset: a write in flight would wait for TCP's keepalive, or forever.
+ */
+export function primaryReadTimeoutSeconds(db: Pick<StackConfig["database"], "primary" | "replicas">): number | undefined {
+  const replica = db.replicas[0];
+  return replica && replicaIsPrimary(slotDatabase(db)) && linkAddressOfReplica(replica) ? replica.readTimeoutSeconds : undefined;
+}
+
+/**
  * How a replica's volume name ends: the one volume the guardrails let go
  * unprotected (policy/rules.ts), a copy of the primary's data that goes with
  * the replica; the program protects it once the replica is promoted.

@@ -304,7 +304,8 @@ export const databaseSchema = z.strictObject({
           /**
            * How long the app waits for the replica's answer before it gives the read up (its JDBC socketTimeout):
            * a replica whose server loses power sends nothing, not even a reset, and a read in flight would wait
-           * for TCP's keepalive, two hours. Longer than the app's slowest read-only transaction.
+           * for TCP's keepalive, two hours. Longer than the app's slowest read-only transaction; once a replica on
+           * another server is promoted, the bound of the writes too (infra/replica/render.ts primaryReadTimeoutSeconds).
            */
           readTimeoutSeconds: z.number({ error: "expected a number of seconds" }).int({ error: "expected whole seconds" }).min(1, { error: "expected 1-3600 seconds" }).max(3600, { error: "expected 1-3600 seconds" }).default(30),
           /**

@@ -297,7 +297,8 @@ for (const { stack, engine, api, port, scheme, unit, maxLagSeconds } of STACKS) 
       assert.ok(fencedAt && fencedAt !== "none", result.stdout);
       assert.ok(result.stdout.includes(`(the primary's position: ${fencedAt})`), result.stdout);
       assert.match(result.stdout, new RegExp(`promote of ${stack}: ${replica} becomes the primary \\(replica\\.sh promote on \\S+@127\\.0\\.0\\.1:\\d+, then \\S+@${OTHER_HOST.replace(/\./g, "\\.")}:\\d+\\)`));
-      const url = `SPRING_DATASOURCE_URL=jdbc:${engine === "mariadb" ? "mariadb" : "postgresql"}://${TAILNET.replica}:${port}/bbaegok`;
+      // Writes now cross the link: with the replica's read timeout (30 s, in the driver's unit).
+      const url = `SPRING_DATASOURCE_URL=jdbc:${engine === "mariadb" ? "mariadb" : "postgresql"}://${TAILNET.replica}:${port}/bbaegok?socketTimeout=${engine === "mariadb" ? 30000 : 30}`;
       for (const slot of slots) {
         const env = inspect<string[]>(slot, ".Config.Env");
         assert.ok(env.includes(url), `${slot}: ${env.join(" ")}`);

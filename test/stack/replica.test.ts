@@ -248,7 +248,9 @@ function itStagesThePromotion(stack: string, engine: "mariadb" | "postgres", fil
     const warm = live === "blue" ? "green" : "blue";
     assert.equal(staged.outputs["liveSlot"], live, "the staged up made another slot live");
     const envs = inputsOf(staged, `bbaegok-${stack}-app-${warm}`)!["envs"] as string[];
-    assert.ok(envs.includes(`SPRING_DATASOURCE_URL=jdbc:${engine === "postgres" ? "postgresql" : "mariadb"}://${writeHost}:${engine === "postgres" ? 5432 : 3306}/bbaegok`), envs.join(" "));
+    // Across the link, with the replica's read timeout; on this server, none.
+    const timeout = writeHost === "db-replica" ? "" : engine === "postgres" ? "?socketTimeout=30" : "?socketTimeout=30000";
+    assert.ok(envs.includes(`SPRING_DATASOURCE_URL=jdbc:${engine === "postgres" ? "postgresql" : "mariadb"}://${writeHost}:${engine === "postgres" ? 5432 : 3306}/bbaegok${timeout}`), envs.join(" "));
     assert.ok(!envs.some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), envs.join(" "));
     assert.notDeepEqual(inputsOf(staged, `bbaegok-${stack}-app-${warm}`), inputsOf(before, `bbaegok-${stack}-app-${warm}`));
     for (const name of [`app-${live}`, "db", "db-replica"]) assert.deepEqual(inputsOf(staged, `bbaegok-${stack}-${name}`), inputsOf(before, `bbaegok-${stack}-${name}`), name);
@@ -587,7 +589,7 @@ for (const engine of ["mariadb", "postgres"] as const) {
       assert.equal(slots.length, 2);
       for (const slot of slots) {
         const envs = slot.inputs["envs"] as string[];
-        assert.ok(envs.includes(`SPRING_DATASOURCE_URL=jdbc:${engine === "postgres" ? "postgresql" : "mariadb"}://10.99.0.2:${port}/bbaegok`), envs.join(" "));
+        assert.ok(envs.includes(`SPRING_DATASOURCE_URL=jdbc:${engine === "postgres" ? "postgresql" : "mariadb"}://10.99.0.2:${port}/bbaegok?socketTimeout=${engine === "postgres" ? 30 : 30000}`), envs.join(" "));
         assert.ok(!envs.some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), envs.join(" "));
       }
     });

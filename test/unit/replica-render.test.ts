@@ -198,13 +198,15 @@ describe("database.replicas[].server and link (a replica on another server)", ()
     // readTimeoutSeconds in each driver's own unit for socketTimeout: PostgreSQL's seconds, MariaDB's milliseconds.
     assert.ok(reads({ readTimeoutSeconds: 120 }).includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://db-replica:5432/bbaegok?socketTimeout=120"));
     assert.ok(reads({ readTimeoutSeconds: 120 }, "mariadb").includes("SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://db-replica:3306/bbaegok?socketTimeout=120000"));
-    // The primary's URL gets none: its server is the app's own.
+    // The primary's URL gets none while its server is the app's own.
     assert.ok(reads({ server, link: wireguard }).includes("SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/bbaegok"));
     assert.ok(!reads({}, "postgres", "replica").some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")));
-    // Promoted, or staged for it, the app writes to it: on another server at its link address.
+    // Promoted, or staged for it, the app writes to it: on another server at its link address, with the
+    // replica's read timeout (a server that loses power across the link answers nothing, not even a reset).
     for (const primary of ["replica", "promoting"]) {
-      assert.ok(reads({ server, link: wireguard }, "postgres", primary).includes("SPRING_DATASOURCE_URL=jdbc:postgresql://10.99.0.2:5432/bbaegok"), primary);
-      assert.ok(reads({ server, link: wireguard }, "mariadb", primary).includes("SPRING_DATASOURCE_URL=jdbc:mariadb://10.99.0.2:3306/bbaegok"), primary);
+      assert.ok(reads({ server, link: wireguard }, "postgres", primary).includes("SPRING_DATASOURCE_URL=jdbc:postgresql://10.99.0.2:5432/bbaegok?socketTimeout=30"), primary);
+      assert.ok(reads({ server, link: wireguard }, "mariadb", primary).includes("SPRING_DATASOURCE_URL=jdbc:mariadb://10.99.0.2:3306/bbaegok?socketTimeout=30000"), primary);
+      assert.ok(reads({ server, link: wireguard, readTimeoutSeconds: 90 }, "mariadb", primary).includes("SPRING_DATASOURCE_URL=jdbc:mariadb://10.99.0.2:3306/bbaegok?socketTimeout=90000"), primary);
       assert.ok(!reads({ server, link: wireguard }, "postgres", primary).some((e) => e.startsWith("SPRING_DATASOURCE_REPLICA_")), primary);
     }
     assert.ok(reads({}, "postgres", "replica").includes("SPRING_DATASOURCE_URL=jdbc:postgresql://db-replica:5432/bbaegok"));
