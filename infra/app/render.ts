@@ -3,7 +3,7 @@
 // Spring Boot as a file through `configtree`.
 import { durationSeconds } from "../../stacks/config/rules.js";
 import { JDBC_DRIVERS, type AppEnvSetByProgram, type JdbcDriver, type Slot, type StackConfig } from "../../stacks/config/schema.js";
-import { DATABASE_ALIAS } from "../database/render.js";
+import { DATABASE_ALIAS, DATABASE_COLLATION } from "../database/render.js";
 import { primaryHost, primaryReadTimeoutSeconds, readReplica, replicaReadHost, slotDatabase } from "../replica/render.js";
 import { dockerHealthCheck, shellQuote } from "../server/render.js";
 
@@ -41,8 +41,14 @@ export function jdbcUrl(config: Pick<StackConfig, "app" | "database">, host: str
       if (readTimeoutSeconds) params.push(`socketTimeout=${readTimeoutSeconds * 1000}`);
       return withParams(`jdbc:mariadb://${host}:3306/${db.name}`, params);
     case "mysql-connector-j":
-      // connectionTimeZone: the servers' zone (TZ=UTC), which Connector/J would otherwise take to be the JVM's.
-      params.push("characterEncoding=UTF-8", "connectionTimeZone=UTC");
+      params.push(
+        // With characterEncoding alone Connector/J gives the connection its own default utf8mb4 collation
+        // (utf8mb4_general_ci on MariaDB 10.11, utf8mb4_0900_ai_ci on servers it takes for MySQL 8), not the database's.
+        "characterEncoding=UTF-8",
+        `connectionCollation=${DATABASE_COLLATION}`,
+        // The servers' zone (TZ=UTC), which Connector/J would otherwise take to be the JVM's.
+        "connectionTimeZone=UTC",
+      );
       if (readTimeoutSeconds) params.push(`socketTimeout=${readTimeoutSeconds * 1000}`);
       return withParams(`jdbc:mysql://${host}:3306/${db.name}`, params);
     case "postgresql":

@@ -24,6 +24,9 @@ export interface DatabaseSpec {
   initFiles: { name: string; content: string }[];
 }
 
+/** The collation of MariaDB's and MySQL's servers, and of the app's connections to them (Connector/J's URL). */
+export const DATABASE_COLLATION = "utf8mb4_unicode_ci";
+
 /** Where each engine's image keeps its data: the volume's mount in the database's and the replica's containers. */
 export const DATA_PATHS: Record<DatabaseEngine, string> = {
   mysql: "/var/lib/mysql",
@@ -66,8 +69,8 @@ export function databaseSpec(db: StackConfig["database"]): DatabaseSpec {
         command: [
           // Korean text and emoji need 4-byte UTF-8.
           "--character-set-server=utf8mb4",
-          "--collation-server=utf8mb4_unicode_ci",
-          ...(mapsCharsetCollations(db) ? ["--character-set-collations=utf8mb4=utf8mb4_unicode_ci"] : []),
+          `--collation-server=${DATABASE_COLLATION}`,
+          ...(mapsCharsetCollations(db) ? [`--character-set-collations=utf8mb4=${DATABASE_COLLATION}`] : []),
           "--skip-name-resolve",
           // Half the container's memory for InnoDB's cache leaves room for connections.
           `--innodb-buffer-pool-size=${Math.floor(db.memoryMb / 2)}M`,

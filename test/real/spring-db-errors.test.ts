@@ -27,7 +27,9 @@ import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { slotEnvs } from "../../infra/app/render.js";
+import { jdbcUrl, slotEnvs } from "../../infra/app/render.js";
+import { DATABASE_COLLATION } from "../../infra/database/render.js";
+import type { JdbcDriver } from "../../stacks/config/schema.js";
 import { loadStack } from "../../stacks/config/index.js";
 import { springAppJar } from "../support/docker-images.js";
 import { cuttableRelay } from "../support/relay.js";
@@ -61,6 +63,26 @@ after(async () => {
   secrets?.remove();
 });
 
+/** The app's JVM with the program's environment (as slotEnvs renders it, on loopback), its output piped. */
+function spawnApp(port: number, urls: { primary: string; replica: string }, { raw = false, retryAfterSeconds = 30, jvm = [] as string[] } = {}): ChildProcess {
+  return spawn("java", [...jvm, "-jar", jar], {
+    env: {
+      PATH: process.env["PATH"],
+      SERVER_PORT: String(port),
+      SERVER_SHUTDOWN: "graceful",
+      SPRING_DATASOURCE_URL: urls.primary,
+      SPRING_DATASOURCE_USERNAME: "bbaegok",
+      SPRING_DATASOURCE_REPLICA_URL: urls.replica,
+      SPRING_DATASOURCE_REPLICA_USERNAME: "bbaegok",
+      MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES: "true",
+      SPRING_CONFIG_IMPORT: `optional:configtree:${secrets.path}/`,
+      BBAEGOK_TEST_RAW_DATABASE_ERRORS: String(raw),
+      BBAEGOK_REPLICA_RETRY_AFTER_SECONDS: String(retryAfterSeconds),
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
 interface App {
   get(path: string): Promise<{ status: number; body: string }>;
   post(path: string): Promise<{ status: number; body: string }>;
@@ -83,22 +105,7 @@ const bodyOf = (answer: { status: number; body: string }) => {
  */
 async function startApp({ raw = false, urls = mariadbUrls(), retryAfterSeconds = 30, jvm = [] as string[] } = {}): Promise<App> {
   const port = await freePort();
-  const child: ChildProcess = spawn("java", [...jvm, "-jar", jar], {
-    env: {
-      PATH: process.env["PATH"],
-      SERVER_PORT: String(port),
-      SERVER_SHUTDOWN: "graceful",
-      SPRING_DATASOURCE_URL: urls.primary,
-      SPRING_DATASOURCE_USERNAME: "bbaegok",
-      SPRING_DATASOURCE_REPLICA_URL: urls.replica,
-      SPRING_DATASOURCE_REPLICA_USERNAME: "bbaegok",
-      MANAGEMENT_HEALTH_DB_IGNOREROUTINGDATASOURCES: "true",
-      SPRING_CONFIG_IMPORT: `optional:configtree:${secrets.path}/`,
-      BBAEGOK_TEST_RAW_DATABASE_ERRORS: String(raw),
-      BBAEGOK_REPLICA_RETRY_AFTER_SECONDS: String(retryAfterSeconds),
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawnApp(port, urls, { raw, retryAfterSeconds, jvm });
   let log = "";
   child.stdout!.on("data", (d: Buffer) => (log += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
@@ -294,6 +301,30 @@ describe("PostgreSQL, with the README's advice", () => {
     } finally {
       await app?.stop();
       await Promise.all([pgPrimary.stop(), pgReplica.stop()]);
+    }
+  });
+});
+
+/** The primary's URL exactly as the program renders it for `jdbcDriver` (prod's database), pointed at 127.0.0.1:<port>. */
+function renderedUrl(jdbcDriver: JdbcDriver, port: number): string {
+  const prod = loadStack("prod").config;
+  return jdbcUrl({ app: { ...prod.app, jdbcDriver }, database: prod.database }).replace(/\/\/[^/]+\//, `//127.0.0.1:${port}/`);
+}
+
+describe("MySQL's Connector/J (app.jdbcDriver: mysql-connector-j) with the URL the program renders, on MariaDB", () => {
+  it("Korean text and emoji are stored as UTF-8 and read back unchanged; the connection's collation is the database's", async () => {
+    const url = renderedUrl("mysql-connector-j", primary.port);
+    const app = await startApp({ urls: { primary: url, replica: url } });
+    try {
+      const body = "빼곡 한글 🍚";
+      const written = await app.post(`/test/notes?body=${encodeURIComponent(body)}`);
+      assert.equal(written.status, 200, written.body);
+      const { id, collation } = JSON.parse(written.body) as { id: number; collation: string };
+      assert.equal(collation, DATABASE_COLLATION);
+      assert.equal(bodyOf(await app.get(`/test/notes/${id}`)), body);
+      assert.equal(primary.sql(`SELECT HEX(body) FROM note WHERE id = ${id};`, "bbaegok").trim(), Buffer.from(body).toString("hex").toUpperCase());
+    } finally {
+      await app.stop();
     }
   });
 });

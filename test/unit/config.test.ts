@@ -132,8 +132,8 @@ describe("bad input is named precisely", () => {
     };
     assert.deepEqual(urls(() => {}), ["SPRING_DATASOURCE_REPLICA_URL=jdbc:mariadb://db-replica:3306/bbaegok?socketTimeout=30000", "SPRING_DATASOURCE_URL=jdbc:mariadb://db:3306/bbaegok"]);
     assert.deepEqual(urls((r) => (r.app.jdbcDriver = "mysql-connector-j")), [
-      "SPRING_DATASOURCE_REPLICA_URL=jdbc:mysql://db-replica:3306/bbaegok?characterEncoding=UTF-8&connectionTimeZone=UTC&socketTimeout=30000",
-      "SPRING_DATASOURCE_URL=jdbc:mysql://db:3306/bbaegok?characterEncoding=UTF-8&connectionTimeZone=UTC",
+      "SPRING_DATASOURCE_REPLICA_URL=jdbc:mysql://db-replica:3306/bbaegok?characterEncoding=UTF-8&connectionCollation=utf8mb4_unicode_ci&connectionTimeZone=UTC&socketTimeout=30000",
+      "SPRING_DATASOURCE_URL=jdbc:mysql://db:3306/bbaegok?characterEncoding=UTF-8&connectionCollation=utf8mb4_unicode_ci&connectionTimeZone=UTC",
     ]);
     assert.deepEqual(urls((r) => Object.assign(r.database, { engine: "postgres", version: "16.10" })), ["SPRING_DATASOURCE_REPLICA_URL=jdbc:postgresql://db-replica:5432/bbaegok?socketTimeout=30", "SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/bbaegok"]);
   });

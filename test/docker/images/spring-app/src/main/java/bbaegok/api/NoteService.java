@@ -13,7 +13,8 @@ import org.springframework.transaction.annotation.Transactional;
  * says which database server ran it, as that server sees itself (MariaDB:
  * its host name, the container's; PostgreSQL: its address on the data
  * network) and whether it is read-only (a replica), so a test can tell the
- * primary from the replica without trusting this app's own routing.
+ * primary from the replica without trusting this app's own routing; on
+ * MariaDB and MySQL, the connection's collation too.
  */
 @Service
 class NoteService {
@@ -57,6 +58,8 @@ class NoteService {
     Map<String, Object> answer = new LinkedHashMap<>();
     answer.put("server", String.valueOf(server));
     answer.put("readOnlyServer", readOnly instanceof Boolean b ? b : ((Number) readOnly).intValue() == 1);
+    // The connection's collation, as the server sees it (the program's URL names it for MySQL's Connector/J).
+    if (!postgres) answer.put("collation", String.valueOf(em.createNativeQuery("SELECT @@collation_connection").getSingleResult()));
     return answer;
   }
 }
