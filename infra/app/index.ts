@@ -113,6 +113,8 @@ export class AppSlots extends pulumi.ComponentResource {
       ...plan.checks,
       live: plan.live,
       release: releaseId(plan.slots[plan.checks.target]),
+      otherRelease: releaseId(plan.slots[otherSlot(plan.checks.target)]),
+      waitSeconds: plan.slots[plan.checks.target].container.waitTimeout,
       image: plan.slots[plan.checks.target].container.image,
       containers: this.containerNames,
       addresses: { blue: slotUpstreamAddress(config, "blue"), green: slotUpstreamAddress(config, "green") },

@@ -44,14 +44,18 @@ import {
   type ProxyEndpoint,
 } from "./contract.js";
 import { attachNetworkCommand, detachNetworkCommand } from "./network.js";
-import { containerLayout, renderMainConf, stackProxyFiles } from "./render.js";
+import { WORKER_SHUTDOWN_SECONDS, containerLayout, renderMainConf, stackProxyFiles } from "./render.js";
 
 export * from "./render.js";
 
 type ProxyConfig = Pick<StackConfig, "service" | "server" | "domains" | "app" | "metabase" | "proxy">;
 
-/** How long old workers may finish in-flight requests after a reload; the container's stop waits a little longer. */
-const WORKER_SHUTDOWN_SECONDS = 30;
+/**
+ * Docker's wait for the proxy to stop (an image bump replaces it, planned): as
+ * the container was created, because changing it replaces the server's one
+ * entrance (a Container's stopTimeout cannot be updated in place).
+ */
+const STOP_TIMEOUT_SECONDS = 35;
 
 export interface ProxySiteArgs {
   /** The stack's server footprint: SSH for the files and their activation. */
@@ -248,7 +252,7 @@ export class EdgeProxy extends pulumi.ComponentResource {
         networksAdvanced: [{ name: args.server.edgeNetworkName }],
         // SIGQUIT is nginx's graceful stop: in-flight requests finish first.
         stopSignal: "SIGQUIT",
-        stopTimeout: WORKER_SHUTDOWN_SECONDS + 5,
+        stopTimeout: STOP_TIMEOUT_SECONDS,
       },
       // Guests connect the proxy to their own networks (see the top of this file): a refresh that
       // sees those networks must not plan a replacement of the server's one entrance.

@@ -11,6 +11,15 @@ import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { INTERNAL_PORT, originPullsCertificatePath, proxyDirs, SLOT_HEADER, stackFilePaths, UPSTREAM_HEADER } from "./contract.js";
 
 /** Where nginx finds its files and which addresses it listens on. */
+/** How long the proxy waits for an app's answer (between two reads): Cloudflare's own wait for the origin. */
+export const PROXY_READ_TIMEOUT_SECONDS = 100;
+/**
+ * How long old workers may finish in-flight requests after a reload: past the
+ * longest an app may take to answer, since every activation reloads the one
+ * proxy of every stack (a staging deploy must not cut prod's slow requests).
+ */
+export const WORKER_SHUTDOWN_SECONDS = PROXY_READ_TIMEOUT_SECONDS + 20;
+
 export interface ProxyLayout {
   /** Directory holding nginx.conf, conf.d/, upstreams/ and certs/. */
   confDir: string;
@@ -324,7 +333,7 @@ function proxyDirectives(target: string, indent: string, cloudflareProxied: bool
     "proxy_connect_timeout 3s;",
     "proxy_send_timeout 60s;",
     // Cloudflare gives up on the origin after 100 s; waiting longer helps nobody.
-    "proxy_read_timeout 100s;",
+    `proxy_read_timeout ${PROXY_READ_TIMEOUT_SECONDS}s;`,
     // Uploads stream to the app instead of waiting on the proxy's disk.
     "proxy_request_buffering off;",
   ]

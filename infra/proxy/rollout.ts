@@ -32,6 +32,14 @@ export interface RolloutScriptArgs extends RolloutChecks {
   live: Slot;
   /** The target's release: the hash its container carries in RELEASE_LABEL. */
   release: string;
+  /**
+   * The release the stack's state records for the other slot (the one serving
+   * before a rollout or a flip): a slot the proxy serves but that runs
+   * another release went live in a run that did not record it.
+   */
+  otherRelease: string;
+  /** How long Docker may take to report the target healthy: the slot's deployTimeout. */
+  waitSeconds: number;
   image: string;
   /** Containers of the two slots. */
   containers: Record<Slot, string>;
@@ -73,6 +81,8 @@ served_by() {
     *) echo none ;;
   esac
 }
+# The release label of a slot's container, empty when it has none or is not there.
+release_of() { docker inspect -f '{{index .Config.Labels "${RELEASE_LABEL}"}}' "$1" 2>/dev/null || true; }
 status_of() { printf '%s\\n' "$1" | tr -d '\\r' | sed -n 's/^HTTP\\/[^ ]* \\([0-9][0-9][0-9]\\).*/\\1/p' | tail -n 1; }
 # True only when the helper says the stack's conf is not there (exit 1, nothing
 # said). sudo refusing (also exit 1, with its message) or the helper refusing
@@ -100,9 +110,14 @@ echo "rewarm of $stack: $live serves, as the stack's state says; ${a.target} (wa
 if first_rollout; then echo "rollout of $stack: first rollout, nothing serves yet"; exit 0; fi
 now=$(served_by)
 case "$now" in
-  ${previous}) echo "rollout of $stack: ${previous} serves, as the stack's state says; ${a.target} gets the release" ;;
+  ${previous})
+    # The slot that serves must run what the state records for it: one that runs another release went live in a
+    # run that did not record it, and a run from the older record (a stack file put back) would replace it.
+    running=$(release_of ${q(a.containers[previous])})
+    [ "$running" = ${q(a.otherRelease)} ] || fail "the proxy serves ${previous}, which runs release \${running:-(none)}, not ${a.otherRelease}, the one the stack's state records for it: it went live in a run that did not record it. Going on could replace the slot that serves. Nothing was changed. To record it, set the stack file to the release ${previous} runs (npm run status -- --stack $stack shows its image) and run pulumi up again"
+    echo "rollout of $stack: ${previous} serves, as the stack's state says; ${a.target} gets the release" ;;
   ${a.target})
-    running=$(docker inspect -f '{{index .Config.Labels "${RELEASE_LABEL}"}}' ${q(a.containers[a.target])} 2>/dev/null || true)
+    running=$(release_of ${q(a.containers[a.target])})
     if [ "$running" = ${q(a.release)} ]; then
       echo "rollout of $stack: ${a.target} already serves this release (a flip a previous run did not record); finishing it"
     else
@@ -119,7 +134,19 @@ export function smokeScript(a: RolloutScriptArgs): string {
   const checks = a.smokeChecks.length > 0 ? a.smokeChecks : [{ path: a.healthPath, status: 200 }];
   // A rewarm follows a run that served: there is always a route to smoke through.
   const first = a.action === "rollout" ? `if first_rollout; then echo "rollout of $stack: first rollout, no route to smoke through yet (Docker reported ${a.target} healthy)"; exit 0; fi\n` : "";
+  // Docker's own verdict first: a run after one whose health wait timed out finds the slot created (Pulumi keeps it,
+  // with the error) and does not wait again; the smoke checks alone would pass an app that answers but that Docker
+  // reports unhealthy (an image without curl or wget). Waits while Docker is still starting the checks.
+  const health = `{{if .State.Health}}{{.State.Health.Status}}{{else}}no health check{{end}}`;
   return `${prelude(a, a.action)}
+waited=0
+while :; do
+  health=$(docker inspect -f '${health}' ${q(a.containers[a.target])} 2>&1) || fail "cannot ask Docker about ${a.target}: $health; ${other(a.target)} keeps serving"
+  [ "$health" = healthy ] && break
+  [ "$health" = starting ] && [ $waited -lt ${a.waitSeconds} ] || fail "Docker reports ${a.target} $health, not healthy; ${other(a.target)} keeps serving"
+  sleep 2
+  waited=$((waited + 2))
+done
 ${first}${checks
   .map(
     (c) => `head=$(through ${q(c.path)} -H ${q(`${SLOT_HEADER}: ${a.target}`)}) || fail "smoke check GET ${c.path} on ${a.target} did not complete: $head"

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import { MAIN_CONF, originPullsCertificatePath, SLOT_HEADER, stackFilePaths } from "../../infra/proxy/contract.js";
-import { CLEARED_CLIENT_HEADERS, CLOUDFLARE_HEADERS, renderMainConf, stackProxyFiles, type ProxyLayout } from "../../infra/proxy/render.js";
+import { CLEARED_CLIENT_HEADERS, CLOUDFLARE_HEADERS, renderMainConf, stackProxyFiles, WORKER_SHUTDOWN_SECONDS, type ProxyLayout } from "../../infra/proxy/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { listStacks } from "../../stacks/config/files.js";
 import { loadStack } from "../../stacks/config/load.js";
@@ -54,6 +54,11 @@ function standIn(name: string, port = 0): Promise<{ server: Server; port: number
       let size = 0;
       req.on("data", (chunk: Buffer) => (size += chunk.length));
       req.on("end", () => {
+        const slow = /^\/slow\?ms=(\d+)$/.exec(req.url ?? "");
+        if (slow) {
+          setTimeout(() => res.end(JSON.stringify({ name, sleptMs: Number(slow[1]) })), Number(slow[1]));
+          return;
+        }
         if (req.url === "/big-json") {
           res.setHeader("content-type", "application/json");
           res.end(JSON.stringify({ name, rows: Array.from({ length: 200 }, (_, i) => ({ id: i, text: "the same words again" })) }));
@@ -114,7 +119,7 @@ describe("the proxy, with real nginx", () => {
       servers.set(name, server);
       ports.set(name, port);
     }
-    writeFileSync(join(layout.confDir, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: [`${CLOUDFLARE}/32`, "2400:cb00::/32"], workerShutdownTimeout: "30s" }));
+    writeFileSync(join(layout.confDir, MAIN_CONF), renderMainConf(layout, { cloudflareRanges: [`${CLOUDFLARE}/32`, "2400:cb00::/32"], workerShutdownTimeout: `${WORKER_SHUTDOWN_SECONDS}s` }));
     for (const stack of stacks) {
       const config = configOf(stack);
       writeStack(stack, config);
@@ -466,6 +471,15 @@ describe("the proxy, with real nginx", () => {
       req.end();
     });
     assert.equal(echoed, "ping through the proxy");
+  });
+
+  it("a request the app answers after 35 s, in flight across a reload (every stack's activation reloads the one proxy), is answered: old workers wait past the longest wait for an app", async () => {
+    const pending = https({ host: prod.domains.api, path: "/slow?ms=35000" });
+    await new Promise((r) => setTimeout(r, 1000));
+    nginx.reload();
+    const reply = await pending;
+    assert.equal(reply.status, 200, reply.body);
+    assert.equal((JSON.parse(reply.body) as { sleptMs: number }).sleptMs, 35000);
   });
 
   it("compresses text responses with gzip", async () => {

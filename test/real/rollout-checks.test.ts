@@ -30,11 +30,31 @@ describe("the rewarm's checks, run by sh against the proxy's answers", () => {
   const smoked: string[] = [];
   let server: Server;
   let args: RolloutScriptArgs;
+  const state = join(dir.path, "state");
+  /** What `docker inspect` says of a slot's container: its health, its release label. */
+  const docker = (slot: Slot, what: { health?: string; release?: string }) => {
+    for (const [kind, value] of Object.entries(what)) writeFileSync(join(state, `${args?.containers[slot] ?? `bbaegok-prod-app-${slot}`}.${kind}`), `${value}\n`);
+  };
 
   before(async () => {
     requireCommand("curl", "curl");
-    // docker exec <container> <command…>: the command, here.
-    writeFileSync(join(dir.path, "docker"), '#!/bin/sh\n[ "$1" = exec ] || exit 99\nshift 2\nexec "$@"\n');
+    // docker exec <container> <command…>: the command, here. docker inspect -f <format> <container>: the
+    // container's health or release label (as the format asks), from the file the test wrote in state/; none: no such container.
+    writeFileSync(
+      join(dir.path, "docker"),
+      `#!/bin/sh
+case "$1" in
+  exec) shift 2; exec "$@" ;;
+  inspect)
+    kind=health; case "$3" in *Labels*) kind=release ;; esac
+    [ -e "${state}/$4.$kind" ] || { echo "Error: No such object: $4" >&2; exit 1; }
+    cat "${state}/$4.$kind" ;;
+  *) exit 99 ;;
+esac
+`,
+    );
+    mkdirSync(state);
+    for (const slot of ["blue", "green"] as const) docker(slot, { health: "healthy" });
     // sudo -n <helper> append <file>: stdin appended to the file; exists <file>:
     // as the helper (exit 1, nothing said, when absent), or as sudo refusing
     // when SUDO_REFUSES is set (exit 1 too, with its message).
@@ -65,6 +85,8 @@ esac
       target: "blue",
       live: "green",
       release: "0123456789abcdef",
+      otherRelease: "fedcba9876543210",
+      waitSeconds: 2,
       image: "ghcr.io/bbaegok/bbaegok-api:1.8.2",
       containers: { blue: "bbaegok-prod-app-blue", green: "bbaegok-prod-app-green" },
       addresses: ADDRESSES,
@@ -153,6 +175,7 @@ esac
       writeFileSync(args.liveConf, "# live\n");
       try {
         serving = "green";
+        docker("green", { release: args.otherRelease });
         const result = await run(precheckScript(rollout()));
         assert.equal(result.status, 0, result.stderr);
         assert.match(result.stdout, /^rollout of prod: green serves, as the stack's state says; blue gets the release$/m);
@@ -168,6 +191,73 @@ esac
         assert.match(result.stderr, /^rollout of prod: cannot tell whether the proxy has this stack's files \(the install helper's exists: sudo: a password is required\); nothing was changed$/m);
         assert.doesNotMatch(result.stdout, /first rollout/);
       }
+    });
+  });
+  describe("a rollout's checks with the stack's conf on the proxy", () => {
+    const rollout = () => ({ ...args, action: "rollout" as const });
+    before(() => {
+      mkdirSync(join(dir.path, "live"), { recursive: true });
+      writeFileSync(args.liveConf, "# live\n");
+    });
+    after(() => rmSync(args.liveConf));
+
+    it("precheck: the slot that serves runs another release than the state records for it (it went live in a run that did not record it, and the stack file was put back): refused before anything is touched", async () => {
+      serving = "green";
+      docker("green", { release: "5555555555555555" });
+      const result = await run(precheckScript(rollout()));
+      assert.equal(result.status, 1, result.stdout);
+      assert.equal(
+        result.stderr.trim(),
+        "rollout of prod: the proxy serves green, which runs release 5555555555555555, not fedcba9876543210, the one the stack's state records for it: it went live in a run that did not record it. Going on could replace the slot that serves. Nothing was changed. To record it, set the stack file to the release green runs (npm run status -- --stack prod shows its image) and run pulumi up again",
+      );
+    });
+
+    it("precheck: the target already serves this very release (a flip a run did not record, the stack file unchanged): the run finishes it; another release there is refused", async () => {
+      serving = "blue";
+      docker("blue", { release: args.release });
+      const finishing = await run(precheckScript(rollout()));
+      assert.equal(finishing.status, 0, finishing.stderr);
+      assert.match(finishing.stdout, /^rollout of prod: blue already serves this release \(a flip a previous run did not record\); finishing it$/m);
+      docker("blue", { release: "5555555555555555" });
+      const refused = await run(precheckScript(rollout()));
+      assert.equal(refused.status, 1, refused.stdout);
+      assert.match(refused.stderr, /the proxy serves blue, but the stack's state says green serves; this rollout would replace blue while it serves/);
+    });
+
+    it("smoke: Docker reports the target unhealthy (a run after one whose health wait timed out: Pulumi does not wait again): refused before any check is sent, though the app answers", async () => {
+      serving = "green";
+      smoked.length = 0;
+      docker("blue", { health: "unhealthy" });
+      const result = await run(smokeScript(rollout()));
+      assert.equal(result.status, 1, result.stdout);
+      assert.equal(result.stderr.trim(), "rollout of prod: Docker reports blue unhealthy, not healthy; green keeps serving");
+      assert.deepEqual(smoked, []);
+    });
+
+    it("smoke: Docker still starting the target's checks: it waits for healthy, up to the slot's deployTimeout, then checks", async () => {
+      smoked.length = 0;
+      docker("blue", { health: "starting" });
+      const becomesHealthy = setTimeout(() => docker("blue", { health: "healthy" }), 1000);
+      const result = await run(smokeScript(rollout()));
+      clearTimeout(becomesHealthy);
+      assert.equal(result.status, 0, result.stderr);
+      assert.deepEqual(smoked, ["blue"]);
+      docker("blue", { health: "starting" });
+      const late = await run(smokeScript({ ...rollout(), waitSeconds: 2 }));
+      assert.equal(late.status, 1, late.stdout);
+      assert.equal(late.stderr.trim(), "rollout of prod: Docker reports blue starting, not healthy; green keeps serving");
+    });
+
+    it("smoke: a container with no health check, or none at all: refused, saying so", async () => {
+      docker("blue", { health: "no health check" });
+      const unchecked = await run(smokeScript(rollout()));
+      assert.equal(unchecked.status, 1, unchecked.stdout);
+      assert.match(unchecked.stderr, /^rollout of prod: Docker reports blue no health check, not healthy; green keeps serving$/m);
+      rmSync(join(state, `${args.containers.blue}.health`));
+      const missing = await run(smokeScript(rollout()));
+      assert.equal(missing.status, 1, missing.stdout);
+      assert.match(missing.stderr, /^rollout of prod: cannot ask Docker about blue: Error: No such object: bbaegok-prod-app-blue; green keeps serving$/m);
+      docker("blue", { health: "healthy" });
     });
   });
 });
