@@ -173,10 +173,14 @@ function nonlocalBindLines(paths: LinkPaths): string[] {
   return [...installFileLines(paths.sysctl, NONLOCAL_BIND_SYSCTL), `sysctl -q -p ${shellQuote(paths.sysctl)}`];
 }
 
-/** Writes a root-owned file by a rename, so a reader never sees half of it. */
+/**
+ * Writes a root-owned file by a rename, so a reader never sees half of it; the
+ * temporary file is this shell's own (`$$`), so that two writers of one path at
+ * once (both ends of a link on one machine) never move each other's.
+ */
 function installFileLines(path: string, text: string): string[] {
   const q = shellQuote;
-  return [`mkdir -p ${q(path.replace(/\/[^/]+$/, ""))}`, `printf '%s' ${q(text)} >${q(`${path}.new`)}`, `mv -f ${q(`${path}.new`)} ${q(path)}`];
+  return [`mkdir -p ${q(path.replace(/\/[^/]+$/, ""))}`, `printf '%s' ${q(text)} >${q(`${path}.new`)}.$$`, `mv -f ${q(`${path}.new`)}.$$ ${q(path)}`];
 }
 
 /**

@@ -490,9 +490,11 @@ export const RESEED_STEPS = [
 
 /**
  * `replica.sh promote`'s exit status on the replica's server when it failed
- * before it changed anything there (the replica did not answer): the
- * original's fence may come off again (`replica.sh unfence`), and nothing is
- * half done.
+ * before it changed anything there (the replica did not answer, or had not
+ * applied the fenced original's position in time): the original's fence may
+ * come off again (`replica.sh unfence`), and nothing is half done. On the
+ * original's server: fenced, but its position could not be read, and the
+ * fence came off again.
  */
 export const PROMOTE_UNTOUCHED_EXIT = 3;
 

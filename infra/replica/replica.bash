@@ -240,11 +240,18 @@ promote_fence() {
   replica_log info "$PRIMARY fenced: it refuses the app's writes from now on"
   if [[ $ENGINE == postgres ]]; then
     drain_after_fence
-    capture position admin_sql "$PRIMARY" <<<'SELECT pg_current_wal_lsn()' || position=''
+    capture position admin_sql "$PRIMARY" <<<'SELECT pg_current_wal_lsn()' || position="!$position"
   else
-    capture position admin_sql "$PRIMARY" <<<'SELECT @@gtid_binlog_pos' || position=''
+    capture position admin_sql "$PRIMARY" <<<'SELECT @@gtid_binlog_pos' || position="!$position"
   fi
-  replica_log info "$PRIMARY's position once fenced: ${position:-none}"
+  if [[ -z $position || $position == '!'* ]]; then
+    # It answered the fence: what it committed is known only by its position, and a replica promoted without
+    # waiting for it could leave writes the app was told were saved behind.
+    replica_log err "$PRIMARY is fenced, but its position could not be read (${position#!}): nothing is promoted, its fence comes off again"
+    unfence_primary
+    exit "$UNTOUCHED"
+  fi
+  replica_log info "$PRIMARY's position once fenced: $position"
   printf '%s\n' "$position"
 }
 
@@ -299,9 +306,12 @@ promote_take() {
     return
   fi
   if [[ -z $position ]]; then
+    # The fence's own step prints a position whenever it fenced: none means the original did not answer (it is down).
     replica_log warning "no position of $PRIMARY to wait for: $REPLICA is promoted with what it has ($(replica_position))"
   elif ! applied_up_to "$position" "$wait"; then
-    replica_log warning "$REPLICA has not applied $PRIMARY's writes up to $position after $wait s (it is at $(replica_position)); promoting anyway: the writes after its position stay on $PRIMARY only"
+    # The original answered and holds those writes: promoting now would lose them, acknowledged to the app.
+    replica_log err "$REPLICA has not applied $PRIMARY's writes up to $position after $wait s (it is at $(replica_position)): nothing was promoted, so that no write $PRIMARY acknowledged is lost, and its fence comes off again. npm run status says why it is behind; to promote from a primary lost for good, stop its container first: one that does not answer is not waited for"
+    exit "$UNTOUCHED"
   fi
   at=$(replica_position)
   replica_log info "promoting $REPLICA at $at (the primary's position: ${position:-unknown})"

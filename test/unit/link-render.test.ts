@@ -106,14 +106,14 @@ describe("the wg-quick file and the scripts", () => {
     }
     // One script for both ends: the primary's server publishes the database's port on its link address, the replica's server the replica's.
     const up = linkUpScript(paths);
-    assert.ok(up.includes(`mv -f '${paths.unit}.new' '${paths.unit}'`), "the unit is installed");
+    assert.ok(up.includes(`mv -f '${paths.unit}.new'.$$ '${paths.unit}'`), "the unit is installed");
     assert.ok(up.includes(`systemctl enable --quiet '${paths.unitName}'`));
     assert.equal(NONLOCAL_BIND_SYSCTL, "net.ipv4.ip_nonlocal_bind = 1\n");
     assert.ok(up.includes(`sysctl -q -p '${paths.sysctl}'`));
     assert.ok(up.indexOf("sysctl -q -p") < up.indexOf("wg-quick up"), "the sysctl is applied before the link comes up");
     // Under systemd the unit brings the link up (active while it runs, stopped after Docker at shutdown), once installed and enabled.
     const start = up.indexOf(`systemctl start '${paths.unitName}'`);
-    assert.ok(start > up.indexOf(`systemctl enable --quiet '${paths.unitName}'`) && start > up.indexOf(`mv -f '${paths.unit}.new'`), "the unit is started once installed and enabled");
+    assert.ok(start > up.indexOf(`systemctl enable --quiet '${paths.unitName}'`) && start > up.indexOf(`mv -f '${paths.unit}.new'.$$`), "the unit is started once installed and enabled");
     const down = linkDownScript(paths);
     assert.ok(down.includes(`systemctl disable --quiet '${paths.unitName}'`));
     assert.ok(down.includes(`rm -f '${paths.unit}' '${paths.sysctl}'`));
