@@ -27,6 +27,14 @@ export interface DatabaseSpec {
 /** The collation of MariaDB's and MySQL's servers, and of the app's connections to them (Connector/J's URL). */
 export const DATABASE_COLLATION = "utf8mb4_unicode_ci";
 
+/**
+ * PostgreSQL logs the text of a statement that fails (`log_min_error_statement`
+ * is `error` by default), a password in it too, into the server's log, which
+ * `docker logs` shows: a session that sends a password turns that off first
+ * (a superuser's setting; the error itself is still logged).
+ */
+export const PG_UNLOGGED_STATEMENTS = "SET log_min_error_statement = panic;";
+
 /** Where each engine's image keeps its data: the volume's mount in the database's and the replica's containers. */
 export const DATA_PATHS: Record<DatabaseEngine, string> = {
   mysql: "/var/lib/mysql",
@@ -112,6 +120,7 @@ if [[ ! -s ${secretsDir}/${APP_PASSWORD_FILE} ]]; then
   exit 1
 fi
 psql -v ON_ERROR_STOP=1 --username postgres --dbname ${db.name} <<'SQL'
+${PG_UNLOGGED_STATEMENTS}
 \\set app_password \`cat ${secretsDir}/${APP_PASSWORD_FILE}\`
 CREATE ROLE ${db.user} LOGIN PASSWORD :'app_password';
 ALTER DATABASE ${db.name} OWNER TO ${db.user};

@@ -2,7 +2,7 @@
 // (SQL for each engine, idempotent), the commands that apply it inside the
 // database container, and the first-run setup through Metabase's setup API.
 import type { DatabaseEngine, StackConfig } from "../../stacks/config/schema.js";
-import { DATABASE_ALIAS, ROOT_PASSWORD_FILE, SECRETS_MOUNT } from "../database/render.js";
+import { DATABASE_ALIAS, PG_UNLOGGED_STATEMENTS, ROOT_PASSWORD_FILE, SECRETS_MOUNT } from "../database/render.js";
 
 /** The login Metabase uses on the service database: SELECT and nothing else. */
 export const READONLY_USER = "metabase_ro";
@@ -43,6 +43,7 @@ function postgresGrantSql(db: StackConfig["database"], tables: readonly string[]
           ...tables.map((t) => `GRANT SELECT ON public.${t} TO ${role};`),
         ];
   return [
+    PG_UNLOGGED_STATEMENTS,
     "DO $$ BEGIN",
     `  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${role}') THEN CREATE ROLE ${role} LOGIN; END IF;`,
     "END $$;",

@@ -134,8 +134,10 @@ SQL
 # max_slot_wal_keep_size), and a pg_hba line for its replication connections;
 # for a standby on another server, the backup's role too (below).
 # The replica's side is its entrypoint (pg_basebackup on an empty data folder).
+# The sessions that send a password keep it out of the server's log when a statement fails (PG_UNLOGGED_STATEMENTS).
 postgres_setup() {
   admin_sql "$PRIMARY" <<SQL
+SET log_min_error_statement = panic;
 SELECT format('CREATE ROLE %I', '$REPLICATION_USER') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$REPLICATION_USER') \\gexec
 ALTER ROLE $REPLICATION_USER WITH REPLICATION LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '@REPLICATION_PASSWORD@';
 SELECT pg_create_physical_replication_slot('$SLOT') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$SLOT');
@@ -153,6 +155,7 @@ SQL
 # otherwise); nothing that writes. Made on every setup: a changed password applies.
 postgres_backup_role() {
   admin_sql "$PRIMARY" <<SQL
+SET log_min_error_statement = panic;
 SELECT format('CREATE ROLE %I', '$BACKUP_USER') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$BACKUP_USER') \\gexec
 ALTER ROLE $BACKUP_USER WITH LOGIN BYPASSRLS NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD '@BACKUP_PASSWORD@';
 GRANT pg_read_all_data TO $BACKUP_USER;

@@ -7,6 +7,7 @@ import { READONLY_USER, readOnlyUserSql } from "../../infra/metabase/render.js";
 import type { StackConfig } from "../../stacks/config/schema.js";
 import { startMariaDb, type MariaDb } from "../support/mariadb.js";
 import { startPostgres, type Postgres } from "../support/postgres.js";
+import { waitFor } from "../support/system.js";
 
 const PASSWORD = "Ro0nlyPassw0rdForTests";
 /** Every statement the read-only login must be refused, on either engine. */
@@ -126,5 +127,19 @@ describe("read-only login on PostgreSQL", () => {
     // Even a write the grants would allow fails: the role's transactions are read-only.
     pg.sql(`GRANT INSERT ON badges TO ${READONLY_USER}`, "bbaegok");
     assert.match(ro("INSERT INTO badges VALUES (9)").stderr, /read-only transaction/);
+  });
+
+  it("a failing statement that carries the password (here: the server read-only) leaves the password out of the server's log, which docker logs shows", async () => {
+    const secret = "never-in-the-log-7f3a";
+    pg.sql(readOnlyUserSql(database("postgres"), [], PASSWORD), "bbaegok");
+    pg.sql("ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf();");
+    try {
+      assert.throws(() => pg.sql(readOnlyUserSql(database("postgres"), [], secret), "bbaegok"), /read-only transaction/);
+    } finally {
+      pg.sql("ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf();");
+    }
+    // The server's log reaches this process a moment later.
+    await waitFor("the failure in the server's log", () => /ERROR: {2}cannot execute ALTER ROLE in a read-only transaction/.test(pg.log()), 10_000, 100);
+    assert.ok(!pg.log().includes(secret), `the password is in the server's log:\n${pg.log().slice(-1500)}`);
   });
 });

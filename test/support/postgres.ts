@@ -16,6 +16,8 @@ export interface Postgres {
   sql(statements: string, database?: string): string;
   /** Runs SQL as `user` with `password` over TCP; never throws. */
   sqlAs(user: string, password: string, statements: string, database: string): { status: number; stdout: string; stderr: string };
+  /** What the server logged so far (its stderr, as `docker logs` shows the image's). */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -80,6 +82,7 @@ export async function startPostgres(args: readonly string[] = []): Promise<Postg
       });
       return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
     },
+    log: () => log,
     async stop() {
       if (child.exitCode === null) {
         // SIGINT: PostgreSQL's fast shutdown.

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { backupPaths, backupScript, stackBackupTargets } from "../../infra/backup/render.js";
 import { failbackScript, postgresReplicaEntrypoint, readReplica, replicaReadHost, replicaRoleOptions, replicaScript, replicationPgpass } from "../../infra/replica/render.js";
 import { slotEnvs } from "../../infra/app/render.js";
-import { databaseRuntime, replacementNotice } from "../../infra/database/render.js";
+import { databaseRuntime, PG_UNLOGGED_STATEMENTS, replacementNotice } from "../../infra/database/render.js";
 import { readStackFile } from "../../stacks/config/files.js";
 import { StackConfigError, rawFromPulumiConfig, validateStackConfig } from "../../stacks/config/validate.js";
 import { REPO } from "../support/project.js";
@@ -39,6 +39,13 @@ describe("the replica's scripts", () => {
       assert.doesNotMatch(script, /^main "\$@"$/m);
     });
   }
+  it("PostgreSQL: every SQL the script sends with a password first keeps failing statements out of the server's log (PG_UNLOGGED_STATEMENTS)", () => {
+    const script = replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase("postgres"), replica: { maxLagSeconds: 300 }, primaryContainer: "bbaegok-prod-db", replicaContainer: "bbaegok-prod-db-replica", slot: "replica_1" });
+    const heredocs = [...script.matchAll(/<<SQL\n([\s\S]*?)\nSQL\n/g)].map((m) => m[1]!);
+    const withPassword = heredocs.filter((sql) => /PASSWORD '/.test(sql));
+    assert.ok(withPassword.length >= 2, `expected the replication and backup roles' SQL, found ${withPassword.length}`);
+    for (const sql of withPassword) assert.equal(sql.split("\n")[0], PG_UNLOGGED_STATEMENTS, sql);
+  });
   it("the PostgreSQL entrypoint is shellcheck-clean and holds no password", () => {
     const script = postgresReplicaEntrypoint({ engine: "postgres", memoryMb: 1024, primaryHost: "db", primaryPort: 5432, secretsDir: "/run/secrets", slot: "replica_1" });
     shellcheck("entrypoint.sh", script);
