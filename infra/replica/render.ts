@@ -166,6 +166,13 @@ export function linkAddressOfPrimary(replica: Pick<ReplicaConfig, "server" | "li
 }
 
 /**
+ * The most WAL a PostgreSQL primary's replication slot keeps for a standby that
+ * stopped: the original's flag, and what replica.sh's setup writes into a
+ * promoted primary's own configuration before a failback makes a slot there.
+ */
+export const PG_SLOT_WAL_KEEP = "4096MB";
+
+/**
  * Flags the primary gets when the stack has a replica. MariaDB/MySQL: a
  * binary log in row format with GTIDs (MySQL: gtid_mode), kept a week.
  * PostgreSQL: its defaults already stream (wal_level replica, 10 senders);
@@ -179,7 +186,7 @@ export function primaryReplicationFlags(engine: DatabaseEngine): string[] {
     case "mysql":
       return [`--server-id=${PRIMARY_SERVER_ID}`, "--log-bin=mysql-bin", "--gtid-mode=ON", "--enforce-gtid-consistency=ON", `--binlog-expire-logs-seconds=${BINLOG_KEEP_SECONDS}`];
     case "postgres":
-      return ["-c", "max_slot_wal_keep_size=4096MB"];
+      return ["-c", `max_slot_wal_keep_size=${PG_SLOT_WAL_KEEP}`];
   }
 }
 
@@ -400,7 +407,7 @@ export function replicaVariables(spec: Omit<ReplicaScriptSpec, "service">): stri
     `readonly PRIMARY=${shellQuote(spec.primaryContainer)} REPLICA=${shellQuote(spec.replicaContainer)}`,
     `readonly PRIMARY_HOST=${shellQuote(spec.primaryHost ?? DATABASE_ALIAS)} PRIMARY_PORT=${spec.primaryPort ?? (engine === "postgres" ? 5432 : 3306)}`,
     `readonly REPLICA_HOST=${shellQuote(spec.replicaHost ?? REPLICA_ALIAS)} REPLICA_PORT=${spec.replicaPort ?? spec.primaryPort ?? (engine === "postgres" ? 5432 : 3306)}`,
-    `readonly REPLICATION_USER=${REPLICATION_USER} SEEDING_USER=${SEEDING_USER} MONITOR_USER=${MONITOR_USER} BACKUP_USER=${BACKUP_USER} SLOT=${shellQuote(spec.slot)}`,
+    `readonly REPLICATION_USER=${REPLICATION_USER} SEEDING_USER=${SEEDING_USER} MONITOR_USER=${MONITOR_USER} BACKUP_USER=${BACKUP_USER} SLOT=${shellQuote(spec.slot)} SLOT_WAL_KEEP=${PG_SLOT_WAL_KEEP}`,
     `readonly THIS_SERVER=${spec.thisServer ?? "both"}`,
     // The replica's volume inside its container: reseed empties it (PostgreSQL).
     `readonly REPLICA_DATA=${shellQuote(DATA_PATHS[engine])}`,

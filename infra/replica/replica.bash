@@ -131,7 +131,7 @@ SQL
 
 # PostgreSQL, the primary's side: a role with REPLICATION and LOGIN only, a
 # physical slot (the primary keeps the WAL the replica has not received, up to
-# max_slot_wal_keep_size), and a pg_hba line for its replication connections;
+# max_slot_wal_keep_size, set here too), and a pg_hba line for its replication connections;
 # for a standby on another server, the backup's role too (below).
 # The replica's side is its entrypoint (pg_basebackup on an empty data folder).
 # The sessions that send a password keep it out of the server's log when a statement fails (PG_UNLOGGED_STATEMENTS).
@@ -142,6 +142,9 @@ SELECT format('CREATE ROLE %I', '$REPLICATION_USER') WHERE NOT EXISTS (SELECT 1 
 ALTER ROLE $REPLICATION_USER WITH REPLICATION LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '@REPLICATION_PASSWORD@';
 SELECT pg_create_physical_replication_slot('$SLOT') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$SLOT');
 SQL
+  # A promoted primary has no such flag (its container is the replica's): the slot a failback makes there
+  # must not keep WAL without bound while the original it feeds is stopped.
+  admin_sql "$PRIMARY" >/dev/null <<<"ALTER SYSTEM SET max_slot_wal_keep_size = '$SLOT_WAL_KEEP';"
   if [[ $THIS_SERVER == primary ]]; then postgres_backup_role; fi
   # shellcheck disable=SC2016 # expanded inside the container, not here
   in_container "$PRIMARY" bash -c 'hba="$PGDATA/pg_hba.conf"; grep -qxF "$1" "$hba" || printf "%s\n" "$1" >>"$hba"' hba "host replication $REPLICATION_USER all scram-sha-256"

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { primaryReplicationFlags, type PromotedState } from "../../infra/replica/render.js";
+import { PG_SLOT_WAL_KEEP, primaryReplicationFlags, type PromotedState } from "../../infra/replica/render.js";
 import { startPostgres, type Postgres } from "../support/postgres.js";
 import { PRIMARY_CONTAINER, REPLICA_CONTAINER, generatedPassword, renderReplicaScript, replicaEnv, replicaStatus, replicatedDatabase, runReplica, startStandby, writePostgresReplicationSecrets, type Standby } from "../support/replica-harness.js";
 import { tempDir, waitFor } from "../support/system.js";
@@ -49,6 +49,8 @@ describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real
     assert.equal(setup.status, 0, setup.stderr);
     assert.equal(primary.sql("SELECT rolreplication, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'replicator'").trim(), "t|t|f|f|f");
     assert.equal(primary.sql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 'replica_1'").trim(), "physical");
+    // In the server's own configuration, not only its flags: a promoted primary, where a failback makes the slot, has none.
+    assert.equal(primary.sql("SELECT setting FROM pg_file_settings WHERE name = 'max_slot_wal_keep_size' AND sourcefile LIKE '%postgresql.auto.conf'").trim(), PG_SLOT_WAL_KEEP);
     assert.equal(primary.sql("SELECT count(*) FROM pg_hba_file_rules WHERE 'replication' = ANY(database) AND 'replicator' = ANY(user_name)").trim(), "1");
     const again = await runReplica(script, env, "setup");
     assert.equal(again.status, 0, again.stderr);
