@@ -11,7 +11,7 @@ import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { INTERNAL_PORT, originPullsCertificatePath, proxyDirs, SLOT_HEADER, stackFilePaths, UPSTREAM_HEADER } from "./contract.js";
 
 /** Where nginx finds its files and which addresses it listens on. */
-/** How long the proxy waits for an app's answer (between two reads): Cloudflare's own wait for the origin. */
+/** How long the proxy waits for an app's answer (between two reads): within Cloudflare's own wait for the origin (120 s). */
 export const PROXY_READ_TIMEOUT_SECONDS = 100;
 /**
  * How long old workers may finish in-flight requests after a reload: past the
@@ -332,7 +332,7 @@ function proxyDirectives(target: string, indent: string, cloudflareProxied: bool
     // A stopped slot's fixed address answers nothing (or refuses): 504 or 502 within this.
     "proxy_connect_timeout 3s;",
     "proxy_send_timeout 60s;",
-    // Cloudflare gives up on the origin after 100 s; waiting longer helps nobody.
+    // Cloudflare gives up on the origin after 120 s (its Proxy Read Timeout, a 524): nginx answers 504 a little before.
     `proxy_read_timeout ${PROXY_READ_TIMEOUT_SECONDS}s;`,
     // Uploads stream to the app instead of waiting on the proxy's disk.
     "proxy_request_buffering off;",
