@@ -297,7 +297,7 @@ applied_up_to() {
 }
 
 promote_take() {
-  local position=${1:-} wait=${REPLICA_PROMOTE_WAIT_SECONDS:-60} replicates at
+  local position=${1:-} wait=${REPLICA_PROMOTE_WAIT_SECONDS:-60} replicates at answer
   # The position is the fence's output, passed on by npm run promote: checked before it is put in SQL.
   if [[ -n $position && ! $position =~ ^([0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-[0-9]+)*|[0-9A-F]+/[0-9A-F]+)$ ]]; then
     replica_log err "promote $position: expected the primary's position as its fence printed it (a GTID list, or a WAL LSN): refused"
@@ -322,7 +322,12 @@ promote_take() {
   at=$(replica_position)
   replica_log info "promoting $REPLICA at $at (the primary's position: ${position:-unknown})"
   if [[ $ENGINE == postgres ]]; then
-    admin_sql "$REPLICA" <<<'SELECT pg_promote(wait => true, wait_seconds => 60) WHERE pg_is_in_recovery();' >/dev/null
+    answer=$(admin_sql "$REPLICA" <<<'SELECT pg_promote(wait => true, wait_seconds => 60) WHERE pg_is_in_recovery();')
+    # pg_promote answers false, with no error, when the standby has not finished promoting within its wait.
+    if [[ $answer == f ]]; then
+      replica_log err "$REPLICA has not finished promoting within 60 s (pg_promote answered false): it may still come out of recovery; npm run status says when it takes writes, and npm run promote again then finishes the promotion"
+      exit 1
+    fi
   else
     admin_sql "$REPLICA" <<<'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF;'
   fi

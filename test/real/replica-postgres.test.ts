@@ -5,7 +5,7 @@
 // (setup, wait, status, promote) run against both. The only stand-in is
 // `docker exec` (test/support/replica-harness.ts).
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { PG_SLOT_WAL_KEEP, primaryReplicationFlags, type PromotedState } from "../../infra/replica/render.js";
@@ -115,6 +115,19 @@ describe("a PostgreSQL read replica (the rendered setup and entrypoint, for real
     assert.ok(state.behind > 0, JSON.stringify(state));
     replica.sql("SELECT pg_wal_replay_resume()");
     await waitFor("the replica to catch up", async () => (await status()).behind === 0, 30_000, 300);
+  });
+
+  it("promote, when pg_promote answers false (the standby has not finished promoting within its 60 s: PostgreSQL says so without an error): it fails saying so, never that the replica takes writes", async () => {
+    // The server's answer stood in: the SQL reaches the real server but for pg_promote, which answers f.
+    const hook = join(dir.path, "slow-promote-exec");
+    writeFileSync(hook, `#!/bin/bash\nsql=$(cat)\n[[ $sql == *pg_promote* ]] && { echo f; exit 0; }\nprintf '%s\\n' "$sql" | exec ${env.REPLICA_DB_EXEC} "$@"\n`, { mode: 0o755 });
+    const run = await runReplica(script, { ...env, REPLICA_DB_EXEC: hook }, "promote");
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /bbaegok-prod-db-replica has not finished promoting within 60 s \(pg_promote answered false\)/);
+    assert.doesNotMatch(run.stderr, /takes writes now/);
+    // The original stays fenced (the replica may still come out of recovery): taken off here, for the real promotion below.
+    const unfence = await runReplica(script, env, "unfence");
+    assert.equal(unfence.status, 0, unfence.stderr);
   });
 
   it("promote: the old replica leaves recovery and takes the app's writes; writable (the flip's check) refuses before it, passes after", async () => {
