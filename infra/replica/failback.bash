@@ -203,6 +203,8 @@ failback_return() {
     if returned_before; then
       replica_log info "$REPLICA already takes writes and $PRIMARY is fenced: returned before"
       lock_promoted
+      # A run that switched and then failed left the marker: a later failback's follow must dump the original again.
+      rm -f -- "$(failback_dir)/original-dumped"
       return
     fi
     replica_log err "$REPLICA does not follow $PRIMARY (${follows//$'\n'/ }): run npm run failback again, which seeds it first; nothing was changed"

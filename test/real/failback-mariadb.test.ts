@@ -135,9 +135,13 @@ describe("npm run failback's server side (a real MariaDB pair, promoted)", () =>
     assert.equal(memos(original), "주문 1|승격 후|되돌리기 전|되돌린 후");
     assert.match(promoted.sqlAs(DB, APP_PASSWORD, "SELECT 1").stderr, /locked/);
     assert.equal(existsSync(join(dumps, "original-dumped")), false);
+    // What a return that switched and then failed (its lock of the promoted one's login) leaves: the dump's marker,
+    // which would make the follow of a later failback skip its dump. The return run again takes it away.
+    writeFileSync(join(dumps, "original-dumped"), `${join(dumps, "an-earlier-failback.sql.zst")}\n`);
     const again = await runReplica(failback, env, "return");
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stderr, /already takes writes and bbaegok-prod-db-replica is fenced: returned before/);
+    assert.equal(existsSync(join(dumps, "original-dumped")), false, "the marker of the dump outlived its failback");
   });
 
   it("replica.sh reseed then seeds the promoted one again from the original: it replicates the original's writes, read-only, and the app reads there again", async () => {
