@@ -223,7 +223,7 @@ export async function runPromoteCommand(argv: string[], deps: PromoteDeps, out: 
       restore();
       errors.line(
         `promote of ${stack}: pulumi up FAILED: ${upFailureReason(err)}. The stack file is back as it was. ` +
-          `${replica.container} IS promoted and takes writes; the original is fenced, so the app's writes fail until the up succeeds: fix the cause and run npm run promote again (promoting again changes nothing on the server).`,
+          `${replica.container} IS promoted and takes writes; the original is fenced, so the app's writes fail until the up succeeds: fix the cause and run npm run promote again (promoting again changes nothing on the server, and refuses if the original restarted meanwhile and took writes the promoted one lacks).`,
       );
       return EXIT.failed;
     }

@@ -308,6 +308,12 @@ promote_take() {
     exit "$UNTOUCHED" # the header's: nothing changed on the replica, the fence may come off
   fi
   if [[ $replicates == f ]]; then
+    # Promoted by an earlier run whose up then failed (npm run promote again). MariaDB's fence lasts until the
+    # original's restart: one that restarted meanwhile took the app's writes, which the promoted one lacks.
+    if [[ -n $position && $ENGINE != postgres ]] && ! applied_up_to "$position" 0; then
+      replica_log err "$PRIMARY took writes after $REPLICA was promoted (it is at $position, $REPLICA at $(replica_position)): promoting again would lose them. Nothing was promoted, $PRIMARY's fence comes off and the app goes on writing there. $REPLICA no longer follows it: set it read-only (SET GLOBAL read_only = ON), seed it again with npm run reseed, then promote"
+      exit "$UNTOUCHED"
+    fi
     ensure_writable
     return
   fi

@@ -249,6 +249,24 @@ printf '%s\n' "$sql" | exec ${env.REPLICA_DB_EXEC} "$@"
     primary.sql("SET GLOBAL read_only = ON");
   });
 
+  it("promote run again after its up failed, the original restarted meanwhile (a restart lifts MariaDB's fence) and took the app's writes: refused, since the promoted one lacks them; the original is unfenced and keeps them", async () => {
+    // The script as the stack file put back by the failed up renders it (not promoted).
+    const unpromoted = join(dir.path, "unpromoted", "replica.sh");
+    mkdirSync(join(dir.path, "unpromoted"), { recursive: true });
+    writeFileSync(unpromoted, replicaScript({ stack: "prod", service: "bbaegok", database: replicatedDatabase("mariadb", 30), replica: { maxLagSeconds: 30 }, primaryContainer: PRIMARY_CONTAINER, replicaContainer: REPLICA_CONTAINER, slot: "replica_1", primaryHost: "127.0.0.1", primaryPort: primary.port }), { mode: 0o755 });
+    primary.sql("SET GLOBAL read_only = OFF"); // what its restart does
+    const written = primary.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('after the restart')", DB);
+    assert.equal(written.status, 0, written.stderr);
+    const rows = replica.sql("SELECT GROUP_CONCAT(memo ORDER BY id) FROM orders", DB).trim();
+    const run = await runScript(unpromoted, env, ["promote"]);
+    assert.equal(run.status, 3, run.stderr);
+    assert.match(run.stderr, /bbaegok-prod-db took writes after bbaegok-prod-db-replica was promoted \(it is at \S+, bbaegok-prod-db-replica at \S+\): promoting again would lose them\. Nothing was promoted/);
+    assert.match(run.stderr, /bbaegok-prod-db unfenced: it takes the app's writes again/);
+    assert.equal(primary.sqlAs(DB, APP_PASSWORD, "SELECT @@read_only", DB).stdout.trim(), "0", "the original was left fenced");
+    assert.equal(replica.sql("SELECT GROUP_CONCAT(memo ORDER BY id) FROM orders", DB).trim(), rows, "the promoted one changed");
+    primary.sql("SET GLOBAL read_only = ON");
+  });
+
   it("the up's setup commands, on a stack promoted before they were declared in every state (its next up creates them), do nothing: exit 0, the promoted container untouched, even while a failback holds the lock", async () => {
     const rows = () => replica.sql("SELECT GROUP_CONCAT(memo ORDER BY id) FROM orders", DB).trim();
     const before = rows();
