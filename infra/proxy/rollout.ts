@@ -134,9 +134,9 @@ export function smokeScript(a: RolloutScriptArgs): string {
   const checks = a.smokeChecks.length > 0 ? a.smokeChecks : [{ path: a.healthPath, status: 200 }];
   // A rewarm follows a run that served: there is always a route to smoke through.
   const first = a.action === "rollout" ? `if first_rollout; then echo "rollout of $stack: first rollout, no route to smoke through yet (Docker reported ${a.target} healthy)"; exit 0; fi\n` : "";
-  // Docker's own verdict first: a run after one whose health wait timed out finds the slot created (Pulumi keeps it,
-  // with the error) and does not wait again; the smoke checks alone would pass an app that answers but that Docker
-  // reports unhealthy (an image without curl or wget). Waits while Docker is still starting the checks.
+  // Docker's own verdict first, at the flip's moment: Pulumi waited for healthy when it created the slot, but a
+  // slot's health can turn after that, and the smoke checks alone pass an app that answers while Docker reports it
+  // unhealthy (an image without curl or wget). Waits while Docker is still starting the checks.
   const health = `{{if .State.Health}}{{.State.Health.Status}}{{else}}no health check{{end}}`;
   return `${prelude(a, a.action)}
 waited=0
