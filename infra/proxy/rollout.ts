@@ -3,15 +3,18 @@
 // the stack's proxy activation (its upstream file now names the new slot).
 //
 //   precheck  before the target slot's container is touched: the proxy must
-//             serve the slot the stack's state says serves. If it serves the
+//             serve the slot the stack's state says serves, running the
+//             release the state records for it. If it serves the
 //             target instead (a flip went through on a run that then failed
 //             to record it), that is fine only when the target already runs
 //             this very release (its container's release label): nothing
 //             would change in it. Anything else is refused, naming both.
 //             A rewarm (the warm slot re-created, no flip) goes on only when
 //             the proxy serves the live slot: the target must not serve.
-//   smoke     after the target turned healthy: the stack's smoke checks sent
-//             to the target through the proxy's internal route.
+//   smoke     after the target turned healthy: Docker must say so still (it
+//             waits while Docker's checks are starting), then the stack's
+//             smoke checks are sent to the target through the proxy's
+//             internal route.
 //   verify    after the flip (none in a rewarm): requests through the proxy
 //             reach the live slot, several in a row; else it says what serves
 //             now. Then one line in the stack's deploy history.
