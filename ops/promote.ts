@@ -144,9 +144,8 @@ async function promoteOnServers(servers: PromotionServers, privilege: Privilege,
     return run;
   };
   const fence = await step(servers.primary, ["promote"]);
-  if (!servers.replica) return { status: fence.status, where: servers.primary.shell.where, left: fence.status === PROMOTE_UNTOUCHED_EXIT ? "unfenced" : "unknown" };
-  // The fence's own refusal (its position unreadable) took the fence off again.
-  if (fence.status !== 0) return { status: fence.status, where: servers.primary.shell.where, left: fence.status === PROMOTE_UNTOUCHED_EXIT ? "unfenced" : "unknown" };
+  // Both halves ran there, or the fence's own step failed; its refusal (the position unreadable) took the fence off again.
+  if (!servers.replica || fence.status !== 0) return { status: fence.status, where: servers.primary.shell.where, left: fence.status === PROMOTE_UNTOUCHED_EXIT ? "unfenced" : "unknown" };
   const position = fence.stdout.trim();
   const take = await step(servers.replica, position ? ["promote", position] : ["promote"]);
   if (take.status !== PROMOTE_UNTOUCHED_EXIT || !position) return { status: take.status, where: servers.replica.shell.where, left: "unknown" };

@@ -10,7 +10,6 @@ import { edgeAddressing, publicHostNames } from "../server/render.js";
 import type { Slot, StackConfig } from "../../stacks/config/schema.js";
 import { INTERNAL_PORT, originPullsCertificatePath, proxyDirs, SLOT_HEADER, stackFilePaths, UPSTREAM_HEADER } from "./contract.js";
 
-/** Where nginx finds its files and which addresses it listens on. */
 /** How long the proxy waits for an app's answer (between two reads): within Cloudflare's own wait for the origin (120 s). */
 export const PROXY_READ_TIMEOUT_SECONDS = 100;
 /**
@@ -20,6 +19,7 @@ export const PROXY_READ_TIMEOUT_SECONDS = 100;
  */
 export const WORKER_SHUTDOWN_SECONDS = PROXY_READ_TIMEOUT_SECONDS + 20;
 
+/** Where nginx finds its files and which addresses it listens on. */
 export interface ProxyLayout {
   /** Directory holding nginx.conf, conf.d/, upstreams/ and certs/. */
   confDir: string;
