@@ -24,6 +24,20 @@ in_container() {
   fi
 }
 
+# Whether database container $1 runs (paused or restarting included: either
+# takes writes again by itself). A server that does not answer SQL may still
+# run, and go on taking the app's writes through the connections it has:
+# only one whose container does not run is down. `docker inspect` on the
+# server; REPLICA_DB_RUNNING names another program asked the same for the
+# tests' local servers.
+container_runs() {
+  if [[ -n ${REPLICA_DB_RUNNING:-} ]]; then
+    "$REPLICA_DB_RUNNING" "$1"
+  else
+    [[ $(docker inspect --format '{{.State.Running}}' "$1" 2>/dev/null) == true ]]
+  fi
+}
+
 # SQL from stdin, run as the engine's administrator in container $1 (extra
 # client options after it). In the SQL, @REPLICATION_PASSWORD@ stands for the
 # replication password (and @BACKUP_PASSWORD@ for the backup's login over

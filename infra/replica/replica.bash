@@ -189,8 +189,9 @@ wait_until_replicating() {
 #          PostgreSQL default_transaction_read_only by ALTER SYSTEM, which
 #          lasts), and its position then is printed: everything it committed
 #          (MariaDB @@gtid_binlog_pos, PostgreSQL pg_current_wal_lsn). A
-#          primary that does not answer (it is down: why one promotes) cannot
-#          be fenced, is left as it is, and nothing is printed.
+#          primary whose container does not run (it is down: why one
+#          promotes) cannot be fenced, is left as it is, and nothing is
+#          printed; one that runs but refuses the fence is not promoted from.
 #   take   the replica is given REPLICA_PROMOTE_WAIT_SECONDS (60) to apply up
 #          to that position, then it stops replicating and takes writes;
 #          without a position, at once, with what it has.
@@ -240,7 +241,13 @@ drain_after_fence() {
 promote_fence() {
   local fence position
   if ! capture fence fence_primary; then
-    replica_log warning "$PRIMARY cannot be fenced (${fence//$'\n'/ }); $REPLICA is promoted with what it has"
+    if container_runs "$PRIMARY"; then
+      # Not down, only not answering us (too many connections, a hung server, a failed exec): the app may
+      # still write there, and what it writes from now on the promoted replica would never get.
+      replica_log err "$PRIMARY cannot be fenced (${fence//$'\n'/ }), but its container runs, so it may still take the app's writes: nothing is promoted. Run npm run promote again once it answers; to promote from it lost for good, stop its container first (docker stop $PRIMARY): one that does not run is not waited for"
+      exit "$UNTOUCHED"
+    fi
+    replica_log warning "$PRIMARY cannot be fenced (${fence//$'\n'/ }) and its container does not run; $REPLICA is promoted with what it has"
     return 0
   fi
   replica_log info "$PRIMARY fenced: it refuses the app's writes from now on"
@@ -318,11 +325,11 @@ promote_take() {
     return
   fi
   if [[ -z $position ]]; then
-    # The fence's own step prints a position whenever it fenced: none means the original did not answer (it is down).
+    # The fence's own step prints a position whenever it fenced: none means the original's container does not run (it is down).
     replica_log warning "no position of $PRIMARY to wait for: $REPLICA is promoted with what it has ($(replica_position))"
   elif ! applied_up_to "$position" "$wait"; then
     # The original answered and holds those writes: promoting now would lose them, acknowledged to the app.
-    replica_log err "$REPLICA has not applied $PRIMARY's writes up to $position after $wait s (it is at $(replica_position)): nothing was promoted, so that no write $PRIMARY acknowledged is lost, and its fence comes off again. npm run status says why it is behind; to promote from a primary lost for good, stop its container first: one that does not answer is not waited for"
+    replica_log err "$REPLICA has not applied $PRIMARY's writes up to $position after $wait s (it is at $(replica_position)): nothing was promoted, so that no write $PRIMARY acknowledged is lost, and its fence comes off again. npm run status says why it is behind; to promote from a primary lost for good, stop its container first: one whose container does not run is not waited for"
     exit "$UNTOUCHED"
   fi
   at=$(replica_position)

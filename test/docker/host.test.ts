@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { asRootCommand, INSTALL_HELPER, installFileCommand } from "../../infra/server/render.js";
 import { DEPLOY_USER, DOCKER_GROUP, INSTALL_HELPER_CONF, SUDOERS_FILE, docker, importBusyboxImage, runningHostOnMachine, startDockerHost, type DockerHost } from "../support/docker-host.js";
+import { REPO } from "../support/project.js";
 import { freePort, tempDir, waitFor } from "../support/system.js";
 
 const IMAGE = "bbdk-busybox:test";
@@ -117,6 +118,24 @@ describe("the test Docker host (real dockerd and OpenSSH on this machine)", () =
     const port = await freePort();
     docker(["run", "-d", "--name", "bbdk-published", "--network", "bbdk-edge", "-p", `127.0.0.1:${port}:8080`, IMAGE]);
     assert.equal(await get(`http://127.0.0.1:${port}/`), "hello from busybox\n");
+  });
+
+  it("replica.sh's container_runs, asked before a promotion goes on without the fence: a container that runs, or is paused, runs; a stopped one and none do not (Docker's own answer)", () => {
+    // common.bash as the rendered replica.sh and failback.sh carry it, its container_runs asked of this daemon.
+    const runs = (name: string) => {
+      const asked = spawnSync("bash", ["-c", `${readFileSync(join(REPO, "infra/replica/common.bash"), "utf8")}\ncontainer_runs "$1"`, "container-runs", name], { env: host.dockerEnv, encoding: "utf8" });
+      assert.ok(asked.status === 0 || asked.status === 1, `container_runs ${name}: ${asked.status} ${asked.stderr}`);
+      return asked.status === 0;
+    };
+    docker(["run", "-d", "--name", "bbdk-db-runs", "--network", "none", "--memory", "64m", IMAGE]);
+    assert.equal(runs("bbdk-db-runs"), true, "running");
+    docker(["pause", "bbdk-db-runs"]);
+    assert.equal(runs("bbdk-db-runs"), true, "paused: it takes writes again once unpaused");
+    docker(["unpause", "bbdk-db-runs"]);
+    docker(["stop", "--time", "1", "bbdk-db-runs"]);
+    assert.equal(runs("bbdk-db-runs"), false, "stopped");
+    docker(["rm", "bbdk-db-runs"]);
+    assert.equal(runs("bbdk-db-runs"), false, "no such container");
   });
 
   it("enforces the pinned host key: another key, or none, is refused", () => {

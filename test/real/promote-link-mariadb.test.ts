@@ -130,11 +130,11 @@ describe("promoting a MariaDB replica on another server: fenced on the primary's
     assert.equal(memos(replica), "주문 1,주문 2 before the fence,주문 3 on the promoted replica");
   });
 
-  it("the primary down: its copy cannot fence it, says so and prints no position (the replica's is then promoted with what it has)", async () => {
+  it("the primary down: its container stopped, its copy cannot fence it, says so and prints no position (the replica's is then promoted with what it has)", async () => {
     await primary.crash();
     const fence = await runReplica(side.primary.script, side.primary.env, "promote");
     assert.equal(fence.status, 0, fence.stderr);
     assert.equal(fence.stdout, "");
-    assert.match(fence.stderr, /bbaegok-prod-db cannot be fenced \(.+\); bbaegok-prod-db-replica is promoted with what it has/);
+    assert.match(fence.stderr, /bbaegok-prod-db cannot be fenced \(.+\) and its container does not run; bbaegok-prod-db-replica is promoted with what it has/);
   });
 });

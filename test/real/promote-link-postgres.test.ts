@@ -224,13 +224,13 @@ CREATE ROLE ${DB} LOGIN PASSWORD '${APP_PASSWORD}'; GRANT SELECT, INSERT ON orde
     assert.equal(memos(primarySocket), "주문 1,주문 2 before the fence");
   });
 
-  it("the primary down: its copy cannot fence it, says so and prints no position (the standby is then promoted with what it has)", async () => {
+  it("the primary down: its container stopped, its copy cannot fence it, says so and prints no position (the standby is then promoted with what it has)", async () => {
     // A fast shutdown of the primary's server (its process group: the postmaster and its children).
     spawnSync("kill", ["-INT", "--", `-${primaryServer.child.pid}`]);
     await primaryServer.exited;
     const fence = await runReplica(side.primary.script, side.primary.env, "promote");
     assert.equal(fence.status, 0, fence.stderr);
     assert.equal(fence.stdout, "");
-    assert.match(fence.stderr, /bbaegok-prod-db cannot be fenced \(.+\); bbaegok-prod-db-replica is promoted with what it has/);
+    assert.match(fence.stderr, /bbaegok-prod-db cannot be fenced \(.+\) and its container does not run; bbaegok-prod-db-replica is promoted with what it has/);
   });
 });

@@ -153,6 +153,31 @@ printf '%s\n' "$sql" | exec ${env.REPLICA_DB_EXEC} "$@"
     assert.equal(primary.sqlAs(DB, APP_PASSWORD, "SELECT @@read_only", DB).stdout.trim(), "0", "the original was left fenced");
   });
 
+  it("when the primary's container runs but the fence fails (it refuses the admin's connection): nothing is promoted, since the app may still write there; the replica replicates on, the original takes the app's writes", async () => {
+    const { out, reporter } = lines();
+    // The server runs and serves the app; only the admin's session for the fence is refused, as a full server refuses it.
+    const hook = join(dir.path, "fence-refused-exec");
+    writeFileSync(
+      hook,
+      `#!/bin/bash
+sql=$(cat)
+[[ $1 == ${PRIMARY_CONTAINER} && $sql == *"read_only = ON"* ]] && { echo "ERROR 1040 (HY000): Too many connections" >&2; exit 1; }
+printf '%s\n' "$sql" | exec ${env.REPLICA_DB_EXEC} "$@"
+`,
+      { mode: 0o755 },
+    );
+    const refused: PromoteDeps = { ...deps(() => undefined), shell: () => localShell({ ...env, REPLICA_DB_EXEC: hook }) };
+    assert.equal(await runPromoteCommand(["--stack", "prod"], refused, reporter, reporter), EXIT.failed);
+    const said = out.join("\n");
+    assert.match(said, /bbaegok-prod-db cannot be fenced \(ERROR 1040 \(HY000\): Too many connections\), but its container runs, so it may still take the app's writes: nothing is promoted\. .*stop its container first \(docker stop bbaegok-prod-db\)/);
+    assert.doesNotMatch(said, /promoted with what it has/);
+    assert.match(said, /FAILED on this machine \(exit 3\); the stack file is unchanged; nothing changed on bbaegok-prod-db-replica, and the original primary takes the app's writes/);
+    assert.equal(replica.sql("SELECT @@read_only;").trim(), "1", "the replica was made writable");
+    assert.match(replica.sql("SHOW STATUS LIKE 'Slave_running'"), /^Slave_running\tON$/m);
+    const write = primary.sqlAs(DB, APP_PASSWORD, "INSERT INTO orders (memo) VALUES ('after a refused fence'); DELETE FROM orders WHERE memo = 'after a refused fence';", DB);
+    assert.equal(write.status, 0, write.stderr);
+  });
+
   it("when the replica has not applied the fenced primary's writes within REPLICA_PROMOTE_WAIT_SECONDS (its SQL thread stopped): nothing is promoted, so no acknowledged write is lost; the fence comes off, the replica replicates on", async () => {
     replica.sql("STOP SLAVE SQL_THREAD;");
     try {

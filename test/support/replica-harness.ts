@@ -65,6 +65,38 @@ exec "$@"
   return path;
 }
 
+/**
+ * Stands in for `docker inspect`'s State.Running of `<container>` ($1): a
+ * container runs while its server process does, whether or not it answers
+ * SQL, so the server is asked whether it is there at all: `mariadb-admin
+ * ping` says alive even to a login it refuses, `pg_isready` exits 0 or 1
+ * (accepting, or rejecting while it starts or stops) for a server there,
+ * 2 for none. A container not named here does not run.
+ */
+export function writeReplicaRunningHook(dir: string, envs: ContainerEnvs): string {
+  const path = join(dir, "replica-running");
+  const cases = Object.entries(envs)
+    .map(([container, env]) => `  ${shellQuote(container)}) ${Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join("; ")} ;;`)
+    .join("\n");
+  writeFileSync(
+    path,
+    `#!/usr/bin/env bash
+# Test stand-in for docker inspect's State.Running: $1 is the container.
+case $1 in
+${cases}
+  *) exit 1 ;;
+esac
+if [[ -n \${MYSQL_UNIX_PORT:-} ]]; then
+  exec mariadb-admin --no-defaults --socket="$MYSQL_UNIX_PORT" --connect-timeout=5 ping >/dev/null 2>&1
+fi
+pg_isready -q -t 5
+(($? < 2))
+`,
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
 /** A generated password as the program makes them: letters and digits. */
 export function generatedPassword(): string {
   return randomBytes(24).toString("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, 24);
@@ -114,7 +146,7 @@ export async function replicaStatus<T extends ReplicaStatus = ReplicationState>(
 
 /** The environment of the replica script in a test: the exec hook and where the password files are. */
 export function replicaEnv(dir: string, envs: ContainerEnvs, netns: Record<string, string> = {}): Record<string, string> {
-  return { REPLICA_DB_EXEC: writeReplicaExecHook(dir, envs, netns), REPLICA_SECRETS_DIR: dir, REPLICA_LOCK_DIR: dir, REPLICA_WAIT_SECONDS: "60" };
+  return { REPLICA_DB_EXEC: writeReplicaExecHook(dir, envs, netns), REPLICA_DB_RUNNING: writeReplicaRunningHook(dir, envs), REPLICA_SECRETS_DIR: dir, REPLICA_LOCK_DIR: dir, REPLICA_WAIT_SECONDS: "60" };
 }
 
 /** Runs `replica.sh <command>` with the test's environment. */
