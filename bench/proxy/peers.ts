@@ -168,7 +168,7 @@ export const VARIANTS: readonly Variant[] = [
   {
     name: "no-tls-name-check",
     change: "no check of the TLS name against Host (421)",
-    site: (c) => replaceOnce(c, / {4}if \(\$ssl_server_name != "[^"]+"\) \{\n {8}return 421;\n {4}\}\n/, "", "the TLS name check"),
+    site: (c) => replaceOnce(c, / {4}if \(\$ssl_server_name !~\* \S+\) \{\n {8}return 421;\n {4}\}\n/, "", "the TLS name check"),
   },
   {
     name: "log-no-times",

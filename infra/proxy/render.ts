@@ -18,6 +18,19 @@ export const PROXY_READ_TIMEOUT_SECONDS = 100;
  * proxy of every stack (a staging deploy must not cut prod's slow requests).
  */
 export const WORKER_SHUTDOWN_SECONDS = PROXY_READ_TIMEOUT_SECONDS + 20;
+/**
+ * How long Cloudflare keeps an idle connection to the origin and reuses it
+ * (its Proxy Idle Timeout, connection limits page): 900 s.
+ */
+export const CLOUDFLARE_IDLE_SECONDS = 900;
+/**
+ * How long the proxy keeps a client's idle connection open: past
+ * Cloudflare's reuse of it, so that nginx never closes one just as Cloudflare
+ * sends a request on it (that request would fail as a 520); the same rule as
+ * the upstream groups' KEEPALIVE_TIMEOUT toward the apps. An idle connection
+ * costs nginx little (its buffers are freed while it waits).
+ */
+export const CLIENT_KEEPALIVE_SECONDS = CLOUDFLARE_IDLE_SECONDS + 10;
 
 /** Where nginx finds its files and which addresses it listens on. */
 export interface ProxyLayout {
@@ -97,7 +110,7 @@ http {
     fastcgi_temp_path ${layout.runtimeDir}/fastcgi;
     uwsgi_temp_path ${layout.runtimeDir}/uwsgi;
     scgi_temp_path ${layout.runtimeDir}/scgi;
-    keepalive_timeout 65s;
+    keepalive_timeout ${CLIENT_KEEPALIVE_SECONDS}s;
     keepalive_requests 1000;
 
     # The client's address as Cloudflare saw it, trusted only from Cloudflare.
@@ -358,7 +371,8 @@ function httpsServer(layout: ProxyLayout, site: StackSite, host: SiteHost): stri
     ssl_certificate ${layout.confDir}/${paths.certificate};
     ssl_certificate_key ${layout.confDir}/${paths.key};
 ${clientAuth}${gate}    # The TLS name chose this server's certificate; a different Host would reach another site under it.
-    if ($ssl_server_name != "${host.name}") {
+    # Compared as nginx matched it (case-insensitively): $ssl_server_name is the name as the client sent it.
+    if ($ssl_server_name !~* ^${host.name.replace(/\./g, "\\.")}$) {
         return 421;
     }
     add_header Strict-Transport-Security "max-age=31536000" always;

@@ -273,6 +273,13 @@ describe("the proxy, with real nginx", () => {
     assert.equal((await https({ host: prod.domains.api, servername: staging.domains.api })).status, 421);
   });
 
+  it("takes host names in any case (DNS names are case-insensitive): a TLS name and Host in capitals reach the app, and staging's Host under prod's TLS name in capitals is still 421", async () => {
+    const loud = prod.domains.api.toUpperCase();
+    assert.equal((await https({ host: loud, servername: loud })).status, 200);
+    assert.equal((await https({ host: prod.domains.api, servername: loud })).status, 200);
+    assert.equal((await https({ host: staging.domains.api, servername: loud })).status, 421);
+  });
+
   it("redirects HTTP to HTTPS and sends HSTS", async () => {
     const reply = await http({ host: prod.domains.api, path: "/members?page=2" });
     assert.equal(reply.status, 301);

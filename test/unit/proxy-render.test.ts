@@ -59,6 +59,9 @@ describe("the proxy's production files", () => {
     assert.match(main, /include \/srv\/bbaegok\/proxy\/live\/conf\.d\/\*\.conf;/);
     assert.match(main, /access_log \/var\/log\/nginx\/access\.log bbaegok buffer=4k flush=1s;/);
     assert.match(main, /^user nginx;$/m);
+    // Clients' idle connections outlive Cloudflare's reuse of them (its 900 s), so nginx never closes one Cloudflare is about to use.
+    const idle = Number(/^ {4}keepalive_timeout (\d+)s;$/m.exec(main)?.[1]);
+    assert.ok(idle > 900, `keepalive_timeout ${idle}s`);
   });
 
   it("route each stack's hosts to its live slot's upstream group, Metabase only where it runs", () => {
