@@ -7,7 +7,7 @@
 // changes nothing. A failed run puts the file back as it was.
 import type { ReplicaStatus } from "../../infra/replica/render.js";
 import type { DeployedSlots, SlotRelease } from "../../infra/app/rollout.js";
-import { otherSlot } from "../../infra/app/render.js";
+import { otherSlot, SLOTS } from "../../infra/app/render.js";
 import type { Slot } from "../../stacks/config/schema.js";
 
 export type SlotHealth = "healthy" | "unhealthy" | "starting" | "stopped" | "missing";
@@ -81,6 +81,24 @@ export function upFailureReason(err: unknown): string {
   return text.split("\n").filter((l) => /error|refus|fail/i.test(l)).slice(-3).join(" / ") || "pulumi up failed";
 }
 
+/**
+ * What to do when an up failed on what an interrupted one left (a cancelled
+ * job, a lost runner, a killed deploy): the stack's lock, or the idle slot's
+ * container it was creating, which Pulumi's state does not know and whose
+ * name the next create then finds taken. Such a container serves nothing:
+ * the slots are created only after the precheck found the recorded live
+ * slot serving. `failure` is the engine's whole error.
+ */
+export function interruptedRunHint(stack: string, failure: string, deployed: DeployedSlots | undefined): string | undefined {
+  if (/the stack is currently locked/.test(failure)) {
+    return `Another pulumi up of ${stack} holds its lock, or one was interrupted and left it: once sure none runs (GitHub Actions, a teammate's deploy), remove it with pulumi cancel --stack ${stack} --yes and deploy again`;
+  }
+  const taken = /The container name "\/([^"]+)" is already in use/.exec(failure)?.[1];
+  const slot = deployed && SLOTS.find((s) => deployed.slots[s].container.name === taken);
+  if (!deployed || !slot || slot === deployed.liveSlot) return undefined;
+  return `${taken} is a container an interrupted pulumi up of ${stack} was creating: Pulumi's state does not know it, and it serves nothing (${deployed.liveSlot} serves). Remove it on the server (docker rm -f ${taken}) and deploy again`;
+}
+
 const seconds = (clock: Clock, since: number) => `${((clock.now() - since) / 1000).toFixed(1)} s`;
 
 async function release(
@@ -97,7 +115,8 @@ async function release(
     await engine.up();
   } catch (err) {
     restore();
-    return { ok: false, summary: `${what} of ${stack} FAILED after ${seconds(clock, started)}: ${upFailureReason(err)}. The stack file is back as it was.` };
+    const hint = interruptedRunHint(stack, err instanceof Error ? err.message : String(err), await engine.deployed().catch(() => undefined));
+    return { ok: false, summary: `${what} of ${stack} FAILED after ${seconds(clock, started)}: ${upFailureReason(err)}. The stack file is back as it was.${hint ? ` ${hint}.` : ""}` };
   }
   const now = await engine.deployed();
   const live = now?.liveSlot;

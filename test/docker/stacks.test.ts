@@ -14,7 +14,7 @@ import { activationScript, dockerNginxCommands } from "../../infra/proxy/activat
 import { proxyDirs, stackFilePaths } from "../../infra/proxy/contract.js";
 import { buildTestImages, tagAppVersion } from "../support/docker-images.js";
 import { docker, startDockerHost, type DockerHost } from "../support/docker-host.js";
-import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, opsAsync, pointStackAtHost, pulumi, pulumiAsync, setStackValue, startLoad, type HttpAnswer, type LoadAnswer } from "../support/docker-stacks.js";
+import { addCloudflareClientAddress, CLOUDFLARE_CLIENT, httpsGet, opsAsync, opsSession, pointStackAtHost, pulumi, pulumiAsync, setStackValue, startLoad, type HttpAnswer, type LoadAnswer } from "../support/docker-stacks.js";
 import { startMoto, type MotoServer } from "../support/moto.js";
 import { engineWorkspace, outputOf } from "../support/engine.js";
 import { waitFor } from "../support/system.js";
@@ -468,6 +468,31 @@ describe("releases through the real SSH path, under load: npm run deploy, rollba
     assert.deepEqual(await servingVersion(), { slot: "green", version: "1.8.6" });
     const final = await ops("deploy.ts", ["status", "--stack", "prod"]);
     assert.match(final.stdout, /green is live and serving\.$/m);
+  });
+
+  it("a deploy killed while the new slot waits for its health check (a cancelled job, a lost runner): the live slot serves on; the next deploy names the lock it left, then the container it was creating, and goes through once the README's two steps removed them", async () => {
+    const { failed, answers } = await underLoad(async () => {
+      const killed = opsSession(ws, "deploy.ts", ["deploy", "--stack", "prod", "--image", "ghcr.io/bbaegok/bbaegok-api:1.8.4-no-health-tools"]);
+      await waitFor("the new slot's health wait", () => /app-blue creating replacement/.test(killed.stdout()), 240_000, 100);
+      await new Promise((r) => setTimeout(r, 2000));
+      await killed.hangUp();
+      assert.equal(state("bbaegok-prod-app-blue").health, "starting", "the killed run's container is there, unknown to the state");
+      const image = "ghcr.io/bbaegok/bbaegok-api:1.8.3";
+      const locked = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", image]);
+      assert.equal(locked.status, 1, locked.stdout + locked.stderr);
+      assert.match(locked.stdout + locked.stderr, /Another pulumi up of prod holds its lock, or one was interrupted and left it: once sure none runs .* pulumi cancel --stack prod --yes and deploy again\./);
+      const cancel = pulumi(ws, ["cancel", "--stack", "prod", "--yes"]);
+      assert.equal(cancel.status, 0, outputOf(cancel));
+      const taken = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", image]);
+      assert.equal(taken.status, 1, taken.stdout + taken.stderr);
+      assert.match(taken.stdout + taken.stderr, /bbaegok-prod-app-blue is a container an interrupted pulumi up of prod was creating: Pulumi's state does not know it, and it serves nothing \(green serves\)\. Remove it on the server \(docker rm -f bbaegok-prod-app-blue\) and deploy again\./);
+      docker(["rm", "-f", "bbaegok-prod-app-blue"]);
+      const through = await ops("deploy.ts", ["deploy", "--stack", "prod", "--image", image]);
+      assert.equal(through.status, 0, through.stdout + through.stderr);
+    });
+    assert.deepEqual(failed, [], `failed requests (of ${answers.length})`);
+    assert.deepEqual(await servingVersion(), { slot: "blue", version: "1.8.3" });
+    assert.equal(fileImage(), "ghcr.io/bbaegok/bbaegok-api:1.8.3");
   });
 });
 

@@ -7,7 +7,8 @@ import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { productionDeps, runDeployCommand, type DeployDeps } from "../../ops/deploy.js";
-import type { DeployRecord } from "../../ops/deploy/orchestrator.js";
+import { interruptedRunHint, type DeployRecord } from "../../ops/deploy/orchestrator.js";
+import type { DeployedSlots } from "../../infra/app/rollout.js";
 import { spawn } from "node:child_process";
 import { deployProxy, parseHealth, parseHistory, parseLastHealthCheck, parseResponseHead, runScript, sshShell, SshServerControl } from "../../ops/deploy/server.js";
 import { loadStack } from "../../stacks/config/load.js";
@@ -152,6 +153,30 @@ describe("reading the server's answers", () => {
         ["green", "failed"],
       ],
     );
+  });
+});
+
+describe("a deploy after an interrupted one", () => {
+  // Only what the hint reads of the stack's record: which slot serves, and each slot's container name.
+  const deployed = { liveSlot: "green", slots: { blue: { container: { name: "bbaegok-prod-app-blue" } }, green: { container: { name: "bbaegok-prod-app-green" } } } } as unknown as DeployedSlots;
+  // The engine's own words, as test/docker/stacks.test.ts met them on the real Docker host.
+  const conflict = (name: string) =>
+    `error: Unable to create container: Error response from daemon: Conflict. The container name "/${name}" is already in use by container "774dae7abb0f". You have to remove (or rename) that container to be able to reuse that name.`;
+
+  it("names the lock an interrupted up left, and pulumi cancel once none runs", () => {
+    const hint = interruptedRunHint("prod", "error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.", deployed);
+    assert.match(hint ?? "", /^Another pulumi up of prod holds its lock, or one was interrupted and left it: once sure none runs .*pulumi cancel --stack prod --yes and deploy again$/);
+  });
+
+  it("names the idle slot's container an interrupted up was creating, and its removal; never the live slot's or another container", () => {
+    assert.equal(
+      interruptedRunHint("prod", conflict("bbaegok-prod-app-blue"), deployed),
+      "bbaegok-prod-app-blue is a container an interrupted pulumi up of prod was creating: Pulumi's state does not know it, and it serves nothing (green serves). Remove it on the server (docker rm -f bbaegok-prod-app-blue) and deploy again",
+    );
+    assert.equal(interruptedRunHint("prod", conflict("bbaegok-prod-app-green"), deployed), undefined, "the live slot");
+    assert.equal(interruptedRunHint("prod", conflict("bbaegok-prod-db"), deployed), undefined, "not a slot");
+    assert.equal(interruptedRunHint("prod", conflict("bbaegok-prod-app-blue"), undefined), undefined, "a stack never deployed");
+    assert.equal(interruptedRunHint("prod", "error: container failed to be in healthy state", deployed), undefined);
   });
 });
 
