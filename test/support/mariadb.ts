@@ -1,6 +1,7 @@
 // A real MariaDB server for one test file: its own data dir, socket and port on
 // 127.0.0.1, started fresh and stopped at the end.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, requireCommand, tempDir, waitFor } from "./system.js";
 
@@ -35,7 +36,11 @@ export async function startMariaDb(args: readonly string[] = [], { netns, option
   const data = join(dir.path, "data");
   const socket = join(dir.path, "mysqld.sock");
   const port = await freePort();
-  const install = spawnSync(installDb, ["--no-defaults", `--datadir=${data}`, "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"], { encoding: "utf8" });
+  // Each server's temporary tables in its own folder, not the shared /tmp: a CI run once saw the bootstrap's
+  // '/tmp/#sql-temptable-…' vanish under it (ENOENT on its delete), failing a suite's setup.
+  const scratch = join(dir.path, "tmp");
+  mkdirSync(scratch);
+  const install = spawnSync(installDb, ["--no-defaults", `--datadir=${data}`, "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db", `--tmpdir=${scratch}`], { encoding: "utf8" });
   if (install.status !== 0) throw new Error(`mariadb-install-db failed: ${install.stderr}`);
   const inNetns = (argv: string[]) => (netns ? ["ip", "netns", "exec", netns, ...argv] : argv);
   let log = "";
@@ -44,7 +49,7 @@ export async function startMariaDb(args: readonly string[] = [], { netns, option
   const launch = (extra: readonly string[]) => {
     const serverArgv = inNetns([
       server,
-      optionFile ? `--defaults-file=${optionFile}` : "--no-defaults", `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", `--pid-file=${join(dir.path, "pid")}`, "--innodb-buffer-pool-size=64M", ...extra]);
+      optionFile ? `--defaults-file=${optionFile}` : "--no-defaults", `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", `--pid-file=${join(dir.path, "pid")}`, `--tmpdir=${scratch}`, "--innodb-buffer-pool-size=64M", ...extra]);
     // ip netns exec execs the server: the child is mariadbd itself, as without a namespace.
     child = spawn(serverArgv[0]!, serverArgv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
     child.stderr?.on("data", (d: Buffer) => (log += d.toString()));

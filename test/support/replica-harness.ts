@@ -318,8 +318,21 @@ export function newestManifest(s3: MotoServer, bucket: string, database: string)
  * replicating yet: `replica.sh setup` does that.
  */
 export async function startMariaDbPair(dir: string, options: { database: string; appPassword: string; memoryMb: number }): Promise<{ primary: MariaDb; replica: MariaDb }> {
-  const [primary, replica] = await Promise.all([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDbReplica(dir, options)]);
-  primary.sql(mariaDbImageInit(options));
+  const started = await Promise.allSettled([startMariaDb(primaryReplicationFlags("mariadb")), startMariaDbReplica(dir, options)]);
+  const [primary, replica] = started.map((s) => (s.status === "fulfilled" ? s.value : undefined));
+  // One that failed to start must not leave the other running: the test file's after() never had them, and a
+  // running server keeps the file's process (and the whole run) from ever ending.
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (!primary || !replica) {
+    await Promise.all([primary?.stop(), replica?.stop()]);
+    throw failed!.reason;
+  }
+  try {
+    primary.sql(mariaDbImageInit(options));
+  } catch (err) {
+    await Promise.all([primary.stop(), replica.stop()]);
+    throw err;
+  }
   writeFileSync(join(dir, "db_root_password"), "unused-root-uses-the-socket\n", { mode: 0o400 });
   writeFileSync(join(dir, "replication_password"), `${generatedPassword()}\n`, { mode: 0o400 });
   return { primary, replica };
@@ -336,7 +349,12 @@ GRANT ALL ON ${database}.* TO '${database}'@'%';`;
 export async function startMariaDbReplica(dir: string, options: { database: string; appPassword: string; memoryMb: number }): Promise<MariaDb> {
   const flags = replicaServerFlags({ engine: "mariadb", memoryMb: options.memoryMb, primaryHost: "127.0.0.1", primaryPort: 0, secretsDir: dir, slot: "replica_1" });
   const replica = await startMariaDb(flags, { optionFile: writeReplicaRole(dir) });
-  replica.sql(`SET SESSION sql_log_bin = 0; ${mariaDbImageInit(options)}`);
+  try {
+    replica.sql(`SET SESSION sql_log_bin = 0; ${mariaDbImageInit(options)}`);
+  } catch (err) {
+    await replica.stop();
+    throw err;
+  }
   return replica;
 }
 
