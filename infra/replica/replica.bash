@@ -242,7 +242,7 @@ promote_fence() {
   local fence position
   if ! capture fence fence_primary; then
     if container_runs "$PRIMARY"; then
-      # Not down, only not answering us (too many connections, a hung server, a failed exec): the app may
+      # Not down, only not answering us (too many connections, a failed exec): the app may
       # still write there, and what it writes from now on the promoted replica would never get.
       replica_log err "$PRIMARY cannot be fenced (${fence//$'\n'/ }), but its container runs, so it may still take the app's writes: nothing is promoted. Run npm run promote again once it answers; to promote from it lost for good, stop its container first (docker stop $PRIMARY): one that does not run is not waited for"
       exit "$UNTOUCHED"
